@@ -1,0 +1,145 @@
+// runbox/error.hpp - the one exception type runbox throws, with a typed code.
+//
+// Errors are classified from HTTP status codes (never by matching message
+// text) and never carry a credential: every message built by runbox goes
+// through redact() with the secrets the throwing component knows.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace runbox {
+
+/// What went wrong, independent of the provider.
+enum class errc {
+    config_invalid = 1,  ///< a configuration value or credential is missing or malformed
+    auth_failed,         ///< 401/403: the credential was refused
+    not_found,           ///< 404: the sandbox, file or route does not exist
+    conflict,            ///< 409: the resource is in a state that forbids the request
+    rate_limited,        ///< 429: slow down; see retry_after()
+    quota_exceeded,      ///< 402/413-style limits: the account cannot have more
+    timeout,             ///< a bounded wait ran out
+    sandbox_gone,        ///< the sandbox stopped, failed or was deleted under us
+    server_error,        ///< 5xx from a provider or the action server
+    transport,           ///< connection refused/reset, TLS failure, DNS...
+    bad_response,        ///< the peer answered something runbox cannot parse
+    unsupported,         ///< the provider or transport cannot do this
+};
+
+/// The stable, lower-case name of a code ("rate_limited"), used in messages.
+constexpr std::string_view to_string(errc code) noexcept {
+    switch (code) {
+        case errc::config_invalid: return "config_invalid";
+        case errc::auth_failed: return "auth_failed";
+        case errc::not_found: return "not_found";
+        case errc::conflict: return "conflict";
+        case errc::rate_limited: return "rate_limited";
+        case errc::quota_exceeded: return "quota_exceeded";
+        case errc::timeout: return "timeout";
+        case errc::sandbox_gone: return "sandbox_gone";
+        case errc::server_error: return "server_error";
+        case errc::transport: return "transport";
+        case errc::bad_response: return "bad_response";
+        case errc::unsupported: return "unsupported";
+    }
+    return "unknown";
+}
+
+namespace detail {
+class runbox_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "runbox"; }
+    std::string message(int value) const override { return std::string(to_string(static_cast<errc>(value))); }
+};
+}  // namespace detail
+
+/// The std::error_category of runbox::errc, so codes compose with std::error_code.
+inline const std::error_category& runbox_category() noexcept {
+    static const detail::runbox_category_impl category;
+    return category;
+}
+
+inline std::error_code make_error_code(errc code) noexcept { return {static_cast<int>(code), runbox_category()}; }
+
+/// Classifies an HTTP status. 2xx/3xx have no error code; callers check first.
+constexpr errc errc_from_http_status(int status) noexcept {
+    switch (status) {
+        case 400: case 422: return errc::config_invalid;  // the request we built from user input was refused
+        case 401: case 403: return errc::auth_failed;
+        case 402: return errc::quota_exceeded;
+        case 404: case 410: return errc::not_found;
+        case 408: return errc::timeout;
+        case 409: return errc::conflict;
+        case 429: return errc::rate_limited;
+        case 504: return errc::timeout;
+        default: break;
+    }
+    if (status >= 500) return errc::server_error;
+    return errc::bad_response;
+}
+
+/// Replaces every occurrence of each non-empty secret in `text` with "***".
+inline std::string redact(std::string text, const std::vector<std::string>& secrets) {
+    for (const auto& secret : secrets) {
+        if (secret.empty()) continue;
+        for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 3)) {
+            text.replace(pos, secret.size(), "***");
+        }
+    }
+    return text;
+}
+
+/// The exception runbox throws. `what()` reads
+/// "runbox [<provider>] <code> (HTTP <status>): <message>".
+class error : public std::runtime_error {
+public:
+    error(errc code, std::string message, std::string provider = {}, int http_status = 0,
+          std::optional<std::chrono::milliseconds> retry_after = std::nullopt)
+        : std::runtime_error(format(code, message, provider, http_status)),
+          code_(code),
+          detail_(std::move(message)),
+          provider_(std::move(provider)),
+          http_status_(http_status),
+          retry_after_(retry_after) {}
+
+    errc code() const noexcept { return code_; }
+    std::error_code error_code() const noexcept { return make_error_code(code_); }
+    /// The message without the prefix.
+    const std::string& detail() const noexcept { return detail_; }
+    /// "daytona", "runloop", "local", "transport", ... or empty.
+    const std::string& provider() const noexcept { return provider_; }
+    /// The HTTP status that caused this error, or 0.
+    int http_status() const noexcept { return http_status_; }
+    /// How long the server asked us to wait before retrying, when it said.
+    std::optional<std::chrono::milliseconds> retry_after() const noexcept { return retry_after_; }
+
+private:
+    static std::string format(errc code, const std::string& message, const std::string& provider, int status) {
+        std::string out = "runbox";
+        if (!provider.empty()) out += " [" + provider + "]";
+        out += ' ';
+        out += to_string(code);
+        if (status != 0) out += " (HTTP " + std::to_string(status) + ")";
+        out += ": ";
+        out += message;
+        return out;
+    }
+
+    errc code_;
+    std::string detail_;
+    std::string provider_;
+    int http_status_;
+    std::optional<std::chrono::milliseconds> retry_after_;
+};
+
+}  // namespace runbox
+
+namespace std {
+template <>
+struct is_error_code_enum<runbox::errc> : true_type {};
+}  // namespace std
