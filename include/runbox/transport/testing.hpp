@@ -1,0 +1,496 @@
+// runbox/transport/testing.hpp - transports for tests.
+//
+//  HandlerTransport           answers with a function (no network)
+//  FaultInjectingTransport<I> drops, delays or answers chosen requests, forwards the rest to I
+//  RecordingTransport<I>      forwards to I and writes every exchange to a JSON-lines cassette,
+//                             with credentials redacted
+//  ReplayTransport            answers from a cassette, in order
+//
+// All of them satisfy TransportPolicy and are safe to call from several threads.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include "runbox/error.hpp"
+#include "runbox/transport/transport.hpp"
+
+namespace runbox {
+
+namespace detail {
+/// Delivers a canned 2xx body to a streaming request the way a real transport does.
+inline Response deliver_body(const Request& request, Response response, std::string_view who) {
+    if (request.on_body && response.ok()) {
+        std::string body = std::move(response.body);
+        response.body.clear();
+        if (!body.empty() && !request.on_body(body)) {
+            throw error(errc::bad_response, std::string(who) + ": the body receiver stopped the transfer",
+                        "transport");
+        }
+    }
+    return response;
+}
+}  // namespace detail
+
+// ---------------------------------------------------------------------------
+
+/// A transport that answers every request with a function. Without one it
+/// throws errc::transport, like a host nobody listens on.
+class HandlerTransport {
+public:
+    using Handler = std::function<Response(const Request&)>;
+    static constexpr bool supports_http2 = true;
+    static constexpr bool supports_streaming = true;
+
+    HandlerTransport() = default;
+    explicit HandlerTransport(const TransportOptions&) {}
+    explicit HandlerTransport(Handler handler) : handler_(std::move(handler)) {}
+
+    void set_handler(Handler handler) { handler_ = std::move(handler); }
+
+    Response send(const Request& request) {
+        if (!handler_) throw error(errc::transport, "HandlerTransport has no handler", "transport");
+        return detail::deliver_body(request, handler_(request), "HandlerTransport");
+    }
+
+private:
+    Handler handler_;
+};
+
+// ---------------------------------------------------------------------------
+
+/// One rule of a FaultInjectingTransport.
+struct Fault {
+    enum class Kind {
+        drop,   ///< throw errc::transport, as if the connection was reset
+        delay,  ///< wait, then forward (errc::timeout if the wait reaches request.timeout)
+        reply,  ///< answer status + headers + body without forwarding
+    };
+    Kind kind = Kind::drop;
+    std::string method{};      ///< empty = any method (compared case-insensitively)
+    std::string url_contains{};  ///< empty = any URL
+    int times = 1;             ///< applies to the next `times` matching requests; < 0 = forever
+    std::chrono::milliseconds delay{0};
+    int status = 0;
+    Headers headers{};
+    std::string body{};
+
+    bool matches(const Request& request) const {
+        return (method.empty() || detail::iequals(method, request.method)) &&
+               request.url.find(url_contains) != std::string::npos;
+    }
+};
+
+/// Forwards to `Inner` except where a rule says otherwise. Rules are tried in
+/// the order added; the first live matching rule applies and uses up one of
+/// its `times`.
+template <class Inner>
+class FaultInjectingTransport {
+public:
+    static constexpr bool supports_http2 = Inner::supports_http2;
+    static constexpr bool supports_streaming = Inner::supports_streaming;
+
+    explicit FaultInjectingTransport(const TransportOptions& options)
+        requires std::constructible_from<Inner, const TransportOptions&>
+        : inner_(options) {}
+    explicit FaultInjectingTransport(Inner inner) : inner_(std::move(inner)) {}
+
+    FaultInjectingTransport& add(Fault fault) {
+        std::lock_guard lock(state_->mutex);
+        state_->faults.push_back(std::move(fault));
+        return *this;
+    }
+    FaultInjectingTransport& drop(std::string method, std::string url_contains, int times = 1) {
+        return add(Fault{.kind = Fault::Kind::drop, .method = std::move(method),
+                         .url_contains = std::move(url_contains), .times = times});
+    }
+    FaultInjectingTransport& delay(std::string method, std::string url_contains, std::chrono::milliseconds by,
+                                   int times = 1) {
+        return add(Fault{.kind = Fault::Kind::delay, .method = std::move(method),
+                         .url_contains = std::move(url_contains), .times = times, .delay = by});
+    }
+    FaultInjectingTransport& reply(std::string method, std::string url_contains, int status, Headers headers = {},
+                                   std::string body = {}, int times = 1) {
+        return add(Fault{.kind = Fault::Kind::reply, .method = std::move(method),
+                         .url_contains = std::move(url_contains), .times = times, .status = status,
+                         .headers = std::move(headers), .body = std::move(body)});
+    }
+    void clear_faults() {
+        std::lock_guard lock(state_->mutex);
+        state_->faults.clear();
+    }
+
+    /// Every request seen (faulted or forwarded).
+    std::size_t requests_seen() const {
+        std::lock_guard lock(state_->mutex);
+        return state_->seen.size();
+    }
+    /// Requests seen whose method matches (empty = any) and whose URL contains `url_contains`.
+    std::size_t requests_seen(std::string_view method, std::string_view url_contains) const {
+        std::lock_guard lock(state_->mutex);
+        return static_cast<std::size_t>(std::count_if(state_->seen.begin(), state_->seen.end(), [&](const auto& s) {
+            return (method.empty() || detail::iequals(method, s.first)) && s.second.find(url_contains) != std::string::npos;
+        }));
+    }
+    /// (method, url) of every request seen, in order.
+    std::vector<std::pair<std::string, std::string>> seen() const {
+        std::lock_guard lock(state_->mutex);
+        return state_->seen;
+    }
+
+    Inner& inner() noexcept { return inner_; }
+
+    Response send(const Request& request) {
+        std::optional<Fault> fault;
+        {
+            std::lock_guard lock(state_->mutex);
+            state_->seen.emplace_back(request.method, request.url);
+            for (auto& rule : state_->faults) {
+                if (rule.times == 0 || !rule.matches(request)) continue;
+                if (rule.times > 0) --rule.times;
+                fault = rule;
+                break;
+            }
+        }
+        if (!fault) return inner_.send(request);
+        switch (fault->kind) {
+            case Fault::Kind::drop:
+                throw error(errc::transport, request.method + " failed: connection dropped (injected)", "transport");
+            case Fault::Kind::delay:
+                if (fault->delay >= request.timeout) {
+                    std::this_thread::sleep_for(request.timeout);
+                    throw error(errc::timeout,
+                                request.method + " timed out after " + std::to_string(request.timeout.count()) +
+                                    " ms (injected delay)",
+                                "transport");
+                }
+                std::this_thread::sleep_for(fault->delay);
+                return inner_.send(request);
+            case Fault::Kind::reply:
+                break;
+        }
+        Response response;
+        response.status = fault->status;
+        response.headers = std::move(fault->headers);
+        response.body = std::move(fault->body);
+        return detail::deliver_body(request, std::move(response), "FaultInjectingTransport");
+    }
+
+private:
+    struct State {
+        mutable std::mutex mutex;
+        std::vector<Fault> faults;
+        std::vector<std::pair<std::string, std::string>> seen;
+    };
+    Inner inner_;
+    std::unique_ptr<State> state_ = std::make_unique<State>();
+};
+
+// ---------------------------------------------------------------------------
+// Cassettes: one JSON object per line,
+//   {"request":{"method","url","headers":[[n,v],...],"body"|"body_base64"},
+//    "response":{"status","headers","body"|"body_base64","streamed"}}   or   "error":{"code","message","http_status"}
+
+namespace detail {
+inline std::string base64_encode(std::string_view bytes) {
+    std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    out.resize(static_cast<std::size_t>(std::max(n, 0)));
+    return out;
+}
+
+inline std::string base64_decode(std::string_view text) {
+    if (text.empty()) return {};
+    std::string out(3 * (text.size() / 4) + 3, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+    if (n < 0 || text.size() % 4 != 0) throw error(errc::bad_response, "cassette: bad base64 body", "transport");
+    std::size_t size = static_cast<std::size_t>(n);
+    for (std::size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --size;  // EVP counts padding
+    out.resize(size);
+    return out;
+}
+
+/// Stores a body as "body" when it is valid UTF-8 text, else as "body_base64".
+inline void put_body(nlohmann::json& object, const std::string& body) {
+    try {
+        (void)nlohmann::json(body).dump();
+        object["body"] = body;
+    } catch (const nlohmann::json::type_error&) {
+        object["body_base64"] = base64_encode(body);
+    }
+}
+
+inline std::string get_body(const nlohmann::json& object) {
+    if (auto it = object.find("body_base64"); it != object.end()) return base64_decode(it->get<std::string>());
+    return object.value("body", std::string());
+}
+
+inline nlohmann::json headers_to_json(const Headers& headers) {
+    auto out = nlohmann::json::array();
+    for (const auto& [name, value] : headers) out.push_back({name, value});
+    return out;
+}
+
+inline Headers headers_from_json(const nlohmann::json& array) {
+    Headers out;
+    if (!array.is_array()) return out;
+    for (const auto& field : array) out.add(field.at(0).get<std::string>(), field.at(1).get<std::string>());
+    return out;
+}
+
+inline errc errc_from_name(std::string_view name) {
+    for (int value = static_cast<int>(errc::config_invalid); value <= static_cast<int>(errc::unsupported); ++value) {
+        if (to_string(static_cast<errc>(value)) == name) return static_cast<errc>(value);
+    }
+    return errc::transport;
+}
+
+/// Header names whose values are credentials, whatever the provider.
+inline bool is_credential_header(std::string_view name) {
+    for (std::string_view sensitive : {"authorization", "proxy-authorization", "x-api-key", "x-session-api-key",
+                                       "x-daytona-preview-token", "x-access-token", "cookie", "set-cookie"}) {
+        if (iequals(name, sensitive)) return true;
+    }
+    return istarts_with(name, "x-modal-");
+}
+}  // namespace detail
+
+/// Forwards to `Inner` and appends every exchange (including errors) to a
+/// JSON-lines cassette, truncated when the transport is built. Values of
+/// credential headers (Authorization, X-API-Key, X-Session-API-Key,
+/// X-Daytona-Preview-Token, X-Access-Token, Cookie, X-Modal-*) become
+/// "<redacted>", and so does every occurrence of a registered secret - or of
+/// a credential header value seen earlier - in URLs, headers and bodies.
+template <class Inner>
+class RecordingTransport {
+public:
+    static constexpr bool supports_http2 = Inner::supports_http2;
+    static constexpr bool supports_streaming = Inner::supports_streaming;
+    static constexpr std::string_view redacted = "<redacted>";
+
+    /// Records to options.cassette_path.
+    explicit RecordingTransport(const TransportOptions& options)
+        requires std::constructible_from<Inner, const TransportOptions&>
+        : RecordingTransport(options.cassette_path, Inner(options)) {}
+
+    RecordingTransport(std::filesystem::path cassette, Inner inner, std::vector<std::string> secrets = {})
+        : inner_(std::move(inner)), state_(std::make_unique<State>()) {
+        if (cassette.empty()) throw error(errc::config_invalid, "RecordingTransport needs a cassette path", "transport");
+        state_->out.open(cassette, std::ios::binary | std::ios::trunc);
+        if (!state_->out) throw error(errc::config_invalid, "cannot write the cassette " + cassette.string(), "transport");
+        for (auto& secret : secrets) add_secret(std::move(secret));
+    }
+
+    /// Redacts `secret` from everything recorded from now on.
+    void add_secret(std::string secret) {
+        std::lock_guard lock(state_->mutex);
+        learn(std::move(secret));
+    }
+
+    /// Exchanges written so far.
+    std::size_t recorded() const {
+        std::lock_guard lock(state_->mutex);
+        return state_->count;
+    }
+
+    Inner& inner() noexcept { return inner_; }
+
+    Response send(const Request& request) {
+        {
+            std::lock_guard lock(state_->mutex);
+            for (const auto& [name, value] : request.headers) {
+                if (!detail::is_credential_header(name)) continue;
+                learn(value);
+                if (const auto space = value.find(' '); space != std::string::npos) learn(value.substr(space + 1));  // "Bearer <token>"
+            }
+        }
+        // A streamed body still reaches the caller; the recording keeps a copy.
+        std::string streamed;
+        Request forwarded;
+        const Request* to_send = &request;
+        if (request.on_body) {
+            forwarded = request;
+            forwarded.on_body = [&](std::string_view chunk) {
+                streamed.append(chunk);
+                return request.on_body(chunk);
+            };
+            to_send = &forwarded;
+        }
+        nlohmann::json entry;
+        try {
+            Response response = inner_.send(*to_send);
+            nlohmann::json recorded_response{{"status", response.status},
+                                             {"headers", detail::headers_to_json(response.headers)}};
+            const bool was_streamed = request.on_body && response.ok();
+            recorded_response["streamed"] = was_streamed;
+            entry["response"] = std::move(recorded_response);
+            write(request, std::move(entry), was_streamed ? streamed : response.body);
+            return response;
+        } catch (const error& e) {
+            entry["error"] = {{"code", std::string(to_string(e.code()))},
+                              {"message", e.detail()},
+                              {"http_status", e.http_status()}};
+            write(request, std::move(entry), {});
+            throw;
+        }
+    }
+
+private:
+    struct State {
+        std::mutex mutex;
+        std::ofstream out;
+        std::vector<std::string> secrets;  // longest first
+        std::size_t count = 0;
+    };
+
+    void learn(std::string secret) {  // caller holds the lock
+        if (secret.size() < 4 || secret == redacted) return;  // too short to be a credential; would shred the text
+        if (std::find(state_->secrets.begin(), state_->secrets.end(), secret) != state_->secrets.end()) return;
+        state_->secrets.push_back(std::move(secret));
+        std::stable_sort(state_->secrets.begin(), state_->secrets.end(),
+                         [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+    }
+
+    std::string scrub(std::string text) const {  // caller holds the lock
+        for (const auto& secret : state_->secrets) {
+            for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + redacted.size())) {
+                text.replace(pos, secret.size(), redacted);
+            }
+        }
+        return text;
+    }
+
+    nlohmann::json scrub(const Headers& headers) const {
+        Headers out;
+        for (const auto& [name, value] : headers) {
+            out.add(name, detail::is_credential_header(name) ? std::string(redacted) : scrub(value));
+        }
+        return detail::headers_to_json(out);
+    }
+
+    void write(const Request& request, nlohmann::json entry, const std::string& response_body) {
+        std::lock_guard lock(state_->mutex);
+        nlohmann::json recorded_request{{"method", request.method},
+                                        {"url", scrub(request.url)},
+                                        {"headers", scrub(request.headers)}};
+        detail::put_body(recorded_request, scrub(request.body));
+        entry["request"] = std::move(recorded_request);
+        if (auto it = entry.find("response"); it != entry.end()) {
+            (*it)["headers"] = scrub(detail::headers_from_json((*it)["headers"]));
+            detail::put_body(*it, scrub(response_body));
+        }
+        if (auto it = entry.find("error"); it != entry.end()) {
+            (*it)["message"] = scrub((*it)["message"].get<std::string>());
+        }
+        state_->out << entry.dump() << '\n';
+        state_->out.flush();
+        ++state_->count;
+    }
+
+    Inner inner_;
+    std::unique_ptr<State> state_;
+};
+
+/// Answers from a cassette written by RecordingTransport, one exchange per
+/// request, in order. Each request must match the next entry's method and
+/// URL path (host, port and query are not compared: ports differ between
+/// runs); a mismatch or an exhausted cassette throws errc::bad_response
+/// naming what was expected and what came. Recorded errors are rethrown.
+class ReplayTransport {
+public:
+    static constexpr bool supports_http2 = true;
+    static constexpr bool supports_streaming = true;
+
+    explicit ReplayTransport(const TransportOptions& options) : ReplayTransport(std::filesystem::path(options.cassette_path)) {}
+
+    explicit ReplayTransport(const std::filesystem::path& cassette) : state_(std::make_unique<State>()) {
+        std::ifstream in(cassette, std::ios::binary);
+        if (!in) throw error(errc::config_invalid, "cannot read the cassette " + cassette.string(), "transport");
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.empty()) continue;
+            auto entry = nlohmann::json::parse(line, nullptr, false);
+            if (!entry.is_object() || !entry.contains("request")) {
+                throw error(errc::bad_response,
+                            "cassette " + cassette.string() + " line " + std::to_string(state_->entries.size() + 1) +
+                                " is not an exchange",
+                            "transport");
+            }
+            state_->entries.push_back(std::move(entry));
+        }
+    }
+
+    /// Entries not replayed yet.
+    std::size_t remaining() const {
+        std::lock_guard lock(state_->mutex);
+        return state_->entries.size() - state_->next;
+    }
+
+    Response send(const Request& request) {
+        const std::string path = parse_url(request.url).path();
+        const std::string got = request.method + " " + path;
+        nlohmann::json entry;
+        std::size_t index = 0;
+        {
+            std::lock_guard lock(state_->mutex);
+            index = state_->next;
+            if (index >= state_->entries.size()) {
+                throw error(errc::bad_response,
+                            "cassette exhausted after " + std::to_string(index) + " exchanges; got " + got, "transport");
+            }
+            const auto& recorded = state_->entries[index]["request"];
+            const std::string method = recorded.value("method", std::string());
+            const std::string recorded_path = parse_url(recorded.value("url", std::string())).path();
+            if (!detail::iequals(method, request.method) || recorded_path != path) {
+                const std::string expected = method + " " + recorded_path;
+                throw error(errc::bad_response,
+                            "cassette entry " + std::to_string(index + 1) + " expected " + expected + ", got " + got,
+                            "transport");
+            }
+            entry = state_->entries[index];
+            ++state_->next;
+        }
+        if (auto it = entry.find("error"); it != entry.end()) {
+            throw error(detail::errc_from_name(it->value("code", std::string())), it->value("message", std::string()),
+                        "transport", it->value("http_status", 0));
+        }
+        const auto& recorded = entry.at("response");
+        Response response;
+        response.status = recorded.value("status", 0);
+        response.headers = detail::headers_from_json(recorded.value("headers", nlohmann::json::array()));
+        response.body = detail::get_body(recorded);
+        return detail::deliver_body(request, std::move(response), "ReplayTransport");
+    }
+
+private:
+    struct State {
+        mutable std::mutex mutex;
+        std::vector<nlohmann::json> entries;
+        std::size_t next = 0;
+    };
+    std::unique_ptr<State> state_;
+};
+
+static_assert(is_transport_policy_v<HandlerTransport>);
+static_assert(is_transport_policy_v<FaultInjectingTransport<HandlerTransport>>);
+static_assert(is_transport_policy_v<RecordingTransport<HandlerTransport>>);
+static_assert(is_transport_policy_v<ReplayTransport>);
+
+}  // namespace runbox

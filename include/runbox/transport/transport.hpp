@@ -1,0 +1,522 @@
+// runbox/transport/transport.hpp - the vocabulary every transport speaks.
+//
+// Request / Response / Headers, the TransportPolicy concept, URL parsing,
+// Retry-After parsing, raise_for_status and the retry loop. No HTTP library
+// is included here: HttplibTransport (transport/httplib.hpp) and the test
+// transports (transport/testing.hpp) implement the concept. Query-string
+// percent-encoding (url_encode, query_string) lives in transport/httplib.hpp:
+// it delegates to cpp-httplib's encoder instead of writing one here.
+#pragma once
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <initializer_list>
+#include <iomanip>
+#include <locale>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runbox/error.hpp"
+
+namespace runbox {
+
+namespace detail {
+inline char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    }
+    return true;
+}
+
+inline bool istarts_with(std::string_view text, std::string_view prefix) noexcept {
+    return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
+}
+
+inline std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+}  // namespace detail
+
+/// HTTP header fields: an ordered list of name/value pairs, names compared
+/// case-insensitively. Repeated names are kept (add) or collapsed (set).
+class Headers {
+public:
+    using value_type = std::pair<std::string, std::string>;
+    using container = std::vector<value_type>;
+    using const_iterator = container::const_iterator;
+
+    Headers() = default;
+    Headers(std::initializer_list<value_type> fields) : fields_(fields) {}
+
+    /// The first value of `name`, if present.
+    std::optional<std::string> get(std::string_view name) const {
+        for (const auto& [key, value] : fields_) {
+            if (detail::iequals(key, name)) return value;
+        }
+        return std::nullopt;
+    }
+
+    /// Every value of `name`, in order.
+    std::vector<std::string> get_all(std::string_view name) const {
+        std::vector<std::string> out;
+        for (const auto& [key, value] : fields_) {
+            if (detail::iequals(key, name)) out.push_back(value);
+        }
+        return out;
+    }
+
+    /// Replaces every field called `name` by one (at the first one's position).
+    Headers& set(std::string name, std::string value) {
+        auto it = std::find_if(fields_.begin(), fields_.end(),
+                               [&](const value_type& f) { return detail::iequals(f.first, name); });
+        if (it == fields_.end()) {
+            fields_.emplace_back(std::move(name), std::move(value));
+            return *this;
+        }
+        it->second = std::move(value);
+        const auto first = static_cast<std::size_t>(it - fields_.begin());
+        std::size_t index = 0;
+        std::erase_if(fields_, [&](const value_type& f) { return index++ > first && detail::iequals(f.first, name); });
+        return *this;
+    }
+
+    /// Appends a field, keeping existing ones of the same name.
+    Headers& add(std::string name, std::string value) {
+        fields_.emplace_back(std::move(name), std::move(value));
+        return *this;
+    }
+
+    /// Removes every field called `name`; returns how many were removed.
+    std::size_t erase(std::string_view name) {
+        return static_cast<std::size_t>(
+            std::erase_if(fields_, [&](const value_type& f) { return detail::iequals(f.first, name); }));
+    }
+
+    bool contains(std::string_view name) const { return get(name).has_value(); }
+
+    /// Sets every field of `overrides` (per-request headers win over session headers).
+    Headers& merge(const Headers& overrides) {
+        for (const auto& [key, value] : overrides) set(key, value);
+        return *this;
+    }
+
+    const_iterator begin() const noexcept { return fields_.begin(); }
+    const_iterator end() const noexcept { return fields_.end(); }
+    std::size_t size() const noexcept { return fields_.size(); }
+    bool empty() const noexcept { return fields_.empty(); }
+    void clear() noexcept { fields_.clear(); }
+
+    friend bool operator==(const Headers&, const Headers&) = default;
+
+private:
+    container fields_;
+};
+
+enum class HttpVersion { any, http1_1, http2 };
+
+/// One HTTP request. `url` is absolute: http[s]://host[:port]/path?query.
+struct Request {
+    std::string method = "GET";
+    std::string url{};
+    Headers headers{};
+    std::string body{};
+    /// Per attempt, the longest wait for the peer to accept or deliver bytes
+    /// (the connect has TransportOptions::connect_timeout).
+    std::chrono::milliseconds timeout{60000};
+    std::optional<bool> idempotent{};          ///< overrides the method's default
+    HttpVersion version = HttpVersion::any;
+    /// When set, a 2xx body is streamed here (return false to stop) and
+    /// Response::body stays empty; non-2xx bodies still land in Response::body.
+    std::function<bool(std::string_view)> on_body{};
+
+    /// `idempotent` if set, else true for GET/HEAD/PUT/DELETE/OPTIONS.
+    bool is_idempotent() const {
+        if (idempotent) return *idempotent;
+        for (std::string_view m : {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}) {
+            if (detail::iequals(method, m)) return true;
+        }
+        return false;
+    }
+};
+
+struct Response {
+    int status = 0;
+    Headers headers{};
+    std::string body{};
+    Headers trailers{};
+
+    bool ok() const noexcept { return status >= 200 && status < 300; }
+};
+
+/// How a transport is built. Every field has a safe default.
+struct TransportOptions {
+    bool verify_tls = true;             ///< false is an explicit, visible opt-out
+    std::string ca_cert_path{};         ///< PEM bundle; empty = the system store
+    std::chrono::milliseconds connect_timeout{10000};
+    std::size_t max_idle_connections_per_host = 8;  ///< kept-alive connections pooled per scheme+host+port
+    /// A pooled connection idle longer than this is closed, not reused: servers
+    /// drop idle keep-alive connections (uvicorn after 5 s), and a POST sent on
+    /// a connection the server just closed cannot be retried safely.
+    std::chrono::milliseconds idle_connection_timeout{4000};
+    std::string cassette_path{};        ///< RecordingTransport / ReplayTransport only
+};
+
+// ---------------------------------------------------------------------------
+// TransportPolicy
+
+/// Each clause of the TransportPolicy contract is a concept of its own, so a
+/// static_assert can name the clause that failed.
+template <class T>
+concept TransportConstructible = std::constructible_from<T, const TransportOptions&>;
+
+template <class T>
+concept TransportSends = requires(T& transport, const Request& request) {
+    { transport.send(request) } -> std::same_as<Response>;
+};
+
+template <class T>
+concept TransportHasCapabilities = requires {
+    { std::bool_constant<T::supports_http2>{} } -> std::same_as<std::bool_constant<T::supports_http2>>;
+    { std::bool_constant<T::supports_streaming>{} } -> std::same_as<std::bool_constant<T::supports_streaming>>;
+};
+
+/// A transport: built from TransportOptions, `Response send(const Request&)`
+/// (throws runbox::error errc::transport / errc::timeout, returns every HTTP
+/// status), and `static constexpr bool supports_http2, supports_streaming`.
+template <class T>
+concept TransportPolicy = TransportConstructible<T> && TransportSends<T> && TransportHasCapabilities<T>;
+
+template <class T>
+inline constexpr bool is_transport_policy_v = TransportPolicy<T>;
+
+// ---------------------------------------------------------------------------
+// URLs
+
+/// An absolute URL split for a transport. `host` has no IPv6 brackets.
+struct Url {
+    std::string scheme{};  ///< lower case: "http" or "https"
+    std::string host{};
+    int port = 0;        ///< explicit, or 80 / 443 from the scheme
+    std::string target{};  ///< path + query, at least "/"; never the fragment
+
+    bool is_ipv6() const { return host.find(':') != std::string::npos; }
+    /// host[:port] as written in a URL (brackets for IPv6), port always present.
+    std::string authority() const {
+        return (is_ipv6() ? "[" + host + "]" : host) + ":" + std::to_string(port);
+    }
+    /// scheme://host:port - the connection-pool key.
+    std::string origin() const { return scheme + "://" + authority(); }
+    /// The target without its query.
+    std::string path() const { return target.substr(0, target.find('?')); }
+};
+
+/// Parses http[s]://host[:port][/target]. Throws errc::config_invalid; the
+/// message never repeats the URL (it may carry a token in its query).
+inline Url parse_url(std::string_view text) {
+    auto fail = [](const char* why) { return error(errc::config_invalid, std::string("invalid URL: ") + why, "transport"); };
+    Url url;
+    const auto sep = text.find("://");
+    if (sep == std::string_view::npos || sep == 0) throw fail("missing scheme");
+    for (char c : text.substr(0, sep)) url.scheme.push_back(detail::ascii_lower(c));
+    if (url.scheme != "http" && url.scheme != "https") throw fail("scheme must be http or https");
+    text.remove_prefix(sep + 3);
+
+    const auto authority_end = std::min(text.find_first_of("/?#"), text.size());
+    std::string_view authority = text.substr(0, authority_end);
+    std::string_view rest = text.substr(authority_end);
+    if (authority.find('@') != std::string_view::npos) throw fail("user info is not supported");
+
+    std::string_view port_text;
+    if (!authority.empty() && authority.front() == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) throw fail("unterminated IPv6 literal");
+        url.host = std::string(authority.substr(1, close - 1));
+        const auto after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') throw fail("garbage after IPv6 literal");
+            port_text = after.substr(1);
+        }
+        if (url.host.empty() || url.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
+            throw fail("bad IPv6 literal");
+        }
+    } else {
+        const auto colon = authority.rfind(':');
+        if (colon != std::string_view::npos) {
+            url.host = std::string(authority.substr(0, colon));
+            port_text = authority.substr(colon + 1);
+        } else {
+            url.host = std::string(authority);
+        }
+        if (url.host.find(':') != std::string::npos) throw fail("IPv6 hosts need brackets");
+    }
+    if (url.host.empty()) throw fail("missing host");
+
+    if (!port_text.empty()) {
+        int port = 0;
+        const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+        if (ec != std::errc{} || end != port_text.data() + port_text.size() || port < 1 || port > 65535) {
+            throw fail("bad port");
+        }
+        url.port = port;
+    } else {
+        url.port = url.scheme == "https" ? 443 : 80;
+    }
+
+    rest = rest.substr(0, rest.find('#'));
+    if (rest.empty() || rest.front() == '?') url.target = "/";
+    url.target += std::string(rest);
+    return url;
+}
+
+// ---------------------------------------------------------------------------
+// Retry-After
+
+namespace detail {
+/// Parses an HTTP-date (IMF-fixdate, RFC 850 or asctime), always GMT.
+inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
+    static constexpr const char* formats[] = {
+        "%a, %d %b %Y %H:%M:%S",  // Sun, 06 Nov 1994 08:49:37 GMT
+        "%A, %d-%b-%y %H:%M:%S",  // Sunday, 06-Nov-94 08:49:37 GMT
+        "%a %b %d %H:%M:%S %Y",   // Sun Nov  6 08:49:37 1994
+    };
+    for (const char* format : formats) {
+        std::tm tm{};
+        std::istringstream in{std::string(text)};
+        in.imbue(std::locale::classic());
+        in >> std::get_time(&tm, format);
+        if (in.fail()) continue;
+        std::string zone;
+        in >> zone;
+        if (!zone.empty() && zone != "GMT" && zone != "UTC") continue;
+        using namespace std::chrono;
+        const year_month_day date{year{tm.tm_year + 1900}, month{static_cast<unsigned>(tm.tm_mon + 1)},
+                                  day{static_cast<unsigned>(tm.tm_mday)}};
+        if (!date.ok()) continue;
+        return sys_days{date} + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec};
+    }
+    return std::nullopt;
+}
+
+/// A non-negative decimal number ("2", "1.5"); nullopt otherwise.
+inline std::optional<double> parse_non_negative(std::string_view text) {
+    text = trim(text);
+    if (text.empty() || text.find_first_not_of("0123456789.") != std::string_view::npos) return std::nullopt;
+    std::istringstream in{std::string(text)};
+    in.imbue(std::locale::classic());
+    double value = 0;
+    in >> value;
+    if (in.fail() || !in.eof() || !std::isfinite(value)) return std::nullopt;
+    return value;
+}
+
+inline std::chrono::milliseconds to_millis(double ms) {
+    constexpr double cap = 365.0 * 24 * 3600 * 1000;  // keeps the cast defined
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(std::min(ms, cap))));
+}
+}  // namespace detail
+
+/// How long the server asks us to wait: the largest of `retry-after-ms`
+/// (milliseconds), `Retry-After` and `Retry-After-<throttler>` (seconds or an
+/// HTTP-date, relative to `now`). nullopt when no such header parses.
+inline std::optional<std::chrono::milliseconds> parse_retry_after(
+    const Headers& headers, std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
+    std::optional<std::chrono::milliseconds> best;
+    auto offer = [&](std::chrono::milliseconds candidate) {
+        if (candidate < std::chrono::milliseconds::zero()) candidate = std::chrono::milliseconds::zero();
+        if (!best || candidate > *best) best = candidate;
+    };
+    for (const auto& [name, value] : headers) {
+        if (detail::iequals(name, "retry-after-ms")) {
+            if (auto ms = detail::parse_non_negative(value)) offer(detail::to_millis(*ms));
+        } else if (detail::iequals(name, "retry-after") || detail::istarts_with(name, "retry-after-")) {
+            if (auto s = detail::parse_non_negative(value)) {
+                offer(detail::to_millis(*s * 1000.0));
+            } else if (auto when = detail::parse_http_date(detail::trim(value))) {
+                offer(std::chrono::ceil<std::chrono::milliseconds>(*when - now));
+            }
+        }
+    }
+    return best;
+}
+
+// ---------------------------------------------------------------------------
+// raise_for_status
+
+/// Throws the runbox::error mapped from a non-2xx/3xx status (see
+/// errc_from_http_status). The message is the body's JSON `detail` or
+/// `message` field (else a short prefix of the body), with every secret
+/// redacted; retry_after() carries the parsed Retry-After.
+inline void raise_for_status(const Response& response, std::string_view provider,
+                             const std::vector<std::string>& secrets = {}) {
+    if (response.status >= 200 && response.status < 400) return;
+    std::string message;
+    auto text_of = [](const nlohmann::json& value) -> std::string {
+        if (value.is_string()) return value.get<std::string>();
+        if (value.is_array()) {  // NestJS validation lists
+            std::string joined;
+            for (const auto& item : value) {
+                if (!joined.empty()) joined += "; ";
+                joined += item.is_string() ? item.get<std::string>() : item.dump();
+            }
+            return joined;
+        }
+        return value.dump();
+    };
+    const auto json = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    if (json.is_object()) {
+        for (const char* key : {"detail", "message", "error"}) {
+            if (auto it = json.find(key); it != json.end() && !it->is_null()) {
+                message = text_of(*it);
+                break;
+            }
+        }
+    }
+    if (message.empty() && !json.is_discarded() && !json.is_object()) message = text_of(json);
+    if (message.empty() && json.is_discarded()) {
+        constexpr std::size_t limit = 300;
+        message = response.body.substr(0, limit);
+        if (response.body.size() > limit) message += "...";
+    }
+    if (message.empty()) message = "HTTP status " + std::to_string(response.status);
+    const errc code = response.status > 0 ? errc_from_http_status(response.status) : errc::bad_response;
+    throw error(code, redact(std::move(message), secrets), std::string(provider), response.status,
+                parse_retry_after(response.headers));
+}
+
+// ---------------------------------------------------------------------------
+// Retries
+
+/// When and how often send_with_retry tries again. Only idempotent requests
+/// are ever retried; a command is never silently re-run.
+struct RetryPolicy {
+    int max_attempts = 4;                       ///< total attempts, including the first
+    std::chrono::milliseconds initial_backoff{500};
+    std::chrono::milliseconds max_backoff{8000};
+    double jitter = 0.2;                        ///< each backoff shrinks by up to this fraction
+    std::chrono::milliseconds max_elapsed{60000};  ///< no wait may end past this budget
+    std::vector<int> retry_statuses{429, 502, 503, 504};
+    bool retry_dropped_connections = true;      ///< errc::transport errors
+    /// Waits between attempts; tests inject a recorder.
+    std::function<void(std::chrono::milliseconds)> sleep = [](std::chrono::milliseconds d) {
+        std::this_thread::sleep_for(d);
+    };
+
+    /// One attempt, no retries.
+    static RetryPolicy none() {
+        RetryPolicy policy;
+        policy.max_attempts = 1;
+        return policy;
+    }
+
+    bool retries_status(int status) const {
+        return std::find(retry_statuses.begin(), retry_statuses.end(), status) != retry_statuses.end();
+    }
+
+    /// The backoff before attempt `attempt + 1` (attempt is 1-based):
+    /// initial * 2^(attempt-1), capped at max_backoff, then reduced by
+    /// `unit_random * jitter` (unit_random in [0, 1)).
+    std::chrono::milliseconds backoff(int attempt, double unit_random) const {
+        double nominal = static_cast<double>(initial_backoff.count());
+        for (int i = 1; i < attempt && nominal < static_cast<double>(max_backoff.count()); ++i) nominal *= 2;
+        nominal = std::min(nominal, static_cast<double>(max_backoff.count()));
+        const double factor = 1.0 - std::clamp(jitter, 0.0, 1.0) * std::clamp(unit_random, 0.0, 1.0);
+        return std::chrono::milliseconds(static_cast<std::int64_t>(std::max(0.0, nominal * factor)));
+    }
+};
+
+namespace detail {
+inline double unit_random() {
+    thread_local std::minstd_rand engine{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+}
+}  // namespace detail
+
+/// Sends `request`, retrying per `policy`:
+///  - only if request.is_idempotent();
+///  - on a status in retry_statuses (or any status with `x-should-retry: true`),
+///    never when the response says `x-should-retry: false`;
+///  - on errc::transport errors if retry_dropped_connections, unless part of
+///    a streamed body already reached request.on_body;
+///  - waiting Retry-After when the server gives one, else the backoff; a wait
+///    that would end past max_elapsed ends the loop instead.
+/// When it stops, it returns the last Response (the caller raises) or
+/// rethrows the last error. max_elapsed bounds the waits, not one attempt
+/// (request.timeout does that).
+template <class T>
+Response send_with_retry(T& transport, const Request& request, const RetryPolicy& policy) {
+    const auto start = std::chrono::steady_clock::now();
+    const bool idempotent = request.is_idempotent();
+    const int attempts = std::max(1, policy.max_attempts);
+
+    // A streamed body cannot be replayed into the receiver: note when bytes arrive.
+    bool body_delivered = false;
+    Request streamed;
+    const Request* to_send = &request;
+    if (request.on_body) {
+        streamed = request;
+        streamed.on_body = [&body_delivered, &request](std::string_view chunk) {
+            body_delivered = true;
+            return request.on_body(chunk);
+        };
+        to_send = &streamed;
+    }
+
+    // Elapsed = wall time, or the waits asked for if more (an injected sleep may not block).
+    std::chrono::milliseconds waited{0};
+    auto fits_budget = [&](std::chrono::milliseconds delay) {
+        const auto elapsed = std::max<std::chrono::steady_clock::duration>(std::chrono::steady_clock::now() - start, waited);
+        return elapsed + delay <= policy.max_elapsed;
+    };
+    auto wait = [&](std::chrono::milliseconds delay) {
+        waited += delay;
+        if (delay > std::chrono::milliseconds::zero()) policy.sleep(delay);
+    };
+
+    for (int attempt = 1;; ++attempt) {
+        Response response;
+        try {
+            response = transport.send(*to_send);
+        } catch (const error& e) {
+            const bool retryable = e.code() == errc::transport && policy.retry_dropped_connections && idempotent &&
+                                   !body_delivered && attempt < attempts;
+            if (!retryable) throw;
+            const auto delay = policy.backoff(attempt, detail::unit_random());
+            if (!fits_budget(delay)) throw;
+            wait(delay);
+            continue;
+        }
+        if (!idempotent || attempt >= attempts) return response;
+        const auto should_retry = response.headers.get("x-should-retry");
+        bool retry = policy.retries_status(response.status);
+        if (should_retry && detail::iequals(detail::trim(*should_retry), "false")) retry = false;
+        if (should_retry && detail::iequals(detail::trim(*should_retry), "true") && !response.ok()) retry = true;
+        if (!retry) return response;
+        const auto delay = parse_retry_after(response.headers).value_or(policy.backoff(attempt, detail::unit_random()));
+        if (!fits_budget(delay)) return response;
+        wait(delay);
+    }
+}
+
+}  // namespace runbox

@@ -1,0 +1,370 @@
+// Unit tests of runbox/transport/testing.hpp: fault injection, record/replay,
+// and redaction of credentials in cassettes (proved by reading the file).
+#include "runbox/transport/testing.hpp"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+#include "runbox/transport/transport.hpp"
+
+using namespace std::chrono_literals;
+using runbox::errc;
+using runbox::FaultInjectingTransport;
+using runbox::HandlerTransport;
+using runbox::Headers;
+using runbox::RecordingTransport;
+using runbox::ReplayTransport;
+using runbox::Request;
+using runbox::Response;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "runbox-cassette-XXXXXX").string();
+        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+        path = pattern;
+    }
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+};
+
+std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+Request make(std::string method, std::string url, std::string body = {}) {
+    Request r;
+    r.method = std::move(method);
+    r.url = std::move(url);
+    r.body = std::move(body);
+    return r;
+}
+
+// Echoes "<METHOD> <url> <body>" with status 200, counts calls.
+struct Echo {
+    int* calls;
+    Response operator()(const Request& r) const {
+        ++*calls;
+        Response out;
+        out.status = 200;
+        out.headers.add("Content-Type", "text/plain");
+        out.body = r.method + " " + r.url + " " + r.body;
+        return out;
+    }
+};
+
+constexpr const char* base = "http://127.0.0.1:9/";
+
+}  // namespace
+
+TEST_CASE("HandlerTransport answers with its function, or fails like a dead host", "[testing]") {
+    int calls = 0;
+    HandlerTransport t{Echo{&calls}};
+    REQUIRE(t.send(make("GET", std::string(base) + "alive")).body == "GET http://127.0.0.1:9/alive ");
+    REQUIRE(calls == 1);
+
+    HandlerTransport none;
+    try {
+        (void)none.send(make("GET", base));
+        FAIL("no throw");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == errc::transport);
+    }
+}
+
+TEST_CASE("FaultInjectingTransport drops the next N matching requests, then forwards", "[testing][faults]") {
+    int calls = 0;
+    FaultInjectingTransport<HandlerTransport> t{HandlerTransport{Echo{&calls}}};
+    t.drop("GET", "/alive", 2);
+    for (int i = 0; i < 2; ++i) {
+        try {
+            (void)t.send(make("GET", std::string(base) + "alive"));
+            FAIL("not dropped");
+        } catch (const runbox::error& e) {
+            REQUIRE(e.code() == errc::transport);
+        }
+    }
+    REQUIRE(calls == 0);
+    REQUIRE(t.send(make("GET", std::string(base) + "alive")).status == 200);
+    REQUIRE(calls == 1);
+    // Method and URL must both match.
+    t.drop("POST", "/execute_action");
+    REQUIRE(t.send(make("GET", std::string(base) + "execute_action")).status == 200);
+    REQUIRE(t.send(make("POST", std::string(base) + "other")).status == 200);
+    REQUIRE_THROWS_AS(t.send(make("post", std::string(base) + "execute_action")), runbox::error);
+
+    REQUIRE(t.requests_seen() == 6);
+    REQUIRE(t.requests_seen("GET", "/alive") == 3);
+    REQUIRE(t.requests_seen("", "execute_action") == 2);
+    REQUIRE(t.seen().front() == std::pair<std::string, std::string>{"GET", std::string(base) + "alive"});
+}
+
+TEST_CASE("FaultInjectingTransport replies with a canned status, headers and body", "[testing][faults]") {
+    int calls = 0;
+    FaultInjectingTransport<HandlerTransport> t{HandlerTransport{Echo{&calls}}};
+    t.reply("", "/sandbox", 429, Headers{{"Retry-After", "1"}}, R"({"message":"slow down"})", 1);
+    t.reply("GET", "/forever", 503, {}, "down", -1);
+
+    auto r = t.send(make("POST", std::string(base) + "sandbox"));
+    REQUIRE(r.status == 429);
+    REQUIRE(r.headers.get("retry-after") == "1");
+    REQUIRE(r.body == R"({"message":"slow down"})");
+    REQUIRE(t.send(make("POST", std::string(base) + "sandbox")).status == 200);  // used up
+    for (int i = 0; i < 5; ++i) REQUIRE(t.send(make("GET", std::string(base) + "forever")).status == 503);
+    REQUIRE(calls == 1);
+
+    t.clear_faults();
+    REQUIRE(t.send(make("GET", std::string(base) + "forever")).status == 200);
+
+    // A canned 2xx reaches a streaming receiver like a real body.
+    t.reply("GET", "/download", 200, {}, "zipbytes");
+    std::string streamed;
+    auto req = make("GET", std::string(base) + "download");
+    req.on_body = [&](std::string_view chunk) {
+        streamed.append(chunk);
+        return true;
+    };
+    auto d = t.send(req);
+    REQUIRE(d.status == 200);
+    REQUIRE(d.body.empty());
+    REQUIRE(streamed == "zipbytes");
+}
+
+TEST_CASE("FaultInjectingTransport delays, and times out when the delay reaches the timeout", "[testing][faults]") {
+    int calls = 0;
+    FaultInjectingTransport<HandlerTransport> t{HandlerTransport{Echo{&calls}}};
+    t.delay("GET", "/slow", 60ms);
+    auto start = steady::now();
+    REQUIRE(t.send(make("GET", std::string(base) + "slow")).status == 200);
+    REQUIRE(steady::now() - start >= 60ms);
+    REQUIRE(calls == 1);
+
+    t.delay("GET", "/slow", 10s);
+    auto req = make("GET", std::string(base) + "slow");
+    req.timeout = 50ms;
+    start = steady::now();
+    try {
+        (void)t.send(req);
+        FAIL("no timeout");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == errc::timeout);
+    }
+    const auto elapsed = steady::now() - start;
+    REQUIRE(elapsed >= 50ms);
+    REQUIRE(elapsed < 5s);
+    REQUIRE(calls == 1);
+}
+
+TEST_CASE("FaultInjectingTransport composes with send_with_retry", "[testing][faults][retry]") {
+    int calls = 0;
+    FaultInjectingTransport<HandlerTransport> t{HandlerTransport{Echo{&calls}}};
+    t.drop("GET", "/alive", 2);
+    t.reply("POST", "/execute_action", 503, {}, "", 1);
+    runbox::RetryPolicy policy;
+    std::vector<std::chrono::milliseconds> waits;
+    policy.sleep = [&](std::chrono::milliseconds d) { waits.push_back(d); };
+
+    REQUIRE(runbox::send_with_retry(t, make("GET", std::string(base) + "alive"), policy).status == 200);
+    REQUIRE(t.requests_seen("GET", "/alive") == 3);
+    REQUIRE(waits.size() == 2);
+
+    REQUIRE(runbox::send_with_retry(t, make("POST", std::string(base) + "execute_action"), policy).status == 503);
+    REQUIRE(t.requests_seen("POST", "/execute_action") == 1);
+}
+
+TEST_CASE("RecordingTransport + ReplayTransport round trip, including streams, binary bodies and errors",
+          "[testing][cassette]") {
+    TempDir dir;
+    const auto cassette = dir.path / "session.jsonl";
+    const std::string binary("PK\x03\x04\x00\xff\xfe\x80zip", 11);
+
+    std::vector<Response> live;
+    {
+        int calls = 0;
+        HandlerTransport inner{[&](const Request& r) -> Response {
+            ++calls;
+            if (r.url.find("/download_files") != std::string::npos) {
+                Response z;
+                z.status = 200;
+                z.body = binary;
+                return z;
+            }
+            if (r.url.find("/boom") != std::string::npos) throw runbox::error(errc::transport, "reset", "transport");
+            return Echo{&calls}(r);
+        }};
+        RecordingTransport<HandlerTransport> recorder(cassette, std::move(inner));
+        live.push_back(recorder.send(make("GET", "http://127.0.0.1:1111/alive")));
+        live.push_back(recorder.send(make("POST", "http://127.0.0.1:1111/execute_action", R"({"action":{}})")));
+        std::string streamed;
+        auto download = make("GET", "http://127.0.0.1:1111/download_files?path=%2Fworkspace");
+        download.on_body = [&](std::string_view chunk) {
+            streamed.append(chunk);
+            return true;
+        };
+        live.push_back(recorder.send(download));
+        REQUIRE(streamed == binary);
+        REQUIRE_THROWS_AS(recorder.send(make("GET", "http://127.0.0.1:1111/boom")), runbox::error);
+        REQUIRE(recorder.recorded() == 4);
+    }
+
+    const auto text = read_file(cassette);
+    REQUIRE(std::count(text.begin(), text.end(), '\n') == 4);
+    REQUIRE(text.find("body_base64") != std::string::npos);
+
+    // Replay against another port: host and port are not compared.
+    ReplayTransport replay(cassette);
+    REQUIRE(replay.remaining() == 4);
+    auto a = replay.send(make("GET", "http://127.0.0.1:2222/alive"));
+    REQUIRE(a.status == live[0].status);
+    REQUIRE(a.body == live[0].body);
+    REQUIRE(a.headers == live[0].headers);
+    auto b = replay.send(make("POST", "http://127.0.0.1:2222/execute_action", R"({"action":{}})"));
+    REQUIRE(b.body == live[1].body);
+    std::string streamed;
+    auto download = make("GET", "http://127.0.0.1:2222/download_files?path=%2Fworkspace");
+    download.on_body = [&](std::string_view chunk) {
+        streamed.append(chunk);
+        return true;
+    };
+    auto c = replay.send(download);
+    REQUIRE(c.status == 200);
+    REQUIRE(c.body.empty());
+    REQUIRE(streamed == binary);
+    try {
+        (void)replay.send(make("GET", "http://127.0.0.1:2222/boom"));
+        FAIL("recorded error not replayed");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == errc::transport);
+        REQUIRE(e.detail() == "reset");
+    }
+    REQUIRE(replay.remaining() == 0);
+    try {
+        (void)replay.send(make("GET", "http://127.0.0.1:2222/alive"));
+        FAIL("exhausted cassette answered");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == errc::bad_response);
+        REQUIRE(std::string(e.what()).find("GET /alive") != std::string::npos);
+    }
+}
+
+TEST_CASE("ReplayTransport names the expected and the received request on a mismatch", "[testing][cassette]") {
+    TempDir dir;
+    const auto cassette = dir.path / "c.jsonl";
+    {
+        int calls = 0;
+        RecordingTransport<HandlerTransport> recorder(cassette, HandlerTransport{Echo{&calls}});
+        (void)recorder.send(make("POST", "http://h:1/execute_action"));
+    }
+    ReplayTransport replay(cassette);
+    try {
+        (void)replay.send(make("GET", "http://h:1/alive"));
+        FAIL("mismatch accepted");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == errc::bad_response);
+        const std::string what = e.what();
+        REQUIRE(what.find("expected POST /execute_action") != std::string::npos);
+        REQUIRE(what.find("got GET /alive") != std::string::npos);
+    }
+    REQUIRE(replay.remaining() == 1);  // a mismatch does not consume the entry
+    REQUIRE(replay.send(make("POST", "http://h:1/execute_action")).status == 200);
+}
+
+TEST_CASE("RecordingTransport redacts credentials and registered secrets from the cassette",
+          "[testing][cassette][secrets]") {
+    TempDir dir;
+    const auto cassette = dir.path / "redacted.jsonl";
+    const std::string api_key = "dtn_live_api_key_0123456789";
+    const std::vector<std::string> secrets_in_headers{
+        "e2b_header_key_abcdef", "session-key-9f8e7d6c", "preview-token-55aa", "modal-secret-77bb", "modal-id-66cc"};
+    const std::string registered = "registered-secret-xyz";
+
+    {
+        // The server echoes everything it gets, secrets included.
+        HandlerTransport inner{[&](const Request& r) {
+            Response out;
+            out.status = 401;
+            std::string echoed;
+            for (const auto& [name, value] : r.headers) echoed += name + "=" + value + ";";
+            out.headers.add("X-Echo-Auth", r.headers.get("Authorization").value_or(""));
+            out.headers.add("Set-Cookie", "session=cookie-value-1234");
+            out.body = R"({"message":"bad credentials )" + echoed + " " + r.url + R"("})";
+            return out;
+        }};
+        RecordingTransport<HandlerTransport> recorder(cassette, std::move(inner), {registered});
+        auto req = make("POST", "http://127.0.0.1:1/sandbox?token=" + registered, R"({"key":")" + registered + "\"}");
+        req.headers.set("Authorization", "Bearer " + api_key);
+        req.headers.set("X-API-Key", secrets_in_headers[0]);
+        req.headers.set("X-Session-API-Key", secrets_in_headers[1]);
+        req.headers.set("X-Daytona-Preview-Token", secrets_in_headers[2]);
+        req.headers.set("X-Modal-Token-Secret", secrets_in_headers[3]);
+        req.headers.set("x-modal-token-id", secrets_in_headers[4]);
+        req.headers.set("Content-Type", "application/json");
+        auto r = recorder.send(req);
+        // The caller still gets the real response.
+        REQUIRE(r.headers.get("X-Echo-Auth") == "Bearer " + api_key);
+        REQUIRE(r.body.find(api_key) != std::string::npos);
+    }
+
+    const auto text = read_file(cassette);
+    REQUIRE_FALSE(text.empty());
+    REQUIRE(text.find(api_key) == std::string::npos);
+    for (const auto& secret : secrets_in_headers) {
+        INFO(secret);
+        REQUIRE(text.find(secret) == std::string::npos);
+    }
+    REQUIRE(text.find(registered) == std::string::npos);
+    REQUIRE(text.find("cookie-value-1234") == std::string::npos);
+    REQUIRE(text.find("<redacted>") != std::string::npos);
+    // What is not a credential stays readable.
+    REQUIRE(text.find("application/json") != std::string::npos);
+    REQUIRE(text.find("/sandbox?token=") != std::string::npos);
+    REQUIRE(text.find("bad credentials") != std::string::npos);
+
+    // The redacted cassette still replays.
+    ReplayTransport replay(cassette);
+    auto replayed = replay.send(make("POST", "http://127.0.0.1:7/sandbox"));
+    REQUIRE(replayed.status == 401);
+    REQUIRE(replayed.headers.get("X-Echo-Auth").value_or("").find("<redacted>") != std::string::npos);
+}
+
+TEST_CASE("Record/replay transports are built from TransportOptions", "[testing][cassette]") {
+    static_assert(runbox::is_transport_policy_v<RecordingTransport<HandlerTransport>>);
+    static_assert(runbox::is_transport_policy_v<ReplayTransport>);
+    static_assert(runbox::is_transport_policy_v<FaultInjectingTransport<ReplayTransport>>);
+    TempDir dir;
+    runbox::TransportOptions options;
+    options.cassette_path = (dir.path / "opts.jsonl").string();
+    {
+        RecordingTransport<HandlerTransport> recorder(options);
+        // Without a handler the inner transport fails; the failure is recorded too.
+        REQUIRE_THROWS_AS(recorder.send(make("GET", "http://h:1/x")), runbox::error);
+    }
+    ReplayTransport replay(options);
+    REQUIRE(replay.remaining() == 1);
+
+    runbox::TransportOptions empty;
+    try {
+        RecordingTransport<HandlerTransport> recorder(empty);
+        FAIL("no cassette path accepted");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == errc::config_invalid);
+    }
+    options.cassette_path = (dir.path / "missing.jsonl").string();
+    REQUIRE_THROWS_AS(ReplayTransport(options), runbox::error);
+}
