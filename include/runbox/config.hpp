@@ -1,0 +1,362 @@
+// runbox/config.hpp - Config (OpenHands' OpenHandsConfig analogue) and SandboxConfig.
+//
+// The names and defaults are OpenHands' (reference §12), except `runtime`, whose default is
+// "local": runbox works with no configuration at all. A Config is built from defaults, then
+// JSON (the shape of OpenHands' config.toml: core fields at the top, a "sandbox" object), then
+// the environment (RUNTIME, SANDBOX_TIMEOUT, ...), which wins. Provider settings live under
+// "providers": {"daytona": {"api_key": ...}}, with an environment fallback per setting.
+// Bad values are errors that name the field; unknown keys are errors too.
+#pragma once
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runbox/error.hpp"
+
+extern "C" char** environ;  // POSIX: the process environment, for SANDBOX_ENV_* forwarding
+
+namespace runbox {
+
+/// Looks up one environment variable. Tests pass their own instead of calling setenv.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+/// Lists the whole environment (for the SANDBOX_ENV_<NAME> forwarding).
+using EnvList = std::function<std::vector<std::pair<std::string, std::string>>()>;
+
+inline std::optional<std::string> process_env(const std::string& name) {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+}
+
+inline std::vector<std::pair<std::string, std::string>> process_env_list() {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        std::string_view text(*entry);
+        const auto eq = text.find('=');
+        if (eq == std::string_view::npos) continue;
+        out.emplace_back(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
+    }
+    return out;
+}
+
+/// `[sandbox]`: the fields runtimes use, with OpenHands' defaults.
+struct SandboxConfig {
+    int timeout = 120;  ///< default action timeout, seconds
+    bool keep_runtime_alive = false;
+    bool pause_closed_runtimes = true;
+    bool rm_all_containers = false;
+    std::optional<std::string> api_key;
+    std::optional<std::string> remote_runtime_api_url = "http://localhost:8000";
+    std::string local_runtime_url = "http://localhost";
+    std::optional<std::string> base_container_image = "nikolaik/python-nodejs:python3.12-nodejs22";
+    std::optional<std::string> runtime_container_image;
+    int remote_runtime_init_timeout = 180;
+    int remote_runtime_api_timeout = 180;
+    bool enable_auto_lint = false;
+    bool use_host_network = false;
+    std::string runtime_binding_address = "0.0.0.0";
+    bool initialize_plugins = true;
+    bool force_rebuild_runtime = false;
+    std::optional<std::string> runtime_extra_deps;
+    std::map<std::string, std::string> runtime_startup_env_vars;
+    std::optional<std::string> browsergym_eval_env;
+    std::optional<std::string> platform;
+    int close_delay = 3600;
+    bool enable_gpu = false;
+    std::optional<int> vscode_port;
+    std::optional<std::string> volumes;
+};
+
+/// The configuration a runtime is built from.
+struct Config {
+    std::string runtime = "local";  ///< provider name (OpenHands defaults to "docker"; runbox to "local")
+    SandboxConfig sandbox;
+    std::optional<std::string> workspace_base;  ///< host directory used as the workspace (local provider)
+    std::string workspace_mount_path_in_sandbox = "/workspace";
+    bool run_as_openhands = true;
+    bool enable_browser = true;
+    bool debug = false;
+    std::string git_user_name = "openhands";
+    std::string git_user_email = "openhands@all-hands.dev";
+    bool init_git_in_empty_workspace = false;
+    /// Provider settings: {"daytona": {"api_key": "...", "api_url": "..."}, "runloop": {...}}.
+    nlohmann::json providers = nlohmann::json::object();
+    /// Where environment variables come from (the process by default).
+    EnvLookup env = process_env;
+    EnvList env_list = process_env_list;
+
+    /// A provider setting: providers[provider][key] when present (a string, or a number/bool
+    /// rendered as text), else the environment variable `env_var` when set and non-empty.
+    std::optional<std::string> setting(std::string_view provider, std::string_view key,
+                                       std::string_view env_var = {}) const {
+        if (providers.is_object()) {
+            const auto p = providers.find(std::string(provider));
+            if (p != providers.end() && p->is_object()) {
+                const auto v = p->find(std::string(key));
+                if (v != p->end() && !v->is_null()) return v->is_string() ? v->get<std::string>() : v->dump();
+            }
+        }
+        if (!env_var.empty() && env) {
+            auto value = env(std::string(env_var));
+            if (value && !value->empty()) return value;
+        }
+        return std::nullopt;
+    }
+
+    /// Like setting(), but required: a missing value is errc::config_invalid naming both places.
+    std::string required_setting(std::string_view provider, std::string_view key, std::string_view env_var) const {
+        if (auto value = setting(provider, key, env_var)) return *value;
+        throw error(errc::config_invalid,
+                    std::string(env_var) + " environment variable is required for the " + std::string(provider) +
+                        " runtime (or set providers." + std::string(provider) + "." + std::string(key) + ")",
+                    std::string(provider));
+    }
+
+    /// Uses `vars` as the whole environment (for tests and embedding; nothing touches the process).
+    Config& use_environment(std::map<std::string, std::string> vars) {
+        auto shared = std::make_shared<const std::map<std::string, std::string>>(std::move(vars));
+        env = [shared](const std::string& name) -> std::optional<std::string> {
+            const auto it = shared->find(name);
+            if (it == shared->end()) return std::nullopt;
+            return it->second;
+        };
+        env_list = [shared] { return std::vector<std::pair<std::string, std::string>>(shared->begin(), shared->end()); };
+        return *this;
+    }
+
+    /// Defaults, then `json` (OpenHands' config.toml shape), then the environment.
+    static Config from_json(const nlohmann::json& json, EnvLookup lookup = process_env);
+    /// Defaults, then the environment (RUNTIME, WORKSPACE_BASE, SANDBOX_TIMEOUT, ...).
+    static Config from_env(EnvLookup lookup = process_env);
+
+    /// Applies OpenHands-style environment overrides: root field `f` from `F`, `sandbox.x` from `SANDBOX_X`.
+    void apply_env(const EnvLookup& lookup);
+};
+
+namespace detail {
+
+inline std::string upper(std::string_view text) {
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    return out;
+}
+
+[[noreturn]] inline void bad_field(std::string_view field, std::string_view expected, std::string_view got) {
+    throw error(errc::config_invalid, "config field '" + std::string(field) + "': expected " + std::string(expected) +
+                                          ", got " + std::string(got));
+}
+
+// One field: knows how to read itself from JSON and from an environment string.
+struct FieldBinder {
+    std::string name;  // "timeout" or "sandbox.timeout"
+    std::function<void(const nlohmann::json&)> from_json;
+    std::function<void(const std::string&)> from_text;
+};
+
+inline bool parse_bool_text(const std::string& text) {
+    // OpenHands: true/1 (any case) is true, anything else false.
+    const std::string lowered = [&] {
+        std::string s = text;
+        std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        return s;
+    }();
+    return lowered == "true" || lowered == "1";
+}
+
+inline int parse_int_text(const std::string& field, const std::string& text) {
+    try {
+        std::size_t used = 0;
+        const long value = std::stol(text, &used);
+        if (used != text.size() || value < -2147483647L || value > 2147483647L) throw std::invalid_argument(text);
+        return static_cast<int>(value);
+    } catch (const std::exception&) {
+        bad_field(field, "an integer", "'" + text + "'");
+    }
+}
+
+// Dict values arrive as JSON or as a Python literal ({'A': '1'}); both are accepted.
+inline std::map<std::string, std::string> parse_dict_text(const std::string& field, const std::string& text) {
+    auto parsed = nlohmann::json::parse(text, nullptr, false);
+    if (parsed.is_discarded()) {
+        std::string swapped = text;
+        std::replace(swapped.begin(), swapped.end(), '\'', '"');
+        parsed = nlohmann::json::parse(swapped, nullptr, false);
+    }
+    if (!parsed.is_object()) bad_field(field, "a dict like {'NAME': 'value'}", "'" + text + "'");
+    std::map<std::string, std::string> out;
+    for (const auto& [key, value] : parsed.items()) out[key] = value.is_string() ? value.get<std::string>() : value.dump();
+    return out;
+}
+
+inline FieldBinder bind_field(std::string name, std::string& target) {
+    return {name, [&target, name](const nlohmann::json& j) {
+                if (!j.is_string()) bad_field(name, "a string", j.dump());
+                target = j.get<std::string>();
+            },
+            [&target](const std::string& text) { target = text; }};
+}
+inline FieldBinder bind_field(std::string name, std::optional<std::string>& target) {
+    return {name, [&target, name](const nlohmann::json& j) {
+                if (j.is_null()) { target.reset(); return; }
+                if (!j.is_string()) bad_field(name, "a string or null", j.dump());
+                target = j.get<std::string>();
+            },
+            [&target](const std::string& text) { target = text; }};
+}
+inline FieldBinder bind_field(std::string name, bool& target) {
+    return {name, [&target, name](const nlohmann::json& j) {
+                if (!j.is_boolean()) bad_field(name, "true or false", j.dump());
+                target = j.get<bool>();
+            },
+            [&target](const std::string& text) { target = parse_bool_text(text); }};
+}
+inline FieldBinder bind_field(std::string name, int& target) {
+    return {name, [&target, name](const nlohmann::json& j) {
+                if (!j.is_number_integer()) bad_field(name, "an integer", j.dump());
+                target = j.get<int>();
+            },
+            [&target, name](const std::string& text) { target = parse_int_text(name, text); }};
+}
+inline FieldBinder bind_field(std::string name, std::optional<int>& target) {
+    return {name, [&target, name](const nlohmann::json& j) {
+                if (j.is_null()) { target.reset(); return; }
+                if (!j.is_number_integer()) bad_field(name, "an integer or null", j.dump());
+                target = j.get<int>();
+            },
+            [&target, name](const std::string& text) { target = parse_int_text(name, text); }};
+}
+inline FieldBinder bind_field(std::string name, std::map<std::string, std::string>& target) {
+    return {name, [&target, name](const nlohmann::json& j) {
+                if (!j.is_object()) bad_field(name, "an object of strings", j.dump());
+                target.clear();
+                for (const auto& [key, value] : j.items()) {
+                    if (!value.is_string()) bad_field(name + "." + key, "a string", value.dump());
+                    target[key] = value.get<std::string>();
+                }
+            },
+            [&target, name](const std::string& text) { target = parse_dict_text(name, text); }};
+}
+
+inline std::vector<FieldBinder> sandbox_fields(SandboxConfig& s) {
+    return {
+        bind_field("sandbox.timeout", s.timeout),
+        bind_field("sandbox.keep_runtime_alive", s.keep_runtime_alive),
+        bind_field("sandbox.pause_closed_runtimes", s.pause_closed_runtimes),
+        bind_field("sandbox.rm_all_containers", s.rm_all_containers),
+        bind_field("sandbox.api_key", s.api_key),
+        bind_field("sandbox.remote_runtime_api_url", s.remote_runtime_api_url),
+        bind_field("sandbox.local_runtime_url", s.local_runtime_url),
+        bind_field("sandbox.base_container_image", s.base_container_image),
+        bind_field("sandbox.runtime_container_image", s.runtime_container_image),
+        bind_field("sandbox.remote_runtime_init_timeout", s.remote_runtime_init_timeout),
+        bind_field("sandbox.remote_runtime_api_timeout", s.remote_runtime_api_timeout),
+        bind_field("sandbox.enable_auto_lint", s.enable_auto_lint),
+        bind_field("sandbox.use_host_network", s.use_host_network),
+        bind_field("sandbox.runtime_binding_address", s.runtime_binding_address),
+        bind_field("sandbox.initialize_plugins", s.initialize_plugins),
+        bind_field("sandbox.force_rebuild_runtime", s.force_rebuild_runtime),
+        bind_field("sandbox.runtime_extra_deps", s.runtime_extra_deps),
+        bind_field("sandbox.runtime_startup_env_vars", s.runtime_startup_env_vars),
+        bind_field("sandbox.browsergym_eval_env", s.browsergym_eval_env),
+        bind_field("sandbox.platform", s.platform),
+        bind_field("sandbox.close_delay", s.close_delay),
+        bind_field("sandbox.enable_gpu", s.enable_gpu),
+        bind_field("sandbox.vscode_port", s.vscode_port),
+        bind_field("sandbox.volumes", s.volumes),
+    };
+}
+
+inline std::vector<FieldBinder> core_fields(Config& c) {
+    return {
+        bind_field("runtime", c.runtime),
+        bind_field("workspace_base", c.workspace_base),
+        bind_field("workspace_mount_path_in_sandbox", c.workspace_mount_path_in_sandbox),
+        bind_field("run_as_openhands", c.run_as_openhands),
+        bind_field("enable_browser", c.enable_browser),
+        bind_field("debug", c.debug),
+        bind_field("git_user_name", c.git_user_name),
+        bind_field("git_user_email", c.git_user_email),
+        bind_field("init_git_in_empty_workspace", c.init_git_in_empty_workspace),
+    };
+}
+
+inline std::string_view short_name(const std::string& name) {
+    const auto dot = name.find('.');
+    return dot == std::string::npos ? std::string_view(name) : std::string_view(name).substr(dot + 1);
+}
+
+inline void check_sandbox(const SandboxConfig& s) {
+    if (s.timeout <= 0) bad_field("sandbox.timeout", "a positive number of seconds", std::to_string(s.timeout));
+}
+
+}  // namespace detail
+
+inline void Config::apply_env(const EnvLookup& lookup) {
+    if (!lookup) return;
+    auto apply = [&](const std::vector<detail::FieldBinder>& fields, std::string_view prefix) {
+        for (const auto& field : fields) {
+            const std::string var = std::string(prefix) + detail::upper(detail::short_name(field.name));
+            const auto value = lookup(var);
+            if (!value || value->empty()) continue;  // OpenHands ignores empty values
+            try {
+                field.from_text(*value);
+            } catch (const error& e) {
+                // Name the variable, not only the field, so the user knows what to fix.
+                throw error(errc::config_invalid, "environment variable " + var + ": " + e.detail());
+            }
+        }
+    };
+    apply(detail::core_fields(*this), "");
+    apply(detail::sandbox_fields(sandbox), "SANDBOX_");
+    detail::check_sandbox(sandbox);
+}
+
+inline Config Config::from_env(EnvLookup lookup) {
+    Config config;
+    config.env = lookup;
+    config.apply_env(lookup);
+    return config;
+}
+
+inline Config Config::from_json(const nlohmann::json& json, EnvLookup lookup) {
+    if (!json.is_object()) detail::bad_field("<root>", "an object", json.dump());
+    Config config;
+    config.env = lookup;
+    const auto core = detail::core_fields(config);
+    const auto sandbox = detail::sandbox_fields(config.sandbox);
+    for (const auto& [key, value] : json.items()) {
+        if (key == "sandbox") {
+            if (!value.is_object()) detail::bad_field("sandbox", "an object", value.dump());
+            for (const auto& [skey, svalue] : value.items()) {
+                const auto it = std::find_if(sandbox.begin(), sandbox.end(),
+                                             [&](const auto& f) { return detail::short_name(f.name) == skey; });
+                if (it == sandbox.end()) throw error(errc::config_invalid, "unknown config field 'sandbox." + skey + "'");
+                it->from_json(svalue);
+            }
+        } else if (key == "providers") {
+            if (!value.is_object()) detail::bad_field("providers", "an object of provider settings", value.dump());
+            for (const auto& [pname, pvalue] : value.items()) {
+                if (!pvalue.is_object()) detail::bad_field("providers." + pname, "an object", pvalue.dump());
+            }
+            config.providers = value;
+        } else {
+            const auto it = std::find_if(core.begin(), core.end(), [&](const auto& f) { return f.name == key; });
+            if (it == core.end()) throw error(errc::config_invalid, "unknown config field '" + key + "'");
+            it->from_json(value);
+        }
+    }
+    config.apply_env(lookup);
+    return config;
+}
+
+}  // namespace runbox

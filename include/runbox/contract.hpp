@@ -1,0 +1,133 @@
+// runbox/contract.hpp - the compile-time contract between Runtime, providers and transports.
+//
+// Every clause is a public concept, so users check their own types:
+//     static_assert(runbox::is_auth_policy_v<MyProvider>);
+// and every clause has its own static_assert message starting with "runbox:" that names the
+// clause; the compiler prints the offending type in the instantiation note beneath it
+// (check_auth_policy<MyProvider, ...>). tests/compile_fail/ proves each message appears.
+#pragma once
+
+#include <concepts>
+#include <string_view>
+#include <type_traits>
+
+#include "runbox/config.hpp"
+#include "runbox/provider.hpp"
+#include "runbox/transport/transport.hpp"
+
+namespace runbox {
+
+class EventStream;
+
+// ---- AuthPolicy clauses -------------------------------------------------------------------
+
+template <class A>
+concept AuthPolicyNamed = requires {
+    { A::name } -> std::convertible_to<std::string_view>;
+};
+
+template <class A>
+concept AuthPolicyConstructible = std::constructible_from<A, const Config&>;
+
+template <class A>
+concept AuthPolicyAuthorizes = requires(const A& auth, Request& request) {
+    { auth.authorize(request) } -> std::same_as<void>;
+};
+
+template <class A, class T>
+concept AuthPolicyConnects = requires(A& auth, ProviderContext<T>& context) {
+    { auth.connect(context) } -> std::same_as<ServerEndpoint>;
+};
+
+template <class A, class T>
+concept AuthPolicyCloses = requires(A& auth, ProviderContext<T>& context, CloseReason reason) {
+    { auth.close(context, reason) } noexcept -> std::same_as<void>;
+};
+
+/// A provider that needs HTTP/2 (Modal's gRPC) says `static constexpr bool requires_http2 = true;`.
+template <class A>
+constexpr bool auth_requires_http2() {
+    if constexpr (requires { A::requires_http2; }) return static_cast<bool>(A::requires_http2);
+    else return false;
+}
+
+template <class A, class T>
+concept AuthPolicyTransportCapable = !auth_requires_http2<A>() || static_cast<bool>(T::supports_http2);
+
+template <class A>
+concept AuthPolicyHasDefaultTransport = requires { typename A::default_transport; } &&
+                                        TransportPolicy<typename A::default_transport>;
+
+/// The whole AuthPolicy contract for use with transport T.
+template <class A, class T>
+concept AuthPolicyFor = AuthPolicyNamed<A> && AuthPolicyConstructible<A> && AuthPolicyAuthorizes<A> &&
+                        AuthPolicyConnects<A, T> && AuthPolicyCloses<A, T> && AuthPolicyTransportCapable<A, T>;
+
+/// A provider usable by make_runtime: the contract with its own default transport.
+template <class A>
+concept AuthPolicy = AuthPolicyHasDefaultTransport<A> && AuthPolicyFor<A, typename A::default_transport>;
+
+template <class A>
+inline constexpr bool is_auth_policy_v = AuthPolicy<A>;
+
+template <class A, class T>
+inline constexpr bool is_auth_policy_for_v = AuthPolicyFor<A, T>;
+
+// ---- The runtime's constructor contract ---------------------------------------------------
+
+/// The seed's signature, shared by every runtime: (const Config&, EventStream&, RuntimeOptions).
+template <class R>
+concept RuntimeConstructible = std::constructible_from<R, const Config&, EventStream&, RuntimeOptions> &&
+                               std::constructible_from<R, const Config&, EventStream&>;
+
+template <class R>
+inline constexpr bool is_runtime_constructible_v = RuntimeConstructible<R>;
+
+// ---- One static_assert per clause ---------------------------------------------------------
+
+/// Instantiated by Runtime<A, T>; each failing clause prints its own "runbox:" message.
+template <class T>
+struct check_transport_policy {
+    static_assert(TransportConstructible<T>,
+                  "runbox: TransportPolicy must be constructible from const runbox::TransportOptions&");
+    static_assert(TransportSends<T>,
+                  "runbox: TransportPolicy must have runbox::Response send(const runbox::Request&)");
+    static_assert(TransportHasCapabilities<T>,
+                  "runbox: TransportPolicy must declare static constexpr bool supports_http2 and supports_streaming");
+    static constexpr bool value = TransportPolicy<T>;
+};
+
+template <class A, class T>
+struct check_auth_policy {
+    static_assert(AuthPolicyNamed<A>,
+                  "runbox: AuthPolicy must declare static constexpr std::string_view name (e.g. \"daytona\")");
+    static_assert(AuthPolicyConstructible<A>, "runbox: AuthPolicy must be constructible from const runbox::Config&");
+    static_assert(AuthPolicyAuthorizes<A>, "runbox: AuthPolicy must have void authorize(runbox::Request&) const");
+    static_assert(AuthPolicyConnects<A, T>,
+                  "runbox: AuthPolicy must have runbox::ServerEndpoint connect(runbox::ProviderContext<Transport>&)");
+    static_assert(AuthPolicyCloses<A, T>,
+                  "runbox: AuthPolicy must have void close(runbox::ProviderContext<Transport>&, runbox::CloseReason) "
+                  "noexcept");
+    static_assert(AuthPolicyTransportCapable<A, T>,
+                  "runbox: AuthPolicy requires_http2, but the TransportPolicy does not support HTTP/2 "
+                  "(use runbox::CurlTransport)");
+    static constexpr bool value = AuthPolicyFor<A, T>;
+};
+
+/// Instantiated for each provider listed in make_runtime.
+template <class A>
+struct check_listed_provider {
+    static_assert(AuthPolicyHasDefaultTransport<A>,
+                  "runbox: a provider listed in make_runtime must declare using default_transport = <a TransportPolicy>");
+    static constexpr bool value = AuthPolicyHasDefaultTransport<A>;
+};
+
+template <class R>
+struct check_runtime_constructor {
+    static_assert(RuntimeConstructible<R>,
+                  "runbox: Runtime must be constructible from (const runbox::Config&, runbox::EventStream&, "
+                  "runbox::RuntimeOptions = {})");
+    static constexpr bool value = RuntimeConstructible<R>;
+};
+
+}  // namespace runbox

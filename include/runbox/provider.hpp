@@ -1,0 +1,109 @@
+// runbox/provider.hpp - the seam between Runtime and a provider (AuthPolicy).
+//
+// A provider is a type like runbox::daytona::Auth:
+//
+//   struct Auth {
+//       static constexpr std::string_view name = "daytona";
+//       using default_transport = runbox::HttplibTransport;
+//       explicit Auth(const runbox::Config&);            // reads + checks credentials, no I/O
+//       void authorize(runbox::Request&) const;           // adds credentials to a control-plane request
+//       template <class T> runbox::ServerEndpoint connect(runbox::ProviderContext<T>&);
+//       template <class T> void close(runbox::ProviderContext<T>&, runbox::CloseReason) noexcept;
+//       // optional: static constexpr bool requires_http2 = true;
+//   };
+//
+// connect() creates or attaches to a sandbox, starts the action execution server in it and says
+// where it listens; Runtime then waits for /alive and drives it. close() is idempotent and, with
+// CloseReason::connect_failed, removes whatever connect() created (Runtime calls it whenever
+// connect() fails, at any step). The concepts in contract.hpp check each clause.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "runbox/config.hpp"
+#include "runbox/error.hpp"
+#include "runbox/status.hpp"
+#include "runbox/transport/transport.hpp"
+
+namespace runbox {
+
+/// A plugin the action execution server should load (OpenHands: jupyter, agent_skills, vscode).
+struct PluginRequirement {
+    std::string name{};
+    bool operator==(const PluginRequirement&) const = default;
+};
+
+/// status_callback(level, status, message): level is "info" or "error".
+using StatusCallback = std::function<void(std::string_view level, RuntimeStatus status, std::string_view message)>;
+
+/// The seed's keyword arguments, with the same names and defaults, so that
+/// `DaytonaRuntime rt(cfg, events, {.sid = "s1", .env_vars = {{"A", "1"}}});` reads like Python.
+struct RuntimeOptions {
+    // Every member has an initializer, so designated initializers that name only some of
+    // them stay clean under -Wextra (-Wmissing-field-initializers).
+    std::string sid = "default";
+    std::vector<PluginRequirement> plugins{};
+    std::map<std::string, std::string> env_vars{};
+    StatusCallback status_callback{};
+    bool attach_to_existing = false;
+    bool headless_mode = true;
+    std::optional<std::string> user_id{};
+    /// Git provider name ("github", "gitlab", "bitbucket", "enterprise_sso") -> token.
+    std::map<std::string, std::string> git_provider_tokens{};
+};
+
+/// Where the action execution server listens, as a provider's connect() reports it.
+struct ServerEndpoint {
+    std::string url{};                  ///< base URL, no trailing slash
+    Headers headers{};                  ///< sent with every action-server request
+    std::vector<std::string> secrets{};  ///< values never to show in errors (session keys, preview tokens)
+    std::chrono::milliseconds alive_timeout{120000};      ///< bound of the /alive wait
+    std::chrono::milliseconds alive_poll_interval{1000};  ///< pause between /alive attempts
+    /// Daytona's preview proxy answers 502 while the server starts; idempotent requests that get a
+    /// 502 are retried within this window (0 = never).
+    std::chrono::milliseconds bad_gateway_retry_window{0};
+};
+
+enum class CloseReason {
+    normal,          ///< the user closed the runtime
+    connect_failed,  ///< connect() failed: remove what it created
+};
+
+/// What a provider gets to work with during connect() and close().
+template <class Transport>
+struct ProviderContext {
+    const Config& config;
+    const RuntimeOptions& options;
+    Transport& transport;
+    std::function<void(RuntimeStatus, std::string_view)> set_status;
+
+    /// One attempt.
+    Response send(const Request& request) { return transport.send(request); }
+    /// With retries, for idempotent requests only (RetryPolicy decides which statuses).
+    Response send(const Request& request, const RetryPolicy& policy) { return send_with_retry(transport, request, policy); }
+    void status(RuntimeStatus value, std::string_view message) {
+        if (set_status) set_status(value, message);
+    }
+};
+
+/// Polls `done` every `interval` until it returns true or `timeout` passes; returns whether it
+/// became true. Providers use it for their bounded state waits.
+template <class Predicate>
+bool poll_until(Predicate&& done, std::chrono::milliseconds timeout, std::chrono::milliseconds interval) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (done()) return true;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) return false;
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(interval, deadline - now));
+    }
+}
+
+}  // namespace runbox

@@ -1,0 +1,432 @@
+// runbox/runtime.hpp - Runtime<AuthPolicy, TransportPolicy>: one API over every provider.
+//
+//   runbox::EventStream events;
+//   runbox::LocalRuntime rt(runbox::Config{}, events, {.sid = "session-001"});
+//   rt.connect();                                   // create/attach, start the server, wait for /alive
+//   auto obs = rt.run("echo hi");                   // CmdOutputObservation (or ErrorObservation)
+//   rt.close();                                     // also done by the destructor
+//
+// Construction authenticates (the provider reads and checks its credentials) and does no network
+// I/O. The runtime subscribes to the EventStream as "runtime": a runnable action published there
+// is executed and its observation published back with `cause` = the action's id.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runbox/client.hpp"
+#include "runbox/config.hpp"
+#include "runbox/contract.hpp"
+#include "runbox/error.hpp"
+#include "runbox/event_stream.hpp"
+#include "runbox/events.hpp"
+#include "runbox/provider.hpp"
+#include "runbox/status.hpp"
+#include "runbox/transport/httplib.hpp"
+#include "runbox/transport/transport.hpp"
+
+namespace runbox {
+
+namespace detail {
+
+/// A value as a JSON string literal with non-ASCII escaped (\uXXXX), as OpenHands exports env vars.
+inline std::string json_string_literal(const std::string& value) {
+    return nlohmann::json(value).dump(-1, ' ', true);
+}
+
+inline std::string upper_ascii(std::string text) {
+    for (char& c : text) {
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    }
+    return text;
+}
+
+}  // namespace detail
+
+template <class AuthPolicy, class TransportPolicy = HttplibTransport>
+class Runtime {
+    // Each clause of the contract has its own static_assert message (contract.hpp).
+    static_assert(check_transport_policy<TransportPolicy>::value);
+    static_assert(check_auth_policy<AuthPolicy, TransportPolicy>::value);
+
+public:
+    using auth_policy = AuthPolicy;
+    using transport_policy = TransportPolicy;
+
+    /// The seed's constructor: (config, event_stream, options).
+    Runtime(const Config& config, EventStream& event_stream, RuntimeOptions options = {})
+        : state_(std::make_unique<State>(config, event_stream, std::move(options))) {
+        subscribe();
+    }
+
+    /// The positional form of the full seed signature, from `plugins` on (with sid alone, use
+    /// `{.sid = "..."}`; a lone string here would make `{.sid = ...}` ambiguous).
+    Runtime(const Config& config, EventStream& event_stream, std::string sid, std::vector<PluginRequirement> plugins,
+            std::map<std::string, std::string> env_vars = {},
+            StatusCallback status_callback = {}, bool attach_to_existing = false, bool headless_mode = true,
+            std::optional<std::string> user_id = std::nullopt,
+            std::map<std::string, std::string> git_provider_tokens = {})
+        : Runtime(config, event_stream,
+                  RuntimeOptions{std::move(sid), std::move(plugins), std::move(env_vars), std::move(status_callback),
+                                 attach_to_existing, headless_mode, std::move(user_id),
+                                 std::move(git_provider_tokens)}) {}
+
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+    Runtime(Runtime&&) noexcept = default;
+    Runtime& operator=(Runtime&& other) noexcept {
+        if (this != &other) {
+            close();
+            state_ = std::move(other.state_);
+        }
+        return *this;
+    }
+
+    /// Closes (never throws here).
+    ~Runtime() { close(); }
+
+    /// Creates or attaches to the sandbox, starts the action execution server, waits until it
+    /// answers /alive (bounded), then sets up the environment unless attaching. A failure at any
+    /// step closes what was created (CloseReason::connect_failed) and rethrows.
+    void connect() {
+        State& s = state();
+        std::lock_guard<std::mutex> lock(s.lifecycle_mutex);
+        if (s.client) return;
+        if (s.closed) throw error(errc::sandbox_gone, "runtime is closed", std::string(AuthPolicy::name));
+        auto ctx = s.context();
+        try {
+            s.set_status(RuntimeStatus::starting_runtime, "Starting runtime...");
+            ServerEndpoint endpoint = s.auth.connect(ctx);
+            s.client.emplace(s.transport, std::move(endpoint), std::string(AuthPolicy::name));
+            s.set_status(RuntimeStatus::starting_runtime, "Waiting for the action execution server...");
+            wait_until_alive(s);
+            if (!s.options.attach_to_existing) setup_initial_env();
+            s.set_status(RuntimeStatus::ready, "Runtime is ready.");
+        } catch (const std::exception& e) {
+            s.client.reset();
+            s.set_status(RuntimeStatus::error, e.what(), "error");
+            s.auth.close(ctx, CloseReason::connect_failed);
+            throw;
+        }
+    }
+
+    /// Idempotent; stops/deletes the sandbox as the provider's close policy says. Never throws.
+    void close() noexcept {
+        if (!state_) return;
+        State& s = *state_;
+        try {
+            std::lock_guard<std::mutex> lock(s.lifecycle_mutex);
+            if (s.closed) return;
+            s.closed = true;
+            s.event_stream->unsubscribe("runtime", s.options.sid);
+            auto ctx = s.context();
+            s.auth.close(ctx, CloseReason::normal);
+            s.client.reset();
+            s.set_status(RuntimeStatus::stopped, "Runtime closed.");
+        } catch (...) {
+            // close() must not throw (it runs from destructors); the provider already logged.
+        }
+    }
+
+    bool connected() const noexcept { return state_ && state_->client.has_value(); }
+    const std::string& sid() const noexcept { return state().options.sid; }
+    const Config& config() const noexcept { return state().config; }
+    const RuntimeOptions& options() const noexcept { return state().options; }
+    std::optional<RuntimeStatus> status() const noexcept { return state().status; }
+    AuthPolicy& provider() noexcept { return state().auth; }
+    TransportPolicy& transport() noexcept { return state().transport; }
+    EventStream& event_stream() noexcept { return *state().event_stream; }
+
+    /// The action execution server's base URL (after connect()).
+    std::string action_execution_server_url() const { return client().url(); }
+
+    // ---- actions ----------------------------------------------------------------------------
+
+    /// Runs any action with OpenHands' gates (reference §2.3/§7.7): non-runnable -> think/null
+    /// observation, awaiting confirmation -> null, rejected -> user_rejected; otherwise the action
+    /// (with the default timeout applied when it has none) goes to the server.
+    Observation run_action(Action action) { return dispatch(state(), std::move(action)); }
+
+    Observation run(CmdRunAction action) { return run_action(std::move(action)); }
+    /// run("ls -l"): a command with the default (non-blocking) timeout.
+    Observation run(std::string command) {
+        CmdRunAction action;
+        action.command = std::move(command);
+        return run_action(std::move(action));
+    }
+    Observation run_ipython(IPythonRunCellAction action) { return run_action(std::move(action)); }
+    Observation read(FileReadAction action) { return run_action(std::move(action)); }
+    Observation read(std::string path) {
+        FileReadAction action;
+        action.path = std::move(path);
+        return run_action(std::move(action));
+    }
+    Observation write(FileWriteAction action) { return run_action(std::move(action)); }
+    Observation write(std::string path, std::string content) {
+        FileWriteAction action;
+        action.path = std::move(path);
+        action.content = std::move(content);
+        return run_action(std::move(action));
+    }
+    Observation edit(FileEditAction action) { return run_action(std::move(action)); }
+    Observation browse(BrowseURLAction action) { return run_action(std::move(action)); }
+    Observation browse_interactive(BrowseInteractiveAction action) { return run_action(std::move(action)); }
+
+    void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
+        client().copy_to(host_src, sandbox_dest, recursive);
+    }
+    std::filesystem::path copy_from(const std::string& sandbox_path) { return client().copy_from(sandbox_path); }
+    std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
+        return client().list_files(path);
+    }
+    nlohmann::json server_info() { return client().server_info(); }
+    bool check_if_alive() noexcept { return state_ && state_->client && state_->client->is_alive(); }
+    std::string get_vscode_token() {
+        return vscode_enabled() ? client().get_vscode_token() : std::string();
+    }
+    /// <server>/?tkn=<token>&folder=<workspace> when the vscode plugin is on and a token exists.
+    std::optional<std::string> vscode_url() {
+        const std::string token = get_vscode_token();
+        if (token.empty()) return std::nullopt;
+        return client().url() + "/?tkn=" + token + "&folder=" + state().config.workspace_mount_path_in_sandbox;
+    }
+
+    /// Exports `env` in the sandbox's bash and persists it in ~/.bashrc (reference §7.3).
+    void add_env_vars(const std::map<std::string, std::string>& env) {
+        std::map<std::string, std::string> upper;
+        for (const auto& [key, value] : env) upper[detail::upper_ascii(key)] = value;
+        if (has_plugin("jupyter")) {
+            std::string code = "import os\n";
+            for (const auto& [key, value] : upper) {
+                code += "os.environ[\"" + key + "\"] = " + detail::json_string_literal(value) + "\n";
+            }
+            IPythonRunCellAction cell;
+            cell.code = code + "\n";
+            run_action(std::move(cell));
+        }
+        if (upper.empty()) return;
+        std::string exports;
+        std::string persist;
+        std::string keys;
+        for (const auto& [key, value] : upper) {
+            const std::string literal = detail::json_string_literal(value);
+            exports += "export " + key + "=" + literal + "; ";
+            persist += "touch ~/.bashrc; grep -q \"^export " + key + "=\" ~/.bashrc || echo \"export " + key + "=" +
+                       literal + "\" >> ~/.bashrc; ";
+            keys += (keys.empty() ? "" : ", ") + key;
+        }
+        auto trim = [](std::string text) {
+            while (!text.empty() && text.back() == ' ') text.pop_back();
+            return text;
+        };
+        for (const auto& [command, what] : {std::pair{trim(exports), std::string("environment")},
+                                            std::pair{trim(persist), std::string(".bashrc")}}) {
+            CmdRunAction action;
+            action.command = command;
+            action.hidden = true;
+            const Observation obs = run_action(std::move(action));
+            const auto* out = std::get_if<CmdOutputObservation>(&obs);
+            if (out == nullptr || out->metadata.exit_code != 0) {
+                const std::string content = out != nullptr ? out->content
+                                            : std::holds_alternative<ErrorObservation>(obs)
+                                                ? std::get<ErrorObservation>(obs).content
+                                                : std::string("unexpected observation");
+                throw error(errc::server_error, "Failed to add env vars [" + keys + "] to " + what + ": " + content,
+                            std::string(AuthPolicy::name));
+            }
+        }
+    }
+
+    /// The env vars connect() exports (reference §7.1 step 5): SANDBOX_ENV_<NAME> from the
+    /// environment, ENABLE_AUTO_LINT, the env_vars option, then <provider>_token for git tokens.
+    std::map<std::string, std::string> initial_env_vars() const {
+        const State& s = state();
+        std::map<std::string, std::string> env;
+        if (s.config.env_list) {
+            constexpr std::string_view prefix = "SANDBOX_ENV_";
+            for (const auto& [name, value] : s.config.env_list()) {
+                if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0) {
+                    env[name.substr(prefix.size())] = value;
+                }
+            }
+        }
+        if (s.config.sandbox.enable_auto_lint) env["ENABLE_AUTO_LINT"] = "true";
+        for (const auto& [key, value] : s.options.env_vars) env[key] = value;
+        for (const auto& [provider, token] : s.options.git_provider_tokens) {
+            if (!token.empty()) env[provider + "_token"] = token;
+        }
+        return env;
+    }
+
+private:
+    struct State {
+        State(const Config& c, EventStream& stream, RuntimeOptions o)
+            : config(c), event_stream(&stream), options(std::move(o)), auth(config), transport(TransportOptions{}) {
+            if (!options.headless_mode && !has("vscode")) options.plugins.push_back({"vscode"});
+        }
+
+        bool has(std::string_view plugin) const {
+            for (const auto& p : options.plugins) {
+                if (p.name == plugin) return true;
+            }
+            return false;
+        }
+
+        ProviderContext<TransportPolicy> context() {
+            return ProviderContext<TransportPolicy>{
+                config, options, transport,
+                [this](RuntimeStatus value, std::string_view message) { set_status(value, message); }};
+        }
+
+        void set_status(RuntimeStatus value, std::string_view message, std::string_view level = "info") {
+            status = value;
+            if (options.status_callback) {
+                try {
+                    options.status_callback(level, value, message);
+                } catch (...) {
+                    // A throwing user callback must not break the runtime's own bookkeeping.
+                }
+            }
+        }
+
+        Config config;
+        EventStream* event_stream;
+        RuntimeOptions options;
+        AuthPolicy auth;
+        TransportPolicy transport;
+        std::optional<ActionExecutionClient<TransportPolicy>> client;
+        std::optional<RuntimeStatus> status;
+        std::mutex lifecycle_mutex;
+        bool closed = false;
+    };
+
+    State& state() {
+        if (!state_) throw error(errc::unsupported, "use of a moved-from Runtime");
+        return *state_;
+    }
+    const State& state() const {
+        if (!state_) throw error(errc::unsupported, "use of a moved-from Runtime");
+        return *state_;
+    }
+
+    ActionExecutionClient<TransportPolicy>& client() {
+        State& s = state();
+        if (!s.client) throw error(errc::unsupported, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
+        return *s.client;
+    }
+    const ActionExecutionClient<TransportPolicy>& client() const {
+        const State& s = state();
+        if (!s.client) throw error(errc::unsupported, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
+        return *s.client;
+    }
+
+    bool has_plugin(std::string_view name) const { return state().has(name); }
+    bool vscode_enabled() const { return has_plugin("vscode"); }
+
+    static std::optional<ConfirmationState> confirmation_state_of(const Action& action) {
+        return std::visit([](const auto& a) -> std::optional<ConfirmationState> {
+            if constexpr (requires { a.confirmation_state; }) return a.confirmation_state;
+            else return std::nullopt;
+        }, action);
+    }
+
+    static void wait_until_alive(State& s) {
+        const ServerEndpoint& endpoint = s.client->endpoint();
+        std::string last_error = "no attempt";
+        const bool alive = poll_until([&] { return s.client->is_alive(&last_error); }, endpoint.alive_timeout,
+                                      endpoint.alive_poll_interval);
+        if (!alive) {
+            throw error(errc::timeout,
+                        "the action execution server did not answer /alive within " +
+                            std::to_string(endpoint.alive_timeout.count()) + " ms (last error: " + last_error + ")",
+                        std::string(AuthPolicy::name));
+        }
+    }
+
+    // Reference §7.2.
+    void setup_initial_env() {
+        State& s = state();
+        add_env_vars(initial_env_vars());
+        if (!s.config.sandbox.runtime_startup_env_vars.empty()) add_env_vars(s.config.sandbox.runtime_startup_env_vars);
+        CmdRunAction git;
+        git.command = "git config --global user.name \"" + s.config.git_user_name + "\" && git config --global user.email \"" +
+                      s.config.git_user_email + "\"";
+        git.hidden = true;
+        try {
+            run_action(std::move(git));  // OpenHands only logs a failure here
+        } catch (const error&) {
+        }
+    }
+
+    void subscribe() {
+        State* s = state_.get();
+        s->event_stream->subscribe(
+            "runtime", [this_state = s](const Event& event) { on_event(*this_state, event); }, s->options.sid);
+    }
+
+    // Reference §7.6: actions from any source are run; the observation is published with
+    // cause = the action's id; NullObservations are not published; failures become statuses.
+    static void on_event(State& s, const Event& event) {
+        const auto* action = std::get_if<Action>(&event);
+        if (action == nullptr || !s.client) return;
+        try {
+            Observation observation = dispatch(s, *action);
+            if (std::holds_alternative<NullObservation>(observation)) return;
+            auto& m = meta(observation);
+            m.cause = meta(*action).id;
+            m.tool_call_metadata = meta(*action).tool_call_metadata;
+            s.event_stream->add_event(Event(std::move(observation)), meta(*action).source.value_or(EventSource::agent));
+        } catch (const error& e) {
+            const bool disconnected = e.code() == errc::transport || e.code() == errc::sandbox_gone;
+            s.set_status(disconnected ? RuntimeStatus::error_runtime_disconnected : RuntimeStatus::error, e.what(),
+                         "error");
+        } catch (const std::exception& e) {
+            s.set_status(RuntimeStatus::error, e.what(), "error");
+        }
+    }
+
+    // The gates of reference §2.3/§7.7, shared by run_action and the event path.
+    static Observation dispatch(State& s, Action action) {
+        if (!is_runnable(action)) {
+            if (std::holds_alternative<AgentThinkAction>(action)) {
+                return AgentThinkObservation{.content = "Your thought has been logged."};
+            }
+            return NullObservation{};
+        }
+        const auto confirmation = confirmation_state_of(action);
+        if (confirmation == ConfirmationState::awaiting_confirmation) return NullObservation{};
+        if (confirmation == ConfirmationState::rejected) {
+            return UserRejectObservation{.content = "Action has been rejected by the user! Waiting for further user input."};
+        }
+        if (std::holds_alternative<MCPAction>(action)) {
+            // MCP goes to MCP servers, not /execute_action; runbox has no MCP client yet.
+            return ErrorObservation{.content = "Action call_tool_mcp is not supported in the current runtime.",
+                                    .error_id = "AGENT_ERROR$BAD_ACTION"};
+        }
+        if (!timeout_of(action)) {
+            if (const auto* cmd = std::get_if<CmdRunAction>(&action); cmd != nullptr && cmd->blocking) {
+                throw error(errc::config_invalid, "Blocking command with no timeout set", std::string(AuthPolicy::name));
+            }
+            // The default timeout is non-blocking: the soft "no new output" timeout stays active.
+            set_hard_timeout(action, static_cast<double>(s.config.sandbox.timeout), false);
+        }
+        if (!s.client) {
+            throw error(errc::unsupported, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
+        }
+        return s.client->execute_action(action);
+    }
+
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace runbox
