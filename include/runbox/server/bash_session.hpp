@@ -1,0 +1,958 @@
+// runbox/server/bash_session.hpp - one persistent bash on a real PTY with the OpenHands command
+// semantics (reference §4): prompt-marker completion detection, soft (no new output) and hard
+// timeouts, continuation with "", input to a running process, special keys, exit codes, cwd.
+//
+// Design: bash runs without readline (--noediting) on a PTY whose echo is off, so the output is
+// exactly what the programs write; a PROMPT_COMMAND function sets PS1 to a JSON marker block that
+// ends every command. Output is read as soon as it arrives (poll on the PTY, no polling interval).
+// Every shell gets its own session; close() freezes and kills the whole tree (the session, every
+// descendant found through /proc, background jobs and processes that changed process group).
+#pragma once
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pty.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runbox/error.hpp"
+#include "runbox/events.hpp"
+#include "runbox/server/bash_parse.hpp"
+
+extern char** environ;
+
+namespace runbox::server {
+
+struct BashSessionOptions {
+    std::string working_dir;  ///< empty = the server's current directory
+    std::string username;     ///< empty = current user; as root with another name the shell runs as that user
+    std::chrono::milliseconds no_change_timeout{10000};  ///< NO_CHANGE_TIMEOUT_SECONDS
+    std::map<std::string, std::string> env;               ///< added to the shell's environment
+    bool load_rc_files = false;  ///< read /etc/bash.bashrc and ~/.bashrc (slow with pyenv-style rc files)
+    /// Lines of output kept for one command (tmux in the reference: 10 000 history + 1 000 visible rows).
+    std::size_t history_limit_lines = 11000;
+    std::chrono::milliseconds startup_timeout{30000};
+};
+
+namespace detail {
+
+// ---- processes --------------------------------------------------------------------------------
+
+struct ProcStat {
+    pid_t pid = 0, ppid = 0, pgid = 0, sid = 0;
+    char state = '?';
+};
+
+inline std::optional<ProcStat> read_proc_stat(pid_t pid) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    std::ifstream in(path);
+    if (!in) return std::nullopt;
+    std::string line;
+    std::getline(in, line);
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) return std::nullopt;
+    std::istringstream rest(line.substr(close + 1));
+    ProcStat st;
+    st.pid = pid;
+    long ppid = 0, pgid = 0, sid = 0;
+    if (!(rest >> st.state >> ppid >> pgid >> sid)) return std::nullopt;
+    st.ppid = static_cast<pid_t>(ppid);
+    st.pgid = static_cast<pid_t>(pgid);
+    st.sid = static_cast<pid_t>(sid);
+    return st;
+}
+
+inline std::vector<ProcStat> list_processes() {
+    std::vector<ProcStat> out;
+    DIR* dir = ::opendir("/proc");
+    if (!dir) return out;
+    while (const dirent* e = ::readdir(dir)) {
+        char* end = nullptr;
+        const long pid = std::strtol(e->d_name, &end, 10);
+        if (pid <= 0 || *end != '\0') continue;
+        if (auto st = read_proc_stat(static_cast<pid_t>(pid))) out.push_back(*st);
+    }
+    ::closedir(dir);
+    return out;
+}
+
+/// True while `pid` exists and is not a zombie.
+inline bool process_alive(pid_t pid) {
+    auto st = read_proc_stat(pid);
+    return st && st->state != 'Z' && st->state != 'X';
+}
+
+/// Kills every process in the sessions `sids` and every descendant of `roots`: first everything
+/// found is stopped (so nothing can fork any more), re-scanning until no new process appears,
+/// then all of them get SIGKILL.
+inline void kill_process_tree(const std::vector<pid_t>& roots, const std::vector<pid_t>& sids) {
+    const pid_t self = ::getpid();
+    std::set<pid_t> seen;
+    for (int round = 0; round < 50; ++round) {
+        const auto procs = list_processes();
+        std::set<pid_t> tree(roots.begin(), roots.end());
+        tree.insert(seen.begin(), seen.end());
+        for (const auto& p : procs) {
+            if (std::find(sids.begin(), sids.end(), p.sid) != sids.end()) tree.insert(p.pid);
+        }
+        // descendants: iterate to a fixpoint over the parent links
+        bool grew = true;
+        while (grew) {
+            grew = false;
+            for (const auto& p : procs) {
+                if (!tree.count(p.pid) && tree.count(p.ppid)) {
+                    tree.insert(p.pid);
+                    grew = true;
+                }
+            }
+        }
+        bool fresh = false;
+        for (const pid_t pid : tree) {
+            if (pid <= 1 || pid == self || seen.count(pid)) continue;
+            seen.insert(pid);
+            ::kill(pid, SIGSTOP);
+            fresh = true;
+        }
+        if (!fresh) break;
+    }
+    for (const pid_t pid : seen) ::kill(pid, SIGKILL);
+    // When this process is PID 1 or a subreaper, orphans are our children: reap what we can.
+    for (const pid_t pid : seen) {
+        if (std::find(roots.begin(), roots.end(), pid) != roots.end()) continue;  // the caller reaps its own child
+        int status = 0;
+        ::waitpid(pid, &status, WNOHANG);
+    }
+}
+
+inline int pidfd_open(pid_t pid) noexcept {
+#ifdef SYS_pidfd_open
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+/// Waits (bounded) for a child to exit and returns its wait status, or nullopt.
+inline std::optional<int> reap_child(pid_t pid, int pidfd, std::chrono::milliseconds bound) {
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    while (true) {
+        int status = 0;
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) return status;
+        if (r < 0 && errno != EINTR) return std::nullopt;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) return std::nullopt;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+        if (pidfd >= 0) {
+            pollfd p{pidfd, POLLIN, 0};
+            ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
+        } else {
+            pollfd none{};
+            ::poll(&none, 0, 5);  // no pidfd (old kernel): short bounded wait between checks
+        }
+    }
+}
+
+inline int exit_code_from_status(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return -1;
+}
+
+/// Everything a child needs, prepared before fork() (only async-signal-safe calls after it).
+struct SpawnPlan {
+    std::vector<std::string> argv_storage, env_storage;
+    std::vector<char*> argv, envp;
+    std::string cwd;
+    bool switch_user = false;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;
+
+    void finish() {
+        for (auto& a : argv_storage) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        for (auto& e : env_storage) envp.push_back(e.data());
+        envp.push_back(nullptr);
+    }
+};
+
+inline std::map<std::string, std::string> current_environment() {
+    std::map<std::string, std::string> env;
+    for (char** e = environ; e && *e; ++e) {
+        const std::string_view kv(*e);
+        const auto eq = kv.find('=');
+        if (eq == std::string_view::npos) continue;
+        env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+    return env;
+}
+
+inline std::string current_username() {
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* result = nullptr;
+    if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &result) == 0 && result) return pw.pw_name;
+    return {};
+}
+
+/// Environment and identity for a shell: the server's environment, terminal settings that keep
+/// programs from paging or colouring, the caller's variables, and the target user's identity.
+inline void plan_identity(SpawnPlan& plan, const std::string& username, std::map<std::string, std::string> extra) {
+    auto env = current_environment();
+    for (const char* k : {"PROMPT_COMMAND", "PS1", "PS2", "PS4", "BASH_ENV", "ENV"}) env.erase(k);
+    env["TERM"] = "dumb";
+    env["PAGER"] = "cat";
+    env["GIT_PAGER"] = "cat";
+    env["COLUMNS"] = "1000";
+    env["LINES"] = "1000";
+    if (!username.empty() && username != current_username()) {
+        if (::geteuid() != 0)
+            throw runbox::error(errc::config_invalid, "cannot run the shell as user '" + username + "': not running as root");
+        std::vector<char> buf(16384);
+        passwd pw{};
+        passwd* result = nullptr;
+        if (::getpwnam_r(username.c_str(), &pw, buf.data(), buf.size(), &result) != 0 || !result)
+            throw runbox::error(errc::config_invalid, "user '" + username + "' does not exist");
+        plan.switch_user = true;
+        plan.uid = pw.pw_uid;
+        plan.gid = pw.pw_gid;
+        int count = 64;
+        plan.groups.resize(static_cast<std::size_t>(count));
+        if (::getgrouplist(pw.pw_name, pw.pw_gid, plan.groups.data(), &count) < 0) {
+            plan.groups.resize(static_cast<std::size_t>(count));
+            ::getgrouplist(pw.pw_name, pw.pw_gid, plan.groups.data(), &count);
+        }
+        plan.groups.resize(static_cast<std::size_t>(std::max(count, 0)));
+        env["HOME"] = pw.pw_dir;
+        env["USER"] = pw.pw_name;
+        env["LOGNAME"] = pw.pw_name;
+        env["SHELL"] = "/bin/bash";
+    }
+    for (auto& [k, v] : extra) env[k] = std::move(v);
+    for (auto& [k, v] : env) plan.env_storage.push_back(k + "=" + v);
+}
+
+/// In the child after fork(): default signal handling, identity, directory, no inherited fds.
+[[noreturn]] inline void exec_child(const SpawnPlan& plan) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; ++sig) {
+        if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+    }
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::syscall(SYS_close_range, 3U, ~0U, 0U);
+    if (plan.switch_user) {
+        if (::setgroups(plan.groups.size(), plan.groups.data()) != 0 || ::setgid(plan.gid) != 0 ||
+            ::setuid(plan.uid) != 0) {
+            static const char msg[] = "runbox: cannot switch user\n";
+            (void)!::write(2, msg, sizeof msg - 1);
+            ::_exit(126);
+        }
+    }
+    if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) != 0) {
+        static const char msg[] = "runbox: cannot enter the working directory\n";
+        (void)!::write(2, msg, sizeof msg - 1);
+        ::_exit(126);
+    }
+    ::execve(plan.argv[0], plan.argv.data(), plan.envp.data());
+    ::_exit(127);
+}
+
+inline std::string shell_single_quote(std::string_view s) {
+    std::string out = "'";
+    for (const char c : s) {
+        if (c == '\'') out += "'\\''";
+        else out += c;
+    }
+    return out + "'";
+}
+
+/// The one line typed into a new shell: the prompt function (pure builtins, no forks), PS1/PS2,
+/// no history expansion, Ctrl-D at the prompt does not end the shell, no history file written
+/// (the user's ~/.bash_history stays untouched), and the working directory. The prompt function
+/// survives `set -u`, and its `set -x` trace goes to /dev/null instead of the command's output.
+inline std::string shell_init_line(const std::string& working_dir) {
+    std::string line =
+        "__runbox_json() { REPLY=${1//\\\\/\\\\\\\\}; REPLY=${REPLY//\\\"/\\\\\\\"}; REPLY=${REPLY//$'\\n'/\\\\n}; "
+        "REPLY=${REPLY//$'\\t'/\\\\t}; REPLY=${REPLY//$'\\r'/\\\\r}; REPLY=${REPLY//[$'\\001'-$'\\037']/?}; }; "
+        "__runbox_prompt() { __runbox_ec=$? __runbox_bg=${!-}; local __p= __d __r=${PATH-}; "
+        "while :; do __d=${__r%%:*}; if [[ -f ${__d:-.}/python && -x ${__d:-.}/python ]]; then __p=${__d:-.}/python; "
+        "break; fi; [[ $__r == *:* ]] || break; __r=${__r#*:}; done; "
+        "__runbox_json \"${PWD-}\"; __runbox_wd=$REPLY; __runbox_json \"$__p\"; __runbox_py=$REPLY; "
+        "PS1='\\n###PS1JSON###\\n{\\\"pid\\\": \\\"${__runbox_bg}\\\", \\\"exit_code\\\": \\\"${__runbox_ec}\\\", "
+        "\\\"username\\\": \\\"\\u\\\", \\\"hostname\\\": \\\"\\h\\\", \\\"working_dir\\\": \\\"${__runbox_wd}\\\", "
+        "\\\"py_interpreter_path\\\": \\\"${__runbox_py}\\\"}\\n###PS1END###\\n'; PS2=; return 0; }; "
+        "PROMPT_COMMAND='{ __runbox_prompt; } 2>/dev/null'; PS2=; set +H; set -o ignoreeof; shopt -s promptvars; unset HISTFILE";
+    if (!working_dir.empty()) line += "; builtin cd -- " + shell_single_quote(working_dir);
+    line += "\n";
+    return line;
+}
+
+}  // namespace detail
+
+/// One persistent bash. Thread-safe: execute() calls are serialised; close() may be called from
+/// any thread and interrupts a running execute().
+class BashSession {
+public:
+    explicit BashSession(BashSessionOptions options) : options_(std::move(options)) {
+        wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (wake_fd_ < 0) throw runbox::error(errc::server_error, std::string("eventfd: ") + std::strerror(errno));
+        try {
+            start_shell(options_.working_dir);
+        } catch (...) {
+            close();
+            throw;
+        }
+    }
+    ~BashSession() { close(); }
+    BashSession(const BashSession&) = delete;
+    BashSession& operator=(const BashSession&) = delete;
+
+    /// The constructor already starts the shell; this restarts it if it has exited.
+    void initialize() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (closed_) throw runbox::error(errc::sandbox_gone, "bash session is closed");
+        if (dead_) {
+            release_shell_fds();
+            start_shell(restart_dir());
+        }
+    }
+
+    /// Working directory reported by the last prompt.
+    std::string cwd() const {
+        std::lock_guard<std::mutex> lock(cwd_mutex_);
+        return cwd_;
+    }
+
+    /// PID of the bash process (-1 when none).
+    pid_t shell_pid() const noexcept { return shell_pid_.load(); }
+
+    Observation execute(const CmdRunAction& action) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        try {
+            return execute_locked(action);
+        } catch (const std::exception& e) {
+            return ErrorObservation{e.what(), "", {}};
+        }
+    }
+
+    /// Idempotent. Kills the shell and everything it started, then reaps it.
+    void close() noexcept {
+        if (closed_.exchange(true)) {
+            std::lock_guard<std::mutex> lock(mutex_);  // wait for the first close to finish
+            return;
+        }
+        if (wake_fd_ >= 0) {
+            const std::uint64_t one = 1;
+            (void)!::write(wake_fd_, &one, sizeof one);
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        try {
+            kill_everything();
+        } catch (...) {
+        }
+        if (wake_fd_ >= 0) ::close(wake_fd_);
+        wake_fd_ = -1;
+    }
+
+private:
+    BashSessionOptions options_;
+    mutable std::mutex mutex_;
+    mutable std::mutex cwd_mutex_;
+    std::atomic<bool> closed_{false};
+    std::atomic<pid_t> shell_pid_{-1};
+    std::vector<pid_t> old_shells_;  // sessions of shells that exited (their jobs may live on)
+    int master_ = -1;
+    int pidfd_ = -1;
+    int wake_fd_ = -1;
+    bool eof_ = false;   // the PTY reported EOF/EIO
+    bool dead_ = false;  // the shell exited
+    int dead_status_ = 0;
+    std::string cwd_;
+    std::string write_buf_;
+    std::vector<std::string> temp_files_;
+
+    // ---- output state of the current command ----
+    std::string out_;        // received, not yet returned/consumed
+    std::size_t out_lines_ = 0;
+    std::size_t end_search_ = 0;
+    bool skip_newline_ = false;
+    std::string done_raw_;   // text before completed prompt blocks, each followed by "\n"
+    std::size_t blocks_ = 0; // prompt blocks seen since the last completion
+    CmdOutputMetadata last_meta_;
+    bool truncated_ = false;
+    bool has_prev_ = false;        // part of this command's output was already returned
+    bool pending_timeout_ = false; // the last observation was a timeout / refusal (a command is running)
+    bool strip_echo_ = false;
+    std::string echo_text_;
+
+    // ---- shell lifecycle ----
+
+    void start_shell(const std::string& dir) {
+        detail::SpawnPlan plan;
+        plan.argv_storage = {"/bin/bash", "--noediting"};
+        if (!options_.load_rc_files) {
+            plan.argv_storage.push_back("--norc");
+            plan.argv_storage.push_back("--noprofile");
+        }
+        plan.argv_storage.push_back("-i");
+        detail::plan_identity(plan, options_.username, options_.env);
+        plan.cwd = dir;
+        if (!dir.empty()) {
+            struct stat st {};
+            if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+                throw runbox::error(errc::config_invalid, "working directory '" + dir + "' does not exist");
+        }
+        plan.finish();
+
+        int master = -1, slave = -1;
+        winsize ws{};
+        ws.ws_row = 1000;
+        ws.ws_col = 1000;
+        if (::openpty(&master, &slave, nullptr, nullptr, &ws) != 0)
+            throw runbox::error(errc::server_error, std::string("openpty: ") + std::strerror(errno));
+        termios tio{};
+        if (::tcgetattr(slave, &tio) == 0) {
+            tio.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOKE);
+            tio.c_lflag |= ICANON | ISIG;
+            tio.c_oflag &= ~static_cast<tcflag_t>(ONLCR);
+            tio.c_iflag |= IUTF8;
+            ::tcsetattr(slave, TCSANOW, &tio);
+        }
+        const pid_t pid = ::fork();
+        if (pid < 0) {
+            const int err = errno;
+            ::close(master);
+            ::close(slave);
+            throw runbox::error(errc::server_error, std::string("fork: ") + std::strerror(err));
+        }
+        if (pid == 0) {
+            ::close(master);
+            ::setsid();
+            ::ioctl(slave, TIOCSCTTY, 0);
+            ::dup2(slave, 0);
+            ::dup2(slave, 1);
+            ::dup2(slave, 2);
+            if (slave > 2) ::close(slave);
+            detail::exec_child(plan);
+        }
+        ::close(slave);
+        ::fcntl(master, F_SETFD, FD_CLOEXEC);
+        ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
+        master_ = master;
+        shell_pid_ = pid;
+        pidfd_ = detail::pidfd_open(pid);
+        if (pidfd_ >= 0) ::fcntl(pidfd_, F_SETFD, FD_CLOEXEC);
+        eof_ = false;
+        dead_ = false;
+        reset_output();
+        pending_timeout_ = false;
+        write_buf_ = detail::shell_init_line(dir);
+
+        const auto deadline = std::chrono::steady_clock::now() + options_.startup_timeout;
+        while (blocks_ == 0) {
+            if (dead_) {
+                const std::string text(bash::strip(bash::render_terminal_output(out_)));
+                throw runbox::error(errc::server_error, "bash exited during start-up" + (text.empty() ? "" : ": " + text));
+            }
+            if (closed_) throw runbox::error(errc::sandbox_gone, "bash session is closed");
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= deadline) throw runbox::error(errc::timeout, "bash did not show its prompt within the start-up timeout");
+            pump(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) + std::chrono::milliseconds(1));
+        }
+        set_cwd(last_meta_);
+        reset_output();
+    }
+
+    /// Where a replacement shell starts: the last known cwd if it still exists, else the initial one.
+    std::string restart_dir() const {
+        const std::string dir = cwd();
+        struct stat st {};
+        if (!dir.empty() && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return dir;
+        return options_.working_dir;
+    }
+
+    void set_cwd(const CmdOutputMetadata& m) {
+        if (m.working_dir && !m.working_dir->empty()) {
+            std::lock_guard<std::mutex> lock(cwd_mutex_);
+            cwd_ = *m.working_dir;
+        }
+    }
+
+    void release_shell_fds() {
+        if (master_ >= 0) ::close(master_);
+        if (pidfd_ >= 0) ::close(pidfd_);
+        master_ = -1;
+        pidfd_ = -1;
+    }
+
+    void kill_everything() {
+        std::vector<pid_t> roots;
+        std::vector<pid_t> sids = old_shells_;
+        const pid_t pid = shell_pid_.load();
+        if (pid > 0) {
+            roots.push_back(pid);
+            sids.push_back(pid);  // setsid(): the shell's pid is its session id
+        }
+        if (!roots.empty() || !sids.empty()) detail::kill_process_tree(roots, sids);
+        if (pid > 0 && !dead_) detail::reap_child(pid, pidfd_, std::chrono::milliseconds(5000));
+        shell_pid_ = -1;
+        release_shell_fds();
+        old_shells_.clear();
+        for (const auto& f : temp_files_) ::unlink(f.c_str());
+        temp_files_.clear();
+    }
+
+    /// The shell exited on its own (exit, exec, crash): remember its session for close().
+    void mark_dead() {
+        if (dead_) return;
+        const pid_t pid = shell_pid_.load();
+        if (auto status = detail::reap_child(pid, pidfd_, std::chrono::milliseconds(5000))) dead_status_ = *status;
+        else dead_status_ = 0;
+        dead_ = true;
+        if (pid > 0) old_shells_.push_back(pid);
+        shell_pid_ = -1;
+    }
+
+    // ---- I/O ----
+
+    void reset_output() {
+        out_.clear();
+        out_lines_ = 0;
+        end_search_ = 0;
+        done_raw_.clear();
+        blocks_ = 0;
+        truncated_ = false;
+        has_prev_ = false;
+        strip_echo_ = false;
+        echo_text_.clear();
+    }
+
+    void feed(const char* data, std::size_t n) {
+        if (skip_newline_ && n > 0) {
+            skip_newline_ = false;
+            if (data[0] == '\n') {
+                ++data;
+                --n;
+            }
+        }
+        out_.append(data, n);
+        out_lines_ += static_cast<std::size_t>(std::count(data, data + n, '\n'));
+        scan_blocks();
+        trim_history();
+    }
+
+    void scan_blocks() {
+        while (true) {
+            auto block = bash::find_prompt_block(out_, end_search_);
+            if (!block) {
+                end_search_ = out_.size() > bash::ps1_end.size() ? out_.size() - bash::ps1_end.size() : 0;
+                return;
+            }
+            done_raw_.append(out_, 0, block->begin);
+            done_raw_ += '\n';
+            last_meta_ = std::move(block->metadata);
+            ++blocks_;
+            std::size_t cut = block->end;
+            if (cut < out_.size() && out_[cut] == '\n') ++cut;
+            else if (cut == out_.size()) skip_newline_ = true;
+            out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(cut), '\n'));
+            out_.erase(0, cut);
+            end_search_ = 0;
+        }
+    }
+
+    /// Keeps memory bounded like the reference's pane history: older lines scroll away.
+    void trim_history() {
+        // output without newlines (a binary or base64 stream) is bounded by size instead
+        constexpr std::size_t max_bytes = std::size_t{16} << 20;
+        if (out_.size() > max_bytes) {
+            std::size_t pos = out_.size() - max_bytes / 2;
+            while (pos < out_.size() && (static_cast<unsigned char>(out_[pos]) & 0xC0) == 0x80) ++pos;  // UTF-8 boundary
+            out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
+            out_.erase(0, pos);
+            end_search_ = end_search_ > pos ? end_search_ - pos : 0;
+            truncated_ = true;
+        }
+        const std::size_t limit = options_.history_limit_lines;
+        if (limit == 0 || out_lines_ <= limit + limit / 4 + 64) return;
+        std::size_t drop = out_lines_ - limit;
+        std::size_t pos = 0;
+        while (drop > 0) {
+            pos = out_.find('\n', pos);
+            if (pos == std::string::npos) return;
+            ++pos;
+            --drop;
+        }
+        out_lines_ -= out_lines_ - limit;
+        out_.erase(0, pos);
+        end_search_ = end_search_ > pos ? end_search_ - pos : 0;
+        truncated_ = true;
+    }
+
+    /// Reads everything available now; notices EOF.
+    void read_available() {
+        char buf[65536];
+        while (master_ >= 0 && !eof_) {
+            const ssize_t n = ::read(master_, buf, sizeof buf);
+            if (n > 0) {
+                feed(buf, static_cast<std::size_t>(n));
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+            eof_ = true;  // 0 or EIO: no process has the terminal open any more
+        }
+    }
+
+    void flush_writes() {
+        while (!write_buf_.empty() && master_ >= 0) {
+            const ssize_t n = ::write(master_, write_buf_.data(), write_buf_.size());
+            if (n > 0) {
+                write_buf_.erase(0, static_cast<std::size_t>(n));
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+            write_buf_.clear();  // the terminal is gone
+            return;
+        }
+    }
+
+    /// Waits up to `timeout` for output, shell exit, a close() request or room to write.
+    void pump(std::chrono::milliseconds timeout) {
+        flush_writes();
+        pollfd fds[3];
+        nfds_t n = 0;
+        int master_idx = -1, pid_idx = -1;
+        if (master_ >= 0 && !eof_) {
+            master_idx = static_cast<int>(n);
+            fds[n++] = pollfd{master_, static_cast<short>(POLLIN | (write_buf_.empty() ? 0 : POLLOUT)), 0};
+        }
+        if (pidfd_ >= 0 && !dead_) {
+            pid_idx = static_cast<int>(n);
+            fds[n++] = pollfd{pidfd_, POLLIN, 0};
+        }
+        if (wake_fd_ >= 0) fds[n++] = pollfd{wake_fd_, POLLIN, 0};
+        const long long ms = std::max<long long>(0, std::min<long long>(timeout.count(), 1 << 30));
+        const int r = ::poll(fds, n, static_cast<int>(ms));
+        if (r < 0) return;
+        if (master_idx >= 0 && fds[master_idx].revents) {
+            if (fds[master_idx].revents & (POLLIN | POLLHUP | POLLERR)) read_available();
+            if (fds[master_idx].revents & POLLOUT) flush_writes();
+        }
+        bool exited = pid_idx >= 0 && (fds[pid_idx].revents & POLLIN);
+        if (pidfd_ < 0 && eof_) exited = true;
+        if (exited && !dead_) {
+            read_available();  // what the shell wrote last
+            mark_dead();
+        }
+    }
+
+    void send(std::string text) {
+        write_buf_ += std::move(text);
+        flush_writes();
+    }
+
+    /// Lines longer than the terminal's canonical line limit (4095 bytes) would be cut by the
+    /// kernel: such a command is written to a file and sourced instead.
+    std::string command_line_for(const std::string& command) {
+        std::size_t longest = 0, cur = 0;
+        for (const char c : command) {
+            cur = c == '\n' ? 0 : cur + 1;
+            longest = std::max(longest, cur);
+        }
+        if (longest < 4000) return command + "\n";
+        char path[] = "/tmp/runbox-cmd-XXXXXX";
+        const int fd = ::mkstemp(path);
+        if (fd < 0) return command + "\n";
+        std::string body = command + "\n";
+        const char* p = body.data();
+        std::size_t left = body.size();
+        while (left > 0) {
+            const ssize_t n = ::write(fd, p, left);
+            if (n <= 0) break;
+            p += n;
+            left -= static_cast<std::size_t>(n);
+        }
+        if (!options_.username.empty() && ::geteuid() == 0) {
+            std::vector<char> buf(16384);
+            passwd pw{};
+            passwd* result = nullptr;
+            if (::getpwnam_r(options_.username.c_str(), &pw, buf.data(), buf.size(), &result) == 0 && result)
+                (void)!::fchown(fd, pw.pw_uid, pw.pw_gid);
+        }
+        ::close(fd);
+        temp_files_.emplace_back(path);
+        return "source " + detail::shell_single_quote(path) + "\n";
+    }
+
+    void remove_temp_files() {
+        for (const auto& f : temp_files_) ::unlink(f.c_str());
+        temp_files_.clear();
+    }
+
+    /// Whether the program reading the terminal echoes input (echo on, or raw mode like readline).
+    bool terminal_echoes() const {
+        termios tio{};
+        if (master_ < 0 || ::tcgetattr(master_, &tio) != 0) return false;
+        return (tio.c_lflag & ECHO) || !(tio.c_lflag & ICANON);
+    }
+
+    // ---- observations ----
+
+    std::string finish_text(std::string_view raw) {
+        std::string text = bash::render_terminal_output(raw);
+        std::string_view view = text;
+        if (strip_echo_) view = bash::remove_command_prefix(view, echo_text_);
+        else view = bash::lstrip(view);
+        return std::string(bash::rstrip(view));
+    }
+
+    Observation observe_completed(const std::string& command, bool special, bool hidden) {
+        CmdOutputMetadata meta = last_meta_;
+        std::string raw = std::move(done_raw_);
+        raw += out_;
+        // exact history bound
+        const std::size_t limit = options_.history_limit_lines;
+        bool truncated = truncated_;
+        if (limit > 0) {
+            std::size_t lines = static_cast<std::size_t>(std::count(raw.begin(), raw.end(), '\n'));
+            if (lines > limit) {
+                std::size_t pos = 0;
+                for (std::size_t drop = lines - limit; drop > 0; --drop) pos = raw.find('\n', pos) + 1;
+                raw.erase(0, pos);
+                truncated = true;
+            }
+        }
+        const std::string rendered = bash::render_terminal_output(raw);
+        if (has_prev_) meta.prefix = "";
+        else if (truncated) meta.prefix = bash::truncated_prefix(bash::count_lines(rendered));
+        meta.suffix = special ? bash::completed_special_key_suffix(meta.exit_code, bash::strip(command).back())
+                              : bash::completed_suffix(meta.exit_code);
+        std::string content = finish_text(raw);
+        set_cwd(meta);
+        reset_output();
+        pending_timeout_ = false;
+        remove_temp_files();
+        return make_cmd_output(std::move(content), command, std::move(meta), hidden);
+    }
+
+    Observation observe_dead(const std::string& command, bool hidden) {
+        CmdOutputMetadata meta;
+        meta.exit_code = detail::exit_code_from_status(dead_status_);
+        meta.working_dir = cwd();
+        meta.suffix = bash::completed_suffix(meta.exit_code);
+        std::string raw = std::move(done_raw_);
+        raw += out_;
+        if (has_prev_) meta.prefix = "";
+        std::string content = finish_text(raw);
+        reset_output();
+        pending_timeout_ = false;
+        release_shell_fds();
+        remove_temp_files();
+        return make_cmd_output(std::move(content), command, std::move(meta), hidden);
+    }
+
+    /// Output so far of a command that keeps running (timeouts, refused commands).
+    Observation observe_running(const std::string& command, std::string suffix) {
+        const std::size_t keep = bash::incomplete_tail(out_);
+        std::string raw = std::move(done_raw_);
+        done_raw_.clear();
+        raw.append(out_, 0, out_.size() - keep);
+        out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.end() - static_cast<std::ptrdiff_t>(keep), '\n'));
+        out_.erase(0, out_.size() - keep);
+        end_search_ = 0;
+        blocks_ = 0;
+        CmdOutputMetadata meta;
+        meta.suffix = std::move(suffix);
+        if (has_prev_) meta.prefix = std::string(bash::continue_prefix);
+        has_prev_ = has_prev_ || !raw.empty();
+        std::string content = finish_text(raw);
+        pending_timeout_ = true;
+        return make_cmd_output(std::move(content), command, std::move(meta));
+    }
+
+    Observation execute_locked(const CmdRunAction& action) {
+        if (closed_) return ErrorObservation{"The bash session is closed.", "", {}};
+        pump(std::chrono::milliseconds(0));
+        strip_echo_ = false;  // set below when this call types something a program may echo
+        echo_text_.clear();
+
+        const std::string command(bash::strip(action.command));
+        // The shell exited (exit, exec, killed): "" after a timeout still reports how the running
+        // command ended; anything else goes to a fresh shell in the last working directory.
+        if (dead_ && !(pending_timeout_ && command.empty())) {
+            release_shell_fds();
+            start_shell(restart_dir());
+        }
+        if (!pending_timeout_) {
+            if (command.empty()) return make_cmd_output(std::string(bash::no_previous_logs), "", {});
+            if (action.is_input) return make_cmd_output(std::string(bash::no_previous_interact), "", {});
+        }
+        const auto parts = bash::split_bash_commands(command);
+        if (parts.size() > 1) return ErrorObservation{bash::multiple_commands_error(parts), "", {}};
+
+        const bool special = bash::is_special_key(command);
+        const bool finished = blocks_ > 0;  // the running command has completed since we last looked
+        if (pending_timeout_ && !finished && !action.is_input && !command.empty())
+            return observe_running(command, bash::not_executed_suffix(command));
+
+        std::string obs_command = command;
+        std::size_t blocks_needed = 1;
+        if (!command.empty()) {
+            blocks_needed = blocks_ + 1;
+            if (!action.is_input) obs_command = bash::escape_bash_special_chars(command);
+            strip_echo_ = terminal_echoes();
+            echo_text_ = command;
+            if (special) send(std::string(1, bash::control_char(command[2])));
+            else send(action.is_input ? command + "\n" : command_line_for(command));
+        }
+
+        const auto start = std::chrono::steady_clock::now();
+        auto last_change = start;
+        const bool hard = action.timeout && *action.timeout > 0;
+        const auto hard_deadline =
+            start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                        std::chrono::duration<double>(hard ? *action.timeout : 0.0));
+        while (true) {
+            if (blocks_ >= blocks_needed) return observe_completed(obs_command, special, action.hidden);
+            if (dead_) return observe_dead(obs_command, action.hidden);
+            if (closed_) return ErrorObservation{"The bash session was closed while the command was running.", "", {}};
+            const auto now = std::chrono::steady_clock::now();
+            if (!action.blocking && now - last_change >= options_.no_change_timeout)
+                return observe_running(obs_command, bash::no_change_timeout_suffix(options_.no_change_timeout));
+            if (hard && now >= hard_deadline)
+                return observe_running(obs_command, bash::hard_timeout_suffix(*action.timeout));
+            auto wait = std::chrono::steady_clock::duration::max();
+            if (!action.blocking) wait = std::min(wait, last_change + options_.no_change_timeout - now);
+            if (hard) wait = std::min(wait, hard_deadline - now);
+            auto wait_ms = wait == std::chrono::steady_clock::duration::max()
+                               ? std::chrono::milliseconds(1 << 30)
+                               : std::chrono::ceil<std::chrono::milliseconds>(wait);
+            const std::size_t before = out_.size() + done_raw_.size() + blocks_;
+            const std::size_t lines_before = out_lines_;
+            pump(wait_ms);
+            if (out_.size() + done_raw_.size() + blocks_ != before || out_lines_ != lines_before)
+                last_change = std::chrono::steady_clock::now();
+        }
+    }
+};
+
+/// Runs `action.command` in a fresh non-interactive bash in `action.cwd` (or `default_cwd`),
+/// independent of any session (reference §4.3 `is_static`). stdout and stderr are merged.
+inline Observation run_static_command(const CmdRunAction& action, const std::string& default_cwd,
+                                      const std::string& username = {}) {
+    try {
+        const std::string command(bash::strip(action.command));
+        const std::string dir = action.cwd && !action.cwd->empty() ? *action.cwd : default_cwd;
+        if (!dir.empty()) {
+            struct stat st {};
+            if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+                return ErrorObservation{"Work dir " + dir + " does not exist.", "", {}};
+        }
+        if (command.empty()) return make_cmd_output("", "", {}, action.hidden);
+        detail::SpawnPlan plan;
+        plan.argv_storage = {"/bin/bash", "-c", command};
+        detail::plan_identity(plan, username, {});
+        plan.cwd = dir;
+        plan.finish();
+        int pipefd[2];
+        if (::pipe2(pipefd, O_CLOEXEC) != 0)
+            return ErrorObservation{std::string("pipe: ") + std::strerror(errno), "", {}};
+        const pid_t pid = ::fork();
+        if (pid < 0) {
+            ::close(pipefd[0]);
+            ::close(pipefd[1]);
+            return ErrorObservation{std::string("fork: ") + std::strerror(errno), "", {}};
+        }
+        if (pid == 0) {
+            ::setsid();
+            const int devnull = ::open("/dev/null", O_RDONLY);
+            if (devnull >= 0) ::dup2(devnull, 0);
+            ::dup2(pipefd[1], 1);
+            ::dup2(pipefd[1], 2);
+            detail::exec_child(plan);
+        }
+        ::close(pipefd[1]);
+        const int pidfd = detail::pidfd_open(pid);
+        const double timeout_s = action.timeout && *action.timeout > 0 ? *action.timeout : 120.0;
+        const auto deadline = std::chrono::steady_clock::now() +
+                              std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s));
+        std::string raw;
+        bool timed_out = false;
+        char buf[65536];
+        while (true) {
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= deadline) {
+                timed_out = true;
+                break;
+            }
+            pollfd p{pipefd[0], POLLIN, 0};
+            const int r = ::poll(&p, 1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count()));
+            if (r <= 0) continue;
+            const ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+            if (n > 0) raw.append(buf, static_cast<std::size_t>(n));
+            else if (n == 0 || errno != EINTR) break;  // every writer closed the pipe
+        }
+        ::close(pipefd[0]);
+        std::optional<int> status;
+        if (!timed_out) {
+            // the output ended: the command normally exits now; wait for it within the deadline
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            status = detail::reap_child(pid, pidfd, std::max(left, std::chrono::milliseconds(0)));
+            timed_out = !status;
+        }
+        detail::kill_process_tree(status ? std::vector<pid_t>{} : std::vector<pid_t>{pid}, {pid});  // leftovers too
+        if (!status) detail::reap_child(pid, pidfd, std::chrono::milliseconds(5000));
+        if (pidfd >= 0) ::close(pidfd);
+        CmdOutputMetadata meta;
+        meta.working_dir = dir;
+        std::string content(bash::rstrip(bash::render_terminal_output(raw)));
+        if (timed_out) {
+            meta.suffix = bash::hard_timeout_suffix(timeout_s);
+        } else {
+            meta.exit_code = status ? detail::exit_code_from_status(*status) : -1;
+            meta.suffix = bash::completed_suffix(meta.exit_code);
+        }
+        return make_cmd_output(std::move(content), command, std::move(meta), action.hidden);
+    } catch (const std::exception& e) {
+        return ErrorObservation{e.what(), "", {}};
+    }
+}
+
+}  // namespace runbox::server
