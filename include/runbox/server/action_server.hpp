@@ -1,0 +1,1176 @@
+// runbox/server/action_server.hpp - the action execution server that runs inside a sandbox.
+//
+// The OpenHands action_execution_server protocol (reference §1) on cpp-httplib: GET /alive,
+// GET /server_info, POST /execute_action, POST /upload_file, GET /download_files,
+// POST /list_files, GET /vscode/connection_token, POST /update_mcp_server. Errors are
+// `{"detail": ...}` JSON with the same statuses and the same quirks (§1.3: handlers of
+// execute/upload/download wrap their own 400/404 into a 500 "<status>: <detail>").
+//
+// One action executes at a time (a mutex around the executor); every other request is served
+// concurrently by httplib's thread pool, so /alive answers while a command runs.
+//
+// Note for embedding programs: constructing an httplib::Server sets SIGPIPE to SIG_IGN for the
+// whole process (cpp-httplib does that); the shells and the Python kernel reset all signal
+// dispositions when they start.
+#pragma once
+
+#include "runbox/error.hpp"
+#include "runbox/events.hpp"
+#include "runbox/server/bash_session.hpp"
+#include "runbox/server/file_editor.hpp"
+#include "runbox/server/system_stats.hpp"
+#include "runbox/server/zip.hpp"
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+extern char** environ;
+
+namespace runbox::server {
+
+struct ActionServerOptions {
+    std::string host = "127.0.0.1";
+    int port = 0;  // 0 = any free port
+    std::string working_dir;
+    std::string session_api_key;  // empty = no auth
+    /// User the shell and the Python kernel run as; empty = the current user. Honoured only
+    /// when the server runs as root (the user must exist; runbox-server creates it); otherwise
+    /// the shells run as the current user.
+    std::string username;
+    /// OpenHands plugin names: "jupyter" enables run_ipython; "agent_skills" and "vscode" are
+    /// accepted (no VSCode server is started: /vscode/connection_token answers null).
+    std::vector<std::string> plugins;
+    bool enable_browser = false;  // there is no browser: browse actions always get the "disabled" error
+    std::chrono::milliseconds no_change_timeout{10000};
+    std::map<std::string, std::string> env;  // extra environment for the shells
+};
+
+namespace action_detail {
+
+using json = nlohmann::json;
+
+/// An HTTP error raised by a handler; what() is Starlette's string form "<status>: <detail>",
+/// which is what the wrapping handlers put into their 500 detail.
+class HttpError : public std::runtime_error {
+public:
+    HttpError(int status, const std::string& detail)
+        : std::runtime_error(std::to_string(status) + ": " + detail), status_(status), detail_(detail) {}
+    int status() const noexcept { return status_; }
+    const std::string& detail() const noexcept { return detail_; }
+
+private:
+    int status_;
+    std::string detail_;
+};
+
+inline void send_json(httplib::Response& res, int status, const json& body) {
+    res.status = status;
+    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+inline void send_detail(httplib::Response& res, int status, const std::string& detail) {
+    send_json(res, status, json{{"detail", detail}});
+}
+
+/// 422 the way FastAPI reports request validation failures. `errors` is a Python-style
+/// rendering of the error list (OpenHands sends str(exc.errors())).
+inline void send_validation_error(httplib::Response& res, std::string_view type, std::string_view loc,
+                                  std::string_view msg) {
+    std::string errors = "[{'type': '";
+    errors += type;
+    errors += "', 'loc': (";
+    errors += loc;
+    errors += "), 'msg': '";
+    errors += msg;
+    errors += "'}]";
+    send_json(res, 422, json{{"detail", "Invalid request parameters"}, {"errors", errors}});
+}
+
+/// Python's str(OSError): "[Errno 13] Permission denied: '/x'".
+inline std::string os_error_text(const std::filesystem::filesystem_error& e) {
+    std::string text = "[Errno " + std::to_string(e.code().value()) + "] " + e.code().message();
+    if (!e.path1().empty()) text += ": '" + e.path1().string() + "'";
+    return text;
+}
+
+/// The text of a failure inside a wrapping handler (what Python's str(e) would give).
+inline std::string exception_text(std::exception_ptr ep) {
+    try {
+        std::rethrow_exception(ep);
+    } catch (const std::filesystem::filesystem_error& e) {
+        return os_error_text(e);
+    } catch (const runbox::error& e) {
+        return e.detail();
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
+/// FastAPI's bool query parsing.
+inline std::optional<bool> parse_bool(std::string value) {
+    for (auto& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (value == "true" || value == "1" || value == "yes" || value == "on" || value == "t" || value == "y") return true;
+    if (value == "false" || value == "0" || value == "no" || value == "off" || value == "f" || value == "n") return false;
+    return std::nullopt;
+}
+
+/// Python's str(float): "1.0", "2.5", "0.1".
+inline std::string python_float(double value) {
+    if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e16) {
+        return std::to_string(static_cast<long long>(value)) + ".0";
+    }
+    std::array<char, 64> buffer{};
+    const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
+    return std::string(buffer.data(), result.ptr);
+}
+
+/// Constant-time comparison of two secrets of any length: compare their SHA-256 digests.
+inline bool secrets_equal(std::string_view a, std::string_view b) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> da{}, db{};
+    unsigned int la = 0, lb = 0;
+    if (EVP_Digest(a.data(), a.size(), da.data(), &la, EVP_sha256(), nullptr) != 1) return false;
+    if (EVP_Digest(b.data(), b.size(), db.data(), &lb, EVP_sha256(), nullptr) != 1) return false;
+    return la == lb && CRYPTO_memcmp(da.data(), db.data(), la) == 0;
+}
+
+inline std::string ascii_lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+/// /list_files: immediate children, directories (with "/") first, each group sorted
+/// case-insensitively, hidden entries included; a missing path or any error gives [].
+inline std::vector<std::string> list_directory(const std::filesystem::path& path) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> dirs, files;
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) return {};
+    fs::directory_iterator it(path, ec);
+    if (ec) return {};
+    for (const fs::directory_iterator end; it != end; it.increment(ec)) {
+        if (ec) return {};
+        std::error_code type_ec;
+        const auto name = it->path().filename().string();
+        if (fs::is_directory(it->path(), type_ec)) {  // follows links, like os.path.isdir
+            dirs.push_back(name + "/");
+        } else {
+            files.push_back(name);
+        }
+    }
+    const auto by_lower = [](const std::string& a, const std::string& b) {
+        const auto la = ascii_lower(a), lb = ascii_lower(b);
+        return la != lb ? la < lb : a < b;
+    };
+    std::sort(dirs.begin(), dirs.end(), by_lower);
+    std::sort(files.begin(), files.end(), by_lower);
+    dirs.insert(dirs.end(), files.begin(), files.end());
+    return dirs;
+}
+
+/// Starlette's FileResponse Content-Disposition for a download name.
+inline std::string content_disposition(const std::string& filename) {
+    const bool plain = std::all_of(filename.begin(), filename.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u >= 0x20 && u < 0x7f && c != '"' && c != '\\';
+    });
+    if (plain) return "attachment; filename=\"" + filename + "\"";
+    std::string encoded;
+    static constexpr char hex[] = "0123456789ABCDEF";
+    for (const char c : filename) {
+        const auto u = static_cast<unsigned char>(c);
+        if (std::isalnum(u) || std::strchr("-._~", c) != nullptr) {
+            encoded += c;
+        } else {
+            encoded += '%';
+            encoded += hex[u >> 4];
+            encoded += hex[u & 15];
+        }
+    }
+    return "attachment; filename*=utf-8''" + encoded;
+}
+
+/// Who the shells run as when the server (root) was told to switch user.
+struct RunAs {
+    std::string name;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::string home;
+    std::vector<gid_t> groups;
+};
+
+/// Resolves `username` when a switch is possible and needed: root asked to run as another
+/// user. Throws when that user does not exist.
+inline std::optional<RunAs> resolve_run_as(const std::string& username) {
+    if (username.empty() || ::geteuid() != 0) return std::nullopt;
+    std::vector<char> buffer(16384);
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    if (::getpwnam_r(username.c_str(), &pw, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+        throw runbox::error(errc::config_invalid, "user '" + username + "' does not exist");
+    }
+    if (pw.pw_uid == 0) return std::nullopt;
+    RunAs user{username, pw.pw_uid, pw.pw_gid, pw.pw_dir != nullptr ? pw.pw_dir : "/", {}};
+    int count = 64;
+    user.groups.resize(static_cast<std::size_t>(count));
+    if (::getgrouplist(username.c_str(), pw.pw_gid, user.groups.data(), &count) < 0) {
+        user.groups.resize(static_cast<std::size_t>(count));
+        ::getgrouplist(username.c_str(), pw.pw_gid, user.groups.data(), &count);
+    }
+    user.groups.resize(static_cast<std::size_t>(std::max(count, 0)));
+    return user;
+}
+
+/// Whether `user` may execute `path`: search permission on every directory leading to it (and
+/// to its symlink target) and read+execute on the file. access() cannot answer this for another
+/// user while we are root (e.g. a pyenv python under /root is useless to "openhands").
+inline bool can_execute_as(const std::string& path, const RunAs& user) {
+    const auto allowed = [&](const struct stat& st, mode_t need_owner, mode_t need_group, mode_t need_other) {
+        if (st.st_uid == user.uid) return (st.st_mode & need_owner) == need_owner;
+        const bool in_group = st.st_gid == user.gid ||
+                              std::find(user.groups.begin(), user.groups.end(), st.st_gid) != user.groups.end();
+        if (in_group) return (st.st_mode & need_group) == need_group;
+        return (st.st_mode & need_other) == need_other;
+    };
+    const auto chain_ok = [&](const std::filesystem::path& file) {
+        std::filesystem::path dir;
+        for (auto it = file.begin(); it != file.end(); ++it) {
+            dir /= *it;
+            if (dir == file) break;
+            struct stat st {};
+            if (::stat(dir.c_str(), &st) != 0 || !allowed(st, S_IXUSR, S_IXGRP, S_IXOTH)) return false;
+        }
+        struct stat st {};
+        return ::stat(file.c_str(), &st) == 0 && allowed(st, S_IRUSR | S_IXUSR, S_IRGRP | S_IXGRP, S_IROTH | S_IXOTH);
+    };
+    std::error_code ec;
+    const auto target = std::filesystem::canonical(path, ec);
+    return !ec && chain_ok(std::filesystem::absolute(path)) && chain_ok(target);
+}
+
+/// PATH lookup like execvp, done before fork (the child may only make async-signal-safe calls).
+/// With `user`, only candidates that user can execute count.
+inline std::optional<std::string> find_executable(const std::string& name, const std::string& path_value,
+                                                  const std::optional<RunAs>& user = std::nullopt) {
+    const auto usable = [&](const std::string& candidate) {
+        return ::access(candidate.c_str(), X_OK) == 0 && (!user || can_execute_as(candidate, *user));
+    };
+    if (name.find('/') != std::string::npos) return usable(name) ? std::optional(name) : std::nullopt;
+    std::size_t start = 0;
+    while (start <= path_value.size()) {
+        const auto end = path_value.find(':', start);
+        std::string dir = path_value.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (dir.empty()) dir = ".";
+        const std::string candidate = dir + "/" + name;
+        if (usable(candidate)) return candidate;
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    return std::nullopt;
+}
+
+/// This process's environment with `overrides` applied, as "K=V" strings.
+inline std::vector<std::string> merged_environment(const std::map<std::string, std::string>& overrides) {
+    std::map<std::string, std::string> env;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        const std::string_view kv(*entry);
+        const auto eq = kv.find('=');
+        if (eq == std::string_view::npos) continue;
+        env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+    }
+    for (const auto& [key, value] : overrides) env[key] = value;
+    std::vector<std::string> out;
+    out.reserve(env.size());
+    for (const auto& [key, value] : env) out.push_back(key + "=" + value);
+    return out;
+}
+
+/// fork+exec `argv` as the leader of a new process group with `stdio_fd` as its stdin and
+/// stdout. Everything is prepared before fork; the child only makes async-signal-safe calls.
+inline pid_t spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& envp,
+                           const std::string& cwd, int stdio_fd, const std::optional<RunAs>& user) {
+    std::vector<char*> c_argv, c_envp;
+    for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
+    c_argv.push_back(nullptr);
+    for (const auto& e : envp) c_envp.push_back(const_cast<char*>(e.c_str()));
+    c_envp.push_back(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
+    if (pid == 0) {
+        ::setpgid(0, 0);
+        // Default dispositions: the server may ignore SIGPIPE/SIGINT; the child must not inherit that.
+        ::signal(SIGPIPE, SIG_DFL);
+        ::signal(SIGINT, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::dup2(stdio_fd, 0);
+        ::dup2(stdio_fd, 1);
+        ::close_range(3, ~0U, 0);
+        if (user) {
+            if (::setgroups(user->groups.size(), user->groups.data()) != 0 || ::setgid(user->gid) != 0 ||
+                ::setuid(user->uid) != 0) {
+                ::_exit(126);
+            }
+        }
+        if (::chdir(cwd.c_str()) != 0 && ::chdir("/") != 0) ::_exit(126);
+        ::execve(c_argv[0], c_argv.data(), c_envp.data());
+        ::_exit(127);
+    }
+    ::setpgid(pid, pid);  // also from the parent, so a kill(-pid) right after spawn cannot miss
+    return pid;
+}
+
+// The Python side of run_ipython: one persistent interpreter reading one JSON request per
+// line on stdin ({"code", "cwd"}) and answering one JSON line on stdout ({"output"}). During a
+// cell, fds 1 and 2 point at a temp file so output of child processes is captured as well, and
+// fd 0 is /dev/null so input() cannot eat the protocol. The last expression's repr is printed
+// like a notebook; `!cmd`, `%pip ...` and `%cd` lines are rewritten to plain Python.
+inline constexpr std::string_view python_driver_source = R"PY(
+import ast, json, linecache, os, shlex, subprocess, sys, tempfile, traceback
+_rb_requests = os.fdopen(os.dup(0), 'r', encoding='utf-8', errors='replace')
+_rb_replies = os.fdopen(os.dup(1), 'w', encoding='utf-8')
+_rb_null = os.open(os.devnull, os.O_RDONLY)
+os.dup2(_rb_null, 0)
+os.close(_rb_null)
+_rb_ns = {'__name__': '__main__', '__builtins__': __builtins__}
+_rb_cells = [0]
+
+def _rb_shell(command):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    subprocess.run(command, shell=True)
+
+def _rb_transform(code):
+    out = []
+    for line in code.split('\n'):
+        body = line.lstrip()
+        indent = line[:len(line) - len(body)]
+        if body.startswith('!'):
+            line = indent + '_rb_shell(' + repr(body[1:]) + ')'
+        elif body == '%pip' or body.startswith('%pip '):
+            line = indent + '_rb_shell(' + repr(shlex.quote(sys.executable) + ' -m pip ' + body[4:].strip()) + ')'
+        elif body.startswith('%cd '):
+            line = indent + '__import__("os").chdir(' + repr(os.path.expanduser(body[4:].strip())) + ')'
+        out.append(line)
+    return '\n'.join(out)
+
+def _rb_run(code, name):
+    source = _rb_transform(code)
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    tree = ast.parse(source, name, 'exec')
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    exec(compile(tree, name, 'exec'), _rb_ns)
+    if last is not None:
+        value = eval(compile(last, name, 'eval'), _rb_ns)
+        if value is not None:
+            print(repr(value))
+
+def _rb_report(error, name):
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != name:
+        tb = tb.tb_next
+    if isinstance(error, SyntaxError) or tb is None:
+        sys.stderr.write(''.join(traceback.format_exception_only(type(error), error)))
+    else:
+        traceback.print_exception(type(error), error, tb)
+
+_rb_ns['_rb_shell'] = _rb_shell
+_rb_replies.write(json.dumps({'executable': sys.executable}) + '\n')
+_rb_replies.flush()
+while True:
+    try:
+        _rb_line = _rb_requests.readline()
+        if not _rb_line:
+            break
+        _rb_request = json.loads(_rb_line)
+        _rb_cells[0] += 1
+        _rb_name = '<cell-%d>' % _rb_cells[0]
+        _rb_capture = tempfile.TemporaryFile()
+        _rb_saved = (os.dup(1), os.dup(2))
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(_rb_capture.fileno(), 1)
+            os.dup2(_rb_capture.fileno(), 2)
+            try:
+                if _rb_request.get('cwd'):
+                    os.chdir(_rb_request['cwd'])
+                _rb_run(_rb_request['code'], _rb_name)
+            except BaseException as _rb_error:
+                _rb_report(_rb_error, _rb_name)
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except BaseException:
+                pass
+            os.dup2(_rb_saved[0], 1)
+            os.dup2(_rb_saved[1], 2)
+            os.close(_rb_saved[0])
+            os.close(_rb_saved[1])
+        _rb_capture.seek(0)
+        _rb_output = _rb_capture.read().decode('utf-8', 'replace')
+        _rb_capture.close()
+        _rb_replies.write(json.dumps({'output': _rb_output}) + '\n')
+        _rb_replies.flush()
+    except KeyboardInterrupt:
+        _rb_replies.write(json.dumps({'output': '', 'interrupted': True}) + '\n')
+        _rb_replies.flush()
+)PY";
+
+/// A persistent Python interpreter for run_ipython (the reference uses a Jupyter kernel).
+class PythonRepl {
+public:
+    struct Result {
+        std::string output;
+        bool timed_out = false;
+        bool died = false;
+    };
+
+    PythonRepl(std::string python, std::string working_dir, std::vector<std::string> envp, std::optional<RunAs> user)
+        : python_(std::move(python)), working_dir_(std::move(working_dir)), envp_(std::move(envp)), user_(std::move(user)) {}
+    PythonRepl(const PythonRepl&) = delete;
+    PythonRepl& operator=(const PythonRepl&) = delete;
+    ~PythonRepl() {
+        kill();
+        reap();
+    }
+
+
+    /// sys.executable of the interpreter (after the first successful start).
+    const std::string& executable() const noexcept { return executable_; }
+
+    /// Counts interpreter starts: a change means the namespace is new.
+    std::uint64_t generation() const noexcept { return generation_; }
+
+    /// Starts the interpreter now if it is not running (run_cell would do it anyway).
+    void ensure_started() {
+        if (!running()) start();
+    }
+
+    /// Runs one cell. `cwd` (if set) is chdir'd to first. Not thread-safe (the server's
+    /// action mutex serialises calls); kill() may be called concurrently.
+    Result run_cell(const std::string& code, const std::optional<std::string>& cwd, std::optional<double> timeout_s) {
+        if (!running()) start();
+        json request{{"code", code}};
+        if (cwd) request["cwd"] = *cwd;
+        if (!send_line(request.dump(-1, ' ', false, json::error_handler_t::replace))) return died();
+        std::optional<std::chrono::steady_clock::time_point> deadline;
+        if (timeout_s && *timeout_s > 0) {
+            deadline = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*timeout_s));
+        }
+        auto line = read_line(deadline);
+        if (!line && !eof_) {
+            // Timed out: interrupt the cell like a Jupyter kernel interrupt, wait for its reply.
+            signal_group(SIGINT);
+            line = read_line(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+            if (!line) {
+                signal_group(SIGKILL);
+                reap();
+            }
+            return Result{{}, true, false};
+        }
+        if (!line) return died();
+        try {
+            const auto reply = json::parse(*line);
+            return Result{reply.value("output", std::string()), false, false};
+        } catch (const json::exception&) {
+            return died();
+        }
+    }
+
+    /// Shuts the interpreter down for good: SIGKILLs its whole process group, and no cell
+    /// starts a new one afterwards. Safe from any thread (the server's stop()).
+    void kill() noexcept {
+        closed_ = true;
+        signal_group(SIGKILL);
+    }
+
+    /// Closes the pipe and reaps the interpreter (after kill()).
+    void reap() noexcept {
+        std::lock_guard lock(mutex_);
+        if (fd_ >= 0) {
+            ::close(fd_);
+            fd_ = -1;
+        }
+        if (pid_ > 0) {
+            int status = 0;
+            while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+            }
+            pid_ = -1;
+        }
+    }
+
+private:
+    bool running() {
+        std::lock_guard lock(mutex_);
+        return pid_ > 0 && fd_ >= 0 && !eof_;
+    }
+
+    Result died() {
+        signal_group(SIGKILL);
+        reap();
+        return Result{{}, false, true};
+    }
+
+    void start() {
+        signal_group(SIGKILL);
+        reap();
+        if (closed_) throw runbox::error(errc::sandbox_gone, "the action server is stopping");
+        int fds[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+            throw std::system_error(errno, std::generic_category(), "socketpair");
+        }
+        pid_t pid = -1;
+        try {
+            // The driver arrives as the first line on stdin (keeps `ps` output short).
+            pid = spawn_process({python_, "-u", "-c", "import json, sys; exec(json.loads(sys.stdin.readline()))  # runbox"},
+                                envp_, working_dir_, fds[1], user_);
+        } catch (...) {
+            ::close(fds[0]);
+            ::close(fds[1]);
+            throw;
+        }
+        ::close(fds[1]);
+        {
+            std::lock_guard lock(mutex_);
+            pid_ = pid;
+            fd_ = fds[0];
+            eof_ = false;
+            buffer_.clear();
+            if (closed_) ::kill(-pid_, SIGKILL);  // stop() ran while we were spawning
+        }
+        std::optional<std::string> hello;
+        if (send_line(json(std::string(python_driver_source)).dump())) {
+            hello = read_line(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+        }
+        if (!hello) {
+            signal_group(SIGKILL);
+            reap();
+            throw runbox::error(errc::server_error, "the Python interpreter " + python_ + " did not start");
+        }
+        executable_ = json::parse(*hello).value("executable", python_);
+        ++generation_;
+    }
+
+    void signal_group(int sig) noexcept {
+        std::lock_guard lock(mutex_);
+        if (pid_ > 0) ::kill(-pid_, sig);
+    }
+
+    bool send_line(const std::string& line) {
+        std::string data = line + "\n";
+        std::size_t sent = 0;
+        while (sent < data.size()) {
+            const auto n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return false;
+            sent += static_cast<std::size_t>(n);
+        }
+        return true;
+    }
+
+    /// One reply line, or nullopt on deadline/EOF (eof_ tells which).
+    std::optional<std::string> read_line(std::optional<std::chrono::steady_clock::time_point> deadline) {
+        for (;;) {
+            if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
+                std::string line = buffer_.substr(0, nl);
+                buffer_.erase(0, nl + 1);
+                return line;
+            }
+            if (eof_) return std::nullopt;
+            int wait_ms = 1000;
+            if (deadline) {
+                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+                if (left.count() <= 0) return std::nullopt;
+                wait_ms = static_cast<int>(std::min<long long>(left.count(), 1000));
+            }
+            pollfd pfd{fd_, POLLIN, 0};
+            const int ready = ::poll(&pfd, 1, wait_ms);
+            if (ready < 0 && errno != EINTR) {
+                eof_ = true;
+                continue;
+            }
+            if (ready <= 0) continue;
+            char chunk[65536];
+            const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                eof_ = true;
+                continue;
+            }
+            buffer_.append(chunk, static_cast<std::size_t>(n));
+        }
+    }
+
+    std::string python_;
+    std::string working_dir_;
+    std::vector<std::string> envp_;
+    std::optional<RunAs> user_;
+    std::string executable_;
+    std::uint64_t generation_ = 0;
+    std::mutex mutex_;  // guards pid_/fd_ against kill() from another thread
+    std::atomic<bool> closed_{false};
+    pid_t pid_ = -1;
+    int fd_ = -1;
+    bool eof_ = false;
+    std::string buffer_;
+};
+
+}  // namespace action_detail
+
+class ActionServer {
+public:
+    explicit ActionServer(ActionServerOptions options) : options_(std::move(options)) {
+        if (options_.working_dir.empty()) options_.working_dir = std::filesystem::current_path().string();
+        for (const auto& plugin : options_.plugins) {
+            if (plugin != "jupyter" && plugin != "agent_skills" && plugin != "vscode") {
+                throw runbox::error(errc::config_invalid, "Plugin " + plugin + " not found");
+            }
+        }
+    }
+    ActionServer(const ActionServer&) = delete;
+    ActionServer& operator=(const ActionServer&) = delete;
+    ~ActionServer() { stop(); }
+
+    /// Initialises the executor (working dir, shell) and then binds and serves on a background
+    /// thread; returns once the socket is listening. Throws when the port cannot be bound.
+    void start() {
+        std::lock_guard lifecycle(lifecycle_mutex_);
+        if (started_) throw runbox::error(errc::conflict, "the action server was already started");
+        started_ = true;
+        initialise_executor();
+        server_ = std::make_unique<httplib::Server>();
+        setup_routes();
+        if (options_.port == 0) {
+            port_ = server_->bind_to_any_port(options_.host);
+        } else {
+            port_ = server_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
+        }
+        if (port_ <= 0) {
+            shutdown_executor();
+            throw runbox::error(errc::transport, "cannot listen on " + options_.host + ":" + std::to_string(options_.port));
+        }
+        listener_ = std::thread([this] { server_->listen_after_bind(); });
+        // listen_after_bind sets is_running() before it starts accepting; bounded wait.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!server_->is_running() && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        if (!server_->is_running()) {
+            lock_free_stop();
+            throw runbox::error(errc::transport, "the action server did not start listening");
+        }
+    }
+
+    int port() const noexcept { return port_; }
+
+    /// Base URL for clients on this machine ("0.0.0.0" is reached through 127.0.0.1).
+    std::string url() const {
+        std::string host = options_.host;
+        if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+        if (host == "::") host = "::1";
+        if (host.find(':') != std::string::npos) host = "[" + host + "]";
+        return "http://" + host + ":" + std::to_string(port_);
+    }
+
+    /// Stops listening, kills the shell and everything it started, and reaps them. Idempotent.
+    void stop() {
+        std::lock_guard lifecycle(lifecycle_mutex_);
+        lock_free_stop();
+    }
+
+private:
+    using json = nlohmann::json;
+    using clock = std::chrono::steady_clock;
+
+    // ---- executor -------------------------------------------------------------------------
+
+    void initialise_executor() {
+        namespace fs = std::filesystem;
+        fs::create_directories(options_.working_dir);
+        run_as_ = action_detail::resolve_run_as(options_.username);
+        if (run_as_ && ::chown(options_.working_dir.c_str(), run_as_->uid, static_cast<gid_t>(-1)) != 0) {
+            // not fatal: on a read-only mount the shell still starts
+        }
+        shell_env_ = options_.env;
+        if (run_as_) {
+            shell_env_["USER"] = run_as_->name;
+            shell_env_["LOGNAME"] = run_as_->name;
+            shell_env_["HOME"] = run_as_->home;
+        }
+        start_time_ = clock::now();
+        last_execution_ = start_time_.time_since_epoch().count();
+        start_bash();
+        has_jupyter_ = std::find(options_.plugins.begin(), options_.plugins.end(), "jupyter") != options_.plugins.end();
+        if (has_jupyter_) {
+            const auto envp = action_detail::merged_environment(shell_env_);
+            std::string path_value;
+            for (const auto& kv : envp) {
+                if (kv.rfind("PATH=", 0) == 0) path_value = kv.substr(5);
+            }
+            if (const auto python = action_detail::find_executable("python3", path_value, run_as_)) {
+                python_ = std::make_unique<action_detail::PythonRepl>(*python, options_.working_dir, envp, run_as_);
+            }
+        }
+    }
+
+    void shutdown_executor() noexcept {
+        if (python_) python_->kill();
+        stop_bash();
+        if (python_) python_->reap();
+    }
+
+    void lock_free_stop() noexcept {
+        if (stopped_ || !started_) return;
+        stopped_ = true;
+        if (server_) server_->stop();
+        // A running action blocks its handler thread; killing the shells ends it, then the
+        // listener thread can join its pool. The interpreter's pipe is closed only after that,
+        // when no handler can be reading it any more.
+        if (python_) python_->kill();
+        stop_bash();
+        if (listener_.joinable()) listener_.join();
+        if (python_) python_->reap();
+        server_.reset();
+    }
+
+    // ---- HTTP -----------------------------------------------------------------------------
+
+    bool authorized(const httplib::Request& req) const {
+        if (options_.session_api_key.empty()) return true;
+        if (req.path == "/alive" || req.path == "/server_info") return true;
+        if (!req.has_header("X-Session-API-Key")) return false;
+        return action_detail::secrets_equal(req.get_header_value("X-Session-API-Key"), options_.session_api_key);
+    }
+
+    /// Wraps a route: the auth middleware first, then the handler; anything it throws becomes
+    /// the generic 500 (wrapping handlers catch their own errors first).
+    httplib::Server::Handler guarded(void (ActionServer::*handler)(const httplib::Request&, httplib::Response&)) {
+        return [this, handler](const httplib::Request& req, httplib::Response& res) {
+            if (!authorized(req)) return action_detail::send_detail(res, 403, "Invalid API Key");
+            try {
+                (this->*handler)(req, res);
+            } catch (...) {
+                action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+            }
+        };
+    }
+
+    void setup_routes() {
+        auto& s = *server_;
+        s.new_task_queue = [] { return new httplib::ThreadPool(32); };
+        // The session key is checked once the body has been read (inside each route and the
+        // 404 path), not in a pre-routing handler: httplib 0.11 does not drain an unread body,
+        // so rejecting a POST before reading it would desynchronise a keep-alive connection.
+        s.Get("/alive", guarded(&ActionServer::handle_alive));
+        s.Get("/server_info", guarded(&ActionServer::handle_server_info));
+        s.Post("/execute_action", guarded(&ActionServer::handle_execute_action));
+        s.Post("/upload_file", guarded(&ActionServer::handle_upload_file));
+        s.Get("/download_files", guarded(&ActionServer::handle_download_files));
+        s.Post("/list_files", guarded(&ActionServer::handle_list_files));
+        s.Get("/vscode/connection_token", guarded(&ActionServer::handle_vscode_token));
+        s.Post("/update_mcp_server", guarded(&ActionServer::handle_update_mcp_server));
+        s.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+            if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+            if (!authorized(req)) {
+                action_detail::send_detail(res, 403, "Invalid API Key");
+            } else if (res.status == 404 && is_known_path(req.path)) {
+                action_detail::send_detail(res, 405, "Method Not Allowed");
+            } else if (res.status == 404) {
+                action_detail::send_detail(res, 404, "Not Found");
+            } else if (res.status == 400) {
+                action_detail::send_detail(res, 400, "Bad Request");
+            } else if (res.status >= 500) {
+                action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+            } else {
+                action_detail::send_detail(res, res.status, "Error");
+            }
+            return httplib::Server::HandlerResponse::Handled;
+        }));
+        s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+            action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+        });
+    }
+
+    static bool is_known_path(const std::string& path) {
+        static const std::array<std::string_view, 8> paths{"/alive",          "/server_info", "/execute_action",
+                                                           "/upload_file",    "/download_files", "/list_files",
+                                                           "/vscode/connection_token", "/update_mcp_server"};
+        return std::find(paths.begin(), paths.end(), path) != paths.end();
+    }
+
+    void handle_alive(const httplib::Request&, httplib::Response& res) {
+        action_detail::send_json(res, 200, json{{"status", initialised_.load() ? "ok" : "not initialized"}});
+    }
+
+    void handle_server_info(const httplib::Request&, httplib::Response& res) {
+        const auto now = clock::now();
+        const std::chrono::duration<double> uptime = now - start_time_;
+        const auto last = clock::time_point(clock::duration(last_execution_.load()));
+        const std::chrono::duration<double> idle = now - last;
+        action_detail::send_json(res, 200, json{{"uptime", uptime.count()}, {"idle_time", idle.count()}, {"resources", system_stats()}});
+    }
+
+    void handle_execute_action(const httplib::Request& req, httplib::Response& res) {
+        json body;
+        try {
+            body = json::parse(req.body);
+        } catch (const json::exception&) {
+            return action_detail::send_validation_error(res, "json_invalid", "'body', 0", "JSON decode error");
+        }
+        if (!body.is_object() || !body.contains("action")) {
+            return action_detail::send_validation_error(res, "missing", "'body', 'action'", "Field required");
+        }
+        if (!body["action"].is_object()) {
+            return action_detail::send_validation_error(res, "dict_type", "'body', 'action'", "Input should be a valid dictionary");
+        }
+        try {
+            const auto& event = body["action"];
+            if (!event.contains("action") && event.contains("observation")) {
+                throw action_detail::HttpError(400, "Invalid action type");
+            }
+            json event_copy = event;
+            // A string insert_line is converted (or answered with the editor's error) first.
+            if (auto early = event_copy.value("action", json()) == "edit" ? coerce_insert_line(event_copy) : std::nullopt) {
+                last_execution_ = clock::now().time_since_epoch().count();
+                res.status = 200;
+                res.set_content(to_wire(*early), "application/json");
+                return;
+            }
+            Action action = action_from_json(event_copy);
+            last_execution_ = clock::now().time_since_epoch().count();
+            Observation observation = [&] {
+                std::lock_guard lock(action_mutex_);
+                return run_action(action);
+            }();
+            res.status = 200;
+            res.set_content(to_wire(observation), "application/json");
+        } catch (...) {
+            action_detail::send_detail(res, 500, "Internal server error: " + action_detail::exception_text(std::current_exception()));
+        }
+    }
+
+    void handle_upload_file(const httplib::Request& req, httplib::Response& res) {
+        if (!req.is_multipart_form_data() || !req.has_file("file")) {
+            return action_detail::send_validation_error(res, "missing", "'body', 'file'", "Field required");
+        }
+        bool recursive = false;
+        if (req.has_param("recursive")) {
+            const auto parsed = action_detail::parse_bool(req.get_param_value("recursive"));
+            if (!parsed) {
+                return action_detail::send_validation_error(res, "bool_parsing", "'query', 'recursive'",
+                                                     "Input should be a valid boolean, unable to interpret input");
+            }
+            recursive = *parsed;
+        }
+        const std::string destination = req.has_param("destination") ? req.get_param_value("destination") : "/";
+        const auto file = req.get_file_value("file");
+        try {
+            namespace fs = std::filesystem;
+            if (!fs::path(destination).is_absolute()) throw action_detail::HttpError(400, "Destination must be an absolute path");
+            // The filename is a name, never a path: refuse anything that would leave `destination`.
+            if (file.filename.empty() || file.filename == "." || file.filename == ".." ||
+                file.filename.find('/') != std::string::npos) {
+                throw action_detail::HttpError(400, "Invalid filename");
+            }
+            const fs::path dest(destination);
+            std::vector<fs::path> created;  // what this upload creates, for chown_to_run_as
+            for (fs::path p = dest; !p.empty() && p != p.root_path() && !fs::exists(p); p = p.parent_path()) {
+                created.push_back(p);
+            }
+            if (!fs::exists(dest)) fs::create_directories(dest);
+            const bool is_zip = file.filename.size() >= 4 && file.filename.compare(file.filename.size() - 4, 4, ".zip") == 0;
+            if (recursive || is_zip) {
+                if (!is_zip) throw action_detail::HttpError(400, "Recursive uploads must be zip files");
+                const fs::path zip_path = dest / file.filename;
+                save_upload(zip_path, file.content);
+                try {
+                    for (const auto& name : zip_entry_names(zip_path)) {
+                        for (fs::path p = fs::path(name).relative_path(); !p.empty(); p = p.parent_path()) {
+                            created.push_back(dest / p);
+                        }
+                    }
+                    extract_zip(zip_path, dest);
+                } catch (...) {
+                    std::error_code ec;
+                    fs::remove(zip_path, ec);
+                    throw;
+                }
+                fs::remove(zip_path);
+            } else {
+                save_upload(dest / file.filename, file.content);
+                created.push_back(dest / file.filename);
+            }
+            chown_to_run_as(created);
+            action_detail::send_json(res, 200, json{{"filename", file.filename}, {"destination", destination}, {"recursive", recursive}});
+        } catch (...) {
+            action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
+        }
+    }
+
+    void handle_download_files(const httplib::Request& req, httplib::Response& res) {
+        if (!req.has_param("path")) {
+            return action_detail::send_validation_error(res, "missing", "'query', 'path'", "Field required");
+        }
+        const std::string path = req.get_param_value("path");
+        try {
+            namespace fs = std::filesystem;
+            if (!fs::path(path).is_absolute()) throw action_detail::HttpError(400, "Path must be an absolute path");
+            std::error_code ec;
+            if (!fs::exists(path, ec)) throw action_detail::HttpError(404, "File not found");
+            std::string tmpl = (fs::temp_directory_path() / "runbox-download-XXXXXX.zip").string();
+            const int fd = ::mkstemps(tmpl.data(), 4);
+            if (fd < 0) throw fs::filesystem_error("mkstemps", fs::path(tmpl), std::error_code(errno, std::generic_category()));
+            ::close(fd);
+            const fs::path archive(tmpl);
+            try {
+                zip_tree(path, archive);
+            } catch (...) {
+                fs::remove(archive, ec);
+                throw;
+            }
+            const auto size = fs::file_size(archive);
+            auto stream = std::make_shared<std::ifstream>(archive, std::ios::binary);
+            const auto slash = path.find_last_of('/');
+            res.status = 200;
+            res.set_header("Content-Disposition", action_detail::content_disposition(path.substr(slash + 1) + ".zip"));
+            res.set_content_provider(
+                static_cast<std::size_t>(size), "application/zip",
+                [stream](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                    std::array<char, 65536> chunk{};
+                    stream->clear();
+                    stream->seekg(static_cast<std::streamoff>(offset));
+                    const auto n = std::min(length, chunk.size());
+                    stream->read(chunk.data(), static_cast<std::streamsize>(n));
+                    const auto got = stream->gcount();
+                    if (got <= 0) return false;
+                    return sink.write(chunk.data(), static_cast<std::size_t>(got));
+                },
+                [stream, archive](bool) {
+                    stream->close();
+                    std::error_code remove_ec;
+                    std::filesystem::remove(archive, remove_ec);  // the temp zip goes once sent
+                });
+        } catch (...) {
+            action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
+        }
+    }
+
+    void handle_list_files(const httplib::Request& req, httplib::Response& res) {
+        const json body = json::parse(req.body);  // a non-JSON body is the generic 500
+        namespace fs = std::filesystem;
+        // Like the reference, a body that is not an object or a non-string path is the generic 500.
+        if (!body.is_object()) throw std::invalid_argument("list_files body must be a JSON object");
+        fs::path path = options_.working_dir;
+        if (body.contains("path") && !body["path"].is_null()) {
+            const fs::path given = body["path"].get<std::string>();
+            path = given.is_absolute() ? given : fs::path(options_.working_dir) / given;
+        }
+        action_detail::send_json(res, 200, action_detail::list_directory(path));
+    }
+
+    void handle_vscode_token(const httplib::Request&, httplib::Response& res) {
+        action_detail::send_json(res, 200, json{{"token", nullptr}});
+    }
+
+    void handle_update_mcp_server(const httplib::Request& req, httplib::Response& res) {
+        const json body = json::parse(req.body);
+        if (!body.is_array()) return action_detail::send_detail(res, 400, "Request must be a list of MCP tools to sync");
+        // runbox-server has no MCP proxy; the reference answers this when its manager is missing.
+        action_detail::send_detail(res, 500, "MCP Proxy Manager is not initialized");
+    }
+
+    static void save_upload(const std::filesystem::path& path, const std::string& content) {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        if (!out) throw std::filesystem::filesystem_error("open", path, std::error_code(errno, std::generic_category()));
+        out.write(content.data(), static_cast<std::streamsize>(content.size()));
+        out.close();
+        if (!out) throw std::filesystem::filesystem_error("write", path, std::make_error_code(std::errc::io_error));
+    }
+
+    /// Uploaded files belong to the shell's user, like files it creates itself.
+    void chown_to_run_as(const std::vector<std::filesystem::path>& paths) const {
+        if (!run_as_) return;
+        for (const auto& path : paths) {
+            if (::lchown(path.c_str(), run_as_->uid, run_as_->gid) != 0) {
+                // best effort: a file the user cannot own stays readable as before
+            }
+        }
+    }
+
+    // ---- actions --------------------------------------------------------------------------
+
+    Observation run_action(Action& action) {
+        return std::visit(
+            [&](auto& a) -> Observation {
+                using A = std::decay_t<decltype(a)>;
+                if constexpr (std::is_same_v<A, CmdRunAction>) {
+                    return run_command(a);
+                } else if constexpr (std::is_same_v<A, IPythonRunCellAction>) {
+                    return run_ipython(a);
+                } else if constexpr (std::is_same_v<A, FileReadAction> || std::is_same_v<A, FileWriteAction> ||
+                                     std::is_same_v<A, FileEditAction>) {
+                    return run_file_action(a);
+                } else if constexpr (std::is_same_v<A, BrowseURLAction> || std::is_same_v<A, BrowseInteractiveAction>) {
+                    return ErrorObservation{"Browser functionality is not supported or disabled.", "", {}};
+                } else {
+                    // The reference dispatches on the action type name; a type without an
+                    // executor method fails with Python's AttributeError text.
+                    throw std::runtime_error("'ActionExecutor' object has no attribute '" + std::string(A::type) + "'");
+                }
+            },
+            action);
+    }
+
+    Observation run_ipython(const IPythonRunCellAction& action) {
+        if (!has_jupyter_) throw std::runtime_error("JupyterRequirement not found. Unable to run IPython action.");
+        if (!python_) return ErrorObservation{"IPython is not available: no python3 on PATH that the shell user can run.", "", {}};
+        const std::string cwd = bash_cwd();
+        python_->ensure_started();
+        const auto generation = python_->generation();
+        if (!action.kernel_init_code.empty() && python_init_generation_ != generation) {
+            // Once per interpreter (again after a restart), before the cell; its output is dropped.
+            python_init_generation_ = generation;
+            python_->run_cell(action.kernel_init_code, std::nullopt, action.timeout);
+        }
+        // Follow the shell's cwd when it moved (or the interpreter is new); a cell's own
+        // os.chdir() otherwise sticks, as in the reference.
+        std::optional<std::string> chdir_to;
+        if (cwd != python_synced_cwd_ || python_synced_generation_ != generation) chdir_to = cwd;
+        auto result = python_->run_cell(action.code, chdir_to, action.timeout);
+        if (result.died) {
+            return ErrorObservation{"The IPython kernel exited unexpectedly; the next cell starts a new one.", "", {}};
+        }
+        if (chdir_to) {
+            python_synced_cwd_ = *chdir_to;
+            python_synced_generation_ = generation;
+        }
+        std::string content;
+        if (result.timed_out) {
+            content = "[Execution timed out (" + action_detail::python_float(action.timeout.value_or(0)) + " seconds).]";
+        } else {
+            content = std::move(result.output);
+            while (!content.empty() && std::isspace(static_cast<unsigned char>(content.back()))) content.pop_back();
+            if (content.empty()) content = "[Code executed successfully with no output]";
+        }
+        if (action.include_extra) {
+            content += "\n[Jupyter current working directory: " + cwd + "]";
+            content += "\n[Jupyter Python interpreter: " + python_->executable() + "]";
+        }
+        IPythonRunCellObservation obs;
+        obs.content = std::move(content);
+        obs.code = action.code;
+        return obs;
+    }
+
+    // ---- shell and editor ------------------------------------------------------------------
+
+    void start_bash() {
+        BashSessionOptions bash_options;
+        bash_options.working_dir = options_.working_dir;
+        bash_options.username = run_as_ ? run_as_->name : std::string();
+        bash_options.no_change_timeout = options_.no_change_timeout;
+        bash_options.env = shell_env_;
+        bash_ = std::make_unique<BashSession>(std::move(bash_options));
+        bash_->initialize();
+        editor_ = std::make_unique<FileEditor>(options_.working_dir);
+        initialised_ = true;
+    }
+
+    void stop_bash() noexcept {
+        if (bash_) bash_->close();
+    }
+
+    std::string bash_cwd() const {
+        std::string cwd = bash_ ? bash_->cwd() : std::string();
+        return cwd.empty() ? options_.working_dir : cwd;
+    }
+
+    Observation run_command(const CmdRunAction& action) {
+        if (action.is_static) return run_static_command(action, options_.working_dir, run_as_ ? run_as_->name : std::string());
+        try {
+            bash_->initialize();  // restarts the shell if a previous command ended it (`exit`)
+        } catch (const std::exception& e) {
+            return ErrorObservation{e.what(), "", {}};
+        }
+        return bash_->execute(action);
+    }
+
+    FileOpsContext file_context() const {
+        FileOpsContext context;
+        context.workspace_root = options_.working_dir;
+        context.bash_cwd = bash_cwd();
+        context.server_cwd = options_.working_dir;
+        context.user_id = run_as_ ? static_cast<int>(run_as_->uid) : -1;
+        return context;
+    }
+    Observation run_file_action(const FileReadAction& action) { return read_file(action, file_context()); }
+    Observation run_file_action(const FileWriteAction& action) { return write_file(action, file_context()); }
+    Observation run_file_action(const FileEditAction& action) { return editor_->edit(action, file_context()); }
+
+    ActionServerOptions options_;
+    std::optional<action_detail::RunAs> run_as_;
+    std::map<std::string, std::string> shell_env_;
+    std::unique_ptr<httplib::Server> server_;
+    std::thread listener_;
+    int port_ = -1;
+    std::mutex lifecycle_mutex_;
+    bool started_ = false;
+    bool stopped_ = false;
+    std::atomic<bool> initialised_{false};
+    std::mutex action_mutex_;  // one action at a time
+    clock::time_point start_time_{};
+    std::atomic<clock::rep> last_execution_{0};
+    bool has_jupyter_ = false;
+    std::unique_ptr<action_detail::PythonRepl> python_;
+    std::string python_synced_cwd_;
+    std::uint64_t python_init_generation_ = 0;
+    std::uint64_t python_synced_generation_ = 0;
+    std::unique_ptr<BashSession> bash_;
+    std::unique_ptr<FileEditor> editor_;
+};
+
+}  // namespace runbox::server

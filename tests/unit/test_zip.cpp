@@ -1,0 +1,178 @@
+// Zip helpers shared by the action server (upload/download) and the client (copy_to/copy_from).
+#include "catch.hpp"
+
+#include "runbox/server/zip.hpp"
+
+#include <zip.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        std::string tmpl = (fs::temp_directory_path() / "runbox-zip-XXXXXX").string();
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+void write_file(const fs::path& path, const std::string& content) {
+    fs::create_directories(path.parent_path());
+    std::ofstream(path, std::ios::binary) << content;
+}
+
+std::string read_file(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::vector<std::string> sorted(std::vector<std::string> names) {
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+// Builds an archive directly with libzip, so the tests can craft hostile entry names.
+void make_raw_zip(const fs::path& archive_path, const std::vector<std::pair<std::string, std::string>>& entries) {
+    int code = 0;
+    zip_t* archive = zip_open(archive_path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &code);
+    REQUIRE(archive != nullptr);
+    for (const auto& [name, content] : entries) {
+        zip_source_t* source = zip_source_buffer(archive, content.data(), content.size(), 0);
+        REQUIRE(source != nullptr);
+        REQUIRE(zip_file_add(archive, name.c_str(), source, ZIP_FL_ENC_UTF_8) >= 0);
+    }
+    REQUIRE(zip_close(archive) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("zip_tree stores names relative to the directory", "[zip]") {
+    TempDir tmp;
+    write_file(tmp.path / "src" / "a.txt", "alpha");
+    write_file(tmp.path / "src" / "sub" / "b.txt", "beta");
+    fs::create_directories(tmp.path / "src" / "empty");
+    const auto archive = tmp.path / "out.zip";
+
+    runbox::server::zip_tree(tmp.path / "src", archive);
+    REQUIRE(sorted(runbox::server::zip_entry_names(archive)) == std::vector<std::string>{"a.txt", "sub/b.txt"});
+}
+
+TEST_CASE("zip_tree with include_top_dir prefixes the directory name and keeps empty dirs", "[zip]") {
+    TempDir tmp;
+    write_file(tmp.path / "test_dir" / "file1.txt", "1");
+    fs::create_directories(tmp.path / "test_dir" / "empty");
+    const auto archive = tmp.path / "out.zip";
+
+    runbox::server::zip_tree(tmp.path / "test_dir", archive, {.include_top_dir = true, .include_directories = true});
+    REQUIRE(sorted(runbox::server::zip_entry_names(archive)) ==
+            std::vector<std::string>{"test_dir/", "test_dir/empty/", "test_dir/file1.txt"});
+}
+
+TEST_CASE("zip_tree of a regular file is empty unless the top name is included", "[zip]") {
+    TempDir tmp;
+    write_file(tmp.path / "one.txt", "x");
+    const auto archive = tmp.path / "out.zip";
+
+    runbox::server::zip_tree(tmp.path / "one.txt", archive);
+    REQUIRE(fs::exists(archive));
+    REQUIRE(runbox::server::zip_entry_names(archive).empty());
+
+    runbox::server::zip_tree(tmp.path / "one.txt", archive, {.include_top_dir = true});
+    REQUIRE(runbox::server::zip_entry_names(archive) == std::vector<std::string>{"one.txt"});
+}
+
+TEST_CASE("zip_tree of a missing path throws not_found", "[zip]") {
+    TempDir tmp;
+    try {
+        runbox::server::zip_tree(tmp.path / "missing", tmp.path / "out.zip");
+        FAIL("expected an error");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == runbox::errc::not_found);
+    }
+}
+
+TEST_CASE("zip round trip keeps content and executable bits", "[zip]") {
+    TempDir tmp;
+    write_file(tmp.path / "src" / "run.sh", "#!/bin/sh\necho hi\n");
+    write_file(tmp.path / "src" / "deep" / "er" / "data.bin", std::string("\0\1\2binary", 9));
+    fs::permissions(tmp.path / "src" / "run.sh", fs::perms::owner_all, fs::perm_options::add);
+    const auto archive = tmp.path / "out.zip";
+    runbox::server::zip_tree(tmp.path / "src", archive, {.include_top_dir = true});
+
+    runbox::server::extract_zip(archive, tmp.path / "dest");
+    REQUIRE(read_file(tmp.path / "dest" / "src" / "run.sh") == "#!/bin/sh\necho hi\n");
+    REQUIRE(read_file(tmp.path / "dest" / "src" / "deep" / "er" / "data.bin") == std::string("\0\1\2binary", 9));
+    const auto perms = fs::status(tmp.path / "dest" / "src" / "run.sh").permissions();
+    REQUIRE((perms & fs::perms::owner_exec) != fs::perms::none);
+}
+
+TEST_CASE("extract_zip rejects path traversal before writing anything", "[zip]") {
+    TempDir tmp;
+    const auto archive = tmp.path / "evil.zip";
+    const auto dest = tmp.path / "dest";
+
+    SECTION("dot-dot component") {
+        make_raw_zip(archive, {{"ok.txt", "fine"}, {"a/../../escaped.txt", "bad"}});
+    }
+    SECTION("leading dot-dot") {
+        make_raw_zip(archive, {{"ok.txt", "fine"}, {"../escaped.txt", "bad"}});
+    }
+    SECTION("backslash dot-dot") {
+        make_raw_zip(archive, {{"ok.txt", "fine"}, {"..\\escaped.txt", "bad"}});
+    }
+    SECTION("absolute name") {
+        make_raw_zip(archive, {{"ok.txt", "fine"}, {"/tmp/escaped.txt", "bad"}});
+    }
+    try {
+        runbox::server::extract_zip(archive, dest);
+        FAIL("expected an error");
+    } catch (const runbox::error& e) {
+        REQUIRE(std::string(e.what()).find("unsafe entry name") != std::string::npos);
+    }
+    REQUIRE_FALSE(fs::exists(dest / "ok.txt"));
+    REQUIRE_FALSE(fs::exists(tmp.path / "escaped.txt"));
+}
+
+TEST_CASE("extract_zip accepts names that merely contain dots", "[zip]") {
+    TempDir tmp;
+    const auto archive = tmp.path / "ok.zip";
+    make_raw_zip(archive, {{"..hidden", "1"}, {"dir/a..b.txt", "2"}, {"dir/sub/", ""}});
+    runbox::server::extract_zip(archive, tmp.path / "dest");
+    REQUIRE(read_file(tmp.path / "dest" / "..hidden") == "1");
+    REQUIRE(read_file(tmp.path / "dest" / "dir" / "a..b.txt") == "2");
+    REQUIRE(fs::is_directory(tmp.path / "dest" / "dir" / "sub"));
+}
+
+TEST_CASE("extract_zip does not write through an existing symlink", "[zip]") {
+    TempDir tmp;
+    write_file(tmp.path / "outside.txt", "original");
+    fs::create_directories(tmp.path / "dest");
+    fs::create_symlink(tmp.path / "outside.txt", tmp.path / "dest" / "link.txt");
+    const auto archive = tmp.path / "a.zip";
+    make_raw_zip(archive, {{"link.txt", "replaced"}});
+    runbox::server::extract_zip(archive, tmp.path / "dest");
+    REQUIRE(read_file(tmp.path / "outside.txt") == "original");
+    REQUIRE(read_file(tmp.path / "dest" / "link.txt") == "replaced");
+    REQUIRE_FALSE(fs::is_symlink(tmp.path / "dest" / "link.txt"));
+}
+
+TEST_CASE("extract_zip of something that is not a zip throws", "[zip]") {
+    TempDir tmp;
+    write_file(tmp.path / "not.zip", "definitely not a zip archive");
+    REQUIRE_THROWS_AS(runbox::server::extract_zip(tmp.path / "not.zip", tmp.path / "dest"), runbox::error);
+}
