@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runbox/error.hpp"
+#include "runbox/transport/transport.hpp"
 
 extern "C" char** environ;  // POSIX: the process environment, for SANDBOX_ENV_* forwarding
 
@@ -89,6 +90,9 @@ struct Config {
     std::string git_user_name = "openhands";
     std::string git_user_email = "openhands@all-hands.dev";
     bool init_git_in_empty_workspace = false;
+    /// How the runtime's transport is built (TLS verification, CA bundle, connect timeout).
+    /// JSON: "transport": {"verify_tls": true, "ca_cert_path": "...", "connect_timeout_ms": 10000}.
+    TransportOptions transport{};
     /// Provider settings: {"daytona": {"api_key": "...", "api_url": "..."}, "runloop": {...}}.
     nlohmann::json providers = nlohmann::json::object();
     /// Where environment variables come from (the process by default).
@@ -339,9 +343,26 @@ inline Config Config::from_json(const nlohmann::json& json, EnvLookup lookup) {
             if (!value.is_object()) detail::bad_field("sandbox", "an object", value.dump());
             for (const auto& [skey, svalue] : value.items()) {
                 const auto it = std::find_if(sandbox.begin(), sandbox.end(),
-                                             [&](const auto& f) { return detail::short_name(f.name) == skey; });
+                                             [&k = skey](const auto& f) { return detail::short_name(f.name) == k; });
                 if (it == sandbox.end()) throw error(errc::config_invalid, "unknown config field 'sandbox." + skey + "'");
                 it->from_json(svalue);
+            }
+        } else if (key == "transport") {
+            if (!value.is_object()) detail::bad_field("transport", "an object", value.dump());
+            for (const auto& [tkey, tvalue] : value.items()) {
+                if (tkey == "verify_tls" && tvalue.is_boolean()) {
+                    config.transport.verify_tls = tvalue.get<bool>();
+                } else if (tkey == "ca_cert_path" && tvalue.is_string()) {
+                    config.transport.ca_cert_path = tvalue.get<std::string>();
+                } else if (tkey == "connect_timeout_ms" && tvalue.is_number_integer() && tvalue.get<long long>() > 0) {
+                    config.transport.connect_timeout = std::chrono::milliseconds(tvalue.get<long long>());
+                } else {
+                    detail::bad_field("transport." + tkey,
+                                      tkey == "verify_tls" ? "true or false"
+                                      : tkey == "ca_cert_path" ? "a string"
+                                      : tkey == "connect_timeout_ms" ? "a positive integer" : "a known transport field",
+                                      tvalue.dump());
+                }
             }
         } else if (key == "providers") {
             if (!value.is_object()) detail::bad_field("providers", "an object of provider settings", value.dump());
@@ -350,7 +371,7 @@ inline Config Config::from_json(const nlohmann::json& json, EnvLookup lookup) {
             }
             config.providers = value;
         } else {
-            const auto it = std::find_if(core.begin(), core.end(), [&](const auto& f) { return f.name == key; });
+            const auto it = std::find_if(core.begin(), core.end(), [&k = key](const auto& f) { return f.name == k; });
             if (it == core.end()) throw error(errc::config_invalid, "unknown config field '" + key + "'");
             it->from_json(value);
         }

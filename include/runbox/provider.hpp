@@ -69,6 +69,10 @@ struct ServerEndpoint {
     /// Daytona's preview proxy answers 502 while the server starts; idempotent requests that get a
     /// 502 are retried within this window (0 = never).
     std::chrono::milliseconds bad_gateway_retry_window{0};
+    /// True when connect() re-attached to a sandbox whose server was already running: the
+    /// runtime then skips the initial environment setup (it was done when the server started).
+    /// An attach that found nothing and created a sandbox reports false, so its env is set up.
+    bool attached = false;
 };
 
 enum class CloseReason {

@@ -96,7 +96,8 @@ public:
     ~Runtime() { close(); }
 
     /// Creates or attaches to the sandbox, starts the action execution server, waits until it
-    /// answers /alive (bounded), then sets up the environment unless attaching. A failure at any
+    /// answers /alive (bounded), then sets up the environment unless the provider re-attached to
+    /// a running server (ServerEndpoint::attached). A failure at any
     /// step closes what was created (CloseReason::connect_failed) and rethrows.
     void connect() {
         State& s = state();
@@ -110,7 +111,7 @@ public:
             s.client.emplace(s.transport, std::move(endpoint), std::string(AuthPolicy::name));
             s.set_status(RuntimeStatus::starting_runtime, "Waiting for the action execution server...");
             wait_until_alive(s);
-            if (!s.options.attach_to_existing) setup_initial_env();
+            if (!s.client->endpoint().attached) setup_initial_env();
             s.set_status(RuntimeStatus::ready, "Runtime is ready.");
         } catch (const std::exception& e) {
             s.client.reset();
@@ -149,6 +150,8 @@ public:
 
     /// The action execution server's base URL (after connect()).
     std::string action_execution_server_url() const { return client().url(); }
+    /// The key the server requires in X-Session-API-Key, if it requires one (after connect()).
+    std::optional<std::string> session_api_key() const { return client().endpoint().headers.get("X-Session-API-Key"); }
 
     // ---- actions ----------------------------------------------------------------------------
 
@@ -271,7 +274,7 @@ public:
 private:
     struct State {
         State(const Config& c, EventStream& stream, RuntimeOptions o)
-            : config(c), event_stream(&stream), options(std::move(o)), auth(config), transport(TransportOptions{}) {
+            : config(c), event_stream(&stream), options(std::move(o)), auth(config), transport(config.transport) {
             if (!options.headless_mode && !has("vscode")) options.plugins.push_back({"vscode"});
         }
 

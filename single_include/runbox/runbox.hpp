@@ -8,7 +8,8 @@
 // ---- begin runbox/runbox.hpp ----
 // runbox/runbox.hpp - the umbrella header: the whole library.
 //
-// Optional transports that need extra libraries (transport/curl.hpp) are not included here.
+// Optional transports that need extra libraries (transport/curl.hpp) and the test fakes
+// (runbox/testing/...) are not included here.
 
 // ---- begin runbox/version.hpp ----
 // runbox/version.hpp - the library version (kept equal to project(VERSION) in CMakeLists.txt).
@@ -172,4 +173,9573 @@ template <>
 struct is_error_code_enum<runbox::errc> : true_type {};
 }  // namespace std
 // ---- end runbox/error.hpp ----
+// ---- begin runbox/status.hpp ----
+// runbox/status.hpp - RuntimeStatus: the OpenHands STATUS$... values a runtime reports while it works.
+
+#include <string_view>
+
+namespace runbox {
+
+enum class RuntimeStatus {
+    stopped,
+    building_runtime,
+    starting_runtime,
+    runtime_started,
+    setting_up_workspace,
+    setting_up_git_hooks,
+    ready,
+    error,
+    error_runtime_disconnected,
+    error_llm_authentication,
+    error_llm_service_unavailable,
+    error_llm_internal_server_error,
+    error_llm_out_of_credits,
+    error_llm_content_policy_violation,
+    agent_rate_limited_stopped_message,
+    git_provider_authentication_error,
+    llm_retry,
+    error_memory,
+};
+
+/// The wire string OpenHands uses ("STATUS$READY", ...).
+constexpr std::string_view to_string(RuntimeStatus status) noexcept {
+    switch (status) {
+        case RuntimeStatus::stopped: return "STATUS$STOPPED";
+        case RuntimeStatus::building_runtime: return "STATUS$BUILDING_RUNTIME";
+        case RuntimeStatus::starting_runtime: return "STATUS$STARTING_RUNTIME";
+        case RuntimeStatus::runtime_started: return "STATUS$RUNTIME_STARTED";
+        case RuntimeStatus::setting_up_workspace: return "STATUS$SETTING_UP_WORKSPACE";
+        case RuntimeStatus::setting_up_git_hooks: return "STATUS$SETTING_UP_GIT_HOOKS";
+        case RuntimeStatus::ready: return "STATUS$READY";
+        case RuntimeStatus::error: return "STATUS$ERROR";
+        case RuntimeStatus::error_runtime_disconnected: return "STATUS$ERROR_RUNTIME_DISCONNECTED";
+        case RuntimeStatus::error_llm_authentication: return "STATUS$ERROR_LLM_AUTHENTICATION";
+        case RuntimeStatus::error_llm_service_unavailable: return "STATUS$ERROR_LLM_SERVICE_UNAVAILABLE";
+        case RuntimeStatus::error_llm_internal_server_error: return "STATUS$ERROR_LLM_INTERNAL_SERVER_ERROR";
+        case RuntimeStatus::error_llm_out_of_credits: return "STATUS$ERROR_LLM_OUT_OF_CREDITS";
+        case RuntimeStatus::error_llm_content_policy_violation: return "STATUS$ERROR_LLM_CONTENT_POLICY_VIOLATION";
+        case RuntimeStatus::agent_rate_limited_stopped_message: return "CHAT_INTERFACE$AGENT_RATE_LIMITED_STOPPED_MESSAGE";
+        case RuntimeStatus::git_provider_authentication_error: return "STATUS$GIT_PROVIDER_AUTHENTICATION_ERROR";
+        case RuntimeStatus::llm_retry: return "STATUS$LLM_RETRY";
+        case RuntimeStatus::error_memory: return "STATUS$ERROR_MEMORY";
+    }
+    return "STATUS$ERROR";
+}
+
+}  // namespace runbox
+// ---- end runbox/status.hpp ----
+// ---- begin runbox/config.hpp ----
+// runbox/config.hpp - Config (OpenHands' OpenHandsConfig analogue) and SandboxConfig.
+//
+// The names and defaults are OpenHands' (reference §12), except `runtime`, whose default is
+// "local": runbox works with no configuration at all. A Config is built from defaults, then
+// JSON (the shape of OpenHands' config.toml: core fields at the top, a "sandbox" object), then
+// the environment (RUNTIME, SANDBOX_TIMEOUT, ...), which wins. Provider settings live under
+// "providers": {"daytona": {"api_key": ...}}, with an environment fallback per setting.
+// Bad values are errors that name the field; unknown keys are errors too.
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// ---- begin runbox/transport/transport.hpp ----
+// runbox/transport/transport.hpp - the vocabulary every transport speaks.
+//
+// Request / Response / Headers, the TransportPolicy concept, URL parsing,
+// Retry-After parsing, raise_for_status and the retry loop. No HTTP library
+// is included here: HttplibTransport (transport/httplib.hpp) and the test
+// transports (transport/testing.hpp) implement the concept. Query-string
+// percent-encoding (url_encode, query_string) lives in transport/httplib.hpp:
+// it delegates to cpp-httplib's encoder instead of writing one here.
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <initializer_list>
+#include <iomanip>
+#include <locale>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace runbox {
+
+namespace detail {
+inline char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    }
+    return true;
+}
+
+inline bool istarts_with(std::string_view text, std::string_view prefix) noexcept {
+    return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
+}
+
+inline std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+}  // namespace detail
+
+/// HTTP header fields: an ordered list of name/value pairs, names compared
+/// case-insensitively. Repeated names are kept (add) or collapsed (set).
+class Headers {
+public:
+    using value_type = std::pair<std::string, std::string>;
+    using container = std::vector<value_type>;
+    using const_iterator = container::const_iterator;
+
+    Headers() = default;
+    Headers(std::initializer_list<value_type> fields) : fields_(fields) {}
+
+    /// The first value of `name`, if present.
+    std::optional<std::string> get(std::string_view name) const {
+        for (const auto& [key, value] : fields_) {
+            if (detail::iequals(key, name)) return value;
+        }
+        return std::nullopt;
+    }
+
+    /// Every value of `name`, in order.
+    std::vector<std::string> get_all(std::string_view name) const {
+        std::vector<std::string> out;
+        for (const auto& [key, value] : fields_) {
+            if (detail::iequals(key, name)) out.push_back(value);
+        }
+        return out;
+    }
+
+    /// Replaces every field called `name` by one (at the first one's position).
+    Headers& set(std::string name, std::string value) {
+        auto it = std::find_if(fields_.begin(), fields_.end(),
+                               [&](const value_type& f) { return detail::iequals(f.first, name); });
+        if (it == fields_.end()) {
+            fields_.emplace_back(std::move(name), std::move(value));
+            return *this;
+        }
+        it->second = std::move(value);
+        const auto first = static_cast<std::size_t>(it - fields_.begin());
+        std::size_t index = 0;
+        std::erase_if(fields_, [&](const value_type& f) { return index++ > first && detail::iequals(f.first, name); });
+        return *this;
+    }
+
+    /// Appends a field, keeping existing ones of the same name.
+    Headers& add(std::string name, std::string value) {
+        fields_.emplace_back(std::move(name), std::move(value));
+        return *this;
+    }
+
+    /// Removes every field called `name`; returns how many were removed.
+    std::size_t erase(std::string_view name) {
+        return static_cast<std::size_t>(
+            std::erase_if(fields_, [&](const value_type& f) { return detail::iequals(f.first, name); }));
+    }
+
+    bool contains(std::string_view name) const { return get(name).has_value(); }
+
+    /// Sets every field of `overrides` (per-request headers win over session headers).
+    Headers& merge(const Headers& overrides) {
+        for (const auto& [key, value] : overrides) set(key, value);
+        return *this;
+    }
+
+    const_iterator begin() const noexcept { return fields_.begin(); }
+    const_iterator end() const noexcept { return fields_.end(); }
+    std::size_t size() const noexcept { return fields_.size(); }
+    bool empty() const noexcept { return fields_.empty(); }
+    void clear() noexcept { fields_.clear(); }
+
+    friend bool operator==(const Headers&, const Headers&) = default;
+
+private:
+    container fields_;
+};
+
+enum class HttpVersion { any, http1_1, http2 };
+
+/// One HTTP request. `url` is absolute: http[s]://host[:port]/path?query.
+struct Request {
+    std::string method = "GET";
+    std::string url{};
+    Headers headers{};
+    std::string body{};
+    /// Per attempt, the longest wait for the peer to accept or deliver bytes
+    /// (the connect has TransportOptions::connect_timeout).
+    std::chrono::milliseconds timeout{60000};
+    std::optional<bool> idempotent{};          ///< overrides the method's default
+    HttpVersion version = HttpVersion::any;
+    /// When set, a 2xx body is streamed here (return false to stop) and
+    /// Response::body stays empty; non-2xx bodies still land in Response::body.
+    std::function<bool(std::string_view)> on_body{};
+
+    /// `idempotent` if set, else true for GET/HEAD/PUT/DELETE/OPTIONS.
+    bool is_idempotent() const {
+        if (idempotent) return *idempotent;
+        for (std::string_view m : {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}) {
+            if (detail::iequals(method, m)) return true;
+        }
+        return false;
+    }
+};
+
+struct Response {
+    int status = 0;
+    Headers headers{};
+    std::string body{};
+    Headers trailers{};
+
+    bool ok() const noexcept { return status >= 200 && status < 300; }
+};
+
+/// How a transport is built. Every field has a safe default.
+struct TransportOptions {
+    bool verify_tls = true;             ///< false is an explicit, visible opt-out
+    std::string ca_cert_path{};         ///< PEM bundle; empty = the system store
+    std::chrono::milliseconds connect_timeout{10000};
+    std::size_t max_idle_connections_per_host = 8;  ///< kept-alive connections pooled per scheme+host+port
+    /// A pooled connection idle longer than this is closed, not reused: servers
+    /// drop idle keep-alive connections (uvicorn after 5 s), and a POST sent on
+    /// a connection the server just closed cannot be retried safely.
+    std::chrono::milliseconds idle_connection_timeout{4000};
+    std::string cassette_path{};        ///< RecordingTransport / ReplayTransport only
+};
+
+// ---------------------------------------------------------------------------
+// TransportPolicy
+
+/// Each clause of the TransportPolicy contract is a concept of its own, so a
+/// static_assert can name the clause that failed.
+template <class T>
+concept TransportConstructible = std::constructible_from<T, const TransportOptions&>;
+
+template <class T>
+concept TransportSends = requires(T& transport, const Request& request) {
+    { transport.send(request) } -> std::same_as<Response>;
+};
+
+template <class T>
+concept TransportHasCapabilities = requires {
+    { std::bool_constant<T::supports_http2>{} } -> std::same_as<std::bool_constant<T::supports_http2>>;
+    { std::bool_constant<T::supports_streaming>{} } -> std::same_as<std::bool_constant<T::supports_streaming>>;
+};
+
+/// A transport: built from TransportOptions, `Response send(const Request&)`
+/// (throws runbox::error errc::transport / errc::timeout, returns every HTTP
+/// status), and `static constexpr bool supports_http2, supports_streaming`.
+template <class T>
+concept TransportPolicy = TransportConstructible<T> && TransportSends<T> && TransportHasCapabilities<T>;
+
+template <class T>
+inline constexpr bool is_transport_policy_v = TransportPolicy<T>;
+
+// ---------------------------------------------------------------------------
+// URLs
+
+/// An absolute URL split for a transport. `host` has no IPv6 brackets.
+struct Url {
+    std::string scheme{};  ///< lower case: "http" or "https"
+    std::string host{};
+    int port = 0;        ///< explicit, or 80 / 443 from the scheme
+    std::string target{};  ///< path + query, at least "/"; never the fragment
+
+    bool is_ipv6() const { return host.find(':') != std::string::npos; }
+    /// host[:port] as written in a URL (brackets for IPv6), port always present.
+    std::string authority() const {
+        return (is_ipv6() ? "[" + host + "]" : host) + ":" + std::to_string(port);
+    }
+    /// scheme://host:port - the connection-pool key.
+    std::string origin() const { return scheme + "://" + authority(); }
+    /// The target without its query.
+    std::string path() const { return target.substr(0, target.find('?')); }
+};
+
+/// Parses http[s]://host[:port][/target]. Throws errc::config_invalid; the
+/// message never repeats the URL (it may carry a token in its query).
+inline Url parse_url(std::string_view text) {
+    auto fail = [](const char* why) { return error(errc::config_invalid, std::string("invalid URL: ") + why, "transport"); };
+    Url url;
+    const auto sep = text.find("://");
+    if (sep == std::string_view::npos || sep == 0) throw fail("missing scheme");
+    for (char c : text.substr(0, sep)) url.scheme.push_back(detail::ascii_lower(c));
+    if (url.scheme != "http" && url.scheme != "https") throw fail("scheme must be http or https");
+    text.remove_prefix(sep + 3);
+
+    const auto authority_end = std::min(text.find_first_of("/?#"), text.size());
+    std::string_view authority = text.substr(0, authority_end);
+    std::string_view rest = text.substr(authority_end);
+    if (authority.find('@') != std::string_view::npos) throw fail("user info is not supported");
+
+    std::string_view port_text;
+    if (!authority.empty() && authority.front() == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) throw fail("unterminated IPv6 literal");
+        url.host = std::string(authority.substr(1, close - 1));
+        const auto after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') throw fail("garbage after IPv6 literal");
+            port_text = after.substr(1);
+        }
+        if (url.host.empty() || url.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
+            throw fail("bad IPv6 literal");
+        }
+    } else {
+        const auto colon = authority.rfind(':');
+        if (colon != std::string_view::npos) {
+            url.host = std::string(authority.substr(0, colon));
+            port_text = authority.substr(colon + 1);
+        } else {
+            url.host = std::string(authority);
+        }
+        if (url.host.find(':') != std::string::npos) throw fail("IPv6 hosts need brackets");
+    }
+    if (url.host.empty()) throw fail("missing host");
+
+    if (!port_text.empty()) {
+        int port = 0;
+        const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+        if (ec != std::errc{} || end != port_text.data() + port_text.size() || port < 1 || port > 65535) {
+            throw fail("bad port");
+        }
+        url.port = port;
+    } else {
+        url.port = url.scheme == "https" ? 443 : 80;
+    }
+
+    rest = rest.substr(0, rest.find('#'));
+    if (rest.empty() || rest.front() == '?') url.target = "/";
+    url.target += std::string(rest);
+    return url;
+}
+
+// ---------------------------------------------------------------------------
+// Retry-After
+
+namespace detail {
+/// Parses an HTTP-date (IMF-fixdate, RFC 850 or asctime), always GMT.
+inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
+    static constexpr const char* formats[] = {
+        "%a, %d %b %Y %H:%M:%S",  // Sun, 06 Nov 1994 08:49:37 GMT
+        "%A, %d-%b-%y %H:%M:%S",  // Sunday, 06-Nov-94 08:49:37 GMT
+        "%a %b %d %H:%M:%S %Y",   // Sun Nov  6 08:49:37 1994
+    };
+    for (const char* format : formats) {
+        std::tm tm{};
+        std::istringstream in{std::string(text)};
+        in.imbue(std::locale::classic());
+        in >> std::get_time(&tm, format);
+        if (in.fail()) continue;
+        std::string zone;
+        in >> zone;
+        if (!zone.empty() && zone != "GMT" && zone != "UTC") continue;
+        using namespace std::chrono;
+        const year_month_day date{year{tm.tm_year + 1900}, month{static_cast<unsigned>(tm.tm_mon + 1)},
+                                  day{static_cast<unsigned>(tm.tm_mday)}};
+        if (!date.ok()) continue;
+        return sys_days{date} + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec};
+    }
+    return std::nullopt;
+}
+
+/// A non-negative decimal number ("2", "1.5"); nullopt otherwise.
+inline std::optional<double> parse_non_negative(std::string_view text) {
+    text = trim(text);
+    if (text.empty() || text.find_first_not_of("0123456789.") != std::string_view::npos) return std::nullopt;
+    std::istringstream in{std::string(text)};
+    in.imbue(std::locale::classic());
+    double value = 0;
+    in >> value;
+    if (in.fail() || !in.eof() || !std::isfinite(value)) return std::nullopt;
+    return value;
+}
+
+inline std::chrono::milliseconds to_millis(double ms) {
+    constexpr double cap = 365.0 * 24 * 3600 * 1000;  // keeps the cast defined
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(std::min(ms, cap))));
+}
+}  // namespace detail
+
+/// How long the server asks us to wait: the largest of `retry-after-ms`
+/// (milliseconds), `Retry-After` and `Retry-After-<throttler>` (seconds or an
+/// HTTP-date, relative to `now`). nullopt when no such header parses.
+inline std::optional<std::chrono::milliseconds> parse_retry_after(
+    const Headers& headers, std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
+    std::optional<std::chrono::milliseconds> best;
+    auto offer = [&](std::chrono::milliseconds candidate) {
+        if (candidate < std::chrono::milliseconds::zero()) candidate = std::chrono::milliseconds::zero();
+        if (!best || candidate > *best) best = candidate;
+    };
+    for (const auto& [name, value] : headers) {
+        if (detail::iequals(name, "retry-after-ms")) {
+            if (auto ms = detail::parse_non_negative(value)) offer(detail::to_millis(*ms));
+        } else if (detail::iequals(name, "retry-after") || detail::istarts_with(name, "retry-after-")) {
+            if (auto s = detail::parse_non_negative(value)) {
+                offer(detail::to_millis(*s * 1000.0));
+            } else if (auto when = detail::parse_http_date(detail::trim(value))) {
+                offer(std::chrono::ceil<std::chrono::milliseconds>(*when - now));
+            }
+        }
+    }
+    return best;
+}
+
+// ---------------------------------------------------------------------------
+// raise_for_status
+
+/// Throws the runbox::error mapped from a non-2xx/3xx status (see
+/// errc_from_http_status). The message is the body's JSON `detail` or
+/// `message` field (else a short prefix of the body), with every secret
+/// redacted; retry_after() carries the parsed Retry-After.
+inline void raise_for_status(const Response& response, std::string_view provider,
+                             const std::vector<std::string>& secrets = {}) {
+    if (response.status >= 200 && response.status < 400) return;
+    std::string message;
+    auto text_of = [](const nlohmann::json& value) -> std::string {
+        if (value.is_string()) return value.get<std::string>();
+        if (value.is_array()) {  // NestJS validation lists
+            std::string joined;
+            for (const auto& item : value) {
+                if (!joined.empty()) joined += "; ";
+                joined += item.is_string() ? item.get<std::string>() : item.dump();
+            }
+            return joined;
+        }
+        return value.dump();
+    };
+    const auto json = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    if (json.is_object()) {
+        for (const char* key : {"detail", "message", "error"}) {
+            if (auto it = json.find(key); it != json.end() && !it->is_null()) {
+                message = text_of(*it);
+                break;
+            }
+        }
+    }
+    if (message.empty() && !json.is_discarded() && !json.is_object()) message = text_of(json);
+    if (message.empty() && json.is_discarded()) {
+        constexpr std::size_t limit = 300;
+        message = response.body.substr(0, limit);
+        if (response.body.size() > limit) message += "...";
+    }
+    if (message.empty()) message = "HTTP status " + std::to_string(response.status);
+    const errc code = response.status > 0 ? errc_from_http_status(response.status) : errc::bad_response;
+    throw error(code, redact(std::move(message), secrets), std::string(provider), response.status,
+                parse_retry_after(response.headers));
+}
+
+// ---------------------------------------------------------------------------
+// Retries
+
+/// When and how often send_with_retry tries again. Only idempotent requests
+/// are ever retried; a command is never silently re-run.
+struct RetryPolicy {
+    int max_attempts = 4;                       ///< total attempts, including the first
+    std::chrono::milliseconds initial_backoff{500};
+    std::chrono::milliseconds max_backoff{8000};
+    double jitter = 0.2;                        ///< each backoff shrinks by up to this fraction
+    std::chrono::milliseconds max_elapsed{60000};  ///< no wait may end past this budget
+    std::vector<int> retry_statuses{429, 502, 503, 504};
+    bool retry_dropped_connections = true;      ///< errc::transport errors
+    /// Waits between attempts; tests inject a recorder.
+    std::function<void(std::chrono::milliseconds)> sleep = [](std::chrono::milliseconds d) {
+        std::this_thread::sleep_for(d);
+    };
+
+    /// One attempt, no retries.
+    static RetryPolicy none() {
+        RetryPolicy policy;
+        policy.max_attempts = 1;
+        return policy;
+    }
+
+    bool retries_status(int status) const {
+        return std::find(retry_statuses.begin(), retry_statuses.end(), status) != retry_statuses.end();
+    }
+
+    /// The backoff before attempt `attempt + 1` (attempt is 1-based):
+    /// initial * 2^(attempt-1), capped at max_backoff, then reduced by
+    /// `unit_random * jitter` (unit_random in [0, 1)).
+    std::chrono::milliseconds backoff(int attempt, double unit_random) const {
+        double nominal = static_cast<double>(initial_backoff.count());
+        for (int i = 1; i < attempt && nominal < static_cast<double>(max_backoff.count()); ++i) nominal *= 2;
+        nominal = std::min(nominal, static_cast<double>(max_backoff.count()));
+        const double factor = 1.0 - std::clamp(jitter, 0.0, 1.0) * std::clamp(unit_random, 0.0, 1.0);
+        return std::chrono::milliseconds(static_cast<std::int64_t>(std::max(0.0, nominal * factor)));
+    }
+};
+
+namespace detail {
+inline double unit_random() {
+    thread_local std::minstd_rand engine{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+}
+}  // namespace detail
+
+/// Sends `request`, retrying per `policy`:
+///  - only if request.is_idempotent();
+///  - on a status in retry_statuses (or any status with `x-should-retry: true`),
+///    never when the response says `x-should-retry: false`;
+///  - on errc::transport errors if retry_dropped_connections, unless part of
+///    a streamed body already reached request.on_body;
+///  - waiting Retry-After when the server gives one, else the backoff; a wait
+///    that would end past max_elapsed ends the loop instead.
+/// When it stops, it returns the last Response (the caller raises) or
+/// rethrows the last error. max_elapsed bounds the waits, not one attempt
+/// (request.timeout does that).
+template <class T>
+Response send_with_retry(T& transport, const Request& request, const RetryPolicy& policy) {
+    const auto start = std::chrono::steady_clock::now();
+    const bool idempotent = request.is_idempotent();
+    const int attempts = std::max(1, policy.max_attempts);
+
+    // A streamed body cannot be replayed into the receiver: note when bytes arrive.
+    bool body_delivered = false;
+    Request streamed;
+    const Request* to_send = &request;
+    if (request.on_body) {
+        streamed = request;
+        streamed.on_body = [&body_delivered, &request](std::string_view chunk) {
+            body_delivered = true;
+            return request.on_body(chunk);
+        };
+        to_send = &streamed;
+    }
+
+    // Elapsed = wall time, or the waits asked for if more (an injected sleep may not block).
+    std::chrono::milliseconds waited{0};
+    auto fits_budget = [&](std::chrono::milliseconds delay) {
+        const auto elapsed = std::max<std::chrono::steady_clock::duration>(std::chrono::steady_clock::now() - start, waited);
+        return elapsed + delay <= policy.max_elapsed;
+    };
+    auto wait = [&](std::chrono::milliseconds delay) {
+        waited += delay;
+        if (delay > std::chrono::milliseconds::zero()) policy.sleep(delay);
+    };
+
+    for (int attempt = 1;; ++attempt) {
+        Response response;
+        try {
+            response = transport.send(*to_send);
+        } catch (const error& e) {
+            const bool retryable = e.code() == errc::transport && policy.retry_dropped_connections && idempotent &&
+                                   !body_delivered && attempt < attempts;
+            if (!retryable) throw;
+            const auto delay = policy.backoff(attempt, detail::unit_random());
+            if (!fits_budget(delay)) throw;
+            wait(delay);
+            continue;
+        }
+        if (!idempotent || attempt >= attempts) return response;
+        const auto should_retry = response.headers.get("x-should-retry");
+        bool retry = policy.retries_status(response.status);
+        if (should_retry && detail::iequals(detail::trim(*should_retry), "false")) retry = false;
+        if (should_retry && detail::iequals(detail::trim(*should_retry), "true") && !response.ok()) retry = true;
+        if (!retry) return response;
+        const auto delay = parse_retry_after(response.headers).value_or(policy.backoff(attempt, detail::unit_random()));
+        if (!fits_budget(delay)) return response;
+        wait(delay);
+    }
+}
+
+}  // namespace runbox
+// ---- end runbox/transport/transport.hpp ----
+
+extern "C" char** environ;  // POSIX: the process environment, for SANDBOX_ENV_* forwarding
+
+namespace runbox {
+
+/// Looks up one environment variable. Tests pass their own instead of calling setenv.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+/// Lists the whole environment (for the SANDBOX_ENV_<NAME> forwarding).
+using EnvList = std::function<std::vector<std::pair<std::string, std::string>>()>;
+
+inline std::optional<std::string> process_env(const std::string& name) {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+}
+
+inline std::vector<std::pair<std::string, std::string>> process_env_list() {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        std::string_view text(*entry);
+        const auto eq = text.find('=');
+        if (eq == std::string_view::npos) continue;
+        out.emplace_back(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
+    }
+    return out;
+}
+
+/// `[sandbox]`: the fields runtimes use, with OpenHands' defaults.
+struct SandboxConfig {
+    int timeout = 120;  ///< default action timeout, seconds
+    bool keep_runtime_alive = false;
+    bool pause_closed_runtimes = true;
+    bool rm_all_containers = false;
+    std::optional<std::string> api_key;
+    std::optional<std::string> remote_runtime_api_url = "http://localhost:8000";
+    std::string local_runtime_url = "http://localhost";
+    std::optional<std::string> base_container_image = "nikolaik/python-nodejs:python3.12-nodejs22";
+    std::optional<std::string> runtime_container_image;
+    int remote_runtime_init_timeout = 180;
+    int remote_runtime_api_timeout = 180;
+    bool enable_auto_lint = false;
+    bool use_host_network = false;
+    std::string runtime_binding_address = "0.0.0.0";
+    bool initialize_plugins = true;
+    bool force_rebuild_runtime = false;
+    std::optional<std::string> runtime_extra_deps;
+    std::map<std::string, std::string> runtime_startup_env_vars;
+    std::optional<std::string> browsergym_eval_env;
+    std::optional<std::string> platform;
+    int close_delay = 3600;
+    bool enable_gpu = false;
+    std::optional<int> vscode_port;
+    std::optional<std::string> volumes;
+};
+
+/// The configuration a runtime is built from.
+struct Config {
+    std::string runtime = "local";  ///< provider name (OpenHands defaults to "docker"; runbox to "local")
+    SandboxConfig sandbox;
+    std::optional<std::string> workspace_base;  ///< host directory used as the workspace (local provider)
+    std::string workspace_mount_path_in_sandbox = "/workspace";
+    bool run_as_openhands = true;
+    bool enable_browser = true;
+    bool debug = false;
+    std::string git_user_name = "openhands";
+    std::string git_user_email = "openhands@all-hands.dev";
+    bool init_git_in_empty_workspace = false;
+    /// How the runtime's transport is built (TLS verification, CA bundle, connect timeout).
+    /// JSON: "transport": {"verify_tls": true, "ca_cert_path": "...", "connect_timeout_ms": 10000}.
+    TransportOptions transport{};
+    /// Provider settings: {"daytona": {"api_key": "...", "api_url": "..."}, "runloop": {...}}.
+    nlohmann::json providers = nlohmann::json::object();
+    /// Where environment variables come from (the process by default).
+    EnvLookup env = process_env;
+    EnvList env_list = process_env_list;
+
+    /// A provider setting: providers[provider][key] when present (a string, or a number/bool
+    /// rendered as text), else the environment variable `env_var` when set and non-empty.
+    std::optional<std::string> setting(std::string_view provider, std::string_view key,
+                                       std::string_view env_var = {}) const {
+        if (providers.is_object()) {
+            const auto p = providers.find(std::string(provider));
+            if (p != providers.end() && p->is_object()) {
+                const auto v = p->find(std::string(key));
+                if (v != p->end() && !v->is_null()) return v->is_string() ? v->get<std::string>() : v->dump();
+            }
+        }
+        if (!env_var.empty() && env) {
+            auto value = env(std::string(env_var));
+            if (value && !value->empty()) return value;
+        }
+        return std::nullopt;
+    }
+
+    /// Like setting(), but required: a missing value is errc::config_invalid naming both places.
+    std::string required_setting(std::string_view provider, std::string_view key, std::string_view env_var) const {
+        if (auto value = setting(provider, key, env_var)) return *value;
+        throw error(errc::config_invalid,
+                    std::string(env_var) + " environment variable is required for the " + std::string(provider) +
+                        " runtime (or set providers." + std::string(provider) + "." + std::string(key) + ")",
+                    std::string(provider));
+    }
+
+    /// Uses `vars` as the whole environment (for tests and embedding; nothing touches the process).
+    Config& use_environment(std::map<std::string, std::string> vars) {
+        auto shared = std::make_shared<const std::map<std::string, std::string>>(std::move(vars));
+        env = [shared](const std::string& name) -> std::optional<std::string> {
+            const auto it = shared->find(name);
+            if (it == shared->end()) return std::nullopt;
+            return it->second;
+        };
+        env_list = [shared] { return std::vector<std::pair<std::string, std::string>>(shared->begin(), shared->end()); };
+        return *this;
+    }
+
+    /// Defaults, then `json` (OpenHands' config.toml shape), then the environment.
+    static Config from_json(const nlohmann::json& json, EnvLookup lookup = process_env);
+    /// Defaults, then the environment (RUNTIME, WORKSPACE_BASE, SANDBOX_TIMEOUT, ...).
+    static Config from_env(EnvLookup lookup = process_env);
+
+    /// Applies OpenHands-style environment overrides: root field `f` from `F`, `sandbox.x` from `SANDBOX_X`.
+    void apply_env(const EnvLookup& lookup);
+};
+
+namespace detail {
+
+inline std::string upper(std::string_view text) {
+    std::string out(text);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    return out;
+}
+
+[[noreturn]] inline void bad_field(std::string_view field, std::string_view expected, std::string_view got) {
+    throw error(errc::config_invalid, "config field '" + std::string(field) + "': expected " + std::string(expected) +
+                                          ", got " + std::string(got));
+}
+
+// One field: knows how to read itself from JSON and from an environment string.
+struct FieldBinder {
+    std::string name;  // "timeout" or "sandbox.timeout"
+    std::function<void(const nlohmann::json&)> from_json;
+    std::function<void(const std::string&)> from_text;
+};
+
+inline bool parse_bool_text(const std::string& text) {
+    // OpenHands: true/1 (any case) is true, anything else false.
+    const std::string lowered = [&] {
+        std::string s = text;
+        std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        return s;
+    }();
+    return lowered == "true" || lowered == "1";
+}
+
+inline int parse_int_text(const std::string& field, const std::string& text) {
+    try {
+        std::size_t used = 0;
+        const long value = std::stol(text, &used);
+        if (used != text.size() || value < -2147483647L || value > 2147483647L) throw std::invalid_argument(text);
+        return static_cast<int>(value);
+    } catch (const std::exception&) {
+        bad_field(field, "an integer", "'" + text + "'");
+    }
+}
+
+// Dict values arrive as JSON or as a Python literal ({'A': '1'}); both are accepted.
+inline std::map<std::string, std::string> parse_dict_text(const std::string& field, const std::string& text) {
+    auto parsed = nlohmann::json::parse(text, nullptr, false);
+    if (parsed.is_discarded()) {
+        std::string swapped = text;
+        std::replace(swapped.begin(), swapped.end(), '\'', '"');
+        parsed = nlohmann::json::parse(swapped, nullptr, false);
+    }
+    if (!parsed.is_object()) bad_field(field, "a dict like {'NAME': 'value'}", "'" + text + "'");
+    std::map<std::string, std::string> out;
+    for (const auto& [key, value] : parsed.items()) out[key] = value.is_string() ? value.get<std::string>() : value.dump();
+    return out;
+}
+
+inline FieldBinder bind_field(std::string name, std::string& target) {
+    return {name, [&target, name](const nlohmann::json& j) {
+                if (!j.is_string()) bad_field(name, "a string", j.dump());
+                target = j.get<std::string>();
+            },
+            [&target](const std::string& text) { target = text; }};
+}
+inline FieldBinder bind_field(std::string name, std::optional<std::string>& target) {
+    return {name, [&target, name](const nlohmann::json& j) {
+                if (j.is_null()) { target.reset(); return; }
+                if (!j.is_string()) bad_field(name, "a string or null", j.dump());
+                target = j.get<std::string>();
+            },
+            [&target](const std::string& text) { target = text; }};
+}
+inline FieldBinder bind_field(std::string name, bool& target) {
+    return {name, [&target, name](const nlohmann::json& j) {
+                if (!j.is_boolean()) bad_field(name, "true or false", j.dump());
+                target = j.get<bool>();
+            },
+            [&target](const std::string& text) { target = parse_bool_text(text); }};
+}
+inline FieldBinder bind_field(std::string name, int& target) {
+    return {name, [&target, name](const nlohmann::json& j) {
+                if (!j.is_number_integer()) bad_field(name, "an integer", j.dump());
+                target = j.get<int>();
+            },
+            [&target, name](const std::string& text) { target = parse_int_text(name, text); }};
+}
+inline FieldBinder bind_field(std::string name, std::optional<int>& target) {
+    return {name, [&target, name](const nlohmann::json& j) {
+                if (j.is_null()) { target.reset(); return; }
+                if (!j.is_number_integer()) bad_field(name, "an integer or null", j.dump());
+                target = j.get<int>();
+            },
+            [&target, name](const std::string& text) { target = parse_int_text(name, text); }};
+}
+inline FieldBinder bind_field(std::string name, std::map<std::string, std::string>& target) {
+    return {name, [&target, name](const nlohmann::json& j) {
+                if (!j.is_object()) bad_field(name, "an object of strings", j.dump());
+                target.clear();
+                for (const auto& [key, value] : j.items()) {
+                    if (!value.is_string()) bad_field(name + "." + key, "a string", value.dump());
+                    target[key] = value.get<std::string>();
+                }
+            },
+            [&target, name](const std::string& text) { target = parse_dict_text(name, text); }};
+}
+
+inline std::vector<FieldBinder> sandbox_fields(SandboxConfig& s) {
+    return {
+        bind_field("sandbox.timeout", s.timeout),
+        bind_field("sandbox.keep_runtime_alive", s.keep_runtime_alive),
+        bind_field("sandbox.pause_closed_runtimes", s.pause_closed_runtimes),
+        bind_field("sandbox.rm_all_containers", s.rm_all_containers),
+        bind_field("sandbox.api_key", s.api_key),
+        bind_field("sandbox.remote_runtime_api_url", s.remote_runtime_api_url),
+        bind_field("sandbox.local_runtime_url", s.local_runtime_url),
+        bind_field("sandbox.base_container_image", s.base_container_image),
+        bind_field("sandbox.runtime_container_image", s.runtime_container_image),
+        bind_field("sandbox.remote_runtime_init_timeout", s.remote_runtime_init_timeout),
+        bind_field("sandbox.remote_runtime_api_timeout", s.remote_runtime_api_timeout),
+        bind_field("sandbox.enable_auto_lint", s.enable_auto_lint),
+        bind_field("sandbox.use_host_network", s.use_host_network),
+        bind_field("sandbox.runtime_binding_address", s.runtime_binding_address),
+        bind_field("sandbox.initialize_plugins", s.initialize_plugins),
+        bind_field("sandbox.force_rebuild_runtime", s.force_rebuild_runtime),
+        bind_field("sandbox.runtime_extra_deps", s.runtime_extra_deps),
+        bind_field("sandbox.runtime_startup_env_vars", s.runtime_startup_env_vars),
+        bind_field("sandbox.browsergym_eval_env", s.browsergym_eval_env),
+        bind_field("sandbox.platform", s.platform),
+        bind_field("sandbox.close_delay", s.close_delay),
+        bind_field("sandbox.enable_gpu", s.enable_gpu),
+        bind_field("sandbox.vscode_port", s.vscode_port),
+        bind_field("sandbox.volumes", s.volumes),
+    };
+}
+
+inline std::vector<FieldBinder> core_fields(Config& c) {
+    return {
+        bind_field("runtime", c.runtime),
+        bind_field("workspace_base", c.workspace_base),
+        bind_field("workspace_mount_path_in_sandbox", c.workspace_mount_path_in_sandbox),
+        bind_field("run_as_openhands", c.run_as_openhands),
+        bind_field("enable_browser", c.enable_browser),
+        bind_field("debug", c.debug),
+        bind_field("git_user_name", c.git_user_name),
+        bind_field("git_user_email", c.git_user_email),
+        bind_field("init_git_in_empty_workspace", c.init_git_in_empty_workspace),
+    };
+}
+
+inline std::string_view short_name(const std::string& name) {
+    const auto dot = name.find('.');
+    return dot == std::string::npos ? std::string_view(name) : std::string_view(name).substr(dot + 1);
+}
+
+inline void check_sandbox(const SandboxConfig& s) {
+    if (s.timeout <= 0) bad_field("sandbox.timeout", "a positive number of seconds", std::to_string(s.timeout));
+}
+
+}  // namespace detail
+
+inline void Config::apply_env(const EnvLookup& lookup) {
+    if (!lookup) return;
+    auto apply = [&](const std::vector<detail::FieldBinder>& fields, std::string_view prefix) {
+        for (const auto& field : fields) {
+            const std::string var = std::string(prefix) + detail::upper(detail::short_name(field.name));
+            const auto value = lookup(var);
+            if (!value || value->empty()) continue;  // OpenHands ignores empty values
+            try {
+                field.from_text(*value);
+            } catch (const error& e) {
+                // Name the variable, not only the field, so the user knows what to fix.
+                throw error(errc::config_invalid, "environment variable " + var + ": " + e.detail());
+            }
+        }
+    };
+    apply(detail::core_fields(*this), "");
+    apply(detail::sandbox_fields(sandbox), "SANDBOX_");
+    detail::check_sandbox(sandbox);
+}
+
+inline Config Config::from_env(EnvLookup lookup) {
+    Config config;
+    config.env = lookup;
+    config.apply_env(lookup);
+    return config;
+}
+
+inline Config Config::from_json(const nlohmann::json& json, EnvLookup lookup) {
+    if (!json.is_object()) detail::bad_field("<root>", "an object", json.dump());
+    Config config;
+    config.env = lookup;
+    const auto core = detail::core_fields(config);
+    const auto sandbox = detail::sandbox_fields(config.sandbox);
+    for (const auto& [key, value] : json.items()) {
+        if (key == "sandbox") {
+            if (!value.is_object()) detail::bad_field("sandbox", "an object", value.dump());
+            for (const auto& [skey, svalue] : value.items()) {
+                const auto it = std::find_if(sandbox.begin(), sandbox.end(),
+                                             [&k = skey](const auto& f) { return detail::short_name(f.name) == k; });
+                if (it == sandbox.end()) throw error(errc::config_invalid, "unknown config field 'sandbox." + skey + "'");
+                it->from_json(svalue);
+            }
+        } else if (key == "transport") {
+            if (!value.is_object()) detail::bad_field("transport", "an object", value.dump());
+            for (const auto& [tkey, tvalue] : value.items()) {
+                if (tkey == "verify_tls" && tvalue.is_boolean()) {
+                    config.transport.verify_tls = tvalue.get<bool>();
+                } else if (tkey == "ca_cert_path" && tvalue.is_string()) {
+                    config.transport.ca_cert_path = tvalue.get<std::string>();
+                } else if (tkey == "connect_timeout_ms" && tvalue.is_number_integer() && tvalue.get<long long>() > 0) {
+                    config.transport.connect_timeout = std::chrono::milliseconds(tvalue.get<long long>());
+                } else {
+                    detail::bad_field("transport." + tkey,
+                                      tkey == "verify_tls" ? "true or false"
+                                      : tkey == "ca_cert_path" ? "a string"
+                                      : tkey == "connect_timeout_ms" ? "a positive integer" : "a known transport field",
+                                      tvalue.dump());
+                }
+            }
+        } else if (key == "providers") {
+            if (!value.is_object()) detail::bad_field("providers", "an object of provider settings", value.dump());
+            for (const auto& [pname, pvalue] : value.items()) {
+                if (!pvalue.is_object()) detail::bad_field("providers." + pname, "an object", pvalue.dump());
+            }
+            config.providers = value;
+        } else {
+            const auto it = std::find_if(core.begin(), core.end(), [&k = key](const auto& f) { return f.name == k; });
+            if (it == core.end()) throw error(errc::config_invalid, "unknown config field '" + key + "'");
+            it->from_json(value);
+        }
+    }
+    config.apply_env(lookup);
+    return config;
+}
+
+}  // namespace runbox
+// ---- end runbox/config.hpp ----
+// ---- begin runbox/events.hpp ----
+// runbox/events.hpp - OpenHands actions and observations and their wire format.
+//
+// JSON convention: serialisation returns nlohmann::ordered_json so that a dump
+// has the OpenHands key order (id, timestamp, source, message, cause,
+// action|observation, tool_call_metadata, llm_metrics, args, timeout | content,
+// extras, success). An ordered_json converts implicitly to nlohmann::json when
+// a caller does not care about order. Parsing accepts either json flavour.
+// Free-form payloads (MCP arguments, browser DOM objects, tool_call_metadata)
+// are kept as ordered_json so they round-trip byte for byte.
+
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace runbox {
+
+using ordered_json = nlohmann::ordered_json;
+
+// ---------------------------------------------------------------------------
+// Enumerations
+
+enum class EventSource { agent, user, environment };
+enum class ConfirmationState { confirmed, rejected, awaiting_confirmation };
+enum class SecurityRisk : int { unknown = -1, low = 0, medium = 1, high = 2 };
+/// impl_source of a read: "default" or "oh_aci".
+enum class FileReadSource { default_, oh_aci };
+/// impl_source of an edit: "llm_based_edit" or "oh_aci".
+enum class FileEditSource { llm_based_edit, oh_aci };
+
+constexpr std::string_view to_string(EventSource s) noexcept {
+    switch (s) {
+        case EventSource::agent: return "agent";
+        case EventSource::user: return "user";
+        case EventSource::environment: return "environment";
+    }
+    return "agent";
+}
+constexpr std::string_view to_string(ConfirmationState s) noexcept {
+    switch (s) {
+        case ConfirmationState::confirmed: return "confirmed";
+        case ConfirmationState::rejected: return "rejected";
+        case ConfirmationState::awaiting_confirmation: return "awaiting_confirmation";
+    }
+    return "confirmed";
+}
+constexpr std::string_view to_string(FileReadSource s) noexcept {
+    return s == FileReadSource::oh_aci ? "oh_aci" : "default";
+}
+constexpr std::string_view to_string(FileEditSource s) noexcept {
+    return s == FileEditSource::oh_aci ? "oh_aci" : "llm_based_edit";
+}
+
+inline std::optional<EventSource> event_source_from_string(std::string_view s) noexcept {
+    if (s == "agent") return EventSource::agent;
+    if (s == "user") return EventSource::user;
+    if (s == "environment") return EventSource::environment;
+    return std::nullopt;
+}
+inline std::optional<ConfirmationState> confirmation_state_from_string(std::string_view s) noexcept {
+    if (s == "confirmed") return ConfirmationState::confirmed;
+    if (s == "rejected") return ConfirmationState::rejected;
+    if (s == "awaiting_confirmation") return ConfirmationState::awaiting_confirmation;
+    return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------
+// Common event data
+
+/// Stream bookkeeping shared by every event; all optional (unset = omitted on the wire).
+struct EventMeta {
+    std::optional<std::int64_t> id{};
+    std::optional<std::string> timestamp{};
+    std::optional<EventSource> source{};
+    std::optional<std::int64_t> cause{};
+    std::optional<ordered_json> tool_call_metadata{}, llm_metrics{};
+    friend bool operator==(const EventMeta&, const EventMeta&) = default;
+};
+
+// ---------------------------------------------------------------------------
+// Actions (members = reference args in wire order, then timeout, then meta)
+
+struct NullAction {
+    static constexpr std::string_view type = "null";
+    static constexpr bool runnable = false;
+    std::optional<double> timeout{};
+    EventMeta meta{};
+    friend bool operator==(const NullAction&, const NullAction&) = default;
+};
+
+struct CmdRunAction {
+    static constexpr std::string_view type = "run";
+    static constexpr bool runnable = true;
+    std::string command{};
+    bool is_input = false;
+    std::string thought{};
+    bool blocking = false;
+    bool is_static = false;
+    std::optional<std::string> cwd{};
+    bool hidden = false;
+    ConfirmationState confirmation_state = ConfirmationState::confirmed;
+    SecurityRisk security_risk = SecurityRisk::unknown;
+    std::optional<double> timeout{};
+    EventMeta meta{};
+
+    /// An explicit timeout makes the command blocking by default (reference quirk 9).
+    void set_hard_timeout(double seconds, bool block = true) {
+        timeout = seconds;
+        blocking = block;
+    }
+    friend bool operator==(const CmdRunAction&, const CmdRunAction&) = default;
+};
+
+struct IPythonRunCellAction {
+    static constexpr std::string_view type = "run_ipython";
+    static constexpr bool runnable = true;
+    std::string code{};
+    std::string thought{};
+    bool include_extra = true;
+    ConfirmationState confirmation_state = ConfirmationState::confirmed;
+    SecurityRisk security_risk = SecurityRisk::unknown;
+    std::string kernel_init_code{};
+    std::optional<double> timeout{};
+    EventMeta meta{};
+    friend bool operator==(const IPythonRunCellAction&, const IPythonRunCellAction&) = default;
+};
+
+struct FileReadAction {
+    static constexpr std::string_view type = "read";
+    static constexpr bool runnable = true;
+    std::string path{};
+    int start = 0;
+    int end = -1;
+    std::string thought{};
+    SecurityRisk security_risk = SecurityRisk::unknown;
+    FileReadSource impl_source = FileReadSource::default_;
+    std::optional<std::vector<int>> view_range{};  // [first, last], OH-ACI only
+    std::optional<double> timeout{};
+    EventMeta meta{};
+    friend bool operator==(const FileReadAction&, const FileReadAction&) = default;
+};
+
+struct FileWriteAction {
+    static constexpr std::string_view type = "write";
+    static constexpr bool runnable = true;
+    std::string path{};
+    std::string content{};
+    int start = 0;
+    int end = -1;
+    std::string thought{};
+    SecurityRisk security_risk = SecurityRisk::unknown;
+    std::optional<double> timeout{};
+    EventMeta meta{};
+    friend bool operator==(const FileWriteAction&, const FileWriteAction&) = default;
+};
+
+struct FileEditAction {
+    static constexpr std::string_view type = "edit";
+    static constexpr bool runnable = true;
+    std::string path{};
+    std::string command{};  // OH-ACI: view, create, str_replace, insert, undo_edit
+    std::optional<std::string> file_text{};
+    std::optional<std::string> old_str{};
+    std::optional<std::string> new_str{};
+    std::optional<int> insert_line{};
+    std::string content{};  // LLM-based edit
+    int start = 1;
+    int end = -1;
+    std::string thought{};
+    SecurityRisk security_risk = SecurityRisk::unknown;
+    FileEditSource impl_source = FileEditSource::oh_aci;
+    std::optional<double> timeout{};
+    EventMeta meta{};
+    friend bool operator==(const FileEditAction&, const FileEditAction&) = default;
+};
+
+struct BrowseURLAction {
+    static constexpr std::string_view type = "browse";
+    static constexpr bool runnable = true;
+    std::string url{};
+    std::string thought{};
+    SecurityRisk security_risk = SecurityRisk::unknown;
+    bool return_axtree = false;
+    std::optional<double> timeout{};
+    EventMeta meta{};
+    friend bool operator==(const BrowseURLAction&, const BrowseURLAction&) = default;
+};
+
+struct BrowseInteractiveAction {
+    static constexpr std::string_view type = "browse_interactive";
+    static constexpr bool runnable = true;
+    std::string browser_actions{};
+    std::string thought{};
+    std::string browsergym_send_msg_to_user{};
+    SecurityRisk security_risk = SecurityRisk::unknown;
+    bool return_axtree = false;
+    std::optional<double> timeout{};
+    EventMeta meta{};
+    friend bool operator==(const BrowseInteractiveAction&, const BrowseInteractiveAction&) = default;
+};
+
+struct MCPAction {
+    static constexpr std::string_view type = "call_tool_mcp";
+    static constexpr bool runnable = true;
+    std::string name{};
+    ordered_json arguments = ordered_json::object();
+    std::string thought{};
+    SecurityRisk security_risk = SecurityRisk::unknown;
+    std::optional<double> timeout{};
+    EventMeta meta{};
+    friend bool operator==(const MCPAction&, const MCPAction&) = default;
+};
+
+/// A chat message (not runnable); present so legacy `images_urls` can be read.
+struct MessageAction {
+    static constexpr std::string_view type = "message";
+    static constexpr bool runnable = false;
+    std::string content{};
+    std::optional<std::vector<std::string>> file_urls{};
+    std::optional<std::vector<std::string>> image_urls{};
+    bool wait_for_response = false;
+    SecurityRisk security_risk = SecurityRisk::unknown;
+    std::optional<double> timeout{};
+    EventMeta meta{};
+    friend bool operator==(const MessageAction&, const MessageAction&) = default;
+};
+
+struct AgentThinkAction {
+    static constexpr std::string_view type = "think";
+    static constexpr bool runnable = false;
+    std::string thought{};
+    std::optional<double> timeout{};
+    EventMeta meta{};
+    friend bool operator==(const AgentThinkAction&, const AgentThinkAction&) = default;
+};
+
+struct AgentFinishAction {
+    static constexpr std::string_view type = "finish";
+    static constexpr bool runnable = false;
+    std::string final_thought{};
+    ordered_json outputs = ordered_json::object();
+    std::string thought{};
+    std::optional<double> timeout{};
+    EventMeta meta{};
+    friend bool operator==(const AgentFinishAction&, const AgentFinishAction&) = default;
+};
+
+struct AgentRejectAction {
+    static constexpr std::string_view type = "reject";
+    static constexpr bool runnable = false;
+    ordered_json outputs = ordered_json::object();
+    std::string thought{};
+    std::optional<double> timeout{};
+    EventMeta meta{};
+    friend bool operator==(const AgentRejectAction&, const AgentRejectAction&) = default;
+};
+
+using Action = std::variant<NullAction, CmdRunAction, IPythonRunCellAction, FileReadAction, FileWriteAction,
+                            FileEditAction, BrowseURLAction, BrowseInteractiveAction, MCPAction, MessageAction,
+                            AgentThinkAction, AgentFinishAction, AgentRejectAction>;
+
+// ---------------------------------------------------------------------------
+// Observations (members = content, then reference extras in wire order, then meta)
+
+/// Prompt metadata of a command (reference §3.5).
+struct CmdOutputMetadata {
+    int exit_code = -1;
+    int pid = -1;  // `$!`: the last background job, not the command
+    std::optional<std::string> username{}, hostname{}, working_dir{}, py_interpreter_path{};
+    std::string prefix{}, suffix{};
+    friend bool operator==(const CmdOutputMetadata&, const CmdOutputMetadata&) = default;
+};
+
+struct CmdOutputObservation {
+    static constexpr std::string_view type = "run";
+    std::string content{};
+    std::string command{};
+    CmdOutputMetadata metadata{};
+    bool hidden = false;
+    EventMeta meta{};
+
+    int exit_code() const noexcept { return metadata.exit_code; }
+    bool success() const noexcept { return metadata.exit_code == 0; }
+    friend bool operator==(const CmdOutputObservation&, const CmdOutputObservation&) = default;
+};
+
+struct IPythonRunCellObservation {
+    static constexpr std::string_view type = "run_ipython";
+    std::string content{};
+    std::string code{};
+    std::optional<std::vector<std::string>> image_urls{};
+    EventMeta meta{};
+    friend bool operator==(const IPythonRunCellObservation&, const IPythonRunCellObservation&) = default;
+};
+
+struct FileReadObservation {
+    static constexpr std::string_view type = "read";
+    std::string content{};
+    std::string path{};
+    FileReadSource impl_source = FileReadSource::default_;
+    EventMeta meta{};
+    friend bool operator==(const FileReadObservation&, const FileReadObservation&) = default;
+};
+
+struct FileWriteObservation {
+    static constexpr std::string_view type = "write";
+    std::string content{};
+    std::string path{};
+    EventMeta meta{};
+    friend bool operator==(const FileWriteObservation&, const FileWriteObservation&) = default;
+};
+
+struct FileEditObservation {
+    static constexpr std::string_view type = "edit";
+    std::string content{};
+    std::string path{};
+    bool prev_exist = false;
+    std::optional<std::string> old_content{};
+    std::optional<std::string> new_content{};
+    FileEditSource impl_source = FileEditSource::llm_based_edit;
+    std::optional<std::string> diff{};
+    // `_diff_cache` is always null on the wire.
+    EventMeta meta{};
+    friend bool operator==(const FileEditObservation&, const FileEditObservation&) = default;
+};
+
+struct ErrorObservation {
+    static constexpr std::string_view type = "error";
+    std::string content{};
+    std::string error_id{};
+    EventMeta meta{};
+    friend bool operator==(const ErrorObservation&, const ErrorObservation&) = default;
+};
+
+struct NullObservation {
+    static constexpr std::string_view type = "null";
+    std::string content{};
+    EventMeta meta{};
+    friend bool operator==(const NullObservation&, const NullObservation&) = default;
+};
+
+struct UserRejectObservation {
+    static constexpr std::string_view type = "user_rejected";
+    std::string content{};
+    EventMeta meta{};
+    friend bool operator==(const UserRejectObservation&, const UserRejectObservation&) = default;
+};
+
+struct AgentThinkObservation {
+    static constexpr std::string_view type = "think";
+    std::string content{};
+    EventMeta meta{};
+    friend bool operator==(const AgentThinkObservation&, const AgentThinkObservation&) = default;
+};
+
+struct FileDownloadObservation {
+    static constexpr std::string_view type = "download";
+    std::string content{};
+    std::string file_path{};
+    EventMeta meta{};
+    friend bool operator==(const FileDownloadObservation&, const FileDownloadObservation&) = default;
+};
+
+struct BrowserOutputObservation {
+    static constexpr std::string_view type = "browse";
+    std::string content{};
+    std::string url{};
+    std::string trigger_by_action{};
+    std::string screenshot{};
+    std::optional<std::string> screenshot_path{};
+    std::string set_of_marks{};
+    bool error = false;
+    ordered_json goal_image_urls = ordered_json::array();
+    std::vector<std::string> open_pages_urls{};
+    int active_page_index = -1;
+    ordered_json dom_object = ordered_json::object();
+    ordered_json axtree_object = ordered_json::object();
+    ordered_json extra_element_properties = ordered_json::object();
+    std::string last_browser_action{};
+    std::string last_browser_action_error{};
+    std::string focused_element_bid{};
+    bool filter_visible_only = false;
+    EventMeta meta{};
+    friend bool operator==(const BrowserOutputObservation&, const BrowserOutputObservation&) = default;
+};
+
+struct MCPObservation {
+    static constexpr std::string_view type = "mcp";
+    std::string content{};
+    std::string name{};
+    ordered_json arguments = ordered_json::object();
+    EventMeta meta{};
+    friend bool operator==(const MCPObservation&, const MCPObservation&) = default;
+};
+
+using Observation =
+    std::variant<NullObservation, CmdOutputObservation, IPythonRunCellObservation, FileReadObservation,
+                 FileWriteObservation, FileEditObservation, ErrorObservation, UserRejectObservation,
+                 AgentThinkObservation, FileDownloadObservation, BrowserOutputObservation, MCPObservation>;
+
+using Event = std::variant<Action, Observation>;
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+inline std::string_view action_type(const Action& a) noexcept {
+    return std::visit([](const auto& x) -> std::string_view { return std::decay_t<decltype(x)>::type; }, a);
+}
+inline std::string_view observation_type(const Observation& o) noexcept {
+    return std::visit([](const auto& x) -> std::string_view { return std::decay_t<decltype(x)>::type; }, o);
+}
+/// Runnable actions are the ones a Runtime executes (run, run_ipython, read, write, edit, browse*, MCP).
+inline bool is_runnable(const Action& a) noexcept {
+    return std::visit([](const auto& x) { return std::decay_t<decltype(x)>::runnable; }, a);
+}
+
+inline EventMeta& meta(Action& a) noexcept {
+    return std::visit([](auto& x) -> EventMeta& { return x.meta; }, a);
+}
+inline const EventMeta& meta(const Action& a) noexcept {
+    return std::visit([](const auto& x) -> const EventMeta& { return x.meta; }, a);
+}
+inline EventMeta& meta(Observation& o) noexcept {
+    return std::visit([](auto& x) -> EventMeta& { return x.meta; }, o);
+}
+inline const EventMeta& meta(const Observation& o) noexcept {
+    return std::visit([](const auto& x) -> const EventMeta& { return x.meta; }, o);
+}
+inline EventMeta& meta(Event& e) noexcept {
+    return std::visit([](auto& x) -> EventMeta& { return meta(x); }, e);
+}
+inline const EventMeta& meta(const Event& e) noexcept {
+    return std::visit([](const auto& x) -> const EventMeta& { return meta(x); }, e);
+}
+
+inline std::optional<double> timeout_of(const Action& a) noexcept {
+    return std::visit([](const auto& x) { return x.timeout; }, a);
+}
+/// Sets an action's hard timeout; for `run` also sets blocking (default true, as in the reference).
+inline void set_hard_timeout(Action& a, std::optional<double> seconds, bool blocking = true) {
+    std::visit(
+        [&](auto& x) {
+            x.timeout = seconds;
+            if constexpr (std::is_same_v<std::decay_t<decltype(x)>, CmdRunAction>) x.blocking = blocking;
+        },
+        a);
+}
+
+inline constexpr std::size_t max_cmd_output_chars = 30000;
+inline constexpr std::string_view truncation_notice = "\n[... Observation truncated due to length ...]\n";
+
+/// Number of Unicode code points in a UTF-8 string (Python's len()).
+inline std::size_t utf8_length(std::string_view s) noexcept {
+    std::size_t n = 0;
+    for (unsigned char c : s)
+        if ((c & 0xC0) != 0x80) ++n;
+    return n;
+}
+
+namespace detail {
+/// Byte offset of code point number `index` (or s.size() past the end).
+inline std::size_t utf8_offset(std::string_view s, std::size_t index) noexcept {
+    std::size_t seen = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
+            if (seen == index) return i;
+            ++seen;
+        }
+    }
+    return s.size();
+}
+}  // namespace detail
+
+/// Output longer than `max_chars` code points keeps its first and last max_chars/2
+/// code points around the truncation notice (never splits a code point).
+inline std::string truncate_observation_content(std::string content, std::size_t max_chars = max_cmd_output_chars) {
+    const std::size_t length = utf8_length(content);
+    if (length <= max_chars) return content;
+    const std::size_t half = max_chars / 2;
+    const std::size_t head_end = detail::utf8_offset(content, half);
+    const std::size_t tail_begin = detail::utf8_offset(content, length - half);
+    std::string out;
+    out.reserve(head_end + truncation_notice.size() + (content.size() - tail_begin));
+    out.append(content, 0, head_end);
+    out.append(truncation_notice);
+    out.append(content, tail_begin, std::string::npos);
+    return out;
+}
+
+/// Builds a command observation the way the reference constructor does (truncates unless hidden).
+inline CmdOutputObservation make_cmd_output(std::string content, std::string command, CmdOutputMetadata metadata,
+                                            bool hidden = false) {
+    CmdOutputObservation obs;
+    obs.content = hidden ? std::move(content) : truncate_observation_content(std::move(content));
+    obs.command = std::move(command);
+    obs.metadata = std::move(metadata);
+    obs.hidden = hidden;
+    return obs;
+}
+
+/// The agent-facing text: prefix + content + suffix + working dir / interpreter / exit code lines.
+inline std::string to_agent_text(const CmdOutputObservation& obs) {
+    std::string out = obs.metadata.prefix + obs.content + obs.metadata.suffix;
+    if (obs.metadata.working_dir && !obs.metadata.working_dir->empty())
+        out += "\n[Current working directory: " + *obs.metadata.working_dir + "]";
+    if (obs.metadata.py_interpreter_path && !obs.metadata.py_interpreter_path->empty())
+        out += "\n[Python interpreter: " + *obs.metadata.py_interpreter_path + "]";
+    if (obs.metadata.exit_code != -1)
+        out += "\n[Command finished with exit code " + std::to_string(obs.metadata.exit_code) + "]";
+    return out;
+}
+
+// ---------------------------------------------------------------------------
+// Serialisation API (definitions below)
+
+inline ordered_json to_json(const CmdOutputMetadata& m);
+/// Lenient: numbers given as strings are parsed float->int (failure -> -1); unknown keys ignored.
+inline CmdOutputMetadata cmd_output_metadata_from_json(const ordered_json& j);
+inline CmdOutputMetadata cmd_output_metadata_from_json(const nlohmann::json& j);
+
+inline ordered_json to_json(const Action& a);
+inline ordered_json to_json(const Observation& o);
+inline ordered_json to_json(const Event& e);
+/// Compact dump in wire order; invalid UTF-8 is replaced (U+FFFD) instead of throwing.
+inline std::string to_wire(const Action& a);
+inline std::string to_wire(const Observation& o);
+inline std::string to_wire(const Event& e);
+/// The per-type `message` text.
+inline std::string message_of(const Action& a);
+inline std::string message_of(const Observation& o);
+
+inline Action action_from_json(const ordered_json& j);
+inline Action action_from_json(const nlohmann::json& j);
+inline Observation observation_from_json(const ordered_json& j);
+inline Observation observation_from_json(const nlohmann::json& j);
+inline Event event_from_json(const ordered_json& j);
+inline Event event_from_json(const nlohmann::json& j);
+
+// ---------------------------------------------------------------------------
+// Implementation
+
+namespace detail {
+
+[[noreturn]] inline void bad_event(std::string message) { throw error(errc::bad_response, std::move(message)); }
+
+/// Internal: a field had the wrong JSON type; wrapped with the event type by the caller.
+struct field_error {
+    std::string message;
+};
+[[noreturn]] inline void wrong_type(const char* name, const char* what) {
+    throw field_error{std::string(name) + " must be " + what};
+}
+
+template <class T, class M>
+struct field_t {
+    const char* name;
+    M T::*ptr;
+    bool required;
+};
+template <class T, class M>
+constexpr field_t<T, M> field(const char* name, M T::*ptr, bool required = false) {
+    return {name, ptr, required};
+}
+
+// --- encoding -------------------------------------------------------------
+inline ordered_json encode(const std::string& v) { return v; }
+inline ordered_json encode(bool v) { return v; }
+inline ordered_json encode(int v) { return v; }
+inline ordered_json encode(double v) { return v; }
+inline ordered_json encode(const ordered_json& v) { return v; }
+inline ordered_json encode(ConfirmationState v) { return std::string(to_string(v)); }
+inline ordered_json encode(SecurityRisk v) { return static_cast<int>(v); }
+inline ordered_json encode(FileReadSource v) { return std::string(to_string(v)); }
+inline ordered_json encode(FileEditSource v) { return std::string(to_string(v)); }
+inline ordered_json encode(const CmdOutputMetadata& m) { return to_json(m); }
+template <class T>
+ordered_json encode(const std::vector<T>& v) {
+    ordered_json out = ordered_json::array();
+    for (const auto& x : v) out.push_back(encode(x));
+    return out;
+}
+template <class T>
+ordered_json encode(const std::optional<T>& v) {
+    return v ? encode(*v) : ordered_json(nullptr);
+}
+
+// --- decoding (strict types; the reference accepts what its dataclasses accept) ---
+/// An integer from an integer, an integral float, or a string holding an integer.
+inline std::optional<long long> as_integer(const ordered_json& j) {
+    if (j.is_number_unsigned()) {
+        auto v = j.get<std::uint64_t>();
+        if (v > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;
+        return static_cast<long long>(v);
+    }
+    if (j.is_number_integer()) return j.get<long long>();
+    if (j.is_number_float()) {
+        double d = j.get<double>();
+        if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 9.0e18) return static_cast<long long>(d);
+        return std::nullopt;
+    }
+    if (j.is_string()) {
+        const auto& s = j.get_ref<const std::string&>();
+        if (s.empty()) return std::nullopt;
+        char* end = nullptr;
+        errno = 0;
+        long long v = std::strtoll(s.c_str(), &end, 10);
+        if (errno != 0 || end != s.c_str() + s.size()) return std::nullopt;
+        return v;
+    }
+    return std::nullopt;
+}
+
+inline void decode(const ordered_json& j, std::string& out, const char* name) {
+    if (!j.is_string()) wrong_type(name, "a string");
+    out = j.get<std::string>();
+}
+inline void decode(const ordered_json& j, bool& out, const char* name) {
+    if (!j.is_boolean()) wrong_type(name, "a boolean");
+    out = j.get<bool>();
+}
+inline void decode(const ordered_json& j, int& out, const char* name) {
+    auto v = as_integer(j);
+    if (!v || *v < INT32_MIN || *v > INT32_MAX) wrong_type(name, "an integer");
+    out = static_cast<int>(*v);
+}
+inline void decode(const ordered_json& j, double& out, const char* name) {
+    if (!j.is_number()) wrong_type(name, "a number");
+    out = j.get<double>();
+}
+inline void decode(const ordered_json& j, ordered_json& out, const char*) { out = j; }
+inline void decode(const ordered_json& j, ConfirmationState& out, const char* name) {
+    auto v = j.is_string() ? confirmation_state_from_string(j.get_ref<const std::string&>()) : std::nullopt;
+    if (!v) wrong_type(name, "one of confirmed, rejected, awaiting_confirmation");
+    out = *v;
+}
+/// Legacy rule: an invalid security_risk is dropped (the default stays), never an error.
+inline void decode(const ordered_json& j, SecurityRisk& out, const char*) {
+    auto v = (j.is_number_integer() || j.is_number_unsigned()) ? as_integer(j) : std::nullopt;
+    if (v && *v >= -1 && *v <= 2) out = static_cast<SecurityRisk>(*v);
+}
+inline void decode(const ordered_json& j, FileReadSource& out, const char* name) {
+    if (j == "default") out = FileReadSource::default_;
+    else if (j == "oh_aci") out = FileReadSource::oh_aci;
+    else wrong_type(name, "\"default\" or \"oh_aci\"");
+}
+inline void decode(const ordered_json& j, FileEditSource& out, const char* name) {
+    if (j == "llm_based_edit") out = FileEditSource::llm_based_edit;
+    else if (j == "oh_aci") out = FileEditSource::oh_aci;
+    else wrong_type(name, "\"llm_based_edit\" or \"oh_aci\"");
+}
+inline void decode(const ordered_json& j, CmdOutputMetadata& out, const char* name) {
+    if (j.is_null()) {
+        out = CmdOutputMetadata{};
+        return;
+    }
+    if (!j.is_object()) wrong_type(name, "an object");
+    out = cmd_output_metadata_from_json(j);
+}
+template <class T>
+void decode(const ordered_json& j, std::vector<T>& out, const char* name) {
+    if (!j.is_array()) wrong_type(name, "a list");
+    std::vector<T> v;
+    v.reserve(j.size());
+    for (const auto& x : j) {
+        T item{};
+        decode(x, item, name);
+        v.push_back(std::move(item));
+    }
+    out = std::move(v);
+}
+template <class T>
+void decode(const ordered_json& j, std::optional<T>& out, const char* name) {
+    if (j.is_null()) {
+        out.reset();
+        return;
+    }
+    T v{};
+    decode(j, v, name);
+    out = std::move(v);
+}
+
+// --- Python repr (the MCP action's message shows its arguments as a Python dict) ---
+inline void python_repr(std::string& out, const ordered_json& v);
+inline void python_repr_string(std::string& out, const std::string& s) {
+    const bool has_single = s.find('\'') != std::string::npos;
+    const bool has_double = s.find('"') != std::string::npos;
+    const char quote = (has_single && !has_double) ? '"' : '\'';
+    static constexpr char hex[] = "0123456789abcdef";
+    out += quote;
+    for (char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (ch == quote || ch == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (ch == '\n') {
+            out += "\\n";
+        } else if (ch == '\r') {
+            out += "\\r";
+        } else if (ch == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+        } else {
+            out += ch;
+        }
+    }
+    out += quote;
+}
+inline void python_repr(std::string& out, const ordered_json& v) {
+    switch (v.type()) {
+        case ordered_json::value_t::null: out += "None"; return;
+        case ordered_json::value_t::boolean: out += v.get<bool>() ? "True" : "False"; return;
+        case ordered_json::value_t::string: python_repr_string(out, v.get_ref<const std::string&>()); return;
+        case ordered_json::value_t::array: {
+            out += '[';
+            bool first = true;
+            for (const auto& x : v) {
+                if (!first) out += ", ";
+                first = false;
+                python_repr(out, x);
+            }
+            out += ']';
+            return;
+        }
+        case ordered_json::value_t::object: {
+            out += '{';
+            bool first = true;
+            for (auto it = v.begin(); it != v.end(); ++it) {
+                if (!first) out += ", ";
+                first = false;
+                python_repr_string(out, it.key());
+                out += ": ";
+                python_repr(out, it.value());
+            }
+            out += '}';
+            return;
+        }
+        default: out += v.dump(); return;
+    }
+}
+inline std::string python_repr(const ordered_json& v) {
+    std::string out;
+    python_repr(out, v);
+    return out;
+}
+
+// --- a Python literal reader (for legacy `print(file_editor(**{...}))`) ---
+class python_literal_reader {
+public:
+    explicit python_literal_reader(std::string_view src) : s_(src) {}
+    /// The literal as JSON, or nullopt when the text is not one complete literal.
+    std::optional<ordered_json> read() {
+        try {
+            ordered_json v = value();
+            skip_ws();
+            if (i_ != s_.size()) return std::nullopt;
+            return v;
+        } catch (const failure&) {
+            return std::nullopt;
+        }
+    }
+
+private:
+    struct failure {};
+    std::string_view s_;
+    std::size_t i_ = 0;
+
+    void skip_ws() {
+        while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+    }
+    bool eat(char c) {
+        skip_ws();
+        if (i_ < s_.size() && s_[i_] == c) {
+            ++i_;
+            return true;
+        }
+        return false;
+    }
+    ordered_json value() {
+        skip_ws();
+        if (i_ >= s_.size()) throw failure{};
+        const char c = s_[i_];
+        if (c == '{') return dict();
+        if (c == '[' || c == '(') return list(c == '[' ? ']' : ')');
+        if (c == '\'' || c == '"') return ordered_json(string());
+        if (c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9')) return number();
+        for (auto [word, val] : {std::pair<std::string_view, ordered_json>{"True", true},
+                                 {"False", false}, {"None", nullptr}}) {
+            if (s_.substr(i_, word.size()) == word) {
+                i_ += word.size();
+                return val;
+            }
+        }
+        throw failure{};
+    }
+    ordered_json dict() {
+        ++i_;
+        ordered_json out = ordered_json::object();
+        if (eat('}')) return out;
+        while (true) {
+            ordered_json key = value();
+            if (!key.is_string() || !eat(':')) throw failure{};
+            out[key.get<std::string>()] = value();
+            if (eat(',')) {
+                if (eat('}')) return out;
+                continue;
+            }
+            if (eat('}')) return out;
+            throw failure{};
+        }
+    }
+    ordered_json list(char close) {
+        ++i_;
+        ordered_json out = ordered_json::array();
+        if (eat(close)) return out;
+        while (true) {
+            out.push_back(value());
+            if (eat(',')) {
+                if (eat(close)) return out;
+                continue;
+            }
+            if (eat(close)) return out;
+            throw failure{};
+        }
+    }
+    ordered_json number() {
+        std::string text;
+        while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '.' ||
+                                  s_[i_] == '-' || s_[i_] == '+' || s_[i_] == '_')) {
+            if (s_[i_] != '_') text += s_[i_];
+            ++i_;
+        }
+        if (text.empty()) throw failure{};
+        char* end = nullptr;
+        const bool is_float = text.find_first_of(".eE") != std::string::npos;
+        if (is_float) {
+            double d = std::strtod(text.c_str(), &end);
+            if (end != text.c_str() + text.size()) throw failure{};
+            return d;
+        }
+        errno = 0;
+        long long v = std::strtoll(text.c_str(), &end, 10);
+        if (errno != 0 || end != text.c_str() + text.size()) throw failure{};
+        return v;
+    }
+    static void append_utf8(std::string& out, unsigned long cp) {
+        if (cp < 0x80) {
+            out += static_cast<char>(cp);
+        } else if (cp < 0x800) {
+            out += static_cast<char>(0xC0 | (cp >> 6));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            out += static_cast<char>(0xE0 | (cp >> 12));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else if (cp < 0x110000) {
+            out += static_cast<char>(0xF0 | (cp >> 18));
+            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (cp & 0x3F));
+        } else {
+            throw failure{};
+        }
+    }
+    unsigned long hex_digits(std::size_t n) {
+        if (i_ + n > s_.size()) throw failure{};
+        const std::string digits(s_.substr(i_, n));
+        char* end = nullptr;
+        const unsigned long v = std::strtoul(digits.c_str(), &end, 16);
+        if (end != digits.c_str() + n) throw failure{};
+        i_ += n;
+        return v;
+    }
+    std::string string() {
+        const char q = s_[i_];
+        const bool triple = s_.substr(i_, 3) == std::string(3, q);
+        i_ += triple ? 3 : 1;
+        std::string out;
+        while (true) {
+            if (i_ >= s_.size()) throw failure{};
+            if (triple && s_.substr(i_, 3) == std::string(3, q)) {
+                i_ += 3;
+                return out;
+            }
+            const char c = s_[i_];
+            if (!triple && c == q) {
+                ++i_;
+                return out;
+            }
+            if (!triple && c == '\n') throw failure{};
+            ++i_;
+            if (c != '\\') {
+                out += c;
+                continue;
+            }
+            if (i_ >= s_.size()) throw failure{};
+            const char e = s_[i_++];
+            switch (e) {
+                case 'n': out += '\n'; break;
+                case 't': out += '\t'; break;
+                case 'r': out += '\r'; break;
+                case 'a': out += '\a'; break;
+                case 'b': out += '\b'; break;
+                case 'f': out += '\f'; break;
+                case 'v': out += '\v'; break;
+                case '0': out += '\0'; break;
+                case '\\': case '\'': case '"': out += e; break;
+                case '\n': break;  // line continuation
+                case 'x': append_utf8(out, hex_digits(2)); break;
+                case 'u': append_utf8(out, hex_digits(4)); break;
+                case 'U': append_utf8(out, hex_digits(8)); break;
+                default:
+                    out += '\\';
+                    out += e;
+                    break;
+            }
+        }
+    }
+};
+
+// --- per-type wire descriptions -----------------------------------------------
+template <class T>
+struct wire;
+
+template <>
+struct wire<NullAction> {
+    static auto fields() { return std::tuple<>{}; }
+    static std::string message(const NullAction&) { return "No action"; }
+};
+template <>
+struct wire<CmdRunAction> {
+    using T = CmdRunAction;
+    static auto fields() {
+        return std::make_tuple(field("command", &T::command, true), field("is_input", &T::is_input),
+                               field("thought", &T::thought), field("blocking", &T::blocking),
+                               field("is_static", &T::is_static), field("cwd", &T::cwd), field("hidden", &T::hidden),
+                               field("confirmation_state", &T::confirmation_state),
+                               field("security_risk", &T::security_risk));
+    }
+    static std::string message(const T& a) { return "Running command: " + a.command; }
+};
+template <>
+struct wire<IPythonRunCellAction> {
+    using T = IPythonRunCellAction;
+    static auto fields() {
+        return std::make_tuple(field("code", &T::code, true), field("thought", &T::thought),
+                               field("include_extra", &T::include_extra),
+                               field("confirmation_state", &T::confirmation_state),
+                               field("security_risk", &T::security_risk),
+                               field("kernel_init_code", &T::kernel_init_code));
+    }
+    static std::string message(const T& a) { return "Running Python code interactively: " + a.code; }
+};
+template <>
+struct wire<FileReadAction> {
+    using T = FileReadAction;
+    static auto fields() {
+        return std::make_tuple(field("path", &T::path, true), field("start", &T::start), field("end", &T::end),
+                               field("thought", &T::thought), field("security_risk", &T::security_risk),
+                               field("impl_source", &T::impl_source), field("view_range", &T::view_range));
+    }
+    static std::string message(const T& a) { return "Reading file: " + a.path; }
+};
+template <>
+struct wire<FileWriteAction> {
+    using T = FileWriteAction;
+    static auto fields() {
+        return std::make_tuple(field("path", &T::path, true), field("content", &T::content, true),
+                               field("start", &T::start), field("end", &T::end), field("thought", &T::thought),
+                               field("security_risk", &T::security_risk));
+    }
+    static std::string message(const T& a) { return "Writing file: " + a.path; }
+};
+template <>
+struct wire<FileEditAction> {
+    using T = FileEditAction;
+    static auto fields() {
+        return std::make_tuple(field("path", &T::path, true), field("command", &T::command),
+                               field("file_text", &T::file_text), field("old_str", &T::old_str),
+                               field("new_str", &T::new_str), field("insert_line", &T::insert_line),
+                               field("content", &T::content), field("start", &T::start), field("end", &T::end),
+                               field("thought", &T::thought), field("security_risk", &T::security_risk),
+                               field("impl_source", &T::impl_source));
+    }
+    static std::string message(const T&) { return ""; }
+};
+template <>
+struct wire<BrowseURLAction> {
+    using T = BrowseURLAction;
+    static auto fields() {
+        return std::make_tuple(field("url", &T::url, true), field("thought", &T::thought),
+                               field("security_risk", &T::security_risk), field("return_axtree", &T::return_axtree));
+    }
+    static std::string message(const T& a) { return "I am browsing the URL: " + a.url; }
+};
+template <>
+struct wire<BrowseInteractiveAction> {
+    using T = BrowseInteractiveAction;
+    static auto fields() {
+        return std::make_tuple(field("browser_actions", &T::browser_actions, true), field("thought", &T::thought),
+                               field("browsergym_send_msg_to_user", &T::browsergym_send_msg_to_user),
+                               field("security_risk", &T::security_risk), field("return_axtree", &T::return_axtree));
+    }
+    static std::string message(const T& a) {
+        return "I am interacting with the browser:\n```\n" + a.browser_actions + "\n```";
+    }
+};
+template <>
+struct wire<MCPAction> {
+    using T = MCPAction;
+    static auto fields() {
+        return std::make_tuple(field("name", &T::name), field("arguments", &T::arguments),
+                               field("thought", &T::thought), field("security_risk", &T::security_risk));
+    }
+    static std::string message(const T& a) {
+        return "I am interacting with the MCP server with name:\n```\n" + a.name + "\n```\nand arguments:\n```\n" +
+               python_repr(a.arguments) + "\n```";
+    }
+};
+template <>
+struct wire<MessageAction> {
+    using T = MessageAction;
+    static auto fields() {
+        return std::make_tuple(field("content", &T::content, true), field("file_urls", &T::file_urls),
+                               field("image_urls", &T::image_urls), field("wait_for_response", &T::wait_for_response),
+                               field("security_risk", &T::security_risk));
+    }
+    static std::string message(const T& a) { return a.content; }
+};
+template <>
+struct wire<AgentThinkAction> {
+    using T = AgentThinkAction;
+    static auto fields() { return std::make_tuple(field("thought", &T::thought)); }
+    static std::string message(const T& a) { return "I am thinking...: " + a.thought; }
+};
+template <>
+struct wire<AgentFinishAction> {
+    using T = AgentFinishAction;
+    static auto fields() {
+        return std::make_tuple(field("final_thought", &T::final_thought), field("outputs", &T::outputs),
+                               field("thought", &T::thought));
+    }
+    static std::string message(const T& a) {
+        return a.thought.empty() ? std::string("All done! What's next on the agenda?") : a.thought;
+    }
+};
+template <>
+struct wire<AgentRejectAction> {
+    using T = AgentRejectAction;
+    static auto fields() { return std::make_tuple(field("outputs", &T::outputs), field("thought", &T::thought)); }
+    static std::string message(const T& a) {
+        std::string out = "Task is rejected by the agent.";
+        if (a.outputs.is_object()) {
+            auto it = a.outputs.find("reason");
+            if (it != a.outputs.end() && it->is_string() && !it->get_ref<const std::string&>().empty())
+                out += " Reason: " + it->get<std::string>();
+        }
+        return out;
+    }
+};
+
+template <>
+struct wire<CmdOutputObservation> {
+    using T = CmdOutputObservation;
+    static constexpr bool has_success = true;
+    static auto fields() {
+        return std::make_tuple(field("command", &T::command, true), field("metadata", &T::metadata),
+                               field("hidden", &T::hidden));
+    }
+    static std::string message(const T& o) {
+        return "Command `" + o.command + "` executed with exit code " + std::to_string(o.metadata.exit_code) + ".";
+    }
+    static bool success(const T& o) { return o.metadata.exit_code == 0; }
+};
+template <>
+struct wire<IPythonRunCellObservation> {
+    using T = IPythonRunCellObservation;
+    static constexpr bool has_success = true;
+    static auto fields() { return std::make_tuple(field("code", &T::code, true), field("image_urls", &T::image_urls)); }
+    static std::string message(const T&) { return "Code executed in IPython cell."; }
+    static bool success(const T&) { return true; }
+};
+template <>
+struct wire<FileReadObservation> {
+    using T = FileReadObservation;
+    static constexpr bool has_success = false;
+    static auto fields() { return std::make_tuple(field("path", &T::path, true), field("impl_source", &T::impl_source)); }
+    static std::string message(const T& o) { return "I read the file " + o.path + "."; }
+};
+template <>
+struct wire<FileWriteObservation> {
+    using T = FileWriteObservation;
+    static constexpr bool has_success = false;
+    static auto fields() { return std::make_tuple(field("path", &T::path, true)); }
+    static std::string message(const T& o) { return "I wrote to the file " + o.path + "."; }
+};
+template <>
+struct wire<FileEditObservation> {
+    using T = FileEditObservation;
+    static constexpr bool has_success = false;
+    static auto fields() {
+        return std::make_tuple(field("path", &T::path), field("prev_exist", &T::prev_exist),
+                               field("old_content", &T::old_content), field("new_content", &T::new_content),
+                               field("impl_source", &T::impl_source), field("diff", &T::diff));
+    }
+    static std::string message(const T& o) { return "I edited the file " + o.path + "."; }
+};
+template <>
+struct wire<ErrorObservation> {
+    using T = ErrorObservation;
+    static constexpr bool has_success = false;
+    static auto fields() { return std::make_tuple(field("error_id", &T::error_id)); }
+    static std::string message(const T& o) { return o.content; }
+};
+template <>
+struct wire<NullObservation> {
+    static constexpr bool has_success = false;
+    static auto fields() { return std::tuple<>{}; }
+    static std::string message(const NullObservation&) { return "No observation"; }
+};
+template <>
+struct wire<UserRejectObservation> {
+    static constexpr bool has_success = false;
+    static auto fields() { return std::tuple<>{}; }
+    static std::string message(const UserRejectObservation& o) { return o.content; }
+};
+template <>
+struct wire<AgentThinkObservation> {
+    static constexpr bool has_success = false;
+    static auto fields() { return std::tuple<>{}; }
+    static std::string message(const AgentThinkObservation& o) { return o.content; }
+};
+template <>
+struct wire<FileDownloadObservation> {
+    using T = FileDownloadObservation;
+    static constexpr bool has_success = false;
+    static auto fields() { return std::make_tuple(field("file_path", &T::file_path, true)); }
+    static std::string message(const T& o) { return "Downloaded the file at location: " + o.file_path; }
+};
+template <>
+struct wire<BrowserOutputObservation> {
+    using T = BrowserOutputObservation;
+    static constexpr bool has_success = false;
+    static auto fields() {
+        return std::make_tuple(
+            field("url", &T::url, true), field("trigger_by_action", &T::trigger_by_action, true),
+            field("screenshot", &T::screenshot), field("screenshot_path", &T::screenshot_path),
+            field("set_of_marks", &T::set_of_marks), field("error", &T::error),
+            field("goal_image_urls", &T::goal_image_urls), field("open_pages_urls", &T::open_pages_urls),
+            field("active_page_index", &T::active_page_index), field("dom_object", &T::dom_object),
+            field("axtree_object", &T::axtree_object), field("extra_element_properties", &T::extra_element_properties),
+            field("last_browser_action", &T::last_browser_action),
+            field("last_browser_action_error", &T::last_browser_action_error),
+            field("focused_element_bid", &T::focused_element_bid),
+            field("filter_visible_only", &T::filter_visible_only));
+    }
+    static std::string message(const T& o) { return "Visited " + o.url; }
+};
+template <>
+struct wire<MCPObservation> {
+    using T = MCPObservation;
+    static constexpr bool has_success = false;
+    static auto fields() { return std::make_tuple(field("name", &T::name), field("arguments", &T::arguments)); }
+    static std::string message(const T& o) { return o.content; }
+};
+
+// --- generic writers ----------------------------------------------------------
+inline void write_head(ordered_json& j, const EventMeta& m, std::string message) {
+    if (m.id && *m.id != -1) j["id"] = *m.id;
+    if (m.timestamp) j["timestamp"] = *m.timestamp;
+    if (m.source) j["source"] = std::string(to_string(*m.source));
+    j["message"] = std::move(message);
+    if (m.cause) j["cause"] = *m.cause;
+}
+inline void write_llm(ordered_json& j, const EventMeta& m) {
+    if (m.tool_call_metadata && !m.tool_call_metadata->is_null()) j["tool_call_metadata"] = *m.tool_call_metadata;
+    if (m.llm_metrics && !m.llm_metrics->is_null()) j["llm_metrics"] = *m.llm_metrics;
+}
+template <class T>
+ordered_json fields_to_json(const T& x) {
+    ordered_json out = ordered_json::object();
+    std::apply([&](const auto&... f) { ((out[f.name] = encode(x.*(f.ptr))), ...); }, wire<T>::fields());
+    return out;
+}
+template <class A>
+ordered_json action_to_json(const A& a) {
+    ordered_json j = ordered_json::object();
+    write_head(j, a.meta, wire<A>::message(a));
+    j["action"] = std::string(A::type);
+    write_llm(j, a.meta);
+    j["args"] = fields_to_json(a);
+    if (a.timeout) j["timeout"] = *a.timeout;
+    return j;
+}
+template <class O>
+ordered_json observation_to_json(const O& o) {
+    ordered_json j = ordered_json::object();
+    write_head(j, o.meta, wire<O>::message(o));
+    j["observation"] = std::string(O::type);
+    write_llm(j, o.meta);
+    j["content"] = o.content;
+    ordered_json extras = fields_to_json(o);
+    if constexpr (std::is_same_v<O, FileEditObservation>) extras["_diff_cache"] = nullptr;
+    j["extras"] = std::move(extras);
+    if constexpr (wire<O>::has_success) j["success"] = wire<O>::success(o);
+    return j;
+}
+
+// --- generic readers ------------------------------------------------------------
+inline std::string quoted_list(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) {
+        if (!out.empty()) out += ", ";
+        out += "'" + n + "'";
+    }
+    return out;
+}
+
+/// Reads the described fields of T from `obj`. `what` is e.g. "action=run has the wrong arguments".
+template <class T>
+void read_fields(T& out, const ordered_json& obj, const std::string& what, bool tolerate_unknown) {
+    const auto fields = wire<T>::fields();
+    if (!tolerate_unknown) {
+        std::vector<std::string> unknown;
+        for (auto it = obj.begin(); it != obj.end(); ++it) {
+            const bool known = std::apply([&](const auto&... f) { return ((it.key() == f.name) || ... || false); },
+                                          fields);
+            if (!known) unknown.push_back(it.key());
+        }
+        if (!unknown.empty()) bad_event(what + ": unexpected keyword argument(s) " + quoted_list(unknown));
+    }
+    std::vector<std::string> missing;
+    try {
+        std::apply(
+            [&](const auto&... f) {
+                (
+                    [&] {
+                        auto it = obj.find(f.name);
+                        if (it != obj.end()) decode(*it, out.*(f.ptr), f.name);
+                        else if (f.required) missing.emplace_back(f.name);
+                    }(),
+                    ...);
+            },
+            fields);
+    } catch (const field_error& e) {
+        bad_event(what + ": " + e.message);
+    }
+    if (!missing.empty()) bad_event(what + ": missing required argument(s) " + quoted_list(missing));
+}
+
+inline void read_meta(const ordered_json& j, EventMeta& m) {
+    if (auto it = j.find("id"); it != j.end() && !it->is_null()) {
+        auto v = (it->is_number_integer() || it->is_number_unsigned()) ? as_integer(*it) : std::nullopt;
+        if (!v) bad_event("event id must be an integer");
+        m.id = *v == -1 ? std::nullopt : std::optional<std::int64_t>(*v);
+    }
+    if (auto it = j.find("timestamp"); it != j.end() && !it->is_null()) {
+        if (!it->is_string()) bad_event("event timestamp must be a string");
+        m.timestamp = it->get<std::string>();
+    }
+    if (auto it = j.find("source"); it != j.end() && !it->is_null()) {
+        auto v = it->is_string() ? event_source_from_string(it->get_ref<const std::string&>()) : std::nullopt;
+        if (!v) bad_event("event source must be agent, user or environment");
+        m.source = v;
+    }
+    if (auto it = j.find("cause"); it != j.end() && !it->is_null()) {
+        auto v = (it->is_number_integer() || it->is_number_unsigned()) ? as_integer(*it) : std::nullopt;
+        if (!v) bad_event("event cause must be an integer");
+        m.cause = *v;
+    }
+    if (auto it = j.find("tool_call_metadata"); it != j.end() && !it->is_null()) m.tool_call_metadata = *it;
+    if (auto it = j.find("llm_metrics"); it != j.end() && !it->is_null()) m.llm_metrics = *it;
+}
+
+/// Calls f(std::type_identity<Alt>{}) for the alternative of V whose `type` equals `type`.
+template <class V, class F, std::size_t... I>
+bool dispatch_type(std::string_view type, F&& f, std::index_sequence<I...>) {
+    return ((std::variant_alternative_t<I, V>::type == type
+                 ? (f(std::type_identity<std::variant_alternative_t<I, V>>{}), true)
+                 : false) ||
+            ...);
+}
+template <class V, class F>
+bool dispatch_type(std::string_view type, F&& f) {
+    return dispatch_type<V>(type, std::forward<F>(f), std::make_index_sequence<std::variant_size_v<V>>{});
+}
+
+/// Legacy `translated_ipython_code` = `print(file_editor(**{...}))`: its dict becomes args.
+inline void expand_translated_ipython_code(ordered_json& args) {
+    auto it = args.find("translated_ipython_code");
+    if (it == args.end()) return;
+    const ordered_json code = *it;
+    args.erase(it);
+    if (!code.is_string()) return;
+    constexpr std::string_view head = "print(file_editor(**";
+    std::string_view text = code.get_ref<const std::string&>();
+    if (text.substr(0, head.size()) != head) return;
+    const auto close = text.find("))", head.size());  // the reference's non-greedy `(.*?)\)\)`
+    if (close == std::string_view::npos) return;
+    const std::string_view inner = text.substr(head.size(), close - head.size());
+    if (inner.find('\n') != std::string_view::npos) return;  // `.` does not match a newline
+    auto parsed = python_literal_reader(inner).read();
+    if (!parsed || !parsed->is_object()) return;
+    for (auto kv = parsed->begin(); kv != parsed->end(); ++kv) args[kv.key()] = kv.value();
+}
+
+}  // namespace detail
+
+inline ordered_json to_json(const CmdOutputMetadata& m) {
+    ordered_json j = ordered_json::object();
+    j["exit_code"] = m.exit_code;
+    j["pid"] = m.pid;
+    j["username"] = detail::encode(m.username);
+    j["hostname"] = detail::encode(m.hostname);
+    j["working_dir"] = detail::encode(m.working_dir);
+    j["py_interpreter_path"] = detail::encode(m.py_interpreter_path);
+    j["prefix"] = m.prefix;
+    j["suffix"] = m.suffix;
+    return j;
+}
+
+namespace detail {
+/// Prompt numbers arrive as strings: parsed float -> int, anything unparsable -> -1.
+inline int lenient_int(const ordered_json& v) {
+    double d = 0;
+    if (v.is_number_integer() || v.is_number_unsigned()) {
+        auto i = as_integer(v);
+        if (!i || *i < INT32_MIN || *i > INT32_MAX) return -1;
+        return static_cast<int>(*i);
+    }
+    if (v.is_number_float()) {
+        d = v.get<double>();
+    } else if (v.is_string()) {
+        std::string s = v.get<std::string>();
+        const auto first = s.find_first_not_of(" \t\n\r\f\v");
+        if (first == std::string::npos) return -1;
+        s = s.substr(first, s.find_last_not_of(" \t\n\r\f\v") - first + 1);
+        char* end = nullptr;
+        d = std::strtod(s.c_str(), &end);
+        if (end != s.c_str() + s.size()) return -1;
+    } else {
+        return -1;
+    }
+    if (!std::isfinite(d) || d <= static_cast<double>(INT32_MIN) - 1.0 || d >= static_cast<double>(INT32_MAX) + 1.0)
+        return -1;
+    return static_cast<int>(std::trunc(d));
+}
+inline std::optional<std::string> optional_string(const ordered_json& j, const char* key) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+}
+}  // namespace detail
+
+inline CmdOutputMetadata cmd_output_metadata_from_json(const ordered_json& j) {
+    CmdOutputMetadata m;
+    if (!j.is_object()) return m;
+    if (auto it = j.find("exit_code"); it != j.end()) m.exit_code = detail::lenient_int(*it);
+    if (auto it = j.find("pid"); it != j.end()) m.pid = detail::lenient_int(*it);
+    m.username = detail::optional_string(j, "username");
+    m.hostname = detail::optional_string(j, "hostname");
+    m.working_dir = detail::optional_string(j, "working_dir");
+    m.py_interpreter_path = detail::optional_string(j, "py_interpreter_path");
+    m.prefix = detail::optional_string(j, "prefix").value_or("");
+    m.suffix = detail::optional_string(j, "suffix").value_or("");
+    return m;
+}
+inline CmdOutputMetadata cmd_output_metadata_from_json(const nlohmann::json& j) {
+    return cmd_output_metadata_from_json(ordered_json(j));
+}
+
+inline ordered_json to_json(const Action& a) {
+    return std::visit([](const auto& x) { return detail::action_to_json(x); }, a);
+}
+inline ordered_json to_json(const Observation& o) {
+    return std::visit([](const auto& x) { return detail::observation_to_json(x); }, o);
+}
+inline ordered_json to_json(const Event& e) {
+    return std::visit([](const auto& x) { return to_json(x); }, e);
+}
+inline std::string to_wire(const Action& a) {
+    return to_json(a).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
+inline std::string to_wire(const Observation& o) {
+    return to_json(o).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
+inline std::string to_wire(const Event& e) {
+    return to_json(e).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
+inline std::string message_of(const Action& a) {
+    return std::visit([](const auto& x) { return detail::wire<std::decay_t<decltype(x)>>::message(x); }, a);
+}
+inline std::string message_of(const Observation& o) {
+    return std::visit([](const auto& x) { return detail::wire<std::decay_t<decltype(x)>>::message(x); }, o);
+}
+
+inline Action action_from_json(const ordered_json& j) {
+    if (!j.is_object()) detail::bad_event("an action must be a JSON object");
+    auto type_it = j.find("action");
+    if (type_it == j.end()) detail::bad_event("'action' key is not found in the event");
+    if (!type_it->is_string()) detail::bad_event("'action' must be a string");
+    const std::string type = type_it->get<std::string>();
+
+    ordered_json args = ordered_json::object();
+    if (auto it = j.find("args"); it != j.end() && !it->is_null()) {
+        if (!it->is_object()) detail::bad_event("action=" + type + " has args that are not an object");
+        args = *it;
+    }
+    // Legacy and deprecated argument names (reference §3.6).
+    std::optional<std::string> args_timestamp;
+    if (auto it = args.find("timestamp"); it != args.end()) {
+        if (it->is_string()) args_timestamp = it->get<std::string>();
+        args.erase(it);
+    }
+    if (auto it = args.find("is_confirmed"); it != args.end()) {
+        ordered_json v = *it;
+        args.erase(it);
+        if (!args.contains("confirmation_state")) args["confirmation_state"] = std::move(v);
+    }
+    if (auto it = args.find("images_urls"); it != args.end()) {
+        ordered_json v = *it;
+        args.erase(it);
+        if (!args.contains("image_urls")) args["image_urls"] = std::move(v);
+    }
+    if (auto it = args.find("security_risk"); it != args.end()) {
+        auto v = (it->is_number_integer() || it->is_number_unsigned()) ? detail::as_integer(*it) : std::nullopt;
+        if (!v || *v < -1 || *v > 2) args.erase(it);
+    }
+    args.erase("keep_prompt");
+    args.erase("task_completed");
+    detail::expand_translated_ipython_code(args);
+
+    std::optional<Action> out;
+    const std::string what = "action=" + type + " has the wrong arguments";
+    detail::dispatch_type<Action>(type, [&](auto tag) {
+        using A = typename decltype(tag)::type;
+        A a{};
+        detail::read_fields(a, args, what, false);
+        out = std::move(a);
+    });
+    if (!out) detail::bad_event("'action=" + type + "' is not defined");
+
+    if (auto it = j.find("timeout"); it != j.end()) {
+        if (!it->is_null() && !it->is_number()) detail::bad_event(what + ": timeout must be a number");
+        bool blocking = false;
+        if (auto b = args.find("blocking"); b != args.end() && b->is_boolean()) blocking = b->get<bool>();
+        set_hard_timeout(*out, it->is_null() ? std::nullopt : std::optional<double>(it->get<double>()), blocking);
+    }
+    EventMeta& m = meta(*out);
+    if (args_timestamp) m.timestamp = args_timestamp;
+    detail::read_meta(j, m);
+    return std::move(*out);
+}
+inline Action action_from_json(const nlohmann::json& j) { return action_from_json(ordered_json(j)); }
+
+inline Observation observation_from_json(const ordered_json& j) {
+    if (!j.is_object()) detail::bad_event("an observation must be a JSON object");
+    auto type_it = j.find("observation");
+    if (type_it == j.end()) detail::bad_event("'observation' key is not found in the event");
+    if (!type_it->is_string()) detail::bad_event("'observation' must be a string");
+    const std::string type = type_it->get<std::string>();
+    const std::string what = "observation=" + type + " has the wrong extras";
+
+    std::string content;
+    if (auto it = j.find("content"); it != j.end() && !it->is_null()) {
+        if (!it->is_string()) detail::bad_event(what + ": content must be a string");
+        content = it->get<std::string>();
+    }
+    ordered_json extras = ordered_json::object();
+    if (auto it = j.find("extras"); it != j.end() && !it->is_null()) {
+        if (!it->is_object()) detail::bad_event(what + ": extras must be an object");
+        extras = *it;
+    }
+    extras.erase("formatted_output_and_error");
+    const bool is_run = type == CmdOutputObservation::type;
+    if (is_run) {
+        // Legacy flat fields move into metadata; a missing metadata is the default one.
+        CmdOutputMetadata md;
+        if (auto it = extras.find("metadata"); it != extras.end() && it->is_object())
+            md = cmd_output_metadata_from_json(*it);
+        else if (it != extras.end() && !it->is_null())
+            detail::bad_event(what + ": metadata must be an object");
+        if (auto it = extras.find("exit_code"); it != extras.end()) {
+            md.exit_code = detail::lenient_int(*it);
+            extras.erase(it);
+        }
+        if (auto it = extras.find("command_id"); it != extras.end()) {
+            md.pid = detail::lenient_int(*it);
+            extras.erase(it);
+        }
+        extras["metadata"] = to_json(md);
+    }
+    if (type == FileEditObservation::type) extras.erase("_diff_cache");
+
+    std::optional<Observation> out;
+    detail::dispatch_type<Observation>(type, [&](auto tag) {
+        using O = typename decltype(tag)::type;
+        O o{};
+        detail::read_fields(o, extras, what, is_run);
+        o.content = std::move(content);
+        if constexpr (std::is_same_v<O, CmdOutputObservation>) {
+            if (!o.hidden) o.content = truncate_observation_content(std::move(o.content));
+        }
+        out = std::move(o);
+    });
+    if (!out) detail::bad_event("'observation=" + type + "' is not defined");
+    detail::read_meta(j, meta(*out));
+    return std::move(*out);
+}
+inline Observation observation_from_json(const nlohmann::json& j) { return observation_from_json(ordered_json(j)); }
+
+inline Event event_from_json(const ordered_json& j) {
+    if (j.is_object() && j.contains("action")) return Event(action_from_json(j));
+    if (j.is_object() && j.contains("observation")) return Event(observation_from_json(j));
+    detail::bad_event("Unknown event type");
+}
+inline Event event_from_json(const nlohmann::json& j) { return event_from_json(ordered_json(j)); }
+
+namespace detail {
+template <class T, class V>
+struct is_alternative : std::false_type {};
+template <class T, class... Ts>
+struct is_alternative<T, std::variant<Ts...>> : std::bool_constant<(std::is_same_v<T, Ts> || ...)> {};
+}  // namespace detail
+
+/// One concrete action type (CmdRunAction, ...), so to_json(CmdRunAction{...}) is not ambiguous.
+template <class T>
+concept ActionType = detail::is_alternative<T, Action>::value;
+/// One concrete observation type.
+template <class T>
+concept ObservationType = detail::is_alternative<T, Observation>::value;
+
+template <ActionType T>
+ordered_json to_json(const T& a) {
+    return detail::action_to_json(a);
+}
+template <ObservationType T>
+ordered_json to_json(const T& o) {
+    return detail::observation_to_json(o);
+}
+template <class T>
+    requires ActionType<T> || ObservationType<T>
+std::string to_wire(const T& x) {
+    return to_json(x).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
+template <class T>
+    requires ActionType<T> || ObservationType<T>
+std::string message_of(const T& x) {
+    return detail::wire<T>::message(x);
+}
+
+}  // namespace runbox
+// ---- end runbox/events.hpp ----
+// ---- begin runbox/event_stream.hpp ----
+// runbox/event_stream.hpp - an in-memory OpenHands EventStream: ids, secrets, publish/subscribe.
+//
+// Delivery model (reference §11): every (subscriber, callback) pair owns one worker thread
+// and a FIFO queue, so each callback sees events in id order while different callbacks run
+// concurrently. add_event() assigns the id and enqueues under one lock and never runs a
+// callback itself, so a callback may publish (the runtime publishes its observation from
+// inside its callback) without deadlocking. Tests wait with wait_until_delivered()/flush().
+// Persistence to a file store is not part of this class.
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+
+namespace runbox {
+
+namespace detail {
+
+/// Python's datetime.now().isoformat(): local time, microseconds omitted when zero.
+inline std::string local_iso_timestamp(std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
+    const auto since_epoch = now.time_since_epoch();
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+    auto micros = std::chrono::duration_cast<std::chrono::microseconds>(since_epoch - seconds).count();
+    std::time_t t = static_cast<std::time_t>(seconds.count());
+    if (micros < 0) {  // before the epoch: borrow a second
+        micros += 1000000;
+        --t;
+    }
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char buf[40];
+    std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::string out(buf, n);
+    if (micros != 0) {
+        char frac[32];
+        std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(micros));
+        out += frac;
+    }
+    return out;
+}
+
+inline void replace_all(std::string& s, const std::string& from, const std::string& to) {
+    if (from.empty()) return;
+    for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
+        s.replace(pos, from.size(), to);
+}
+
+inline void mask_secrets_in_value(ordered_json& v, const std::vector<std::string>& secrets);
+
+/// Masks every secret in string values; at top level the bookkeeping keys are left alone.
+inline void mask_secrets_in_object(ordered_json& obj, const std::vector<std::string>& secrets, bool top_level) {
+    static constexpr std::string_view protected_keys[] = {"timestamp", "id",          "source", "cause",
+                                                           "action",    "observation", "message"};
+    for (auto it = obj.begin(); it != obj.end(); ++it) {
+        if (top_level) {
+            bool is_protected = false;
+            for (auto key : protected_keys) is_protected = is_protected || it.key() == key;
+            if (is_protected) continue;
+        }
+        mask_secrets_in_value(it.value(), secrets);
+    }
+}
+
+inline void mask_secrets_in_value(ordered_json& v, const std::vector<std::string>& secrets) {
+    if (v.is_string()) {
+        auto& s = v.get_ref<std::string&>();
+        for (const auto& secret : secrets) replace_all(s, secret, "<secret_hidden>");
+    } else if (v.is_object()) {
+        mask_secrets_in_object(v, secrets, false);
+    } else if (v.is_array()) {
+        for (auto& x : v) mask_secrets_in_value(x, secrets);
+    }
+}
+
+}  // namespace detail
+
+class EventStream {
+public:
+    using Callback = std::function<void(const Event&)>;
+    /// Called (on the callback's thread, without locks held) when a callback throws.
+    using ErrorHandler =
+        std::function<void(const std::string& subscriber_id, const std::string& callback_id, std::exception_ptr)>;
+
+    explicit EventStream(std::string sid = "default") : sid_(std::move(sid)) {}
+    EventStream(const EventStream&) = delete;
+    EventStream& operator=(const EventStream&) = delete;
+    ~EventStream() { close(); }
+
+    const std::string& sid() const noexcept { return sid_; }
+
+    /// Stamps (timestamp, source, id), masks secrets, stores and delivers the event; returns its id.
+    std::int64_t add_event(Event event, EventSource source) {
+        if (const auto& id = meta(event).id) {
+            throw error(errc::conflict, "Event already has an ID:" + std::to_string(*id) +
+                                            ". It was probably added back to the EventStream from inside a "
+                                            "handler, triggering a loop.");
+        }
+        meta(event).timestamp = detail::local_iso_timestamp();
+        meta(event).source = source;
+        std::vector<std::string> secrets;
+        {
+            std::lock_guard lock(mutex_);
+            for (const auto& [name, value] : secrets_)
+                if (!value.empty()) secrets.push_back(value);
+        }
+        if (!secrets.empty()) {
+            ordered_json data = to_json(event);
+            detail::mask_secrets_in_object(data, secrets, true);
+            event = event_from_json(data);  // the stored event is the sanitised one
+        }
+        std::lock_guard lock(mutex_);
+        const std::int64_t id = static_cast<std::int64_t>(events_.size());
+        meta(event).id = id;
+        auto stored = std::make_shared<const Event>(std::move(event));
+        events_.push_back(stored);
+        if (!closed_) {
+            for (auto& [subscriber, callbacks] : subscribers_) {  // sorted subscriber order, as the reference
+                for (auto& [callback_id, slot] : callbacks) {
+                    slot->queue.push_back(Item{id, stored});
+                    slot->wake.notify_one();
+                }
+            }
+        }
+        return id;
+    }
+
+    /// Registers a callback; it receives every event added from now on, in order, on its own thread.
+    void subscribe(std::string subscriber_id, Callback callback, std::string callback_id) {
+        std::lock_guard lock(mutex_);
+        auto& callbacks = subscribers_[subscriber_id];
+        if (callbacks.count(callback_id) != 0) {
+            throw error(errc::conflict,
+                        "Callback ID on subscriber " + subscriber_id + " already exists: " + callback_id);
+        }
+        auto slot = std::make_shared<Slot>();
+        slot->subscriber_id = subscriber_id;
+        slot->callback_id = callback_id;
+        slot->callback = std::move(callback);
+        slot->stop = closed_;
+        slot->thread = std::thread([this, slot] { run_worker(*slot); });
+        callbacks.emplace(std::move(callback_id), std::move(slot));
+    }
+
+    /// Removes a callback (unknown ids are tolerated). Events still queued for it are dropped;
+    /// a callback that is running finishes first (unless it unsubscribes itself).
+    void unsubscribe(const std::string& subscriber_id, const std::string& callback_id) {
+        std::shared_ptr<Slot> slot;
+        {
+            std::lock_guard lock(mutex_);
+            auto sub = subscribers_.find(subscriber_id);
+            if (sub == subscribers_.end()) return;
+            auto it = sub->second.find(callback_id);
+            if (it == sub->second.end()) return;
+            slot = std::move(it->second);
+            sub->second.erase(it);
+            if (sub->second.empty()) subscribers_.erase(sub);
+            slot->stop = true;
+            slot->queue.clear();
+            slot->wake.notify_one();
+            delivered_.notify_all();
+            if (slot->thread.get_id() == std::this_thread::get_id()) {
+                retired_.push_back(slot);  // joined by close()
+                return;
+            }
+        }
+        if (slot->thread.joinable()) slot->thread.join();
+    }
+
+    /// Replaces the secret values to mask (name -> value).
+    void set_secrets(std::map<std::string, std::string> secrets) {
+        std::lock_guard lock(mutex_);
+        secrets_ = std::move(secrets);
+    }
+    /// Adds or overwrites secret values.
+    void update_secrets(const std::map<std::string, std::string>& secrets) {
+        std::lock_guard lock(mutex_);
+        for (const auto& [name, value] : secrets) secrets_[name] = value;
+    }
+
+    /// The stored event with this id; errc::not_found when there is none.
+    Event get_event(std::int64_t id) const {
+        std::lock_guard lock(mutex_);
+        if (id < 0 || id >= static_cast<std::int64_t>(events_.size()))
+            throw error(errc::not_found, "No event with id " + std::to_string(id));
+        return *events_[static_cast<std::size_t>(id)];
+    }
+
+    /// The id of the newest event, -1 when the stream is empty.
+    std::int64_t get_latest_event_id() const {
+        std::lock_guard lock(mutex_);
+        return static_cast<std::int64_t>(events_.size()) - 1;
+    }
+    std::optional<Event> get_latest_event() const {
+        std::lock_guard lock(mutex_);
+        if (events_.empty()) return std::nullopt;
+        return *events_.back();
+    }
+
+    /// Events with start_id <= id <= end_id (inclusive; default: the newest), oldest first
+    /// unless `reverse`; `filter` keeps the matching ones, `limit` caps the count.
+    std::vector<Event> search_events(std::int64_t start_id = 0, std::optional<std::int64_t> end_id = std::nullopt,
+                                     bool reverse = false, const std::function<bool(const Event&)>& filter = {},
+                                     std::optional<std::size_t> limit = std::nullopt) const {
+        std::vector<std::shared_ptr<const Event>> snapshot;
+        {
+            std::lock_guard lock(mutex_);
+            const std::int64_t last = static_cast<std::int64_t>(events_.size()) - 1;
+            const std::int64_t hi = end_id ? std::min(*end_id, last) : last;
+            for (std::int64_t id = std::max<std::int64_t>(start_id, 0); id <= hi; ++id)
+                snapshot.push_back(events_[static_cast<std::size_t>(id)]);
+        }
+        if (reverse) std::reverse(snapshot.begin(), snapshot.end());
+        std::vector<Event> out;
+        for (const auto& e : snapshot) {
+            if (limit && out.size() >= *limit) break;
+            if (!filter || filter(*e)) out.push_back(*e);
+        }
+        return out;
+    }
+
+    std::vector<Event> filtered_events_by_source(EventSource source) const {
+        return search_events(0, std::nullopt, false, [source](const Event& e) { return meta(e).source == source; });
+    }
+
+    /// Blocks until every current callback has finished with all events up to `id`, or the
+    /// timeout passes (false). Never call it from a callback for an event queued to that callback.
+    bool wait_until_delivered(std::int64_t id, std::chrono::milliseconds timeout) {
+        std::unique_lock lock(mutex_);
+        return delivered_.wait_for(lock, timeout, [&] { return delivered_locked(id); });
+    }
+    /// wait_until_delivered() for the newest event.
+    bool flush(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+        return wait_until_delivered(get_latest_event_id(), timeout);
+    }
+
+    void set_error_handler(ErrorHandler handler) {
+        std::lock_guard lock(mutex_);
+        error_handler_ = std::move(handler);
+    }
+
+    /// Stops delivery: running callbacks finish, queued events are dropped, threads are joined.
+    /// Events added afterwards are stored but not delivered. Idempotent.
+    void close() {
+        std::vector<std::shared_ptr<Slot>> slots;
+        {
+            std::lock_guard lock(mutex_);
+            closed_ = true;
+            for (auto& [subscriber, callbacks] : subscribers_)
+                for (auto& [callback_id, slot] : callbacks) slots.push_back(slot);
+            subscribers_.clear();
+            for (auto& slot : retired_) slots.push_back(slot);
+            retired_.clear();
+            for (auto& slot : slots) {
+                slot->stop = true;
+                slot->queue.clear();
+                slot->wake.notify_one();
+            }
+            delivered_.notify_all();
+        }
+        for (auto& slot : slots) {
+            if (!slot->thread.joinable()) continue;
+            if (slot->thread.get_id() == std::this_thread::get_id()) slot->thread.detach();  // close() from a callback
+            else slot->thread.join();
+        }
+    }
+
+private:
+    struct Item {
+        std::int64_t id;
+        std::shared_ptr<const Event> event;
+    };
+    struct Slot {
+        std::string subscriber_id, callback_id;
+        Callback callback;
+        std::deque<Item> queue;
+        std::optional<std::int64_t> in_flight;
+        bool stop = false;
+        std::condition_variable wake;
+        std::thread thread;
+    };
+
+    bool delivered_locked(std::int64_t id) const {
+        for (const auto& [subscriber, callbacks] : subscribers_) {
+            for (const auto& [callback_id, slot] : callbacks) {
+                if (slot->in_flight && *slot->in_flight <= id) return false;
+                if (!slot->queue.empty() && slot->queue.front().id <= id) return false;
+            }
+        }
+        return true;
+    }
+
+    void run_worker(Slot& slot) {
+        std::unique_lock lock(mutex_);
+        while (true) {
+            slot.wake.wait(lock, [&] { return slot.stop || !slot.queue.empty(); });
+            if (slot.stop) break;
+            Item item = std::move(slot.queue.front());
+            slot.queue.pop_front();
+            slot.in_flight = item.id;
+            lock.unlock();
+            std::exception_ptr failure;
+            try {
+                slot.callback(*item.event);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+            if (failure) report(slot, failure);
+            lock.lock();
+            slot.in_flight.reset();
+            delivered_.notify_all();
+        }
+        slot.in_flight.reset();
+        delivered_.notify_all();
+    }
+
+    void report(const Slot& slot, std::exception_ptr failure) {
+        ErrorHandler handler;
+        {
+            std::lock_guard lock(mutex_);
+            handler = error_handler_;
+        }
+        if (handler) {
+            handler(slot.subscriber_id, slot.callback_id, failure);
+            return;
+        }
+        try {
+            std::rethrow_exception(failure);
+        } catch (const std::exception& e) {
+            std::cerr << "runbox: event callback " << slot.subscriber_id << "/" << slot.callback_id
+                      << " threw: " << e.what() << "\n";
+        } catch (...) {
+            std::cerr << "runbox: event callback " << slot.subscriber_id << "/" << slot.callback_id
+                      << " threw a non-standard exception\n";
+        }
+    }
+
+    std::string sid_;
+    mutable std::mutex mutex_;
+    std::condition_variable delivered_;
+    std::vector<std::shared_ptr<const Event>> events_;
+    std::map<std::string, std::map<std::string, std::shared_ptr<Slot>>> subscribers_;
+    std::vector<std::shared_ptr<Slot>> retired_;
+    std::map<std::string, std::string> secrets_;
+    ErrorHandler error_handler_;
+    bool closed_ = false;
+};
+
+}  // namespace runbox
+// ---- end runbox/event_stream.hpp ----
+// ---- begin runbox/transport/httplib.hpp ----
+// runbox/transport/httplib.hpp - HttplibTransport: HTTP/1.1 and HTTPS through cpp-httplib.
+//
+// Connections are kept alive and pooled per scheme+host+port. One
+// httplib client never serves two requests at once, so each send() leases a
+// client from the pool (or opens one) and gives it back afterwards; send() is
+// thread-safe. TLS certificates are verified unless TransportOptions says
+// verify_tls = false. Compile with the flags of `pkg-config --cflags cpp-httplib`.
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <httplib.h>
+
+
+namespace runbox {
+
+/// Percent-encodes one query-string key or value (cpp-httplib's encoder:
+/// letters, digits and -_.!~*'() stay, everything else becomes %XX).
+inline std::string url_encode(std::string_view value) {
+    return httplib::detail::encode_query_param(std::string(value));
+}
+
+/// "k1=v1&k2=v2" with every key and value percent-encoded, in the given order.
+inline std::string query_string(std::initializer_list<std::pair<std::string_view, std::string_view>> params) {
+    std::string out;
+    for (const auto& [key, value] : params) {
+        if (!out.empty()) out += '&';
+        out += url_encode(key);
+        out += '=';
+        out += url_encode(value);
+    }
+    return out;
+}
+
+class HttplibTransport {
+public:
+    static constexpr bool supports_http2 = false;
+    static constexpr bool supports_streaming = true;
+
+    HttplibTransport() : HttplibTransport(TransportOptions{}) {}
+    explicit HttplibTransport(const TransportOptions& options) : state_(std::make_unique<State>(options)) {}
+
+    /// One attempt. Returns every HTTP status; throws runbox::error with
+    /// errc::timeout (read/write timed out), errc::transport (connect, reset,
+    /// TLS), errc::bad_response (on_body stopped the transfer) or
+    /// errc::unsupported (HTTP/2 demanded). Messages name the method, host
+    /// and httplib error, never a header value or the URL's query.
+    Response send(const Request& request) {
+        if (request.version == HttpVersion::http2) {
+            throw error(errc::unsupported, "HttplibTransport speaks HTTP/1.1 only; HTTP/2 needs CurlTransport",
+                        "transport");
+        }
+        const Url url = parse_url(request.url);
+        auto client = acquire(url);
+        client->set_read_timeout(request.timeout);
+        client->set_write_timeout(request.timeout);
+
+        httplib::Request out;
+        out.method = request.method;
+        out.path = url.target;
+        for (const auto& [name, value] : request.headers) {
+            // A CR/LF would smuggle extra header lines: refuse, naming the field but never its value.
+            if (name.empty() || name.find_first_of("\r\n: ") != std::string::npos) {
+                throw error(errc::config_invalid, "malformed header name", "transport");
+            }
+            if (value.find_first_of("\r\n") != std::string::npos) {
+                throw error(errc::config_invalid, "the value of header " + name + " contains a line break", "transport");
+            }
+            out.headers.emplace(name, value);
+        }
+        out.body = request.body;
+        // httplib writes "host:port", which is wrong for an IPv6 literal.
+        if (url.is_ipv6() && !request.headers.contains("Host")) out.headers.emplace("Host", url.authority());
+
+        // The body always comes through the receiver, so the time of the last
+        // byte is known (httplib 0.11 reports a read timeout as a plain Read
+        // error). A 2xx body goes to on_body when set; other bodies are kept
+        // for raise_for_status.
+        int status = 0;
+        std::string body;
+        auto last_activity = std::chrono::steady_clock::now();
+        out.response_handler = [&](const httplib::Response& head) {
+            status = head.status;
+            last_activity = std::chrono::steady_clock::now();
+            return true;
+        };
+        out.content_receiver = [&](const char* data, std::size_t size, std::uint64_t, std::uint64_t) {
+            last_activity = std::chrono::steady_clock::now();
+            if (request.on_body && status >= 200 && status < 300) return request.on_body(std::string_view(data, size));
+            if (request.on_body) {
+                constexpr std::size_t limit = 1 << 20;  // an error body is for a message, not a download
+                if (body.size() < limit) body.append(data, std::min(size, limit - body.size()));
+                return true;
+            }
+            body.append(data, size);
+            return true;
+        };
+
+        auto result = client->send(out);
+        if (!result) {
+            // The client's connection state is unknown: drop it rather than pool it.
+            throw map_error(result.error(), request, url, std::chrono::steady_clock::now() - last_activity);
+        }
+
+        Response response;
+        response.status = result->status;
+        for (const auto& [name, value] : result->headers) response.headers.add(name, value);
+        response.body = std::move(body);
+        release(url, std::move(client));
+        return response;
+    }
+
+    /// Pooled idle connections (all hosts); for tests and diagnostics.
+    std::size_t idle_connections() const {
+        std::lock_guard lock(state_->mutex);
+        std::size_t count = 0;
+        for (const auto& [origin, pooled] : state_->idle) count += pooled.size();
+        return count;
+    }
+
+    /// Closes every pooled connection.
+    void clear_pool() {
+        std::map<std::string, std::vector<Pooled>> doomed;
+        {
+            std::lock_guard lock(state_->mutex);
+            doomed.swap(state_->idle);
+        }
+    }
+
+    const TransportOptions& options() const noexcept { return state_->options; }
+
+private:
+    using clock = std::chrono::steady_clock;
+    struct Pooled {
+        std::unique_ptr<httplib::ClientImpl> client;
+        clock::time_point idle_since;
+    };
+    struct State {
+        explicit State(const TransportOptions& o) : options(o) {}
+        TransportOptions options;
+        mutable std::mutex mutex;
+        std::map<std::string, std::vector<Pooled>> idle;  // origin -> most recently used last
+    };
+
+    std::unique_ptr<httplib::ClientImpl> acquire(const Url& url) {
+        std::vector<Pooled> stale;  // closed outside the lock
+        {
+            std::lock_guard lock(state_->mutex);
+            auto it = state_->idle.find(url.origin());
+            if (it != state_->idle.end()) {
+                auto& pooled = it->second;
+                const auto now = clock::now();
+                while (!pooled.empty()) {
+                    Pooled candidate = std::move(pooled.back());
+                    pooled.pop_back();
+                    if (now - candidate.idle_since <= state_->options.idle_connection_timeout) {
+                        return std::move(candidate.client);
+                    }
+                    stale.push_back(std::move(candidate));
+                }
+            }
+        }
+        return open(url);
+    }
+
+    void release(const Url& url, std::unique_ptr<httplib::ClientImpl> client) {
+        std::lock_guard lock(state_->mutex);
+        auto& pooled = state_->idle[url.origin()];
+        if (pooled.size() < state_->options.max_idle_connections_per_host) {
+            pooled.push_back(Pooled{std::move(client), clock::now()});
+        }
+    }
+
+    std::unique_ptr<httplib::ClientImpl> open(const Url& url) const {
+        const auto& options = state_->options;
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+        if (url.scheme == "https") {
+            throw error(errc::unsupported, "cpp-httplib was built without OpenSSL; https is unavailable", "transport");
+        }
+#endif
+        // ClientImpl / SSLClient take the host as is, so IPv6 literals with hex digits work
+        // (httplib::Client's "scheme://host:port" parser accepts only [digits and colons]).
+        std::unique_ptr<httplib::ClientImpl> client;
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+        if (url.scheme == "https") client = std::make_unique<httplib::SSLClient>(url.host, url.port);
+#endif
+        if (!client) client = std::make_unique<httplib::ClientImpl>(url.host, url.port);
+        if (!client->is_valid()) {
+            throw error(errc::transport, "cannot create an HTTP client for " + url.authority(), "transport");
+        }
+        client->set_keep_alive(true);
+        client->set_url_encode(false);  // targets arrive encoded (see url_encode); don't re-encode '+' or ';'
+        client->set_follow_location(false);
+        client->set_tcp_nodelay(true);
+        client->set_connection_timeout(options.connect_timeout);
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+        if (url.scheme == "https") {
+            client->enable_server_certificate_verification(options.verify_tls);
+            if (!options.ca_cert_path.empty()) client->set_ca_cert_path(options.ca_cert_path);
+            // else: OpenSSL's default verify paths (the system store)
+        }
+#endif
+        return client;
+    }
+
+    static error map_error(httplib::Error code, const Request& request, const Url& url,
+                           clock::duration idle) {
+        const std::string where = request.method + " " + url.scheme + "://" + url.authority();
+        const std::string name = httplib::to_string(code);
+        switch (code) {
+            case httplib::Error::Read:
+            case httplib::Error::Write:
+                // httplib 0.11 has no Error::Timeout: a read/write failing after a
+                // whole timeout without a byte is one.
+                if (idle + std::chrono::milliseconds(10) >= request.timeout) {
+                    return error(errc::timeout,
+                                 where + " timed out after " + std::to_string(request.timeout.count()) + " ms (" +
+                                     name + ")",
+                                 "transport");
+                }
+                return error(errc::transport, where + " failed: connection dropped (" + name + ")", "transport");
+            case httplib::Error::Canceled:
+                return error(errc::bad_response, where + ": the body receiver stopped the transfer", "transport");
+            case httplib::Error::SSLServerVerification:
+                return error(errc::transport, where + " failed: TLS certificate verification failed (" + name + ")",
+                             "transport");
+            case httplib::Error::SSLLoadingCerts:
+                return error(errc::transport, where + " failed: cannot load the CA certificates (" + name + ")",
+                             "transport");
+            default:
+                return error(errc::transport, where + " failed: " + name, "transport");
+        }
+    }
+
+    std::unique_ptr<State> state_;
+};
+
+static_assert(is_transport_policy_v<HttplibTransport>);
+
+}  // namespace runbox
+// ---- end runbox/transport/httplib.hpp ----
+// ---- begin runbox/provider.hpp ----
+// runbox/provider.hpp - the seam between Runtime and a provider (AuthPolicy).
+//
+// A provider is a type like runbox::daytona::Auth:
+//
+//   struct Auth {
+//       static constexpr std::string_view name = "daytona";
+//       using default_transport = runbox::HttplibTransport;
+//       explicit Auth(const runbox::Config&);            // reads + checks credentials, no I/O
+//       void authorize(runbox::Request&) const;           // adds credentials to a control-plane request
+//       template <class T> runbox::ServerEndpoint connect(runbox::ProviderContext<T>&);
+//       template <class T> void close(runbox::ProviderContext<T>&, runbox::CloseReason) noexcept;
+//       // optional: static constexpr bool requires_http2 = true;
+//   };
+//
+// connect() creates or attaches to a sandbox, starts the action execution server in it and says
+// where it listens; Runtime then waits for /alive and drives it. close() is idempotent and, with
+// CloseReason::connect_failed, removes whatever connect() created (Runtime calls it whenever
+// connect() fails, at any step). The concepts in contract.hpp check each clause.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+
+namespace runbox {
+
+/// A plugin the action execution server should load (OpenHands: jupyter, agent_skills, vscode).
+struct PluginRequirement {
+    std::string name{};
+    bool operator==(const PluginRequirement&) const = default;
+};
+
+/// status_callback(level, status, message): level is "info" or "error".
+using StatusCallback = std::function<void(std::string_view level, RuntimeStatus status, std::string_view message)>;
+
+/// The seed's keyword arguments, with the same names and defaults, so that
+/// `DaytonaRuntime rt(cfg, events, {.sid = "s1", .env_vars = {{"A", "1"}}});` reads like Python.
+struct RuntimeOptions {
+    // Every member has an initializer, so designated initializers that name only some of
+    // them stay clean under -Wextra (-Wmissing-field-initializers).
+    std::string sid = "default";
+    std::vector<PluginRequirement> plugins{};
+    std::map<std::string, std::string> env_vars{};
+    StatusCallback status_callback{};
+    bool attach_to_existing = false;
+    bool headless_mode = true;
+    std::optional<std::string> user_id{};
+    /// Git provider name ("github", "gitlab", "bitbucket", "enterprise_sso") -> token.
+    std::map<std::string, std::string> git_provider_tokens{};
+};
+
+/// Where the action execution server listens, as a provider's connect() reports it.
+struct ServerEndpoint {
+    std::string url{};                  ///< base URL, no trailing slash
+    Headers headers{};                  ///< sent with every action-server request
+    std::vector<std::string> secrets{};  ///< values never to show in errors (session keys, preview tokens)
+    std::chrono::milliseconds alive_timeout{120000};      ///< bound of the /alive wait
+    std::chrono::milliseconds alive_poll_interval{1000};  ///< pause between /alive attempts
+    /// Daytona's preview proxy answers 502 while the server starts; idempotent requests that get a
+    /// 502 are retried within this window (0 = never).
+    std::chrono::milliseconds bad_gateway_retry_window{0};
+    /// True when connect() re-attached to a sandbox whose server was already running: the
+    /// runtime then skips the initial environment setup (it was done when the server started).
+    /// An attach that found nothing and created a sandbox reports false, so its env is set up.
+    bool attached = false;
+};
+
+enum class CloseReason {
+    normal,          ///< the user closed the runtime
+    connect_failed,  ///< connect() failed: remove what it created
+};
+
+/// What a provider gets to work with during connect() and close().
+template <class Transport>
+struct ProviderContext {
+    const Config& config;
+    const RuntimeOptions& options;
+    Transport& transport;
+    std::function<void(RuntimeStatus, std::string_view)> set_status;
+
+    /// One attempt.
+    Response send(const Request& request) { return transport.send(request); }
+    /// With retries, for idempotent requests only (RetryPolicy decides which statuses).
+    Response send(const Request& request, const RetryPolicy& policy) { return send_with_retry(transport, request, policy); }
+    void status(RuntimeStatus value, std::string_view message) {
+        if (set_status) set_status(value, message);
+    }
+};
+
+/// Polls `done` every `interval` until it returns true or `timeout` passes; returns whether it
+/// became true. Providers use it for their bounded state waits.
+template <class Predicate>
+bool poll_until(Predicate&& done, std::chrono::milliseconds timeout, std::chrono::milliseconds interval) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (done()) return true;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) return false;
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(interval, deadline - now));
+    }
+}
+
+}  // namespace runbox
+// ---- end runbox/provider.hpp ----
+// ---- begin runbox/contract.hpp ----
+// runbox/contract.hpp - the compile-time contract between Runtime, providers and transports.
+//
+// Every clause is a public concept, so users check their own types:
+//     static_assert(runbox::is_auth_policy_v<MyProvider>);
+// and every clause has its own static_assert message starting with "runbox:" that names the
+// clause; the compiler prints the offending type in the instantiation note beneath it
+// (check_auth_policy<MyProvider, ...>). tests/compile_fail/ proves each message appears.
+
+#include <concepts>
+#include <string_view>
+#include <type_traits>
+
+
+namespace runbox {
+
+class EventStream;
+
+// ---- AuthPolicy clauses -------------------------------------------------------------------
+
+template <class A>
+concept AuthPolicyNamed = requires {
+    { A::name } -> std::convertible_to<std::string_view>;
+};
+
+template <class A>
+concept AuthPolicyConstructible = std::constructible_from<A, const Config&>;
+
+template <class A>
+concept AuthPolicyAuthorizes = requires(const A& auth, Request& request) {
+    { auth.authorize(request) } -> std::same_as<void>;
+};
+
+template <class A, class T>
+concept AuthPolicyConnects = requires(A& auth, ProviderContext<T>& context) {
+    { auth.connect(context) } -> std::same_as<ServerEndpoint>;
+};
+
+template <class A, class T>
+concept AuthPolicyCloses = requires(A& auth, ProviderContext<T>& context, CloseReason reason) {
+    { auth.close(context, reason) } noexcept -> std::same_as<void>;
+};
+
+/// A provider that needs HTTP/2 (Modal's gRPC) says `static constexpr bool requires_http2 = true;`.
+template <class A>
+constexpr bool auth_requires_http2() {
+    if constexpr (requires { A::requires_http2; }) return static_cast<bool>(A::requires_http2);
+    else return false;
+}
+
+template <class A, class T>
+concept AuthPolicyTransportCapable = !auth_requires_http2<A>() || static_cast<bool>(T::supports_http2);
+
+template <class A>
+concept AuthPolicyHasDefaultTransport = requires { typename A::default_transport; } &&
+                                        TransportPolicy<typename A::default_transport>;
+
+/// The whole AuthPolicy contract for use with transport T.
+template <class A, class T>
+concept AuthPolicyFor = AuthPolicyNamed<A> && AuthPolicyConstructible<A> && AuthPolicyAuthorizes<A> &&
+                        AuthPolicyConnects<A, T> && AuthPolicyCloses<A, T> && AuthPolicyTransportCapable<A, T>;
+
+/// A provider usable by make_runtime: the contract with its own default transport.
+template <class A>
+concept AuthPolicy = AuthPolicyHasDefaultTransport<A> && AuthPolicyFor<A, typename A::default_transport>;
+
+template <class A>
+inline constexpr bool is_auth_policy_v = AuthPolicy<A>;
+
+template <class A, class T>
+inline constexpr bool is_auth_policy_for_v = AuthPolicyFor<A, T>;
+
+// ---- The runtime's constructor contract ---------------------------------------------------
+
+/// The seed's signature, shared by every runtime: (const Config&, EventStream&, RuntimeOptions).
+template <class R>
+concept RuntimeConstructible = std::constructible_from<R, const Config&, EventStream&, RuntimeOptions> &&
+                               std::constructible_from<R, const Config&, EventStream&>;
+
+template <class R>
+inline constexpr bool is_runtime_constructible_v = RuntimeConstructible<R>;
+
+// ---- One static_assert per clause ---------------------------------------------------------
+
+/// Instantiated by Runtime<A, T>; each failing clause prints its own "runbox:" message.
+template <class T>
+struct check_transport_policy {
+    static_assert(TransportConstructible<T>,
+                  "runbox: TransportPolicy must be constructible from const runbox::TransportOptions&");
+    static_assert(TransportSends<T>,
+                  "runbox: TransportPolicy must have runbox::Response send(const runbox::Request&)");
+    static_assert(TransportHasCapabilities<T>,
+                  "runbox: TransportPolicy must declare static constexpr bool supports_http2 and supports_streaming");
+    static constexpr bool value = TransportPolicy<T>;
+};
+
+template <class A, class T>
+struct check_auth_policy {
+    static_assert(AuthPolicyNamed<A>,
+                  "runbox: AuthPolicy must declare static constexpr std::string_view name (e.g. \"daytona\")");
+    static_assert(AuthPolicyConstructible<A>, "runbox: AuthPolicy must be constructible from const runbox::Config&");
+    static_assert(AuthPolicyAuthorizes<A>, "runbox: AuthPolicy must have void authorize(runbox::Request&) const");
+    static_assert(AuthPolicyConnects<A, T>,
+                  "runbox: AuthPolicy must have runbox::ServerEndpoint connect(runbox::ProviderContext<Transport>&)");
+    static_assert(AuthPolicyCloses<A, T>,
+                  "runbox: AuthPolicy must have void close(runbox::ProviderContext<Transport>&, runbox::CloseReason) "
+                  "noexcept");
+    static_assert(AuthPolicyTransportCapable<A, T>,
+                  "runbox: AuthPolicy requires_http2, but the TransportPolicy does not support HTTP/2 "
+                  "(use runbox::CurlTransport)");
+    static constexpr bool value = AuthPolicyFor<A, T>;
+};
+
+/// Instantiated for each provider listed in make_runtime.
+template <class A>
+struct check_listed_provider {
+    static_assert(AuthPolicyHasDefaultTransport<A>,
+                  "runbox: a provider listed in make_runtime must declare using default_transport = <a TransportPolicy>");
+    static constexpr bool value = AuthPolicyHasDefaultTransport<A>;
+};
+
+template <class R>
+struct check_runtime_constructor {
+    static_assert(RuntimeConstructible<R>,
+                  "runbox: Runtime must be constructible from (const runbox::Config&, runbox::EventStream&, "
+                  "runbox::RuntimeOptions = {})");
+    static constexpr bool value = RuntimeConstructible<R>;
+};
+
+}  // namespace runbox
+// ---- end runbox/contract.hpp ----
+// ---- begin runbox/client.hpp ----
+// runbox/client.hpp - ActionExecutionClient: the host side of the action server protocol.
+//
+// Every provider that runs an action execution server is driven through this one client
+// (reference §2): /alive, /server_info, /execute_action, /upload_file, /download_files,
+// /list_files, /vscode/connection_token. One action runs at a time per client; other calls may
+// run concurrently. Nothing that is not idempotent is retried: a command is never re-run.
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <openssl/rand.h>
+
+// ---- begin runbox/server/zip.hpp ----
+// runbox/server/zip.hpp - zip archives for /upload_file and /download_files (libzip).
+//
+// Used on both sides of the wire: the action server extracts uploaded archives and zips
+// directories for download; the client zips a directory for a recursive copy_to and
+// extracts what copy_from returns.
+
+
+#include <zip.h>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace runbox::server {
+
+struct ZipOptions {
+    /// false: archive names are relative to the zipped directory (what /download_files sends);
+    /// true: names start with the directory's own name ("dir/a.txt"), so extracting into a
+    /// destination recreates the directory there (what a recursive copy_to uploads).
+    bool include_top_dir = false;
+    /// Also store directory entries ("sub/"), so empty directories survive the round trip.
+    /// OpenHands' download walks files only, so the server leaves this off.
+    bool include_directories = false;
+};
+
+namespace zip_detail {
+
+struct ZipCloser {
+    void operator()(zip_t* archive) const noexcept { zip_discard(archive); }
+};
+struct ZipFileCloser {
+    void operator()(zip_file_t* file) const noexcept { zip_fclose(file); }
+};
+using ZipHandle = std::unique_ptr<zip_t, ZipCloser>;
+using ZipFileHandle = std::unique_ptr<zip_file_t, ZipFileCloser>;
+
+inline std::string libzip_error_text(int code) {
+    zip_error_t err;
+    zip_error_init_with_code(&err, code);
+    std::string text = zip_error_strerror(&err);
+    zip_error_fini(&err);
+    return text;
+}
+
+inline ZipHandle open_archive(const std::filesystem::path& path, int flags) {
+    int code = 0;
+    zip_t* archive = zip_open(path.c_str(), flags, &code);
+    if (archive == nullptr) {
+        throw runbox::error(errc::bad_response,
+                            "cannot open zip archive " + path.string() + ": " + libzip_error_text(code));
+    }
+    return ZipHandle(archive);
+}
+
+/// True when an archive entry name could land outside the extraction directory:
+/// absolute names, drive letters, and any ".." component (with either slash).
+inline bool unsafe_entry_name(std::string_view name) {
+    if (name.empty()) return false;
+    if (name.front() == '/' || name.front() == '\\') return true;
+    if (name.size() >= 2 && name[1] == ':') return true;  // "C:..." written on Windows
+    std::size_t start = 0;
+    while (start <= name.size()) {
+        const auto end = name.find_first_of("/\\", start);
+        const auto part = name.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+        if (part == "..") return true;
+        if (end == std::string_view::npos) break;
+        start = end + 1;
+    }
+    return false;
+}
+
+// libzip refuses to write an archive without entries (zip_close removes the file), yet an
+// empty directory download must still be a valid zip: the 22-byte end-of-central-directory
+// record alone is one.
+inline void write_empty_zip(const std::filesystem::path& path) {
+    static constexpr char eocd[22] = {'P', 'K', 5, 6};
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(eocd, sizeof eocd);
+    if (!out) throw runbox::error(errc::bad_response, "cannot write zip archive " + path.string());
+}
+
+inline void add_file_entry(zip_t* archive, const std::filesystem::path& file, const std::string& name) {
+    zip_error_t err;
+    zip_error_init(&err);
+    zip_source_t* source = zip_source_file_create(file.c_str(), 0, -1, &err);
+    if (source == nullptr) {
+        std::string text = zip_error_strerror(&err);
+        zip_error_fini(&err);
+        throw runbox::error(errc::bad_response, "cannot read " + file.string() + ": " + text);
+    }
+    zip_error_fini(&err);
+    const zip_int64_t index = zip_file_add(archive, name.c_str(), source, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
+    if (index < 0) {
+        zip_source_free(source);
+        throw runbox::error(errc::bad_response, "cannot add " + name + " to zip: " + zip_strerror(archive));
+    }
+    // Keep the permission bits (executables stay executable after extraction).
+    struct stat st {};
+    if (::stat(file.c_str(), &st) == 0) {
+        const auto mode = static_cast<zip_uint32_t>((st.st_mode & 07777) | S_IFREG);
+        zip_file_set_external_attributes(archive, static_cast<zip_uint64_t>(index), 0, ZIP_OPSYS_UNIX, mode << 16);
+    }
+}
+
+}  // namespace zip_detail
+
+/// Writes a zip of `source` to `archive_path` (overwriting it). Regular files (and symlinks to
+/// regular files, stored as their content) are stored; symlinked directories are not followed;
+/// other file types are skipped. A regular file as `source` yields an empty archive unless
+/// `include_top_dir` is set (then it is stored under its own name), matching a directory walk.
+inline void zip_tree(const std::filesystem::path& source, const std::filesystem::path& archive_path,
+                     ZipOptions options = {}) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const auto status = fs::status(source, ec);
+    if (ec || !fs::exists(status)) {
+        throw runbox::error(errc::not_found, "no such file or directory: " + source.string());
+    }
+    const std::string top = source.lexically_normal().filename().empty()
+                                ? source.lexically_normal().parent_path().filename().string()
+                                : source.lexically_normal().filename().string();
+    const std::string prefix = options.include_top_dir && !top.empty() ? top + "/" : std::string();
+
+    std::vector<std::pair<fs::path, std::string>> files;  // (disk path, archive name)
+    std::vector<std::string> dirs;
+    if (fs::is_regular_file(status)) {
+        if (options.include_top_dir) files.emplace_back(source, top);
+    } else if (fs::is_directory(status)) {
+        if (options.include_directories && !prefix.empty()) dirs.push_back(prefix);
+        fs::recursive_directory_iterator it(source, fs::directory_options::skip_permission_denied, ec);
+        if (ec) throw fs::filesystem_error("cannot list directory", source, ec);
+        for (const fs::recursive_directory_iterator end; it != end; it.increment(ec)) {
+            if (ec) throw fs::filesystem_error("cannot list directory", source, ec);
+            const auto name = prefix + it->path().lexically_relative(source).generic_string();
+            std::error_code entry_ec;
+            if (it->is_directory(entry_ec)) {
+                if (it->is_symlink(entry_ec)) {
+                    it.disable_recursion_pending();  // never follow a link out of the tree
+                    continue;
+                }
+                if (options.include_directories) dirs.push_back(name + "/");
+            } else if (it->is_regular_file(entry_ec)) {
+                files.emplace_back(it->path(), name);
+            }
+        }
+    } else {
+        throw runbox::error(errc::not_found, "not a file or directory: " + source.string());
+    }
+
+    if (files.empty() && dirs.empty()) {
+        zip_detail::write_empty_zip(archive_path);
+        return;
+    }
+    std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    std::sort(dirs.begin(), dirs.end());
+    auto archive = zip_detail::open_archive(archive_path, ZIP_CREATE | ZIP_TRUNCATE);
+    for (const auto& dir : dirs) {
+        if (zip_dir_add(archive.get(), dir.c_str(), ZIP_FL_ENC_UTF_8) < 0) {
+            throw runbox::error(errc::bad_response, "cannot add " + dir + " to zip: " + zip_strerror(archive.get()));
+        }
+    }
+    for (const auto& [path, name] : files) zip_detail::add_file_entry(archive.get(), path, name);
+    if (zip_close(archive.get()) != 0) {
+        throw runbox::error(errc::bad_response,
+                            "cannot write zip archive " + archive_path.string() + ": " + zip_strerror(archive.get()));
+    }
+    (void)archive.release();  // zip_close freed it
+}
+
+/// Entry names of an archive, in archive order.
+inline std::vector<std::string> zip_entry_names(const std::filesystem::path& archive_path) {
+    auto archive = zip_detail::open_archive(archive_path, ZIP_RDONLY);
+    const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
+    std::vector<std::string> names;
+    for (zip_int64_t i = 0; i < count; ++i) {
+        const char* name = zip_get_name(archive.get(), static_cast<zip_uint64_t>(i), ZIP_FL_ENC_GUESS);
+        if (name != nullptr) names.emplace_back(name);
+    }
+    return names;
+}
+
+/// Extracts `archive_path` into `destination` (created if missing). The whole archive is
+/// checked first: an absolute entry name or one with a ".." component rejects it before
+/// anything is written. Symlink entries are written as regular files holding the link text
+/// (never as links), so an archive cannot plant a link that points outside `destination`.
+inline void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination) {
+    namespace fs = std::filesystem;
+    auto archive = zip_detail::open_archive(archive_path, ZIP_RDONLY);
+    const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
+    std::vector<std::string> names;
+    names.reserve(static_cast<std::size_t>(std::max<zip_int64_t>(count, 0)));
+    for (zip_int64_t i = 0; i < count; ++i) {
+        const char* name = zip_get_name(archive.get(), static_cast<zip_uint64_t>(i), ZIP_FL_ENC_GUESS);
+        if (name == nullptr) throw runbox::error(errc::bad_response, "unreadable entry name in zip archive");
+        if (zip_detail::unsafe_entry_name(name)) {
+            throw runbox::error(errc::bad_response, std::string("unsafe entry name in zip archive: ") + name);
+        }
+        names.emplace_back(name);
+    }
+    fs::create_directories(destination);
+    std::vector<char> buffer(64 * 1024);
+    for (zip_int64_t i = 0; i < count; ++i) {
+        const auto& name = names[static_cast<std::size_t>(i)];
+        if (name.empty()) continue;
+        const fs::path target = destination / fs::path(name).relative_path();
+        if (name.back() == '/' || name.back() == '\\') {
+            fs::create_directories(target);
+            continue;
+        }
+        fs::create_directories(target.parent_path());
+        zip_detail::ZipFileHandle entry(zip_fopen_index(archive.get(), static_cast<zip_uint64_t>(i), 0));
+        if (!entry) {
+            throw runbox::error(errc::bad_response, "cannot read " + name + " from zip: " + zip_strerror(archive.get()));
+        }
+        // Remove an existing link first so writing never follows it.
+        std::error_code ec;
+        if (fs::is_symlink(fs::symlink_status(target, ec))) fs::remove(target, ec);
+        std::ofstream out(target, std::ios::binary | std::ios::trunc);
+        if (!out) {
+            throw fs::filesystem_error("cannot create file", target,
+                                       std::error_code(errno, std::generic_category()));
+        }
+        for (;;) {
+            const zip_int64_t n = zip_fread(entry.get(), buffer.data(), buffer.size());
+            if (n < 0) throw runbox::error(errc::bad_response, "corrupt zip entry " + name);
+            if (n == 0) break;
+            out.write(buffer.data(), static_cast<std::streamsize>(n));
+        }
+        out.close();
+        if (!out) throw fs::filesystem_error("cannot write file", target, std::make_error_code(std::errc::io_error));
+        zip_uint8_t opsys = 0;
+        zip_uint32_t attributes = 0;
+        if (zip_file_get_external_attributes(archive.get(), static_cast<zip_uint64_t>(i), 0, &opsys, &attributes) == 0 &&
+            opsys == ZIP_OPSYS_UNIX) {
+            const auto mode = static_cast<mode_t>(attributes >> 16);
+            if (S_ISREG(mode) && (mode & 0777) != 0) {
+                fs::permissions(target, static_cast<fs::perms>(mode & 0777), fs::perm_options::replace, ec);
+            }
+        }
+    }
+}
+
+}  // namespace runbox::server
+// ---- end runbox/server/zip.hpp ----
+
+namespace runbox {
+
+namespace detail {
+
+/// "120.0", "2.5": Python's float formatting, used in OpenHands' messages.
+inline std::string python_float(double value) {
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%.15g", value);
+    std::string text = buffer;
+    if (text.find_first_of(".eEn") == std::string::npos) text += ".0";
+    return text;
+}
+
+/// A random hex token from OpenSSL's CSPRNG (multipart boundaries, session keys, temp names).
+inline std::string random_hex(std::size_t bytes) {
+    std::vector<unsigned char> raw(bytes);
+    if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
+        throw error(errc::unsupported, "OpenSSL RAND_bytes failed");
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : raw) {
+        out += hex[c >> 4];
+        out += hex[c & 15];
+    }
+    return out;
+}
+
+}  // namespace detail
+
+/// Timeouts of reference §2.2 (seconds there; configurable here).
+struct ClientTimeouts {
+    std::chrono::milliseconds alive{5000};
+    std::chrono::milliseconds list_files{10000};
+    std::chrono::milliseconds copy_from{30000};
+    std::chrono::milliseconds copy_to{300000};
+    std::chrono::milliseconds vscode_token{10000};
+    std::chrono::milliseconds other{60000};
+    /// /execute_action waits the action's own timeout plus this margin.
+    std::chrono::milliseconds execute_margin{5000};
+};
+
+template <class Transport>
+class ActionExecutionClient {
+public:
+    ActionExecutionClient(Transport& transport, ServerEndpoint endpoint, std::string provider = "runtime",
+                          ClientTimeouts timeouts = {})
+        : transport_(transport), endpoint_(std::move(endpoint)), provider_(std::move(provider)), timeouts_(timeouts) {
+        while (!endpoint_.url.empty() && endpoint_.url.back() == '/') endpoint_.url.pop_back();
+    }
+
+    const std::string& url() const noexcept { return endpoint_.url; }
+    const ServerEndpoint& endpoint() const noexcept { return endpoint_; }
+
+    /// GET /alive: throws when the server does not answer 2xx within the alive timeout.
+    void check_if_alive() {
+        Request request = make("GET", "/alive", timeouts_.alive);
+        const Response response = send_once(request);
+        raise(response);
+    }
+
+    /// check_if_alive() as a bool, for polling loops; the error text is kept for reporting.
+    bool is_alive(std::string* why = nullptr) noexcept {
+        try {
+            check_if_alive();
+            return true;
+        } catch (const std::exception& e) {
+            if (why != nullptr) *why = e.what();
+            return false;
+        } catch (...) {
+            if (why != nullptr) *why = "unknown error";
+            return false;
+        }
+    }
+
+    /// GET /server_info: {"uptime", "idle_time", "resources": {...}}.
+    nlohmann::json server_info() {
+        const Response response = send_idempotent(make("GET", "/server_info", timeouts_.other));
+        raise(response);
+        return parse_json(response, "/server_info");
+    }
+
+    /// POST /execute_action (reference §2.3 steps 8-10). The action must be runnable and carry a
+    /// timeout; Runtime::run_action applies the gates and the default timeout before this.
+    Observation execute_action(const Action& action) {
+        const auto timeout = timeout_of(action);
+        if (!timeout) throw error(errc::config_invalid, "execute_action needs an action with a timeout", provider_);
+        Request request = make("POST", "/execute_action",
+                               std::chrono::milliseconds(static_cast<std::int64_t>(*timeout * 1000.0)) +
+                                   timeouts_.execute_margin);
+        request.idempotent = false;
+        request.headers.set("Content-Type", "application/json");
+        nlohmann::ordered_json body;
+        body["action"] = to_json(action);
+        request.body = body.dump();
+
+        Response response;
+        {
+            std::lock_guard<std::mutex> one_action_at_a_time(action_mutex_);
+            try {
+                response = send_once(request);
+            } catch (const error& e) {
+                if (e.code() == errc::timeout) {
+                    throw error(errc::timeout,
+                                "Runtime failed to return execute_action before the requested timeout of " +
+                                    detail::python_float(*timeout) + "s",
+                                provider_);
+                }
+                throw;
+            }
+            last_execution_ = std::chrono::steady_clock::now();
+        }
+        raise(response);
+        auto json = nlohmann::json::parse(response.body, nullptr, false);
+        if (json.is_discarded() || !json.is_object()) {
+            throw error(errc::bad_response, "/execute_action answered a body that is not a JSON object", provider_,
+                        response.status);
+        }
+        const bool hidden = std::visit([](const auto& a) {
+            if constexpr (requires { a.hidden; }) return static_cast<bool>(a.hidden);
+            else return false;
+        }, action);
+        if (hidden) {
+            if (!json.contains("extras") || !json["extras"].is_object()) json["extras"] = nlohmann::json::object();
+            json["extras"]["hidden"] = true;
+        }
+        Observation observation = observation_from_json(json);
+        meta(observation).cause = meta(action).id;
+        return observation;
+    }
+
+    /// POST /upload_file. A directory needs recursive=true and is zipped with its own name, so
+    /// `copy_to("/tmp/dir", "/workspace", true)` yields /workspace/dir/... in the sandbox.
+    void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        if (!fs::exists(host_src, ec)) {
+            throw error(errc::not_found, "Source file " + host_src.string() + " does not exist", provider_);
+        }
+        std::string filename;
+        std::string content;
+        if (recursive) {
+            const fs::path archive = fs::temp_directory_path() / ("runbox-upload-" + detail::random_hex(8) + ".zip");
+            struct Remove {
+                fs::path path;
+                ~Remove() { std::error_code ignored; fs::remove(path, ignored); }
+            } cleanup{archive};
+            server::zip_tree(host_src, archive, {.include_top_dir = true, .include_directories = true});
+            filename = archive.filename().string();
+            content = read_file(archive);
+        } else {
+            if (fs::is_directory(host_src, ec)) {
+                throw error(errc::config_invalid, host_src.string() + " is a directory: copy it with recursive=true",
+                            provider_);
+            }
+            filename = host_src.filename().string();
+            content = read_file(host_src);
+        }
+        const std::string boundary = "runbox-" + detail::random_hex(12);
+        std::string body;
+        body.reserve(content.size() + 256);
+        body += "--" + boundary + "\r\n";
+        body += "Content-Disposition: form-data; name=\"file\"; filename=\"" + escape_quotes(filename) + "\"\r\n";
+        body += "Content-Type: application/octet-stream\r\n\r\n";
+        body += content;
+        body += "\r\n--" + boundary + "--\r\n";
+
+        Request request = make("POST",
+                               "/upload_file?" + query_string({{"destination", sandbox_dest},
+                                                                 {"recursive", recursive ? "true" : "false"}}),
+                               timeouts_.copy_to);
+        // Uploading the same bytes to the same place twice leaves the same result.
+        request.idempotent = true;
+        request.headers.set("Content-Type", "multipart/form-data; boundary=" + boundary);
+        request.body = std::move(body);
+        raise(send_idempotent(request));
+    }
+
+    /// GET /download_files: writes the zip to a new local file and returns its path. Unlike
+    /// OpenHands, the status is checked: an error is an error, not a "zip" holding JSON.
+    std::filesystem::path copy_from(const std::string& sandbox_path) {
+        namespace fs = std::filesystem;
+        const fs::path local = fs::temp_directory_path() / ("runbox-download-" + detail::random_hex(8) + ".zip");
+        std::ofstream out(local, std::ios::binary | std::ios::trunc);
+        if (!out) throw error(errc::unsupported, "cannot create " + local.string(), provider_);
+        Request request = make("GET", "/download_files?" + query_string({{"path", sandbox_path}}), timeouts_.copy_from);
+        request.on_body = [&out](std::string_view chunk) {
+            out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+            return static_cast<bool>(out);
+        };
+        Response response;
+        try {
+            response = send_once(request);  // streamed: not retried
+        } catch (const error& e) {
+            out.close();
+            std::error_code ignored;
+            fs::remove(local, ignored);
+            if (e.code() == errc::timeout) throw error(errc::timeout, "Copy operation timed out", provider_);
+            throw;
+        }
+        out.close();
+        if (!response.ok()) {
+            std::error_code ignored;
+            fs::remove(local, ignored);
+            raise(response);
+        }
+        return local;
+    }
+
+    /// POST /list_files: names in `path` (the server's working dir when empty), directories
+    /// first with a trailing '/'.
+    std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
+        Request request = make("POST", "/list_files", timeouts_.list_files);
+        request.idempotent = true;  // a read
+        request.headers.set("Content-Type", "application/json");
+        nlohmann::json body = nlohmann::json::object();
+        if (path) body["path"] = *path;
+        request.body = body.dump();
+        Response response;
+        try {
+            response = send_idempotent(request);
+        } catch (const error& e) {
+            if (e.code() == errc::timeout) throw error(errc::timeout, "List files operation timed out", provider_);
+            throw;
+        }
+        raise(response);
+        const nlohmann::json json = parse_json(response, "/list_files");
+        if (!json.is_array()) throw error(errc::bad_response, "/list_files did not answer a JSON list", provider_);
+        std::vector<std::string> names;
+        for (const auto& item : json) {
+            if (!item.is_string()) throw error(errc::bad_response, "/list_files answered a non-string entry", provider_);
+            names.push_back(item.get<std::string>());
+        }
+        return names;
+    }
+
+    /// GET /vscode/connection_token: the token, or "" when the server has none (null).
+    std::string get_vscode_token() {
+        if (vscode_token_) return *vscode_token_;
+        const Response response = send_idempotent(make("GET", "/vscode/connection_token", timeouts_.vscode_token));
+        raise(response);
+        const nlohmann::json json = parse_json(response, "/vscode/connection_token");
+        if (json.is_object() && json.contains("token") && json["token"].is_string()) {
+            vscode_token_ = json["token"].get<std::string>();
+            return *vscode_token_;
+        }
+        return "";
+    }
+
+    /// When the last /execute_action returned (or nullopt before the first).
+    std::optional<std::chrono::steady_clock::time_point> last_execution_time() const { return last_execution_; }
+
+private:
+    Request make(std::string method, const std::string& path, std::chrono::milliseconds timeout) const {
+        Request request;
+        request.method = std::move(method);
+        request.url = endpoint_.url + path;
+        request.headers = endpoint_.headers;
+        request.timeout = timeout;
+        return request;
+    }
+
+    Response send_once(const Request& request) {
+        if (endpoint_.bad_gateway_retry_window.count() > 0 && request.is_idempotent()) return send_idempotent(request);
+        return transport_.send(request);
+    }
+
+    // Idempotent calls: 429/503/504 and dropped connections retried with backoff; 502 from a
+    // preview proxy (Daytona) retried every poll interval within the endpoint's window.
+    Response send_idempotent(const Request& request) {
+        RetryPolicy policy;
+        policy.max_attempts = 3;
+        policy.initial_backoff = std::chrono::milliseconds(250);
+        policy.max_elapsed = std::chrono::milliseconds(15000);
+        if (endpoint_.bad_gateway_retry_window.count() > 0) {
+            const auto interval = std::max(endpoint_.alive_poll_interval, std::chrono::milliseconds(1));
+            policy.max_elapsed = endpoint_.bad_gateway_retry_window;
+            policy.max_attempts = static_cast<int>(endpoint_.bad_gateway_retry_window / interval) + 1;
+            policy.initial_backoff = interval;
+            policy.max_backoff = interval;
+            policy.jitter = 0;
+        }
+        return send_with_retry(transport_, request, policy);
+    }
+
+    void raise(const Response& response) const {
+        if (!response.ok()) raise_for_status(response, provider_, endpoint_.secrets);
+    }
+
+    nlohmann::json parse_json(const Response& response, std::string_view what) const {
+        auto json = nlohmann::json::parse(response.body, nullptr, false);
+        if (json.is_discarded()) {
+            throw error(errc::bad_response, std::string(what) + " answered a body that is not JSON", provider_,
+                        response.status);
+        }
+        return json;
+    }
+
+    std::string read_file(const std::filesystem::path& path) const {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw error(errc::not_found, "cannot read " + path.string(), provider_);
+        return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+
+    static std::string escape_quotes(const std::string& text) {
+        std::string out;
+        for (char c : text) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        return out;
+    }
+
+    Transport& transport_;
+    ServerEndpoint endpoint_;
+    std::string provider_;
+    ClientTimeouts timeouts_;
+    std::mutex action_mutex_;
+    std::optional<std::string> vscode_token_;
+    std::optional<std::chrono::steady_clock::time_point> last_execution_;
+};
+
+}  // namespace runbox
+// ---- end runbox/client.hpp ----
+// ---- begin runbox/runtime.hpp ----
+// runbox/runtime.hpp - Runtime<AuthPolicy, TransportPolicy>: one API over every provider.
+//
+//   runbox::EventStream events;
+//   runbox::LocalRuntime rt(runbox::Config{}, events, {.sid = "session-001"});
+//   rt.connect();                                   // create/attach, start the server, wait for /alive
+//   auto obs = rt.run("echo hi");                   // CmdOutputObservation (or ErrorObservation)
+//   rt.close();                                     // also done by the destructor
+//
+// Construction authenticates (the provider reads and checks its credentials) and does no network
+// I/O. The runtime subscribes to the EventStream as "runtime": a runnable action published there
+// is executed and its observation published back with `cause` = the action's id.
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace runbox {
+
+namespace detail {
+
+/// A value as a JSON string literal with non-ASCII escaped (\uXXXX), as OpenHands exports env vars.
+inline std::string json_string_literal(const std::string& value) {
+    return nlohmann::json(value).dump(-1, ' ', true);
+}
+
+inline std::string upper_ascii(std::string text) {
+    for (char& c : text) {
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    }
+    return text;
+}
+
+}  // namespace detail
+
+template <class AuthPolicy, class TransportPolicy = HttplibTransport>
+class Runtime {
+    // Each clause of the contract has its own static_assert message (contract.hpp).
+    static_assert(check_transport_policy<TransportPolicy>::value);
+    static_assert(check_auth_policy<AuthPolicy, TransportPolicy>::value);
+
+public:
+    using auth_policy = AuthPolicy;
+    using transport_policy = TransportPolicy;
+
+    /// The seed's constructor: (config, event_stream, options).
+    Runtime(const Config& config, EventStream& event_stream, RuntimeOptions options = {})
+        : state_(std::make_unique<State>(config, event_stream, std::move(options))) {
+        subscribe();
+    }
+
+    /// The positional form of the full seed signature, from `plugins` on (with sid alone, use
+    /// `{.sid = "..."}`; a lone string here would make `{.sid = ...}` ambiguous).
+    Runtime(const Config& config, EventStream& event_stream, std::string sid, std::vector<PluginRequirement> plugins,
+            std::map<std::string, std::string> env_vars = {},
+            StatusCallback status_callback = {}, bool attach_to_existing = false, bool headless_mode = true,
+            std::optional<std::string> user_id = std::nullopt,
+            std::map<std::string, std::string> git_provider_tokens = {})
+        : Runtime(config, event_stream,
+                  RuntimeOptions{std::move(sid), std::move(plugins), std::move(env_vars), std::move(status_callback),
+                                 attach_to_existing, headless_mode, std::move(user_id),
+                                 std::move(git_provider_tokens)}) {}
+
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+    Runtime(Runtime&&) noexcept = default;
+    Runtime& operator=(Runtime&& other) noexcept {
+        if (this != &other) {
+            close();
+            state_ = std::move(other.state_);
+        }
+        return *this;
+    }
+
+    /// Closes (never throws here).
+    ~Runtime() { close(); }
+
+    /// Creates or attaches to the sandbox, starts the action execution server, waits until it
+    /// answers /alive (bounded), then sets up the environment unless the provider re-attached to
+    /// a running server (ServerEndpoint::attached). A failure at any
+    /// step closes what was created (CloseReason::connect_failed) and rethrows.
+    void connect() {
+        State& s = state();
+        std::lock_guard<std::mutex> lock(s.lifecycle_mutex);
+        if (s.client) return;
+        if (s.closed) throw error(errc::sandbox_gone, "runtime is closed", std::string(AuthPolicy::name));
+        auto ctx = s.context();
+        try {
+            s.set_status(RuntimeStatus::starting_runtime, "Starting runtime...");
+            ServerEndpoint endpoint = s.auth.connect(ctx);
+            s.client.emplace(s.transport, std::move(endpoint), std::string(AuthPolicy::name));
+            s.set_status(RuntimeStatus::starting_runtime, "Waiting for the action execution server...");
+            wait_until_alive(s);
+            if (!s.client->endpoint().attached) setup_initial_env();
+            s.set_status(RuntimeStatus::ready, "Runtime is ready.");
+        } catch (const std::exception& e) {
+            s.client.reset();
+            s.set_status(RuntimeStatus::error, e.what(), "error");
+            s.auth.close(ctx, CloseReason::connect_failed);
+            throw;
+        }
+    }
+
+    /// Idempotent; stops/deletes the sandbox as the provider's close policy says. Never throws.
+    void close() noexcept {
+        if (!state_) return;
+        State& s = *state_;
+        try {
+            std::lock_guard<std::mutex> lock(s.lifecycle_mutex);
+            if (s.closed) return;
+            s.closed = true;
+            s.event_stream->unsubscribe("runtime", s.options.sid);
+            auto ctx = s.context();
+            s.auth.close(ctx, CloseReason::normal);
+            s.client.reset();
+            s.set_status(RuntimeStatus::stopped, "Runtime closed.");
+        } catch (...) {
+            // close() must not throw (it runs from destructors); the provider already logged.
+        }
+    }
+
+    bool connected() const noexcept { return state_ && state_->client.has_value(); }
+    const std::string& sid() const noexcept { return state().options.sid; }
+    const Config& config() const noexcept { return state().config; }
+    const RuntimeOptions& options() const noexcept { return state().options; }
+    std::optional<RuntimeStatus> status() const noexcept { return state().status; }
+    AuthPolicy& provider() noexcept { return state().auth; }
+    TransportPolicy& transport() noexcept { return state().transport; }
+    EventStream& event_stream() noexcept { return *state().event_stream; }
+
+    /// The action execution server's base URL (after connect()).
+    std::string action_execution_server_url() const { return client().url(); }
+    /// The key the server requires in X-Session-API-Key, if it requires one (after connect()).
+    std::optional<std::string> session_api_key() const { return client().endpoint().headers.get("X-Session-API-Key"); }
+
+    // ---- actions ----------------------------------------------------------------------------
+
+    /// Runs any action with OpenHands' gates (reference §2.3/§7.7): non-runnable -> think/null
+    /// observation, awaiting confirmation -> null, rejected -> user_rejected; otherwise the action
+    /// (with the default timeout applied when it has none) goes to the server.
+    Observation run_action(Action action) { return dispatch(state(), std::move(action)); }
+
+    Observation run(CmdRunAction action) { return run_action(std::move(action)); }
+    /// run("ls -l"): a command with the default (non-blocking) timeout.
+    Observation run(std::string command) {
+        CmdRunAction action;
+        action.command = std::move(command);
+        return run_action(std::move(action));
+    }
+    Observation run_ipython(IPythonRunCellAction action) { return run_action(std::move(action)); }
+    Observation read(FileReadAction action) { return run_action(std::move(action)); }
+    Observation read(std::string path) {
+        FileReadAction action;
+        action.path = std::move(path);
+        return run_action(std::move(action));
+    }
+    Observation write(FileWriteAction action) { return run_action(std::move(action)); }
+    Observation write(std::string path, std::string content) {
+        FileWriteAction action;
+        action.path = std::move(path);
+        action.content = std::move(content);
+        return run_action(std::move(action));
+    }
+    Observation edit(FileEditAction action) { return run_action(std::move(action)); }
+    Observation browse(BrowseURLAction action) { return run_action(std::move(action)); }
+    Observation browse_interactive(BrowseInteractiveAction action) { return run_action(std::move(action)); }
+
+    void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
+        client().copy_to(host_src, sandbox_dest, recursive);
+    }
+    std::filesystem::path copy_from(const std::string& sandbox_path) { return client().copy_from(sandbox_path); }
+    std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
+        return client().list_files(path);
+    }
+    nlohmann::json server_info() { return client().server_info(); }
+    bool check_if_alive() noexcept { return state_ && state_->client && state_->client->is_alive(); }
+    std::string get_vscode_token() {
+        return vscode_enabled() ? client().get_vscode_token() : std::string();
+    }
+    /// <server>/?tkn=<token>&folder=<workspace> when the vscode plugin is on and a token exists.
+    std::optional<std::string> vscode_url() {
+        const std::string token = get_vscode_token();
+        if (token.empty()) return std::nullopt;
+        return client().url() + "/?tkn=" + token + "&folder=" + state().config.workspace_mount_path_in_sandbox;
+    }
+
+    /// Exports `env` in the sandbox's bash and persists it in ~/.bashrc (reference §7.3).
+    void add_env_vars(const std::map<std::string, std::string>& env) {
+        std::map<std::string, std::string> upper;
+        for (const auto& [key, value] : env) upper[detail::upper_ascii(key)] = value;
+        if (has_plugin("jupyter")) {
+            std::string code = "import os\n";
+            for (const auto& [key, value] : upper) {
+                code += "os.environ[\"" + key + "\"] = " + detail::json_string_literal(value) + "\n";
+            }
+            IPythonRunCellAction cell;
+            cell.code = code + "\n";
+            run_action(std::move(cell));
+        }
+        if (upper.empty()) return;
+        std::string exports;
+        std::string persist;
+        std::string keys;
+        for (const auto& [key, value] : upper) {
+            const std::string literal = detail::json_string_literal(value);
+            exports += "export " + key + "=" + literal + "; ";
+            persist += "touch ~/.bashrc; grep -q \"^export " + key + "=\" ~/.bashrc || echo \"export " + key + "=" +
+                       literal + "\" >> ~/.bashrc; ";
+            keys += (keys.empty() ? "" : ", ") + key;
+        }
+        auto trim = [](std::string text) {
+            while (!text.empty() && text.back() == ' ') text.pop_back();
+            return text;
+        };
+        for (const auto& [command, what] : {std::pair{trim(exports), std::string("environment")},
+                                            std::pair{trim(persist), std::string(".bashrc")}}) {
+            CmdRunAction action;
+            action.command = command;
+            action.hidden = true;
+            const Observation obs = run_action(std::move(action));
+            const auto* out = std::get_if<CmdOutputObservation>(&obs);
+            if (out == nullptr || out->metadata.exit_code != 0) {
+                const std::string content = out != nullptr ? out->content
+                                            : std::holds_alternative<ErrorObservation>(obs)
+                                                ? std::get<ErrorObservation>(obs).content
+                                                : std::string("unexpected observation");
+                throw error(errc::server_error, "Failed to add env vars [" + keys + "] to " + what + ": " + content,
+                            std::string(AuthPolicy::name));
+            }
+        }
+    }
+
+    /// The env vars connect() exports (reference §7.1 step 5): SANDBOX_ENV_<NAME> from the
+    /// environment, ENABLE_AUTO_LINT, the env_vars option, then <provider>_token for git tokens.
+    std::map<std::string, std::string> initial_env_vars() const {
+        const State& s = state();
+        std::map<std::string, std::string> env;
+        if (s.config.env_list) {
+            constexpr std::string_view prefix = "SANDBOX_ENV_";
+            for (const auto& [name, value] : s.config.env_list()) {
+                if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0) {
+                    env[name.substr(prefix.size())] = value;
+                }
+            }
+        }
+        if (s.config.sandbox.enable_auto_lint) env["ENABLE_AUTO_LINT"] = "true";
+        for (const auto& [key, value] : s.options.env_vars) env[key] = value;
+        for (const auto& [provider, token] : s.options.git_provider_tokens) {
+            if (!token.empty()) env[provider + "_token"] = token;
+        }
+        return env;
+    }
+
+private:
+    struct State {
+        State(const Config& c, EventStream& stream, RuntimeOptions o)
+            : config(c), event_stream(&stream), options(std::move(o)), auth(config), transport(config.transport) {
+            if (!options.headless_mode && !has("vscode")) options.plugins.push_back({"vscode"});
+        }
+
+        bool has(std::string_view plugin) const {
+            for (const auto& p : options.plugins) {
+                if (p.name == plugin) return true;
+            }
+            return false;
+        }
+
+        ProviderContext<TransportPolicy> context() {
+            return ProviderContext<TransportPolicy>{
+                config, options, transport,
+                [this](RuntimeStatus value, std::string_view message) { set_status(value, message); }};
+        }
+
+        void set_status(RuntimeStatus value, std::string_view message, std::string_view level = "info") {
+            status = value;
+            if (options.status_callback) {
+                try {
+                    options.status_callback(level, value, message);
+                } catch (...) {
+                    // A throwing user callback must not break the runtime's own bookkeeping.
+                }
+            }
+        }
+
+        Config config;
+        EventStream* event_stream;
+        RuntimeOptions options;
+        AuthPolicy auth;
+        TransportPolicy transport;
+        std::optional<ActionExecutionClient<TransportPolicy>> client;
+        std::optional<RuntimeStatus> status;
+        std::mutex lifecycle_mutex;
+        bool closed = false;
+    };
+
+    State& state() {
+        if (!state_) throw error(errc::unsupported, "use of a moved-from Runtime");
+        return *state_;
+    }
+    const State& state() const {
+        if (!state_) throw error(errc::unsupported, "use of a moved-from Runtime");
+        return *state_;
+    }
+
+    ActionExecutionClient<TransportPolicy>& client() {
+        State& s = state();
+        if (!s.client) throw error(errc::unsupported, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
+        return *s.client;
+    }
+    const ActionExecutionClient<TransportPolicy>& client() const {
+        const State& s = state();
+        if (!s.client) throw error(errc::unsupported, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
+        return *s.client;
+    }
+
+    bool has_plugin(std::string_view name) const { return state().has(name); }
+    bool vscode_enabled() const { return has_plugin("vscode"); }
+
+    static std::optional<ConfirmationState> confirmation_state_of(const Action& action) {
+        return std::visit([](const auto& a) -> std::optional<ConfirmationState> {
+            if constexpr (requires { a.confirmation_state; }) return a.confirmation_state;
+            else return std::nullopt;
+        }, action);
+    }
+
+    static void wait_until_alive(State& s) {
+        const ServerEndpoint& endpoint = s.client->endpoint();
+        std::string last_error = "no attempt";
+        const bool alive = poll_until([&] { return s.client->is_alive(&last_error); }, endpoint.alive_timeout,
+                                      endpoint.alive_poll_interval);
+        if (!alive) {
+            throw error(errc::timeout,
+                        "the action execution server did not answer /alive within " +
+                            std::to_string(endpoint.alive_timeout.count()) + " ms (last error: " + last_error + ")",
+                        std::string(AuthPolicy::name));
+        }
+    }
+
+    // Reference §7.2.
+    void setup_initial_env() {
+        State& s = state();
+        add_env_vars(initial_env_vars());
+        if (!s.config.sandbox.runtime_startup_env_vars.empty()) add_env_vars(s.config.sandbox.runtime_startup_env_vars);
+        CmdRunAction git;
+        git.command = "git config --global user.name \"" + s.config.git_user_name + "\" && git config --global user.email \"" +
+                      s.config.git_user_email + "\"";
+        git.hidden = true;
+        try {
+            run_action(std::move(git));  // OpenHands only logs a failure here
+        } catch (const error&) {
+        }
+    }
+
+    void subscribe() {
+        State* s = state_.get();
+        s->event_stream->subscribe(
+            "runtime", [this_state = s](const Event& event) { on_event(*this_state, event); }, s->options.sid);
+    }
+
+    // Reference §7.6: actions from any source are run; the observation is published with
+    // cause = the action's id; NullObservations are not published; failures become statuses.
+    static void on_event(State& s, const Event& event) {
+        const auto* action = std::get_if<Action>(&event);
+        if (action == nullptr || !s.client) return;
+        try {
+            Observation observation = dispatch(s, *action);
+            if (std::holds_alternative<NullObservation>(observation)) return;
+            auto& m = meta(observation);
+            m.cause = meta(*action).id;
+            m.tool_call_metadata = meta(*action).tool_call_metadata;
+            s.event_stream->add_event(Event(std::move(observation)), meta(*action).source.value_or(EventSource::agent));
+        } catch (const error& e) {
+            const bool disconnected = e.code() == errc::transport || e.code() == errc::sandbox_gone;
+            s.set_status(disconnected ? RuntimeStatus::error_runtime_disconnected : RuntimeStatus::error, e.what(),
+                         "error");
+        } catch (const std::exception& e) {
+            s.set_status(RuntimeStatus::error, e.what(), "error");
+        }
+    }
+
+    // The gates of reference §2.3/§7.7, shared by run_action and the event path.
+    static Observation dispatch(State& s, Action action) {
+        if (!is_runnable(action)) {
+            if (std::holds_alternative<AgentThinkAction>(action)) {
+                return AgentThinkObservation{.content = "Your thought has been logged."};
+            }
+            return NullObservation{};
+        }
+        const auto confirmation = confirmation_state_of(action);
+        if (confirmation == ConfirmationState::awaiting_confirmation) return NullObservation{};
+        if (confirmation == ConfirmationState::rejected) {
+            return UserRejectObservation{.content = "Action has been rejected by the user! Waiting for further user input."};
+        }
+        if (std::holds_alternative<MCPAction>(action)) {
+            // MCP goes to MCP servers, not /execute_action; runbox has no MCP client yet.
+            return ErrorObservation{.content = "Action call_tool_mcp is not supported in the current runtime.",
+                                    .error_id = "AGENT_ERROR$BAD_ACTION"};
+        }
+        if (!timeout_of(action)) {
+            if (const auto* cmd = std::get_if<CmdRunAction>(&action); cmd != nullptr && cmd->blocking) {
+                throw error(errc::config_invalid, "Blocking command with no timeout set", std::string(AuthPolicy::name));
+            }
+            // The default timeout is non-blocking: the soft "no new output" timeout stays active.
+            set_hard_timeout(action, static_cast<double>(s.config.sandbox.timeout), false);
+        }
+        if (!s.client) {
+            throw error(errc::unsupported, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
+        }
+        return s.client->execute_action(action);
+    }
+
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace runbox
+// ---- end runbox/runtime.hpp ----
+// ---- begin runbox/providers/local.hpp ----
+// runbox/providers/local.hpp - the local provider: runbox's own action server on this machine.
+//
+// The default provider: no credentials, no setup. connect() starts the action execution server
+// on 127.0.0.1 with a random port and a random session API key, in a workspace directory
+// (`workspace_base` when set, else a fresh temporary one that close() removes). The server runs
+// in-process on its own threads by default, or as a child `runbox-server` process with
+// providers.local.mode = "process" (or RUNBOX_LOCAL_MODE=process). close() stops it and reaps
+// every process the shell started.
+//
+// Settings (Config::providers["local"] or the environment):
+//   mode         "thread" (default) | "process"          RUNBOX_LOCAL_MODE
+//   server_path  the runbox-server program (process mode) RUNBOX_SERVER_PATH (default: on PATH)
+// The sandbox's NO_CHANGE_TIMEOUT_SECONDS comes from sandbox.runtime_startup_env_vars, as with
+// OpenHands' local runtime.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+// ---- begin runbox/server/action_server.hpp ----
+// runbox/server/action_server.hpp - the action execution server that runs inside a sandbox.
+//
+// The OpenHands action_execution_server protocol (reference §1) on cpp-httplib: GET /alive,
+// GET /server_info, POST /execute_action, POST /upload_file, GET /download_files,
+// POST /list_files, GET /vscode/connection_token, POST /update_mcp_server. Errors are
+// `{"detail": ...}` JSON with the same statuses and the same quirks (§1.3: handlers of
+// execute/upload/download wrap their own 400/404 into a 500 "<status>: <detail>").
+//
+// One action executes at a time (a mutex around the executor); every other request is served
+// concurrently by httplib's thread pool, so /alive answers while a command runs.
+//
+// Note for embedding programs: constructing an httplib::Server sets SIGPIPE to SIG_IGN for the
+// whole process (cpp-httplib does that); the shells and the Python kernel reset all signal
+// dispositions when they start.
+
+// ---- begin runbox/server/bash_session.hpp ----
+// runbox/server/bash_session.hpp - one persistent bash on a real PTY with the OpenHands command
+// semantics (reference §4): prompt-marker completion detection, soft (no new output) and hard
+// timeouts, continuation with "", input to a running process, special keys, exit codes, cwd.
+//
+// Design: bash runs without readline (--noediting) on a PTY whose echo is off, so the output is
+// exactly what the programs write; a PROMPT_COMMAND function sets PS1 to a JSON marker block that
+// ends every command. Output is read as soon as it arrives (poll on the PTY, no polling interval).
+// Every shell gets its own session; close() freezes and kills the whole tree (the session, every
+// descendant found through /proc, background jobs and processes that changed process group).
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pty.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// ---- begin runbox/server/bash_parse.hpp ----
+// runbox/server/bash_parse.hpp - the text-level pieces of the bash session (OpenHands §4):
+// splitting input into top-level commands, the `\;`-style escaping quirk, the prompt
+// marker block and its metadata, the fixed observation texts, and terminal-output cleanup.
+//
+// No process or PTY code lives here, so all of it is unit-testable on plain strings.
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdlib>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace runbox::server::bash {
+
+// ---- fixed texts ---------------------------------------------------------------------------
+
+inline constexpr std::string_view ps1_begin = "###PS1JSON###";
+inline constexpr std::string_view ps1_end = "###PS1END###";
+
+inline constexpr std::string_view timeout_message =
+    "You may wait longer to see additional output by sending empty command '', send other commands to "
+    "interact with the current process, send keys (\"C-c\", \"C-z\", \"C-d\") to interrupt/kill the previous "
+    "command before sending your new command, or use the timeout parameter in execute_bash for future commands.";
+
+inline constexpr std::string_view continue_prefix = "[Below is the output of the previous command.]\n";
+inline constexpr std::string_view no_previous_logs = "ERROR: No previous running command to retrieve logs from.";
+inline constexpr std::string_view no_previous_interact = "ERROR: No previous running command to interact with.";
+
+/// Python's repr() of a float: shortest round-trip digits, always with a '.' ("1.0", "2.5").
+inline std::string python_float(double value) {
+    if (std::isnan(value)) return "nan";
+    if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
+    char buf[64];
+    const auto res = std::to_chars(buf, buf + sizeof buf, value);
+    std::string out(buf, res.ptr);
+    if (out.find_first_of(".en") == std::string::npos) out += ".0";
+    return out;
+}
+
+/// A duration in seconds the way the reference prints NO_CHANGE_TIMEOUT_SECONDS: an integer when
+/// whole (the configured value always is in OpenHands), else Python float style ("0.3").
+inline std::string seconds_text(std::chrono::milliseconds ms) {
+    if (ms.count() % 1000 == 0) return std::to_string(ms.count() / 1000);
+    return python_float(static_cast<double>(ms.count()) / 1000.0);
+}
+
+inline std::string completed_suffix(int exit_code) {
+    return "\n[The command completed with exit code " + std::to_string(exit_code) + ".]";
+}
+inline std::string completed_special_key_suffix(int exit_code, char key) {
+    const char upper = (key >= 'a' && key <= 'z') ? static_cast<char>(key - 'a' + 'A') : key;
+    return "\n[The command completed with exit code " + std::to_string(exit_code) + ". CTRL+" + std::string(1, upper) +
+           " was sent.]";
+}
+inline std::string no_change_timeout_suffix(std::chrono::milliseconds no_change) {
+    return "\n[The command has no new output after " + seconds_text(no_change) + " seconds. " +
+           std::string(timeout_message) + "]";
+}
+inline std::string hard_timeout_suffix(double timeout_seconds) {
+    return "\n[The command timed out after " + python_float(timeout_seconds) + " seconds. " +
+           std::string(timeout_message) + "]";
+}
+inline std::string not_executed_suffix(std::string_view command) {
+    return "\n[Your command \"" + std::string(command) +
+           "\" is NOT executed. The previous command is still running - You CANNOT send new commands until the "
+           "previous command is completed. By setting `is_input` to `true`, you can interact with the current "
+           "process: " +
+           std::string(timeout_message) + "]";
+}
+inline std::string truncated_prefix(std::size_t lines) {
+    return "[Previous command outputs are truncated. Showing the last " + std::to_string(lines) +
+           " lines of the output below.]\n";
+}
+inline std::string multiple_commands_error(const std::vector<std::string>& commands) {
+    std::string out =
+        "ERROR: Cannot execute multiple commands at once.\nPlease run each command separately OR chain them into a "
+        "single command via && or ;\nProvided commands:";
+    for (std::size_t i = 0; i < commands.size(); ++i) out += "\n(" + std::to_string(i + 1) + ") " + commands[i];
+    return out;
+}
+
+// ---- small string helpers ------------------------------------------------------------------
+
+inline bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+inline std::string_view strip(std::string_view s) noexcept {
+    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+    return s;
+}
+inline std::string_view lstrip(std::string_view s) noexcept {
+    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+    return s;
+}
+inline std::string_view rstrip(std::string_view s) noexcept {
+    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+/// A special key is exactly "C-" plus one character (after stripping), sent as a chord without Enter.
+inline bool is_special_key(std::string_view command) noexcept {
+    const auto c = strip(command);
+    return c.size() == 3 && c[0] == 'C' && c[1] == '-';
+}
+
+/// The byte a terminal sends for Ctrl+<key>: C-c -> 0x03, C-[ -> ESC, C-? -> DEL.
+inline char control_char(char key) noexcept {
+    char k = key;
+    if (k >= 'a' && k <= 'z') k = static_cast<char>(k - 'a' + 'A');
+    if (k == '?') return '\x7f';
+    if (k >= '@' && k <= '_') return static_cast<char>(k ^ 0x40);
+    return static_cast<char>(k & 0x1f);
+}
+
+/// OpenHands' `_remove_command_prefix`: drop an echoed copy of the command from the output start.
+inline std::string_view remove_command_prefix(std::string_view output, std::string_view command) {
+    auto out = lstrip(output);
+    const auto cmd = lstrip(command);
+    if (!cmd.empty() && out.substr(0, cmd.size()) == cmd) out.remove_prefix(cmd.size());
+    return lstrip(out);
+}
+
+// ---- command splitting and escaping ---------------------------------------------------------
+
+namespace detail {
+
+/// A small recursive lexer for bash's top-level structure: quotes, $( ), ` `, ${ }, $(( )),
+/// heredocs, backslash-newline, comments, and the compound keywords. It does not build a tree;
+/// it records where top-level commands start and where unquoted `\;`-style escapes are.
+class BashScanner {
+public:
+    explicit BashScanner(std::string_view s) : s_(s) {}
+
+    bool run() {
+        ok_ = true;
+        if (!parse_list(false)) return false;
+        return ok_ && i_ >= s_.size();
+    }
+    const std::vector<std::size_t>& starts() const noexcept { return starts_; }
+    const std::vector<std::size_t>& escapes() const noexcept { return escapes_; }
+
+private:
+    enum class Frame { if_, loop, case_, brace };
+    enum class CaseState { subject, in, pattern, body };
+    struct Word {
+        std::string_view raw;
+        std::string value;  // quotes removed (used for heredoc delimiters)
+        bool quoted = false;
+    };
+    struct Heredoc {
+        std::string delim;
+        bool strip_tabs;
+    };
+
+    static constexpr int max_depth = 256;
+
+    std::string_view s_;
+    std::size_t i_ = 0;
+    bool ok_ = true;
+    int depth_ = 0;        // recursion depth (parse_list / substitutions)
+    int subst_depth_ = 0;  // inside $( ), ` `, "..." : escapes there are left alone
+    std::vector<Heredoc> heredocs_;
+    std::vector<std::size_t> starts_;
+    std::vector<std::size_t> escapes_;
+
+    bool fail() {
+        ok_ = false;
+        return false;
+    }
+    char at(std::size_t k) const noexcept { return k < s_.size() ? s_[k] : '\0'; }
+    bool eof() const noexcept { return i_ >= s_.size(); }
+
+    static bool is_meta(char c) noexcept {
+        return c == ' ' || c == '\t' || c == '\n' || c == ';' || c == '&' || c == '|' || c == '(' || c == ')' ||
+               c == '<' || c == '>' || c == '\r';
+    }
+
+    void skip_blanks() {
+        while (!eof()) {
+            const char c = s_[i_];
+            if (c == ' ' || c == '\t' || c == '\r') {
+                ++i_;
+            } else if (c == '\\' && at(i_ + 1) == '\n') {
+                i_ += 2;
+            } else {
+                break;
+            }
+        }
+    }
+
+    void read_heredoc_bodies() {
+        for (const auto& h : heredocs_) {
+            while (!eof()) {
+                const auto nl = s_.find('\n', i_);
+                const auto end = nl == std::string_view::npos ? s_.size() : nl;
+                auto line = s_.substr(i_, end - i_);
+                if (h.strip_tabs) {
+                    while (!line.empty() && line.front() == '\t') line.remove_prefix(1);
+                }
+                if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+                i_ = nl == std::string_view::npos ? s_.size() : nl + 1;
+                if (line == h.delim) break;
+            }
+        }
+        heredocs_.clear();
+    }
+
+    bool scan_single_quote(Word& w) {
+        const auto close = s_.find('\'', i_ + 1);
+        if (close == std::string_view::npos) return fail();
+        w.value.append(s_.substr(i_ + 1, close - i_ - 1));
+        i_ = close + 1;
+        return true;
+    }
+
+    bool scan_ansi_c_quote() {  // at $'
+        i_ += 2;
+        while (!eof()) {
+            if (s_[i_] == '\\') {
+                i_ += 2;
+            } else if (s_[i_] == '\'') {
+                ++i_;
+                return true;
+            } else {
+                ++i_;
+            }
+        }
+        return fail();
+    }
+
+    bool scan_backtick() {
+        ++i_;
+        ++subst_depth_;
+        while (!eof()) {
+            if (s_[i_] == '\\') {
+                i_ += 2;
+            } else if (s_[i_] == '`') {
+                ++i_;
+                --subst_depth_;
+                return true;
+            } else {
+                ++i_;
+            }
+        }
+        return fail();
+    }
+
+    bool scan_dollar() {  // at '$'
+        const char n = at(i_ + 1);
+        if (n == '(' && at(i_ + 2) == '(') {
+            i_ += 3;
+            return scan_arith();
+        }
+        if (n == '(') {
+            i_ += 2;
+            ++subst_depth_;
+            const bool r = parse_list(true);
+            --subst_depth_;
+            return r;
+        }
+        if (n == '{') {
+            i_ += 2;
+            return scan_param();
+        }
+        if (n == '\'') return scan_ansi_c_quote();
+        ++i_;
+        return true;
+    }
+
+    bool scan_double_quote(Word* w) {  // at '"'
+        ++i_;
+        ++subst_depth_;
+        while (!eof()) {
+            const char c = s_[i_];
+            if (c == '"') {
+                ++i_;
+                --subst_depth_;
+                return true;
+            }
+            if (c == '\\') {
+                if (w && i_ + 1 < s_.size()) w->value += s_[i_ + 1];
+                i_ += 2;
+            } else if (c == '$') {
+                if (!scan_dollar()) return false;
+            } else if (c == '`') {
+                if (!scan_backtick()) return false;
+            } else {
+                if (w) w->value += c;
+                ++i_;
+            }
+        }
+        return fail();
+    }
+
+    bool scan_param() {  // after "${"
+        if (++depth_ > max_depth) return fail();
+        int depth = 1;
+        while (!eof()) {
+            const char c = s_[i_];
+            if (c == '\\') {
+                i_ += 2;
+            } else if (c == '\'') {
+                Word tmp;
+                if (!scan_single_quote(tmp)) return false;
+            } else if (c == '"') {
+                if (!scan_double_quote(nullptr)) return false;
+            } else if (c == '`') {
+                if (!scan_backtick()) return false;
+            } else if (c == '$') {
+                if (!scan_dollar()) return false;
+            } else if (c == '{') {
+                ++depth;
+                ++i_;
+            } else if (c == '}') {
+                ++i_;
+                if (--depth == 0) {
+                    --depth_;
+                    return true;
+                }
+            } else {
+                ++i_;
+            }
+        }
+        return fail();
+    }
+
+    bool scan_arith() {  // after "$((" or "(("; ends at the matching "))"
+        if (++depth_ > max_depth) return fail();
+        int depth = 0;
+        while (!eof()) {
+            const char c = s_[i_];
+            if (c == '(') {
+                ++depth;
+                ++i_;
+            } else if (c == ')') {
+                if (depth == 0) {
+                    if (at(i_ + 1) != ')') return fail();
+                    i_ += 2;
+                    --depth_;
+                    return true;
+                }
+                --depth;
+                ++i_;
+            } else if (c == '$') {
+                if (!scan_dollar()) return false;
+            } else if (c == '"') {
+                if (!scan_double_quote(nullptr)) return false;
+            } else if (c == '\'') {
+                Word tmp;
+                if (!scan_single_quote(tmp)) return false;
+            } else if (c == '`') {
+                if (!scan_backtick()) return false;
+            } else if (c == '\\') {
+                i_ += 2;
+            } else {
+                ++i_;
+            }
+        }
+        return fail();
+    }
+
+    bool scan_balanced_parens(Word& w) {  // a=( ... ) or @( ... ) inside a word
+        int depth = 0;
+        const std::size_t start = i_;
+        while (!eof()) {
+            const char c = s_[i_];
+            if (c == '(') {
+                ++depth;
+                ++i_;
+            } else if (c == ')') {
+                ++i_;
+                if (--depth == 0) {
+                    w.value.append(s_.substr(start, i_ - start));
+                    return true;
+                }
+            } else if (c == '\\') {
+                i_ += 2;
+            } else if (c == '\'') {
+                if (!scan_single_quote(w)) return false;
+            } else if (c == '"') {
+                if (!scan_double_quote(nullptr)) return false;
+            } else if (c == '$') {
+                if (!scan_dollar()) return false;
+            } else if (c == '`') {
+                if (!scan_backtick()) return false;
+            } else {
+                ++i_;
+            }
+        }
+        return fail();
+    }
+
+    bool scan_word(Word& w) {
+        const std::size_t start = i_;
+        while (!eof()) {
+            const char c = s_[i_];
+            if (is_meta(c)) {
+                if (c == '(' && i_ > start) {
+                    const char prev = s_[i_ - 1];
+                    if (prev == '=' || prev == '@' || prev == '!' || prev == '?' || prev == '*' || prev == '+') {
+                        if (!scan_balanced_parens(w)) return false;
+                        continue;
+                    }
+                }
+                break;
+            }
+            if (c == '\\') {
+                const char n = at(i_ + 1);
+                if (n == '\n') {
+                    i_ += 2;
+                    continue;
+                }
+                if (subst_depth_ == 0 && (n == ';' || n == '&' || n == '|' || n == '>' || n == '<')) escapes_.push_back(i_);
+                if (i_ + 1 < s_.size()) w.value += n;
+                w.quoted = true;
+                i_ += (i_ + 1 < s_.size()) ? 2 : 1;
+            } else if (c == '\'') {
+                w.quoted = true;
+                if (!scan_single_quote(w)) return false;
+            } else if (c == '"') {
+                w.quoted = true;
+                if (!scan_double_quote(&w)) return false;
+            } else if (c == '`') {
+                w.quoted = true;
+                if (!scan_backtick()) return false;
+            } else if (c == '$') {
+                const char n = at(i_ + 1);
+                if (n == '(' || n == '{' || n == '\'' || n == '"') w.quoted = true;
+                if (n == '"') {
+                    ++i_;
+                    continue;
+                }
+                if (!scan_dollar()) return false;
+            } else {
+                w.value += c;
+                ++i_;
+            }
+        }
+        w.raw = s_.substr(start, i_ - start);
+        return ok_;
+    }
+
+    bool scan_dbracket() {  // after the "[[" word: up to the "]]" word; operators are not special inside
+        while (true) {
+            while (!eof() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+            skip_blanks();
+            if (eof()) return fail();
+            const char c = s_[i_];
+            if (c == '(' || c == ')' || c == '<' || c == '>' || c == '&' || c == '|' || c == ';') {
+                ++i_;
+                continue;
+            }
+            Word w;
+            if (!scan_word(w)) return false;
+            if (!w.quoted && w.raw == "]]") return true;
+            if (w.raw.empty()) ++i_;
+        }
+    }
+
+    bool scan_redirect(bool& consumed_heredoc) {
+        consumed_heredoc = false;
+        const char c = s_[i_];
+        if (c == '<' && at(i_ + 1) == '<' && at(i_ + 2) == '<') {
+            i_ += 3;
+        } else if (c == '<' && at(i_ + 1) == '<') {
+            const bool strip_tabs = at(i_ + 2) == '-';
+            i_ += strip_tabs ? 3 : 2;
+            skip_blanks();
+            Word w;
+            if (eof() || is_meta(s_[i_]) || !scan_word(w) || w.raw.empty()) return fail();
+            heredocs_.push_back({w.value, strip_tabs});
+            consumed_heredoc = true;
+            return true;
+        } else if ((c == '<' || c == '>') && at(i_ + 1) == '(') {
+            i_ += 2;
+            ++subst_depth_;
+            const bool r = parse_list(true);
+            --subst_depth_;
+            return r;
+        } else {
+            ++i_;
+            const char n = at(i_);
+            if ((c == '>' && (n == '>' || n == '|' || n == '&')) || (c == '<' && (n == '&' || n == '>'))) ++i_;
+        }
+        skip_blanks();
+        if (eof()) return fail();
+        if (is_meta(s_[i_])) return fail();
+        Word w;
+        return scan_word(w);
+    }
+
+    /// Parses a command list. `in_parens`: ends at an unmatched ')' (consumed), else at end of input.
+    bool parse_list(bool in_parens) {
+        if (++depth_ > max_depth) return fail();
+        const bool top = depth_ == 1;
+        std::vector<Frame> frames;
+        std::vector<CaseState> cases;  // one per Frame::case_
+        bool cmd_pos = true;
+        bool cont = false;       // the list continues on the next line (after | && || or "f()")
+        bool have_cmd = false;   // top level: a command has started
+        bool need_split = false; // top level: a newline ended the current command
+        bool last_word = false;
+
+        auto begin_command = [&](std::size_t pos) {
+            if (top && frames.empty()) {
+                if (need_split && have_cmd) starts_.push_back(pos);
+                need_split = false;
+                have_cmd = true;
+            }
+        };
+        auto case_state = [&]() -> CaseState* {
+            return (!frames.empty() && frames.back() == Frame::case_) ? &cases.back() : nullptr;
+        };
+
+        while (true) {
+            skip_blanks();
+            if (eof()) break;
+            const std::size_t tok = i_;
+            const char c = s_[i_];
+            if (c == '#') {
+                while (!eof() && s_[i_] != '\n') ++i_;
+                continue;
+            }
+            if (c == '\n') {
+                ++i_;
+                read_heredoc_bodies();
+                last_word = false;
+                if (!cont) {
+                    if (auto* cs = case_state(); !cs || *cs == CaseState::body || *cs == CaseState::pattern) cmd_pos = true;
+                    if (top && frames.empty() && have_cmd) need_split = true;
+                }
+                continue;
+            }
+            last_word = false;
+            if (c == ';') {
+                if (at(i_ + 1) == ';' || at(i_ + 1) == '&') {
+                    auto* cs = case_state();
+                    if (!cs || *cs != CaseState::body) return fail();
+                    i_ += (at(i_ + 1) == ';' && at(i_ + 2) == '&') ? 3 : 2;
+                    *cs = CaseState::pattern;
+                    cmd_pos = true;
+                    cont = false;
+                    continue;
+                }
+                if (cont) return fail();
+                ++i_;
+                cmd_pos = true;
+                continue;
+            }
+            if (c == '&') {
+                if (at(i_ + 1) == '&') {
+                    i_ += 2;
+                    cont = true;
+                    cmd_pos = true;
+                    continue;
+                }
+                if (at(i_ + 1) == '>') {
+                    if (cmd_pos) begin_command(tok);
+                    ++i_;  // "&>" / "&>>": the '>' part is a redirect
+                    bool heredoc = false;
+                    if (!scan_redirect(heredoc)) return false;
+                    continue;
+                }
+                if (cont) return fail();
+                ++i_;
+                cmd_pos = true;
+                continue;
+            }
+            if (c == '|') {
+                if (auto* cs = case_state(); cs && *cs == CaseState::pattern) {
+                    ++i_;
+                    continue;
+                }
+                i_ += (at(i_ + 1) == '|' || at(i_ + 1) == '&') ? 2 : 1;
+                cont = true;
+                cmd_pos = true;
+                continue;
+            }
+            if (c == '<' || c == '>') {
+                if (cmd_pos) begin_command(tok);
+                bool heredoc = false;
+                if (!scan_redirect(heredoc)) return false;
+                cont = false;
+                continue;
+            }
+            if (c == '(') {
+                if (auto* cs = case_state(); cs && *cs == CaseState::pattern) {
+                    ++i_;
+                    continue;
+                }
+                if (cmd_pos) {
+                    begin_command(tok);
+                    if (at(i_ + 1) == '(') {
+                        i_ += 2;
+                        if (!scan_arith()) return false;
+                    } else {
+                        ++i_;
+                        if (!parse_list(true)) return false;
+                    }
+                    cmd_pos = false;
+                    cont = false;
+                    continue;
+                }
+                return fail();
+            }
+            if (c == ')') {
+                if (auto* cs = case_state(); cs && *cs == CaseState::pattern) {
+                    ++i_;
+                    *cs = CaseState::body;
+                    cmd_pos = true;
+                    continue;
+                }
+                if (in_parens && frames.empty() && !cont) {
+                    ++i_;
+                    --depth_;
+                    return true;
+                }
+                return fail();
+            }
+
+            Word w;
+            if (!scan_word(w)) return false;
+            if (w.raw.empty()) return fail();
+            const bool kw = !w.quoted;
+            const auto text = w.raw;
+
+            // "name ( )": a function definition; its body may follow on the next line
+            if (!eof() && cmd_pos && kw) {
+                std::size_t k = i_;
+                while (k < s_.size() && (s_[k] == ' ' || s_[k] == '\t')) ++k;
+                if (at(k) == '(') {
+                    std::size_t m = k + 1;
+                    while (m < s_.size() && (s_[m] == ' ' || s_[m] == '\t')) ++m;
+                    if (at(m) == ')') {
+                        begin_command(tok);
+                        i_ = m + 1;
+                        cont = true;
+                        cmd_pos = true;
+                        continue;
+                    }
+                }
+            }
+
+            if (auto* cs = case_state(); cs && *cs != CaseState::body) {
+                if (*cs == CaseState::subject) {
+                    *cs = CaseState::in;
+                } else if (*cs == CaseState::in) {
+                    if (!(kw && text == "in")) return fail();
+                    *cs = CaseState::pattern;
+                    cmd_pos = true;
+                } else if (kw && text == "esac") {
+                    frames.pop_back();
+                    cases.pop_back();
+                    cmd_pos = false;
+                }
+                continue;
+            }
+
+            if (cmd_pos && kw) {
+                if (text == "if" || text == "while" || text == "until") {
+                    begin_command(tok);
+                    frames.push_back(text == "if" ? Frame::if_ : Frame::loop);
+                    cont = false;
+                    continue;
+                }
+                if (text == "for" || text == "select") {
+                    begin_command(tok);
+                    frames.push_back(Frame::loop);
+                    skip_blanks();
+                    if (at(i_) == '(' && at(i_ + 1) == '(') {
+                        i_ += 2;
+                        if (!scan_arith()) return false;
+                    }
+                    cmd_pos = false;
+                    cont = false;
+                    continue;
+                }
+                if (text == "case") {
+                    begin_command(tok);
+                    frames.push_back(Frame::case_);
+                    cases.push_back(CaseState::subject);
+                    cmd_pos = false;
+                    cont = false;
+                    continue;
+                }
+                if (text == "then" || text == "else" || text == "elif" || text == "do") {
+                    if (frames.empty()) return fail();
+                    cont = false;
+                    continue;
+                }
+                if (text == "fi" || text == "done" || text == "}") {
+                    const Frame want = text == "fi" ? Frame::if_ : text == "done" ? Frame::loop : Frame::brace;
+                    if (frames.empty() || frames.back() != want) return fail();
+                    frames.pop_back();
+                    cmd_pos = false;
+                    continue;
+                }
+                if (text == "esac") {
+                    auto* cs = case_state();
+                    if (!cs || *cs != CaseState::body) return fail();
+                    frames.pop_back();
+                    cases.pop_back();
+                    cmd_pos = false;
+                    continue;
+                }
+                if (text == "{") {
+                    begin_command(tok);
+                    frames.push_back(Frame::brace);
+                    cont = false;
+                    continue;
+                }
+                if (text == "[[") {
+                    begin_command(tok);
+                    if (!scan_dbracket()) return false;
+                    cmd_pos = false;
+                    cont = false;
+                    continue;
+                }
+                if (text == "!" || text == "time") {
+                    begin_command(tok);
+                    continue;
+                }
+                if (text == "function") {
+                    begin_command(tok);
+                    skip_blanks();
+                    Word name;
+                    if (eof() || is_meta(s_[i_]) || !scan_word(name)) return fail();
+                    skip_blanks();
+                    if (at(i_) == '(') {
+                        ++i_;
+                        skip_blanks();
+                        if (at(i_) != ')') return fail();
+                        ++i_;
+                    }
+                    cont = true;
+                    cmd_pos = true;
+                    continue;
+                }
+            }
+            if (cmd_pos) begin_command(tok);
+            cmd_pos = false;
+            cont = false;
+            last_word = true;
+        }
+        (void)last_word;
+        if (cont || !frames.empty() || in_parens) return fail();
+        --depth_;
+        return true;
+    }
+};
+
+}  // namespace detail
+
+/// Splits input into top-level commands (one per line-separated command; heredocs, multi-line
+/// compound commands, `\`-continuations, &&/;/| chains and comments stay with their command).
+/// Blank input gives {""}; input that does not parse is returned whole, as one command.
+inline std::vector<std::string> split_bash_commands(std::string_view commands) {
+    if (strip(commands).empty()) return {std::string()};
+    detail::BashScanner scanner(commands);
+    if (!scanner.run()) return {std::string(commands)};
+    std::vector<std::string> out;
+    std::size_t begin = 0;
+    auto push = [&](std::size_t end) {
+        auto piece = rstrip(commands.substr(begin, end - begin));
+        while (!piece.empty() && is_space(piece.front())) piece.remove_prefix(1);
+        if (!piece.empty()) out.emplace_back(piece);
+    };
+    for (const auto start : scanner.starts()) {
+        push(start);
+        begin = start;
+    }
+    push(commands.size());
+    if (out.empty()) out.emplace_back(commands);
+    return out;
+}
+
+/// The reference's escaping of unquoted `\;` `\&` `\|` `\>` `\<` (each becomes `\\;` ...); quoted
+/// strings, $( ), backticks and heredoc bodies are untouched. Unparseable input is returned as is.
+/// (In OpenHands the doubled backslash is eaten by tmux; runbox types the original command and
+/// only reports this escaped text in the observation's `command` field, reference quirk 7.)
+inline std::string escape_bash_special_chars(std::string_view command) {
+    if (strip(command).empty()) return {};
+    detail::BashScanner scanner(command);
+    if (!scanner.run()) return std::string(command);
+    std::string out;
+    out.reserve(command.size() + scanner.escapes().size());
+    std::size_t last = 0;
+    for (const auto pos : scanner.escapes()) {
+        out.append(command.substr(last, pos - last));
+        out += '\\';
+        last = pos;
+    }
+    out.append(command.substr(last));
+    return out;
+}
+
+// ---- prompt metadata ------------------------------------------------------------------------
+
+/// Python's int(float(str(value))) with any failure -> -1 (reference §3.5).
+inline int coerce_prompt_int(const nlohmann::json& value) {
+    double d = 0;
+    if (value.is_number()) {
+        d = value.get<double>();
+    } else if (value.is_string()) {
+        const auto text = strip(value.get_ref<const std::string&>());
+        if (text.empty()) return -1;
+        std::string tmp(text);
+        char* end = nullptr;
+        errno = 0;
+        d = std::strtod(tmp.c_str(), &end);
+        if (end != tmp.c_str() + tmp.size()) return -1;
+        // strtod accepts hex floats and "infinity"/"nan" spellings Python treats differently enough
+        if (tmp.find_first_of("xX") != std::string::npos) return -1;
+    } else if (value.is_boolean()) {
+        return value.get<bool>() ? 1 : 0;
+    } else {
+        return -1;
+    }
+    if (!std::isfinite(d)) return -1;
+    d = std::trunc(d);
+    if (d < static_cast<double>(std::numeric_limits<int>::min()) || d > static_cast<double>(std::numeric_limits<int>::max()))
+        return -1;
+    return static_cast<int>(d);
+}
+
+/// Parses the JSON inside one prompt block; nullopt when it is not a JSON object.
+inline std::optional<CmdOutputMetadata> parse_prompt_json(std::string_view inner) {
+    const auto text = strip(inner);
+    nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return std::nullopt;
+    CmdOutputMetadata m;
+    if (auto it = j.find("pid"); it != j.end()) m.pid = coerce_prompt_int(*it);
+    if (auto it = j.find("exit_code"); it != j.end()) m.exit_code = coerce_prompt_int(*it);
+    auto str = [&](const char* key, std::optional<std::string>& out) {
+        if (auto it = j.find(key); it != j.end() && it->is_string()) out = it->get<std::string>();
+    };
+    str("username", m.username);
+    str("hostname", m.hostname);
+    str("working_dir", m.working_dir);
+    str("py_interpreter_path", m.py_interpreter_path);
+    return m;
+}
+
+struct PromptBlock {
+    std::size_t begin = 0;  // offset of "###PS1JSON###" (at a line start)
+    std::size_t end = 0;    // one past "###PS1END###"
+    CmdOutputMetadata metadata;
+};
+
+/// Finds the next prompt block ending at or after `from`: a line starting with ###PS1JSON###,
+/// up to the next ###PS1END###, whose inner text is a JSON object. Invalid blocks are skipped.
+/// When several start markers precede one end marker the last one wins (a stray marker printed
+/// by a program cannot swallow the real prompt).
+inline std::optional<PromptBlock> find_prompt_block(std::string_view text, std::size_t from = 0) {
+    std::size_t search = from;
+    while (true) {
+        const auto end_pos = text.find(ps1_end, search);
+        if (end_pos == std::string_view::npos) return std::nullopt;
+        std::size_t start = end_pos;
+        std::optional<std::size_t> begin;
+        while (start > 0) {
+            const auto p = text.rfind(ps1_begin, start - 1);
+            if (p == std::string_view::npos) break;
+            if (p + ps1_begin.size() <= end_pos && (p == 0 || text[p - 1] == '\n')) {
+                begin = p;
+                break;
+            }
+            if (p == 0) break;
+            start = p;
+        }
+        if (begin) {
+            const auto inner = text.substr(*begin + ps1_begin.size(), end_pos - *begin - ps1_begin.size());
+            if (auto m = parse_prompt_json(inner)) return PromptBlock{*begin, end_pos + ps1_end.size(), std::move(*m)};
+        }
+        search = end_pos + ps1_end.size();
+    }
+}
+
+/// All valid prompt blocks in `text`, in order.
+inline std::vector<PromptBlock> find_prompt_blocks(std::string_view text) {
+    std::vector<PromptBlock> out;
+    std::size_t from = 0;
+    while (auto b = find_prompt_block(text, from)) {
+        from = b->end;
+        out.push_back(std::move(*b));
+    }
+    return out;
+}
+
+// ---- terminal output cleanup ------------------------------------------------------------------
+
+namespace detail {
+
+inline void append_utf8(std::string& out, char32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
+/// Decodes one UTF-8 sequence at s[i]; invalid bytes give U+FFFD and advance by one.
+inline char32_t decode_utf8(std::string_view s, std::size_t& i) {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    if (b0 < 0x80) {
+        ++i;
+        return b0;
+    }
+    std::size_t len = 0;
+    char32_t cp = 0;
+    char32_t min = 0;
+    if ((b0 & 0xE0) == 0xC0) {
+        len = 2, cp = b0 & 0x1F, min = 0x80;
+    } else if ((b0 & 0xF0) == 0xE0) {
+        len = 3, cp = b0 & 0x0F, min = 0x800;
+    } else if ((b0 & 0xF8) == 0xF0) {
+        len = 4, cp = b0 & 0x07, min = 0x10000;
+    } else {
+        ++i;
+        return 0xFFFD;
+    }
+    if (i + len > s.size()) {
+        ++i;
+        return 0xFFFD;
+    }
+    for (std::size_t k = 1; k < len; ++k) {
+        const auto b = static_cast<unsigned char>(s[i + k]);
+        if ((b & 0xC0) != 0x80) {
+            ++i;
+            return 0xFFFD;
+        }
+        cp = (cp << 6) | (b & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        ++i;
+        return 0xFFFD;
+    }
+    i += len;
+    return cp;
+}
+
+/// Length of the escape sequence starting at s[i] (== ESC); `complete` is false when the input
+/// ends before the sequence does (the length then runs to the end).
+inline std::size_t escape_length(std::string_view s, std::size_t i, bool* complete = nullptr) {
+    const std::size_t n = s.size();
+    auto done = [&](std::size_t len, bool ok) {
+        if (complete) *complete = ok;
+        return len;
+    };
+    if (i + 1 >= n) return done(n - i, false);
+    const char c = s[i + 1];
+    if (c == '[') {
+        std::size_t k = i + 2;
+        while (k < n && static_cast<unsigned char>(s[k]) >= 0x20 && static_cast<unsigned char>(s[k]) <= 0x3F) ++k;
+        while (k < n && static_cast<unsigned char>(s[k]) >= 0x20 && static_cast<unsigned char>(s[k]) <= 0x2F) ++k;
+        if (k >= n) return done(n - i, false);
+        if (static_cast<unsigned char>(s[k]) >= 0x40 && static_cast<unsigned char>(s[k]) <= 0x7E) ++k;
+        return done(k - i, true);
+    }
+    if (c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_') {
+        for (std::size_t k = i + 2; k < n; ++k) {
+            if (c == ']' && s[k] == '\x07') return done(k + 1 - i, true);
+            if (s[k] == '\x1b' && k + 1 < n && s[k + 1] == '\\') return done(k + 2 - i, true);
+        }
+        return done(n - i, false);
+    }
+    if (c == '(' || c == ')' || c == '*' || c == '+' || c == '-' || c == '.' || c == '/' || c == '#' || c == '%') {
+        if (i + 3 > n) return done(n - i, false);
+        return done(3, true);
+    }
+    return done(2, true);
+}
+
+}  // namespace detail
+
+/// Renders raw terminal output as text: CRLF -> LF, a bare CR returns to the line start and
+/// later text overwrites (progress bars), backspace moves left, ANSI escape sequences and other
+/// control characters are dropped, invalid UTF-8 becomes U+FFFD.
+inline std::string render_terminal_output(std::string_view raw) {
+    std::string out;
+    out.reserve(raw.size());
+    // Plain text goes straight to `out`; only a line that moves the cursor back (CR, BS) is
+    // re-decoded into cells so later text can overwrite it.
+    std::size_t line_start = 0;  // where the current line begins in `out`
+    bool cells_mode = false;
+    std::u32string line;
+    std::size_t cursor = 0;
+    auto enter_cells_mode = [&] {
+        if (cells_mode) return;
+        line.clear();
+        const std::string_view text(out.data() + line_start, out.size() - line_start);
+        for (std::size_t k = 0; k < text.size();) line.push_back(detail::decode_utf8(text, k));
+        out.resize(line_start);
+        cursor = line.size();
+        cells_mode = true;
+    };
+    auto put = [&](char32_t cp) {
+        if (!cells_mode) {
+            detail::append_utf8(out, cp);
+            return;
+        }
+        if (cursor < line.size()) line[cursor] = cp;
+        else line.push_back(cp);
+        ++cursor;
+    };
+    std::size_t i = 0;
+    const std::size_t n = raw.size();
+    while (i < n) {
+        const auto b = static_cast<unsigned char>(raw[i]);
+        if (!cells_mode && ((b >= 0x20 && b < 0x7f) || b == '\t')) {
+            std::size_t j = i + 1;
+            while (j < n) {
+                const auto c = static_cast<unsigned char>(raw[j]);
+                if (!((c >= 0x20 && c < 0x7f) || c == '\t')) break;
+                ++j;
+            }
+            out.append(raw.substr(i, j - i));
+            i = j;
+            continue;
+        }
+        if (b == 0x1b) {
+            i += detail::escape_length(raw, i);
+            continue;
+        }
+        if (b == '\n') {
+            if (cells_mode) {
+                for (const auto cp : line) detail::append_utf8(out, cp);
+                cells_mode = false;
+            }
+            out += '\n';
+            line_start = out.size();
+            ++i;
+            continue;
+        }
+        if (b == '\r') {
+            // CRLF is just a line end; a bare CR returns to the start of the line
+            if (i + 1 < n && raw[i + 1] == '\n') {
+                ++i;
+                continue;
+            }
+            enter_cells_mode();
+            cursor = 0;
+            ++i;
+            continue;
+        }
+        if (b == '\b') {
+            enter_cells_mode();
+            if (cursor > 0) --cursor;
+            ++i;
+            continue;
+        }
+        if (b < 0x20 || b == 0x7f) {
+            ++i;
+            continue;
+        }
+        const char32_t cp = detail::decode_utf8(raw, i);
+        if (cp >= 0x80 && cp < 0xA0) continue;  // C1 controls
+        put(cp);
+    }
+    if (cells_mode) {
+        for (const auto cp : line) detail::append_utf8(out, cp);
+    }
+    return out;
+}
+
+/// How many trailing bytes of a live stream to hold back because they may be completed by the
+/// next read: an unterminated escape sequence, a CR (maybe the first half of CRLF), a partial
+/// UTF-8 sequence, or the beginning of a prompt block.
+inline std::size_t incomplete_tail(std::string_view raw) {
+    std::size_t cut = raw.size();
+    // the start of a prompt block whose end has not arrived yet
+    const auto line_start = raw.rfind('\n');
+    const std::size_t last_line = line_start == std::string_view::npos ? 0 : line_start + 1;
+    const auto last = raw.substr(last_line);
+    if (!last.empty() && last.size() < ps1_begin.size() && ps1_begin.substr(0, last.size()) == last)
+        cut = std::min(cut, last_line);
+    for (auto p = raw.rfind(ps1_begin); p != std::string_view::npos;) {
+        if (p == 0 || raw[p - 1] == '\n') {
+            if (raw.find(ps1_end, p) == std::string_view::npos) cut = std::min(cut, p);
+            break;
+        }
+        if (p == 0) break;
+        p = raw.rfind(ps1_begin, p - 1);
+    }
+    // an escape sequence without its final byte
+    const std::size_t window = raw.size() > 4096 ? raw.size() - 4096 : 0;
+    for (std::size_t k = raw.size(); k > window; --k) {
+        if (raw[k - 1] == '\x1b') {
+            bool complete = true;
+            detail::escape_length(raw, k - 1, &complete);
+            if (!complete) cut = std::min(cut, k - 1);
+            break;
+        }
+    }
+    // CR that may be the first half of CRLF
+    if (!raw.empty() && raw.back() == '\r') cut = std::min(cut, raw.size() - 1);
+    // a partial UTF-8 sequence
+    for (std::size_t back = 1; back <= 3 && back <= raw.size(); ++back) {
+        const auto b = static_cast<unsigned char>(raw[raw.size() - back]);
+        if ((b & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
+        std::size_t need = 0;
+        if ((b & 0xE0) == 0xC0) need = 2;
+        else if ((b & 0xF0) == 0xE0) need = 3;
+        else if ((b & 0xF8) == 0xF0) need = 4;
+        if (need > back) cut = std::min(cut, raw.size() - back);
+        break;
+    }
+    return raw.size() - cut;
+}
+
+/// Python's len(text.splitlines()) for '\n'-separated text.
+inline std::size_t count_lines(std::string_view text) {
+    if (text.empty()) return 0;
+    std::size_t n = 0;
+    for (const char c : text) n += c == '\n';
+    if (text.back() != '\n') ++n;
+    return n;
+}
+
+}  // namespace runbox::server::bash
+// ---- end runbox/server/bash_parse.hpp ----
+
+extern char** environ;
+
+namespace runbox::server {
+
+struct BashSessionOptions {
+    std::string working_dir;  ///< empty = the server's current directory
+    std::string username;     ///< empty = current user; as root with another name the shell runs as that user
+    std::chrono::milliseconds no_change_timeout{10000};  ///< NO_CHANGE_TIMEOUT_SECONDS
+    std::map<std::string, std::string> env;               ///< added to the shell's environment
+    bool load_rc_files = false;  ///< read /etc/bash.bashrc and ~/.bashrc (slow with pyenv-style rc files)
+    /// Lines of output kept for one command (tmux in the reference: 10 000 history + 1 000 visible rows).
+    std::size_t history_limit_lines = 11000;
+    std::chrono::milliseconds startup_timeout{30000};
+};
+
+namespace detail {
+
+// ---- processes --------------------------------------------------------------------------------
+
+struct ProcStat {
+    pid_t pid = 0, ppid = 0, pgid = 0, sid = 0;
+    char state = '?';
+};
+
+inline std::optional<ProcStat> read_proc_stat(pid_t pid) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    std::ifstream in(path);
+    if (!in) return std::nullopt;
+    std::string line;
+    std::getline(in, line);
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) return std::nullopt;
+    std::istringstream rest(line.substr(close + 1));
+    ProcStat st;
+    st.pid = pid;
+    long ppid = 0, pgid = 0, sid = 0;
+    if (!(rest >> st.state >> ppid >> pgid >> sid)) return std::nullopt;
+    st.ppid = static_cast<pid_t>(ppid);
+    st.pgid = static_cast<pid_t>(pgid);
+    st.sid = static_cast<pid_t>(sid);
+    return st;
+}
+
+inline std::vector<ProcStat> list_processes() {
+    std::vector<ProcStat> out;
+    DIR* dir = ::opendir("/proc");
+    if (!dir) return out;
+    while (const dirent* e = ::readdir(dir)) {
+        char* end = nullptr;
+        const long pid = std::strtol(e->d_name, &end, 10);
+        if (pid <= 0 || *end != '\0') continue;
+        if (auto st = read_proc_stat(static_cast<pid_t>(pid))) out.push_back(*st);
+    }
+    ::closedir(dir);
+    return out;
+}
+
+/// True while `pid` exists and is not a zombie.
+inline bool process_alive(pid_t pid) {
+    auto st = read_proc_stat(pid);
+    return st && st->state != 'Z' && st->state != 'X';
+}
+
+/// Kills every process in the sessions `sids` and every descendant of `roots`: first everything
+/// found is stopped (so nothing can fork any more), re-scanning until no new process appears,
+/// then all of them get SIGKILL.
+inline void kill_process_tree(const std::vector<pid_t>& roots, const std::vector<pid_t>& sids) {
+    const pid_t self = ::getpid();
+    std::set<pid_t> seen;
+    for (int round = 0; round < 50; ++round) {
+        const auto procs = list_processes();
+        std::set<pid_t> tree(roots.begin(), roots.end());
+        tree.insert(seen.begin(), seen.end());
+        for (const auto& p : procs) {
+            if (std::find(sids.begin(), sids.end(), p.sid) != sids.end()) tree.insert(p.pid);
+        }
+        // descendants: iterate to a fixpoint over the parent links
+        bool grew = true;
+        while (grew) {
+            grew = false;
+            for (const auto& p : procs) {
+                if (!tree.count(p.pid) && tree.count(p.ppid)) {
+                    tree.insert(p.pid);
+                    grew = true;
+                }
+            }
+        }
+        bool fresh = false;
+        for (const pid_t pid : tree) {
+            if (pid <= 1 || pid == self || seen.count(pid)) continue;
+            seen.insert(pid);
+            ::kill(pid, SIGSTOP);
+            fresh = true;
+        }
+        if (!fresh) break;
+    }
+    for (const pid_t pid : seen) ::kill(pid, SIGKILL);
+    // When this process is PID 1 or a subreaper, orphans are our children: reap what we can.
+    for (const pid_t pid : seen) {
+        if (std::find(roots.begin(), roots.end(), pid) != roots.end()) continue;  // the caller reaps its own child
+        int status = 0;
+        ::waitpid(pid, &status, WNOHANG);
+    }
+}
+
+inline int pidfd_open(pid_t pid) noexcept {
+#ifdef SYS_pidfd_open
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+/// Waits (bounded) for a child to exit and returns its wait status, or nullopt.
+inline std::optional<int> reap_child(pid_t pid, int pidfd, std::chrono::milliseconds bound) {
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    while (true) {
+        int status = 0;
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) return status;
+        if (r < 0 && errno != EINTR) return std::nullopt;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) return std::nullopt;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+        if (pidfd >= 0) {
+            pollfd p{pidfd, POLLIN, 0};
+            ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
+        } else {
+            pollfd none{};
+            ::poll(&none, 0, 5);  // no pidfd (old kernel): short bounded wait between checks
+        }
+    }
+}
+
+inline int exit_code_from_status(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return -1;
+}
+
+/// Everything a child needs, prepared before fork() (only async-signal-safe calls after it).
+struct SpawnPlan {
+    std::vector<std::string> argv_storage, env_storage;
+    std::vector<char*> argv, envp;
+    std::string cwd;
+    bool switch_user = false;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;
+
+    void finish() {
+        for (auto& a : argv_storage) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        for (auto& e : env_storage) envp.push_back(e.data());
+        envp.push_back(nullptr);
+    }
+};
+
+inline std::map<std::string, std::string> current_environment() {
+    std::map<std::string, std::string> env;
+    for (char** e = environ; e && *e; ++e) {
+        const std::string_view kv(*e);
+        const auto eq = kv.find('=');
+        if (eq == std::string_view::npos) continue;
+        env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+    return env;
+}
+
+inline std::string current_username() {
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* result = nullptr;
+    if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &result) == 0 && result) return pw.pw_name;
+    return {};
+}
+
+/// Environment and identity for a shell: the server's environment, terminal settings that keep
+/// programs from paging or colouring, the caller's variables, and the target user's identity.
+inline void plan_identity(SpawnPlan& plan, const std::string& username, std::map<std::string, std::string> extra) {
+    auto env = current_environment();
+    for (const char* k : {"PROMPT_COMMAND", "PS1", "PS2", "PS4", "BASH_ENV", "ENV"}) env.erase(k);
+    env["TERM"] = "dumb";
+    env["PAGER"] = "cat";
+    env["GIT_PAGER"] = "cat";
+    env["COLUMNS"] = "1000";
+    env["LINES"] = "1000";
+    if (!username.empty() && username != current_username()) {
+        if (::geteuid() != 0)
+            throw runbox::error(errc::config_invalid, "cannot run the shell as user '" + username + "': not running as root");
+        std::vector<char> buf(16384);
+        passwd pw{};
+        passwd* result = nullptr;
+        if (::getpwnam_r(username.c_str(), &pw, buf.data(), buf.size(), &result) != 0 || !result)
+            throw runbox::error(errc::config_invalid, "user '" + username + "' does not exist");
+        plan.switch_user = true;
+        plan.uid = pw.pw_uid;
+        plan.gid = pw.pw_gid;
+        int count = 64;
+        plan.groups.resize(static_cast<std::size_t>(count));
+        if (::getgrouplist(pw.pw_name, pw.pw_gid, plan.groups.data(), &count) < 0) {
+            plan.groups.resize(static_cast<std::size_t>(count));
+            ::getgrouplist(pw.pw_name, pw.pw_gid, plan.groups.data(), &count);
+        }
+        plan.groups.resize(static_cast<std::size_t>(std::max(count, 0)));
+        env["HOME"] = pw.pw_dir;
+        env["USER"] = pw.pw_name;
+        env["LOGNAME"] = pw.pw_name;
+        env["SHELL"] = "/bin/bash";
+    }
+    for (auto& [k, v] : extra) env[k] = std::move(v);
+    for (auto& [k, v] : env) plan.env_storage.push_back(k + "=" + v);
+}
+
+/// In the child after fork(): default signal handling, identity, directory, no inherited fds.
+[[noreturn]] inline void exec_child(const SpawnPlan& plan) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; ++sig) {
+        if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+    }
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::syscall(SYS_close_range, 3U, ~0U, 0U);
+    if (plan.switch_user) {
+        if (::setgroups(plan.groups.size(), plan.groups.data()) != 0 || ::setgid(plan.gid) != 0 ||
+            ::setuid(plan.uid) != 0) {
+            static const char msg[] = "runbox: cannot switch user\n";
+            (void)!::write(2, msg, sizeof msg - 1);
+            ::_exit(126);
+        }
+    }
+    if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) != 0) {
+        static const char msg[] = "runbox: cannot enter the working directory\n";
+        (void)!::write(2, msg, sizeof msg - 1);
+        ::_exit(126);
+    }
+    ::execve(plan.argv[0], plan.argv.data(), plan.envp.data());
+    ::_exit(127);
+}
+
+inline std::string shell_single_quote(std::string_view s) {
+    std::string out = "'";
+    for (const char c : s) {
+        if (c == '\'') out += "'\\''";
+        else out += c;
+    }
+    return out + "'";
+}
+
+/// The one line typed into a new shell: the prompt function (pure builtins, no forks), PS1/PS2,
+/// no history expansion, Ctrl-D at the prompt does not end the shell, no history file written
+/// (the user's ~/.bash_history stays untouched), and the working directory. The prompt function
+/// survives `set -u`, and its `set -x` trace goes to /dev/null instead of the command's output.
+inline std::string shell_init_line(const std::string& working_dir) {
+    std::string line =
+        "__runbox_json() { REPLY=${1//\\\\/\\\\\\\\}; REPLY=${REPLY//\\\"/\\\\\\\"}; REPLY=${REPLY//$'\\n'/\\\\n}; "
+        "REPLY=${REPLY//$'\\t'/\\\\t}; REPLY=${REPLY//$'\\r'/\\\\r}; REPLY=${REPLY//[$'\\001'-$'\\037']/?}; }; "
+        "__runbox_prompt() { __runbox_ec=$? __runbox_bg=${!-}; local __p= __d __r=${PATH-}; "
+        "while :; do __d=${__r%%:*}; if [[ -f ${__d:-.}/python && -x ${__d:-.}/python ]]; then __p=${__d:-.}/python; "
+        "break; fi; [[ $__r == *:* ]] || break; __r=${__r#*:}; done; "
+        "__runbox_json \"${PWD-}\"; __runbox_wd=$REPLY; __runbox_json \"$__p\"; __runbox_py=$REPLY; "
+        "PS1='\\n###PS1JSON###\\n{\\\"pid\\\": \\\"${__runbox_bg}\\\", \\\"exit_code\\\": \\\"${__runbox_ec}\\\", "
+        "\\\"username\\\": \\\"\\u\\\", \\\"hostname\\\": \\\"\\h\\\", \\\"working_dir\\\": \\\"${__runbox_wd}\\\", "
+        "\\\"py_interpreter_path\\\": \\\"${__runbox_py}\\\"}\\n###PS1END###\\n'; PS2=; return 0; }; "
+        "PROMPT_COMMAND='{ __runbox_prompt; } 2>/dev/null'; PS2=; set +H; set -o ignoreeof; shopt -s promptvars; unset HISTFILE";
+    if (!working_dir.empty()) line += "; builtin cd -- " + shell_single_quote(working_dir);
+    line += "\n";
+    return line;
+}
+
+}  // namespace detail
+
+/// One persistent bash. Thread-safe: execute() calls are serialised; close() may be called from
+/// any thread and interrupts a running execute().
+class BashSession {
+public:
+    explicit BashSession(BashSessionOptions options) : options_(std::move(options)) {
+        wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (wake_fd_ < 0) throw runbox::error(errc::server_error, std::string("eventfd: ") + std::strerror(errno));
+        try {
+            start_shell(options_.working_dir);
+        } catch (...) {
+            close();
+            throw;
+        }
+    }
+    ~BashSession() { close(); }
+    BashSession(const BashSession&) = delete;
+    BashSession& operator=(const BashSession&) = delete;
+
+    /// The constructor already starts the shell; this restarts it if it has exited.
+    void initialize() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (closed_) throw runbox::error(errc::sandbox_gone, "bash session is closed");
+        if (dead_) {
+            release_shell_fds();
+            start_shell(restart_dir());
+        }
+    }
+
+    /// Working directory reported by the last prompt.
+    std::string cwd() const {
+        std::lock_guard<std::mutex> lock(cwd_mutex_);
+        return cwd_;
+    }
+
+    /// PID of the bash process (-1 when none).
+    pid_t shell_pid() const noexcept { return shell_pid_.load(); }
+
+    Observation execute(const CmdRunAction& action) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        try {
+            return execute_locked(action);
+        } catch (const std::exception& e) {
+            return ErrorObservation{e.what(), "", {}};
+        }
+    }
+
+    /// Idempotent. Kills the shell and everything it started, then reaps it.
+    void close() noexcept {
+        if (closed_.exchange(true)) {
+            std::lock_guard<std::mutex> lock(mutex_);  // wait for the first close to finish
+            return;
+        }
+        if (wake_fd_ >= 0) {
+            const std::uint64_t one = 1;
+            (void)!::write(wake_fd_, &one, sizeof one);
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        try {
+            kill_everything();
+        } catch (...) {
+        }
+        if (wake_fd_ >= 0) ::close(wake_fd_);
+        wake_fd_ = -1;
+    }
+
+private:
+    BashSessionOptions options_;
+    mutable std::mutex mutex_;
+    mutable std::mutex cwd_mutex_;
+    std::atomic<bool> closed_{false};
+    std::atomic<pid_t> shell_pid_{-1};
+    std::vector<pid_t> old_shells_;  // sessions of shells that exited (their jobs may live on)
+    int master_ = -1;
+    int pidfd_ = -1;
+    int wake_fd_ = -1;
+    bool eof_ = false;   // the PTY reported EOF/EIO
+    bool dead_ = false;  // the shell exited
+    int dead_status_ = 0;
+    std::string cwd_;
+    std::string write_buf_;
+    std::vector<std::string> temp_files_;
+
+    // ---- output state of the current command ----
+    std::string out_;        // received, not yet returned/consumed
+    std::size_t out_lines_ = 0;
+    std::size_t end_search_ = 0;
+    bool skip_newline_ = false;
+    std::string done_raw_;   // text before completed prompt blocks, each followed by "\n"
+    std::size_t blocks_ = 0; // prompt blocks seen since the last completion
+    CmdOutputMetadata last_meta_;
+    bool truncated_ = false;
+    bool has_prev_ = false;        // part of this command's output was already returned
+    bool pending_timeout_ = false; // the last observation was a timeout / refusal (a command is running)
+    bool strip_echo_ = false;
+    std::string echo_text_;
+
+    // ---- shell lifecycle ----
+
+    void start_shell(const std::string& dir) {
+        detail::SpawnPlan plan;
+        plan.argv_storage = {"/bin/bash", "--noediting"};
+        if (!options_.load_rc_files) {
+            plan.argv_storage.push_back("--norc");
+            plan.argv_storage.push_back("--noprofile");
+        }
+        plan.argv_storage.push_back("-i");
+        detail::plan_identity(plan, options_.username, options_.env);
+        plan.cwd = dir;
+        if (!dir.empty()) {
+            struct stat st {};
+            if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+                throw runbox::error(errc::config_invalid, "working directory '" + dir + "' does not exist");
+        }
+        plan.finish();
+
+        int master = -1, slave = -1;
+        winsize ws{};
+        ws.ws_row = 1000;
+        ws.ws_col = 1000;
+        if (::openpty(&master, &slave, nullptr, nullptr, &ws) != 0)
+            throw runbox::error(errc::server_error, std::string("openpty: ") + std::strerror(errno));
+        termios tio{};
+        if (::tcgetattr(slave, &tio) == 0) {
+            tio.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOKE);
+            tio.c_lflag |= ICANON | ISIG;
+            tio.c_oflag &= ~static_cast<tcflag_t>(ONLCR);
+            tio.c_iflag |= IUTF8;
+            ::tcsetattr(slave, TCSANOW, &tio);
+        }
+        const pid_t pid = ::fork();
+        if (pid < 0) {
+            const int err = errno;
+            ::close(master);
+            ::close(slave);
+            throw runbox::error(errc::server_error, std::string("fork: ") + std::strerror(err));
+        }
+        if (pid == 0) {
+            ::close(master);
+            ::setsid();
+            ::ioctl(slave, TIOCSCTTY, 0);
+            ::dup2(slave, 0);
+            ::dup2(slave, 1);
+            ::dup2(slave, 2);
+            if (slave > 2) ::close(slave);
+            detail::exec_child(plan);
+        }
+        ::close(slave);
+        ::fcntl(master, F_SETFD, FD_CLOEXEC);
+        ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
+        master_ = master;
+        shell_pid_ = pid;
+        pidfd_ = detail::pidfd_open(pid);
+        if (pidfd_ >= 0) ::fcntl(pidfd_, F_SETFD, FD_CLOEXEC);
+        eof_ = false;
+        dead_ = false;
+        reset_output();
+        pending_timeout_ = false;
+        write_buf_ = detail::shell_init_line(dir);
+
+        const auto deadline = std::chrono::steady_clock::now() + options_.startup_timeout;
+        while (blocks_ == 0) {
+            if (dead_) {
+                const std::string text(bash::strip(bash::render_terminal_output(out_)));
+                throw runbox::error(errc::server_error, "bash exited during start-up" + (text.empty() ? "" : ": " + text));
+            }
+            if (closed_) throw runbox::error(errc::sandbox_gone, "bash session is closed");
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= deadline) throw runbox::error(errc::timeout, "bash did not show its prompt within the start-up timeout");
+            pump(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) + std::chrono::milliseconds(1));
+        }
+        set_cwd(last_meta_);
+        reset_output();
+    }
+
+    /// Where a replacement shell starts: the last known cwd if it still exists, else the initial one.
+    std::string restart_dir() const {
+        const std::string dir = cwd();
+        struct stat st {};
+        if (!dir.empty() && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return dir;
+        return options_.working_dir;
+    }
+
+    void set_cwd(const CmdOutputMetadata& m) {
+        if (m.working_dir && !m.working_dir->empty()) {
+            std::lock_guard<std::mutex> lock(cwd_mutex_);
+            cwd_ = *m.working_dir;
+        }
+    }
+
+    void release_shell_fds() {
+        if (master_ >= 0) ::close(master_);
+        if (pidfd_ >= 0) ::close(pidfd_);
+        master_ = -1;
+        pidfd_ = -1;
+    }
+
+    void kill_everything() {
+        std::vector<pid_t> roots;
+        std::vector<pid_t> sids = old_shells_;
+        const pid_t pid = shell_pid_.load();
+        if (pid > 0) {
+            roots.push_back(pid);
+            sids.push_back(pid);  // setsid(): the shell's pid is its session id
+        }
+        if (!roots.empty() || !sids.empty()) detail::kill_process_tree(roots, sids);
+        if (pid > 0 && !dead_) detail::reap_child(pid, pidfd_, std::chrono::milliseconds(5000));
+        shell_pid_ = -1;
+        release_shell_fds();
+        old_shells_.clear();
+        for (const auto& f : temp_files_) ::unlink(f.c_str());
+        temp_files_.clear();
+    }
+
+    /// The shell exited on its own (exit, exec, crash): remember its session for close().
+    void mark_dead() {
+        if (dead_) return;
+        const pid_t pid = shell_pid_.load();
+        if (auto status = detail::reap_child(pid, pidfd_, std::chrono::milliseconds(5000))) dead_status_ = *status;
+        else dead_status_ = 0;
+        dead_ = true;
+        if (pid > 0) old_shells_.push_back(pid);
+        shell_pid_ = -1;
+    }
+
+    // ---- I/O ----
+
+    void reset_output() {
+        out_.clear();
+        out_lines_ = 0;
+        end_search_ = 0;
+        done_raw_.clear();
+        blocks_ = 0;
+        truncated_ = false;
+        has_prev_ = false;
+        strip_echo_ = false;
+        echo_text_.clear();
+    }
+
+    void feed(const char* data, std::size_t n) {
+        if (skip_newline_ && n > 0) {
+            skip_newline_ = false;
+            if (data[0] == '\n') {
+                ++data;
+                --n;
+            }
+        }
+        out_.append(data, n);
+        out_lines_ += static_cast<std::size_t>(std::count(data, data + n, '\n'));
+        scan_blocks();
+        trim_history();
+    }
+
+    void scan_blocks() {
+        while (true) {
+            auto block = bash::find_prompt_block(out_, end_search_);
+            if (!block) {
+                end_search_ = out_.size() > bash::ps1_end.size() ? out_.size() - bash::ps1_end.size() : 0;
+                return;
+            }
+            done_raw_.append(out_, 0, block->begin);
+            done_raw_ += '\n';
+            last_meta_ = std::move(block->metadata);
+            ++blocks_;
+            std::size_t cut = block->end;
+            if (cut < out_.size() && out_[cut] == '\n') ++cut;
+            else if (cut == out_.size()) skip_newline_ = true;
+            out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(cut), '\n'));
+            out_.erase(0, cut);
+            end_search_ = 0;
+        }
+    }
+
+    /// Keeps memory bounded like the reference's pane history: older lines scroll away.
+    void trim_history() {
+        // output without newlines (a binary or base64 stream) is bounded by size instead
+        constexpr std::size_t max_bytes = std::size_t{16} << 20;
+        if (out_.size() > max_bytes) {
+            std::size_t pos = out_.size() - max_bytes / 2;
+            while (pos < out_.size() && (static_cast<unsigned char>(out_[pos]) & 0xC0) == 0x80) ++pos;  // UTF-8 boundary
+            out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
+            out_.erase(0, pos);
+            end_search_ = end_search_ > pos ? end_search_ - pos : 0;
+            truncated_ = true;
+        }
+        const std::size_t limit = options_.history_limit_lines;
+        if (limit == 0 || out_lines_ <= limit + limit / 4 + 64) return;
+        std::size_t drop = out_lines_ - limit;
+        std::size_t pos = 0;
+        while (drop > 0) {
+            pos = out_.find('\n', pos);
+            if (pos == std::string::npos) return;
+            ++pos;
+            --drop;
+        }
+        out_lines_ -= out_lines_ - limit;
+        out_.erase(0, pos);
+        end_search_ = end_search_ > pos ? end_search_ - pos : 0;
+        truncated_ = true;
+    }
+
+    /// Reads everything available now; notices EOF.
+    void read_available() {
+        char buf[65536];
+        while (master_ >= 0 && !eof_) {
+            const ssize_t n = ::read(master_, buf, sizeof buf);
+            if (n > 0) {
+                feed(buf, static_cast<std::size_t>(n));
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+            eof_ = true;  // 0 or EIO: no process has the terminal open any more
+        }
+    }
+
+    void flush_writes() {
+        while (!write_buf_.empty() && master_ >= 0) {
+            const ssize_t n = ::write(master_, write_buf_.data(), write_buf_.size());
+            if (n > 0) {
+                write_buf_.erase(0, static_cast<std::size_t>(n));
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+            write_buf_.clear();  // the terminal is gone
+            return;
+        }
+    }
+
+    /// Waits up to `timeout` for output, shell exit, a close() request or room to write.
+    void pump(std::chrono::milliseconds timeout) {
+        flush_writes();
+        pollfd fds[3];
+        nfds_t n = 0;
+        int master_idx = -1, pid_idx = -1;
+        if (master_ >= 0 && !eof_) {
+            master_idx = static_cast<int>(n);
+            fds[n++] = pollfd{master_, static_cast<short>(POLLIN | (write_buf_.empty() ? 0 : POLLOUT)), 0};
+        }
+        if (pidfd_ >= 0 && !dead_) {
+            pid_idx = static_cast<int>(n);
+            fds[n++] = pollfd{pidfd_, POLLIN, 0};
+        }
+        if (wake_fd_ >= 0) fds[n++] = pollfd{wake_fd_, POLLIN, 0};
+        const long long ms = std::max<long long>(0, std::min<long long>(timeout.count(), 1 << 30));
+        const int r = ::poll(fds, n, static_cast<int>(ms));
+        if (r < 0) return;
+        if (master_idx >= 0 && fds[master_idx].revents) {
+            if (fds[master_idx].revents & (POLLIN | POLLHUP | POLLERR)) read_available();
+            if (fds[master_idx].revents & POLLOUT) flush_writes();
+        }
+        bool exited = pid_idx >= 0 && (fds[pid_idx].revents & POLLIN);
+        if (pidfd_ < 0 && eof_) exited = true;
+        if (exited && !dead_) {
+            read_available();  // what the shell wrote last
+            mark_dead();
+        }
+    }
+
+    void send(std::string text) {
+        write_buf_ += std::move(text);
+        flush_writes();
+    }
+
+    /// Lines longer than the terminal's canonical line limit (4095 bytes) would be cut by the
+    /// kernel: such a command is written to a file and sourced instead.
+    std::string command_line_for(const std::string& command) {
+        std::size_t longest = 0, cur = 0;
+        for (const char c : command) {
+            cur = c == '\n' ? 0 : cur + 1;
+            longest = std::max(longest, cur);
+        }
+        if (longest < 4000) return command + "\n";
+        char path[] = "/tmp/runbox-cmd-XXXXXX";
+        const int fd = ::mkstemp(path);
+        if (fd < 0) return command + "\n";
+        std::string body = command + "\n";
+        const char* p = body.data();
+        std::size_t left = body.size();
+        while (left > 0) {
+            const ssize_t n = ::write(fd, p, left);
+            if (n <= 0) break;
+            p += n;
+            left -= static_cast<std::size_t>(n);
+        }
+        if (!options_.username.empty() && ::geteuid() == 0) {
+            std::vector<char> buf(16384);
+            passwd pw{};
+            passwd* result = nullptr;
+            if (::getpwnam_r(options_.username.c_str(), &pw, buf.data(), buf.size(), &result) == 0 && result)
+                (void)!::fchown(fd, pw.pw_uid, pw.pw_gid);
+        }
+        ::close(fd);
+        temp_files_.emplace_back(path);
+        return "source " + detail::shell_single_quote(path) + "\n";
+    }
+
+    void remove_temp_files() {
+        for (const auto& f : temp_files_) ::unlink(f.c_str());
+        temp_files_.clear();
+    }
+
+    /// Whether the program reading the terminal echoes input (echo on, or raw mode like readline).
+    bool terminal_echoes() const {
+        termios tio{};
+        if (master_ < 0 || ::tcgetattr(master_, &tio) != 0) return false;
+        return (tio.c_lflag & ECHO) || !(tio.c_lflag & ICANON);
+    }
+
+    // ---- observations ----
+
+    std::string finish_text(std::string_view raw) {
+        std::string text = bash::render_terminal_output(raw);
+        std::string_view view = text;
+        if (strip_echo_) view = bash::remove_command_prefix(view, echo_text_);
+        else view = bash::lstrip(view);
+        return std::string(bash::rstrip(view));
+    }
+
+    Observation observe_completed(const std::string& command, bool special, bool hidden) {
+        CmdOutputMetadata meta = last_meta_;
+        std::string raw = std::move(done_raw_);
+        raw += out_;
+        // exact history bound
+        const std::size_t limit = options_.history_limit_lines;
+        bool truncated = truncated_;
+        if (limit > 0) {
+            std::size_t lines = static_cast<std::size_t>(std::count(raw.begin(), raw.end(), '\n'));
+            if (lines > limit) {
+                std::size_t pos = 0;
+                for (std::size_t drop = lines - limit; drop > 0; --drop) pos = raw.find('\n', pos) + 1;
+                raw.erase(0, pos);
+                truncated = true;
+            }
+        }
+        const std::string rendered = bash::render_terminal_output(raw);
+        if (has_prev_) meta.prefix = "";
+        else if (truncated) meta.prefix = bash::truncated_prefix(bash::count_lines(rendered));
+        meta.suffix = special ? bash::completed_special_key_suffix(meta.exit_code, bash::strip(command).back())
+                              : bash::completed_suffix(meta.exit_code);
+        std::string content = finish_text(raw);
+        set_cwd(meta);
+        reset_output();
+        pending_timeout_ = false;
+        remove_temp_files();
+        return make_cmd_output(std::move(content), command, std::move(meta), hidden);
+    }
+
+    Observation observe_dead(const std::string& command, bool hidden) {
+        CmdOutputMetadata meta;
+        meta.exit_code = detail::exit_code_from_status(dead_status_);
+        meta.working_dir = cwd();
+        meta.suffix = bash::completed_suffix(meta.exit_code);
+        std::string raw = std::move(done_raw_);
+        raw += out_;
+        if (has_prev_) meta.prefix = "";
+        std::string content = finish_text(raw);
+        reset_output();
+        pending_timeout_ = false;
+        release_shell_fds();
+        remove_temp_files();
+        return make_cmd_output(std::move(content), command, std::move(meta), hidden);
+    }
+
+    /// Output so far of a command that keeps running (timeouts, refused commands).
+    Observation observe_running(const std::string& command, std::string suffix) {
+        const std::size_t keep = bash::incomplete_tail(out_);
+        std::string raw = std::move(done_raw_);
+        done_raw_.clear();
+        raw.append(out_, 0, out_.size() - keep);
+        out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.end() - static_cast<std::ptrdiff_t>(keep), '\n'));
+        out_.erase(0, out_.size() - keep);
+        end_search_ = 0;
+        blocks_ = 0;
+        CmdOutputMetadata meta;
+        meta.suffix = std::move(suffix);
+        if (has_prev_) meta.prefix = std::string(bash::continue_prefix);
+        has_prev_ = has_prev_ || !raw.empty();
+        std::string content = finish_text(raw);
+        pending_timeout_ = true;
+        return make_cmd_output(std::move(content), command, std::move(meta));
+    }
+
+    Observation execute_locked(const CmdRunAction& action) {
+        if (closed_) return ErrorObservation{"The bash session is closed.", "", {}};
+        pump(std::chrono::milliseconds(0));
+        strip_echo_ = false;  // set below when this call types something a program may echo
+        echo_text_.clear();
+
+        const std::string command(bash::strip(action.command));
+        // The shell exited (exit, exec, killed): "" after a timeout still reports how the running
+        // command ended; anything else goes to a fresh shell in the last working directory.
+        if (dead_ && !(pending_timeout_ && command.empty())) {
+            release_shell_fds();
+            start_shell(restart_dir());
+        }
+        if (!pending_timeout_) {
+            if (command.empty()) return make_cmd_output(std::string(bash::no_previous_logs), "", {});
+            if (action.is_input) return make_cmd_output(std::string(bash::no_previous_interact), "", {});
+        }
+        const auto parts = bash::split_bash_commands(command);
+        if (parts.size() > 1) return ErrorObservation{bash::multiple_commands_error(parts), "", {}};
+
+        const bool special = bash::is_special_key(command);
+        const bool finished = blocks_ > 0;  // the running command has completed since we last looked
+        if (pending_timeout_ && !finished && !action.is_input && !command.empty())
+            return observe_running(command, bash::not_executed_suffix(command));
+
+        std::string obs_command = command;
+        std::size_t blocks_needed = 1;
+        if (!command.empty()) {
+            blocks_needed = blocks_ + 1;
+            if (!action.is_input) obs_command = bash::escape_bash_special_chars(command);
+            strip_echo_ = terminal_echoes();
+            echo_text_ = command;
+            if (special) send(std::string(1, bash::control_char(command[2])));
+            else send(action.is_input ? command + "\n" : command_line_for(command));
+        }
+
+        const auto start = std::chrono::steady_clock::now();
+        auto last_change = start;
+        const bool hard = action.timeout && *action.timeout > 0;
+        const auto hard_deadline =
+            start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                        std::chrono::duration<double>(hard ? *action.timeout : 0.0));
+        while (true) {
+            if (blocks_ >= blocks_needed) return observe_completed(obs_command, special, action.hidden);
+            if (dead_) return observe_dead(obs_command, action.hidden);
+            if (closed_) return ErrorObservation{"The bash session was closed while the command was running.", "", {}};
+            const auto now = std::chrono::steady_clock::now();
+            if (!action.blocking && now - last_change >= options_.no_change_timeout)
+                return observe_running(obs_command, bash::no_change_timeout_suffix(options_.no_change_timeout));
+            if (hard && now >= hard_deadline)
+                return observe_running(obs_command, bash::hard_timeout_suffix(*action.timeout));
+            auto wait = std::chrono::steady_clock::duration::max();
+            if (!action.blocking) wait = std::min(wait, last_change + options_.no_change_timeout - now);
+            if (hard) wait = std::min(wait, hard_deadline - now);
+            auto wait_ms = wait == std::chrono::steady_clock::duration::max()
+                               ? std::chrono::milliseconds(1 << 30)
+                               : std::chrono::ceil<std::chrono::milliseconds>(wait);
+            const std::size_t before = out_.size() + done_raw_.size() + blocks_;
+            const std::size_t lines_before = out_lines_;
+            pump(wait_ms);
+            if (out_.size() + done_raw_.size() + blocks_ != before || out_lines_ != lines_before)
+                last_change = std::chrono::steady_clock::now();
+        }
+    }
+};
+
+/// Runs `action.command` in a fresh non-interactive bash in `action.cwd` (or `default_cwd`),
+/// independent of any session (reference §4.3 `is_static`). stdout and stderr are merged.
+inline Observation run_static_command(const CmdRunAction& action, const std::string& default_cwd,
+                                      const std::string& username = {}) {
+    try {
+        const std::string command(bash::strip(action.command));
+        const std::string dir = action.cwd && !action.cwd->empty() ? *action.cwd : default_cwd;
+        if (!dir.empty()) {
+            struct stat st {};
+            if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+                return ErrorObservation{"Work dir " + dir + " does not exist.", "", {}};
+        }
+        if (command.empty()) return make_cmd_output("", "", {}, action.hidden);
+        detail::SpawnPlan plan;
+        plan.argv_storage = {"/bin/bash", "-c", command};
+        detail::plan_identity(plan, username, {});
+        plan.cwd = dir;
+        plan.finish();
+        int pipefd[2];
+        if (::pipe2(pipefd, O_CLOEXEC) != 0)
+            return ErrorObservation{std::string("pipe: ") + std::strerror(errno), "", {}};
+        const pid_t pid = ::fork();
+        if (pid < 0) {
+            ::close(pipefd[0]);
+            ::close(pipefd[1]);
+            return ErrorObservation{std::string("fork: ") + std::strerror(errno), "", {}};
+        }
+        if (pid == 0) {
+            ::setsid();
+            const int devnull = ::open("/dev/null", O_RDONLY);
+            if (devnull >= 0) ::dup2(devnull, 0);
+            ::dup2(pipefd[1], 1);
+            ::dup2(pipefd[1], 2);
+            detail::exec_child(plan);
+        }
+        ::close(pipefd[1]);
+        const int pidfd = detail::pidfd_open(pid);
+        const double timeout_s = action.timeout && *action.timeout > 0 ? *action.timeout : 120.0;
+        const auto deadline = std::chrono::steady_clock::now() +
+                              std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s));
+        std::string raw;
+        bool timed_out = false;
+        char buf[65536];
+        while (true) {
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= deadline) {
+                timed_out = true;
+                break;
+            }
+            pollfd p{pipefd[0], POLLIN, 0};
+            const int r = ::poll(&p, 1, static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count()));
+            if (r <= 0) continue;
+            const ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+            if (n > 0) raw.append(buf, static_cast<std::size_t>(n));
+            else if (n == 0 || errno != EINTR) break;  // every writer closed the pipe
+        }
+        ::close(pipefd[0]);
+        std::optional<int> status;
+        if (!timed_out) {
+            // the output ended: the command normally exits now; wait for it within the deadline
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            status = detail::reap_child(pid, pidfd, std::max(left, std::chrono::milliseconds(0)));
+            timed_out = !status;
+        }
+        detail::kill_process_tree(status ? std::vector<pid_t>{} : std::vector<pid_t>{pid}, {pid});  // leftovers too
+        if (!status) detail::reap_child(pid, pidfd, std::chrono::milliseconds(5000));
+        if (pidfd >= 0) ::close(pidfd);
+        CmdOutputMetadata meta;
+        meta.working_dir = dir;
+        std::string content(bash::rstrip(bash::render_terminal_output(raw)));
+        if (timed_out) {
+            meta.suffix = bash::hard_timeout_suffix(timeout_s);
+        } else {
+            meta.exit_code = status ? detail::exit_code_from_status(*status) : -1;
+            meta.suffix = bash::completed_suffix(meta.exit_code);
+        }
+        return make_cmd_output(std::move(content), command, std::move(meta), action.hidden);
+    } catch (const std::exception& e) {
+        return ErrorObservation{e.what(), "", {}};
+    }
+}
+
+}  // namespace runbox::server
+// ---- end runbox/server/bash_session.hpp ----
+// ---- begin runbox/server/file_editor.hpp ----
+// runbox/server/file_editor.hpp - the action server's file actions: read, write and the
+// OH-ACI `str_replace_editor` (view/create/str_replace/insert/undo_edit).
+//
+// Behaviour follows reference §6.1-6.3 and the openhands-aci OHEditor it names. Python
+// semantics the wire text depends on are reproduced on purpose: str.split('\n') line
+// lists (a trailing newline yields a last empty line), universal-newline reads (CRLF and
+// CR become LF when a file is read as text), pathlib normalisation of paths in messages
+// ("/w//a/" -> "/w/a"), Python list/repr formatting in messages, and difflib-style
+// unified diffs with zero context lines.
+//
+// Known, documented differences from the Python server:
+//  * Text files must be UTF-8 (OH-ACI guesses other encodings with charset_normalizer).
+//  * The binary sniff approximates binaryornot: chardet's verdict is replaced by "valid
+//    UTF-8 with at least 4 multi-byte characters" (chardet's UTF-8 confidence > 0.9).
+//  * Markdown conversion of .pdf/.docx/.xlsx/.pptx/audio files is not available; `view`
+//    of such a file answers an OH-ACI style "Error in converting file to Markdown" error.
+//  * The diff is a Myers minimal diff, not difflib's longest-block matcher: both give the
+//    same hunks for one contiguous change; with repeated lines at a hunk edge the hunk may
+//    sit one line apart. Above diff_max_edit_distance edits the changed middle is shown as
+//    one replace hunk (keeps time and memory bounded).
+//  * `insert` rewrites the file in place (OH-ACI moves a 0600 temp file over it, which
+//    silently changes the file's mode); everything else about `insert` is kept, including
+//    inserting at EOF of a file without a final newline gluing the new text to the last line.
+//  * A path below a regular file (ENOTDIR) reads as "File not found" (Python: HTTP 500).
+//
+// Not thread-safe: the server runs one action at a time (as OpenHands does with its lock).
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <cctype>
+#include <deque>
+#include <filesystem>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+
+namespace runbox::server {
+
+/// Where file actions run. Relative paths of read/write resolve against `bash_cwd`; the
+/// binary sniff of `read` resolves them against `server_cwd` (reference §14 quirk 6; an
+/// empty server_cwd means the process cwd). `workspace_root` is the server's --working-dir
+/// (the editor suggests `<root>/<path>` for relative paths).
+struct FileOpsContext {
+    std::string workspace_root;
+    std::string bash_cwd;
+    std::string server_cwd;
+    /// Owner given to files `write` creates (uid:uid like OpenHands' --user-id);
+    /// -1 = the process's effective uid and gid.
+    int user_id = -1;
+};
+
+namespace editor_detail {
+
+inline constexpr std::size_t max_response_chars = 16000;  // OH-ACI MAX_RESPONSE_LEN_CHAR
+inline constexpr long long snippet_context_window = 4;    // OH-ACI SNIPPET_CONTEXT_WINDOW
+inline constexpr std::uintmax_t max_file_size_bytes = 10u * 1024u * 1024u;
+inline constexpr std::size_t max_history_per_file = 10;
+inline constexpr long long diff_max_edit_distance = 2000;
+inline constexpr std::size_t binary_sniff_bytes = 1024;
+
+// OH-ACI prompts.py wording (the test asserts only the first sentence).
+inline constexpr std::string_view text_file_truncated_notice =
+    "<response clipped><NOTE>Due to the max output limit, only part of this file has been shown to you. "
+    "You should retry this tool after you have searched inside the file with `grep -n` in order to find "
+    "the line numbers of what you are looking for.</NOTE>";
+inline constexpr std::string_view directory_truncated_notice =
+    "<response clipped><NOTE>Due to the max output limit, only part of this directory has been shown to "
+    "you. You should use `ls -la` instead to view large directories incrementally.</NOTE>";
+
+// ---------------------------------------------------------------------------
+// Python string helpers
+
+/// str.split(sep): "a\n" -> {"a", ""}, "" -> {""}.
+inline std::vector<std::string> split(std::string_view s, char sep) {
+    std::vector<std::string> out;
+    std::size_t begin = 0;
+    for (;;) {
+        const auto pos = s.find(sep, begin);
+        if (pos == std::string_view::npos) {
+            out.emplace_back(s.substr(begin));
+            return out;
+        }
+        out.emplace_back(s.substr(begin, pos - begin));
+        begin = pos + 1;
+    }
+}
+
+/// Lines as a Python text file yields them: each keeps its '\n'; "" -> {}.
+inline std::vector<std::string> split_keepends(std::string_view s) {
+    std::vector<std::string> out;
+    std::size_t begin = 0;
+    while (begin < s.size()) {
+        const auto pos = s.find('\n', begin);
+        const auto stop = pos == std::string_view::npos ? s.size() : pos + 1;
+        out.emplace_back(s.substr(begin, stop - begin));
+        begin = stop;
+    }
+    return out;
+}
+
+/// Number of lines Python iteration over the file yields.
+inline long long count_lines(std::string_view s) {
+    long long n = static_cast<long long>(std::count(s.begin(), s.end(), '\n'));
+    if (!s.empty() && s.back() != '\n') ++n;
+    return n;
+}
+
+/// Universal newlines (Python text-mode read): "\r\n" and lone "\r" become "\n".
+inline std::string translate_newlines(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\r') {
+            out.push_back('\n');
+            if (i + 1 < s.size() && s[i + 1] == '\n') ++i;
+        } else {
+            out.push_back(s[i]);
+        }
+    }
+    return out;
+}
+
+/// str.splitlines() (no keepends): also breaks on \v \f \x1c-\x1e U+0085 U+2028 U+2029.
+inline std::vector<std::string> splitlines(std::string_view s) {
+    std::vector<std::string> out;
+    std::string cur;
+    std::size_t i = 0;
+    bool pending = false;  // a line was started (text or terminator seen)
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        std::size_t term = 0;
+        if (c == '\n' || c == '\v' || c == '\f' || c == 0x1c || c == 0x1d || c == 0x1e) {
+            term = 1;
+        } else if (c == '\r') {
+            term = (i + 1 < s.size() && s[i + 1] == '\n') ? 2 : 1;
+        } else if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x85) {
+            term = 2;
+        } else if (c == 0xE2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+                   (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
+            term = 3;
+        }
+        if (term != 0) {
+            out.push_back(std::move(cur));
+            cur.clear();
+            pending = false;
+            i += term;
+        } else {
+            cur.push_back(s[i]);
+            pending = true;
+            ++i;
+        }
+    }
+    if (pending) out.push_back(std::move(cur));
+    return out;
+}
+
+inline std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+    std::string out;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        if (i != 0) out += sep;
+        out += parts[i];
+    }
+    return out;
+}
+
+/// Python's str.isspace() for ASCII plus the C0 separators it also treats as whitespace.
+inline bool is_py_space(unsigned char c) noexcept {
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+inline std::string rstrip(std::string_view s) {
+    std::size_t end = s.size();
+    while (end > 0 && is_py_space(static_cast<unsigned char>(s[end - 1]))) --end;
+    return std::string(s.substr(0, end));
+}
+
+inline std::string strip(std::string_view s) {
+    std::size_t begin = 0;
+    while (begin < s.size() && is_py_space(static_cast<unsigned char>(s[begin]))) ++begin;
+    return rstrip(s.substr(begin));
+}
+
+/// repr() of a str: 'text' (or "text" when it holds ' but no "), with \\ \n \r \t \xNN escapes.
+inline std::string py_repr(std::string_view s) {
+    const bool has_single = s.find('\'') != std::string_view::npos;
+    const bool has_double = s.find('"') != std::string_view::npos;
+    const char quote = (has_single && !has_double) ? '"' : '\'';
+    std::string out(1, quote);
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (ch == quote || ch == '\\') {
+            out.push_back('\\');
+            out.push_back(ch);
+        } else if (ch == '\n') {
+            out += "\\n";
+        } else if (ch == '\r') {
+            out += "\\r";
+        } else if (ch == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
+            out += buf;
+        } else {
+            out.push_back(ch);
+        }
+    }
+    out.push_back(quote);
+    return out;
+}
+
+/// "[1, 2, 3]" like str(list_of_ints).
+inline std::string py_int_list(const std::vector<long long>& values) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i != 0) out += ", ";
+        out += std::to_string(values[i]);
+    }
+    return out + "]";
+}
+
+/// int(text) for base-10 text: surrounding whitespace, sign, '_' between digits.
+/// nullopt when Python would raise ValueError (or the value does not fit 64 bits).
+inline std::optional<long long> parse_py_int(std::string_view text) {
+    const std::string s = strip(text);
+    std::size_t i = 0;
+    bool negative = false;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
+    if (i >= s.size()) return std::nullopt;
+    unsigned long long value = 0;
+    bool last_digit = false;
+    constexpr auto limit = static_cast<unsigned long long>(std::numeric_limits<long long>::max());
+    for (; i < s.size(); ++i) {
+        const char c = s[i];
+        if (c == '_') {
+            if (!last_digit) return std::nullopt;
+            last_digit = false;
+            continue;
+        }
+        if (c < '0' || c > '9') return std::nullopt;
+        const auto digit = static_cast<unsigned long long>(c - '0');
+        if (value > (limit - digit) / 10) return std::nullopt;
+        value = value * 10 + digit;
+        last_digit = true;
+    }
+    if (!last_digit) return std::nullopt;
+    return negative ? -static_cast<long long>(value) : static_cast<long long>(value);
+}
+
+/// Number of code points (Python len) of UTF-8 text.
+inline std::size_t code_points(std::string_view s) noexcept {
+    std::size_t n = 0;
+    for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    return n;
+}
+
+/// OH-ACI maybe_truncate: keep the first `limit` code points and append `notice`.
+inline std::string maybe_truncate(std::string content, std::string_view notice, std::size_t limit = max_response_chars) {
+    std::size_t seen = 0;
+    for (std::size_t i = 0; i < content.size(); ++i) {
+        if ((static_cast<unsigned char>(content[i]) & 0xC0) == 0x80) continue;
+        if (seen == limit) {
+            content.resize(i);
+            content += notice;
+            return content;
+        }
+        ++seen;
+    }
+    return content;
+}
+
+// ---------------------------------------------------------------------------
+// Paths
+
+/// str(pathlib.PurePosixPath(p)): collapse '//' and '/./', drop a trailing '/', "" -> ".".
+/// Exactly two leading slashes are kept (POSIX leaves their meaning open; pathlib keeps them).
+inline std::string py_path(std::string_view p) {
+    std::string root;
+    if (p.size() >= 2 && p[0] == '/' && p[1] == '/' && (p.size() == 2 || p[2] != '/')) {
+        root = "//";
+    } else if (!p.empty() && p[0] == '/') {
+        root = "/";
+    }
+    std::string out = root;
+    bool first = true;
+    for (const auto& part : split(p, '/')) {
+        if (part.empty() || part == ".") continue;
+        if (!first) out.push_back('/');
+        out += part;
+        first = false;
+    }
+    if (out.empty()) return ".";
+    return out;
+}
+
+inline bool is_absolute(std::string_view p) noexcept { return !p.empty() && p.front() == '/'; }
+
+/// Path(base) / rel, normalised; an absolute `rel` wins like pathlib's join.
+inline std::string join_path(std::string_view base, std::string_view rel) {
+    if (is_absolute(rel) || base.empty()) return py_path(rel);
+    std::string joined(base);
+    joined += '/';
+    joined += rel;
+    return py_path(joined);
+}
+
+/// os.path.dirname.
+inline std::string dirname(std::string_view p) {
+    const auto pos = p.rfind('/');
+    if (pos == std::string_view::npos) return {};
+    std::string head(p.substr(0, pos + 1));
+    // Strip trailing slashes unless the head is all slashes.
+    if (head.find_first_not_of('/') != std::string::npos) {
+        while (!head.empty() && head.back() == '/') head.pop_back();
+    }
+    return head;
+}
+
+/// Python's OSError text: "[Errno 2] No such file or directory: '/x'".
+inline std::string os_error_text(int err, std::string_view path) {
+    return "[Errno " + std::to_string(err) + "] " + std::strerror(err) + ": " + py_repr(path);
+}
+
+inline bool path_exists(const std::string& p) noexcept {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0;
+}
+
+inline bool path_is_dir(const std::string& p) noexcept {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+inline bool path_is_file(const std::string& p) noexcept {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/// Lower-cased extension including the dot ("" when none), like PurePath.suffix.lower().
+inline std::string suffix_lower(std::string_view p) {
+    const auto slash = p.rfind('/');
+    const auto name = slash == std::string_view::npos ? p : p.substr(slash + 1);
+    const auto dot = name.rfind('.');
+    if (dot == std::string_view::npos || dot == 0 || dot + 1 == name.size()) return {};
+    std::string ext(name.substr(dot));
+    for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return ext;
+}
+
+// ---------------------------------------------------------------------------
+// Raw file I/O with errno (messages need Python's exception classes)
+
+/// Reads up to `limit` bytes; returns 0 or an errno (EISDIR for directories).
+inline int read_bytes(const std::string& path, std::string& out,
+                      std::size_t limit = std::numeric_limits<std::size_t>::max()) {
+    out.clear();
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        ::close(fd);
+        return EISDIR;
+    }
+    char buf[65536];
+    while (out.size() < limit) {
+        const std::size_t want = std::min(sizeof buf, limit - out.size());
+        const ssize_t got = ::read(fd, buf, want);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            const int err = errno;
+            ::close(fd);
+            return err;
+        }
+        if (got == 0) break;
+        out.append(buf, static_cast<std::size_t>(got));
+    }
+    ::close(fd);
+    return 0;
+}
+
+/// Writes `data` (creating with `create_mode` subject to umask); returns 0 or an errno.
+inline int write_bytes(const std::string& path, std::string_view data, bool create, mode_t create_mode = 0666) {
+    const int flags = O_WRONLY | O_TRUNC | O_CLOEXEC | (create ? O_CREAT : 0);
+    const int fd = ::open(path.c_str(), flags, create_mode);
+    if (fd < 0) return errno;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        ::close(fd);
+        return EISDIR;
+    }
+    std::size_t done = 0;
+    while (done < data.size()) {
+        const ssize_t put = ::write(fd, data.data() + done, data.size() - done);
+        if (put < 0) {
+            if (errno == EINTR) continue;
+            const int err = errno;
+            ::close(fd);
+            return err;
+        }
+        done += static_cast<std::size_t>(put);
+    }
+    if (::close(fd) != 0) return errno;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// UTF-8, binary sniffing, base64
+
+struct Utf8Error {
+    std::size_t position = 0;
+    unsigned byte = 0;
+    std::string reason;  // Python's: "invalid start byte", "invalid continuation byte", "unexpected end of data"
+};
+
+/// Strict UTF-8 validation like Python's 'utf-8' codec (no surrogates, no overlongs, <= U+10FFFF).
+/// `allow_truncated_tail` accepts a sequence cut off by the end (a sniffed chunk).
+inline std::optional<Utf8Error> utf8_error(std::string_view s, bool allow_truncated_tail = false) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len = 0;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+        } else {
+            return Utf8Error{i, c, "invalid start byte"};
+        }
+        for (std::size_t k = 1; k < len; ++k) {
+            if (i + k >= s.size()) {
+                if (allow_truncated_tail) return std::nullopt;
+                return Utf8Error{i, c, "unexpected end of data"};
+            }
+            const auto cc = static_cast<unsigned char>(s[i + k]);
+            const unsigned char klo = k == 1 ? lo : 0x80, khi = k == 1 ? hi : 0xBF;
+            if (cc < klo || cc > khi) return Utf8Error{i, c, "invalid continuation byte"};
+        }
+        i += len;
+    }
+    return std::nullopt;
+}
+
+/// Python's UnicodeDecodeError text for the 'utf-8' codec.
+inline std::string utf8_error_text(const Utf8Error& e) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "0x%02x", e.byte);
+    return "'utf-8' codec can't decode byte " + std::string(buf) + " in position " + std::to_string(e.position) +
+           ": " + e.reason;
+}
+
+/// binaryornot.is_binary_string on the first KiB of a file (see the header comment).
+inline bool looks_binary(std::string_view chunk) {
+    if (chunk.empty()) return false;
+    std::size_t not_printable = 0, below_127 = 0, multibyte = 0;
+    bool nul_or_ff = false;
+    for (const char ch : chunk) {
+        const auto c = static_cast<unsigned char>(ch);
+        const bool control_ok = c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == '\b';
+        const bool printable = control_ok || (c >= 32 && c < 127);
+        if (!printable) ++not_printable;
+        if (c < 127) ++below_127;
+        if (c >= 0xC0) ++multibyte;
+        if (c == 0x00 || c == 0xFF) nul_or_ff = true;
+    }
+    const double n = static_cast<double>(chunk.size());
+    const double ratio1 = static_cast<double>(not_printable) / n;  // control chars + high bytes
+    const double ratio2 = static_cast<double>(below_127) / n;      // binaryornot's "high_chars" ratio
+    if (ratio1 > 0.90 && ratio2 > 0.90) return true;
+    const bool likely_binary = (ratio1 > 0.3 && ratio2 < 0.05) || (ratio1 > 0.8 && ratio2 > 0.8);
+    const bool decodable = multibyte >= 4 && !utf8_error(chunk, true);
+    if (likely_binary) return !decodable;
+    if (decodable) return false;
+    return nul_or_ff;
+}
+
+inline std::string base64_encode(std::string_view data) {
+    std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
+    const int n = ::EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                    reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
+    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return out;
+}
+
+/// mimetypes.guess_type for the media extensions `read` serves; `fallback` otherwise.
+inline std::string guess_mime(std::string_view path, std::string_view fallback) {
+    static const std::map<std::string, std::string, std::less<>> table = {
+        {".png", "image/png"},   {".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"}, {".bmp", "image/bmp"},
+        {".gif", "image/gif"},   {".pdf", "application/pdf"}, {".mp4", "video/mp4"}, {".webm", "video/webm"},
+        {".ogg", "audio/ogg"},
+    };
+    const auto it = table.find(suffix_lower(path));
+    return it == table.end() ? std::string(fallback) : it->second;
+}
+
+// ---------------------------------------------------------------------------
+// Line windows (reference §6.1 / §6.2)
+
+/// Python list slice bounds for lst[begin:end] with negative indices.
+inline std::size_t py_index(long long i, std::size_t n) {
+    const auto sn = static_cast<long long>(n);
+    if (i < 0) i += sn;
+    return static_cast<std::size_t>(std::clamp(i, 0LL, sn));
+}
+
+/// `read`'s line window: 0-based, end-exclusive, -1 = EOF; a window always has >= 1 line
+/// when the file has any (begin is pulled back to n-2 and end pushed to begin+1).
+inline std::vector<std::string> read_lines_window(const std::vector<std::string>& lines, long long start, long long end) {
+    const auto n = static_cast<long long>(lines.size());
+    start = std::clamp(start, 0LL, n);
+    if (end != -1) end = std::min(std::max(end, 0LL), n);
+    if (end == -1) return {lines.begin() + start, lines.end()};
+    const long long begin = std::max(0LL, std::min(start, n - 2));
+    const long long stop = std::min(std::max(begin + 1, end), n);
+    if (begin >= stop) return {};
+    return {lines.begin() + begin, lines.begin() + stop};
+}
+
+/// `write`'s splice: original[:start] (nothing if start == 0) + each piece + "\n" +
+/// original[end:] (nothing if end == -1), with Python slice semantics.
+inline std::string splice_lines(const std::vector<std::string>& original, const std::vector<std::string>& pieces,
+                                long long start, long long end) {
+    std::string out;
+    if (start != 0) {
+        const auto stop = py_index(start, original.size());
+        for (std::size_t i = 0; i < stop; ++i) out += original[i];
+    }
+    for (const auto& piece : pieces) {
+        out += piece;
+        out += '\n';
+    }
+    if (end != -1) {
+        for (std::size_t i = py_index(end, original.size()); i < original.size(); ++i) out += original[i];
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------
+// Editor text rendering
+
+/// OH-ACI _make_output: truncate, number every '\n'-separated line "%6d\t", end with '\n'.
+inline std::string cat_n(std::string snippet, std::string_view description, long long start_line = 1) {
+    snippet = maybe_truncate(std::move(snippet), text_file_truncated_notice);
+    std::string out = "Here's the result of running `cat -n` on ";
+    out += description;
+    out += ":\n";
+    long long number = start_line;
+    std::size_t begin = 0;
+    char buf[32];
+    for (;;) {
+        const auto pos = snippet.find('\n', begin);
+        std::snprintf(buf, sizeof buf, "%6lld\t", number++);
+        out += buf;
+        if (pos == std::string::npos) {
+            out.append(snippet, begin, std::string::npos);
+            break;
+        }
+        out.append(snippet, begin, pos - begin);
+        out += '\n';
+        begin = pos + 1;
+    }
+    out += '\n';
+    return out;
+}
+
+/// Start offsets of the non-overlapping left-to-right matches of `needle` (re.finditer of
+/// the escaped text): an empty needle matches at every offset 0..size.
+inline std::vector<std::size_t> find_occurrences(std::string_view hay, std::string_view needle) {
+    std::vector<std::size_t> out;
+    if (needle.empty()) {
+        // Only code-point boundaries count (Python indexes str by code point).
+        for (std::size_t i = 0; i <= hay.size(); ++i) {
+            if (i == hay.size() || (static_cast<unsigned char>(hay[i]) & 0xC0) != 0x80) out.push_back(i);
+        }
+        return out;
+    }
+    for (auto pos = hay.find(needle); pos != std::string_view::npos; pos = hay.find(needle, pos + needle.size())) {
+        out.push_back(pos);
+    }
+    return out;
+}
+
+inline long long line_of(std::string_view text, std::size_t offset) {
+    return 1 + static_cast<long long>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
+}
+
+// ---------------------------------------------------------------------------
+// Unified diff with zero context lines (openhands_aci.utils.diff.get_diff)
+
+namespace diff_impl {
+
+/// Marks deleted a-lines and inserted b-lines of a minimal edit script (Myers' greedy O(ND)
+/// forward search, keeping each round's frontier for the backtrack).
+inline void myers(const std::vector<int>& a, std::size_t a0, std::size_t a1, const std::vector<int>& b, std::size_t b0,
+                  std::size_t b1, std::vector<char>& del, std::vector<char>& ins) {
+    const auto n = static_cast<long long>(a1 - a0);
+    const auto m = static_cast<long long>(b1 - b0);
+    const auto mark_all = [&] {
+        for (std::size_t i = a0; i < a1; ++i) del[i] = 1;
+        for (std::size_t j = b0; j < b1; ++j) ins[j] = 1;
+    };
+    if (n == 0 || m == 0) return mark_all();
+    const long long max_d = std::min(n + m, diff_max_edit_distance);
+    const long long offset = max_d + 1;
+    std::vector<long long> v(static_cast<std::size_t>(2 * offset + 1), 0);
+    std::vector<std::vector<std::int32_t>> trace;  // trace[d] = v[-d..d] before round d
+    const auto at = [&](long long k) -> long long& { return v[static_cast<std::size_t>(k + offset)]; };
+    long long found = -1;
+    for (long long d = 0; d <= max_d && found < 0; ++d) {
+        trace.emplace_back(v.begin() + (offset - d), v.begin() + (offset + d + 1));
+        for (long long k = -d; k <= d; k += 2) {
+            long long x = (k == -d || (k != d && at(k - 1) < at(k + 1))) ? at(k + 1) : at(k - 1) + 1;
+            long long y = x - k;
+            while (x < n && y < m && a[a0 + static_cast<std::size_t>(x)] == b[b0 + static_cast<std::size_t>(y)]) {
+                ++x;
+                ++y;
+            }
+            at(k) = x;
+            if (x >= n && y >= m) {
+                found = d;
+                break;
+            }
+        }
+    }
+    if (found < 0) return mark_all();  // too many edits: one replace block
+    long long x = n, y = m;
+    for (long long d = found; d > 0; --d) {
+        const auto& prev = trace[static_cast<std::size_t>(d)];  // v before round d = after round d-1
+        const auto pv = [&](long long k) { return prev[static_cast<std::size_t>(k + d)]; };
+        const long long k = x - y;
+        const bool down = k == -d || (k != d && pv(k - 1) < pv(k + 1));
+        const long long prev_k = down ? k + 1 : k - 1;
+        const long long prev_x = pv(prev_k);
+        const long long prev_y = prev_x - prev_k;
+        if (down) {
+            ins[b0 + static_cast<std::size_t>(prev_y)] = 1;
+        } else {
+            del[a0 + static_cast<std::size_t>(prev_x)] = 1;
+        }
+        x = prev_x;
+        y = prev_y;
+    }
+}
+
+/// difflib's _format_range_unified.
+inline std::string range(std::size_t start, std::size_t stop) {
+    std::size_t beginning = start + 1;
+    const std::size_t length = stop - start;
+    if (length == 1) return std::to_string(beginning);
+    if (length == 0) --beginning;
+    return std::to_string(beginning) + "," + std::to_string(length);
+}
+
+}  // namespace diff_impl
+
+/// Unified diff of old/new split on '\n', zero context lines, headers "--- path"/"+++ path",
+/// each line right-trimmed, joined by '\n', no trailing newline; "" when nothing changed.
+inline std::string unified_diff(std::string_view old_text, std::string_view new_text, std::string_view path) {
+    const auto a_lines = split(old_text, '\n');
+    const auto b_lines = split(new_text, '\n');
+    std::unordered_map<std::string_view, int> ids;
+    const auto intern = [&](const std::vector<std::string>& lines) {
+        std::vector<int> out;
+        out.reserve(lines.size());
+        for (const auto& l : lines) out.push_back(ids.emplace(l, static_cast<int>(ids.size())).first->second);
+        return out;
+    };
+    const auto a = intern(a_lines);
+    const auto b = intern(b_lines);
+    const std::size_t n = a.size(), m = b.size();
+    std::size_t prefix = 0;
+    while (prefix < n && prefix < m && a[prefix] == b[prefix]) ++prefix;
+    std::size_t suffix = 0;
+    while (suffix < n - prefix && suffix < m - prefix && a[n - 1 - suffix] == b[m - 1 - suffix]) ++suffix;
+    if (prefix == n && prefix == m) return {};
+    std::vector<char> del(n, 0), ins(m, 0);
+    diff_impl::myers(a, prefix, n - suffix, b, prefix, m - suffix, del, ins);
+
+    std::vector<std::string> out;
+    out.push_back(rstrip("--- " + std::string(path)));
+    out.push_back(rstrip("+++ " + std::string(path)));
+    std::size_t i = 0, j = 0;
+    while (i < n || j < m) {
+        if (i < n && j < m && !del[i] && !ins[j]) {
+            ++i;
+            ++j;
+            continue;
+        }
+        const std::size_t i1 = i, j1 = j;
+        while (i < n && del[i]) ++i;
+        while (j < m && ins[j]) ++j;
+        out.push_back("@@ -" + diff_impl::range(i1, i) + " +" + diff_impl::range(j1, j) + " @@");
+        for (std::size_t k = i1; k < i; ++k) out.push_back(rstrip("-" + a_lines[k]));
+        for (std::size_t k = j1; k < j; ++k) out.push_back(rstrip("+" + b_lines[k]));
+    }
+    return join(out, "\n");
+}
+
+/// A Python-visible failure of a file operation (maps to an HTTP 500 on the real server).
+[[noreturn]] inline void fail_os(int err, std::string_view path) {
+    throw runbox::error(runbox::errc::server_error, os_error_text(err, path), "server");
+}
+
+inline runbox::Observation error_observation(std::string content) {
+    runbox::ErrorObservation obs;
+    obs.content = std::move(content);
+    return obs;
+}
+
+/// True when the file at `path` exists, is readable and sniffs as binary.
+inline bool file_is_binary(const std::string& path) {
+    if (!path_is_file(path)) return false;
+    std::string chunk;
+    if (read_bytes(path, chunk, binary_sniff_bytes) != 0) return false;
+    return looks_binary(chunk);
+}
+
+}  // namespace editor_detail
+
+// ---------------------------------------------------------------------------
+// The OH-ACI editor
+
+/// OH-ACI `str_replace_editor` semantics with per-file undo history (last 10 edits per file).
+class FileEditor {
+public:
+    /// `workspace_root`: used for "Maybe you meant <root>/<path>?" when a FileOpsContext
+    /// does not name one.
+    explicit FileEditor(std::string workspace_root = {}) : workspace_root_(std::move(workspace_root)) {}
+
+    /// Runs an OH-ACI edit (view/create/str_replace/insert/undo_edit). Editor errors are the
+    /// content "ERROR:\n<message>" of the returned FileEditObservation.
+    runbox::Observation edit(const runbox::FileEditAction& action, const FileOpsContext& ctx) {
+        if (action.impl_source != runbox::FileEditSource::oh_aci) {
+            // OpenHands asserts here (HTTP 500): LLM-based edits are done client-side.
+            throw runbox::error(runbox::errc::unsupported,
+                                "the action server runs only OH-ACI edits; llm_based_edit is performed client-side",
+                                "server");
+        }
+        std::optional<long long> insert_line;
+        if (action.insert_line) insert_line = *action.insert_line;
+        const auto root = ctx.workspace_root.empty() ? workspace_root_ : ctx.workspace_root;
+        auto result = execute(action.command, action.path, action.file_text, std::nullopt, action.old_str,
+                              action.new_str, insert_line, root);
+        return make_edit_observation(action.path, action.old_str, action.new_str, std::move(result));
+    }
+
+    /// `view` with an optional [first, last] line range; returns the observation content
+    /// (editor errors as "ERROR:\n<message>").
+    std::string view(const std::string& path, std::optional<std::pair<int, int>> view_range) {
+        std::optional<std::vector<int>> range;
+        if (view_range) range = std::vector<int>{view_range->first, view_range->second};
+        return view_list(path, range);
+    }
+
+    /// `view` taking the wire form of view_range (a list that must hold two integers).
+    std::string view_list(const std::string& path, const std::optional<std::vector<int>>& view_range) {
+        return execute("view", path, std::nullopt, view_range, std::nullopt, std::nullopt, std::nullopt, workspace_root_)
+            .content;
+    }
+
+    /// Builds the FileEditObservation OpenHands returns for an edit (used for errors that
+    /// happen before the editor runs, like a non-numeric insert_line).
+    struct Outcome {
+        std::string content;
+        std::optional<std::string> old_content, new_content;  // whole-file texts for the diff
+    };
+    static runbox::FileEditObservation make_edit_observation(const std::string& path,
+                                                             const std::optional<std::string>& old_str,
+                                                             const std::optional<std::string>& new_str,
+                                                             Outcome result) {
+        runbox::FileEditObservation obs;
+        obs.path = path;
+        obs.prev_exist = false;  // OpenHands never sets it for OH-ACI edits
+        obs.old_content = old_str;
+        obs.new_content = new_str;
+        obs.impl_source = runbox::FileEditSource::oh_aci;
+        obs.diff = editor_detail::unified_diff(result.old_content.value_or(""), result.new_content.value_or(""), path);
+        obs.content = std::move(result.content);
+        return obs;
+    }
+
+private:
+    struct ToolError {
+        std::string message;
+    };
+    struct CliResult {
+        std::string output;
+        std::string error;
+        std::optional<std::string> old_content, new_content;
+    };
+
+    // OH-ACI exception texts.
+    static ToolError missing(std::string_view command, std::string_view parameter) {
+        return {"Parameter `" + std::string(parameter) + "` is required for command: " + std::string(command) + "."};
+    }
+    static ToolError invalid(std::string_view parameter, std::string_view value, std::string_view hint) {
+        std::string msg = "Invalid `" + std::string(parameter) + "` parameter: " + std::string(value) + ".";
+        if (!hint.empty()) msg += " " + std::string(hint);
+        return {msg};
+    }
+    static ToolError validation(std::string_view path, std::string_view reason) {
+        return {"File validation failed for " + std::string(path) + ": " + std::string(reason)};
+    }
+
+    static bool is_supported_binary(std::string_view path) {
+        static constexpr std::string_view exts[] = {".docx", ".xlsx", ".pptx", ".pdf", ".mp3", ".wav", ".m4a", ".flac"};
+        const auto ext = editor_detail::suffix_lower(path);
+        return std::find(std::begin(exts), std::end(exts), ext) != std::end(exts);
+    }
+
+    /// _execute_file_editor: run, then wrap errors as "ERROR:\n<message>".
+    Outcome execute(const std::string& command, const std::string& path, const std::optional<std::string>& file_text,
+                    const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
+                    const std::optional<std::string>& new_str, std::optional<long long> insert_line,
+                    const std::string& root) {
+        CliResult result;
+        try {
+            result = run(command, path, file_text, view_range, old_str, new_str, insert_line, root);
+        } catch (const ToolError& e) {
+            result = CliResult{};
+            result.error = e.message;
+        }
+        if (!result.error.empty()) return {"ERROR:\n" + result.error, std::nullopt, std::nullopt};
+        if (result.output.empty()) return {"", std::nullopt, std::nullopt};
+        return {std::move(result.output), std::move(result.old_content), std::move(result.new_content)};
+    }
+
+    CliResult run(const std::string& command, const std::string& raw_path, const std::optional<std::string>& file_text,
+                  const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
+                  const std::optional<std::string>& new_str, std::optional<long long> insert_line,
+                  const std::string& root) {
+        const std::string path = editor_detail::py_path(raw_path);
+        validate_path(command, path, root);
+        if (command == "view") return view_impl(path, view_range);
+        if (command == "create") {
+            if (!file_text) throw missing(command, "file_text");
+            write_text(path, *file_text);
+            add_history(path, *file_text);
+            CliResult r;
+            r.output = "File created successfully at: " + path;
+            r.new_content = *file_text;
+            return r;
+        }
+        if (command == "str_replace") {
+            if (!old_str) throw missing(command, "old_str");
+            if (new_str == old_str) {
+                throw invalid("new_str", *new_str, "No replacement was performed. `new_str` and `old_str` must be different.");
+            }
+            return str_replace(path, *old_str, new_str.value_or(""));
+        }
+        if (command == "insert") {
+            if (!insert_line) throw missing(command, "insert_line");
+            if (!new_str) throw missing(command, "new_str");
+            return insert(path, *insert_line, *new_str);
+        }
+        if (command == "undo_edit") return undo_edit(path);
+        throw ToolError{"Unrecognized command " + command +
+                        ". The allowed commands for the oh_editor tool are: view, create, str_replace, insert, undo_edit"};
+    }
+
+    static void validate_path(const std::string& command, const std::string& path, const std::string& root) {
+        using namespace editor_detail;
+        if (!is_absolute(path)) {
+            std::string hint = "The path should be an absolute path, starting with `/`.";
+            if (!root.empty()) {
+                const auto suggested = join_path(root, path);
+                if (path_exists(suggested)) hint += " Maybe you meant " + suggested + "?";
+            }
+            throw invalid("path", path, hint);
+        }
+        const bool exists = path_exists(path);
+        if (command == "create" && exists) {
+            throw invalid("path", path,
+                          "File already exists at: " + path + ". Cannot overwrite files using command `create`.");
+        }
+        if (command != "create" && !exists) {
+            throw invalid("path", path, "The path " + path + " does not exist. Please provide a valid path.");
+        }
+        if (command != "view") {
+            if (path_is_dir(path)) {
+                throw invalid("path", path,
+                              "The path " + path + " is a directory and only the `view` command can be used on directories.");
+            }
+            if (is_supported_binary(path)) {
+                throw invalid("path", path,
+                              "The path " + path + " points to a binary file (" + suffix_of(path) +
+                                  ") and only the `view` command can be used on supported binary files.");
+            }
+        }
+    }
+
+    static std::string suffix_of(std::string_view path) {
+        const auto slash = path.rfind('/');
+        const auto name = slash == std::string_view::npos ? path : path.substr(slash + 1);
+        const auto dot = name.rfind('.');
+        if (dot == std::string_view::npos || dot == 0) return {};
+        return std::string(name.substr(dot));
+    }
+
+    static void validate_file(const std::string& path) {
+        using namespace editor_detail;
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+        const auto size = static_cast<std::uintmax_t>(st.st_size);
+        if (size > max_file_size_bytes) {
+            char buf[128];
+            std::snprintf(buf, sizeof buf, "File is too large (%.1fMB). Maximum allowed size is %dMB.",
+                          static_cast<double>(size) / 1024.0 / 1024.0,
+                          static_cast<int>(max_file_size_bytes / 1024 / 1024));
+            throw validation(path, buf);
+        }
+        if (is_supported_binary(path)) return;
+        if (file_is_binary(path)) {
+            throw validation(path, "File appears to be binary and this file type cannot be read or edited by this tool.");
+        }
+    }
+
+    /// The whole file as Python reads it in text mode (UTF-8, universal newlines).
+    static std::string read_text(const std::string& path) {
+        using namespace editor_detail;
+        validate_file(path);
+        std::string raw;
+        if (const int err = read_bytes(path, raw); err != 0) {
+            throw ToolError{"Ran into " + os_error_text(err, path) + " while trying to read " + path};
+        }
+        if (const auto bad = utf8_error(raw)) {
+            throw ToolError{"Ran into " + utf8_error_text(*bad) + " while trying to read " + path};
+        }
+        return translate_newlines(raw);
+    }
+
+    /// Lines first..last (1-based, inclusive) with their newlines, joined.
+    static std::string read_text_range(const std::string& path, long long first, long long last) {
+        const auto lines = editor_detail::split_keepends(read_text(path));
+        std::string out;
+        for (long long i = std::max(first, 1LL); i <= last && i <= static_cast<long long>(lines.size()); ++i) {
+            out += lines[static_cast<std::size_t>(i - 1)];
+        }
+        return out;
+    }
+
+    static void write_text(const std::string& path, std::string_view text) {
+        using namespace editor_detail;
+        validate_file(path);
+        if (const int err = write_bytes(path, text, true); err != 0) {
+            throw ToolError{"Ran into " + os_error_text(err, path) + " while trying to write to " + path};
+        }
+    }
+
+    void add_history(const std::string& path, std::string content) {
+        auto& entries = history_[path];
+        entries.push_back(std::move(content));
+        while (entries.size() > editor_detail::max_history_per_file) entries.pop_front();
+    }
+
+    CliResult view_impl(const std::string& path, const std::optional<std::vector<int>>& view_range) {
+        using namespace editor_detail;
+        if (path_is_dir(path)) {
+            if (view_range && !view_range->empty()) {
+                throw invalid("view_range", py_int_list({view_range->begin(), view_range->end()}),
+                              "The `view_range` parameter is not allowed when `path` points to a directory.");
+            }
+            return view_directory(path);
+        }
+        validate_file(path);
+        if (is_supported_binary(path)) {
+            // OH-ACI converts these with markitdown; not available here.
+            throw ToolError{"Error in converting file to Markdown: conversion of " + suffix_of(path) +
+                            " files is not supported by this runtime. Please use Python code to read " + path};
+        }
+        const std::string content = read_text(path);
+        const long long num_lines = count_lines(content);
+        CliResult r;
+        if (!view_range || view_range->empty()) {
+            r.output = cat_n(content, path, 1);
+            return r;
+        }
+        const std::vector<long long> shown(view_range->begin(), view_range->end());
+        if (view_range->size() != 2) throw invalid("view_range", py_int_list(shown), "It should be a list of two integers.");
+        const long long first = (*view_range)[0];
+        long long last = (*view_range)[1];
+        if (first < 1 || first > num_lines) {
+            throw invalid("view_range", py_int_list(shown),
+                          "Its first element `" + std::to_string(first) +
+                              "` should be within the range of lines of the file: " + py_int_list({1, num_lines}) + ".");
+        }
+        std::string warning;
+        if (last == -1) {
+            last = num_lines;
+        } else if (last > num_lines) {
+            warning = "We only show up to " + std::to_string(num_lines) + " since there're only " +
+                      std::to_string(num_lines) + " lines in this file.";
+            last = num_lines;
+        }
+        if (last < first) {
+            throw invalid("view_range", py_int_list(shown),
+                          "Its second element `" + std::to_string(last) +
+                              "` should be greater than or equal to the first element `" + std::to_string(first) + "`.");
+        }
+        const std::string slice = read_text_range(path, first, last);
+        r.output = cat_n(join(splitlines(slice), "\n"), path, first);
+        if (!warning.empty()) r.output = "NOTE: " + warning + "\n" + r.output;
+        return r;
+    }
+
+    /// `find -L <p> -maxdepth 2` without hidden entries, sorted bytewise (C locale), dirs
+    /// suffixed with '/', plus the count of hidden entries directly in <p>.
+    static CliResult view_directory(const std::string& path) {
+        using namespace editor_detail;
+        namespace fs = std::filesystem;
+        std::vector<std::string> found{path};
+        std::string errors;
+        std::size_t hidden = 0;
+        const auto list = [&](const std::string& dir, int depth, auto& self) -> void {
+            std::error_code ec;
+            fs::directory_iterator it(dir, ec);
+            if (ec) {
+                errors += "find: " + py_repr(dir) + ": " + ec.message() + "\n";
+                return;
+            }
+            for (; it != fs::directory_iterator(); it.increment(ec)) {
+                const std::string name = it->path().filename().string();
+                if (!name.empty() && name.front() == '.') {
+                    if (depth == 1) ++hidden;
+                    continue;
+                }
+                const std::string child = (path == "/" && depth == 1 ? "" : dir) + "/" + name;
+                found.push_back(child);
+                if (depth < 2 && path_is_dir(child)) self(child, depth + 1, self);
+            }
+            if (ec) errors += "find: " + py_repr(dir) + ": " + ec.message() + "\n";
+        };
+        list(path, 1, list);
+        std::sort(found.begin(), found.end());
+        std::string stdout_text;
+        for (const auto& f : found) stdout_text += f + "\n";
+        stdout_text = maybe_truncate(std::move(stdout_text), directory_truncated_notice);
+        CliResult r;
+        r.error = errors;
+        if (!errors.empty()) {
+            r.output = stdout_text;
+            return r;
+        }
+        const std::string stripped = strip(stdout_text);
+        std::vector<std::string> formatted;
+        if (!stripped.empty()) {
+            for (auto& p : split(stripped, '\n')) formatted.push_back(path_is_dir(p) ? p + "/" : p);
+        }
+        r.output = "Here's the files and directories up to 2 levels deep in " + path + ", excluding hidden items:\n" +
+                   join(formatted, "\n");
+        if (hidden > 0) {
+            r.output += "\n\n" + std::to_string(hidden) +
+                        " hidden files/directories in this directory are excluded. You can use 'ls -la " + path +
+                        "' to see them.";
+        }
+        return r;
+    }
+
+    CliResult str_replace(const std::string& path, std::string old_str, std::string new_str) {
+        using namespace editor_detail;
+        validate_file(path);
+        const std::string content = read_text(path);
+        auto hits = find_occurrences(content, old_str);
+        if (hits.empty()) {
+            // OH-ACI retries without surrounding whitespace on both strings.
+            old_str = strip(old_str);
+            new_str = strip(new_str);
+            hits = find_occurrences(content, old_str);
+            if (hits.empty()) {
+                throw ToolError{"No replacement was performed, old_str `" + old_str + "` did not appear verbatim in " +
+                                path + "."};
+            }
+        }
+        if (hits.size() > 1) {
+            std::vector<long long> lines;
+            std::size_t scanned = 0;
+            long long line = 1;
+            for (const auto pos : hits) {  // hits are ascending: count newlines incrementally
+                line += static_cast<long long>(std::count(content.begin() + static_cast<std::ptrdiff_t>(scanned),
+                                                          content.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
+                scanned = pos;
+                if (lines.empty() || lines.back() != line) lines.push_back(line);
+            }
+            throw ToolError{"No replacement was performed. Multiple occurrences of old_str `" + old_str + "` in lines " +
+                            py_int_list(lines) + ". Please ensure it is unique."};
+        }
+        const std::size_t idx = hits.front();
+        const long long replacement_line = line_of(content, idx);
+        std::string new_content = content.substr(0, idx) + new_str + content.substr(idx + old_str.size());
+        write_text(path, new_content);
+        add_history(path, content);
+
+        const long long start_line = std::max(0LL, replacement_line - snippet_context_window);
+        const long long end_line = replacement_line + snippet_context_window +
+                                   static_cast<long long>(std::count(new_str.begin(), new_str.end(), '\n'));
+        const std::string snippet = read_text_range(path, start_line + 1, end_line);
+        CliResult r;
+        r.output = "The file " + path + " has been edited. " + cat_n(snippet, "a snippet of " + path, start_line + 1) +
+                   "Review the changes and make sure they are as expected. Edit the file again if necessary.";
+        r.old_content = content;
+        r.new_content = std::move(new_content);
+        return r;
+    }
+
+    CliResult insert(const std::string& path, long long insert_line, const std::string& new_str) {
+        using namespace editor_detail;
+        validate_file(path);
+        const std::string content = read_text(path);
+        const long long num_lines = count_lines(content);
+        if (insert_line < 0 || insert_line > num_lines) {
+            throw invalid("insert_line", std::to_string(insert_line),
+                          "It should be within the range of allowed values: " + py_int_list({0, num_lines}));
+        }
+        const auto lines = split_keepends(content);
+        const auto new_lines = split(new_str, '\n');
+        std::string updated;
+        for (long long i = 0; i < insert_line; ++i) updated += lines[static_cast<std::size_t>(i)];
+        for (const auto& l : new_lines) updated += l + "\n";
+        for (auto i = static_cast<std::size_t>(insert_line); i < lines.size(); ++i) updated += lines[i];
+        write_text(path, updated);
+
+        const auto added = static_cast<long long>(new_lines.size());
+        const long long start_line = std::max(0LL, insert_line - snippet_context_window);
+        const long long end_line = std::min(num_lines + added, insert_line + snippet_context_window + added);
+        const std::string snippet = read_text_range(path, start_line + 1, end_line);
+        add_history(path, content);
+        std::string new_content = read_text(path);
+
+        CliResult r;
+        r.output = "The file " + path + " has been edited. " +
+                   cat_n(snippet, "a snippet of the edited file", std::max(1LL, insert_line - snippet_context_window + 1)) +
+                   "Review the changes and make sure they are as expected (correct indentation, no duplicate lines, "
+                   "etc). Edit the file again if necessary.";
+        r.old_content = content;
+        r.new_content = std::move(new_content);
+        return r;
+    }
+
+    CliResult undo_edit(const std::string& path) {
+        std::string current = read_text(path);
+        const auto it = history_.find(path);
+        if (it == history_.end() || it->second.empty()) throw ToolError{"No edit history found for " + path + "."};
+        std::string previous = std::move(it->second.back());
+        it->second.pop_back();
+        write_text(path, previous);
+        CliResult r;
+        r.output = "Last edit to " + path + " undone successfully. " + editor_detail::cat_n(previous, path);
+        r.old_content = std::move(current);
+        r.new_content = std::move(previous);
+        return r;
+    }
+
+    std::string workspace_root_;
+    std::map<std::string, std::deque<std::string>> history_;
+};
+
+// ---------------------------------------------------------------------------
+// read / write / browse
+
+/// `read` (reference §6.1).
+inline runbox::Observation read_file(const runbox::FileReadAction& action, const FileOpsContext& ctx) {
+    using namespace editor_detail;
+    // Quirk 6: the binary sniff resolves relative paths against the server process's cwd.
+    std::string sniffed = action.path;
+    if (!is_absolute(sniffed) && !ctx.server_cwd.empty()) sniffed = join_path(ctx.server_cwd, sniffed);
+    if (file_is_binary(sniffed)) return error_observation("ERROR_BINARY_FILE");
+
+    if (action.impl_source == runbox::FileReadSource::oh_aci) {
+        FileEditor editor(ctx.workspace_root);
+        runbox::FileReadObservation obs;
+        obs.content = editor.view_list(action.path, action.view_range);
+        obs.path = action.path;
+        obs.impl_source = runbox::FileReadSource::oh_aci;
+        return obs;
+    }
+
+    const std::string filepath = is_absolute(action.path) ? py_path(action.path) : join_path(ctx.bash_cwd, action.path);
+    const auto error = [](std::string text) { return error_observation(std::move(text)); };
+    const auto os_failure = [&](int err) -> runbox::Observation {
+        if (err == ENOENT || err == ENOTDIR) {
+            return error("File not found: " + filepath + ". Your current working directory is " + ctx.bash_cwd + ".");
+        }
+        if (err == EISDIR) return error("Path is a directory: " + filepath + ". You can only read files");
+        fail_os(err, filepath);
+    };
+
+    std::string lower = filepath;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const auto ends_with_any = [&](std::initializer_list<std::string_view> exts) {
+        return std::any_of(exts.begin(), exts.end(), [&](std::string_view e) { return lower.ends_with(e); });
+    };
+    std::string fallback_mime;
+    if (ends_with_any({".png", ".jpg", ".jpeg", ".bmp", ".gif"})) {
+        fallback_mime = "image/png";
+    } else if (ends_with_any({".pdf"})) {
+        fallback_mime = "application/pdf";
+    } else if (ends_with_any({".mp4", ".webm", ".ogg"})) {
+        fallback_mime = "video/mp4";
+    }
+    std::string raw;
+    if (const int err = read_bytes(filepath, raw); err != 0) return os_failure(err);
+    runbox::FileReadObservation obs;
+    obs.path = filepath;
+    if (!fallback_mime.empty()) {
+        const std::string mime = fallback_mime == "application/pdf" ? fallback_mime : guess_mime(filepath, fallback_mime);
+        obs.content = "data:" + mime + ";base64," + base64_encode(raw);
+        return obs;
+    }
+    if (utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath + ".");
+    obs.content = join(read_lines_window(split_keepends(translate_newlines(raw)), action.start, action.end), "");
+    return obs;
+}
+
+/// `write` (reference §6.2).
+inline runbox::Observation write_file(const runbox::FileWriteAction& action, const FileOpsContext& ctx) {
+    using namespace editor_detail;
+    const std::string filepath = is_absolute(action.path) ? py_path(action.path) : join_path(ctx.bash_cwd, action.path);
+    const auto error = [](std::string text) { return error_observation(std::move(text)); };
+    const std::string parent = dirname(filepath);
+    if (!parent.empty() && !path_exists(parent)) {
+        std::error_code ec;
+        std::filesystem::create_directories(parent, ec);
+        if (ec) fail_os(ec.value(), parent);
+    }
+    struct stat original {};
+    const bool existed = ::stat(filepath.c_str(), &original) == 0;
+    const auto pieces = split(action.content, '\n');
+    const auto os_failure = [&](int err) -> runbox::Observation {
+        if (err == ENOENT) return error("File not found: " + filepath);
+        if (err == EISDIR) return error("Path is a directory: " + filepath + ". You can only write to files");
+        fail_os(err, filepath);
+    };
+
+    std::string text;
+    if (!existed) {
+        for (const auto& piece : pieces) text += piece + "\n";
+    } else {
+        if (S_ISDIR(original.st_mode)) return os_failure(EISDIR);
+        std::string raw;
+        if (const int err = read_bytes(filepath, raw); err != 0) return os_failure(err);
+        if (utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath);
+        text = splice_lines(split_keepends(translate_newlines(raw)), pieces, action.start, action.end);
+    }
+    if (const int err = write_bytes(filepath, text, !existed); err != 0) return os_failure(err);
+
+    // Restore mode/owner of an existing file; new files get 0664 and uid:uid.
+    int rc = 0;
+    if (existed) {
+        rc = ::chmod(filepath.c_str(), original.st_mode & 07777);
+        if (rc == 0) rc = ::chown(filepath.c_str(), original.st_uid, original.st_gid);
+    } else {
+        rc = ::chmod(filepath.c_str(), 0664);
+        if (rc == 0) {
+            const uid_t uid = ctx.user_id >= 0 ? static_cast<uid_t>(ctx.user_id) : ::geteuid();
+            const gid_t gid = ctx.user_id >= 0 ? static_cast<gid_t>(ctx.user_id) : ::getegid();
+            rc = ::chown(filepath.c_str(), uid, gid);
+        }
+    }
+    if (rc != 0) {
+        const int err = errno;
+        if (err != EPERM && err != EACCES) fail_os(err, filepath);
+        return error("File " + filepath + " written, but failed to change ownership and permissions: " +
+                     os_error_text(err, filepath));
+    }
+    runbox::FileWriteObservation obs;
+    obs.path = filepath;
+    return obs;
+}
+
+/// `browse` / `browse_interactive` when no browser is running (reference §6.5).
+inline runbox::Observation browse_unsupported() {
+    return editor_detail::error_observation("Browser functionality is not supported or disabled.");
+}
+
+/// OpenHands accepts `insert_line` as a string on the wire ("185" -> 185). For an `edit`
+/// action JSON ({"action":"edit","args":{...}}) this rewrites a numeric string to an integer
+/// in place, and for a non-numeric one returns the observation the server answers
+/// ("ERROR:\nInvalid insert_line value: '<v>'. Expected an integer." - the raw text in
+/// single quotes, not a repr). Call it before action_from_json.
+inline std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& action_json) {
+    if (!action_json.is_object() || !action_json.contains("args") || !action_json["args"].is_object()) return std::nullopt;
+    auto& args = action_json["args"];
+    if (!args.contains("insert_line") || !args["insert_line"].is_string()) return std::nullopt;
+    const std::string text = args["insert_line"].get<std::string>();
+    if (const auto value = editor_detail::parse_py_int(text)) {
+        args["insert_line"] = *value;
+        return std::nullopt;
+    }
+    const auto opt_string = [&](const char* key) -> std::optional<std::string> {
+        if (args.contains(key) && args[key].is_string()) return args[key].get<std::string>();
+        return std::nullopt;
+    };
+    const std::string path = args.contains("path") && args["path"].is_string() ? args["path"].get<std::string>() : "";
+    return FileEditor::make_edit_observation(
+        path, opt_string("old_str"), opt_string("new_str"),
+        {"ERROR:\nInvalid insert_line value: '" + text + "'. Expected an integer.", std::nullopt,
+         std::nullopt});
+}
+
+}  // namespace runbox::server
+// ---- end runbox/server/file_editor.hpp ----
+// ---- begin runbox/server/system_stats.hpp ----
+// runbox/server/system_stats.hpp - the "resources" object of GET /server_info, from /proc.
+//
+// Keys are exactly OpenHands' (psutil-based) ones:
+// {"cpu_percent", "memory": {"rss","vms","percent"}, "disk": {"total","used","free","percent"},
+//  "io": {"read_bytes","write_bytes"}}. CPU and memory describe this process, disk is "/".
+
+#include <nlohmann/json.hpp>
+
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace runbox::server {
+
+namespace stats_detail {
+
+/// utime + stime of this process in clock ticks (fields 14 and 15 of /proc/self/stat).
+inline std::uint64_t process_cpu_ticks() {
+    std::ifstream in("/proc/self/stat");
+    std::string line;
+    if (!std::getline(in, line)) return 0;
+    // The command name (field 2) may contain spaces: fields restart after the last ')'.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) return 0;
+    std::istringstream fields(line.substr(close + 1));
+    std::string field;
+    std::uint64_t utime = 0, stime = 0;
+    for (int index = 3; fields >> field; ++index) {
+        if (index == 14) utime = std::stoull(field);
+        if (index == 15) {
+            stime = std::stoull(field);
+            break;
+        }
+    }
+    return utime + stime;
+}
+
+/// A "key: value kB"-style field of a /proc file, or 0.
+inline std::uint64_t proc_field(const char* file, const std::string& key) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(key + ":", 0) == 0) {
+            std::istringstream value(line.substr(key.size() + 1));
+            std::uint64_t number = 0;
+            value >> number;
+            return number;
+        }
+    }
+    return 0;
+}
+
+inline double round_to(double value, int digits) {
+    const double scale = std::pow(10.0, digits);
+    return std::round(value * scale) / scale;
+}
+
+}  // namespace stats_detail
+
+/// CPU use of this process over `sample` (psutil's cpu_percent(interval)), in percent of one
+/// core (may exceed 100 on several cores).
+inline double process_cpu_percent(std::chrono::milliseconds sample = std::chrono::milliseconds(100)) {
+    const auto ticks_per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const auto start_ticks = stats_detail::process_cpu_ticks();
+    const auto start = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(sample);  // the sampling interval itself, not a synchronisation
+    const auto ticks = stats_detail::process_cpu_ticks() - start_ticks;
+    const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - start;
+    if (wall.count() <= 0 || ticks_per_second <= 0) return 0.0;
+    return stats_detail::round_to(static_cast<double>(ticks) / ticks_per_second / wall.count() * 100.0, 1);
+}
+
+inline nlohmann::json process_memory_stats() {
+    std::uint64_t vms_pages = 0, rss_pages = 0;
+    std::ifstream statm("/proc/self/statm");
+    statm >> vms_pages >> rss_pages;
+    const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    const std::uint64_t rss = rss_pages * page;
+    const std::uint64_t total = stats_detail::proc_field("/proc/meminfo", "MemTotal") * 1024;
+    const double percent = total == 0 ? 0.0 : static_cast<double>(rss) / static_cast<double>(total) * 100.0;
+    return {{"rss", rss}, {"vms", vms_pages * page}, {"percent", percent}};
+}
+
+/// psutil.disk_usage semantics: used = blocks - free, percent = used / (used + available).
+inline nlohmann::json disk_stats(const char* path = "/") {
+    struct statvfs st {};
+    if (::statvfs(path, &st) != 0) {
+        return {{"total", 0}, {"used", 0}, {"free", 0}, {"percent", 0.0}};
+    }
+    const std::uint64_t unit = st.f_frsize;
+    const std::uint64_t total = static_cast<std::uint64_t>(st.f_blocks) * unit;
+    const std::uint64_t free_for_user = static_cast<std::uint64_t>(st.f_bavail) * unit;
+    const std::uint64_t used = (static_cast<std::uint64_t>(st.f_blocks) - st.f_bfree) * unit;
+    const std::uint64_t denominator = used + free_for_user;
+    const double percent =
+        denominator == 0 ? 0.0 : stats_detail::round_to(static_cast<double>(used) / static_cast<double>(denominator) * 100.0, 1);
+    return {{"total", total}, {"used", used}, {"free", free_for_user}, {"percent", percent}};
+}
+
+/// Bytes this process caused to be read from / written to storage; zeros when /proc/self/io
+/// is unreadable (some sandboxes hide it).
+inline nlohmann::json io_stats() {
+    return {{"read_bytes", stats_detail::proc_field("/proc/self/io", "read_bytes")},
+            {"write_bytes", stats_detail::proc_field("/proc/self/io", "write_bytes")}};
+}
+
+/// The whole "resources" object of /server_info.
+inline nlohmann::json system_stats(std::chrono::milliseconds cpu_sample = std::chrono::milliseconds(100)) {
+    return {{"cpu_percent", process_cpu_percent(cpu_sample)},
+            {"memory", process_memory_stats()},
+            {"disk", disk_stats("/")},
+            {"io", io_stats()}};
+}
+
+}  // namespace runbox::server
+// ---- end runbox/server/system_stats.hpp ----
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+extern char** environ;
+
+namespace runbox::server {
+
+struct ActionServerOptions {
+    std::string host = "127.0.0.1";
+    int port = 0;  // 0 = any free port
+    std::string working_dir;
+    std::string session_api_key;  // empty = no auth
+    /// User the shell and the Python kernel run as; empty = the current user. Honoured only
+    /// when the server runs as root (the user must exist; runbox-server creates it); otherwise
+    /// the shells run as the current user.
+    std::string username;
+    /// OpenHands plugin names: "jupyter" enables run_ipython; "agent_skills" and "vscode" are
+    /// accepted (no VSCode server is started: /vscode/connection_token answers null).
+    std::vector<std::string> plugins;
+    bool enable_browser = false;  // there is no browser: browse actions always get the "disabled" error
+    std::chrono::milliseconds no_change_timeout{10000};
+    std::map<std::string, std::string> env;  // extra environment for the shells
+};
+
+namespace action_detail {
+
+using json = nlohmann::json;
+
+/// An HTTP error raised by a handler; what() is Starlette's string form "<status>: <detail>",
+/// which is what the wrapping handlers put into their 500 detail.
+class HttpError : public std::runtime_error {
+public:
+    HttpError(int status, const std::string& detail)
+        : std::runtime_error(std::to_string(status) + ": " + detail), status_(status), detail_(detail) {}
+    int status() const noexcept { return status_; }
+    const std::string& detail() const noexcept { return detail_; }
+
+private:
+    int status_;
+    std::string detail_;
+};
+
+inline void send_json(httplib::Response& res, int status, const json& body) {
+    res.status = status;
+    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+inline void send_detail(httplib::Response& res, int status, const std::string& detail) {
+    send_json(res, status, json{{"detail", detail}});
+}
+
+/// 422 the way FastAPI reports request validation failures. `errors` is a Python-style
+/// rendering of the error list (OpenHands sends str(exc.errors())).
+inline void send_validation_error(httplib::Response& res, std::string_view type, std::string_view loc,
+                                  std::string_view msg) {
+    std::string errors = "[{'type': '";
+    errors += type;
+    errors += "', 'loc': (";
+    errors += loc;
+    errors += "), 'msg': '";
+    errors += msg;
+    errors += "'}]";
+    send_json(res, 422, json{{"detail", "Invalid request parameters"}, {"errors", errors}});
+}
+
+/// Python's str(OSError): "[Errno 13] Permission denied: '/x'".
+inline std::string os_error_text(const std::filesystem::filesystem_error& e) {
+    std::string text = "[Errno " + std::to_string(e.code().value()) + "] " + e.code().message();
+    if (!e.path1().empty()) text += ": '" + e.path1().string() + "'";
+    return text;
+}
+
+/// The text of a failure inside a wrapping handler (what Python's str(e) would give).
+inline std::string exception_text(std::exception_ptr ep) {
+    try {
+        std::rethrow_exception(ep);
+    } catch (const std::filesystem::filesystem_error& e) {
+        return os_error_text(e);
+    } catch (const runbox::error& e) {
+        return e.detail();
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
+/// FastAPI's bool query parsing.
+inline std::optional<bool> parse_bool(std::string value) {
+    for (auto& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (value == "true" || value == "1" || value == "yes" || value == "on" || value == "t" || value == "y") return true;
+    if (value == "false" || value == "0" || value == "no" || value == "off" || value == "f" || value == "n") return false;
+    return std::nullopt;
+}
+
+/// Python's str(float): "1.0", "2.5", "0.1".
+inline std::string python_float(double value) {
+    if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e16) {
+        return std::to_string(static_cast<long long>(value)) + ".0";
+    }
+    std::array<char, 64> buffer{};
+    const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
+    return std::string(buffer.data(), result.ptr);
+}
+
+/// Constant-time comparison of two secrets of any length: compare their SHA-256 digests.
+inline bool secrets_equal(std::string_view a, std::string_view b) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> da{}, db{};
+    unsigned int la = 0, lb = 0;
+    if (EVP_Digest(a.data(), a.size(), da.data(), &la, EVP_sha256(), nullptr) != 1) return false;
+    if (EVP_Digest(b.data(), b.size(), db.data(), &lb, EVP_sha256(), nullptr) != 1) return false;
+    return la == lb && CRYPTO_memcmp(da.data(), db.data(), la) == 0;
+}
+
+inline std::string ascii_lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+/// /list_files: immediate children, directories (with "/") first, each group sorted
+/// case-insensitively, hidden entries included; a missing path or any error gives [].
+inline std::vector<std::string> list_directory(const std::filesystem::path& path) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> dirs, files;
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) return {};
+    fs::directory_iterator it(path, ec);
+    if (ec) return {};
+    for (const fs::directory_iterator end; it != end; it.increment(ec)) {
+        if (ec) return {};
+        std::error_code type_ec;
+        const auto name = it->path().filename().string();
+        if (fs::is_directory(it->path(), type_ec)) {  // follows links, like os.path.isdir
+            dirs.push_back(name + "/");
+        } else {
+            files.push_back(name);
+        }
+    }
+    const auto by_lower = [](const std::string& a, const std::string& b) {
+        const auto la = ascii_lower(a), lb = ascii_lower(b);
+        return la != lb ? la < lb : a < b;
+    };
+    std::sort(dirs.begin(), dirs.end(), by_lower);
+    std::sort(files.begin(), files.end(), by_lower);
+    dirs.insert(dirs.end(), files.begin(), files.end());
+    return dirs;
+}
+
+/// Starlette's FileResponse Content-Disposition for a download name.
+inline std::string content_disposition(const std::string& filename) {
+    const bool plain = std::all_of(filename.begin(), filename.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u >= 0x20 && u < 0x7f && c != '"' && c != '\\';
+    });
+    if (plain) return "attachment; filename=\"" + filename + "\"";
+    std::string encoded;
+    static constexpr char hex[] = "0123456789ABCDEF";
+    for (const char c : filename) {
+        const auto u = static_cast<unsigned char>(c);
+        if (std::isalnum(u) || std::strchr("-._~", c) != nullptr) {
+            encoded += c;
+        } else {
+            encoded += '%';
+            encoded += hex[u >> 4];
+            encoded += hex[u & 15];
+        }
+    }
+    return "attachment; filename*=utf-8''" + encoded;
+}
+
+/// Who the shells run as when the server (root) was told to switch user.
+struct RunAs {
+    std::string name;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::string home;
+    std::vector<gid_t> groups;
+};
+
+/// Resolves `username` when a switch is possible and needed: root asked to run as another
+/// user. Throws when that user does not exist.
+inline std::optional<RunAs> resolve_run_as(const std::string& username) {
+    if (username.empty() || ::geteuid() != 0) return std::nullopt;
+    std::vector<char> buffer(16384);
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    if (::getpwnam_r(username.c_str(), &pw, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+        throw runbox::error(errc::config_invalid, "user '" + username + "' does not exist");
+    }
+    if (pw.pw_uid == 0) return std::nullopt;
+    RunAs user{username, pw.pw_uid, pw.pw_gid, pw.pw_dir != nullptr ? pw.pw_dir : "/", {}};
+    int count = 64;
+    user.groups.resize(static_cast<std::size_t>(count));
+    if (::getgrouplist(username.c_str(), pw.pw_gid, user.groups.data(), &count) < 0) {
+        user.groups.resize(static_cast<std::size_t>(count));
+        ::getgrouplist(username.c_str(), pw.pw_gid, user.groups.data(), &count);
+    }
+    user.groups.resize(static_cast<std::size_t>(std::max(count, 0)));
+    return user;
+}
+
+/// Whether `user` may execute `path`: search permission on every directory leading to it (and
+/// to its symlink target) and read+execute on the file. access() cannot answer this for another
+/// user while we are root (e.g. a pyenv python under /root is useless to "openhands").
+inline bool can_execute_as(const std::string& path, const RunAs& user) {
+    const auto allowed = [&](const struct stat& st, mode_t need_owner, mode_t need_group, mode_t need_other) {
+        if (st.st_uid == user.uid) return (st.st_mode & need_owner) == need_owner;
+        const bool in_group = st.st_gid == user.gid ||
+                              std::find(user.groups.begin(), user.groups.end(), st.st_gid) != user.groups.end();
+        if (in_group) return (st.st_mode & need_group) == need_group;
+        return (st.st_mode & need_other) == need_other;
+    };
+    const auto chain_ok = [&](const std::filesystem::path& file) {
+        std::filesystem::path dir;
+        for (auto it = file.begin(); it != file.end(); ++it) {
+            dir /= *it;
+            if (dir == file) break;
+            struct stat st {};
+            if (::stat(dir.c_str(), &st) != 0 || !allowed(st, S_IXUSR, S_IXGRP, S_IXOTH)) return false;
+        }
+        struct stat st {};
+        return ::stat(file.c_str(), &st) == 0 && allowed(st, S_IRUSR | S_IXUSR, S_IRGRP | S_IXGRP, S_IROTH | S_IXOTH);
+    };
+    std::error_code ec;
+    const auto target = std::filesystem::canonical(path, ec);
+    return !ec && chain_ok(std::filesystem::absolute(path)) && chain_ok(target);
+}
+
+/// PATH lookup like execvp, done before fork (the child may only make async-signal-safe calls).
+/// With `user`, only candidates that user can execute count.
+inline std::optional<std::string> find_executable(const std::string& name, const std::string& path_value,
+                                                  const std::optional<RunAs>& user = std::nullopt) {
+    const auto usable = [&](const std::string& candidate) {
+        return ::access(candidate.c_str(), X_OK) == 0 && (!user || can_execute_as(candidate, *user));
+    };
+    if (name.find('/') != std::string::npos) return usable(name) ? std::optional(name) : std::nullopt;
+    std::size_t start = 0;
+    while (start <= path_value.size()) {
+        const auto end = path_value.find(':', start);
+        std::string dir = path_value.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (dir.empty()) dir = ".";
+        const std::string candidate = dir + "/" + name;
+        if (usable(candidate)) return candidate;
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    return std::nullopt;
+}
+
+/// This process's environment with `overrides` applied, as "K=V" strings.
+inline std::vector<std::string> merged_environment(const std::map<std::string, std::string>& overrides) {
+    std::map<std::string, std::string> env;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        const std::string_view kv(*entry);
+        const auto eq = kv.find('=');
+        if (eq == std::string_view::npos) continue;
+        env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+    }
+    for (const auto& [key, value] : overrides) env[key] = value;
+    std::vector<std::string> out;
+    out.reserve(env.size());
+    for (const auto& [key, value] : env) out.push_back(key + "=" + value);
+    return out;
+}
+
+/// fork+exec `argv` as the leader of a new process group with `stdio_fd` as its stdin and
+/// stdout. Everything is prepared before fork; the child only makes async-signal-safe calls.
+inline pid_t spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& envp,
+                           const std::string& cwd, int stdio_fd, const std::optional<RunAs>& user) {
+    std::vector<char*> c_argv, c_envp;
+    for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
+    c_argv.push_back(nullptr);
+    for (const auto& e : envp) c_envp.push_back(const_cast<char*>(e.c_str()));
+    c_envp.push_back(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
+    if (pid == 0) {
+        ::setpgid(0, 0);
+        // Default dispositions: the server may ignore SIGPIPE/SIGINT; the child must not inherit that.
+        ::signal(SIGPIPE, SIG_DFL);
+        ::signal(SIGINT, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::dup2(stdio_fd, 0);
+        ::dup2(stdio_fd, 1);
+        ::close_range(3, ~0U, 0);
+        if (user) {
+            if (::setgroups(user->groups.size(), user->groups.data()) != 0 || ::setgid(user->gid) != 0 ||
+                ::setuid(user->uid) != 0) {
+                ::_exit(126);
+            }
+        }
+        if (::chdir(cwd.c_str()) != 0 && ::chdir("/") != 0) ::_exit(126);
+        ::execve(c_argv[0], c_argv.data(), c_envp.data());
+        ::_exit(127);
+    }
+    ::setpgid(pid, pid);  // also from the parent, so a kill(-pid) right after spawn cannot miss
+    return pid;
+}
+
+// The Python side of run_ipython: one persistent interpreter reading one JSON request per
+// line on stdin ({"code", "cwd"}) and answering one JSON line on stdout ({"output"}). During a
+// cell, fds 1 and 2 point at a temp file so output of child processes is captured as well, and
+// fd 0 is /dev/null so input() cannot eat the protocol. The last expression's repr is printed
+// like a notebook; `!cmd`, `%pip ...` and `%cd` lines are rewritten to plain Python.
+inline constexpr std::string_view python_driver_source = R"PY(
+import ast, json, linecache, os, shlex, subprocess, sys, tempfile, traceback
+_rb_requests = os.fdopen(os.dup(0), 'r', encoding='utf-8', errors='replace')
+_rb_replies = os.fdopen(os.dup(1), 'w', encoding='utf-8')
+_rb_null = os.open(os.devnull, os.O_RDONLY)
+os.dup2(_rb_null, 0)
+os.close(_rb_null)
+_rb_ns = {'__name__': '__main__', '__builtins__': __builtins__}
+_rb_cells = [0]
+
+def _rb_shell(command):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    subprocess.run(command, shell=True)
+
+def _rb_transform(code):
+    out = []
+    for line in code.split('\n'):
+        body = line.lstrip()
+        indent = line[:len(line) - len(body)]
+        if body.startswith('!'):
+            line = indent + '_rb_shell(' + repr(body[1:]) + ')'
+        elif body == '%pip' or body.startswith('%pip '):
+            line = indent + '_rb_shell(' + repr(shlex.quote(sys.executable) + ' -m pip ' + body[4:].strip()) + ')'
+        elif body.startswith('%cd '):
+            line = indent + '__import__("os").chdir(' + repr(os.path.expanduser(body[4:].strip())) + ')'
+        out.append(line)
+    return '\n'.join(out)
+
+def _rb_run(code, name):
+    source = _rb_transform(code)
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    tree = ast.parse(source, name, 'exec')
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    exec(compile(tree, name, 'exec'), _rb_ns)
+    if last is not None:
+        value = eval(compile(last, name, 'eval'), _rb_ns)
+        if value is not None:
+            print(repr(value))
+
+def _rb_report(error, name):
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != name:
+        tb = tb.tb_next
+    if isinstance(error, SyntaxError) or tb is None:
+        sys.stderr.write(''.join(traceback.format_exception_only(type(error), error)))
+    else:
+        traceback.print_exception(type(error), error, tb)
+
+_rb_ns['_rb_shell'] = _rb_shell
+_rb_replies.write(json.dumps({'executable': sys.executable}) + '\n')
+_rb_replies.flush()
+while True:
+    try:
+        _rb_line = _rb_requests.readline()
+        if not _rb_line:
+            break
+        _rb_request = json.loads(_rb_line)
+        _rb_cells[0] += 1
+        _rb_name = '<cell-%d>' % _rb_cells[0]
+        _rb_capture = tempfile.TemporaryFile()
+        _rb_saved = (os.dup(1), os.dup(2))
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(_rb_capture.fileno(), 1)
+            os.dup2(_rb_capture.fileno(), 2)
+            try:
+                if _rb_request.get('cwd'):
+                    os.chdir(_rb_request['cwd'])
+                _rb_run(_rb_request['code'], _rb_name)
+            except BaseException as _rb_error:
+                _rb_report(_rb_error, _rb_name)
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except BaseException:
+                pass
+            os.dup2(_rb_saved[0], 1)
+            os.dup2(_rb_saved[1], 2)
+            os.close(_rb_saved[0])
+            os.close(_rb_saved[1])
+        _rb_capture.seek(0)
+        _rb_output = _rb_capture.read().decode('utf-8', 'replace')
+        _rb_capture.close()
+        _rb_replies.write(json.dumps({'output': _rb_output}) + '\n')
+        _rb_replies.flush()
+    except KeyboardInterrupt:
+        _rb_replies.write(json.dumps({'output': '', 'interrupted': True}) + '\n')
+        _rb_replies.flush()
+)PY";
+
+/// A persistent Python interpreter for run_ipython (the reference uses a Jupyter kernel).
+class PythonRepl {
+public:
+    struct Result {
+        std::string output;
+        bool timed_out = false;
+        bool died = false;
+    };
+
+    PythonRepl(std::string python, std::string working_dir, std::vector<std::string> envp, std::optional<RunAs> user)
+        : python_(std::move(python)), working_dir_(std::move(working_dir)), envp_(std::move(envp)), user_(std::move(user)) {}
+    PythonRepl(const PythonRepl&) = delete;
+    PythonRepl& operator=(const PythonRepl&) = delete;
+    ~PythonRepl() {
+        kill();
+        reap();
+    }
+
+
+    /// sys.executable of the interpreter (after the first successful start).
+    const std::string& executable() const noexcept { return executable_; }
+
+    /// Counts interpreter starts: a change means the namespace is new.
+    std::uint64_t generation() const noexcept { return generation_; }
+
+    /// Starts the interpreter now if it is not running (run_cell would do it anyway).
+    void ensure_started() {
+        if (!running()) start();
+    }
+
+    /// Runs one cell. `cwd` (if set) is chdir'd to first. Not thread-safe (the server's
+    /// action mutex serialises calls); kill() may be called concurrently.
+    Result run_cell(const std::string& code, const std::optional<std::string>& cwd, std::optional<double> timeout_s) {
+        if (!running()) start();
+        json request{{"code", code}};
+        if (cwd) request["cwd"] = *cwd;
+        if (!send_line(request.dump(-1, ' ', false, json::error_handler_t::replace))) return died();
+        std::optional<std::chrono::steady_clock::time_point> deadline;
+        if (timeout_s && *timeout_s > 0) {
+            deadline = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*timeout_s));
+        }
+        auto line = read_line(deadline);
+        if (!line && !eof_) {
+            // Timed out: interrupt the cell like a Jupyter kernel interrupt, wait for its reply.
+            signal_group(SIGINT);
+            line = read_line(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+            if (!line) {
+                signal_group(SIGKILL);
+                reap();
+            }
+            return Result{{}, true, false};
+        }
+        if (!line) return died();
+        try {
+            const auto reply = json::parse(*line);
+            return Result{reply.value("output", std::string()), false, false};
+        } catch (const json::exception&) {
+            return died();
+        }
+    }
+
+    /// Shuts the interpreter down for good: SIGKILLs its whole process group, and no cell
+    /// starts a new one afterwards. Safe from any thread (the server's stop()).
+    void kill() noexcept {
+        closed_ = true;
+        signal_group(SIGKILL);
+    }
+
+    /// Closes the pipe and reaps the interpreter (after kill()).
+    void reap() noexcept {
+        std::lock_guard lock(mutex_);
+        if (fd_ >= 0) {
+            ::close(fd_);
+            fd_ = -1;
+        }
+        if (pid_ > 0) {
+            int status = 0;
+            while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+            }
+            pid_ = -1;
+        }
+    }
+
+private:
+    bool running() {
+        std::lock_guard lock(mutex_);
+        return pid_ > 0 && fd_ >= 0 && !eof_;
+    }
+
+    Result died() {
+        signal_group(SIGKILL);
+        reap();
+        return Result{{}, false, true};
+    }
+
+    void start() {
+        signal_group(SIGKILL);
+        reap();
+        if (closed_) throw runbox::error(errc::sandbox_gone, "the action server is stopping");
+        int fds[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+            throw std::system_error(errno, std::generic_category(), "socketpair");
+        }
+        pid_t pid = -1;
+        try {
+            // The driver arrives as the first line on stdin (keeps `ps` output short).
+            pid = spawn_process({python_, "-u", "-c", "import json, sys; exec(json.loads(sys.stdin.readline()))  # runbox"},
+                                envp_, working_dir_, fds[1], user_);
+        } catch (...) {
+            ::close(fds[0]);
+            ::close(fds[1]);
+            throw;
+        }
+        ::close(fds[1]);
+        {
+            std::lock_guard lock(mutex_);
+            pid_ = pid;
+            fd_ = fds[0];
+            eof_ = false;
+            buffer_.clear();
+            if (closed_) ::kill(-pid_, SIGKILL);  // stop() ran while we were spawning
+        }
+        std::optional<std::string> hello;
+        if (send_line(json(std::string(python_driver_source)).dump())) {
+            hello = read_line(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+        }
+        if (!hello) {
+            signal_group(SIGKILL);
+            reap();
+            throw runbox::error(errc::server_error, "the Python interpreter " + python_ + " did not start");
+        }
+        executable_ = json::parse(*hello).value("executable", python_);
+        ++generation_;
+    }
+
+    void signal_group(int sig) noexcept {
+        std::lock_guard lock(mutex_);
+        if (pid_ > 0) ::kill(-pid_, sig);
+    }
+
+    bool send_line(const std::string& line) {
+        std::string data = line + "\n";
+        std::size_t sent = 0;
+        while (sent < data.size()) {
+            const auto n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return false;
+            sent += static_cast<std::size_t>(n);
+        }
+        return true;
+    }
+
+    /// One reply line, or nullopt on deadline/EOF (eof_ tells which).
+    std::optional<std::string> read_line(std::optional<std::chrono::steady_clock::time_point> deadline) {
+        for (;;) {
+            if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
+                std::string line = buffer_.substr(0, nl);
+                buffer_.erase(0, nl + 1);
+                return line;
+            }
+            if (eof_) return std::nullopt;
+            int wait_ms = 1000;
+            if (deadline) {
+                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+                if (left.count() <= 0) return std::nullopt;
+                wait_ms = static_cast<int>(std::min<long long>(left.count(), 1000));
+            }
+            pollfd pfd{fd_, POLLIN, 0};
+            const int ready = ::poll(&pfd, 1, wait_ms);
+            if (ready < 0 && errno != EINTR) {
+                eof_ = true;
+                continue;
+            }
+            if (ready <= 0) continue;
+            char chunk[65536];
+            const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                eof_ = true;
+                continue;
+            }
+            buffer_.append(chunk, static_cast<std::size_t>(n));
+        }
+    }
+
+    std::string python_;
+    std::string working_dir_;
+    std::vector<std::string> envp_;
+    std::optional<RunAs> user_;
+    std::string executable_;
+    std::uint64_t generation_ = 0;
+    std::mutex mutex_;  // guards pid_/fd_ against kill() from another thread
+    std::atomic<bool> closed_{false};
+    pid_t pid_ = -1;
+    int fd_ = -1;
+    bool eof_ = false;
+    std::string buffer_;
+};
+
+}  // namespace action_detail
+
+class ActionServer {
+public:
+    explicit ActionServer(ActionServerOptions options) : options_(std::move(options)) {
+        if (options_.working_dir.empty()) options_.working_dir = std::filesystem::current_path().string();
+        for (const auto& plugin : options_.plugins) {
+            if (plugin != "jupyter" && plugin != "agent_skills" && plugin != "vscode") {
+                throw runbox::error(errc::config_invalid, "Plugin " + plugin + " not found");
+            }
+        }
+    }
+    ActionServer(const ActionServer&) = delete;
+    ActionServer& operator=(const ActionServer&) = delete;
+    ~ActionServer() { stop(); }
+
+    /// Initialises the executor (working dir, shell) and then binds and serves on a background
+    /// thread; returns once the socket is listening. Throws when the port cannot be bound.
+    void start() {
+        std::lock_guard lifecycle(lifecycle_mutex_);
+        if (started_) throw runbox::error(errc::conflict, "the action server was already started");
+        started_ = true;
+        initialise_executor();
+        server_ = std::make_unique<httplib::Server>();
+        setup_routes();
+        if (options_.port == 0) {
+            port_ = server_->bind_to_any_port(options_.host);
+        } else {
+            port_ = server_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
+        }
+        if (port_ <= 0) {
+            shutdown_executor();
+            throw runbox::error(errc::transport, "cannot listen on " + options_.host + ":" + std::to_string(options_.port));
+        }
+        listener_ = std::thread([this] { server_->listen_after_bind(); });
+        // listen_after_bind sets is_running() before it starts accepting; bounded wait.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!server_->is_running() && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        if (!server_->is_running()) {
+            lock_free_stop();
+            throw runbox::error(errc::transport, "the action server did not start listening");
+        }
+    }
+
+    int port() const noexcept { return port_; }
+
+    /// Base URL for clients on this machine ("0.0.0.0" is reached through 127.0.0.1).
+    std::string url() const {
+        std::string host = options_.host;
+        if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+        if (host == "::") host = "::1";
+        if (host.find(':') != std::string::npos) host = "[" + host + "]";
+        return "http://" + host + ":" + std::to_string(port_);
+    }
+
+    /// Stops listening, kills the shell and everything it started, and reaps them. Idempotent.
+    void stop() {
+        std::lock_guard lifecycle(lifecycle_mutex_);
+        lock_free_stop();
+    }
+
+private:
+    using json = nlohmann::json;
+    using clock = std::chrono::steady_clock;
+
+    // ---- executor -------------------------------------------------------------------------
+
+    void initialise_executor() {
+        namespace fs = std::filesystem;
+        fs::create_directories(options_.working_dir);
+        run_as_ = action_detail::resolve_run_as(options_.username);
+        if (run_as_ && ::chown(options_.working_dir.c_str(), run_as_->uid, static_cast<gid_t>(-1)) != 0) {
+            // not fatal: on a read-only mount the shell still starts
+        }
+        shell_env_ = options_.env;
+        if (run_as_) {
+            shell_env_["USER"] = run_as_->name;
+            shell_env_["LOGNAME"] = run_as_->name;
+            shell_env_["HOME"] = run_as_->home;
+        }
+        start_time_ = clock::now();
+        last_execution_ = start_time_.time_since_epoch().count();
+        start_bash();
+        has_jupyter_ = std::find(options_.plugins.begin(), options_.plugins.end(), "jupyter") != options_.plugins.end();
+        if (has_jupyter_) {
+            const auto envp = action_detail::merged_environment(shell_env_);
+            std::string path_value;
+            for (const auto& kv : envp) {
+                if (kv.rfind("PATH=", 0) == 0) path_value = kv.substr(5);
+            }
+            if (const auto python = action_detail::find_executable("python3", path_value, run_as_)) {
+                python_ = std::make_unique<action_detail::PythonRepl>(*python, options_.working_dir, envp, run_as_);
+            }
+        }
+    }
+
+    void shutdown_executor() noexcept {
+        if (python_) python_->kill();
+        stop_bash();
+        if (python_) python_->reap();
+    }
+
+    void lock_free_stop() noexcept {
+        if (stopped_ || !started_) return;
+        stopped_ = true;
+        if (server_) server_->stop();
+        // A running action blocks its handler thread; killing the shells ends it, then the
+        // listener thread can join its pool. The interpreter's pipe is closed only after that,
+        // when no handler can be reading it any more.
+        if (python_) python_->kill();
+        stop_bash();
+        if (listener_.joinable()) listener_.join();
+        if (python_) python_->reap();
+        server_.reset();
+    }
+
+    // ---- HTTP -----------------------------------------------------------------------------
+
+    bool authorized(const httplib::Request& req) const {
+        if (options_.session_api_key.empty()) return true;
+        if (req.path == "/alive" || req.path == "/server_info") return true;
+        if (!req.has_header("X-Session-API-Key")) return false;
+        return action_detail::secrets_equal(req.get_header_value("X-Session-API-Key"), options_.session_api_key);
+    }
+
+    /// Wraps a route: the auth middleware first, then the handler; anything it throws becomes
+    /// the generic 500 (wrapping handlers catch their own errors first).
+    httplib::Server::Handler guarded(void (ActionServer::*handler)(const httplib::Request&, httplib::Response&)) {
+        return [this, handler](const httplib::Request& req, httplib::Response& res) {
+            if (!authorized(req)) return action_detail::send_detail(res, 403, "Invalid API Key");
+            try {
+                (this->*handler)(req, res);
+            } catch (...) {
+                action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+            }
+        };
+    }
+
+    void setup_routes() {
+        auto& s = *server_;
+        s.new_task_queue = [] { return new httplib::ThreadPool(32); };
+        // The session key is checked once the body has been read (inside each route and the
+        // 404 path), not in a pre-routing handler: httplib 0.11 does not drain an unread body,
+        // so rejecting a POST before reading it would desynchronise a keep-alive connection.
+        s.Get("/alive", guarded(&ActionServer::handle_alive));
+        s.Get("/server_info", guarded(&ActionServer::handle_server_info));
+        s.Post("/execute_action", guarded(&ActionServer::handle_execute_action));
+        s.Post("/upload_file", guarded(&ActionServer::handle_upload_file));
+        s.Get("/download_files", guarded(&ActionServer::handle_download_files));
+        s.Post("/list_files", guarded(&ActionServer::handle_list_files));
+        s.Get("/vscode/connection_token", guarded(&ActionServer::handle_vscode_token));
+        s.Post("/update_mcp_server", guarded(&ActionServer::handle_update_mcp_server));
+        s.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+            if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+            if (!authorized(req)) {
+                action_detail::send_detail(res, 403, "Invalid API Key");
+            } else if (res.status == 404 && is_known_path(req.path)) {
+                action_detail::send_detail(res, 405, "Method Not Allowed");
+            } else if (res.status == 404) {
+                action_detail::send_detail(res, 404, "Not Found");
+            } else if (res.status == 400) {
+                action_detail::send_detail(res, 400, "Bad Request");
+            } else if (res.status >= 500) {
+                action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+            } else {
+                action_detail::send_detail(res, res.status, "Error");
+            }
+            return httplib::Server::HandlerResponse::Handled;
+        }));
+        s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+            action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+        });
+    }
+
+    static bool is_known_path(const std::string& path) {
+        static const std::array<std::string_view, 8> paths{"/alive",          "/server_info", "/execute_action",
+                                                           "/upload_file",    "/download_files", "/list_files",
+                                                           "/vscode/connection_token", "/update_mcp_server"};
+        return std::find(paths.begin(), paths.end(), path) != paths.end();
+    }
+
+    void handle_alive(const httplib::Request&, httplib::Response& res) {
+        action_detail::send_json(res, 200, json{{"status", initialised_.load() ? "ok" : "not initialized"}});
+    }
+
+    void handle_server_info(const httplib::Request&, httplib::Response& res) {
+        const auto now = clock::now();
+        const std::chrono::duration<double> uptime = now - start_time_;
+        const auto last = clock::time_point(clock::duration(last_execution_.load()));
+        const std::chrono::duration<double> idle = now - last;
+        action_detail::send_json(res, 200, json{{"uptime", uptime.count()}, {"idle_time", idle.count()}, {"resources", system_stats()}});
+    }
+
+    void handle_execute_action(const httplib::Request& req, httplib::Response& res) {
+        json body;
+        try {
+            body = json::parse(req.body);
+        } catch (const json::exception&) {
+            return action_detail::send_validation_error(res, "json_invalid", "'body', 0", "JSON decode error");
+        }
+        if (!body.is_object() || !body.contains("action")) {
+            return action_detail::send_validation_error(res, "missing", "'body', 'action'", "Field required");
+        }
+        if (!body["action"].is_object()) {
+            return action_detail::send_validation_error(res, "dict_type", "'body', 'action'", "Input should be a valid dictionary");
+        }
+        try {
+            const auto& event = body["action"];
+            if (!event.contains("action") && event.contains("observation")) {
+                throw action_detail::HttpError(400, "Invalid action type");
+            }
+            json event_copy = event;
+            // A string insert_line is converted (or answered with the editor's error) first.
+            if (auto early = event_copy.value("action", json()) == "edit" ? coerce_insert_line(event_copy) : std::nullopt) {
+                last_execution_ = clock::now().time_since_epoch().count();
+                res.status = 200;
+                res.set_content(to_wire(*early), "application/json");
+                return;
+            }
+            Action action = action_from_json(event_copy);
+            last_execution_ = clock::now().time_since_epoch().count();
+            Observation observation = [&] {
+                std::lock_guard lock(action_mutex_);
+                return run_action(action);
+            }();
+            res.status = 200;
+            res.set_content(to_wire(observation), "application/json");
+        } catch (...) {
+            action_detail::send_detail(res, 500, "Internal server error: " + action_detail::exception_text(std::current_exception()));
+        }
+    }
+
+    void handle_upload_file(const httplib::Request& req, httplib::Response& res) {
+        if (!req.is_multipart_form_data() || !req.has_file("file")) {
+            return action_detail::send_validation_error(res, "missing", "'body', 'file'", "Field required");
+        }
+        bool recursive = false;
+        if (req.has_param("recursive")) {
+            const auto parsed = action_detail::parse_bool(req.get_param_value("recursive"));
+            if (!parsed) {
+                return action_detail::send_validation_error(res, "bool_parsing", "'query', 'recursive'",
+                                                     "Input should be a valid boolean, unable to interpret input");
+            }
+            recursive = *parsed;
+        }
+        const std::string destination = req.has_param("destination") ? req.get_param_value("destination") : "/";
+        const auto file = req.get_file_value("file");
+        try {
+            namespace fs = std::filesystem;
+            if (!fs::path(destination).is_absolute()) throw action_detail::HttpError(400, "Destination must be an absolute path");
+            // The filename is a name, never a path: refuse anything that would leave `destination`.
+            if (file.filename.empty() || file.filename == "." || file.filename == ".." ||
+                file.filename.find('/') != std::string::npos) {
+                throw action_detail::HttpError(400, "Invalid filename");
+            }
+            const fs::path dest(destination);
+            std::vector<fs::path> created;  // what this upload creates, for chown_to_run_as
+            for (fs::path p = dest; !p.empty() && p != p.root_path() && !fs::exists(p); p = p.parent_path()) {
+                created.push_back(p);
+            }
+            if (!fs::exists(dest)) fs::create_directories(dest);
+            const bool is_zip = file.filename.size() >= 4 && file.filename.compare(file.filename.size() - 4, 4, ".zip") == 0;
+            if (recursive || is_zip) {
+                if (!is_zip) throw action_detail::HttpError(400, "Recursive uploads must be zip files");
+                const fs::path zip_path = dest / file.filename;
+                save_upload(zip_path, file.content);
+                try {
+                    for (const auto& name : zip_entry_names(zip_path)) {
+                        for (fs::path p = fs::path(name).relative_path(); !p.empty(); p = p.parent_path()) {
+                            created.push_back(dest / p);
+                        }
+                    }
+                    extract_zip(zip_path, dest);
+                } catch (...) {
+                    std::error_code ec;
+                    fs::remove(zip_path, ec);
+                    throw;
+                }
+                fs::remove(zip_path);
+            } else {
+                save_upload(dest / file.filename, file.content);
+                created.push_back(dest / file.filename);
+            }
+            chown_to_run_as(created);
+            action_detail::send_json(res, 200, json{{"filename", file.filename}, {"destination", destination}, {"recursive", recursive}});
+        } catch (...) {
+            action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
+        }
+    }
+
+    void handle_download_files(const httplib::Request& req, httplib::Response& res) {
+        if (!req.has_param("path")) {
+            return action_detail::send_validation_error(res, "missing", "'query', 'path'", "Field required");
+        }
+        const std::string path = req.get_param_value("path");
+        try {
+            namespace fs = std::filesystem;
+            if (!fs::path(path).is_absolute()) throw action_detail::HttpError(400, "Path must be an absolute path");
+            std::error_code ec;
+            if (!fs::exists(path, ec)) throw action_detail::HttpError(404, "File not found");
+            std::string tmpl = (fs::temp_directory_path() / "runbox-download-XXXXXX.zip").string();
+            const int fd = ::mkstemps(tmpl.data(), 4);
+            if (fd < 0) throw fs::filesystem_error("mkstemps", fs::path(tmpl), std::error_code(errno, std::generic_category()));
+            ::close(fd);
+            const fs::path archive(tmpl);
+            try {
+                zip_tree(path, archive);
+            } catch (...) {
+                fs::remove(archive, ec);
+                throw;
+            }
+            const auto size = fs::file_size(archive);
+            auto stream = std::make_shared<std::ifstream>(archive, std::ios::binary);
+            const auto slash = path.find_last_of('/');
+            res.status = 200;
+            res.set_header("Content-Disposition", action_detail::content_disposition(path.substr(slash + 1) + ".zip"));
+            res.set_content_provider(
+                static_cast<std::size_t>(size), "application/zip",
+                [stream](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                    std::array<char, 65536> chunk{};
+                    stream->clear();
+                    stream->seekg(static_cast<std::streamoff>(offset));
+                    const auto n = std::min(length, chunk.size());
+                    stream->read(chunk.data(), static_cast<std::streamsize>(n));
+                    const auto got = stream->gcount();
+                    if (got <= 0) return false;
+                    return sink.write(chunk.data(), static_cast<std::size_t>(got));
+                },
+                [stream, archive](bool) {
+                    stream->close();
+                    std::error_code remove_ec;
+                    std::filesystem::remove(archive, remove_ec);  // the temp zip goes once sent
+                });
+        } catch (...) {
+            action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
+        }
+    }
+
+    void handle_list_files(const httplib::Request& req, httplib::Response& res) {
+        const json body = json::parse(req.body);  // a non-JSON body is the generic 500
+        namespace fs = std::filesystem;
+        // Like the reference, a body that is not an object or a non-string path is the generic 500.
+        if (!body.is_object()) throw std::invalid_argument("list_files body must be a JSON object");
+        fs::path path = options_.working_dir;
+        if (body.contains("path") && !body["path"].is_null()) {
+            const fs::path given = body["path"].get<std::string>();
+            path = given.is_absolute() ? given : fs::path(options_.working_dir) / given;
+        }
+        action_detail::send_json(res, 200, action_detail::list_directory(path));
+    }
+
+    void handle_vscode_token(const httplib::Request&, httplib::Response& res) {
+        action_detail::send_json(res, 200, json{{"token", nullptr}});
+    }
+
+    void handle_update_mcp_server(const httplib::Request& req, httplib::Response& res) {
+        const json body = json::parse(req.body);
+        if (!body.is_array()) return action_detail::send_detail(res, 400, "Request must be a list of MCP tools to sync");
+        // runbox-server has no MCP proxy; the reference answers this when its manager is missing.
+        action_detail::send_detail(res, 500, "MCP Proxy Manager is not initialized");
+    }
+
+    static void save_upload(const std::filesystem::path& path, const std::string& content) {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        if (!out) throw std::filesystem::filesystem_error("open", path, std::error_code(errno, std::generic_category()));
+        out.write(content.data(), static_cast<std::streamsize>(content.size()));
+        out.close();
+        if (!out) throw std::filesystem::filesystem_error("write", path, std::make_error_code(std::errc::io_error));
+    }
+
+    /// Uploaded files belong to the shell's user, like files it creates itself.
+    void chown_to_run_as(const std::vector<std::filesystem::path>& paths) const {
+        if (!run_as_) return;
+        for (const auto& path : paths) {
+            if (::lchown(path.c_str(), run_as_->uid, run_as_->gid) != 0) {
+                // best effort: a file the user cannot own stays readable as before
+            }
+        }
+    }
+
+    // ---- actions --------------------------------------------------------------------------
+
+    Observation run_action(Action& action) {
+        return std::visit(
+            [&](auto& a) -> Observation {
+                using A = std::decay_t<decltype(a)>;
+                if constexpr (std::is_same_v<A, CmdRunAction>) {
+                    return run_command(a);
+                } else if constexpr (std::is_same_v<A, IPythonRunCellAction>) {
+                    return run_ipython(a);
+                } else if constexpr (std::is_same_v<A, FileReadAction> || std::is_same_v<A, FileWriteAction> ||
+                                     std::is_same_v<A, FileEditAction>) {
+                    return run_file_action(a);
+                } else if constexpr (std::is_same_v<A, BrowseURLAction> || std::is_same_v<A, BrowseInteractiveAction>) {
+                    return ErrorObservation{"Browser functionality is not supported or disabled.", "", {}};
+                } else {
+                    // The reference dispatches on the action type name; a type without an
+                    // executor method fails with Python's AttributeError text.
+                    throw std::runtime_error("'ActionExecutor' object has no attribute '" + std::string(A::type) + "'");
+                }
+            },
+            action);
+    }
+
+    Observation run_ipython(const IPythonRunCellAction& action) {
+        if (!has_jupyter_) throw std::runtime_error("JupyterRequirement not found. Unable to run IPython action.");
+        if (!python_) return ErrorObservation{"IPython is not available: no python3 on PATH that the shell user can run.", "", {}};
+        const std::string cwd = bash_cwd();
+        python_->ensure_started();
+        const auto generation = python_->generation();
+        if (!action.kernel_init_code.empty() && python_init_generation_ != generation) {
+            // Once per interpreter (again after a restart), before the cell; its output is dropped.
+            python_init_generation_ = generation;
+            python_->run_cell(action.kernel_init_code, std::nullopt, action.timeout);
+        }
+        // Follow the shell's cwd when it moved (or the interpreter is new); a cell's own
+        // os.chdir() otherwise sticks, as in the reference.
+        std::optional<std::string> chdir_to;
+        if (cwd != python_synced_cwd_ || python_synced_generation_ != generation) chdir_to = cwd;
+        auto result = python_->run_cell(action.code, chdir_to, action.timeout);
+        if (result.died) {
+            return ErrorObservation{"The IPython kernel exited unexpectedly; the next cell starts a new one.", "", {}};
+        }
+        if (chdir_to) {
+            python_synced_cwd_ = *chdir_to;
+            python_synced_generation_ = generation;
+        }
+        std::string content;
+        if (result.timed_out) {
+            content = "[Execution timed out (" + action_detail::python_float(action.timeout.value_or(0)) + " seconds).]";
+        } else {
+            content = std::move(result.output);
+            while (!content.empty() && std::isspace(static_cast<unsigned char>(content.back()))) content.pop_back();
+            if (content.empty()) content = "[Code executed successfully with no output]";
+        }
+        if (action.include_extra) {
+            content += "\n[Jupyter current working directory: " + cwd + "]";
+            content += "\n[Jupyter Python interpreter: " + python_->executable() + "]";
+        }
+        IPythonRunCellObservation obs;
+        obs.content = std::move(content);
+        obs.code = action.code;
+        return obs;
+    }
+
+    // ---- shell and editor ------------------------------------------------------------------
+
+    void start_bash() {
+        BashSessionOptions bash_options;
+        bash_options.working_dir = options_.working_dir;
+        bash_options.username = run_as_ ? run_as_->name : std::string();
+        bash_options.no_change_timeout = options_.no_change_timeout;
+        bash_options.env = shell_env_;
+        bash_ = std::make_unique<BashSession>(std::move(bash_options));
+        bash_->initialize();
+        editor_ = std::make_unique<FileEditor>(options_.working_dir);
+        initialised_ = true;
+    }
+
+    void stop_bash() noexcept {
+        if (bash_) bash_->close();
+    }
+
+    std::string bash_cwd() const {
+        std::string cwd = bash_ ? bash_->cwd() : std::string();
+        return cwd.empty() ? options_.working_dir : cwd;
+    }
+
+    Observation run_command(const CmdRunAction& action) {
+        if (action.is_static) return run_static_command(action, options_.working_dir, run_as_ ? run_as_->name : std::string());
+        try {
+            bash_->initialize();  // restarts the shell if a previous command ended it (`exit`)
+        } catch (const std::exception& e) {
+            return ErrorObservation{e.what(), "", {}};
+        }
+        return bash_->execute(action);
+    }
+
+    FileOpsContext file_context() const {
+        FileOpsContext context;
+        context.workspace_root = options_.working_dir;
+        context.bash_cwd = bash_cwd();
+        context.server_cwd = options_.working_dir;
+        context.user_id = run_as_ ? static_cast<int>(run_as_->uid) : -1;
+        return context;
+    }
+    Observation run_file_action(const FileReadAction& action) { return read_file(action, file_context()); }
+    Observation run_file_action(const FileWriteAction& action) { return write_file(action, file_context()); }
+    Observation run_file_action(const FileEditAction& action) { return editor_->edit(action, file_context()); }
+
+    ActionServerOptions options_;
+    std::optional<action_detail::RunAs> run_as_;
+    std::map<std::string, std::string> shell_env_;
+    std::unique_ptr<httplib::Server> server_;
+    std::thread listener_;
+    int port_ = -1;
+    std::mutex lifecycle_mutex_;
+    bool started_ = false;
+    bool stopped_ = false;
+    std::atomic<bool> initialised_{false};
+    std::mutex action_mutex_;  // one action at a time
+    clock::time_point start_time_{};
+    std::atomic<clock::rep> last_execution_{0};
+    bool has_jupyter_ = false;
+    std::unique_ptr<action_detail::PythonRepl> python_;
+    std::string python_synced_cwd_;
+    std::uint64_t python_init_generation_ = 0;
+    std::uint64_t python_synced_generation_ = 0;
+    std::unique_ptr<BashSession> bash_;
+    std::unique_ptr<FileEditor> editor_;
+};
+
+}  // namespace runbox::server
+// ---- end runbox/server/action_server.hpp ----
+
+extern "C" char** environ;
+
+namespace runbox::local {
+
+/// A `runbox-server` child process, started with a pipe on its stdout to learn its port.
+class ServerProcess {
+public:
+    ServerProcess(const std::string& program, const std::vector<std::string>& args,
+                  const std::vector<std::pair<std::string, std::string>>& extra_env, std::chrono::milliseconds timeout) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) throw error(errc::unsupported, "pipe2 failed", "local");
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+        posix_spawnattr_t attr;
+        posix_spawnattr_init(&attr);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);  // its own group: close() kills it whole
+        posix_spawnattr_setpgroup(&attr, 0);
+
+        std::vector<std::string> env_strings;
+        for (char** e = environ; e != nullptr && *e != nullptr; ++e) env_strings.emplace_back(*e);
+        for (const auto& [key, value] : extra_env) env_strings.push_back(key + "=" + value);
+        std::vector<char*> envp;
+        for (auto& s : env_strings) envp.push_back(s.data());
+        envp.push_back(nullptr);
+        std::vector<std::string> argv_strings{program};
+        argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+        std::vector<char*> argv;
+        for (auto& s : argv_strings) argv.push_back(s.data());
+        argv.push_back(nullptr);
+
+        const int rc = ::posix_spawnp(&pid_, program.c_str(), &actions, &attr, argv.data(), envp.data());
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attr);
+        ::close(fds[1]);
+        if (rc != 0) {
+            ::close(fds[0]);
+            pid_ = -1;
+            throw error(errc::config_invalid,
+                        "cannot start " + program + ": " + std::string(std::strerror(rc)) +
+                            " (build the runbox-server target or set RUNBOX_SERVER_PATH)",
+                        "local");
+        }
+        stdout_fd_ = fds[0];
+        read_url(timeout);
+    }
+
+    ~ServerProcess() { stop(); }
+    ServerProcess(const ServerProcess&) = delete;
+    ServerProcess& operator=(const ServerProcess&) = delete;
+
+    const std::string& url() const noexcept { return url_; }
+
+    void stop() noexcept {
+        if (pid_ > 0) {
+            ::kill(-pid_, SIGTERM);
+            // Give the server its chance to reap the shell; then make sure.
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+            int status = 0;
+            while (::waitpid(pid_, &status, WNOHANG) == 0) {
+                if (std::chrono::steady_clock::now() >= deadline) {
+                    ::kill(-pid_, SIGKILL);
+                    ::waitpid(pid_, &status, 0);
+                    break;
+                }
+                ::poll(nullptr, 0, 5);
+            }
+            pid_ = -1;
+        }
+        if (stdout_fd_ >= 0) {
+            ::close(stdout_fd_);
+            stdout_fd_ = -1;
+        }
+    }
+
+private:
+    // runbox-server prints "listening on http://HOST:PORT" once it accepts connections.
+    void read_url(std::chrono::milliseconds timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        std::string buffer;
+        constexpr std::string_view marker = "listening on ";
+        for (;;) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) break;
+            pollfd pfd{stdout_fd_, POLLIN, 0};
+            if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
+            char chunk[256];
+            const ssize_t n = ::read(stdout_fd_, chunk, sizeof chunk);
+            if (n <= 0) break;
+            buffer.append(chunk, static_cast<std::size_t>(n));
+            const auto at = buffer.find(marker);
+            if (at != std::string::npos) {
+                const auto end = buffer.find('\n', at);
+                if (end != std::string::npos) {
+                    url_ = buffer.substr(at + marker.size(), end - at - marker.size());
+                    while (!url_.empty() && (url_.back() == '\r' || url_.back() == ' ')) url_.pop_back();
+                    return;
+                }
+            }
+        }
+        stop();
+        throw error(errc::timeout, "runbox-server did not report its address in time", "local");
+    }
+
+    pid_t pid_ = -1;
+    int stdout_fd_ = -1;
+    std::string url_;
+};
+
+class Auth {
+public:
+    static constexpr std::string_view name = "local";
+    using default_transport = HttplibTransport;
+
+    explicit Auth(const Config& config)
+        : mode_(config.setting("local", "mode", "RUNBOX_LOCAL_MODE").value_or("thread")),
+          server_path_(config.setting("local", "server_path", "RUNBOX_SERVER_PATH").value_or("runbox-server")) {
+        if (mode_ != "thread" && mode_ != "process") {
+            throw error(errc::config_invalid,
+                        "providers.local.mode (RUNBOX_LOCAL_MODE) must be \"thread\" or \"process\", got \"" + mode_ + "\"",
+                        "local");
+        }
+    }
+
+    Auth(Auth&&) noexcept = default;
+    Auth& operator=(Auth&&) noexcept = default;
+    ~Auth() { stop(); }
+
+    /// The local server needs no credentials.
+    void authorize(Request&) const {}
+
+    template <class Transport>
+    ServerEndpoint connect(ProviderContext<Transport>& ctx) {
+        namespace fs = std::filesystem;
+        const Config& config = ctx.config;
+        ctx.status(RuntimeStatus::building_runtime, "Preparing the local workspace...");
+        if (config.workspace_base) {
+            workspace_ = fs::absolute(*config.workspace_base);
+            fs::create_directories(workspace_);
+            owns_workspace_ = false;
+        } else {
+            workspace_ = fs::temp_directory_path() / ("runbox-" + ctx.options.sid + "-" + detail::random_hex(6));
+            fs::create_directories(workspace_);
+            owns_workspace_ = true;
+        }
+        session_key_ = detail::random_hex(24);
+
+        std::chrono::milliseconds no_change{10000};
+        const auto& startup = config.sandbox.runtime_startup_env_vars;
+        if (auto it = startup.find("NO_CHANGE_TIMEOUT_SECONDS"); it != startup.end()) {
+            try {
+                no_change = std::chrono::milliseconds(static_cast<std::int64_t>(std::stod(it->second) * 1000));
+            } catch (const std::exception&) {
+                throw error(errc::config_invalid, "NO_CHANGE_TIMEOUT_SECONDS must be a number", "local");
+            }
+        }
+
+        std::string url;
+        if (mode_ == "thread") {
+            server::ActionServerOptions options;
+            options.host = "127.0.0.1";
+            options.port = 0;
+            options.working_dir = workspace_.string();
+            options.session_api_key = session_key_;
+            options.no_change_timeout = no_change;
+            options.enable_browser = false;
+            for (const auto& plugin : ctx.options.plugins) options.plugins.push_back(plugin.name);
+            options.env = startup;
+            server_ = std::make_unique<server::ActionServer>(std::move(options));
+            server_->start();
+            url = server_->url();
+        } else {
+            std::vector<std::pair<std::string, std::string>> env{{"SESSION_API_KEY", session_key_}};
+            for (const auto& [key, value] : startup) env.emplace_back(key, value);
+            std::vector<std::string> args{"0", "--working-dir", workspace_.string(), "--host", "127.0.0.1",
+                                          "--no-enable-browser"};
+            if (!ctx.options.plugins.empty()) {
+                args.push_back("--plugins");
+                for (const auto& plugin : ctx.options.plugins) args.push_back(plugin.name);
+            }
+            process_ = std::make_unique<ServerProcess>(server_path_, args, env, std::chrono::seconds(30));
+            url = process_->url();
+        }
+        ctx.status(RuntimeStatus::runtime_started, "Local action execution server started.");
+
+        ServerEndpoint endpoint;
+        endpoint.url = url;
+        endpoint.headers.set("X-Session-API-Key", session_key_);
+        endpoint.secrets = {session_key_};
+        endpoint.alive_timeout = std::chrono::seconds(30);
+        endpoint.alive_poll_interval = std::chrono::milliseconds(5);
+        return endpoint;
+    }
+
+    template <class Transport>
+    void close(ProviderContext<Transport>&, CloseReason) noexcept {
+        stop();
+    }
+
+    /// The workspace directory on this machine (empty before connect()).
+    const std::filesystem::path& workspace() const noexcept { return workspace_; }
+    const std::string& mode() const noexcept { return mode_; }
+
+private:
+    void stop() noexcept {
+        try {
+            if (server_) server_->stop();
+        } catch (...) {
+        }
+        server_.reset();
+        process_.reset();
+        if (owns_workspace_ && !workspace_.empty()) {
+            std::error_code ignored;
+            std::filesystem::remove_all(workspace_, ignored);
+            owns_workspace_ = false;
+        }
+    }
+
+    std::string mode_;
+    std::string server_path_;
+    std::filesystem::path workspace_;
+    bool owns_workspace_ = false;
+    std::string session_key_;
+    std::unique_ptr<server::ActionServer> server_;
+    std::unique_ptr<ServerProcess> process_;
+};
+
+}  // namespace runbox::local
+
+namespace runbox {
+/// The default runtime: runbox's action server on this machine.
+using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
+}  // namespace runbox
+// ---- end runbox/providers/local.hpp ----
+// ---- begin runbox/factory.hpp ----
+// runbox/factory.hpp - choosing a provider by name at run time.
+//
+//   auto rt = runbox::make_runtime("daytona", config, events, {.sid = "s1"});  // AnyRuntime
+//   rt.connect();
+//   auto obs = rt.run("ls");                  // no std::visit needed
+//
+// A provider list is a boost::mp11::mp_list; AnyRuntime<List> is a std::variant of
+// Runtime<P, P::default_transport> over it. A program that wants only some providers passes its
+// own list, and only those are instantiated:
+//   using mine = boost::mp11::mp_list<runbox::local::Auth, runbox::daytona::Auth>;
+//   auto rt = runbox::make_runtime<mine>(config, events);
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+#include <boost/mp11/algorithm.hpp>
+#include <boost/mp11/list.hpp>
+
+
+namespace runbox {
+
+/// The providers make_runtime knows unless told otherwise. Adding a provider is one header
+/// and one entry here.
+using default_providers = boost::mp11::mp_list<local::Auth>;
+
+template <class A>
+using runtime_for = Runtime<A, typename A::default_transport>;
+
+namespace detail {
+
+template <class List>
+struct check_provider_list;
+
+template <class... A>
+struct check_provider_list<boost::mp11::mp_list<A...>> {
+    static_assert(sizeof...(A) > 0, "runbox: a provider list must name at least one provider");
+    static constexpr bool listed = (check_listed_provider<A>::value && ...);
+    static_assert(listed);
+    static constexpr bool contracts = (check_auth_policy<A, typename A::default_transport>::value && ...);
+    static constexpr bool names_unique = [] {
+        constexpr std::string_view names[] = {std::string_view(A::name)...};
+        for (std::size_t i = 0; i < sizeof...(A); ++i) {
+            for (std::size_t j = i + 1; j < sizeof...(A); ++j) {
+                if (names[i] == names[j]) return false;
+            }
+        }
+        return true;
+    }();
+    static_assert(names_unique, "runbox: two providers in a provider list have the same name");
+    static constexpr bool value = listed && contracts && names_unique;
+};
+
+template <class List>
+std::string known_names() {
+    std::string out;
+    boost::mp11::mp_for_each<boost::mp11::mp_iota<boost::mp11::mp_size<List>>>([&](auto index) {
+        if (!out.empty()) out += ", ";
+        out += std::string(boost::mp11::mp_at_c<List, decltype(index)::value>::name);
+    });
+    return out;
+}
+
+}  // namespace detail
+
+/// A runtime of any provider in `Providers`: a std::variant with the Runtime API on top.
+template <class Providers = default_providers>
+class AnyRuntime : public boost::mp11::mp_rename<boost::mp11::mp_transform<runtime_for, Providers>, std::variant> {
+    static_assert(detail::check_provider_list<Providers>::value);
+
+public:
+    using variant_type = boost::mp11::mp_rename<boost::mp11::mp_transform<runtime_for, Providers>, std::variant>;
+    using providers = Providers;
+    using variant_type::variant_type;
+
+    variant_type& variant() noexcept { return *this; }
+    const variant_type& variant() const noexcept { return *this; }
+
+    /// Calls f(runtime) with the concrete Runtime<P, T>.
+    template <class F>
+    decltype(auto) visit(F&& f) {
+        return std::visit(std::forward<F>(f), variant());
+    }
+    template <class F>
+    decltype(auto) visit(F&& f) const {
+        return std::visit(std::forward<F>(f), variant());
+    }
+
+    /// "local", "daytona", ...
+    std::string_view provider_name() const {
+        return visit([](const auto& rt) { return std::string_view(std::decay_t<decltype(rt)>::auth_policy::name); });
+    }
+
+    void connect() { visit([](auto& rt) { rt.connect(); }); }
+    void close() noexcept { std::visit([](auto& rt) { rt.close(); }, variant()); }
+    bool connected() const { return visit([](const auto& rt) { return rt.connected(); }); }
+    const std::string& sid() const { return visit([](const auto& rt) -> const std::string& { return rt.sid(); }); }
+    std::optional<RuntimeStatus> status() const { return visit([](const auto& rt) { return rt.status(); }); }
+
+    Observation run_action(Action action) {
+        return visit([&](auto& rt) { return rt.run_action(std::move(action)); });
+    }
+    Observation run(std::string command) { return visit([&](auto& rt) { return rt.run(std::move(command)); }); }
+    Observation run(CmdRunAction action) { return run_action(std::move(action)); }
+    Observation run_ipython(IPythonRunCellAction action) { return run_action(std::move(action)); }
+    Observation read(std::string path) { return visit([&](auto& rt) { return rt.read(std::move(path)); }); }
+    Observation read(FileReadAction action) { return run_action(std::move(action)); }
+    Observation write(std::string path, std::string content) {
+        return visit([&](auto& rt) { return rt.write(std::move(path), std::move(content)); });
+    }
+    Observation write(FileWriteAction action) { return run_action(std::move(action)); }
+    Observation edit(FileEditAction action) { return run_action(std::move(action)); }
+    Observation browse(BrowseURLAction action) { return run_action(std::move(action)); }
+    Observation browse_interactive(BrowseInteractiveAction action) { return run_action(std::move(action)); }
+
+    void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
+        visit([&](auto& rt) { rt.copy_to(host_src, sandbox_dest, recursive); });
+    }
+    std::filesystem::path copy_from(const std::string& sandbox_path) {
+        return visit([&](auto& rt) { return rt.copy_from(sandbox_path); });
+    }
+    std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
+        return visit([&](auto& rt) { return rt.list_files(path); });
+    }
+    void add_env_vars(const std::map<std::string, std::string>& env) {
+        visit([&](auto& rt) { rt.add_env_vars(env); });
+    }
+    std::string action_execution_server_url() const {
+        return visit([](const auto& rt) { return rt.action_execution_server_url(); });
+    }
+    std::optional<std::string> vscode_url() { return visit([](auto& rt) { return rt.vscode_url(); }); }
+    nlohmann::json server_info() { return visit([](auto& rt) { return rt.server_info(); }); }
+};
+
+/// Builds the runtime of the provider called `name` ("local", "daytona", ...). An unknown name is
+/// errc::config_invalid listing the known ones.
+template <class Providers = default_providers>
+AnyRuntime<Providers> make_runtime(std::string_view name, const Config& config, EventStream& event_stream,
+                                   RuntimeOptions options = {}) {
+    namespace mp = boost::mp11;
+    constexpr std::size_t count = mp::mp_size<Providers>::value;
+    std::size_t index = count;
+    mp::mp_for_each<mp::mp_iota_c<count>>([&](auto i) {
+        if (mp::mp_at_c<Providers, decltype(i)::value>::name == name) index = decltype(i)::value;
+    });
+    if (index == count) {
+        throw error(errc::config_invalid,
+                    "Runtime " + std::string(name) + " not supported, known are: " + detail::known_names<Providers>());
+    }
+    return mp::mp_with_index<count>(index, [&](auto i) {
+        using runtime_type = runtime_for<mp::mp_at_c<Providers, decltype(i)::value>>;
+        static_assert(check_runtime_constructor<runtime_type>::value);
+        return AnyRuntime<Providers>(std::in_place_index<decltype(i)::value>, config, event_stream, std::move(options));
+    });
+}
+
+/// The provider named by config.runtime ("local" by default).
+template <class Providers = default_providers>
+AnyRuntime<Providers> make_runtime(const Config& config, EventStream& event_stream, RuntimeOptions options = {}) {
+    return make_runtime<Providers>(config.runtime, config, event_stream, std::move(options));
+}
+
+}  // namespace runbox
+// ---- end runbox/factory.hpp ----
 // ---- end runbox/runbox.hpp ----

@@ -121,3 +121,17 @@ TEST_CASE("config: use_environment replaces the whole environment, including the
     CHECK(all[1] == std::pair<std::string, std::string>{"SANDBOX_ENV_FOO", "bar"});
     CHECK_FALSE(config.env("PATH"));
 }
+
+TEST_CASE("config: transport options come from JSON and are checked") {
+    const auto config = runbox::Config::from_json(
+        nlohmann::json::parse(R"({"transport": {"verify_tls": false, "ca_cert_path": "/etc/ca.pem", "connect_timeout_ms": 2500}})"),
+        env_of({}));
+    CHECK_FALSE(config.transport.verify_tls);
+    CHECK(config.transport.ca_cert_path == "/etc/ca.pem");
+    CHECK(config.transport.connect_timeout == std::chrono::milliseconds(2500));
+    CHECK(runbox::Config{}.transport.verify_tls);  // on unless turned off
+    CHECK(message_of([] { runbox::Config::from_json(nlohmann::json::parse(R"({"transport": {"verify_tls": "no"}})")); })
+              .find("'transport.verify_tls': expected true or false") != std::string::npos);
+    CHECK(message_of([] { runbox::Config::from_json(nlohmann::json::parse(R"({"transport": {"proxy": "x"}})")); })
+              .find("'transport.proxy'") != std::string::npos);
+}

@@ -1,0 +1,169 @@
+// runbox/factory.hpp - choosing a provider by name at run time.
+//
+//   auto rt = runbox::make_runtime("daytona", config, events, {.sid = "s1"});  // AnyRuntime
+//   rt.connect();
+//   auto obs = rt.run("ls");                  // no std::visit needed
+//
+// A provider list is a boost::mp11::mp_list; AnyRuntime<List> is a std::variant of
+// Runtime<P, P::default_transport> over it. A program that wants only some providers passes its
+// own list, and only those are instantiated:
+//   using mine = boost::mp11::mp_list<runbox::local::Auth, runbox::daytona::Auth>;
+//   auto rt = runbox::make_runtime<mine>(config, events);
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+#include <boost/mp11/algorithm.hpp>
+#include <boost/mp11/list.hpp>
+
+#include "runbox/contract.hpp"
+#include "runbox/error.hpp"
+#include "runbox/runtime.hpp"
+#include "runbox/providers/local.hpp"
+
+namespace runbox {
+
+/// The providers make_runtime knows unless told otherwise. Adding a provider is one header
+/// and one entry here.
+using default_providers = boost::mp11::mp_list<local::Auth>;
+
+template <class A>
+using runtime_for = Runtime<A, typename A::default_transport>;
+
+namespace detail {
+
+template <class List>
+struct check_provider_list;
+
+template <class... A>
+struct check_provider_list<boost::mp11::mp_list<A...>> {
+    static_assert(sizeof...(A) > 0, "runbox: a provider list must name at least one provider");
+    static constexpr bool listed = (check_listed_provider<A>::value && ...);
+    static_assert(listed);
+    static constexpr bool contracts = (check_auth_policy<A, typename A::default_transport>::value && ...);
+    static constexpr bool names_unique = [] {
+        constexpr std::string_view names[] = {std::string_view(A::name)...};
+        for (std::size_t i = 0; i < sizeof...(A); ++i) {
+            for (std::size_t j = i + 1; j < sizeof...(A); ++j) {
+                if (names[i] == names[j]) return false;
+            }
+        }
+        return true;
+    }();
+    static_assert(names_unique, "runbox: two providers in a provider list have the same name");
+    static constexpr bool value = listed && contracts && names_unique;
+};
+
+template <class List>
+std::string known_names() {
+    std::string out;
+    boost::mp11::mp_for_each<boost::mp11::mp_iota<boost::mp11::mp_size<List>>>([&](auto index) {
+        if (!out.empty()) out += ", ";
+        out += std::string(boost::mp11::mp_at_c<List, decltype(index)::value>::name);
+    });
+    return out;
+}
+
+}  // namespace detail
+
+/// A runtime of any provider in `Providers`: a std::variant with the Runtime API on top.
+template <class Providers = default_providers>
+class AnyRuntime : public boost::mp11::mp_rename<boost::mp11::mp_transform<runtime_for, Providers>, std::variant> {
+    static_assert(detail::check_provider_list<Providers>::value);
+
+public:
+    using variant_type = boost::mp11::mp_rename<boost::mp11::mp_transform<runtime_for, Providers>, std::variant>;
+    using providers = Providers;
+    using variant_type::variant_type;
+
+    variant_type& variant() noexcept { return *this; }
+    const variant_type& variant() const noexcept { return *this; }
+
+    /// Calls f(runtime) with the concrete Runtime<P, T>.
+    template <class F>
+    decltype(auto) visit(F&& f) {
+        return std::visit(std::forward<F>(f), variant());
+    }
+    template <class F>
+    decltype(auto) visit(F&& f) const {
+        return std::visit(std::forward<F>(f), variant());
+    }
+
+    /// "local", "daytona", ...
+    std::string_view provider_name() const {
+        return visit([](const auto& rt) { return std::string_view(std::decay_t<decltype(rt)>::auth_policy::name); });
+    }
+
+    void connect() { visit([](auto& rt) { rt.connect(); }); }
+    void close() noexcept { std::visit([](auto& rt) { rt.close(); }, variant()); }
+    bool connected() const { return visit([](const auto& rt) { return rt.connected(); }); }
+    const std::string& sid() const { return visit([](const auto& rt) -> const std::string& { return rt.sid(); }); }
+    std::optional<RuntimeStatus> status() const { return visit([](const auto& rt) { return rt.status(); }); }
+
+    Observation run_action(Action action) {
+        return visit([&](auto& rt) { return rt.run_action(std::move(action)); });
+    }
+    Observation run(std::string command) { return visit([&](auto& rt) { return rt.run(std::move(command)); }); }
+    Observation run(CmdRunAction action) { return run_action(std::move(action)); }
+    Observation run_ipython(IPythonRunCellAction action) { return run_action(std::move(action)); }
+    Observation read(std::string path) { return visit([&](auto& rt) { return rt.read(std::move(path)); }); }
+    Observation read(FileReadAction action) { return run_action(std::move(action)); }
+    Observation write(std::string path, std::string content) {
+        return visit([&](auto& rt) { return rt.write(std::move(path), std::move(content)); });
+    }
+    Observation write(FileWriteAction action) { return run_action(std::move(action)); }
+    Observation edit(FileEditAction action) { return run_action(std::move(action)); }
+    Observation browse(BrowseURLAction action) { return run_action(std::move(action)); }
+    Observation browse_interactive(BrowseInteractiveAction action) { return run_action(std::move(action)); }
+
+    void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
+        visit([&](auto& rt) { rt.copy_to(host_src, sandbox_dest, recursive); });
+    }
+    std::filesystem::path copy_from(const std::string& sandbox_path) {
+        return visit([&](auto& rt) { return rt.copy_from(sandbox_path); });
+    }
+    std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
+        return visit([&](auto& rt) { return rt.list_files(path); });
+    }
+    void add_env_vars(const std::map<std::string, std::string>& env) {
+        visit([&](auto& rt) { rt.add_env_vars(env); });
+    }
+    std::string action_execution_server_url() const {
+        return visit([](const auto& rt) { return rt.action_execution_server_url(); });
+    }
+    std::optional<std::string> vscode_url() { return visit([](auto& rt) { return rt.vscode_url(); }); }
+    nlohmann::json server_info() { return visit([](auto& rt) { return rt.server_info(); }); }
+};
+
+/// Builds the runtime of the provider called `name` ("local", "daytona", ...). An unknown name is
+/// errc::config_invalid listing the known ones.
+template <class Providers = default_providers>
+AnyRuntime<Providers> make_runtime(std::string_view name, const Config& config, EventStream& event_stream,
+                                   RuntimeOptions options = {}) {
+    namespace mp = boost::mp11;
+    constexpr std::size_t count = mp::mp_size<Providers>::value;
+    std::size_t index = count;
+    mp::mp_for_each<mp::mp_iota_c<count>>([&](auto i) {
+        if (mp::mp_at_c<Providers, decltype(i)::value>::name == name) index = decltype(i)::value;
+    });
+    if (index == count) {
+        throw error(errc::config_invalid,
+                    "Runtime " + std::string(name) + " not supported, known are: " + detail::known_names<Providers>());
+    }
+    return mp::mp_with_index<count>(index, [&](auto i) {
+        using runtime_type = runtime_for<mp::mp_at_c<Providers, decltype(i)::value>>;
+        static_assert(check_runtime_constructor<runtime_type>::value);
+        return AnyRuntime<Providers>(std::in_place_index<decltype(i)::value>, config, event_stream, std::move(options));
+    });
+}
+
+/// The provider named by config.runtime ("local" by default).
+template <class Providers = default_providers>
+AnyRuntime<Providers> make_runtime(const Config& config, EventStream& event_stream, RuntimeOptions options = {}) {
+    return make_runtime<Providers>(config.runtime, config, event_stream, std::move(options));
+}
+
+}  // namespace runbox

@@ -1,0 +1,273 @@
+// runbox/providers/local.hpp - the local provider: runbox's own action server on this machine.
+//
+// The default provider: no credentials, no setup. connect() starts the action execution server
+// on 127.0.0.1 with a random port and a random session API key, in a workspace directory
+// (`workspace_base` when set, else a fresh temporary one that close() removes). The server runs
+// in-process on its own threads by default, or as a child `runbox-server` process with
+// providers.local.mode = "process" (or RUNBOX_LOCAL_MODE=process). close() stops it and reaps
+// every process the shell started.
+//
+// Settings (Config::providers["local"] or the environment):
+//   mode         "thread" (default) | "process"          RUNBOX_LOCAL_MODE
+//   server_path  the runbox-server program (process mode) RUNBOX_SERVER_PATH (default: on PATH)
+// The sandbox's NO_CHANGE_TIMEOUT_SECONDS comes from sandbox.runtime_startup_env_vars, as with
+// OpenHands' local runtime.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runbox/client.hpp"
+#include "runbox/config.hpp"
+#include "runbox/error.hpp"
+#include "runbox/provider.hpp"
+#include "runbox/runtime.hpp"
+#include "runbox/server/action_server.hpp"
+#include "runbox/transport/httplib.hpp"
+
+extern "C" char** environ;
+
+namespace runbox::local {
+
+/// A `runbox-server` child process, started with a pipe on its stdout to learn its port.
+class ServerProcess {
+public:
+    ServerProcess(const std::string& program, const std::vector<std::string>& args,
+                  const std::vector<std::pair<std::string, std::string>>& extra_env, std::chrono::milliseconds timeout) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) throw error(errc::unsupported, "pipe2 failed", "local");
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+        posix_spawnattr_t attr;
+        posix_spawnattr_init(&attr);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);  // its own group: close() kills it whole
+        posix_spawnattr_setpgroup(&attr, 0);
+
+        std::vector<std::string> env_strings;
+        for (char** e = environ; e != nullptr && *e != nullptr; ++e) env_strings.emplace_back(*e);
+        for (const auto& [key, value] : extra_env) env_strings.push_back(key + "=" + value);
+        std::vector<char*> envp;
+        for (auto& s : env_strings) envp.push_back(s.data());
+        envp.push_back(nullptr);
+        std::vector<std::string> argv_strings{program};
+        argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+        std::vector<char*> argv;
+        for (auto& s : argv_strings) argv.push_back(s.data());
+        argv.push_back(nullptr);
+
+        const int rc = ::posix_spawnp(&pid_, program.c_str(), &actions, &attr, argv.data(), envp.data());
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attr);
+        ::close(fds[1]);
+        if (rc != 0) {
+            ::close(fds[0]);
+            pid_ = -1;
+            throw error(errc::config_invalid,
+                        "cannot start " + program + ": " + std::string(std::strerror(rc)) +
+                            " (build the runbox-server target or set RUNBOX_SERVER_PATH)",
+                        "local");
+        }
+        stdout_fd_ = fds[0];
+        read_url(timeout);
+    }
+
+    ~ServerProcess() { stop(); }
+    ServerProcess(const ServerProcess&) = delete;
+    ServerProcess& operator=(const ServerProcess&) = delete;
+
+    const std::string& url() const noexcept { return url_; }
+
+    void stop() noexcept {
+        if (pid_ > 0) {
+            ::kill(-pid_, SIGTERM);
+            // Give the server its chance to reap the shell; then make sure.
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+            int status = 0;
+            while (::waitpid(pid_, &status, WNOHANG) == 0) {
+                if (std::chrono::steady_clock::now() >= deadline) {
+                    ::kill(-pid_, SIGKILL);
+                    ::waitpid(pid_, &status, 0);
+                    break;
+                }
+                ::poll(nullptr, 0, 5);
+            }
+            pid_ = -1;
+        }
+        if (stdout_fd_ >= 0) {
+            ::close(stdout_fd_);
+            stdout_fd_ = -1;
+        }
+    }
+
+private:
+    // runbox-server prints "listening on http://HOST:PORT" once it accepts connections.
+    void read_url(std::chrono::milliseconds timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        std::string buffer;
+        constexpr std::string_view marker = "listening on ";
+        for (;;) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) break;
+            pollfd pfd{stdout_fd_, POLLIN, 0};
+            if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
+            char chunk[256];
+            const ssize_t n = ::read(stdout_fd_, chunk, sizeof chunk);
+            if (n <= 0) break;
+            buffer.append(chunk, static_cast<std::size_t>(n));
+            const auto at = buffer.find(marker);
+            if (at != std::string::npos) {
+                const auto end = buffer.find('\n', at);
+                if (end != std::string::npos) {
+                    url_ = buffer.substr(at + marker.size(), end - at - marker.size());
+                    while (!url_.empty() && (url_.back() == '\r' || url_.back() == ' ')) url_.pop_back();
+                    return;
+                }
+            }
+        }
+        stop();
+        throw error(errc::timeout, "runbox-server did not report its address in time", "local");
+    }
+
+    pid_t pid_ = -1;
+    int stdout_fd_ = -1;
+    std::string url_;
+};
+
+class Auth {
+public:
+    static constexpr std::string_view name = "local";
+    using default_transport = HttplibTransport;
+
+    explicit Auth(const Config& config)
+        : mode_(config.setting("local", "mode", "RUNBOX_LOCAL_MODE").value_or("thread")),
+          server_path_(config.setting("local", "server_path", "RUNBOX_SERVER_PATH").value_or("runbox-server")) {
+        if (mode_ != "thread" && mode_ != "process") {
+            throw error(errc::config_invalid,
+                        "providers.local.mode (RUNBOX_LOCAL_MODE) must be \"thread\" or \"process\", got \"" + mode_ + "\"",
+                        "local");
+        }
+    }
+
+    Auth(Auth&&) noexcept = default;
+    Auth& operator=(Auth&&) noexcept = default;
+    ~Auth() { stop(); }
+
+    /// The local server needs no credentials.
+    void authorize(Request&) const {}
+
+    template <class Transport>
+    ServerEndpoint connect(ProviderContext<Transport>& ctx) {
+        namespace fs = std::filesystem;
+        const Config& config = ctx.config;
+        ctx.status(RuntimeStatus::building_runtime, "Preparing the local workspace...");
+        if (config.workspace_base) {
+            workspace_ = fs::absolute(*config.workspace_base);
+            fs::create_directories(workspace_);
+            owns_workspace_ = false;
+        } else {
+            workspace_ = fs::temp_directory_path() / ("runbox-" + ctx.options.sid + "-" + detail::random_hex(6));
+            fs::create_directories(workspace_);
+            owns_workspace_ = true;
+        }
+        session_key_ = detail::random_hex(24);
+
+        std::chrono::milliseconds no_change{10000};
+        const auto& startup = config.sandbox.runtime_startup_env_vars;
+        if (auto it = startup.find("NO_CHANGE_TIMEOUT_SECONDS"); it != startup.end()) {
+            try {
+                no_change = std::chrono::milliseconds(static_cast<std::int64_t>(std::stod(it->second) * 1000));
+            } catch (const std::exception&) {
+                throw error(errc::config_invalid, "NO_CHANGE_TIMEOUT_SECONDS must be a number", "local");
+            }
+        }
+
+        std::string url;
+        if (mode_ == "thread") {
+            server::ActionServerOptions options;
+            options.host = "127.0.0.1";
+            options.port = 0;
+            options.working_dir = workspace_.string();
+            options.session_api_key = session_key_;
+            options.no_change_timeout = no_change;
+            options.enable_browser = false;
+            for (const auto& plugin : ctx.options.plugins) options.plugins.push_back(plugin.name);
+            options.env = startup;
+            server_ = std::make_unique<server::ActionServer>(std::move(options));
+            server_->start();
+            url = server_->url();
+        } else {
+            std::vector<std::pair<std::string, std::string>> env{{"SESSION_API_KEY", session_key_}};
+            for (const auto& [key, value] : startup) env.emplace_back(key, value);
+            std::vector<std::string> args{"0", "--working-dir", workspace_.string(), "--host", "127.0.0.1",
+                                          "--no-enable-browser"};
+            if (!ctx.options.plugins.empty()) {
+                args.push_back("--plugins");
+                for (const auto& plugin : ctx.options.plugins) args.push_back(plugin.name);
+            }
+            process_ = std::make_unique<ServerProcess>(server_path_, args, env, std::chrono::seconds(30));
+            url = process_->url();
+        }
+        ctx.status(RuntimeStatus::runtime_started, "Local action execution server started.");
+
+        ServerEndpoint endpoint;
+        endpoint.url = url;
+        endpoint.headers.set("X-Session-API-Key", session_key_);
+        endpoint.secrets = {session_key_};
+        endpoint.alive_timeout = std::chrono::seconds(30);
+        endpoint.alive_poll_interval = std::chrono::milliseconds(5);
+        return endpoint;
+    }
+
+    template <class Transport>
+    void close(ProviderContext<Transport>&, CloseReason) noexcept {
+        stop();
+    }
+
+    /// The workspace directory on this machine (empty before connect()).
+    const std::filesystem::path& workspace() const noexcept { return workspace_; }
+    const std::string& mode() const noexcept { return mode_; }
+
+private:
+    void stop() noexcept {
+        try {
+            if (server_) server_->stop();
+        } catch (...) {
+        }
+        server_.reset();
+        process_.reset();
+        if (owns_workspace_ && !workspace_.empty()) {
+            std::error_code ignored;
+            std::filesystem::remove_all(workspace_, ignored);
+            owns_workspace_ = false;
+        }
+    }
+
+    std::string mode_;
+    std::string server_path_;
+    std::filesystem::path workspace_;
+    bool owns_workspace_ = false;
+    std::string session_key_;
+    std::unique_ptr<server::ActionServer> server_;
+    std::unique_ptr<ServerProcess> process_;
+};
+
+}  // namespace runbox::local
+
+namespace runbox {
+/// The default runtime: runbox's action server on this machine.
+using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
+}  // namespace runbox
