@@ -22,13 +22,15 @@
 #include "runbox/contract.hpp"
 #include "runbox/error.hpp"
 #include "runbox/runtime.hpp"
+#include "runbox/providers/daytona.hpp"
 #include "runbox/providers/local.hpp"
+#include "runbox/providers/runloop.hpp"
 
 namespace runbox {
 
 /// The providers make_runtime knows unless told otherwise. Adding a provider is one header
 /// and one entry here.
-using default_providers = boost::mp11::mp_list<local::Auth>;
+using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth>;
 
 template <class A>
 using runtime_for = Runtime<A, typename A::default_transport>;

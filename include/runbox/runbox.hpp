@@ -17,4 +17,6 @@
 #include "runbox/client.hpp"
 #include "runbox/runtime.hpp"
 #include "runbox/providers/local.hpp"
+#include "runbox/providers/daytona.hpp"
+#include "runbox/providers/runloop.hpp"
 #include "runbox/factory.hpp"

@@ -476,7 +476,7 @@ TEST_CASE_METHOD(Fixture, "factory: selects by name, lists the known names other
         (void)runbox::make_runtime("nope", config, events);
         FAIL("expected an error");
     } catch (const runbox::error& e) {
-        CHECK(e.detail().find("known are: local") != std::string::npos);
+        CHECK(e.detail() == "Runtime nope not supported, known are: local, daytona, runloop");
     }
 
     auto rt = runbox::make_runtime<providers>("test", config, events, {.attach_to_existing = true});

@@ -1,0 +1,113 @@
+// runbox-fake PROVIDER [--port N] [--api-key K]
+//
+// Serves a provider's fake API on 127.0.0.1 (port 0 = any free port), prints exactly one line
+// `listening on http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT. Point any client at it:
+// an official SDK, curl, or your own program.
+//   daytona: API at http://127.0.0.1:PORT/api (DAYTONA_API_URL / apiUrl), default key dtn_test
+//   runloop: API at http://127.0.0.1:PORT (RUNLOOP_BASE_URL / baseURL), default key rl_fake_key
+//
+// To add a provider: include its fake and add one entry to `fakes()` below.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "runbox/testing/fake_daytona.hpp"
+#include "runbox/testing/fake_runloop.hpp"
+
+namespace {
+
+struct FakeArgs {
+    int port = 0;
+    std::string api_key;  // empty = the fake's default
+};
+
+// A running fake: the line to print and whatever keeps it alive.
+struct RunningFake {
+    std::string url;                  // http://127.0.0.1:PORT
+    std::shared_ptr<void> instance;  // destroyed (stopped) at exit
+};
+
+using FakeFactory = std::function<RunningFake(const FakeArgs&)>;
+
+const std::map<std::string, FakeFactory>& fakes() {
+    static const std::map<std::string, FakeFactory> table = {
+        {"daytona",
+         [](const FakeArgs& args) {
+             runbox::testing::FakeDaytonaOptions options;
+             options.port = args.port;
+             if (!args.api_key.empty()) options.api_key = args.api_key;
+             auto fake = std::make_shared<runbox::testing::FakeDaytona>(options);
+             fake->start();
+             return RunningFake{fake->base_url(), fake};
+         }},
+        {"runloop",
+         [](const FakeArgs& args) {
+             runbox::testing::FakeRunloopOptions options;
+             options.port = args.port;
+             if (!args.api_key.empty()) options.api_key = args.api_key;
+             auto fake = std::make_shared<runbox::testing::FakeRunloop>(options);
+             fake->start();
+             return RunningFake{fake->url(), fake};
+         }},
+    };
+    return table;
+}
+
+int usage(const char* argv0) {
+    std::cerr << "usage: " << argv0 << " PROVIDER [--port N] [--api-key K]\nproviders:";
+    for (const auto& [name, factory] : fakes()) std::cerr << ' ' << name;
+    std::cerr << '\n';
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) return usage(argv[0]);
+    const std::string provider = argv[1];
+    FakeArgs args;
+    for (int i = 2; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--port" && i + 1 < argc) {
+            args.port = std::atoi(argv[++i]);
+        } else if (arg == "--api-key" && i + 1 < argc) {
+            args.api_key = argv[++i];
+        } else {
+            return usage(argv[0]);
+        }
+    }
+    const auto it = fakes().find(provider);
+    if (it == fakes().end()) {
+        std::cerr << "runbox-fake: unknown provider '" << provider << "'\n";
+        return usage(argv[0]);
+    }
+
+    // Block the stop signals in every thread; the main thread waits for them synchronously.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    RunningFake running;
+    try {
+        running = it->second(args);
+    } catch (const std::exception& e) {
+        std::cerr << "runbox-fake: " << e.what() << '\n';
+        return 1;
+    }
+    std::cout << "listening on " << running.url << std::endl;
+
+    int signal_number = 0;
+    sigwait(&stop_signals, &signal_number);
+    running.instance.reset();  // stops the fake and every sandbox server it started
+    return 0;
+}

@@ -1,0 +1,145 @@
+// Runs the official Daytona TypeScript SDK (@daytonaio/sdk, pinned in tests/conformance/daytona)
+// against `runbox-fake daytona --port 0` started as a child process: create, list by label, get,
+// process/execute, session exec, preview link, files, stop, start, delete, unknown id, wrong key.
+// Reports itself skipped (exit 77, never passed) without node, without the installed
+// node_modules (`npm ci` in tests/conformance/daytona) or without the runbox-fake program.
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "catch.hpp"
+
+extern char** environ;
+
+namespace {
+
+std::filesystem::path conformance_dir() {
+    if (const char* dir = std::getenv("RUNBOX_DAYTONA_CONFORMANCE_DIR")) return dir;
+    return std::filesystem::path(RUNBOX_SOURCE_DIR) / "tests" / "conformance" / "daytona";
+}
+
+std::filesystem::path fake_program() {
+    if (const char* path = std::getenv("RUNBOX_FAKE")) return path;
+    const char* bin = std::getenv("RUNBOX_BINARY_DIR");
+    return std::filesystem::path(bin != nullptr ? bin : RUNBOX_BINARY_DIR) / "examples" / "runbox-fake";
+}
+
+std::string quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+nlohmann::json read_json(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    return nlohmann::json::parse(in, nullptr, false);
+}
+
+// `runbox-fake daytona --port 0` as a child; stopped with SIGTERM by the destructor.
+class FakeProcess {
+public:
+    explicit FakeProcess(const std::filesystem::path& program) {
+        int fds[2];
+        if (::pipe(fds) != 0) return;
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+        posix_spawn_file_actions_addclose(&actions, fds[0]);
+        const std::string path = program.string();
+        std::string a0 = path, a1 = "daytona", a2 = "--port", a3 = "0";
+        char* argv[] = {a0.data(), a1.data(), a2.data(), a3.data(), nullptr};
+        if (::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv, environ) != 0) pid_ = -1;
+        posix_spawn_file_actions_destroy(&actions);
+        ::close(fds[1]);
+        out_ = ::fdopen(fds[0], "r");
+    }
+    FakeProcess(const FakeProcess&) = delete;
+    FakeProcess& operator=(const FakeProcess&) = delete;
+
+    // The "listening on URL" line (blocks until the child prints it or exits).
+    std::string first_line() {
+        if (out_ == nullptr || pid_ <= 0) return {};
+        std::array<char, 512> line{};
+        if (std::fgets(line.data(), static_cast<int>(line.size()), out_) == nullptr) return {};
+        std::string text = line.data();
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+        return text;
+    }
+
+    // SIGTERM and wait; returns the exit status (or -1).
+    int stop() {
+        if (pid_ <= 0) return -1;
+        ::kill(pid_, SIGTERM);
+        int status = 0;
+        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+        pid_ = -1;
+        return status;
+    }
+
+    ~FakeProcess() {
+        stop();
+        if (out_ != nullptr) std::fclose(out_);
+    }
+
+private:
+    pid_t pid_ = -1;
+    FILE* out_ = nullptr;
+};
+
+}  // namespace
+
+TEST_CASE("daytona conformance: the official @daytonaio/sdk passes against runbox-fake daytona") {
+    const auto dir = conformance_dir();
+    if (std::system("node --version >/dev/null 2>&1") != 0)
+        RUNBOX_SKIP_TEST("node is not installed (needed for the Daytona SDK conformance test)");
+    const auto installed = dir / "node_modules" / "@daytonaio" / "sdk" / "package.json";
+    if (!std::filesystem::exists(installed))
+        RUNBOX_SKIP_TEST("@daytonaio/sdk is not installed: run `npm ci` in " + dir.string());
+    const auto program = fake_program();
+    if (!std::filesystem::exists(program))
+        RUNBOX_SKIP_TEST("runbox-fake is not built (" + program.string() + "); build the runbox-fake target");
+
+    // The installed SDK is the pinned one.
+    const auto pinned = read_json(dir / "package.json");
+    const auto sdk = read_json(installed);
+    REQUIRE(pinned.is_object());
+    REQUIRE(sdk.is_object());
+    REQUIRE(sdk["version"] == pinned["dependencies"]["@daytonaio/sdk"]);
+
+    FakeProcess fake(program);
+    const std::string line = fake.first_line();
+    const std::string prefix = "listening on http://127.0.0.1:";
+    INFO("runbox-fake printed: " << line);
+    REQUIRE(line.rfind(prefix, 0) == 0);
+    const std::string url = line.substr(std::string("listening on ").size());
+
+    const std::string command = "cd " + quote(dir.string()) + " && RUNBOX_FAKE_URL=" + quote(url) +
+                                " RUNBOX_FAKE_API_KEY=dtn_test timeout 300 node conformance.mjs 2>&1";
+    std::string output;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    std::array<char, 4096> buffer{};
+    while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe) != nullptr) output += buffer.data();
+    const int status = ::pclose(pipe);
+    INFO(output);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(output.find("conformance: all checks passed") != std::string::npos);
+
+    // runbox-fake stops cleanly on SIGTERM.
+    const int fake_status = fake.stop();
+    CHECK(WIFEXITED(fake_status));
+    CHECK(WEXITSTATUS(fake_status) == 0);
+}
