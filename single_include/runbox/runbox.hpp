@@ -9576,6 +9576,917 @@ namespace runbox {
 using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
 }  // namespace runbox
 // ---- end runbox/providers/local.hpp ----
+// ---- begin runbox/providers/daytona.hpp ----
+// runbox/providers/daytona.hpp - the Daytona provider: runbox::daytona::Auth, runbox::DaytonaRuntime.
+//
+// Behaviour follows OpenHands' DaytonaRuntime (reference §9.1) over Daytona's REST API
+// (provider-apis §1): a sandbox labelled OpenHands_SID=<sid> is created from the snapshot
+// `sandbox.runtime_container_image` (or found, with attach_to_existing), brought to `started`,
+// the action execution server is started in a toolbox process session with an asynchronous
+// command, and the server is reached through the sandbox's preview link for port 4444.
+//
+// Settings (Config::providers["daytona"][key], else the environment variable):
+//   api_key            DAYTONA_API_KEY            required
+//   api_url            DAYTONA_API_URL            https://app.daytona.io/api
+//   target             DAYTONA_TARGET             eu
+//   disable_auto_stop  DAYTONA_DISABLE_AUTO_STOP  false  (auto-stop 60 min, or 0 when disabled)
+//   delete_on_close    DAYTONA_DELETE_ON_CLOSE    false  (close() stops; true: deletes)
+//   organization_id    DAYTONA_ORGANIZATION_ID    unset  (sent as X-Daytona-Organization-ID)
+//   public             DAYTONA_PUBLIC             true   (false: preview requests carry the token)
+//   server_command     DAYTONA_SERVER_COMMAND     unset  (replaces OpenHands' python launcher,
+//                                                          e.g. "runbox-server"; arguments stay)
+//   server_cwd         DAYTONA_SERVER_CWD         /openhands/code
+//   server_port        DAYTONA_SERVER_PORT        4444
+//   poll_interval_ms   DAYTONA_POLL_INTERVAL_MS   1000   (sandbox state polling)
+//   start_timeout_ms   DAYTONA_START_TIMEOUT_MS   120000 (bound of every sandbox state wait)
+//   alive_timeout_ms   DAYTONA_ALIVE_TIMEOUT_MS   120000 (bound of the /alive wait and 502 retries)
+//   alive_poll_interval_ms                        1000
+//   request_timeout_ms DAYTONA_REQUEST_TIMEOUT_MS 60000  (one API request)
+//   retry_initial_backoff_ms                      500    (API retries: 429/502/503/504)
+//   retry_max_attempts                            4
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace runbox::daytona {
+
+/// The label that ties a sandbox to a runbox/OpenHands session id.
+inline constexpr std::string_view sid_label = "OpenHands_SID";
+/// The session the action server runs in (OpenHands' name).
+inline constexpr std::string_view server_session_id = "action-execution-server";
+/// Daytona's daemon picks response shapes from the SDK version; >= 0.167 gives JSON logs.
+inline constexpr std::string_view sdk_version = "0.218.0";
+
+/// Every setting, resolved from Config (providers.daytona.*) with environment fallback.
+struct Settings {
+    std::string api_key;
+    std::string api_url = "https://app.daytona.io/api";
+    std::string target = "eu";
+    bool disable_auto_stop = false;
+    bool delete_on_close = false;
+    std::optional<std::string> organization_id;
+    bool is_public = true;
+    std::optional<std::string> server_command;
+    std::string server_cwd = "/openhands/code";
+    int server_port = 4444;
+    std::chrono::milliseconds poll_interval{1000};
+    std::chrono::milliseconds start_timeout{120000};
+    std::chrono::milliseconds alive_timeout{120000};
+    std::chrono::milliseconds alive_poll_interval{1000};
+    std::chrono::milliseconds request_timeout{60000};
+    std::chrono::milliseconds retry_initial_backoff{500};
+    int retry_max_attempts = 4;
+
+    static Settings from(const Config& config) {
+        constexpr std::string_view p = "daytona";
+        Settings s;
+        s.api_key = config.required_setting(p, "api_key", "DAYTONA_API_KEY");
+        if (auto v = config.setting(p, "api_url", "DAYTONA_API_URL")) s.api_url = *v;
+        while (!s.api_url.empty() && s.api_url.back() == '/') s.api_url.pop_back();
+        if (s.api_url.rfind("http://", 0) != 0 && s.api_url.rfind("https://", 0) != 0)
+            throw error(errc::config_invalid, "DAYTONA_API_URL must be an http(s) URL", std::string(p));
+        if (auto v = config.setting(p, "target", "DAYTONA_TARGET")) s.target = *v;
+        s.disable_auto_stop = flag(config, "disable_auto_stop", "DAYTONA_DISABLE_AUTO_STOP", false);
+        s.delete_on_close = flag(config, "delete_on_close", "DAYTONA_DELETE_ON_CLOSE", false);
+        s.is_public = flag(config, "public", "DAYTONA_PUBLIC", true);
+        s.organization_id = config.setting(p, "organization_id", "DAYTONA_ORGANIZATION_ID");
+        s.server_command = config.setting(p, "server_command", "DAYTONA_SERVER_COMMAND");
+        if (auto v = config.setting(p, "server_cwd", "DAYTONA_SERVER_CWD")) s.server_cwd = *v;
+        s.server_port = integer(config, "server_port", "DAYTONA_SERVER_PORT", s.server_port, 1);
+        s.poll_interval = millis(config, "poll_interval_ms", "DAYTONA_POLL_INTERVAL_MS", s.poll_interval);
+        s.start_timeout = millis(config, "start_timeout_ms", "DAYTONA_START_TIMEOUT_MS", s.start_timeout);
+        s.alive_timeout = millis(config, "alive_timeout_ms", "DAYTONA_ALIVE_TIMEOUT_MS", s.alive_timeout);
+        s.alive_poll_interval = millis(config, "alive_poll_interval_ms", {}, s.alive_poll_interval);
+        s.request_timeout = millis(config, "request_timeout_ms", "DAYTONA_REQUEST_TIMEOUT_MS", s.request_timeout);
+        s.retry_initial_backoff = millis(config, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
+        s.retry_max_attempts = integer(config, "retry_max_attempts", {}, s.retry_max_attempts, 1);
+        return s;
+    }
+
+private:
+    // OpenHands: a flag is true only for the literal "true" (any case); runbox also takes "1".
+    static bool flag(const Config& config, std::string_view key, std::string_view env, bool fallback) {
+        auto v = config.setting("daytona", key, env);
+        if (!v) return fallback;
+        std::string t = *v;
+        std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        return t == "true" || t == "1";
+    }
+
+    static int integer(const Config& config, std::string_view key, std::string_view env, int fallback, int minimum) {
+        auto v = config.setting("daytona", key, env);
+        if (!v) return fallback;
+        try {
+            std::size_t used = 0;
+            const long n = std::stol(*v, &used);
+            if (used != v->size() || n < minimum || n > 2147483647L) throw std::invalid_argument(*v);
+            return static_cast<int>(n);
+        } catch (const std::exception&) {
+            throw error(errc::config_invalid,
+                        "daytona setting '" + std::string(key) + "' must be an integer >= " + std::to_string(minimum),
+                        "daytona");
+        }
+    }
+
+    static std::chrono::milliseconds millis(const Config& config, std::string_view key, std::string_view env,
+                                            std::chrono::milliseconds fallback) {
+        return std::chrono::milliseconds(integer(config, key, env, static_cast<int>(fallback.count()), 0));
+    }
+};
+
+/// The Daytona provider (AuthPolicy). Construction reads and checks the settings (no I/O).
+class Auth {
+public:
+    static constexpr std::string_view name = "daytona";
+    using default_transport = HttplibTransport;
+
+    explicit Auth(const Config& config) : settings_(Settings::from(config)) {}
+
+    /// Daytona's API and toolbox auth: `Authorization: Bearer <key>` (+ organization header).
+    void authorize(Request& request) const {
+        request.headers.set("Authorization", "Bearer " + settings_.api_key);
+        if (settings_.organization_id) request.headers.set("X-Daytona-Organization-ID", *settings_.organization_id);
+        request.headers.set("X-Daytona-Source", "runbox-cpp");
+        request.headers.set("X-Daytona-SDK-Version", std::string(sdk_version));
+        request.headers.set("User-Agent", "runbox/" + std::string(version_string));
+        if (!request.headers.contains("Accept")) request.headers.set("Accept", "application/json");
+    }
+
+    const Settings& settings() const noexcept { return settings_; }
+    /// The sandbox connect() created or attached to (empty before).
+    const std::string& sandbox_id() const noexcept { return sandbox_id_; }
+    /// True when connect() attached to a sandbox it did not create.
+    bool attached() const noexcept { return attached_; }
+
+    template <class T>
+    ServerEndpoint connect(ProviderContext<T>& ctx) {
+        closed_ = false;
+        ctx.status(RuntimeStatus::starting_runtime, "Starting Daytona sandbox...");
+        bool start_server = !ctx.options.attach_to_existing;
+        std::optional<nlohmann::json> sandbox;
+        if (ctx.options.attach_to_existing) {
+            sandbox = find_by_sid(ctx);
+            if (sandbox) {
+                attached_ = true;
+                sandbox_id_ = (*sandbox)["id"].template get<std::string>();
+            } else {
+                start_server = true;  // unlike OpenHands, a sandbox created here gets its server
+            }
+        }
+        if (!sandbox) {
+            ctx.status(RuntimeStatus::building_runtime, "Creating Daytona sandbox...");
+            sandbox = create(ctx);
+        }
+        sandbox = wait_until_started(ctx, std::move(*sandbox), start_server);
+
+        if (start_server) {
+            ctx.status(RuntimeStatus::starting_runtime, "Starting the action execution server...");
+            start_action_server(ctx);
+        }
+        // The preview token resets when a sandbox restarts: fetch the link after starting.
+        const nlohmann::json link = api_json(ctx, "GET",
+                                   "/sandbox/" + sandbox_id_ + "/ports/" + std::to_string(settings_.server_port) + "/preview-url",
+                                   {}, retry_policy());
+        ServerEndpoint endpoint;
+        endpoint.url = link.value("url", std::string());
+        while (!endpoint.url.empty() && endpoint.url.back() == '/') endpoint.url.pop_back();
+        if (endpoint.url.empty()) throw error(errc::bad_response, "preview-url response has no url", "daytona");
+        endpoint.secrets = {settings_.api_key};
+        const std::string token = link.value("token", std::string());
+        if (!token.empty()) endpoint.secrets.push_back(token);
+        if (!sandbox->value("public", false) && !token.empty()) endpoint.headers.set("X-Daytona-Preview-Token", token);
+        endpoint.alive_timeout = settings_.alive_timeout;
+        endpoint.alive_poll_interval = settings_.alive_poll_interval;
+        endpoint.bad_gateway_retry_window = settings_.alive_timeout;  // OpenHands: 502s retried up to 120 s
+        // A server started by this connect (new sandbox, or a stopped one restarted) needs the
+        // initial environment; one found running already has it.
+        endpoint.attached = !start_server;
+        return endpoint;
+    }
+
+    template <class T>
+    void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
+        if (closed_) return;
+        closed_ = true;
+        if (sandbox_id_.empty()) return;
+        try {
+            if (attached_) return;  // someone else's sandbox: leave it as it was
+            if (reason == CloseReason::connect_failed || settings_.delete_on_close) {
+                api(ctx, "DELETE", "/sandbox/" + sandbox_id_, {}, retry_policy());
+                return;
+            }
+            const nlohmann::json sandbox = api_json(ctx, "GET", "/sandbox/" + sandbox_id_, {}, retry_policy());
+            const std::string state = sandbox.value("state", std::string());
+            if (state == "started" || state == "starting") {
+                api(ctx, "POST", "/sandbox/" + sandbox_id_ + "/stop?force=false", {}, retry_policy(), true);
+            }
+        } catch (...) {
+            // close() never throws; a sandbox we could not stop is stopped by Daytona's auto-stop.
+        }
+    }
+
+    /// The command that starts the action server (reference §5, as OpenHands' Daytona runs it).
+    std::string server_start_command(const Config& config, const RuntimeOptions& options) const {
+        const std::string& ws = config.workspace_mount_path_in_sandbox;
+        std::string cmd = "mkdir -p " + ws + " && cd " + settings_.server_cwd + " && ";
+        cmd += settings_.server_command.value_or(
+            "/openhands/micromamba/bin/micromamba run -n openhands poetry run python -u -m openhands.runtime.action_execution_server");
+        cmd += " " + std::to_string(settings_.server_port) + " --working-dir " + ws;
+        if (!options.plugins.empty()) {
+            cmd += " --plugins";
+            for (const auto& plugin : options.plugins) cmd += " " + plugin.name;
+        }
+        cmd += " --username openhands --user-id 1000";  // OpenHands' Daytona forces this user
+        if (config.sandbox.browsergym_eval_env) cmd += " --browsergym-eval-env " + *config.sandbox.browsergym_eval_env;
+        if (!config.enable_browser) cmd += " --no-enable-browser";
+        return cmd;
+    }
+
+private:
+    RetryPolicy retry_policy() const {
+        RetryPolicy policy;
+        policy.max_attempts = settings_.retry_max_attempts;
+        policy.initial_backoff = settings_.retry_initial_backoff;
+        policy.max_elapsed = std::max(settings_.start_timeout, std::chrono::milliseconds(1));
+        return policy;
+    }
+
+    // A 429 means the request was refused, not performed: safe to repeat even for a create.
+    RetryPolicy rate_limit_only_policy() const {
+        RetryPolicy policy = retry_policy();
+        policy.retry_statuses = {429};
+        policy.retry_dropped_connections = false;
+        return policy;
+    }
+
+    template <class T>
+    Response api(ProviderContext<T>& ctx, std::string method, const std::string& path, const std::string& body,
+                 const RetryPolicy& policy, bool idempotent = false) {
+        return send(ctx, std::move(method), settings_.api_url + path, body, policy, idempotent);
+    }
+
+    template <class T>
+    nlohmann::json api_json(ProviderContext<T>& ctx, std::string method, const std::string& path, const std::string& body,
+                            const RetryPolicy& policy, bool idempotent = false) {
+        return parse(api(ctx, std::move(method), path, body, policy, idempotent));
+    }
+
+    template <class T>
+    Response toolbox(ProviderContext<T>& ctx, const std::string& path, const nlohmann::json& body, const RetryPolicy& policy) {
+        return send(ctx, "POST", toolbox_url_ + "/" + sandbox_id_ + path, body.dump(), policy, false);
+    }
+
+    template <class T>
+    Response send(ProviderContext<T>& ctx, std::string method, std::string url, const std::string& body,
+                  const RetryPolicy& policy, bool idempotent) {
+        Request request;
+        request.method = std::move(method);
+        request.url = std::move(url);
+        request.body = body;
+        request.timeout = settings_.request_timeout;
+        if (idempotent) request.idempotent = true;
+        if (!body.empty()) request.headers.set("Content-Type", "application/json");
+        authorize(request);
+        Response response = ctx.send(request, policy);
+        raise_for_status(response, "daytona", {settings_.api_key});
+        return response;
+    }
+
+    static nlohmann::json parse(const Response& response) {
+        auto json = nlohmann::json::parse(response.body, nullptr, false);
+        if (json.is_discarded()) throw error(errc::bad_response, "Daytona answered a body that is not JSON", "daytona");
+        return json;
+    }
+
+    void remember(const nlohmann::json& sandbox) {
+        if (sandbox.contains("id") && sandbox["id"].is_string()) sandbox_id_ = sandbox["id"].get<std::string>();
+        if (sandbox.contains("toolboxProxyUrl") && sandbox["toolboxProxyUrl"].is_string()) {
+            toolbox_url_ = sandbox["toolboxProxyUrl"].get<std::string>();
+            while (!toolbox_url_.empty() && toolbox_url_.back() == '/') toolbox_url_.pop_back();
+        }
+    }
+
+    // Lists sandboxes labelled with the session id, following nextCursor; at most one may match.
+    template <class T>
+    std::optional<nlohmann::json> find_by_sid(ProviderContext<T>& ctx) {
+        const std::string labels = nlohmann::json{{std::string(sid_label), ctx.options.sid}}.dump();
+        std::vector<nlohmann::json> found;
+        std::optional<std::string> cursor;
+        for (int page = 0; page < 1000; ++page) {
+            std::string path = "/sandbox?limit=100&labels=" + url_encode(labels);
+            if (cursor) path += "&cursor=" + url_encode(*cursor);
+            const nlohmann::json json = api_json(ctx, "GET", path, {}, retry_policy());
+            const nlohmann::json* items = &json;  // before ~v0.180 the API answered a bare array
+            if (json.is_object()) {
+                if (!json.contains("items") || !json["items"].is_array())
+                    throw error(errc::bad_response, "sandbox list has no items", "daytona");
+                items = &json["items"];
+            }
+            if (!items->is_array()) throw error(errc::bad_response, "sandbox list is not a list", "daytona");
+            for (const auto& item : *items) {
+                const std::string state = item.value("state", std::string());
+                if (state != "destroyed" && state != "destroying") found.push_back(item);
+            }
+            cursor.reset();
+            if (json.is_object() && json.contains("nextCursor") && json["nextCursor"].is_string() &&
+                !json["nextCursor"].get<std::string>().empty())
+                cursor = json["nextCursor"].get<std::string>();
+            if (!cursor) break;
+        }
+        if (found.empty()) return std::nullopt;
+        if (found.size() > 1)
+            throw error(errc::conflict, "multiple sandboxes found for sid " + ctx.options.sid, "daytona");
+        remember(found.front());
+        if (toolbox_url_.empty()) fetch_toolbox_url(ctx);
+        return found.front();
+    }
+
+    template <class T>
+    void fetch_toolbox_url(ProviderContext<T>& ctx) {
+        const nlohmann::json json = api_json(ctx, "GET", "/sandbox/" + sandbox_id_ + "/toolbox-proxy-url", {}, retry_policy());
+        toolbox_url_ = json.value("url", std::string());
+        while (!toolbox_url_.empty() && toolbox_url_.back() == '/') toolbox_url_.pop_back();
+        if (toolbox_url_.empty()) throw error(errc::bad_response, "no toolbox proxy URL for the sandbox", "daytona");
+    }
+
+    template <class T>
+    nlohmann::json create(ProviderContext<T>& ctx) {
+        const Config& config = ctx.config;
+        nlohmann::json env = nlohmann::json::object();
+        for (const auto& [k, v] : config.sandbox.runtime_startup_env_vars) env[k] = v;
+        env["port"] = std::to_string(settings_.server_port);
+        env["PYTHONUNBUFFERED"] = "1";
+        env["VSCODE_PORT"] = std::to_string(settings_.server_port + 1);
+        if (config.debug) env["DEBUG"] = "true";
+        nlohmann::json body = {
+            {"env", env},
+            {"labels", {{std::string(sid_label), ctx.options.sid}, {"code-toolbox-language", "python"}}},
+            {"public", settings_.is_public},
+            {"target", settings_.target},
+            {"autoStopInterval", settings_.disable_auto_stop ? 0 : 60},
+        };
+        if (config.sandbox.runtime_container_image) body["snapshot"] = *config.sandbox.runtime_container_image;
+        nlohmann::json sandbox = api_json(ctx, "POST", "/sandbox", body.dump(), rate_limit_only_policy(), true);
+        created_ = true;
+        attached_ = false;
+        remember(sandbox);
+        if (sandbox_id_.empty()) throw error(errc::bad_response, "create answered no sandbox id", "daytona");
+        if (toolbox_url_.empty()) fetch_toolbox_url(ctx);
+        return sandbox;
+    }
+
+    // Brings the sandbox to `started` within start_timeout. Starting a stopped sandbox means its
+    // server must be started again.
+    template <class T>
+    nlohmann::json wait_until_started(ProviderContext<T>& ctx, nlohmann::json sandbox, bool& start_server) {
+        const auto deadline = std::chrono::steady_clock::now() + settings_.start_timeout;
+        bool start_requested = false;
+        for (;;) {
+            const std::string state = sandbox.value("state", std::string("unknown"));
+            if (state == "started") return sandbox;
+            if (state == "error" || state == "build_failed") {
+                const std::string reason = sandbox.contains("errorReason") && sandbox["errorReason"].is_string()
+                                               ? sandbox["errorReason"].get<std::string>()
+                                               : std::string("no reason given");
+                throw error(errc::sandbox_gone,
+                            redact("sandbox " + sandbox_id_ + " is in state " + state + ": " + reason, {settings_.api_key}),
+                            "daytona");
+            }
+            if (state == "destroyed" || state == "destroying")
+                throw error(errc::sandbox_gone, "sandbox " + sandbox_id_ + " is " + state, "daytona");
+            const bool resting = state == "stopped" || state == "archived" || state == "paused";
+            if (resting && !start_requested) {
+                ctx.status(RuntimeStatus::starting_runtime, "Starting the stopped Daytona sandbox...");
+                sandbox = api_json(ctx, "POST", "/sandbox/" + sandbox_id_ + "/start", {}, retry_policy(), true);
+                start_requested = true;
+                start_server = true;
+                continue;
+            }
+            // creating, starting, stopping (wait for stopped), pending_build, unknown, ...: poll.
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= deadline)
+                throw error(errc::timeout,
+                            "sandbox " + sandbox_id_ + " did not reach state started within " +
+                                std::to_string(settings_.start_timeout.count()) + " ms (last state: " + state + ")",
+                            "daytona");
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(settings_.poll_interval, deadline - now));
+            sandbox = api_json(ctx, "GET", "/sandbox/" + sandbox_id_, {}, retry_policy());
+        }
+    }
+
+    template <class T>
+    void start_action_server(ProviderContext<T>& ctx) {
+        try {
+            toolbox(ctx, "/process/session", {{"sessionId", std::string(server_session_id)}}, RetryPolicy::none());
+        } catch (const error& e) {
+            if (e.code() != errc::conflict) throw;  // the session survives a restart: reuse it
+        }
+        const std::string command = server_start_command(ctx.config, ctx.options);
+        toolbox(ctx, "/process/session/" + std::string(server_session_id) + "/exec",
+                {{"command", command}, {"runAsync", true}}, RetryPolicy::none());
+    }
+
+    Settings settings_;
+    std::string sandbox_id_;
+    std::string toolbox_url_;
+    bool attached_ = false;
+    bool created_ = false;
+    bool closed_ = false;
+};
+
+}  // namespace runbox::daytona
+
+namespace runbox {
+/// The seed's DaytonaRuntime: `DaytonaRuntime rt(config, events, {.sid = "s1"}); rt.connect();`
+using DaytonaRuntime = Runtime<daytona::Auth, HttplibTransport>;
+}  // namespace runbox
+// ---- end runbox/providers/daytona.hpp ----
+// ---- begin runbox/providers/runloop.hpp ----
+// runbox/providers/runloop.hpp - the Runloop provider: runbox::runloop::Auth, runbox::RunloopRuntime.
+//
+// Behaviour follows OpenHands' RunloopRuntime (reference §9.4) over Runloop's REST API
+// (provider-apis §3): a devbox named <sid> is created with the action execution server as its
+// entrypoint (or, with attach_to_existing, a running devbox of that name is found by listing),
+// waited for with the wait_for_status long-poll (408 = poll again) until `running`, and the
+// server is reached through a V2 tunnel (enable_tunnel) to port 4444:
+// https://{port}-{tunnel_key}.tunnel.runloop.ai, with X-Runloop-Tunnel-Authorization when the
+// tunnel is authenticated. close() shuts the devbox down unless runbox attached to it.
+//
+// Settings (Config::providers["runloop"][key], else the environment variable):
+//   api_key            RUNLOOP_API_KEY            required (Authorization: Bearer)
+//   base_url           RUNLOOP_BASE_URL           https://api.runloop.ai
+//   blueprint          RUNLOOP_BLUEPRINT          unset  (blueprint_id when it starts with "bpt_", else blueprint_name)
+//   snapshot           RUNLOOP_SNAPSHOT           unset  (snapshot_id)
+//   prebuilt           RUNLOOP_PREBUILT           unset  (legacy `prebuilt` image; OpenHands used "openhands")
+//   resource_size      RUNLOOP_RESOURCE_SIZE      LARGE  (launch_parameters.resource_size_request)
+//   keep_alive_time_seconds                       unset  (launch_parameters.keep_alive_time_seconds)
+//   server_command     RUNLOOP_SERVER_COMMAND     unset  (replaces OpenHands' python launcher,
+//                                                          e.g. "runbox-server"; arguments stay)
+//   server_cwd         RUNLOOP_SERVER_CWD         /openhands/code
+//   server_port        RUNLOOP_SERVER_PORT        4444
+//   tunnel_url         RUNLOOP_TUNNEL_URL         https://{port}-{tunnel_key}.tunnel.<base domain>
+//   tunnel_auth_mode   RUNLOOP_TUNNEL_AUTH_MODE   authenticated (or open)
+//   session_api_key    RUNLOOP_SESSION_API_KEY    unset  (given to the server as SESSION_API_KEY and
+//                                                          sent as X-Session-API-Key)
+//   poll_interval_ms   RUNLOOP_POLL_INTERVAL_MS   1000   (least time between status polls)
+//   start_timeout_ms   RUNLOOP_START_TIMEOUT_MS   120000 (bound of the wait for `running`)
+//   alive_timeout_ms   RUNLOOP_ALIVE_TIMEOUT_MS   120000 (bound of the /alive wait)
+//   alive_poll_interval_ms                        1000
+//   request_timeout_ms RUNLOOP_REQUEST_TIMEOUT_MS 30000  (one API request; long-polls get 60 s more)
+//   retry_initial_backoff_ms                      500    (API retries: 429/500/502/503/504)
+//   retry_max_attempts                            6      (the official SDK retries 5 times)
+//   list_limit                                    100    (page size of the attach lookup)
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace runbox::runloop {
+
+/// Every setting, resolved from Config (providers.runloop.*) with environment fallback.
+struct Settings {
+    std::string api_key;
+    std::string base_url = "https://api.runloop.ai";
+    std::optional<std::string> blueprint;
+    std::optional<std::string> snapshot;
+    std::optional<std::string> prebuilt;
+    std::string resource_size = "LARGE";
+    std::optional<int> keep_alive_time_seconds;
+    std::optional<std::string> server_command;
+    std::string server_cwd = "/openhands/code";
+    int server_port = 4444;
+    std::string tunnel_url;  ///< template with {port} and {tunnel_key}
+    std::string tunnel_auth_mode = "authenticated";
+    std::optional<std::string> session_api_key;
+    std::chrono::milliseconds poll_interval{1000};
+    std::chrono::milliseconds start_timeout{120000};
+    std::chrono::milliseconds alive_timeout{120000};
+    std::chrono::milliseconds alive_poll_interval{1000};
+    std::chrono::milliseconds request_timeout{30000};
+    std::chrono::milliseconds retry_initial_backoff{500};
+    int retry_max_attempts = 6;
+    int list_limit = 100;  ///< page size when listing devboxes for attach
+
+    static Settings from(const Config& config) {
+        constexpr std::string_view p = "runloop";
+        Settings s;
+        s.api_key = config.required_setting(p, "api_key", "RUNLOOP_API_KEY");
+        if (auto v = config.setting(p, "base_url", "RUNLOOP_BASE_URL")) s.base_url = *v;
+        while (!s.base_url.empty() && s.base_url.back() == '/') s.base_url.pop_back();
+        Url base;
+        try {
+            base = parse_url(s.base_url);
+        } catch (const error&) {
+            throw error(errc::config_invalid, "RUNLOOP_BASE_URL must be an http(s) URL", std::string(p));
+        }
+        s.blueprint = config.setting(p, "blueprint", "RUNLOOP_BLUEPRINT");
+        s.snapshot = config.setting(p, "snapshot", "RUNLOOP_SNAPSHOT");
+        s.prebuilt = config.setting(p, "prebuilt", "RUNLOOP_PREBUILT");
+        if ((s.blueprint ? 1 : 0) + (s.snapshot ? 1 : 0) + (s.prebuilt ? 1 : 0) > 1)
+            throw error(errc::config_invalid, "set at most one of runloop blueprint, snapshot and prebuilt", std::string(p));
+        if (auto v = config.setting(p, "resource_size", "RUNLOOP_RESOURCE_SIZE")) s.resource_size = *v;
+        if (config.setting(p, "keep_alive_time_seconds"))
+            s.keep_alive_time_seconds = integer(config, "keep_alive_time_seconds", {}, 3600, 1);
+        s.server_command = config.setting(p, "server_command", "RUNLOOP_SERVER_COMMAND");
+        if (auto v = config.setting(p, "server_cwd", "RUNLOOP_SERVER_CWD")) s.server_cwd = *v;
+        s.server_port = integer(config, "server_port", "RUNLOOP_SERVER_PORT", s.server_port, 1);
+        // The SDK's rule: api.<domain> -> https://{port}-{key}.tunnel.<domain>.
+        std::string domain = base.host.rfind("api.", 0) == 0 ? base.host.substr(4) : base.host;
+        s.tunnel_url = config.setting(p, "tunnel_url", "RUNLOOP_TUNNEL_URL")
+                           .value_or("https://{port}-{tunnel_key}.tunnel." + domain);
+        if (s.tunnel_url.find("{tunnel_key}") == std::string::npos)
+            throw error(errc::config_invalid, "runloop setting 'tunnel_url' must contain {tunnel_key}", std::string(p));
+        if (auto v = config.setting(p, "tunnel_auth_mode", "RUNLOOP_TUNNEL_AUTH_MODE")) s.tunnel_auth_mode = *v;
+        if (s.tunnel_auth_mode != "open" && s.tunnel_auth_mode != "authenticated")
+            throw error(errc::config_invalid, "runloop setting 'tunnel_auth_mode' must be open or authenticated",
+                        std::string(p));
+        s.session_api_key = config.setting(p, "session_api_key", "RUNLOOP_SESSION_API_KEY");
+        s.poll_interval = millis(config, "poll_interval_ms", "RUNLOOP_POLL_INTERVAL_MS", s.poll_interval);
+        s.start_timeout = millis(config, "start_timeout_ms", "RUNLOOP_START_TIMEOUT_MS", s.start_timeout);
+        s.alive_timeout = millis(config, "alive_timeout_ms", "RUNLOOP_ALIVE_TIMEOUT_MS", s.alive_timeout);
+        s.alive_poll_interval = millis(config, "alive_poll_interval_ms", {}, s.alive_poll_interval);
+        s.request_timeout = millis(config, "request_timeout_ms", "RUNLOOP_REQUEST_TIMEOUT_MS", s.request_timeout);
+        s.retry_initial_backoff = millis(config, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
+        s.retry_max_attempts = integer(config, "retry_max_attempts", {}, s.retry_max_attempts, 1);
+        s.list_limit = integer(config, "list_limit", {}, s.list_limit, 1);
+        return s;
+    }
+
+private:
+    static int integer(const Config& config, std::string_view key, std::string_view env, int fallback, int minimum) {
+        auto v = config.setting("runloop", key, env);
+        if (!v) return fallback;
+        try {
+            std::size_t used = 0;
+            const long n = std::stol(*v, &used);
+            if (used != v->size() || n < minimum || n > 2147483647L) throw std::invalid_argument(*v);
+            return static_cast<int>(n);
+        } catch (const std::exception&) {
+            throw error(errc::config_invalid,
+                        "runloop setting '" + std::string(key) + "' must be an integer >= " + std::to_string(minimum),
+                        "runloop");
+        }
+    }
+
+    static std::chrono::milliseconds millis(const Config& config, std::string_view key, std::string_view env,
+                                            std::chrono::milliseconds fallback) {
+        return std::chrono::milliseconds(integer(config, key, env, static_cast<int>(fallback.count()), 0));
+    }
+};
+
+namespace detail {
+
+/// Quotes `text` for a POSIX shell as one word.
+inline std::string shell_quote(std::string_view text) {
+    std::string out = "'";
+    for (char c : text) {
+        if (c == '\'') {
+            out += "'\\''";
+        } else {
+            out += c;
+        }
+    }
+    out += "'";
+    return out;
+}
+
+inline void replace_all(std::string& text, std::string_view from, std::string_view to) {
+    for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
+        text.replace(pos, from.size(), to);
+}
+
+}  // namespace detail
+
+/// The Runloop provider (AuthPolicy). Construction reads and checks the settings (no I/O).
+class Auth {
+public:
+    static constexpr std::string_view name = "runloop";
+    using default_transport = HttplibTransport;
+
+    explicit Auth(const Config& config) : settings_(Settings::from(config)) {}
+
+    /// Runloop's API auth: `Authorization: Bearer <RUNLOOP_API_KEY>`.
+    void authorize(Request& request) const {
+        request.headers.set("Authorization", "Bearer " + settings_.api_key);
+        request.headers.set("User-Agent", "runbox/" + std::string(version_string));
+        if (!request.headers.contains("Accept")) request.headers.set("Accept", "application/json");
+    }
+
+    const Settings& settings() const noexcept { return settings_; }
+    /// The devbox connect() created or attached to (empty before).
+    const std::string& devbox_id() const noexcept { return devbox_id_; }
+    /// True when connect() attached to a devbox it did not create.
+    bool attached() const noexcept { return attached_; }
+
+    template <class T>
+    ServerEndpoint connect(ProviderContext<T>& ctx) {
+        closed_ = false;
+        attached_ = false;
+        created_ = false;
+        devbox_id_.clear();
+        ctx.status(RuntimeStatus::starting_runtime, "Starting Runloop devbox...");
+        std::optional<nlohmann::json> devbox;
+        if (ctx.options.attach_to_existing) {
+            devbox = find_running_by_name(ctx, ctx.options.sid);
+            if (devbox) {
+                attached_ = true;
+                devbox_id_ = (*devbox)["id"].template get<std::string>();
+            }
+        }
+        if (!devbox) {
+            ctx.status(RuntimeStatus::building_runtime, "Creating Runloop devbox...");
+            devbox = create(ctx);
+            devbox = wait_until_running(ctx, std::move(*devbox));
+            ctx.status(RuntimeStatus::runtime_started, "Runloop devbox " + devbox_id_ + " is running.");
+        }
+        const nlohmann::json tunnel = ensure_tunnel(ctx, *devbox);
+
+        ServerEndpoint endpoint;
+        endpoint.url = settings_.tunnel_url;
+        detail::replace_all(endpoint.url, "{port}", std::to_string(settings_.server_port));
+        detail::replace_all(endpoint.url, "{tunnel_key}", tunnel.value("tunnel_key", std::string()));
+        while (!endpoint.url.empty() && endpoint.url.back() == '/') endpoint.url.pop_back();
+        endpoint.secrets = {settings_.api_key};
+        if (tunnel.value("auth_mode", std::string("open")) == "authenticated") {
+            const std::string token = tunnel.contains("auth_token") && tunnel["auth_token"].is_string()
+                                          ? tunnel["auth_token"].get<std::string>()
+                                          : std::string();
+            if (token.empty())
+                throw error(errc::bad_response, "devbox " + devbox_id_ + " has an authenticated tunnel but no auth_token",
+                            "runloop");
+            endpoint.headers.set("X-Runloop-Tunnel-Authorization", "Bearer " + token);
+            endpoint.secrets.push_back(token);
+        }
+        if (settings_.session_api_key) {
+            endpoint.headers.set("X-Session-API-Key", *settings_.session_api_key);
+            endpoint.secrets.push_back(*settings_.session_api_key);
+        }
+        endpoint.alive_timeout = settings_.alive_timeout;
+        endpoint.alive_poll_interval = settings_.alive_poll_interval;
+        ctx.status(RuntimeStatus::starting_runtime, "Waiting for the action execution server...");
+        endpoint.attached = attached_;  // a devbox found running already has its environment
+        return endpoint;
+    }
+
+    template <class T>
+    void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
+        if (closed_) return;
+        closed_ = true;
+        if (devbox_id_.empty() || attached_ || !created_) return;  // someone else's devbox: leave it
+        // OpenHands' Runloop ignores keep_runtime_alive; runbox honours it for a normal close.
+        if (reason == CloseReason::normal && ctx.config.sandbox.keep_runtime_alive) return;
+        try {
+            api(ctx, "POST", "/v1/devboxes/" + devbox_id_ + "/shutdown", {}, retry_policy(), true);
+        } catch (const error& e) {
+            if (e.code() == errc::not_found) return;  // already gone
+        } catch (...) {
+            // close() never throws; Runloop's keep-alive timer shuts an orphan down eventually.
+        }
+    }
+
+    /// The server start command line (reference §5, port 4444), without the Runloop wrapping.
+    std::string server_start_command(const Config& config, const RuntimeOptions& options) const {
+        const std::string& ws = config.workspace_mount_path_in_sandbox;
+        std::string cmd = settings_.server_command.value_or(
+            "/openhands/micromamba/bin/micromamba run -n openhands poetry run python -u -m openhands.runtime.action_execution_server");
+        cmd += " " + std::to_string(settings_.server_port) + " --working-dir " + ws;
+        if (!options.plugins.empty()) {
+            cmd += " --plugins";
+            for (const auto& plugin : options.plugins) cmd += " " + plugin.name;
+        }
+        // §5: username/uid from RUNTIME_USERNAME/RUNTIME_UID, else by run_as_openhands.
+        const auto env = [&](const char* var) -> std::optional<std::string> {
+            return config.env ? config.env(var) : std::nullopt;
+        };
+        const std::string user = env("RUNTIME_USERNAME").value_or(config.run_as_openhands ? "openhands" : "root");
+        const std::string uid = env("RUNTIME_UID").value_or(config.run_as_openhands ? "1000" : "0");
+        cmd += " --username " + user + " --user-id " + uid;
+        if (config.sandbox.browsergym_eval_env) cmd += " --browsergym-eval-env " + *config.sandbox.browsergym_eval_env;
+        if (!config.enable_browser) cmd += " --no-enable-browser";
+        return cmd;
+    }
+
+    /// The devbox entrypoint: OpenHands' `sudo bash -c '<setup> && cd <cwd> && <server command>'`.
+    std::string entrypoint(const Config& config, const RuntimeOptions& options) const {
+        std::string script;
+        if (!settings_.server_command) {
+            script = "export MAMBA_ROOT_PREFIX=/openhands/micromamba && cd " + settings_.server_cwd +
+                     " && /openhands/micromamba/bin/micromamba run -n openhands poetry config virtualenvs.path "
+                     "/openhands/poetry && ";
+        } else {
+            script = "cd " + settings_.server_cwd + " && ";
+        }
+        script += server_start_command(config, options);
+        return "sudo bash -c " + detail::shell_quote(script);
+    }
+
+private:
+    RetryPolicy retry_policy() const {
+        RetryPolicy policy;
+        policy.max_attempts = settings_.retry_max_attempts;
+        policy.initial_backoff = settings_.retry_initial_backoff;
+        policy.retry_statuses = {429, 500, 502, 503, 504};
+        policy.max_elapsed = std::max(settings_.start_timeout, std::chrono::milliseconds(1));
+        return policy;
+    }
+
+    // A 429 means the request was refused, not performed: safe to repeat even for a create.
+    RetryPolicy rate_limit_only_policy() const {
+        RetryPolicy policy = retry_policy();
+        policy.retry_statuses = {429};
+        policy.retry_dropped_connections = false;
+        return policy;
+    }
+
+    template <class T>
+    Response api(ProviderContext<T>& ctx, std::string method, const std::string& path, const std::string& body,
+                 const RetryPolicy& policy, bool idempotent, std::chrono::milliseconds timeout = {},
+                 std::initializer_list<int> accepted = {}) {
+        Request request;
+        request.method = std::move(method);
+        request.url = settings_.base_url + path;
+        request.body = body;
+        request.timeout = timeout.count() > 0 ? timeout : settings_.request_timeout;
+        if (idempotent) request.idempotent = true;
+        if (request.method != "GET") request.headers.set("Content-Type", "application/json");
+        authorize(request);
+        Response response = ctx.send(request, policy);
+        if (std::find(accepted.begin(), accepted.end(), response.status) == accepted.end())
+            raise_for_status(response, "runloop", secrets());
+        return response;
+    }
+
+    std::vector<std::string> secrets() const {
+        std::vector<std::string> out{settings_.api_key};
+        if (settings_.session_api_key) out.push_back(*settings_.session_api_key);
+        return out;
+    }
+
+    static nlohmann::json parse(const Response& response) {
+        auto json = nlohmann::json::parse(response.body, nullptr, false);
+        if (json.is_discarded() || !json.is_object())
+            throw error(errc::bad_response, "Runloop answered a body that is not a JSON object", "runloop");
+        return json;
+    }
+
+    static std::string text(const nlohmann::json& j, const char* key, std::string fallback = {}) {
+        return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
+    }
+
+    // Lists running devboxes page by page (starting_after = the last id) for one named `name`.
+    template <class T>
+    std::optional<nlohmann::json> find_running_by_name(ProviderContext<T>& ctx, const std::string& wanted) {
+        std::string after;
+        for (int page = 0; page < 1000; ++page) {
+            std::string path = "/v1/devboxes?limit=" + std::to_string(settings_.list_limit) + "&status=running";
+            if (!after.empty()) path += "&starting_after=" + url_encode(after);
+            const auto json = parse(api(ctx, "GET", path, {}, retry_policy(), true));
+            if (!json.contains("devboxes") || !json["devboxes"].is_array())
+                throw error(errc::bad_response, "devbox list has no devboxes array", "runloop");
+            const auto& items = json["devboxes"];
+            for (const auto& item : items) {
+                if (text(item, "name") == wanted && text(item, "status") == "running" && item.contains("id")) return item;
+            }
+            if (!json.value("has_more", false) || items.empty()) return std::nullopt;
+            const std::string last = text(items.back(), "id");
+            if (last.empty() || last == after) return std::nullopt;  // a cursor that does not move ends the walk
+            after = last;
+        }
+        return std::nullopt;
+    }
+
+    template <class T>
+    nlohmann::json create(ProviderContext<T>& ctx) {
+        const Config& config = ctx.config;
+        nlohmann::json env = nlohmann::json::object();
+        for (const auto& [k, v] : config.sandbox.runtime_startup_env_vars) env[k] = v;
+        for (const auto& [k, v] : ctx.options.env_vars) env[k] = v;
+        if (config.debug) env["DEBUG"] = "true";
+        if (settings_.session_api_key) env["SESSION_API_KEY"] = *settings_.session_api_key;
+        nlohmann::json launch = {
+            {"resource_size_request", settings_.resource_size},
+            {"launch_commands", nlohmann::json::array({"mkdir -p " + config.workspace_mount_path_in_sandbox})},
+        };
+        if (settings_.keep_alive_time_seconds) launch["keep_alive_time_seconds"] = *settings_.keep_alive_time_seconds;
+        nlohmann::json body = {
+            {"name", ctx.options.sid},
+            {"entrypoint", entrypoint(config, ctx.options)},
+            {"environment_variables", env},
+            {"metadata", {{"container-name", "openhands-runtime-" + ctx.options.sid}, {"OpenHands_SID", ctx.options.sid}}},
+            {"launch_parameters", launch},
+        };
+        if (settings_.blueprint) {
+            body[settings_.blueprint->rfind("bpt_", 0) == 0 ? "blueprint_id" : "blueprint_name"] = *settings_.blueprint;
+        }
+        if (settings_.snapshot) body["snapshot_id"] = *settings_.snapshot;
+        if (settings_.prebuilt) body["prebuilt"] = *settings_.prebuilt;
+        auto devbox = parse(api(ctx, "POST", "/v1/devboxes", body.dump(), rate_limit_only_policy(), true));
+        devbox_id_ = text(devbox, "id");
+        if (devbox_id_.empty()) throw error(errc::bad_response, "create answered no devbox id", "runloop");
+        created_ = true;
+        return devbox;
+    }
+
+    // Long-polls wait_for_status until `running` within start_timeout; 408 means "not yet".
+    template <class T>
+    nlohmann::json wait_until_running(ProviderContext<T>& ctx, nlohmann::json devbox) {
+        const auto deadline = std::chrono::steady_clock::now() + settings_.start_timeout;
+        // The goal and the two terminal statuses, as the official SDK asks.
+        const std::string body = nlohmann::json{{"statuses", nlohmann::json::array({"running", "failure", "shutdown"})}}.dump();
+        const std::string path = "/v1/devboxes/" + devbox_id_ + "/wait_for_status";
+        RetryPolicy policy = retry_policy();
+        for (;;) {
+            const std::string status = text(devbox, "status", "unknown");
+            if (status == "running") return devbox;
+            if (status == "failure" || status == "shutdown") {
+                const std::string reason = text(devbox, status == "failure" ? "failure_reason" : "shutdown_reason",
+                                                "no reason given");
+                throw error(errc::sandbox_gone,
+                            redact("devbox " + devbox_id_ + " ended in status " + status + " (" + reason + ")", secrets()),
+                            "runloop");
+            }
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= deadline) {
+                throw error(errc::timeout,
+                            "devbox " + devbox_id_ + " did not reach running within " +
+                                std::to_string(settings_.start_timeout.count()) + " ms (status " + status + ")",
+                            "runloop");
+            }
+            ctx.status(RuntimeStatus::starting_runtime, "Waiting for Runloop devbox " + devbox_id_ + " (" + status + ")...");
+            const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+            policy.max_elapsed = std::max(remaining, std::chrono::milliseconds(1));
+            const auto started = std::chrono::steady_clock::now();
+            // The server holds the request up to ~30 s; the client waits longer than that.
+            const auto response = api(ctx, "POST", path, body, policy, true,
+                                      settings_.request_timeout + std::chrono::seconds(60), {408});
+            if (response.status != 408) {
+                devbox = parse(response);
+                const std::string next = text(devbox, "status", "unknown");
+                if (next == "running" || next == "failure" || next == "shutdown") continue;
+            }
+            // Not there yet: poll again, but never more often than poll_interval.
+            const auto spent = std::chrono::steady_clock::now() - started;
+            if (spent < settings_.poll_interval) {
+                const auto pause = std::min<std::chrono::steady_clock::duration>(
+                    settings_.poll_interval - spent, std::max<std::chrono::steady_clock::duration>(
+                                                         deadline - std::chrono::steady_clock::now(), {}));
+                std::this_thread::sleep_for(pause);
+            }
+        }
+    }
+
+    // The V2 tunnel: reuse the devbox's tunnel when it has one, else enable it.
+    template <class T>
+    nlohmann::json ensure_tunnel(ProviderContext<T>& ctx, const nlohmann::json& devbox) {
+        if (devbox.contains("tunnel") && devbox["tunnel"].is_object() && !text(devbox["tunnel"], "tunnel_key").empty()) {
+            const auto& t = devbox["tunnel"];
+            if (text(t, "auth_mode", "open") == "open" || !text(t, "auth_token").empty()) return t;
+        }
+        ctx.status(RuntimeStatus::starting_runtime, "Opening a tunnel to the action execution server...");
+        const nlohmann::json body = {{"auth_mode", settings_.tunnel_auth_mode}, {"http_keep_alive", true}};
+        auto tunnel = parse(api(ctx, "POST", "/v1/devboxes/" + devbox_id_ + "/enable_tunnel", body.dump(),
+                                retry_policy(), true));
+        if (text(tunnel, "tunnel_key").empty())
+            throw error(errc::bad_response, "enable_tunnel answered no tunnel_key", "runloop");
+        return tunnel;
+    }
+
+    Settings settings_;
+    std::string devbox_id_;
+    bool attached_ = false;
+    bool created_ = false;
+    bool closed_ = false;
+};
+
+}  // namespace runbox::runloop
+
+namespace runbox {
+/// Runtime over Runloop devboxes.
+using RunloopRuntime = Runtime<runloop::Auth, HttplibTransport>;
+}  // namespace runbox
+// ---- end runbox/providers/runloop.hpp ----
 // ---- begin runbox/factory.hpp ----
 // runbox/factory.hpp - choosing a provider by name at run time.
 //
@@ -9602,7 +10513,7 @@ namespace runbox {
 
 /// The providers make_runtime knows unless told otherwise. Adding a provider is one header
 /// and one entry here.
-using default_providers = boost::mp11::mp_list<local::Auth>;
+using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth>;
 
 template <class A>
 using runtime_for = Runtime<A, typename A::default_transport>;
