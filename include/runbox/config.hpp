@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -124,6 +125,41 @@ struct Config {
                     std::string(env_var) + " environment variable is required for the " + std::string(provider) +
                         " runtime (or set providers." + std::string(provider) + "." + std::string(key) + ")",
                     std::string(provider));
+    }
+
+    /// An integer setting, at least `minimum`; a malformed value is errc::config_invalid naming it.
+    int integer_setting(std::string_view provider, std::string_view key, std::string_view env_var, int fallback,
+                        int minimum = 0) const {
+        const auto value = setting(provider, key, env_var);
+        if (!value) return fallback;
+        try {
+            std::size_t used = 0;
+            const long n = std::stol(*value, &used);
+            if (used != value->size() || n < minimum || n > 2147483647L) throw std::invalid_argument(*value);
+            return static_cast<int>(n);
+        } catch (const std::exception&) {
+            throw error(errc::config_invalid,
+                        std::string(provider) + " setting '" + std::string(key) + "'" +
+                            (env_var.empty() ? "" : " (" + std::string(env_var) + ")") + " must be an integer >= " +
+                            std::to_string(minimum),
+                        std::string(provider));
+        }
+    }
+
+    /// A duration setting in milliseconds (keys end in _ms by convention).
+    std::chrono::milliseconds millis_setting(std::string_view provider, std::string_view key, std::string_view env_var,
+                                             std::chrono::milliseconds fallback) const {
+        return std::chrono::milliseconds(
+            integer_setting(provider, key, env_var, static_cast<int>(fallback.count()), 0));
+    }
+
+    /// A boolean setting: "true" or "1" (any case) is true, as OpenHands reads its flags.
+    bool flag_setting(std::string_view provider, std::string_view key, std::string_view env_var, bool fallback) const {
+        auto value = setting(provider, key, env_var);
+        if (!value) return fallback;
+        std::transform(value->begin(), value->end(), value->begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        return *value == "true" || *value == "1";
     }
 
     /// Uses `vars` as the whole environment (for tests and embedding; nothing touches the process).

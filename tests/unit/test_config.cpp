@@ -135,3 +135,18 @@ TEST_CASE("config: transport options come from JSON and are checked") {
     CHECK(message_of([] { runbox::Config::from_json(nlohmann::json::parse(R"({"transport": {"proxy": "x"}})")); })
               .find("'transport.proxy'") != std::string::npos);
 }
+
+TEST_CASE("config: typed provider settings check their values") {
+    runbox::Config config;
+    config.use_environment({{"X_PORT", "8080"}, {"X_BAD", "12abc"}, {"X_FLAG", "TRUE"}, {"X_OFF", "yes"}});
+    config.providers["x"]["poll_interval_ms"] = 25;
+    CHECK(config.integer_setting("x", "port", "X_PORT", 1, 1) == 8080);
+    CHECK(config.integer_setting("x", "missing", "X_MISSING", 7) == 7);
+    CHECK(config.millis_setting("x", "poll_interval_ms", {}, std::chrono::milliseconds(1000)) == std::chrono::milliseconds(25));
+    CHECK(config.flag_setting("x", "flag", "X_FLAG", false));
+    CHECK_FALSE(config.flag_setting("x", "off", "X_OFF", true));  // only true/1 are true
+    CHECK(config.flag_setting("x", "unset", "X_UNSET", true));
+    const std::string what = message_of([&] { (void)config.integer_setting("x", "bad", "X_BAD", 1, 1); });
+    CHECK(what.find("x setting 'bad' (X_BAD) must be an integer >= 1") != std::string::npos);
+    CHECK(message_of([&] { (void)config.integer_setting("x", "port", "X_PORT", 1, 9000); }).find(">= 9000") != std::string::npos);
+}

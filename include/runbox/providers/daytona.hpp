@@ -87,51 +87,21 @@ struct Settings {
         if (s.api_url.rfind("http://", 0) != 0 && s.api_url.rfind("https://", 0) != 0)
             throw error(errc::config_invalid, "DAYTONA_API_URL must be an http(s) URL", std::string(p));
         if (auto v = config.setting(p, "target", "DAYTONA_TARGET")) s.target = *v;
-        s.disable_auto_stop = flag(config, "disable_auto_stop", "DAYTONA_DISABLE_AUTO_STOP", false);
-        s.delete_on_close = flag(config, "delete_on_close", "DAYTONA_DELETE_ON_CLOSE", false);
-        s.is_public = flag(config, "public", "DAYTONA_PUBLIC", true);
+        s.disable_auto_stop = config.flag_setting(p, "disable_auto_stop", "DAYTONA_DISABLE_AUTO_STOP", false);
+        s.delete_on_close = config.flag_setting(p, "delete_on_close", "DAYTONA_DELETE_ON_CLOSE", false);
+        s.is_public = config.flag_setting(p, "public", "DAYTONA_PUBLIC", true);
         s.organization_id = config.setting(p, "organization_id", "DAYTONA_ORGANIZATION_ID");
         s.server_command = config.setting(p, "server_command", "DAYTONA_SERVER_COMMAND");
         if (auto v = config.setting(p, "server_cwd", "DAYTONA_SERVER_CWD")) s.server_cwd = *v;
-        s.server_port = integer(config, "server_port", "DAYTONA_SERVER_PORT", s.server_port, 1);
-        s.poll_interval = millis(config, "poll_interval_ms", "DAYTONA_POLL_INTERVAL_MS", s.poll_interval);
-        s.start_timeout = millis(config, "start_timeout_ms", "DAYTONA_START_TIMEOUT_MS", s.start_timeout);
-        s.alive_timeout = millis(config, "alive_timeout_ms", "DAYTONA_ALIVE_TIMEOUT_MS", s.alive_timeout);
-        s.alive_poll_interval = millis(config, "alive_poll_interval_ms", {}, s.alive_poll_interval);
-        s.request_timeout = millis(config, "request_timeout_ms", "DAYTONA_REQUEST_TIMEOUT_MS", s.request_timeout);
-        s.retry_initial_backoff = millis(config, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
-        s.retry_max_attempts = integer(config, "retry_max_attempts", {}, s.retry_max_attempts, 1);
+        s.server_port = config.integer_setting(p, "server_port", "DAYTONA_SERVER_PORT", s.server_port, 1);
+        s.poll_interval = config.millis_setting(p, "poll_interval_ms", "DAYTONA_POLL_INTERVAL_MS", s.poll_interval);
+        s.start_timeout = config.millis_setting(p, "start_timeout_ms", "DAYTONA_START_TIMEOUT_MS", s.start_timeout);
+        s.alive_timeout = config.millis_setting(p, "alive_timeout_ms", "DAYTONA_ALIVE_TIMEOUT_MS", s.alive_timeout);
+        s.alive_poll_interval = config.millis_setting(p, "alive_poll_interval_ms", {}, s.alive_poll_interval);
+        s.request_timeout = config.millis_setting(p, "request_timeout_ms", "DAYTONA_REQUEST_TIMEOUT_MS", s.request_timeout);
+        s.retry_initial_backoff = config.millis_setting(p, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
+        s.retry_max_attempts = config.integer_setting(p, "retry_max_attempts", {}, s.retry_max_attempts, 1);
         return s;
-    }
-
-private:
-    // OpenHands: a flag is true only for the literal "true" (any case); runbox also takes "1".
-    static bool flag(const Config& config, std::string_view key, std::string_view env, bool fallback) {
-        auto v = config.setting("daytona", key, env);
-        if (!v) return fallback;
-        std::string t = *v;
-        std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        return t == "true" || t == "1";
-    }
-
-    static int integer(const Config& config, std::string_view key, std::string_view env, int fallback, int minimum) {
-        auto v = config.setting("daytona", key, env);
-        if (!v) return fallback;
-        try {
-            std::size_t used = 0;
-            const long n = std::stol(*v, &used);
-            if (used != v->size() || n < minimum || n > 2147483647L) throw std::invalid_argument(*v);
-            return static_cast<int>(n);
-        } catch (const std::exception&) {
-            throw error(errc::config_invalid,
-                        "daytona setting '" + std::string(key) + "' must be an integer >= " + std::to_string(minimum),
-                        "daytona");
-        }
-    }
-
-    static std::chrono::milliseconds millis(const Config& config, std::string_view key, std::string_view env,
-                                            std::chrono::milliseconds fallback) {
-        return std::chrono::milliseconds(integer(config, key, env, static_cast<int>(fallback.count()), 0));
     }
 };
 

@@ -102,10 +102,10 @@ struct Settings {
             throw error(errc::config_invalid, "set at most one of runloop blueprint, snapshot and prebuilt", std::string(p));
         if (auto v = config.setting(p, "resource_size", "RUNLOOP_RESOURCE_SIZE")) s.resource_size = *v;
         if (config.setting(p, "keep_alive_time_seconds"))
-            s.keep_alive_time_seconds = integer(config, "keep_alive_time_seconds", {}, 3600, 1);
+            s.keep_alive_time_seconds = config.integer_setting(p, "keep_alive_time_seconds", {}, 3600, 1);
         s.server_command = config.setting(p, "server_command", "RUNLOOP_SERVER_COMMAND");
         if (auto v = config.setting(p, "server_cwd", "RUNLOOP_SERVER_CWD")) s.server_cwd = *v;
-        s.server_port = integer(config, "server_port", "RUNLOOP_SERVER_PORT", s.server_port, 1);
+        s.server_port = config.integer_setting(p, "server_port", "RUNLOOP_SERVER_PORT", s.server_port, 1);
         // The SDK's rule: api.<domain> -> https://{port}-{key}.tunnel.<domain>.
         std::string domain = base.host.rfind("api.", 0) == 0 ? base.host.substr(4) : base.host;
         s.tunnel_url = config.setting(p, "tunnel_url", "RUNLOOP_TUNNEL_URL")
@@ -117,36 +117,15 @@ struct Settings {
             throw error(errc::config_invalid, "runloop setting 'tunnel_auth_mode' must be open or authenticated",
                         std::string(p));
         s.session_api_key = config.setting(p, "session_api_key", "RUNLOOP_SESSION_API_KEY");
-        s.poll_interval = millis(config, "poll_interval_ms", "RUNLOOP_POLL_INTERVAL_MS", s.poll_interval);
-        s.start_timeout = millis(config, "start_timeout_ms", "RUNLOOP_START_TIMEOUT_MS", s.start_timeout);
-        s.alive_timeout = millis(config, "alive_timeout_ms", "RUNLOOP_ALIVE_TIMEOUT_MS", s.alive_timeout);
-        s.alive_poll_interval = millis(config, "alive_poll_interval_ms", {}, s.alive_poll_interval);
-        s.request_timeout = millis(config, "request_timeout_ms", "RUNLOOP_REQUEST_TIMEOUT_MS", s.request_timeout);
-        s.retry_initial_backoff = millis(config, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
-        s.retry_max_attempts = integer(config, "retry_max_attempts", {}, s.retry_max_attempts, 1);
-        s.list_limit = integer(config, "list_limit", {}, s.list_limit, 1);
+        s.poll_interval = config.millis_setting(p, "poll_interval_ms", "RUNLOOP_POLL_INTERVAL_MS", s.poll_interval);
+        s.start_timeout = config.millis_setting(p, "start_timeout_ms", "RUNLOOP_START_TIMEOUT_MS", s.start_timeout);
+        s.alive_timeout = config.millis_setting(p, "alive_timeout_ms", "RUNLOOP_ALIVE_TIMEOUT_MS", s.alive_timeout);
+        s.alive_poll_interval = config.millis_setting(p, "alive_poll_interval_ms", {}, s.alive_poll_interval);
+        s.request_timeout = config.millis_setting(p, "request_timeout_ms", "RUNLOOP_REQUEST_TIMEOUT_MS", s.request_timeout);
+        s.retry_initial_backoff = config.millis_setting(p, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
+        s.retry_max_attempts = config.integer_setting(p, "retry_max_attempts", {}, s.retry_max_attempts, 1);
+        s.list_limit = config.integer_setting(p, "list_limit", {}, s.list_limit, 1);
         return s;
-    }
-
-private:
-    static int integer(const Config& config, std::string_view key, std::string_view env, int fallback, int minimum) {
-        auto v = config.setting("runloop", key, env);
-        if (!v) return fallback;
-        try {
-            std::size_t used = 0;
-            const long n = std::stol(*v, &used);
-            if (used != v->size() || n < minimum || n > 2147483647L) throw std::invalid_argument(*v);
-            return static_cast<int>(n);
-        } catch (const std::exception&) {
-            throw error(errc::config_invalid,
-                        "runloop setting '" + std::string(key) + "' must be an integer >= " + std::to_string(minimum),
-                        "runloop");
-        }
-    }
-
-    static std::chrono::milliseconds millis(const Config& config, std::string_view key, std::string_view env,
-                                            std::chrono::milliseconds fallback) {
-        return std::chrono::milliseconds(integer(config, key, env, static_cast<int>(fallback.count()), 0));
     }
 };
 
