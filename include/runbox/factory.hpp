@@ -32,8 +32,24 @@ namespace runbox {
 /// and one entry here.
 using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth>;
 
+namespace detail {
+
+// A provider's default transport. The fallback only keeps the variant type computable, so that
+// check_listed_provider can report a missing declaration with its own message.
 template <class A>
-using runtime_for = Runtime<A, typename A::default_transport>;
+struct default_transport_of {
+    using type = HttplibTransport;
+};
+template <class A>
+    requires requires { typename A::default_transport; }
+struct default_transport_of<A> {
+    using type = typename A::default_transport;
+};
+
+}  // namespace detail
+
+template <class A>
+using runtime_for = Runtime<A, typename detail::default_transport_of<A>::type>;
 
 namespace detail {
 
@@ -45,7 +61,7 @@ struct check_provider_list<boost::mp11::mp_list<A...>> {
     static_assert(sizeof...(A) > 0, "runbox: a provider list must name at least one provider");
     static constexpr bool listed = (check_listed_provider<A>::value && ...);
     static_assert(listed);
-    static constexpr bool contracts = (check_auth_policy<A, typename A::default_transport>::value && ...);
+    static constexpr bool contracts = (check_auth_policy<A, typename default_transport_of<A>::type>::value && ...);
     static constexpr bool names_unique = [] {
         constexpr std::string_view names[] = {std::string_view(A::name)...};
         for (std::size_t i = 0; i < sizeof...(A); ++i) {
