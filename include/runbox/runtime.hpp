@@ -115,6 +115,7 @@ public:
             s.set_status(RuntimeStatus::ready, "Runtime is ready.");
         } catch (const std::exception& e) {
             s.client.reset();
+            if constexpr (requires { s.transport.clear_pool(); }) s.transport.clear_pool();
             s.set_status(RuntimeStatus::error, e.what(), "error");
             s.auth.close(ctx, CloseReason::connect_failed);
             throw;
@@ -130,9 +131,12 @@ public:
             if (s.closed) return;
             s.closed = true;
             s.event_stream->unsubscribe("runtime", s.options.sid);
+            s.client.reset();
+            // Hang up idle keep-alive connections first: a server that is being stopped would
+            // otherwise wait for them to time out (5 s in cpp-httplib and uvicorn).
+            if constexpr (requires { s.transport.clear_pool(); }) s.transport.clear_pool();
             auto ctx = s.context();
             s.auth.close(ctx, CloseReason::normal);
-            s.client.reset();
             s.set_status(RuntimeStatus::stopped, "Runtime closed.");
         } catch (...) {
             // close() must not throw (it runs from destructors); the provider already logged.

@@ -240,6 +240,7 @@ constexpr std::string_view to_string(RuntimeStatus status) noexcept {
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -874,6 +875,41 @@ struct Config {
                     std::string(env_var) + " environment variable is required for the " + std::string(provider) +
                         " runtime (or set providers." + std::string(provider) + "." + std::string(key) + ")",
                     std::string(provider));
+    }
+
+    /// An integer setting, at least `minimum`; a malformed value is errc::config_invalid naming it.
+    int integer_setting(std::string_view provider, std::string_view key, std::string_view env_var, int fallback,
+                        int minimum = 0) const {
+        const auto value = setting(provider, key, env_var);
+        if (!value) return fallback;
+        try {
+            std::size_t used = 0;
+            const long n = std::stol(*value, &used);
+            if (used != value->size() || n < minimum || n > 2147483647L) throw std::invalid_argument(*value);
+            return static_cast<int>(n);
+        } catch (const std::exception&) {
+            throw error(errc::config_invalid,
+                        std::string(provider) + " setting '" + std::string(key) + "'" +
+                            (env_var.empty() ? "" : " (" + std::string(env_var) + ")") + " must be an integer >= " +
+                            std::to_string(minimum),
+                        std::string(provider));
+        }
+    }
+
+    /// A duration setting in milliseconds (keys end in _ms by convention).
+    std::chrono::milliseconds millis_setting(std::string_view provider, std::string_view key, std::string_view env_var,
+                                             std::chrono::milliseconds fallback) const {
+        return std::chrono::milliseconds(
+            integer_setting(provider, key, env_var, static_cast<int>(fallback.count()), 0));
+    }
+
+    /// A boolean setting: "true" or "1" (any case) is true, as OpenHands reads its flags.
+    bool flag_setting(std::string_view provider, std::string_view key, std::string_view env_var, bool fallback) const {
+        auto value = setting(provider, key, env_var);
+        if (!value) return fallback;
+        std::transform(value->begin(), value->end(), value->begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        return *value == "true" || *value == "1";
     }
 
     /// Uses `vars` as the whole environment (for tests and embedding; nothing touches the process).
@@ -4265,6 +4301,7 @@ public:
             s.set_status(RuntimeStatus::ready, "Runtime is ready.");
         } catch (const std::exception& e) {
             s.client.reset();
+            if constexpr (requires { s.transport.clear_pool(); }) s.transport.clear_pool();
             s.set_status(RuntimeStatus::error, e.what(), "error");
             s.auth.close(ctx, CloseReason::connect_failed);
             throw;
@@ -4280,9 +4317,12 @@ public:
             if (s.closed) return;
             s.closed = true;
             s.event_stream->unsubscribe("runtime", s.options.sid);
+            s.client.reset();
+            // Hang up idle keep-alive connections first: a server that is being stopped would
+            // otherwise wait for them to time out (5 s in cpp-httplib and uvicorn).
+            if constexpr (requires { s.transport.clear_pool(); }) s.transport.clear_pool();
             auto ctx = s.context();
             s.auth.close(ctx, CloseReason::normal);
-            s.client.reset();
             s.set_status(RuntimeStatus::stopped, "Runtime closed.");
         } catch (...) {
             // close() must not throw (it runs from destructors); the provider already logged.
@@ -9657,51 +9697,21 @@ struct Settings {
         if (s.api_url.rfind("http://", 0) != 0 && s.api_url.rfind("https://", 0) != 0)
             throw error(errc::config_invalid, "DAYTONA_API_URL must be an http(s) URL", std::string(p));
         if (auto v = config.setting(p, "target", "DAYTONA_TARGET")) s.target = *v;
-        s.disable_auto_stop = flag(config, "disable_auto_stop", "DAYTONA_DISABLE_AUTO_STOP", false);
-        s.delete_on_close = flag(config, "delete_on_close", "DAYTONA_DELETE_ON_CLOSE", false);
-        s.is_public = flag(config, "public", "DAYTONA_PUBLIC", true);
+        s.disable_auto_stop = config.flag_setting(p, "disable_auto_stop", "DAYTONA_DISABLE_AUTO_STOP", false);
+        s.delete_on_close = config.flag_setting(p, "delete_on_close", "DAYTONA_DELETE_ON_CLOSE", false);
+        s.is_public = config.flag_setting(p, "public", "DAYTONA_PUBLIC", true);
         s.organization_id = config.setting(p, "organization_id", "DAYTONA_ORGANIZATION_ID");
         s.server_command = config.setting(p, "server_command", "DAYTONA_SERVER_COMMAND");
         if (auto v = config.setting(p, "server_cwd", "DAYTONA_SERVER_CWD")) s.server_cwd = *v;
-        s.server_port = integer(config, "server_port", "DAYTONA_SERVER_PORT", s.server_port, 1);
-        s.poll_interval = millis(config, "poll_interval_ms", "DAYTONA_POLL_INTERVAL_MS", s.poll_interval);
-        s.start_timeout = millis(config, "start_timeout_ms", "DAYTONA_START_TIMEOUT_MS", s.start_timeout);
-        s.alive_timeout = millis(config, "alive_timeout_ms", "DAYTONA_ALIVE_TIMEOUT_MS", s.alive_timeout);
-        s.alive_poll_interval = millis(config, "alive_poll_interval_ms", {}, s.alive_poll_interval);
-        s.request_timeout = millis(config, "request_timeout_ms", "DAYTONA_REQUEST_TIMEOUT_MS", s.request_timeout);
-        s.retry_initial_backoff = millis(config, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
-        s.retry_max_attempts = integer(config, "retry_max_attempts", {}, s.retry_max_attempts, 1);
+        s.server_port = config.integer_setting(p, "server_port", "DAYTONA_SERVER_PORT", s.server_port, 1);
+        s.poll_interval = config.millis_setting(p, "poll_interval_ms", "DAYTONA_POLL_INTERVAL_MS", s.poll_interval);
+        s.start_timeout = config.millis_setting(p, "start_timeout_ms", "DAYTONA_START_TIMEOUT_MS", s.start_timeout);
+        s.alive_timeout = config.millis_setting(p, "alive_timeout_ms", "DAYTONA_ALIVE_TIMEOUT_MS", s.alive_timeout);
+        s.alive_poll_interval = config.millis_setting(p, "alive_poll_interval_ms", {}, s.alive_poll_interval);
+        s.request_timeout = config.millis_setting(p, "request_timeout_ms", "DAYTONA_REQUEST_TIMEOUT_MS", s.request_timeout);
+        s.retry_initial_backoff = config.millis_setting(p, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
+        s.retry_max_attempts = config.integer_setting(p, "retry_max_attempts", {}, s.retry_max_attempts, 1);
         return s;
-    }
-
-private:
-    // OpenHands: a flag is true only for the literal "true" (any case); runbox also takes "1".
-    static bool flag(const Config& config, std::string_view key, std::string_view env, bool fallback) {
-        auto v = config.setting("daytona", key, env);
-        if (!v) return fallback;
-        std::string t = *v;
-        std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        return t == "true" || t == "1";
-    }
-
-    static int integer(const Config& config, std::string_view key, std::string_view env, int fallback, int minimum) {
-        auto v = config.setting("daytona", key, env);
-        if (!v) return fallback;
-        try {
-            std::size_t used = 0;
-            const long n = std::stol(*v, &used);
-            if (used != v->size() || n < minimum || n > 2147483647L) throw std::invalid_argument(*v);
-            return static_cast<int>(n);
-        } catch (const std::exception&) {
-            throw error(errc::config_invalid,
-                        "daytona setting '" + std::string(key) + "' must be an integer >= " + std::to_string(minimum),
-                        "daytona");
-        }
-    }
-
-    static std::chrono::milliseconds millis(const Config& config, std::string_view key, std::string_view env,
-                                            std::chrono::milliseconds fallback) {
-        return std::chrono::milliseconds(integer(config, key, env, static_cast<int>(fallback.count()), 0));
     }
 };
 
@@ -10108,10 +10118,10 @@ struct Settings {
             throw error(errc::config_invalid, "set at most one of runloop blueprint, snapshot and prebuilt", std::string(p));
         if (auto v = config.setting(p, "resource_size", "RUNLOOP_RESOURCE_SIZE")) s.resource_size = *v;
         if (config.setting(p, "keep_alive_time_seconds"))
-            s.keep_alive_time_seconds = integer(config, "keep_alive_time_seconds", {}, 3600, 1);
+            s.keep_alive_time_seconds = config.integer_setting(p, "keep_alive_time_seconds", {}, 3600, 1);
         s.server_command = config.setting(p, "server_command", "RUNLOOP_SERVER_COMMAND");
         if (auto v = config.setting(p, "server_cwd", "RUNLOOP_SERVER_CWD")) s.server_cwd = *v;
-        s.server_port = integer(config, "server_port", "RUNLOOP_SERVER_PORT", s.server_port, 1);
+        s.server_port = config.integer_setting(p, "server_port", "RUNLOOP_SERVER_PORT", s.server_port, 1);
         // The SDK's rule: api.<domain> -> https://{port}-{key}.tunnel.<domain>.
         std::string domain = base.host.rfind("api.", 0) == 0 ? base.host.substr(4) : base.host;
         s.tunnel_url = config.setting(p, "tunnel_url", "RUNLOOP_TUNNEL_URL")
@@ -10123,36 +10133,15 @@ struct Settings {
             throw error(errc::config_invalid, "runloop setting 'tunnel_auth_mode' must be open or authenticated",
                         std::string(p));
         s.session_api_key = config.setting(p, "session_api_key", "RUNLOOP_SESSION_API_KEY");
-        s.poll_interval = millis(config, "poll_interval_ms", "RUNLOOP_POLL_INTERVAL_MS", s.poll_interval);
-        s.start_timeout = millis(config, "start_timeout_ms", "RUNLOOP_START_TIMEOUT_MS", s.start_timeout);
-        s.alive_timeout = millis(config, "alive_timeout_ms", "RUNLOOP_ALIVE_TIMEOUT_MS", s.alive_timeout);
-        s.alive_poll_interval = millis(config, "alive_poll_interval_ms", {}, s.alive_poll_interval);
-        s.request_timeout = millis(config, "request_timeout_ms", "RUNLOOP_REQUEST_TIMEOUT_MS", s.request_timeout);
-        s.retry_initial_backoff = millis(config, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
-        s.retry_max_attempts = integer(config, "retry_max_attempts", {}, s.retry_max_attempts, 1);
-        s.list_limit = integer(config, "list_limit", {}, s.list_limit, 1);
+        s.poll_interval = config.millis_setting(p, "poll_interval_ms", "RUNLOOP_POLL_INTERVAL_MS", s.poll_interval);
+        s.start_timeout = config.millis_setting(p, "start_timeout_ms", "RUNLOOP_START_TIMEOUT_MS", s.start_timeout);
+        s.alive_timeout = config.millis_setting(p, "alive_timeout_ms", "RUNLOOP_ALIVE_TIMEOUT_MS", s.alive_timeout);
+        s.alive_poll_interval = config.millis_setting(p, "alive_poll_interval_ms", {}, s.alive_poll_interval);
+        s.request_timeout = config.millis_setting(p, "request_timeout_ms", "RUNLOOP_REQUEST_TIMEOUT_MS", s.request_timeout);
+        s.retry_initial_backoff = config.millis_setting(p, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
+        s.retry_max_attempts = config.integer_setting(p, "retry_max_attempts", {}, s.retry_max_attempts, 1);
+        s.list_limit = config.integer_setting(p, "list_limit", {}, s.list_limit, 1);
         return s;
-    }
-
-private:
-    static int integer(const Config& config, std::string_view key, std::string_view env, int fallback, int minimum) {
-        auto v = config.setting("runloop", key, env);
-        if (!v) return fallback;
-        try {
-            std::size_t used = 0;
-            const long n = std::stol(*v, &used);
-            if (used != v->size() || n < minimum || n > 2147483647L) throw std::invalid_argument(*v);
-            return static_cast<int>(n);
-        } catch (const std::exception&) {
-            throw error(errc::config_invalid,
-                        "runloop setting '" + std::string(key) + "' must be an integer >= " + std::to_string(minimum),
-                        "runloop");
-        }
-    }
-
-    static std::chrono::milliseconds millis(const Config& config, std::string_view key, std::string_view env,
-                                            std::chrono::milliseconds fallback) {
-        return std::chrono::milliseconds(integer(config, key, env, static_cast<int>(fallback.count()), 0));
     }
 };
 
@@ -10515,8 +10504,24 @@ namespace runbox {
 /// and one entry here.
 using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth>;
 
+namespace detail {
+
+// A provider's default transport. The fallback only keeps the variant type computable, so that
+// check_listed_provider can report a missing declaration with its own message.
 template <class A>
-using runtime_for = Runtime<A, typename A::default_transport>;
+struct default_transport_of {
+    using type = HttplibTransport;
+};
+template <class A>
+    requires requires { typename A::default_transport; }
+struct default_transport_of<A> {
+    using type = typename A::default_transport;
+};
+
+}  // namespace detail
+
+template <class A>
+using runtime_for = Runtime<A, typename detail::default_transport_of<A>::type>;
 
 namespace detail {
 
@@ -10528,7 +10533,7 @@ struct check_provider_list<boost::mp11::mp_list<A...>> {
     static_assert(sizeof...(A) > 0, "runbox: a provider list must name at least one provider");
     static constexpr bool listed = (check_listed_provider<A>::value && ...);
     static_assert(listed);
-    static constexpr bool contracts = (check_auth_policy<A, typename A::default_transport>::value && ...);
+    static constexpr bool contracts = (check_auth_policy<A, typename default_transport_of<A>::type>::value && ...);
     static constexpr bool names_unique = [] {
         constexpr std::string_view names[] = {std::string_view(A::name)...};
         for (std::size_t i = 0; i < sizeof...(A); ++i) {

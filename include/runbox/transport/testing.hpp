@@ -155,6 +155,12 @@ public:
 
     Inner& inner() noexcept { return inner_; }
 
+    /// Forwards to the inner transport's pool, when it has one (Runtime::close uses it).
+    void clear_pool()
+        requires requires(Inner& inner) { inner.clear_pool(); }
+    {
+        inner_.clear_pool();
+    }
     Response send(const Request& request) {
         std::optional<Fault> fault;
         {
@@ -312,6 +318,12 @@ public:
 
     Inner& inner() noexcept { return inner_; }
 
+    /// Forwards to the inner transport's pool, when it has one (Runtime::close uses it).
+    void clear_pool()
+        requires requires(Inner& inner) { inner.clear_pool(); }
+    {
+        inner_.clear_pool();
+    }
     Response send(const Request& request) {
         {
             std::lock_guard lock(state_->mutex);
