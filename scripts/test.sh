@@ -12,7 +12,8 @@ for preset in "${presets[@]}"; do
     start=$(date +%s)
     cmake --preset "$preset"
     cmake --build --preset "$preset" -j2
-    cmake --build --preset "$preset" -j2 --target all_verify_interface_header_sets
+    # Every public header compiles on its own (g++; the other legs compile the same headers in the tests).
+    [ "$preset" != default ] || cmake --build --preset "$preset" -j2 --target all_verify_interface_header_sets
     ctest --preset "$preset"
     echo "==== $preset: $(( $(date +%s) - start )) s ===="
 done
