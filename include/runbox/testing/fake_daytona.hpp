@@ -292,6 +292,7 @@ public:
     void start() {
         if (thread_.joinable()) return;
         register_routes();
+        server_.set_tcp_nodelay(true);  // no Nagle delay on small JSON answers
         if (options_.port == 0) {
             port_ = server_.bind_to_any_port("127.0.0.1");
         } else {

@@ -250,6 +250,7 @@ public:
         server_.Delete(".*", handler);
         server_.Patch(".*", handler);
         server_.Options(".*", handler);
+        server_.set_tcp_nodelay(true);  // no Nagle delay on small JSON answers
         if (options_.port == 0) {
             port_ = server_.bind_to_any_port(options_.host);
         } else {
