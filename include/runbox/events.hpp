@@ -1353,6 +1353,7 @@ inline int lenient_int(const ordered_json& v) {
         const auto first = s.find_first_not_of(" \t\n\r\f\v");
         if (first == std::string::npos) return -1;
         s = s.substr(first, s.find_last_not_of(" \t\n\r\f\v") - first + 1);
+        if (s.find_first_of("xX") != std::string::npos) return -1;  // strtod reads hex floats, Python's float() does not
         char* end = nullptr;
         d = std::strtod(s.c_str(), &end);
         if (end != s.c_str() + s.size()) return -1;

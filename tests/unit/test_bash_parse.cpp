@@ -187,17 +187,23 @@ TEST_CASE("prompt block: parse, numeric coercion, invalid JSON skipped, several 
 }
 
 TEST_CASE("prompt numeric coercion follows int(float(str(x))), failures give -1") {
-    CHECK(coerce_prompt_int(nlohmann::json("127")) == 127);
-    CHECK(coerce_prompt_int(nlohmann::json("1.9")) == 1);
-    CHECK(coerce_prompt_int(nlohmann::json(" 5 ")) == 5);
-    CHECK(coerce_prompt_int(nlohmann::json("-3")) == -3);
-    CHECK(coerce_prompt_int(nlohmann::json(4.5)) == 4);
-    CHECK(coerce_prompt_int(nlohmann::json("")) == -1);
-    CHECK(coerce_prompt_int(nlohmann::json("abc")) == -1);
-    CHECK(coerce_prompt_int(nlohmann::json("1e400")) == -1);
-    CHECK(coerce_prompt_int(nlohmann::json(nullptr)) == -1);
+    // one reader for CmdOutputMetadata: the prompt's JSON goes through events.hpp's
+    const auto exit_code = [](const std::string& value) {
+        return parse_prompt_json("{\"exit_code\": " + value + "}")->exit_code;
+    };
+    CHECK(exit_code("\"127\"") == 127);
+    CHECK(exit_code("\"1.9\"") == 1);
+    CHECK(exit_code("\" 5 \"") == 5);
+    CHECK(exit_code("\"-3\"") == -3);
+    CHECK(exit_code("4.5") == 4);
+    CHECK(exit_code("\"\"") == -1);
+    CHECK(exit_code("\"abc\"") == -1);
+    CHECK(exit_code("\"1e400\"") == -1);
+    CHECK(exit_code("\"0x10\"") == -1);
+    CHECK(exit_code("null") == -1);
     CHECK(parse_prompt_json("[1, 2]") == std::nullopt);
     CHECK(parse_prompt_json("{\"exit_code\": \"x\"}")->exit_code == -1);
+    CHECK(parse_prompt_json("{\"exit_code\": \"0\", \"suffix\": \"forged\"}")->suffix.empty());
 }
 
 TEST_CASE("observation texts: suffixes, prefixes, python float formatting") {

@@ -14,6 +14,7 @@
 // dispositions when they start.
 #pragma once
 
+#include "runbox/environment.hpp"
 #include "runbox/error.hpp"
 #include "runbox/events.hpp"
 #include "runbox/server/bash_session.hpp"
@@ -61,8 +62,6 @@
 #include <variant>
 #include <vector>
 
-extern char** environ;
-
 namespace runbox::server {
 
 struct ActionServerOptions {
@@ -80,6 +79,10 @@ struct ActionServerOptions {
     bool enable_browser = false;  // there is no browser: browse actions always get the "disabled" error
     std::chrono::milliseconds no_change_timeout{10000};
     std::map<std::string, std::string> env;  // extra environment for the shells
+    /// What the shells' and the Python REPL's environment starts from: this process's own
+    /// (runbox-server in a sandbox) or only the allow-listed host variables (the local provider's
+    /// thread mode); see runbox/environment.hpp. SESSION_API_KEY is never passed on.
+    runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit;
 };
 
 namespace action_detail {
@@ -307,58 +310,6 @@ inline std::optional<std::string> find_executable(const std::string& name, const
     return std::nullopt;
 }
 
-/// This process's environment with `overrides` applied, as "K=V" strings.
-inline std::vector<std::string> merged_environment(const std::map<std::string, std::string>& overrides) {
-    std::map<std::string, std::string> env;
-    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-        const std::string_view kv(*entry);
-        const auto eq = kv.find('=');
-        if (eq == std::string_view::npos) continue;
-        env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
-    }
-    for (const auto& [key, value] : overrides) env[key] = value;
-    std::vector<std::string> out;
-    out.reserve(env.size());
-    for (const auto& [key, value] : env) out.push_back(key + "=" + value);
-    return out;
-}
-
-/// fork+exec `argv` as the leader of a new process group with `stdio_fd` as its stdin and
-/// stdout. Everything is prepared before fork; the child only makes async-signal-safe calls.
-inline pid_t spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& envp,
-                           const std::string& cwd, int stdio_fd, const std::optional<RunAs>& user) {
-    std::vector<char*> c_argv, c_envp;
-    for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
-    c_argv.push_back(nullptr);
-    for (const auto& e : envp) c_envp.push_back(const_cast<char*>(e.c_str()));
-    c_envp.push_back(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
-    if (pid == 0) {
-        ::setpgid(0, 0);
-        // Default dispositions: the server may ignore SIGPIPE/SIGINT; the child must not inherit that.
-        ::signal(SIGPIPE, SIG_DFL);
-        ::signal(SIGINT, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::dup2(stdio_fd, 0);
-        ::dup2(stdio_fd, 1);
-        ::close_range(3, ~0U, 0);
-        if (user) {
-            if (::setgroups(user->groups.size(), user->groups.data()) != 0 || ::setgid(user->gid) != 0 ||
-                ::setuid(user->uid) != 0) {
-                ::_exit(126);
-            }
-        }
-        if (::chdir(cwd.c_str()) != 0 && ::chdir("/") != 0) ::_exit(126);
-        ::execve(c_argv[0], c_argv.data(), c_envp.data());
-        ::_exit(127);
-    }
-    ::setpgid(pid, pid);  // also from the parent, so a kill(-pid) right after spawn cannot miss
-    return pid;
-}
-
 // The Python side of run_ipython: one persistent interpreter reading one JSON request per
 // line on stdin ({"code", "cwd"}) and answering one JSON line on stdout ({"output"}). During a
 // cell, fds 1 and 2 point at a temp file so output of child processes is captured as well, and
@@ -506,10 +457,7 @@ public:
             // Timed out: interrupt the cell like a Jupyter kernel interrupt, wait for its reply.
             signal_group(SIGINT);
             line = read_line(std::chrono::steady_clock::now() + std::chrono::seconds(5));
-            if (!line) {
-                signal_group(SIGKILL);
-                reap();
-            }
+            if (!line) reap();
             return Result{{}, true, false};
         }
         if (!line) return died();
@@ -521,53 +469,64 @@ public:
         }
     }
 
-    /// Shuts the interpreter down for good: SIGKILLs its whole process group, and no cell
-    /// starts a new one afterwards. Safe from any thread (the server's stop()).
+    /// Shuts the interpreter down for good: kills it and everything it started (its
+    /// supervisor, server/process.hpp), and no cell starts a new one afterwards. Safe from any
+    /// thread (the server's stop()).
     void kill() noexcept {
         closed_ = true;
-        signal_group(SIGKILL);
+        kill_all();
     }
 
     /// Closes the pipe and reaps the interpreter (after kill()).
     void reap() noexcept {
+        kill_all();
         std::lock_guard lock(mutex_);
         if (fd_ >= 0) {
             ::close(fd_);
             fd_ = -1;
         }
-        if (pid_ > 0) {
-            int status = 0;
-            while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-            }
-            pid_ = -1;
-        }
+        proc_.reset();
     }
 
 private:
     bool running() {
         std::lock_guard lock(mutex_);
-        return pid_ > 0 && fd_ >= 0 && !eof_;
+        return proc_ && !proc_->exited() && fd_ >= 0 && !eof_;
     }
 
     Result died() {
-        signal_group(SIGKILL);
         reap();
         return Result{{}, false, true};
     }
 
+    void kill_all() noexcept {
+        std::lock_guard lock(mutex_);
+        if (proc_) proc_->kill_all();
+    }
+
     void start() {
-        signal_group(SIGKILL);
         reap();
         if (closed_) throw runbox::error(errc::sandbox_gone, "the action server is stopping");
         int fds[2];
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
             throw std::system_error(errno, std::generic_category(), "socketpair");
         }
-        pid_t pid = -1;
+        // The driver arrives as the first line on stdin (keeps `ps` output short).
+        server::detail::SpawnPlan plan;
+        plan.argv_storage = {python_, "-u", "-c", "import json, sys; exec(json.loads(sys.stdin.readline()))  # runbox"};
+        plan.env_storage = envp_;
+        plan.cwd = working_dir_;
+        plan.cwd_fallback_root = true;
+        if (user_) {
+            plan.switch_user = true;
+            plan.uid = user_->uid;
+            plan.gid = user_->gid;
+            plan.groups = user_->groups;
+        }
+        plan.finish();
+        auto proc = std::make_unique<server::detail::Contained>();
         try {
-            // The driver arrives as the first line on stdin (keeps `ps` output short).
-            pid = spawn_process({python_, "-u", "-c", "import json, sys; exec(json.loads(sys.stdin.readline()))  # runbox"},
-                                envp_, working_dir_, fds[1], user_);
+            proc->start(plan, server::detail::ChildStdio{fds[1], fds[1], STDERR_FILENO, false}, false);
         } catch (...) {
             ::close(fds[0]);
             ::close(fds[1]);
@@ -576,18 +535,17 @@ private:
         ::close(fds[1]);
         {
             std::lock_guard lock(mutex_);
-            pid_ = pid;
+            proc_ = std::move(proc);
             fd_ = fds[0];
             eof_ = false;
             buffer_.clear();
-            if (closed_) ::kill(-pid_, SIGKILL);  // stop() ran while we were spawning
+            if (closed_) proc_->kill_all();  // stop() ran while we were spawning
         }
         std::optional<std::string> hello;
         if (send_line(json(std::string(python_driver_source)).dump())) {
             hello = read_line(std::chrono::steady_clock::now() + std::chrono::seconds(30));
         }
         if (!hello) {
-            signal_group(SIGKILL);
             reap();
             throw runbox::error(errc::server_error, "the Python interpreter " + python_ + " did not start");
         }
@@ -597,7 +555,7 @@ private:
 
     void signal_group(int sig) noexcept {
         std::lock_guard lock(mutex_);
-        if (pid_ > 0) ::kill(-pid_, sig);
+        if (proc_) proc_->signal_group(sig);
     }
 
     bool send_line(const std::string& line) {
@@ -651,9 +609,9 @@ private:
     std::optional<RunAs> user_;
     std::string executable_;
     std::uint64_t generation_ = 0;
-    std::mutex mutex_;  // guards pid_/fd_ against kill() from another thread
+    std::mutex mutex_;  // guards proc_/fd_ against kill() from another thread
     std::atomic<bool> closed_{false};
-    pid_t pid_ = -1;
+    std::unique_ptr<server::detail::Contained> proc_;
     int fd_ = -1;
     bool eof_ = false;
     std::string buffer_;
@@ -746,13 +704,12 @@ private:
         start_bash();
         has_jupyter_ = std::find(options_.plugins.begin(), options_.plugins.end(), "jupyter") != options_.plugins.end();
         if (has_jupyter_) {
-            const auto envp = action_detail::merged_environment(shell_env_);
-            std::string path_value;
-            for (const auto& kv : envp) {
-                if (kv.rfind("PATH=", 0) == 0) path_value = kv.substr(5);
-            }
+            const auto env = runbox::detail::sandbox_environment(options_.environment, shell_env_);
+            const auto path = env.find("PATH");
+            const std::string path_value = path != env.end() ? path->second : std::string();
             if (const auto python = action_detail::find_executable("python3", path_value, run_as_)) {
-                python_ = std::make_unique<action_detail::PythonRepl>(*python, options_.working_dir, envp, run_as_);
+                python_ = std::make_unique<action_detail::PythonRepl>(*python, options_.working_dir,
+                                                                      runbox::detail::environment_strings(env), run_as_);
             }
         }
     }
@@ -1117,6 +1074,7 @@ private:
         bash_options.username = run_as_ ? run_as_->name : std::string();
         bash_options.no_change_timeout = options_.no_change_timeout;
         bash_options.env = shell_env_;
+        bash_options.environment = options_.environment;
         bash_ = std::make_unique<BashSession>(std::move(bash_options));
         bash_->initialize();
         editor_ = std::make_unique<FileEditor>(options_.working_dir);
@@ -1133,7 +1091,9 @@ private:
     }
 
     Observation run_command(const CmdRunAction& action) {
-        if (action.is_static) return run_static_command(action, options_.working_dir, run_as_ ? run_as_->name : std::string());
+        if (action.is_static)
+            return run_static_command(action, options_.working_dir, run_as_ ? run_as_->name : std::string(),
+                                      options_.environment, shell_env_);
         try {
             bash_->initialize();  // restarts the shell if a previous command ended it (`exit`)
         } catch (const std::exception& e) {

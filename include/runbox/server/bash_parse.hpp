@@ -809,94 +809,118 @@ inline std::string escape_bash_special_chars(std::string_view command) {
 
 // ---- prompt metadata ------------------------------------------------------------------------
 
-/// Python's int(float(str(value))) with any failure -> -1 (reference §3.5).
-inline int coerce_prompt_int(const nlohmann::json& value) {
-    double d = 0;
-    if (value.is_number()) {
-        d = value.get<double>();
-    } else if (value.is_string()) {
-        const auto text = strip(value.get_ref<const std::string&>());
-        if (text.empty()) return -1;
-        std::string tmp(text);
-        char* end = nullptr;
-        errno = 0;
-        d = std::strtod(tmp.c_str(), &end);
-        if (end != tmp.c_str() + tmp.size()) return -1;
-        // strtod accepts hex floats and "infinity"/"nan" spellings Python treats differently enough
-        if (tmp.find_first_of("xX") != std::string::npos) return -1;
-    } else if (value.is_boolean()) {
-        return value.get<bool>() ? 1 : 0;
-    } else {
-        return -1;
-    }
-    if (!std::isfinite(d)) return -1;
-    d = std::trunc(d);
-    if (d < static_cast<double>(std::numeric_limits<int>::min()) || d > static_cast<double>(std::numeric_limits<int>::max()))
-        return -1;
-    return static_cast<int>(d);
-}
-
-/// Parses the JSON inside one prompt block; nullopt when it is not a JSON object.
+/// Parses the JSON inside one prompt block; nullopt when it is not a JSON object. The fields are
+/// read by events.hpp's cmd_output_metadata_from_json (the one CmdOutputMetadata reader); a
+/// prompt never sets prefix or suffix.
 inline std::optional<CmdOutputMetadata> parse_prompt_json(std::string_view inner) {
     const auto text = strip(inner);
-    nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+    ordered_json j = ordered_json::parse(text.begin(), text.end(), nullptr, false);
     if (j.is_discarded() || !j.is_object()) return std::nullopt;
-    CmdOutputMetadata m;
-    if (auto it = j.find("pid"); it != j.end()) m.pid = coerce_prompt_int(*it);
-    if (auto it = j.find("exit_code"); it != j.end()) m.exit_code = coerce_prompt_int(*it);
-    auto str = [&](const char* key, std::optional<std::string>& out) {
-        if (auto it = j.find(key); it != j.end() && it->is_string()) out = it->get<std::string>();
-    };
-    str("username", m.username);
-    str("hostname", m.hostname);
-    str("working_dir", m.working_dir);
-    str("py_interpreter_path", m.py_interpreter_path);
+    CmdOutputMetadata m = cmd_output_metadata_from_json(j);
+    m.prefix.clear();
+    m.suffix.clear();
     return m;
 }
 
 struct PromptBlock {
-    std::size_t begin = 0;  // offset of "###PS1JSON###" (at a line start)
-    std::size_t end = 0;    // one past "###PS1END###"
+    std::size_t begin = 0;  // offset of the start marker (at a line start)
+    std::size_t end = 0;    // one past the end marker
     CmdOutputMetadata metadata;
 };
 
-/// Finds the next prompt block ending at or after `from`: a line starting with ###PS1JSON###,
-/// up to the next ###PS1END###, whose inner text is a JSON object. Invalid blocks are skipped.
-/// When several start markers precede one end marker the last one wins (a stray marker printed
-/// by a program cannot swallow the real prompt).
-inline std::optional<PromptBlock> find_prompt_block(std::string_view text, std::size_t from = 0) {
-    std::size_t search = from;
-    while (true) {
-        const auto end_pos = text.find(ps1_end, search);
-        if (end_pos == std::string_view::npos) return std::nullopt;
-        std::size_t start = end_pos;
-        std::optional<std::size_t> begin;
-        while (start > 0) {
-            const auto p = text.rfind(ps1_begin, start - 1);
-            if (p == std::string_view::npos) break;
-            if (p + ps1_begin.size() <= end_pos && (p == 0 || text[p - 1] == '\n')) {
-                begin = p;
-                break;
-            }
-            if (p == 0) break;
-            start = p;
-        }
-        if (begin) {
-            const auto inner = text.substr(*begin + ps1_begin.size(), end_pos - *begin - ps1_begin.size());
-            if (auto m = parse_prompt_json(inner)) return PromptBlock{*begin, end_pos + ps1_end.size(), std::move(*m)};
-        }
-        search = end_pos + ps1_end.size();
+/// The two marker strings of a prompt block. A session appends its own random nonce to the
+/// reference's markers (with_nonce), so output cannot print a block the scanner accepts.
+struct PromptMarkers {
+    std::string begin{ps1_begin}, end{ps1_end};
+
+    static PromptMarkers with_nonce(std::string_view nonce) {
+        return {std::string(ps1_begin) + std::string(nonce), std::string(ps1_end) + std::string(nonce)};
     }
-}
+};
+
+/// Finds prompt blocks in a growing buffer, looking at each byte once: a line starting with the
+/// start marker, up to the next end marker, whose inner text is a JSON object; invalid blocks
+/// are skipped, and when several start markers precede one end marker the last one wins (a
+/// stray marker printed by a program cannot swallow the real prompt). The scanner remembers
+/// where it stopped; the caller says when it drops text from the front (erase_front).
+class PromptScanner {
+public:
+    /// A block's inner text longer than this is not a prompt (a real one is a few hundred bytes
+    /// plus two paths).
+    static constexpr std::size_t max_inner = std::size_t{1} << 16;
+
+    explicit PromptScanner(PromptMarkers markers = {}) : markers_(std::move(markers)) {}
+
+    const PromptMarkers& markers() const noexcept { return markers_; }
+
+    /// Forgets the scan position (the buffer was cleared); keeps the markers.
+    void reset() noexcept {
+        begin_cursor_ = end_cursor_ = 0;
+        next_begin_ = next_end_ = npos;
+        open_.reset();
+    }
+
+    /// The next complete block in `text` after the last one returned, or nullopt (for now).
+    std::optional<PromptBlock> next(std::string_view text) {
+        const std::string& b = markers_.begin;
+        const std::string& e = markers_.end;
+        while (true) {
+            if (next_begin_ == npos) next_begin_ = find(text, b, begin_cursor_);
+            if (next_end_ == npos) next_end_ = find(text, e, end_cursor_);
+            if (next_begin_ == npos && next_end_ == npos) return std::nullopt;
+            if (next_begin_ != npos && (next_end_ == npos || next_begin_ < next_end_)) {
+                if (next_begin_ == 0 || text[next_begin_ - 1] == '\n') open_ = next_begin_;
+                begin_cursor_ = next_begin_ + 1;
+                next_begin_ = npos;
+                continue;
+            }
+            const std::size_t end_pos = next_end_;
+            end_cursor_ = end_pos + e.size();
+            next_end_ = npos;
+            const auto start = open_;
+            open_.reset();
+            if (!start || *start + b.size() > end_pos || end_pos - *start - b.size() > max_inner) continue;
+            if (auto m = parse_prompt_json(text.substr(*start + b.size(), end_pos - *start - b.size())))
+                return PromptBlock{*start, end_pos + e.size(), std::move(*m)};
+        }
+    }
+
+    /// The caller removed the first `n` bytes of the buffer.
+    void erase_front(std::size_t n) noexcept {
+        const auto shift = [n](std::size_t& v) { v = v > n ? v - n : 0; };
+        shift(begin_cursor_);
+        shift(end_cursor_);
+        for (std::size_t* found : {&next_begin_, &next_end_}) {
+            if (*found != npos) *found = *found >= n ? *found - n : npos;
+        }
+        if (open_) {
+            if (*open_ >= n) *open_ -= n;
+            else open_.reset();
+        }
+    }
+
+private:
+    static constexpr std::size_t npos = std::string_view::npos;
+
+    /// Finds `marker` from `cursor`; when absent, moves the cursor to where a marker that is
+    /// still arriving could start, so the next search only reads new text.
+    static std::size_t find(std::string_view text, const std::string& marker, std::size_t& cursor) {
+        const auto pos = cursor <= text.size() ? text.find(marker, cursor) : npos;
+        if (pos == npos && text.size() >= marker.size()) cursor = std::max(cursor, text.size() - marker.size() + 1);
+        return pos;
+    }
+
+    PromptMarkers markers_;
+    std::size_t begin_cursor_ = 0, end_cursor_ = 0;
+    std::size_t next_begin_ = npos, next_end_ = npos;  // found and not yet consumed
+    std::optional<std::size_t> open_;                  // a start marker at a line start, not closed yet
+};
 
 /// All valid prompt blocks in `text`, in order.
-inline std::vector<PromptBlock> find_prompt_blocks(std::string_view text) {
+inline std::vector<PromptBlock> find_prompt_blocks(std::string_view text, const PromptMarkers& markers = {}) {
     std::vector<PromptBlock> out;
-    std::size_t from = 0;
-    while (auto b = find_prompt_block(text, from)) {
-        from = b->end;
-        out.push_back(std::move(*b));
-    }
+    PromptScanner scanner(markers);
+    while (auto b = scanner.next(text)) out.push_back(std::move(*b));
     return out;
 }
 
@@ -1089,21 +1113,22 @@ inline std::string render_terminal_output(std::string_view raw) {
 /// How many trailing bytes of a live stream to hold back because they may be completed by the
 /// next read: an unterminated escape sequence, a CR (maybe the first half of CRLF), a partial
 /// UTF-8 sequence, or the beginning of a prompt block.
-inline std::size_t incomplete_tail(std::string_view raw) {
+inline std::size_t incomplete_tail(std::string_view raw, const PromptMarkers& markers = {}) {
+    const std::string_view begin_marker = markers.begin, end_marker = markers.end;
     std::size_t cut = raw.size();
     // the start of a prompt block whose end has not arrived yet
     const auto line_start = raw.rfind('\n');
     const std::size_t last_line = line_start == std::string_view::npos ? 0 : line_start + 1;
     const auto last = raw.substr(last_line);
-    if (!last.empty() && last.size() < ps1_begin.size() && ps1_begin.substr(0, last.size()) == last)
+    if (!last.empty() && last.size() < begin_marker.size() && begin_marker.substr(0, last.size()) == last)
         cut = std::min(cut, last_line);
-    for (auto p = raw.rfind(ps1_begin); p != std::string_view::npos;) {
+    for (auto p = raw.rfind(begin_marker); p != std::string_view::npos;) {
         if (p == 0 || raw[p - 1] == '\n') {
-            if (raw.find(ps1_end, p) == std::string_view::npos) cut = std::min(cut, p);
+            if (raw.find(end_marker, p) == std::string_view::npos) cut = std::min(cut, p);
             break;
         }
         if (p == 0) break;
-        p = raw.rfind(ps1_begin, p - 1);
+        p = raw.rfind(begin_marker, p - 1);
     }
     // an escape sequence without its final byte
     const std::size_t window = raw.size() > 4096 ? raw.size() - 4096 : 0;

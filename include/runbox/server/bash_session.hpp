@@ -5,8 +5,11 @@
 // Design: bash runs without readline (--noediting) on a PTY whose echo is off, so the output is
 // exactly what the programs write; a PROMPT_COMMAND function sets PS1 to a JSON marker block that
 // ends every command. Output is read as soon as it arrives (poll on the PTY, no polling interval).
-// Every shell gets its own session; close() freezes and kills the whole tree (the session, every
-// descendant found through /proc, background jobs and processes that changed process group).
+// The markers carry a random nonce drawn for each shell, so program output that prints a prompt
+// block (a file, a web page, a hostile tool) cannot end a command early or forge its exit code
+// and cwd; the scan for them looks at each byte once. Every shell runs under a subreaper
+// supervisor (server/process.hpp): close() kills everything it started, setsid and double
+// forks included.
 #pragma once
 
 #include <fcntl.h>
@@ -35,6 +38,7 @@
 #include <dirent.h>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -43,11 +47,13 @@
 #include <string_view>
 #include <vector>
 
+#include <openssl/rand.h>
+
+#include "runbox/environment.hpp"
 #include "runbox/error.hpp"
 #include "runbox/events.hpp"
 #include "runbox/server/bash_parse.hpp"
-
-extern char** environ;
+#include "runbox/server/process.hpp"
 
 namespace runbox::server {
 
@@ -56,6 +62,8 @@ struct BashSessionOptions {
     std::string username;     ///< empty = current user; as root with another name the shell runs as that user
     std::chrono::milliseconds no_change_timeout{10000};  ///< NO_CHANGE_TIMEOUT_SECONDS
     std::map<std::string, std::string> env;               ///< added to the shell's environment
+    /// What the shell's environment starts from (runbox/environment.hpp); never SESSION_API_KEY.
+    runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit;
     bool load_rc_files = false;  ///< read /etc/bash.bashrc and ~/.bashrc (slow with pyenv-style rc files)
     /// Lines of output kept for one command (tmux in the reference: 10 000 history + 1 000 visible rows).
     std::size_t history_limit_lines = 11000;
@@ -63,234 +71,6 @@ struct BashSessionOptions {
 };
 
 namespace detail {
-
-// ---- processes --------------------------------------------------------------------------------
-
-struct ProcStat {
-    pid_t pid = 0, ppid = 0, pgid = 0, sid = 0;
-    char state = '?';
-};
-
-inline std::optional<ProcStat> read_proc_stat(pid_t pid) {
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-    std::ifstream in(path);
-    if (!in) return std::nullopt;
-    std::string line;
-    std::getline(in, line);
-    const auto close = line.rfind(')');
-    if (close == std::string::npos) return std::nullopt;
-    std::istringstream rest(line.substr(close + 1));
-    ProcStat st;
-    st.pid = pid;
-    long ppid = 0, pgid = 0, sid = 0;
-    if (!(rest >> st.state >> ppid >> pgid >> sid)) return std::nullopt;
-    st.ppid = static_cast<pid_t>(ppid);
-    st.pgid = static_cast<pid_t>(pgid);
-    st.sid = static_cast<pid_t>(sid);
-    return st;
-}
-
-inline std::vector<ProcStat> list_processes() {
-    std::vector<ProcStat> out;
-    DIR* dir = ::opendir("/proc");
-    if (!dir) return out;
-    while (const dirent* e = ::readdir(dir)) {
-        char* end = nullptr;
-        const long pid = std::strtol(e->d_name, &end, 10);
-        if (pid <= 0 || *end != '\0') continue;
-        if (auto st = read_proc_stat(static_cast<pid_t>(pid))) out.push_back(*st);
-    }
-    ::closedir(dir);
-    return out;
-}
-
-/// True while `pid` exists and is not a zombie.
-inline bool process_alive(pid_t pid) {
-    auto st = read_proc_stat(pid);
-    return st && st->state != 'Z' && st->state != 'X';
-}
-
-/// Kills every process in the sessions `sids` and every descendant of `roots`: first everything
-/// found is stopped (so nothing can fork any more), re-scanning until no new process appears,
-/// then all of them get SIGKILL.
-inline void kill_process_tree(const std::vector<pid_t>& roots, const std::vector<pid_t>& sids) {
-    const pid_t self = ::getpid();
-    std::set<pid_t> seen;
-    for (int round = 0; round < 50; ++round) {
-        const auto procs = list_processes();
-        std::set<pid_t> tree(roots.begin(), roots.end());
-        tree.insert(seen.begin(), seen.end());
-        for (const auto& p : procs) {
-            if (std::find(sids.begin(), sids.end(), p.sid) != sids.end()) tree.insert(p.pid);
-        }
-        // descendants: iterate to a fixpoint over the parent links
-        bool grew = true;
-        while (grew) {
-            grew = false;
-            for (const auto& p : procs) {
-                if (!tree.count(p.pid) && tree.count(p.ppid)) {
-                    tree.insert(p.pid);
-                    grew = true;
-                }
-            }
-        }
-        bool fresh = false;
-        for (const pid_t pid : tree) {
-            if (pid <= 1 || pid == self || seen.count(pid)) continue;
-            seen.insert(pid);
-            ::kill(pid, SIGSTOP);
-            fresh = true;
-        }
-        if (!fresh) break;
-    }
-    for (const pid_t pid : seen) ::kill(pid, SIGKILL);
-    // When this process is PID 1 or a subreaper, orphans are our children: reap what we can.
-    for (const pid_t pid : seen) {
-        if (std::find(roots.begin(), roots.end(), pid) != roots.end()) continue;  // the caller reaps its own child
-        int status = 0;
-        ::waitpid(pid, &status, WNOHANG);
-    }
-}
-
-inline int pidfd_open(pid_t pid) noexcept {
-#ifdef SYS_pidfd_open
-    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-#else
-    (void)pid;
-    return -1;
-#endif
-}
-
-/// Waits (bounded) for a child to exit and returns its wait status, or nullopt.
-inline std::optional<int> reap_child(pid_t pid, int pidfd, std::chrono::milliseconds bound) {
-    const auto deadline = std::chrono::steady_clock::now() + bound;
-    while (true) {
-        int status = 0;
-        const pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) return status;
-        if (r < 0 && errno != EINTR) return std::nullopt;
-        const auto now = std::chrono::steady_clock::now();
-        if (now >= deadline) return std::nullopt;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
-        if (pidfd >= 0) {
-            pollfd p{pidfd, POLLIN, 0};
-            ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
-        } else {
-            pollfd none{};
-            ::poll(&none, 0, 5);  // no pidfd (old kernel): short bounded wait between checks
-        }
-    }
-}
-
-inline int exit_code_from_status(int status) {
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return -1;
-}
-
-/// Everything a child needs, prepared before fork() (only async-signal-safe calls after it).
-struct SpawnPlan {
-    std::vector<std::string> argv_storage, env_storage;
-    std::vector<char*> argv, envp;
-    std::string cwd;
-    bool switch_user = false;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    std::vector<gid_t> groups;
-
-    void finish() {
-        for (auto& a : argv_storage) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        for (auto& e : env_storage) envp.push_back(e.data());
-        envp.push_back(nullptr);
-    }
-};
-
-inline std::map<std::string, std::string> current_environment() {
-    std::map<std::string, std::string> env;
-    for (char** e = environ; e && *e; ++e) {
-        const std::string_view kv(*e);
-        const auto eq = kv.find('=');
-        if (eq == std::string_view::npos) continue;
-        env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
-    }
-    return env;
-}
-
-inline std::string current_username() {
-    std::vector<char> buf(16384);
-    passwd pw{};
-    passwd* result = nullptr;
-    if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &result) == 0 && result) return pw.pw_name;
-    return {};
-}
-
-/// Environment and identity for a shell: the server's environment, terminal settings that keep
-/// programs from paging or colouring, the caller's variables, and the target user's identity.
-inline void plan_identity(SpawnPlan& plan, const std::string& username, std::map<std::string, std::string> extra) {
-    auto env = current_environment();
-    for (const char* k : {"PROMPT_COMMAND", "PS1", "PS2", "PS4", "BASH_ENV", "ENV"}) env.erase(k);
-    env["TERM"] = "dumb";
-    env["PAGER"] = "cat";
-    env["GIT_PAGER"] = "cat";
-    env["COLUMNS"] = "1000";
-    env["LINES"] = "1000";
-    if (!username.empty() && username != current_username()) {
-        if (::geteuid() != 0)
-            throw runbox::error(errc::config_invalid, "cannot run the shell as user '" + username + "': not running as root");
-        std::vector<char> buf(16384);
-        passwd pw{};
-        passwd* result = nullptr;
-        if (::getpwnam_r(username.c_str(), &pw, buf.data(), buf.size(), &result) != 0 || !result)
-            throw runbox::error(errc::config_invalid, "user '" + username + "' does not exist");
-        plan.switch_user = true;
-        plan.uid = pw.pw_uid;
-        plan.gid = pw.pw_gid;
-        int count = 64;
-        plan.groups.resize(static_cast<std::size_t>(count));
-        if (::getgrouplist(pw.pw_name, pw.pw_gid, plan.groups.data(), &count) < 0) {
-            plan.groups.resize(static_cast<std::size_t>(count));
-            ::getgrouplist(pw.pw_name, pw.pw_gid, plan.groups.data(), &count);
-        }
-        plan.groups.resize(static_cast<std::size_t>(std::max(count, 0)));
-        env["HOME"] = pw.pw_dir;
-        env["USER"] = pw.pw_name;
-        env["LOGNAME"] = pw.pw_name;
-        env["SHELL"] = "/bin/bash";
-    }
-    for (auto& [k, v] : extra) env[k] = std::move(v);
-    for (auto& [k, v] : env) plan.env_storage.push_back(k + "=" + v);
-}
-
-/// In the child after fork(): default signal handling, identity, directory, no inherited fds.
-[[noreturn]] inline void exec_child(const SpawnPlan& plan) {
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    ::sigemptyset(&dfl.sa_mask);
-    for (int sig = 1; sig < NSIG; ++sig) {
-        if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
-    }
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::syscall(SYS_close_range, 3U, ~0U, 0U);
-    if (plan.switch_user) {
-        if (::setgroups(plan.groups.size(), plan.groups.data()) != 0 || ::setgid(plan.gid) != 0 ||
-            ::setuid(plan.uid) != 0) {
-            static const char msg[] = "runbox: cannot switch user\n";
-            (void)!::write(2, msg, sizeof msg - 1);
-            ::_exit(126);
-        }
-    }
-    if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) != 0) {
-        static const char msg[] = "runbox: cannot enter the working directory\n";
-        (void)!::write(2, msg, sizeof msg - 1);
-        ::_exit(126);
-    }
-    ::execve(plan.argv[0], plan.argv.data(), plan.envp.data());
-    ::_exit(127);
-}
 
 inline std::string shell_single_quote(std::string_view s) {
     std::string out = "'";
@@ -305,7 +85,7 @@ inline std::string shell_single_quote(std::string_view s) {
 /// no history expansion, Ctrl-D at the prompt does not end the shell, no history file written
 /// (the user's ~/.bash_history stays untouched), and the working directory. The prompt function
 /// survives `set -u`, and its `set -x` trace goes to /dev/null instead of the command's output.
-inline std::string shell_init_line(const std::string& working_dir) {
+inline std::string shell_init_line(const std::string& working_dir, std::string_view nonce = {}) {
     std::string line =
         "__runbox_json() { REPLY=${1//\\\\/\\\\\\\\}; REPLY=${REPLY//\\\"/\\\\\\\"}; REPLY=${REPLY//$'\\n'/\\\\n}; "
         "REPLY=${REPLY//$'\\t'/\\\\t}; REPLY=${REPLY//$'\\r'/\\\\r}; REPLY=${REPLY//[$'\\001'-$'\\037']/?}; }; "
@@ -313,10 +93,10 @@ inline std::string shell_init_line(const std::string& working_dir) {
         "while :; do __d=${__r%%:*}; if [[ -f ${__d:-.}/python && -x ${__d:-.}/python ]]; then __p=${__d:-.}/python; "
         "break; fi; [[ $__r == *:* ]] || break; __r=${__r#*:}; done; "
         "__runbox_json \"${PWD-}\"; __runbox_wd=$REPLY; __runbox_json \"$__p\"; __runbox_py=$REPLY; "
-        "PS1='\\n###PS1JSON###\\n{\\\"pid\\\": \\\"${__runbox_bg}\\\", \\\"exit_code\\\": \\\"${__runbox_ec}\\\", "
+        "PS1='\\n###PS1JSON###" + std::string(nonce) + "\\n{\\\"pid\\\": \\\"${__runbox_bg}\\\", \\\"exit_code\\\": \\\"${__runbox_ec}\\\", "
         "\\\"username\\\": \\\"\\u\\\", \\\"hostname\\\": \\\"\\h\\\", \\\"working_dir\\\": \\\"${__runbox_wd}\\\", "
-        "\\\"py_interpreter_path\\\": \\\"${__runbox_py}\\\"}\\n###PS1END###\\n'; PS2=; return 0; }; "
-        "PROMPT_COMMAND='{ __runbox_prompt; } 2>/dev/null'; PS2=; set +H; set -o ignoreeof; shopt -s promptvars; unset HISTFILE";
+        "\\\"py_interpreter_path\\\": \\\"${__runbox_py}\\\"}\\n###PS1END###" + std::string(nonce) + "\\n'; PS2=; return 0; }; "
+        "PROMPT_COMMAND='{ __runbox_prompt; } 2>/dev/null'; PS2=; set +H; set -o ignoreeof; shopt -s promptvars; unset HISTFILE; history -c";
     if (!working_dir.empty()) line += "; builtin cd -- " + shell_single_quote(working_dir);
     line += "\n";
     return line;
@@ -395,9 +175,9 @@ private:
     mutable std::mutex cwd_mutex_;
     std::atomic<bool> closed_{false};
     std::atomic<pid_t> shell_pid_{-1};
-    std::vector<pid_t> old_shells_;  // sessions of shells that exited (their jobs may live on)
+    std::unique_ptr<detail::Contained> shell_;                // the running shell under its supervisor
+    std::vector<std::unique_ptr<detail::Contained>> old_shells_;  // shells that exited (their jobs may live on)
     int master_ = -1;
-    int pidfd_ = -1;
     int wake_fd_ = -1;
     bool eof_ = false;   // the PTY reported EOF/EIO
     bool dead_ = false;  // the shell exited
@@ -409,7 +189,7 @@ private:
     // ---- output state of the current command ----
     std::string out_;        // received, not yet returned/consumed
     std::size_t out_lines_ = 0;
-    std::size_t end_search_ = 0;
+    bash::PromptScanner scanner_;  // this shell's markers; remembers how far out_ was scanned
     bool skip_newline_ = false;
     std::string done_raw_;   // text before completed prompt blocks, each followed by "\n"
     std::size_t blocks_ = 0; // prompt blocks seen since the last completion
@@ -430,7 +210,7 @@ private:
             plan.argv_storage.push_back("--noprofile");
         }
         plan.argv_storage.push_back("-i");
-        detail::plan_identity(plan, options_.username, options_.env);
+        detail::plan_identity(plan, options_.username, options_.env, options_.environment);
         plan.cwd = dir;
         if (!dir.empty()) {
             struct stat st {};
@@ -453,35 +233,27 @@ private:
             tio.c_iflag |= IUTF8;
             ::tcsetattr(slave, TCSANOW, &tio);
         }
-        const pid_t pid = ::fork();
-        if (pid < 0) {
-            const int err = errno;
+        ::fcntl(master, F_SETFD, FD_CLOEXEC);
+        auto shell = std::make_unique<detail::Contained>();
+        try {
+            shell->start(plan, detail::ChildStdio{slave, slave, slave, true}, false);
+        } catch (...) {
             ::close(master);
             ::close(slave);
-            throw runbox::error(errc::server_error, std::string("fork: ") + std::strerror(err));
-        }
-        if (pid == 0) {
-            ::close(master);
-            ::setsid();
-            ::ioctl(slave, TIOCSCTTY, 0);
-            ::dup2(slave, 0);
-            ::dup2(slave, 1);
-            ::dup2(slave, 2);
-            if (slave > 2) ::close(slave);
-            detail::exec_child(plan);
+            throw;
         }
         ::close(slave);
-        ::fcntl(master, F_SETFD, FD_CLOEXEC);
         ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
         master_ = master;
-        shell_pid_ = pid;
-        pidfd_ = detail::pidfd_open(pid);
-        if (pidfd_ >= 0) ::fcntl(pidfd_, F_SETFD, FD_CLOEXEC);
+        shell_pid_ = shell->pid();
+        shell_ = std::move(shell);
         eof_ = false;
         dead_ = false;
+        const std::string nonce = new_nonce();
+        scanner_ = bash::PromptScanner(bash::PromptMarkers::with_nonce(nonce));
         reset_output();
         pending_timeout_ = false;
-        write_buf_ = detail::shell_init_line(dir);
+        write_buf_ = detail::shell_init_line(dir, nonce);
 
         const auto deadline = std::chrono::steady_clock::now() + options_.startup_timeout;
         while (blocks_ == 0) {
@@ -513,38 +285,44 @@ private:
         }
     }
 
+    /// 16 random bytes from OpenSSL, as hex: the marker nonce of one shell.
+    static std::string new_nonce() {
+        unsigned char raw[16];
+        if (RAND_bytes(raw, sizeof raw) != 1) throw runbox::error(errc::server_error, "OpenSSL RAND_bytes failed");
+        static constexpr char hex[] = "0123456789abcdef";
+        std::string out;
+        for (const unsigned char b : raw) {
+            out += hex[b >> 4];
+            out += hex[b & 15];
+        }
+        return out;
+    }
+
     void release_shell_fds() {
         if (master_ >= 0) ::close(master_);
-        if (pidfd_ >= 0) ::close(pidfd_);
         master_ = -1;
-        pidfd_ = -1;
     }
 
     void kill_everything() {
-        std::vector<pid_t> roots;
-        std::vector<pid_t> sids = old_shells_;
-        const pid_t pid = shell_pid_.load();
-        if (pid > 0) {
-            roots.push_back(pid);
-            sids.push_back(pid);  // setsid(): the shell's pid is its session id
-        }
-        if (!roots.empty() || !sids.empty()) detail::kill_process_tree(roots, sids);
-        if (pid > 0 && !dead_) detail::reap_child(pid, pidfd_, std::chrono::milliseconds(5000));
+        if (shell_) shell_->kill_all();
+        shell_.reset();
+        for (auto& old : old_shells_) old->kill_all();
+        old_shells_.clear();
         shell_pid_ = -1;
         release_shell_fds();
-        old_shells_.clear();
         for (const auto& f : temp_files_) ::unlink(f.c_str());
         temp_files_.clear();
     }
 
-    /// The shell exited on its own (exit, exec, crash): remember its session for close().
+    /// The shell exited on its own (exit, exec, crash): keep its supervisor (and its jobs) for close().
     void mark_dead() {
         if (dead_) return;
-        const pid_t pid = shell_pid_.load();
-        if (auto status = detail::reap_child(pid, pidfd_, std::chrono::milliseconds(5000))) dead_status_ = *status;
-        else dead_status_ = 0;
+        dead_status_ = 0;
+        if (shell_) {
+            if (auto status = shell_->wait_exit(std::chrono::milliseconds(5000))) dead_status_ = *status;
+            old_shells_.push_back(std::move(shell_));
+        }
         dead_ = true;
-        if (pid > 0) old_shells_.push_back(pid);
         shell_pid_ = -1;
     }
 
@@ -553,7 +331,7 @@ private:
     void reset_output() {
         out_.clear();
         out_lines_ = 0;
-        end_search_ = 0;
+        scanner_.reset();
         done_raw_.clear();
         blocks_ = 0;
         truncated_ = false;
@@ -577,12 +355,7 @@ private:
     }
 
     void scan_blocks() {
-        while (true) {
-            auto block = bash::find_prompt_block(out_, end_search_);
-            if (!block) {
-                end_search_ = out_.size() > bash::ps1_end.size() ? out_.size() - bash::ps1_end.size() : 0;
-                return;
-            }
+        while (auto block = scanner_.next(out_)) {
             done_raw_.append(out_, 0, block->begin);
             done_raw_ += '\n';
             last_meta_ = std::move(block->metadata);
@@ -592,7 +365,7 @@ private:
             else if (cut == out_.size()) skip_newline_ = true;
             out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(cut), '\n'));
             out_.erase(0, cut);
-            end_search_ = 0;
+            scanner_.erase_front(cut);
         }
     }
 
@@ -605,7 +378,7 @@ private:
             while (pos < out_.size() && (static_cast<unsigned char>(out_[pos]) & 0xC0) == 0x80) ++pos;  // UTF-8 boundary
             out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
             out_.erase(0, pos);
-            end_search_ = end_search_ > pos ? end_search_ - pos : 0;
+            scanner_.erase_front(pos);
             truncated_ = true;
         }
         const std::size_t limit = options_.history_limit_lines;
@@ -620,17 +393,20 @@ private:
         }
         out_lines_ -= out_lines_ - limit;
         out_.erase(0, pos);
-        end_search_ = end_search_ > pos ? end_search_ - pos : 0;
+        scanner_.erase_front(pos);
         truncated_ = true;
     }
 
-    /// Reads everything available now; notices EOF.
-    void read_available() {
+    /// Reads what is available now, up to `limit` bytes (so a program that writes without pause
+    /// cannot keep the caller from its deadlines); notices EOF.
+    void read_available(std::size_t limit = std::size_t{1} << 20) {
         char buf[65536];
-        while (master_ >= 0 && !eof_) {
+        std::size_t total = 0;
+        while (master_ >= 0 && !eof_ && total < limit) {
             const ssize_t n = ::read(master_, buf, sizeof buf);
             if (n > 0) {
                 feed(buf, static_cast<std::size_t>(n));
+                total += static_cast<std::size_t>(n);
                 continue;
             }
             if (n < 0 && errno == EINTR) continue;
@@ -663,9 +439,9 @@ private:
             master_idx = static_cast<int>(n);
             fds[n++] = pollfd{master_, static_cast<short>(POLLIN | (write_buf_.empty() ? 0 : POLLOUT)), 0};
         }
-        if (pidfd_ >= 0 && !dead_) {
+        if (shell_ && !dead_) {
             pid_idx = static_cast<int>(n);
-            fds[n++] = pollfd{pidfd_, POLLIN, 0};
+            fds[n++] = pollfd{shell_->event_fd(), POLLIN, 0};
         }
         if (wake_fd_ >= 0) fds[n++] = pollfd{wake_fd_, POLLIN, 0};
         const long long ms = std::max<long long>(0, std::min<long long>(timeout.count(), 1 << 30));
@@ -676,9 +452,8 @@ private:
             if (fds[master_idx].revents & POLLOUT) flush_writes();
         }
         bool exited = pid_idx >= 0 && (fds[pid_idx].revents & POLLIN);
-        if (pidfd_ < 0 && eof_) exited = true;
         if (exited && !dead_) {
-            read_available();  // what the shell wrote last
+            read_available(std::size_t{16} << 20);  // what the shell wrote last
             mark_dead();
         }
     }
@@ -790,13 +565,14 @@ private:
 
     /// Output so far of a command that keeps running (timeouts, refused commands).
     Observation observe_running(const std::string& command, std::string suffix) {
-        const std::size_t keep = bash::incomplete_tail(out_);
+        const std::size_t keep = bash::incomplete_tail(out_, scanner_.markers());
         std::string raw = std::move(done_raw_);
         done_raw_.clear();
         raw.append(out_, 0, out_.size() - keep);
         out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.end() - static_cast<std::ptrdiff_t>(keep), '\n'));
-        out_.erase(0, out_.size() - keep);
-        end_search_ = 0;
+        const std::size_t taken = out_.size() - keep;
+        out_.erase(0, taken);
+        scanner_.erase_front(taken);
         blocks_ = 0;
         CmdOutputMetadata meta;
         meta.suffix = std::move(suffix);
@@ -876,7 +652,9 @@ private:
 /// Runs `action.command` in a fresh non-interactive bash in `action.cwd` (or `default_cwd`),
 /// independent of any session (reference §4.3 `is_static`). stdout and stderr are merged.
 inline Observation run_static_command(const CmdRunAction& action, const std::string& default_cwd,
-                                      const std::string& username = {}) {
+                                      const std::string& username = {},
+                                      runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit,
+                                      const std::map<std::string, std::string>& env = {}) {
     try {
         const std::string command(bash::strip(action.command));
         const std::string dir = action.cwd && !action.cwd->empty() ? *action.cwd : default_cwd;
@@ -888,28 +666,22 @@ inline Observation run_static_command(const CmdRunAction& action, const std::str
         if (command.empty()) return make_cmd_output("", "", {}, action.hidden);
         detail::SpawnPlan plan;
         plan.argv_storage = {"/bin/bash", "-c", command};
-        detail::plan_identity(plan, username, {});
+        detail::plan_identity(plan, username, env, environment);
         plan.cwd = dir;
         plan.finish();
         int pipefd[2];
         if (::pipe2(pipefd, O_CLOEXEC) != 0)
             return ErrorObservation{std::string("pipe: ") + std::strerror(errno), "", {}};
-        const pid_t pid = ::fork();
-        if (pid < 0) {
+        // Whatever the command leaves running dies when it exits (its supervisor kills it).
+        detail::Contained proc;
+        try {
+            proc.start(plan, detail::ChildStdio{-1, pipefd[1], pipefd[1], false}, true);
+        } catch (const std::exception& e) {
             ::close(pipefd[0]);
             ::close(pipefd[1]);
-            return ErrorObservation{std::string("fork: ") + std::strerror(errno), "", {}};
-        }
-        if (pid == 0) {
-            ::setsid();
-            const int devnull = ::open("/dev/null", O_RDONLY);
-            if (devnull >= 0) ::dup2(devnull, 0);
-            ::dup2(pipefd[1], 1);
-            ::dup2(pipefd[1], 2);
-            detail::exec_child(plan);
+            return ErrorObservation{e.what(), "", {}};
         }
         ::close(pipefd[1]);
-        const int pidfd = detail::pidfd_open(pid);
         const double timeout_s = action.timeout && *action.timeout > 0 ? *action.timeout : 120.0;
         const auto deadline = std::chrono::steady_clock::now() +
                               std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s));
@@ -934,12 +706,10 @@ inline Observation run_static_command(const CmdRunAction& action, const std::str
         if (!timed_out) {
             // the output ended: the command normally exits now; wait for it within the deadline
             const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            status = detail::reap_child(pid, pidfd, std::max(left, std::chrono::milliseconds(0)));
+            status = proc.wait_exit(std::max(left, std::chrono::milliseconds(0)));
             timed_out = !status;
         }
-        detail::kill_process_tree(status ? std::vector<pid_t>{} : std::vector<pid_t>{pid}, {pid});  // leftovers too
-        if (!status) detail::reap_child(pid, pidfd, std::chrono::milliseconds(5000));
-        if (pidfd >= 0) ::close(pidfd);
+        proc.kill_all();  // leftovers too
         CmdOutputMetadata meta;
         meta.working_dir = dir;
         std::string content(bash::rstrip(bash::render_terminal_output(raw)));
