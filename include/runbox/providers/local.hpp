@@ -11,7 +11,9 @@
 //   mode         "thread" (default) | "process"          RUNBOX_LOCAL_MODE
 //   server_path  the runbox-server program (process mode) RUNBOX_SERVER_PATH (default: on PATH)
 // The sandbox's NO_CHANGE_TIMEOUT_SECONDS comes from sandbox.runtime_startup_env_vars, as with
-// OpenHands' local runtime.
+// OpenHands' local runtime. In both modes the shell's environment is the allow-listed host
+// variables (runbox/environment.hpp: PATH, HOME, USER, LANG, LC_*, ...) plus those startup
+// variables; never the rest of the host's environment, never SESSION_API_KEY.
 #pragma once
 
 #include <fcntl.h>
@@ -32,13 +34,12 @@
 
 #include "runbox/client.hpp"
 #include "runbox/config.hpp"
+#include "runbox/environment.hpp"
 #include "runbox/error.hpp"
 #include "runbox/provider.hpp"
 #include "runbox/runtime.hpp"
 #include "runbox/server/action_server.hpp"
 #include "runbox/transport/httplib.hpp"
-
-extern "C" char** environ;
 
 namespace runbox::local {
 
@@ -57,9 +58,12 @@ public:
         posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);  // its own group: close() kills it whole
         posix_spawnattr_setpgroup(&attr, 0);
 
-        std::vector<std::string> env_strings;
-        for (char** e = environ; e != nullptr && *e != nullptr; ++e) env_strings.emplace_back(*e);
-        for (const auto& [key, value] : extra_env) env_strings.push_back(key + "=" + value);
+        // The server (and so its shells) gets the allow-listed host variables only, like thread
+        // mode; `extra_env` (the session key, the startup variables) is added after the builder,
+        // which would drop SESSION_API_KEY.
+        auto env = detail::sandbox_environment(detail::EnvironmentBase::allow_list);
+        for (const auto& [key, value] : extra_env) env[key] = value;
+        std::vector<std::string> env_strings = detail::environment_strings(env);
         std::vector<char*> envp;
         for (auto& s : env_strings) envp.push_back(s.data());
         envp.push_back(nullptr);
@@ -206,6 +210,7 @@ public:
             options.enable_browser = false;
             for (const auto& plugin : ctx.options.plugins) options.plugins.push_back(plugin.name);
             options.env = startup;
+            options.environment = detail::EnvironmentBase::allow_list;  // the host's secrets stay in the host
             server_ = std::make_unique<server::ActionServer>(std::move(options));
             server_->start();
             url = server_->url();
