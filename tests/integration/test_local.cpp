@@ -12,6 +12,7 @@
 
 #include "catch.hpp"
 #include "runbox/runbox.hpp"
+#include "local_hardening.hpp"
 #include "runbox/transport/testing.hpp"
 
 namespace fs = std::filesystem;
@@ -336,4 +337,13 @@ TEST_CASE("local: the settings are checked at construction") {
         CHECK(e.code() == runbox::errc::config_invalid);
         CHECK(e.detail().find("RUNBOX_LOCAL_MODE") != std::string::npos);
     }
+}
+
+TEST_CASE("local: issue 10 row 10, thread mode: nothing the shell or the REPL starts outlives close()") {
+    REQUIRE(wait_for_no_descendants().empty());
+    runbox_test::check_containment(quiet_config(), "contain-thread");
+}
+
+TEST_CASE("local: issue 10 row 11, thread mode: the host's environment does not leak into the sandbox") {
+    runbox_test::check_environment(quiet_config(), "env-thread");
 }
