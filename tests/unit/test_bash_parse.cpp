@@ -265,3 +265,54 @@ TEST_CASE("command prefix removal and line counting") {
     CHECK(count_lines("a\nb\n") == 2);
     CHECK(count_lines("a\nb") == 2);
 }
+
+TEST_CASE("prompt scanner: a nonce in the markers, blocks with other markers are only text") {
+    const auto markers = PromptMarkers::with_nonce("00112233445566778899aabbccddeeff");
+    CHECK(markers.begin == "###PS1JSON###00112233445566778899aabbccddeeff");
+    CHECK(markers.end == "###PS1END###00112233445566778899aabbccddeeff");
+    const std::string text =
+        "###PS1JSON###\n{\"exit_code\": \"1\"}\n###PS1END###\n"
+        "###PS1JSON###ffffffffffffffffffffffffffffffff\n{\"exit_code\": \"2\"}\n###PS1END###ffffffffffffffffffffffffffffffff\n"
+        "###PS1JSON###00112233445566778899aabbccddeeff\n{\"exit_code\": \"3\"}\n###PS1END###00112233445566778899aabbccddeeff\n";
+    const auto blocks = find_prompt_blocks(text, markers);
+    REQUIRE(blocks.size() == 1);
+    CHECK(blocks[0].metadata.exit_code == 3);
+    CHECK(blocks[0].begin == text.find(markers.begin));
+    CHECK(incomplete_tail("out\n" + markers.begin + "\n{", markers) == markers.begin.size() + 2);
+    CHECK(incomplete_tail("out\n###PS1JSON###\n{", markers) == 0);  // another marker is not held back
+}
+
+TEST_CASE("prompt scanner: fed in pieces, with text dropped from the front, finds what one pass finds") {
+    std::string text;
+    for (int i = 0; i < 2000; ++i) {
+        text += "x###PS1JSON### not at a line start\n###PS1END###\n";
+        if (i % 500 == 0) text += "###PS1JSON###\n{\"exit_code\": \"" + std::to_string(i) + "\"}\n###PS1END###\n";
+    }
+    const auto whole = find_prompt_blocks(text);
+    REQUIRE(whole.size() == 4);
+    for (const std::size_t piece : {1U, 7U, 13U, 4096U}) {
+        INFO("piece " << piece);
+        PromptScanner scanner;
+        std::string buffer;
+        std::size_t dropped = 0;
+        std::vector<int> codes;
+        for (std::size_t at = 0; at < text.size(); at += piece) {
+            buffer.append(text, at, piece);
+            while (auto b = scanner.next(buffer)) {
+                CHECK(b->begin + dropped == whole[codes.size()].begin);
+                codes.push_back(b->metadata.exit_code);
+                buffer.erase(0, b->end);  // what the session does with a completed block
+                scanner.erase_front(b->end);
+                dropped += b->end;
+            }
+            const auto end_line = buffer.size() > 3000 ? buffer.find("###PS1END###\n", buffer.size() - 2000) : std::string::npos;
+            if (end_line != std::string::npos) {  // history trimming after a complete line (no block is cut)
+                const auto cut = end_line + 13;
+                buffer.erase(0, cut);
+                scanner.erase_front(cut);
+                dropped += cut;
+            }
+        }
+        CHECK(codes == std::vector<int>{0, 500, 1000, 1500});
+    }
+}
