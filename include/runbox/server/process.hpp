@@ -566,8 +566,8 @@ public:
             const char stop = 'k';
             (void)::send(sock_, &stop, 1, MSG_NOSIGNAL);
         }
-        if (!detail::reap_child(supervisor_, pidfd_, bound)) {
-            // The supervisor is stuck or was killed by someone: do what we still can.
+        if (!detail::reap_child(supervisor_, pidfd_, bound) && ::waitpid(supervisor_, nullptr, WNOHANG) == 0) {
+            // The supervisor is stuck (still our child, so its pid is not reused): do what we still can.
             ::kill(supervisor_, SIGKILL);
             try {
                 kill_process_tree({pid_}, {pid_});
