@@ -21,6 +21,7 @@ library_packages=(
     g++ cmake ninja-build pkg-config                                  # toolchain
     nlohmann-json3-dev libboost-dev libcpp-httplib-dev libssl-dev     # library dependencies
     libzip-dev
+    libcli11-dev                                                      # the runbox command line
 )
 # What the test suite needs beyond that.
 test_packages=(
