@@ -29,6 +29,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -246,6 +247,40 @@ int cmd_run(const Globals& g, const std::string& sid_arg, const std::vector<std:
     return result.exit_code;
 }
 
+/// The sandbox's `path` into the host directory `destination`. The protocol's download zips a
+/// directory; a file comes as an empty archive (as in OpenHands), so a file is taken from its
+/// directory's archive.
+void copy_out(runbox::AnyRuntime<>& rt, const std::string& path, const fs::path& destination) {
+    const auto fetch = [&rt](const std::string& from, const fs::path& into) {
+        const fs::path archive = rt.copy_from(from);
+        struct Remove {
+            fs::path path;
+            ~Remove() { std::error_code ignored; fs::remove(path, ignored); }
+        } remove{archive};
+        fs::create_directories(into);
+        runbox::server::extract_zip(archive, into);
+    };
+    const fs::path staging = fs::temp_directory_path() / ("runbox-cp-" + new_sid());
+    struct RemoveAll {
+        fs::path path;
+        ~RemoveAll() { std::error_code ignored; fs::remove_all(path, ignored); }
+    } cleanup{staging};
+    fetch(path, staging);
+    if (!fs::is_empty(staging)) {
+        fs::create_directories(destination);
+        fs::copy(staging, destination, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+        return;
+    }
+    const fs::path file = fs::path(path).lexically_normal();
+    fs::remove_all(staging);
+    fetch(file.parent_path().string(), staging);
+    if (!fs::is_regular_file(staging / file.filename())) {
+        throw runbox::error(runbox::errc::not_found, "no file or directory " + path + " in the sandbox");
+    }
+    fs::create_directories(destination);
+    fs::copy_file(staging / file.filename(), destination / file.filename(), fs::copy_options::overwrite_existing);
+}
+
 int cmd_cp(const Globals& g, const std::string& source, const std::string& destination, bool recursive) {
     const auto from = sandbox_side(source);
     const auto to = sandbox_side(destination);
@@ -257,13 +292,7 @@ int cmd_cp(const Globals& g, const std::string& source, const std::string& desti
         const bool directory = fs::is_directory(source);
         session.runtime->copy_to(source, to->path, recursive || directory);
     } else {
-        const fs::path archive = session.runtime->copy_from(from->path);
-        struct Remove {
-            fs::path path;
-            ~Remove() { std::error_code ignored; fs::remove(path, ignored); }
-        } remove{archive};
-        fs::create_directories(destination);
-        runbox::server::extract_zip(archive, destination);
+        copy_out(*session.runtime, from->path, destination);
     }
     session.runtime->close();
     return 0;
@@ -294,7 +323,8 @@ int cmd_ls(const Globals& g, const std::string& sid, const std::optional<std::st
     for (auto& s : storage) argv.push_back(s.data());
     argv.push_back(nullptr);
     ::execv(sibling.c_str(), argv.data());
-    std::fprintf(stderr, "runbox: cannot start %s: %s (it is installed beside runbox)\n", sibling.c_str(), std::strerror(errno));
+    ::execvp(program, argv.data());  // not beside it: on PATH
+    std::fprintf(stderr, "runbox: cannot start %s: %s (it is installed beside runbox)\n", program, std::strerror(errno));
     std::exit(exit_failure);
 }
 
@@ -357,12 +387,15 @@ int main(int argc, char** argv) {
     ls->add_option("--sid", sid, "the kept sandbox's session id")->required();
     ls->add_option("path", path, "directory (default: the working directory)");
 
-    std::vector<std::string> passthrough;
-    auto* server = app.add_subcommand("server", "the action execution server (the runbox-server program)");
-    server->prefix_command();
-    auto* fake = app.add_subcommand("fake", "a local fake of a provider's API (the runbox-fake program)");
-    fake->prefix_command();
+    // Listed for --help; main() hands their arguments to the programs before parsing.
+    app.add_subcommand("server", "the action execution server: `runbox server --help` (the runbox-server program)");
+    app.add_subcommand("fake", "a local fake of a provider's API: `runbox fake PROVIDER [--port N]` (runbox-fake)");
 
+    // `runbox server ARGS` and `runbox fake ARGS` hand every argument to the program unparsed.
+    if (argc >= 2 && (std::string_view(argv[1]) == "server" || std::string_view(argv[1]) == "fake")) {
+        exec_sibling(argv[0], std::string_view(argv[1]) == "server" ? "runbox-server" : "runbox-fake",
+                     std::vector<std::string>(argv + 2, argv + argc));
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -370,8 +403,6 @@ int main(int argc, char** argv) {
         return code == 0 ? 0 : exit_usage;
     }
 
-    if (*server) exec_sibling(argv[0], "runbox-server", server->remaining());
-    if (*fake) exec_sibling(argv[0], "runbox-fake", fake->remaining());
 
     const bool runs_command = *run || *exec;
     try {

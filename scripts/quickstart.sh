@@ -10,4 +10,4 @@ cmake --preset quickstart >build/quickstart-configure.log 2>&1 ||
     { cat build/quickstart-configure.log >&2; exit 1; }
 cmake --build --preset quickstart -j2
 build/quickstart/examples/quickstart "$@"
-echo "quickstart: the command line is build/quickstart/cli/runbox (try: build/quickstart/cli/runbox run -- echo hi)"
+echo "quickstart: the command line is build/quickstart/examples/runbox (try: build/quickstart/examples/runbox run -- echo hi)"

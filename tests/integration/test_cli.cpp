@@ -1,6 +1,7 @@
 // The `runbox` command line, driven as a real program: exit codes, output, --json, errors.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catch.hpp"
+#include "child_process.hpp"
 
 namespace {
 
@@ -37,7 +39,7 @@ std::string slurp(const fs::path& path) {
     return ss.str();
 }
 
-fs::path cli_program() { return fs::path(RUNBOX_BINARY_DIR) / "cli" / "runbox"; }
+fs::path cli_program() { return fs::path(RUNBOX_BINARY_DIR) / "examples" / "runbox"; }
 
 /// Runs `runbox ARGS` with a clean provider environment and returns its exit code and output.
 Result runbox_cli(const std::string& args, const std::string& env = "") {
@@ -149,4 +151,55 @@ TEST_CASE("runbox run: a long command's output is printed as it arrives, not at 
     CHECK(rest == "second\n");
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("runbox against `runbox fake daytona` with only DAYTONA_API_KEY and DAYTONA_API_URL") {
+    runbox_test::ChildProcess fake({cli_program().string(), "fake", "daytona", "--port", "0"});
+    const std::string line = fake.next_line();
+    const std::string prefix = "listening on ";
+    REQUIRE(line.rfind(prefix, 0) == 0);
+    const std::string env = "DAYTONA_API_KEY=dtn_test DAYTONA_API_URL=" + quote(line.substr(prefix.size()) + "/api");
+
+    const auto uname = runbox_cli("--provider daytona --quiet run -- uname -s", env);
+    INFO(uname.err);
+    CHECK(uname.exit_code == 0);
+    CHECK(uname.out == "Linux\n");
+
+    // --keep leaves the sandbox running; exec, cp and ls attach to it by sid.
+    const auto kept = runbox_cli("--provider daytona --json run --keep -- sh -c 'echo made > made.txt'", env);
+    INFO(kept.err);
+    REQUIRE(kept.exit_code == 0);
+    const auto j = nlohmann::json::parse(kept.out, nullptr, false);
+    REQUIRE(j.is_object());
+    const std::string sid = j["sid"];
+    CHECK(j["kept"] == true);
+
+    const auto exec = runbox_cli("--provider daytona --quiet exec --sid " + sid + " -- cat made.txt", env);
+    INFO(exec.err);
+    CHECK(exec.exit_code == 0);
+    CHECK(exec.out == "made\n");
+
+    const fs::path dir = fs::temp_directory_path() / ("runbox-cli-cp-" + std::to_string(std::random_device{}()));
+    fs::create_directories(dir / "down");
+    std::ofstream(dir / "up.txt") << "uploaded";
+    const std::string workdir = j["working_dir"];
+    const auto up = runbox_cli("--provider daytona --quiet cp " + quote((dir / "up.txt").string()) + " " + sid + ":" +
+                                   workdir, env);
+    INFO(up.err);
+    CHECK(up.exit_code == 0);
+    const auto ls = runbox_cli("--provider daytona --quiet --json ls --sid " + sid + " " + workdir, env);
+    INFO(ls.err);
+    CHECK(ls.exit_code == 0);
+    const auto names = nlohmann::json::parse(ls.out, nullptr, false);
+    REQUIRE(names.is_array());
+    CHECK(std::find(names.begin(), names.end(), "up.txt") != names.end());
+    CHECK(std::find(names.begin(), names.end(), "made.txt") != names.end());
+    const auto down = runbox_cli("--provider daytona --quiet cp " + sid + ":" + workdir + "/made.txt " +
+                                     quote((dir / "down").string()), env);
+    INFO(down.err);
+    CHECK(down.exit_code == 0);
+    CHECK(slurp(dir / "down" / "made.txt") == "made\n");
+    fs::remove_all(dir);
+
+    CHECK(fake.stop() == 0);
 }
