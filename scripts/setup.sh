@@ -84,13 +84,24 @@ fi
 # The SDK conformance tests run on the Node.js pinned in tools/node (Debian 12's nodejs is 18; the
 # SDKs need 20), installed from the npm registry as a package, with the npm pinned beside it.
 node_dir=$root/tools/node
-pinned_bin=$node_dir/node_modules/.bin
+pinned_bin=$node_dir/bin
 fresh() { [ -d "$1/node_modules" ] && [ "$1/node_modules/.package-lock.json" -nt "$1/package-lock.json" ]; }
 npm_ci() { (cd "$1" && npm ci --no-audit --no-fund --loglevel=warn); }
+# tools/node/bin holds node and npm, linked by this script (npm's own .bin links depend on its version).
+link_pinned() {
+    local arch
+    case "$(uname -m)" in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) echo "no pinned Node.js for $(uname -m)"; return 1 ;; esac
+    [ -x "$node_dir/node_modules/node-linux-$arch/bin/node" ] || { echo "node-linux-$arch was not installed"; return 1; }
+    mkdir -p "$pinned_bin"
+    ln -sfn "../node_modules/node-linux-$arch/bin/node" "$pinned_bin/node"
+    ln -sfn ../node_modules/npm/bin/npm-cli.js "$pinned_bin/npm"
+    "$pinned_bin/node" --version
+}
 if fresh "$node_dir" && [ -x "$pinned_bin/node" ]; then
     echo "setup: Node.js $("$pinned_bin/node" --version) (tools/node): present"
 else
     step "Node.js and npm pinned in tools/node (npm registry)" npm_ci "$node_dir"
+    step "link tools/node/bin/node and npm" link_pinned
 fi
 
 # The providers' official TypeScript SDKs, pinned by lock files, installed by the pinned npm on the

@@ -104,13 +104,13 @@ private:
 TEST_CASE("daytona conformance: the official @daytonaio/sdk passes against runbox-fake daytona") {
     const auto dir = conformance_dir();
     const auto node = runbox_test::pinned_node();
-    if (!node) RUNBOX_SKIP_TEST(runbox_test::pinned_node_missing_reason());
+    if (!node) runbox_test::conformance_unavailable(runbox_test::pinned_node_missing_reason());
     const auto installed = dir / "node_modules" / "@daytonaio" / "sdk" / "package.json";
     if (!std::filesystem::exists(installed))
-        RUNBOX_SKIP_TEST("@daytonaio/sdk is not installed: run `npm ci` in " + dir.string());
+        runbox_test::conformance_unavailable("@daytonaio/sdk is not installed: run `npm ci` in " + dir.string());
     const auto program = fake_program();
     if (!std::filesystem::exists(program))
-        RUNBOX_SKIP_TEST("runbox-fake is not built (" + program.string() + "); build the runbox-fake target");
+        runbox_test::conformance_unavailable("runbox-fake is not built (" + program.string() + "); build the runbox-fake target");
 
     // The installed SDK is the pinned one.
     const auto pinned = read_json(dir / "package.json");

@@ -44,10 +44,10 @@ nlohmann::json read_json(const std::filesystem::path& path) {
 TEST_CASE("runloop conformance: the official @runloop/api-client passes against FakeRunloop") {
     const auto dir = conformance_dir();
     const auto node = runbox_test::pinned_node();
-    if (!node) RUNBOX_SKIP_TEST(runbox_test::pinned_node_missing_reason());
+    if (!node) runbox_test::conformance_unavailable(runbox_test::pinned_node_missing_reason());
     const auto installed = dir / "node_modules" / "@runloop" / "api-client" / "package.json";
     if (!std::filesystem::exists(installed))
-        RUNBOX_SKIP_TEST("@runloop/api-client is not installed: run `npm ci` in " + dir.string());
+        runbox_test::conformance_unavailable("@runloop/api-client is not installed: run `npm ci` in " + dir.string());
 
     // The installed SDK is the pinned one.
     const auto pinned = read_json(dir / "package.json");
