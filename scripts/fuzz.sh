@@ -33,16 +33,17 @@ for h in "${harnesses[@]}"; do
     for seed in "$build/seeds/$h"/*; do
         seeds=$((seeds + 1))
         name=$(basename "$seed")
-        if ! "$bin" -rss_limit_mb=1024 -timeout=60 -artifact_prefix="$artifacts/seed-$name-" "$seed" \
-            >"$logs/seed-$name.log" 2>&1; then
+        # (the braces keep bash's "Aborted" notice of a crashing seed out of the table)
+        if ! { "$bin" -rss_limit_mb=1024 -timeout=60 -artifact_prefix="$artifacts/seed-$name-" "$seed" \
+            >"$logs/seed-$name.log" 2>&1; } 2>/dev/null; then
             findings=$((findings + 1))
             notes+=" seed:$name"
         fi
     done
     start=$(date +%s)
     status=0
-    "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$artifacts/" "$work" "tests/fuzz/corpus/$h" >"$logs/fuzz.log" 2>&1 || status=$?
+    { "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="$artifacts/" "$work" "tests/fuzz/corpus/$h" >"$logs/fuzz.log" 2>&1; } 2>/dev/null || status=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/fuzz.log" | tail -1)
     [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$logs/fuzz.log" | tail -1 | tr -d '#')
     if [ "$status" -ne 0 ]; then

@@ -1,6 +1,6 @@
 // libFuzzer harness: the text-level bash pieces the shell session runs on untrusted text:
-// splitting a command into top-level commands, the `\;` escaping, the prompt-block JSON, and the
-// terminal-output cleanup applied to whatever a command prints.
+// splitting a command into top-level commands, the `\;` escaping, the prompt blocks (their JSON
+// and the scan for them), and the terminal-output cleanup applied to whatever a command prints.
 #include "runbox/server/bash_parse.hpp"
 
 #include <cstddef>
@@ -26,6 +26,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
 
     (void)bash::parse_prompt_json(text);
+    for (const auto& block : bash::find_prompt_blocks(text)) {
+        if (block.begin >= block.end || block.end > text.size()) {
+            std::fprintf(stderr, "prompt block [%zu, %zu) outside the text\n", block.begin, block.end);
+            std::abort();
+        }
+    }
     const std::string rendered = bash::render_terminal_output(text);
     (void)bash::count_lines(rendered);
     if (bash::incomplete_tail(text) > text.size()) {

@@ -12,8 +12,12 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
-    if (const auto value = runbox::detail::python_literal_reader(text).read()) {
-        (void)runbox::detail::python_repr(*value);
+    try {
+        if (const auto value = runbox::detail::python_literal_reader(text).read()) {
+            (void)runbox::detail::python_repr(*value);
+        }
+    } catch (const runbox::error&) {
+        // a typed refusal (a literal nesting too deep) is an answer, not a finding
     }
     // The decoder only looks at a one-line literal inside `print(file_editor(**` ... `))`.
     if (text.find('\n') == std::string_view::npos && text.find("))") == std::string_view::npos) {

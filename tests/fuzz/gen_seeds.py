@@ -97,8 +97,10 @@ def bash_parse(out):
     write(out, h, "huge_heredoc_4mb", b"cat <<'EOF'\n" + b"line\n" * (800 * 1024) + b"EOF\necho done\n")
     write(out, h, "many_commands_200000", b"echo a\n" * 200000)
     write(out, h, "many_escapes_1mb", b"find . -exec echo {} \\; " * 40000)
-    # Row 9's output shape: 48 000 marker-like lines (the terminal cleanup and splitting see it too).
-    write(out, h, "row9_marker_like_lines_48000", b"###PS1JSON###\n{\"pid\": 1}\n" * 48000)
+    # Output shaped like row 9's: 48 000 marker-like lines, with and without end markers.
+    write(out, h, "marker_like_lines_48000", b"###PS1JSON###\n{\"pid\": 1}\n" * 48000)
+    write(out, h, "marker_blocks_48000", b"###PS1JSON###\n{\"pid\": 1, \"exit_code\": 0}\n###PS1END###\n" * 48000)
+    write(out, h, "marker_starts_then_end_48000", b"###PS1JSON###\n" * 48000 + b"{}\n###PS1END###\n")
     write(out, h, "huge_escape_sequences", b"\x1b[31m" * 200000 + b"\r" * 100000 + b"\x1b]0;title\x07" * 50000)
 
 
