@@ -38,6 +38,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -65,6 +66,7 @@ struct Server {
     pid_t pid = -1;
     int output = -1;      // the server's stdout and stderr
     std::thread drain;    // reads (and drops) that output until the server exits
+    std::unique_ptr<std::atomic<bool>> stop_drain = std::make_unique<std::atomic<bool>>(false);
     int port = 0;
     std::string key;
     std::filesystem::path dir;
@@ -133,9 +135,12 @@ void start_server(const Options& options, Server& s) {
         stop_server(s);
         throw std::runtime_error("runbox-server did not start: " + text);
     }
-    s.drain = std::thread([fd = s.output] {
+    // Polls so that stop_server can end it even while a child of the server still holds the pipe.
+    s.drain = std::thread([fd = s.output, stop = s.stop_drain.get()] {
         char buffer[4096];
-        while (::read(fd, buffer, sizeof buffer) > 0) {
+        while (!stop->load()) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 100) > 0 && ::read(fd, buffer, sizeof buffer) <= 0) break;
         }
     });
 }
@@ -155,7 +160,8 @@ void stop_server(Server& s) {
         }
         s.pid = -1;
     }
-    if (s.drain.joinable()) s.drain.join();  // the server is gone: its pipe is at EOF
+    s.stop_drain->store(true);
+    if (s.drain.joinable()) s.drain.join();
     if (s.output >= 0) ::close(s.output);
     s.output = -1;
     std::error_code ec;
