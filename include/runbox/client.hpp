@@ -60,7 +60,9 @@ inline std::string random_hex(std::size_t bytes) {
 struct ClientTimeouts {
     std::chrono::milliseconds alive{5000};
     std::chrono::milliseconds list_files{10000};
-    std::chrono::milliseconds copy_from{30000};
+    /// The longest silence of a download: the server sends nothing while it builds the archive
+    /// (bounded by its max_download_bytes), then streams it; the body goes to disk, not memory.
+    std::chrono::milliseconds copy_from{300000};
     std::chrono::milliseconds copy_to{300000};
     std::chrono::milliseconds vscode_token{10000};
     std::chrono::milliseconds other{60000};

@@ -252,7 +252,10 @@ TEST_CASE("row 2: translated_ipython_code nesting 35 000 brackets is refused, th
 
 TEST_CASE("issue 11 row 5: an answer nesting 50 000 arrays is a typed client error, no crash", "[hardening][client]") {
     httplib::Server hostile;
-    const std::string deep = nested_arrays(50000);
+    // A well-formed observation whose extras nest 50 000 arrays (a bare array would be refused
+    // as "not an object" before any walk).
+    const std::string deep =
+        "{\"observation\":\"run\",\"content\":\"x\",\"extras\":{\"metadata\":" + nested_arrays(50000) + "}}";
     hostile.Post("/execute_action", [&](const httplib::Request&, httplib::Response& res) { res.set_content(deep, "application/json"); });
     hostile.Get("/server_info", [&](const httplib::Request&, httplib::Response& res) { res.set_content(deep, "application/json"); });
     const int port = hostile.bind_to_any_port("127.0.0.1");
