@@ -20,12 +20,14 @@
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -544,4 +546,37 @@ TEST_CASE("row 13: a download over the limit is a clear 413; one within it works
     const auto local = client.copy_from((h.work.path / "small").string());
     REQUIRE(runbox::server::zip_entry_names(local) == std::vector<std::string>{"c.txt"});
     fs::remove(local);
+}
+
+// ---- rows 3 and 7: the file worker -----------------------------------------------------------
+
+TEST_CASE("rows 3-4: a caller waits for file work at most its timeout; the worker goes on", "[hardening][files]") {
+    runbox::server::FileWorker worker(std::nullopt);
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        (void)worker.run([released] { released.wait(); return 1; }, 200ms);
+        FAIL("the stuck job was waited for");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == runbox::errc::timeout);
+    }
+    REQUIRE(std::chrono::steady_clock::now() - start < 5s);
+    release.set_value();
+    REQUIRE(worker.run([] { return 2; }, 5s) == 2);  // the next job runs once the stuck one ends
+}
+
+TEST_CASE("row 7: the file worker thread alone takes the user's filesystem identity", "[hardening][user]") {
+    struct passwd* nobody = ::getpwnam("nobody");
+    if (::geteuid() != 0 || nobody == nullptr) {
+        WARN("needs root and a 'nobody' user");
+        return;
+    }
+    runbox::server::FileWorker worker(runbox::server::FileIdentity{"nobody", nobody->pw_uid, nobody->pw_gid, {nobody->pw_gid}});
+    const auto fsuid = worker.run([] { return static_cast<uid_t>(::syscall(SYS_setfsuid, static_cast<uid_t>(-1))); }, 5s);
+    REQUIRE(fsuid == nobody->pw_uid);
+    const auto denied = worker.run([] { return ::open("/etc/shadow", O_RDONLY | O_CLOEXEC) < 0 && errno == EACCES; }, 5s);
+    REQUIRE(denied);
+    // The rest of the process is still root.
+    REQUIRE(static_cast<uid_t>(::syscall(SYS_setfsuid, static_cast<uid_t>(-1))) == 0);
 }
