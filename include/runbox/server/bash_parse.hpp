@@ -839,7 +839,7 @@ inline int coerce_prompt_int(const nlohmann::json& value) {
 /// Parses the JSON inside one prompt block; nullopt when it is not a JSON object.
 inline std::optional<CmdOutputMetadata> parse_prompt_json(std::string_view inner) {
     const auto text = strip(inner);
-    nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+    nlohmann::json j = runbox::detail::parse_untrusted_json(text);  // the shell's output is untrusted
     if (j.is_discarded() || !j.is_object()) return std::nullopt;
     CmdOutputMetadata m;
     if (auto it = j.find("pid"); it != j.end()) m.pid = coerce_prompt_int(*it);
