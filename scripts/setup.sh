@@ -85,6 +85,11 @@ fi
 # SDKs need 20), installed from the npm registry as a package, with the npm pinned beside it.
 node_dir=$root/tools/node
 pinned_bin=$node_dir/bin
+# The official Node binary trusts its own CA bundle; Debian's store (with any CA the machine's
+# administrator added, such as an egress proxy's) is added to it, as Debian's own nodejs does.
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+    export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+fi
 fresh() { [ -d "$1/node_modules" ] && [ "$1/node_modules/.package-lock.json" -nt "$1/package-lock.json" ]; }
 npm_ci() { (cd "$1" && npm ci --no-audit --no-fund --loglevel=warn); }
 # tools/node/bin holds node and npm, linked by this script (npm's own .bin links depend on its version).
