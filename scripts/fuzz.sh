@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (clang++ 14, ASan + UBSan; Debian 12: libclang-rt-14-dev) in
 # build/fuzz and, for each harness:
-#   1. runs every generated deep / huge seed once (libFuzzer would truncate them to -max_len if
+#   1. runs every generated deep / huge seed once (unless RUNBOX_FUZZ_BIG_SEEDS=0) (libFuzzer would truncate them to -max_len if
 #      they were mutated, so they are replayed on their own);
 #   2. fuzzes for SECONDS (default 60) from the committed corpus (new inputs go to build/fuzz/work).
 # Prints executions and findings per harness; a finding's input is kept in build/fuzz/artifacts.
@@ -30,7 +30,9 @@ for h in "${harnesses[@]}"; do
     mkdir -p "$work" "$artifacts" "$logs"
     findings=0 notes=""
     seeds=0
+    # RUNBOX_FUZZ_BIG_SEEDS=0 skips them (scripts/test.sh: its legs replay them already, ctest -L fuzz).
     for seed in "$build/seeds/$h"/*; do
+        [ "${RUNBOX_FUZZ_BIG_SEEDS:-1}" != 0 ] || break
         seeds=$((seeds + 1))
         name=$(basename "$seed")
         # (the braces keep bash's "Aborted" notice of a crashing seed out of the table)
