@@ -20,3 +20,10 @@ install(FILES "${PROJECT_BINARY_DIR}/runboxConfig.cmake" "${PROJECT_BINARY_DIR}/
 configure_file(cmake/runbox.pc.in "${PROJECT_BINARY_DIR}/runbox.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/runbox.pc" DESTINATION "${CMAKE_INSTALL_DATADIR}/pkgconfig")
 
+
+# The programs: the command line and the two programs it runs as `runbox server` / `runbox fake`.
+foreach(program IN ITEMS runbox-cli runbox-server runbox-fake)
+    if(TARGET ${program})
+        install(TARGETS ${program} RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}")
+    endif()
+endforeach()

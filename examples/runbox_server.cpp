@@ -46,6 +46,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -63,12 +64,16 @@ struct CommandLine {
     bool enable_browser = true;
     std::vector<std::string> browsergym_eval_env;
     std::string host = "0.0.0.0";
+    runbox::server::ActionServerOptions limits;  // only the limit fields are read from here
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
     std::cerr << "usage: runbox-server PORT --working-dir DIR [--plugins NAME ...] [--username USER]\n"
                  "                     [--user-id UID] [--enable-browser | --no-enable-browser]\n"
                  "                     [--browsergym-eval-env ENV ...] [--host HOST]\n"
+                 "  limits (defaults in docs/design.md): --max-body-bytes N --max-read-bytes N\n"
+                 "  --max-download-bytes N --max-json-depth N --max-connections N --header-timeout SEC\n"
+                 "  --read-timeout SEC --write-timeout SEC --keep-alive-timeout SEC --file-action-timeout SEC\n"
               << "runbox-server: error: " << message << "\n";
     std::exit(2);
 }
@@ -78,6 +83,25 @@ std::optional<long> parse_long(std::string_view text) {
     const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
     return value;
+}
+
+/// The setter for a limit flag ("--max-body-bytes"), or nullopt when `arg` is not one.
+std::optional<std::function<void(long)>> limit_flag(const std::string& arg, runbox::server::ActionServerOptions& o) {
+    using std::chrono::milliseconds;
+    using std::chrono::seconds;
+    const auto bytes = [](auto& field) { return [&field](long v) { field = static_cast<std::decay_t<decltype(field)>>(v); }; };
+    const auto secs = [](milliseconds& field) { return [&field](long v) { field = seconds(v); }; };
+    if (arg == "--max-body-bytes") return bytes(o.max_body_bytes);
+    if (arg == "--max-read-bytes") return bytes(o.max_read_bytes);
+    if (arg == "--max-download-bytes") return bytes(o.max_download_bytes);
+    if (arg == "--max-json-depth") return bytes(o.max_json_depth);
+    if (arg == "--max-connections") return bytes(o.max_connections);
+    if (arg == "--header-timeout") return secs(o.header_timeout);
+    if (arg == "--read-timeout") return secs(o.read_timeout);
+    if (arg == "--write-timeout") return secs(o.write_timeout);
+    if (arg == "--keep-alive-timeout") return secs(o.keep_alive_timeout);
+    if (arg == "--file-action-timeout") return secs(o.file_action_timeout);
+    return std::nullopt;
 }
 
 CommandLine parse_command_line(int argc, char** argv) {
@@ -111,6 +135,10 @@ CommandLine parse_command_line(int argc, char** argv) {
             if (cl.browsergym_eval_env.empty()) usage_error("argument --browsergym-eval-env: expected one argument");
         } else if (arg == "--host") {
             cl.host = value_of(i);
+        } else if (const auto limit = limit_flag(arg, cl.limits)) {
+            const auto value = parse_long(value_of(i));
+            if (!value || *value <= 0) usage_error("argument " + arg + ": expected a positive integer");
+            (*limit)(*value);
         } else if (arg.rfind("--", 0) == 0) {
             usage_error("unrecognized arguments: " + arg);
         } else if (cl.port < 0) {
@@ -229,7 +257,7 @@ int main(int argc, char** argv) {
         install_signal_handlers();
         ensure_user(cl);
 
-        runbox::server::ActionServerOptions options;
+        runbox::server::ActionServerOptions options = cl.limits;
         options.host = cl.host;
         options.port = cl.port;
         options.working_dir = cl.working_dir.empty() ? std::filesystem::current_path().string() : cl.working_dir;

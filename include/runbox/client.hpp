@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 
+#include "runbox/detail/json.hpp"
 #include "runbox/error.hpp"
 #include "runbox/events.hpp"
 #include "runbox/provider.hpp"
@@ -59,7 +60,9 @@ inline std::string random_hex(std::size_t bytes) {
 struct ClientTimeouts {
     std::chrono::milliseconds alive{5000};
     std::chrono::milliseconds list_files{10000};
-    std::chrono::milliseconds copy_from{30000};
+    /// The longest silence of a download: the server sends nothing while it builds the archive
+    /// (bounded by its max_download_bytes), then streams it; the body goes to disk, not memory.
+    std::chrono::milliseconds copy_from{300000};
     std::chrono::milliseconds copy_to{300000};
     std::chrono::milliseconds vscode_token{10000};
     std::chrono::milliseconds other{60000};
@@ -138,8 +141,8 @@ public:
             last_execution_ = std::chrono::steady_clock::now();
         }
         raise(response);
-        auto json = nlohmann::json::parse(response.body, nullptr, false);
-        if (json.is_discarded() || !json.is_object()) {
+        auto json = parse_json(response, "/execute_action");
+        if (!json.is_object()) {
             throw error(errc::bad_response, "/execute_action answered a body that is not a JSON object", provider_,
                         response.status);
         }
@@ -315,9 +318,12 @@ private:
     }
 
     nlohmann::json parse_json(const Response& response, std::string_view what) const {
-        auto json = nlohmann::json::parse(response.body, nullptr, false);
+        // Everything a sandbox sends is hostile: depth and size are bounded before any walk.
+        detail::json_failure failure{};
+        auto json = detail::parse_untrusted_json(response.body, {}, &failure);
         if (json.is_discarded()) {
-            throw error(errc::bad_response, std::string(what) + " answered a body that is not JSON", provider_,
+            throw error(errc::bad_response,
+                        std::string(what) + " answered a body that " + detail::json_failure_text(failure), provider_,
                         response.status);
         }
         return json;

@@ -71,7 +71,7 @@ constexpr errc errc_from_http_status(int status) noexcept {
     switch (status) {
         case 400: case 422: return errc::config_invalid;  // the request we built from user input was refused
         case 401: case 403: return errc::auth_failed;
-        case 402: return errc::quota_exceeded;
+        case 402: case 413: return errc::quota_exceeded;
         case 404: case 410: return errc::not_found;
         case 408: return errc::timeout;
         case 409: return errc::conflict;

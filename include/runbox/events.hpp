@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runbox/error.hpp"
+#include "runbox/detail/json.hpp"
 
 namespace runbox {
 
@@ -765,8 +766,11 @@ inline std::string python_repr(const ordered_json& v) {
 // --- a Python literal reader (for legacy `print(file_editor(**{...}))`) ---
 class python_literal_reader {
 public:
-    explicit python_literal_reader(std::string_view src) : s_(src) {}
-    /// The literal as JSON, or nullopt when the text is not one complete literal.
+    explicit python_literal_reader(std::string_view src, std::size_t max_depth = max_nesting_depth)
+        : s_(src), max_depth_(max_depth) {}
+    /// The literal as JSON, or nullopt when the text is not one complete literal. A literal
+    /// nesting deeper than `max_depth` throws runbox::error (errc::bad_response): the reader
+    /// recurses once per level, so the input must not choose the depth.
     std::optional<ordered_json> read() {
         try {
             ordered_json v = value();
@@ -781,7 +785,23 @@ public:
 private:
     struct failure {};
     std::string_view s_;
+    std::size_t max_depth_;
     std::size_t i_ = 0;
+    std::size_t depth_ = 0;
+
+    /// Counts one level of nesting for the lifetime of a dict()/list() call.
+    struct nesting {
+        python_literal_reader& r;
+        explicit nesting(python_literal_reader& reader) : r(reader) {
+            if (++r.depth_ > r.max_depth_) {
+                throw error(errc::bad_response,
+                            "Python literal nests deeper than " + std::to_string(r.max_depth_) + " levels");
+            }
+        }
+        ~nesting() { --r.depth_; }
+        nesting(const nesting&) = delete;
+        nesting& operator=(const nesting&) = delete;
+    };
 
     void skip_ws() {
         while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
@@ -812,6 +832,7 @@ private:
         throw failure{};
     }
     ordered_json dict() {
+        const nesting level(*this);
         ++i_;
         ordered_json out = ordered_json::object();
         if (eat('}')) return out;
@@ -828,6 +849,7 @@ private:
         }
     }
     ordered_json list(char close) {
+        const nesting level(*this);
         ++i_;
         ordered_json out = ordered_json::array();
         if (eat(close)) return out;

@@ -1,7 +1,7 @@
 // Runs the official Daytona TypeScript SDK (@daytonaio/sdk, pinned in tests/conformance/daytona)
 // against `runbox-fake daytona --port 0` started as a child process: create, list by label, get,
 // process/execute, session exec, preview link, files, stop, start, delete, unknown id, wrong key.
-// Reports itself skipped (exit 77, never passed) without node, without the installed
+// Reports itself skipped (exit 77, never passed) without the pinned Node.js (tools/node), without the installed
 // node_modules (`npm ci` in tests/conformance/daytona) or without the runbox-fake program.
 #include <signal.h>
 #include <spawn.h>
@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catch.hpp"
+#include "node.hpp"
 
 extern char** environ;
 
@@ -102,14 +103,14 @@ private:
 
 TEST_CASE("daytona conformance: the official @daytonaio/sdk passes against runbox-fake daytona") {
     const auto dir = conformance_dir();
-    if (std::system("node --version >/dev/null 2>&1") != 0)
-        RUNBOX_SKIP_TEST("node is not installed (needed for the Daytona SDK conformance test)");
+    const auto node = runbox_test::pinned_node();
+    if (!node) runbox_test::conformance_unavailable(runbox_test::pinned_node_missing_reason());
     const auto installed = dir / "node_modules" / "@daytonaio" / "sdk" / "package.json";
     if (!std::filesystem::exists(installed))
-        RUNBOX_SKIP_TEST("@daytonaio/sdk is not installed: run `npm ci` in " + dir.string());
+        runbox_test::conformance_unavailable("@daytonaio/sdk is not installed: run `npm ci` in " + dir.string());
     const auto program = fake_program();
     if (!std::filesystem::exists(program))
-        RUNBOX_SKIP_TEST("runbox-fake is not built (" + program.string() + "); build the runbox-fake target");
+        runbox_test::conformance_unavailable("runbox-fake is not built (" + program.string() + "); build the runbox-fake target");
 
     // The installed SDK is the pinned one.
     const auto pinned = read_json(dir / "package.json");
@@ -126,7 +127,7 @@ TEST_CASE("daytona conformance: the official @daytonaio/sdk passes against runbo
     const std::string url = line.substr(std::string("listening on ").size());
 
     const std::string command = "cd " + quote(dir.string()) + " && RUNBOX_FAKE_URL=" + quote(url) +
-                                " RUNBOX_FAKE_API_KEY=dtn_test timeout 300 node conformance.mjs 2>&1";
+                                " RUNBOX_FAKE_API_KEY=dtn_test timeout 300 " + quote(*node) + " conformance.mjs 2>&1";
     std::string output;
     FILE* pipe = ::popen(command.c_str(), "r");
     REQUIRE(pipe != nullptr);

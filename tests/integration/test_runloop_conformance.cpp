@@ -1,6 +1,6 @@
 // Runs the official Runloop SDK (@runloop/api-client, pinned in tests/conformance/runloop) against
 // FakeRunloop: create, retrieve, list with pagination, wait for running (with 408 re-polls),
-// tunnel, execute, files, errors, shutdown. Skipped (exit 77, never passed) without node or the
+// tunnel, execute, files, errors, shutdown. Skipped (exit 77, never passed) without the pinned Node.js (tools/node) or the
 // installed node_modules (`npm ci` in tests/conformance/runloop).
 #include <stdio.h>
 #include <sys/wait.h>
@@ -13,6 +13,7 @@
 #include <string>
 
 #include "catch.hpp"
+#include "node.hpp"
 
 #include "runbox/testing/fake_runloop.hpp"
 
@@ -42,10 +43,11 @@ nlohmann::json read_json(const std::filesystem::path& path) {
 
 TEST_CASE("runloop conformance: the official @runloop/api-client passes against FakeRunloop") {
     const auto dir = conformance_dir();
-    if (std::system("node --version >/dev/null 2>&1") != 0) RUNBOX_SKIP_TEST("node is not installed (needed for the Runloop SDK conformance test)");
+    const auto node = runbox_test::pinned_node();
+    if (!node) runbox_test::conformance_unavailable(runbox_test::pinned_node_missing_reason());
     const auto installed = dir / "node_modules" / "@runloop" / "api-client" / "package.json";
     if (!std::filesystem::exists(installed))
-        RUNBOX_SKIP_TEST("@runloop/api-client is not installed: run `npm ci` in " + dir.string());
+        runbox_test::conformance_unavailable("@runloop/api-client is not installed: run `npm ci` in " + dir.string());
 
     // The installed SDK is the pinned one.
     const auto pinned = read_json(dir / "package.json");
@@ -63,7 +65,7 @@ TEST_CASE("runloop conformance: the official @runloop/api-client passes against 
 
     const std::string command = "cd " + quote(dir.string()) + " && RUNLOOP_BASE_URL=" + quote(fake.url()) +
                                 " RUNLOOP_API_KEY=" + quote(fake.api_key()) + " RUNLOOP_TUNNEL_URL=" +
-                                quote(fake.tunnel_url_template()) + " timeout 300 node conformance.mjs 2>&1";
+                                quote(fake.tunnel_url_template()) + " timeout 300 " + quote(*node) + " conformance.mjs 2>&1";
     std::string output;
     FILE* pipe = ::popen(command.c_str(), "r");
     REQUIRE(pipe != nullptr);

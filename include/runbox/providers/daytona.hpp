@@ -264,8 +264,11 @@ private:
     }
 
     static nlohmann::json parse(const Response& response) {
-        auto json = nlohmann::json::parse(response.body, nullptr, false);
-        if (json.is_discarded()) throw error(errc::bad_response, "Daytona answered a body that is not JSON", "daytona");
+        runbox::detail::json_failure failure{};
+        auto json = runbox::detail::parse_untrusted_json(response.body, {}, &failure);
+        if (json.is_discarded()) {
+            throw error(errc::bad_response, "Daytona answered a body that " + runbox::detail::json_failure_text(failure), "daytona");
+        }
         return json;
     }
 

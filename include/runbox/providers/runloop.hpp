@@ -318,7 +318,7 @@ private:
     }
 
     static nlohmann::json parse(const Response& response) {
-        auto json = nlohmann::json::parse(response.body, nullptr, false);
+        auto json = runbox::detail::parse_untrusted_json(response.body);
         if (json.is_discarded() || !json.is_object())
             throw error(errc::bad_response, "Runloop answered a body that is not a JSON object", "runloop");
         return json;

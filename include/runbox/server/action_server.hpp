@@ -7,18 +7,25 @@
 // execute/upload/download wrap their own 400/404 into a 500 "<status>: <detail>").
 //
 // One action executes at a time (a mutex around the executor); every other request is served
-// concurrently by httplib's thread pool, so /alive answers while a command runs.
+// concurrently by httplib's workers, so /alive answers while a command runs. File work (file
+// actions, uploads, downloads, /list_files) runs on one FileWorker thread with the shell user's
+// filesystem identity. Limits on everything a client controls are in ActionServerOptions
+// (docs/design.md, "Limits and what runs concurrently").
 //
 // Note for embedding programs: constructing an httplib::Server sets SIGPIPE to SIG_IGN for the
 // whole process (cpp-httplib does that); the shells and the Python kernel reset all signal
 // dispositions when they start.
 #pragma once
 
+#include "runbox/detail/json.hpp"
 #include "runbox/environment.hpp"
 #include "runbox/error.hpp"
 #include "runbox/events.hpp"
 #include "runbox/server/bash_session.hpp"
+#include "runbox/server/connection_guard.hpp"
 #include "runbox/server/file_editor.hpp"
+#include "runbox/server/file_worker.hpp"
+#include "runbox/server/safe_write.hpp"
 #include "runbox/server/system_stats.hpp"
 #include "runbox/server/zip.hpp"
 
@@ -50,6 +57,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -83,6 +91,30 @@ struct ActionServerOptions {
     /// (runbox-server in a sandbox) or only the allow-listed host variables (the local provider's
     /// thread mode); see runbox/environment.hpp. SESSION_API_KEY is never passed on.
     runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit;
+
+    // ---- limits: each bounds what a client (or code in the sandbox) can make the server spend.
+    /// Request body (uploads included): Content-Length is checked before the body is read and
+    /// the count while reading; larger is 413. Compressed or chunked request bodies are refused.
+    std::size_t max_body_bytes = std::size_t{512} << 20;
+    /// A request without the session key is answered 403 before its body is read when the
+    /// body is larger than this (a small one is read first, keeping keep-alive in step).
+    std::size_t max_unauthenticated_body_bytes = std::size_t{64} << 10;
+    /// Nesting depth of request JSON (and of Python literals inside actions).
+    std::size_t max_json_depth = runbox::detail::max_nesting_depth;
+    /// `read` returns at most this many bytes of a file and says it cut.
+    std::size_t max_read_bytes = std::size_t{10} << 20;
+    /// /download_files refuses (413) a tree whose files add up to more than this.
+    std::uintmax_t max_download_bytes = std::uintmax_t{1} << 30;
+    /// How long a file action may take when the action names no timeout.
+    std::chrono::milliseconds file_action_timeout{120000};
+    /// Connections served at once; more are closed on accept.
+    std::size_t max_connections = 128;
+    /// From accept (or the previous response) to the end of the next request's headers.
+    std::chrono::milliseconds header_timeout{20000};
+    /// Per recv()/send() on a connection, and the idle wait between keep-alive requests.
+    std::chrono::milliseconds read_timeout{10000};
+    std::chrono::milliseconds write_timeout{30000};
+    std::chrono::milliseconds keep_alive_timeout{5000};
 };
 
 namespace action_detail {
@@ -462,7 +494,8 @@ public:
         }
         if (!line) return died();
         try {
-            const auto reply = json::parse(*line);
+            const auto reply = runbox::detail::parse_untrusted_json(*line);  // a cell can write to the protocol fd
+            if (!reply.is_object()) return died();
             return Result{reply.value("output", std::string()), false, false};
         } catch (const json::exception&) {
             return died();
@@ -690,6 +723,11 @@ private:
         namespace fs = std::filesystem;
         fs::create_directories(options_.working_dir);
         run_as_ = action_detail::resolve_run_as(options_.username);
+        // File work takes the shell user's identity, or the server does not start (it would
+        // otherwise read and write as root).
+        std::optional<FileIdentity> identity;
+        if (run_as_) identity = FileIdentity{run_as_->name, run_as_->uid, run_as_->gid, run_as_->groups};
+        worker_ = std::make_unique<FileWorker>(std::move(identity));
         if (run_as_ && ::chown(options_.working_dir.c_str(), run_as_->uid, static_cast<gid_t>(-1)) != 0) {
             // not fatal: on a read-only mount the shell still starts
         }
@@ -756,15 +794,85 @@ private:
         };
     }
 
+    runbox::detail::JsonLimits json_limits() const { return {options_.max_json_depth, options_.max_body_bytes}; }
+
+    /// A JSON request body within the limits; a syntax error throws (the generic 500, as in
+    /// the reference), a too-deep or too-large body is answered 422 here (then discarded).
+    json parse_body(const httplib::Request& req, httplib::Response& res) const {
+        runbox::detail::json_failure failure{};
+        json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
+        if (failure == runbox::detail::json_failure::syntax) throw std::invalid_argument("the body is not JSON");
+        if (body.is_discarded()) {
+            action_detail::send_validation_error(res, "json_invalid", "'body', 0",
+                                                 "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
+        }
+        return body;
+    }
+
+    /// The declared body size; nullopt when there is none, max() when it cannot be known.
+    static std::optional<std::uint64_t> declared_body_size(const httplib::Request& req) {
+        if (req.has_header("Transfer-Encoding")) return std::numeric_limits<std::uint64_t>::max();
+        if (!req.has_header("Content-Length")) return std::nullopt;
+        const std::string text = req.get_header_value("Content-Length");
+        std::uint64_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size()) return std::numeric_limits<std::uint64_t>::max();
+        return value;
+    }
+
+    /// Refuses a request from its head alone (runs before httplib reads the body): no key and
+    /// more than a small body, a body over the limit, or a body httplib would inflate without
+    /// bound (Content-Encoding) or read without a length (chunked). The connection is closed
+    /// afterwards, since the unread body would be taken for the next request.
+    bool refuse_before_body(const httplib::Request& req, httplib::Response& res) const {
+        const auto size = declared_body_size(req);
+        const auto refuse = [&](int status, const std::string& detail) {
+            action_detail::send_detail(res, status, detail);
+            if (size && *size > 0) res.set_header("Connection", "close");
+            return true;
+        };
+        if (!authorized(req)) {
+            if (size && *size > options_.max_unauthenticated_body_bytes) return refuse(403, "Invalid API Key");
+            return false;  // read the small body, then the route's 403 (keep-alive stays in step)
+        }
+        if (req.has_header("Content-Encoding") && ascii_lower_copy(req.get_header_value("Content-Encoding")) != "identity") {
+            return refuse(415, "Compressed request bodies are not accepted");
+        }
+        if (req.has_header("Transfer-Encoding")) return refuse(411, "A request body needs a Content-Length");
+        if (size && *size > options_.max_body_bytes) {
+            return refuse(413, "Request body too large: the limit is " + std::to_string(options_.max_body_bytes) + " bytes");
+        }
+        return false;
+    }
+
+    static std::string ascii_lower_copy(std::string text) { return action_detail::ascii_lower(std::move(text)); }
+
     void setup_routes() {
         auto& s = *server_;
-        s.new_task_queue = [] { return new httplib::ThreadPool(32); };
+        const ConnectionLimits limits{options_.max_connections, options_.header_timeout};
+        s.new_task_queue = [this, limits] { return new ConnectionGuard(limits, port_); };
         // Small responses must leave at once: with Nagle on, every round trip waited ~40 ms for
         // the client's delayed ACK (measured by bench/run.sh).
         s.set_tcp_nodelay(true);
-        // The session key is checked once the body has been read (inside each route and the
-        // 404 path), not in a pre-routing handler: httplib 0.11 does not drain an unread body,
-        // so rejecting a POST before reading it would desynchronise a keep-alive connection.
+        s.set_read_timeout(options_.read_timeout);
+        s.set_write_timeout(options_.write_timeout);
+        s.set_keep_alive_timeout(std::max<time_t>(1, static_cast<time_t>(options_.keep_alive_timeout.count() / 1000)));
+        s.set_payload_max_length(options_.max_body_bytes);  // also enforced while reading
+        // httplib 0.11 calls the pre-routing handler after the head and before the body is read
+        // (Server::routing); "Expect: 100-continue" is answered before that, so it gets the
+        // same checks.
+        s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+            ConnectionGuard::request_started();
+            return refuse_before_body(req, res) ? httplib::Server::HandlerResponse::Handled
+                                                : httplib::Server::HandlerResponse::Unhandled;
+        });
+        s.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
+            ConnectionGuard::request_started();
+            return refuse_before_body(req, res) ? res.status : 100;
+        });
+        s.set_logger([](const httplib::Request&, const httplib::Response&) { ConnectionGuard::response_sent(); });
+        // A small body without the key is read first and refused by the route (or the 404
+        // path): rejecting it unread would desynchronise a keep-alive connection.
         s.Get("/alive", guarded(&ActionServer::handle_alive));
         s.Get("/server_info", guarded(&ActionServer::handle_server_info));
         s.Post("/execute_action", guarded(&ActionServer::handle_execute_action));
@@ -783,6 +891,8 @@ private:
                 action_detail::send_detail(res, 404, "Not Found");
             } else if (res.status == 400) {
                 action_detail::send_detail(res, 400, "Bad Request");
+            } else if (res.status == 413) {
+                action_detail::send_detail(res, 413, "Request body too large");
             } else if (res.status >= 500) {
                 action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
             } else {
@@ -815,10 +925,13 @@ private:
     }
 
     void handle_execute_action(const httplib::Request& req, httplib::Response& res) {
-        json body;
-        try {
-            body = json::parse(req.body);
-        } catch (const json::exception&) {
+        runbox::detail::json_failure failure{};
+        json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
+        if (failure == runbox::detail::json_failure::too_deep || failure == runbox::detail::json_failure::too_large) {
+            return action_detail::send_validation_error(
+                res, "json_invalid", "'body', 0", "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
+        }
+        if (body.is_discarded()) {
             return action_detail::send_validation_error(res, "json_invalid", "'body', 0", "JSON decode error");
         }
         if (!body.is_object() || !body.contains("action")) {
@@ -876,39 +989,53 @@ private:
                 file.filename.find('/') != std::string::npos) {
                 throw action_detail::HttpError(400, "Invalid filename");
             }
-            const fs::path dest(destination);
-            std::vector<fs::path> created;  // what this upload creates, for chown_to_run_as
-            for (fs::path p = dest; !p.empty() && p != p.root_path() && !fs::exists(p); p = p.parent_path()) {
-                created.push_back(p);
-            }
-            if (!fs::exists(dest)) fs::create_directories(dest);
             const bool is_zip = file.filename.size() >= 4 && file.filename.compare(file.filename.size() - 4, 4, ".zip") == 0;
-            if (recursive || is_zip) {
-                if (!is_zip) throw action_detail::HttpError(400, "Recursive uploads must be zip files");
-                const fs::path zip_path = dest / file.filename;
-                save_upload(zip_path, file.content);
-                try {
-                    for (const auto& name : zip_entry_names(zip_path)) {
-                        for (fs::path p = fs::path(name).relative_path(); !p.empty(); p = p.parent_path()) {
-                            created.push_back(dest / p);
-                        }
-                    }
-                    extract_zip(zip_path, dest);
-                } catch (...) {
-                    std::error_code ec;
-                    fs::remove(zip_path, ec);
-                    throw;
-                }
-                fs::remove(zip_path);
-            } else {
-                save_upload(dest / file.filename, file.content);
-                created.push_back(dest / file.filename);
-            }
-            chown_to_run_as(created);
+            if (recursive && !is_zip) throw action_detail::HttpError(400, "Recursive uploads must be zip files");
+            // No timeout: the job uses the request's data in place, so the handler waits for it.
+            worker_->run([&] { store_upload(fs::path(destination), file.filename, file.content, is_zip); }, std::nullopt);
             action_detail::send_json(res, 200, json{{"filename", file.filename}, {"destination", destination}, {"recursive", recursive}});
         } catch (...) {
             action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
         }
+    }
+
+    /// The file work of an upload, on the file worker (as the shell's user). Nothing is
+    /// written through a symbolic link already there (see safe_write.hpp).
+    void store_upload(const std::filesystem::path& dest, const std::string& filename, const std::string& content,
+                      bool is_zip) const {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        if (fs::is_symlink(fs::symlink_status(dest, ec))) {
+            throw runbox::error(errc::conflict, "refusing to write through the symbolic link " + dest.string());
+        }
+        std::vector<fs::path> created;  // what this upload creates, for chown_to_run_as
+        for (fs::path p = dest; !p.empty() && p != p.root_path() && !fs::exists(fs::symlink_status(p, ec)); p = p.parent_path()) {
+            created.push_back(p);
+        }
+        if (!fs::exists(dest)) fs::create_directories(dest);
+        const UniqueFd dir = open_directory_nofollow(dest);
+        const fs::path target = dest / filename;
+        {
+            const UniqueFd out = create_file_at(dir.get(), filename, target);
+            write_all(out.get(), content, target);
+        }
+        if (is_zip) {
+            try {
+                for (const auto& name : zip_entry_names(target)) {
+                    for (fs::path p = fs::path(name).relative_path(); !p.empty(); p = p.parent_path()) {
+                        created.push_back(dest / p);
+                    }
+                }
+                extract_zip(target, dest);
+            } catch (...) {
+                ::unlinkat(dir.get(), filename.c_str(), 0);
+                throw;
+            }
+            ::unlinkat(dir.get(), filename.c_str(), 0);
+        } else {
+            created.push_back(target);
+        }
+        chown_to_run_as(created);
     }
 
     void handle_download_files(const httplib::Request& req, httplib::Response& res) {
@@ -919,20 +1046,27 @@ private:
         try {
             namespace fs = std::filesystem;
             if (!fs::path(path).is_absolute()) throw action_detail::HttpError(400, "Path must be an absolute path");
+            // The archive is built in a temp file bounded by max_download_bytes (libzip writes
+            // an archive at close), then streamed; over the bound is a 413 before any byte.
+            const fs::path archive = worker_->run(
+                [&] {
+                    std::error_code ec;
+                    if (!fs::exists(path, ec)) throw action_detail::HttpError(404, "File not found");
+                    std::string tmpl = (fs::temp_directory_path() / "runbox-download-XXXXXX.zip").string();
+                    const int fd = ::mkstemps(tmpl.data(), 4);
+                    if (fd < 0) throw fs::filesystem_error("mkstemps", fs::path(tmpl), std::error_code(errno, std::generic_category()));
+                    ::close(fd);
+                    try {
+                        zip_tree(path, tmpl, {.max_total_bytes = options_.max_download_bytes});
+                    } catch (...) {
+                        fs::remove(tmpl, ec);
+                        throw;
+                    }
+                    return fs::path(tmpl);
+                },
+                std::nullopt);
             std::error_code ec;
-            if (!fs::exists(path, ec)) throw action_detail::HttpError(404, "File not found");
-            std::string tmpl = (fs::temp_directory_path() / "runbox-download-XXXXXX.zip").string();
-            const int fd = ::mkstemps(tmpl.data(), 4);
-            if (fd < 0) throw fs::filesystem_error("mkstemps", fs::path(tmpl), std::error_code(errno, std::generic_category()));
-            ::close(fd);
-            const fs::path archive(tmpl);
-            try {
-                zip_tree(path, archive);
-            } catch (...) {
-                fs::remove(archive, ec);
-                throw;
-            }
-            const auto size = fs::file_size(archive);
+            const auto size = fs::file_size(archive, ec);
             auto stream = std::make_shared<std::ifstream>(archive, std::ios::binary);
             const auto slash = path.find_last_of('/');
             res.status = 200;
@@ -954,13 +1088,20 @@ private:
                     std::error_code remove_ec;
                     std::filesystem::remove(archive, remove_ec);  // the temp zip goes once sent
                 });
+        } catch (const runbox::error& e) {
+            if (e.code() != errc::quota_exceeded) {
+                return action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
+            }
+            // Not wrapped into a 500: the client must be able to tell "too large" by its status.
+            action_detail::send_detail(res, 413, e.detail());
         } catch (...) {
             action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
         }
     }
 
     void handle_list_files(const httplib::Request& req, httplib::Response& res) {
-        const json body = json::parse(req.body);  // a non-JSON body is the generic 500
+        const json body = parse_body(req, res);  // a non-JSON body is the generic 500
+        if (body.is_discarded()) return;
         namespace fs = std::filesystem;
         // Like the reference, a body that is not an object or a non-string path is the generic 500.
         if (!body.is_object()) throw std::invalid_argument("list_files body must be a JSON object");
@@ -969,7 +1110,7 @@ private:
             const fs::path given = body["path"].get<std::string>();
             path = given.is_absolute() ? given : fs::path(options_.working_dir) / given;
         }
-        action_detail::send_json(res, 200, action_detail::list_directory(path));
+        action_detail::send_json(res, 200, worker_->run([&] { return action_detail::list_directory(path); }, std::nullopt));
     }
 
     void handle_vscode_token(const httplib::Request&, httplib::Response& res) {
@@ -977,18 +1118,11 @@ private:
     }
 
     void handle_update_mcp_server(const httplib::Request& req, httplib::Response& res) {
-        const json body = json::parse(req.body);
+        const json body = parse_body(req, res);
+        if (body.is_discarded()) return;
         if (!body.is_array()) return action_detail::send_detail(res, 400, "Request must be a list of MCP tools to sync");
         // runbox-server has no MCP proxy; the reference answers this when its manager is missing.
         action_detail::send_detail(res, 500, "MCP Proxy Manager is not initialized");
-    }
-
-    static void save_upload(const std::filesystem::path& path, const std::string& content) {
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        if (!out) throw std::filesystem::filesystem_error("open", path, std::error_code(errno, std::generic_category()));
-        out.write(content.data(), static_cast<std::streamsize>(content.size()));
-        out.close();
-        if (!out) throw std::filesystem::filesystem_error("write", path, std::make_error_code(std::errc::io_error));
     }
 
     /// Uploaded files belong to the shell's user, like files it creates itself.
@@ -1108,11 +1242,35 @@ private:
         context.bash_cwd = bash_cwd();
         context.server_cwd = options_.working_dir;
         context.user_id = run_as_ ? static_cast<int>(run_as_->uid) : -1;
+        context.max_read_bytes = options_.max_read_bytes;
         return context;
     }
-    Observation run_file_action(const FileReadAction& action) { return read_file(action, file_context()); }
-    Observation run_file_action(const FileWriteAction& action) { return write_file(action, file_context()); }
-    Observation run_file_action(const FileEditAction& action) { return editor_->edit(action, file_context()); }
+    /// A file action on the file worker, waited for at most the action's timeout. The job owns
+    /// copies of what it reads (it may outlive the wait).
+    template <class A>
+    Observation run_file_action(const A& action) {
+        const auto ctx = file_context();
+        auto timeout = options_.file_action_timeout;
+        if (action.timeout && *action.timeout > 0) {
+            timeout = std::chrono::milliseconds(static_cast<std::int64_t>(std::min(*action.timeout, 1e9) * 1000.0));
+        }
+        try {
+            FileEditor* editor = editor_.get();
+            return worker_->run(
+                [action, ctx, editor]() -> Observation {
+                    if constexpr (std::is_same_v<A, FileReadAction>) return read_file(action, ctx);
+                    else if constexpr (std::is_same_v<A, FileWriteAction>) return write_file(action, ctx);
+                    else return editor->edit(action, ctx);
+                },
+                timeout);
+        } catch (const runbox::error& e) {
+            if (e.code() != errc::timeout) throw;
+            return ErrorObservation{"The file operation on " + action.path + " did not finish within its timeout (" +
+                                        action_detail::python_float(static_cast<double>(timeout.count()) / 1000.0) +
+                                        " seconds); later file operations wait for it.",
+                                    "", {}};
+        }
+    }
 
     ActionServerOptions options_;
     std::optional<action_detail::RunAs> run_as_;
@@ -1134,6 +1292,7 @@ private:
     std::uint64_t python_synced_generation_ = 0;
     std::unique_ptr<BashSession> bash_;
     std::unique_ptr<FileEditor> editor_;
+    std::unique_ptr<FileWorker> worker_;  // after editor_: stopped (joined) before it goes
 };
 
 }  // namespace runbox::server

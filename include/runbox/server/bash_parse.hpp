@@ -814,7 +814,7 @@ inline std::string escape_bash_special_chars(std::string_view command) {
 /// prompt never sets prefix or suffix.
 inline std::optional<CmdOutputMetadata> parse_prompt_json(std::string_view inner) {
     const auto text = strip(inner);
-    ordered_json j = ordered_json::parse(text.begin(), text.end(), nullptr, false);
+    ordered_json j = runbox::detail::parse_untrusted_json<ordered_json>(text);  // the shell's output is untrusted
     if (j.is_discarded() || !j.is_object()) return std::nullopt;
     CmdOutputMetadata m = cmd_output_metadata_from_json(j);
     m.prefix.clear();

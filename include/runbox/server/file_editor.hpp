@@ -69,6 +69,8 @@ struct FileOpsContext {
     /// Owner given to files `write` creates (uid:uid like OpenHands' --user-id);
     /// -1 = the process's effective uid and gid.
     int user_id = -1;
+    /// `read` returns at most this many bytes of a file and says so when it cut.
+    std::size_t max_read_bytes = std::size_t{10} << 20;
 };
 
 namespace editor_detail {
@@ -338,8 +340,13 @@ inline std::string dirname(std::string_view p) {
     return head;
 }
 
+/// Returned instead of an errno for a device, FIFO or socket: file actions refuse those (a
+/// FIFO blocks for ever, /dev/zero never ends).
+inline constexpr int not_a_regular_file = -1;
+
 /// Python's OSError text: "[Errno 2] No such file or directory: '/x'".
 inline std::string os_error_text(int err, std::string_view path) {
+    if (err == not_a_regular_file) return "not a regular file (a device, FIFO or socket): " + py_repr(path);
     return "[Errno " + std::to_string(err) + "] " + std::strerror(err) + ": " + py_repr(path);
 }
 
@@ -372,17 +379,44 @@ inline std::string suffix_lower(std::string_view p) {
 // ---------------------------------------------------------------------------
 // Raw file I/O with errno (messages need Python's exception classes)
 
-/// Reads up to `limit` bytes; returns 0 or an errno (EISDIR for directories).
+
+/// "Refusing to read /dev/zero: it is not a regular file (a device, FIFO or socket)."
+inline std::string not_regular_text(std::string_view verb, std::string_view path) {
+    return "Refusing to " + std::string(verb) + " " + std::string(path) +
+           ": it is not a regular file (a device, FIFO or socket).";
+}
+
+/// Opens without blocking (a FIFO's open waits for a writer) and keeps only regular files;
+/// returns the fd, or -1 with `err` set (an errno, EISDIR, or not_a_regular_file).
+inline int open_regular(const std::string& path, int flags, int& err, mode_t mode = 0) {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode);
+    if (fd < 0) {
+        err = errno == ENXIO ? not_a_regular_file : errno;  // ENXIO: a FIFO without a reader
+        return -1;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        err = errno;
+        ::close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err = S_ISDIR(st.st_mode) ? EISDIR : not_a_regular_file;
+        ::close(fd);
+        return -1;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+/// Reads up to `limit` bytes; returns 0 or an errno (EISDIR for directories,
+/// not_a_regular_file for anything else that is not a regular file).
 inline int read_bytes(const std::string& path, std::string& out,
                       std::size_t limit = std::numeric_limits<std::size_t>::max()) {
     out.clear();
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        ::close(fd);
-        return EISDIR;
-    }
+    int open_err = 0;
+    const int fd = open_regular(path, O_RDONLY, open_err);
+    if (fd < 0) return open_err;
     char buf[65536];
     while (out.size() < limit) {
         const std::size_t want = std::min(sizeof buf, limit - out.size());
@@ -402,13 +436,14 @@ inline int read_bytes(const std::string& path, std::string& out,
 
 /// Writes `data` (creating with `create_mode` subject to umask); returns 0 or an errno.
 inline int write_bytes(const std::string& path, std::string_view data, bool create, mode_t create_mode = 0666) {
-    const int flags = O_WRONLY | O_TRUNC | O_CLOEXEC | (create ? O_CREAT : 0);
-    const int fd = ::open(path.c_str(), flags, create_mode);
-    if (fd < 0) return errno;
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    // Opened before truncating, so a FIFO or device is refused untouched.
+    int open_err = 0;
+    const int fd = open_regular(path, O_WRONLY | (create ? O_CREAT : 0), open_err, create_mode);
+    if (fd < 0) return open_err;
+    if (::ftruncate(fd, 0) != 0) {
+        const int err = errno;
         ::close(fd);
-        return EISDIR;
+        return err;
     }
     std::size_t done = 0;
     while (done < data.size()) {
@@ -952,8 +987,13 @@ private:
         using namespace editor_detail;
         validate_file(path);
         std::string raw;
-        if (const int err = read_bytes(path, raw); err != 0) {
+        if (const int err = read_bytes(path, raw, max_file_size_bytes + 1); err != 0) {
+            if (err == not_a_regular_file) throw ToolError{not_regular_text("read", path)};
             throw ToolError{"Ran into " + os_error_text(err, path) + " while trying to read " + path};
+        }
+        if (raw.size() > max_file_size_bytes) {  // grew after validate_file, or a /proc-like file
+            throw validation(path, "File is too large. Maximum allowed size is " +
+                                       std::to_string(max_file_size_bytes / 1024 / 1024) + "MB.");
         }
         if (const auto bad = utf8_error(raw)) {
             throw ToolError{"Ran into " + utf8_error_text(*bad) + " while trying to read " + path};
@@ -1213,6 +1253,7 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
             return error("File not found: " + filepath + ". Your current working directory is " + ctx.bash_cwd + ".");
         }
         if (err == EISDIR) return error("Path is a directory: " + filepath + ". You can only read files");
+        if (err == not_a_regular_file) return error(not_regular_text("read", filepath));
         fail_os(err, filepath);
     };
 
@@ -1230,9 +1271,21 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
         fallback_mime = "video/mp4";
     }
     std::string raw;
-    if (const int err = read_bytes(filepath, raw); err != 0) return os_failure(err);
+    if (const int err = read_bytes(filepath, raw, ctx.max_read_bytes + 1); err != 0) return os_failure(err);
+    const bool truncated = raw.size() > ctx.max_read_bytes;
     runbox::FileReadObservation obs;
     obs.path = filepath;
+    if (truncated && !fallback_mime.empty()) {
+        return error("File is too large to read: " + filepath + " is larger than " + std::to_string(ctx.max_read_bytes) +
+                     " bytes.");
+    }
+    if (truncated) {
+        raw.resize(ctx.max_read_bytes);
+        // Cut back to a whole UTF-8 sequence so the kept part still decodes.
+        std::size_t back = 0;
+        while (back < 3 && back < raw.size() && (static_cast<unsigned char>(raw[raw.size() - 1 - back]) & 0xC0) == 0x80) ++back;
+        if (back < raw.size() && (static_cast<unsigned char>(raw[raw.size() - 1 - back]) & 0x80) != 0) raw.resize(raw.size() - 1 - back);
+    }
     if (!fallback_mime.empty()) {
         const std::string mime = fallback_mime == "application/pdf" ? fallback_mime : guess_mime(filepath, fallback_mime);
         obs.content = "data:" + mime + ";base64," + base64_encode(raw);
@@ -1240,6 +1293,11 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
     }
     if (utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath + ".");
     obs.content = join(read_lines_window(split_keepends(translate_newlines(raw)), action.start, action.end), "");
+    if (truncated) {
+        obs.content += "\n<response clipped><NOTE>Only the first " + std::to_string(ctx.max_read_bytes) +
+                       " bytes of this file were read (the read limit). Use `grep -n`, `sed -n` or `head -c` in the "
+                       "shell to see the rest.</NOTE>";
+    }
     return obs;
 }
 
@@ -1260,6 +1318,7 @@ inline runbox::Observation write_file(const runbox::FileWriteAction& action, con
     const auto os_failure = [&](int err) -> runbox::Observation {
         if (err == ENOENT) return error("File not found: " + filepath);
         if (err == EISDIR) return error("Path is a directory: " + filepath + ". You can only write to files");
+        if (err == not_a_regular_file) return error(not_regular_text("write", filepath));
         fail_os(err, filepath);
     };
 

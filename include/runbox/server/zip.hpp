@@ -6,6 +6,7 @@
 #pragma once
 
 #include "runbox/error.hpp"
+#include "runbox/server/safe_write.hpp"
 
 #include <zip.h>
 
@@ -31,6 +32,9 @@ struct ZipOptions {
     /// Also store directory entries ("sub/"), so empty directories survive the round trip.
     /// OpenHands' download walks files only, so the server leaves this off.
     bool include_directories = false;
+    /// The files' total size may not exceed this (errc::quota_exceeded before anything is
+    /// written): the archive is built in a temp file first, which must stay bounded.
+    std::uintmax_t max_total_bytes = static_cast<std::uintmax_t>(-1);
 };
 
 namespace zip_detail {
@@ -157,6 +161,16 @@ inline void zip_tree(const std::filesystem::path& source, const std::filesystem:
         throw runbox::error(errc::not_found, "not a file or directory: " + source.string());
     }
 
+    std::uintmax_t total = 0;
+    for (const auto& [path, name] : files) {
+        std::error_code size_ec;
+        const auto size = fs::file_size(path, size_ec);
+        if (!size_ec) total += size;
+        if (total > options.max_total_bytes) {
+            throw runbox::error(errc::quota_exceeded, "the files under " + source.string() + " are larger than the limit of " +
+                                                          std::to_string(options.max_total_bytes) + " bytes");
+        }
+    }
     if (files.empty() && dirs.empty()) {
         zip_detail::write_empty_zip(archive_path);
         return;
@@ -193,6 +207,9 @@ inline std::vector<std::string> zip_entry_names(const std::filesystem::path& arc
 /// checked first: an absolute entry name or one with a ".." component rejects it before
 /// anything is written. Symlink entries are written as regular files holding the link text
 /// (never as links), so an archive cannot plant a link that points outside `destination`.
+/// Nothing is written through a link already there: `destination` itself must not be one,
+/// every directory below it is opened with O_NOFOLLOW (a link is refused), and a link where a
+/// file goes is replaced by the file.
 inline void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination) {
     namespace fs = std::filesystem;
     auto archive = zip_detail::open_archive(archive_path, ZIP_RDONLY);
@@ -208,44 +225,47 @@ inline void extract_zip(const std::filesystem::path& archive_path, const std::fi
         names.emplace_back(name);
     }
     fs::create_directories(destination);
+    const UniqueFd root = open_directory_nofollow(destination);
     std::vector<char> buffer(64 * 1024);
     for (zip_int64_t i = 0; i < count; ++i) {
         const auto& name = names[static_cast<std::size_t>(i)];
         if (name.empty()) continue;
-        const fs::path target = destination / fs::path(name).relative_path();
-        if (name.back() == '/' || name.back() == '\\') {
-            fs::create_directories(target);
-            continue;
+        const bool is_dir = name.back() == '/' || name.back() == '\\';
+        // Walk the components with openat from the destination, never following a link.
+        std::vector<std::string> parts;
+        for (const auto& part : fs::path(name).relative_path()) {
+            const auto text = part.string();
+            if (!text.empty() && text != ".") parts.push_back(text);
         }
-        fs::create_directories(target.parent_path());
+        if (parts.empty()) continue;
+        const fs::path target = destination / fs::path(name).relative_path();
+        UniqueFd dir;
+        int at = root.get();
+        fs::path walked = destination;
+        const std::size_t dir_parts = is_dir ? parts.size() : parts.size() - 1;
+        for (std::size_t k = 0; k < dir_parts; ++k) {
+            walked /= parts[k];
+            dir = open_subdirectory(at, parts[k], walked);
+            at = dir.get();
+        }
+        if (is_dir) continue;
         zip_detail::ZipFileHandle entry(zip_fopen_index(archive.get(), static_cast<zip_uint64_t>(i), 0));
         if (!entry) {
             throw runbox::error(errc::bad_response, "cannot read " + name + " from zip: " + zip_strerror(archive.get()));
         }
-        // Remove an existing link first so writing never follows it.
-        std::error_code ec;
-        if (fs::is_symlink(fs::symlink_status(target, ec))) fs::remove(target, ec);
-        std::ofstream out(target, std::ios::binary | std::ios::trunc);
-        if (!out) {
-            throw fs::filesystem_error("cannot create file", target,
-                                       std::error_code(errno, std::generic_category()));
-        }
+        const UniqueFd out = create_file_at(at, parts.back(), target, /*replace_links=*/true);
         for (;;) {
             const zip_int64_t n = zip_fread(entry.get(), buffer.data(), buffer.size());
             if (n < 0) throw runbox::error(errc::bad_response, "corrupt zip entry " + name);
             if (n == 0) break;
-            out.write(buffer.data(), static_cast<std::streamsize>(n));
+            write_all(out.get(), std::string_view(buffer.data(), static_cast<std::size_t>(n)), target);
         }
-        out.close();
-        if (!out) throw fs::filesystem_error("cannot write file", target, std::make_error_code(std::errc::io_error));
         zip_uint8_t opsys = 0;
         zip_uint32_t attributes = 0;
         if (zip_file_get_external_attributes(archive.get(), static_cast<zip_uint64_t>(i), 0, &opsys, &attributes) == 0 &&
             opsys == ZIP_OPSYS_UNIX) {
             const auto mode = static_cast<mode_t>(attributes >> 16);
-            if (S_ISREG(mode) && (mode & 0777) != 0) {
-                fs::permissions(target, static_cast<fs::perms>(mode & 0777), fs::perm_options::replace, ec);
-            }
+            if (S_ISREG(mode) && (mode & 0777) != 0) ::fchmod(out.get(), mode & 0777);  // setuid bits never
         }
     }
 }

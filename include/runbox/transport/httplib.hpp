@@ -105,6 +105,9 @@ public:
                 if (body.size() < limit) body.append(data, std::min(size, limit - body.size()));
                 return true;
             }
+            if (size > state_->options.max_response_bytes - std::min(body.size(), state_->options.max_response_bytes)) {
+                return false;  // over the bound: Canceled, reported as bad_response
+            }
             body.append(data, size);
             return true;
         };

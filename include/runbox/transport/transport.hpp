@@ -33,6 +33,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runbox/detail/json.hpp"
 #include "runbox/error.hpp"
 
 namespace runbox {
@@ -181,6 +182,9 @@ struct TransportOptions {
     /// a connection the server just closed cannot be retried safely.
     std::chrono::milliseconds idle_connection_timeout{4000};
     std::string cassette_path{};        ///< RecordingTransport / ReplayTransport only
+    /// A body kept in memory (every answer not streamed to on_body) larger than this stops the
+    /// transfer with errc::bad_response: a peer must not choose how much memory runbox uses.
+    std::size_t max_response_bytes = std::size_t{256} << 20;
 };
 
 // ---------------------------------------------------------------------------
@@ -384,7 +388,7 @@ inline void raise_for_status(const Response& response, std::string_view provider
         }
         return value.dump();
     };
-    const auto json = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    const auto json = detail::parse_untrusted_json(response.body);
     if (json.is_object()) {
         for (const char* key : {"detail", "message", "error"}) {
             if (auto it = json.find(key); it != json.end() && !it->is_null()) {

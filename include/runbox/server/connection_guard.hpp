@@ -1,0 +1,228 @@
+// runbox/server/connection_guard.hpp - connection limits for the action server's httplib::Server.
+//
+// cpp-httplib 0.11 bounds each recv() by its read timeout but not a whole request head: a
+// client sending one header byte every few seconds holds a worker thread for hours, and 32 such
+// clients starve /alive. ConnectionGuard is the server's task queue (Server::new_task_queue,
+// public API) and adds, over what httplib exposes:
+//   - a worker per connection, up to `max_connections`; a connection past the bound is closed
+//     at once (its task runs on the accepting thread and sees end-of-file);
+//   - a head deadline: from accept (or from the previous response) to the end of the next
+//     request's headers at most `header_timeout`; a watchdog shuts the socket down when it
+//     passes, which wakes httplib's blocked read with end-of-file, and httplib closes it.
+// httplib does not hand the accepted socket to the queue, so enqueue() (called on the
+// accepting thread right after accept) finds it: the one socket of this process bound to the
+// server's port, connected, and not yet known (sockets are told apart by inode). The request
+// phase comes from the pre-routing handler and the logger, which httplib calls on the
+// connection's worker thread (request_started() / response_sent()).
+#pragma once
+
+#include <httplib.h>
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace runbox::server {
+
+struct ConnectionLimits {
+    std::size_t max_connections = 128;                   ///< connections served at once
+    std::chrono::milliseconds header_timeout{20000};    ///< idle + request head, per request
+};
+
+class ConnectionGuard final : public httplib::TaskQueue {
+public:
+    ConnectionGuard(ConnectionLimits limits, int port) : limits_(limits), port_(port) {
+        watchdog_ = std::thread([this] { watch(); });
+    }
+    ConnectionGuard(const ConnectionGuard&) = delete;
+    ConnectionGuard& operator=(const ConnectionGuard&) = delete;
+    ~ConnectionGuard() override { shutdown(); }
+
+    void enqueue(std::function<void()> fn) override {
+        auto conn = identify_new_socket();
+        std::unique_lock lock(mutex_);
+        if (busy_ + jobs_.size() >= limits_.max_connections) {
+            lock.unlock();
+            // Over the bound: end the connection now; httplib's task then reads EOF and closes.
+            if (conn) ::shutdown(conn->fd, SHUT_RDWR);
+            ++refused_;
+            run_job(Job{std::move(fn), conn});
+            return;
+        }
+        jobs_.push_back(Job{std::move(fn), conn});
+        if (idle_ == 0 && threads_.size() < limits_.max_connections) {
+            threads_.emplace_back([this] { work(); });
+        }
+        lock.unlock();
+        cond_.notify_one();
+    }
+
+    void shutdown() override {
+        {
+            std::lock_guard lock(mutex_);
+            if (shut_down_) return;
+            shut_down_ = true;
+        }
+        cond_.notify_all();
+        watch_cond_.notify_all();
+        for (auto& t : threads_) {
+            if (t.joinable()) t.join();
+        }
+        if (watchdog_.joinable()) watchdog_.join();
+    }
+
+    /// From the pre-routing handler: the head of a request has been read.
+    static void request_started() noexcept {
+        if (current_ != nullptr) current_->waiting = false;
+    }
+    /// From the logger: a response went out; the next head has `header_timeout` again.
+    static void response_sent() noexcept {
+        if (current_ != nullptr) {
+            current_->since = std::chrono::steady_clock::now().time_since_epoch().count();
+            current_->waiting = true;
+        }
+    }
+
+    /// Connections closed by the bound or the deadline (for tests and diagnostics).
+    std::size_t refused() const noexcept { return refused_.load(); }
+    std::size_t timed_out() const noexcept { return timed_out_.load(); }
+
+private:
+    struct Conn {
+        int fd = -1;
+        ino_t inode = 0;
+        std::atomic<bool> waiting{true};
+        std::atomic<std::chrono::steady_clock::rep> since{0};
+    };
+    struct Job {
+        std::function<void()> fn;
+        std::shared_ptr<Conn> conn;
+    };
+
+    static inline thread_local Conn* current_ = nullptr;
+
+    void run_job(Job job) {
+        current_ = job.conn.get();
+        try {
+            job.fn();
+        } catch (...) {
+            // httplib's task does not throw; nothing may escape a worker either way
+        }
+        current_ = nullptr;
+        if (job.conn) {
+            std::lock_guard lock(mutex_);
+            conns_.erase(job.conn->inode);
+        }
+    }
+
+    void work() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            ++idle_;
+            cond_.wait(lock, [this] { return shut_down_ || !jobs_.empty(); });
+            --idle_;
+            if (jobs_.empty()) return;  // shut down and drained
+            Job job = std::move(jobs_.front());
+            jobs_.pop_front();
+            ++busy_;
+            lock.unlock();
+            run_job(std::move(job));
+            lock.lock();
+            --busy_;
+        }
+    }
+
+    bool is_server_socket(int fd, ino_t& inode) const {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+        sockaddr_storage local{}, peer{};
+        socklen_t len = sizeof local;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return false;
+        int port = -1;
+        if (local.ss_family == AF_INET) port = ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+        if (local.ss_family == AF_INET6) port = ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+        if (port != port_) return false;
+        len = sizeof peer;
+        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;  // the listener
+        inode = st.st_ino;
+        return true;
+    }
+
+    /// The socket accept() just returned: connected, on our port, not tracked yet.
+    std::shared_ptr<Conn> identify_new_socket() {
+        std::vector<int> fds;
+        if (DIR* dir = ::opendir("/proc/self/fd")) {
+            while (const dirent* entry = ::readdir(dir)) {
+                if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+                fds.push_back(std::atoi(entry->d_name));
+            }
+            ::closedir(dir);
+        }
+        std::sort(fds.rbegin(), fds.rend());  // the newest socket is usually the highest fd
+        std::lock_guard lock(mutex_);
+        for (const int fd : fds) {
+            ino_t inode = 0;
+            if (!is_server_socket(fd, inode) || conns_.count(inode) != 0) continue;
+            auto conn = std::make_shared<Conn>();
+            conn->fd = fd;
+            conn->inode = inode;
+            conn->since = std::chrono::steady_clock::now().time_since_epoch().count();
+            conns_[inode] = conn;
+            return conn;
+        }
+        return nullptr;
+    }
+
+    void watch() {
+        const auto tick = std::clamp(limits_.header_timeout / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(250));
+        std::unique_lock lock(mutex_);
+        while (!shut_down_) {
+            watch_cond_.wait_for(lock, tick);
+            const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+            const auto limit = std::chrono::duration_cast<std::chrono::steady_clock::duration>(limits_.header_timeout).count();
+            for (auto& [inode, conn] : conns_) {
+                if (!conn->waiting || now - conn->since.load() < limit) continue;
+                struct stat st {};
+                // The fd is still this connection's (httplib closes it only after its task
+                // ends, and the task is untracked after that); the inode check is a second guard.
+                if (::fstat(conn->fd, &st) == 0 && st.st_ino == inode) {
+                    ::shutdown(conn->fd, SHUT_RDWR);
+                    ++timed_out_;
+                }
+                conn->since = now;  // once per deadline
+            }
+        }
+    }
+
+    ConnectionLimits limits_;
+    int port_;
+    std::mutex mutex_;
+    std::condition_variable cond_;
+    std::condition_variable watch_cond_;
+    std::deque<Job> jobs_;
+    std::vector<std::thread> threads_;
+    std::map<ino_t, std::shared_ptr<Conn>> conns_;
+    std::size_t idle_ = 0;
+    std::size_t busy_ = 0;
+    bool shut_down_ = false;
+    std::atomic<std::size_t> refused_{0};
+    std::atomic<std::size_t> timed_out_{0};
+    std::thread watchdog_;
+};
+
+}  // namespace runbox::server

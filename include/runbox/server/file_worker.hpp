@@ -1,0 +1,138 @@
+// runbox/server/file_worker.hpp - the thread that does the action server's file work.
+//
+// read/write/edit, uploads, downloads and /list_files run here, one at a time, never on an
+// HTTP thread. When the server (root) was told to act as another user, this thread takes that
+// user's filesystem identity before its first job: fsuid, fsgid and supplementary groups, set
+// with raw syscalls, which on Linux change the calling thread only (glibc's setgroups() would
+// change every thread of the process). The kernel then checks every open, mkdir, chmod...
+// of this thread against that user, and clears the thread's filesystem capabilities
+// (CAP_DAC_OVERRIDE, CAP_CHOWN, ...): root's files stay root's. The rest of the server keeps
+// its own identity (it must still kill and reap the shells).
+//
+// A caller waits for its job at most its timeout; a job that overstays is left to finish (it
+// owns copies of everything it uses), and later jobs wait behind it.
+#pragma once
+
+#include "runbox/error.hpp"
+
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace runbox::server {
+
+/// The identity file work runs with.
+struct FileIdentity {
+    std::string name;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;
+};
+
+namespace file_worker_detail {
+
+/// Switches the calling thread's filesystem identity; "" on success, else why not.
+inline std::string assume_identity(const FileIdentity& who) {
+    if (::syscall(SYS_setgroups, who.groups.size(), who.groups.data()) != 0) {
+        return "setgroups failed (" + std::string(std::strerror(errno)) + ")";
+    }
+    ::syscall(SYS_setfsgid, who.gid);
+    // setfsuid/setfsgid report no errors; asking with an invalid id returns the current one.
+    if (static_cast<gid_t>(::syscall(SYS_setfsgid, static_cast<gid_t>(-1))) != who.gid) return "setfsgid had no effect";
+    ::syscall(SYS_setfsuid, who.uid);
+    if (static_cast<uid_t>(::syscall(SYS_setfsuid, static_cast<uid_t>(-1))) != who.uid) return "setfsuid had no effect";
+    return {};
+}
+
+}  // namespace file_worker_detail
+
+class FileWorker {
+public:
+    /// Starts the thread. With `identity`, throws errc::config_invalid when the thread cannot
+    /// take it (then file actions would run as root: the server must not start).
+    explicit FileWorker(std::optional<FileIdentity> identity) {
+        const std::string name = identity ? identity->name : std::string();
+        std::promise<std::string> ready;
+        auto started = ready.get_future();
+        thread_ = std::thread([this, identity = std::move(identity), ready = std::move(ready)]() mutable {
+            ready.set_value(identity ? file_worker_detail::assume_identity(*identity) : std::string());
+            loop();
+        });
+        const std::string why = started.get();
+        if (!why.empty()) {
+            stop();
+            throw runbox::error(errc::config_invalid,
+                                "cannot act as user '" + name + "' for file actions: " + why +
+                                    "; refusing to start, file actions would run as root");
+        }
+    }
+    FileWorker(const FileWorker&) = delete;
+    FileWorker& operator=(const FileWorker&) = delete;
+    ~FileWorker() { stop(); }
+
+    /// Runs `job` on the worker and returns its result (or rethrows what it threw). `job` must
+    /// own what it uses: after `timeout` the caller gets errc::timeout and the job runs on.
+    template <class F>
+    std::invoke_result_t<F> run(F job, std::optional<std::chrono::milliseconds> timeout) {
+        using R = std::invoke_result_t<F>;
+        auto task = std::make_shared<std::packaged_task<R()>>(std::move(job));
+        auto result = task->get_future();
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_) throw runbox::error(errc::sandbox_gone, "the action server is stopping");
+            jobs_.push_back([task] { (*task)(); });
+        }
+        cond_.notify_one();
+        if (timeout && result.wait_for(*timeout) != std::future_status::ready) {
+            throw runbox::error(errc::timeout, "the file operation did not finish within " +
+                                                   std::to_string(timeout->count()) + " ms");
+        }
+        return result.get();
+    }
+
+    void stop() noexcept {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        cond_.notify_all();
+        if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    }
+
+private:
+    void loop() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            cond_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+            if (jobs_.empty()) return;
+            auto job = std::move(jobs_.front());
+            jobs_.pop_front();
+            lock.unlock();
+            job();  // packaged_task keeps exceptions for the caller
+            lock.lock();
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable cond_;
+    std::deque<std::function<void()>> jobs_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+}  // namespace runbox::server
