@@ -380,7 +380,7 @@ TEST_CASE("lifecycle child: connect and wait to be killed", "[.lifecycle_child]"
 }
 
 template <class P>
-void sigkill_mid_connect_is_reaped_by_the_next_run() {
+void sigkill_mid_connect_is_reaped_by_the_next_run(bool via_sweep = false) {
     P p;
     p.slow_create();  // connect() is still waiting for the sandbox when the kill comes
     const auto lease = temp_path("runbox-lease");
@@ -411,9 +411,21 @@ void sigkill_mid_connect_is_reaped_by_the_next_run() {
     REQUIRE(entries.size() == 1);
     CHECK(entries[0].pid == static_cast<long>(child));
 
-    // The next run with the same lease file reaps it before creating its own.
     auto config = config_for(p);
     config.runbox_lease_file = lease.string();
+    if (via_sweep) {
+        // Sweep sees the lease entry of a dead process and releases it whatever its age.
+        runbox::SweepOptions options;  // older_than 1 h: the labels alone would keep it
+        options.dry_run = false;
+        const auto report = runbox::sweep<typename P::Auth>(config, options);
+        CHECK(report.released() == 1);
+        CHECK(eventually([&] { return p.left() == 0; }));
+        CHECK(runbox::LeaseFile(lease).entries().empty());
+        std::filesystem::remove(lease);
+        std::filesystem::remove(lease.string() + ".lock");
+        return;
+    }
+    // The next run with the same lease file reaps it before creating its own.
     runbox::EventStream events;
     {
         runbox::Runtime<typename P::Auth> next(config, events, {.sid = "next"});
@@ -433,6 +445,54 @@ TEST_CASE("lifecycle: daytona - a client killed mid-connect is cleaned up by the
 }
 TEST_CASE("lifecycle: runloop - a client killed mid-connect is cleaned up by the next run (lease file)") {
     sigkill_mid_connect_is_reaped_by_the_next_run<Runloop>();
+}
+TEST_CASE("lifecycle: daytona - a client killed mid-connect is cleaned up by sweep (lease file)") {
+    sigkill_mid_connect_is_reaped_by_the_next_run<Daytona>(true);
+}
+
+TEST_CASE("lifecycle: the lease file stays whole under writers in several processes") {
+    const auto path = temp_path("runbox-lease-many");
+    std::vector<pid_t> children;
+    for (int c = 0; c < 4; ++c) {
+        const pid_t child = ::fork();
+        if (child == 0) {
+            runbox::LeaseFile lease(path);
+            for (int i = 0; i < 25; ++i) {
+                runbox::LeaseEntry e{"daytona", "t" + std::to_string(c) + "-" + std::to_string(i), "s", "h", 1, 0, ""};
+                lease.put(e);
+                if (i % 2 == 1) lease.remove(e.token);  // odd ones come and go
+            }
+            ::_exit(0);
+        }
+        children.push_back(child);
+    }
+    for (pid_t child : children) {
+        int status = 0;
+        ::waitpid(child, &status, 0);
+        CHECK(WIFEXITED(status));
+    }
+    const auto entries = runbox::LeaseFile(path).entries();
+    CHECK(entries.size() == 4 * 13);  // the even ones of every writer, none lost
+    std::filesystem::remove(path);
+    std::filesystem::remove(path.string() + ".lock");
+}
+
+TEST_CASE("lifecycle: a sandbox of this process is held while its runtime lives, one of a dead pid is not") {
+    runbox::Config config;
+    runbox::Ownership mine = runbox::Ownership::make(config, "token-held");
+    CHECK(runbox::holder_of(mine) == runbox::Holder::gone);
+    {
+        runbox::LiveHold hold(mine.token);
+        CHECK(runbox::holder_of(mine) == runbox::Holder::live);
+    }
+    CHECK(runbox::holder_of(mine) == runbox::Holder::gone);
+    runbox::Ownership parent = mine;
+    parent.pid = static_cast<long>(::getppid());
+    CHECK(runbox::holder_of(parent) == runbox::Holder::live);
+    parent.pid = dead_pid();
+    CHECK(runbox::holder_of(parent) == runbox::Holder::gone);
+    parent.host = "elsewhere";
+    CHECK(runbox::holder_of(parent) == runbox::Holder::unknown);
 }
 
 // ---- labels and the TTL backstop in the create request -----------------------------------------

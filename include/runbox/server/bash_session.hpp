@@ -230,7 +230,8 @@ inline std::string current_username() {
 /// programs from paging or colouring, the caller's variables, and the target user's identity.
 inline void plan_identity(SpawnPlan& plan, const std::string& username, std::map<std::string, std::string> extra) {
     auto env = current_environment();
-    for (const char* k : {"PROMPT_COMMAND", "PS1", "PS2", "PS4", "BASH_ENV", "ENV"}) env.erase(k);
+    // SESSION_API_KEY: the server's session key never reaches the shell it runs commands in.
+    for (const char* k : {"PROMPT_COMMAND", "PS1", "PS2", "PS4", "BASH_ENV", "ENV", "SESSION_API_KEY"}) env.erase(k);
     env["TERM"] = "dumb";
     env["PAGER"] = "cat";
     env["GIT_PAGER"] = "cat";
