@@ -5,7 +5,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 scripts/setup.sh >/dev/null
 cmake --preset release >/dev/null
-cmake --build --preset release -j2 --target bench_runbox runbox-server >/dev/null
+cmake --build --preset release -j2 --target bench_runbox soak_lifecycle runbox-server >/dev/null
 bin=build/release
 
 key=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -36,3 +36,9 @@ echo "| runbox client: run(\"echo hi\") | $(value client_run_echo) | $(p90 clien
 echo "| httpx client: run(\"echo hi\") | $(value httpx_run_echo) | $(p90 httpx_run_echo) | |"
 echo
 echo "httpx / runbox, /alive: $(ratio "$(value httpx_alive)" "$(value client_alive)")x; run(\"echo hi\"): $(ratio "$(value httpx_run_echo)" "$(value client_run_echo)")x"
+
+# The lifecycle soak (issue 11): connect/run/close cycles over the cloud fakes with faults.
+echo
+echo "Lifecycle soak ($(date -u +%H:%M:%S) UTC):"
+echo
+"$bin/bench/soak_lifecycle" "${RUNBOX_SOAK_CYCLES:-1000}" 2>/dev/null

@@ -91,6 +91,11 @@ struct Config {
     std::string git_user_name = "openhands";
     std::string git_user_email = "openhands@all-hands.dev";
     bool init_git_in_empty_workspace = false;
+    /// The owner label on every sandbox runbox creates (lifecycle.hpp); default: this host's name.
+    std::optional<std::string> runbox_owner;
+    /// When set, each runtime records its creates in this lease file and the next start reaps
+    /// the entries whose process is gone (lifecycle.hpp). Environment: RUNBOX_LEASE_FILE.
+    std::optional<std::string> runbox_lease_file;
     /// How the runtime's transport is built (TLS verification, CA bundle, connect timeout).
     /// JSON: "transport": {"verify_tls": true, "ca_cert_path": "...", "connect_timeout_ms": 10000}.
     TransportOptions transport{};
@@ -327,6 +332,8 @@ inline std::vector<FieldBinder> core_fields(Config& c) {
         bind_field("git_user_name", c.git_user_name),
         bind_field("git_user_email", c.git_user_email),
         bind_field("init_git_in_empty_workspace", c.init_git_in_empty_workspace),
+        bind_field("runbox_owner", c.runbox_owner),
+        bind_field("runbox_lease_file", c.runbox_lease_file),
     };
 }
 

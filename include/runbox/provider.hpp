@@ -29,6 +29,7 @@
 
 #include "runbox/config.hpp"
 #include "runbox/error.hpp"
+#include "runbox/lifecycle.hpp"
 #include "runbox/status.hpp"
 #include "runbox/transport/transport.hpp"
 
@@ -87,6 +88,13 @@ struct ProviderContext {
     const RuntimeOptions& options;
     Transport& transport;
     std::function<void(RuntimeStatus, std::string_view)> set_status;
+    /// This connect's ownership labels and create token (Runtime sets it; without a Runtime the
+    /// provider makes its own).
+    const Ownership* ownership = nullptr;
+    /// Called with the id of a sandbox this connect created (the lease file records it).
+    std::function<void(const std::string& id)> on_created{};
+    /// Called by close() for a sandbox it could not release, with the reason.
+    std::function<void(const std::string& id, const std::string& why)> on_unreleased{};
 
     /// One attempt.
     Response send(const Request& request) { return transport.send(request); }
@@ -94,6 +102,12 @@ struct ProviderContext {
     Response send(const Request& request, const RetryPolicy& policy) { return send_with_retry(transport, request, policy); }
     void status(RuntimeStatus value, std::string_view message) {
         if (set_status) set_status(value, message);
+    }
+    void created(const std::string& id) {
+        if (on_created) on_created(id);
+    }
+    void unreleased(const std::string& id, const std::string& why) {
+        if (on_unreleased) on_unreleased(id, why);
     }
 };
 

@@ -32,6 +32,7 @@
 #include "runbox/events.hpp"
 #include "runbox/provider.hpp"
 #include "runbox/status.hpp"
+#include "runbox/sweep.hpp"
 #include "runbox/transport/httplib.hpp"
 #include "runbox/transport/transport.hpp"
 
@@ -107,6 +108,7 @@ public:
         auto ctx = s.context();
         try {
             s.set_status(RuntimeStatus::starting_runtime, "Starting runtime...");
+            s.begin_ownership(ctx);
             ServerEndpoint endpoint = s.auth.connect(ctx);
             s.client.emplace(s.transport, std::move(endpoint), std::string(AuthPolicy::name));
             s.set_status(RuntimeStatus::starting_runtime, "Waiting for the action execution server...");
@@ -118,6 +120,7 @@ public:
             if constexpr (requires { s.transport.clear_pool(); }) s.transport.clear_pool();
             s.set_status(RuntimeStatus::error, e.what(), "error");
             s.auth.close(ctx, CloseReason::connect_failed);
+            s.end_ownership();
             throw;
         }
     }
@@ -137,6 +140,7 @@ public:
             if constexpr (requires { s.transport.clear_pool(); }) s.transport.clear_pool();
             auto ctx = s.context();
             s.auth.close(ctx, CloseReason::normal);
+            s.end_ownership();
             s.set_status(RuntimeStatus::stopped, "Runtime closed.");
         } catch (...) {
             // close() must not throw (it runs from destructors); the provider already logged.
@@ -144,6 +148,13 @@ public:
     }
 
     bool connected() const noexcept { return state_ && state_->client.has_value(); }
+    /// The sandboxes close() (or a failed connect()) could not release: each was also reported
+    /// through the status callback at error level. Empty when everything was released.
+    std::vector<UnreleasedSandbox> unreleased() const {
+        if (!state_) return {};
+        std::lock_guard<std::mutex> lock(state_->unreleased_mutex);
+        return state_->unreleased;
+    }
     const std::string& sid() const noexcept { return state().options.sid; }
     const Config& config() const noexcept { return state().config; }
     const RuntimeOptions& options() const noexcept { return state().options; }
@@ -290,9 +301,74 @@ private:
         }
 
         ProviderContext<TransportPolicy> context() {
-            return ProviderContext<TransportPolicy>{
+            ProviderContext<TransportPolicy> ctx{
                 config, options, transport,
                 [this](RuntimeStatus value, std::string_view message) { set_status(value, message); }};
+            ctx.ownership = ownership ? &*ownership : nullptr;
+            ctx.on_created = [this](const std::string& id) {
+                if (!lease || !ownership) return;
+                try {
+                    lease->put(lease_entry(id));
+                } catch (const error&) {
+                    // The labels still find it; the lease file is a second way.
+                }
+            };
+            ctx.on_unreleased = [this](const std::string& id, const std::string& why) {
+                {
+                    std::lock_guard<std::mutex> lock(unreleased_mutex);
+                    unreleased.push_back({std::string(AuthPolicy::name), id, why});
+                }
+                set_status(RuntimeStatus::error, "could not release sandbox " + id + ": " + why, "error");
+            };
+            return ctx;
+        }
+
+        LeaseEntry lease_entry(const std::string& id) const {
+            return LeaseEntry{std::string(AuthPolicy::name), ownership->token, options.sid, ownership->host,
+                              ownership->pid, ownership->created_ms, id};
+        }
+
+        // Before a connect: reap what dead processes left in the lease file, then take this
+        // connect's ownership (labels, a token held while this runtime lives, a lease entry
+        // written before the create is sent).
+        void begin_ownership(ProviderContext<TransportPolicy>& ctx) {
+            if constexpr (ProviderSweeps<AuthPolicy, TransportPolicy>) {
+                if (config.runbox_lease_file) {
+                    lease.emplace(*config.runbox_lease_file);
+                    try {
+                        SweepOptions reap;
+                        reap.older_than = std::chrono::milliseconds::max();
+                        reap.dry_run = false;
+                        SweepReport report;
+                        detail::sweep_with(auth, ctx, reap, report);
+                        for (const auto& a : report.actions) {
+                            set_status(RuntimeStatus::starting_runtime,
+                                       (a.done ? "Released sandbox " : "Could not release sandbox ") + a.sandbox.id +
+                                           " left by a process that is gone.");
+                        }
+                    } catch (const error& e) {
+                        set_status(RuntimeStatus::starting_runtime, std::string("Lease file not reaped: ") + e.what());
+                    }
+                }
+            }
+            ownership = Ownership::make(config, detail::random_hex(12));
+            hold = LiveHold(ownership->token);
+            ctx.ownership = &*ownership;
+            if (lease) lease->put(lease_entry({}));
+        }
+
+        // After close or a failed connect: the lease entry goes unless something was left.
+        void end_ownership() noexcept {
+            try {
+                bool left = false;
+                {
+                    std::lock_guard<std::mutex> lock(unreleased_mutex);
+                    left = !unreleased.empty();
+                }
+                if (lease && ownership && !left) lease->remove(ownership->token);
+            } catch (...) {
+            }
+            hold.reset();
         }
 
         void set_status(RuntimeStatus value, std::string_view message, std::string_view level = "info") {
@@ -315,6 +391,11 @@ private:
         std::optional<RuntimeStatus> status;
         std::mutex lifecycle_mutex;
         bool closed = false;
+        std::optional<Ownership> ownership;
+        LiveHold hold;
+        std::optional<LeaseFile> lease;
+        mutable std::mutex unreleased_mutex;
+        std::vector<UnreleasedSandbox> unreleased;
     };
 
     State& state() {

@@ -123,7 +123,7 @@ TEST_CASE("daytona: settings come from Config with environment fallback") {
         REQUIRE(auth.settings().target == "eu");
         REQUIRE_FALSE(auth.settings().disable_auto_stop);
         REQUIRE_FALSE(auth.settings().delete_on_close);
-        REQUIRE(auth.settings().is_public);
+        REQUIRE_FALSE(auth.settings().is_public);  // private unless the user opts out (issue 11)
         REQUIRE_FALSE(auth.settings().organization_id);
     }
     SECTION("environment values") {
@@ -193,7 +193,7 @@ TEST_CASE("daytona: connect creates a sandbox, runs commands through the preview
         const auto& sb = sandboxes.front();
         REQUIRE(sb.labels.at("OpenHands_SID") == "session-001");
         REQUIRE(sb.snapshot == "runbox/test-snapshot:1");
-        REQUIRE(sb.is_public);
+        REQUIRE_FALSE(sb.is_public);
         REQUIRE(sb.auto_stop_interval == 60);
         REQUIRE(sb.target == "eu");
         REQUIRE(sb.env.at("port") == "4444");

@@ -34,6 +34,10 @@ TEST_CASE("local process mode: runbox-server as a child, reaped on close") {
     const auto& out = std::get<runbox::CmdOutputObservation>(obs);
     CHECK(out.metadata.exit_code == 0);
     CHECK(out.content.rfind("from-child", 0) == 0);
+    // The server's session key (given to it as SESSION_API_KEY) never reaches its shell.
+    const auto key = rt.run("echo k=${SESSION_API_KEY:-none}");
+    REQUIRE(std::holds_alternative<runbox::CmdOutputObservation>(key));
+    CHECK(std::get<runbox::CmdOutputObservation>(key).content == "k=none");
 
     runbox::IPythonRunCellAction cell;
     cell.code = "print(6 * 7)";

@@ -115,6 +115,25 @@ TEST_CASE("FaultInjectingTransport drops the next N matching requests, then forw
     REQUIRE(t.seen().front() == std::pair<std::string, std::string>{"GET", std::string(base) + "alive"});
 }
 
+TEST_CASE("FaultInjectingTransport loses the answer of a request the server performed", "[testing][faults]") {
+    int calls = 0;
+    FaultInjectingTransport<HandlerTransport> t(HandlerTransport(Echo{&calls}));
+    t.lose_response("POST", "/sandbox");
+    try {
+        t.send(make("POST", "http://api/sandbox", "create"));
+        FAIL("the answer was delivered");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == errc::transport);
+    }
+    CHECK(calls == 1);  // it reached the server: this is what tells it apart from drop()
+    // send_with_retry never resends a non-idempotent request whose answer was lost.
+    t.lose_response("POST", "/sandbox");
+    CHECK_THROWS(runbox::send_with_retry(t, make("POST", "http://api/sandbox"), runbox::RetryPolicy{}));
+    CHECK(calls == 2);
+    CHECK(t.send(make("POST", "http://api/sandbox", "again")).body == "POST http://api/sandbox again");
+    CHECK(calls == 3);
+}
+
 TEST_CASE("FaultInjectingTransport replies with a canned status, headers and body", "[testing][faults]") {
     int calls = 0;
     FaultInjectingTransport<HandlerTransport> t{HandlerTransport{Echo{&calls}}};

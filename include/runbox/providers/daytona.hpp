@@ -13,7 +13,8 @@
 //   disable_auto_stop  DAYTONA_DISABLE_AUTO_STOP  false  (auto-stop 60 min, or 0 when disabled)
 //   delete_on_close    DAYTONA_DELETE_ON_CLOSE    false  (close() stops; true: deletes)
 //   organization_id    DAYTONA_ORGANIZATION_ID    unset  (sent as X-Daytona-Organization-ID)
-//   public             DAYTONA_PUBLIC             true   (false: preview requests carry the token)
+//   public             DAYTONA_PUBLIC             false  (private: preview requests carry the token;
+//                                                          true opts out: the preview URL is public)
 //   server_command     DAYTONA_SERVER_COMMAND     unset  (replaces OpenHands' python launcher,
 //                                                          e.g. "runbox-server"; arguments stay)
 //   server_cwd         DAYTONA_SERVER_CWD         /openhands/code
@@ -25,6 +26,12 @@
 //   request_timeout_ms DAYTONA_REQUEST_TIMEOUT_MS 60000  (one API request)
 //   retry_initial_backoff_ms                      500    (API retries: 429/502/503/504)
 //   retry_max_attempts                            4
+//   close_timeout_ms   DAYTONA_CLOSE_TIMEOUT_MS   30000  (bound of close()'s retries; then the sandbox
+//                                                          is reported in Runtime::unreleased())
+//
+// Every sandbox is labelled OpenHands_SID plus runbox's ownership labels (lifecycle.hpp), and its
+// action server gets a random session key (SESSION_API_KEY in the sandbox env, sent as
+// X-Session-API-Key), so neither the preview URL nor its token alone can run commands.
 #pragma once
 
 #include <algorithm>
@@ -57,6 +64,8 @@ inline constexpr std::string_view sid_label = "OpenHands_SID";
 inline constexpr std::string_view server_session_id = "action-execution-server";
 /// Daytona's daemon picks response shapes from the SDK version; >= 0.167 gives JSON logs.
 inline constexpr std::string_view sdk_version = "0.218.0";
+/// The env var that gives the action server its session key.
+inline constexpr std::string_view session_key_env = "SESSION_API_KEY";
 
 /// Every setting, resolved from Config (providers.daytona.*) with environment fallback.
 struct Settings {
@@ -66,7 +75,7 @@ struct Settings {
     bool disable_auto_stop = false;
     bool delete_on_close = false;
     std::optional<std::string> organization_id;
-    bool is_public = true;
+    bool is_public = false;
     std::optional<std::string> server_command;
     std::string server_cwd = "/openhands/code";
     int server_port = 4444;
@@ -77,6 +86,7 @@ struct Settings {
     std::chrono::milliseconds request_timeout{60000};
     std::chrono::milliseconds retry_initial_backoff{500};
     int retry_max_attempts = 4;
+    std::chrono::milliseconds close_timeout{30000};
 
     static Settings from(const Config& config) {
         constexpr std::string_view p = "daytona";
@@ -89,7 +99,7 @@ struct Settings {
         if (auto v = config.setting(p, "target", "DAYTONA_TARGET")) s.target = *v;
         s.disable_auto_stop = config.flag_setting(p, "disable_auto_stop", "DAYTONA_DISABLE_AUTO_STOP", false);
         s.delete_on_close = config.flag_setting(p, "delete_on_close", "DAYTONA_DELETE_ON_CLOSE", false);
-        s.is_public = config.flag_setting(p, "public", "DAYTONA_PUBLIC", true);
+        s.is_public = config.flag_setting(p, "public", "DAYTONA_PUBLIC", false);
         s.organization_id = config.setting(p, "organization_id", "DAYTONA_ORGANIZATION_ID");
         s.server_command = config.setting(p, "server_command", "DAYTONA_SERVER_COMMAND");
         if (auto v = config.setting(p, "server_cwd", "DAYTONA_SERVER_CWD")) s.server_cwd = *v;
@@ -101,6 +111,7 @@ struct Settings {
         s.request_timeout = config.millis_setting(p, "request_timeout_ms", "DAYTONA_REQUEST_TIMEOUT_MS", s.request_timeout);
         s.retry_initial_backoff = config.millis_setting(p, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
         s.retry_max_attempts = config.integer_setting(p, "retry_max_attempts", {}, s.retry_max_attempts, 1);
+        s.close_timeout = config.millis_setting(p, "close_timeout_ms", "DAYTONA_CLOSE_TIMEOUT_MS", s.close_timeout);
         return s;
     }
 };
@@ -132,6 +143,7 @@ public:
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
         closed_ = false;
+        session_key_.clear();
         ctx.status(RuntimeStatus::starting_runtime, "Starting Daytona sandbox...");
         bool start_server = !ctx.options.attach_to_existing;
         std::optional<nlohmann::json> sandbox;
@@ -140,6 +152,9 @@ public:
             if (sandbox) {
                 attached_ = true;
                 sandbox_id_ = (*sandbox)["id"].template get<std::string>();
+                // The key its server was started with (a sandbox runbox created has one).
+                if ((*sandbox).contains("env") && (*sandbox)["env"].is_object())
+                    session_key_ = (*sandbox)["env"].value(std::string(session_key_env), std::string());
             } else {
                 start_server = true;  // unlike OpenHands, a sandbox created here gets its server
             }
@@ -166,6 +181,10 @@ public:
         const std::string token = link.value("token", std::string());
         if (!token.empty()) endpoint.secrets.push_back(token);
         if (!sandbox->value("public", false) && !token.empty()) endpoint.headers.set("X-Daytona-Preview-Token", token);
+        if (!session_key_.empty()) {
+            endpoint.headers.set("X-Session-API-Key", session_key_);
+            endpoint.secrets.push_back(session_key_);
+        }
         endpoint.alive_timeout = settings_.alive_timeout;
         endpoint.alive_poll_interval = settings_.alive_poll_interval;
         endpoint.bad_gateway_retry_window = settings_.alive_timeout;  // OpenHands: 502s retried up to 120 s
@@ -180,19 +199,49 @@ public:
         if (closed_) return;
         closed_ = true;
         if (sandbox_id_.empty()) return;
+        if (attached_) return;  // someone else's sandbox: leave it as it was
         try {
-            if (attached_) return;  // someone else's sandbox: leave it as it was
-            if (reason == CloseReason::connect_failed || settings_.delete_on_close) {
-                api(ctx, "DELETE", "/sandbox/" + sandbox_id_, {}, retry_policy());
+            const SandboxRecord record{std::string(name), sandbox_id_, ctx.options.sid, {}, {}};
+            release_sandbox(ctx, record,
+                            reason == CloseReason::connect_failed || settings_.delete_on_close ? ReleaseMode::remove
+                                                                                               : ReleaseMode::stop);
+        } catch (const std::exception& e) {
+            // Retried within close_timeout; what is left is reported, never dropped silently
+            // (Daytona's auto-stop remains the backstop).
+            ctx.unreleased(sandbox_id_, e.what());
+        }
+    }
+
+    /// Every sandbox carrying runbox's labels that is not destroyed (for sweep and the lease file).
+    template <class T>
+    std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>& ctx) {
+        std::vector<SandboxRecord> out;
+        for (const auto& item : list_labelled(ctx, {{std::string(labels::managed), "1"}})) {
+            const auto map = label_map(item.value("labels", nlohmann::json::object()));
+            if (!is_runbox_managed(map)) continue;
+            const auto sid = map.find(std::string(sid_label));
+            out.push_back(SandboxRecord::from_labels(std::string(name), item.value("id", std::string()),
+                                                     item.value("state", std::string()),
+                                                     sid == map.end() ? std::string() : sid->second, map));
+        }
+        return out;
+    }
+
+    /// Stops (POST stop, when it runs) or deletes a sandbox, retrying within close_timeout.
+    template <class T>
+    void release_sandbox(ProviderContext<T>& ctx, const SandboxRecord& sandbox, ReleaseMode mode) {
+        const RetryPolicy policy = close_policy();
+        try {
+            if (mode == ReleaseMode::remove) {
+                api(ctx, "DELETE", "/sandbox/" + sandbox.id, {}, policy);
                 return;
             }
-            const nlohmann::json sandbox = api_json(ctx, "GET", "/sandbox/" + sandbox_id_, {}, retry_policy());
-            const std::string state = sandbox.value("state", std::string());
-            if (state == "started" || state == "starting") {
-                api(ctx, "POST", "/sandbox/" + sandbox_id_ + "/stop?force=false", {}, retry_policy(), true);
-            }
-        } catch (...) {
-            // close() never throws; a sandbox we could not stop is stopped by Daytona's auto-stop.
+            const nlohmann::json current = api_json(ctx, "GET", "/sandbox/" + sandbox.id, {}, policy);
+            const std::string state = current.value("state", std::string());
+            if (state == "started" || state == "starting")
+                api(ctx, "POST", "/sandbox/" + sandbox.id + "/stop?force=false", {}, policy, true);
+        } catch (const error& e) {
+            if (e.code() != errc::not_found) throw;  // already gone
         }
     }
 
@@ -219,6 +268,14 @@ private:
         policy.max_attempts = settings_.retry_max_attempts;
         policy.initial_backoff = settings_.retry_initial_backoff;
         policy.max_elapsed = std::max(settings_.start_timeout, std::chrono::milliseconds(1));
+        return policy;
+    }
+
+    // close() and sweep: dropped connections and gateway errors retried, all within close_timeout.
+    RetryPolicy close_policy() const {
+        RetryPolicy policy = retry_policy();
+        policy.max_attempts = std::max(policy.max_attempts, 8);
+        policy.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
         return policy;
     }
 
@@ -280,14 +337,14 @@ private:
         }
     }
 
-    // Lists sandboxes labelled with the session id, following nextCursor; at most one may match.
+    // Lists the sandboxes carrying all of `labels` (not destroyed), following nextCursor.
     template <class T>
-    std::optional<nlohmann::json> find_by_sid(ProviderContext<T>& ctx) {
-        const std::string labels = nlohmann::json{{std::string(sid_label), ctx.options.sid}}.dump();
+    std::vector<nlohmann::json> list_labelled(ProviderContext<T>& ctx, const nlohmann::json& labels) {
+        const std::string filter = labels.dump();
         std::vector<nlohmann::json> found;
         std::optional<std::string> cursor;
         for (int page = 0; page < 1000; ++page) {
-            std::string path = "/sandbox?limit=100&labels=" + url_encode(labels);
+            std::string path = "/sandbox?limit=100&labels=" + url_encode(filter);
             if (cursor) path += "&cursor=" + url_encode(*cursor);
             const nlohmann::json json = api_json(ctx, "GET", path, {}, retry_policy());
             const nlohmann::json* items = &json;  // before ~v0.180 the API answered a bare array
@@ -298,6 +355,7 @@ private:
             }
             if (!items->is_array()) throw error(errc::bad_response, "sandbox list is not a list", "daytona");
             for (const auto& item : *items) {
+                if (!item.is_object() || !item.contains("id") || !item["id"].is_string()) continue;
                 const std::string state = item.value("state", std::string());
                 if (state != "destroyed" && state != "destroying") found.push_back(item);
             }
@@ -307,6 +365,13 @@ private:
                 cursor = json["nextCursor"].get<std::string>();
             if (!cursor) break;
         }
+        return found;
+    }
+
+    // The sandbox labelled with the session id; at most one may match.
+    template <class T>
+    std::optional<nlohmann::json> find_by_sid(ProviderContext<T>& ctx) {
+        const auto found = list_labelled(ctx, {{std::string(sid_label), ctx.options.sid}});
         if (found.empty()) return std::nullopt;
         if (found.size() > 1)
             throw error(errc::conflict, "multiple sandboxes found for sid " + ctx.options.sid, "daytona");
@@ -332,19 +397,34 @@ private:
         env["PYTHONUNBUFFERED"] = "1";
         env["VSCODE_PORT"] = std::to_string(settings_.server_port + 1);
         if (config.debug) env["DEBUG"] = "true";
+        session_key_ = detail::random_hex(24);
+        env[std::string(session_key_env)] = session_key_;  // runbox-server and OpenHands read it
+        const Ownership own = ctx.ownership ? *ctx.ownership : Ownership::make(config, detail::random_hex(12));
+        nlohmann::json labels = own.labels();
+        labels[std::string(sid_label)] = ctx.options.sid;
+        labels["code-toolbox-language"] = "python";
         nlohmann::json body = {
             {"env", env},
-            {"labels", {{std::string(sid_label), ctx.options.sid}, {"code-toolbox-language", "python"}}},
+            {"labels", labels},
             {"public", settings_.is_public},
             {"target", settings_.target},
             {"autoStopInterval", settings_.disable_auto_stop ? 0 : 60},
         };
         if (config.sandbox.runtime_container_image) body["snapshot"] = *config.sandbox.runtime_container_image;
-        nlohmann::json sandbox = api_json(ctx, "POST", "/sandbox", body.dump(), rate_limit_only_policy(), true);
+        // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
+        nlohmann::json sandbox = create_then_dedupe(
+            [&] { return api_json(ctx, "POST", "/sandbox", body.dump(), rate_limit_only_policy(), true); },
+            [&]() -> std::optional<nlohmann::json> {
+                ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
+                auto found = list_labelled(ctx, {{std::string(labels::token), own.token}});
+                if (found.empty()) return std::nullopt;
+                return found.front();
+            });
         created_ = true;
         attached_ = false;
         remember(sandbox);
         if (sandbox_id_.empty()) throw error(errc::bad_response, "create answered no sandbox id", "daytona");
+        ctx.created(sandbox_id_);
         if (toolbox_url_.empty()) fetch_toolbox_url(ctx);
         return sandbox;
     }
@@ -403,6 +483,7 @@ private:
     Settings settings_;
     std::string sandbox_id_;
     std::string toolbox_url_;
+    std::string session_key_;
     bool attached_ = false;
     bool created_ = false;
     bool closed_ = false;

@@ -15,15 +15,17 @@
 //   snapshot           RUNLOOP_SNAPSHOT           unset  (snapshot_id)
 //   prebuilt           RUNLOOP_PREBUILT           unset  (legacy `prebuilt` image; OpenHands used "openhands")
 //   resource_size      RUNLOOP_RESOURCE_SIZE      LARGE  (launch_parameters.resource_size_request)
-//   keep_alive_time_seconds                       unset  (launch_parameters.keep_alive_time_seconds)
+//   keep_alive_time_seconds                       3600   (launch_parameters.keep_alive_time_seconds: the
+//                                                          server-side TTL, always sent, never 0)
 //   server_command     RUNLOOP_SERVER_COMMAND     unset  (replaces OpenHands' python launcher,
 //                                                          e.g. "runbox-server"; arguments stay)
 //   server_cwd         RUNLOOP_SERVER_CWD         /openhands/code
 //   server_port        RUNLOOP_SERVER_PORT        4444
 //   tunnel_url         RUNLOOP_TUNNEL_URL         https://{port}-{tunnel_key}.tunnel.<base domain>
 //   tunnel_auth_mode   RUNLOOP_TUNNEL_AUTH_MODE   authenticated (or open)
-//   session_api_key    RUNLOOP_SESSION_API_KEY    unset  (given to the server as SESSION_API_KEY and
-//                                                          sent as X-Session-API-Key)
+//   session_api_key    RUNLOOP_SESSION_API_KEY    random per devbox (given to the server as
+//                                                          SESSION_API_KEY, sent as X-Session-API-Key;
+//                                                          set it to attach to a devbox made elsewhere)
 //   poll_interval_ms   RUNLOOP_POLL_INTERVAL_MS   1000   (least time between status polls)
 //   start_timeout_ms   RUNLOOP_START_TIMEOUT_MS   120000 (bound of the wait for `running`)
 //   alive_timeout_ms   RUNLOOP_ALIVE_TIMEOUT_MS   120000 (bound of the /alive wait)
@@ -32,6 +34,11 @@
 //   retry_initial_backoff_ms                      500    (API retries: 429/500/502/503/504)
 //   retry_max_attempts                            6      (the official SDK retries 5 times)
 //   list_limit                                    100    (page size of the attach lookup)
+//   close_timeout_ms   RUNLOOP_CLOSE_TIMEOUT_MS   30000  (bound of close()'s retries; then the devbox
+//                                                          is reported in Runtime::unreleased())
+//
+// Every devbox carries runbox's ownership labels (lifecycle.hpp) in its metadata; Runloop's list
+// has no metadata filter, so lookups list and filter here.
 #pragma once
 
 #include <algorithm>
@@ -67,7 +74,7 @@ struct Settings {
     std::optional<std::string> snapshot;
     std::optional<std::string> prebuilt;
     std::string resource_size = "LARGE";
-    std::optional<int> keep_alive_time_seconds;
+    int keep_alive_time_seconds = 3600;
     std::optional<std::string> server_command;
     std::string server_cwd = "/openhands/code";
     int server_port = 4444;
@@ -82,6 +89,7 @@ struct Settings {
     std::chrono::milliseconds retry_initial_backoff{500};
     int retry_max_attempts = 6;
     int list_limit = 100;  ///< page size when listing devboxes for attach
+    std::chrono::milliseconds close_timeout{30000};
 
     static Settings from(const Config& config) {
         constexpr std::string_view p = "runloop";
@@ -101,8 +109,7 @@ struct Settings {
         if ((s.blueprint ? 1 : 0) + (s.snapshot ? 1 : 0) + (s.prebuilt ? 1 : 0) > 1)
             throw error(errc::config_invalid, "set at most one of runloop blueprint, snapshot and prebuilt", std::string(p));
         if (auto v = config.setting(p, "resource_size", "RUNLOOP_RESOURCE_SIZE")) s.resource_size = *v;
-        if (config.setting(p, "keep_alive_time_seconds"))
-            s.keep_alive_time_seconds = config.integer_setting(p, "keep_alive_time_seconds", {}, 3600, 1);
+        s.keep_alive_time_seconds = config.integer_setting(p, "keep_alive_time_seconds", {}, s.keep_alive_time_seconds, 1);
         s.server_command = config.setting(p, "server_command", "RUNLOOP_SERVER_COMMAND");
         if (auto v = config.setting(p, "server_cwd", "RUNLOOP_SERVER_CWD")) s.server_cwd = *v;
         s.server_port = config.integer_setting(p, "server_port", "RUNLOOP_SERVER_PORT", s.server_port, 1);
@@ -125,6 +132,7 @@ struct Settings {
         s.retry_initial_backoff = config.millis_setting(p, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
         s.retry_max_attempts = config.integer_setting(p, "retry_max_attempts", {}, s.retry_max_attempts, 1);
         s.list_limit = config.integer_setting(p, "list_limit", {}, s.list_limit, 1);
+        s.close_timeout = config.millis_setting(p, "close_timeout_ms", "RUNLOOP_CLOSE_TIMEOUT_MS", s.close_timeout);
         return s;
     }
 };
@@ -179,6 +187,7 @@ public:
         attached_ = false;
         created_ = false;
         devbox_id_.clear();
+        session_key_ = settings_.session_api_key.value_or(std::string());
         ctx.status(RuntimeStatus::starting_runtime, "Starting Runloop devbox...");
         std::optional<nlohmann::json> devbox;
         if (ctx.options.attach_to_existing) {
@@ -212,9 +221,9 @@ public:
             endpoint.headers.set("X-Runloop-Tunnel-Authorization", "Bearer " + token);
             endpoint.secrets.push_back(token);
         }
-        if (settings_.session_api_key) {
-            endpoint.headers.set("X-Session-API-Key", *settings_.session_api_key);
-            endpoint.secrets.push_back(*settings_.session_api_key);
+        if (!session_key_.empty()) {
+            endpoint.headers.set("X-Session-API-Key", session_key_);
+            endpoint.secrets.push_back(session_key_);
         }
         endpoint.alive_timeout = settings_.alive_timeout;
         endpoint.alive_poll_interval = settings_.alive_poll_interval;
@@ -231,11 +240,41 @@ public:
         // OpenHands' Runloop ignores keep_runtime_alive; runbox honours it for a normal close.
         if (reason == CloseReason::normal && ctx.config.sandbox.keep_runtime_alive) return;
         try {
-            api(ctx, "POST", "/v1/devboxes/" + devbox_id_ + "/shutdown", {}, retry_policy(), true);
+            release_sandbox(ctx, SandboxRecord{std::string(name), devbox_id_, ctx.options.sid, {}, {}}, ReleaseMode::remove);
+        } catch (const std::exception& e) {
+            // Retried within close_timeout; what is left is reported, never dropped silently
+            // (the keep-alive timer remains the backstop).
+            ctx.unreleased(devbox_id_, e.what());
+        }
+    }
+
+    /// Every devbox whose metadata carries runbox's labels and that is not shut down or failed.
+    template <class T>
+    std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>& ctx) {
+        std::vector<SandboxRecord> out;
+        for_each_devbox(ctx, {}, [&](const nlohmann::json& item) {
+            const std::string status = text(item, "status");
+            if (status == "shutdown" || status == "failure") return false;
+            const auto map = label_map(item.value("metadata", nlohmann::json::object()));
+            if (!is_runbox_managed(map)) return false;
+            out.push_back(SandboxRecord::from_labels(std::string(name), text(item, "id"), status, text(item, "name"), map));
+            return false;
+        });
+        return out;
+    }
+
+    /// Shuts a devbox down (remove; Runloop's only terminal state) or suspends it (stop),
+    /// retrying within close_timeout.
+    template <class T>
+    void release_sandbox(ProviderContext<T>& ctx, const SandboxRecord& devbox, ReleaseMode mode) {
+        RetryPolicy policy = retry_policy();
+        policy.max_attempts = std::max(policy.max_attempts, 8);
+        policy.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
+        try {
+            api(ctx, "POST", "/v1/devboxes/" + devbox.id + (mode == ReleaseMode::stop ? "/suspend" : "/shutdown"), {},
+                policy, true);
         } catch (const error& e) {
-            if (e.code() == errc::not_found) return;  // already gone
-        } catch (...) {
-            // close() never throws; Runloop's keep-alive timer shuts an orphan down eventually.
+            if (e.code() != errc::not_found) throw;  // already gone
         }
     }
 
@@ -313,7 +352,7 @@ private:
 
     std::vector<std::string> secrets() const {
         std::vector<std::string> out{settings_.api_key};
-        if (settings_.session_api_key) out.push_back(*settings_.session_api_key);
+        if (!session_key_.empty()) out.push_back(session_key_);
         return out;
     }
 
@@ -328,26 +367,35 @@ private:
         return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
     }
 
-    // Lists running devboxes page by page (starting_after = the last id) for one named `name`.
-    template <class T>
-    std::optional<nlohmann::json> find_running_by_name(ProviderContext<T>& ctx, const std::string& wanted) {
+    // Walks the devbox list page by page (starting_after = the last id), with `query` added
+    // (e.g. "&status=running"), until `visit(item)` returns true (that item is returned).
+    template <class T, class Visit>
+    std::optional<nlohmann::json> for_each_devbox(ProviderContext<T>& ctx, const std::string& query, Visit&& visit) {
         std::string after;
         for (int page = 0; page < 1000; ++page) {
-            std::string path = "/v1/devboxes?limit=" + std::to_string(settings_.list_limit) + "&status=running";
+            std::string path = "/v1/devboxes?limit=" + std::to_string(settings_.list_limit) + query;
             if (!after.empty()) path += "&starting_after=" + url_encode(after);
             const auto json = parse(api(ctx, "GET", path, {}, retry_policy(), true));
             if (!json.contains("devboxes") || !json["devboxes"].is_array())
                 throw error(errc::bad_response, "devbox list has no devboxes array", "runloop");
             const auto& items = json["devboxes"];
             for (const auto& item : items) {
-                if (text(item, "name") == wanted && text(item, "status") == "running" && item.contains("id")) return item;
+                if (item.is_object() && !text(item, "id").empty() && visit(item)) return item;
             }
             if (!json.value("has_more", false) || items.empty()) return std::nullopt;
-            const std::string last = text(items.back(), "id");
+            const std::string last = items.back().is_object() ? text(items.back(), "id") : std::string();
             if (last.empty() || last == after) return std::nullopt;  // a cursor that does not move ends the walk
             after = last;
         }
         return std::nullopt;
+    }
+
+    // The running devbox named `wanted`.
+    template <class T>
+    std::optional<nlohmann::json> find_running_by_name(ProviderContext<T>& ctx, const std::string& wanted) {
+        return for_each_devbox(ctx, "&status=running", [&](const nlohmann::json& item) {
+            return text(item, "name") == wanted && text(item, "status") == "running";
+        });
     }
 
     template <class T>
@@ -357,17 +405,22 @@ private:
         for (const auto& [k, v] : config.sandbox.runtime_startup_env_vars) env[k] = v;
         for (const auto& [k, v] : ctx.options.env_vars) env[k] = v;
         if (config.debug) env["DEBUG"] = "true";
-        if (settings_.session_api_key) env["SESSION_API_KEY"] = *settings_.session_api_key;
+        if (session_key_.empty()) session_key_ = runbox::detail::random_hex(24);
+        env["SESSION_API_KEY"] = session_key_;
+        const Ownership own = ctx.ownership ? *ctx.ownership : Ownership::make(config, runbox::detail::random_hex(12));
+        nlohmann::json metadata = own.labels();
+        metadata["container-name"] = "openhands-runtime-" + ctx.options.sid;
+        metadata["OpenHands_SID"] = ctx.options.sid;
         nlohmann::json launch = {
             {"resource_size_request", settings_.resource_size},
             {"launch_commands", nlohmann::json::array({"mkdir -p " + config.workspace_mount_path_in_sandbox})},
         };
-        if (settings_.keep_alive_time_seconds) launch["keep_alive_time_seconds"] = *settings_.keep_alive_time_seconds;
+        launch["keep_alive_time_seconds"] = settings_.keep_alive_time_seconds;  // the TTL backstop
         nlohmann::json body = {
             {"name", ctx.options.sid},
             {"entrypoint", entrypoint(config, ctx.options)},
             {"environment_variables", env},
-            {"metadata", {{"container-name", "openhands-runtime-" + ctx.options.sid}, {"OpenHands_SID", ctx.options.sid}}},
+            {"metadata", metadata},
             {"launch_parameters", launch},
         };
         if (settings_.blueprint) {
@@ -375,10 +428,20 @@ private:
         }
         if (settings_.snapshot) body["snapshot_id"] = *settings_.snapshot;
         if (settings_.prebuilt) body["prebuilt"] = *settings_.prebuilt;
-        auto devbox = parse(api(ctx, "POST", "/v1/devboxes", body.dump(), rate_limit_only_policy(), true));
+        // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
+        auto devbox = create_then_dedupe(
+            [&] { return parse(api(ctx, "POST", "/v1/devboxes", body.dump(), rate_limit_only_policy(), true)); },
+            [&] {
+                ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the devbox up...");
+                return for_each_devbox(ctx, {}, [&](const nlohmann::json& item) {
+                    return label_map(item.value("metadata", nlohmann::json::object()))[std::string(labels::token)] ==
+                           own.token;
+                });
+            });
         devbox_id_ = text(devbox, "id");
         if (devbox_id_.empty()) throw error(errc::bad_response, "create answered no devbox id", "runloop");
         created_ = true;
+        ctx.created(devbox_id_);
         return devbox;
     }
 
@@ -448,6 +511,7 @@ private:
 
     Settings settings_;
     std::string devbox_id_;
+    std::string session_key_;
     bool attached_ = false;
     bool created_ = false;
     bool closed_ = false;

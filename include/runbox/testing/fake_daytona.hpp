@@ -613,6 +613,13 @@ private:
             r.headers[name] = secret ? std::string("<redacted>") : v;
         }
         r.body = req.body;
+        if (r.body.find("SESSION_API_KEY") != std::string::npos) {  // a create: the session key stays out of the log
+            auto body = nlohmann::json::parse(r.body, nullptr, false);
+            if (body.is_object() && body.contains("env") && body["env"].is_object() && body["env"].contains("SESSION_API_KEY")) {
+                body["env"]["SESSION_API_KEY"] = "<redacted>";
+                r.body = body.dump();
+            }
+        }
         if (req.is_multipart_form_data()) {
             for (const auto& [k, f] : req.files) r.body += "[part " + k + (f.filename.empty() ? "" : " file=" + f.filename) + "]";
         }
@@ -1123,7 +1130,11 @@ private:
         so.plugins = options_.server_plugins;
         so.env = sb.env;
         so.env["HOME"] = sb.directory.string();
-        if (auto it = sb.env.find("SESSION_API_KEY"); it != sb.env.end()) so.session_api_key = it->second;
+        // The server reads its key from the environment; its shell never sees it.
+        if (auto it = so.env.find("SESSION_API_KEY"); it != so.env.end()) {
+            so.session_api_key = it->second;
+            so.env.erase(it);
+        }
         auto server = std::make_shared<runbox::server::ActionServer>(std::move(so));
         server->start();
         sb.server = std::move(server);

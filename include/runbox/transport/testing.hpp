@@ -1,7 +1,8 @@
 // runbox/transport/testing.hpp - transports for tests.
 //
 //  HandlerTransport           answers with a function (no network)
-//  FaultInjectingTransport<I> drops, delays or answers chosen requests, forwards the rest to I
+//  FaultInjectingTransport<I> drops, delays or answers chosen requests, or loses their answers
+//                             after forwarding them; forwards the rest to I
 //  RecordingTransport<I>      forwards to I and writes every exchange to a JSON-lines cassette,
 //                             with credentials redacted
 //  ReplayTransport            answers from a cassette, in order
@@ -80,6 +81,7 @@ struct Fault {
         drop,   ///< throw errc::transport, as if the connection was reset
         delay,  ///< wait, then forward (errc::timeout if the wait reaches request.timeout)
         reply,  ///< answer status + headers + body without forwarding
+        lose_response,  ///< forward (the server performs it), then throw errc::transport: the answer is lost
     };
     Kind kind = Kind::drop;
     std::string method{};      ///< empty = any method (compared case-insensitively)
@@ -129,6 +131,11 @@ public:
         return add(Fault{.kind = Fault::Kind::reply, .method = std::move(method),
                          .url_contains = std::move(url_contains), .times = times, .status = status,
                          .headers = std::move(headers), .body = std::move(body)});
+    }
+    /// The request reaches the server and is performed; its answer is lost (errc::transport).
+    FaultInjectingTransport& lose_response(std::string method, std::string url_contains, int times = 1) {
+        return add(Fault{.kind = Fault::Kind::lose_response, .method = std::move(method),
+                         .url_contains = std::move(url_contains), .times = times});
     }
     void clear_faults() {
         std::lock_guard lock(state_->mutex);
@@ -189,6 +196,9 @@ public:
                 return inner_.send(request);
             case Fault::Kind::reply:
                 break;
+            case Fault::Kind::lose_response:
+                inner_.send(request);
+                throw error(errc::transport, request.method + " failed: the response was lost (injected)", "transport");
         }
         Response response;
         response.status = fault->status;
