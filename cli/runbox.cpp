@@ -6,6 +6,8 @@
 //   runbox --provider daytona cp ./notes.txt S:/workspace  `S:` names the sandbox side
 //   runbox --provider daytona ls --sid S /workspace
 //   runbox server 3000 --working-dir /workspace ...        the action server (runbox-server)
+//   runbox --provider daytona list                          labelled sandboxes, with age and state
+//   runbox sweep --older-than 30m --dry-run                what a crash left behind, every provider
 //   runbox fake daytona --port 0                           a local fake of a provider (runbox-fake)
 //
 // Built on the public API only (make_runtime and the default provider list). Settings come from
@@ -28,10 +30,12 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <type_traits>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <boost/mp11/algorithm.hpp>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -310,6 +314,140 @@ int cmd_ls(const Globals& g, const std::string& sid, const std::optional<std::st
     return 0;
 }
 
+/// "90s", "30m", "2h", "1d", "0" -> milliseconds.
+std::chrono::milliseconds parse_duration(const std::string& text) {
+    std::size_t used = 0;
+    long long n = -1;
+    try {
+        n = std::stoll(text, &used);
+    } catch (const std::exception&) {
+    }
+    const std::string unit = n < 0 ? std::string("?") : text.substr(used);
+    const std::map<std::string, long long> per_unit{{"", 1000}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    const auto it = per_unit.find(unit);
+    if (it == per_unit.end()) throw CLI::ValidationError("--older-than", "expects a duration such as 90s, 30m, 2h or 1d, got '" + text + "'");
+    return std::chrono::milliseconds(n * it->second);
+}
+
+/// Calls f.template operator()<P>() for each provider of the default list that can list and
+/// sweep its sandboxes, or only for `name` when one is given.
+template <class F>
+void for_each_sweepable(const std::string& name, F&& f) {
+    bool known = false;
+    boost::mp11::mp_for_each<boost::mp11::mp_transform<std::add_pointer_t, runbox::default_providers>>([&](auto* tag) {
+        using P = std::remove_pointer_t<decltype(tag)>;
+        if (!name.empty() && name != P::name) return;
+        if constexpr (runbox::ProviderSweeps<P, typename P::default_transport>) {
+            known = true;
+            f.template operator()<P>();
+        } else if (!name.empty()) {
+            known = true;
+            throw runbox::error(runbox::errc::unsupported, std::string(P::name) + " sandboxes need no listing or sweeping: they end with their program");
+        }
+    });
+    if (!known) {
+        throw runbox::error(runbox::errc::config_invalid, "Runtime " + name + " not supported, known are: " +
+                                                              runbox::detail::known_names<runbox::default_providers>());
+    }
+}
+
+/// Runs `body` for one provider; without --provider, a provider without credentials is skipped.
+template <class Body>
+bool for_provider(const Globals& g, const std::string& name, Body&& body) {
+    try {
+        body();
+        return true;
+    } catch (const runbox::error& e) {
+        if (!g.provider.empty() || e.code() != runbox::errc::config_invalid) throw;
+        if (!g.quiet && !g.json_output) std::fprintf(stderr, "runbox: %s skipped (not configured)\n", name.c_str());
+        return false;
+    }
+}
+
+std::string age_text(std::int64_t created_ms) {
+    if (created_ms <= 0) return "?";
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    const long long s = std::max<long long>(0, (now - created_ms) / 1000);
+    if (s < 120) return std::to_string(s) + "s";
+    if (s < 7200) return std::to_string(s / 60) + "m";
+    if (s < 172800) return std::to_string(s / 3600) + "h";
+    return std::to_string(s / 86400) + "d";
+}
+
+json record_json(const runbox::SandboxRecord& r) {
+    return {{"provider", r.provider}, {"id", r.id}, {"sid", r.sid}, {"state", r.state},
+            {"owner", r.ownership.owner}, {"host", r.ownership.host}, {"pid", r.ownership.pid},
+            {"created_ms", r.ownership.created_ms}, {"age", age_text(r.ownership.created_ms)}};
+}
+
+int cmd_list(const Globals& g) {
+    const runbox::Config config = load_config(g);
+    std::vector<runbox::SandboxRecord> all;
+    for_each_sweepable(g.provider, [&]<class P>() {
+        for_provider(g, std::string(P::name), [&] {
+            for (auto& r : runbox::list_sandboxes<P>(config)) all.push_back(std::move(r));
+        });
+    });
+    if (g.json_output) {
+        json out = json::array();
+        for (const auto& r : all) out.push_back(record_json(r));
+        std::cout << out.dump() << '\n';
+        return 0;
+    }
+    std::printf("%-9s %-28s %-26s %-10s %6s  %s\n", "PROVIDER", "ID", "SID", "STATE", "AGE", "OWNER");
+    for (const auto& r : all) {
+        std::printf("%-9s %-28s %-26s %-10s %6s  %s\n", r.provider.c_str(), r.id.c_str(), r.sid.c_str(), r.state.c_str(),
+                    age_text(r.ownership.created_ms).c_str(), r.ownership.owner.c_str());
+    }
+    return 0;
+}
+
+int cmd_sweep(const Globals& g, const std::string& older_than, bool dry_run, bool stop_only, bool other_hosts) {
+    const runbox::Config config = load_config(g);
+    runbox::SweepOptions options;
+    options.older_than = parse_duration(older_than);
+    options.dry_run = dry_run;
+    options.mode = stop_only ? runbox::ReleaseMode::stop : runbox::ReleaseMode::remove;
+    options.other_hosts = other_hosts;
+    runbox::SweepReport report;
+    for_each_sweepable(g.provider, [&]<class P>() {
+        for_provider(g, std::string(P::name), [&] {
+            auto r = runbox::sweep<P>(config, options);
+            for (auto& a : r.actions) report.actions.push_back(std::move(a));
+            for (auto& k : r.kept) report.kept.push_back(std::move(k));
+            for (auto& e : r.errors) report.errors.push_back(std::move(e));
+            report.lease_entries_removed += r.lease_entries_removed;
+        });
+    });
+    bool failed = !report.errors.empty();
+    for (const auto& a : report.actions) failed = failed || (!dry_run && !a.done);
+    if (g.json_output) {
+        json actions = json::array();
+        for (const auto& a : report.actions) {
+            json j = record_json(a.sandbox);
+            j["action"] = a.action;
+            j["reason"] = a.reason;
+            j["done"] = a.done;
+            if (!a.error.empty()) j["error"] = a.error;
+            actions.push_back(std::move(j));
+        }
+        json kept = json::array();
+        for (const auto& k : report.kept) kept.push_back(record_json(k));
+        std::cout << json{{"dry_run", dry_run}, {"actions", actions}, {"kept", kept}, {"errors", report.errors}}.dump() << '\n';
+    } else {
+        for (const auto& a : report.actions) {
+            std::printf("%s%s %s %s (sid %s, %s): %s%s\n", dry_run ? "would " : "", a.action.c_str(), a.sandbox.provider.c_str(),
+                        a.sandbox.id.c_str(), a.sandbox.sid.c_str(), age_text(a.sandbox.ownership.created_ms).c_str(),
+                        a.reason.c_str(), a.error.empty() ? "" : (" - failed: " + a.error).c_str());
+        }
+        std::printf("%zu to release, %zu kept (held, younger than %s, or another host's)%s\n", report.actions.size(),
+                    report.kept.size(), older_than.c_str(), dry_run ? "; dry run: run again without --dry-run to release them" : "");
+        for (const auto& e : report.errors) std::fprintf(stderr, "runbox: %s\n", e.c_str());
+    }
+    return failed ? exit_failure : 0;
+}
+
 /// `runbox server` and `runbox fake` are the runbox-server and runbox-fake programs installed
 /// beside this one: the same arguments, the same behaviour.
 [[noreturn]] void exec_sibling(const char* self, const char* program, const std::vector<std::string>& args) {
@@ -353,7 +491,7 @@ int main(int argc, char** argv) {
                                                    " (default: $RUNTIME, else local)");
     app.add_option("--config", g.config_file, "a JSON file with runbox::Config's keys (default: the environment)")
         ->check(CLI::ExistingFile);
-    app.add_flag("--json", g.json_output, "machine-readable output (run, exec, ls)");
+    app.add_flag("--json", g.json_output, "machine-readable output (run, exec, ls, list, sweep)");
     app.add_flag("--quiet,-q", g.quiet, "no progress on stderr");
 
     std::string sid;
@@ -387,6 +525,18 @@ int main(int argc, char** argv) {
     ls->add_option("--sid", sid, "the kept sandbox's session id")->required();
     ls->add_option("path", path, "directory (default: the working directory)");
 
+    auto* list = app.add_subcommand("list", "sandboxes that carry runbox's labels, with age, state and owner");
+
+    std::string older_than = "1h";
+    bool dry_run = false;
+    bool stop_only = false;
+    bool other_hosts = false;
+    auto* sweep = app.add_subcommand("sweep", "release labelled sandboxes that no live runtime holds (after a crash)");
+    sweep->add_option("--older-than", older_than, "only sandboxes at least this old (90s, 30m, 2h, 1d; default 1h)");
+    sweep->add_flag("--dry-run", dry_run, "print what would be released, change nothing");
+    sweep->add_flag("--stop", stop_only, "stop them instead of deleting them");
+    sweep->add_flag("--other-hosts", other_hosts, "also sandboxes created on other hosts (their holders cannot be checked)");
+
     // Listed for --help; main() hands their arguments to the programs before parsing.
     app.add_subcommand("server", "the action execution server: `runbox server --help` (the runbox-server program)");
     app.add_subcommand("fake", "a local fake of a provider's API: `runbox fake PROVIDER [--port N]` (runbox-fake)");
@@ -410,6 +560,8 @@ int main(int argc, char** argv) {
         if (*exec) return cmd_run(g, sid, {}, true, true, timeout_s, words);
         if (*cp) return cmd_cp(g, source, destination, recursive);
         if (*ls) return cmd_ls(g, sid, path);
+        if (*list) return cmd_list(g);
+        if (*sweep) return cmd_sweep(g, older_than, dry_run, stop_only, other_hosts);
     } catch (const CLI::ValidationError& e) {
         std::fprintf(stderr, "runbox: %s\n", e.what());
         return exit_usage;

@@ -134,18 +134,40 @@ void sweep_with(A& provider, ProviderContext<T>& ctx, const SweepOptions& option
 
 }  // namespace detail
 
-/// Sweeps one provider with the credentials in `config` (see the top of this file).
-template <class A, class T = typename A::default_transport>
-SweepReport sweep(const Config& config, const SweepOptions& options = {}) {
-    static_assert(ProviderSweeps<A, T>, "runbox: sweep needs a provider with list_sandboxes() and release_sandbox()");
-    SweepReport report;
+namespace detail {
+
+/// Calls f(provider, ctx) with a provider of type A built from `config` and a context that no
+/// runtime owns (sweep and list act on sandboxes, not on a session of their own).
+template <class A, class T, class F>
+decltype(auto) with_provider(const Config& config, F&& f) {
     A provider(config);
     T transport(config.transport);
     RuntimeOptions runtime_options;
     runtime_options.sid = "runbox-sweep";
     ProviderContext<T> ctx{config, runtime_options, transport, {}};
-    detail::sweep_with(provider, ctx, options, report);
+    return std::forward<F>(f)(provider, ctx);
+}
+
+}  // namespace detail
+
+/// Sweeps one provider with the credentials in `config` (see the top of this file).
+template <class A, class T = typename A::default_transport>
+SweepReport sweep(const Config& config, const SweepOptions& options = {}) {
+    static_assert(ProviderSweeps<A, T>, "runbox: sweep needs a provider with list_sandboxes() and release_sandbox()");
+    SweepReport report;
+    detail::with_provider<A, T>(config, [&](A& provider, ProviderContext<T>& ctx) {
+        detail::sweep_with(provider, ctx, options, report);
+    });
     return report;
+}
+
+/// The sandboxes of one provider that carry runbox's labels, held or not (what sweep looks at).
+template <class A, class T = typename A::default_transport>
+std::vector<SandboxRecord> list_sandboxes(const Config& config) {
+    static_assert(ProviderSweeps<A, T>, "runbox: listing needs a provider with list_sandboxes() and release_sandbox()");
+    return detail::with_provider<A, T>(config, [](A& provider, ProviderContext<T>& ctx) {
+        return provider.list_sandboxes(ctx);
+    });
 }
 
 /// Sweeps every provider of a list that can be swept and has credentials in `config`; a

@@ -100,7 +100,7 @@ constexpr errc errc_from_http_status(int status) noexcept {
     switch (status) {
         case 400: case 422: return errc::config_invalid;  // the request we built from user input was refused
         case 401: case 403: return errc::auth_failed;
-        case 402: return errc::quota_exceeded;
+        case 402: case 413: return errc::quota_exceeded;
         case 404: case 410: return errc::not_found;
         case 408: return errc::timeout;
         case 409: return errc::conflict;
@@ -287,6 +287,79 @@ constexpr std::string_view to_string(RuntimeStatus status) noexcept {
 
 #include <nlohmann/json.hpp>
 
+// ---- begin runbox/detail/json.hpp ----
+// runbox/detail/json.hpp - parsing JSON that came from somewhere runbox does not trust.
+//
+// Every JSON text from the network (request bodies in the action server, answers of the action
+// server and of provider APIs, a shell's prompt block) goes through parse_untrusted_json: the
+// text is size-checked first and the parser (nlohmann's, which parses without recursion) aborts
+// at the first container deeper than the limit. A value that passed is safe to copy, compare,
+// dump and walk recursively: all of those recurse once per level.
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace runbox::detail {
+
+/// How deep any untrusted JSON value or Python literal may nest (containers inside containers).
+/// OpenHands' events nest fewer than 10 levels; 200 keeps every recursive walk far from the
+/// stack's end (a level costs well under 1 KB of stack in nlohmann's recursive members).
+inline constexpr std::size_t max_nesting_depth = 200;
+
+struct JsonLimits {
+    std::size_t max_depth = max_nesting_depth;
+    std::size_t max_bytes = std::size_t{256} << 20;  ///< the text's size, checked before parsing
+};
+
+enum class json_failure { none, syntax, too_deep, too_large };
+
+/// A short English reason for a failure ("nests deeper than 200 levels").
+inline std::string json_failure_text(json_failure failure, const JsonLimits& limits = {}) {
+    switch (failure) {
+        case json_failure::none: return "valid";
+        case json_failure::syntax: return "is not valid JSON";
+        case json_failure::too_deep: return "nests deeper than " + std::to_string(limits.max_depth) + " levels";
+        case json_failure::too_large: return "is larger than " + std::to_string(limits.max_bytes) + " bytes";
+    }
+    return "is not valid JSON";
+}
+
+/// Parses `text` within `limits`. On failure returns a discarded value and sets `*failure`
+/// (when given); never throws for bad input.
+template <class BasicJson = nlohmann::json>
+BasicJson parse_untrusted_json(std::string_view text, const JsonLimits& limits = {}, json_failure* failure = nullptr) {
+    const auto fail = [&](json_failure why) {
+        if (failure != nullptr) *failure = why;
+        return BasicJson(BasicJson::value_t::discarded);
+    };
+    if (failure != nullptr) *failure = json_failure::none;
+    if (text.size() > limits.max_bytes) return fail(json_failure::too_large);
+    struct too_deep {};
+    const std::size_t max_depth = limits.max_depth;
+    // `depth` counts the containers around the one that starts; throwing aborts the parse at
+    // once (the parser is iterative, and 3.11 destroys partial values without recursion).
+    typename BasicJson::parser_callback_t check = [max_depth](int depth, typename BasicJson::parse_event_t event,
+                                                               BasicJson&) {
+        if ((event == BasicJson::parse_event_t::object_start || event == BasicJson::parse_event_t::array_start) &&
+            static_cast<std::size_t>(depth) >= max_depth) {
+            throw too_deep{};
+        }
+        return true;
+    };
+    try {
+        BasicJson value = BasicJson::parse(text.begin(), text.end(), check, /*allow_exceptions=*/false);
+        if (value.is_discarded()) return fail(json_failure::syntax);
+        return value;
+    } catch (const too_deep&) {
+        return fail(json_failure::too_deep);
+    }
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/detail/json.hpp ----
 
 namespace runbox {
 
@@ -434,6 +507,9 @@ struct TransportOptions {
     /// a connection the server just closed cannot be retried safely.
     std::chrono::milliseconds idle_connection_timeout{4000};
     std::string cassette_path{};        ///< RecordingTransport / ReplayTransport only
+    /// A body kept in memory (every answer not streamed to on_body) larger than this stops the
+    /// transfer with errc::bad_response: a peer must not choose how much memory runbox uses.
+    std::size_t max_response_bytes = std::size_t{256} << 20;
 };
 
 // ---------------------------------------------------------------------------
@@ -637,7 +713,7 @@ inline void raise_for_status(const Response& response, std::string_view provider
         }
         return value.dump();
     };
-    const auto json = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    const auto json = detail::parse_untrusted_json(response.body);
     if (json.is_object()) {
         for (const char* key : {"detail", "message", "error"}) {
             if (auto it = json.find(key); it != json.end() && !it->is_null()) {
@@ -841,6 +917,11 @@ struct Config {
     std::string git_user_name = "openhands";
     std::string git_user_email = "openhands@all-hands.dev";
     bool init_git_in_empty_workspace = false;
+    /// The owner label on every sandbox runbox creates (lifecycle.hpp); default: this host's name.
+    std::optional<std::string> runbox_owner;
+    /// When set, each runtime records its creates in this lease file and the next start reaps
+    /// the entries whose process is gone (lifecycle.hpp). Environment: RUNBOX_LEASE_FILE.
+    std::optional<std::string> runbox_lease_file;
     /// How the runtime's transport is built (TLS verification, CA bundle, connect timeout).
     /// JSON: "transport": {"verify_tls": true, "ca_cert_path": "...", "connect_timeout_ms": 10000}.
     TransportOptions transport{};
@@ -1077,6 +1158,8 @@ inline std::vector<FieldBinder> core_fields(Config& c) {
         bind_field("git_user_name", c.git_user_name),
         bind_field("git_user_email", c.git_user_email),
         bind_field("init_git_in_empty_workspace", c.init_git_in_empty_workspace),
+        bind_field("runbox_owner", c.runbox_owner),
+        bind_field("runbox_lease_file", c.runbox_lease_file),
     };
 }
 
@@ -1934,8 +2017,11 @@ inline std::string python_repr(const ordered_json& v) {
 // --- a Python literal reader (for legacy `print(file_editor(**{...}))`) ---
 class python_literal_reader {
 public:
-    explicit python_literal_reader(std::string_view src) : s_(src) {}
-    /// The literal as JSON, or nullopt when the text is not one complete literal.
+    explicit python_literal_reader(std::string_view src, std::size_t max_depth = max_nesting_depth)
+        : s_(src), max_depth_(max_depth) {}
+    /// The literal as JSON, or nullopt when the text is not one complete literal. A literal
+    /// nesting deeper than `max_depth` throws runbox::error (errc::bad_response): the reader
+    /// recurses once per level, so the input must not choose the depth.
     std::optional<ordered_json> read() {
         try {
             ordered_json v = value();
@@ -1950,7 +2036,23 @@ public:
 private:
     struct failure {};
     std::string_view s_;
+    std::size_t max_depth_;
     std::size_t i_ = 0;
+    std::size_t depth_ = 0;
+
+    /// Counts one level of nesting for the lifetime of a dict()/list() call.
+    struct nesting {
+        python_literal_reader& r;
+        explicit nesting(python_literal_reader& reader) : r(reader) {
+            if (++r.depth_ > r.max_depth_) {
+                throw error(errc::bad_response,
+                            "Python literal nests deeper than " + std::to_string(r.max_depth_) + " levels");
+            }
+        }
+        ~nesting() { --r.depth_; }
+        nesting(const nesting&) = delete;
+        nesting& operator=(const nesting&) = delete;
+    };
 
     void skip_ws() {
         while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
@@ -1981,6 +2083,7 @@ private:
         throw failure{};
     }
     ordered_json dict() {
+        const nesting level(*this);
         ++i_;
         ordered_json out = ordered_json::object();
         if (eat('}')) return out;
@@ -1997,6 +2100,7 @@ private:
         }
     }
     ordered_json list(char close) {
+        const nesting level(*this);
         ++i_;
         ordered_json out = ordered_json::array();
         if (eat(close)) return out;
@@ -2522,6 +2626,7 @@ inline int lenient_int(const ordered_json& v) {
         const auto first = s.find_first_not_of(" \t\n\r\f\v");
         if (first == std::string::npos) return -1;
         s = s.substr(first, s.find_last_not_of(" \t\n\r\f\v") - first + 1);
+        if (s.find_first_of("xX") != std::string::npos) return -1;  // strtod reads hex floats, Python's float() does not
         char* end = nullptr;
         d = std::strtod(s.c_str(), &end);
         if (end != s.c_str() + s.size()) return -1;
@@ -3208,6 +3313,9 @@ public:
                 if (body.size() < limit) body.append(data, std::min(size, limit - body.size()));
                 return true;
             }
+            if (size > state_->options.max_response_bytes - std::min(body.size(), state_->options.max_response_bytes)) {
+                return false;  // over the bound: Canceled, reported as bad_response
+            }
             body.append(data, size);
             return true;
         };
@@ -3355,6 +3463,396 @@ static_assert(is_transport_policy_v<HttplibTransport>);
 
 }  // namespace runbox
 // ---- end runbox/transport/httplib.hpp ----
+// ---- begin runbox/lifecycle.hpp ----
+// runbox/lifecycle.hpp - who owns a sandbox, so that nothing runbox creates is left behind.
+//
+// Every sandbox a runtime creates carries ownership labels (labels, tags or metadata, as the
+// provider calls them):
+//
+//   runbox=1  runbox_owner=<owner>  runbox_host=<host>  runbox_pid=<pid>
+//   runbox_created_ms=<unix ms>  runbox_token=<random, one per create>
+//
+// The token is what makes a create recoverable: a create whose answer is lost is never sent
+// again (it is not idempotent); the runtime looks for the sandbox carrying its token instead
+// (create_then_dedupe) and so owns exactly what it created. A sandbox is *held* while the
+// runtime that created it lives: in this process the runtime's token is in a registry, in
+// another process on this host the pid is alive. Sweep (sweep.hpp) and the lease file reap
+// what is no longer held.
+//
+// The lease file (Config::runbox_lease_file) is a JSON-lines file, changed under flock(2), where
+// each runtime records its create before sending it and removes the entry once the sandbox is
+// released; the next runtime to start (or sweep) reaps the entries whose process is gone.
+//
+// A provider that supports sweeping declares (Runtime and sweep.hpp detect them):
+//   template <class T> std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>&);
+//       every sandbox carrying runbox=1 that is not already gone
+//   template <class T> void release_sandbox(ProviderContext<T>&, const SandboxRecord&, ReleaseMode);
+//       stops or deletes it (throws runbox::error on failure)
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+
+namespace runbox {
+
+/// The label keys runbox puts on every sandbox it creates.
+namespace labels {
+inline constexpr std::string_view managed = "runbox";  ///< "1"
+inline constexpr std::string_view owner = "runbox_owner";
+inline constexpr std::string_view host = "runbox_host";
+inline constexpr std::string_view pid = "runbox_pid";
+inline constexpr std::string_view created_ms = "runbox_created_ms";
+inline constexpr std::string_view token = "runbox_token";
+}  // namespace labels
+
+namespace detail {
+
+inline std::string this_host() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
+    return name;
+}
+
+inline std::int64_t unix_ms_now() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+inline std::int64_t to_int64(const std::string& text, std::int64_t fallback) {
+    try {
+        std::size_t used = 0;
+        const long long value = std::stoll(text, &used);
+        return used == text.size() ? static_cast<std::int64_t>(value) : fallback;
+    } catch (const std::exception&) {
+        return fallback;
+    }
+}
+
+// The tokens of the runtimes alive in this process: a sandbox whose holder is this process is
+// held only while its token is here (a runtime that failed or closed no longer holds it).
+struct LiveRegistry {
+    std::mutex mutex;
+    std::multiset<std::string> tokens;
+};
+inline LiveRegistry& live_registry() {
+    static LiveRegistry registry;
+    return registry;
+}
+
+}  // namespace detail
+
+/// The ownership of one create: who, where, when, and the token that finds it again.
+struct Ownership {
+    std::string owner{};
+    std::string host{};
+    long pid = 0;
+    std::int64_t created_ms = 0;
+    std::string token{};
+
+    /// Owner from Config::runbox_owner (default: this host's name), this process, now, and
+    /// `token` (random, e.g. detail::random_hex(12)).
+    static Ownership make(const Config& config, std::string token) {
+        Ownership o;
+        o.host = detail::this_host();
+        o.owner = config.runbox_owner.value_or(o.host);
+        o.pid = static_cast<long>(::getpid());
+        o.created_ms = detail::unix_ms_now();
+        o.token = std::move(token);
+        return o;
+    }
+
+    std::map<std::string, std::string> labels() const {
+        return {{std::string(labels::managed), "1"},
+                {std::string(labels::owner), owner},
+                {std::string(labels::host), host},
+                {std::string(labels::pid), std::to_string(pid)},
+                {std::string(labels::created_ms), std::to_string(created_ms)},
+                {std::string(labels::token), token}};
+    }
+};
+
+/// A sandbox as list_sandboxes() reports it, with its ownership labels read back.
+struct SandboxRecord {
+    std::string provider{};
+    std::string id{};
+    std::string sid{};    ///< the session label, when present
+    std::string state{};  ///< the provider's state/status word
+    Ownership ownership{};
+
+    /// Reads the ownership labels from a label/metadata map (missing ones stay empty/0).
+    static SandboxRecord from_labels(std::string provider, std::string id, std::string state, std::string sid,
+                                     const std::map<std::string, std::string>& map) {
+        SandboxRecord r{std::move(provider), std::move(id), std::move(sid), std::move(state), {}};
+        auto get = [&](std::string_view key) {
+            const auto it = map.find(std::string(key));
+            return it == map.end() ? std::string() : it->second;
+        };
+        r.ownership.owner = get(labels::owner);
+        r.ownership.host = get(labels::host);
+        r.ownership.pid = static_cast<long>(detail::to_int64(get(labels::pid), 0));
+        r.ownership.created_ms = detail::to_int64(get(labels::created_ms), 0);
+        r.ownership.token = get(labels::token);
+        return r;
+    }
+};
+
+/// Whether a label map marks a sandbox as runbox's.
+inline bool is_runbox_managed(const std::map<std::string, std::string>& map) {
+    const auto it = map.find(std::string(labels::managed));
+    return it != map.end() && it->second == "1";
+}
+
+/// A string->string view of a JSON object of labels (non-string values are skipped).
+inline std::map<std::string, std::string> label_map(const nlohmann::json& json) {
+    std::map<std::string, std::string> out;
+    if (!json.is_object()) return out;
+    for (const auto& [key, value] : json.items()) {
+        if (value.is_string()) out[key] = value.get<std::string>();
+    }
+    return out;
+}
+
+/// A sandbox close() could not release (Runtime::unreleased()).
+struct UnreleasedSandbox {
+    std::string provider{};
+    std::string id{};
+    std::string reason{};
+};
+
+enum class ReleaseMode {
+    stop,    ///< stop (the provider may keep it, stopped, until its own retention ends)
+    remove,  ///< delete (Runloop: shut down, its only terminal state)
+};
+
+/// Keeps a token in this process's registry of live runtimes while it exists.
+class LiveHold {
+public:
+    LiveHold() = default;
+    explicit LiveHold(std::string token) : token_(std::move(token)) {
+        auto& r = detail::live_registry();
+        std::lock_guard lock(r.mutex);
+        r.tokens.insert(token_);
+    }
+    LiveHold(LiveHold&& other) noexcept : token_(std::exchange(other.token_, {})) {}
+    LiveHold& operator=(LiveHold&& other) noexcept {
+        if (this != &other) {
+            reset();
+            token_ = std::exchange(other.token_, {});
+        }
+        return *this;
+    }
+    LiveHold(const LiveHold&) = delete;
+    LiveHold& operator=(const LiveHold&) = delete;
+    ~LiveHold() { reset(); }
+
+    void reset() noexcept {
+        if (token_.empty()) return;
+        auto& r = detail::live_registry();
+        std::lock_guard lock(r.mutex);
+        if (auto it = r.tokens.find(token_); it != r.tokens.end()) r.tokens.erase(it);
+        token_.clear();
+    }
+
+private:
+    std::string token_;
+};
+
+enum class Holder {
+    live,     ///< its runtime is alive: leave it alone
+    gone,     ///< its process (or, in this process, its runtime) is gone
+    unknown,  ///< another host: runbox cannot tell
+};
+
+/// Whether the runtime that created a sandbox (as its ownership says) is still alive.
+inline Holder holder_of(const Ownership& o) {
+    if (o.host != detail::this_host()) return Holder::unknown;
+    if (o.pid <= 0) return Holder::unknown;
+    if (o.pid == static_cast<long>(::getpid())) {
+        auto& r = detail::live_registry();
+        std::lock_guard lock(r.mutex);
+        return r.tokens.count(o.token) != 0 ? Holder::live : Holder::gone;
+    }
+    // kill(pid, 0): 0 or EPERM means a process with that pid exists.
+    if (::kill(static_cast<pid_t>(o.pid), 0) == 0 || errno == EPERM) return Holder::live;
+    return Holder::gone;
+}
+
+/// Whether a failed create may nevertheless have been performed by the API: the answer was lost
+/// (dropped connection, timeout) or a gateway failed after forwarding it (5xx).
+inline bool answer_may_be_lost(const error& e) {
+    return e.code() == errc::transport || e.code() == errc::timeout || e.code() == errc::server_error;
+}
+
+/// Create then dedupe: `create()` once; when its answer may be lost, `find()` looks the
+/// sandbox up by this create's token (an optional); found, it is the created one; not found,
+/// the original error stands (nothing was created that the labels cannot find later).
+template <class Create, class Find>
+auto create_then_dedupe(Create&& create, Find&& find) -> decltype(create()) {
+    try {
+        return create();
+    } catch (const error& e) {
+        if (!answer_may_be_lost(e)) throw;
+        auto found = find();
+        if (found) return std::move(*found);
+        throw;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The lease file
+
+/// One runtime's create, as the lease file records it.
+struct LeaseEntry {
+    std::string provider{};
+    std::string token{};
+    std::string sid{};
+    std::string host{};
+    long pid = 0;
+    std::int64_t created_ms = 0;
+    std::string id{};  ///< empty until the create was answered
+
+    nlohmann::json to_json() const {
+        return {{"provider", provider}, {"token", token}, {"sid", sid}, {"host", host},
+                {"pid", pid},           {"created_ms", created_ms}, {"id", id}};
+    }
+    static std::optional<LeaseEntry> from_json(const nlohmann::json& j) {
+        if (!j.is_object()) return std::nullopt;
+        LeaseEntry e;
+        auto text = [&](const char* key) { return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string(); };
+        e.provider = text("provider");
+        e.token = text("token");
+        e.sid = text("sid");
+        e.host = text("host");
+        e.id = text("id");
+        if (j.contains("pid") && j["pid"].is_number_integer()) e.pid = j["pid"].get<long>();
+        if (j.contains("created_ms") && j["created_ms"].is_number_integer()) e.created_ms = j["created_ms"].get<std::int64_t>();
+        if (e.provider.empty() || e.token.empty()) return std::nullopt;
+        return e;
+    }
+    Ownership ownership() const { return Ownership{{}, host, pid, created_ms, token}; }
+};
+
+/// The lease file: runtimes in several processes can share one (see update()).
+class LeaseFile {
+public:
+    static constexpr std::size_t max_bytes = 4 * 1024 * 1024;  ///< a larger file is refused
+
+    explicit LeaseFile(std::filesystem::path path) : path_(std::move(path)) {}
+
+    const std::filesystem::path& path() const noexcept { return path_; }
+
+    /// Adds the entry, or replaces the one with the same token.
+    void put(const LeaseEntry& entry) {
+        update([&](std::vector<LeaseEntry>& all) {
+            for (auto& e : all) {
+                if (e.token == entry.token) {
+                    e = entry;
+                    return;
+                }
+            }
+            all.push_back(entry);
+        });
+    }
+    void remove(const std::string& token) {
+        update([&](std::vector<LeaseEntry>& all) { std::erase_if(all, [&](const LeaseEntry& e) { return e.token == token; }); });
+    }
+    std::vector<LeaseEntry> entries() const {
+        std::vector<LeaseEntry> out;
+        const_cast<LeaseFile*>(this)->update([&](std::vector<LeaseEntry>& all) { out = all; }, false);
+        return out;
+    }
+
+private:
+    struct Fd {
+        int fd = -1;
+        ~Fd() {
+            if (fd >= 0) ::close(fd);
+        }
+    };
+
+    // Read-modify-write under an exclusive flock of "<path>.lock"; the new content is written to
+    // a temporary file and renamed over the old one, so a process killed at any point leaves
+    // either the old or the new file, never a torn one.
+    template <class Change>
+    void update(Change&& change, bool write = true) {
+        const std::string lock_path = path_.string() + ".lock";
+        Fd lock;
+        lock.fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (lock.fd < 0) throw error(errc::config_invalid, "cannot open the lease lock " + lock_path);
+        while (::flock(lock.fd, LOCK_EX) != 0) {
+            if (errno != EINTR) throw error(errc::config_invalid, "cannot lock the lease file " + path_.string());
+        }
+        std::string text;
+        {
+            Fd in;
+            in.fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+            char buffer[65536];
+            while (in.fd >= 0) {
+                const ssize_t n = ::read(in.fd, buffer, sizeof buffer);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) break;
+                text.append(buffer, static_cast<std::size_t>(n));
+                if (text.size() > max_bytes)
+                    throw error(errc::config_invalid, "the lease file " + path_.string() + " is too large");
+            }
+        }
+        std::vector<LeaseEntry> all;
+        std::size_t start = 0;
+        while (start < text.size()) {
+            std::size_t end = text.find('\n', start);
+            if (end == std::string::npos) end = text.size();
+            // One flat object per line; a line that does not parse is dropped.
+            auto j = nlohmann::json::parse(text.begin() + static_cast<std::ptrdiff_t>(start),
+                                           text.begin() + static_cast<std::ptrdiff_t>(end), nullptr, false);
+            if (auto e = LeaseEntry::from_json(j)) all.push_back(std::move(*e));
+            start = end + 1;
+        }
+        change(all);
+        if (!write) return;
+        std::string out;
+        for (const auto& e : all) out += e.to_json().dump() + "\n";
+        const std::string temp = path_.string() + ".tmp" + std::to_string(::getpid());
+        {
+            Fd f;
+            f.fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            if (f.fd < 0) throw error(errc::config_invalid, "cannot write the lease file " + path_.string());
+            std::size_t done = 0;
+            while (done < out.size()) {
+                const ssize_t n = ::write(f.fd, out.data() + done, out.size() - done);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) throw error(errc::config_invalid, "cannot write the lease file " + path_.string());
+                done += static_cast<std::size_t>(n);
+            }
+        }
+        if (::rename(temp.c_str(), path_.c_str()) != 0) {
+            ::unlink(temp.c_str());
+            throw error(errc::config_invalid, "cannot replace the lease file " + path_.string());
+        }
+    }
+
+    std::filesystem::path path_;
+};
+
+}  // namespace runbox
+// ---- end runbox/lifecycle.hpp ----
 // ---- begin runbox/provider.hpp ----
 // runbox/provider.hpp - the seam between Runtime and a provider (AuthPolicy).
 //
@@ -3440,6 +3938,13 @@ struct ProviderContext {
     const RuntimeOptions& options;
     Transport& transport;
     std::function<void(RuntimeStatus, std::string_view)> set_status;
+    /// This connect's ownership labels and create token (Runtime sets it; without a Runtime the
+    /// provider makes its own).
+    const Ownership* ownership = nullptr;
+    /// Called with the id of a sandbox this connect created (the lease file records it).
+    std::function<void(const std::string& id)> on_created{};
+    /// Called by close() for a sandbox it could not release, with the reason.
+    std::function<void(const std::string& id, const std::string& why)> on_unreleased{};
 
     /// One attempt.
     Response send(const Request& request) { return transport.send(request); }
@@ -3447,6 +3952,12 @@ struct ProviderContext {
     Response send(const Request& request, const RetryPolicy& policy) { return send_with_retry(transport, request, policy); }
     void status(RuntimeStatus value, std::string_view message) {
         if (set_status) set_status(value, message);
+    }
+    void created(const std::string& id) {
+        if (on_created) on_created(id);
+    }
+    void unreleased(const std::string& id, const std::string& why) {
+        if (on_unreleased) on_unreleased(id, why);
     }
 };
 
@@ -3623,6 +4134,133 @@ struct check_runtime_constructor {
 // directories for download; the client zips a directory for a recursive copy_to and
 // extracts what copy_from returns.
 
+// ---- begin runbox/server/safe_write.hpp ----
+// runbox/server/safe_write.hpp - writing uploads without following symbolic links.
+//
+// An upload may only write where it was told: a symbolic link already sitting at the target
+// (or at a directory inside an archive's destination) could point anywhere, so every
+// component below the destination is opened with openat(O_NOFOLLOW) from the directory above
+// it, and files are opened O_NOFOLLOW|O_NONBLOCK and must be regular (a FIFO would block).
+
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace runbox::server {
+
+/// An owned file descriptor.
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+    UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+    UniqueFd& operator=(UniqueFd&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = other.release();
+        }
+        return *this;
+    }
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    ~UniqueFd() { reset(); }
+    int get() const noexcept { return fd_; }
+    int release() noexcept {
+        const int fd = fd_;
+        fd_ = -1;
+        return fd;
+    }
+    void reset() noexcept {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+namespace safe_write_detail {
+
+[[noreturn]] inline void fail(int err, const std::filesystem::path& path, const char* what) {
+    if (err == ELOOP) {
+        throw runbox::error(errc::conflict, "refusing to write through the symbolic link " + path.string());
+    }
+    throw std::filesystem::filesystem_error(what, path, std::error_code(err, std::generic_category()));
+}
+
+}  // namespace safe_write_detail
+
+/// Opens the existing directory `path`, refusing it when its last component is a symbolic link.
+inline UniqueFd open_directory_nofollow(const std::filesystem::path& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) safe_write_detail::fail(errno == ENOTDIR && std::filesystem::is_symlink(path) ? ELOOP : errno, path, "open");
+    return UniqueFd(fd);
+}
+
+/// Opens (creating when missing) the directory `name` inside `parent`, never through a link.
+/// `created` is set when this call made it.
+inline UniqueFd open_subdirectory(int parent, const std::string& name, const std::filesystem::path& shown,
+                                  bool* created = nullptr) {
+    if (::mkdirat(parent, name.c_str(), 0777) == 0) {
+        if (created != nullptr) *created = true;
+    } else if (errno != EEXIST) {
+        safe_write_detail::fail(errno, shown, "mkdir");
+    }
+    const int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        struct stat st {};
+        const bool link = ::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+        safe_write_detail::fail(link ? ELOOP : errno, shown, "open");
+    }
+    return UniqueFd(fd);
+}
+
+/// Creates or truncates the regular file `name` inside `dir` and returns it open for writing.
+/// A symbolic link there is refused (or, with `replace_links`, removed first: never followed);
+/// a FIFO, device or socket is refused untouched.
+inline UniqueFd create_file_at(int dir, const std::string& name, const std::filesystem::path& shown,
+                               bool replace_links = false, mode_t mode = 0666) {
+    struct stat st {};
+    if (replace_links && ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+        if (::unlinkat(dir, name.c_str(), 0) != 0) safe_write_detail::fail(errno, shown, "unlink");
+    }
+    const int fd = ::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, mode);
+    if (fd < 0) {
+        if (errno == ENXIO) {  // a FIFO without a reader
+            throw runbox::error(errc::conflict, "refusing to write " + shown.string() + ": not a regular file");
+        }
+        safe_write_detail::fail(errno, shown, "open");
+    }
+    UniqueFd file(fd);
+    if (::fstat(fd, &st) != 0) safe_write_detail::fail(errno, shown, "stat");
+    if (!S_ISREG(st.st_mode)) {
+        throw runbox::error(errc::conflict, "refusing to write " + shown.string() + ": not a regular file");
+    }
+    if (::ftruncate(fd, 0) != 0) safe_write_detail::fail(errno, shown, "truncate");
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return file;
+}
+
+/// Writes all of `data` to `fd`.
+inline void write_all(int fd, std::string_view data, const std::filesystem::path& shown) {
+    std::size_t done = 0;
+    while (done < data.size()) {
+        const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) safe_write_detail::fail(errno, shown, "write");
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+}  // namespace runbox::server
+// ---- end runbox/server/safe_write.hpp ----
 
 #include <zip.h>
 
@@ -3648,6 +4286,9 @@ struct ZipOptions {
     /// Also store directory entries ("sub/"), so empty directories survive the round trip.
     /// OpenHands' download walks files only, so the server leaves this off.
     bool include_directories = false;
+    /// The files' total size may not exceed this (errc::quota_exceeded before anything is
+    /// written): the archive is built in a temp file first, which must stay bounded.
+    std::uintmax_t max_total_bytes = static_cast<std::uintmax_t>(-1);
 };
 
 namespace zip_detail {
@@ -3774,6 +4415,16 @@ inline void zip_tree(const std::filesystem::path& source, const std::filesystem:
         throw runbox::error(errc::not_found, "not a file or directory: " + source.string());
     }
 
+    std::uintmax_t total = 0;
+    for (const auto& [path, name] : files) {
+        std::error_code size_ec;
+        const auto size = fs::file_size(path, size_ec);
+        if (!size_ec) total += size;
+        if (total > options.max_total_bytes) {
+            throw runbox::error(errc::quota_exceeded, "the files under " + source.string() + " are larger than the limit of " +
+                                                          std::to_string(options.max_total_bytes) + " bytes");
+        }
+    }
     if (files.empty() && dirs.empty()) {
         zip_detail::write_empty_zip(archive_path);
         return;
@@ -3810,6 +4461,9 @@ inline std::vector<std::string> zip_entry_names(const std::filesystem::path& arc
 /// checked first: an absolute entry name or one with a ".." component rejects it before
 /// anything is written. Symlink entries are written as regular files holding the link text
 /// (never as links), so an archive cannot plant a link that points outside `destination`.
+/// Nothing is written through a link already there: `destination` itself must not be one,
+/// every directory below it is opened with O_NOFOLLOW (a link is refused), and a link where a
+/// file goes is replaced by the file.
 inline void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination) {
     namespace fs = std::filesystem;
     auto archive = zip_detail::open_archive(archive_path, ZIP_RDONLY);
@@ -3825,44 +4479,47 @@ inline void extract_zip(const std::filesystem::path& archive_path, const std::fi
         names.emplace_back(name);
     }
     fs::create_directories(destination);
+    const UniqueFd root = open_directory_nofollow(destination);
     std::vector<char> buffer(64 * 1024);
     for (zip_int64_t i = 0; i < count; ++i) {
         const auto& name = names[static_cast<std::size_t>(i)];
         if (name.empty()) continue;
-        const fs::path target = destination / fs::path(name).relative_path();
-        if (name.back() == '/' || name.back() == '\\') {
-            fs::create_directories(target);
-            continue;
+        const bool is_dir = name.back() == '/' || name.back() == '\\';
+        // Walk the components with openat from the destination, never following a link.
+        std::vector<std::string> parts;
+        for (const auto& part : fs::path(name).relative_path()) {
+            const auto text = part.string();
+            if (!text.empty() && text != ".") parts.push_back(text);
         }
-        fs::create_directories(target.parent_path());
+        if (parts.empty()) continue;
+        const fs::path target = destination / fs::path(name).relative_path();
+        UniqueFd dir;
+        int at = root.get();
+        fs::path walked = destination;
+        const std::size_t dir_parts = is_dir ? parts.size() : parts.size() - 1;
+        for (std::size_t k = 0; k < dir_parts; ++k) {
+            walked /= parts[k];
+            dir = open_subdirectory(at, parts[k], walked);
+            at = dir.get();
+        }
+        if (is_dir) continue;
         zip_detail::ZipFileHandle entry(zip_fopen_index(archive.get(), static_cast<zip_uint64_t>(i), 0));
         if (!entry) {
             throw runbox::error(errc::bad_response, "cannot read " + name + " from zip: " + zip_strerror(archive.get()));
         }
-        // Remove an existing link first so writing never follows it.
-        std::error_code ec;
-        if (fs::is_symlink(fs::symlink_status(target, ec))) fs::remove(target, ec);
-        std::ofstream out(target, std::ios::binary | std::ios::trunc);
-        if (!out) {
-            throw fs::filesystem_error("cannot create file", target,
-                                       std::error_code(errno, std::generic_category()));
-        }
+        const UniqueFd out = create_file_at(at, parts.back(), target, /*replace_links=*/true);
         for (;;) {
             const zip_int64_t n = zip_fread(entry.get(), buffer.data(), buffer.size());
             if (n < 0) throw runbox::error(errc::bad_response, "corrupt zip entry " + name);
             if (n == 0) break;
-            out.write(buffer.data(), static_cast<std::streamsize>(n));
+            write_all(out.get(), std::string_view(buffer.data(), static_cast<std::size_t>(n)), target);
         }
-        out.close();
-        if (!out) throw fs::filesystem_error("cannot write file", target, std::make_error_code(std::errc::io_error));
         zip_uint8_t opsys = 0;
         zip_uint32_t attributes = 0;
         if (zip_file_get_external_attributes(archive.get(), static_cast<zip_uint64_t>(i), 0, &opsys, &attributes) == 0 &&
             opsys == ZIP_OPSYS_UNIX) {
             const auto mode = static_cast<mode_t>(attributes >> 16);
-            if (S_ISREG(mode) && (mode & 0777) != 0) {
-                fs::permissions(target, static_cast<fs::perms>(mode & 0777), fs::perm_options::replace, ec);
-            }
+            if (S_ISREG(mode) && (mode & 0777) != 0) ::fchmod(out.get(), mode & 0777);  // setuid bits never
         }
     }
 }
@@ -3904,7 +4561,9 @@ inline std::string random_hex(std::size_t bytes) {
 struct ClientTimeouts {
     std::chrono::milliseconds alive{5000};
     std::chrono::milliseconds list_files{10000};
-    std::chrono::milliseconds copy_from{30000};
+    /// The longest silence of a download: the server sends nothing while it builds the archive
+    /// (bounded by its max_download_bytes), then streams it; the body goes to disk, not memory.
+    std::chrono::milliseconds copy_from{300000};
     std::chrono::milliseconds copy_to{300000};
     std::chrono::milliseconds vscode_token{10000};
     std::chrono::milliseconds other{60000};
@@ -3983,8 +4642,8 @@ public:
             last_execution_ = std::chrono::steady_clock::now();
         }
         raise(response);
-        auto json = nlohmann::json::parse(response.body, nullptr, false);
-        if (json.is_discarded() || !json.is_object()) {
+        auto json = parse_json(response, "/execute_action");
+        if (!json.is_object()) {
             throw error(errc::bad_response, "/execute_action answered a body that is not a JSON object", provider_,
                         response.status);
         }
@@ -4160,9 +4819,12 @@ private:
     }
 
     nlohmann::json parse_json(const Response& response, std::string_view what) const {
-        auto json = nlohmann::json::parse(response.body, nullptr, false);
+        // Everything a sandbox sends is hostile: depth and size are bounded before any walk.
+        detail::json_failure failure{};
+        auto json = detail::parse_untrusted_json(response.body, {}, &failure);
         if (json.is_discarded()) {
-            throw error(errc::bad_response, std::string(what) + " answered a body that is not JSON", provider_,
+            throw error(errc::bad_response,
+                        std::string(what) + " answered a body that " + detail::json_failure_text(failure), provider_,
                         response.status);
         }
         return json;
@@ -4194,6 +4856,199 @@ private:
 
 }  // namespace runbox
 // ---- end runbox/client.hpp ----
+// ---- begin runbox/sweep.hpp ----
+// runbox/sweep.hpp - runbox::sweep: release the sandboxes that no live runtime holds.
+//
+//   runbox::SweepOptions opts;                 // dry run, older than 1 h, delete
+//   auto plan = runbox::sweep<runbox::daytona::Auth>(config, opts);
+//   for (auto& a : plan.actions) std::cout << a.action << " " << a.sandbox.id << " (" << a.reason << ")\n";
+//   opts.dry_run = false;
+//   runbox::sweep(runbox::default_providers{}, config, opts);   // every provider with credentials
+//
+// A sandbox is swept when it carries runbox's labels (lifecycle.hpp), its holder is gone (its
+// process died, or in this process its runtime is closed), and it is older than `older_than`
+// or its lease-file entry (Config::runbox_lease_file) names a process that is gone. Sandboxes
+// created on another host are kept unless `other_hosts` (runbox cannot see those processes).
+
+#include <chrono>
+#include <concepts>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <boost/mp11.hpp>
+
+
+namespace runbox {
+
+/// Whether a provider can be swept (see lifecycle.hpp for the two members).
+template <class A, class T>
+concept ProviderSweeps = requires(A& a, ProviderContext<T>& ctx, const SandboxRecord& r) {
+    { a.list_sandboxes(ctx) } -> std::same_as<std::vector<SandboxRecord>>;
+    a.release_sandbox(ctx, r, ReleaseMode::remove);
+};
+
+struct SweepOptions {
+    /// Only sandboxes at least this old (by their creation label); lease entries of dead
+    /// processes are reaped whatever their age.
+    std::chrono::milliseconds older_than{std::chrono::hours(1)};
+    ReleaseMode mode = ReleaseMode::remove;
+    bool dry_run = true;                 ///< report what would be done, change nothing
+    std::optional<std::string> owner{};  ///< only sandboxes with this owner label
+    bool other_hosts = false;            ///< also sandboxes created on other hosts
+};
+
+/// One sandbox sweep released (or, in a dry run, would release).
+struct SweepAction {
+    SandboxRecord sandbox{};
+    std::string action{};  ///< "stop" or "delete"
+    std::string reason{};  ///< why it is not held
+    bool done = false;     ///< released (false in a dry run or when it failed)
+    std::string error{};   ///< why releasing failed
+};
+
+struct SweepReport {
+    std::vector<SweepAction> actions{};
+    std::vector<SandboxRecord> kept{};  ///< runbox's sandboxes that are held, too young or not the owner's
+    std::vector<std::string> errors{};  ///< providers that could not be swept, and why
+    std::size_t lease_entries_removed = 0;
+
+    std::size_t released() const {
+        std::size_t n = 0;
+        for (const auto& a : actions) n += a.done ? 1 : 0;
+        return n;
+    }
+};
+
+namespace detail {
+
+/// The sweep of one provider with a context in hand (Runtime uses it at start to reap the
+/// lease file: older_than = max, so only dead processes' lease entries are selected).
+template <class A, class T>
+void sweep_with(A& provider, ProviderContext<T>& ctx, const SweepOptions& options, SweepReport& report) {
+    std::optional<LeaseFile> lease;
+    if (ctx.config.runbox_lease_file) lease.emplace(*ctx.config.runbox_lease_file);
+    std::vector<LeaseEntry> stale;
+    if (lease) {
+        for (auto& e : lease->entries()) {
+            if (e.provider == A::name && holder_of(e.ownership()) == Holder::gone) stale.push_back(std::move(e));
+        }
+    }
+    const bool lease_only = options.older_than == std::chrono::milliseconds::max();
+    if (lease_only && stale.empty()) return;
+    auto stale_entry = [&](const SandboxRecord& r) {
+        for (const auto& e : stale) {
+            if (e.token == r.ownership.token || (!e.id.empty() && e.id == r.id)) return true;
+        }
+        return false;
+    };
+
+    const std::vector<SandboxRecord> found = provider.list_sandboxes(ctx);
+    const std::int64_t now = unix_ms_now();
+    std::set<std::string> failed_tokens;
+    for (const auto& r : found) {
+        const bool in_lease = stale_entry(r);
+        const Holder holder = holder_of(r.ownership);
+        const bool held = holder == Holder::live || (holder == Holder::unknown && !options.other_hosts && !in_lease);
+        const bool old = !lease_only && now - r.ownership.created_ms >= options.older_than.count();
+        const bool owners = !options.owner || r.ownership.owner == *options.owner;
+        if (held || !owners || !(old || in_lease)) {
+            report.kept.push_back(r);
+            continue;
+        }
+        SweepAction a;
+        a.sandbox = r;
+        a.action = options.mode == ReleaseMode::stop ? "stop" : "delete";
+        a.reason = in_lease ? "its lease names a process that is gone"
+                   : holder == Holder::gone ? "its runtime is gone"
+                                            : "created on another host";
+        if (!options.dry_run) {
+            try {
+                provider.release_sandbox(ctx, r, options.mode);
+                a.done = true;
+                if (lease && !r.ownership.token.empty()) lease->remove(r.ownership.token);
+            } catch (const error& e) {
+                a.error = e.what();
+                failed_tokens.insert(r.ownership.token);
+            }
+        }
+        report.actions.push_back(std::move(a));
+    }
+    // Lease entries of dead processes whose sandbox is not there (never created, or gone).
+    if (lease && !options.dry_run) {
+        for (const auto& e : stale) {
+            if (failed_tokens.count(e.token)) continue;
+            lease->remove(e.token);
+            ++report.lease_entries_removed;
+        }
+    }
+}
+
+}  // namespace detail
+
+namespace detail {
+
+/// Calls f(provider, ctx) with a provider of type A built from `config` and a context that no
+/// runtime owns (sweep and list act on sandboxes, not on a session of their own).
+template <class A, class T, class F>
+decltype(auto) with_provider(const Config& config, F&& f) {
+    A provider(config);
+    T transport(config.transport);
+    RuntimeOptions runtime_options;
+    runtime_options.sid = "runbox-sweep";
+    ProviderContext<T> ctx{config, runtime_options, transport, {}};
+    return std::forward<F>(f)(provider, ctx);
+}
+
+}  // namespace detail
+
+/// Sweeps one provider with the credentials in `config` (see the top of this file).
+template <class A, class T = typename A::default_transport>
+SweepReport sweep(const Config& config, const SweepOptions& options = {}) {
+    static_assert(ProviderSweeps<A, T>, "runbox: sweep needs a provider with list_sandboxes() and release_sandbox()");
+    SweepReport report;
+    detail::with_provider<A, T>(config, [&](A& provider, ProviderContext<T>& ctx) {
+        detail::sweep_with(provider, ctx, options, report);
+    });
+    return report;
+}
+
+/// The sandboxes of one provider that carry runbox's labels, held or not (what sweep looks at).
+template <class A, class T = typename A::default_transport>
+std::vector<SandboxRecord> list_sandboxes(const Config& config) {
+    static_assert(ProviderSweeps<A, T>, "runbox: listing needs a provider with list_sandboxes() and release_sandbox()");
+    return detail::with_provider<A, T>(config, [](A& provider, ProviderContext<T>& ctx) {
+        return provider.list_sandboxes(ctx);
+    });
+}
+
+/// Sweeps every provider of a list that can be swept and has credentials in `config`; a
+/// provider that cannot be reached or configured is named in `errors`, the others still run.
+template <class... A>
+SweepReport sweep(boost::mp11::mp_list<A...>, const Config& config, const SweepOptions& options = {}) {
+    SweepReport all;
+    auto one = [&]<class P>(P*) {
+        using T = typename P::default_transport;
+        if constexpr (ProviderSweeps<P, T>) {
+            try {
+                SweepReport r = sweep<P, T>(config, options);
+                for (auto& a : r.actions) all.actions.push_back(std::move(a));
+                for (auto& k : r.kept) all.kept.push_back(std::move(k));
+                for (auto& e : r.errors) all.errors.push_back(std::move(e));
+                all.lease_entries_removed += r.lease_entries_removed;
+            } catch (const error& e) {
+                all.errors.push_back(std::string(P::name) + ": " + e.what());
+            }
+        }
+    };
+    (one(static_cast<A*>(nullptr)), ...);
+    return all;
+}
+
+}  // namespace runbox
+// ---- end runbox/sweep.hpp ----
 // ---- begin runbox/runtime.hpp ----
 // runbox/runtime.hpp - Runtime<AuthPolicy, TransportPolicy>: one API over every provider.
 //
@@ -4293,6 +5148,7 @@ public:
         auto ctx = s.context();
         try {
             s.set_status(RuntimeStatus::starting_runtime, "Starting runtime...");
+            s.begin_ownership(ctx);
             ServerEndpoint endpoint = s.auth.connect(ctx);
             s.client.emplace(s.transport, std::move(endpoint), std::string(AuthPolicy::name));
             s.set_status(RuntimeStatus::starting_runtime, "Waiting for the action execution server...");
@@ -4304,6 +5160,7 @@ public:
             if constexpr (requires { s.transport.clear_pool(); }) s.transport.clear_pool();
             s.set_status(RuntimeStatus::error, e.what(), "error");
             s.auth.close(ctx, CloseReason::connect_failed);
+            s.end_ownership();
             throw;
         }
     }
@@ -4323,6 +5180,7 @@ public:
             if constexpr (requires { s.transport.clear_pool(); }) s.transport.clear_pool();
             auto ctx = s.context();
             s.auth.close(ctx, CloseReason::normal);
+            s.end_ownership();
             s.set_status(RuntimeStatus::stopped, "Runtime closed.");
         } catch (...) {
             // close() must not throw (it runs from destructors); the provider already logged.
@@ -4330,6 +5188,13 @@ public:
     }
 
     bool connected() const noexcept { return state_ && state_->client.has_value(); }
+    /// The sandboxes close() (or a failed connect()) could not release: each was also reported
+    /// through the status callback at error level. Empty when everything was released.
+    std::vector<UnreleasedSandbox> unreleased() const {
+        if (!state_) return {};
+        std::lock_guard<std::mutex> lock(state_->unreleased_mutex);
+        return state_->unreleased;
+    }
     const std::string& sid() const noexcept { return state().options.sid; }
     const Config& config() const noexcept { return state().config; }
     const RuntimeOptions& options() const noexcept { return state().options; }
@@ -4476,9 +5341,74 @@ private:
         }
 
         ProviderContext<TransportPolicy> context() {
-            return ProviderContext<TransportPolicy>{
+            ProviderContext<TransportPolicy> ctx{
                 config, options, transport,
                 [this](RuntimeStatus value, std::string_view message) { set_status(value, message); }};
+            ctx.ownership = ownership ? &*ownership : nullptr;
+            ctx.on_created = [this](const std::string& id) {
+                if (!lease || !ownership) return;
+                try {
+                    lease->put(lease_entry(id));
+                } catch (const error&) {
+                    // The labels still find it; the lease file is a second way.
+                }
+            };
+            ctx.on_unreleased = [this](const std::string& id, const std::string& why) {
+                {
+                    std::lock_guard<std::mutex> lock(unreleased_mutex);
+                    unreleased.push_back({std::string(AuthPolicy::name), id, why});
+                }
+                set_status(RuntimeStatus::error, "could not release sandbox " + id + ": " + why, "error");
+            };
+            return ctx;
+        }
+
+        LeaseEntry lease_entry(const std::string& id) const {
+            return LeaseEntry{std::string(AuthPolicy::name), ownership->token, options.sid, ownership->host,
+                              ownership->pid, ownership->created_ms, id};
+        }
+
+        // Before a connect: reap what dead processes left in the lease file, then take this
+        // connect's ownership (labels, a token held while this runtime lives, a lease entry
+        // written before the create is sent).
+        void begin_ownership(ProviderContext<TransportPolicy>& ctx) {
+            if constexpr (ProviderSweeps<AuthPolicy, TransportPolicy>) {
+                if (config.runbox_lease_file) {
+                    lease.emplace(*config.runbox_lease_file);
+                    try {
+                        SweepOptions reap;
+                        reap.older_than = std::chrono::milliseconds::max();
+                        reap.dry_run = false;
+                        SweepReport report;
+                        detail::sweep_with(auth, ctx, reap, report);
+                        for (const auto& a : report.actions) {
+                            set_status(RuntimeStatus::starting_runtime,
+                                       (a.done ? "Released sandbox " : "Could not release sandbox ") + a.sandbox.id +
+                                           " left by a process that is gone.");
+                        }
+                    } catch (const error& e) {
+                        set_status(RuntimeStatus::starting_runtime, std::string("Lease file not reaped: ") + e.what());
+                    }
+                }
+            }
+            ownership = Ownership::make(config, detail::random_hex(12));
+            hold = LiveHold(ownership->token);
+            ctx.ownership = &*ownership;
+            if (lease) lease->put(lease_entry({}));
+        }
+
+        // After close or a failed connect: the lease entry goes unless something was left.
+        void end_ownership() noexcept {
+            try {
+                bool left = false;
+                {
+                    std::lock_guard<std::mutex> lock(unreleased_mutex);
+                    left = !unreleased.empty();
+                }
+                if (lease && ownership && !left) lease->remove(ownership->token);
+            } catch (...) {
+            }
+            hold.reset();
         }
 
         void set_status(RuntimeStatus value, std::string_view message, std::string_view level = "info") {
@@ -4501,6 +5431,11 @@ private:
         std::optional<RuntimeStatus> status;
         std::mutex lifecycle_mutex;
         bool closed = false;
+        std::optional<Ownership> ownership;
+        LiveHold hold;
+        std::optional<LeaseFile> lease;
+        mutable std::mutex unreleased_mutex;
+        std::vector<UnreleasedSandbox> unreleased;
     };
 
     State& state() {
@@ -4638,7 +5573,9 @@ private:
 //   mode         "thread" (default) | "process"          RUNBOX_LOCAL_MODE
 //   server_path  the runbox-server program (process mode) RUNBOX_SERVER_PATH (default: on PATH)
 // The sandbox's NO_CHANGE_TIMEOUT_SECONDS comes from sandbox.runtime_startup_env_vars, as with
-// OpenHands' local runtime.
+// OpenHands' local runtime. In both modes the shell's environment is the allow-listed host
+// variables (runbox/environment.hpp: PATH, HOME, USER, LANG, LC_*, ...) plus those startup
+// variables; never the rest of the host's environment, never SESSION_API_KEY.
 
 #include <fcntl.h>
 #include <poll.h>
@@ -4656,6 +5593,86 @@ private:
 #include <string>
 #include <vector>
 
+// ---- begin runbox/environment.hpp ----
+// runbox/environment.hpp - the environment a sandbox process starts with, built on purpose.
+//
+// Two bases, one builder (every spawn of a shell, Python REPL, static command or runbox-server
+// child goes through sandbox_environment()):
+//   inherit     the server's own environment: runbox-server inside a sandbox, where that
+//               environment is the sandbox's (what OpenHands' shell sees).
+//   allow_list  only the host variables named by host_variable_allowed(): the local provider,
+//               whose "server environment" is the user's own program and its secrets.
+// Either way SESSION_API_KEY is never passed on (the shell must not learn the key that guards
+// its own server), and the caller's variables (Config / options env) are added last.
+
+#include <iterator>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+extern "C" char** environ;  // POSIX: the process environment
+
+namespace runbox::detail {
+
+enum class EnvironmentBase { inherit, allow_list };
+
+/// The host variables a local sandbox keeps: what programs need to find themselves, speak the
+/// user's language and find their libraries; nothing that usually carries a credential.
+inline bool host_variable_allowed(std::string_view name) {
+    static constexpr std::string_view exact[] = {"PATH",   "HOME",    "USER", "LOGNAME", "SHELL",
+                                                 "LANG",   "LANGUAGE", "TZ",   "TMPDIR",  "TERM",
+                                                 "LD_LIBRARY_PATH"};
+    for (const auto& e : exact) {
+        if (name == e) return true;
+    }
+    return name.rfind("LC_", 0) == 0;
+}
+
+/// Variables no sandbox process ever receives, whatever the base or the caller says.
+inline bool never_passed_on(std::string_view name) { return name == "SESSION_API_KEY"; }
+
+/// This process's environment as a map (the first of duplicate names wins, as getenv does).
+inline std::map<std::string, std::string> host_environment() {
+    std::map<std::string, std::string> env;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        const std::string_view kv(*entry);
+        const auto eq = kv.find('=');
+        if (eq == std::string_view::npos || eq == 0) continue;
+        env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+    return env;
+}
+
+/// The environment of a sandbox process: `base`, then `extra` on top; never SESSION_API_KEY.
+inline std::map<std::string, std::string> sandbox_environment(EnvironmentBase base,
+                                                              const std::map<std::string, std::string>& extra = {}) {
+    std::map<std::string, std::string> env;
+    for (auto& [key, value] : host_environment()) {
+        if (base == EnvironmentBase::allow_list && !host_variable_allowed(key)) continue;
+        env.emplace(key, std::move(value));
+    }
+    if (env.find("PATH") == env.end()) env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (const auto& [key, value] : extra) {
+        if (!key.empty() && key.find('=') == std::string::npos) env[key] = value;
+    }
+    for (auto it = env.begin(); it != env.end();) {
+        it = never_passed_on(it->first) ? env.erase(it) : std::next(it);
+    }
+    return env;
+}
+
+/// "K=V" strings for execve().
+inline std::vector<std::string> environment_strings(const std::map<std::string, std::string>& env) {
+    std::vector<std::string> out;
+    out.reserve(env.size());
+    for (const auto& [key, value] : env) out.push_back(key + "=" + value);
+    return out;
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/environment.hpp ----
 // ---- begin runbox/server/action_server.hpp ----
 // runbox/server/action_server.hpp - the action execution server that runs inside a sandbox.
 //
@@ -4666,7 +5683,10 @@ private:
 // execute/upload/download wrap their own 400/404 into a 500 "<status>: <detail>").
 //
 // One action executes at a time (a mutex around the executor); every other request is served
-// concurrently by httplib's thread pool, so /alive answers while a command runs.
+// concurrently by httplib's workers, so /alive answers while a command runs. File work (file
+// actions, uploads, downloads, /list_files) runs on one FileWorker thread with the shell user's
+// filesystem identity. Limits on everything a client controls are in ActionServerOptions
+// (docs/design.md, "Limits and what runs concurrently").
 //
 // Note for embedding programs: constructing an httplib::Server sets SIGPIPE to SIG_IGN for the
 // whole process (cpp-httplib does that); the shells and the Python kernel reset all signal
@@ -4680,8 +5700,11 @@ private:
 // Design: bash runs without readline (--noediting) on a PTY whose echo is off, so the output is
 // exactly what the programs write; a PROMPT_COMMAND function sets PS1 to a JSON marker block that
 // ends every command. Output is read as soon as it arrives (poll on the PTY, no polling interval).
-// Every shell gets its own session; close() freezes and kills the whole tree (the session, every
-// descendant found through /proc, background jobs and processes that changed process group).
+// The markers carry a random nonce drawn for each shell, so program output that prints a prompt
+// block (a file, a web page, a hostile tool) cannot end a command early or forge its exit code
+// and cwd; the scan for them looks at each byte once. Every shell runs under a subreaper
+// supervisor (server/process.hpp): close() kills everything it started, setsid and double
+// forks included.
 
 #include <fcntl.h>
 #include <grp.h>
@@ -4709,6 +5732,7 @@ private:
 #include <dirent.h>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -4716,6 +5740,8 @@ private:
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <openssl/rand.h>
 
 // ---- begin runbox/server/bash_parse.hpp ----
 // runbox/server/bash_parse.hpp - the text-level pieces of the bash session (OpenHands §4):
@@ -5527,94 +6553,118 @@ inline std::string escape_bash_special_chars(std::string_view command) {
 
 // ---- prompt metadata ------------------------------------------------------------------------
 
-/// Python's int(float(str(value))) with any failure -> -1 (reference §3.5).
-inline int coerce_prompt_int(const nlohmann::json& value) {
-    double d = 0;
-    if (value.is_number()) {
-        d = value.get<double>();
-    } else if (value.is_string()) {
-        const auto text = strip(value.get_ref<const std::string&>());
-        if (text.empty()) return -1;
-        std::string tmp(text);
-        char* end = nullptr;
-        errno = 0;
-        d = std::strtod(tmp.c_str(), &end);
-        if (end != tmp.c_str() + tmp.size()) return -1;
-        // strtod accepts hex floats and "infinity"/"nan" spellings Python treats differently enough
-        if (tmp.find_first_of("xX") != std::string::npos) return -1;
-    } else if (value.is_boolean()) {
-        return value.get<bool>() ? 1 : 0;
-    } else {
-        return -1;
-    }
-    if (!std::isfinite(d)) return -1;
-    d = std::trunc(d);
-    if (d < static_cast<double>(std::numeric_limits<int>::min()) || d > static_cast<double>(std::numeric_limits<int>::max()))
-        return -1;
-    return static_cast<int>(d);
-}
-
-/// Parses the JSON inside one prompt block; nullopt when it is not a JSON object.
+/// Parses the JSON inside one prompt block; nullopt when it is not a JSON object. The fields are
+/// read by events.hpp's cmd_output_metadata_from_json (the one CmdOutputMetadata reader); a
+/// prompt never sets prefix or suffix.
 inline std::optional<CmdOutputMetadata> parse_prompt_json(std::string_view inner) {
     const auto text = strip(inner);
-    nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+    ordered_json j = runbox::detail::parse_untrusted_json<ordered_json>(text);  // the shell's output is untrusted
     if (j.is_discarded() || !j.is_object()) return std::nullopt;
-    CmdOutputMetadata m;
-    if (auto it = j.find("pid"); it != j.end()) m.pid = coerce_prompt_int(*it);
-    if (auto it = j.find("exit_code"); it != j.end()) m.exit_code = coerce_prompt_int(*it);
-    auto str = [&](const char* key, std::optional<std::string>& out) {
-        if (auto it = j.find(key); it != j.end() && it->is_string()) out = it->get<std::string>();
-    };
-    str("username", m.username);
-    str("hostname", m.hostname);
-    str("working_dir", m.working_dir);
-    str("py_interpreter_path", m.py_interpreter_path);
+    CmdOutputMetadata m = cmd_output_metadata_from_json(j);
+    m.prefix.clear();
+    m.suffix.clear();
     return m;
 }
 
 struct PromptBlock {
-    std::size_t begin = 0;  // offset of "###PS1JSON###" (at a line start)
-    std::size_t end = 0;    // one past "###PS1END###"
+    std::size_t begin = 0;  // offset of the start marker (at a line start)
+    std::size_t end = 0;    // one past the end marker
     CmdOutputMetadata metadata;
 };
 
-/// Finds the next prompt block ending at or after `from`: a line starting with ###PS1JSON###,
-/// up to the next ###PS1END###, whose inner text is a JSON object. Invalid blocks are skipped.
-/// When several start markers precede one end marker the last one wins (a stray marker printed
-/// by a program cannot swallow the real prompt).
-inline std::optional<PromptBlock> find_prompt_block(std::string_view text, std::size_t from = 0) {
-    std::size_t search = from;
-    while (true) {
-        const auto end_pos = text.find(ps1_end, search);
-        if (end_pos == std::string_view::npos) return std::nullopt;
-        std::size_t start = end_pos;
-        std::optional<std::size_t> begin;
-        while (start > 0) {
-            const auto p = text.rfind(ps1_begin, start - 1);
-            if (p == std::string_view::npos) break;
-            if (p + ps1_begin.size() <= end_pos && (p == 0 || text[p - 1] == '\n')) {
-                begin = p;
-                break;
-            }
-            if (p == 0) break;
-            start = p;
-        }
-        if (begin) {
-            const auto inner = text.substr(*begin + ps1_begin.size(), end_pos - *begin - ps1_begin.size());
-            if (auto m = parse_prompt_json(inner)) return PromptBlock{*begin, end_pos + ps1_end.size(), std::move(*m)};
-        }
-        search = end_pos + ps1_end.size();
+/// The two marker strings of a prompt block. A session appends its own random nonce to the
+/// reference's markers (with_nonce), so output cannot print a block the scanner accepts.
+struct PromptMarkers {
+    std::string begin{ps1_begin}, end{ps1_end};
+
+    static PromptMarkers with_nonce(std::string_view nonce) {
+        return {std::string(ps1_begin) + std::string(nonce), std::string(ps1_end) + std::string(nonce)};
     }
-}
+};
+
+/// Finds prompt blocks in a growing buffer, looking at each byte once: a line starting with the
+/// start marker, up to the next end marker, whose inner text is a JSON object; invalid blocks
+/// are skipped, and when several start markers precede one end marker the last one wins (a
+/// stray marker printed by a program cannot swallow the real prompt). The scanner remembers
+/// where it stopped; the caller says when it drops text from the front (erase_front).
+class PromptScanner {
+public:
+    /// A block's inner text longer than this is not a prompt (a real one is a few hundred bytes
+    /// plus two paths).
+    static constexpr std::size_t max_inner = std::size_t{1} << 16;
+
+    explicit PromptScanner(PromptMarkers markers = {}) : markers_(std::move(markers)) {}
+
+    const PromptMarkers& markers() const noexcept { return markers_; }
+
+    /// Forgets the scan position (the buffer was cleared); keeps the markers.
+    void reset() noexcept {
+        begin_cursor_ = end_cursor_ = 0;
+        next_begin_ = next_end_ = npos;
+        open_.reset();
+    }
+
+    /// The next complete block in `text` after the last one returned, or nullopt (for now).
+    std::optional<PromptBlock> next(std::string_view text) {
+        const std::string& b = markers_.begin;
+        const std::string& e = markers_.end;
+        while (true) {
+            if (next_begin_ == npos) next_begin_ = find(text, b, begin_cursor_);
+            if (next_end_ == npos) next_end_ = find(text, e, end_cursor_);
+            if (next_begin_ == npos && next_end_ == npos) return std::nullopt;
+            if (next_begin_ != npos && (next_end_ == npos || next_begin_ < next_end_)) {
+                if (next_begin_ == 0 || text[next_begin_ - 1] == '\n') open_ = next_begin_;
+                begin_cursor_ = next_begin_ + 1;
+                next_begin_ = npos;
+                continue;
+            }
+            const std::size_t end_pos = next_end_;
+            end_cursor_ = end_pos + e.size();
+            next_end_ = npos;
+            const auto start = open_;
+            open_.reset();
+            if (!start || *start + b.size() > end_pos || end_pos - *start - b.size() > max_inner) continue;
+            if (auto m = parse_prompt_json(text.substr(*start + b.size(), end_pos - *start - b.size())))
+                return PromptBlock{*start, end_pos + e.size(), std::move(*m)};
+        }
+    }
+
+    /// The caller removed the first `n` bytes of the buffer.
+    void erase_front(std::size_t n) noexcept {
+        const auto shift = [n](std::size_t& v) { v = v > n ? v - n : 0; };
+        shift(begin_cursor_);
+        shift(end_cursor_);
+        for (std::size_t* found : {&next_begin_, &next_end_}) {
+            if (*found != npos) *found = *found >= n ? *found - n : npos;
+        }
+        if (open_) {
+            if (*open_ >= n) *open_ -= n;
+            else open_.reset();
+        }
+    }
+
+private:
+    static constexpr std::size_t npos = std::string_view::npos;
+
+    /// Finds `marker` from `cursor`; when absent, moves the cursor to where a marker that is
+    /// still arriving could start, so the next search only reads new text.
+    static std::size_t find(std::string_view text, const std::string& marker, std::size_t& cursor) {
+        const auto pos = cursor <= text.size() ? text.find(marker, cursor) : npos;
+        if (pos == npos && text.size() >= marker.size()) cursor = std::max(cursor, text.size() - marker.size() + 1);
+        return pos;
+    }
+
+    PromptMarkers markers_;
+    std::size_t begin_cursor_ = 0, end_cursor_ = 0;
+    std::size_t next_begin_ = npos, next_end_ = npos;  // found and not yet consumed
+    std::optional<std::size_t> open_;                  // a start marker at a line start, not closed yet
+};
 
 /// All valid prompt blocks in `text`, in order.
-inline std::vector<PromptBlock> find_prompt_blocks(std::string_view text) {
+inline std::vector<PromptBlock> find_prompt_blocks(std::string_view text, const PromptMarkers& markers = {}) {
     std::vector<PromptBlock> out;
-    std::size_t from = 0;
-    while (auto b = find_prompt_block(text, from)) {
-        from = b->end;
-        out.push_back(std::move(*b));
-    }
+    PromptScanner scanner(markers);
+    while (auto b = scanner.next(text)) out.push_back(std::move(*b));
     return out;
 }
 
@@ -5807,21 +6857,22 @@ inline std::string render_terminal_output(std::string_view raw) {
 /// How many trailing bytes of a live stream to hold back because they may be completed by the
 /// next read: an unterminated escape sequence, a CR (maybe the first half of CRLF), a partial
 /// UTF-8 sequence, or the beginning of a prompt block.
-inline std::size_t incomplete_tail(std::string_view raw) {
+inline std::size_t incomplete_tail(std::string_view raw, const PromptMarkers& markers = {}) {
+    const std::string_view begin_marker = markers.begin, end_marker = markers.end;
     std::size_t cut = raw.size();
     // the start of a prompt block whose end has not arrived yet
     const auto line_start = raw.rfind('\n');
     const std::size_t last_line = line_start == std::string_view::npos ? 0 : line_start + 1;
     const auto last = raw.substr(last_line);
-    if (!last.empty() && last.size() < ps1_begin.size() && ps1_begin.substr(0, last.size()) == last)
+    if (!last.empty() && last.size() < begin_marker.size() && begin_marker.substr(0, last.size()) == last)
         cut = std::min(cut, last_line);
-    for (auto p = raw.rfind(ps1_begin); p != std::string_view::npos;) {
+    for (auto p = raw.rfind(begin_marker); p != std::string_view::npos;) {
         if (p == 0 || raw[p - 1] == '\n') {
-            if (raw.find(ps1_end, p) == std::string_view::npos) cut = std::min(cut, p);
+            if (raw.find(end_marker, p) == std::string_view::npos) cut = std::min(cut, p);
             break;
         }
         if (p == 0) break;
-        p = raw.rfind(ps1_begin, p - 1);
+        p = raw.rfind(begin_marker, p - 1);
     }
     // an escape sequence without its final byte
     const std::size_t window = raw.size() > 4096 ? raw.size() - 4096 : 0;
@@ -5860,25 +6911,62 @@ inline std::size_t count_lines(std::string_view text) {
 
 }  // namespace runbox::server::bash
 // ---- end runbox/server/bash_parse.hpp ----
+// ---- begin runbox/server/process.hpp ----
+// runbox/server/process.hpp - the processes a session starts, and how they all end.
+//
+// Spawning: a SpawnPlan holds everything a child needs (argv, environment, identity, directory),
+// prepared before fork(), so the child makes only async-signal-safe calls.
+//
+// Containment: every program (the shell, the Python REPL, a static command) runs under its own
+// small supervisor process, forked from the server, that is a child subreaper
+// (prctl PR_SET_CHILD_SUBREAPER). Whatever the program starts, `setsid`, `setsid -f` and double
+// forks included, is re-parented to the supervisor when its parent exits instead of escaping to
+// init, so every process of the program stays a descendant of the supervisor. At kill_all() (or
+// when the server goes away: its end of the control socket closes) the supervisor stops all its
+// descendants with SIGSTOP, re-scanning /proc until no new one appears and all are stopped,
+// SIGKILLs them, reaps them and exits. The server itself never becomes a subreaper (in the local
+// provider's thread mode it is the user's program). docs/design.md says why not a cgroup.
+//
+// The supervisor is a fork of a multi-threaded program that never execs, so it uses only
+// async-signal-safe system calls and memory allocated before the fork.
 
-extern char** environ;
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
-namespace runbox::server {
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
 
-struct BashSessionOptions {
-    std::string working_dir;  ///< empty = the server's current directory
-    std::string username;     ///< empty = current user; as root with another name the shell runs as that user
-    std::chrono::milliseconds no_change_timeout{10000};  ///< NO_CHANGE_TIMEOUT_SECONDS
-    std::map<std::string, std::string> env;               ///< added to the shell's environment
-    bool load_rc_files = false;  ///< read /etc/bash.bashrc and ~/.bashrc (slow with pyenv-style rc files)
-    /// Lines of output kept for one command (tmux in the reference: 10 000 history + 1 000 visible rows).
-    std::size_t history_limit_lines = 11000;
-    std::chrono::milliseconds startup_timeout{30000};
-};
 
-namespace detail {
+namespace runbox::server::detail {
 
-// ---- processes --------------------------------------------------------------------------------
+// ---- /proc ------------------------------------------------------------------------------------
 
 struct ProcStat {
     pid_t pid = 0, ppid = 0, pgid = 0, sid = 0;
@@ -5927,7 +7015,7 @@ inline bool process_alive(pid_t pid) {
 
 /// Kills every process in the sessions `sids` and every descendant of `roots`: first everything
 /// found is stopped (so nothing can fork any more), re-scanning until no new process appears,
-/// then all of them get SIGKILL.
+/// then all of them get SIGKILL. The fallback when a supervisor is gone (see Contained).
 inline void kill_process_tree(const std::vector<pid_t>& roots, const std::vector<pid_t>& sids) {
     const pid_t self = ::getpid();
     std::set<pid_t> seen;
@@ -5938,8 +7026,7 @@ inline void kill_process_tree(const std::vector<pid_t>& roots, const std::vector
         for (const auto& p : procs) {
             if (std::find(sids.begin(), sids.end(), p.sid) != sids.end()) tree.insert(p.pid);
         }
-        // descendants: iterate to a fixpoint over the parent links
-        bool grew = true;
+        bool grew = true;  // descendants: iterate to a fixpoint over the parent links
         while (grew) {
             grew = false;
             for (const auto& p : procs) {
@@ -5959,7 +7046,6 @@ inline void kill_process_tree(const std::vector<pid_t>& roots, const std::vector
         if (!fresh) break;
     }
     for (const pid_t pid : seen) ::kill(pid, SIGKILL);
-    // When this process is PID 1 or a subreaper, orphans are our children: reap what we can.
     for (const pid_t pid : seen) {
         if (std::find(roots.begin(), roots.end(), pid) != roots.end()) continue;  // the caller reaps its own child
         int status = 0;
@@ -6003,34 +7089,28 @@ inline int exit_code_from_status(int status) {
     return -1;
 }
 
+// ---- spawn plan ---------------------------------------------------------------------------------
+
 /// Everything a child needs, prepared before fork() (only async-signal-safe calls after it).
 struct SpawnPlan {
     std::vector<std::string> argv_storage, env_storage;
     std::vector<char*> argv, envp;
     std::string cwd;
+    bool cwd_fallback_root = false;  ///< chdir("/") when cwd cannot be entered instead of failing
     bool switch_user = false;
     uid_t uid = 0;
     gid_t gid = 0;
     std::vector<gid_t> groups;
 
     void finish() {
+        argv.clear();
+        envp.clear();
         for (auto& a : argv_storage) argv.push_back(a.data());
         argv.push_back(nullptr);
         for (auto& e : env_storage) envp.push_back(e.data());
         envp.push_back(nullptr);
     }
 };
-
-inline std::map<std::string, std::string> current_environment() {
-    std::map<std::string, std::string> env;
-    for (char** e = environ; e && *e; ++e) {
-        const std::string_view kv(*e);
-        const auto eq = kv.find('=');
-        if (eq == std::string_view::npos) continue;
-        env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
-    }
-    return env;
-}
 
 inline std::string current_username() {
     std::vector<char> buf(16384);
@@ -6040,16 +7120,12 @@ inline std::string current_username() {
     return {};
 }
 
-/// Environment and identity for a shell: the server's environment, terminal settings that keep
-/// programs from paging or colouring, the caller's variables, and the target user's identity.
-inline void plan_identity(SpawnPlan& plan, const std::string& username, std::map<std::string, std::string> extra) {
-    auto env = current_environment();
-    for (const char* k : {"PROMPT_COMMAND", "PS1", "PS2", "PS4", "BASH_ENV", "ENV"}) env.erase(k);
-    env["TERM"] = "dumb";
-    env["PAGER"] = "cat";
-    env["GIT_PAGER"] = "cat";
-    env["COLUMNS"] = "1000";
-    env["LINES"] = "1000";
+/// Environment and identity for a shell: `base` (runbox/environment.hpp), terminal settings that
+/// keep programs from paging or colouring, the target user's identity, the caller's variables.
+inline void plan_identity(SpawnPlan& plan, const std::string& username, std::map<std::string, std::string> extra,
+                          runbox::detail::EnvironmentBase base = runbox::detail::EnvironmentBase::inherit) {
+    std::map<std::string, std::string> env{{"TERM", "dumb"}, {"PAGER", "cat"}, {"GIT_PAGER", "cat"},
+                                           {"COLUMNS", "1000"}, {"LINES", "1000"}};
     if (!username.empty() && username != current_username()) {
         if (::geteuid() != 0)
             throw runbox::error(errc::config_invalid, "cannot run the shell as user '" + username + "': not running as root");
@@ -6074,7 +7150,11 @@ inline void plan_identity(SpawnPlan& plan, const std::string& username, std::map
         env["SHELL"] = "/bin/bash";
     }
     for (auto& [k, v] : extra) env[k] = std::move(v);
-    for (auto& [k, v] : env) plan.env_storage.push_back(k + "=" + v);
+    auto full = runbox::detail::sandbox_environment(base, env);
+    for (const char* k : {"PROMPT_COMMAND", "PS1", "PS2", "PS4", "BASH_ENV", "ENV"}) {
+        if (!extra.count(k)) full.erase(k);  // the session's prompt machinery owns these
+    }
+    plan.env_storage = runbox::detail::environment_strings(full);
 }
 
 /// In the child after fork(): default signal handling, identity, directory, no inherited fds.
@@ -6097,7 +7177,7 @@ inline void plan_identity(SpawnPlan& plan, const std::string& username, std::map
             ::_exit(126);
         }
     }
-    if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) != 0) {
+    if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) != 0 && !(plan.cwd_fallback_root && ::chdir("/") == 0)) {
         static const char msg[] = "runbox: cannot enter the working directory\n";
         (void)!::write(2, msg, sizeof msg - 1);
         ::_exit(126);
@@ -6105,6 +7185,399 @@ inline void plan_identity(SpawnPlan& plan, const std::string& username, std::map
     ::execve(plan.argv[0], plan.argv.data(), plan.envp.data());
     ::_exit(127);
 }
+
+// ---- the supervisor -----------------------------------------------------------------------------
+
+/// How the contained program is attached. Each fd is the program's 0/1/2 (-1: /dev/null).
+struct ChildStdio {
+    int in = -1, out = -1, err = -1;
+    bool controlling_tty = false;  ///< `in` is a PTY slave that becomes the controlling terminal
+};
+
+namespace supervisor {
+
+// Only async-signal-safe code below this line runs in the supervisor.
+
+inline bool write_all(int fd, const void* data, std::size_t n) noexcept {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+        const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return true;
+}
+
+inline std::int64_t now_ms() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+/// Reads /proc/<pid>/stat: state and parent. False when the process is gone.
+inline bool stat_of(long pid, char& state, long& ppid) noexcept {
+    char path[40] = "/proc/";
+    char digits[24];
+    int n = 0;
+    for (long v = pid; v > 0 && n < 22; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+    int at = 6;
+    while (n > 0) path[at++] = digits[--n];
+    for (const char* s = "/stat"; *s;) path[at++] = *s++;
+    path[at] = '\0';
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[1024];
+    ssize_t len = 0;
+    while (true) {
+        len = ::read(fd, buf, sizeof buf - 1);
+        if (len >= 0 || errno != EINTR) break;
+    }
+    ::close(fd);
+    if (len <= 0) return false;
+    const char* close = nullptr;  // the name may contain ')': the last one ends it
+    for (ssize_t i = 0; i < len; ++i) {
+        if (buf[i] == ')') close = buf + i;
+    }
+    if (close == nullptr || close + 4 >= buf + len) return false;
+    state = close[2];
+    long value = 0;
+    for (const char* p = close + 4; p < buf + len && *p >= '0' && *p <= '9'; ++p) value = value * 10 + (*p - '0');
+    ppid = value;
+    return true;
+}
+
+struct Bitmap {
+    unsigned char* bits;
+    std::size_t bytes;
+    bool test(long pid) const noexcept {
+        const auto i = static_cast<std::size_t>(pid);
+        return pid >= 0 && i / 8 < bytes && (bits[i / 8] >> (i % 8)) & 1U;
+    }
+    void set(long pid) noexcept {
+        const auto i = static_cast<std::size_t>(pid);
+        if (pid >= 0 && i / 8 < bytes) bits[i / 8] = static_cast<unsigned char>(bits[i / 8] | (1U << (i % 8)));
+    }
+};
+
+/// Calls f(pid) for every process in /proc.
+template <class F>
+inline void for_each_pid(F&& f) noexcept {
+    const int dir = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return;
+    alignas(8) char buf[16384];
+    while (true) {
+        const long n = ::syscall(SYS_getdents64, dir, buf, sizeof buf);
+        if (n <= 0) break;
+        for (long off = 0; off < n;) {
+            // struct linux_dirent64 { u64 ino; s64 off; u16 reclen; u8 type; char name[]; }
+            unsigned short reclen = 0;
+            std::memcpy(&reclen, buf + off + 16, sizeof reclen);
+            const char* name = buf + off + 19;
+            long pid = 0;
+            bool numeric = *name != '\0';
+            for (const char* p = name; *p; ++p) {
+                if (*p < '0' || *p > '9') {
+                    numeric = false;
+                    break;
+                }
+                pid = pid * 10 + (*p - '0');
+            }
+            if (numeric && pid > 0) f(pid);
+            if (reclen == 0) break;
+            off += reclen;
+        }
+    }
+    ::close(dir);
+}
+
+/// Stops every descendant of this process (re-scanning until no new one appears and all are
+/// stopped, bounded in time), then SIGKILLs them all.
+inline void kill_descendants(Bitmap tree) noexcept {
+    std::memset(tree.bits, 0, tree.bytes);
+    const long self = ::getpid();
+    tree.set(self);
+    const std::int64_t give_up = now_ms() + 3000;  // a process in uninterruptible sleep may never stop
+    while (true) {
+        bool fresh = false, unsettled = false;
+        for_each_pid([&](long pid) {
+            char state = '?';
+            long ppid = 0;
+            if (pid == self || !stat_of(pid, state, ppid) || state == 'Z' || state == 'X') return;
+            if (tree.test(pid)) {
+                if (state != 'T' && state != 't') unsettled = true;
+                return;
+            }
+            if (!tree.test(ppid)) return;
+            tree.set(pid);
+            ::kill(static_cast<pid_t>(pid), SIGSTOP);
+            fresh = unsettled = true;
+        });
+        if ((!fresh && !unsettled) || now_ms() >= give_up) break;
+        if (!fresh) ::sched_yield();
+    }
+    for_each_pid([&](long pid) {
+        if (pid != self && tree.test(pid)) ::kill(static_cast<pid_t>(pid), SIGKILL);
+    });
+}
+
+/// The supervisor's whole life. `sock` talks to the server: it sends the program's pid, then its
+/// wait status when it exits; a byte from the server, or its end closing, means kill everything.
+[[noreturn]] inline void run(const SpawnPlan& plan, ChildStdio io, int sock, bool kill_when_child_exits,
+                             Bitmap tree) noexcept {
+    ::setsid();  // out of the server's process group: a signal to that group does not reach us
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);  // a same-user program cannot read this copy of the server's memory
+    struct sigaction dfl {};  // the server may ignore SIGCHLD; we need the exit statuses
+    dfl.sa_handler = SIG_DFL;
+    ::sigemptyset(&dfl.sa_mask);
+    ::sigaction(SIGCHLD, &dfl, nullptr);
+    sigset_t all;
+    ::sigfillset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, nullptr);  // only SIGKILL ends the supervisor; SIGCHLD via signalfd
+
+    // Keep only the fds we need, none of them below 3 (0-2 become /dev/null later).
+    int* mine[] = {&sock, &io.in, &io.out, &io.err};
+    for (int* fd : mine) {
+        if (*fd >= 0 && *fd < 3) {
+            const int original = *fd;
+            const int moved = ::fcntl(original, F_DUPFD, 3);
+            for (int* other : mine) {
+                if (*other == original) *other = moved;
+            }
+        }
+    }
+    int keep[4];
+    int kept = 0;
+    for (int* fd : mine) {
+        if (*fd < 0) continue;
+        bool dup = false;
+        for (int k = 0; k < kept; ++k) dup = dup || keep[k] == *fd;
+        if (!dup) keep[kept++] = *fd;
+    }
+    for (int i = 1; i < kept; ++i) {
+        for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
+    }
+    unsigned int from = 3;
+    for (int k = 0; k < kept; ++k) {
+        if (static_cast<unsigned int>(keep[k]) > from) ::syscall(SYS_close_range, from, static_cast<unsigned int>(keep[k]) - 1, 0U);
+        from = static_cast<unsigned int>(keep[k]) + 1;
+    }
+    ::syscall(SYS_close_range, from, ~0U, 0U);
+
+    sigset_t chld;
+    ::sigemptyset(&chld);
+    ::sigaddset(&chld, SIGCHLD);
+    const int sfd = ::signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    const pid_t child = ::fork();
+    if (child == 0) {
+        if (io.controlling_tty) {
+            ::setsid();
+            ::ioctl(io.in, TIOCSCTTY, 0);
+        } else {
+            ::setsid();  // its own group: the server interrupts it with kill(-pid, SIGINT)
+        }
+        const int null_fd = ::open("/dev/null", O_RDWR);
+        const int targets[3] = {io.in, io.out, io.err};
+        for (int t = 0; t < 3; ++t) ::dup2(targets[t] >= 0 ? targets[t] : null_fd, t);
+        exec_child(plan);  // closes every fd from 3 up
+    }
+    std::int32_t hello = child > 0 ? static_cast<std::int32_t>(child) : -1;
+    write_all(sock, &hello, sizeof hello);
+    if (child < 0) ::_exit(1);
+    const int null_fd = ::open("/dev/null", O_RDWR);
+    for (int fd : {io.in, io.out, io.err}) {
+        if (fd >= 3) ::close(fd);
+    }
+    for (int t = 0; t < 3; ++t) ::dup2(null_fd, t);
+    if (null_fd >= 3) ::close(null_fd);
+
+    bool child_done = false;
+    const auto reap = [&]() {  // reaps what has exited; false once no child is left at all
+        while (true) {
+            int status = 0;
+            const pid_t p = ::waitpid(-1, &status, WNOHANG);
+            if (p < 0 && errno == EINTR) continue;
+            if (p < 0) return false;
+            if (p == 0) return true;
+            if (p == child && !child_done) {
+                child_done = true;
+                std::int32_t st = status;
+                write_all(sock, &st, sizeof st);
+            }
+        }
+    };
+    bool stop = false;
+    while (!stop) {
+        pollfd fds[2] = {{sock, POLLIN, 0}, {sfd, POLLIN, 0}};
+        const int r = ::poll(fds, sfd >= 0 ? 2 : 1, sfd >= 0 ? -1 : 100);
+        if (r < 0 && errno != EINTR) break;
+        if (sfd >= 0 && (fds[1].revents & POLLIN)) {
+            signalfd_siginfo info[8];
+            while (::read(sfd, info, sizeof info) > 0) {
+            }
+        }
+        reap();
+        if (fds[0].revents) stop = true;  // a byte, or the server's end closed
+        if (child_done && kill_when_child_exits) stop = true;
+    }
+    // Kill until nothing is left to reap (a process that was not stopped in time may have
+    // forked again; its children are re-parented to us and found by the next round).
+    while (true) {
+        kill_descendants(tree);
+        if (!reap()) break;
+        pollfd p{sfd, POLLIN, 0};
+        ::poll(&p, sfd >= 0 ? 1 : 0, 20);
+        if (sfd >= 0) {
+            signalfd_siginfo info[8];
+            while (::read(sfd, info, sizeof info) > 0) {
+            }
+        }
+    }
+    ::_exit(0);
+}
+
+}  // namespace supervisor
+
+/// A program running under its supervisor. kill_all() (also the destructor) ends it and
+/// everything it started, and reaps the supervisor.
+class Contained {
+public:
+    Contained() = default;
+    Contained(const Contained&) = delete;
+    Contained& operator=(const Contained&) = delete;
+    ~Contained() { kill_all(); }
+
+    /// The program's pid (-1 before start).
+    pid_t pid() const noexcept { return pid_; }
+    /// Readable once the program exited (or the supervisor is gone): then call wait_exit().
+    int event_fd() const noexcept { return sock_; }
+    bool exited() const noexcept { return status_.has_value() || lost_; }
+
+    /// The program's wait status, waiting up to `bound`; nullopt if it still runs (or the
+    /// supervisor disappeared without saying).
+    std::optional<int> wait_exit(std::chrono::milliseconds bound) {
+        if (status_ || lost_ || sock_ < 0) return status_;
+        std::int32_t st = 0;
+        if (read_message(st, bound)) status_ = st;
+        return status_;
+    }
+
+    /// Sends `sig` to the program's process group while the program runs.
+    void signal_group(int sig) const noexcept {
+        if (pid_ > 0 && !exited()) ::kill(-pid_, sig);
+    }
+
+    /// Kills the program and all its descendants and reaps the supervisor (bounded). Idempotent.
+    void kill_all(std::chrono::milliseconds bound = std::chrono::seconds(5)) noexcept {
+        if (supervisor_ <= 0) return;
+        if (sock_ >= 0) {
+            const char stop = 'k';
+            (void)::send(sock_, &stop, 1, MSG_NOSIGNAL);
+        }
+        if (!detail::reap_child(supervisor_, pidfd_, bound) && ::waitpid(supervisor_, nullptr, WNOHANG) == 0) {
+            // The supervisor is stuck (still our child, so its pid is not reused): do what we still can.
+            ::kill(supervisor_, SIGKILL);
+            try {
+                kill_process_tree({pid_}, {pid_});
+            } catch (...) {
+            }
+            detail::reap_child(supervisor_, pidfd_, bound);
+        }
+        if (sock_ >= 0) ::close(sock_);
+        if (pidfd_ >= 0) ::close(pidfd_);
+        sock_ = pidfd_ = -1;
+        supervisor_ = -1;
+    }
+
+    /// Forks the supervisor, which forks and execs `plan` with `io`. With
+    /// `kill_when_child_exits`, whatever the program left behind dies when it exits.
+    void start(const SpawnPlan& plan, const ChildStdio& io, bool kill_when_child_exits) {
+        std::vector<unsigned char> tree(pid_bitmap_bytes());
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+            throw runbox::error(errc::server_error, std::string("socketpair: ") + std::strerror(errno));
+        const pid_t sup = ::fork();
+        if (sup < 0) {
+            const int err = errno;
+            ::close(sv[0]);
+            ::close(sv[1]);
+            throw runbox::error(errc::server_error, std::string("fork: ") + std::strerror(err));
+        }
+        if (sup == 0) supervisor::run(plan, io, sv[1], kill_when_child_exits, {tree.data(), tree.size()});
+        ::close(sv[1]);
+        supervisor_ = sup;
+        sock_ = sv[0];
+        pidfd_ = pidfd_open(sup);
+        if (pidfd_ >= 0) ::fcntl(pidfd_, F_SETFD, FD_CLOEXEC);
+        std::int32_t pid = -1;
+        if (!read_message(pid, std::chrono::seconds(10)) || pid <= 0) {
+            kill_all();
+            throw runbox::error(errc::server_error, "the process supervisor could not start the program");
+        }
+        pid_ = static_cast<pid_t>(pid);
+    }
+
+private:
+    static std::size_t pid_bitmap_bytes() {
+        long pid_max = 4194304;  // the kernel's upper limit, when /proc does not say
+        std::ifstream in("/proc/sys/kernel/pid_max");
+        long value = 0;
+        if (in >> value && value > 0) pid_max = value;
+        return static_cast<std::size_t>(pid_max) / 8 + 1;
+    }
+
+    bool read_message(std::int32_t& out, std::chrono::milliseconds bound) {
+        const auto deadline = std::chrono::steady_clock::now() + bound;
+        char buf[sizeof(std::int32_t)];
+        std::size_t got = 0;
+        while (got < sizeof buf) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            pollfd p{sock_, POLLIN, 0};
+            const int r = ::poll(&p, 1, static_cast<int>(std::max<long long>(0, left.count())));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) return false;  // time is up (a partial message cannot happen: 4 bytes in one send)
+            const ssize_t n = ::recv(sock_, buf + got, sizeof buf - got, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                lost_ = true;  // the supervisor is gone
+                return false;
+            }
+            got += static_cast<std::size_t>(n);
+        }
+        std::memcpy(&out, buf, sizeof out);
+        return true;
+    }
+
+    pid_t supervisor_ = -1;
+    pid_t pid_ = -1;
+    int sock_ = -1;
+    int pidfd_ = -1;
+    std::optional<int> status_;
+    bool lost_ = false;
+};
+
+}  // namespace runbox::server::detail
+// ---- end runbox/server/process.hpp ----
+
+namespace runbox::server {
+
+struct BashSessionOptions {
+    std::string working_dir;  ///< empty = the server's current directory
+    std::string username;     ///< empty = current user; as root with another name the shell runs as that user
+    std::chrono::milliseconds no_change_timeout{10000};  ///< NO_CHANGE_TIMEOUT_SECONDS
+    std::map<std::string, std::string> env;               ///< added to the shell's environment
+    /// What the shell's environment starts from (runbox/environment.hpp); never SESSION_API_KEY.
+    runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit;
+    bool load_rc_files = false;  ///< read /etc/bash.bashrc and ~/.bashrc (slow with pyenv-style rc files)
+    /// Lines of output kept for one command (tmux in the reference: 10 000 history + 1 000 visible rows).
+    std::size_t history_limit_lines = 11000;
+    std::chrono::milliseconds startup_timeout{30000};
+};
+
+namespace detail {
 
 inline std::string shell_single_quote(std::string_view s) {
     std::string out = "'";
@@ -6119,7 +7592,7 @@ inline std::string shell_single_quote(std::string_view s) {
 /// no history expansion, Ctrl-D at the prompt does not end the shell, no history file written
 /// (the user's ~/.bash_history stays untouched), and the working directory. The prompt function
 /// survives `set -u`, and its `set -x` trace goes to /dev/null instead of the command's output.
-inline std::string shell_init_line(const std::string& working_dir) {
+inline std::string shell_init_line(const std::string& working_dir, std::string_view nonce = {}) {
     std::string line =
         "__runbox_json() { REPLY=${1//\\\\/\\\\\\\\}; REPLY=${REPLY//\\\"/\\\\\\\"}; REPLY=${REPLY//$'\\n'/\\\\n}; "
         "REPLY=${REPLY//$'\\t'/\\\\t}; REPLY=${REPLY//$'\\r'/\\\\r}; REPLY=${REPLY//[$'\\001'-$'\\037']/?}; }; "
@@ -6127,10 +7600,10 @@ inline std::string shell_init_line(const std::string& working_dir) {
         "while :; do __d=${__r%%:*}; if [[ -f ${__d:-.}/python && -x ${__d:-.}/python ]]; then __p=${__d:-.}/python; "
         "break; fi; [[ $__r == *:* ]] || break; __r=${__r#*:}; done; "
         "__runbox_json \"${PWD-}\"; __runbox_wd=$REPLY; __runbox_json \"$__p\"; __runbox_py=$REPLY; "
-        "PS1='\\n###PS1JSON###\\n{\\\"pid\\\": \\\"${__runbox_bg}\\\", \\\"exit_code\\\": \\\"${__runbox_ec}\\\", "
+        "PS1='\\n###PS1JSON###" + std::string(nonce) + "\\n{\\\"pid\\\": \\\"${__runbox_bg}\\\", \\\"exit_code\\\": \\\"${__runbox_ec}\\\", "
         "\\\"username\\\": \\\"\\u\\\", \\\"hostname\\\": \\\"\\h\\\", \\\"working_dir\\\": \\\"${__runbox_wd}\\\", "
-        "\\\"py_interpreter_path\\\": \\\"${__runbox_py}\\\"}\\n###PS1END###\\n'; PS2=; return 0; }; "
-        "PROMPT_COMMAND='{ __runbox_prompt; } 2>/dev/null'; PS2=; set +H; set -o ignoreeof; shopt -s promptvars; unset HISTFILE";
+        "\\\"py_interpreter_path\\\": \\\"${__runbox_py}\\\"}\\n###PS1END###" + std::string(nonce) + "\\n'; PS2=; return 0; }; "
+        "PROMPT_COMMAND='{ __runbox_prompt; } 2>/dev/null'; PS2=; set +H; set -o ignoreeof; shopt -s promptvars; unset HISTFILE; history -c";
     if (!working_dir.empty()) line += "; builtin cd -- " + shell_single_quote(working_dir);
     line += "\n";
     return line;
@@ -6209,9 +7682,9 @@ private:
     mutable std::mutex cwd_mutex_;
     std::atomic<bool> closed_{false};
     std::atomic<pid_t> shell_pid_{-1};
-    std::vector<pid_t> old_shells_;  // sessions of shells that exited (their jobs may live on)
+    std::unique_ptr<detail::Contained> shell_;                // the running shell under its supervisor
+    std::vector<std::unique_ptr<detail::Contained>> old_shells_;  // shells that exited (their jobs may live on)
     int master_ = -1;
-    int pidfd_ = -1;
     int wake_fd_ = -1;
     bool eof_ = false;   // the PTY reported EOF/EIO
     bool dead_ = false;  // the shell exited
@@ -6223,7 +7696,7 @@ private:
     // ---- output state of the current command ----
     std::string out_;        // received, not yet returned/consumed
     std::size_t out_lines_ = 0;
-    std::size_t end_search_ = 0;
+    bash::PromptScanner scanner_;  // this shell's markers; remembers how far out_ was scanned
     bool skip_newline_ = false;
     std::string done_raw_;   // text before completed prompt blocks, each followed by "\n"
     std::size_t blocks_ = 0; // prompt blocks seen since the last completion
@@ -6244,7 +7717,7 @@ private:
             plan.argv_storage.push_back("--noprofile");
         }
         plan.argv_storage.push_back("-i");
-        detail::plan_identity(plan, options_.username, options_.env);
+        detail::plan_identity(plan, options_.username, options_.env, options_.environment);
         plan.cwd = dir;
         if (!dir.empty()) {
             struct stat st {};
@@ -6267,35 +7740,27 @@ private:
             tio.c_iflag |= IUTF8;
             ::tcsetattr(slave, TCSANOW, &tio);
         }
-        const pid_t pid = ::fork();
-        if (pid < 0) {
-            const int err = errno;
+        ::fcntl(master, F_SETFD, FD_CLOEXEC);
+        auto shell = std::make_unique<detail::Contained>();
+        try {
+            shell->start(plan, detail::ChildStdio{slave, slave, slave, true}, false);
+        } catch (...) {
             ::close(master);
             ::close(slave);
-            throw runbox::error(errc::server_error, std::string("fork: ") + std::strerror(err));
-        }
-        if (pid == 0) {
-            ::close(master);
-            ::setsid();
-            ::ioctl(slave, TIOCSCTTY, 0);
-            ::dup2(slave, 0);
-            ::dup2(slave, 1);
-            ::dup2(slave, 2);
-            if (slave > 2) ::close(slave);
-            detail::exec_child(plan);
+            throw;
         }
         ::close(slave);
-        ::fcntl(master, F_SETFD, FD_CLOEXEC);
         ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
         master_ = master;
-        shell_pid_ = pid;
-        pidfd_ = detail::pidfd_open(pid);
-        if (pidfd_ >= 0) ::fcntl(pidfd_, F_SETFD, FD_CLOEXEC);
+        shell_pid_ = shell->pid();
+        shell_ = std::move(shell);
         eof_ = false;
         dead_ = false;
+        const std::string nonce = new_nonce();
+        scanner_ = bash::PromptScanner(bash::PromptMarkers::with_nonce(nonce));
         reset_output();
         pending_timeout_ = false;
-        write_buf_ = detail::shell_init_line(dir);
+        write_buf_ = detail::shell_init_line(dir, nonce);
 
         const auto deadline = std::chrono::steady_clock::now() + options_.startup_timeout;
         while (blocks_ == 0) {
@@ -6327,38 +7792,44 @@ private:
         }
     }
 
+    /// 16 random bytes from OpenSSL, as hex: the marker nonce of one shell.
+    static std::string new_nonce() {
+        unsigned char raw[16];
+        if (RAND_bytes(raw, sizeof raw) != 1) throw runbox::error(errc::server_error, "OpenSSL RAND_bytes failed");
+        static constexpr char hex[] = "0123456789abcdef";
+        std::string out;
+        for (const unsigned char b : raw) {
+            out += hex[b >> 4];
+            out += hex[b & 15];
+        }
+        return out;
+    }
+
     void release_shell_fds() {
         if (master_ >= 0) ::close(master_);
-        if (pidfd_ >= 0) ::close(pidfd_);
         master_ = -1;
-        pidfd_ = -1;
     }
 
     void kill_everything() {
-        std::vector<pid_t> roots;
-        std::vector<pid_t> sids = old_shells_;
-        const pid_t pid = shell_pid_.load();
-        if (pid > 0) {
-            roots.push_back(pid);
-            sids.push_back(pid);  // setsid(): the shell's pid is its session id
-        }
-        if (!roots.empty() || !sids.empty()) detail::kill_process_tree(roots, sids);
-        if (pid > 0 && !dead_) detail::reap_child(pid, pidfd_, std::chrono::milliseconds(5000));
+        if (shell_) shell_->kill_all();
+        shell_.reset();
+        for (auto& old : old_shells_) old->kill_all();
+        old_shells_.clear();
         shell_pid_ = -1;
         release_shell_fds();
-        old_shells_.clear();
         for (const auto& f : temp_files_) ::unlink(f.c_str());
         temp_files_.clear();
     }
 
-    /// The shell exited on its own (exit, exec, crash): remember its session for close().
+    /// The shell exited on its own (exit, exec, crash): keep its supervisor (and its jobs) for close().
     void mark_dead() {
         if (dead_) return;
-        const pid_t pid = shell_pid_.load();
-        if (auto status = detail::reap_child(pid, pidfd_, std::chrono::milliseconds(5000))) dead_status_ = *status;
-        else dead_status_ = 0;
+        dead_status_ = 0;
+        if (shell_) {
+            if (auto status = shell_->wait_exit(std::chrono::milliseconds(5000))) dead_status_ = *status;
+            old_shells_.push_back(std::move(shell_));
+        }
         dead_ = true;
-        if (pid > 0) old_shells_.push_back(pid);
         shell_pid_ = -1;
     }
 
@@ -6367,7 +7838,7 @@ private:
     void reset_output() {
         out_.clear();
         out_lines_ = 0;
-        end_search_ = 0;
+        scanner_.reset();
         done_raw_.clear();
         blocks_ = 0;
         truncated_ = false;
@@ -6391,12 +7862,7 @@ private:
     }
 
     void scan_blocks() {
-        while (true) {
-            auto block = bash::find_prompt_block(out_, end_search_);
-            if (!block) {
-                end_search_ = out_.size() > bash::ps1_end.size() ? out_.size() - bash::ps1_end.size() : 0;
-                return;
-            }
+        while (auto block = scanner_.next(out_)) {
             done_raw_.append(out_, 0, block->begin);
             done_raw_ += '\n';
             last_meta_ = std::move(block->metadata);
@@ -6406,7 +7872,7 @@ private:
             else if (cut == out_.size()) skip_newline_ = true;
             out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(cut), '\n'));
             out_.erase(0, cut);
-            end_search_ = 0;
+            scanner_.erase_front(cut);
         }
     }
 
@@ -6419,7 +7885,7 @@ private:
             while (pos < out_.size() && (static_cast<unsigned char>(out_[pos]) & 0xC0) == 0x80) ++pos;  // UTF-8 boundary
             out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
             out_.erase(0, pos);
-            end_search_ = end_search_ > pos ? end_search_ - pos : 0;
+            scanner_.erase_front(pos);
             truncated_ = true;
         }
         const std::size_t limit = options_.history_limit_lines;
@@ -6434,17 +7900,20 @@ private:
         }
         out_lines_ -= out_lines_ - limit;
         out_.erase(0, pos);
-        end_search_ = end_search_ > pos ? end_search_ - pos : 0;
+        scanner_.erase_front(pos);
         truncated_ = true;
     }
 
-    /// Reads everything available now; notices EOF.
-    void read_available() {
+    /// Reads what is available now, up to `limit` bytes (so a program that writes without pause
+    /// cannot keep the caller from its deadlines); notices EOF.
+    void read_available(std::size_t limit = std::size_t{1} << 20) {
         char buf[65536];
-        while (master_ >= 0 && !eof_) {
+        std::size_t total = 0;
+        while (master_ >= 0 && !eof_ && total < limit) {
             const ssize_t n = ::read(master_, buf, sizeof buf);
             if (n > 0) {
                 feed(buf, static_cast<std::size_t>(n));
+                total += static_cast<std::size_t>(n);
                 continue;
             }
             if (n < 0 && errno == EINTR) continue;
@@ -6477,9 +7946,9 @@ private:
             master_idx = static_cast<int>(n);
             fds[n++] = pollfd{master_, static_cast<short>(POLLIN | (write_buf_.empty() ? 0 : POLLOUT)), 0};
         }
-        if (pidfd_ >= 0 && !dead_) {
+        if (shell_ && !dead_) {
             pid_idx = static_cast<int>(n);
-            fds[n++] = pollfd{pidfd_, POLLIN, 0};
+            fds[n++] = pollfd{shell_->event_fd(), POLLIN, 0};
         }
         if (wake_fd_ >= 0) fds[n++] = pollfd{wake_fd_, POLLIN, 0};
         const long long ms = std::max<long long>(0, std::min<long long>(timeout.count(), 1 << 30));
@@ -6490,9 +7959,8 @@ private:
             if (fds[master_idx].revents & POLLOUT) flush_writes();
         }
         bool exited = pid_idx >= 0 && (fds[pid_idx].revents & POLLIN);
-        if (pidfd_ < 0 && eof_) exited = true;
         if (exited && !dead_) {
-            read_available();  // what the shell wrote last
+            read_available(std::size_t{16} << 20);  // what the shell wrote last
             mark_dead();
         }
     }
@@ -6604,13 +8072,14 @@ private:
 
     /// Output so far of a command that keeps running (timeouts, refused commands).
     Observation observe_running(const std::string& command, std::string suffix) {
-        const std::size_t keep = bash::incomplete_tail(out_);
+        const std::size_t keep = bash::incomplete_tail(out_, scanner_.markers());
         std::string raw = std::move(done_raw_);
         done_raw_.clear();
         raw.append(out_, 0, out_.size() - keep);
         out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.end() - static_cast<std::ptrdiff_t>(keep), '\n'));
-        out_.erase(0, out_.size() - keep);
-        end_search_ = 0;
+        const std::size_t taken = out_.size() - keep;
+        out_.erase(0, taken);
+        scanner_.erase_front(taken);
         blocks_ = 0;
         CmdOutputMetadata meta;
         meta.suffix = std::move(suffix);
@@ -6690,7 +8159,9 @@ private:
 /// Runs `action.command` in a fresh non-interactive bash in `action.cwd` (or `default_cwd`),
 /// independent of any session (reference §4.3 `is_static`). stdout and stderr are merged.
 inline Observation run_static_command(const CmdRunAction& action, const std::string& default_cwd,
-                                      const std::string& username = {}) {
+                                      const std::string& username = {},
+                                      runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit,
+                                      const std::map<std::string, std::string>& env = {}) {
     try {
         const std::string command(bash::strip(action.command));
         const std::string dir = action.cwd && !action.cwd->empty() ? *action.cwd : default_cwd;
@@ -6702,28 +8173,22 @@ inline Observation run_static_command(const CmdRunAction& action, const std::str
         if (command.empty()) return make_cmd_output("", "", {}, action.hidden);
         detail::SpawnPlan plan;
         plan.argv_storage = {"/bin/bash", "-c", command};
-        detail::plan_identity(plan, username, {});
+        detail::plan_identity(plan, username, env, environment);
         plan.cwd = dir;
         plan.finish();
         int pipefd[2];
         if (::pipe2(pipefd, O_CLOEXEC) != 0)
             return ErrorObservation{std::string("pipe: ") + std::strerror(errno), "", {}};
-        const pid_t pid = ::fork();
-        if (pid < 0) {
+        // Whatever the command leaves running dies when it exits (its supervisor kills it).
+        detail::Contained proc;
+        try {
+            proc.start(plan, detail::ChildStdio{-1, pipefd[1], pipefd[1], false}, true);
+        } catch (const std::exception& e) {
             ::close(pipefd[0]);
             ::close(pipefd[1]);
-            return ErrorObservation{std::string("fork: ") + std::strerror(errno), "", {}};
-        }
-        if (pid == 0) {
-            ::setsid();
-            const int devnull = ::open("/dev/null", O_RDONLY);
-            if (devnull >= 0) ::dup2(devnull, 0);
-            ::dup2(pipefd[1], 1);
-            ::dup2(pipefd[1], 2);
-            detail::exec_child(plan);
+            return ErrorObservation{e.what(), "", {}};
         }
         ::close(pipefd[1]);
-        const int pidfd = detail::pidfd_open(pid);
         const double timeout_s = action.timeout && *action.timeout > 0 ? *action.timeout : 120.0;
         const auto deadline = std::chrono::steady_clock::now() +
                               std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s));
@@ -6748,12 +8213,10 @@ inline Observation run_static_command(const CmdRunAction& action, const std::str
         if (!timed_out) {
             // the output ended: the command normally exits now; wait for it within the deadline
             const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            status = detail::reap_child(pid, pidfd, std::max(left, std::chrono::milliseconds(0)));
+            status = proc.wait_exit(std::max(left, std::chrono::milliseconds(0)));
             timed_out = !status;
         }
-        detail::kill_process_tree(status ? std::vector<pid_t>{} : std::vector<pid_t>{pid}, {pid});  // leftovers too
-        if (!status) detail::reap_child(pid, pidfd, std::chrono::milliseconds(5000));
-        if (pidfd >= 0) ::close(pidfd);
+        proc.kill_all();  // leftovers too
         CmdOutputMetadata meta;
         meta.working_dir = dir;
         std::string content(bash::rstrip(bash::render_terminal_output(raw)));
@@ -6771,6 +8234,235 @@ inline Observation run_static_command(const CmdRunAction& action, const std::str
 
 }  // namespace runbox::server
 // ---- end runbox/server/bash_session.hpp ----
+// ---- begin runbox/server/connection_guard.hpp ----
+// runbox/server/connection_guard.hpp - connection limits for the action server's httplib::Server.
+//
+// cpp-httplib 0.11 bounds each recv() by its read timeout but not a whole request head: a
+// client sending one header byte every few seconds holds a worker thread for hours, and 32 such
+// clients starve /alive. ConnectionGuard is the server's task queue (Server::new_task_queue,
+// public API) and adds, over what httplib exposes:
+//   - a worker per connection, up to `max_connections`; a connection past the bound is closed
+//     at once (its task runs on the accepting thread and sees end-of-file);
+//   - a head deadline: from accept (or from the previous response) to the end of the next
+//     request's headers at most `header_timeout`; a watchdog shuts the socket down when it
+//     passes, which wakes httplib's blocked read with end-of-file, and httplib closes it.
+// httplib does not hand the accepted socket to the queue, so enqueue() (called on the
+// accepting thread right after accept) finds it: the one socket of this process bound to the
+// server's port, connected, and not yet known (sockets are told apart by inode). The request
+// phase comes from the pre-routing handler and the logger, which httplib calls on the
+// connection's worker thread (request_started() / response_sent()).
+
+#include <httplib.h>
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace runbox::server {
+
+struct ConnectionLimits {
+    std::size_t max_connections = 128;                   ///< connections served at once
+    std::chrono::milliseconds header_timeout{20000};    ///< idle + request head, per request
+};
+
+class ConnectionGuard final : public httplib::TaskQueue {
+public:
+    ConnectionGuard(ConnectionLimits limits, int port) : limits_(limits), port_(port) {
+        watchdog_ = std::thread([this] { watch(); });
+    }
+    ConnectionGuard(const ConnectionGuard&) = delete;
+    ConnectionGuard& operator=(const ConnectionGuard&) = delete;
+    ~ConnectionGuard() override { shutdown(); }
+
+    void enqueue(std::function<void()> fn) override {
+        auto conn = identify_new_socket();
+        std::unique_lock lock(mutex_);
+        if (busy_ + jobs_.size() >= limits_.max_connections) {
+            lock.unlock();
+            // Over the bound: end the connection now; httplib's task then reads EOF and closes.
+            if (conn) ::shutdown(conn->fd, SHUT_RDWR);
+            ++refused_;
+            run_job(Job{std::move(fn), conn});
+            return;
+        }
+        jobs_.push_back(Job{std::move(fn), conn});
+        if (idle_ == 0 && threads_.size() < limits_.max_connections) {
+            threads_.emplace_back([this] { work(); });
+        }
+        lock.unlock();
+        cond_.notify_one();
+    }
+
+    void shutdown() override {
+        {
+            std::lock_guard lock(mutex_);
+            if (shut_down_) return;
+            shut_down_ = true;
+        }
+        cond_.notify_all();
+        watch_cond_.notify_all();
+        for (auto& t : threads_) {
+            if (t.joinable()) t.join();
+        }
+        if (watchdog_.joinable()) watchdog_.join();
+    }
+
+    /// From the pre-routing handler: the head of a request has been read.
+    static void request_started() noexcept {
+        if (current_ != nullptr) current_->waiting = false;
+    }
+    /// From the logger: a response went out; the next head has `header_timeout` again.
+    static void response_sent() noexcept {
+        if (current_ != nullptr) {
+            current_->since = std::chrono::steady_clock::now().time_since_epoch().count();
+            current_->waiting = true;
+        }
+    }
+
+    /// Connections closed by the bound or the deadline (for tests and diagnostics).
+    std::size_t refused() const noexcept { return refused_.load(); }
+    std::size_t timed_out() const noexcept { return timed_out_.load(); }
+
+private:
+    struct Conn {
+        int fd = -1;
+        ino_t inode = 0;
+        std::atomic<bool> waiting{true};
+        std::atomic<std::chrono::steady_clock::rep> since{0};
+    };
+    struct Job {
+        std::function<void()> fn;
+        std::shared_ptr<Conn> conn;
+    };
+
+    static inline thread_local Conn* current_ = nullptr;
+
+    void run_job(Job job) {
+        current_ = job.conn.get();
+        try {
+            job.fn();
+        } catch (...) {
+            // httplib's task does not throw; nothing may escape a worker either way
+        }
+        current_ = nullptr;
+        if (job.conn) {
+            std::lock_guard lock(mutex_);
+            conns_.erase(job.conn->inode);
+        }
+    }
+
+    void work() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            ++idle_;
+            cond_.wait(lock, [this] { return shut_down_ || !jobs_.empty(); });
+            --idle_;
+            if (jobs_.empty()) return;  // shut down and drained
+            Job job = std::move(jobs_.front());
+            jobs_.pop_front();
+            ++busy_;
+            lock.unlock();
+            run_job(std::move(job));
+            lock.lock();
+            --busy_;
+        }
+    }
+
+    bool is_server_socket(int fd, ino_t& inode) const {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+        sockaddr_storage local{}, peer{};
+        socklen_t len = sizeof local;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return false;
+        int port = -1;
+        if (local.ss_family == AF_INET) port = ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+        if (local.ss_family == AF_INET6) port = ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+        if (port != port_) return false;
+        len = sizeof peer;
+        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;  // the listener
+        inode = st.st_ino;
+        return true;
+    }
+
+    /// The socket accept() just returned: connected, on our port, not tracked yet.
+    std::shared_ptr<Conn> identify_new_socket() {
+        std::vector<int> fds;
+        if (DIR* dir = ::opendir("/proc/self/fd")) {
+            while (const dirent* entry = ::readdir(dir)) {
+                if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+                fds.push_back(std::atoi(entry->d_name));
+            }
+            ::closedir(dir);
+        }
+        std::sort(fds.rbegin(), fds.rend());  // the newest socket is usually the highest fd
+        std::lock_guard lock(mutex_);
+        for (const int fd : fds) {
+            ino_t inode = 0;
+            if (!is_server_socket(fd, inode) || conns_.count(inode) != 0) continue;
+            auto conn = std::make_shared<Conn>();
+            conn->fd = fd;
+            conn->inode = inode;
+            conn->since = std::chrono::steady_clock::now().time_since_epoch().count();
+            conns_[inode] = conn;
+            return conn;
+        }
+        return nullptr;
+    }
+
+    void watch() {
+        const auto tick = std::clamp(limits_.header_timeout / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(250));
+        std::unique_lock lock(mutex_);
+        while (!shut_down_) {
+            watch_cond_.wait_for(lock, tick);
+            const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+            const auto limit = std::chrono::duration_cast<std::chrono::steady_clock::duration>(limits_.header_timeout).count();
+            for (auto& [inode, conn] : conns_) {
+                if (!conn->waiting || now - conn->since.load() < limit) continue;
+                struct stat st {};
+                // The fd is still this connection's (httplib closes it only after its task
+                // ends, and the task is untracked after that); the inode check is a second guard.
+                if (::fstat(conn->fd, &st) == 0 && st.st_ino == inode) {
+                    ::shutdown(conn->fd, SHUT_RDWR);
+                    ++timed_out_;
+                }
+                conn->since = now;  // once per deadline
+            }
+        }
+    }
+
+    ConnectionLimits limits_;
+    int port_;
+    std::mutex mutex_;
+    std::condition_variable cond_;
+    std::condition_variable watch_cond_;
+    std::deque<Job> jobs_;
+    std::vector<std::thread> threads_;
+    std::map<ino_t, std::shared_ptr<Conn>> conns_;
+    std::size_t idle_ = 0;
+    std::size_t busy_ = 0;
+    bool shut_down_ = false;
+    std::atomic<std::size_t> refused_{0};
+    std::atomic<std::size_t> timed_out_{0};
+    std::thread watchdog_;
+};
+
+}  // namespace runbox::server
+// ---- end runbox/server/connection_guard.hpp ----
 // ---- begin runbox/server/file_editor.hpp ----
 // runbox/server/file_editor.hpp - the action server's file actions: read, write and the
 // OH-ACI `str_replace_editor` (view/create/str_replace/insert/undo_edit).
@@ -6840,6 +8532,8 @@ struct FileOpsContext {
     /// Owner given to files `write` creates (uid:uid like OpenHands' --user-id);
     /// -1 = the process's effective uid and gid.
     int user_id = -1;
+    /// `read` returns at most this many bytes of a file and says so when it cut.
+    std::size_t max_read_bytes = std::size_t{10} << 20;
 };
 
 namespace editor_detail {
@@ -7109,8 +8803,13 @@ inline std::string dirname(std::string_view p) {
     return head;
 }
 
+/// Returned instead of an errno for a device, FIFO or socket: file actions refuse those (a
+/// FIFO blocks for ever, /dev/zero never ends).
+inline constexpr int not_a_regular_file = -1;
+
 /// Python's OSError text: "[Errno 2] No such file or directory: '/x'".
 inline std::string os_error_text(int err, std::string_view path) {
+    if (err == not_a_regular_file) return "not a regular file (a device, FIFO or socket): " + py_repr(path);
     return "[Errno " + std::to_string(err) + "] " + std::strerror(err) + ": " + py_repr(path);
 }
 
@@ -7143,17 +8842,44 @@ inline std::string suffix_lower(std::string_view p) {
 // ---------------------------------------------------------------------------
 // Raw file I/O with errno (messages need Python's exception classes)
 
-/// Reads up to `limit` bytes; returns 0 or an errno (EISDIR for directories).
+
+/// "Refusing to read /dev/zero: it is not a regular file (a device, FIFO or socket)."
+inline std::string not_regular_text(std::string_view verb, std::string_view path) {
+    return "Refusing to " + std::string(verb) + " " + std::string(path) +
+           ": it is not a regular file (a device, FIFO or socket).";
+}
+
+/// Opens without blocking (a FIFO's open waits for a writer) and keeps only regular files;
+/// returns the fd, or -1 with `err` set (an errno, EISDIR, or not_a_regular_file).
+inline int open_regular(const std::string& path, int flags, int& err, mode_t mode = 0) {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode);
+    if (fd < 0) {
+        err = errno == ENXIO ? not_a_regular_file : errno;  // ENXIO: a FIFO without a reader
+        return -1;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        err = errno;
+        ::close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err = S_ISDIR(st.st_mode) ? EISDIR : not_a_regular_file;
+        ::close(fd);
+        return -1;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+/// Reads up to `limit` bytes; returns 0 or an errno (EISDIR for directories,
+/// not_a_regular_file for anything else that is not a regular file).
 inline int read_bytes(const std::string& path, std::string& out,
                       std::size_t limit = std::numeric_limits<std::size_t>::max()) {
     out.clear();
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        ::close(fd);
-        return EISDIR;
-    }
+    int open_err = 0;
+    const int fd = open_regular(path, O_RDONLY, open_err);
+    if (fd < 0) return open_err;
     char buf[65536];
     while (out.size() < limit) {
         const std::size_t want = std::min(sizeof buf, limit - out.size());
@@ -7173,13 +8899,14 @@ inline int read_bytes(const std::string& path, std::string& out,
 
 /// Writes `data` (creating with `create_mode` subject to umask); returns 0 or an errno.
 inline int write_bytes(const std::string& path, std::string_view data, bool create, mode_t create_mode = 0666) {
-    const int flags = O_WRONLY | O_TRUNC | O_CLOEXEC | (create ? O_CREAT : 0);
-    const int fd = ::open(path.c_str(), flags, create_mode);
-    if (fd < 0) return errno;
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    // Opened before truncating, so a FIFO or device is refused untouched.
+    int open_err = 0;
+    const int fd = open_regular(path, O_WRONLY | (create ? O_CREAT : 0), open_err, create_mode);
+    if (fd < 0) return open_err;
+    if (::ftruncate(fd, 0) != 0) {
+        const int err = errno;
         ::close(fd);
-        return EISDIR;
+        return err;
     }
     std::size_t done = 0;
     while (done < data.size()) {
@@ -7723,8 +9450,13 @@ private:
         using namespace editor_detail;
         validate_file(path);
         std::string raw;
-        if (const int err = read_bytes(path, raw); err != 0) {
+        if (const int err = read_bytes(path, raw, max_file_size_bytes + 1); err != 0) {
+            if (err == not_a_regular_file) throw ToolError{not_regular_text("read", path)};
             throw ToolError{"Ran into " + os_error_text(err, path) + " while trying to read " + path};
+        }
+        if (raw.size() > max_file_size_bytes) {  // grew after validate_file, or a /proc-like file
+            throw validation(path, "File is too large. Maximum allowed size is " +
+                                       std::to_string(max_file_size_bytes / 1024 / 1024) + "MB.");
         }
         if (const auto bad = utf8_error(raw)) {
             throw ToolError{"Ran into " + utf8_error_text(*bad) + " while trying to read " + path};
@@ -7984,6 +9716,7 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
             return error("File not found: " + filepath + ". Your current working directory is " + ctx.bash_cwd + ".");
         }
         if (err == EISDIR) return error("Path is a directory: " + filepath + ". You can only read files");
+        if (err == not_a_regular_file) return error(not_regular_text("read", filepath));
         fail_os(err, filepath);
     };
 
@@ -8001,9 +9734,21 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
         fallback_mime = "video/mp4";
     }
     std::string raw;
-    if (const int err = read_bytes(filepath, raw); err != 0) return os_failure(err);
+    if (const int err = read_bytes(filepath, raw, ctx.max_read_bytes + 1); err != 0) return os_failure(err);
+    const bool truncated = raw.size() > ctx.max_read_bytes;
     runbox::FileReadObservation obs;
     obs.path = filepath;
+    if (truncated && !fallback_mime.empty()) {
+        return error("File is too large to read: " + filepath + " is larger than " + std::to_string(ctx.max_read_bytes) +
+                     " bytes.");
+    }
+    if (truncated) {
+        raw.resize(ctx.max_read_bytes);
+        // Cut back to a whole UTF-8 sequence so the kept part still decodes.
+        std::size_t back = 0;
+        while (back < 3 && back < raw.size() && (static_cast<unsigned char>(raw[raw.size() - 1 - back]) & 0xC0) == 0x80) ++back;
+        if (back < raw.size() && (static_cast<unsigned char>(raw[raw.size() - 1 - back]) & 0x80) != 0) raw.resize(raw.size() - 1 - back);
+    }
     if (!fallback_mime.empty()) {
         const std::string mime = fallback_mime == "application/pdf" ? fallback_mime : guess_mime(filepath, fallback_mime);
         obs.content = "data:" + mime + ";base64," + base64_encode(raw);
@@ -8011,6 +9756,11 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
     }
     if (utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath + ".");
     obs.content = join(read_lines_window(split_keepends(translate_newlines(raw)), action.start, action.end), "");
+    if (truncated) {
+        obs.content += "\n<response clipped><NOTE>Only the first " + std::to_string(ctx.max_read_bytes) +
+                       " bytes of this file were read (the read limit). Use `grep -n`, `sed -n` or `head -c` in the "
+                       "shell to see the rest.</NOTE>";
+    }
     return obs;
 }
 
@@ -8031,6 +9781,7 @@ inline runbox::Observation write_file(const runbox::FileWriteAction& action, con
     const auto os_failure = [&](int err) -> runbox::Observation {
         if (err == ENOENT) return error("File not found: " + filepath);
         if (err == EISDIR) return error("Path is a directory: " + filepath + ". You can only write to files");
+        if (err == not_a_regular_file) return error(not_regular_text("write", filepath));
         fail_os(err, filepath);
     };
 
@@ -8102,6 +9853,144 @@ inline std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& act
 
 }  // namespace runbox::server
 // ---- end runbox/server/file_editor.hpp ----
+// ---- begin runbox/server/file_worker.hpp ----
+// runbox/server/file_worker.hpp - the thread that does the action server's file work.
+//
+// read/write/edit, uploads, downloads and /list_files run here, one at a time, never on an
+// HTTP thread. When the server (root) was told to act as another user, this thread takes that
+// user's filesystem identity before its first job: fsuid, fsgid and supplementary groups, set
+// with raw syscalls, which on Linux change the calling thread only (glibc's setgroups() would
+// change every thread of the process). The kernel then checks every open, mkdir, chmod...
+// of this thread against that user, and clears the thread's filesystem capabilities
+// (CAP_DAC_OVERRIDE, CAP_CHOWN, ...): root's files stay root's. The rest of the server keeps
+// its own identity (it must still kill and reap the shells).
+//
+// A caller waits for its job at most its timeout; a job that overstays is left to finish (it
+// owns copies of everything it uses), and later jobs wait behind it.
+
+
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace runbox::server {
+
+/// The identity file work runs with.
+struct FileIdentity {
+    std::string name;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;
+};
+
+namespace file_worker_detail {
+
+/// Switches the calling thread's filesystem identity; "" on success, else why not.
+inline std::string assume_identity(const FileIdentity& who) {
+    if (::syscall(SYS_setgroups, who.groups.size(), who.groups.data()) != 0) {
+        return "setgroups failed (" + std::string(std::strerror(errno)) + ")";
+    }
+    ::syscall(SYS_setfsgid, who.gid);
+    // setfsuid/setfsgid report no errors; asking with an invalid id returns the current one.
+    if (static_cast<gid_t>(::syscall(SYS_setfsgid, static_cast<gid_t>(-1))) != who.gid) return "setfsgid had no effect";
+    ::syscall(SYS_setfsuid, who.uid);
+    if (static_cast<uid_t>(::syscall(SYS_setfsuid, static_cast<uid_t>(-1))) != who.uid) return "setfsuid had no effect";
+    return {};
+}
+
+}  // namespace file_worker_detail
+
+class FileWorker {
+public:
+    /// Starts the thread. With `identity`, throws errc::config_invalid when the thread cannot
+    /// take it (then file actions would run as root: the server must not start).
+    explicit FileWorker(std::optional<FileIdentity> identity) {
+        const std::string name = identity ? identity->name : std::string();
+        std::promise<std::string> ready;
+        auto started = ready.get_future();
+        thread_ = std::thread([this, identity = std::move(identity), ready = std::move(ready)]() mutable {
+            ready.set_value(identity ? file_worker_detail::assume_identity(*identity) : std::string());
+            loop();
+        });
+        const std::string why = started.get();
+        if (!why.empty()) {
+            stop();
+            throw runbox::error(errc::config_invalid,
+                                "cannot act as user '" + name + "' for file actions: " + why +
+                                    "; refusing to start, file actions would run as root");
+        }
+    }
+    FileWorker(const FileWorker&) = delete;
+    FileWorker& operator=(const FileWorker&) = delete;
+    ~FileWorker() { stop(); }
+
+    /// Runs `job` on the worker and returns its result (or rethrows what it threw). `job` must
+    /// own what it uses: after `timeout` the caller gets errc::timeout and the job runs on.
+    template <class F>
+    std::invoke_result_t<F> run(F job, std::optional<std::chrono::milliseconds> timeout) {
+        using R = std::invoke_result_t<F>;
+        auto task = std::make_shared<std::packaged_task<R()>>(std::move(job));
+        auto result = task->get_future();
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_) throw runbox::error(errc::sandbox_gone, "the action server is stopping");
+            jobs_.push_back([task] { (*task)(); });
+        }
+        cond_.notify_one();
+        if (timeout && result.wait_for(*timeout) != std::future_status::ready) {
+            throw runbox::error(errc::timeout, "the file operation did not finish within " +
+                                                   std::to_string(timeout->count()) + " ms");
+        }
+        return result.get();
+    }
+
+    void stop() noexcept {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        cond_.notify_all();
+        if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    }
+
+private:
+    void loop() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            cond_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+            if (jobs_.empty()) return;
+            auto job = std::move(jobs_.front());
+            jobs_.pop_front();
+            lock.unlock();
+            job();  // packaged_task keeps exceptions for the caller
+            lock.lock();
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable cond_;
+    std::deque<std::function<void()>> jobs_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+}  // namespace runbox::server
+// ---- end runbox/server/file_worker.hpp ----
 // ---- begin runbox/server/system_stats.hpp ----
 // runbox/server/system_stats.hpp - the "resources" object of GET /server_info, from /proc.
 //
@@ -8255,6 +10144,7 @@ inline nlohmann::json system_stats(std::chrono::milliseconds cpu_sample = std::c
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -8266,8 +10156,6 @@ inline nlohmann::json system_stats(std::chrono::milliseconds cpu_sample = std::c
 #include <utility>
 #include <variant>
 #include <vector>
-
-extern char** environ;
 
 namespace runbox::server {
 
@@ -8286,6 +10174,34 @@ struct ActionServerOptions {
     bool enable_browser = false;  // there is no browser: browse actions always get the "disabled" error
     std::chrono::milliseconds no_change_timeout{10000};
     std::map<std::string, std::string> env;  // extra environment for the shells
+    /// What the shells' and the Python REPL's environment starts from: this process's own
+    /// (runbox-server in a sandbox) or only the allow-listed host variables (the local provider's
+    /// thread mode); see runbox/environment.hpp. SESSION_API_KEY is never passed on.
+    runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit;
+
+    // ---- limits: each bounds what a client (or code in the sandbox) can make the server spend.
+    /// Request body (uploads included): Content-Length is checked before the body is read and
+    /// the count while reading; larger is 413. Compressed or chunked request bodies are refused.
+    std::size_t max_body_bytes = std::size_t{512} << 20;
+    /// A request without the session key is answered 403 before its body is read when the
+    /// body is larger than this (a small one is read first, keeping keep-alive in step).
+    std::size_t max_unauthenticated_body_bytes = std::size_t{64} << 10;
+    /// Nesting depth of request JSON (and of Python literals inside actions).
+    std::size_t max_json_depth = runbox::detail::max_nesting_depth;
+    /// `read` returns at most this many bytes of a file and says it cut.
+    std::size_t max_read_bytes = std::size_t{10} << 20;
+    /// /download_files refuses (413) a tree whose files add up to more than this.
+    std::uintmax_t max_download_bytes = std::uintmax_t{1} << 30;
+    /// How long a file action may take when the action names no timeout.
+    std::chrono::milliseconds file_action_timeout{120000};
+    /// Connections served at once; more are closed on accept.
+    std::size_t max_connections = 128;
+    /// From accept (or the previous response) to the end of the next request's headers.
+    std::chrono::milliseconds header_timeout{20000};
+    /// Per recv()/send() on a connection, and the idle wait between keep-alive requests.
+    std::chrono::milliseconds read_timeout{10000};
+    std::chrono::milliseconds write_timeout{30000};
+    std::chrono::milliseconds keep_alive_timeout{5000};
 };
 
 namespace action_detail {
@@ -8513,58 +10429,6 @@ inline std::optional<std::string> find_executable(const std::string& name, const
     return std::nullopt;
 }
 
-/// This process's environment with `overrides` applied, as "K=V" strings.
-inline std::vector<std::string> merged_environment(const std::map<std::string, std::string>& overrides) {
-    std::map<std::string, std::string> env;
-    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-        const std::string_view kv(*entry);
-        const auto eq = kv.find('=');
-        if (eq == std::string_view::npos) continue;
-        env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
-    }
-    for (const auto& [key, value] : overrides) env[key] = value;
-    std::vector<std::string> out;
-    out.reserve(env.size());
-    for (const auto& [key, value] : env) out.push_back(key + "=" + value);
-    return out;
-}
-
-/// fork+exec `argv` as the leader of a new process group with `stdio_fd` as its stdin and
-/// stdout. Everything is prepared before fork; the child only makes async-signal-safe calls.
-inline pid_t spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& envp,
-                           const std::string& cwd, int stdio_fd, const std::optional<RunAs>& user) {
-    std::vector<char*> c_argv, c_envp;
-    for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
-    c_argv.push_back(nullptr);
-    for (const auto& e : envp) c_envp.push_back(const_cast<char*>(e.c_str()));
-    c_envp.push_back(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
-    if (pid == 0) {
-        ::setpgid(0, 0);
-        // Default dispositions: the server may ignore SIGPIPE/SIGINT; the child must not inherit that.
-        ::signal(SIGPIPE, SIG_DFL);
-        ::signal(SIGINT, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::dup2(stdio_fd, 0);
-        ::dup2(stdio_fd, 1);
-        ::close_range(3, ~0U, 0);
-        if (user) {
-            if (::setgroups(user->groups.size(), user->groups.data()) != 0 || ::setgid(user->gid) != 0 ||
-                ::setuid(user->uid) != 0) {
-                ::_exit(126);
-            }
-        }
-        if (::chdir(cwd.c_str()) != 0 && ::chdir("/") != 0) ::_exit(126);
-        ::execve(c_argv[0], c_argv.data(), c_envp.data());
-        ::_exit(127);
-    }
-    ::setpgid(pid, pid);  // also from the parent, so a kill(-pid) right after spawn cannot miss
-    return pid;
-}
-
 // The Python side of run_ipython: one persistent interpreter reading one JSON request per
 // line on stdin ({"code", "cwd"}) and answering one JSON line on stdout ({"output"}). During a
 // cell, fds 1 and 2 point at a temp file so output of child processes is captured as well, and
@@ -8712,68 +10576,77 @@ public:
             // Timed out: interrupt the cell like a Jupyter kernel interrupt, wait for its reply.
             signal_group(SIGINT);
             line = read_line(std::chrono::steady_clock::now() + std::chrono::seconds(5));
-            if (!line) {
-                signal_group(SIGKILL);
-                reap();
-            }
+            if (!line) reap();
             return Result{{}, true, false};
         }
         if (!line) return died();
         try {
-            const auto reply = json::parse(*line);
+            const auto reply = runbox::detail::parse_untrusted_json(*line);  // a cell can write to the protocol fd
+            if (!reply.is_object()) return died();
             return Result{reply.value("output", std::string()), false, false};
         } catch (const json::exception&) {
             return died();
         }
     }
 
-    /// Shuts the interpreter down for good: SIGKILLs its whole process group, and no cell
-    /// starts a new one afterwards. Safe from any thread (the server's stop()).
+    /// Shuts the interpreter down for good: kills it and everything it started (its
+    /// supervisor, server/process.hpp), and no cell starts a new one afterwards. Safe from any
+    /// thread (the server's stop()).
     void kill() noexcept {
         closed_ = true;
-        signal_group(SIGKILL);
+        kill_all();
     }
 
     /// Closes the pipe and reaps the interpreter (after kill()).
     void reap() noexcept {
+        kill_all();
         std::lock_guard lock(mutex_);
         if (fd_ >= 0) {
             ::close(fd_);
             fd_ = -1;
         }
-        if (pid_ > 0) {
-            int status = 0;
-            while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-            }
-            pid_ = -1;
-        }
+        proc_.reset();
     }
 
 private:
     bool running() {
         std::lock_guard lock(mutex_);
-        return pid_ > 0 && fd_ >= 0 && !eof_;
+        return proc_ && !proc_->exited() && fd_ >= 0 && !eof_;
     }
 
     Result died() {
-        signal_group(SIGKILL);
         reap();
         return Result{{}, false, true};
     }
 
+    void kill_all() noexcept {
+        std::lock_guard lock(mutex_);
+        if (proc_) proc_->kill_all();
+    }
+
     void start() {
-        signal_group(SIGKILL);
         reap();
         if (closed_) throw runbox::error(errc::sandbox_gone, "the action server is stopping");
         int fds[2];
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
             throw std::system_error(errno, std::generic_category(), "socketpair");
         }
-        pid_t pid = -1;
+        // The driver arrives as the first line on stdin (keeps `ps` output short).
+        server::detail::SpawnPlan plan;
+        plan.argv_storage = {python_, "-u", "-c", "import json, sys; exec(json.loads(sys.stdin.readline()))  # runbox"};
+        plan.env_storage = envp_;
+        plan.cwd = working_dir_;
+        plan.cwd_fallback_root = true;
+        if (user_) {
+            plan.switch_user = true;
+            plan.uid = user_->uid;
+            plan.gid = user_->gid;
+            plan.groups = user_->groups;
+        }
+        plan.finish();
+        auto proc = std::make_unique<server::detail::Contained>();
         try {
-            // The driver arrives as the first line on stdin (keeps `ps` output short).
-            pid = spawn_process({python_, "-u", "-c", "import json, sys; exec(json.loads(sys.stdin.readline()))  # runbox"},
-                                envp_, working_dir_, fds[1], user_);
+            proc->start(plan, server::detail::ChildStdio{fds[1], fds[1], STDERR_FILENO, false}, false);
         } catch (...) {
             ::close(fds[0]);
             ::close(fds[1]);
@@ -8782,18 +10655,17 @@ private:
         ::close(fds[1]);
         {
             std::lock_guard lock(mutex_);
-            pid_ = pid;
+            proc_ = std::move(proc);
             fd_ = fds[0];
             eof_ = false;
             buffer_.clear();
-            if (closed_) ::kill(-pid_, SIGKILL);  // stop() ran while we were spawning
+            if (closed_) proc_->kill_all();  // stop() ran while we were spawning
         }
         std::optional<std::string> hello;
         if (send_line(json(std::string(python_driver_source)).dump())) {
             hello = read_line(std::chrono::steady_clock::now() + std::chrono::seconds(30));
         }
         if (!hello) {
-            signal_group(SIGKILL);
             reap();
             throw runbox::error(errc::server_error, "the Python interpreter " + python_ + " did not start");
         }
@@ -8803,7 +10675,7 @@ private:
 
     void signal_group(int sig) noexcept {
         std::lock_guard lock(mutex_);
-        if (pid_ > 0) ::kill(-pid_, sig);
+        if (proc_) proc_->signal_group(sig);
     }
 
     bool send_line(const std::string& line) {
@@ -8857,9 +10729,9 @@ private:
     std::optional<RunAs> user_;
     std::string executable_;
     std::uint64_t generation_ = 0;
-    std::mutex mutex_;  // guards pid_/fd_ against kill() from another thread
+    std::mutex mutex_;  // guards proc_/fd_ against kill() from another thread
     std::atomic<bool> closed_{false};
-    pid_t pid_ = -1;
+    std::unique_ptr<server::detail::Contained> proc_;
     int fd_ = -1;
     bool eof_ = false;
     std::string buffer_;
@@ -8938,6 +10810,11 @@ private:
         namespace fs = std::filesystem;
         fs::create_directories(options_.working_dir);
         run_as_ = action_detail::resolve_run_as(options_.username);
+        // File work takes the shell user's identity, or the server does not start (it would
+        // otherwise read and write as root).
+        std::optional<FileIdentity> identity;
+        if (run_as_) identity = FileIdentity{run_as_->name, run_as_->uid, run_as_->gid, run_as_->groups};
+        worker_ = std::make_unique<FileWorker>(std::move(identity));
         if (run_as_ && ::chown(options_.working_dir.c_str(), run_as_->uid, static_cast<gid_t>(-1)) != 0) {
             // not fatal: on a read-only mount the shell still starts
         }
@@ -8952,13 +10829,12 @@ private:
         start_bash();
         has_jupyter_ = std::find(options_.plugins.begin(), options_.plugins.end(), "jupyter") != options_.plugins.end();
         if (has_jupyter_) {
-            const auto envp = action_detail::merged_environment(shell_env_);
-            std::string path_value;
-            for (const auto& kv : envp) {
-                if (kv.rfind("PATH=", 0) == 0) path_value = kv.substr(5);
-            }
+            const auto env = runbox::detail::sandbox_environment(options_.environment, shell_env_);
+            const auto path = env.find("PATH");
+            const std::string path_value = path != env.end() ? path->second : std::string();
             if (const auto python = action_detail::find_executable("python3", path_value, run_as_)) {
-                python_ = std::make_unique<action_detail::PythonRepl>(*python, options_.working_dir, envp, run_as_);
+                python_ = std::make_unique<action_detail::PythonRepl>(*python, options_.working_dir,
+                                                                      runbox::detail::environment_strings(env), run_as_);
             }
         }
     }
@@ -9005,15 +10881,85 @@ private:
         };
     }
 
+    runbox::detail::JsonLimits json_limits() const { return {options_.max_json_depth, options_.max_body_bytes}; }
+
+    /// A JSON request body within the limits; a syntax error throws (the generic 500, as in
+    /// the reference), a too-deep or too-large body is answered 422 here (then discarded).
+    json parse_body(const httplib::Request& req, httplib::Response& res) const {
+        runbox::detail::json_failure failure{};
+        json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
+        if (failure == runbox::detail::json_failure::syntax) throw std::invalid_argument("the body is not JSON");
+        if (body.is_discarded()) {
+            action_detail::send_validation_error(res, "json_invalid", "'body', 0",
+                                                 "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
+        }
+        return body;
+    }
+
+    /// The declared body size; nullopt when there is none, max() when it cannot be known.
+    static std::optional<std::uint64_t> declared_body_size(const httplib::Request& req) {
+        if (req.has_header("Transfer-Encoding")) return std::numeric_limits<std::uint64_t>::max();
+        if (!req.has_header("Content-Length")) return std::nullopt;
+        const std::string text = req.get_header_value("Content-Length");
+        std::uint64_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size()) return std::numeric_limits<std::uint64_t>::max();
+        return value;
+    }
+
+    /// Refuses a request from its head alone (runs before httplib reads the body): no key and
+    /// more than a small body, a body over the limit, or a body httplib would inflate without
+    /// bound (Content-Encoding) or read without a length (chunked). The connection is closed
+    /// afterwards, since the unread body would be taken for the next request.
+    bool refuse_before_body(const httplib::Request& req, httplib::Response& res) const {
+        const auto size = declared_body_size(req);
+        const auto refuse = [&](int status, const std::string& detail) {
+            action_detail::send_detail(res, status, detail);
+            if (size && *size > 0) res.set_header("Connection", "close");
+            return true;
+        };
+        if (!authorized(req)) {
+            if (size && *size > options_.max_unauthenticated_body_bytes) return refuse(403, "Invalid API Key");
+            return false;  // read the small body, then the route's 403 (keep-alive stays in step)
+        }
+        if (req.has_header("Content-Encoding") && ascii_lower_copy(req.get_header_value("Content-Encoding")) != "identity") {
+            return refuse(415, "Compressed request bodies are not accepted");
+        }
+        if (req.has_header("Transfer-Encoding")) return refuse(411, "A request body needs a Content-Length");
+        if (size && *size > options_.max_body_bytes) {
+            return refuse(413, "Request body too large: the limit is " + std::to_string(options_.max_body_bytes) + " bytes");
+        }
+        return false;
+    }
+
+    static std::string ascii_lower_copy(std::string text) { return action_detail::ascii_lower(std::move(text)); }
+
     void setup_routes() {
         auto& s = *server_;
-        s.new_task_queue = [] { return new httplib::ThreadPool(32); };
+        const ConnectionLimits limits{options_.max_connections, options_.header_timeout};
+        s.new_task_queue = [this, limits] { return new ConnectionGuard(limits, port_); };
         // Small responses must leave at once: with Nagle on, every round trip waited ~40 ms for
         // the client's delayed ACK (measured by bench/run.sh).
         s.set_tcp_nodelay(true);
-        // The session key is checked once the body has been read (inside each route and the
-        // 404 path), not in a pre-routing handler: httplib 0.11 does not drain an unread body,
-        // so rejecting a POST before reading it would desynchronise a keep-alive connection.
+        s.set_read_timeout(options_.read_timeout);
+        s.set_write_timeout(options_.write_timeout);
+        s.set_keep_alive_timeout(std::max<time_t>(1, static_cast<time_t>(options_.keep_alive_timeout.count() / 1000)));
+        s.set_payload_max_length(options_.max_body_bytes);  // also enforced while reading
+        // httplib 0.11 calls the pre-routing handler after the head and before the body is read
+        // (Server::routing); "Expect: 100-continue" is answered before that, so it gets the
+        // same checks.
+        s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+            ConnectionGuard::request_started();
+            return refuse_before_body(req, res) ? httplib::Server::HandlerResponse::Handled
+                                                : httplib::Server::HandlerResponse::Unhandled;
+        });
+        s.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
+            ConnectionGuard::request_started();
+            return refuse_before_body(req, res) ? res.status : 100;
+        });
+        s.set_logger([](const httplib::Request&, const httplib::Response&) { ConnectionGuard::response_sent(); });
+        // A small body without the key is read first and refused by the route (or the 404
+        // path): rejecting it unread would desynchronise a keep-alive connection.
         s.Get("/alive", guarded(&ActionServer::handle_alive));
         s.Get("/server_info", guarded(&ActionServer::handle_server_info));
         s.Post("/execute_action", guarded(&ActionServer::handle_execute_action));
@@ -9032,6 +10978,8 @@ private:
                 action_detail::send_detail(res, 404, "Not Found");
             } else if (res.status == 400) {
                 action_detail::send_detail(res, 400, "Bad Request");
+            } else if (res.status == 413) {
+                action_detail::send_detail(res, 413, "Request body too large");
             } else if (res.status >= 500) {
                 action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
             } else {
@@ -9064,10 +11012,13 @@ private:
     }
 
     void handle_execute_action(const httplib::Request& req, httplib::Response& res) {
-        json body;
-        try {
-            body = json::parse(req.body);
-        } catch (const json::exception&) {
+        runbox::detail::json_failure failure{};
+        json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
+        if (failure == runbox::detail::json_failure::too_deep || failure == runbox::detail::json_failure::too_large) {
+            return action_detail::send_validation_error(
+                res, "json_invalid", "'body', 0", "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
+        }
+        if (body.is_discarded()) {
             return action_detail::send_validation_error(res, "json_invalid", "'body', 0", "JSON decode error");
         }
         if (!body.is_object() || !body.contains("action")) {
@@ -9125,39 +11076,53 @@ private:
                 file.filename.find('/') != std::string::npos) {
                 throw action_detail::HttpError(400, "Invalid filename");
             }
-            const fs::path dest(destination);
-            std::vector<fs::path> created;  // what this upload creates, for chown_to_run_as
-            for (fs::path p = dest; !p.empty() && p != p.root_path() && !fs::exists(p); p = p.parent_path()) {
-                created.push_back(p);
-            }
-            if (!fs::exists(dest)) fs::create_directories(dest);
             const bool is_zip = file.filename.size() >= 4 && file.filename.compare(file.filename.size() - 4, 4, ".zip") == 0;
-            if (recursive || is_zip) {
-                if (!is_zip) throw action_detail::HttpError(400, "Recursive uploads must be zip files");
-                const fs::path zip_path = dest / file.filename;
-                save_upload(zip_path, file.content);
-                try {
-                    for (const auto& name : zip_entry_names(zip_path)) {
-                        for (fs::path p = fs::path(name).relative_path(); !p.empty(); p = p.parent_path()) {
-                            created.push_back(dest / p);
-                        }
-                    }
-                    extract_zip(zip_path, dest);
-                } catch (...) {
-                    std::error_code ec;
-                    fs::remove(zip_path, ec);
-                    throw;
-                }
-                fs::remove(zip_path);
-            } else {
-                save_upload(dest / file.filename, file.content);
-                created.push_back(dest / file.filename);
-            }
-            chown_to_run_as(created);
+            if (recursive && !is_zip) throw action_detail::HttpError(400, "Recursive uploads must be zip files");
+            // No timeout: the job uses the request's data in place, so the handler waits for it.
+            worker_->run([&] { store_upload(fs::path(destination), file.filename, file.content, is_zip); }, std::nullopt);
             action_detail::send_json(res, 200, json{{"filename", file.filename}, {"destination", destination}, {"recursive", recursive}});
         } catch (...) {
             action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
         }
+    }
+
+    /// The file work of an upload, on the file worker (as the shell's user). Nothing is
+    /// written through a symbolic link already there (see safe_write.hpp).
+    void store_upload(const std::filesystem::path& dest, const std::string& filename, const std::string& content,
+                      bool is_zip) const {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        if (fs::is_symlink(fs::symlink_status(dest, ec))) {
+            throw runbox::error(errc::conflict, "refusing to write through the symbolic link " + dest.string());
+        }
+        std::vector<fs::path> created;  // what this upload creates, for chown_to_run_as
+        for (fs::path p = dest; !p.empty() && p != p.root_path() && !fs::exists(fs::symlink_status(p, ec)); p = p.parent_path()) {
+            created.push_back(p);
+        }
+        if (!fs::exists(dest)) fs::create_directories(dest);
+        const UniqueFd dir = open_directory_nofollow(dest);
+        const fs::path target = dest / filename;
+        {
+            const UniqueFd out = create_file_at(dir.get(), filename, target);
+            write_all(out.get(), content, target);
+        }
+        if (is_zip) {
+            try {
+                for (const auto& name : zip_entry_names(target)) {
+                    for (fs::path p = fs::path(name).relative_path(); !p.empty(); p = p.parent_path()) {
+                        created.push_back(dest / p);
+                    }
+                }
+                extract_zip(target, dest);
+            } catch (...) {
+                ::unlinkat(dir.get(), filename.c_str(), 0);
+                throw;
+            }
+            ::unlinkat(dir.get(), filename.c_str(), 0);
+        } else {
+            created.push_back(target);
+        }
+        chown_to_run_as(created);
     }
 
     void handle_download_files(const httplib::Request& req, httplib::Response& res) {
@@ -9168,20 +11133,27 @@ private:
         try {
             namespace fs = std::filesystem;
             if (!fs::path(path).is_absolute()) throw action_detail::HttpError(400, "Path must be an absolute path");
+            // The archive is built in a temp file bounded by max_download_bytes (libzip writes
+            // an archive at close), then streamed; over the bound is a 413 before any byte.
+            const fs::path archive = worker_->run(
+                [&] {
+                    std::error_code ec;
+                    if (!fs::exists(path, ec)) throw action_detail::HttpError(404, "File not found");
+                    std::string tmpl = (fs::temp_directory_path() / "runbox-download-XXXXXX.zip").string();
+                    const int fd = ::mkstemps(tmpl.data(), 4);
+                    if (fd < 0) throw fs::filesystem_error("mkstemps", fs::path(tmpl), std::error_code(errno, std::generic_category()));
+                    ::close(fd);
+                    try {
+                        zip_tree(path, tmpl, {.max_total_bytes = options_.max_download_bytes});
+                    } catch (...) {
+                        fs::remove(tmpl, ec);
+                        throw;
+                    }
+                    return fs::path(tmpl);
+                },
+                std::nullopt);
             std::error_code ec;
-            if (!fs::exists(path, ec)) throw action_detail::HttpError(404, "File not found");
-            std::string tmpl = (fs::temp_directory_path() / "runbox-download-XXXXXX.zip").string();
-            const int fd = ::mkstemps(tmpl.data(), 4);
-            if (fd < 0) throw fs::filesystem_error("mkstemps", fs::path(tmpl), std::error_code(errno, std::generic_category()));
-            ::close(fd);
-            const fs::path archive(tmpl);
-            try {
-                zip_tree(path, archive);
-            } catch (...) {
-                fs::remove(archive, ec);
-                throw;
-            }
-            const auto size = fs::file_size(archive);
+            const auto size = fs::file_size(archive, ec);
             auto stream = std::make_shared<std::ifstream>(archive, std::ios::binary);
             const auto slash = path.find_last_of('/');
             res.status = 200;
@@ -9203,13 +11175,20 @@ private:
                     std::error_code remove_ec;
                     std::filesystem::remove(archive, remove_ec);  // the temp zip goes once sent
                 });
+        } catch (const runbox::error& e) {
+            if (e.code() != errc::quota_exceeded) {
+                return action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
+            }
+            // Not wrapped into a 500: the client must be able to tell "too large" by its status.
+            action_detail::send_detail(res, 413, e.detail());
         } catch (...) {
             action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
         }
     }
 
     void handle_list_files(const httplib::Request& req, httplib::Response& res) {
-        const json body = json::parse(req.body);  // a non-JSON body is the generic 500
+        const json body = parse_body(req, res);  // a non-JSON body is the generic 500
+        if (body.is_discarded()) return;
         namespace fs = std::filesystem;
         // Like the reference, a body that is not an object or a non-string path is the generic 500.
         if (!body.is_object()) throw std::invalid_argument("list_files body must be a JSON object");
@@ -9218,7 +11197,7 @@ private:
             const fs::path given = body["path"].get<std::string>();
             path = given.is_absolute() ? given : fs::path(options_.working_dir) / given;
         }
-        action_detail::send_json(res, 200, action_detail::list_directory(path));
+        action_detail::send_json(res, 200, worker_->run([&] { return action_detail::list_directory(path); }, std::nullopt));
     }
 
     void handle_vscode_token(const httplib::Request&, httplib::Response& res) {
@@ -9226,18 +11205,11 @@ private:
     }
 
     void handle_update_mcp_server(const httplib::Request& req, httplib::Response& res) {
-        const json body = json::parse(req.body);
+        const json body = parse_body(req, res);
+        if (body.is_discarded()) return;
         if (!body.is_array()) return action_detail::send_detail(res, 400, "Request must be a list of MCP tools to sync");
         // runbox-server has no MCP proxy; the reference answers this when its manager is missing.
         action_detail::send_detail(res, 500, "MCP Proxy Manager is not initialized");
-    }
-
-    static void save_upload(const std::filesystem::path& path, const std::string& content) {
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        if (!out) throw std::filesystem::filesystem_error("open", path, std::error_code(errno, std::generic_category()));
-        out.write(content.data(), static_cast<std::streamsize>(content.size()));
-        out.close();
-        if (!out) throw std::filesystem::filesystem_error("write", path, std::make_error_code(std::errc::io_error));
     }
 
     /// Uploaded files belong to the shell's user, like files it creates itself.
@@ -9323,6 +11295,7 @@ private:
         bash_options.username = run_as_ ? run_as_->name : std::string();
         bash_options.no_change_timeout = options_.no_change_timeout;
         bash_options.env = shell_env_;
+        bash_options.environment = options_.environment;
         bash_ = std::make_unique<BashSession>(std::move(bash_options));
         bash_->initialize();
         editor_ = std::make_unique<FileEditor>(options_.working_dir);
@@ -9339,7 +11312,9 @@ private:
     }
 
     Observation run_command(const CmdRunAction& action) {
-        if (action.is_static) return run_static_command(action, options_.working_dir, run_as_ ? run_as_->name : std::string());
+        if (action.is_static)
+            return run_static_command(action, options_.working_dir, run_as_ ? run_as_->name : std::string(),
+                                      options_.environment, shell_env_);
         try {
             bash_->initialize();  // restarts the shell if a previous command ended it (`exit`)
         } catch (const std::exception& e) {
@@ -9354,11 +11329,35 @@ private:
         context.bash_cwd = bash_cwd();
         context.server_cwd = options_.working_dir;
         context.user_id = run_as_ ? static_cast<int>(run_as_->uid) : -1;
+        context.max_read_bytes = options_.max_read_bytes;
         return context;
     }
-    Observation run_file_action(const FileReadAction& action) { return read_file(action, file_context()); }
-    Observation run_file_action(const FileWriteAction& action) { return write_file(action, file_context()); }
-    Observation run_file_action(const FileEditAction& action) { return editor_->edit(action, file_context()); }
+    /// A file action on the file worker, waited for at most the action's timeout. The job owns
+    /// copies of what it reads (it may outlive the wait).
+    template <class A>
+    Observation run_file_action(const A& action) {
+        const auto ctx = file_context();
+        auto timeout = options_.file_action_timeout;
+        if (action.timeout && *action.timeout > 0) {
+            timeout = std::chrono::milliseconds(static_cast<std::int64_t>(std::min(*action.timeout, 1e9) * 1000.0));
+        }
+        try {
+            FileEditor* editor = editor_.get();
+            return worker_->run(
+                [action, ctx, editor]() -> Observation {
+                    if constexpr (std::is_same_v<A, FileReadAction>) return read_file(action, ctx);
+                    else if constexpr (std::is_same_v<A, FileWriteAction>) return write_file(action, ctx);
+                    else return editor->edit(action, ctx);
+                },
+                timeout);
+        } catch (const runbox::error& e) {
+            if (e.code() != errc::timeout) throw;
+            return ErrorObservation{"The file operation on " + action.path + " did not finish within its timeout (" +
+                                        action_detail::python_float(static_cast<double>(timeout.count()) / 1000.0) +
+                                        " seconds); later file operations wait for it.",
+                                    "", {}};
+        }
+    }
 
     ActionServerOptions options_;
     std::optional<action_detail::RunAs> run_as_;
@@ -9380,12 +11379,11 @@ private:
     std::uint64_t python_synced_generation_ = 0;
     std::unique_ptr<BashSession> bash_;
     std::unique_ptr<FileEditor> editor_;
+    std::unique_ptr<FileWorker> worker_;  // after editor_: stopped (joined) before it goes
 };
 
 }  // namespace runbox::server
 // ---- end runbox/server/action_server.hpp ----
-
-extern "C" char** environ;
 
 namespace runbox::local {
 
@@ -9404,9 +11402,12 @@ public:
         posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);  // its own group: close() kills it whole
         posix_spawnattr_setpgroup(&attr, 0);
 
-        std::vector<std::string> env_strings;
-        for (char** e = environ; e != nullptr && *e != nullptr; ++e) env_strings.emplace_back(*e);
-        for (const auto& [key, value] : extra_env) env_strings.push_back(key + "=" + value);
+        // The server (and so its shells) gets the allow-listed host variables only, like thread
+        // mode; `extra_env` (the session key, the startup variables) is added after the builder,
+        // which would drop SESSION_API_KEY.
+        auto env = detail::sandbox_environment(detail::EnvironmentBase::allow_list);
+        for (const auto& [key, value] : extra_env) env[key] = value;
+        std::vector<std::string> env_strings = detail::environment_strings(env);
         std::vector<char*> envp;
         for (auto& s : env_strings) envp.push_back(s.data());
         envp.push_back(nullptr);
@@ -9553,6 +11554,7 @@ public:
             options.enable_browser = false;
             for (const auto& plugin : ctx.options.plugins) options.plugins.push_back(plugin.name);
             options.env = startup;
+            options.environment = detail::EnvironmentBase::allow_list;  // the host's secrets stay in the host
             server_ = std::make_unique<server::ActionServer>(std::move(options));
             server_->start();
             url = server_->url();
@@ -9635,7 +11637,8 @@ using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
 //   disable_auto_stop  DAYTONA_DISABLE_AUTO_STOP  false  (auto-stop 60 min, or 0 when disabled)
 //   delete_on_close    DAYTONA_DELETE_ON_CLOSE    false  (close() stops; true: deletes)
 //   organization_id    DAYTONA_ORGANIZATION_ID    unset  (sent as X-Daytona-Organization-ID)
-//   public             DAYTONA_PUBLIC             true   (false: preview requests carry the token)
+//   public             DAYTONA_PUBLIC             false  (private: preview requests carry the token;
+//                                                          true opts out: the preview URL is public)
 //   server_command     DAYTONA_SERVER_COMMAND     unset  (replaces OpenHands' python launcher,
 //                                                          e.g. "runbox-server"; arguments stay)
 //   server_cwd         DAYTONA_SERVER_CWD         /openhands/code
@@ -9647,6 +11650,12 @@ using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
 //   request_timeout_ms DAYTONA_REQUEST_TIMEOUT_MS 60000  (one API request)
 //   retry_initial_backoff_ms                      500    (API retries: 429/502/503/504)
 //   retry_max_attempts                            4
+//   close_timeout_ms   DAYTONA_CLOSE_TIMEOUT_MS   30000  (bound of close()'s retries; then the sandbox
+//                                                          is reported in Runtime::unreleased())
+//
+// Every sandbox is labelled OpenHands_SID plus runbox's ownership labels (lifecycle.hpp), and its
+// action server gets a random session key (SESSION_API_KEY in the sandbox env, sent as
+// X-Session-API-Key), so neither the preview URL nor its token alone can run commands.
 
 #include <algorithm>
 #include <cctype>
@@ -9670,6 +11679,8 @@ inline constexpr std::string_view sid_label = "OpenHands_SID";
 inline constexpr std::string_view server_session_id = "action-execution-server";
 /// Daytona's daemon picks response shapes from the SDK version; >= 0.167 gives JSON logs.
 inline constexpr std::string_view sdk_version = "0.218.0";
+/// The env var that gives the action server its session key.
+inline constexpr std::string_view session_key_env = "SESSION_API_KEY";
 
 /// Every setting, resolved from Config (providers.daytona.*) with environment fallback.
 struct Settings {
@@ -9679,7 +11690,7 @@ struct Settings {
     bool disable_auto_stop = false;
     bool delete_on_close = false;
     std::optional<std::string> organization_id;
-    bool is_public = true;
+    bool is_public = false;
     std::optional<std::string> server_command;
     std::string server_cwd = "/openhands/code";
     int server_port = 4444;
@@ -9690,6 +11701,7 @@ struct Settings {
     std::chrono::milliseconds request_timeout{60000};
     std::chrono::milliseconds retry_initial_backoff{500};
     int retry_max_attempts = 4;
+    std::chrono::milliseconds close_timeout{30000};
 
     static Settings from(const Config& config) {
         constexpr std::string_view p = "daytona";
@@ -9702,7 +11714,7 @@ struct Settings {
         if (auto v = config.setting(p, "target", "DAYTONA_TARGET")) s.target = *v;
         s.disable_auto_stop = config.flag_setting(p, "disable_auto_stop", "DAYTONA_DISABLE_AUTO_STOP", false);
         s.delete_on_close = config.flag_setting(p, "delete_on_close", "DAYTONA_DELETE_ON_CLOSE", false);
-        s.is_public = config.flag_setting(p, "public", "DAYTONA_PUBLIC", true);
+        s.is_public = config.flag_setting(p, "public", "DAYTONA_PUBLIC", false);
         s.organization_id = config.setting(p, "organization_id", "DAYTONA_ORGANIZATION_ID");
         s.server_command = config.setting(p, "server_command", "DAYTONA_SERVER_COMMAND");
         if (auto v = config.setting(p, "server_cwd", "DAYTONA_SERVER_CWD")) s.server_cwd = *v;
@@ -9714,6 +11726,7 @@ struct Settings {
         s.request_timeout = config.millis_setting(p, "request_timeout_ms", "DAYTONA_REQUEST_TIMEOUT_MS", s.request_timeout);
         s.retry_initial_backoff = config.millis_setting(p, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
         s.retry_max_attempts = config.integer_setting(p, "retry_max_attempts", {}, s.retry_max_attempts, 1);
+        s.close_timeout = config.millis_setting(p, "close_timeout_ms", "DAYTONA_CLOSE_TIMEOUT_MS", s.close_timeout);
         return s;
     }
 };
@@ -9745,6 +11758,7 @@ public:
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
         closed_ = false;
+        session_key_.clear();
         ctx.status(RuntimeStatus::starting_runtime, "Starting Daytona sandbox...");
         bool start_server = !ctx.options.attach_to_existing;
         std::optional<nlohmann::json> sandbox;
@@ -9753,6 +11767,9 @@ public:
             if (sandbox) {
                 attached_ = true;
                 sandbox_id_ = (*sandbox)["id"].template get<std::string>();
+                // The key its server was started with (a sandbox runbox created has one).
+                if ((*sandbox).contains("env") && (*sandbox)["env"].is_object())
+                    session_key_ = (*sandbox)["env"].value(std::string(session_key_env), std::string());
             } else {
                 start_server = true;  // unlike OpenHands, a sandbox created here gets its server
             }
@@ -9779,6 +11796,10 @@ public:
         const std::string token = link.value("token", std::string());
         if (!token.empty()) endpoint.secrets.push_back(token);
         if (!sandbox->value("public", false) && !token.empty()) endpoint.headers.set("X-Daytona-Preview-Token", token);
+        if (!session_key_.empty()) {
+            endpoint.headers.set("X-Session-API-Key", session_key_);
+            endpoint.secrets.push_back(session_key_);
+        }
         endpoint.alive_timeout = settings_.alive_timeout;
         endpoint.alive_poll_interval = settings_.alive_poll_interval;
         endpoint.bad_gateway_retry_window = settings_.alive_timeout;  // OpenHands: 502s retried up to 120 s
@@ -9793,19 +11814,49 @@ public:
         if (closed_) return;
         closed_ = true;
         if (sandbox_id_.empty()) return;
+        if (attached_) return;  // someone else's sandbox: leave it as it was
         try {
-            if (attached_) return;  // someone else's sandbox: leave it as it was
-            if (reason == CloseReason::connect_failed || settings_.delete_on_close) {
-                api(ctx, "DELETE", "/sandbox/" + sandbox_id_, {}, retry_policy());
+            const SandboxRecord record{std::string(name), sandbox_id_, ctx.options.sid, {}, {}};
+            release_sandbox(ctx, record,
+                            reason == CloseReason::connect_failed || settings_.delete_on_close ? ReleaseMode::remove
+                                                                                               : ReleaseMode::stop);
+        } catch (const std::exception& e) {
+            // Retried within close_timeout; what is left is reported, never dropped silently
+            // (Daytona's auto-stop remains the backstop).
+            ctx.unreleased(sandbox_id_, e.what());
+        }
+    }
+
+    /// Every sandbox carrying runbox's labels that is not destroyed (for sweep and the lease file).
+    template <class T>
+    std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>& ctx) {
+        std::vector<SandboxRecord> out;
+        for (const auto& item : list_labelled(ctx, {{std::string(labels::managed), "1"}})) {
+            const auto map = label_map(item.value("labels", nlohmann::json::object()));
+            if (!is_runbox_managed(map)) continue;
+            const auto sid = map.find(std::string(sid_label));
+            out.push_back(SandboxRecord::from_labels(std::string(name), item.value("id", std::string()),
+                                                     item.value("state", std::string()),
+                                                     sid == map.end() ? std::string() : sid->second, map));
+        }
+        return out;
+    }
+
+    /// Stops (POST stop, when it runs) or deletes a sandbox, retrying within close_timeout.
+    template <class T>
+    void release_sandbox(ProviderContext<T>& ctx, const SandboxRecord& sandbox, ReleaseMode mode) {
+        const RetryPolicy policy = close_policy();
+        try {
+            if (mode == ReleaseMode::remove) {
+                api(ctx, "DELETE", "/sandbox/" + sandbox.id, {}, policy);
                 return;
             }
-            const nlohmann::json sandbox = api_json(ctx, "GET", "/sandbox/" + sandbox_id_, {}, retry_policy());
-            const std::string state = sandbox.value("state", std::string());
-            if (state == "started" || state == "starting") {
-                api(ctx, "POST", "/sandbox/" + sandbox_id_ + "/stop?force=false", {}, retry_policy(), true);
-            }
-        } catch (...) {
-            // close() never throws; a sandbox we could not stop is stopped by Daytona's auto-stop.
+            const nlohmann::json current = api_json(ctx, "GET", "/sandbox/" + sandbox.id, {}, policy);
+            const std::string state = current.value("state", std::string());
+            if (state == "started" || state == "starting")
+                api(ctx, "POST", "/sandbox/" + sandbox.id + "/stop?force=false", {}, policy, true);
+        } catch (const error& e) {
+            if (e.code() != errc::not_found) throw;  // already gone
         }
     }
 
@@ -9832,6 +11883,14 @@ private:
         policy.max_attempts = settings_.retry_max_attempts;
         policy.initial_backoff = settings_.retry_initial_backoff;
         policy.max_elapsed = std::max(settings_.start_timeout, std::chrono::milliseconds(1));
+        return policy;
+    }
+
+    // close() and sweep: dropped connections and gateway errors retried, all within close_timeout.
+    RetryPolicy close_policy() const {
+        RetryPolicy policy = retry_policy();
+        policy.max_attempts = std::max(policy.max_attempts, 8);
+        policy.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
         return policy;
     }
 
@@ -9877,8 +11936,11 @@ private:
     }
 
     static nlohmann::json parse(const Response& response) {
-        auto json = nlohmann::json::parse(response.body, nullptr, false);
-        if (json.is_discarded()) throw error(errc::bad_response, "Daytona answered a body that is not JSON", "daytona");
+        runbox::detail::json_failure failure{};
+        auto json = runbox::detail::parse_untrusted_json(response.body, {}, &failure);
+        if (json.is_discarded()) {
+            throw error(errc::bad_response, "Daytona answered a body that " + runbox::detail::json_failure_text(failure), "daytona");
+        }
         return json;
     }
 
@@ -9890,14 +11952,14 @@ private:
         }
     }
 
-    // Lists sandboxes labelled with the session id, following nextCursor; at most one may match.
+    // Lists the sandboxes carrying all of `labels` (not destroyed), following nextCursor.
     template <class T>
-    std::optional<nlohmann::json> find_by_sid(ProviderContext<T>& ctx) {
-        const std::string labels = nlohmann::json{{std::string(sid_label), ctx.options.sid}}.dump();
+    std::vector<nlohmann::json> list_labelled(ProviderContext<T>& ctx, const nlohmann::json& labels) {
+        const std::string filter = labels.dump();
         std::vector<nlohmann::json> found;
         std::optional<std::string> cursor;
         for (int page = 0; page < 1000; ++page) {
-            std::string path = "/sandbox?limit=100&labels=" + url_encode(labels);
+            std::string path = "/sandbox?limit=100&labels=" + url_encode(filter);
             if (cursor) path += "&cursor=" + url_encode(*cursor);
             const nlohmann::json json = api_json(ctx, "GET", path, {}, retry_policy());
             const nlohmann::json* items = &json;  // before ~v0.180 the API answered a bare array
@@ -9908,6 +11970,7 @@ private:
             }
             if (!items->is_array()) throw error(errc::bad_response, "sandbox list is not a list", "daytona");
             for (const auto& item : *items) {
+                if (!item.is_object() || !item.contains("id") || !item["id"].is_string()) continue;
                 const std::string state = item.value("state", std::string());
                 if (state != "destroyed" && state != "destroying") found.push_back(item);
             }
@@ -9917,6 +11980,13 @@ private:
                 cursor = json["nextCursor"].get<std::string>();
             if (!cursor) break;
         }
+        return found;
+    }
+
+    // The sandbox labelled with the session id; at most one may match.
+    template <class T>
+    std::optional<nlohmann::json> find_by_sid(ProviderContext<T>& ctx) {
+        const auto found = list_labelled(ctx, {{std::string(sid_label), ctx.options.sid}});
         if (found.empty()) return std::nullopt;
         if (found.size() > 1)
             throw error(errc::conflict, "multiple sandboxes found for sid " + ctx.options.sid, "daytona");
@@ -9942,19 +12012,34 @@ private:
         env["PYTHONUNBUFFERED"] = "1";
         env["VSCODE_PORT"] = std::to_string(settings_.server_port + 1);
         if (config.debug) env["DEBUG"] = "true";
+        session_key_ = detail::random_hex(24);
+        env[std::string(session_key_env)] = session_key_;  // runbox-server and OpenHands read it
+        const Ownership own = ctx.ownership ? *ctx.ownership : Ownership::make(config, detail::random_hex(12));
+        nlohmann::json labels = own.labels();
+        labels[std::string(sid_label)] = ctx.options.sid;
+        labels["code-toolbox-language"] = "python";
         nlohmann::json body = {
             {"env", env},
-            {"labels", {{std::string(sid_label), ctx.options.sid}, {"code-toolbox-language", "python"}}},
+            {"labels", labels},
             {"public", settings_.is_public},
             {"target", settings_.target},
             {"autoStopInterval", settings_.disable_auto_stop ? 0 : 60},
         };
         if (config.sandbox.runtime_container_image) body["snapshot"] = *config.sandbox.runtime_container_image;
-        nlohmann::json sandbox = api_json(ctx, "POST", "/sandbox", body.dump(), rate_limit_only_policy(), true);
+        // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
+        nlohmann::json sandbox = create_then_dedupe(
+            [&] { return api_json(ctx, "POST", "/sandbox", body.dump(), rate_limit_only_policy(), true); },
+            [&]() -> std::optional<nlohmann::json> {
+                ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
+                auto found = list_labelled(ctx, {{std::string(labels::token), own.token}});
+                if (found.empty()) return std::nullopt;
+                return found.front();
+            });
         created_ = true;
         attached_ = false;
         remember(sandbox);
         if (sandbox_id_.empty()) throw error(errc::bad_response, "create answered no sandbox id", "daytona");
+        ctx.created(sandbox_id_);
         if (toolbox_url_.empty()) fetch_toolbox_url(ctx);
         return sandbox;
     }
@@ -10013,6 +12098,7 @@ private:
     Settings settings_;
     std::string sandbox_id_;
     std::string toolbox_url_;
+    std::string session_key_;
     bool attached_ = false;
     bool created_ = false;
     bool closed_ = false;
@@ -10043,15 +12129,17 @@ using DaytonaRuntime = Runtime<daytona::Auth, HttplibTransport>;
 //   snapshot           RUNLOOP_SNAPSHOT           unset  (snapshot_id)
 //   prebuilt           RUNLOOP_PREBUILT           unset  (legacy `prebuilt` image; OpenHands used "openhands")
 //   resource_size      RUNLOOP_RESOURCE_SIZE      LARGE  (launch_parameters.resource_size_request)
-//   keep_alive_time_seconds                       unset  (launch_parameters.keep_alive_time_seconds)
+//   keep_alive_time_seconds                       3600   (launch_parameters.keep_alive_time_seconds: the
+//                                                          server-side TTL, always sent, never 0)
 //   server_command     RUNLOOP_SERVER_COMMAND     unset  (replaces OpenHands' python launcher,
 //                                                          e.g. "runbox-server"; arguments stay)
 //   server_cwd         RUNLOOP_SERVER_CWD         /openhands/code
 //   server_port        RUNLOOP_SERVER_PORT        4444
 //   tunnel_url         RUNLOOP_TUNNEL_URL         https://{port}-{tunnel_key}.tunnel.<base domain>
 //   tunnel_auth_mode   RUNLOOP_TUNNEL_AUTH_MODE   authenticated (or open)
-//   session_api_key    RUNLOOP_SESSION_API_KEY    unset  (given to the server as SESSION_API_KEY and
-//                                                          sent as X-Session-API-Key)
+//   session_api_key    RUNLOOP_SESSION_API_KEY    random per devbox (given to the server as
+//                                                          SESSION_API_KEY, sent as X-Session-API-Key;
+//                                                          set it to attach to a devbox made elsewhere)
 //   poll_interval_ms   RUNLOOP_POLL_INTERVAL_MS   1000   (least time between status polls)
 //   start_timeout_ms   RUNLOOP_START_TIMEOUT_MS   120000 (bound of the wait for `running`)
 //   alive_timeout_ms   RUNLOOP_ALIVE_TIMEOUT_MS   120000 (bound of the /alive wait)
@@ -10060,6 +12148,11 @@ using DaytonaRuntime = Runtime<daytona::Auth, HttplibTransport>;
 //   retry_initial_backoff_ms                      500    (API retries: 429/500/502/503/504)
 //   retry_max_attempts                            6      (the official SDK retries 5 times)
 //   list_limit                                    100    (page size of the attach lookup)
+//   close_timeout_ms   RUNLOOP_CLOSE_TIMEOUT_MS   30000  (bound of close()'s retries; then the devbox
+//                                                          is reported in Runtime::unreleased())
+//
+// Every devbox carries runbox's ownership labels (lifecycle.hpp) in its metadata; Runloop's list
+// has no metadata filter, so lookups list and filter here.
 
 #include <algorithm>
 #include <cctype>
@@ -10086,7 +12179,7 @@ struct Settings {
     std::optional<std::string> snapshot;
     std::optional<std::string> prebuilt;
     std::string resource_size = "LARGE";
-    std::optional<int> keep_alive_time_seconds;
+    int keep_alive_time_seconds = 3600;
     std::optional<std::string> server_command;
     std::string server_cwd = "/openhands/code";
     int server_port = 4444;
@@ -10101,6 +12194,7 @@ struct Settings {
     std::chrono::milliseconds retry_initial_backoff{500};
     int retry_max_attempts = 6;
     int list_limit = 100;  ///< page size when listing devboxes for attach
+    std::chrono::milliseconds close_timeout{30000};
 
     static Settings from(const Config& config) {
         constexpr std::string_view p = "runloop";
@@ -10120,8 +12214,7 @@ struct Settings {
         if ((s.blueprint ? 1 : 0) + (s.snapshot ? 1 : 0) + (s.prebuilt ? 1 : 0) > 1)
             throw error(errc::config_invalid, "set at most one of runloop blueprint, snapshot and prebuilt", std::string(p));
         if (auto v = config.setting(p, "resource_size", "RUNLOOP_RESOURCE_SIZE")) s.resource_size = *v;
-        if (config.setting(p, "keep_alive_time_seconds"))
-            s.keep_alive_time_seconds = config.integer_setting(p, "keep_alive_time_seconds", {}, 3600, 1);
+        s.keep_alive_time_seconds = config.integer_setting(p, "keep_alive_time_seconds", {}, s.keep_alive_time_seconds, 1);
         s.server_command = config.setting(p, "server_command", "RUNLOOP_SERVER_COMMAND");
         if (auto v = config.setting(p, "server_cwd", "RUNLOOP_SERVER_CWD")) s.server_cwd = *v;
         s.server_port = config.integer_setting(p, "server_port", "RUNLOOP_SERVER_PORT", s.server_port, 1);
@@ -10144,6 +12237,7 @@ struct Settings {
         s.retry_initial_backoff = config.millis_setting(p, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
         s.retry_max_attempts = config.integer_setting(p, "retry_max_attempts", {}, s.retry_max_attempts, 1);
         s.list_limit = config.integer_setting(p, "list_limit", {}, s.list_limit, 1);
+        s.close_timeout = config.millis_setting(p, "close_timeout_ms", "RUNLOOP_CLOSE_TIMEOUT_MS", s.close_timeout);
         return s;
     }
 };
@@ -10198,6 +12292,7 @@ public:
         attached_ = false;
         created_ = false;
         devbox_id_.clear();
+        session_key_ = settings_.session_api_key.value_or(std::string());
         ctx.status(RuntimeStatus::starting_runtime, "Starting Runloop devbox...");
         std::optional<nlohmann::json> devbox;
         if (ctx.options.attach_to_existing) {
@@ -10231,9 +12326,9 @@ public:
             endpoint.headers.set("X-Runloop-Tunnel-Authorization", "Bearer " + token);
             endpoint.secrets.push_back(token);
         }
-        if (settings_.session_api_key) {
-            endpoint.headers.set("X-Session-API-Key", *settings_.session_api_key);
-            endpoint.secrets.push_back(*settings_.session_api_key);
+        if (!session_key_.empty()) {
+            endpoint.headers.set("X-Session-API-Key", session_key_);
+            endpoint.secrets.push_back(session_key_);
         }
         endpoint.alive_timeout = settings_.alive_timeout;
         endpoint.alive_poll_interval = settings_.alive_poll_interval;
@@ -10250,11 +12345,41 @@ public:
         // OpenHands' Runloop ignores keep_runtime_alive; runbox honours it for a normal close.
         if (reason == CloseReason::normal && ctx.config.sandbox.keep_runtime_alive) return;
         try {
-            api(ctx, "POST", "/v1/devboxes/" + devbox_id_ + "/shutdown", {}, retry_policy(), true);
+            release_sandbox(ctx, SandboxRecord{std::string(name), devbox_id_, ctx.options.sid, {}, {}}, ReleaseMode::remove);
+        } catch (const std::exception& e) {
+            // Retried within close_timeout; what is left is reported, never dropped silently
+            // (the keep-alive timer remains the backstop).
+            ctx.unreleased(devbox_id_, e.what());
+        }
+    }
+
+    /// Every devbox whose metadata carries runbox's labels and that is not shut down or failed.
+    template <class T>
+    std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>& ctx) {
+        std::vector<SandboxRecord> out;
+        for_each_devbox(ctx, {}, [&](const nlohmann::json& item) {
+            const std::string status = text(item, "status");
+            if (status == "shutdown" || status == "failure") return false;
+            const auto map = label_map(item.value("metadata", nlohmann::json::object()));
+            if (!is_runbox_managed(map)) return false;
+            out.push_back(SandboxRecord::from_labels(std::string(name), text(item, "id"), status, text(item, "name"), map));
+            return false;
+        });
+        return out;
+    }
+
+    /// Shuts a devbox down (remove; Runloop's only terminal state) or suspends it (stop),
+    /// retrying within close_timeout.
+    template <class T>
+    void release_sandbox(ProviderContext<T>& ctx, const SandboxRecord& devbox, ReleaseMode mode) {
+        RetryPolicy policy = retry_policy();
+        policy.max_attempts = std::max(policy.max_attempts, 8);
+        policy.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
+        try {
+            api(ctx, "POST", "/v1/devboxes/" + devbox.id + (mode == ReleaseMode::stop ? "/suspend" : "/shutdown"), {},
+                policy, true);
         } catch (const error& e) {
-            if (e.code() == errc::not_found) return;  // already gone
-        } catch (...) {
-            // close() never throws; Runloop's keep-alive timer shuts an orphan down eventually.
+            if (e.code() != errc::not_found) throw;  // already gone
         }
     }
 
@@ -10332,12 +12457,12 @@ private:
 
     std::vector<std::string> secrets() const {
         std::vector<std::string> out{settings_.api_key};
-        if (settings_.session_api_key) out.push_back(*settings_.session_api_key);
+        if (!session_key_.empty()) out.push_back(session_key_);
         return out;
     }
 
     static nlohmann::json parse(const Response& response) {
-        auto json = nlohmann::json::parse(response.body, nullptr, false);
+        auto json = runbox::detail::parse_untrusted_json(response.body);
         if (json.is_discarded() || !json.is_object())
             throw error(errc::bad_response, "Runloop answered a body that is not a JSON object", "runloop");
         return json;
@@ -10347,26 +12472,35 @@ private:
         return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
     }
 
-    // Lists running devboxes page by page (starting_after = the last id) for one named `name`.
-    template <class T>
-    std::optional<nlohmann::json> find_running_by_name(ProviderContext<T>& ctx, const std::string& wanted) {
+    // Walks the devbox list page by page (starting_after = the last id), with `query` added
+    // (e.g. "&status=running"), until `visit(item)` returns true (that item is returned).
+    template <class T, class Visit>
+    std::optional<nlohmann::json> for_each_devbox(ProviderContext<T>& ctx, const std::string& query, Visit&& visit) {
         std::string after;
         for (int page = 0; page < 1000; ++page) {
-            std::string path = "/v1/devboxes?limit=" + std::to_string(settings_.list_limit) + "&status=running";
+            std::string path = "/v1/devboxes?limit=" + std::to_string(settings_.list_limit) + query;
             if (!after.empty()) path += "&starting_after=" + url_encode(after);
             const auto json = parse(api(ctx, "GET", path, {}, retry_policy(), true));
             if (!json.contains("devboxes") || !json["devboxes"].is_array())
                 throw error(errc::bad_response, "devbox list has no devboxes array", "runloop");
             const auto& items = json["devboxes"];
             for (const auto& item : items) {
-                if (text(item, "name") == wanted && text(item, "status") == "running" && item.contains("id")) return item;
+                if (item.is_object() && !text(item, "id").empty() && visit(item)) return item;
             }
             if (!json.value("has_more", false) || items.empty()) return std::nullopt;
-            const std::string last = text(items.back(), "id");
+            const std::string last = items.back().is_object() ? text(items.back(), "id") : std::string();
             if (last.empty() || last == after) return std::nullopt;  // a cursor that does not move ends the walk
             after = last;
         }
         return std::nullopt;
+    }
+
+    // The running devbox named `wanted`.
+    template <class T>
+    std::optional<nlohmann::json> find_running_by_name(ProviderContext<T>& ctx, const std::string& wanted) {
+        return for_each_devbox(ctx, "&status=running", [&](const nlohmann::json& item) {
+            return text(item, "name") == wanted && text(item, "status") == "running";
+        });
     }
 
     template <class T>
@@ -10376,17 +12510,22 @@ private:
         for (const auto& [k, v] : config.sandbox.runtime_startup_env_vars) env[k] = v;
         for (const auto& [k, v] : ctx.options.env_vars) env[k] = v;
         if (config.debug) env["DEBUG"] = "true";
-        if (settings_.session_api_key) env["SESSION_API_KEY"] = *settings_.session_api_key;
+        if (session_key_.empty()) session_key_ = runbox::detail::random_hex(24);
+        env["SESSION_API_KEY"] = session_key_;
+        const Ownership own = ctx.ownership ? *ctx.ownership : Ownership::make(config, runbox::detail::random_hex(12));
+        nlohmann::json metadata = own.labels();
+        metadata["container-name"] = "openhands-runtime-" + ctx.options.sid;
+        metadata["OpenHands_SID"] = ctx.options.sid;
         nlohmann::json launch = {
             {"resource_size_request", settings_.resource_size},
             {"launch_commands", nlohmann::json::array({"mkdir -p " + config.workspace_mount_path_in_sandbox})},
         };
-        if (settings_.keep_alive_time_seconds) launch["keep_alive_time_seconds"] = *settings_.keep_alive_time_seconds;
+        launch["keep_alive_time_seconds"] = settings_.keep_alive_time_seconds;  // the TTL backstop
         nlohmann::json body = {
             {"name", ctx.options.sid},
             {"entrypoint", entrypoint(config, ctx.options)},
             {"environment_variables", env},
-            {"metadata", {{"container-name", "openhands-runtime-" + ctx.options.sid}, {"OpenHands_SID", ctx.options.sid}}},
+            {"metadata", metadata},
             {"launch_parameters", launch},
         };
         if (settings_.blueprint) {
@@ -10394,10 +12533,20 @@ private:
         }
         if (settings_.snapshot) body["snapshot_id"] = *settings_.snapshot;
         if (settings_.prebuilt) body["prebuilt"] = *settings_.prebuilt;
-        auto devbox = parse(api(ctx, "POST", "/v1/devboxes", body.dump(), rate_limit_only_policy(), true));
+        // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
+        auto devbox = create_then_dedupe(
+            [&] { return parse(api(ctx, "POST", "/v1/devboxes", body.dump(), rate_limit_only_policy(), true)); },
+            [&] {
+                ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the devbox up...");
+                return for_each_devbox(ctx, {}, [&](const nlohmann::json& item) {
+                    return label_map(item.value("metadata", nlohmann::json::object()))[std::string(labels::token)] ==
+                           own.token;
+                });
+            });
         devbox_id_ = text(devbox, "id");
         if (devbox_id_.empty()) throw error(errc::bad_response, "create answered no devbox id", "runloop");
         created_ = true;
+        ctx.created(devbox_id_);
         return devbox;
     }
 
@@ -10467,6 +12616,7 @@ private:
 
     Settings settings_;
     std::string devbox_id_;
+    std::string session_key_;
     bool attached_ = false;
     bool created_ = false;
     bool closed_ = false;

@@ -1,4 +1,5 @@
 // The `runbox` command line, driven as a real program: exit codes, output, --json, errors.
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -201,5 +202,65 @@ TEST_CASE("runbox against `runbox fake daytona` with only DAYTONA_API_KEY and DA
     CHECK(slurp(dir / "down" / "made.txt") == "made\n");
     fs::remove_all(dir);
 
+    // list finds the kept sandbox by its session label; sweep releases it (its runbox is gone).
+    const auto listed = runbox_cli("--provider daytona --json list", env);
+    INFO(listed.err);
+    REQUIRE(listed.exit_code == 0);
+    const auto records = nlohmann::json::parse(listed.out, nullptr, false);
+    REQUIRE(records.is_array());
+    const auto has_sid = [](const nlohmann::json& list, const std::string& wanted) {
+        return std::any_of(list.begin(), list.end(), [&](const nlohmann::json& r) { return r.value("sid", "") == wanted; });
+    };
+    CHECK(has_sid(records, sid));
+
+    const auto dry = runbox_cli("--provider daytona --json sweep --older-than 0 --dry-run", env);
+    INFO(dry.err);
+    REQUIRE(dry.exit_code == 0);
+    const auto plan = nlohmann::json::parse(dry.out, nullptr, false);
+    REQUIRE(plan.is_object());
+    CHECK(plan["dry_run"] == true);
+    CHECK(has_sid(plan["actions"], sid));
+    CHECK(has_sid(nlohmann::json::parse(runbox_cli("--provider daytona --json list", env).out, nullptr, false), sid));
+
+    const auto swept = runbox_cli("--provider daytona --json sweep --older-than 0", env);
+    INFO(swept.err);
+    CHECK(swept.exit_code == 0);
+    const auto after = nlohmann::json::parse(runbox_cli("--provider daytona --json list", env).out, nullptr, false);
+    REQUIRE(after.is_array());
+    CHECK_FALSE(has_sid(after, sid));
+
+    CHECK(fake.stop() == 0);
+}
+
+TEST_CASE("runbox list and sweep find what a killed `runbox run` left behind") {
+    runbox_test::ChildProcess fake({cli_program().string(), "fake", "daytona", "--port", "0"});
+    const std::string line = fake.next_line();
+    const std::string prefix = "listening on ";
+    REQUIRE(line.rfind(prefix, 0) == 0);
+    const std::string url = line.substr(prefix.size()) + "/api";
+    const std::string env = "DAYTONA_API_KEY=dtn_test DAYTONA_API_URL=" + quote(url);
+    const std::string sid = "killed-" + std::to_string(std::random_device{}());
+
+    // The client prints the command's first output once the sandbox runs it, then waits.
+    runbox_test::ChildProcess client({"/usr/bin/env", "-u", "RUNTIME", "DAYTONA_API_KEY=dtn_test", "DAYTONA_API_URL=" + url,
+                                      cli_program().string(), "--provider", "daytona", "--quiet", "run", "--sid", sid, "--",
+                                      "sh", "-c", "echo started; sleep 60"});
+    REQUIRE(client.next_line() == "started");
+    ::kill(client.pid(), SIGKILL);
+    client.stop();
+
+    const auto listed = nlohmann::json::parse(runbox_cli("--provider daytona --json list", env).out, nullptr, false);
+    REQUIRE(listed.is_array());
+    const auto has_sid = [&](const nlohmann::json& list) {
+        return std::any_of(list.begin(), list.end(), [&](const nlohmann::json& r) { return r.value("sid", "") == sid; });
+    };
+    CHECK(has_sid(listed));
+    const auto swept = runbox_cli("--provider daytona sweep --older-than 0", env);
+    INFO(swept.out << swept.err);
+    CHECK(swept.exit_code == 0);
+    CHECK_THAT(swept.out, runbox_test::contains("delete daytona"));
+    const auto after = nlohmann::json::parse(runbox_cli("--provider daytona --json list", env).out, nullptr, false);
+    REQUIRE(after.is_array());
+    CHECK_FALSE(has_sid(after));
     CHECK(fake.stop() == 0);
 }
