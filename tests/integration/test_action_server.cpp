@@ -1,5 +1,6 @@
 // The action server over real HTTP on 127.0.0.1, driven by a raw httplib::Client.
 #include "catch.hpp"
+#include "temp_files.hpp"
 
 #include "runbox/server/action_server.hpp"
 
@@ -38,28 +39,11 @@ using runbox::server::ActionServerOptions;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "runbox-server-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = fs::canonical(tmpl);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
+struct TempDir : runbox_test::TempDir {
+    TempDir() : runbox_test::TempDir("runbox-server") {}
 };
-
-void write_file(const fs::path& path, const std::string& content) {
-    fs::create_directories(path.parent_path());
-    std::ofstream(path, std::ios::binary) << content;
-}
-
-std::string read_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using runbox_test::read_file;
+using runbox_test::write_file;
 
 /// A server on a fresh temp working dir plus a client pointed at it.
 struct Harness {

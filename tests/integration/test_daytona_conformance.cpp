@@ -4,7 +4,6 @@
 // Reports itself skipped (exit 77, never passed) without the pinned Node.js (tools/node), without the installed
 // node_modules (`npm ci` in tests/conformance/daytona) or without the runbox-fake program.
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,9 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include "catch.hpp"
+#include "child_process.hpp"
 #include "node.hpp"
 
-extern char** environ;
 
 namespace {
 
@@ -47,58 +46,6 @@ nlohmann::json read_json(const std::filesystem::path& path) {
     return nlohmann::json::parse(in, nullptr, false);
 }
 
-// `runbox-fake daytona --port 0` as a child; stopped with SIGTERM by the destructor.
-class FakeProcess {
-public:
-    explicit FakeProcess(const std::filesystem::path& program) {
-        int fds[2];
-        if (::pipe(fds) != 0) return;
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-        posix_spawn_file_actions_addclose(&actions, fds[0]);
-        const std::string path = program.string();
-        std::string a0 = path, a1 = "daytona", a2 = "--port", a3 = "0";
-        char* argv[] = {a0.data(), a1.data(), a2.data(), a3.data(), nullptr};
-        if (::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv, environ) != 0) pid_ = -1;
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(fds[1]);
-        out_ = ::fdopen(fds[0], "r");
-    }
-    FakeProcess(const FakeProcess&) = delete;
-    FakeProcess& operator=(const FakeProcess&) = delete;
-
-    // The "listening on URL" line (blocks until the child prints it or exits).
-    std::string first_line() {
-        if (out_ == nullptr || pid_ <= 0) return {};
-        std::array<char, 512> line{};
-        if (std::fgets(line.data(), static_cast<int>(line.size()), out_) == nullptr) return {};
-        std::string text = line.data();
-        while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-        return text;
-    }
-
-    // SIGTERM and wait; returns the exit status (or -1).
-    int stop() {
-        if (pid_ <= 0) return -1;
-        ::kill(pid_, SIGTERM);
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        pid_ = -1;
-        return status;
-    }
-
-    ~FakeProcess() {
-        stop();
-        if (out_ != nullptr) std::fclose(out_);
-    }
-
-private:
-    pid_t pid_ = -1;
-    FILE* out_ = nullptr;
-};
-
 }  // namespace
 
 TEST_CASE("daytona conformance: the official @daytonaio/sdk passes against runbox-fake daytona") {
@@ -119,8 +66,8 @@ TEST_CASE("daytona conformance: the official @daytonaio/sdk passes against runbo
     REQUIRE(sdk.is_object());
     REQUIRE(sdk["version"] == pinned["dependencies"]["@daytonaio/sdk"]);
 
-    FakeProcess fake(program);
-    const std::string line = fake.first_line();
+    runbox_test::ChildProcess fake({program.string(), "daytona", "--port", "0"});
+    const std::string line = fake.next_line();
     const std::string prefix = "listening on http://127.0.0.1:";
     INFO("runbox-fake printed: " << line);
     REQUIRE(line.rfind(prefix, 0) == 0);

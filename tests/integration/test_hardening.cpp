@@ -1,6 +1,7 @@
 // The action server and the client under hostile input (issue 10 rows 1-7, 12, 13; issue 11
 // row 5): real servers on 127.0.0.1, raw sockets where a polite client would not do.
 #include "catch.hpp"
+#include "temp_files.hpp"
 
 #include "runbox/client.hpp"
 #include "runbox/detail/json.hpp"
@@ -40,28 +41,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "runbox-hardening-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = fs::canonical(tmpl);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
+struct TempDir : runbox_test::TempDir {
+    TempDir() : runbox_test::TempDir("runbox-hardening") {}
 };
-
-void write_file(const fs::path& path, const std::string& content) {
-    fs::create_directories(path.parent_path());
-    std::ofstream(path, std::ios::binary) << content;
-}
-
-std::string read_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using runbox_test::read_file;
+using runbox_test::write_file;
 
 struct Harness {
     TempDir work;

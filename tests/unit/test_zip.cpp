@@ -1,5 +1,6 @@
 // Zip helpers shared by the action server (upload/download) and the client (copy_to/copy_from).
 #include "catch.hpp"
+#include "temp_files.hpp"
 
 #include "runbox/server/zip.hpp"
 
@@ -18,28 +19,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "runbox-zip-XXXXXX").string();
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
+struct TempDir : runbox_test::TempDir {
+    TempDir() : runbox_test::TempDir("runbox-zip") {}
 };
-
-void write_file(const fs::path& path, const std::string& content) {
-    fs::create_directories(path.parent_path());
-    std::ofstream(path, std::ios::binary) << content;
-}
-
-std::string read_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using runbox_test::read_file;
+using runbox_test::write_file;
 
 std::vector<std::string> sorted(std::vector<std::string> names) {
     std::sort(names.begin(), names.end());
