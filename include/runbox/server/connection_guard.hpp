@@ -147,9 +147,10 @@ private:
         }
     }
 
-    bool is_server_socket(int fd, ino_t& inode) const {
+    /// A connected socket on our port not tracked yet (the listener has no peer).
+    bool is_new_server_socket(int fd, ino_t& inode) const {
         struct stat st {};
-        if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+        if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || conns_.count(st.st_ino) != 0) return false;
         sockaddr_storage local{}, peer{};
         socklen_t len = sizeof local;
         if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return false;
@@ -158,32 +159,45 @@ private:
         if (local.ss_family == AF_INET6) port = ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
         if (port != port_) return false;
         len = sizeof peer;
-        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;  // the listener
+        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
         inode = st.st_ino;
         return true;
     }
 
+    std::shared_ptr<Conn> track(int fd, ino_t inode) {
+        auto conn = std::make_shared<Conn>();
+        conn->fd = fd;
+        conn->inode = inode;
+        conn->since = std::chrono::steady_clock::now().time_since_epoch().count();
+        conns_[inode] = conn;
+        highest_fd_ = std::max(highest_fd_, fd);
+        return conn;
+    }
+
     /// The socket accept() just returned: connected, on our port, not tracked yet.
     std::shared_ptr<Conn> identify_new_socket() {
+        std::lock_guard lock(mutex_);
+        // accept() returns the lowest free descriptor, so an ascending walk meets it right after
+        // the ones open before it, one fstat() each (under a connection flood, listing
+        // /proc/self/fd per accept was a quarter of the server's CPU).
+        const int bound = std::max(highest_fd_ + 64, 256);
+        ino_t inode = 0;
+        for (int fd = 0; fd < bound; ++fd) {
+            if (is_new_server_socket(fd, inode)) return track(fd, inode);
+        }
+        // Not below the bound (a burst of other descriptors): every open descriptor.
         std::vector<int> fds;
         if (DIR* dir = ::opendir("/proc/self/fd")) {
             while (const dirent* entry = ::readdir(dir)) {
                 if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-                fds.push_back(std::atoi(entry->d_name));
+                const int fd = std::atoi(entry->d_name);
+                if (fd >= bound) fds.push_back(fd);
             }
             ::closedir(dir);
         }
-        std::sort(fds.rbegin(), fds.rend());  // the newest socket is usually the highest fd
-        std::lock_guard lock(mutex_);
+        std::sort(fds.begin(), fds.end());
         for (const int fd : fds) {
-            ino_t inode = 0;
-            if (!is_server_socket(fd, inode) || conns_.count(inode) != 0) continue;
-            auto conn = std::make_shared<Conn>();
-            conn->fd = fd;
-            conn->inode = inode;
-            conn->since = std::chrono::steady_clock::now().time_since_epoch().count();
-            conns_[inode] = conn;
-            return conn;
+            if (is_new_server_socket(fd, inode)) return track(fd, inode);
         }
         return nullptr;
     }
@@ -219,6 +233,7 @@ private:
     std::map<ino_t, std::shared_ptr<Conn>> conns_;
     std::size_t idle_ = 0;
     std::size_t busy_ = 0;
+    int highest_fd_ = -1;  // of a connection identified so far
     bool shut_down_ = false;
     std::atomic<std::size_t> refused_{0};
     std::atomic<std::size_t> timed_out_{0};
