@@ -375,8 +375,11 @@ PhaseResult run_phase(const Options& options, Server& server, bool attack, const
                     error = "unexpected body";
                 }
                 const bool ok = error.empty();
-                if (!ok) ++error_kinds[error];
                 const double ms = std::chrono::duration<double, std::milli>(steady::now() - start).count();
+                if (!ok) {
+                    // How long a failure took tells a timeout (10 s) from a dropped connection.
+                    ++error_kinds[(is_alive ? "alive " : "echo ") + error + (ms >= 9000 ? " (after >= 9 s)" : " (< 9 s)") + (i == c ? " first" : "")];
+                }
                 all.push_back(ms);
                 (is_alive ? alive : echo).push_back(ms);
                 ok ? ++served : ++errors;

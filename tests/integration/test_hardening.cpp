@@ -13,6 +13,9 @@
 #include <zip.h>
 
 #include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -437,6 +440,48 @@ TEST_CASE("row 5: after refusing an unread body the server ends the connection i
             REQUIRE(res->status == 403);
         }
     }
+}
+
+/// The accept backlog of the IPv4 TCP socket listening on 127.0.0.1:`port`, from the kernel
+/// (sock_diag; what `ss -lt` prints as Send-Q); -1 when not found.
+long listen_backlog(int port) {
+    const int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    REQUIRE(fd >= 0);
+    struct {
+        nlmsghdr header;
+        inet_diag_req_v2 request;
+    } query{};
+    query.header.nlmsg_len = sizeof query;
+    query.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    query.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    query.request.sdiag_family = AF_INET;
+    query.request.sdiag_protocol = IPPROTO_TCP;
+    query.request.idiag_states = 1u << 10;  // TCP_LISTEN
+    REQUIRE(::send(fd, &query, sizeof query, 0) == static_cast<ssize_t>(sizeof query));
+    long backlog = -1;
+    alignas(nlmsghdr) char buffer[16384];
+    for (bool done = false; !done;) {
+        const auto n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0) break;
+        auto left = static_cast<unsigned int>(n);
+        for (auto* h = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+                done = true;
+                break;
+            }
+            const auto* msg = reinterpret_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+            if (ntohs(msg->id.idiag_sport) == port) backlog = msg->idiag_wqueue;  // a listener's max backlog
+        }
+    }
+    ::close(fd);
+    return backlog;
+}
+
+TEST_CASE("row 6: the server queues a burst of connections (backlog 128 instead of httplib's 5)", "[hardening][http]") {
+    Harness h;
+    // Debian's httplib listens with 5: 50 clients connecting at once lost handshakes.
+    REQUIRE(listen_backlog(h.server.port()) == 128);
+    REQUIRE(h.client.Get("/alive")->status == 200);
 }
 
 // ---- row 6: slow clients ----------------------------------------------------------------------

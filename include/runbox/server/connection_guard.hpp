@@ -42,11 +42,13 @@ namespace runbox::server {
 struct ConnectionLimits {
     std::size_t max_connections = 128;                   ///< connections served at once
     std::chrono::milliseconds header_timeout{20000};    ///< idle + request head, per request
+    int listen_backlog = 128;                            ///< connections waiting for accept()
 };
 
 class ConnectionGuard final : public httplib::TaskQueue {
 public:
     ConnectionGuard(ConnectionLimits limits, int port) : limits_(limits), port_(port) {
+        raise_backlog();
         watchdog_ = std::thread([this] { watch(); });
     }
     ConnectionGuard(const ConnectionGuard&) = delete;
@@ -147,18 +149,38 @@ private:
         }
     }
 
+    /// Debian's libcpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed
+    /// when the library was built): 50 clients connecting at once overflowed it, and the
+    /// dropped handshakes surfaced as failed first requests. listen() again on the listening
+    /// socket (ours: our port, accepting) sets a new backlog; the queue is constructed
+    /// right after httplib's listen() and before its first accept().
+    void raise_backlog() const {
+        for (int fd = 0; fd < 1024; ++fd) {
+            struct stat st {};
+            if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+            int accepting = 0;
+            socklen_t size = sizeof accepting;
+            if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &size) != 0 || accepting == 0) continue;
+            if (local_port(fd) == port_) ::listen(fd, limits_.listen_backlog);
+        }
+    }
+
+    static int local_port(int fd) {
+        sockaddr_storage local{};
+        socklen_t len = sizeof local;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return -1;
+        if (local.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+        if (local.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+        return -1;
+    }
+
     /// A connected socket on our port not tracked yet (the listener has no peer).
     bool is_new_server_socket(int fd, ino_t& inode) const {
         struct stat st {};
         if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || conns_.count(st.st_ino) != 0) return false;
-        sockaddr_storage local{}, peer{};
-        socklen_t len = sizeof local;
-        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return false;
-        int port = -1;
-        if (local.ss_family == AF_INET) port = ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
-        if (local.ss_family == AF_INET6) port = ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
-        if (port != port_) return false;
-        len = sizeof peer;
+        if (local_port(fd) != port_) return false;
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
         if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
         inode = st.st_ino;
         return true;
