@@ -2,6 +2,7 @@
 // rows 5 and 6). Run through bench/attack_load.sh, or:
 //
 //   attack_load RUNBOX_SERVER [--clients 50] [--seconds 20] [--bombs 4] [--slow 31] [--mem-cap-mb 8192]
+//               [--attack-mbps 1000]
 //
 // It starts RUNBOX_SERVER on 127.0.0.1 (random port, random session key, a temporary working
 // dir, an address-space cap so an unbounded server cannot take the machine), then runs two phases
@@ -10,7 +11,9 @@
 //           `echo hi` with the session key (keep-alive connections);
 //   attack: the same, plus at once
 //           (a) row 5: --bombs connections without the key, alternating a 1 MB gzip body that
-//               inflates to 1 GB and a plain 200 MB body, to POST /execute_action;
+//               inflates to 1 GB and a plain 200 MB body, to POST /execute_action, all of them
+//               through one link of --attack-mbps (a remote attacker's bound; on loopback an
+//               unbounded sender spends the server's own cores; 0 = unbounded);
 //           (b) row 6: --slow connections without the key sending a request's headers one byte
 //               every 100 ms (a connection the server closes is opened again).
 // Prints one table (requests served, errors, p50/p99 over every honest request, failures
@@ -37,10 +40,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -58,6 +63,7 @@ struct Options {
     int bombs = 4;
     int slow = 31;
     long mem_cap_mb = 8192;
+    long attack_mbps = 1000;  // the attacker's link in Mbit/s (row 5's bodies); 0 = unbounded
 };
 
 // ---- the server process ----------------------------------------------------------------------
@@ -168,6 +174,28 @@ void stop_server(Server& s) {
     std::filesystem::remove_all(s.dir, ec);
 }
 
+/// CPU seconds (user + system) the process has used, from /proc/PID/stat; -1 when unknown.
+double cpu_seconds(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto close = text.rfind(')');  // the command name may hold spaces
+    if (close == std::string::npos) return -1;
+    std::istringstream fields(text.substr(close + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+        if (i == 14 || i == 15) ticks += std::strtod(field.c_str(), nullptr);  // utime, stime
+    }
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double own_cpu_seconds() {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
 bool server_alive(const Server& s) { return s.pid > 0 && ::waitpid(s.pid, nullptr, WNOHANG) == 0; }
 
 long status_kib(pid_t pid, const char* field) {
@@ -198,11 +226,40 @@ int connect_loopback(int port) {
     return fd;
 }
 
-bool send_all(int fd, std::string_view bytes, steady::time_point deadline) {
+/// The attacker's link: at most `bytes_per_second` in all, shared by its connections (0: no
+/// bound). On loopback the attacker's sending costs CPU on the server's own cores, which a
+/// remote attacker's would not; a link speed is the bound a real one has.
+class Link {
+public:
+    explicit Link(double bytes_per_second) : rate_(bytes_per_second) {}
+    /// Waits until `n` more bytes fit the rate (or `deadline` passes: false).
+    bool take(std::size_t n, steady::time_point deadline) {
+        if (rate_ <= 0) return true;
+        steady::time_point at;
+        {
+            std::lock_guard lock(mutex_);
+            next_ = std::max(next_, steady::now());
+            at = next_;
+            next_ += std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(static_cast<double>(n) / rate_));
+        }
+        if (at > deadline) return false;
+        std::this_thread::sleep_until(at);
+        return true;
+    }
+
+private:
+    double rate_;
+    std::mutex mutex_;
+    steady::time_point next_{};
+};
+
+bool send_all(int fd, std::string_view bytes, steady::time_point deadline, Link* link = nullptr) {
     std::size_t sent = 0;
     while (sent < bytes.size()) {
         if (steady::now() > deadline) return false;
-        const auto n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+        const std::size_t piece = link != nullptr ? std::min<std::size_t>(bytes.size() - sent, 64 << 10) : bytes.size() - sent;
+        if (link != nullptr && !link->take(piece, deadline)) return false;
+        const auto n = ::send(fd, bytes.data() + sent, piece, MSG_NOSIGNAL);
         if (n <= 0) return false;
         sent += static_cast<std::size_t>(n);
     }
@@ -267,6 +324,7 @@ struct PhaseResult {
     bool server_survived = true;
     std::map<int, int> bomb_statuses;
     int bombs_sent = 0, slow_connections = 0, slow_bytes = 0;
+    double server_cpu_s = 0, bench_cpu_s = 0, wall_s = 0;  // CPU used during the phase
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -284,6 +342,9 @@ PhaseResult run_phase(const Options& options, Server& server, bool attack, const
     std::mutex result_mutex;
     AttackStats stats;
     std::atomic<bool> done{false};
+    const double server_cpu_before = cpu_seconds(server.pid);
+    const double bench_cpu_before = own_cpu_seconds();
+    const auto started = steady::now();
 
     std::vector<std::thread> threads;
     const std::string echo_body = nlohmann::json{
@@ -314,8 +375,11 @@ PhaseResult run_phase(const Options& options, Server& server, bool attack, const
                     error = "unexpected body";
                 }
                 const bool ok = error.empty();
-                if (!ok) ++error_kinds[error];
                 const double ms = std::chrono::duration<double, std::milli>(steady::now() - start).count();
+                if (!ok) {
+                    // How long a failure took tells a timeout (10 s) from a dropped connection.
+                    ++error_kinds[(is_alive ? "alive " : "echo ") + error + (ms >= 9000 ? " (after >= 9 s)" : " (< 9 s)") + (i == c ? " first" : "")];
+                }
                 all.push_back(ms);
                 (is_alive ? alive : echo).push_back(ms);
                 ok ? ++served : ++errors;
@@ -330,6 +394,7 @@ PhaseResult run_phase(const Options& options, Server& server, bool attack, const
         });
     }
 
+    Link link(options.attack_mbps * 1e6 / 8);
     if (attack) {
         // (a) row 5: bodies without the key.
         for (int b = 0; b < options.bombs; ++b) {
@@ -348,15 +413,15 @@ PhaseResult run_phase(const Options& options, Server& server, bool attack, const
                         const std::string head = "POST /execute_action HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                                  "Content-Type: application/json\r\nContent-Encoding: gzip\r\n"
                                                  "Content-Length: " + std::to_string(bomb.size()) + "\r\n\r\n";
-                        sent = send_all(fd, head, bound) && send_all(fd, bomb, bound);
+                        sent = send_all(fd, head, bound, &link) && send_all(fd, bomb, bound, &link);
                     } else {
                         constexpr std::size_t plain = std::size_t{200} << 20;
                         const std::string head = "POST /execute_action HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                                  "Content-Type: application/json\r\nContent-Length: " +
                                                  std::to_string(plain) + "\r\n\r\n";
                         const std::string chunk(1 << 20, ' ');
-                        sent = send_all(fd, head, bound);
-                        for (std::size_t n = 0; sent && n < plain; n += chunk.size()) sent = send_all(fd, chunk, bound);
+                        sent = send_all(fd, head, bound, &link);
+                        for (std::size_t n = 0; sent && n < plain; n += chunk.size()) sent = send_all(fd, chunk, bound, &link);
                     }
                     ++stats.bombs_sent;
                     // A server that answers early (403 / 413) may close before the body is sent.
@@ -406,6 +471,9 @@ PhaseResult run_phase(const Options& options, Server& server, bool attack, const
     for (auto& t : threads) t.join();
     done = true;
     sampler.join();
+    result.server_cpu_s = cpu_seconds(server.pid) - server_cpu_before;
+    result.bench_cpu_s = own_cpu_seconds() - bench_cpu_before;
+    result.wall_s = std::chrono::duration<double>(steady::now() - started).count();
     result.hwm_kib = status_kib(server.pid, "VmHWM");
     result.server_survived = server_alive(server);
     result.bomb_statuses = stats.bomb_statuses;
@@ -424,8 +492,10 @@ void print_row(const char* name, const PhaseResult& r) {
 
 int run(const Options& options) {
     std::printf("runbox-server: %s; %d honest clients x %d s per phase; attacker: %d body connections (row 5), "
-                "%d slow-header connections (row 6); server address space capped at %ld MiB\n",
-                options.server.c_str(), options.clients, options.seconds, options.bombs, options.slow, options.mem_cap_mb);
+                "%d slow-header connections (row 6); attacker link %s; server address space capped at %ld MiB\n",
+                options.server.c_str(), options.clients, options.seconds, options.bombs, options.slow,
+                options.attack_mbps > 0 ? (std::to_string(options.attack_mbps) + " Mbit/s").c_str() : "unbounded",
+                options.mem_cap_mb);
     std::fflush(stdout);
     const std::string bomb = gzip_of_zeros(std::size_t{1} << 30);
     Server server;
@@ -449,6 +519,11 @@ int run(const Options& options) {
         for (const auto& [kind, count] : r->error_kinds) std::printf(" %s=%d", kind.c_str(), count);
         std::printf("\n");
     }
+    for (const PhaseResult* r : {&load, static_cast<const PhaseResult*>(&attacked)}) {
+        std::printf("CPU %s: server %.1f s, this bench (clients and attacker) %.1f s, over %.1f s of wall time "
+                    "(%ld cores)\n",
+                    r == &load ? "alone" : "under attack", r->server_cpu_s, r->bench_cpu_s, r->wall_s, ::sysconf(_SC_NPROCESSORS_ONLN));
+    }
     std::printf("attacker (a): %d bodies sent (gzip 1 MB -> 1 GB / plain 200 MB, no key); answers:", attacked.bombs_sent);
     for (const auto& [status, count] : attacked.bomb_statuses) {
         std::printf(" %s=%d", status == 0 ? "no-answer-in-phase" : status < 0 ? "connect-failed" : std::to_string(status).c_str(), count);
@@ -471,14 +546,15 @@ int main(int argc, char** argv) {
         else if (arg == "--bombs") options.bombs = static_cast<int>(next());
         else if (arg == "--slow") options.slow = static_cast<int>(next());
         else if (arg == "--mem-cap-mb") options.mem_cap_mb = next();
+        else if (arg == "--attack-mbps") options.attack_mbps = next();
         else if (options.server.empty() && arg.rfind("--", 0) != 0) options.server = std::string(arg);
         else bad = true;
     }
     if (bad || options.server.empty() || options.clients < 1 || options.clients > 1000 || options.seconds < 1 ||
         options.seconds > 3600 || options.bombs < 0 || options.bombs > 100 || options.slow < 0 || options.slow > 1000 ||
-        options.mem_cap_mb < 256) {
+        options.mem_cap_mb < 256 || options.attack_mbps < 0) {
         std::fprintf(stderr, "usage: attack_load RUNBOX_SERVER [--clients 50] [--seconds 20] [--bombs 4] [--slow 31] "
-                             "[--mem-cap-mb 8192]\n");
+                             "[--mem-cap-mb 8192] [--attack-mbps 1000]\n");
         return 2;
     }
     ::signal(SIGPIPE, SIG_IGN);

@@ -14,6 +14,9 @@
 #include <zip.h>
 
 #include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -364,6 +367,105 @@ TEST_CASE("row 5: a 200 MB body without the key is refused before it is read", "
         REQUIRE(res);
         REQUIRE(res->status == 200);
     }
+}
+
+/// Sends `head`, then blindly `body_bytes` in 1 MiB sends, as an attacker that never reads;
+/// returns how many body bytes the server took before the connection failed.
+std::size_t send_blindly(int port, const std::string& head, std::size_t body_bytes, std::chrono::milliseconds bound) {
+    const int fd = connect_to(port);
+    const timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    const std::string chunk(1 << 20, ' ');  // no line break: httplib 0.11 read it as one request line
+    std::size_t sent = 0;
+    bool ok = ::send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size());
+    while (ok && sent < body_bytes && std::chrono::steady_clock::now() < deadline) {
+        const auto n = ::send(fd, chunk.data(), std::min(chunk.size(), body_bytes - sent), MSG_NOSIGNAL);
+        ok = n > 0;
+        if (ok) sent += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+    return sent;
+}
+
+TEST_CASE("row 5: after refusing an unread body the server ends the connection instead of reading it", "[hardening][http]") {
+    ActionServerOptions options;
+    options.session_api_key = "the-key";
+    Harness h(options);
+    const std::size_t big = 200u << 20;
+    const long hwm_before = proc_status_kb("VmHWM");
+    const std::size_t taken = send_blindly(
+        h.server.port(), "POST /execute_action HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                             std::to_string(big) + "\r\n\r\n",
+        big, 60s);
+    const long hwm_after = proc_status_kb("VmHWM");
+    INFO("the server took " << taken << " of " << big << " bytes; VmHWM " << hwm_before << " -> " << hwm_after << " kB");
+    // Only what the socket buffers hold gets in (main: all 200 MB, parsed as a request line, +256 MB).
+    REQUIRE(taken < big / 4);
+    REQUIRE(hwm_after - hwm_before < 32 * 1024);
+    REQUIRE(h.client.Get("/alive")->status == 200);
+
+    SECTION("a large body without the key is refused on the public routes too") {
+        const std::size_t large = 100u << 20;
+        const int status = send_and_read_status(
+            h.server.port(), "POST /alive HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(large) + "\r\n\r\n",
+            large, 60s);
+        const long hwm_public = proc_status_kb("VmHWM");
+        INFO("VmHWM " << hwm_before << " -> " << hwm_public << " kB");
+        REQUIRE(status == 413);  // main: the 100 MB were read into memory, then 404
+        REQUIRE(hwm_public - hwm_before < 32 * 1024);
+    }
+    SECTION("a small body without the key is still read and answered on a connection kept alive") {
+        httplib::Client client(h.server.url());
+        client.set_keep_alive(true);
+        for (int i = 0; i < 3; ++i) {
+            auto res = client.Post("/execute_action", json{{"action", run_action("echo x")}}.dump(), "application/json");
+            REQUIRE(res);
+            REQUIRE(res->status == 403);
+        }
+    }
+}
+
+/// The accept backlog of the IPv4 TCP socket listening on 127.0.0.1:`port`, from the kernel
+/// (sock_diag; what `ss -lt` prints as Send-Q); -1 when not found.
+long listen_backlog(int port) {
+    const int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    REQUIRE(fd >= 0);
+    struct {
+        nlmsghdr header;
+        inet_diag_req_v2 request;
+    } query{};
+    query.header.nlmsg_len = sizeof query;
+    query.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    query.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    query.request.sdiag_family = AF_INET;
+    query.request.sdiag_protocol = IPPROTO_TCP;
+    query.request.idiag_states = 1u << 10;  // TCP_LISTEN
+    REQUIRE(::send(fd, &query, sizeof query, 0) == static_cast<ssize_t>(sizeof query));
+    long backlog = -1;
+    alignas(nlmsghdr) char buffer[16384];
+    for (bool done = false; !done;) {
+        const auto n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0) break;
+        auto left = static_cast<unsigned int>(n);
+        for (auto* h = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+                done = true;
+                break;
+            }
+            const auto* msg = reinterpret_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+            if (ntohs(msg->id.idiag_sport) == port) backlog = msg->idiag_wqueue;  // a listener's max backlog
+        }
+    }
+    ::close(fd);
+    return backlog;
+}
+
+TEST_CASE("row 6: the server queues a burst of connections (backlog 128 instead of httplib's 5)", "[hardening][http]") {
+    Harness h;
+    // Debian's httplib listens with 5: 50 clients connecting at once lost handshakes.
+    REQUIRE(listen_backlog(h.server.port()) == 128);
+    REQUIRE(h.client.Get("/alive")->status == 200);
 }
 
 // ---- row 6: slow clients ----------------------------------------------------------------------

@@ -144,6 +144,24 @@ inline void send_detail(httplib::Response& res, int status, const std::string& d
     send_json(res, status, json{{"detail", detail}});
 }
 
+/// `send_detail`, then the connection ends: for a request refused before its body was read.
+/// httplib 0.11 keeps a connection open whatever the response says and parses the unread body
+/// as the next request, a line at a time into an unbounded string (a 200 MB body without a
+/// line break cost 256 MB and seconds of CPU). A content provider that returns false after
+/// writing is httplib's way to cancel a response: it then stops reading and closes the socket.
+inline void send_detail_and_close(httplib::Response& res, int status, const std::string& detail) {
+    res.status = status;
+    res.set_header("Connection", "close");
+    const auto text = std::make_shared<std::string>(json{{"detail", detail}}.dump());
+    res.set_content_provider(text->size(), "application/json",
+                             [text](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                                 if (offset < text->size()) {
+                                     sink.write(text->data() + offset, std::min(length, text->size() - offset));
+                                 }
+                                 return false;  // written; now end the connection
+                             });
+}
+
 /// 422 the way FastAPI reports request validation failures. `errors` is a Python-style
 /// rendering of the error list (OpenHands sends str(exc.errors())).
 inline void send_validation_error(httplib::Response& res, std::string_view type, std::string_view loc,
@@ -774,11 +792,16 @@ private:
 
     // ---- HTTP -----------------------------------------------------------------------------
 
-    bool authorized(const httplib::Request& req) const {
+    /// The request carries the session key (or the server has none).
+    bool has_key(const httplib::Request& req) const {
         if (options_.session_api_key.empty()) return true;
-        if (req.path == "/alive" || req.path == "/server_info") return true;
         if (!req.has_header("X-Session-API-Key")) return false;
         return action_detail::secrets_equal(req.get_header_value("X-Session-API-Key"), options_.session_api_key);
+    }
+
+    bool authorized(const httplib::Request& req) const {
+        if (req.path == "/alive" || req.path == "/server_info") return true;
+        return has_key(req);
     }
 
     /// Wraps a route: the auth middleware first, then the handler; anything it throws becomes
@@ -827,14 +850,20 @@ private:
     bool refuse_before_body(const httplib::Request& req, httplib::Response& res) const {
         const auto size = declared_body_size(req);
         const auto refuse = [&](int status, const std::string& detail) {
-            action_detail::send_detail(res, status, detail);
-            if (size && *size > 0) res.set_header("Connection", "close");
+            if (size && *size > 0) {
+                action_detail::send_detail_and_close(res, status, detail);  // the body stays unread
+            } else {
+                action_detail::send_detail(res, status, detail);
+            }
             return true;
         };
-        if (!authorized(req)) {
-            if (size && *size > options_.max_unauthenticated_body_bytes) return refuse(403, "Invalid API Key");
-            return false;  // read the small body, then the route's 403 (keep-alive stays in step)
+        // Without the key only a small body is read, on the public routes too (/alive and
+        // /server_info take none; httplib would read one into memory before answering 404).
+        if (!has_key(req) && size && *size > options_.max_unauthenticated_body_bytes) {
+            return authorized(req) ? refuse(413, "Request body too large without the session key")
+                                   : refuse(403, "Invalid API Key");
         }
+        if (!authorized(req)) return false;  // read the small body, then the route's 403 (keep-alive stays in step)
         if (req.has_header("Content-Encoding") && ascii_lower_copy(req.get_header_value("Content-Encoding")) != "identity") {
             return refuse(415, "Compressed request bodies are not accepted");
         }
@@ -882,7 +911,10 @@ private:
         s.Get("/vscode/connection_token", guarded(&ActionServer::handle_vscode_token));
         s.Post("/update_mcp_server", guarded(&ActionServer::handle_update_mcp_server));
         s.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-            if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+            // A response already made (a refusal that ends the connection has no body yet).
+            if (!res.body.empty() || res.get_header_value("Connection") == "close") {
+                return httplib::Server::HandlerResponse::Unhandled;
+            }
             if (!authorized(req)) {
                 action_detail::send_detail(res, 403, "Invalid API Key");
             } else if (res.status == 404 && is_known_path(req.path)) {
