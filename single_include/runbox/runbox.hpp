@@ -8278,11 +8278,13 @@ namespace runbox::server {
 struct ConnectionLimits {
     std::size_t max_connections = 128;                   ///< connections served at once
     std::chrono::milliseconds header_timeout{20000};    ///< idle + request head, per request
+    int listen_backlog = 128;                            ///< connections waiting for accept()
 };
 
 class ConnectionGuard final : public httplib::TaskQueue {
 public:
     ConnectionGuard(ConnectionLimits limits, int port) : limits_(limits), port_(port) {
+        raise_backlog();
         watchdog_ = std::thread([this] { watch(); });
     }
     ConnectionGuard(const ConnectionGuard&) = delete;
@@ -8383,43 +8385,77 @@ private:
         }
     }
 
-    bool is_server_socket(int fd, ino_t& inode) const {
-        struct stat st {};
-        if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
-        sockaddr_storage local{}, peer{};
+    /// Debian's libcpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed
+    /// when the library was built): 50 clients connecting at once overflowed it, and the
+    /// dropped handshakes surfaced as failed first requests. listen() again on the listening
+    /// socket (ours: our port, accepting) sets a new backlog; the queue is constructed
+    /// right after httplib's listen() and before its first accept().
+    void raise_backlog() const {
+        for (int fd = 0; fd < 1024; ++fd) {
+            struct stat st {};
+            if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+            int accepting = 0;
+            socklen_t size = sizeof accepting;
+            if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &size) != 0 || accepting == 0) continue;
+            if (local_port(fd) == port_) ::listen(fd, limits_.listen_backlog);
+        }
+    }
+
+    static int local_port(int fd) {
+        sockaddr_storage local{};
         socklen_t len = sizeof local;
-        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return false;
-        int port = -1;
-        if (local.ss_family == AF_INET) port = ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
-        if (local.ss_family == AF_INET6) port = ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
-        if (port != port_) return false;
-        len = sizeof peer;
-        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;  // the listener
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return -1;
+        if (local.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+        if (local.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+        return -1;
+    }
+
+    /// A connected socket on our port not tracked yet (the listener has no peer).
+    bool is_new_server_socket(int fd, ino_t& inode) const {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || conns_.count(st.st_ino) != 0) return false;
+        if (local_port(fd) != port_) return false;
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
         inode = st.st_ino;
         return true;
     }
 
+    std::shared_ptr<Conn> track(int fd, ino_t inode) {
+        auto conn = std::make_shared<Conn>();
+        conn->fd = fd;
+        conn->inode = inode;
+        conn->since = std::chrono::steady_clock::now().time_since_epoch().count();
+        conns_[inode] = conn;
+        highest_fd_ = std::max(highest_fd_, fd);
+        return conn;
+    }
+
     /// The socket accept() just returned: connected, on our port, not tracked yet.
     std::shared_ptr<Conn> identify_new_socket() {
+        std::lock_guard lock(mutex_);
+        // accept() returns the lowest free descriptor, so an ascending walk meets it right after
+        // the ones open before it, one fstat() each (under a connection flood, listing
+        // /proc/self/fd per accept was a quarter of the server's CPU).
+        const int bound = std::max(highest_fd_ + 64, 256);
+        ino_t inode = 0;
+        for (int fd = 0; fd < bound; ++fd) {
+            if (is_new_server_socket(fd, inode)) return track(fd, inode);
+        }
+        // Not below the bound (a burst of other descriptors): every open descriptor.
         std::vector<int> fds;
         if (DIR* dir = ::opendir("/proc/self/fd")) {
             while (const dirent* entry = ::readdir(dir)) {
                 if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-                fds.push_back(std::atoi(entry->d_name));
+                const int fd = std::atoi(entry->d_name);
+                if (fd >= bound) fds.push_back(fd);
             }
             ::closedir(dir);
         }
-        std::sort(fds.rbegin(), fds.rend());  // the newest socket is usually the highest fd
-        std::lock_guard lock(mutex_);
+        std::sort(fds.begin(), fds.end());
         for (const int fd : fds) {
-            ino_t inode = 0;
-            if (!is_server_socket(fd, inode) || conns_.count(inode) != 0) continue;
-            auto conn = std::make_shared<Conn>();
-            conn->fd = fd;
-            conn->inode = inode;
-            conn->since = std::chrono::steady_clock::now().time_since_epoch().count();
-            conns_[inode] = conn;
-            return conn;
+            if (is_new_server_socket(fd, inode)) return track(fd, inode);
         }
         return nullptr;
     }
@@ -8455,6 +8491,7 @@ private:
     std::map<ino_t, std::shared_ptr<Conn>> conns_;
     std::size_t idle_ = 0;
     std::size_t busy_ = 0;
+    int highest_fd_ = -1;  // of a connection identified so far
     bool shut_down_ = false;
     std::atomic<std::size_t> refused_{0};
     std::atomic<std::size_t> timed_out_{0};
@@ -10231,6 +10268,24 @@ inline void send_detail(httplib::Response& res, int status, const std::string& d
     send_json(res, status, json{{"detail", detail}});
 }
 
+/// `send_detail`, then the connection ends: for a request refused before its body was read.
+/// httplib 0.11 keeps a connection open whatever the response says and parses the unread body
+/// as the next request, a line at a time into an unbounded string (a 200 MB body without a
+/// line break cost 256 MB and seconds of CPU). A content provider that returns false after
+/// writing is httplib's way to cancel a response: it then stops reading and closes the socket.
+inline void send_detail_and_close(httplib::Response& res, int status, const std::string& detail) {
+    res.status = status;
+    res.set_header("Connection", "close");
+    const auto text = std::make_shared<std::string>(json{{"detail", detail}}.dump());
+    res.set_content_provider(text->size(), "application/json",
+                             [text](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                                 if (offset < text->size()) {
+                                     sink.write(text->data() + offset, std::min(length, text->size() - offset));
+                                 }
+                                 return false;  // written; now end the connection
+                             });
+}
+
 /// 422 the way FastAPI reports request validation failures. `errors` is a Python-style
 /// rendering of the error list (OpenHands sends str(exc.errors())).
 inline void send_validation_error(httplib::Response& res, std::string_view type, std::string_view loc,
@@ -10861,11 +10916,16 @@ private:
 
     // ---- HTTP -----------------------------------------------------------------------------
 
-    bool authorized(const httplib::Request& req) const {
+    /// The request carries the session key (or the server has none).
+    bool has_key(const httplib::Request& req) const {
         if (options_.session_api_key.empty()) return true;
-        if (req.path == "/alive" || req.path == "/server_info") return true;
         if (!req.has_header("X-Session-API-Key")) return false;
         return action_detail::secrets_equal(req.get_header_value("X-Session-API-Key"), options_.session_api_key);
+    }
+
+    bool authorized(const httplib::Request& req) const {
+        if (req.path == "/alive" || req.path == "/server_info") return true;
+        return has_key(req);
     }
 
     /// Wraps a route: the auth middleware first, then the handler; anything it throws becomes
@@ -10914,14 +10974,20 @@ private:
     bool refuse_before_body(const httplib::Request& req, httplib::Response& res) const {
         const auto size = declared_body_size(req);
         const auto refuse = [&](int status, const std::string& detail) {
-            action_detail::send_detail(res, status, detail);
-            if (size && *size > 0) res.set_header("Connection", "close");
+            if (size && *size > 0) {
+                action_detail::send_detail_and_close(res, status, detail);  // the body stays unread
+            } else {
+                action_detail::send_detail(res, status, detail);
+            }
             return true;
         };
-        if (!authorized(req)) {
-            if (size && *size > options_.max_unauthenticated_body_bytes) return refuse(403, "Invalid API Key");
-            return false;  // read the small body, then the route's 403 (keep-alive stays in step)
+        // Without the key only a small body is read, on the public routes too (/alive and
+        // /server_info take none; httplib would read one into memory before answering 404).
+        if (!has_key(req) && size && *size > options_.max_unauthenticated_body_bytes) {
+            return authorized(req) ? refuse(413, "Request body too large without the session key")
+                                   : refuse(403, "Invalid API Key");
         }
+        if (!authorized(req)) return false;  // read the small body, then the route's 403 (keep-alive stays in step)
         if (req.has_header("Content-Encoding") && ascii_lower_copy(req.get_header_value("Content-Encoding")) != "identity") {
             return refuse(415, "Compressed request bodies are not accepted");
         }
@@ -10969,7 +11035,10 @@ private:
         s.Get("/vscode/connection_token", guarded(&ActionServer::handle_vscode_token));
         s.Post("/update_mcp_server", guarded(&ActionServer::handle_update_mcp_server));
         s.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-            if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+            // A response already made (a refusal that ends the connection has no body yet).
+            if (!res.body.empty() || res.get_header_value("Connection") == "close") {
+                return httplib::Server::HandlerResponse::Unhandled;
+            }
             if (!authorized(req)) {
                 action_detail::send_detail(res, 403, "Invalid API Key");
             } else if (res.status == 404 && is_known_path(req.path)) {
