@@ -13,11 +13,17 @@ cd "$root"
 build=build/fuzz
 harnesses=(${RUNBOX_FUZZ_HARNESSES:-event_decoder python_literal bash_parse http_request})
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DRUNBOX_BUILD_FUZZERS=ON -DRUNBOX_BUILD_FUZZ_REPLAY=OFF \
-    -DRUNBOX_BUILD_EXAMPLES=OFF -DRUNBOX_BUILD_BENCH=OFF -DRUNBOX_BUILD_CHECKS=OFF -DRUNBOX_TEST_PCH=OFF \
-    -DRUNBOX_INSTALL=OFF >/dev/null
-cmake --build "$build" -j"${RUNBOX_FUZZ_JOBS:-2}" --target "${harnesses[@]/#/fuzz_}" >/dev/null
+mkdir -p "$build"
+# The build's output goes to a log; on failure its tail is shown (a silent failure hid a clang error).
+if ! { cmake -S . -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DRUNBOX_BUILD_FUZZERS=ON -DRUNBOX_BUILD_FUZZ_REPLAY=OFF \
+        -DRUNBOX_BUILD_EXAMPLES=OFF -DRUNBOX_BUILD_BENCH=OFF -DRUNBOX_BUILD_CHECKS=OFF -DRUNBOX_TEST_PCH=OFF \
+        -DRUNBOX_BUILD_CLI=OFF -DRUNBOX_INSTALL=OFF &&
+     cmake --build "$build" -j"${RUNBOX_FUZZ_JOBS:-2}" --target "${harnesses[@]/#/fuzz_}"; } >"$build/build.log" 2>&1; then
+    tail -n 40 "$build/build.log" >&2
+    echo "fuzz: building the harnesses failed; the whole log: $build/build.log" >&2
+    exit 1
+fi
 python3 tests/fuzz/gen_seeds.py "$build/seeds"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
