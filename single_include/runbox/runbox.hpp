@@ -11291,6 +11291,45 @@ private:
         }
     }
 
+    // File actions run on the file worker. Defined before run_action, whose generic lambda
+    // instantiates run_file_action: clang 14 warns (-Wundefined-inline) when the definition comes later.
+    FileOpsContext file_context() const {
+        FileOpsContext context;
+        context.workspace_root = options_.working_dir;
+        context.bash_cwd = bash_cwd();
+        context.server_cwd = options_.working_dir;
+        context.user_id = run_as_ ? static_cast<int>(run_as_->uid) : -1;
+        context.max_read_bytes = options_.max_read_bytes;
+        return context;
+    }
+    /// A file action on the file worker, waited for at most the action's timeout. The job owns
+    /// copies of what it reads (it may outlive the wait).
+    template <class A>
+    Observation run_file_action(const A& action) {
+        const auto ctx = file_context();
+        auto timeout = options_.file_action_timeout;
+        if (action.timeout && *action.timeout > 0) {
+            timeout = std::chrono::milliseconds(static_cast<std::int64_t>(std::min(*action.timeout, 1e9) * 1000.0));
+        }
+        try {
+            FileEditor* editor = editor_.get();
+            return worker_->run(
+                [action, ctx, editor]() -> Observation {
+                    (void)editor;  // used by edits only (clang: -Wunused-lambda-capture)
+                    if constexpr (std::is_same_v<A, FileReadAction>) return read_file(action, ctx);
+                    else if constexpr (std::is_same_v<A, FileWriteAction>) return write_file(action, ctx);
+                    else return editor->edit(action, ctx);
+                },
+                timeout);
+        } catch (const runbox::error& e) {
+            if (e.code() != errc::timeout) throw;
+            return ErrorObservation{"The file operation on " + action.path + " did not finish within its timeout (" +
+                                        action_detail::python_float(static_cast<double>(timeout.count()) / 1000.0) +
+                                        " seconds); later file operations wait for it.",
+                                    "", {}};
+        }
+    }
+
     // ---- actions --------------------------------------------------------------------------
 
     Observation run_action(Action& action) {
@@ -11390,42 +11429,6 @@ private:
             return ErrorObservation{e.what(), "", {}};
         }
         return bash_->execute(action);
-    }
-
-    FileOpsContext file_context() const {
-        FileOpsContext context;
-        context.workspace_root = options_.working_dir;
-        context.bash_cwd = bash_cwd();
-        context.server_cwd = options_.working_dir;
-        context.user_id = run_as_ ? static_cast<int>(run_as_->uid) : -1;
-        context.max_read_bytes = options_.max_read_bytes;
-        return context;
-    }
-    /// A file action on the file worker, waited for at most the action's timeout. The job owns
-    /// copies of what it reads (it may outlive the wait).
-    template <class A>
-    Observation run_file_action(const A& action) {
-        const auto ctx = file_context();
-        auto timeout = options_.file_action_timeout;
-        if (action.timeout && *action.timeout > 0) {
-            timeout = std::chrono::milliseconds(static_cast<std::int64_t>(std::min(*action.timeout, 1e9) * 1000.0));
-        }
-        try {
-            FileEditor* editor = editor_.get();
-            return worker_->run(
-                [action, ctx, editor]() -> Observation {
-                    if constexpr (std::is_same_v<A, FileReadAction>) return read_file(action, ctx);
-                    else if constexpr (std::is_same_v<A, FileWriteAction>) return write_file(action, ctx);
-                    else return editor->edit(action, ctx);
-                },
-                timeout);
-        } catch (const runbox::error& e) {
-            if (e.code() != errc::timeout) throw;
-            return ErrorObservation{"The file operation on " + action.path + " did not finish within its timeout (" +
-                                        action_detail::python_float(static_cast<double>(timeout.count()) / 1000.0) +
-                                        " seconds); later file operations wait for it.",
-                                    "", {}};
-        }
     }
 
     ActionServerOptions options_;
