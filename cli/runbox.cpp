@@ -157,6 +157,8 @@ std::optional<SandboxPath> sandbox_side(const std::string& arg) {
     return SandboxPath{arg.substr(0, colon), arg.substr(colon + 1)};
 }
 
+bool sandbox_exists(const runbox::Config& config, const std::string& sid);
+
 struct Session {
     runbox::Config config;
     runbox::EventStream events;
@@ -169,6 +171,11 @@ struct Session {
             throw runbox::error(runbox::errc::config_invalid,
                                 "the local provider's sandbox ends with this process, so it cannot be kept or "
                                 "attached to; use --provider daytona|runloop (or another cloud provider)");
+        }
+        // A provider's attach creates the sandbox when none has the sid; exec/cp/ls with a
+        // mistyped sid would then leave a new sandbox running, so the sid must exist first.
+        if (attach && !sandbox_exists(config, sid)) {
+            throw runbox::error(runbox::errc::not_found, "no " + config.runtime + " sandbox has the sid " + sid);
         }
         if (keep || attach) config.sandbox.keep_runtime_alive = true;
         runtime.emplace(runbox::make_runtime(config.runtime, config, events,
@@ -379,6 +386,14 @@ json record_json(const runbox::SandboxRecord& r) {
     return {{"provider", r.provider}, {"id", r.id}, {"sid", r.sid}, {"state", r.state},
             {"owner", r.ownership.owner}, {"host", r.ownership.host}, {"pid", r.ownership.pid},
             {"created_ms", r.ownership.created_ms}, {"age", age_text(r.ownership.created_ms)}};
+}
+
+bool sandbox_exists(const runbox::Config& config, const std::string& sid) {
+    bool found = false;
+    for_each_sweepable(config.runtime, [&]<class P>() {
+        for (const auto& r : runbox::list_sandboxes<P>(config)) found = found || r.sid == sid;
+    });
+    return found;
 }
 
 int cmd_list(const Globals& g) {

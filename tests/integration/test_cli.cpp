@@ -175,6 +175,16 @@ TEST_CASE("runbox against `runbox fake daytona` with only DAYTONA_API_KEY and DA
     const std::string sid = j["sid"];
     CHECK(j["kept"] == true);
 
+    // A sid that no sandbox has is an error, not a new sandbox left running.
+    const auto before = nlohmann::json::parse(runbox_cli("--provider daytona --json list", env).out, nullptr, false);
+    const auto typo = runbox_cli("--provider daytona --quiet exec --sid no-such-sid -- true", env);
+    CHECK(typo.exit_code == 125);
+    CHECK_THAT(typo.err, runbox_test::contains("no daytona sandbox has the sid no-such-sid"));
+    const auto after_typo = nlohmann::json::parse(runbox_cli("--provider daytona --json list", env).out, nullptr, false);
+    REQUIRE(before.is_array());
+    REQUIRE(after_typo.is_array());
+    CHECK(after_typo.size() == before.size());
+
     const auto exec = runbox_cli("--provider daytona --quiet exec --sid " + sid + " -- cat made.txt", env);
     INFO(exec.err);
     CHECK(exec.exit_code == 0);
