@@ -27,7 +27,8 @@ library_packages=(
 test_packages=(
     clang libclang-rt-14-dev                 # the clang leg; libFuzzer and the sanitizer runtimes
     catch2 python3 procps git                # tests, the single-header check, ps/pkill, FetchContent
-    libcurl4-openssl-dev
+    libcurl4-openssl-dev libnghttp2-dev      # CurlTransport (opt-in) and the HTTP/2 loopback test server
+    doxygen                                  # the API reference, built with warnings as errors
     npm                                      # only to install the pinned Node.js (tools/node) from the npm registry
     python3-httpx                            # bench: the HTTP client OpenHands uses
 )
