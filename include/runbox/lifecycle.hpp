@@ -53,11 +53,11 @@ namespace runbox {
 /// The label keys runbox puts on every sandbox it creates.
 namespace labels {
 inline constexpr std::string_view managed = "runbox";  ///< "1"
-inline constexpr std::string_view owner = "runbox_owner";
-inline constexpr std::string_view host = "runbox_host";
-inline constexpr std::string_view pid = "runbox_pid";
-inline constexpr std::string_view created_ms = "runbox_created_ms";
-inline constexpr std::string_view token = "runbox_token";
+inline constexpr std::string_view owner = "runbox_owner";            ///< Config::runbox_owner or the host name
+inline constexpr std::string_view host = "runbox_host";              ///< the creating host's name
+inline constexpr std::string_view pid = "runbox_pid";                ///< the creating process's pid
+inline constexpr std::string_view created_ms = "runbox_created_ms";  ///< creation time, Unix milliseconds
+inline constexpr std::string_view token = "runbox_token";            ///< random, one per create
 }  // namespace labels
 
 namespace detail {
@@ -98,11 +98,11 @@ inline LiveRegistry& live_registry() {
 
 /// The ownership of one create: who, where, when, and the token that finds it again.
 struct Ownership {
-    std::string owner{};
-    std::string host{};
-    long pid = 0;
-    std::int64_t created_ms = 0;
-    std::string token{};
+    std::string owner{};          ///< Config::runbox_owner, default: the creating host's name
+    std::string host{};           ///< the creating host's name (gethostname)
+    long pid = 0;                 ///< the creating process (0: unknown)
+    std::int64_t created_ms = 0;  ///< creation time, Unix milliseconds (0: unknown)
+    std::string token{};          ///< random, unique to this create
 
     /// Owner from Config::runbox_owner (default: this host's name), this process, now, and
     /// `token` (random, e.g. detail::random_hex(12)).
@@ -116,6 +116,7 @@ struct Ownership {
         return o;
     }
 
+    /// The six labels (labels::managed = "1" and the five fields), as the provider stores them.
     std::map<std::string, std::string> labels() const {
         return {{std::string(labels::managed), "1"},
                 {std::string(labels::owner), owner},
@@ -128,11 +129,11 @@ struct Ownership {
 
 /// A sandbox as list_sandboxes() reports it, with its ownership labels read back.
 struct SandboxRecord {
-    std::string provider{};
-    std::string id{};
-    std::string sid{};    ///< the session label, when present
-    std::string state{};  ///< the provider's state/status word
-    Ownership ownership{};
+    std::string provider{};  ///< the provider's name ("daytona", "runloop", ...)
+    std::string id{};        ///< the provider's id of the sandbox
+    std::string sid{};       ///< the session label, when present
+    std::string state{};     ///< the provider's state/status word
+    Ownership ownership{};   ///< read back from the labels (missing ones empty or 0)
 
     /// Reads the ownership labels from a label/metadata map (missing ones stay empty/0).
     static SandboxRecord from_labels(std::string provider, std::string id, std::string state, std::string sid,
@@ -169,11 +170,12 @@ inline std::map<std::string, std::string> label_map(const nlohmann::json& json) 
 
 /// A sandbox close() could not release (Runtime::unreleased()).
 struct UnreleasedSandbox {
-    std::string provider{};
-    std::string id{};
-    std::string reason{};
+    std::string provider{};  ///< the provider's name
+    std::string id{};        ///< the provider's id of the sandbox
+    std::string reason{};    ///< why it could not be released (the error's message)
 };
 
+/// How a sandbox is released by close() or sweep.
 enum class ReleaseMode {
     stop,    ///< stop (the provider may keep it, stopped, until its own retention ends)
     remove,  ///< delete (Runloop: shut down, its only terminal state)
@@ -182,13 +184,17 @@ enum class ReleaseMode {
 /// Keeps a token in this process's registry of live runtimes while it exists.
 class LiveHold {
 public:
+    /// Holds nothing.
     LiveHold() = default;
+    /// Registers `token` as live until this hold is reset or destroyed.
     explicit LiveHold(std::string token) : token_(std::move(token)) {
         auto& r = detail::live_registry();
         std::lock_guard lock(r.mutex);
         r.tokens.insert(token_);
     }
+    /// Takes over `other`'s token; `other` then holds nothing.
     LiveHold(LiveHold&& other) noexcept : token_(std::exchange(other.token_, {})) {}
+    /// Releases this hold's token, then takes over `other`'s.
     LiveHold& operator=(LiveHold&& other) noexcept {
         if (this != &other) {
             reset();
@@ -200,6 +206,7 @@ public:
     LiveHold& operator=(const LiveHold&) = delete;
     ~LiveHold() { reset(); }
 
+    /// Removes the token from the registry (once); afterwards the hold holds nothing.
     void reset() noexcept {
         if (token_.empty()) return;
         auto& r = detail::live_registry();
@@ -212,6 +219,7 @@ private:
     std::string token_;
 };
 
+/// Whether the runtime that created a sandbox still holds it (holder_of()).
 enum class Holder {
     live,     ///< its runtime is alive: leave it alone
     gone,     ///< its process (or, in this process, its runtime) is gone
@@ -258,18 +266,21 @@ auto create_then_dedupe(Create&& create, Find&& find) -> decltype(create()) {
 
 /// One runtime's create, as the lease file records it.
 struct LeaseEntry {
-    std::string provider{};
-    std::string token{};
-    std::string sid{};
-    std::string host{};
-    long pid = 0;
-    std::int64_t created_ms = 0;
+    std::string provider{};       ///< the provider's name
+    std::string token{};          ///< the create's ownership token (the entry's key)
+    std::string sid{};            ///< the runtime's session id
+    std::string host{};           ///< the creating host's name
+    long pid = 0;                 ///< the creating process
+    std::int64_t created_ms = 0;  ///< when the create was recorded, Unix milliseconds
     std::string id{};  ///< empty until the create was answered
 
+    /// One line of the file: a flat object with the seven fields.
     nlohmann::json to_json() const {
         return {{"provider", provider}, {"token", token}, {"sid", sid}, {"host", host},
                 {"pid", pid},           {"created_ms", created_ms}, {"id", id}};
     }
+    /// Reads a line back; nullopt when it is not an object or lacks provider or token
+    /// (fields of the wrong type are left empty or 0).
     static std::optional<LeaseEntry> from_json(const nlohmann::json& j) {
         if (!j.is_object()) return std::nullopt;
         LeaseEntry e;
@@ -284,16 +295,22 @@ struct LeaseEntry {
         if (e.provider.empty() || e.token.empty()) return std::nullopt;
         return e;
     }
+    /// The entry as an Ownership (owner empty), for holder_of().
     Ownership ownership() const { return Ownership{{}, host, pid, created_ms, token}; }
 };
 
-/// The lease file: runtimes in several processes can share one (see update()).
+/// The lease file: runtimes in several processes can share one (each change is a locked
+/// read-modify-write, replaced by rename, so a killed process never leaves a torn file).
 class LeaseFile {
 public:
     static constexpr std::size_t max_bytes = 4 * 1024 * 1024;  ///< a larger file is refused
 
+    /// Names the file; nothing is opened until the first call. Every call locks `<path>.lock`
+    /// (flock) and may throw runbox::error errc::config_invalid when the file or its lock cannot
+    /// be opened, read, written or replaced, or the file exceeds max_bytes.
     explicit LeaseFile(std::filesystem::path path) : path_(std::move(path)) {}
 
+    /// The file's path.
     const std::filesystem::path& path() const noexcept { return path_; }
 
     /// Adds the entry, or replaces the one with the same token.
@@ -308,9 +325,11 @@ public:
             all.push_back(entry);
         });
     }
+    /// Removes the entry with this token (none: no change).
     void remove(const std::string& token) {
         update([&](std::vector<LeaseEntry>& all) { std::erase_if(all, [&](const LeaseEntry& e) { return e.token == token; }); });
     }
+    /// Every valid entry, in file order (lines that do not parse are skipped).
     std::vector<LeaseEntry> entries() const {
         std::vector<LeaseEntry> out;
         const_cast<LeaseFile*>(this)->update([&](std::vector<LeaseEntry>& all) { out = all; }, false);
