@@ -39,14 +39,20 @@
 
 namespace runbox::server {
 
+/// The bounds a ConnectionGuard enforces (from ActionServerOptions).
 struct ConnectionLimits {
     std::size_t max_connections = 128;                   ///< connections served at once
     std::chrono::milliseconds header_timeout{20000};    ///< idle + request head, per request
     int listen_backlog = 128;                            ///< connections waiting for accept()
 };
 
+/// cpp-httplib's task queue for the action server: at most max_connections served at once
+/// (more are closed at once), and a connection whose request head does not arrive within
+/// header_timeout is shut down. Thread-safe, as httplib requires.
 class ConnectionGuard final : public httplib::TaskQueue {
 public:
+    /// Starts the watchdog thread. `port` is the listening port: the guard finds the accepted
+    /// sockets by it and raises its listen backlog.
     ConnectionGuard(ConnectionLimits limits, int port) : limits_(limits), port_(port) {
         raise_backlog();
         watchdog_ = std::thread([this] { watch(); });
@@ -55,6 +61,7 @@ public:
     ConnectionGuard& operator=(const ConnectionGuard&) = delete;
     ~ConnectionGuard() override { shutdown(); }
 
+    /// Serves a new connection on a worker thread, or closes it when the bound is reached.
     void enqueue(std::function<void()> fn) override {
         auto conn = identify_new_socket();
         std::unique_lock lock(mutex_);
@@ -74,6 +81,7 @@ public:
         cond_.notify_one();
     }
 
+    /// Lets the queued connections finish and joins every thread. Idempotent.
     void shutdown() override {
         {
             std::lock_guard lock(mutex_);
@@ -101,8 +109,10 @@ public:
     }
 
     /// Connections closed by the bound or the deadline (for tests and diagnostics).
+    ///@{
     std::size_t refused() const noexcept { return refused_.load(); }
     std::size_t timed_out() const noexcept { return timed_out_.load(); }
+    ///@}
 
 private:
     struct Conn {

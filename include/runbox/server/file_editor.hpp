@@ -63,9 +63,9 @@ namespace runbox::server {
 /// empty server_cwd means the process cwd). `workspace_root` is the server's --working-dir
 /// (the editor suggests `<root>/<path>` for relative paths).
 struct FileOpsContext {
-    std::string workspace_root;
-    std::string bash_cwd;
-    std::string server_cwd;
+    std::string workspace_root;  ///< the server's --working-dir
+    std::string bash_cwd;        ///< the shell's current directory
+    std::string server_cwd;      ///< the server process's cwd (empty: the process cwd)
     /// Owner given to files `write` creates (uid:uid like OpenHands' --user-id);
     /// -1 = the process's effective uid and gid.
     int user_id = -1;
@@ -825,12 +825,16 @@ public:
             .content;
     }
 
+    /// What an editor command produced.
+    struct Outcome {
+        std::string content;  ///< the editor's report (the observation's content)
+        /// Whole-file texts before and after, for the diff.
+        ///@{
+        std::optional<std::string> old_content, new_content;
+        ///@}
+    };
     /// Builds the FileEditObservation OpenHands returns for an edit (used for errors that
     /// happen before the editor runs, like a non-numeric insert_line).
-    struct Outcome {
-        std::string content;
-        std::optional<std::string> old_content, new_content;  // whole-file texts for the diff
-    };
     static runbox::FileEditObservation make_edit_observation(const std::string& path,
                                                              const std::optional<std::string>& old_str,
                                                              const std::optional<std::string>& new_str,

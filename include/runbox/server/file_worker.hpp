@@ -38,10 +38,10 @@ namespace runbox::server {
 
 /// The identity file work runs with.
 struct FileIdentity {
-    std::string name;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    std::vector<gid_t> groups;
+    std::string name;           ///< the user's name (for messages)
+    uid_t uid = 0;              ///< filesystem uid
+    gid_t gid = 0;              ///< filesystem gid
+    std::vector<gid_t> groups;  ///< supplementary groups
 };
 
 namespace file_worker_detail {
@@ -61,6 +61,7 @@ inline std::string assume_identity(const FileIdentity& who) {
 
 }  // namespace file_worker_detail
 
+/// The one thread that runs the action server's file jobs in order (see the top of this header).
 class FileWorker {
 public:
     /// Starts the thread. With `identity`, throws errc::config_invalid when the thread cannot
@@ -105,6 +106,8 @@ public:
         return result.get();
     }
 
+    /// Lets the queued jobs finish, then joins the thread (a job still running is waited for).
+    /// Later run() calls throw errc::sandbox_gone. Idempotent.
     void stop() noexcept {
         {
             std::lock_guard lock(mutex_);

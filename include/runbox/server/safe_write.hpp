@@ -24,8 +24,11 @@ namespace runbox::server {
 class UniqueFd {
 public:
     UniqueFd() = default;
+    /// Takes ownership of `fd` (-1: none).
     explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+    /// Takes over `other`'s descriptor.
     UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+    /// Closes this descriptor, then takes over `other`'s.
     UniqueFd& operator=(UniqueFd&& other) noexcept {
         if (this != &other) {
             reset();
@@ -36,12 +39,15 @@ public:
     UniqueFd(const UniqueFd&) = delete;
     UniqueFd& operator=(const UniqueFd&) = delete;
     ~UniqueFd() { reset(); }
+    /// The descriptor (-1: none); still owned.
     int get() const noexcept { return fd_; }
+    /// Gives up ownership and returns the descriptor.
     int release() noexcept {
         const int fd = fd_;
         fd_ = -1;
         return fd;
     }
+    /// Closes the descriptor, if any.
     void reset() noexcept {
         if (fd_ >= 0) ::close(fd_);
         fd_ = -1;

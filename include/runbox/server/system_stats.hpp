@@ -78,6 +78,7 @@ inline double process_cpu_percent(std::chrono::milliseconds sample = std::chrono
     return stats_detail::round_to(static_cast<double>(ticks) / ticks_per_second / wall.count() * 100.0, 1);
 }
 
+/// This process's memory as /server_info reports it: {"rss", "vms"} in bytes, "percent" of RAM.
 inline nlohmann::json process_memory_stats() {
     std::uint64_t vms_pages = 0, rss_pages = 0;
     std::ifstream statm("/proc/self/statm");

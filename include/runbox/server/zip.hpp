@@ -24,6 +24,7 @@
 
 namespace runbox::server {
 
+/// How a directory is zipped.
 struct ZipOptions {
     /// false: archive names are relative to the zipped directory (what /download_files sends);
     /// true: names start with the directory's own name ("dir/a.txt"), so extracting into a
