@@ -1,11 +1,12 @@
-// runbox/config.hpp - Config (OpenHands' OpenHandsConfig analogue) and SandboxConfig.
-//
-// The names and defaults are OpenHands' (reference §12), except `runtime`, whose default is
-// "local": runbox works with no configuration at all. A Config is built from defaults, then
-// JSON (the shape of OpenHands' config.toml: core fields at the top, a "sandbox" object), then
-// the environment (RUNTIME, SANDBOX_TIMEOUT, ...), which wins. Provider settings live under
-// "providers": {"daytona": {"api_key": ...}}, with an environment fallback per setting.
-// Bad values are errors that name the field; unknown keys are errors too.
+/// \file
+/// Config (OpenHands' OpenHandsConfig analogue) and SandboxConfig.
+///
+/// The names and defaults are OpenHands' (reference §12), except `runtime`, whose default is
+/// "local": runbox works with no configuration at all. A Config is built from defaults, then
+/// JSON (the shape of OpenHands' config.toml: core fields at the top, a "sandbox" object), then
+/// the environment (RUNTIME, SANDBOX_TIMEOUT, ...), which wins. Provider settings live under
+/// "providers": {"daytona": {"api_key": ...}}, with an environment fallback per setting.
+/// Bad values are errors that name the field; unknown keys are errors too.
 #pragma once
 
 #include <algorithm>

@@ -1,8 +1,9 @@
-// runbox/error.hpp - the one exception type runbox throws, with a typed code.
-//
-// Errors are classified from HTTP status codes (never by matching message
-// text) and never carry a credential: every message built by runbox goes
-// through redact() with the secrets the throwing component knows.
+/// \file
+/// the one exception type runbox throws, with a typed code.
+///
+/// Errors are classified from HTTP status codes (never by matching message
+/// text) and never carry a credential: every message built by runbox goes
+/// through redact() with the secrets the throwing component knows.
 #pragma once
 
 #include <chrono>

@@ -1,11 +1,12 @@
-// runbox/event_stream.hpp - an in-memory OpenHands EventStream: ids, secrets, publish/subscribe.
-//
-// Delivery model (reference §11): every (subscriber, callback) pair owns one worker thread
-// and a FIFO queue, so each callback sees events in id order while different callbacks run
-// concurrently. add_event() assigns the id and enqueues under one lock and never runs a
-// callback itself, so a callback may publish (the runtime publishes its observation from
-// inside its callback) without deadlocking. Tests wait with wait_until_delivered()/flush().
-// Persistence to a file store is not part of this class.
+/// \file
+/// an in-memory OpenHands EventStream: ids, secrets, publish/subscribe.
+///
+/// Delivery model (reference §11): every (subscriber, callback) pair owns one worker thread
+/// and a FIFO queue, so each callback sees events in id order while different callbacks run
+/// concurrently. add_event() assigns the id and enqueues under one lock and never runs a
+/// callback itself, so a callback may publish (the runtime publishes its observation from
+/// inside its callback) without deadlocking. Tests wait with wait_until_delivered()/flush().
+/// Persistence to a file store is not part of this class.
 #pragma once
 
 #include <algorithm>

@@ -1,12 +1,13 @@
-// runbox/events.hpp - OpenHands actions and observations and their wire format.
-//
-// JSON convention: serialisation returns nlohmann::ordered_json so that a dump
-// has the OpenHands key order (id, timestamp, source, message, cause,
-// action|observation, tool_call_metadata, llm_metrics, args, timeout | content,
-// extras, success). An ordered_json converts implicitly to nlohmann::json when
-// a caller does not care about order. Parsing accepts either json flavour.
-// Free-form payloads (MCP arguments, browser DOM objects, tool_call_metadata)
-// are kept as ordered_json so they round-trip byte for byte.
+/// \file
+/// OpenHands actions and observations and their wire format.
+///
+/// JSON convention: serialisation returns nlohmann::ordered_json so that a dump
+/// has the OpenHands key order (id, timestamp, source, message, cause,
+/// action|observation, tool_call_metadata, llm_metrics, args, timeout | content,
+/// extras, success). An ordered_json converts implicitly to nlohmann::json when
+/// a caller does not care about order. Parsing accepts either json flavour.
+/// Free-form payloads (MCP arguments, browser DOM objects, tool_call_metadata)
+/// are kept as ordered_json so they round-trip byte for byte.
 #pragma once
 
 #include <cctype>

@@ -1,14 +1,19 @@
-// runbox/factory.hpp - choosing a provider by name at run time.
-//
-//   auto rt = runbox::make_runtime("daytona", config, events, {.sid = "s1"});  // AnyRuntime
-//   rt.connect();
-//   auto obs = rt.run("ls");                  // no std::visit needed
-//
-// A provider list is a boost::mp11::mp_list; AnyRuntime<List> is a std::variant of
-// Runtime<P, P::default_transport> over it. A program that wants only some providers passes its
-// own list, and only those are instantiated:
-//   using mine = boost::mp11::mp_list<runbox::local::Auth, runbox::daytona::Auth>;
-//   auto rt = runbox::make_runtime<mine>(config, events);
+/// \file
+/// choosing a provider by name at run time.
+///
+/// ```
+/// auto rt = runbox::make_runtime("daytona", config, events, {.sid = "s1"});  // AnyRuntime
+/// rt.connect();
+/// auto obs = rt.run("ls");                  // no std::visit needed
+/// ```
+///
+/// A provider list is a boost::mp11::mp_list; AnyRuntime<List> is a std::variant of
+/// Runtime<P, P::default_transport> over it. A program that wants only some providers passes its
+/// own list, and only those are instantiated:
+/// ```
+/// using mine = boost::mp11::mp_list<runbox::local::Auth, runbox::daytona::Auth>;
+/// auto rt = runbox::make_runtime<mine>(config, events);
+/// ```
 #pragma once
 
 #include <string>

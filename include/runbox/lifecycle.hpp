@@ -1,27 +1,32 @@
-// runbox/lifecycle.hpp - who owns a sandbox, so that nothing runbox creates is left behind.
-//
-// Every sandbox a runtime creates carries ownership labels (labels, tags or metadata, as the
-// provider calls them):
-//
-//   runbox=1  runbox_owner=<owner>  runbox_host=<host>  runbox_pid=<pid>
-//   runbox_created_ms=<unix ms>  runbox_token=<random, one per create>
-//
-// The token is what makes a create recoverable: a create whose answer is lost is never sent
-// again (it is not idempotent); the runtime looks for the sandbox carrying its token instead
-// (create_then_dedupe) and so owns exactly what it created. A sandbox is *held* while the
-// runtime that created it lives: in this process the runtime's token is in a registry, in
-// another process on this host the pid is alive. Sweep (sweep.hpp) and the lease file reap
-// what is no longer held.
-//
-// The lease file (Config::runbox_lease_file) is a JSON-lines file, changed under flock(2), where
-// each runtime records its create before sending it and removes the entry once the sandbox is
-// released; the next runtime to start (or sweep) reaps the entries whose process is gone.
-//
-// A provider that supports sweeping declares (Runtime and sweep.hpp detect them):
-//   template <class T> std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>&);
-//       every sandbox carrying runbox=1 that is not already gone
-//   template <class T> void release_sandbox(ProviderContext<T>&, const SandboxRecord&, ReleaseMode);
-//       stops or deletes it (throws runbox::error on failure)
+/// \file
+/// who owns a sandbox, so that nothing runbox creates is left behind.
+///
+/// Every sandbox a runtime creates carries ownership labels (labels, tags or metadata, as the
+/// provider calls them):
+///
+/// ```
+/// runbox=1  runbox_owner=<owner>  runbox_host=<host>  runbox_pid=<pid>
+/// runbox_created_ms=<unix ms>  runbox_token=<random, one per create>
+/// ```
+///
+/// The token is what makes a create recoverable: a create whose answer is lost is never sent
+/// again (it is not idempotent); the runtime looks for the sandbox carrying its token instead
+/// (create_then_dedupe) and so owns exactly what it created. A sandbox is *held* while the
+/// runtime that created it lives: in this process the runtime's token is in a registry, in
+/// another process on this host the pid is alive. Sweep (sweep.hpp) and the lease file reap
+/// what is no longer held.
+///
+/// The lease file (Config::runbox_lease_file) is a JSON-lines file, changed under flock(2), where
+/// each runtime records its create before sending it and removes the entry once the sandbox is
+/// released; the next runtime to start (or sweep) reaps the entries whose process is gone.
+///
+/// A provider that supports sweeping declares (Runtime and sweep.hpp detect them):
+/// ```
+/// template <class T> std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>&);
+///     every sandbox carrying runbox=1 that is not already gone
+/// template <class T> void release_sandbox(ProviderContext<T>&, const SandboxRecord&, ReleaseMode);
+///     stops or deletes it (throws runbox::error on failure)
+/// ```
 #pragma once
 
 #include <fcntl.h>

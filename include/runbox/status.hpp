@@ -1,4 +1,5 @@
-// runbox/status.hpp - RuntimeStatus: the OpenHands STATUS$... values a runtime reports while it works.
+/// \file
+/// RuntimeStatus: the OpenHands STATUS$... values a runtime reports while it works.
 #pragma once
 
 #include <string_view>

@@ -1,15 +1,18 @@
-// runbox/sweep.hpp - runbox::sweep: release the sandboxes that no live runtime holds.
-//
-//   runbox::SweepOptions opts;                 // dry run, older than 1 h, delete
-//   auto plan = runbox::sweep<runbox::daytona::Auth>(config, opts);
-//   for (auto& a : plan.actions) std::cout << a.action << " " << a.sandbox.id << " (" << a.reason << ")\n";
-//   opts.dry_run = false;
-//   runbox::sweep(runbox::default_providers{}, config, opts);   // every provider with credentials
-//
-// A sandbox is swept when it carries runbox's labels (lifecycle.hpp), its holder is gone (its
-// process died, or in this process its runtime is closed), and it is older than `older_than`
-// or its lease-file entry (Config::runbox_lease_file) names a process that is gone. Sandboxes
-// created on another host are kept unless `other_hosts` (runbox cannot see those processes).
+/// \file
+/// runbox::sweep: release the sandboxes that no live runtime holds.
+///
+/// ```
+/// runbox::SweepOptions opts;                 // dry run, older than 1 h, delete
+/// auto plan = runbox::sweep<runbox::daytona::Auth>(config, opts);
+/// for (auto& a : plan.actions) std::cout << a.action << " " << a.sandbox.id << " (" << a.reason << ")\n";
+/// opts.dry_run = false;
+/// runbox::sweep(runbox::default_providers{}, config, opts);   // every provider with credentials
+/// ```
+///
+/// A sandbox is swept when it carries runbox's labels (lifecycle.hpp), its holder is gone (its
+/// process died, or in this process its runtime is closed), and it is older than `older_than`
+/// or its lease-file entry (Config::runbox_lease_file) names a process that is gone. Sandboxes
+/// created on another host are kept unless `other_hosts` (runbox cannot see those processes).
 #pragma once
 
 #include <chrono>

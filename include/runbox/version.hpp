@@ -1,4 +1,5 @@
-// runbox/version.hpp - the library version (kept equal to project(VERSION) in CMakeLists.txt).
+/// \file
+/// the library version (kept equal to project(VERSION) in CMakeLists.txt).
 #pragma once
 
 #include <string_view>

@@ -1,19 +1,22 @@
-// runbox/providers/local.hpp - the local provider: runbox's own action server on this machine.
-//
-// The default provider: no credentials, no setup. connect() starts the action execution server
-// on 127.0.0.1 with a random port and a random session API key, in a workspace directory
-// (`workspace_base` when set, else a fresh temporary one that close() removes). The server runs
-// in-process on its own threads by default, or as a child `runbox-server` process with
-// providers.local.mode = "process" (or RUNBOX_LOCAL_MODE=process). close() stops it and reaps
-// every process the shell started.
-//
-// Settings (Config::providers["local"] or the environment):
-//   mode         "thread" (default) | "process"          RUNBOX_LOCAL_MODE
-//   server_path  the runbox-server program (process mode) RUNBOX_SERVER_PATH (default: on PATH)
-// The sandbox's NO_CHANGE_TIMEOUT_SECONDS comes from sandbox.runtime_startup_env_vars, as with
-// OpenHands' local runtime. In both modes the shell's environment is the allow-listed host
-// variables (runbox/environment.hpp: PATH, HOME, USER, LANG, LC_*, ...) plus those startup
-// variables; never the rest of the host's environment, never SESSION_API_KEY.
+/// \file
+/// the local provider: runbox's own action server on this machine.
+///
+/// The default provider: no credentials, no setup. connect() starts the action execution server
+/// on 127.0.0.1 with a random port and a random session API key, in a workspace directory
+/// (`workspace_base` when set, else a fresh temporary one that close() removes). The server runs
+/// in-process on its own threads by default, or as a child `runbox-server` process with
+/// providers.local.mode = "process" (or RUNBOX_LOCAL_MODE=process). close() stops it and reaps
+/// every process the shell started.
+///
+/// Settings (Config::providers["local"] or the environment):
+/// ```
+/// mode         "thread" (default) | "process"          RUNBOX_LOCAL_MODE
+/// server_path  the runbox-server program (process mode) RUNBOX_SERVER_PATH (default: on PATH)
+/// ```
+/// The sandbox's NO_CHANGE_TIMEOUT_SECONDS comes from sandbox.runtime_startup_env_vars, as with
+/// OpenHands' local runtime. In both modes the shell's environment is the allow-listed host
+/// variables (runbox/environment.hpp: PATH, HOME, USER, LANG, LC_*, ...) plus those startup
+/// variables; never the rest of the host's environment, never SESSION_API_KEY.
 #pragma once
 
 #include <fcntl.h>

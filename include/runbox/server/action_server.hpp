@@ -1,20 +1,21 @@
-// runbox/server/action_server.hpp - the action execution server that runs inside a sandbox.
-//
-// The OpenHands action_execution_server protocol (reference §1) on cpp-httplib: GET /alive,
-// GET /server_info, POST /execute_action, POST /upload_file, GET /download_files,
-// POST /list_files, GET /vscode/connection_token, POST /update_mcp_server. Errors are
-// `{"detail": ...}` JSON with the same statuses and the same quirks (§1.3: handlers of
-// execute/upload/download wrap their own 400/404 into a 500 "<status>: <detail>").
-//
-// One action executes at a time (a mutex around the executor); every other request is served
-// concurrently by httplib's workers, so /alive answers while a command runs. File work (file
-// actions, uploads, downloads, /list_files) runs on one FileWorker thread with the shell user's
-// filesystem identity. Limits on everything a client controls are in ActionServerOptions
-// (docs/design.md, "Limits and what runs concurrently").
-//
-// Note for embedding programs: constructing an httplib::Server sets SIGPIPE to SIG_IGN for the
-// whole process (cpp-httplib does that); the shells and the Python kernel reset all signal
-// dispositions when they start.
+/// \file
+/// the action execution server that runs inside a sandbox.
+///
+/// The OpenHands action_execution_server protocol (reference §1) on cpp-httplib: GET /alive,
+/// GET /server_info, POST /execute_action, POST /upload_file, GET /download_files,
+/// POST /list_files, GET /vscode/connection_token, POST /update_mcp_server. Errors are
+/// `{"detail": ...}` JSON with the same statuses and the same quirks (§1.3: handlers of
+/// execute/upload/download wrap their own 400/404 into a 500 "<status>: <detail>").
+///
+/// One action executes at a time (a mutex around the executor); every other request is served
+/// concurrently by httplib's workers, so /alive answers while a command runs. File work (file
+/// actions, uploads, downloads, /list_files) runs on one FileWorker thread with the shell user's
+/// filesystem identity. Limits on everything a client controls are in ActionServerOptions
+/// (docs/design.md, "Limits and what runs concurrently").
+///
+/// Note for embedding programs: constructing an httplib::Server sets SIGPIPE to SIG_IGN for the
+/// whole process (cpp-httplib does that); the shells and the Python kernel reset all signal
+/// dispositions when they start.
 #pragma once
 
 #include "runbox/detail/json.hpp"

@@ -1,8 +1,9 @@
-// runbox/server/bash_parse.hpp - the text-level pieces of the bash session (OpenHands §4):
-// splitting input into top-level commands, the `\;`-style escaping quirk, the prompt
-// marker block and its metadata, the fixed observation texts, and terminal-output cleanup.
-//
-// No process or PTY code lives here, so all of it is unit-testable on plain strings.
+/// \file
+/// the text-level pieces of the bash session (OpenHands §4):
+/// splitting input into top-level commands, the `\;`-style escaping quirk, the prompt
+/// marker block and its metadata, the fixed observation texts, and terminal-output cleanup.
+///
+/// No process or PTY code lives here, so all of it is unit-testable on plain strings.
 #pragma once
 
 #include <algorithm>

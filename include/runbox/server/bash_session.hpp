@@ -1,15 +1,16 @@
-// runbox/server/bash_session.hpp - one persistent bash on a real PTY with the OpenHands command
-// semantics (reference §4): prompt-marker completion detection, soft (no new output) and hard
-// timeouts, continuation with "", input to a running process, special keys, exit codes, cwd.
-//
-// Design: bash runs without readline (--noediting) on a PTY whose echo is off, so the output is
-// exactly what the programs write; a PROMPT_COMMAND function sets PS1 to a JSON marker block that
-// ends every command. Output is read as soon as it arrives (poll on the PTY, no polling interval).
-// The markers carry a random nonce drawn for each shell, so program output that prints a prompt
-// block (a file, a web page, a hostile tool) cannot end a command early or forge its exit code
-// and cwd; the scan for them looks at each byte once. Every shell runs under a subreaper
-// supervisor (server/process.hpp): close() kills everything it started, setsid and double
-// forks included.
+/// \file
+/// one persistent bash on a real PTY with the OpenHands command
+/// semantics (reference §4): prompt-marker completion detection, soft (no new output) and hard
+/// timeouts, continuation with "", input to a running process, special keys, exit codes, cwd.
+///
+/// Design: bash runs without readline (--noediting) on a PTY whose echo is off, so the output is
+/// exactly what the programs write; a PROMPT_COMMAND function sets PS1 to a JSON marker block that
+/// ends every command. Output is read as soon as it arrives (poll on the PTY, no polling interval).
+/// The markers carry a random nonce drawn for each shell, so program output that prints a prompt
+/// block (a file, a web page, a hostile tool) cannot end a command early or forge its exit code
+/// and cwd; the scan for them looks at each byte once. Every shell runs under a subreaper
+/// supervisor (server/process.hpp): close() kills everything it started, setsid and double
+/// forks included.
 #pragma once
 
 #include <fcntl.h>

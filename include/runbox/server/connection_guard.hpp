@@ -1,19 +1,20 @@
-// runbox/server/connection_guard.hpp - connection limits for the action server's httplib::Server.
-//
-// cpp-httplib 0.11 bounds each recv() by its read timeout but not a whole request head: a
-// client sending one header byte every few seconds holds a worker thread for hours, and 32 such
-// clients starve /alive. ConnectionGuard is the server's task queue (Server::new_task_queue,
-// public API) and adds, over what httplib exposes:
-//   - a worker per connection, up to `max_connections`; a connection past the bound is closed
-//     at once (its task runs on the accepting thread and sees end-of-file);
-//   - a head deadline: from accept (or from the previous response) to the end of the next
-//     request's headers at most `header_timeout`; a watchdog shuts the socket down when it
-//     passes, which wakes httplib's blocked read with end-of-file, and httplib closes it.
-// httplib does not hand the accepted socket to the queue, so enqueue() (called on the
-// accepting thread right after accept) finds it: the one socket of this process bound to the
-// server's port, connected, and not yet known (sockets are told apart by inode). The request
-// phase comes from the pre-routing handler and the logger, which httplib calls on the
-// connection's worker thread (request_started() / response_sent()).
+/// \file
+/// connection limits for the action server's httplib::Server.
+///
+/// cpp-httplib 0.11 bounds each recv() by its read timeout but not a whole request head: a
+/// client sending one header byte every few seconds holds a worker thread for hours, and 32 such
+/// clients starve /alive. ConnectionGuard is the server's task queue (Server::new_task_queue,
+/// public API) and adds, over what httplib exposes:
+/// - a worker per connection, up to `max_connections`; a connection past the bound is closed
+///   at once (its task runs on the accepting thread and sees end-of-file);
+/// - a head deadline: from accept (or from the previous response) to the end of the next
+///   request's headers at most `header_timeout`; a watchdog shuts the socket down when it
+///   passes, which wakes httplib's blocked read with end-of-file, and httplib closes it.
+/// httplib does not hand the accepted socket to the queue, so enqueue() (called on the
+/// accepting thread right after accept) finds it: the one socket of this process bound to the
+/// server's port, connected, and not yet known (sockets are told apart by inode). The request
+/// phase comes from the pre-routing handler and the logger, which httplib calls on the
+/// connection's worker thread (request_started() / response_sent()).
 #pragma once
 
 #include <httplib.h>

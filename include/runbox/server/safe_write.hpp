@@ -1,9 +1,10 @@
-// runbox/server/safe_write.hpp - writing uploads without following symbolic links.
-//
-// An upload may only write where it was told: a symbolic link already sitting at the target
-// (or at a directory inside an archive's destination) could point anywhere, so every
-// component below the destination is opened with openat(O_NOFOLLOW) from the directory above
-// it, and files are opened O_NOFOLLOW|O_NONBLOCK and must be regular (a FIFO would block).
+/// \file
+/// writing uploads without following symbolic links.
+///
+/// An upload may only write where it was told: a symbolic link already sitting at the target
+/// (or at a directory inside an archive's destination) could point anywhere, so every
+/// component below the destination is opened with openat(O_NOFOLLOW) from the directory above
+/// it, and files are opened O_NOFOLLOW|O_NONBLOCK and must be regular (a FIFO would block).
 #pragma once
 
 #include "runbox/error.hpp"

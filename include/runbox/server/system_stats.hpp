@@ -1,8 +1,9 @@
-// runbox/server/system_stats.hpp - the "resources" object of GET /server_info, from /proc.
-//
-// Keys are exactly OpenHands' (psutil-based) ones:
-// {"cpu_percent", "memory": {"rss","vms","percent"}, "disk": {"total","used","free","percent"},
-//  "io": {"read_bytes","write_bytes"}}. CPU and memory describe this process, disk is "/".
+/// \file
+/// the "resources" object of GET /server_info, from /proc.
+///
+/// Keys are exactly OpenHands' (psutil-based) ones:
+/// {"cpu_percent", "memory": {"rss","vms","percent"}, "disk": {"total","used","free","percent"},
+///  "io": {"read_bytes","write_bytes"}}. CPU and memory describe this process, disk is "/".
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -1,8 +1,9 @@
-// runbox/server/zip.hpp - zip archives for /upload_file and /download_files (libzip).
-//
-// Used on both sides of the wire: the action server extracts uploaded archives and zips
-// directories for download; the client zips a directory for a recursive copy_to and
-// extracts what copy_from returns.
+/// \file
+/// zip archives for /upload_file and /download_files (libzip).
+///
+/// Used on both sides of the wire: the action server extracts uploaded archives and zips
+/// directories for download; the client zips a directory for a recursive copy_to and
+/// extracts what copy_from returns.
 #pragma once
 
 #include "runbox/error.hpp"
