@@ -204,7 +204,7 @@ struct IPythonRunCellAction {
     ConfirmationState confirmation_state = ConfirmationState::confirmed;
     /// The risk the agent or a security analyzer assigned (an integer on the wire).
     SecurityRisk security_risk = SecurityRisk::unknown;
-    /// Code run once when the kernel (re)starts, before `code`.
+    /// Code run once per kernel (again after a restart) before `code`; its output is dropped.
     std::string kernel_init_code{};
     /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
@@ -225,7 +225,7 @@ struct FileReadAction {
     std::string path{};
     /// First line to read, 0-based.
     int start = 0;
-    /// Last line to read; -1: to the end of the file.
+    /// Line after the last one read (end-exclusive, 0-based); -1: to the end of the file.
     int end = -1;
     /// The agent's reasoning that came with the action.
     std::string thought{};
@@ -255,7 +255,7 @@ struct FileWriteAction {
     std::string content{};
     /// First line replaced, 0-based.
     int start = 0;
-    /// Last line replaced; -1: to the end of the file.
+    /// Line after the last one replaced (end-exclusive, a Python slice); -1: to the end of the file.
     int end = -1;
     /// The agent's reasoning that came with the action.
     std::string thought{};
@@ -296,7 +296,8 @@ struct FileEditAction {
     std::string thought{};
     /// The risk the agent or a security analyzer assigned (an integer on the wire).
     SecurityRisk security_risk = SecurityRisk::unknown;
-    /// OH-ACI (`command` and its arguments) or LLM-based (`content` over `start`..`end`).
+    /// OH-ACI (`command` and its arguments) or LLM-based (`content` over `start`..`end`, inclusive;
+    /// OpenHands does those on the client, and the action server answers them with an error).
     FileEditSource impl_source = FileEditSource::oh_aci;
     /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
