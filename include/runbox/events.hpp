@@ -297,7 +297,7 @@ struct FileEditAction {
     /// The risk the agent or a security analyzer assigned (an integer on the wire).
     SecurityRisk security_risk = SecurityRisk::unknown;
     /// OH-ACI (`command` and its arguments) or LLM-based (`content` over `start`..`end`, inclusive;
-    /// OpenHands does those on the client, and the action server answers them with an error).
+    /// OpenHands does those on the client; the action server refuses them).
     FileEditSource impl_source = FileEditSource::oh_aci;
     /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
