@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -127,12 +128,10 @@ private:
         }
         for (const auto& f : fds)
             if (f.fd >= 0) ::close(f.fd);
-        // Output closed: the program ended (or closed its stdio); its status follows. The kill
-        // bounds a program that closed its stdio and kept running.
-        auto status = proc_.wait_exit(std::chrono::seconds(1));
-        if (!status) {
-            kill();
-            status = proc_.wait_exit(std::chrono::seconds(10));
+        // Output closed: the program ended, or closed its stdio and runs on until it ends or is
+        // killed (kill(), the runner's kill_all(), the destructor); each wait is bounded.
+        std::optional<int> status;
+        while (!(status = proc_.wait_exit(std::chrono::seconds(1))) && !proc_.exited()) {
         }
         proc_.kill_all();  // what it left behind dies; the supervisor is reaped
         {
