@@ -96,7 +96,9 @@ public:
     /// Kills the command and everything it started (no effect once it ended).
     void kill() noexcept {
         std::lock_guard lock(mutex_);
-        if (!done_ && pid_ > 0) ::kill(-pid_, SIGKILL);
+        // Right after start the program may not have made its own group yet: then kill it alone
+        // (the supervisor ends whatever it started when it exits).
+        if (!done_ && pid_ > 0 && ::kill(-pid_, SIGKILL) != 0) ::kill(pid_, SIGKILL);
     }
 
     /// The result so far (final once done()).
