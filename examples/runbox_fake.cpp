@@ -7,7 +7,7 @@
 //   daytona: API at http://127.0.0.1:PORT/api (DAYTONA_API_URL / apiUrl), default key dtn_test
 //   runloop: API at http://127.0.0.1:PORT (RUNLOOP_BASE_URL / baseURL), default key rl_fake_key
 //
-// To add a provider: include its fake (a testing::FakeHttpServer with an `Options` struct that has
+// To add a provider: include its fake (a testing::FakeProvider with an `Options` struct that has
 // `port` and `api_key`) and add one entry to `fakes()` below.
 #include <signal.h>
 
@@ -30,11 +30,11 @@ struct FakeArgs {
     std::string api_key;  // empty = the fake's default
 };
 
-using runbox::testing::FakeHttpServer;
+using runbox::testing::FakeProvider;
 
 // Every fake the same way: its options with the port and key, started, kept alive as the base.
 template <class Fake>
-std::unique_ptr<FakeHttpServer> start_fake(const FakeArgs& args) {
+std::unique_ptr<FakeProvider> start_fake(const FakeArgs& args) {
     typename Fake::Options options;
     options.port = args.port;
     if (!args.api_key.empty()) options.api_key = args.api_key;
@@ -43,7 +43,7 @@ std::unique_ptr<FakeHttpServer> start_fake(const FakeArgs& args) {
     return fake;
 }
 
-using FakeFactory = std::unique_ptr<FakeHttpServer> (*)(const FakeArgs&);
+using FakeFactory = std::unique_ptr<FakeProvider> (*)(const FakeArgs&);
 
 const std::map<std::string, FakeFactory>& fakes() {
     static const std::map<std::string, FakeFactory> table = {
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-    std::unique_ptr<FakeHttpServer> fake;
+    std::unique_ptr<FakeProvider> fake;
     try {
         fake = it->second(args);
     } catch (const std::exception& e) {

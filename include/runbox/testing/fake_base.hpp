@@ -1,6 +1,7 @@
 // runbox/testing/fake_base.hpp - what every provider fake shares, whatever HTTP server it uses.
 //
 //   FakeRequest     one request as a fake received it (one type for every fake), secrets redacted
+//   FakeProvider    the public surface of every fake (start, stop, url, live_sandboxes, inject...)
 //   RequestLog      the fakes' request log: redacts credential headers and every known secret
 //   FaultList       runbox::Fault rules (transport/testing.hpp) as a fake applies them
 //   SandboxServers  the real runbox action servers that back a fake's sandboxes: started in the
@@ -57,6 +58,29 @@ struct FakeRequest {
         auto it = params.find(name);
         return it == params.end() ? std::string() : it->second;
     }
+};
+
+/// What every provider fake offers, whatever server it runs on (FakeHttpServer for REST APIs, or
+/// a gRPC server of its own): runbox-fake and users' tests can hold any fake by this interface.
+class FakeProvider {
+public:
+    virtual ~FakeProvider() = default;
+    /// Binds (127.0.0.1; the options' port, 0 = any free one) and serves; returns once it accepts.
+    virtual void start() = 0;
+    /// Ends every sandbox (shell commands, action servers), then stops serving. Idempotent.
+    virtual void stop() = 0;
+    /// The server's root, e.g. "http://127.0.0.1:43123" (what runbox-fake prints).
+    virtual std::string base_url() const = 0;
+    /// The API base URL to configure clients with (the provider's api_url / base_url setting).
+    virtual std::string url() const = 0;
+    /// Sandboxes still alive (created, not ended, not stopped): what a leak check wants at 0.
+    virtual std::size_t live_sandboxes() const = 0;
+    /// Adds a fault rule (runbox::Fault; each fake documents how it applies each kind).
+    virtual void inject(Fault fault) = 0;
+    virtual void clear_faults() = 0;
+    /// Every request received so far, in order, secrets redacted.
+    virtual std::vector<FakeRequest> requests() const = 0;
+    virtual void clear_requests() = 0;
 };
 
 /// Constant-time comparison of a presented credential with the expected one; an empty expected

@@ -49,7 +49,7 @@ struct FakeServerSettings {
 };
 
 /// Base of the REST fakes. A derived class must call stop() in its own destructor.
-class FakeHttpServer {
+class FakeHttpServer : public FakeProvider {
 public:
     using Req = httplib::Request;
     using Res = httplib::Response;
@@ -57,10 +57,10 @@ public:
 
     FakeHttpServer(const FakeHttpServer&) = delete;
     FakeHttpServer& operator=(const FakeHttpServer&) = delete;
-    virtual ~FakeHttpServer() = default;
+    ~FakeHttpServer() override = default;
 
     /// Binds and serves on a background thread; returns once it accepts connections.
-    void start() {
+    void start() override {
         if (thread_.joinable()) return;
         if (!routes_registered_) {
             server_.new_task_queue = [n = settings_.worker_threads] { return new httplib::ThreadPool(n); };
@@ -90,7 +90,7 @@ public:
     }
 
     /// Ends every shell command and action server, then stops serving. Idempotent.
-    void stop() {
+    void stop() override {
         shell_.kill_all();
         on_stop();
         servers_.stop_all();  // first, so that requests proxied to them end too
@@ -102,22 +102,19 @@ public:
 
     int port() const { return port_; }
     /// The server's root, e.g. "http://127.0.0.1:43123" (what runbox-fake prints).
-    std::string base_url() const { return "http://" + settings_.host + ":" + std::to_string(port_); }
+    std::string base_url() const override { return "http://" + settings_.host + ":" + std::to_string(port_); }
     /// The API base URL to configure clients with (the provider's api_url / base_url setting).
-    virtual std::string url() const { return base_url(); }
+    std::string url() const override { return base_url(); }
     /// The API key the fake accepts.
     const std::string& api_key() const { return settings_.api_key; }
 
-    /// Sandboxes still alive (created, not ended, not stopped): what a leak check wants at 0.
-    virtual std::size_t live_sandboxes() const = 0;
-
     /// Adds a fault rule (see the header comment for how a fake applies each kind).
-    void inject(Fault fault) { faults_.add(std::move(fault)); }
-    void clear_faults() { faults_.clear(); }
+    void inject(Fault fault) override { faults_.add(std::move(fault)); }
+    void clear_faults() override { faults_.clear(); }
 
     /// Every request received so far, in order (secrets redacted).
-    std::vector<FakeRequest> requests() const { return log_.all(); }
-    void clear_requests() { log_.clear(); }
+    std::vector<FakeRequest> requests() const override { return log_.all(); }
+    void clear_requests() override { log_.clear(); }
 
 protected:
     explicit FakeHttpServer(FakeServerSettings settings) : settings_(std::move(settings)) {
