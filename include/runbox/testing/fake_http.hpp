@@ -44,7 +44,7 @@ struct FakeServerSettings {
     std::string name = "fake";      ///< for messages, e.g. "fake-daytona"
     std::string host = "127.0.0.1";
     int port = 0;                   ///< 0 = any free port
-    std::string api_key;            ///< the only credential the API accepts
+    std::string api_key{};          ///< the only credential the API accepts
     std::size_t worker_threads = 32;  ///< long polls and proxied actions each hold one
 };
 
