@@ -5,7 +5,6 @@
 // a space stays inside its word and `$(...)`, `;` or a backquote is text, never executed.
 #pragma once
 
-#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -28,16 +27,6 @@ inline std::string shell_quote(std::string_view text) {
         else out += c;
     }
     return out + "'";
-}
-
-/// The words quoted one by one and joined by single spaces.
-inline std::string shell_join(std::initializer_list<std::string_view> words) {
-    std::string out;
-    for (const auto word : words) {
-        if (!out.empty()) out += ' ';
-        out += shell_quote(word);
-    }
-    return out;
 }
 
 }  // namespace runbox::detail
