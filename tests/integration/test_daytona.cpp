@@ -363,6 +363,26 @@ TEST_CASE("daytona: each sandbox state on attach") {
         REQUIRE(requests_matching(fake, "POST", "/api/sandbox/" + id + "/stop").size() == 1);
         REQUIRE(requests_matching(fake, "DELETE", "/api/sandbox/.*").empty());  // not ours to delete
     }
+    SECTION("stopped -> start; with keep_runtime_alive close leaves it running") {
+        const auto id = fake.add_sandbox({{"OpenHands_SID", "s"}}, "stopped");
+        auto keep = config;
+        keep.sandbox.keep_runtime_alive = true;
+        runbox::DaytonaRuntime rt(keep, events, opts("s", true));
+        rt.connect();
+        REQUIRE(rt.provider().restarted());
+        rt.close();
+        REQUIRE(fake.running_sandboxes() == 1);  // the user asked to keep it
+        REQUIRE(requests_matching(fake, "POST", "/api/sandbox/" + id + "/stop").empty());
+    }
+    SECTION("started -> attached as found; close leaves it running") {
+        const auto id = fake.add_sandbox({{"OpenHands_SID", "s"}}, "started", true, true);
+        runbox::DaytonaRuntime rt(config, events, opts("s", true));
+        rt.connect();
+        REQUIRE_FALSE(rt.provider().restarted());
+        rt.close();
+        REQUIRE(fake.sandbox(id)->state == "started");
+        REQUIRE(requests_matching(fake, "POST", "/api/sandbox/" + id + "/stop").empty());
+    }
     SECTION("archived -> start") {
         const auto id = fake.add_sandbox({{"OpenHands_SID", "s"}}, "archived");
         runbox::DaytonaRuntime rt(config, events, opts("s", true));
