@@ -102,18 +102,24 @@ public:
         const auto end = clock::now() + bound;
         const auto interval = std::max(endpoint_.alive_poll_interval, std::chrono::milliseconds(1));
         std::string last_error = "no attempt";
+        bool tried = false;
         for (;;) {
             if (endpoint_.probe) {
                 if (auto exited = endpoint_.probe()) throw *exited;
             }
             const auto left = std::chrono::ceil<std::chrono::milliseconds>(end - clock::now());
             if (left <= std::chrono::milliseconds::zero()) break;
+            const bool capped = left < timeouts_.alive;
             try {
                 raise(tagged([&] { return transport_.send(make("GET", "/alive", std::min(timeouts_.alive, left))); }));
                 return;
+            } catch (const error& e) {
+                // An attempt cut short by the deadline says less than the one before it.
+                if (!(capped && e.code() == errc::timeout && tried)) last_error = e.what();
             } catch (const std::exception& e) {
                 last_error = e.what();
             }
+            tried = true;
             const auto now = clock::now();
             if (now >= end) break;
             std::this_thread::sleep_for(std::min<clock::duration>(interval, end - now));

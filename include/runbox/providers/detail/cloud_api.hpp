@@ -116,7 +116,9 @@ public:
         try {
             (void)parse_url(value);
         } catch (const error&) {
-            throw error(errc::config_invalid, env_name(key) + " must be an http(s) URL", provider_);
+            throw error(errc::config_invalid,
+                        (env ? env_name(key) : provider_ + " setting '" + std::string(key) + "'") + " must be an http(s) URL",
+                        provider_);
         }
         return value;
     }
@@ -129,7 +131,10 @@ public:
             if (c == value) return value;
             list += (list.empty() ? "" : " or ") + std::string(c);
         }
-        throw error(errc::config_invalid, provider_ + " setting '" + std::string(key) + "' must be " + list, provider_);
+        throw error(errc::config_invalid,
+                    provider_ + " setting '" + std::string(key) + "'" + (env ? " (" + env_name(key) + ")" : "") +
+                        " must be " + list,
+                    provider_);
     }
 
 private:
