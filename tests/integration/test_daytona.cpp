@@ -2,7 +2,6 @@
 // a full session through the preview proxy, and runbox's requests compared with the requests
 // the official SDK sends (tests/conformance/daytona/sdk-capture.jsonl).
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catch.hpp"
+#include "shell_output.hpp"
 #include "temp_files.hpp"
 #include "runbox/event_stream.hpp"
 #include "runbox/providers/daytona.hpp"
@@ -872,26 +872,6 @@ TEST_CASE("FakeDaytona: the API behaviours clients rely on") {
     }
 }
 
-// Runs `command` with /bin/sh (a real shell) and returns what it printed.
-static std::string shell_output(const std::string& command) {
-    std::string out;
-    if (FILE* pipe = ::popen(command.c_str(), "r")) {
-        char buffer[4096];
-        for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
-        ::pclose(pipe);
-    }
-    return out;
-}
-
-// The server command line's words as `printf '%s\n'` printed them, one a line.
-static std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> out;
-    std::size_t pos = 0;
-    for (auto nl = text.find('\n'); nl != std::string::npos; pos = nl + 1, nl = text.find('\n', pos))
-        out.push_back(text.substr(pos, nl - pos));
-    return out;
-}
-
 TEST_CASE("daytona: the start command quotes every argument: a workspace with a space works, metacharacters stay text") {
     runbox_test::TempDir dir("runbox-quote");
     const auto cwd = dir.path / "server cwd";
@@ -908,7 +888,7 @@ TEST_CASE("daytona: the start command quotes every argument: a workspace with a 
     runbox::RuntimeOptions options;
     options.plugins = {{"agent_skills"}, {"x;touch " + pwned(5)}};
     runbox::daytona::Auth auth(config);
-    const auto words = lines_of(shell_output(auth.server_start_command(config, options)));
+    const auto words = runbox_test::lines_of(runbox_test::shell_output(auth.server_start_command(config, options)));
     const std::vector<std::string> expected = {cwd.string(), "4444", "--working-dir", config.workspace_mount_path_in_sandbox,
                                                "--plugins", "agent_skills", "x;touch " + pwned(5), "--username",
                                                "openhands", "--user-id", "1000", "--browsergym-eval-env",

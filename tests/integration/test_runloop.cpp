@@ -2,13 +2,13 @@
 // retries, cleanup and a full session whose commands run in the fake devbox's real action server.
 // Every test ends with no active devbox unless it keeps one on purpose (and then cleans it).
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "catch.hpp"
+#include "shell_output.hpp"
 #include "temp_files.hpp"
 
 #include "runbox/event_stream.hpp"
@@ -658,26 +658,6 @@ TEST_CASE("runloop: a full session runs commands in the fake devbox's action ser
     CHECK(fake.active_devboxes() == 0);
 }
 
-// Runs `command` with /bin/sh (a real shell) and returns what it printed.
-static std::string shell_output(const std::string& command) {
-    std::string out;
-    if (FILE* pipe = ::popen(command.c_str(), "r")) {
-        char buffer[4096];
-        for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
-        ::pclose(pipe);
-    }
-    return out;
-}
-
-// The server command line's words as `printf '%s\n'` printed them, one a line.
-static std::vector<std::string> lines_of(const std::string& text) {
-    std::vector<std::string> out;
-    std::size_t pos = 0;
-    for (auto nl = text.find('\n'); nl != std::string::npos; pos = nl + 1, nl = text.find('\n', pos))
-        out.push_back(text.substr(pos, nl - pos));
-    return out;
-}
-
 TEST_CASE("runloop: the entrypoint quotes every argument: a workspace with a space works, metacharacters stay text") {
     runbox_test::TempDir dir("runbox-quote");
     const auto cwd = dir.path / "server cwd";
@@ -696,7 +676,7 @@ TEST_CASE("runloop: the entrypoint quotes every argument: a workspace with a spa
     runbox::runloop::Auth auth(config);
     const std::string entry = auth.entrypoint(config, options);
     REQUIRE(entry.rfind("sudo bash -c ", 0) == 0);
-    const auto words = lines_of(shell_output(entry.substr(5)));  // the same line without sudo
+    const auto words = runbox_test::lines_of(runbox_test::shell_output(entry.substr(5)));  // the same line without sudo
     const std::vector<std::string> expected = {cwd.string(), "4444", "--working-dir", config.workspace_mount_path_in_sandbox,
                                                "--plugins", "x;touch " + pwned(5), "--username", "root", "--user-id",
                                                "0", "--browsergym-eval-env", *config.sandbox.browsergym_eval_env,

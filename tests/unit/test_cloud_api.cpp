@@ -3,12 +3,12 @@
 // the Api client against a loopback server.
 #include <httplib.h>
 
-#include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "catch.hpp"
+#include "shell_output.hpp"
 #include "runbox/contract.hpp"
 #include "runbox/detail/shell.hpp"
 #include "runbox/providers/detail/cloud_api.hpp"
@@ -17,13 +17,7 @@
 namespace {
 
 std::string sh_echo(const std::string& word) {
-    std::string out;
-    if (FILE* pipe = ::popen(("printf '%s' " + runbox::detail::shell_quote(word)).c_str(), "r")) {
-        char buffer[256];
-        for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
-        ::pclose(pipe);
-    }
-    return out;
+    return runbox_test::shell_output("printf '%s' " + runbox::detail::shell_quote(word));
 }
 
 struct BearerAuth {
