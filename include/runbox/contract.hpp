@@ -54,6 +54,17 @@ constexpr bool auth_requires_http2() {
 template <class A, class T>
 concept AuthPolicyTransportCapable = !auth_requires_http2<A>() || static_cast<bool>(T::supports_http2);
 
+/// A provider that reads streamed bodies (E2B's Connect streams, Modal's server-streaming RPCs)
+/// says `static constexpr bool requires_streaming = true;`.
+template <class A>
+constexpr bool auth_requires_streaming() {
+    if constexpr (requires { A::requires_streaming; }) return static_cast<bool>(A::requires_streaming);
+    else return false;
+}
+
+template <class A, class T>
+concept AuthPolicyStreamingCapable = !auth_requires_streaming<A>() || static_cast<bool>(T::supports_streaming);
+
 template <class A>
 concept AuthPolicyHasDefaultTransport = requires { typename A::default_transport; } &&
                                         TransportPolicy<typename A::default_transport>;
@@ -61,7 +72,8 @@ concept AuthPolicyHasDefaultTransport = requires { typename A::default_transport
 /// The whole AuthPolicy contract for use with transport T.
 template <class A, class T>
 concept AuthPolicyFor = AuthPolicyNamed<A> && AuthPolicyConstructible<A> && AuthPolicyAuthorizes<A> &&
-                        AuthPolicyConnects<A, T> && AuthPolicyCloses<A, T> && AuthPolicyTransportCapable<A, T>;
+                        AuthPolicyConnects<A, T> && AuthPolicyCloses<A, T> && AuthPolicyTransportCapable<A, T> &&
+                        AuthPolicyStreamingCapable<A, T>;
 
 /// A provider usable by make_runtime: the contract with its own default transport.
 template <class A>
@@ -111,6 +123,9 @@ struct check_auth_policy {
     static_assert(AuthPolicyTransportCapable<A, T>,
                   "runbox: AuthPolicy requires_http2, but the TransportPolicy does not support HTTP/2 "
                   "(use runbox::CurlTransport)");
+    static_assert(AuthPolicyStreamingCapable<A, T>,
+                  "runbox: AuthPolicy requires_streaming, but the TransportPolicy does not support streaming "
+                  "(supports_streaming = false)");
     static constexpr bool value = AuthPolicyFor<A, T>;
 };
 
