@@ -293,17 +293,27 @@ static_assert(!HttplibTransport::supports_http2 && HttplibTransport::supports_st
 static_assert(runbox::is_transport_policy_v<runbox::FaultInjectingTransport<HttplibTransport>>);
 static_assert(runbox::is_transport_policy_v<runbox::RecordingTransport<HttplibTransport>>);
 
-TEST_CASE("HttplibTransport keeps one connection alive across sequential requests", "[httplib]") {
-    TestServer server;
+// The transport-generic cases (reuse, threads, methods and headers, timeouts, refused
+// connections, streaming, IPv6) run over every transport in test_transport_suite.cpp.
+
+TEST_CASE("HttplibTransport refuses what it cannot do: HTTP/2 and connect_to", "[httplib]") {
     HttplibTransport t;
-    for (int i = 0; i < 10; ++i) {
-        auto r = t.send(make("GET", server.url("/hello")));
-        REQUIRE(r.status == 200);
-        REQUIRE(r.body == "hi");
-        REQUIRE(r.headers.get("x-reply") == "yes");
+    auto h2 = make("GET", "http://127.0.0.1:1/");
+    h2.version = runbox::HttpVersion::http2;
+    try {
+        (void)t.send(h2);
+        FAIL("accepted http2");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == errc::unsupported);
     }
-    REQUIRE(server.connections() == 1);
-    REQUIRE(t.idle_connections() == 1);
+    auto dial = make("GET", "http://example.invalid:1/");
+    dial.connect_to = "127.0.0.1:1";
+    try {
+        (void)t.send(dial);
+        FAIL("accepted connect_to");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == errc::unsupported);
+    }
 }
 
 TEST_CASE("HttplibTransport pool limits: idle timeout and pool size", "[httplib]") {
@@ -327,183 +337,6 @@ TEST_CASE("HttplibTransport pool limits: idle timeout and pool size", "[httplib]
     REQUIRE(pooled.idle_connections() == 1);
     pooled.clear_pool();
     REQUIRE(pooled.idle_connections() == 0);
-}
-
-TEST_CASE("HttplibTransport is thread-safe and opens at most one connection per concurrent request", "[httplib]") {
-    TestServer server;
-    HttplibTransport t;
-    constexpr int threads = 4;
-    std::atomic<int> ok{0};
-    std::vector<std::thread> workers;
-    for (int w = 0; w < threads; ++w) {
-        workers.emplace_back([&] {
-            for (int i = 0; i < 10; ++i) {
-                try {
-                    if (t.send(make("GET", server.url("/hello"))).body == "hi") ++ok;
-                } catch (...) {
-                }
-            }
-        });
-    }
-    for (auto& w : workers) w.join();
-    REQUIRE(ok == threads * 10);
-    REQUIRE(server.connections() >= 1);
-    REQUIRE(server.connections() <= static_cast<std::size_t>(threads));
-}
-
-TEST_CASE("HttplibTransport sends any method with a body, and request headers", "[httplib]") {
-    TestServer server;
-    HttplibTransport t;
-    for (const char* method : {"POST", "PUT", "PATCH", "DELETE"}) {
-        auto req = make(method, server.url("/echo"));
-        req.body = R"({"x":1})";
-        req.headers.set("Content-Type", "application/json");
-        auto r = t.send(req);
-        REQUIRE(r.status == 200);
-        REQUIRE(r.body == std::string(method) + R"(:{"x":1})");
-    }
-    auto req = make("GET", server.url("/headers"));
-    req.headers.set("X-Custom", "custom-value");
-    req.headers.set("Authorization", "Bearer tok-123");
-    REQUIRE(t.send(req).body == "custom-value|Bearer tok-123");
-
-    // Query values built with url_encode arrive decoded, '+' and '/' intact.
-    auto q = make("GET", server.url("/query?" + runbox::query_string({{"path", "/work space/a+b&c.txt"}})));
-    REQUIRE(t.send(q).body == "/work space/a+b&c.txt");
-    REQUIRE(runbox::url_encode("a b/c") == "a%20b%2Fc");
-
-    // Large bodies arrive intact.
-    auto big = t.send(make("GET", server.url("/big")));
-    REQUIRE(big.body.size() == (3u << 20));
-    REQUIRE(big.body[27] == 'b');
-    REQUIRE(big.body.back() == static_cast<char>('a' + (big.body.size() - 1) % 26));
-
-    // A line break in a header value is refused before anything is sent.
-    auto smuggle = make("GET", server.url("/hello"));
-    smuggle.headers.set("X-Custom", "v\r\nX-Injected: 1");
-    try {
-        (void)t.send(smuggle);
-        FAIL("CRLF accepted");
-    } catch (const runbox::error& e) {
-        REQUIRE(e.code() == errc::config_invalid);
-        REQUIRE(std::string(e.what()).find("Injected") == std::string::npos);
-    }
-
-    // Statuses are returned, not thrown.
-    auto missing = t.send(make("GET", server.url("/missing")));
-    REQUIRE(missing.status == 404);
-    REQUIRE(missing.body == R"({"detail":"no such file"})");
-}
-
-TEST_CASE("HttplibTransport read timeout -> errc::timeout, and the transport recovers", "[httplib][timeout]") {
-    TestServer server;
-    HttplibTransport t;
-    auto req = make("GET", server.url("/slow"));
-    req.timeout = 150ms;
-    const auto start = steady::now();
-    try {
-        (void)t.send(req);
-        FAIL("no timeout");
-    } catch (const runbox::error& e) {
-        REQUIRE(e.code() == errc::timeout);
-        REQUIRE(std::string(e.what()).find("127.0.0.1") != std::string::npos);
-    }
-    const auto elapsed = ms_since(start);
-    REQUIRE(elapsed >= 140);
-    REQUIRE(elapsed < 2000);
-    server.release();
-    REQUIRE(t.send(make("GET", server.url("/hello"))).status == 200);
-}
-
-TEST_CASE("HttplibTransport timeout bounds idleness, not a steadily streaming body", "[httplib][timeout]") {
-    TestServer server;
-    HttplibTransport t;
-    auto req = make("GET", server.url("/drip"));
-    req.timeout = 150ms;
-    const auto start = steady::now();
-    auto r = t.send(req);
-    REQUIRE(r.status == 200);
-    REQUIRE(r.body == "xxxxxxxx");
-    REQUIRE(ms_since(start) >= 200);
-}
-
-TEST_CASE("HttplibTransport connection refused -> errc::transport naming the host, not the headers",
-          "[httplib][errors]") {
-    int port = 0;
-    {
-        // Find a port nobody listens on: bind, read it, close.
-        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        socklen_t len = sizeof addr;
-        REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-        port = ntohs(addr.sin_port);
-        ::close(fd);
-    }
-    runbox::TransportOptions options;
-    options.connect_timeout = 1s;
-    HttplibTransport t(options);
-    auto req = make("GET", "http://127.0.0.1:" + std::to_string(port) + "/x?token=qs-secret-value");
-    req.headers.set("Authorization", "Bearer header-secret-value");
-    try {
-        (void)t.send(req);
-        FAIL("connected");
-    } catch (const runbox::error& e) {
-        REQUIRE(e.code() == errc::transport);
-        const std::string what = e.what();
-        REQUIRE(what.find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
-        REQUIRE(what.find("Connection") != std::string::npos);
-        REQUIRE(what.find("header-secret-value") == std::string::npos);
-        REQUIRE(what.find("qs-secret-value") == std::string::npos);
-    }
-    auto h2 = make("GET", "http://127.0.0.1:" + std::to_string(port) + "/");
-    h2.version = runbox::HttpVersion::http2;
-    try {
-        (void)t.send(h2);
-        FAIL("accepted http2");
-    } catch (const runbox::error& e) {
-        REQUIRE(e.code() == errc::unsupported);
-    }
-}
-
-TEST_CASE("HttplibTransport streams a 2xx body to on_body", "[httplib][stream]") {
-    TestServer server;
-    HttplibTransport t;
-    std::string received;
-    int chunks = 0;
-    auto req = make("GET", server.url("/stream"));
-    req.on_body = [&](std::string_view chunk) {
-        received.append(chunk);
-        ++chunks;
-        return runbox::StreamAction::next;
-    };
-    auto r = t.send(req);
-    REQUIRE(r.status == 200);
-    REQUIRE(r.body.empty());
-    REQUIRE(received == "chunk0;chunk1;chunk2;chunk3;chunk4;");
-    REQUIRE(chunks >= 1);
-
-    // An error body is kept for raise_for_status, not streamed.
-    received.clear();
-    auto missing = req;
-    missing.url = server.url("/missing");
-    auto m = t.send(missing);
-    REQUIRE(m.status == 404);
-    REQUIRE(received.empty());
-    REQUIRE(m.body == R"({"detail":"no such file"})");
-
-    // The receiver can stop the transfer.
-    auto stop = req;
-    stop.on_body = [](std::string_view) { return runbox::StreamAction::fail; };
-    try {
-        (void)t.send(stop);
-        FAIL("not stopped");
-    } catch (const runbox::error& e) {
-        REQUIRE(e.code() == errc::bad_response);
-    }
-    REQUIRE(t.send(make("GET", server.url("/hello"))).status == 200);
 }
 
 TEST_CASE("send_with_retry over HttplibTransport retries 429/502/503/504", "[httplib][retry]") {
@@ -609,28 +442,6 @@ TEST_CASE("a dropped connection is retried for GET, not for POST", "[httplib][re
         }
         REQUIRE(dropper.accepted() == 1);
     }
-}
-
-TEST_CASE("HttplibTransport reaches an IPv6 literal with a correct Host header", "[httplib][ipv6]") {
-    {
-        const int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
-        sockaddr_in6 addr{};
-        addr.sin6_family = AF_INET6;
-        addr.sin6_addr = in6addr_loopback;
-        const bool usable = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-        if (fd >= 0) ::close(fd);
-        if (!usable) {
-            WARN("no IPv6 loopback here; IPv6 case not exercised");
-            return;
-        }
-    }
-    TestServer server(std::make_unique<httplib::Server>(), "::1");
-    HttplibTransport t;
-    const auto url = server.url("/host");
-    REQUIRE(url.find("[::1]") != std::string::npos);
-    auto r = t.send(make("GET", url));
-    REQUIRE(r.status == 200);
-    REQUIRE(r.body == runbox::parse_url(url).authority());
 }
 
 TEST_CASE("HttplibTransport verifies TLS certificates unless told not to", "[httplib][tls]") {

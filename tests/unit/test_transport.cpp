@@ -612,3 +612,14 @@ TEST_CASE("send_with_retry: on_attempt numbers attempts and keeps one idempotenc
     CHECK(seen[3].first == "1");
     CHECK(seen[3].second != seen[0].second);
 }
+
+TEST_CASE("url_encode keeps RFC 3986 unreserved characters and !*'(), encodes every other byte", "[transport][url]") {
+    CHECK(runbox::url_encode("a b/c") == "a%20b%2Fc");
+    CHECK(runbox::url_encode("AZaz09-._~!*'()") == "AZaz09-._~!*'()");
+    CHECK(runbox::url_encode("/work space/a+b&c.txt") == "%2Fwork%20space%2Fa%2Bb%26c.txt");
+    CHECK(runbox::url_encode("=?#%;,:@$[]\"<>") == "%3D%3F%23%25%3B%2C%3A%40%24%5B%5D%22%3C%3E");
+    CHECK(runbox::url_encode("\xc3\xa9\x01\xff") == "%C3%A9%01%FF");  // UTF-8 and control bytes, upper-case hex
+    CHECK(runbox::url_encode(R"({"team":"a"})") == "%7B%22team%22%3A%22a%22%7D");
+    CHECK(runbox::url_encode("").empty());
+    CHECK(runbox::query_string({{"path", "/a b"}, {"k&", "v="}}) == "path=%2Fa%20b&k%26=v%3D");
+}

@@ -178,7 +178,8 @@ public:
                         "transport");
         }
         if (!finished) throw error(errc::transport, where + " failed: the transfer could not proceed", "transport");
-        if (request.version == HttpVersion::http2 && url.scheme == "http" && exchange.version.empty()) {
+        if (request.version == HttpVersion::http2 && url.scheme == "http" && exchange.connected &&
+            exchange.version.empty()) {
             // Prior knowledge met a server that never answered in HTTP/2.
             throw error(errc::unsupported,
                         where + ": HTTP/2 (prior knowledge) was required and the server did not speak it (" +
