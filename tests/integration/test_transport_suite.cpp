@@ -654,6 +654,60 @@ TEMPLATE_TEST_CASE("transport suite: connect_to dials another address, keeping t
 }
 
 #if defined(RUNBOX_WITH_CURL) && defined(RUNBOX_WITH_HTTP2_SERVER)
+TEST_CASE("Http2Server is bounded: header and body caps, and stop() ends a stream in progress", "[suite][h2server]") {
+    std::atomic<int> handled{0};
+    runbox::testing::Http2Server server(
+        [&](const runbox::testing::Http2Request& req, runbox::testing::Http2Stream& out) {
+            ++handled;
+            if (req.path == "/forever") {
+                out.respond(200, Headers{{"content-type", "text/plain"}});
+                // Streams until the stream is cancelled (client gone or server stopping).
+                while (!out.cancelled()) {
+                    out.write("x");
+                    std::this_thread::sleep_for(5ms);  // a slow producer, not synchronisation
+                }
+                return;
+            }
+            out.respond(200);
+            out.write(std::to_string(req.body.size()));
+            out.finish();
+        },
+        runbox::testing::Http2ServerOptions{.max_header_bytes = 1024, .max_body_bytes = 4096});
+    CurlTransport t;
+    CHECK(t.send(make<CurlH2c>("POST", server.url("/size"), std::string(4096, 'b'))).body == "4096");
+
+    auto big_header = make<CurlH2c>("GET", server.url("/size"));
+    big_header.headers.set("x-big", std::string(2000, 'h'));
+    CHECK(code_of([&] { (void)t.send(big_header); }) == errc::transport);  // the stream is reset
+    CHECK(code_of([&] { (void)t.send(make<CurlH2c>("POST", server.url("/size"), std::string(5000, 'b'))); }) ==
+          errc::transport);
+    CHECK(handled == 1);  // neither oversize request reached the handler
+
+    // stop() with a stream in progress: the client's exchange ends, stop() returns.
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool streaming = false;
+    auto forever = make<CurlH2c>("GET", server.url("/forever"));
+    forever.on_body = [&](std::string_view) {
+        {
+            std::lock_guard lock(mutex);
+            streaming = true;
+        }
+        cv.notify_all();
+        return StreamAction::next;
+    };
+    std::jthread stopper([&] {
+        std::unique_lock lock(mutex);
+        cv.wait_for(lock, 5s, [&] { return streaming; });
+        lock.unlock();
+        server.stop();
+    });
+    const auto start = steady::now();
+    CHECK(code_of([&] { (void)t.send(forever); }) == errc::transport);
+    CHECK(ms_since(start) < 5000);
+    CHECK(streaming);
+}
+
 TEST_CASE("transport suite: trailers-only answers (h2c)", "[suite][trailers]") {
     H2cServer server;
     CurlTransport t;

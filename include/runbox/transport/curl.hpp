@@ -179,8 +179,10 @@ public:
         }
         if (!finished) throw error(errc::transport, where + " failed: the transfer could not proceed", "transport");
         if (request.version == HttpVersion::http2 && url.scheme == "http" && exchange.connected &&
-            exchange.version.empty()) {
-            // Prior knowledge met a server that never answered in HTTP/2.
+            exchange.version.empty() &&
+            (result == CURLE_HTTP2 || result == CURLE_GOT_NOTHING || result == CURLE_WEIRD_SERVER_REPLY)) {
+            // Prior knowledge met a server that never answered in HTTP/2 (an HTTP/1.1 server closes
+            // or answers garbage to the preface; a reset stream, CURLE_HTTP2_STREAM, is HTTP/2).
             throw error(errc::unsupported,
                         where + ": HTTP/2 (prior knowledge) was required and the server did not speak it (" +
                             curl_easy_strerror(result) + ")",
