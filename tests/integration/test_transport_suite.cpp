@@ -751,6 +751,45 @@ TEST_CASE("transport suite: HTTP/2 required but not spoken -> errc::unsupported"
     CHECK(verified.send(any).body == "hi");
 }
 
+TEST_CASE("CurlTransport reads the trailers of a chunked HTTP/1.1 body", "[suite][trailers]") {
+    // httplib 0.11 cannot send trailers: a raw loopback socket answers one request.
+    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(listener, 1) == 0);
+    socklen_t length = sizeof address;
+    REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    const int port = ntohs(address.sin_port);
+    std::thread server([listener] {
+        const int conn = ::accept(listener, nullptr, nullptr);
+        if (conn < 0) return;
+        std::string request;
+        char buffer[4096];
+        while (request.find("\r\n\r\n") == std::string::npos) {
+            const auto got = ::read(conn, buffer, sizeof buffer);
+            if (got <= 0) break;
+            request.append(buffer, static_cast<std::size_t>(got));
+        }
+        const std::string reply =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: grpc-status\r\nConnection: close\r\n\r\n"
+            "5\r\nhello\r\n0\r\ngrpc-status: 7\r\ngrpc-message: denied\r\n\r\n";
+        (void)!::write(conn, reply.data(), reply.size());
+        ::close(conn);
+    });
+    CurlTransport t;
+    auto r = t.send(make<CurlHttp1>("GET", "http://127.0.0.1:" + std::to_string(port) + "/"));
+    server.join();
+    ::close(listener);
+    CHECK(r.status == 200);
+    CHECK(r.body == "hello");
+    CHECK(r.headers.get("trailer") == "grpc-status");
+    CHECK_FALSE(r.headers.contains("grpc-status"));
+    CHECK(r.trailers.get("grpc-status") == "7");
+    CHECK(r.trailers.get("grpc-message") == "denied");
+}
+
 static_assert(runbox::is_transport_policy_v<CurlTransport>);
 static_assert(CurlTransport::supports_http2 && CurlTransport::supports_streaming);
 
