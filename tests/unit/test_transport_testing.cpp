@@ -157,7 +157,7 @@ TEST_CASE("FaultInjectingTransport replies with a canned status, headers and bod
     auto req = make("GET", std::string(base) + "download");
     req.on_body = [&](std::string_view chunk) {
         streamed.append(chunk);
-        return true;
+        return runbox::StreamAction::next;
     };
     auto d = t.send(req);
     REQUIRE(d.status == 200);
@@ -234,7 +234,7 @@ TEST_CASE("RecordingTransport + ReplayTransport round trip, including streams, b
         auto download = make("GET", "http://127.0.0.1:1111/download_files?path=%2Fworkspace");
         download.on_body = [&](std::string_view chunk) {
             streamed.append(chunk);
-            return true;
+            return runbox::StreamAction::next;
         };
         live.push_back(recorder.send(download));
         REQUIRE(streamed == binary);
@@ -259,7 +259,7 @@ TEST_CASE("RecordingTransport + ReplayTransport round trip, including streams, b
     auto download = make("GET", "http://127.0.0.1:2222/download_files?path=%2Fworkspace");
     download.on_body = [&](std::string_view chunk) {
         streamed.append(chunk);
-        return true;
+        return runbox::StreamAction::next;
     };
     auto c = replay.send(download);
     REQUIRE(c.status == 200);
@@ -386,4 +386,258 @@ TEST_CASE("Record/replay transports are built from TransportOptions", "[testing]
     }
     options.cassette_path = (dir.path / "missing.jsonl").string();
     REQUIRE_THROWS_AS(ReplayTransport(options), runbox::error);
+}
+
+// ---------------------------------------------------------------------------
+// Stream seams over the test transports (the network transports run the same
+// checks in tests/integration/test_transport_suite.cpp).
+
+namespace {
+Response framed_answer(std::string body, Headers trailers = {}) {
+    Response r;
+    r.status = 200;
+    r.headers.set("content-type", "application/grpc");
+    r.body = std::move(body);
+    r.trailers = std::move(trailers);
+    return r;
+}
+}  // namespace
+
+TEST_CASE("HandlerTransport: on_head comes first, done ends cleanly, fail and throws are typed", "[testing][stream]") {
+    HandlerTransport t{[](const Request&) { return framed_answer("abcdef", Headers{{"grpc-status", "0"}}); }};
+    std::vector<std::string> events;
+    auto req = make("POST", "http://127.0.0.1:1/x");
+    req.on_head = [&](const Response& head) {
+        events.push_back("head " + std::to_string(head.status) + " " + head.headers.get("content-type").value_or(""));
+        CHECK(head.body.empty());
+    };
+    req.on_body = [&](std::string_view chunk) {
+        events.push_back("body " + std::string(chunk));
+        return runbox::StreamAction::next;
+    };
+    auto r = t.send(req);
+    REQUIRE(events == std::vector<std::string>{"head 200 application/grpc", "body abcdef"});
+    CHECK(r.body.empty());
+    CHECK(r.trailers.get("grpc-status") == "0");
+
+    req.on_body = [](std::string_view) { return runbox::StreamAction::done; };
+    CHECK(t.send(req).status == 200);  // no error
+
+    req.on_body = [](std::string_view) { return runbox::StreamAction::fail; };
+    try {
+        (void)t.send(req);
+        FAIL("fail not reported");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == errc::bad_response);
+    }
+
+    req.on_body = [](std::string_view) -> runbox::StreamAction {
+        throw runbox::error(errc::sandbox_gone, "the handler's own error");
+    };
+    try {
+        (void)t.send(req);
+        FAIL("handler error lost");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == errc::sandbox_gone);
+    }
+}
+
+TEST_CASE("HandlerTransport honours the stop token and the deadline", "[testing][stream]") {
+    int calls = 0;
+    HandlerTransport t{Echo{&calls}};
+    std::stop_source source;
+    auto req = make("GET", "http://127.0.0.1:1/x");
+    req.stop = source.get_token();
+    CHECK(t.send(req).status == 200);
+    source.request_stop();
+    try {
+        (void)t.send(req);
+        FAIL("stopped request sent");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == errc::cancelled);
+    }
+    auto late = make("GET", "http://127.0.0.1:1/x");
+    late.deadline = steady::now() - 1ms;
+    try {
+        (void)t.send(late);
+        FAIL("expired request sent");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == errc::timeout);
+    }
+    CHECK(calls == 1);
+}
+
+TEST_CASE("send_framed delivers whole frames and detects truncation", "[testing][stream][envelope]") {
+    const std::string body = runbox::encode_frame("one") + runbox::encode_frame("two") +
+                             runbox::encode_frame("{}", runbox::frame_end_stream);
+    HandlerTransport t{[&](const Request& r) {
+        return framed_answer(r.url.find("cut") != std::string::npos ? body.substr(0, body.size() - 1) : body);
+    }};
+    std::vector<std::string> got;
+    auto collect = [&](runbox::Frame& f) {
+        got.push_back(f.payload);
+        return f.end_stream() ? runbox::StreamAction::done : runbox::StreamAction::next;
+    };
+    CHECK(runbox::send_framed(t, make("POST", "http://127.0.0.1:1/full"), collect).status == 200);
+    CHECK(got == std::vector<std::string>{"one", "two", "{}"});
+
+    got.clear();
+    try {
+        (void)runbox::send_framed(t, make("POST", "http://127.0.0.1:1/cut"), collect);
+        FAIL("truncation not detected");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == errc::bad_response);
+    }
+    CHECK(got == std::vector<std::string>{"one", "two"});
+
+    // done after the first frame: the rest is not read, and no error.
+    got.clear();
+    auto first_only = [&](runbox::Frame& f) {
+        got.push_back(f.payload);
+        return runbox::StreamAction::done;
+    };
+    CHECK(runbox::send_framed(t, make("POST", "http://127.0.0.1:1/cut"), first_only).status == 200);
+    CHECK(got == std::vector<std::string>{"one"});
+}
+
+TEST_CASE("Cassettes record and replay trailers", "[testing][cassette][trailers]") {
+    TempDir dir;
+    const auto cassette = dir.path / "trailers.jsonl";
+    {
+        RecordingTransport<HandlerTransport> recorder(
+            cassette, HandlerTransport{[](const Request&) {
+                return framed_answer(runbox::encode_frame("m"), Headers{{"grpc-status", "5"}, {"grpc-message", "gone"}});
+            }});
+        CHECK(recorder.send(make("POST", "http://127.0.0.1:1/rpc")).trailers.get("grpc-status") == "5");
+    }
+    ReplayTransport replay(cassette);
+    auto r = replay.send(make("POST", "http://127.0.0.1:2/rpc"));
+    CHECK(r.trailers.get("grpc-status") == "5");
+    CHECK(r.trailers.get("grpc-message") == "gone");
+    CHECK(r.body == runbox::encode_frame("m"));
+}
+
+// ---------------------------------------------------------------------------
+// Redaction that keeps framed and binary bodies valid; secrets learned from responses.
+
+TEST_CASE("Cassette redaction keeps framed and binary bodies the same length", "[testing][cassette][redaction]") {
+    TempDir dir;
+    const auto cassette = dir.path / "framed.jsonl";
+    const std::string secret = "sk-framed-secret-0123456789";
+    // A protobuf-like payload (a length-prefixed string field) inside a gRPC envelope.
+    const std::string payload = std::string("\x0a", 1) + static_cast<char>(secret.size()) + secret + std::string("\x10\x01", 2);
+    const std::string framed = runbox::encode_frame(payload) + runbox::encode_frame("tail");
+    const std::string binary = std::string("\xff\xfe\x00", 3) + secret + std::string("\x80", 1);
+    {
+        RecordingTransport<HandlerTransport> recorder(
+            cassette,
+            HandlerTransport{[&](const Request& r) {
+                Response out;
+                out.status = 200;
+                if (r.url.find("grpc") != std::string::npos) {
+                    out.headers.set("content-type", "application/grpc");
+                    out.body = framed;
+                } else {
+                    out.body = binary;
+                }
+                return out;
+            }},
+            {secret});
+        auto rpc = make("POST", "http://127.0.0.1:1/grpc", framed);
+        rpc.headers.set("content-type", "application/grpc");
+        REQUIRE(recorder.send(rpc).body == framed);
+        REQUIRE(recorder.send(make("GET", "http://127.0.0.1:1/blob")).body == binary);
+    }
+    const auto text = read_file(cassette);
+    CHECK(text.find(secret) == std::string::npos);
+    CHECK(text.find(runbox::detail::base64_encode(framed)) == std::string::npos);
+
+    ReplayTransport replay(cassette);
+    auto rpc = make("POST", "http://127.0.0.1:2/grpc");
+    auto r = replay.send(rpc);
+    REQUIRE(r.body.size() == framed.size());
+    runbox::FrameReader reader;
+    reader.feed(r.body);
+    auto first = reader.next();
+    REQUIRE(first);
+    CHECK(first->payload == std::string("\x0a", 1) + static_cast<char>(secret.size()) + std::string(secret.size(), '*') +
+                                std::string("\x10\x01", 2));
+    REQUIRE(reader.next()->payload == "tail");
+    CHECK(reader.idle());
+    auto blob = replay.send(make("GET", "http://127.0.0.1:2/blob"));
+    CHECK(blob.body == std::string("\xff\xfe\x00", 3) + std::string(secret.size(), '*') + std::string("\x80", 1));
+}
+
+TEST_CASE("Tunnel and traffic tokens are credential headers", "[testing][cassette][redaction]") {
+    TempDir dir;
+    const auto cassette = dir.path / "tokens.jsonl";
+    {
+        RecordingTransport<HandlerTransport> recorder(cassette, HandlerTransport{[](const Request& r) {
+                                                          Response out;
+                                                          out.status = 200;
+                                                          out.body = "seen " + r.headers.get("e2b-traffic-access-token").value_or("");
+                                                          return out;
+                                                      }});
+        auto req = make("GET", "http://127.0.0.1:1/proxy");
+        req.headers.set("X-Runloop-Tunnel-Authorization", "Bearer tunnel-token-abcdef");
+        req.headers.set("E2B-Traffic-Access-Token", "traffic-token-123456");
+        REQUIRE(recorder.send(req).body == "seen traffic-token-123456");
+    }
+    const auto text = read_file(cassette);
+    CHECK(text.find("tunnel-token-abcdef") == std::string::npos);
+    CHECK(text.find("traffic-token-123456") == std::string::npos);
+    CHECK(text.find("seen <redacted>") != std::string::npos);
+}
+
+TEST_CASE("Secrets named by Request::secret_fields are learned before anything is written",
+          "[testing][cassette][redaction]") {
+    TempDir dir;
+    const auto cassette = dir.path / "learned.jsonl";
+    const std::string tunnel = "runloop-tunnel-auth-7f3a9c";
+    const std::string envd = "envd-access-token-51d2e8";
+    {
+        RecordingTransport<HandlerTransport> recorder(
+            cassette, HandlerTransport{[&](const Request& r) {
+                Response out;
+                out.status = 200;
+                if (r.url.find("/tunnel") != std::string::npos) {
+                    out.headers.set("content-type", "application/json");
+                    out.body = R"({"tunnel":{"tunnel_key":"k1","auth_token":")" + tunnel + R"("},"note":"auth_token"})";
+                } else if (r.url.find("/connect") != std::string::npos) {
+                    out.headers.set("content-type", "application/connect+json");
+                    out.body = runbox::encode_frame(R"({"sandbox":{"envdAccessToken":")" + envd + R"("}})") +
+                               runbox::encode_frame("{}", runbox::frame_end_stream);
+                } else {
+                    out.body = "echo " + r.url + " " + r.headers.get("x-token").value_or("");
+                }
+                return out;
+            }});
+        auto create = make("POST", "http://127.0.0.1:1/v1/devboxes/dbx/tunnel");
+        create.secret_fields = {"auth_token", "envdAccessToken"};
+        REQUIRE(recorder.send(create).body.find(tunnel) != std::string::npos);  // the caller still sees it
+        auto connect = make("POST", "http://127.0.0.1:1/connect");
+        connect.secret_fields = {"envdAccessToken"};
+        (void)recorder.send(connect);
+        // Later uses of the learned tokens, in a URL and in an unlisted header, are redacted too.
+        auto use = make("GET", "http://127.0.0.1:1/use?t=" + tunnel);
+        use.headers.set("x-token", envd);
+        (void)recorder.send(use);
+    }
+    const auto text = read_file(cassette);
+    CHECK(text.find(tunnel) == std::string::npos);
+    CHECK(text.find(envd) == std::string::npos);
+    CHECK(text.find(R"(\"note\":\"auth_token\")") != std::string::npos);  // a key name is not a secret
+
+    // The framed Connect body still parses after the same-length mask.
+    ReplayTransport replay(cassette);
+    (void)replay.send(make("POST", "http://127.0.0.1:2/v1/devboxes/dbx/tunnel"));
+    auto connect = replay.send(make("POST", "http://127.0.0.1:2/connect"));
+    runbox::FrameReader reader;
+    reader.feed(connect.body);
+    auto message = reader.next();
+    REQUIRE(message);
+    const auto json = nlohmann::json::parse(message->payload);
+    CHECK(json["sandbox"]["envdAccessToken"] == std::string(envd.size(), '*'));
+    REQUIRE(reader.next());
+    CHECK(reader.idle());
 }

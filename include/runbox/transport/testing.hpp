@@ -34,14 +34,25 @@
 namespace runbox {
 
 namespace detail {
-/// Delivers a canned 2xx body to a streaming request the way a real transport does.
+/// Delivers a canned response to a request the way a real transport does: the
+/// stop token and deadline are checked first, then on_head gets the head, then
+/// a 2xx body goes to on_body (one chunk) and the handler's answer is honoured.
 inline Response deliver_body(const Request& request, Response response, std::string_view who) {
-    if (request.on_body && response.ok()) {
+    ExchangeControl control(request);
+    if (!control.live()) control.raise_if_stopped(who);
+    Response head;
+    head.status = response.status;
+    head.headers = response.headers;
+    if (!control.head(head)) control.raise_if_stopped(who);
+    if (control.streaming()) {
         std::string body = std::move(response.body);
         response.body.clear();
-        if (!body.empty() && !request.on_body(body)) {
-            throw error(errc::bad_response, std::string(who) + ": the body receiver stopped the transfer",
-                        "transport");
+        if (!control.chunk(body)) {
+            if (control.done()) {
+                response.trailers.clear();  // the exchange was cut before the trailers
+                return response;
+            }
+            control.raise_if_stopped(who);
         }
     }
     return response;
@@ -66,6 +77,7 @@ public:
 
     Response send(const Request& request) {
         if (!handler_) throw error(errc::transport, "HandlerTransport has no handler", "transport");
+        detail::ExchangeControl(request).raise_if_stopped("HandlerTransport");  // before the handler acts
         return detail::deliver_body(request, handler_(request), "HandlerTransport");
     }
 
@@ -224,7 +236,7 @@ private:
 // ---------------------------------------------------------------------------
 // Cassettes: one JSON object per line,
 //   {"request":{"method","url","headers":[[n,v],...],"body"|"body_base64"},
-//    "response":{"status","headers","body"|"body_base64","streamed"}}   or   "error":{"code","message","http_status"}
+//    "response":{"status","headers","body"|"body_base64","streamed","trailers"?}}   or   "error":{"code","message","http_status"}
 
 namespace detail {
 inline std::string base64_encode(std::string_view bytes) {
@@ -276,7 +288,7 @@ inline Headers headers_from_json(const nlohmann::json& array) {
 }
 
 inline errc errc_from_name(std::string_view name) {
-    for (int value = static_cast<int>(errc::config_invalid); value <= static_cast<int>(errc::unsupported); ++value) {
+    for (int value = static_cast<int>(errc::config_invalid); value <= static_cast<int>(errc::cancelled); ++value) {
         if (to_string(static_cast<errc>(value)) == name) return static_cast<errc>(value);
     }
     return errc::transport;
@@ -285,19 +297,79 @@ inline errc errc_from_name(std::string_view name) {
 /// Header names whose values are credentials, whatever the provider.
 inline bool is_credential_header(std::string_view name) {
     for (std::string_view sensitive : {"authorization", "proxy-authorization", "x-api-key", "x-session-api-key",
-                                       "x-daytona-preview-token", "x-access-token", "cookie", "set-cookie"}) {
+                                       "x-daytona-preview-token", "x-access-token", "cookie", "set-cookie",
+                                       "x-runloop-tunnel-authorization", "e2b-traffic-access-token"}) {
         if (iequals(name, sensitive)) return true;
     }
     return istarts_with(name, "x-modal-");
+}
+
+/// A body whose bytes are counted by length prefixes (gRPC/Connect envelopes, protobuf) or
+/// that is not UTF-8 text: a redaction there must keep every byte offset.
+inline bool is_length_sensitive(const Headers& headers, const std::string& body) {
+    const std::string type = headers.get("content-type").value_or("");
+    for (std::string_view framed : {"application/grpc", "application/connect", "application/proto",
+                                    "application/x-protobuf", "application/octet-stream"}) {
+        if (istarts_with(type, framed)) return true;
+    }
+    try {
+        (void)nlohmann::json(body).dump();
+        return false;
+    } catch (const nlohmann::json::type_error&) {
+        return true;  // not UTF-8
+    }
+}
+
+/// Collects the string values of `fields` anywhere in `value` (bounded depth).
+inline void collect_secret_fields(const nlohmann::json& value, const std::vector<std::string>& fields,
+                                  std::vector<std::string>& out, int depth = 0) {
+    if (depth > 32) return;
+    if (value.is_object()) {
+        for (const auto& [key, item] : value.items()) {
+            if (item.is_string() && std::find(fields.begin(), fields.end(), key) != fields.end()) {
+                out.push_back(item.get<std::string>());
+            } else {
+                collect_secret_fields(item, fields, out, depth + 1);
+            }
+        }
+    } else if (value.is_array()) {
+        for (const auto& item : value) collect_secret_fields(item, fields, out, depth + 1);
+    }
+}
+
+/// The secrets named by request.secret_fields in a response body: the body as JSON, or each
+/// message of a framed (Connect/gRPC-web JSON) body. Protobuf payloads cannot be searched
+/// without their schema; a provider that sees a token there calls add_secret itself.
+inline std::vector<std::string> secrets_in_response(const Request& request, const std::string& body) {
+    std::vector<std::string> out;
+    if (request.secret_fields.empty() || body.empty()) return out;
+    collect_secret_fields(parse_untrusted_json(body), request.secret_fields, out);
+    if (out.empty() && body.size() >= 5) {
+        try {
+            FrameReader reader;
+            reader.feed(body);
+            while (auto frame = reader.next()) {
+                collect_secret_fields(parse_untrusted_json(frame->payload), request.secret_fields, out);
+            }
+        } catch (const error&) {
+            // not a framed body
+        }
+    }
+    return out;
 }
 }  // namespace detail
 
 /// Forwards to `Inner` and appends every exchange (including errors) to a
 /// JSON-lines cassette, truncated when the transport is built. Values of
 /// credential headers (Authorization, X-API-Key, X-Session-API-Key,
-/// X-Daytona-Preview-Token, X-Access-Token, Cookie, X-Modal-*) become
-/// "<redacted>", and so does every occurrence of a registered secret - or of
-/// a credential header value seen earlier - in URLs, headers and bodies.
+/// X-Daytona-Preview-Token, X-Access-Token, Cookie, X-Runloop-Tunnel-Authorization,
+/// E2B-Traffic-Access-Token, X-Modal-*) become "<redacted>", and so does every
+/// occurrence of a registered secret - a credential header value seen earlier,
+/// or the value of a response field named in Request::secret_fields (learned
+/// before the exchange is written) - in URLs, headers and bodies. In a body that
+/// length prefixes describe (gRPC/Connect/protobuf content types, or bytes that
+/// are not UTF-8) a secret becomes as many '*' as it has bytes instead, so the
+/// envelope and protobuf lengths stay true and the cassette still replays.
 template <class Inner>
 class RecordingTransport {
 public:
@@ -362,12 +434,19 @@ public:
         nlohmann::json entry;
         try {
             Response response = inner_.send(*to_send);
+            const bool was_streamed = request.on_body && response.ok();
+            if (!request.secret_fields.empty()) {
+                std::lock_guard lock(state_->mutex);
+                for (auto& secret : detail::secrets_in_response(request, was_streamed ? streamed : response.body)) {
+                    learn(std::move(secret));
+                }
+            }
             nlohmann::json recorded_response{{"status", response.status},
                                              {"headers", detail::headers_to_json(response.headers)}};
-            const bool was_streamed = request.on_body && response.ok();
+            if (!response.trailers.empty()) recorded_response["trailers"] = detail::headers_to_json(response.trailers);
             recorded_response["streamed"] = was_streamed;
             entry["response"] = std::move(recorded_response);
-            write(request, std::move(entry), was_streamed ? streamed : response.body);
+            write(request, std::move(entry), was_streamed ? streamed : response.body, &response.headers);
             return response;
         } catch (const error& e) {
             entry["error"] = {{"code", std::string(to_string(e.code()))},
@@ -394,10 +473,14 @@ private:
                          [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
     }
 
-    std::string scrub(std::string text) const {  // caller holds the lock
+    /// Replaces every known secret by "<redacted>" - or, when `keep_length`, by as many '*'
+    /// as it has bytes, so length prefixes (envelopes, protobuf fields) stay true and the
+    /// body still parses when replayed.
+    std::string scrub(std::string text, bool keep_length = false) const {  // caller holds the lock
         for (const auto& secret : state_->secrets) {
-            for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + redacted.size())) {
-                text.replace(pos, secret.size(), redacted);
+            const std::string mask = keep_length ? std::string(secret.size(), '*') : std::string(redacted);
+            for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + mask.size())) {
+                text.replace(pos, secret.size(), mask);
             }
         }
         return text;
@@ -411,16 +494,21 @@ private:
         return detail::headers_to_json(out);
     }
 
-    void write(const Request& request, nlohmann::json entry, const std::string& response_body) {
+    void write(const Request& request, nlohmann::json entry, const std::string& response_body,
+               const Headers* response_headers = nullptr) {
         std::lock_guard lock(state_->mutex);
         nlohmann::json recorded_request{{"method", request.method},
                                         {"url", scrub(request.url)},
                                         {"headers", scrub(request.headers)}};
-        detail::put_body(recorded_request, scrub(request.body));
+        detail::put_body(recorded_request,
+                         scrub(request.body, detail::is_length_sensitive(request.headers, request.body)));
         entry["request"] = std::move(recorded_request);
         if (auto it = entry.find("response"); it != entry.end()) {
             (*it)["headers"] = scrub(detail::headers_from_json((*it)["headers"]));
-            detail::put_body(*it, scrub(response_body));
+            if (it->contains("trailers")) (*it)["trailers"] = scrub(detail::headers_from_json((*it)["trailers"]));
+            const bool keep_length =
+                detail::is_length_sensitive(response_headers ? *response_headers : Headers{}, response_body);
+            detail::put_body(*it, scrub(response_body, keep_length));
         }
         if (auto it = entry.find("error"); it != entry.end()) {
             (*it)["message"] = scrub((*it)["message"].get<std::string>());
@@ -502,6 +590,7 @@ public:
         response.status = recorded.value("status", 0);
         response.headers = detail::headers_from_json(recorded.value("headers", nlohmann::json::array()));
         response.body = detail::get_body(recorded);
+        response.trailers = detail::headers_from_json(recorded.value("trailers", nlohmann::json::array()));
         return detail::deliver_body(request, std::move(response), "ReplayTransport");
     }
 

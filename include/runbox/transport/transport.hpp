@@ -1,11 +1,11 @@
 // runbox/transport/transport.hpp - the vocabulary every transport speaks.
 //
 // Request / Response / Headers, the TransportPolicy concept, URL parsing,
-// Retry-After parsing, raise_for_status and the retry loop. No HTTP library
-// is included here: HttplibTransport (transport/httplib.hpp) and the test
-// transports (transport/testing.hpp) implement the concept. Query-string
-// percent-encoding (url_encode, query_string) lives in transport/httplib.hpp:
-// it delegates to cpp-httplib's encoder instead of writing one here.
+// query strings, the stream seams (StreamAction, on_head, deadline, stop
+// token, FrameHandler / send_framed), Retry-After parsing, raise_for_status
+// and the retry loop. No HTTP library is included here: HttplibTransport
+// (transport/httplib.hpp), CurlTransport (transport/curl.hpp) and the test
+// transports (transport/testing.hpp) implement the concept.
 #pragma once
 
 #include <algorithm>
@@ -14,15 +14,20 @@
 #include <chrono>
 #include <cmath>
 #include <concepts>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <exception>
 #include <functional>
 #include <initializer_list>
 #include <iomanip>
 #include <locale>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <stop_token>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -35,6 +40,7 @@
 
 #include "runbox/detail/json.hpp"
 #include "runbox/error.hpp"
+#include "runbox/transport/envelope.hpp"
 
 namespace runbox {
 
@@ -137,6 +143,24 @@ private:
 
 enum class HttpVersion { any, http1_1, http2 };
 
+/// One HTTP response. For a streamed 2xx answer `body` stays empty (the bytes went to
+/// Request::on_body); `trailers` are the fields sent after the body (HTTP/2, chunked HTTP/1.1).
+struct Response {
+    int status = 0;
+    Headers headers{};
+    std::string body{};
+    Headers trailers{};
+
+    bool ok() const noexcept { return status >= 200 && status < 300; }
+};
+
+/// What a stream handler answers after each chunk (Request::on_body) or frame (send_framed).
+enum class StreamAction {
+    next,  ///< keep reading
+    done,  ///< stop here: the exchange ends cleanly and send() returns the Response (no error)
+    fail,  ///< stop here: send() throws errc::bad_response
+};
+
 /// One HTTP request. `url` is absolute: http[s]://host[:port]/path?query.
 struct Request {
     std::string method = "GET";
@@ -148,9 +172,26 @@ struct Request {
     std::chrono::milliseconds timeout{60000};
     std::optional<bool> idempotent{};          ///< overrides the method's default
     HttpVersion version = HttpVersion::any;
-    /// When set, a 2xx body is streamed here (return false to stop) and
-    /// Response::body stays empty; non-2xx bodies still land in Response::body.
-    std::function<bool(std::string_view)> on_body{};
+    /// When set, a 2xx body is streamed here chunk by chunk (any chunking) and Response::body
+    /// stays empty; non-2xx bodies still land in Response::body. The answer decides what comes
+    /// next (StreamAction); an exception thrown here ends the exchange and comes out of send().
+    std::function<StreamAction(std::string_view)> on_body{};
+    /// Called once with the status and headers (body empty) of the final response, before any
+    /// body byte reaches on_body; an exception thrown here ends the exchange.
+    std::function<void(const Response&)> on_head{};
+    /// The whole exchange (connect, request, every read of a streamed body) ends by this time
+    /// with errc::timeout; `timeout` still bounds each read. nullopt = no overall bound.
+    std::optional<std::chrono::steady_clock::time_point> deadline{};
+    /// A stop request (Runtime::close on another thread, say) ends the exchange at once with
+    /// errc::cancelled.
+    std::stop_token stop{};
+    /// "host:port" to dial instead of the URL's host and port (IPv6 in brackets); the URL's
+    /// host stays in the Host header and in TLS SNI/certificate checks. Empty = the URL's.
+    std::string connect_to{};
+    /// Names of response JSON fields whose string values are secrets (a token first seen in a
+    /// response, e.g. {"auth_token", "envdAccessToken"}). Transports ignore it; a
+    /// RecordingTransport learns those values and redacts them before it writes anything.
+    std::vector<std::string> secret_fields{};
 
     /// `idempotent` if set, else true for GET/HEAD/PUT/DELETE/OPTIONS.
     bool is_idempotent() const {
@@ -160,15 +201,6 @@ struct Request {
         }
         return false;
     }
-};
-
-struct Response {
-    int status = 0;
-    Headers headers{};
-    std::string body{};
-    Headers trailers{};
-
-    bool ok() const noexcept { return status >= 200 && status < 300; }
 };
 
 /// How a transport is built. Every field has a safe default.
@@ -295,6 +327,233 @@ inline Url parse_url(std::string_view text) {
 }
 
 // ---------------------------------------------------------------------------
+// Query strings (RFC 3986)
+
+/// Percent-encodes one query-string key or value: the RFC 3986 unreserved
+/// characters (letters, digits, - . _ ~) and ! * ' ( ) stay, every other byte
+/// becomes %XX (upper-case hex).
+inline std::string url_encode(std::string_view value) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(value.size());
+    for (const char c : value) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (std::isalnum(byte) != 0 || std::string_view("-._~!*'()").find(c) != std::string_view::npos) {
+            out.push_back(c);
+        } else {
+            out.push_back('%');
+            out.push_back(hex[byte >> 4]);
+            out.push_back(hex[byte & 0x0F]);
+        }
+    }
+    return out;
+}
+
+/// "k1=v1&k2=v2" with every key and value percent-encoded, in the given order.
+inline std::string query_string(std::initializer_list<std::pair<std::string_view, std::string_view>> params) {
+    std::string out;
+    for (const auto& [key, value] : params) {
+        if (!out.empty()) out += '&';
+        out += url_encode(key);
+        out += '=';
+        out += url_encode(value);
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------
+// What every transport does for one exchange
+
+namespace detail {
+/// Refuses header fields that would smuggle extra header lines (CR/LF) or are
+/// malformed, naming the field but never its value (errc::config_invalid).
+inline void check_header_fields(const Headers& headers) {
+    for (const auto& [name, value] : headers) {
+        if (name.empty() || name.find_first_of("\r\n: \t") != std::string::npos) {
+            throw error(errc::config_invalid, "malformed header name", "transport");
+        }
+        if (value.find_first_of("\r\n") != std::string::npos) {
+            throw error(errc::config_invalid, "the value of header " + name + " contains a line break", "transport");
+        }
+    }
+}
+
+/// The stream bookkeeping of one exchange, shared by every transport: delivers
+/// the head once and 2xx chunks to the request's handlers, remembers why the
+/// transfer stopped (done, fail, a handler's exception, the stop token, the
+/// deadline) and turns that into the result after the transfer.
+class ExchangeControl {
+public:
+    explicit ExchangeControl(const Request& request) : request_(request) {}
+
+    bool stop_requested() const noexcept { return request_.stop.stop_requested(); }
+    bool expired(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const noexcept {
+        return request_.deadline && now >= *request_.deadline;
+    }
+    /// False once the exchange must stop (stopped, expired, or a handler ended it).
+    bool live() const noexcept { return action_ == StreamAction::next && !failure_ && !stop_requested() && !expired(); }
+
+    /// Hands the final response's head to on_head; false when the transfer must stop.
+    bool head(const Response& head) {
+        if (!live()) return false;
+        if (head_seen_) return true;
+        head_seen_ = true;
+        streaming_ = request_.on_body && head.ok();
+        if (!request_.on_head) return true;
+        try {
+            request_.on_head(head);
+        } catch (...) {
+            failure_ = std::current_exception();
+        }
+        return live();
+    }
+
+    /// True when a 2xx body goes to on_body rather than into Response::body.
+    bool streaming() const noexcept { return streaming_; }
+
+    /// Hands one chunk of a streamed body to on_body; false when the transfer must stop.
+    bool chunk(std::string_view data) {
+        if (!live()) return false;
+        if (data.empty()) return true;
+        delivered_ = true;
+        try {
+            action_ = request_.on_body(data);
+        } catch (...) {
+            failure_ = std::current_exception();
+        }
+        return live();
+    }
+
+    /// on_body answered done: the transfer was cut short on purpose.
+    bool done() const noexcept { return action_ == StreamAction::done && !failure_; }
+    /// Some body bytes reached on_body (a retry could not replay them).
+    bool delivered() const noexcept { return delivered_; }
+
+    /// After a transfer that stopped early: throws what stopped it, in order of
+    /// precedence (a handler's exception, fail, the stop token, the deadline).
+    /// Returns when none of them did (the transport reports its own error).
+    void raise_if_stopped(std::string_view where) const {
+        if (failure_) std::rethrow_exception(failure_);
+        if (action_ == StreamAction::fail) {
+            throw error(errc::bad_response, std::string(where) + ": the stream handler failed the exchange", "transport");
+        }
+        if (stop_requested()) throw error(errc::cancelled, std::string(where) + ": cancelled", "transport");
+        if (expired()) {
+            throw error(errc::timeout, std::string(where) + ": the exchange passed its deadline", "transport");
+        }
+    }
+
+private:
+    const Request& request_;
+    StreamAction action_ = StreamAction::next;
+    std::exception_ptr failure_{};
+    bool head_seen_ = false;
+    bool streaming_ = false;
+    bool delivered_ = false;
+};
+
+/// Calls `abort` from a helper thread when the request's stop token fires or
+/// its deadline passes, whichever comes first, unless the exchange ended
+/// before (destruction). No thread when the request has neither.
+class Watchdog {
+public:
+    Watchdog(const Request& request, std::function<void()> abort) {
+        if (!request.stop.stop_possible() && !request.deadline) return;
+        thread_ = std::jthread([this, user = request.stop, deadline = request.deadline,
+                                abort = std::move(abort)](std::stop_token self) {
+            // Registered before the lock is taken: a token already stopped runs the callback here.
+            std::stop_callback wake(user, [this] {
+                std::lock_guard guard(mutex_);
+                wakeup_.notify_all();
+            });
+            std::unique_lock lock(mutex_);
+            auto stopped = [&] { return user.stop_requested(); };
+            if (deadline) {
+                wakeup_.wait_until(lock, self, *deadline, stopped);
+            } else {
+                wakeup_.wait(lock, self, stopped);
+            }
+            if (self.stop_requested()) return;  // the exchange finished first
+            lock.unlock();
+            abort();
+        });
+    }
+    Watchdog(const Watchdog&) = delete;
+    Watchdog& operator=(const Watchdog&) = delete;
+    ~Watchdog() {
+        if (thread_.joinable()) {
+            thread_.request_stop();
+            thread_.join();
+        }
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable_any wakeup_;
+    std::jthread thread_;  // last: joined before the members it uses go
+};
+}  // namespace detail
+
+/// Adapts a frame handler (one call per whole gRPC/Connect message) to the
+/// chunk handler Request::on_body takes, through a FrameReader, so transports
+/// only ever deliver chunks. Copies share one reader.
+class FrameHandler {
+public:
+    using Handler = std::function<StreamAction(Frame&)>;
+
+    /// `max_payload` bounds one message (FrameReader); a larger one fails the exchange with errc::bad_response.
+    explicit FrameHandler(Handler on_frame, std::size_t max_payload = std::size_t{16} << 20)
+        : state_(std::make_shared<State>(std::move(on_frame), max_payload)) {}
+
+    /// The chunk handler to put in Request::on_body.
+    std::function<StreamAction(std::string_view)> chunk_handler() const {
+        return [state = state_](std::string_view chunk) {
+            state->reader.feed(chunk);
+            while (auto frame = state->reader.next()) {
+                ++state->frames;
+                const StreamAction action = state->on_frame(*frame);
+                if (action != StreamAction::next) {
+                    state->ended = true;
+                    return action;
+                }
+            }
+            return StreamAction::next;
+        };
+    }
+
+    /// Whole frames handed to the handler so far.
+    std::size_t frames() const noexcept { return state_->frames; }
+    /// The body ended inside a frame (and the handler had not ended the stream itself).
+    bool truncated() const noexcept { return !state_->ended && !state_->reader.idle(); }
+
+private:
+    struct State {
+        State(Handler h, std::size_t max) : on_frame(std::move(h)), reader(max) {}
+        Handler on_frame;
+        FrameReader reader;
+        std::size_t frames = 0;
+        bool ended = false;
+    };
+    std::shared_ptr<State> state_;
+};
+
+/// Sends `request` with its 2xx body read frame by frame (the 5-byte envelope):
+/// `on_frame` answers next / done / fail per message. Returns the Response
+/// (body empty when 2xx); throws errc::bad_response when the body ends inside
+/// a frame or a frame is over `max_payload`, and whatever the transport throws.
+template <class T>
+Response send_framed(T& transport, Request request, FrameHandler::Handler on_frame,
+                     std::size_t max_payload = std::size_t{16} << 20) {
+    FrameHandler frames(std::move(on_frame), max_payload);
+    request.on_body = frames.chunk_handler();
+    Response response = transport.send(request);
+    if (response.ok() && frames.truncated()) {
+        throw error(errc::bad_response, "the framed body ended inside a message (truncated stream)", "transport");
+    }
+    return response;
+}
+
+// ---------------------------------------------------------------------------
 // Retry-After
 
 namespace detail {
@@ -412,6 +671,13 @@ inline void raise_for_status(const Response& response, std::string_view provider
 // ---------------------------------------------------------------------------
 // Retries
 
+/// What RetryPolicy::classify says about one response.
+struct RetryDecision {
+    bool retry = false;  ///< try again (still only for idempotent requests, within the budget)
+    /// How long to wait first (a throttle the response carried); nullopt = the backoff.
+    std::optional<std::chrono::milliseconds> delay{};
+};
+
 /// When and how often send_with_retry tries again. Only idempotent requests
 /// are ever retried; a command is never silently re-run.
 struct RetryPolicy {
@@ -426,6 +692,13 @@ struct RetryPolicy {
     std::function<void(std::chrono::milliseconds)> sleep = [](std::chrono::milliseconds d) {
         std::this_thread::sleep_for(d);
     };
+    /// Classifies a response (e.g. a grpc-status in trailers on an HTTP 200, see
+    /// grpc_retry_classifier in runbox/rpc_status.hpp). A decision replaces the status
+    /// rules above for that response; nullopt (or no hook) keeps them.
+    std::function<std::optional<RetryDecision>(const Response&)> classify{};
+    /// Called before every attempt (1-based) with the request about to be sent; it may edit
+    /// it. Edits persist across the attempts of one call (see attempt_headers).
+    std::function<void(Request&, int attempt)> on_attempt{};
 
     /// One attempt, no retries.
     static RetryPolicy none() {
@@ -463,8 +736,11 @@ inline double unit_random() {
 ///    never when the response says `x-should-retry: false`;
 ///  - on errc::transport errors if retry_dropped_connections, unless part of
 ///    a streamed body already reached request.on_body;
-///  - waiting Retry-After when the server gives one, else the backoff; a wait
-///    that would end past max_elapsed ends the loop instead.
+///  - or as policy.classify decides, when it decides (gRPC statuses in trailers);
+///  - never once part of a streamed body reached request.on_body;
+///  - waiting Retry-After (or the classifier's delay) when there is one, else the
+///    backoff; a wait that would end past max_elapsed ends the loop instead.
+/// policy.on_attempt edits the request before each attempt.
 /// When it stops, it returns the last Response (the caller raises) or
 /// rethrows the last error. max_elapsed bounds the waits, not one attempt
 /// (request.timeout does that).
@@ -477,15 +753,18 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
     // A streamed body cannot be replayed into the receiver: note when bytes arrive.
     bool body_delivered = false;
     Request streamed;
-    const Request* to_send = &request;
-    if (request.on_body) {
+    Request* working = nullptr;  // the copy attempts are sent from, when one is needed
+    if (request.on_body || policy.on_attempt) {
         streamed = request;
+        working = &streamed;
+    }
+    if (request.on_body) {
         streamed.on_body = [&body_delivered, &request](std::string_view chunk) {
             body_delivered = true;
             return request.on_body(chunk);
         };
-        to_send = &streamed;
     }
+    const Request* to_send = working ? working : &request;
 
     // Elapsed = wall time, or the waits asked for if more (an injected sleep may not block).
     std::chrono::milliseconds waited{0};
@@ -499,6 +778,7 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
     };
 
     for (int attempt = 1;; ++attempt) {
+        if (policy.on_attempt) policy.on_attempt(*working, attempt);
         Response response;
         try {
             response = transport.send(*to_send);
@@ -512,15 +792,41 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
             continue;
         }
         if (!idempotent || attempt >= attempts) return response;
-        const auto should_retry = response.headers.get("x-should-retry");
-        bool retry = policy.retries_status(response.status);
-        if (should_retry && detail::iequals(detail::trim(*should_retry), "false")) retry = false;
-        if (should_retry && detail::iequals(detail::trim(*should_retry), "true") && !response.ok()) retry = true;
-        if (!retry) return response;
-        const auto delay = parse_retry_after(response.headers).value_or(policy.backoff(attempt, detail::unit_random()));
+        std::optional<RetryDecision> decision;
+        if (policy.classify) decision = policy.classify(response);
+        if (!decision) {
+            const auto should_retry = response.headers.get("x-should-retry");
+            bool retry = policy.retries_status(response.status);
+            if (should_retry && detail::iequals(detail::trim(*should_retry), "false")) retry = false;
+            if (should_retry && detail::iequals(detail::trim(*should_retry), "true") && !response.ok()) retry = true;
+            decision = RetryDecision{retry, parse_retry_after(response.headers)};
+        }
+        if (!decision->retry || body_delivered) return response;
+        const auto delay = decision->delay.value_or(policy.backoff(attempt, detail::unit_random()));
         if (!fits_budget(delay)) return response;
         wait(delay);
     }
+}
+
+/// An on_attempt hook for RetryPolicy: sets `counter_header` (if not empty) to the attempt
+/// number ("1", "2", ...) and, on the first attempt, `key_header` (if not empty and not
+/// already set) to a fresh random key - the same key then goes with every retry of that
+/// call, so the server can tell a retry from a new call.
+inline std::function<void(Request&, int)> attempt_headers(std::string counter_header, std::string key_header = {}) {
+    return [counter_header = std::move(counter_header), key_header = std::move(key_header)](Request& request,
+                                                                                          int attempt) {
+        if (!counter_header.empty()) request.headers.set(counter_header, std::to_string(attempt));
+        if (!key_header.empty() && !request.headers.contains(key_header)) {
+            thread_local std::mt19937_64 engine{std::random_device{}()};
+            static constexpr char hex[] = "0123456789abcdef";
+            std::string key;
+            for (int i = 0; i < 2; ++i) {
+                auto bits = engine();
+                for (int j = 0; j < 16; ++j, bits >>= 4) key.push_back(hex[bits & 0xF]);
+            }
+            request.headers.set(key_header, std::move(key));
+        }
+    };
 }
 
 }  // namespace runbox
