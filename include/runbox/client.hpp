@@ -355,7 +355,7 @@ private:
             return send();
         } catch (const error& e) {
             if (e.provider() == provider_) throw;
-            throw error(e.code(), e.detail(), provider_, e.http_status(), e.retry_after());
+            throw error(e.code(), e.detail(), provider_, e.http_status(), e.retry_after(), e.rpc_code());
         }
     }
 

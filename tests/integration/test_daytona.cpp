@@ -906,3 +906,38 @@ TEST_CASE("daytona: one deadline bounds the /alive wait, the preview proxy's 502
     REQUIRE(took < std::chrono::milliseconds(2800));
     REQUIRE(fake.existing_sandboxes() == 0);  // connect_failed deleted it
 }
+
+TEST_CASE("daytona: a recorded session holds no API key, preview token or session key") {
+    runbox_test::TempDir dir;
+    FakeDaytona fake(fake_options());
+    fake.start();
+    auto config = make_config(fake);
+    config.transport.cassette_path = (dir.path / "daytona.jsonl").string();
+    runbox::EventStream events;
+    std::vector<std::string> secrets{key};
+    {
+        runbox::Runtime<runbox::daytona::Auth, runbox::RecordingTransport<runbox::HttplibTransport>> rt(
+            config, events, opts("recorded"));
+        rt.connect();
+        // The preview token, as the API hands it to any client holding the key.
+        const auto sandboxes = fake.sandboxes();
+        REQUIRE(sandboxes.size() == 1);
+        runbox::HttplibTransport plain;
+        runbox::Request link{.url = fake.url() + "/sandbox/" + sandboxes.front().id + "/ports/4444/preview-url"};
+        link.headers.set("Authorization", std::string("Bearer ") + key);
+        const std::string token = json::parse(plain.send(link).body).value("token", "");
+        REQUIRE_FALSE(token.empty());  // private by default: there is a token to leak
+        secrets.push_back(token);
+        secrets.push_back(rt.session_api_key().value_or(""));
+        REQUIRE(exit_code_of(rt.run("echo recorded-output")) == 0);
+        rt.close();
+    }
+    const std::string cassette = runbox_test::read_file(dir.path / "daytona.jsonl");
+    REQUIRE(cassette.find("preview-url") != std::string::npos);      // the link exchange was recorded
+    REQUIRE(cassette.find("recorded-output") != std::string::npos);  // and the session's traffic
+    for (const auto& secret : secrets) {
+        REQUIRE(secret.size() >= 8);
+        CHECK(cassette.find(secret) == std::string::npos);
+    }
+    REQUIRE(fake.live_sandboxes() == 0);
+}

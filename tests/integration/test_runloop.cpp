@@ -663,3 +663,43 @@ TEST_CASE("runloop: the entrypoint quotes every argument: a workspace with a spa
     REQUIRE(words == expected);
     for (int n = 1; n <= 5; ++n) REQUIRE_FALSE(std::filesystem::exists(pwned(n)));
 }
+
+TEST_CASE("runloop: a recorded session holds no API key, tunnel token or session key") {
+    runbox_test::TempDir dir;
+    FakeRunloop fake(fast_options());
+    fake.start();
+    auto config = fake_config(fake);
+    config.transport.cassette_path = (dir.path / "runloop.jsonl").string();
+    runbox::EventStream events;
+    std::vector<std::string> secrets{fake.api_key()};
+    {
+        runbox::Runtime<runbox::runloop::Auth, runbox::RecordingTransport<runbox::HttplibTransport>> rt(
+            config, events, {.sid = "recorded"});
+        rt.connect();
+        // The tunnel's token, as the API shows it to any client holding the key.
+        runbox::HttplibTransport plain;
+        runbox::Request list{.url = fake.url() + "/v1/devboxes"};
+        list.headers.set("Authorization", "Bearer " + fake.api_key());
+        const auto devboxes = nlohmann::json::parse(plain.send(list).body);
+        std::string token;
+        for (const auto& d : devboxes.at("devboxes")) {
+            if (d.value("name", "") == "recorded") token = d.at("tunnel").value("auth_token", "");
+        }
+        REQUIRE_FALSE(token.empty());  // the fake's tunnels are authenticated: there is a token to leak
+        secrets.push_back(token);
+        secrets.push_back(rt.session_api_key().value_or(""));
+        runbox::CmdRunAction echo;
+        echo.command = "echo recorded-output";
+        REQUIRE(std::get<runbox::CmdOutputObservation>(rt.run(echo)).content.find("recorded-output") !=
+                std::string::npos);
+        rt.close();
+    }
+    const std::string cassette = runbox_test::read_file(dir.path / "runloop.jsonl");
+    REQUIRE(cassette.find("enable_tunnel") != std::string::npos);     // the tunnel exchange was recorded
+    REQUIRE(cassette.find("recorded-output") != std::string::npos);   // and the session's traffic
+    for (const auto& secret : secrets) {
+        REQUIRE(secret.size() >= 8);
+        CHECK(cassette.find(secret) == std::string::npos);
+    }
+    REQUIRE(fake.live_sandboxes() == 0);
+}

@@ -214,7 +214,9 @@ public:
 private:
     template <class T>
     cloud::Api<T> api_of(ProviderContext<T>& ctx) const {
-        return cloud::Api<T>(ctx, std::string(name), settings_.api_url, settings_);
+        // The preview link's `token` and the session key in a create's env are secrets.
+        return cloud::Api<T>(ctx, std::string(name), settings_.api_url, settings_,
+                             {.secret_fields = {"token", std::string(cloud::session_key_env)}});
     }
 
     // The preview proxy answers 502 while the server starts: idempotent action-server requests

@@ -235,7 +235,9 @@ private:
         std::vector<std::string> secrets;
         if (!box_.session_key.empty()) secrets.push_back(box_.session_key);
         return cloud::Api<T>(ctx, std::string(name), settings_.base_url, settings_,
-                             {.retry_statuses = {429, 500, 502, 503, 504}, .content_type_on_every_write = true},
+                             {.retry_statuses = {429, 500, 502, 503, 504},
+                              .content_type_on_every_write = true,
+                              .secret_fields = {"auth_token", std::string(cloud::session_key_env)}},
                              std::move(secrets));
     }
 

@@ -337,10 +337,10 @@ inline void collect_secret_fields(const nlohmann::json& value, const std::vector
     }
 }
 
-/// The secrets named by request.secret_fields in a response body: the body as JSON, or each
-/// message of a framed (Connect/gRPC-web JSON) body. Protobuf payloads cannot be searched
+/// The secrets named by request.secret_fields in a request or response body: the body as JSON,
+/// or each message of a framed (Connect/gRPC-web JSON) body. Protobuf payloads cannot be searched
 /// without their schema; a provider that sees a token there calls add_secret itself.
-inline std::vector<std::string> secrets_in_response(const Request& request, const std::string& body) {
+inline std::vector<std::string> secrets_in_body(const Request& request, const std::string& body) {
     std::vector<std::string> out;
     if (request.secret_fields.empty() || body.empty()) return out;
     collect_secret_fields(parse_untrusted_json(body), request.secret_fields, out);
@@ -365,7 +365,7 @@ inline std::vector<std::string> secrets_in_response(const Request& request, cons
 /// X-Daytona-Preview-Token, X-Access-Token, Cookie, X-Runloop-Tunnel-Authorization,
 /// E2B-Traffic-Access-Token, X-Modal-*) become "<redacted>", and so does every
 /// occurrence of a registered secret - a credential header value seen earlier,
-/// or the value of a response field named in Request::secret_fields (learned
+/// or the value of a request or response field named in Request::secret_fields (learned
 /// before the exchange is written) - in URLs, headers and bodies. In a body that
 /// length prefixes describe (gRPC/Connect/protobuf content types, or bytes that
 /// are not UTF-8) a secret becomes as many '*' as it has bytes instead, so the
@@ -418,6 +418,8 @@ public:
                 learn(value);
                 if (const auto space = value.find(' '); space != std::string::npos) learn(value.substr(space + 1));  // "Bearer <token>"
             }
+            // A secret the request itself carries (a session key in a create's environment).
+            for (auto& secret : detail::secrets_in_body(request, request.body)) learn(std::move(secret));
         }
         // A streamed body still reaches the caller; the recording keeps a copy.
         std::string streamed;
@@ -437,7 +439,7 @@ public:
             const bool was_streamed = request.on_body && response.ok();
             if (!request.secret_fields.empty()) {
                 std::lock_guard lock(state_->mutex);
-                for (auto& secret : detail::secrets_in_response(request, was_streamed ? streamed : response.body)) {
+                for (auto& secret : detail::secrets_in_body(request, was_streamed ? streamed : response.body)) {
                     learn(std::move(secret));
                 }
             }

@@ -188,9 +188,10 @@ struct Request {
     /// "host:port" to dial instead of the URL's host and port (IPv6 in brackets); the URL's
     /// host stays in the Host header and in TLS SNI/certificate checks. Empty = the URL's.
     std::string connect_to{};
-    /// Names of response JSON fields whose string values are secrets (a token first seen in a
-    /// response, e.g. {"auth_token", "envdAccessToken"}). Transports ignore it; a
-    /// RecordingTransport learns those values and redacts them before it writes anything.
+    /// Names of JSON fields, in this request's body or its response's, whose string values are
+    /// secrets (a token first seen in a response, e.g. {"auth_token", "envdAccessToken"}; a
+    /// session key inside a create's environment). Transports ignore it; a RecordingTransport
+    /// learns those values and redacts them before it writes anything.
     std::vector<std::string> secret_fields{};
 
     /// `idempotent` if set, else true for GET/HEAD/PUT/DELETE/OPTIONS.

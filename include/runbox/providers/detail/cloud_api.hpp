@@ -331,6 +331,10 @@ struct ApiStyle {
     std::vector<int> retry_statuses{429, 502, 503, 504};
     /// Content-Type: application/json on every non-GET request (else only when there is a body).
     bool content_type_on_every_write = false;
+    /// JSON fields of this API's requests and answers that hold secrets (tunnel tokens, the
+    /// session key in a create's environment): set as Request::secret_fields on every call, so a
+    /// RecordingTransport redacts them before it writes.
+    std::vector<std::string> secret_fields{};
 };
 
 /// Options of one call.
@@ -389,6 +393,7 @@ public:
     Response send(Request request, Replay replay, const CallOptions& options = {}) {
         request.timeout = options.timeout.count() > 0 ? options.timeout : settings_.request_timeout;
         request.idempotent = replay != Replay::never;
+        request.secret_fields.insert(request.secret_fields.end(), style_.secret_fields.begin(), style_.secret_fields.end());
         const bool writes = !detail::iequals(request.method, "GET");
         if (!request.headers.contains("Content-Type") &&
             (!request.body.empty() || (writes && style_.content_type_on_every_write)))
