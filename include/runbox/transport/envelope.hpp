@@ -1,0 +1,117 @@
+// runbox/transport/envelope.hpp - the 5-byte message envelope gRPC and Connect share.
+//
+// Every message on a gRPC or Connect streaming body is 1 flag byte, a 4-byte
+// big-endian payload length, then the payload. FrameReader takes the body in
+// whatever chunks the transport delivers and yields whole frames; its payload
+// cap stops a peer from making runbox buffer an announced 4 GiB message.
+// No HTTP library is included here.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "runbox/error.hpp"
+
+namespace runbox {
+
+/// Flag bit: the payload is compressed (gRPC and Connect).
+inline constexpr std::uint8_t frame_compressed = 0x01;
+/// Flag bit: Connect's end-of-stream message (a JSON trailer block).
+inline constexpr std::uint8_t frame_end_stream = 0x02;
+
+/// One enveloped message.
+struct Frame {
+    std::uint8_t flags = 0;
+    std::string payload{};
+
+    /// flags & frame_end_stream
+    bool end_stream() const noexcept { return (flags & frame_end_stream) != 0; }
+    /// flags & frame_compressed
+    bool compressed() const noexcept { return (flags & frame_compressed) != 0; }
+};
+
+/// 1 flag byte + 4-byte big-endian length + payload. Throws errc::config_invalid
+/// for a payload longer than 4 GiB - 1 (the length field cannot say it).
+inline std::string encode_frame(std::string_view payload, std::uint8_t flags = 0) {
+    if (payload.size() > std::size_t{0xFFFFFFFFu}) {
+        throw error(errc::config_invalid, "a framed message cannot exceed 4 GiB", "transport");
+    }
+    const auto size = static_cast<std::uint32_t>(payload.size());
+    std::string out;
+    out.reserve(5 + payload.size());
+    out.push_back(static_cast<char>(flags));
+    out.push_back(static_cast<char>((size >> 24) & 0xFF));
+    out.push_back(static_cast<char>((size >> 16) & 0xFF));
+    out.push_back(static_cast<char>((size >> 8) & 0xFF));
+    out.push_back(static_cast<char>(size & 0xFF));
+    out.append(payload);
+    return out;
+}
+
+/// Incremental reader: feed() any chunking, next() yields whole frames in order.
+class FrameReader {
+public:
+    /// `max_payload`: the largest payload a header may announce.
+    explicit FrameReader(std::size_t max_payload = std::size_t{16} << 20) : max_payload_(max_payload) {}
+
+    /// Buffers `bytes`. Throws runbox::error(errc::bad_response) when a frame
+    /// header announces more than max_payload (checked as soon as the 5 header
+    /// bytes are in, before the payload is buffered).
+    void feed(std::string_view bytes) {
+        buffer_.append(bytes);
+        check_header();
+    }
+
+    /// The next whole frame, or nullopt until more bytes arrive.
+    std::optional<Frame> next() {
+        if (buffer_.size() - offset_ < 5) return std::nullopt;
+        const std::size_t size = announced();
+        if (buffer_.size() - offset_ - 5 < size) return std::nullopt;
+        Frame frame;
+        frame.flags = static_cast<std::uint8_t>(buffer_[offset_]);
+        frame.payload = buffer_.substr(offset_ + 5, size);
+        offset_ += 5 + size;
+        // Compact once the consumed prefix dominates, so a long stream does not grow the buffer.
+        if (offset_ == buffer_.size()) {
+            buffer_.clear();
+            offset_ = 0;
+        } else if (offset_ > buffer_.size() / 2) {
+            buffer_.erase(0, offset_);
+            offset_ = 0;
+        }
+        check_header();
+        return frame;
+    }
+
+    /// No partial frame buffered (a stream that ends when !idle() is truncated).
+    bool idle() const noexcept { return buffer_.size() == offset_; }
+
+    /// Bytes buffered and not yet returned by next().
+    std::size_t buffered() const noexcept { return buffer_.size() - offset_; }
+
+private:
+    std::size_t announced() const noexcept {
+        const auto byte = [&](std::size_t i) {
+            return static_cast<std::size_t>(static_cast<unsigned char>(buffer_[offset_ + i]));
+        };
+        return (byte(1) << 24) | (byte(2) << 16) | (byte(3) << 8) | byte(4);
+    }
+
+    void check_header() const {
+        if (buffer_.size() - offset_ >= 5 && announced() > max_payload_) {
+            throw error(errc::bad_response,
+                        "a framed message announces " + std::to_string(announced()) + " bytes, over the limit of " +
+                            std::to_string(max_payload_),
+                        "transport");
+        }
+    }
+
+    std::size_t max_payload_;
+    std::string buffer_{};
+    std::size_t offset_ = 0;
+};
+
+}  // namespace runbox
