@@ -5,6 +5,7 @@
 // an official SDK, curl, or your own program.
 //   daytona: API at http://127.0.0.1:PORT/api (DAYTONA_API_URL / apiUrl), default key dtn_test
 //   runloop: API at http://127.0.0.1:PORT (RUNLOOP_BASE_URL / baseURL), default key rl_fake_key
+//   e2b:     API and envd at http://127.0.0.1:PORT (E2B_API_URL and E2B_SANDBOX_URL), default key e2b_test
 //
 // To add a provider: include its fake and add one entry to `fakes()` below.
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <thread>
 
 #include "runbox/testing/fake_daytona.hpp"
+#include "runbox/testing/fake_e2b.hpp"
 #include "runbox/testing/fake_runloop.hpp"
 
 namespace {
@@ -47,6 +49,15 @@ const std::map<std::string, FakeFactory>& fakes() {
              auto fake = std::make_shared<runbox::testing::FakeDaytona>(options);
              fake->start();
              return RunningFake{fake->base_url(), fake};
+         }},
+        {"e2b",
+         [](const FakeArgs& args) {
+             runbox::testing::FakeE2BOptions options;
+             options.port = args.port;
+             if (!args.api_key.empty()) options.api_key = args.api_key;
+             auto fake = std::make_shared<runbox::testing::FakeE2B>(options);
+             fake->start();
+             return RunningFake{fake->url(), fake};
          }},
         {"runloop",
          [](const FakeArgs& args) {
