@@ -216,7 +216,7 @@ public:
         Request request = make("GET", "/download_files?" + query_string({{"path", sandbox_path}}), timeouts_.copy_from);
         request.on_body = [&out](std::string_view chunk) {
             out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-            return static_cast<bool>(out);
+            return out ? StreamAction::next : StreamAction::fail;
         };
         Response response;
         try {

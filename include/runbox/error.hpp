@@ -29,6 +29,7 @@ enum class errc {
     transport,           ///< connection refused/reset, TLS failure, DNS...
     bad_response,        ///< the peer answered something runbox cannot parse
     unsupported,         ///< the provider or transport cannot do this
+    cancelled,           ///< the caller ended the operation (a stop token, close() on another thread)
 };
 
 /// The stable, lower-case name of a code ("rate_limited"), used in messages.
@@ -46,6 +47,7 @@ constexpr std::string_view to_string(errc code) noexcept {
         case errc::transport: return "transport";
         case errc::bad_response: return "bad_response";
         case errc::unsupported: return "unsupported";
+        case errc::cancelled: return "cancelled";
     }
     return "unknown";
 }

@@ -528,7 +528,7 @@ TEST_CASE("HttplibTransport streams a 2xx body to on_body", "[httplib][stream]")
     req.on_body = [&](std::string_view chunk) {
         received.append(chunk);
         ++chunks;
-        return true;
+        return runbox::StreamAction::next;
     };
     auto r = t.send(req);
     REQUIRE(r.status == 200);
@@ -547,7 +547,7 @@ TEST_CASE("HttplibTransport streams a 2xx body to on_body", "[httplib][stream]")
 
     // The receiver can stop the transfer.
     auto stop = req;
-    stop.on_body = [](std::string_view) { return false; };
+    stop.on_body = [](std::string_view) { return runbox::StreamAction::fail; };
     try {
         (void)t.send(stop);
         FAIL("not stopped");

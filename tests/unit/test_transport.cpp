@@ -397,7 +397,7 @@ TEST_CASE("send_with_retry does not replay a stream that already delivered bytes
     auto policy = recording_policy(waits);
     ScriptedTransport t;
     t.steps.push_back([](const Request& r) -> Response {
-        REQUIRE(r.on_body("partial"));
+        REQUIRE(r.on_body("partial") == runbox::StreamAction::next);
         throw runbox::error(errc::transport, "dropped mid-body", "transport");
     });
     t.reply(200);
@@ -405,7 +405,7 @@ TEST_CASE("send_with_retry does not replay a stream that already delivered bytes
     Request r = get();
     r.on_body = [&](std::string_view chunk) {
         received.append(chunk);
-        return true;
+        return runbox::StreamAction::next;
     };
     REQUIRE_THROWS_AS(runbox::send_with_retry(t, r, policy), runbox::error);
     REQUIRE(t.calls == 1);
@@ -415,7 +415,7 @@ TEST_CASE("send_with_retry does not replay a stream that already delivered bytes
     ScriptedTransport early;
     early.fail(errc::transport);
     early.steps.push_back([](const Request& req) {
-        REQUIRE(req.on_body("all"));
+        REQUIRE(req.on_body("all") == runbox::StreamAction::next);
         Response ok;
         ok.status = 200;
         return ok;

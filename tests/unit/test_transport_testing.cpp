@@ -157,7 +157,7 @@ TEST_CASE("FaultInjectingTransport replies with a canned status, headers and bod
     auto req = make("GET", std::string(base) + "download");
     req.on_body = [&](std::string_view chunk) {
         streamed.append(chunk);
-        return true;
+        return runbox::StreamAction::next;
     };
     auto d = t.send(req);
     REQUIRE(d.status == 200);
@@ -234,7 +234,7 @@ TEST_CASE("RecordingTransport + ReplayTransport round trip, including streams, b
         auto download = make("GET", "http://127.0.0.1:1111/download_files?path=%2Fworkspace");
         download.on_body = [&](std::string_view chunk) {
             streamed.append(chunk);
-            return true;
+            return runbox::StreamAction::next;
         };
         live.push_back(recorder.send(download));
         REQUIRE(streamed == binary);
@@ -259,7 +259,7 @@ TEST_CASE("RecordingTransport + ReplayTransport round trip, including streams, b
     auto download = make("GET", "http://127.0.0.1:2222/download_files?path=%2Fworkspace");
     download.on_body = [&](std::string_view chunk) {
         streamed.append(chunk);
-        return true;
+        return runbox::StreamAction::next;
     };
     auto c = replay.send(download);
     REQUIRE(c.status == 200);
@@ -386,4 +386,133 @@ TEST_CASE("Record/replay transports are built from TransportOptions", "[testing]
     }
     options.cassette_path = (dir.path / "missing.jsonl").string();
     REQUIRE_THROWS_AS(ReplayTransport(options), runbox::error);
+}
+
+// ---------------------------------------------------------------------------
+// Stream seams over the test transports (the network transports run the same
+// checks in tests/integration/test_transport_suite.cpp).
+
+namespace {
+Response framed_answer(std::string body, Headers trailers = {}) {
+    Response r;
+    r.status = 200;
+    r.headers.set("content-type", "application/grpc");
+    r.body = std::move(body);
+    r.trailers = std::move(trailers);
+    return r;
+}
+}  // namespace
+
+TEST_CASE("HandlerTransport: on_head comes first, done ends cleanly, fail and throws are typed", "[testing][stream]") {
+    HandlerTransport t{[](const Request&) { return framed_answer("abcdef", Headers{{"grpc-status", "0"}}); }};
+    std::vector<std::string> events;
+    auto req = make("POST", "http://127.0.0.1:1/x");
+    req.on_head = [&](const Response& head) {
+        events.push_back("head " + std::to_string(head.status) + " " + head.headers.get("content-type").value_or(""));
+        CHECK(head.body.empty());
+    };
+    req.on_body = [&](std::string_view chunk) {
+        events.push_back("body " + std::string(chunk));
+        return runbox::StreamAction::next;
+    };
+    auto r = t.send(req);
+    REQUIRE(events == std::vector<std::string>{"head 200 application/grpc", "body abcdef"});
+    CHECK(r.body.empty());
+    CHECK(r.trailers.get("grpc-status") == "0");
+
+    req.on_body = [](std::string_view) { return runbox::StreamAction::done; };
+    CHECK(t.send(req).status == 200);  // no error
+
+    req.on_body = [](std::string_view) { return runbox::StreamAction::fail; };
+    try {
+        (void)t.send(req);
+        FAIL("fail not reported");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == errc::bad_response);
+    }
+
+    req.on_body = [](std::string_view) -> runbox::StreamAction {
+        throw runbox::error(errc::sandbox_gone, "the handler's own error");
+    };
+    try {
+        (void)t.send(req);
+        FAIL("handler error lost");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == errc::sandbox_gone);
+    }
+}
+
+TEST_CASE("HandlerTransport honours the stop token and the deadline", "[testing][stream]") {
+    int calls = 0;
+    HandlerTransport t{Echo{&calls}};
+    std::stop_source source;
+    auto req = make("GET", "http://127.0.0.1:1/x");
+    req.stop = source.get_token();
+    CHECK(t.send(req).status == 200);
+    source.request_stop();
+    try {
+        (void)t.send(req);
+        FAIL("stopped request sent");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == errc::cancelled);
+    }
+    auto late = make("GET", "http://127.0.0.1:1/x");
+    late.deadline = steady::now() - 1ms;
+    try {
+        (void)t.send(late);
+        FAIL("expired request sent");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == errc::timeout);
+    }
+    CHECK(calls == 1);
+}
+
+TEST_CASE("send_framed delivers whole frames and detects truncation", "[testing][stream][envelope]") {
+    const std::string body = runbox::encode_frame("one") + runbox::encode_frame("two") +
+                             runbox::encode_frame("{}", runbox::frame_end_stream);
+    HandlerTransport t{[&](const Request& r) {
+        return framed_answer(r.url.find("cut") != std::string::npos ? body.substr(0, body.size() - 1) : body);
+    }};
+    std::vector<std::string> got;
+    auto collect = [&](runbox::Frame& f) {
+        got.push_back(f.payload);
+        return f.end_stream() ? runbox::StreamAction::done : runbox::StreamAction::next;
+    };
+    CHECK(runbox::send_framed(t, make("POST", "http://127.0.0.1:1/full"), collect).status == 200);
+    CHECK(got == std::vector<std::string>{"one", "two", "{}"});
+
+    got.clear();
+    try {
+        (void)runbox::send_framed(t, make("POST", "http://127.0.0.1:1/cut"), collect);
+        FAIL("truncation not detected");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == errc::bad_response);
+    }
+    CHECK(got == std::vector<std::string>{"one", "two"});
+
+    // done after the first frame: the rest is not read, and no error.
+    got.clear();
+    auto first_only = [&](runbox::Frame& f) {
+        got.push_back(f.payload);
+        return runbox::StreamAction::done;
+    };
+    CHECK(runbox::send_framed(t, make("POST", "http://127.0.0.1:1/cut"), first_only).status == 200);
+    CHECK(got == std::vector<std::string>{"one"});
+}
+
+TEST_CASE("Cassettes record and replay trailers", "[testing][cassette][trailers]") {
+    TempDir dir;
+    const auto cassette = dir.path / "trailers.jsonl";
+    {
+        RecordingTransport<HandlerTransport> recorder(
+            cassette, HandlerTransport{[](const Request&) {
+                return framed_answer(runbox::encode_frame("m"), Headers{{"grpc-status", "5"}, {"grpc-message", "gone"}});
+            }});
+        CHECK(recorder.send(make("POST", "http://127.0.0.1:1/rpc")).trailers.get("grpc-status") == "5");
+    }
+    ReplayTransport replay(cassette);
+    auto r = replay.send(make("POST", "http://127.0.0.1:2/rpc"));
+    CHECK(r.trailers.get("grpc-status") == "5");
+    CHECK(r.trailers.get("grpc-message") == "gone");
+    CHECK(r.body == runbox::encode_frame("m"));
 }

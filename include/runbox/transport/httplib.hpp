@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -27,24 +28,6 @@
 
 namespace runbox {
 
-/// Percent-encodes one query-string key or value (cpp-httplib's encoder:
-/// letters, digits and -_.!~*'() stay, everything else becomes %XX).
-inline std::string url_encode(std::string_view value) {
-    return httplib::detail::encode_query_param(std::string(value));
-}
-
-/// "k1=v1&k2=v2" with every key and value percent-encoded, in the given order.
-inline std::string query_string(std::initializer_list<std::pair<std::string_view, std::string_view>> params) {
-    std::string out;
-    for (const auto& [key, value] : params) {
-        if (!out.empty()) out += '&';
-        out += url_encode(key);
-        out += '=';
-        out += url_encode(value);
-    }
-    return out;
-}
-
 class HttplibTransport {
 public:
     static constexpr bool supports_http2 = false;
@@ -54,33 +37,44 @@ public:
     explicit HttplibTransport(const TransportOptions& options) : state_(std::make_unique<State>(options)) {}
 
     /// One attempt. Returns every HTTP status; throws runbox::error with
-    /// errc::timeout (read/write timed out), errc::transport (connect, reset,
-    /// TLS), errc::bad_response (on_body stopped the transfer) or
-    /// errc::unsupported (HTTP/2 demanded). Messages name the method, host
-    /// and httplib error, never a header value or the URL's query.
+    /// errc::timeout (a read/write timed out, or Request::deadline passed),
+    /// errc::cancelled (Request::stop), errc::transport (connect, reset, TLS),
+    /// errc::bad_response (on_body answered fail, or the body is over
+    /// max_response_bytes), errc::unsupported (HTTP/2 or connect_to demanded)
+    /// or what a stream handler threw. on_body answering done returns the
+    /// Response early. Messages name the method, host and httplib error, never
+    /// a header value or the URL's query. Trailers are not reported (httplib
+    /// drops them), so Response::trailers stays empty.
     Response send(const Request& request) {
         if (request.version == HttpVersion::http2) {
             throw error(errc::unsupported, "HttplibTransport speaks HTTP/1.1 only; HTTP/2 needs CurlTransport",
                         "transport");
         }
+        if (!request.connect_to.empty()) {
+            throw error(errc::unsupported, "HttplibTransport cannot dial another address (connect_to); use CurlTransport",
+                        "transport");
+        }
+        detail::check_header_fields(request.headers);
         const Url url = parse_url(request.url);
+        const std::string where = request.method + " " + url.scheme + "://" + url.authority();
+        detail::ExchangeControl control(request);
+        if (!control.live()) control.raise_if_stopped(where);
+
         auto client = acquire(url);
-        client->set_read_timeout(request.timeout);
-        client->set_write_timeout(request.timeout);
+        // httplib bounds each read; an overall deadline shortens that bound and the watchdog
+        // below cuts a transfer that keeps trickling bytes past it.
+        auto per_read = request.timeout;
+        if (request.deadline) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(*request.deadline - clock::now());
+            per_read = std::clamp(left, std::chrono::milliseconds(1), per_read);
+        }
+        client->set_read_timeout(per_read);
+        client->set_write_timeout(per_read);
 
         httplib::Request out;
         out.method = request.method;
         out.path = url.target;
-        for (const auto& [name, value] : request.headers) {
-            // A CR/LF would smuggle extra header lines: refuse, naming the field but never its value.
-            if (name.empty() || name.find_first_of("\r\n: ") != std::string::npos) {
-                throw error(errc::config_invalid, "malformed header name", "transport");
-            }
-            if (value.find_first_of("\r\n") != std::string::npos) {
-                throw error(errc::config_invalid, "the value of header " + name + " contains a line break", "transport");
-            }
-            out.headers.emplace(name, value);
-        }
+        for (const auto& [name, value] : request.headers) out.headers.emplace(name, value);
         out.body = request.body;
         // httplib writes "host:port", which is wrong for an IPv6 literal.
         if (url.is_ipv6() && !request.headers.contains("Host")) out.headers.emplace("Host", url.authority());
@@ -89,39 +83,60 @@ public:
         // byte is known (httplib 0.11 reports a read timeout as a plain Read
         // error). A 2xx body goes to on_body when set; other bodies are kept
         // for raise_for_status.
-        int status = 0;
+        Response response;
         std::string body;
-        auto last_activity = std::chrono::steady_clock::now();
+        bool over_limit = false;
+        auto last_activity = clock::now();
         out.response_handler = [&](const httplib::Response& head) {
-            status = head.status;
-            last_activity = std::chrono::steady_clock::now();
-            return true;
+            last_activity = clock::now();
+            response.status = head.status;
+            for (const auto& [name, value] : head.headers) response.headers.add(name, value);
+            return control.head(response);
         };
         out.content_receiver = [&](const char* data, std::size_t size, std::uint64_t, std::uint64_t) {
-            last_activity = std::chrono::steady_clock::now();
-            if (request.on_body && status >= 200 && status < 300) return request.on_body(std::string_view(data, size));
+            last_activity = clock::now();
+            if (control.streaming()) return control.chunk(std::string_view(data, size));
+            if (!control.live()) return false;
             if (request.on_body) {
                 constexpr std::size_t limit = 1 << 20;  // an error body is for a message, not a download
                 if (body.size() < limit) body.append(data, std::min(size, limit - body.size()));
                 return true;
             }
             if (size > state_->options.max_response_bytes - std::min(body.size(), state_->options.max_response_bytes)) {
+                over_limit = true;
                 return false;  // over the bound: Canceled, reported as bad_response
             }
             body.append(data, size);
             return true;
         };
 
-        auto result = client->send(out);
-        if (!result) {
-            // The client's connection state is unknown: drop it rather than pool it.
-            throw map_error(result.error(), request, url, std::chrono::steady_clock::now() - last_activity);
+        std::atomic<bool> aborted{false};
+        httplib::Result result{nullptr, httplib::Error::Unknown};
+        {
+            detail::Watchdog watchdog(request, [&aborted, raw = client.get()] {
+                aborted = true;
+                raw->stop();  // shuts the socket down: the blocked read returns at once
+            });
+            result = client->send(out);
         }
-
-        Response response;
-        response.status = result->status;
-        for (const auto& [name, value] : result->headers) response.headers.add(name, value);
-        response.body = std::move(body);
+        if (!result || aborted) {
+            // The client's connection state is unknown: drop it rather than pool it.
+            if (control.done()) return response;
+            control.raise_if_stopped(where);
+            if (over_limit) {
+                throw error(errc::bad_response,
+                            where + ": the body is over max_response_bytes (" +
+                                std::to_string(state_->options.max_response_bytes) + ")",
+                            "transport");
+            }
+            if (result) return finish(std::move(response), std::move(body));  // completed as the watchdog fired
+            throw map_error(result.error(), request, url, clock::now() - last_activity);
+        }
+        if (response.status == 0) {  // no response_handler call (httplib skips it for some answers)
+            response.status = result->status;
+            for (const auto& [name, value] : result->headers) response.headers.add(name, value);
+        }
+        response = finish(std::move(response), std::move(body));
         release(url, std::move(client));
         return response;
     }
@@ -157,6 +172,11 @@ private:
         mutable std::mutex mutex;
         std::map<std::string, std::vector<Pooled>> idle;  // origin -> most recently used last
     };
+
+    static Response finish(Response response, std::string body) {
+        response.body = std::move(body);
+        return response;
+    }
 
     std::unique_ptr<httplib::ClientImpl> acquire(const Url& url) {
         std::vector<Pooled> stale;  // closed outside the lock

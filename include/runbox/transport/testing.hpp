@@ -34,14 +34,25 @@
 namespace runbox {
 
 namespace detail {
-/// Delivers a canned 2xx body to a streaming request the way a real transport does.
+/// Delivers a canned response to a request the way a real transport does: the
+/// stop token and deadline are checked first, then on_head gets the head, then
+/// a 2xx body goes to on_body (one chunk) and the handler's answer is honoured.
 inline Response deliver_body(const Request& request, Response response, std::string_view who) {
-    if (request.on_body && response.ok()) {
+    ExchangeControl control(request);
+    if (!control.live()) control.raise_if_stopped(who);
+    Response head;
+    head.status = response.status;
+    head.headers = response.headers;
+    if (!control.head(head)) control.raise_if_stopped(who);
+    if (control.streaming()) {
         std::string body = std::move(response.body);
         response.body.clear();
-        if (!body.empty() && !request.on_body(body)) {
-            throw error(errc::bad_response, std::string(who) + ": the body receiver stopped the transfer",
-                        "transport");
+        if (!control.chunk(body)) {
+            if (control.done()) {
+                response.trailers.clear();  // the exchange was cut before the trailers
+                return response;
+            }
+            control.raise_if_stopped(who);
         }
     }
     return response;
@@ -66,6 +77,7 @@ public:
 
     Response send(const Request& request) {
         if (!handler_) throw error(errc::transport, "HandlerTransport has no handler", "transport");
+        detail::ExchangeControl(request).raise_if_stopped("HandlerTransport");  // before the handler acts
         return detail::deliver_body(request, handler_(request), "HandlerTransport");
     }
 
@@ -220,7 +232,7 @@ private:
 // ---------------------------------------------------------------------------
 // Cassettes: one JSON object per line,
 //   {"request":{"method","url","headers":[[n,v],...],"body"|"body_base64"},
-//    "response":{"status","headers","body"|"body_base64","streamed"}}   or   "error":{"code","message","http_status"}
+//    "response":{"status","headers","body"|"body_base64","streamed","trailers"?}}   or   "error":{"code","message","http_status"}
 
 namespace detail {
 inline std::string base64_encode(std::string_view bytes) {
@@ -272,7 +284,7 @@ inline Headers headers_from_json(const nlohmann::json& array) {
 }
 
 inline errc errc_from_name(std::string_view name) {
-    for (int value = static_cast<int>(errc::config_invalid); value <= static_cast<int>(errc::unsupported); ++value) {
+    for (int value = static_cast<int>(errc::config_invalid); value <= static_cast<int>(errc::cancelled); ++value) {
         if (to_string(static_cast<errc>(value)) == name) return static_cast<errc>(value);
     }
     return errc::transport;
@@ -360,6 +372,7 @@ public:
             Response response = inner_.send(*to_send);
             nlohmann::json recorded_response{{"status", response.status},
                                              {"headers", detail::headers_to_json(response.headers)}};
+            if (!response.trailers.empty()) recorded_response["trailers"] = detail::headers_to_json(response.trailers);
             const bool was_streamed = request.on_body && response.ok();
             recorded_response["streamed"] = was_streamed;
             entry["response"] = std::move(recorded_response);
@@ -416,6 +429,7 @@ private:
         entry["request"] = std::move(recorded_request);
         if (auto it = entry.find("response"); it != entry.end()) {
             (*it)["headers"] = scrub(detail::headers_from_json((*it)["headers"]));
+            if (it->contains("trailers")) (*it)["trailers"] = scrub(detail::headers_from_json((*it)["trailers"]));
             detail::put_body(*it, scrub(response_body));
         }
         if (auto it = entry.find("error"); it != entry.end()) {
@@ -498,6 +512,7 @@ public:
         response.status = recorded.value("status", 0);
         response.headers = detail::headers_from_json(recorded.value("headers", nlohmann::json::array()));
         response.body = detail::get_body(recorded);
+        response.trailers = detail::headers_from_json(recorded.value("trailers", nlohmann::json::array()));
         return detail::deliver_body(request, std::move(response), "ReplayTransport");
     }
 

@@ -1,11 +1,11 @@
 // runbox/transport/transport.hpp - the vocabulary every transport speaks.
 //
 // Request / Response / Headers, the TransportPolicy concept, URL parsing,
-// Retry-After parsing, raise_for_status and the retry loop. No HTTP library
-// is included here: HttplibTransport (transport/httplib.hpp) and the test
-// transports (transport/testing.hpp) implement the concept. Query-string
-// percent-encoding (url_encode, query_string) lives in transport/httplib.hpp:
-// it delegates to cpp-httplib's encoder instead of writing one here.
+// query strings, the stream seams (StreamAction, on_head, deadline, stop
+// token, FrameHandler / send_framed), Retry-After parsing, raise_for_status
+// and the retry loop. No HTTP library is included here: HttplibTransport
+// (transport/httplib.hpp), CurlTransport (transport/curl.hpp) and the test
+// transports (transport/testing.hpp) implement the concept.
 #pragma once
 
 #include <algorithm>
@@ -14,15 +14,20 @@
 #include <chrono>
 #include <cmath>
 #include <concepts>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <exception>
 #include <functional>
 #include <initializer_list>
 #include <iomanip>
 #include <locale>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <stop_token>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -35,6 +40,7 @@
 
 #include "runbox/detail/json.hpp"
 #include "runbox/error.hpp"
+#include "runbox/transport/envelope.hpp"
 
 namespace runbox {
 
@@ -137,6 +143,24 @@ private:
 
 enum class HttpVersion { any, http1_1, http2 };
 
+/// One HTTP response. For a streamed 2xx answer `body` stays empty (the bytes went to
+/// Request::on_body); `trailers` are the fields sent after the body (HTTP/2, chunked HTTP/1.1).
+struct Response {
+    int status = 0;
+    Headers headers{};
+    std::string body{};
+    Headers trailers{};
+
+    bool ok() const noexcept { return status >= 200 && status < 300; }
+};
+
+/// What a stream handler answers after each chunk (Request::on_body) or frame (send_framed).
+enum class StreamAction {
+    next,  ///< keep reading
+    done,  ///< stop here: the exchange ends cleanly and send() returns the Response (no error)
+    fail,  ///< stop here: send() throws errc::bad_response
+};
+
 /// One HTTP request. `url` is absolute: http[s]://host[:port]/path?query.
 struct Request {
     std::string method = "GET";
@@ -148,9 +172,22 @@ struct Request {
     std::chrono::milliseconds timeout{60000};
     std::optional<bool> idempotent{};          ///< overrides the method's default
     HttpVersion version = HttpVersion::any;
-    /// When set, a 2xx body is streamed here (return false to stop) and
-    /// Response::body stays empty; non-2xx bodies still land in Response::body.
-    std::function<bool(std::string_view)> on_body{};
+    /// When set, a 2xx body is streamed here chunk by chunk (any chunking) and Response::body
+    /// stays empty; non-2xx bodies still land in Response::body. The answer decides what comes
+    /// next (StreamAction); an exception thrown here ends the exchange and comes out of send().
+    std::function<StreamAction(std::string_view)> on_body{};
+    /// Called once with the status and headers (body empty) of the final response, before any
+    /// body byte reaches on_body; an exception thrown here ends the exchange.
+    std::function<void(const Response&)> on_head{};
+    /// The whole exchange (connect, request, every read of a streamed body) ends by this time
+    /// with errc::timeout; `timeout` still bounds each read. nullopt = no overall bound.
+    std::optional<std::chrono::steady_clock::time_point> deadline{};
+    /// A stop request (Runtime::close on another thread, say) ends the exchange at once with
+    /// errc::cancelled.
+    std::stop_token stop{};
+    /// "host:port" to dial instead of the URL's host and port (IPv6 in brackets); the URL's
+    /// host stays in the Host header and in TLS SNI/certificate checks. Empty = the URL's.
+    std::string connect_to{};
 
     /// `idempotent` if set, else true for GET/HEAD/PUT/DELETE/OPTIONS.
     bool is_idempotent() const {
@@ -160,15 +197,6 @@ struct Request {
         }
         return false;
     }
-};
-
-struct Response {
-    int status = 0;
-    Headers headers{};
-    std::string body{};
-    Headers trailers{};
-
-    bool ok() const noexcept { return status >= 200 && status < 300; }
 };
 
 /// How a transport is built. Every field has a safe default.
@@ -292,6 +320,233 @@ inline Url parse_url(std::string_view text) {
     if (rest.empty() || rest.front() == '?') url.target = "/";
     url.target += std::string(rest);
     return url;
+}
+
+// ---------------------------------------------------------------------------
+// Query strings (RFC 3986)
+
+/// Percent-encodes one query-string key or value: the RFC 3986 unreserved
+/// characters (letters, digits, - . _ ~) and ! * ' ( ) stay, every other byte
+/// becomes %XX (upper-case hex).
+inline std::string url_encode(std::string_view value) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(value.size());
+    for (const char c : value) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (std::isalnum(byte) != 0 || std::string_view("-._~!*'()").find(c) != std::string_view::npos) {
+            out.push_back(c);
+        } else {
+            out.push_back('%');
+            out.push_back(hex[byte >> 4]);
+            out.push_back(hex[byte & 0x0F]);
+        }
+    }
+    return out;
+}
+
+/// "k1=v1&k2=v2" with every key and value percent-encoded, in the given order.
+inline std::string query_string(std::initializer_list<std::pair<std::string_view, std::string_view>> params) {
+    std::string out;
+    for (const auto& [key, value] : params) {
+        if (!out.empty()) out += '&';
+        out += url_encode(key);
+        out += '=';
+        out += url_encode(value);
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------
+// What every transport does for one exchange
+
+namespace detail {
+/// Refuses header fields that would smuggle extra header lines (CR/LF) or are
+/// malformed, naming the field but never its value (errc::config_invalid).
+inline void check_header_fields(const Headers& headers) {
+    for (const auto& [name, value] : headers) {
+        if (name.empty() || name.find_first_of("\r\n: \t") != std::string::npos) {
+            throw error(errc::config_invalid, "malformed header name", "transport");
+        }
+        if (value.find_first_of("\r\n") != std::string::npos) {
+            throw error(errc::config_invalid, "the value of header " + name + " contains a line break", "transport");
+        }
+    }
+}
+
+/// The stream bookkeeping of one exchange, shared by every transport: delivers
+/// the head once and 2xx chunks to the request's handlers, remembers why the
+/// transfer stopped (done, fail, a handler's exception, the stop token, the
+/// deadline) and turns that into the result after the transfer.
+class ExchangeControl {
+public:
+    explicit ExchangeControl(const Request& request) : request_(request) {}
+
+    bool stop_requested() const noexcept { return request_.stop.stop_requested(); }
+    bool expired(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const noexcept {
+        return request_.deadline && now >= *request_.deadline;
+    }
+    /// False once the exchange must stop (stopped, expired, or a handler ended it).
+    bool live() const noexcept { return action_ == StreamAction::next && !failure_ && !stop_requested() && !expired(); }
+
+    /// Hands the final response's head to on_head; false when the transfer must stop.
+    bool head(const Response& head) {
+        if (!live()) return false;
+        if (head_seen_) return true;
+        head_seen_ = true;
+        streaming_ = request_.on_body && head.ok();
+        if (!request_.on_head) return true;
+        try {
+            request_.on_head(head);
+        } catch (...) {
+            failure_ = std::current_exception();
+        }
+        return live();
+    }
+
+    /// True when a 2xx body goes to on_body rather than into Response::body.
+    bool streaming() const noexcept { return streaming_; }
+
+    /// Hands one chunk of a streamed body to on_body; false when the transfer must stop.
+    bool chunk(std::string_view data) {
+        if (!live()) return false;
+        if (data.empty()) return true;
+        delivered_ = true;
+        try {
+            action_ = request_.on_body(data);
+        } catch (...) {
+            failure_ = std::current_exception();
+        }
+        return live();
+    }
+
+    /// on_body answered done: the transfer was cut short on purpose.
+    bool done() const noexcept { return action_ == StreamAction::done && !failure_; }
+    /// Some body bytes reached on_body (a retry could not replay them).
+    bool delivered() const noexcept { return delivered_; }
+
+    /// After a transfer that stopped early: throws what stopped it, in order of
+    /// precedence (a handler's exception, fail, the stop token, the deadline).
+    /// Returns when none of them did (the transport reports its own error).
+    void raise_if_stopped(std::string_view where) const {
+        if (failure_) std::rethrow_exception(failure_);
+        if (action_ == StreamAction::fail) {
+            throw error(errc::bad_response, std::string(where) + ": the stream handler failed the exchange", "transport");
+        }
+        if (stop_requested()) throw error(errc::cancelled, std::string(where) + ": cancelled", "transport");
+        if (expired()) {
+            throw error(errc::timeout, std::string(where) + ": the exchange passed its deadline", "transport");
+        }
+    }
+
+private:
+    const Request& request_;
+    StreamAction action_ = StreamAction::next;
+    std::exception_ptr failure_{};
+    bool head_seen_ = false;
+    bool streaming_ = false;
+    bool delivered_ = false;
+};
+
+/// Calls `abort` from a helper thread when the request's stop token fires or
+/// its deadline passes, whichever comes first, unless the exchange ended
+/// before (destruction). No thread when the request has neither.
+class Watchdog {
+public:
+    Watchdog(const Request& request, std::function<void()> abort) {
+        if (!request.stop.stop_possible() && !request.deadline) return;
+        thread_ = std::jthread([this, user = request.stop, deadline = request.deadline,
+                                abort = std::move(abort)](std::stop_token self) {
+            // Registered before the lock is taken: a token already stopped runs the callback here.
+            std::stop_callback wake(user, [this] {
+                std::lock_guard guard(mutex_);
+                wakeup_.notify_all();
+            });
+            std::unique_lock lock(mutex_);
+            auto stopped = [&] { return user.stop_requested(); };
+            if (deadline) {
+                wakeup_.wait_until(lock, self, *deadline, stopped);
+            } else {
+                wakeup_.wait(lock, self, stopped);
+            }
+            if (self.stop_requested()) return;  // the exchange finished first
+            lock.unlock();
+            abort();
+        });
+    }
+    Watchdog(const Watchdog&) = delete;
+    Watchdog& operator=(const Watchdog&) = delete;
+    ~Watchdog() {
+        if (thread_.joinable()) {
+            thread_.request_stop();
+            thread_.join();
+        }
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable_any wakeup_;
+    std::jthread thread_;  // last: joined before the members it uses go
+};
+}  // namespace detail
+
+/// Adapts a frame handler (one call per whole gRPC/Connect message) to the
+/// chunk handler Request::on_body takes, through a FrameReader, so transports
+/// only ever deliver chunks. Copies share one reader.
+class FrameHandler {
+public:
+    using Handler = std::function<StreamAction(Frame&)>;
+
+    /// `max_payload` bounds one message (FrameReader); a larger one fails the exchange with errc::bad_response.
+    explicit FrameHandler(Handler on_frame, std::size_t max_payload = std::size_t{16} << 20)
+        : state_(std::make_shared<State>(std::move(on_frame), max_payload)) {}
+
+    /// The chunk handler to put in Request::on_body.
+    std::function<StreamAction(std::string_view)> chunk_handler() const {
+        return [state = state_](std::string_view chunk) {
+            state->reader.feed(chunk);
+            while (auto frame = state->reader.next()) {
+                ++state->frames;
+                const StreamAction action = state->on_frame(*frame);
+                if (action != StreamAction::next) {
+                    state->ended = true;
+                    return action;
+                }
+            }
+            return StreamAction::next;
+        };
+    }
+
+    /// Whole frames handed to the handler so far.
+    std::size_t frames() const noexcept { return state_->frames; }
+    /// The body ended inside a frame (and the handler had not ended the stream itself).
+    bool truncated() const noexcept { return !state_->ended && !state_->reader.idle(); }
+
+private:
+    struct State {
+        State(Handler h, std::size_t max) : on_frame(std::move(h)), reader(max) {}
+        Handler on_frame;
+        FrameReader reader;
+        std::size_t frames = 0;
+        bool ended = false;
+    };
+    std::shared_ptr<State> state_;
+};
+
+/// Sends `request` with its 2xx body read frame by frame (the 5-byte envelope):
+/// `on_frame` answers next / done / fail per message. Returns the Response
+/// (body empty when 2xx); throws errc::bad_response when the body ends inside
+/// a frame or a frame is over `max_payload`, and whatever the transport throws.
+template <class T>
+Response send_framed(T& transport, Request request, FrameHandler::Handler on_frame,
+                     std::size_t max_payload = std::size_t{16} << 20) {
+    FrameHandler frames(std::move(on_frame), max_payload);
+    request.on_body = frames.chunk_handler();
+    Response response = transport.send(request);
+    if (response.ok() && frames.truncated()) {
+        throw error(errc::bad_response, "the framed body ended inside a message (truncated stream)", "transport");
+    }
+    return response;
 }
 
 // ---------------------------------------------------------------------------
