@@ -22,12 +22,15 @@ library_packages=(
     nlohmann-json3-dev libboost-dev libcpp-httplib-dev libssl-dev     # library dependencies
     libzip-dev
     libcli11-dev                                                      # the runbox command line
+    libcurl4-openssl-dev libprotozero-dev libtomlplusplus-dev         # opt-in: CurlTransport and Modal (gRPC, ~/.modal.toml)
 )
 # What the test suite needs beyond that.
 test_packages=(
     clang libclang-rt-14-dev                 # the clang leg; libFuzzer and the sanitizer runtimes
     catch2 python3 procps git                # tests, the single-header check, ps/pkill, FetchContent
-    libcurl4-openssl-dev
+    libnghttp2-dev                           # the HTTP/2 loopback test server
+    protobuf-compiler libprotobuf-dev        # the reference the Modal codec is checked against, byte for byte
+    doxygen                                  # the API reference, built with warnings as errors
     npm                                      # only to install the pinned Node.js (tools/node) from the npm registry
     python3-httpx                            # bench: the HTTP client OpenHands uses
 )
