@@ -61,9 +61,9 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include "runbox/config.hpp"
+#include "runbox/detail/base64.hpp"
 #include "runbox/detail/json.hpp"
 #include "runbox/error.hpp"
 #include "runbox/lifecycle.hpp"
@@ -668,7 +668,7 @@ private:
         } else if (event.contains("data") && event["data"].is_object()) {
             for (const char* fd : {"stdout", "stderr", "pty"}) {
                 const std::string b64 = text(event["data"], fd);
-                if (!b64.empty()) stream.append_output(base64_decode(b64));
+                if (!b64.empty()) stream.append_output(runbox::detail::base64_decode(b64, "envd's process output"));
             }
         } else if (event.contains("end") && event["end"].is_object()) {
             const auto& end = event["end"];
@@ -693,20 +693,6 @@ private:
         if (code == "unimplemented") return errc::unsupported;
         if (code == "invalid_argument" || code == "out_of_range") return errc::config_invalid;
         return errc::server_error;
-    }
-
-    // proto3 JSON `bytes` are standard base64 (OpenSSL decodes; a malformed one is bad_response).
-    static std::string base64_decode(std::string_view text) {
-        if (text.empty()) return {};
-        if (text.size() % 4 != 0) throw error(errc::bad_response, "envd sent malformed base64 output", "e2b");
-        std::string out(3 * (text.size() / 4), '\0');
-        const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                      reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
-        if (n < 0) throw error(errc::bad_response, "envd sent malformed base64 output", "e2b");
-        std::size_t size = static_cast<std::size_t>(n);
-        for (std::size_t i = text.size(); i > 0 && text[i - 1] == '=' && size > 0; --i) --size;  // EVP counts padding
-        out.resize(size);
-        return out;
     }
 
     void stop_stream() noexcept {

@@ -62,12 +62,13 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "runbox/detail/base64.hpp"
 #include "runbox/detail/json.hpp"
 #include "runbox/error.hpp"
 #include "runbox/server/action_server.hpp"
 #include "runbox/testing/fake_runloop.hpp"  // detail::fake_runloop::spawn_shell, random_token (shared pieces)
 #include "runbox/transport/envelope.hpp"
-#include "runbox/transport/testing.hpp"  // runbox::Fault, detail::base64_encode
+#include "runbox/transport/testing.hpp"  // runbox::Fault
 
 namespace runbox::testing {
 
