@@ -1255,6 +1255,20 @@ private:
         return 4444;
     }
 
+    /// The word after `flag` in a command line, with one level of single quotes removed.
+    static std::optional<std::string> flag_value(const std::string& line, const std::string& flag) {
+        std::istringstream in(line);
+        std::vector<std::string> words;
+        for (std::string w; in >> w;) words.push_back(w);
+        for (std::size_t i = 0; i + 1 < words.size(); ++i) {
+            if (words[i] != flag) continue;
+            std::string v = words[i + 1];
+            if (v.size() >= 2 && v.front() == '\'' && v.back() == '\'') v = v.substr(1, v.size() - 2);
+            return v;
+        }
+        return std::nullopt;
+    }
+
     /// A Start's or Connect's stream body: exactly one envelope with a JSON request.
     std::optional<Json> stream_request(const httplib::Request& req, std::string& why) const {
         if (detail::fake_runloop::lower(req.get_header_value("Content-Type")) != "application/connect+json") {
@@ -1417,7 +1431,10 @@ private:
     void start_server_process(Sandbox& sb, const std::shared_ptr<Proc>& p, const std::string& line,
                               std::map<std::string, std::string> env) {
         server::ActionServerOptions so;
-        so.working_dir = (sb.root / "home" / "user").string();
+        // `--working-dir DIR` of the command, inside the sandbox (created, as the server would).
+        so.working_dir = host_path(sb, flag_value(line, "--working-dir").value_or("/home/user")).string();
+        std::error_code ec;
+        std::filesystem::create_directories(so.working_dir, ec);
         so.plugins = options_.server_plugins;
         so.no_change_timeout = options_.no_change_timeout;
         if (auto it = env.find("SESSION_API_KEY"); it != env.end()) {
