@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
         std::mt19937 rng(seed);
         std::uniform_int_distribution<int> pick(0, static_cast<int>(std::size(all_kinds)) - 1);
         std::map<FaultKind, Row> rows;
-        auto left = [&] { return daytona.running_sandboxes() + runloop.active_devboxes(); };
+        auto left = [&] { return daytona.live_sandboxes() + runloop.live_sandboxes(); };
         const auto start = std::chrono::steady_clock::now();
         for (int i = 0; i < cycles; ++i) {
             const FaultKind fault = all_kinds[pick(rng)];

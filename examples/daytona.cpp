@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
             std::cout << "observation: " << runbox::to_json(observation).dump() << "\n";
         }
         runtime.close();
-        if (fake) std::cout << "sandboxes still running: " << fake->running_sandboxes() << "\n";
+        if (fake) std::cout << "sandboxes still running: " << fake->live_sandboxes() << "\n";
         return exit_code == 0 ? 0 : 1;
     } catch (const runbox::error& e) {
         std::cerr << e.what() << "\n";

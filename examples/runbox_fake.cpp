@@ -1,19 +1,19 @@
 // runbox-fake PROVIDER [--port N] [--api-key K]
 //
 // Serves a provider's fake API on 127.0.0.1 (port 0 = any free port), prints exactly one line
-// `listening on http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT. Point any client at it:
+// `listening on http://127.0.0.1:PORT` (the fake's base_url(), for every provider) and serves
+// until SIGTERM/SIGINT. Point any client at it:
 // an official SDK, curl, or your own program.
 //   daytona: API at http://127.0.0.1:PORT/api (DAYTONA_API_URL / apiUrl), default key dtn_test
 //   runloop: API at http://127.0.0.1:PORT (RUNLOOP_BASE_URL / baseURL), default key rl_fake_key
-//   e2b:     API and envd at http://127.0.0.1:PORT (E2B_API_URL and E2B_SANDBOX_URL), default key e2b_test
 //
-// To add a provider: include its fake and add one entry to `fakes()` below.
+// To add a provider: include its fake (a testing::FakeProvider with an `Options` struct that has
+// `port` and `api_key`) and add one entry to `fakes()` below.
 #include <signal.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -21,7 +21,6 @@
 #include <thread>
 
 #include "runbox/testing/fake_daytona.hpp"
-#include "runbox/testing/fake_e2b.hpp"
 #include "runbox/testing/fake_runloop.hpp"
 
 namespace {
@@ -31,43 +30,25 @@ struct FakeArgs {
     std::string api_key;  // empty = the fake's default
 };
 
-// A running fake: the line to print and whatever keeps it alive.
-struct RunningFake {
-    std::string url;                  // http://127.0.0.1:PORT
-    std::shared_ptr<void> instance;  // destroyed (stopped) at exit
-};
+using runbox::testing::FakeProvider;
 
-using FakeFactory = std::function<RunningFake(const FakeArgs&)>;
+// Every fake the same way: its options with the port and key, started, kept alive as the base.
+template <class Fake>
+std::unique_ptr<FakeProvider> start_fake(const FakeArgs& args) {
+    typename Fake::Options options;
+    options.port = args.port;
+    if (!args.api_key.empty()) options.api_key = args.api_key;
+    auto fake = std::make_unique<Fake>(std::move(options));
+    fake->start();
+    return fake;
+}
+
+using FakeFactory = std::unique_ptr<FakeProvider> (*)(const FakeArgs&);
 
 const std::map<std::string, FakeFactory>& fakes() {
     static const std::map<std::string, FakeFactory> table = {
-        {"daytona",
-         [](const FakeArgs& args) {
-             runbox::testing::FakeDaytonaOptions options;
-             options.port = args.port;
-             if (!args.api_key.empty()) options.api_key = args.api_key;
-             auto fake = std::make_shared<runbox::testing::FakeDaytona>(options);
-             fake->start();
-             return RunningFake{fake->base_url(), fake};
-         }},
-        {"e2b",
-         [](const FakeArgs& args) {
-             runbox::testing::FakeE2BOptions options;
-             options.port = args.port;
-             if (!args.api_key.empty()) options.api_key = args.api_key;
-             auto fake = std::make_shared<runbox::testing::FakeE2B>(options);
-             fake->start();
-             return RunningFake{fake->url(), fake};
-         }},
-        {"runloop",
-         [](const FakeArgs& args) {
-             runbox::testing::FakeRunloopOptions options;
-             options.port = args.port;
-             if (!args.api_key.empty()) options.api_key = args.api_key;
-             auto fake = std::make_shared<runbox::testing::FakeRunloop>(options);
-             fake->start();
-             return RunningFake{fake->url(), fake};
-         }},
+        {"daytona", &start_fake<runbox::testing::FakeDaytona>},
+        {"runloop", &start_fake<runbox::testing::FakeRunloop>},
     };
     return table;
 }
@@ -108,17 +89,17 @@ int main(int argc, char** argv) {
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-    RunningFake running;
+    std::unique_ptr<FakeProvider> fake;
     try {
-        running = it->second(args);
+        fake = it->second(args);
     } catch (const std::exception& e) {
         std::cerr << "runbox-fake: " << e.what() << '\n';
         return 1;
     }
-    std::cout << "listening on " << running.url << std::endl;
+    std::cout << "listening on " << fake->base_url() << std::endl;
 
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
-    running.instance.reset();  // stops the fake and every sandbox server it started
+    fake.reset();  // stops the fake and every sandbox server it started
     return 0;
 }

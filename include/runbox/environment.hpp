@@ -1,13 +1,16 @@
-// runbox/environment.hpp - the environment a sandbox process starts with, built on purpose.
-//
-// Two bases, one builder (every spawn of a shell, Python REPL, static command or runbox-server
-// child goes through sandbox_environment()):
-//   inherit     the server's own environment: runbox-server inside a sandbox, where that
-//               environment is the sandbox's (what OpenHands' shell sees).
-//   allow_list  only the host variables named by host_variable_allowed(): the local provider,
-//               whose "server environment" is the user's own program and its secrets.
-// Either way SESSION_API_KEY is never passed on (the shell must not learn the key that guards
-// its own server), and the caller's variables (Config / options env) are added last.
+/// \file
+/// the environment a sandbox process starts with, built on purpose.
+///
+/// Two bases, one builder (every spawn of a shell, Python REPL, static command or runbox-server
+/// child goes through sandbox_environment()):
+/// ```
+/// inherit     the server's own environment: runbox-server inside a sandbox, where that
+///             environment is the sandbox's (what OpenHands' shell sees).
+/// allow_list  only the host variables named by host_variable_allowed(): the local provider,
+///             whose "server environment" is the user's own program and its secrets.
+/// ```
+/// Either way SESSION_API_KEY is never passed on (the shell must not learn the key that guards
+/// its own server), and the caller's variables (Config / options env) are added last.
 #pragma once
 
 #include <iterator>

@@ -1,8 +1,9 @@
-// runbox/error.hpp - the one exception type runbox throws, with a typed code.
-//
-// Errors are classified from HTTP status codes (never by matching message
-// text) and never carry a credential: every message built by runbox goes
-// through redact() with the secrets the throwing component knows.
+/// \file
+/// the one exception type runbox throws, with a typed code.
+///
+/// Errors are classified from HTTP status codes (never by matching message
+/// text) and never carry a credential: every message built by runbox goes
+/// through redact() with the secrets the throwing component knows.
 #pragma once
 
 #include <chrono>
@@ -66,6 +67,7 @@ inline const std::error_category& runbox_category() noexcept {
     return category;
 }
 
+/// `code` as a std::error_code in runbox_category() (found by ADL: `std::error_code ec = errc::timeout;`).
 inline std::error_code make_error_code(errc code) noexcept { return {static_cast<int>(code), runbox_category()}; }
 
 /// Classifies an HTTP status. 2xx/3xx have no error code; callers check first.
@@ -100,6 +102,9 @@ inline std::string redact(std::string text, const std::vector<std::string>& secr
 /// "runbox [<provider>] <code> (HTTP <status>): <message>".
 class error : public std::runtime_error {
 public:
+    /// `message` must not hold a secret (pass it through redact() first); `provider` names the
+    /// component ("daytona", ...), `http_status` the status that caused it (0: none), `retry_after`
+    /// the wait the server asked for.
     error(errc code, std::string message, std::string provider = {}, int http_status = 0,
           std::optional<std::chrono::milliseconds> retry_after = std::nullopt)
         : std::runtime_error(format(code, message, provider, http_status)),
@@ -109,7 +114,9 @@ public:
           http_status_(http_status),
           retry_after_(retry_after) {}
 
+    /// What went wrong; branch on this, never on the message text.
     errc code() const noexcept { return code_; }
+    /// code() as a std::error_code.
     std::error_code error_code() const noexcept { return make_error_code(code_); }
     /// The message without the prefix.
     const std::string& detail() const noexcept { return detail_; }

@@ -1,11 +1,12 @@
-// runbox/event_stream.hpp - an in-memory OpenHands EventStream: ids, secrets, publish/subscribe.
-//
-// Delivery model (reference §11): every (subscriber, callback) pair owns one worker thread
-// and a FIFO queue, so each callback sees events in id order while different callbacks run
-// concurrently. add_event() assigns the id and enqueues under one lock and never runs a
-// callback itself, so a callback may publish (the runtime publishes its observation from
-// inside its callback) without deadlocking. Tests wait with wait_until_delivered()/flush().
-// Persistence to a file store is not part of this class.
+/// \file
+/// an in-memory OpenHands EventStream: ids, secrets, publish/subscribe.
+///
+/// Delivery model (reference §11): every (subscriber, callback) pair owns one worker thread
+/// and a FIFO queue, so each callback sees events in id order while different callbacks run
+/// concurrently. add_event() assigns the id and enqueues under one lock and never runs a
+/// callback itself, so a callback may publish (the runtime publishes its observation from
+/// inside its callback) without deadlocking. Tests wait with wait_until_delivered()/flush().
+/// Persistence to a file store is not part of this class.
 #pragma once
 
 #include <algorithm>
@@ -92,18 +93,23 @@ inline void mask_secrets_in_value(ordered_json& v, const std::vector<std::string
 
 }  // namespace detail
 
+/// An in-memory event stream shared by a runtime and its users (see the delivery model above).
+/// Every member is thread-safe; callbacks run on the stream's own threads.
 class EventStream {
 public:
+    /// Receives one event; runs on the callback's own worker thread, never concurrently with itself.
     using Callback = std::function<void(const Event&)>;
     /// Called (on the callback's thread, without locks held) when a callback throws.
     using ErrorHandler =
         std::function<void(const std::string& subscriber_id, const std::string& callback_id, std::exception_ptr)>;
 
+    /// A stream for session `sid` (the id RuntimeOptions::sid usually repeats).
     explicit EventStream(std::string sid = "default") : sid_(std::move(sid)) {}
     EventStream(const EventStream&) = delete;
     EventStream& operator=(const EventStream&) = delete;
     ~EventStream() { close(); }
 
+    /// The session id given to the constructor.
     const std::string& sid() const noexcept { return sid_; }
 
     /// Stamps (timestamp, source, id), masks secrets, stores and delivers the event; returns its id.
@@ -208,6 +214,7 @@ public:
         std::lock_guard lock(mutex_);
         return static_cast<std::int64_t>(events_.size()) - 1;
     }
+    /// The newest stored event, nullopt when the stream is empty.
     std::optional<Event> get_latest_event() const {
         std::lock_guard lock(mutex_);
         if (events_.empty()) return std::nullopt;
@@ -236,6 +243,7 @@ public:
         return out;
     }
 
+    /// Every stored event whose source is `source`, oldest first.
     std::vector<Event> filtered_events_by_source(EventSource source) const {
         return search_events(0, std::nullopt, false, [source](const Event& e) { return meta(e).source == source; });
     }
@@ -251,6 +259,7 @@ public:
         return wait_until_delivered(get_latest_event_id(), timeout);
     }
 
+    /// Replaces the handler of callbacks that throw (default: one line on std::cerr).
     void set_error_handler(ErrorHandler handler) {
         std::lock_guard lock(mutex_);
         error_handler_ = std::move(handler);

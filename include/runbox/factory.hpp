@@ -1,14 +1,19 @@
-// runbox/factory.hpp - choosing a provider by name at run time.
-//
-//   auto rt = runbox::make_runtime("daytona", config, events, {.sid = "s1"});  // AnyRuntime
-//   rt.connect();
-//   auto obs = rt.run("ls");                  // no std::visit needed
-//
-// A provider list is a boost::mp11::mp_list; AnyRuntime<List> is a std::variant of
-// Runtime<P, P::default_transport> over it. A program that wants only some providers passes its
-// own list, and only those are instantiated:
-//   using mine = boost::mp11::mp_list<runbox::local::Auth, runbox::daytona::Auth>;
-//   auto rt = runbox::make_runtime<mine>(config, events);
+/// \file
+/// choosing a provider by name at run time.
+///
+/// ```
+/// auto rt = runbox::make_runtime("daytona", config, events, {.sid = "s1"});  // AnyRuntime
+/// rt.connect();
+/// auto obs = rt.run("ls");                  // no std::visit needed
+/// ```
+///
+/// A provider list is a boost::mp11::mp_list; AnyRuntime<List> is a std::variant of
+/// Runtime<P, P::default_transport> over it. A program that wants only some providers passes its
+/// own list, and only those are instantiated:
+/// ```
+/// using mine = boost::mp11::mp_list<runbox::local::Auth, runbox::daytona::Auth>;
+/// auto rt = runbox::make_runtime<mine>(config, events);
+/// ```
 #pragma once
 
 #include <string>
@@ -48,6 +53,7 @@ struct default_transport_of<A> {
 
 }  // namespace detail
 
+/// The runtime type of provider `A`: Runtime<A, A::default_transport>.
 template <class A>
 using runtime_for = Runtime<A, typename detail::default_transport_of<A>::type>;
 
@@ -93,14 +99,20 @@ class AnyRuntime : public boost::mp11::mp_rename<boost::mp11::mp_transform<runti
     static_assert(detail::check_provider_list<Providers>::value);
 
 public:
+    /// std::variant<runtime_for<P>...> over `Providers`.
     using variant_type = boost::mp11::mp_rename<boost::mp11::mp_transform<runtime_for, Providers>, std::variant>;
+    /// The provider list this runtime was built over.
     using providers = Providers;
     using variant_type::variant_type;
 
+    /// The underlying variant, for std::visit, std::get and std::holds_alternative.
+    ///@{
     variant_type& variant() noexcept { return *this; }
     const variant_type& variant() const noexcept { return *this; }
+    ///@}
 
     /// Calls f(runtime) with the concrete Runtime<P, T>.
+    ///@{
     template <class F>
     decltype(auto) visit(F&& f) {
         return std::visit(std::forward<F>(f), variant());
@@ -109,50 +121,81 @@ public:
     decltype(auto) visit(F&& f) const {
         return std::visit(std::forward<F>(f), variant());
     }
+    ///@}
 
     /// "local", "daytona", ...
     std::string_view provider_name() const {
         return visit([](const auto& rt) { return std::string_view(std::decay_t<decltype(rt)>::auth_policy::name); });
     }
 
+    // Each member below calls the Runtime member of the same name on the runtime held; errors
+    // are that member's (runbox::error; errc::unsupported before connect()).
+
+    /// Runtime::connect(): creates or attaches to the sandbox, starts its server, waits until it
+    /// is ready; a failure cleans up what was created and rethrows.
     void connect() { visit([](auto& rt) { rt.connect(); }); }
+    /// Runtime::close(): idempotent, never throws; also run by the destructor.
     void close() noexcept { std::visit([](auto& rt) { rt.close(); }, variant()); }
+    /// True between a successful connect() and close().
     bool connected() const { return visit([](const auto& rt) { return rt.connected(); }); }
+    /// The session id (RuntimeOptions::sid).
     const std::string& sid() const { return visit([](const auto& rt) -> const std::string& { return rt.sid(); }); }
+    /// The last status reported (unset before connect()).
     std::optional<RuntimeStatus> status() const { return visit([](const auto& rt) { return rt.status(); }); }
 
+    /// Runtime::run_action(): runs any action with OpenHands' confirmation gates and the default
+    /// timeout; the answer is the server's observation (an ErrorObservation when the action failed).
     Observation run_action(Action action) {
         return visit([&](auto& rt) { return rt.run_action(std::move(action)); });
     }
+    /// Runs a shell command with the default (non-blocking) timeout; usually a CmdOutputObservation.
     Observation run(std::string command) { return visit([&](auto& rt) { return rt.run(std::move(command)); }); }
+    /// Runs a CmdRunAction as given (timeout, blocking, is_input, ...).
     Observation run(CmdRunAction action) { return run_action(std::move(action)); }
+    /// Runs a Jupyter cell.
     Observation run_ipython(IPythonRunCellAction action) { return run_action(std::move(action)); }
+    /// Reads a whole file; usually a FileReadObservation.
     Observation read(std::string path) { return visit([&](auto& rt) { return rt.read(std::move(path)); }); }
+    /// Reads as the action says (line range, OH-ACI view).
     Observation read(FileReadAction action) { return run_action(std::move(action)); }
+    /// Writes `content` to `path` (created if missing); usually a FileWriteObservation.
     Observation write(std::string path, std::string content) {
         return visit([&](auto& rt) { return rt.write(std::move(path), std::move(content)); });
     }
+    /// Writes as the action says (line range).
     Observation write(FileWriteAction action) { return run_action(std::move(action)); }
+    /// Edits a file (OH-ACI str_replace_editor or an LLM-based edit).
     Observation edit(FileEditAction action) { return run_action(std::move(action)); }
+    /// Opens a URL in the sandbox's browser (an ErrorObservation when it has none).
     Observation browse(BrowseURLAction action) { return run_action(std::move(action)); }
+    /// Runs BrowserGym actions in the sandbox's browser.
     Observation browse_interactive(BrowseInteractiveAction action) { return run_action(std::move(action)); }
 
+    /// Uploads a host file (or, with `recursive`, a directory under its own name) into the
+    /// sandbox directory `sandbox_dest`.
     void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
         visit([&](auto& rt) { rt.copy_to(host_src, sandbox_dest, recursive); });
     }
+    /// Downloads a sandbox file or directory as a zip into a new local file; returns its path
+    /// (the caller owns and removes it).
     std::filesystem::path copy_from(const std::string& sandbox_path) {
         return visit([&](auto& rt) { return rt.copy_from(sandbox_path); });
     }
+    /// Names in `path` (default: the server's working directory), directories first with a trailing '/'.
     std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
         return visit([&](auto& rt) { return rt.list_files(path); });
     }
+    /// Exports `env` in the sandbox's shell and persists it in ~/.bashrc.
     void add_env_vars(const std::map<std::string, std::string>& env) {
         visit([&](auto& rt) { rt.add_env_vars(env); });
     }
+    /// The action execution server's base URL (after connect()).
     std::string action_execution_server_url() const {
         return visit([](const auto& rt) { return rt.action_execution_server_url(); });
     }
+    /// The VS Code URL when the vscode plugin is on and the server has a token, else nullopt.
     std::optional<std::string> vscode_url() { return visit([](auto& rt) { return rt.vscode_url(); }); }
+    /// GET /server_info: {"uptime", "idle_time", "resources": {...}}.
     nlohmann::json server_info() { return visit([](auto& rt) { return rt.server_info(); }); }
 };
 

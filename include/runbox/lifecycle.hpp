@@ -1,27 +1,32 @@
-// runbox/lifecycle.hpp - who owns a sandbox, so that nothing runbox creates is left behind.
-//
-// Every sandbox a runtime creates carries ownership labels (labels, tags or metadata, as the
-// provider calls them):
-//
-//   runbox=1  runbox_owner=<owner>  runbox_host=<host>  runbox_pid=<pid>
-//   runbox_created_ms=<unix ms>  runbox_token=<random, one per create>
-//
-// The token is what makes a create recoverable: a create whose answer is lost is never sent
-// again (it is not idempotent); the runtime looks for the sandbox carrying its token instead
-// (create_then_dedupe) and so owns exactly what it created. A sandbox is *held* while the
-// runtime that created it lives: in this process the runtime's token is in a registry, in
-// another process on this host the pid is alive. Sweep (sweep.hpp) and the lease file reap
-// what is no longer held.
-//
-// The lease file (Config::runbox_lease_file) is a JSON-lines file, changed under flock(2), where
-// each runtime records its create before sending it and removes the entry once the sandbox is
-// released; the next runtime to start (or sweep) reaps the entries whose process is gone.
-//
-// A provider that supports sweeping declares (Runtime and sweep.hpp detect them):
-//   template <class T> std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>&);
-//       every sandbox carrying runbox=1 that is not already gone
-//   template <class T> void release_sandbox(ProviderContext<T>&, const SandboxRecord&, ReleaseMode);
-//       stops or deletes it (throws runbox::error on failure)
+/// \file
+/// who owns a sandbox, so that nothing runbox creates is left behind.
+///
+/// Every sandbox a runtime creates carries ownership labels (labels, tags or metadata, as the
+/// provider calls them):
+///
+/// ```
+/// runbox=1  runbox_owner=<owner>  runbox_host=<host>  runbox_pid=<pid>
+/// runbox_created_ms=<unix ms>  runbox_token=<random, one per create>
+/// ```
+///
+/// The token is what makes a create recoverable: a create whose answer is lost is never sent
+/// again (it is not idempotent); the runtime looks for the sandbox carrying its token instead
+/// (create_then_dedupe) and so owns exactly what it created. A sandbox is *held* while the
+/// runtime that created it lives: in this process the runtime's token is in a registry, in
+/// another process on this host the pid is alive. Sweep (sweep.hpp) and the lease file reap
+/// what is no longer held.
+///
+/// The lease file (Config::runbox_lease_file) is a JSON-lines file, changed under flock(2), where
+/// each runtime records its create before sending it and removes the entry once the sandbox is
+/// released; the next runtime to start (or sweep) reaps the entries whose process is gone.
+///
+/// A provider that supports sweeping declares (Runtime and sweep.hpp detect them):
+/// ```
+/// template <class T> std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>&);
+///     every sandbox carrying runbox=1 that is not already gone
+/// template <class T> void release_sandbox(ProviderContext<T>&, const SandboxRecord&, ReleaseMode);
+///     stops or deletes it (throws runbox::error on failure)
+/// ```
 #pragma once
 
 #include <fcntl.h>
@@ -53,11 +58,11 @@ namespace runbox {
 /// The label keys runbox puts on every sandbox it creates.
 namespace labels {
 inline constexpr std::string_view managed = "runbox";  ///< "1"
-inline constexpr std::string_view owner = "runbox_owner";
-inline constexpr std::string_view host = "runbox_host";
-inline constexpr std::string_view pid = "runbox_pid";
-inline constexpr std::string_view created_ms = "runbox_created_ms";
-inline constexpr std::string_view token = "runbox_token";
+inline constexpr std::string_view owner = "runbox_owner";            ///< Config::runbox_owner or the host name
+inline constexpr std::string_view host = "runbox_host";              ///< the creating host's name
+inline constexpr std::string_view pid = "runbox_pid";                ///< the creating process's pid
+inline constexpr std::string_view created_ms = "runbox_created_ms";  ///< creation time, Unix milliseconds
+inline constexpr std::string_view token = "runbox_token";            ///< random, one per create
 }  // namespace labels
 
 namespace detail {
@@ -98,11 +103,11 @@ inline LiveRegistry& live_registry() {
 
 /// The ownership of one create: who, where, when, and the token that finds it again.
 struct Ownership {
-    std::string owner{};
-    std::string host{};
-    long pid = 0;
-    std::int64_t created_ms = 0;
-    std::string token{};
+    std::string owner{};          ///< Config::runbox_owner, default: the creating host's name
+    std::string host{};           ///< the creating host's name (gethostname)
+    long pid = 0;                 ///< the creating process (0: unknown)
+    std::int64_t created_ms = 0;  ///< creation time, Unix milliseconds (0: unknown)
+    std::string token{};          ///< random, unique to this create
 
     /// Owner from Config::runbox_owner (default: this host's name), this process, now, and
     /// `token` (random, e.g. detail::random_hex(12)).
@@ -116,6 +121,7 @@ struct Ownership {
         return o;
     }
 
+    /// The six labels (labels::managed = "1" and the five fields), as the provider stores them.
     std::map<std::string, std::string> labels() const {
         return {{std::string(labels::managed), "1"},
                 {std::string(labels::owner), owner},
@@ -128,11 +134,11 @@ struct Ownership {
 
 /// A sandbox as list_sandboxes() reports it, with its ownership labels read back.
 struct SandboxRecord {
-    std::string provider{};
-    std::string id{};
-    std::string sid{};    ///< the session label, when present
-    std::string state{};  ///< the provider's state/status word
-    Ownership ownership{};
+    std::string provider{};  ///< the provider's name ("daytona", "runloop", ...)
+    std::string id{};        ///< the provider's id of the sandbox
+    std::string sid{};       ///< the session label, when present
+    std::string state{};     ///< the provider's state/status word
+    Ownership ownership{};   ///< read back from the labels (missing ones empty or 0)
 
     /// Reads the ownership labels from a label/metadata map (missing ones stay empty/0).
     static SandboxRecord from_labels(std::string provider, std::string id, std::string state, std::string sid,
@@ -169,11 +175,12 @@ inline std::map<std::string, std::string> label_map(const nlohmann::json& json) 
 
 /// A sandbox close() could not release (Runtime::unreleased()).
 struct UnreleasedSandbox {
-    std::string provider{};
-    std::string id{};
-    std::string reason{};
+    std::string provider{};  ///< the provider's name
+    std::string id{};        ///< the provider's id of the sandbox
+    std::string reason{};    ///< why it could not be released (the error's message)
 };
 
+/// How a sandbox is released by close() or sweep.
 enum class ReleaseMode {
     stop,    ///< stop (the provider may keep it, stopped, until its own retention ends)
     remove,  ///< delete (Runloop: shut down, its only terminal state)
@@ -182,13 +189,17 @@ enum class ReleaseMode {
 /// Keeps a token in this process's registry of live runtimes while it exists.
 class LiveHold {
 public:
+    /// Holds nothing.
     LiveHold() = default;
+    /// Registers `token` as live until this hold is reset or destroyed.
     explicit LiveHold(std::string token) : token_(std::move(token)) {
         auto& r = detail::live_registry();
         std::lock_guard lock(r.mutex);
         r.tokens.insert(token_);
     }
+    /// Takes over `other`'s token; `other` then holds nothing.
     LiveHold(LiveHold&& other) noexcept : token_(std::exchange(other.token_, {})) {}
+    /// Releases this hold's token, then takes over `other`'s.
     LiveHold& operator=(LiveHold&& other) noexcept {
         if (this != &other) {
             reset();
@@ -200,6 +211,7 @@ public:
     LiveHold& operator=(const LiveHold&) = delete;
     ~LiveHold() { reset(); }
 
+    /// Removes the token from the registry (once); afterwards the hold holds nothing.
     void reset() noexcept {
         if (token_.empty()) return;
         auto& r = detail::live_registry();
@@ -212,6 +224,7 @@ private:
     std::string token_;
 };
 
+/// Whether the runtime that created a sandbox still holds it (holder_of()).
 enum class Holder {
     live,     ///< its runtime is alive: leave it alone
     gone,     ///< its process (or, in this process, its runtime) is gone
@@ -258,18 +271,21 @@ auto create_then_dedupe(Create&& create, Find&& find) -> decltype(create()) {
 
 /// One runtime's create, as the lease file records it.
 struct LeaseEntry {
-    std::string provider{};
-    std::string token{};
-    std::string sid{};
-    std::string host{};
-    long pid = 0;
-    std::int64_t created_ms = 0;
+    std::string provider{};       ///< the provider's name
+    std::string token{};          ///< the create's ownership token (the entry's key)
+    std::string sid{};            ///< the runtime's session id
+    std::string host{};           ///< the creating host's name
+    long pid = 0;                 ///< the creating process
+    std::int64_t created_ms = 0;  ///< when the create was recorded, Unix milliseconds
     std::string id{};  ///< empty until the create was answered
 
+    /// One line of the file: a flat object with the seven fields.
     nlohmann::json to_json() const {
         return {{"provider", provider}, {"token", token}, {"sid", sid}, {"host", host},
                 {"pid", pid},           {"created_ms", created_ms}, {"id", id}};
     }
+    /// Reads a line back; nullopt when it is not an object or lacks provider or token
+    /// (fields of the wrong type are left empty or 0).
     static std::optional<LeaseEntry> from_json(const nlohmann::json& j) {
         if (!j.is_object()) return std::nullopt;
         LeaseEntry e;
@@ -284,16 +300,22 @@ struct LeaseEntry {
         if (e.provider.empty() || e.token.empty()) return std::nullopt;
         return e;
     }
+    /// The entry as an Ownership (owner empty), for holder_of().
     Ownership ownership() const { return Ownership{{}, host, pid, created_ms, token}; }
 };
 
-/// The lease file: runtimes in several processes can share one (see update()).
+/// The lease file: runtimes in several processes can share one (each change is a locked
+/// read-modify-write, replaced by rename, so a killed process never leaves a torn file).
 class LeaseFile {
 public:
     static constexpr std::size_t max_bytes = 4 * 1024 * 1024;  ///< a larger file is refused
 
+    /// Names the file; nothing is opened until the first call. Every call locks `<path>.lock`
+    /// (flock) and may throw runbox::error errc::config_invalid when the file or its lock cannot
+    /// be opened, read, written or replaced, or the file exceeds max_bytes.
     explicit LeaseFile(std::filesystem::path path) : path_(std::move(path)) {}
 
+    /// The file's path.
     const std::filesystem::path& path() const noexcept { return path_; }
 
     /// Adds the entry, or replaces the one with the same token.
@@ -308,9 +330,11 @@ public:
             all.push_back(entry);
         });
     }
+    /// Removes the entry with this token (none: no change).
     void remove(const std::string& token) {
         update([&](std::vector<LeaseEntry>& all) { std::erase_if(all, [&](const LeaseEntry& e) { return e.token == token; }); });
     }
+    /// Every valid entry, in file order (lines that do not parse are skipped).
     std::vector<LeaseEntry> entries() const {
         std::vector<LeaseEntry> out;
         const_cast<LeaseFile*>(this)->update([&](std::vector<LeaseEntry>& all) { out = all; }, false);

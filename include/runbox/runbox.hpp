@@ -1,7 +1,8 @@
-// runbox/runbox.hpp - the umbrella header: the whole library.
-//
-// Optional transports that need extra libraries (transport/curl.hpp) and the test fakes
-// (runbox/testing/...) are not included here.
+/// \file
+/// the umbrella header: the whole library.
+///
+/// Optional transports that need extra libraries (transport/curl.hpp) and the test fakes
+/// (runbox/testing/...) are not included here.
 #pragma once
 
 #include "runbox/version.hpp"

@@ -1,29 +1,34 @@
-// runbox/status.hpp - RuntimeStatus: the OpenHands STATUS$... values a runtime reports while it works.
+/// \file
+/// RuntimeStatus: the OpenHands STATUS$... values a runtime reports while it works.
 #pragma once
 
 #include <string_view>
 
 namespace runbox {
 
+/// A step of a runtime's life, reported with a message to RuntimeOptions::status_callback.
+/// The values are OpenHands' (the wire strings of to_string()); runbox itself reports
+/// building_runtime, starting_runtime, runtime_started, ready, error,
+/// error_runtime_disconnected and stopped. The others exist for OpenHands' agent side.
 enum class RuntimeStatus {
-    stopped,
-    building_runtime,
-    starting_runtime,
-    runtime_started,
-    setting_up_workspace,
-    setting_up_git_hooks,
-    ready,
-    error,
-    error_runtime_disconnected,
-    error_llm_authentication,
-    error_llm_service_unavailable,
-    error_llm_internal_server_error,
-    error_llm_out_of_credits,
-    error_llm_content_policy_violation,
-    agent_rate_limited_stopped_message,
-    git_provider_authentication_error,
-    llm_retry,
-    error_memory,
+    stopped,                             ///< close() finished.
+    building_runtime,                    ///< Creating the sandbox (or its workspace, image).
+    starting_runtime,                    ///< Starting the sandbox or its action server, waiting for it.
+    runtime_started,                     ///< The sandbox runs; its server is not yet answering.
+    setting_up_workspace,                ///< OpenHands: cloning or preparing the workspace.
+    setting_up_git_hooks,                ///< OpenHands: installing git hooks.
+    ready,                               ///< connect() finished: actions can run.
+    error,                               ///< Something failed; the message says what.
+    error_runtime_disconnected,          ///< The sandbox or its server is gone.
+    error_llm_authentication,            ///< OpenHands: the LLM rejected the key.
+    error_llm_service_unavailable,       ///< OpenHands: the LLM service is unavailable.
+    error_llm_internal_server_error,     ///< OpenHands: the LLM service failed.
+    error_llm_out_of_credits,            ///< OpenHands: the LLM account has no credits.
+    error_llm_content_policy_violation,  ///< OpenHands: the LLM refused the content.
+    agent_rate_limited_stopped_message,  ///< OpenHands: the agent stopped on a rate limit.
+    git_provider_authentication_error,   ///< OpenHands: the git provider rejected the token.
+    llm_retry,                           ///< OpenHands: retrying an LLM call.
+    error_memory,                        ///< OpenHands: the agent's memory failed.
 };
 
 /// The wire string OpenHands uses ("STATUS$READY", ...).

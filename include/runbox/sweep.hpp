@@ -1,15 +1,18 @@
-// runbox/sweep.hpp - runbox::sweep: release the sandboxes that no live runtime holds.
-//
-//   runbox::SweepOptions opts;                 // dry run, older than 1 h, delete
-//   auto plan = runbox::sweep<runbox::daytona::Auth>(config, opts);
-//   for (auto& a : plan.actions) std::cout << a.action << " " << a.sandbox.id << " (" << a.reason << ")\n";
-//   opts.dry_run = false;
-//   runbox::sweep(runbox::default_providers{}, config, opts);   // every provider with credentials
-//
-// A sandbox is swept when it carries runbox's labels (lifecycle.hpp), its holder is gone (its
-// process died, or in this process its runtime is closed), and it is older than `older_than`
-// or its lease-file entry (Config::runbox_lease_file) names a process that is gone. Sandboxes
-// created on another host are kept unless `other_hosts` (runbox cannot see those processes).
+/// \file
+/// runbox::sweep: release the sandboxes that no live runtime holds.
+///
+/// ```
+/// runbox::SweepOptions opts;                 // dry run, older than 1 h, delete
+/// auto plan = runbox::sweep<runbox::daytona::Auth>(config, opts);
+/// for (auto& a : plan.actions) std::cout << a.action << " " << a.sandbox.id << " (" << a.reason << ")\n";
+/// opts.dry_run = false;
+/// runbox::sweep(runbox::default_providers{}, config, opts);   // every provider with credentials
+/// ```
+///
+/// A sandbox is swept when it carries runbox's labels (lifecycle.hpp), its holder is gone (its
+/// process died, or in this process its runtime is closed), and it is older than `older_than`
+/// or its lease-file entry (Config::runbox_lease_file) names a process that is gone. Sandboxes
+/// created on another host are kept unless `other_hosts` (runbox cannot see those processes).
 #pragma once
 
 #include <chrono>
@@ -36,11 +39,12 @@ concept ProviderSweeps = requires(A& a, ProviderContext<T>& ctx, const SandboxRe
     a.release_sandbox(ctx, r, ReleaseMode::remove);
 };
 
+/// What sweep() selects and how it releases; the defaults are a safe dry run.
 struct SweepOptions {
     /// Only sandboxes at least this old (by their creation label); lease entries of dead
     /// processes are reaped whatever their age.
     std::chrono::milliseconds older_than{std::chrono::hours(1)};
-    ReleaseMode mode = ReleaseMode::remove;
+    ReleaseMode mode = ReleaseMode::remove;  ///< delete (default) or only stop what is selected
     bool dry_run = true;                 ///< report what would be done, change nothing
     std::optional<std::string> owner{};  ///< only sandboxes with this owner label
     bool other_hosts = false;            ///< also sandboxes created on other hosts
@@ -48,19 +52,21 @@ struct SweepOptions {
 
 /// One sandbox sweep released (or, in a dry run, would release).
 struct SweepAction {
-    SandboxRecord sandbox{};
+    SandboxRecord sandbox{};  ///< the sandbox, as the provider listed it
     std::string action{};  ///< "stop" or "delete"
     std::string reason{};  ///< why it is not held
     bool done = false;     ///< released (false in a dry run or when it failed)
     std::string error{};   ///< why releasing failed
 };
 
+/// What one sweep() found and did.
 struct SweepReport {
-    std::vector<SweepAction> actions{};
+    std::vector<SweepAction> actions{};  ///< the sandboxes selected, released or not
     std::vector<SandboxRecord> kept{};  ///< runbox's sandboxes that are held, too young or not the owner's
     std::vector<std::string> errors{};  ///< providers that could not be swept, and why
-    std::size_t lease_entries_removed = 0;
+    std::size_t lease_entries_removed = 0;  ///< entries of dead processes reaped from the lease file
 
+    /// How many of `actions` were released (`done`).
     std::size_t released() const {
         std::size_t n = 0;
         for (const auto& a : actions) n += a.done ? 1 : 0;
@@ -150,7 +156,9 @@ decltype(auto) with_provider(const Config& config, F&& f) {
 
 }  // namespace detail
 
-/// Sweeps one provider with the credentials in `config` (see the top of this file).
+/// Sweeps one provider with the credentials in `config` (see the top of this file). Throws
+/// runbox::error: errc::config_invalid when credentials are missing, the provider's list errors
+/// (auth_failed, transport, ...); a sandbox that cannot be released is reported in its action.
 template <class A, class T = typename A::default_transport>
 SweepReport sweep(const Config& config, const SweepOptions& options = {}) {
     static_assert(ProviderSweeps<A, T>, "runbox: sweep needs a provider with list_sandboxes() and release_sandbox()");

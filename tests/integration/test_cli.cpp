@@ -274,3 +274,81 @@ TEST_CASE("runbox list and sweep find what a killed `runbox run` left behind") {
     CHECK_FALSE(has_sid(after));
     CHECK(fake.stop() == 0);
 }
+
+TEST_CASE("runbox against `runbox fake runloop`: run, exit codes, --keep and exec, cp both ways, list, sweep") {
+    runbox_test::ChildProcess fake({cli_program().string(), "fake", "runloop", "--port", "0"});
+    const std::string line = fake.next_line();
+    const std::string prefix = "listening on ";
+    REQUIRE(line.rfind(prefix, 0) == 0);
+    const std::string url = line.substr(prefix.size());
+    // The fake serves devbox tunnels under its own URL (Runloop's are subdomains of tunnel.runloop.ai).
+    std::string env = "RUNLOOP_API_KEY=rl_fake_key RUNLOOP_BASE_URL=" + quote(url) + " RUNLOOP_TUNNEL_URL=" +
+                      quote(url + "/tunnel/{port}-{tunnel_key}") + " RUNLOOP_POLL_INTERVAL_MS=20";
+
+    const auto uname = runbox_cli("--provider runloop --quiet run -- uname -s", env);
+    INFO(uname.err);
+    CHECK(uname.exit_code == 0);
+    CHECK(uname.out == "Linux\n");
+    const auto failing = runbox_cli("--provider runloop --quiet run -- sh -c 'echo partial; exit 7'", env);
+    CHECK(failing.exit_code == 7);
+    CHECK(failing.out == "partial\n");
+
+    const auto wrong_key = runbox_cli("--provider runloop --quiet run -- true",
+                                      "RUNLOOP_API_KEY=not-the-key RUNLOOP_BASE_URL=" + quote(url));
+    CHECK(wrong_key.exit_code == 125);
+    CHECK_THAT(wrong_key.err, runbox_test::contains("auth_failed"));
+    CHECK(wrong_key.err.find("not-the-key") == std::string::npos);
+
+    // A later process attaches to a kept devbox with the same session key (its server checks it).
+    env += " RUNLOOP_SESSION_API_KEY=cli-test-session-key";
+    const auto kept = runbox_cli("--provider runloop --json run --keep -- sh -c 'echo made > made.txt'", env);
+    INFO(kept.err);
+    REQUIRE(kept.exit_code == 0);
+    const auto j = nlohmann::json::parse(kept.out, nullptr, false);
+    REQUIRE(j.is_object());
+    CHECK(j["provider"] == "runloop");
+    CHECK(j["kept"] == true);
+    const std::string sid = j["sid"];
+    const std::string workdir = j["working_dir"];
+
+    const auto exec = runbox_cli("--provider runloop --quiet exec --sid " + sid + " -- cat made.txt", env);
+    INFO(exec.err);
+    CHECK(exec.exit_code == 0);
+    CHECK(exec.out == "made\n");
+
+    const fs::path dir = fs::temp_directory_path() / ("runbox-cli-runloop-" + std::to_string(std::random_device{}()));
+    fs::create_directories(dir / "down");
+    std::ofstream(dir / "up.txt") << "uploaded";
+    const auto up = runbox_cli("--provider runloop --quiet cp " + quote((dir / "up.txt").string()) + " " + sid + ":" +
+                                   workdir, env);
+    INFO(up.err);
+    CHECK(up.exit_code == 0);
+    const auto ls = runbox_cli("--provider runloop --quiet --json ls --sid " + sid + " " + workdir, env);
+    INFO(ls.err);
+    CHECK(ls.exit_code == 0);
+    const auto names = nlohmann::json::parse(ls.out, nullptr, false);
+    REQUIRE(names.is_array());
+    CHECK(std::find(names.begin(), names.end(), "up.txt") != names.end());
+    const auto down = runbox_cli("--provider runloop --quiet cp " + sid + ":" + workdir + "/made.txt " +
+                                     quote((dir / "down").string()), env);
+    INFO(down.err);
+    CHECK(down.exit_code == 0);
+    CHECK(slurp(dir / "down" / "made.txt") == "made\n");
+    fs::remove_all(dir);
+
+    const auto has_sid = [](const nlohmann::json& list, const std::string& wanted) {
+        return std::any_of(list.begin(), list.end(), [&](const nlohmann::json& r) { return r.value("sid", "") == wanted; });
+    };
+    const auto listed = runbox_cli("--provider runloop --json list", env);
+    INFO(listed.err);
+    REQUIRE(listed.exit_code == 0);
+    CHECK(has_sid(nlohmann::json::parse(listed.out, nullptr, false), sid));
+    const auto swept = runbox_cli("--provider runloop --json sweep --older-than 0", env);
+    INFO(swept.err);
+    CHECK(swept.exit_code == 0);
+    const auto after = nlohmann::json::parse(runbox_cli("--provider runloop --json list", env).out, nullptr, false);
+    REQUIRE(after.is_array());
+    CHECK_FALSE(has_sid(after, sid));
+
+    CHECK(fake.stop() == 0);
+}

@@ -21,6 +21,7 @@
 using runbox::testing::FakeDaytona;
 using runbox::testing::FakeDaytonaOptions;
 using runbox::testing::FakeRequest;
+using runbox::Fault;
 using json = nlohmann::json;
 
 namespace {
@@ -187,7 +188,7 @@ TEST_CASE("daytona: connect creates a sandbox, runs commands through the preview
         options.status_callback = [&](std::string_view, runbox::RuntimeStatus s, std::string_view) { statuses.push_back(s); };
         runbox::DaytonaRuntime rt(config, events, options);
         rt.connect();
-        REQUIRE(fake.running_sandboxes() == 1);
+        REQUIRE(fake.live_sandboxes() == 1);
         const auto sandboxes = fake.sandboxes();
         REQUIRE(sandboxes.size() == 1);
         const auto& sb = sandboxes.front();
@@ -216,7 +217,7 @@ TEST_CASE("daytona: connect creates a sandbox, runs commands through the preview
         REQUIRE(text_of(cat).find("written through daytona") != std::string::npos);
 
         rt.close();
-        REQUIRE(fake.running_sandboxes() == 0);
+        REQUIRE(fake.live_sandboxes() == 0);
         const auto after = fake.sandbox(sb.id);
         REQUIRE(after);
         REQUIRE((after->state == "stopping" || after->state == "stopped"));
@@ -247,7 +248,7 @@ TEST_CASE("daytona: disable_auto_stop sends autoStopInterval 0; target and priva
         if (r.path.rfind("/preview/", 0) == 0) REQUIRE(r.headers.count("x-daytona-preview-token") == 1);
     }
     rt.close();
-    REQUIRE(fake.running_sandboxes() == 0);
+    REQUIRE(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("daytona: delete_on_close deletes instead of stopping") {
@@ -261,7 +262,7 @@ TEST_CASE("daytona: delete_on_close deletes instead of stopping") {
     }  // the destructor closes
     REQUIRE(requests_matching(fake, "DELETE", "/api/sandbox/[^/]+").size() == 1);
     REQUIRE(requests_matching(fake, "POST", "/api/sandbox/[^/]+/stop").empty());
-    REQUIRE(fake.running_sandboxes() == 0);
+    REQUIRE(fake.live_sandboxes() == 0);
     REQUIRE(fake.existing_sandboxes() == 0);
 }
 
@@ -286,7 +287,7 @@ TEST_CASE("daytona: attach finds the sandbox by label and leaves it running on c
         REQUIRE(json::parse(lists.front().params.find("labels")->second) == json{{"OpenHands_SID", "shared"}});
     }
     // Kept on purpose: attached sandboxes are not ours to stop.
-    REQUIRE(fake.running_sandboxes() == 2);
+    REQUIRE(fake.live_sandboxes() == 2);
     REQUIRE(requests_matching(fake, "POST", "/api/sandbox/[^/]+/stop").empty());
     REQUIRE(requests_matching(fake, "DELETE", "/api/sandbox/[^/]+").empty());
 }
@@ -321,7 +322,7 @@ TEST_CASE("daytona: attach follows list pagination") {
     const auto pages = requests_matching(fake, "GET", "/api/sandbox");
     REQUIRE(pages.size() == 2);
     REQUIRE(pages[1].params.count("cursor") == 1);
-    REQUIRE(fake.running_sandboxes() == 3);  // all added by the test, kept on purpose
+    REQUIRE(fake.live_sandboxes() == 3);  // all added by the test, kept on purpose
 }
 
 TEST_CASE("daytona: attach that finds nothing creates a sandbox and starts its server") {
@@ -337,7 +338,7 @@ TEST_CASE("daytona: attach that finds nothing creates a sandbox and starts its s
         REQUIRE(fake.sandboxes().front().server_running);
         REQUIRE(exit_code_of(rt.run("echo ok")) == 0);
     }
-    REQUIRE(fake.running_sandboxes() == 0);  // we created it, so close stopped it
+    REQUIRE(fake.live_sandboxes() == 0);  // we created it, so close stopped it
 }
 
 TEST_CASE("daytona: each sandbox state on attach") {
@@ -354,7 +355,7 @@ TEST_CASE("daytona: each sandbox state on attach") {
         REQUIRE(fake.sandbox(id)->server_running);
         REQUIRE(exit_code_of(rt.run("true")) == 0);
         rt.close();
-        REQUIRE(fake.running_sandboxes() == 1);  // attached: left running on purpose
+        REQUIRE(fake.live_sandboxes() == 1);  // attached: left running on purpose
     }
     SECTION("archived -> start") {
         const auto id = fake.add_sandbox({{"OpenHands_SID", "s"}}, "archived");
@@ -409,10 +410,8 @@ TEST_CASE("daytona: a create that fails leaves nothing behind") {
     runbox::EventStream events;
 
     SECTION("sandbox ends in error: typed error with the reason, sandbox deleted") {
-        fake.configure([](FakeDaytonaOptions& o) {
-            o.create_outcome = runbox::testing::FakeCreateOutcome::error_state;
-            o.create_error_reason = "no capacity in region";
-        });
+        fake.inject({.kind = Fault::Kind::start_failure, .method = "POST", .url_contains = "/api/sandbox",
+                     .body = "no capacity in region"});
         runbox::DaytonaRuntime rt(config, events, opts("e"));
         try {
             rt.connect();
@@ -424,18 +423,15 @@ TEST_CASE("daytona: a create that fails leaves nothing behind") {
         REQUIRE(requests_matching(fake, "DELETE", "/api/sandbox/[^/]+").size() == 1);
         REQUIRE(fake.existing_sandboxes() == 0);
     }
-    SECTION("build_failed: typed error, sandbox deleted") {
-        fake.configure([](FakeDaytonaOptions& o) { o.create_outcome = runbox::testing::FakeCreateOutcome::build_failed; });
+    SECTION("a start failure without a reason: typed error, sandbox deleted") {
+        fake.inject({.kind = Fault::Kind::start_failure, .method = "POST", .url_contains = "/api/sandbox"});
         runbox::DaytonaRuntime rt(config, events, opts("e"));
         REQUIRE_THROWS_AS(rt.connect(), runbox::error);
         REQUIRE(fake.existing_sandboxes() == 0);
     }
     SECTION("the create request itself fails: server_error with Daytona's message") {
-        fake.configure([](FakeDaytonaOptions& o) {
-            o.create_outcome = runbox::testing::FakeCreateOutcome::http_error;
-            o.create_error_status = 500;
-            o.create_error_reason = "snapshot runbox/test-snapshot:1 is not active";
-        });
+        fake.inject({.kind = Fault::Kind::reply, .method = "POST", .url_contains = "/api/sandbox", .status = 500,
+                     .body = "snapshot runbox/test-snapshot:1 is not active"});
         runbox::DaytonaRuntime rt(config, events, opts("e"));
         try {
             rt.connect();
@@ -448,10 +444,7 @@ TEST_CASE("daytona: a create that fails leaves nothing behind") {
         REQUIRE(fake.sandboxes().empty());
     }
     SECTION("409 from create maps to conflict") {
-        fake.configure([](FakeDaytonaOptions& o) {
-            o.create_outcome = runbox::testing::FakeCreateOutcome::http_error;
-            o.create_error_status = 409;
-        });
+        fake.inject({.kind = Fault::Kind::reply, .method = "POST", .url_contains = "/api/sandbox", .status = 409});
         runbox::DaytonaRuntime rt(config, events, opts("e"));
         try {
             rt.connect();
@@ -462,7 +455,7 @@ TEST_CASE("daytona: a create that fails leaves nothing behind") {
     }
     SECTION("the server never becomes reachable: timeout, sandbox deleted") {
         auto quick = make_config(fake, {{"alive_timeout_ms", 300}});
-        fake.configure([](FakeDaytonaOptions& o) { o.preview_bad_gateway_next = 1000000; });
+        fake.inject({.kind = Fault::Kind::reply, .url_contains = "/preview/", .times = -1, .status = 502});
         runbox::DaytonaRuntime rt(quick, events, opts("e"));
         try {
             rt.connect();
@@ -472,7 +465,7 @@ TEST_CASE("daytona: a create that fails leaves nothing behind") {
         }
         REQUIRE(requests_matching(fake, "DELETE", "/api/sandbox/[^/]+").size() == 1);
         REQUIRE(fake.existing_sandboxes() == 0);
-        REQUIRE(fake.running_sandboxes() == 0);
+        REQUIRE(fake.live_sandboxes() == 0);
     }
     SECTION("slow start beyond start_timeout: timeout, sandbox deleted") {
         auto quick = make_config(fake, {{"start_timeout_ms", 150}});
@@ -486,7 +479,7 @@ TEST_CASE("daytona: a create that fails leaves nothing behind") {
         }
         REQUIRE(fake.existing_sandboxes() == 0);
     }
-    REQUIRE(fake.running_sandboxes() == 0);
+    REQUIRE(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("daytona: slow start within the bound succeeds") {
@@ -503,7 +496,7 @@ TEST_CASE("daytona: slow start within the bound succeeds") {
         REQUIRE(requests_matching(fake, "GET", "/api/sandbox/[^/]+").size() >= 2);
         REQUIRE(exit_code_of(rt.run("true")) == 0);
     }
-    REQUIRE(fake.running_sandboxes() == 0);
+    REQUIRE(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("daytona: a wrong key is auth_failed and never echoed") {
@@ -529,10 +522,7 @@ TEST_CASE("daytona: 429 is retried after Retry-After-<throttler>; exhausted retr
     fake.start();
     runbox::EventStream events;
     SECTION("one 429 on create: waits the advertised second, then succeeds") {
-        fake.configure([](FakeDaytonaOptions& o) {
-            o.rate_limit_next = 1;
-            o.rate_limit_retry_after_seconds = 1;
-        });
+        fake.inject({.kind = Fault::Kind::reply, .url_contains = "/api/", .status = 429, .headers = {{"Retry-After", "1"}}});
         auto config = make_config(fake);
         runbox::DaytonaRuntime rt(config, events, opts("rl"));
         const auto start = std::chrono::steady_clock::now();
@@ -541,13 +531,10 @@ TEST_CASE("daytona: 429 is retried after Retry-After-<throttler>; exhausted retr
         REQUIRE(requests_matching(fake, "POST", "/api/sandbox").size() == 2);
         REQUIRE(fake.existing_sandboxes() == 1);  // the refused attempt created nothing
         rt.close();
-        REQUIRE(fake.running_sandboxes() == 0);
+        REQUIRE(fake.live_sandboxes() == 0);
     }
     SECTION("no retries left: rate_limited carrying retry_after") {
-        fake.configure([](FakeDaytonaOptions& o) {
-            o.rate_limit_next = 1;
-            o.rate_limit_retry_after_seconds = 7;
-        });
+        fake.inject({.kind = Fault::Kind::reply, .url_contains = "/api/", .status = 429, .headers = {{"Retry-After", "7"}}});
         auto config = make_config(fake, {{"retry_max_attempts", 1}});
         runbox::DaytonaRuntime rt(config, events, opts("rl"));
         try {
@@ -565,7 +552,7 @@ TEST_CASE("daytona: 429 is retried after Retry-After-<throttler>; exhausted retr
 TEST_CASE("daytona: a burst of 502 from the preview proxy is ridden out") {
     FakeDaytona fake(fake_options());
     fake.start();
-    fake.configure([](FakeDaytonaOptions& o) { o.preview_bad_gateway_next = 5; });
+    fake.inject({.kind = Fault::Kind::reply, .url_contains = "/preview/", .times = 5, .status = 502});
     auto config = make_config(fake);
     runbox::EventStream events;
     {
@@ -577,7 +564,7 @@ TEST_CASE("daytona: a burst of 502 from the preview proxy is ridden out") {
         for (const auto& r : fake.requests()) previews += r.path.rfind("/preview/", 0) == 0 ? 1 : 0;
         REQUIRE(previews > 5);
     }
-    REQUIRE(fake.running_sandboxes() == 0);
+    REQUIRE(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("daytona: the provider alone - connect_failed close deletes, normal close of a stopped sandbox does nothing") {
@@ -600,14 +587,14 @@ TEST_CASE("daytona: the provider alone - connect_failed close deletes, normal cl
         fake.set_state(h.auth.sandbox_id(), "stopped");
         h.auth.close(h.ctx, runbox::CloseReason::normal);
         REQUIRE(requests_matching(fake, "POST", "/api/sandbox/[^/]+/stop").empty());
-        REQUIRE(fake.running_sandboxes() == 0);
+        REQUIRE(fake.live_sandboxes() == 0);
     }
     SECTION("close of a sandbox deleted behind our back does not throw") {
         ProviderHarness h(make_config(fake), opts("p3"));
         h.auth.connect(h.ctx);
         fake.set_state(h.auth.sandbox_id(), "destroyed");
         h.auth.close(h.ctx, runbox::CloseReason::normal);
-        REQUIRE(fake.running_sandboxes() == 0);
+        REQUIRE(fake.live_sandboxes() == 0);
     }
     SECTION("organization header is sent on API and toolbox requests") {
         ProviderHarness h(make_config(fake, {{"organization_id", "org-42"}}), opts("p4"));
@@ -618,7 +605,7 @@ TEST_CASE("daytona: the provider alone - connect_failed close deletes, normal cl
             REQUIRE(r.headers.count("x-daytona-organization-id") == 1);
             REQUIRE(r.headers.at("x-daytona-organization-id") == "org-42");
         }
-        REQUIRE(fake.running_sandboxes() == 0);
+        REQUIRE(fake.live_sandboxes() == 0);
     }
 }
 
@@ -749,7 +736,7 @@ TEST_CASE("daytona: runbox's requests match the official SDK's (method, path, au
         }
         REQUIRE(captured_op);
     }
-    REQUIRE(fake.running_sandboxes() == 1);  // the attached one, kept on purpose
+    REQUIRE(fake.live_sandboxes() == 1);  // the attached one, kept on purpose
 }
 
 TEST_CASE("FakeDaytona: the API behaviours clients rely on") {

@@ -62,7 +62,7 @@ struct Daytona {
         return s;
     }
     /// Sandboxes that still cost something: not destroyed, and not stopped.
-    std::size_t left() { return fake.running_sandboxes(); }
+    std::size_t left() { return fake.live_sandboxes(); }
     std::size_t creates() {
         std::size_t n = 0;
         for (const auto& r : fake.requests()) n += r.method == "POST" && r.path == create_path;
@@ -120,7 +120,7 @@ struct Runloop {
         for (const auto& [k, v] : extra.items()) s[k] = v;
         return s;
     }
-    std::size_t left() { return fake.active_devboxes(); }
+    std::size_t left() { return fake.live_sandboxes(); }
     std::size_t creates() {
         std::size_t n = 0;
         for (const auto& r : fake.requests()) n += r.method == "POST" && r.path == create_path;
@@ -150,7 +150,12 @@ struct Runloop {
         auto d = fake.devbox(id);
         return d && d->status != "shutdown" && d->status != "failure";
     }
-    void slow_create() { fake.set_delays(3s, 3s); }
+    void slow_create() {
+        fake.configure([](auto& o) {
+            o.provisioning_delay = 3s;
+            o.initializing_delay = 3s;
+        });
+    }
 };
 
 template <class P>

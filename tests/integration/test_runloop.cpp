@@ -13,11 +13,10 @@
 #include "runbox/testing/fake_runloop.hpp"
 
 using namespace std::chrono_literals;
-using runbox::testing::FakeBootOutcome;
 using runbox::testing::FakeRunloop;
-using runbox::testing::FakeRunloopFailure;
+using runbox::Fault;
 using runbox::testing::FakeRunloopOptions;
-using runbox::testing::FakeRunloopRequest;
+using runbox::testing::FakeRequest;
 
 namespace {
 
@@ -73,8 +72,8 @@ struct Driver {
     }
 };
 
-std::vector<FakeRunloopRequest> requests_to(const FakeRunloop& fake, const std::string& method, const std::string& suffix) {
-    std::vector<FakeRunloopRequest> out;
+std::vector<FakeRequest> requests_to(const FakeRunloop& fake, const std::string& method, const std::string& suffix) {
+    std::vector<FakeRequest> out;
     for (const auto& r : fake.requests()) {
         if (r.method == method && r.path.size() >= suffix.size() &&
             r.path.compare(r.path.size() - suffix.size(), suffix.size(), suffix) == 0)
@@ -102,7 +101,7 @@ const std::set<std::string> documented_launch_fields = {"resource_size_request",
                                                          "launch_commands", "after_idle"};
 
 // Every request carries the bearer credential and the SDK's JSON content headers.
-void check_sdk_shape(const FakeRunloopRequest& r) {
+void check_sdk_shape(const FakeRequest& r) {
     CHECK(r.headers.at("authorization") == "Bearer ***");  // the fake redacts the token it checked
     CHECK(r.headers.at("accept") == "application/json");
     if (r.method == "POST") CHECK(r.headers.at("content-type") == "application/json");
@@ -233,7 +232,7 @@ TEST_CASE("runloop: connect creates a devbox, waits for running, tunnels to the 
 
     d.close();
     CHECK(fake.running_devboxes() == 0);
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
     CHECK(fake.devbox(d.auth.devbox_id())->shutdown_reason == "api_shutdown");
     d.close();  // idempotent: no second shutdown
     CHECK(requests_to(fake, "POST", "/shutdown").size() == 1);
@@ -292,8 +291,8 @@ TEST_CASE("runloop: requests match the official SDK's captures") {
     const auto lists = requests_to(fake, "GET", "/v1/devboxes");
     REQUIRE(lists.size() == 1);
     check_sdk_shape(lists[0]);
-    CHECK(lists[0].query.at("status") == "running");  // captured: GET /v1/devboxes?limit=10&status=running
-    CHECK(lists[0].query.count("limit") == 1);
+    CHECK(lists[0].param("status") == "running");  // captured: GET /v1/devboxes?limit=10&status=running
+    CHECK(lists[0].params.count("limit") == 1);
     CHECK(lists[0].body.empty());
 
     const auto tunnels = requests_to(fake, "POST", "/enable_tunnel");
@@ -316,7 +315,7 @@ TEST_CASE("runloop: requests match the official SDK's captures") {
         CHECK(r.body.find(fake.api_key()) == std::string::npos);
         for (const auto& [k, v] : r.headers) CHECK(v.find(fake.api_key()) == std::string::npos);
     }
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("runloop: attach finds the running devbox named sid across list pages and leaves it running") {
@@ -337,9 +336,9 @@ TEST_CASE("runloop: attach finds the running devbox named sid across list pages 
     CHECK(requests_to(fake, "POST", "/v1/devboxes").empty());  // nothing created
     const auto lists = requests_to(fake, "GET", "/v1/devboxes");
     REQUIRE(lists.size() >= 3);  // the target is the oldest: the walk needs several pages
-    CHECK(lists[0].query.count("starting_after") == 0);
-    for (std::size_t i = 1; i < lists.size(); ++i) CHECK(lists[i].query.count("starting_after") == 1);
-    CHECK(lists[0].query.at("limit") == "2");
+    CHECK(lists[0].params.count("starting_after") == 0);
+    for (std::size_t i = 1; i < lists.size(); ++i) CHECK(lists[i].params.count("starting_after") == 1);
+    CHECK(lists[0].param("limit") == "2");
 
     d.close();
     CHECK(requests_to(fake, "POST", "/shutdown").empty());
@@ -347,7 +346,7 @@ TEST_CASE("runloop: attach finds the running devbox named sid across list pages 
     CHECK(fake.running_devboxes() == 6);
     fake.shutdown_devbox(target);
     for (const auto& id : decoys) fake.shutdown_devbox(id);
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("runloop: attach reuses the tunnel the devbox already has") {
@@ -364,7 +363,7 @@ TEST_CASE("runloop: attach reuses the tunnel the devbox already has") {
     d.close();
     CHECK(fake.devbox(id)->status == "running");  // kept on purpose: attached
     fake.shutdown_devbox(id);
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("runloop: attach that finds nothing creates a devbox, and close shuts that one down") {
@@ -377,7 +376,7 @@ TEST_CASE("runloop: attach that finds nothing creates a devbox, and close shuts 
     CHECK(requests_to(fake, "POST", "/v1/devboxes").size() == 1);
     CHECK(fake.running_devboxes() == 1);
     d.close();
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("runloop: slow provisioning is waited out with wait_for_status long-polls (408 = poll again)") {
@@ -394,14 +393,14 @@ TEST_CASE("runloop: slow provisioning is waited out with wait_for_status long-po
     CHECK(waits.back().status == 200);
     CHECK(fake.devbox(d.auth.devbox_id())->status == "running");
     d.close();
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("runloop: a devbox that ends in failure or shutdown is a typed error, and is cleaned up") {
     FakeRunloop fake(fast_options(false));
     fake.start();
     SECTION("failure") {
-        fake.set_boot_outcome(FakeBootOutcome::failure, "out_of_memory");
+        fake.inject({.kind = Fault::Kind::start_failure, .method = "POST", .url_contains = "/v1/devboxes", .body = "out_of_memory"});
         Driver d(fake_config(fake), opts("sess-fail"));
         auto e = capture_error([&] { d.connect(); });
         CHECK(e.code() == runbox::errc::sandbox_gone);
@@ -412,7 +411,7 @@ TEST_CASE("runloop: a devbox that ends in failure or shutdown is a typed error, 
         CHECK(requests_to(fake, "POST", "/shutdown").size() == 1);
     }
     SECTION("shutdown") {
-        fake.set_boot_outcome(FakeBootOutcome::shutdown, "entrypoint_exit");
+        fake.inject({.kind = Fault::Kind::start_failure, .method = "POST", .url_contains = "/v1/devboxes", .body = "entrypoint_exit"});
         Driver d(fake_config(fake), opts("sess-exit"));
         auto e = capture_error([&] { d.connect(); });
         CHECK(e.code() == runbox::errc::sandbox_gone);
@@ -420,18 +419,21 @@ TEST_CASE("runloop: a devbox that ends in failure or shutdown is a typed error, 
         d.close(runbox::CloseReason::connect_failed);
     }
     SECTION("never running within start_timeout") {
-        fake.set_delays(60s, 0ms);
+        fake.configure([](auto& o) {
+            o.provisioning_delay = 60s;
+            o.initializing_delay = 0ms;
+        });
         Driver d(fake_config(fake, {{"start_timeout_ms", 300}}), opts("sess-timeout"));
         const auto started = std::chrono::steady_clock::now();
         auto e = capture_error([&] { d.connect(); });
         CHECK(e.code() == runbox::errc::timeout);
         CHECK(e.detail().find("provisioning") != std::string::npos);
         CHECK(std::chrono::steady_clock::now() - started < 5s);  // bounded
-        CHECK(fake.active_devboxes() == 1);
+        CHECK(fake.live_sandboxes() == 1);
         d.close(runbox::CloseReason::connect_failed);  // the created devbox is shut down
         CHECK(fake.devbox(d.auth.devbox_id())->status == "shutdown");
     }
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("runloop: errors are typed by status, carry Runloop's message and never the key") {
@@ -451,13 +453,9 @@ TEST_CASE("runloop: errors are typed by status, carry Runloop's message and neve
         struct Case { int status; runbox::errc code; };
         for (const auto& c : {Case{403, runbox::errc::auth_failed}, Case{404, runbox::errc::not_found},
                               Case{409, runbox::errc::conflict}, Case{500, runbox::errc::server_error}}) {
-            FakeRunloopFailure f;
-            f.status = c.status;
-            f.count = 1;  // a create is retried only on 429
-            f.method = "POST";
-            f.path_contains = "/v1/devboxes";
-            f.message = "refused for key " + fake.api_key();
-            fake.inject(f);
+            fake.inject({.kind = Fault::Kind::reply, .method = "POST", .url_contains = "/v1/devboxes",
+                         .times = 1,  // a create is retried only on 429
+                         .status = c.status, .body = "refused for key " + fake.api_key()});
             Driver d(fake_config(fake), opts("sess-err"));
             auto e = capture_error([&] { d.connect(); });
             INFO("status " << c.status);
@@ -469,20 +467,15 @@ TEST_CASE("runloop: errors are typed by status, carry Runloop's message and neve
             fake.clear_requests();
         }
     }
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("runloop: 429 is retried honouring retry-after-ms and retry-after") {
     FakeRunloop fake(fast_options(false));
     fake.start();
     SECTION("retry-after-ms on create") {
-        FakeRunloopFailure f;
-        f.status = 429;
-        f.count = 2;
-        f.path_contains = "/v1/devboxes";
-        f.method = "POST";
-        f.retry_after_ms = 150ms;
-        fake.inject(f);
+        fake.inject({.kind = Fault::Kind::reply, .method = "POST", .url_contains = "/v1/devboxes", .times = 2,
+                     .status = 429, .headers = {{"retry-after-ms", "150"}}});
         Driver d(fake_config(fake), opts("sess-429"));
         const auto started = std::chrono::steady_clock::now();
         d.connect();
@@ -496,7 +489,7 @@ TEST_CASE("runloop: 429 is retried honouring retry-after-ms and retry-after") {
         d.close();
     }
     SECTION("retry-after (seconds) on the list") {
-        fake.rate_limit_next(1, std::nullopt, 1s);
+        fake.inject({.kind = Fault::Kind::reply, .url_contains = "/v1/", .status = 429, .headers = {{"retry-after", "1"}}});
         Driver d(fake_config(fake), opts("sess-429s", true));
         const auto started = std::chrono::steady_clock::now();
         d.connect();
@@ -508,11 +501,7 @@ TEST_CASE("runloop: 429 is retried honouring retry-after-ms and retry-after") {
         d.close();
     }
     SECTION("5xx on the idempotent wait_for_status is retried, 5xx on create is not") {
-        FakeRunloopFailure f;
-        f.status = 502;
-        f.count = 2;
-        f.path_contains = "/wait_for_status";
-        fake.inject(f);
+        fake.inject({.kind = Fault::Kind::reply, .url_contains = "/wait_for_status", .times = 2, .status = 502});
         Driver d(fake_config(fake), opts("sess-502"));
         d.connect();
         const auto waits = requests_to(fake, "POST", "/wait_for_status");
@@ -520,11 +509,7 @@ TEST_CASE("runloop: 429 is retried honouring retry-after-ms and retry-after") {
         CHECK(waits[0].status == 502);
         CHECK(waits[1].status == 502);
         d.close();
-        FakeRunloopFailure g;
-        g.status = 503;
-        g.method = "POST";
-        g.path_contains = "/v1/devboxes";
-        fake.inject(g);
+        fake.inject({.kind = Fault::Kind::reply, .method = "POST", .url_contains = "/v1/devboxes", .status = 503});
         fake.clear_requests();
         Driver once(fake_config(fake), opts("sess-503"));
         CHECK(capture_error([&] { once.connect(); }).code() == runbox::errc::server_error);
@@ -532,7 +517,8 @@ TEST_CASE("runloop: 429 is retried honouring retry-after-ms and retry-after") {
         once.close(runbox::CloseReason::connect_failed);
     }
     SECTION("exhausted retries surface rate_limited with the hint") {
-        fake.rate_limit_next(50, 20ms);
+        fake.inject({.kind = Fault::Kind::reply, .url_contains = "/v1/", .times = 50, .status = 429,
+                     .headers = {{"retry-after-ms", "20"}}});
         Driver d(fake_config(fake, {{"retry_max_attempts", 3}}), opts("sess-429x"));
         auto e = capture_error([&] { d.connect(); });
         CHECK(e.code() == runbox::errc::rate_limited);
@@ -542,7 +528,7 @@ TEST_CASE("runloop: 429 is retried honouring retry-after-ms and retry-after") {
         d.close(runbox::CloseReason::connect_failed);
         CHECK(fake.devboxes().empty());
     }
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("runloop: close modes") {
@@ -569,10 +555,7 @@ TEST_CASE("runloop: close modes") {
     SECTION("a devbox already gone (404) closes quietly") {
         Driver d(fake_config(fake), opts("sess-gone"));
         d.connect();
-        FakeRunloopFailure f;
-        f.status = 404;
-        f.path_contains = "/shutdown";
-        fake.inject(f);
+        fake.inject({.kind = Fault::Kind::reply, .url_contains = "/shutdown", .status = 404});
         d.close();  // no throw
         CHECK(requests_to(fake, "POST", "/shutdown").size() == 1);
         fake.shutdown_devbox(d.auth.devbox_id());
@@ -582,18 +565,14 @@ TEST_CASE("runloop: close modes") {
         d.close();
         CHECK(fake.requests().empty());
     }
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("runloop: a failed Runtime::connect shuts down the devbox it created") {
     FakeRunloop fake(fast_options(false));
     fake.start();
-    FakeRunloopFailure f;
-    f.status = 503;
-    f.count = 100;
-    f.path_contains = "/enable_tunnel";
-    f.message = "tunnel service unavailable";
-    fake.inject(f);
+    fake.inject({.kind = Fault::Kind::reply, .url_contains = "/enable_tunnel", .times = 100, .status = 503,
+                 .body = "tunnel service unavailable"});
     runbox::EventStream events;
     auto config = fake_config(fake, {{"retry_max_attempts", 2}});
     runbox::RunloopRuntime rt(config, events, opts("sess-cleanup"));
@@ -602,7 +581,7 @@ TEST_CASE("runloop: a failed Runtime::connect shuts down the devbox it created")
     CHECK(e.detail().find("tunnel service unavailable") != std::string::npos);
     CHECK(requests_to(fake, "POST", "/enable_tunnel").size() == 2);
     CHECK(requests_to(fake, "POST", "/shutdown").size() == 1);
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
 }
 
 TEST_CASE("runloop: a full session runs commands in the fake devbox's action server") {
@@ -636,7 +615,7 @@ TEST_CASE("runloop: a full session runs commands in the fake devbox's action ser
         // Action-server traffic went through the tunnel with both credentials.
         bool through_tunnel = false;
         for (const auto& r : fake.requests()) {
-            if (!r.tunnel) continue;
+            if (!r.proxied) continue;
             through_tunnel = true;
             CHECK(r.headers.at("x-runloop-tunnel-authorization") == "Bearer ***");
             CHECK(r.headers.at("x-session-api-key") == "***");
@@ -649,5 +628,5 @@ TEST_CASE("runloop: a full session runs commands in the fake devbox's action ser
         CHECK(std::find(statuses.begin(), statuses.end(), "STATUS$READY") != statuses.end());
     }  // the destructor closes
     CHECK(fake.running_devboxes() == 0);
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
 }

@@ -88,5 +88,5 @@ TEST_CASE("runloop conformance: the official @runloop/api-client passes against 
     CHECK(timeouts >= 1);
     CHECK(waits > timeouts);
     // It shut down everything it created.
-    CHECK(fake.active_devboxes() == 0);
+    CHECK(fake.live_sandboxes() == 0);
 }

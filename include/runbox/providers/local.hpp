@@ -1,19 +1,22 @@
-// runbox/providers/local.hpp - the local provider: runbox's own action server on this machine.
-//
-// The default provider: no credentials, no setup. connect() starts the action execution server
-// on 127.0.0.1 with a random port and a random session API key, in a workspace directory
-// (`workspace_base` when set, else a fresh temporary one that close() removes). The server runs
-// in-process on its own threads by default, or as a child `runbox-server` process with
-// providers.local.mode = "process" (or RUNBOX_LOCAL_MODE=process). close() stops it and reaps
-// every process the shell started.
-//
-// Settings (Config::providers["local"] or the environment):
-//   mode         "thread" (default) | "process"          RUNBOX_LOCAL_MODE
-//   server_path  the runbox-server program (process mode) RUNBOX_SERVER_PATH (default: on PATH)
-// The sandbox's NO_CHANGE_TIMEOUT_SECONDS comes from sandbox.runtime_startup_env_vars, as with
-// OpenHands' local runtime. In both modes the shell's environment is the allow-listed host
-// variables (runbox/environment.hpp: PATH, HOME, USER, LANG, LC_*, ...) plus those startup
-// variables; never the rest of the host's environment, never SESSION_API_KEY.
+/// \file
+/// the local provider: runbox's own action server on this machine.
+///
+/// The default provider: no credentials, no setup. connect() starts the action execution server
+/// on 127.0.0.1 with a random port and a random session API key, in a workspace directory
+/// (`workspace_base` when set, else a fresh temporary one that close() removes). The server runs
+/// in-process on its own threads by default, or as a child `runbox-server` process with
+/// providers.local.mode = "process" (or RUNBOX_LOCAL_MODE=process). close() stops it and reaps
+/// every process the shell started.
+///
+/// Settings (Config::providers["local"] or the environment):
+/// ```
+/// mode         "thread" (default) | "process"          RUNBOX_LOCAL_MODE
+/// server_path  the runbox-server program (process mode) RUNBOX_SERVER_PATH (default: on PATH)
+/// ```
+/// The sandbox's NO_CHANGE_TIMEOUT_SECONDS comes from sandbox.runtime_startup_env_vars, as with
+/// OpenHands' local runtime. In both modes the shell's environment is the allow-listed host
+/// variables (runbox/environment.hpp: PATH, HOME, USER, LANG, LC_*, ...) plus those startup
+/// variables; never the rest of the host's environment, never SESSION_API_KEY.
 #pragma once
 
 #include <fcntl.h>
@@ -46,6 +49,10 @@ namespace runbox::local {
 /// A `runbox-server` child process, started with a pipe on its stdout to learn its port.
 class ServerProcess {
 public:
+    /// Spawns `program args...` in its own process group with the allow-listed host environment
+    /// plus `extra_env`, and waits up to `timeout` for its "listening on URL" line. Throws
+    /// runbox::error errc::config_invalid when it cannot be started (naming RUNBOX_SERVER_PATH),
+    /// errc::timeout when it does not report its address in time (it is then stopped).
     ServerProcess(const std::string& program, const std::vector<std::string>& args,
                   const std::vector<std::pair<std::string, std::string>>& extra_env, std::chrono::milliseconds timeout) {
         int fds[2];
@@ -89,12 +96,15 @@ public:
         read_url(timeout);
     }
 
+    /// stop().
     ~ServerProcess() { stop(); }
     ServerProcess(const ServerProcess&) = delete;
     ServerProcess& operator=(const ServerProcess&) = delete;
 
+    /// The server's base URL ("http://127.0.0.1:PORT").
     const std::string& url() const noexcept { return url_; }
 
+    /// SIGTERM to the whole process group, SIGKILL after 5 s, and reaps it. Idempotent.
     void stop() noexcept {
         if (pid_ > 0) {
             ::kill(-pid_, SIGTERM);
@@ -151,11 +161,14 @@ private:
     std::string url_;
 };
 
+/// The local provider's policy for Runtime (see the top of this header): no credentials, the
+/// server on 127.0.0.1 in this process or as a child process.
 class Auth {
 public:
-    static constexpr std::string_view name = "local";
-    using default_transport = HttplibTransport;
+    static constexpr std::string_view name = "local";  ///< the provider's name in Config::runtime
+    using default_transport = HttplibTransport;          ///< the transport make_runtime uses
 
+    /// Reads the settings (mode, server_path); a bad mode is errc::config_invalid. No I/O.
     explicit Auth(const Config& config)
         : mode_(config.setting("local", "mode", "RUNBOX_LOCAL_MODE").value_or("thread")),
           server_path_(config.setting("local", "server_path", "RUNBOX_SERVER_PATH").value_or("runbox-server")) {
@@ -166,13 +179,20 @@ public:
         }
     }
 
+    /// Movable (a Runtime owns its policy); not copyable.
+    ///@{
     Auth(Auth&&) noexcept = default;
     Auth& operator=(Auth&&) noexcept = default;
+    ///@}
+    /// Stops the server and removes a temporary workspace.
     ~Auth() { stop(); }
 
     /// The local server needs no credentials.
     void authorize(Request&) const {}
 
+    /// Creates the workspace, starts the server with a random session key and returns where it
+    /// listens. Throws runbox::error errc::config_invalid for a bad NO_CHANGE_TIMEOUT_SECONDS or
+    /// a runbox-server that cannot start, errc::timeout when it does not come up.
     template <class Transport>
     ServerEndpoint connect(ProviderContext<Transport>& ctx) {
         namespace fs = std::filesystem;
@@ -237,6 +257,7 @@ public:
         return endpoint;
     }
 
+    /// Stops the server (its shells' processes are reaped) and removes a temporary workspace.
     template <class Transport>
     void close(ProviderContext<Transport>&, CloseReason) noexcept {
         stop();
@@ -244,6 +265,7 @@ public:
 
     /// The workspace directory on this machine (empty before connect()).
     const std::filesystem::path& workspace() const noexcept { return workspace_; }
+    /// "thread" or "process".
     const std::string& mode() const noexcept { return mode_; }
 
 private:

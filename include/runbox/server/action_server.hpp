@@ -1,20 +1,21 @@
-// runbox/server/action_server.hpp - the action execution server that runs inside a sandbox.
-//
-// The OpenHands action_execution_server protocol (reference §1) on cpp-httplib: GET /alive,
-// GET /server_info, POST /execute_action, POST /upload_file, GET /download_files,
-// POST /list_files, GET /vscode/connection_token, POST /update_mcp_server. Errors are
-// `{"detail": ...}` JSON with the same statuses and the same quirks (§1.3: handlers of
-// execute/upload/download wrap their own 400/404 into a 500 "<status>: <detail>").
-//
-// One action executes at a time (a mutex around the executor); every other request is served
-// concurrently by httplib's workers, so /alive answers while a command runs. File work (file
-// actions, uploads, downloads, /list_files) runs on one FileWorker thread with the shell user's
-// filesystem identity. Limits on everything a client controls are in ActionServerOptions
-// (docs/design.md, "Limits and what runs concurrently").
-//
-// Note for embedding programs: constructing an httplib::Server sets SIGPIPE to SIG_IGN for the
-// whole process (cpp-httplib does that); the shells and the Python kernel reset all signal
-// dispositions when they start.
+/// \file
+/// the action execution server that runs inside a sandbox.
+///
+/// The OpenHands action_execution_server protocol (reference §1) on cpp-httplib: GET /alive,
+/// GET /server_info, POST /execute_action, POST /upload_file, GET /download_files,
+/// POST /list_files, GET /vscode/connection_token, POST /update_mcp_server. Errors are
+/// `{"detail": ...}` JSON with the same statuses and the same quirks (§1.3: handlers of
+/// execute/upload/download wrap their own 400/404 into a 500 "<status>: <detail>").
+///
+/// One action executes at a time (a mutex around the executor); every other request is served
+/// concurrently by httplib's workers, so /alive answers while a command runs. File work (file
+/// actions, uploads, downloads, /list_files) runs on one FileWorker thread with the shell user's
+/// filesystem identity. Limits on everything a client controls are in ActionServerOptions
+/// (docs/design.md, "Limits and what runs concurrently").
+///
+/// Note for embedding programs: constructing an httplib::Server sets SIGPIPE to SIG_IGN for the
+/// whole process (cpp-httplib does that); the shells and the Python kernel reset all signal
+/// dispositions when they start.
 #pragma once
 
 #include "runbox/detail/json.hpp"
@@ -72,11 +73,12 @@
 
 namespace runbox::server {
 
+/// How an ActionServer listens, what it runs and the limits it enforces (runbox-server's flags).
 struct ActionServerOptions {
-    std::string host = "127.0.0.1";
-    int port = 0;  // 0 = any free port
-    std::string working_dir;
-    std::string session_api_key;  // empty = no auth
+    std::string host = "127.0.0.1";  ///< address to bind ("0.0.0.0", "::" for all)
+    int port = 0;  ///< 0 = any free port
+    std::string working_dir;  ///< the shell's starting directory; empty = the current directory
+    std::string session_api_key;  ///< the X-Session-API-Key clients must send; empty = no auth
     /// User the shell and the Python kernel run as; empty = the current user. Honoured only
     /// when the server runs as root (the user must exist; runbox-server creates it); otherwise
     /// the shells run as the current user.
@@ -84,9 +86,10 @@ struct ActionServerOptions {
     /// OpenHands plugin names: "jupyter" enables run_ipython; "agent_skills" and "vscode" are
     /// accepted (no VSCode server is started: /vscode/connection_token answers null).
     std::vector<std::string> plugins;
-    bool enable_browser = false;  // there is no browser: browse actions always get the "disabled" error
+    bool enable_browser = false;  ///< there is no browser: browse actions always get the "disabled" error
+    /// A command with no new output for this long returns (exit code -1) and can be continued.
     std::chrono::milliseconds no_change_timeout{10000};
-    std::map<std::string, std::string> env;  // extra environment for the shells
+    std::map<std::string, std::string> env;  ///< extra environment for the shells
     /// What the shells' and the Python REPL's environment starts from: this process's own
     /// (runbox-server in a sandbox) or only the allow-listed host variables (the local provider's
     /// thread mode); see runbox/environment.hpp. SESSION_API_KEY is never passed on.
@@ -113,8 +116,8 @@ struct ActionServerOptions {
     std::chrono::milliseconds header_timeout{20000};
     /// Per recv()/send() on a connection, and the idle wait between keep-alive requests.
     std::chrono::milliseconds read_timeout{10000};
-    std::chrono::milliseconds write_timeout{30000};
-    std::chrono::milliseconds keep_alive_timeout{5000};
+    std::chrono::milliseconds write_timeout{30000};  ///< per send() of a response
+    std::chrono::milliseconds keep_alive_timeout{5000};  ///< how long an idle keep-alive connection stays open
 };
 
 namespace action_detail {
@@ -670,8 +673,12 @@ private:
 
 }  // namespace action_detail
 
+/// OpenHands' action execution server (/alive, /execute_action, /upload_file, ...) on
+/// cpp-httplib, as runbox-server and the local provider run it. start() and stop() may be
+/// called from any thread; requests are served on the server's own threads.
 class ActionServer {
 public:
+    /// Checks the options (an unknown plugin is errc::config_invalid); nothing starts yet.
     explicit ActionServer(ActionServerOptions options) : options_(std::move(options)) {
         if (options_.working_dir.empty()) options_.working_dir = std::filesystem::current_path().string();
         for (const auto& plugin : options_.plugins) {
@@ -714,6 +721,7 @@ public:
         }
     }
 
+    /// The bound port (after start(); a chosen one when the options said 0).
     int port() const noexcept { return port_; }
 
     /// Base URL for clients on this machine ("0.0.0.0" is reached through 127.0.0.1).

@@ -1,8 +1,9 @@
-// runbox/server/bash_parse.hpp - the text-level pieces of the bash session (OpenHands §4):
-// splitting input into top-level commands, the `\;`-style escaping quirk, the prompt
-// marker block and its metadata, the fixed observation texts, and terminal-output cleanup.
-//
-// No process or PTY code lives here, so all of it is unit-testable on plain strings.
+/// \file
+/// the text-level pieces of the bash session (OpenHands §4):
+/// splitting input into top-level commands, the `\;`-style escaping quirk, the prompt
+/// marker block and its metadata, the fixed observation texts, and terminal-output cleanup.
+///
+/// No process or PTY code lives here, so all of it is unit-testable on plain strings.
 #pragma once
 
 #include <algorithm>
@@ -27,16 +28,20 @@ namespace runbox::server::bash {
 
 // ---- fixed texts ---------------------------------------------------------------------------
 
-inline constexpr std::string_view ps1_begin = "###PS1JSON###";
-inline constexpr std::string_view ps1_end = "###PS1END###";
+inline constexpr std::string_view ps1_begin = "###PS1JSON###";  ///< OpenHands' prompt start marker
+inline constexpr std::string_view ps1_end = "###PS1END###";    ///< OpenHands' prompt end marker
 
+/// The advice every timeout notice ends with (OpenHands' exact text).
 inline constexpr std::string_view timeout_message =
     "You may wait longer to see additional output by sending empty command '', send other commands to "
     "interact with the current process, send keys (\"C-c\", \"C-z\", \"C-d\") to interrupt/kill the previous "
     "command before sending your new command, or use the timeout parameter in execute_bash for future commands.";
 
+/// Prefix of the output a continuation (`""`) returns.
 inline constexpr std::string_view continue_prefix = "[Below is the output of the previous command.]\n";
+/// The answer to a continuation when no command is running.
 inline constexpr std::string_view no_previous_logs = "ERROR: No previous running command to retrieve logs from.";
+/// The answer to input (`is_input`) when no command is running.
 inline constexpr std::string_view no_previous_interact = "ERROR: No previous running command to interact with.";
 
 /// Python's repr() of a float: shortest round-trip digits, always with a '.' ("1.0", "2.5").
@@ -57,22 +62,27 @@ inline std::string seconds_text(std::chrono::milliseconds ms) {
     return python_float(static_cast<double>(ms.count()) / 1000.0);
 }
 
+/// The notice after a command that finished ("[The command completed with exit code N.]").
 inline std::string completed_suffix(int exit_code) {
     return "\n[The command completed with exit code " + std::to_string(exit_code) + ".]";
 }
+/// The notice after a special key ended the command ("... CTRL+C was sent.]").
 inline std::string completed_special_key_suffix(int exit_code, char key) {
     const char upper = (key >= 'a' && key <= 'z') ? static_cast<char>(key - 'a' + 'A') : key;
     return "\n[The command completed with exit code " + std::to_string(exit_code) + ". CTRL+" + std::string(1, upper) +
            " was sent.]";
 }
+/// The notice when a command printed nothing new for `no_change` (it keeps running).
 inline std::string no_change_timeout_suffix(std::chrono::milliseconds no_change) {
     return "\n[The command has no new output after " + seconds_text(no_change) + " seconds. " +
            std::string(timeout_message) + "]";
 }
+/// The notice when a command's hard timeout (seconds) ran out (it keeps running).
 inline std::string hard_timeout_suffix(double timeout_seconds) {
     return "\n[The command timed out after " + python_float(timeout_seconds) + " seconds. " +
            std::string(timeout_message) + "]";
 }
+/// The answer to a new command sent while the previous one still runs.
 inline std::string not_executed_suffix(std::string_view command) {
     return "\n[Your command \"" + std::string(command) +
            "\" is NOT executed. The previous command is still running - You CANNOT send new commands until the "
@@ -80,10 +90,12 @@ inline std::string not_executed_suffix(std::string_view command) {
            "process: " +
            std::string(timeout_message) + "]";
 }
+/// The notice before output cut to its last `lines` lines.
 inline std::string truncated_prefix(std::size_t lines) {
     return "[Previous command outputs are truncated. Showing the last " + std::to_string(lines) +
            " lines of the output below.]\n";
 }
+/// The error for input holding several top-level commands, listing them numbered.
 inline std::string multiple_commands_error(const std::vector<std::string>& commands) {
     std::string out =
         "ERROR: Cannot execute multiple commands at once.\nPlease run each command separately OR chain them into a "
@@ -94,17 +106,21 @@ inline std::string multiple_commands_error(const std::vector<std::string>& comma
 
 // ---- small string helpers ------------------------------------------------------------------
 
+/// Python's ASCII whitespace: space, tab, newline, CR, VT, FF.
 inline bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
+/// `s` without leading and trailing is_space() characters (Python's str.strip()).
 inline std::string_view strip(std::string_view s) noexcept {
     while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
     while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
     return s;
 }
+/// `s` without leading is_space() characters.
 inline std::string_view lstrip(std::string_view s) noexcept {
     while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
     return s;
 }
+/// `s` without trailing is_space() characters.
 inline std::string_view rstrip(std::string_view s) noexcept {
     while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
     return s;
@@ -116,7 +132,7 @@ inline bool is_special_key(std::string_view command) noexcept {
     return c.size() == 3 && c[0] == 'C' && c[1] == '-';
 }
 
-/// The byte a terminal sends for Ctrl+<key>: C-c -> 0x03, C-[ -> ESC, C-? -> DEL.
+/// The byte a terminal sends for Ctrl+`key`: C-c -> 0x03, C-[ -> ESC, C-? -> DEL.
 inline char control_char(char key) noexcept {
     char k = key;
     if (k >= 'a' && k <= 'z') k = static_cast<char>(k - 'a' + 'A');
@@ -822,17 +838,22 @@ inline std::optional<CmdOutputMetadata> parse_prompt_json(std::string_view inner
     return m;
 }
 
+/// One prompt block found in the shell's output.
 struct PromptBlock {
-    std::size_t begin = 0;  // offset of the start marker (at a line start)
-    std::size_t end = 0;    // one past the end marker
-    CmdOutputMetadata metadata;
+    std::size_t begin = 0;  ///< offset of the start marker (at a line start)
+    std::size_t end = 0;    ///< one past the end marker
+    CmdOutputMetadata metadata;  ///< the prompt's JSON (exit code, pid, user, host, directories)
 };
 
 /// The two marker strings of a prompt block. A session appends its own random nonce to the
 /// reference's markers (with_nonce), so output cannot print a block the scanner accepts.
 struct PromptMarkers {
+    /// The start and end markers.
+    ///@{
     std::string begin{ps1_begin}, end{ps1_end};
+    ///@}
 
+    /// The reference's markers with `nonce` appended to both.
     static PromptMarkers with_nonce(std::string_view nonce) {
         return {std::string(ps1_begin) + std::string(nonce), std::string(ps1_end) + std::string(nonce)};
     }
@@ -849,8 +870,10 @@ public:
     /// plus two paths).
     static constexpr std::size_t max_inner = std::size_t{1} << 16;
 
+    /// A scanner for `markers` (default: the reference's, without a nonce).
     explicit PromptScanner(PromptMarkers markers = {}) : markers_(std::move(markers)) {}
 
+    /// The markers it looks for.
     const PromptMarkers& markers() const noexcept { return markers_; }
 
     /// Forgets the scan position (the buffer was cleared); keeps the markers.

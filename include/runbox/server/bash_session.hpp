@@ -1,15 +1,16 @@
-// runbox/server/bash_session.hpp - one persistent bash on a real PTY with the OpenHands command
-// semantics (reference §4): prompt-marker completion detection, soft (no new output) and hard
-// timeouts, continuation with "", input to a running process, special keys, exit codes, cwd.
-//
-// Design: bash runs without readline (--noediting) on a PTY whose echo is off, so the output is
-// exactly what the programs write; a PROMPT_COMMAND function sets PS1 to a JSON marker block that
-// ends every command. Output is read as soon as it arrives (poll on the PTY, no polling interval).
-// The markers carry a random nonce drawn for each shell, so program output that prints a prompt
-// block (a file, a web page, a hostile tool) cannot end a command early or forge its exit code
-// and cwd; the scan for them looks at each byte once. Every shell runs under a subreaper
-// supervisor (server/process.hpp): close() kills everything it started, setsid and double
-// forks included.
+/// \file
+/// one persistent bash on a real PTY with the OpenHands command
+/// semantics (reference §4): prompt-marker completion detection, soft (no new output) and hard
+/// timeouts, continuation with "", input to a running process, special keys, exit codes, cwd.
+///
+/// Design: bash runs without readline (--noediting) on a PTY whose echo is off, so the output is
+/// exactly what the programs write; a PROMPT_COMMAND function sets PS1 to a JSON marker block that
+/// ends every command. Output is read as soon as it arrives (poll on the PTY, no polling interval).
+/// The markers carry a random nonce drawn for each shell, so program output that prints a prompt
+/// block (a file, a web page, a hostile tool) cannot end a command early or forge its exit code
+/// and cwd; the scan for them looks at each byte once. Every shell runs under a subreaper
+/// supervisor (server/process.hpp): close() kills everything it started, setsid and double
+/// forks included.
 #pragma once
 
 #include <fcntl.h>
@@ -57,6 +58,7 @@
 
 namespace runbox::server {
 
+/// How a BashSession starts its shell.
 struct BashSessionOptions {
     std::string working_dir;  ///< empty = the server's current directory
     std::string username;     ///< empty = current user; as root with another name the shell runs as that user
@@ -67,7 +69,7 @@ struct BashSessionOptions {
     bool load_rc_files = false;  ///< read /etc/bash.bashrc and ~/.bashrc (slow with pyenv-style rc files)
     /// Lines of output kept for one command (tmux in the reference: 10 000 history + 1 000 visible rows).
     std::size_t history_limit_lines = 11000;
-    std::chrono::milliseconds startup_timeout{30000};
+    std::chrono::milliseconds startup_timeout{30000};  ///< bound on the shell's first prompt
 };
 
 namespace detail {
@@ -108,6 +110,9 @@ inline std::string shell_init_line(const std::string& working_dir, std::string_v
 /// any thread and interrupts a running execute().
 class BashSession {
 public:
+    /// Starts bash on a new PTY and waits for its first prompt. Throws runbox::error:
+    /// errc::config_invalid for a missing working directory, errc::timeout when no prompt came
+    /// within startup_timeout, errc::server_error when the PTY or the shell failed.
     explicit BashSession(BashSessionOptions options) : options_(std::move(options)) {
         wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (wake_fd_ < 0) throw runbox::error(errc::server_error, std::string("eventfd: ") + std::strerror(errno));
@@ -141,6 +146,8 @@ public:
     /// PID of the bash process (-1 when none).
     pid_t shell_pid() const noexcept { return shell_pid_.load(); }
 
+    /// Runs a command, input or continuation with OpenHands' timeout rules: a CmdOutputObservation
+    /// (exit code -1 while it still runs), or an ErrorObservation; never throws.
     Observation execute(const CmdRunAction& action) {
         std::lock_guard<std::mutex> lock(mutex_);
         try {

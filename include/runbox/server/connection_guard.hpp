@@ -1,19 +1,20 @@
-// runbox/server/connection_guard.hpp - connection limits for the action server's httplib::Server.
-//
-// cpp-httplib 0.11 bounds each recv() by its read timeout but not a whole request head: a
-// client sending one header byte every few seconds holds a worker thread for hours, and 32 such
-// clients starve /alive. ConnectionGuard is the server's task queue (Server::new_task_queue,
-// public API) and adds, over what httplib exposes:
-//   - a worker per connection, up to `max_connections`; a connection past the bound is closed
-//     at once (its task runs on the accepting thread and sees end-of-file);
-//   - a head deadline: from accept (or from the previous response) to the end of the next
-//     request's headers at most `header_timeout`; a watchdog shuts the socket down when it
-//     passes, which wakes httplib's blocked read with end-of-file, and httplib closes it.
-// httplib does not hand the accepted socket to the queue, so enqueue() (called on the
-// accepting thread right after accept) finds it: the one socket of this process bound to the
-// server's port, connected, and not yet known (sockets are told apart by inode). The request
-// phase comes from the pre-routing handler and the logger, which httplib calls on the
-// connection's worker thread (request_started() / response_sent()).
+/// \file
+/// connection limits for the action server's httplib::Server.
+///
+/// cpp-httplib 0.11 bounds each recv() by its read timeout but not a whole request head: a
+/// client sending one header byte every few seconds holds a worker thread for hours, and 32 such
+/// clients starve /alive. ConnectionGuard is the server's task queue (Server::new_task_queue,
+/// public API) and adds, over what httplib exposes:
+/// - a worker per connection, up to `max_connections`; a connection past the bound is closed
+///   at once (its task runs on the accepting thread and sees end-of-file);
+/// - a head deadline: from accept (or from the previous response) to the end of the next
+///   request's headers at most `header_timeout`; a watchdog shuts the socket down when it
+///   passes, which wakes httplib's blocked read with end-of-file, and httplib closes it.
+/// httplib does not hand the accepted socket to the queue, so enqueue() (called on the
+/// accepting thread right after accept) finds it: the one socket of this process bound to the
+/// server's port, connected, and not yet known (sockets are told apart by inode). The request
+/// phase comes from the pre-routing handler and the logger, which httplib calls on the
+/// connection's worker thread (request_started() / response_sent()).
 #pragma once
 
 #include <httplib.h>
@@ -39,14 +40,20 @@
 
 namespace runbox::server {
 
+/// The bounds a ConnectionGuard enforces (from ActionServerOptions).
 struct ConnectionLimits {
     std::size_t max_connections = 128;                   ///< connections served at once
     std::chrono::milliseconds header_timeout{20000};    ///< idle + request head, per request
     int listen_backlog = 128;                            ///< connections waiting for accept()
 };
 
+/// cpp-httplib's task queue for the action server: at most max_connections served at once
+/// (more are closed at once), and a connection whose request head does not arrive within
+/// header_timeout is shut down. Thread-safe, as httplib requires.
 class ConnectionGuard final : public httplib::TaskQueue {
 public:
+    /// Starts the watchdog thread. `port` is the listening port: the guard finds the accepted
+    /// sockets by it and raises its listen backlog.
     ConnectionGuard(ConnectionLimits limits, int port) : limits_(limits), port_(port) {
         raise_backlog();
         watchdog_ = std::thread([this] { watch(); });
@@ -55,6 +62,7 @@ public:
     ConnectionGuard& operator=(const ConnectionGuard&) = delete;
     ~ConnectionGuard() override { shutdown(); }
 
+    /// Serves a new connection on a worker thread, or closes it when the bound is reached.
     void enqueue(std::function<void()> fn) override {
         auto conn = identify_new_socket();
         std::unique_lock lock(mutex_);
@@ -74,6 +82,7 @@ public:
         cond_.notify_one();
     }
 
+    /// Lets the queued connections finish and joins every thread. Idempotent.
     void shutdown() override {
         {
             std::lock_guard lock(mutex_);
@@ -101,8 +110,10 @@ public:
     }
 
     /// Connections closed by the bound or the deadline (for tests and diagnostics).
+    ///@{
     std::size_t refused() const noexcept { return refused_.load(); }
     std::size_t timed_out() const noexcept { return timed_out_.load(); }
+    ///@}
 
 private:
     struct Conn {

@@ -1,29 +1,30 @@
-// runbox/server/file_editor.hpp - the action server's file actions: read, write and the
-// OH-ACI `str_replace_editor` (view/create/str_replace/insert/undo_edit).
-//
-// Behaviour follows reference §6.1-6.3 and the openhands-aci OHEditor it names. Python
-// semantics the wire text depends on are reproduced on purpose: str.split('\n') line
-// lists (a trailing newline yields a last empty line), universal-newline reads (CRLF and
-// CR become LF when a file is read as text), pathlib normalisation of paths in messages
-// ("/w//a/" -> "/w/a"), Python list/repr formatting in messages, and difflib-style
-// unified diffs with zero context lines.
-//
-// Known, documented differences from the Python server:
-//  * Text files must be UTF-8 (OH-ACI guesses other encodings with charset_normalizer).
-//  * The binary sniff approximates binaryornot: chardet's verdict is replaced by "valid
-//    UTF-8 with at least 4 multi-byte characters" (chardet's UTF-8 confidence > 0.9).
-//  * Markdown conversion of .pdf/.docx/.xlsx/.pptx/audio files is not available; `view`
-//    of such a file answers an OH-ACI style "Error in converting file to Markdown" error.
-//  * The diff is a Myers minimal diff, not difflib's longest-block matcher: both give the
-//    same hunks for one contiguous change; with repeated lines at a hunk edge the hunk may
-//    sit one line apart. Above diff_max_edit_distance edits the changed middle is shown as
-//    one replace hunk (keeps time and memory bounded).
-//  * `insert` rewrites the file in place (OH-ACI moves a 0600 temp file over it, which
-//    silently changes the file's mode); everything else about `insert` is kept, including
-//    inserting at EOF of a file without a final newline gluing the new text to the last line.
-//  * A path below a regular file (ENOTDIR) reads as "File not found" (Python: HTTP 500).
-//
-// Not thread-safe: the server runs one action at a time (as OpenHands does with its lock).
+/// \file
+/// the action server's file actions: read, write and the
+/// OH-ACI `str_replace_editor` (view/create/str_replace/insert/undo_edit).
+///
+/// Behaviour follows reference §6.1-6.3 and the openhands-aci OHEditor it names. Python
+/// semantics the wire text depends on are reproduced on purpose: `str.split('\n')` line
+/// lists (a trailing newline yields a last empty line), universal-newline reads (CRLF and
+/// CR become LF when a file is read as text), pathlib normalisation of paths in messages
+/// ("/w//a/" -> "/w/a"), Python list/repr formatting in messages, and difflib-style
+/// unified diffs with zero context lines.
+///
+/// Known, documented differences from the Python server:
+///  * Text files must be UTF-8 (OH-ACI guesses other encodings with charset_normalizer).
+///  * The binary sniff approximates binaryornot: chardet's verdict is replaced by "valid
+///  UTF-8 with at least 4 multi-byte characters" (chardet's UTF-8 confidence > 0.9).
+///  * Markdown conversion of .pdf/.docx/.xlsx/.pptx/audio files is not available; `view`
+///  of such a file answers an OH-ACI style "Error in converting file to Markdown" error.
+///  * The diff is a Myers minimal diff, not difflib's longest-block matcher: both give the
+///  same hunks for one contiguous change; with repeated lines at a hunk edge the hunk may
+///  sit one line apart. Above diff_max_edit_distance edits the changed middle is shown as
+///  one replace hunk (keeps time and memory bounded).
+///  * `insert` rewrites the file in place (OH-ACI moves a 0600 temp file over it, which
+///  silently changes the file's mode); everything else about `insert` is kept, including
+///  inserting at EOF of a file without a final newline gluing the new text to the last line.
+///  * A path below a regular file (ENOTDIR) reads as "File not found" (Python: HTTP 500).
+///
+/// Not thread-safe: the server runs one action at a time (as OpenHands does with its lock).
 #pragma once
 
 #include <algorithm>
@@ -63,9 +64,9 @@ namespace runbox::server {
 /// empty server_cwd means the process cwd). `workspace_root` is the server's --working-dir
 /// (the editor suggests `<root>/<path>` for relative paths).
 struct FileOpsContext {
-    std::string workspace_root;
-    std::string bash_cwd;
-    std::string server_cwd;
+    std::string workspace_root;  ///< the server's --working-dir
+    std::string bash_cwd;        ///< the shell's current directory
+    std::string server_cwd;      ///< the server process's cwd (empty: the process cwd)
     /// Owner given to files `write` creates (uid:uid like OpenHands' --user-id);
     /// -1 = the process's effective uid and gid.
     int user_id = -1;
@@ -795,7 +796,7 @@ public:
     explicit FileEditor(std::string workspace_root = {}) : workspace_root_(std::move(workspace_root)) {}
 
     /// Runs an OH-ACI edit (view/create/str_replace/insert/undo_edit). Editor errors are the
-    /// content "ERROR:\n<message>" of the returned FileEditObservation.
+    /// content `"ERROR:\n<message>"` of the returned FileEditObservation.
     runbox::Observation edit(const runbox::FileEditAction& action, const FileOpsContext& ctx) {
         if (action.impl_source != runbox::FileEditSource::oh_aci) {
             // OpenHands asserts here (HTTP 500): LLM-based edits are done client-side.
@@ -812,7 +813,7 @@ public:
     }
 
     /// `view` with an optional [first, last] line range; returns the observation content
-    /// (editor errors as "ERROR:\n<message>").
+    /// (editor errors as `"ERROR:\n<message>"`).
     std::string view(const std::string& path, std::optional<std::pair<int, int>> view_range) {
         std::optional<std::vector<int>> range;
         if (view_range) range = std::vector<int>{view_range->first, view_range->second};
@@ -825,12 +826,16 @@ public:
             .content;
     }
 
+    /// What an editor command produced.
+    struct Outcome {
+        std::string content;  ///< the editor's report (the observation's content)
+        /// Whole-file texts before and after, for the diff.
+        ///@{
+        std::optional<std::string> old_content, new_content;
+        ///@}
+    };
     /// Builds the FileEditObservation OpenHands returns for an edit (used for errors that
     /// happen before the editor runs, like a non-numeric insert_line).
-    struct Outcome {
-        std::string content;
-        std::optional<std::string> old_content, new_content;  // whole-file texts for the diff
-    };
     static runbox::FileEditObservation make_edit_observation(const std::string& path,
                                                              const std::optional<std::string>& old_str,
                                                              const std::optional<std::string>& new_str,
@@ -875,7 +880,7 @@ private:
         return std::find(std::begin(exts), std::end(exts), ext) != std::end(exts);
     }
 
-    /// _execute_file_editor: run, then wrap errors as "ERROR:\n<message>".
+    /// _execute_file_editor: run, then wrap errors as `"ERROR:\n<message>"`.
     Outcome execute(const std::string& command, const std::string& path, const std::optional<std::string>& file_text,
                     const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
                     const std::optional<std::string>& new_str, std::optional<long long> insert_line,
@@ -1366,7 +1371,7 @@ inline runbox::Observation browse_unsupported() {
 /// OpenHands accepts `insert_line` as a string on the wire ("185" -> 185). For an `edit`
 /// action JSON ({"action":"edit","args":{...}}) this rewrites a numeric string to an integer
 /// in place, and for a non-numeric one returns the observation the server answers
-/// ("ERROR:\nInvalid insert_line value: '<v>'. Expected an integer." - the raw text in
+/// (`"ERROR:\nInvalid insert_line value: '<v>'. Expected an integer."` - the raw text in
 /// single quotes, not a repr). Call it before action_from_json.
 inline std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& action_json) {
     if (!action_json.is_object() || !action_json.contains("args") || !action_json["args"].is_object()) return std::nullopt;

@@ -1,16 +1,17 @@
-// runbox/server/file_worker.hpp - the thread that does the action server's file work.
-//
-// read/write/edit, uploads, downloads and /list_files run here, one at a time, never on an
-// HTTP thread. When the server (root) was told to act as another user, this thread takes that
-// user's filesystem identity before its first job: fsuid, fsgid and supplementary groups, set
-// with raw syscalls, which on Linux change the calling thread only (glibc's setgroups() would
-// change every thread of the process). The kernel then checks every open, mkdir, chmod...
-// of this thread against that user, and clears the thread's filesystem capabilities
-// (CAP_DAC_OVERRIDE, CAP_CHOWN, ...): root's files stay root's. The rest of the server keeps
-// its own identity (it must still kill and reap the shells).
-//
-// A caller waits for its job at most its timeout; a job that overstays is left to finish (it
-// owns copies of everything it uses), and later jobs wait behind it.
+/// \file
+/// the thread that does the action server's file work.
+///
+/// read/write/edit, uploads, downloads and /list_files run here, one at a time, never on an
+/// HTTP thread. When the server (root) was told to act as another user, this thread takes that
+/// user's filesystem identity before its first job: fsuid, fsgid and supplementary groups, set
+/// with raw syscalls, which on Linux change the calling thread only (glibc's setgroups() would
+/// change every thread of the process). The kernel then checks every open, mkdir, chmod...
+/// of this thread against that user, and clears the thread's filesystem capabilities
+/// (CAP_DAC_OVERRIDE, CAP_CHOWN, ...): root's files stay root's. The rest of the server keeps
+/// its own identity (it must still kill and reap the shells).
+///
+/// A caller waits for its job at most its timeout; a job that overstays is left to finish (it
+/// owns copies of everything it uses), and later jobs wait behind it.
 #pragma once
 
 #include "runbox/error.hpp"
@@ -38,10 +39,10 @@ namespace runbox::server {
 
 /// The identity file work runs with.
 struct FileIdentity {
-    std::string name;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    std::vector<gid_t> groups;
+    std::string name;           ///< the user's name (for messages)
+    uid_t uid = 0;              ///< filesystem uid
+    gid_t gid = 0;              ///< filesystem gid
+    std::vector<gid_t> groups;  ///< supplementary groups
 };
 
 namespace file_worker_detail {
@@ -61,6 +62,7 @@ inline std::string assume_identity(const FileIdentity& who) {
 
 }  // namespace file_worker_detail
 
+/// The one thread that runs the action server's file jobs in order (see the top of this header).
 class FileWorker {
 public:
     /// Starts the thread. With `identity`, throws errc::config_invalid when the thread cannot
@@ -105,6 +107,8 @@ public:
         return result.get();
     }
 
+    /// Lets the queued jobs finish, then joins the thread (a job still running is waited for).
+    /// Later run() calls throw errc::sandbox_gone. Idempotent.
     void stop() noexcept {
         {
             std::lock_guard lock(mutex_);

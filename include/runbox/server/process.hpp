@@ -1,20 +1,21 @@
-// runbox/server/process.hpp - the processes a session starts, and how they all end.
-//
-// Spawning: a SpawnPlan holds everything a child needs (argv, environment, identity, directory),
-// prepared before fork(), so the child makes only async-signal-safe calls.
-//
-// Containment: every program (the shell, the Python REPL, a static command) runs under its own
-// small supervisor process, forked from the server, that is a child subreaper
-// (prctl PR_SET_CHILD_SUBREAPER). Whatever the program starts, `setsid`, `setsid -f` and double
-// forks included, is re-parented to the supervisor when its parent exits instead of escaping to
-// init, so every process of the program stays a descendant of the supervisor. At kill_all() (or
-// when the server goes away: its end of the control socket closes) the supervisor stops all its
-// descendants with SIGSTOP, re-scanning /proc until no new one appears and all are stopped,
-// SIGKILLs them, reaps them and exits. The server itself never becomes a subreaper (in the local
-// provider's thread mode it is the user's program). docs/design.md says why not a cgroup.
-//
-// The supervisor is a fork of a multi-threaded program that never execs, so it uses only
-// async-signal-safe system calls and memory allocated before the fork.
+/// \file
+/// the processes a session starts, and how they all end.
+///
+/// Spawning: a SpawnPlan holds everything a child needs (argv, environment, identity, directory),
+/// prepared before fork(), so the child makes only async-signal-safe calls.
+///
+/// Containment: every program (the shell, the Python REPL, a static command) runs under its own
+/// small supervisor process, forked from the server, that is a child subreaper
+/// (prctl PR_SET_CHILD_SUBREAPER). Whatever the program starts, `setsid`, `setsid -f` and double
+/// forks included, is re-parented to the supervisor when its parent exits instead of escaping to
+/// init, so every process of the program stays a descendant of the supervisor. At kill_all() (or
+/// when the server goes away: its end of the control socket closes) the supervisor stops all its
+/// descendants with SIGSTOP, re-scanning /proc until no new one appears and all are stopped,
+/// SIGKILLs them, reaps them and exits. The server itself never becomes a subreaper (in the local
+/// provider's thread mode it is the user's program). docs/design.md says why not a cgroup.
+///
+/// The supervisor is a fork of a multi-threaded program that never execs, so it uses only
+/// async-signal-safe system calls and memory allocated before the fork.
 #pragma once
 
 #include <fcntl.h>

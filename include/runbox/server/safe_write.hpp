@@ -1,9 +1,10 @@
-// runbox/server/safe_write.hpp - writing uploads without following symbolic links.
-//
-// An upload may only write where it was told: a symbolic link already sitting at the target
-// (or at a directory inside an archive's destination) could point anywhere, so every
-// component below the destination is opened with openat(O_NOFOLLOW) from the directory above
-// it, and files are opened O_NOFOLLOW|O_NONBLOCK and must be regular (a FIFO would block).
+/// \file
+/// writing uploads without following symbolic links.
+///
+/// An upload may only write where it was told: a symbolic link already sitting at the target
+/// (or at a directory inside an archive's destination) could point anywhere, so every
+/// component below the destination is opened with openat(O_NOFOLLOW) from the directory above
+/// it, and files are opened O_NOFOLLOW|O_NONBLOCK and must be regular (a FIFO would block).
 #pragma once
 
 #include "runbox/error.hpp"
@@ -24,8 +25,11 @@ namespace runbox::server {
 class UniqueFd {
 public:
     UniqueFd() = default;
+    /// Takes ownership of `fd` (-1: none).
     explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+    /// Takes over `other`'s descriptor.
     UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+    /// Closes this descriptor, then takes over `other`'s.
     UniqueFd& operator=(UniqueFd&& other) noexcept {
         if (this != &other) {
             reset();
@@ -36,12 +40,15 @@ public:
     UniqueFd(const UniqueFd&) = delete;
     UniqueFd& operator=(const UniqueFd&) = delete;
     ~UniqueFd() { reset(); }
+    /// The descriptor (-1: none); still owned.
     int get() const noexcept { return fd_; }
+    /// Gives up ownership and returns the descriptor.
     int release() noexcept {
         const int fd = fd_;
         fd_ = -1;
         return fd;
     }
+    /// Closes the descriptor, if any.
     void reset() noexcept {
         if (fd_ >= 0) ::close(fd_);
         fd_ = -1;

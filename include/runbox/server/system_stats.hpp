@@ -1,8 +1,9 @@
-// runbox/server/system_stats.hpp - the "resources" object of GET /server_info, from /proc.
-//
-// Keys are exactly OpenHands' (psutil-based) ones:
-// {"cpu_percent", "memory": {"rss","vms","percent"}, "disk": {"total","used","free","percent"},
-//  "io": {"read_bytes","write_bytes"}}. CPU and memory describe this process, disk is "/".
+/// \file
+/// the "resources" object of GET /server_info, from /proc.
+///
+/// Keys are exactly OpenHands' (psutil-based) ones:
+/// {"cpu_percent", "memory": {"rss","vms","percent"}, "disk": {"total","used","free","percent"},
+///  "io": {"read_bytes","write_bytes"}}. CPU and memory describe this process, disk is "/".
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -78,6 +79,7 @@ inline double process_cpu_percent(std::chrono::milliseconds sample = std::chrono
     return stats_detail::round_to(static_cast<double>(ticks) / ticks_per_second / wall.count() * 100.0, 1);
 }
 
+/// This process's memory as /server_info reports it: {"rss", "vms"} in bytes, "percent" of RAM.
 inline nlohmann::json process_memory_stats() {
     std::uint64_t vms_pages = 0, rss_pages = 0;
     std::ifstream statm("/proc/self/statm");

@@ -1,8 +1,9 @@
-// runbox/server/zip.hpp - zip archives for /upload_file and /download_files (libzip).
-//
-// Used on both sides of the wire: the action server extracts uploaded archives and zips
-// directories for download; the client zips a directory for a recursive copy_to and
-// extracts what copy_from returns.
+/// \file
+/// zip archives for /upload_file and /download_files (libzip).
+///
+/// Used on both sides of the wire: the action server extracts uploaded archives and zips
+/// directories for download; the client zips a directory for a recursive copy_to and
+/// extracts what copy_from returns.
 #pragma once
 
 #include "runbox/error.hpp"
@@ -24,6 +25,7 @@
 
 namespace runbox::server {
 
+/// How a directory is zipped.
 struct ZipOptions {
     /// false: archive names are relative to the zipped directory (what /download_files sends);
     /// true: names start with the directory's own name ("dir/a.txt"), so extracting into a

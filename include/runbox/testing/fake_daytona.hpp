@@ -7,7 +7,7 @@
 //     fake.start();                                   // 127.0.0.1, any free port
 //     cfg.providers["daytona"] = {{"api_key", "dtn_test"}, {"api_url", fake.url()}};
 //     ...                                             // run the code under test
-//     REQUIRE(fake.running_sandboxes() == 0);         // nothing leaked
+//     REQUIRE(fake.live_sandboxes() == 0);            // nothing leaked
 //
 // What it serves (paths and JSON shapes as Daytona's public API, SDK 0.218 generation):
 //   {url()}                 = http://127.0.0.1:P/api      control plane: /sandbox create, get, list
@@ -23,26 +23,23 @@
 // Shell commands sent to the toolbox run on this machine with the sandbox directory as cwd.
 // States move over time: create -> started (or creating -> started with create_delay), stop ->
 // stopping -> stopped, start -> starting -> started, delete -> destroying -> destroyed, each
-// transition lasting `state_delay`. Faults can be injected (see FakeDaytonaOptions).
+// transition lasting `state_delay`.
+//
+// Faults are runbox::Fault rules (inject(); testing/fake_http.hpp says how each kind applies).
+// Daytona specifics: a 429 reply gets Daytona's per-throttler headers (X-RateLimit-*-<throttler>,
+// Retry-After-<throttler>) from the fault's `Retry-After` header; a start_failure on the create
+// request moves the new sandbox creating -> error (pending_build -> build_failed when the create
+// asked for a declarative build, `buildInfo`) with `errorReason` = the fault's body.
 // Only listens on 127.0.0.1. Secrets never appear in requests().
 #pragma once
 
 #include <httplib.h>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <cctype>
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -55,28 +52,17 @@
 #include <regex>
 #include <set>
 #include <sstream>
-#include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "runbox/server/action_server.hpp"
-
-extern char** environ;
+#include "runbox/testing/fake_http.hpp"
 
 namespace runbox::testing {
 
-/// How a create request ends (failure injection).
-enum class FakeCreateOutcome {
-    started,       ///< normal: the sandbox reaches `started`
-    error_state,   ///< 200, then the sandbox moves creating -> error (errorReason set)
-    build_failed,  ///< 200, then the sandbox moves pending_build -> build_failed (errorReason set)
-    http_error,    ///< the create request itself fails with `create_error_status`
-};
-
+/// Settings of a FakeDaytona (designated initializers: `{.api_key = "k", .state_delay = 10ms}`).
 struct FakeDaytonaOptions {
     std::string api_key = "dtn_test";  ///< the only Bearer token accepted
     int port = 0;                      ///< 0 = any free port
@@ -88,28 +74,10 @@ struct FakeDaytonaOptions {
     std::chrono::milliseconds create_delay{0};
     /// Slow start: extra time a start request stays `starting` on top of state_delay.
     std::chrono::milliseconds start_delay{0};
-    /// The next N API requests (under /api) are answered 429 with Daytona's rate-limit headers.
-    int rate_limit_next = 0;
-    int rate_limit_retry_after_seconds = 1;
-    /// The next N preview-proxy requests are answered 502 (a burst while the proxy "warms up").
-    int preview_bad_gateway_next = 0;
-    FakeCreateOutcome create_outcome = FakeCreateOutcome::started;
-    int create_error_status = 500;
-    std::string create_error_reason = "injected failure";
     /// Largest page the list endpoint returns, whatever `limit` asks (to exercise pagination).
     int max_page_size = 200;
-    /// The action server a sandbox runs gets these plugins / browser flag.
+    /// The action server a sandbox runs gets these plugins.
     std::vector<std::string> server_plugins{};
-};
-
-/// One request as the fake received it. Secret header values are replaced by "<redacted>".
-struct FakeRequest {
-    std::string method;
-    std::string path;    ///< without query, e.g. "/api/sandbox"
-    std::string target;  ///< path plus query as sent, e.g. "/api/sandbox?limit=50&labels=..."
-    std::multimap<std::string, std::string> params;
-    std::map<std::string, std::string> headers;  ///< lower-case names
-    std::string body;
 };
 
 /// A snapshot of one sandbox.
@@ -147,201 +115,24 @@ inline std::string iso_now() {
     return out;
 }
 
-inline std::string lower(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
-
-struct ShellResult {
-    int exit_code = -1;
-    std::string out;
-    std::string err;
-};
-
-// Runs `sh -c command` in `cwd` with extra environment, in its own process group so it can be
-// killed as a whole. merge = stderr goes to the same pipe as stdout (Daytona's process/execute).
-class ShellRunner {
-public:
-    ShellResult run(const std::string& command, const std::filesystem::path& cwd,
-                    const std::map<std::string, std::string>& env, std::chrono::milliseconds timeout,
-                    bool merge) {
-        std::map<std::string, std::string> all;
-        for (char** e = environ; e && *e; ++e) {
-            std::string kv = *e;
-            auto eq = kv.find('=');
-            if (eq != std::string::npos) all[kv.substr(0, eq)] = kv.substr(eq + 1);
-        }
-        for (const auto& [k, v] : env) all[k] = v;
-        std::vector<std::string> env_strings;
-        for (const auto& [k, v] : all) env_strings.push_back(k + "=" + v);
-        std::vector<char*> envp;
-        for (auto& s : env_strings) envp.push_back(s.data());
-        envp.push_back(nullptr);
-        std::string dir = cwd.string();
-        std::string cmd = command;
-        char sh[] = "/bin/sh";
-        char dash_c[] = "-c";
-        char* argv[] = {sh, dash_c, cmd.data(), nullptr};
-
-        int out_pipe[2];
-        int err_pipe[2];
-        if (::pipe2(out_pipe, O_CLOEXEC) != 0) return {};
-        if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-            ::close(out_pipe[0]);
-            ::close(out_pipe[1]);
-            return {};
-        }
-        pid_t pid = ::fork();
-        if (pid < 0) {
-            for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
-            return {};
-        }
-        if (pid == 0) {
-            ::setpgid(0, 0);
-            int devnull = ::open("/dev/null", O_RDONLY);
-            if (devnull >= 0) ::dup2(devnull, 0);
-            ::dup2(out_pipe[1], 1);
-            ::dup2(merge ? out_pipe[1] : err_pipe[1], 2);
-            if (!dir.empty() && ::chdir(dir.c_str()) != 0) ::_exit(126);
-            ::execve(sh, argv, envp.data());
-            ::_exit(127);
-        }
-        ::setpgid(pid, pid);
-        ::close(out_pipe[1]);
-        ::close(err_pipe[1]);
-        {
-            std::lock_guard lock(mutex_);
-            pids_.insert(pid);
-            if (killed_) ::kill(-pid, SIGKILL);
-        }
-        ShellResult result;
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        bool out_open = true;
-        bool err_open = true;
-        bool timed_out = false;
-        while (out_open || err_open) {
-            pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-            if (!out_open) fds[0].fd = -1;
-            if (!err_open) fds[1].fd = -1;
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) {
-                timed_out = true;
-                break;
-            }
-            int n = ::poll(fds, 2, static_cast<int>(std::min<std::int64_t>(left.count(), 200)));
-            if (n < 0 && errno != EINTR) break;
-            char buf[4096];
-            for (int i = 0; i < 2; ++i) {
-                if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-                ssize_t r = ::read(fds[i].fd, buf, sizeof buf);
-                if (r <= 0) {
-                    (i == 0 ? out_open : err_open) = false;
-                } else {
-                    (i == 0 ? result.out : result.err).append(buf, static_cast<std::size_t>(r));
-                }
-            }
-        }
-        if (timed_out) ::kill(-pid, SIGKILL);
-        ::close(out_pipe[0]);
-        ::close(err_pipe[0]);
-        int status = 0;
-        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        {
-            std::lock_guard lock(mutex_);
-            pids_.erase(pid);
-        }
-        if (timed_out) {
-            result.exit_code = -2;  // caller maps to a timeout answer
-        } else if (WIFEXITED(status)) {
-            result.exit_code = WEXITSTATUS(status);
-        } else {
-            result.exit_code = 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-        }
-        return result;
-    }
-
-    // Kills every running command and makes later ones die at once.
-    void kill_all() {
-        std::lock_guard lock(mutex_);
-        killed_ = true;
-        for (pid_t pid : pids_) ::kill(-pid, SIGKILL);
-    }
-
-    void revive() {
-        std::lock_guard lock(mutex_);
-        killed_ = false;
-    }
-
-private:
-    std::mutex mutex_;
-    std::set<pid_t> pids_;
-    bool killed_ = false;
-};
-
 }  // namespace detail_fake_daytona
 
-class FakeDaytona {
+/// The Daytona fake (see the header comment). Public surface as every fake (FakeHttpServer),
+/// plus Daytona's sandboxes, states and toolbox.
+class FakeDaytona : public FakeHttpServer {
 public:
-    explicit FakeDaytona(FakeDaytonaOptions options = {}) : options_(std::move(options)) {}
-    FakeDaytona(const FakeDaytona&) = delete;
-    FakeDaytona& operator=(const FakeDaytona&) = delete;
-    ~FakeDaytona() { stop(); }
+    using Options = FakeDaytonaOptions;
 
-    /// Binds 127.0.0.1 and serves on a background thread; returns once it accepts connections.
-    void start() {
-        if (thread_.joinable()) return;
-        register_routes();
-        server_.set_tcp_nodelay(true);  // no Nagle delay on small JSON answers
-        if (options_.port == 0) {
-            port_ = server_.bind_to_any_port("127.0.0.1");
-        } else {
-            port_ = server_.bind_to_port("127.0.0.1", options_.port) ? options_.port : -1;
-        }
-        if (port_ <= 0) throw std::runtime_error("FakeDaytona: cannot bind 127.0.0.1:" + std::to_string(options_.port));
-        thread_ = std::thread([this] { server_.listen_after_bind(); });
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (!server_.is_running() && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        }
-        if (!server_.is_running()) throw std::runtime_error("FakeDaytona: server did not start");
-    }
+    explicit FakeDaytona(FakeDaytonaOptions options = {})
+        : FakeHttpServer({.name = "fake-daytona", .port = options.port, .api_key = options.api_key}),
+          options_(std::move(options)) {}
+    ~FakeDaytona() override { stop(); }
 
-    /// Stops serving, stops every sandbox's action server and removes the sandbox directories.
-    void stop() {
-        shell_.kill_all();
-        if (thread_.joinable()) {
-            server_.stop();
-            thread_.join();
-        }
-        std::vector<std::shared_ptr<runbox::server::ActionServer>> servers;
-        {
-            std::lock_guard lock(mutex_);
-            for (auto& [id, sb] : sandboxes_) {
-                if (sb.server) servers.push_back(std::move(sb.server));
-            }
-        }
-        for (auto& s : servers) s->stop();
-        std::vector<std::thread> workers;
-        {
-            std::lock_guard lock(mutex_);
-            workers.swap(workers_);
-        }
-        for (auto& w : workers) w.join();
-        std::lock_guard lock(mutex_);
-        for (auto& [id, sb] : sandboxes_) {
-            std::error_code ec;
-            if (!sb.directory.empty()) std::filesystem::remove_all(sb.directory, ec);
-        }
-    }
-
-    int port() const { return port_; }
-    std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_); }
     /// The API base URL to configure clients with (DAYTONA_API_URL / apiUrl).
-    std::string url() const { return base_url() + "/api"; }
+    std::string url() const override { return base_url() + "/api"; }
     std::string toolbox_url() const { return base_url() + "/toolbox"; }
 
-    /// Changes options (fault knobs) while running.
+    /// Changes options (delays, page size) while running.
     void configure(const std::function<void(FakeDaytonaOptions&)>& change) {
         std::lock_guard lock(mutex_);
         change(options_);
@@ -349,7 +140,7 @@ public:
 
     /// Sandboxes that are running or on their way to it (desired state `started`, not failed or
     /// destroyed). A stop or delete request takes a sandbox out of this count at once.
-    std::size_t running_sandboxes() {
+    std::size_t live_sandboxes() const override {
         std::lock_guard lock(mutex_);
         std::size_t n = 0;
         for (auto& [id, sb] : sandboxes_) {
@@ -427,18 +218,7 @@ public:
             it->second.error_reason = std::move(error_reason);
             if (state != "started") server = std::move(it->second.server);
         }
-        if (server) server->stop();
-    }
-
-    /// Every request received so far, in order.
-    std::vector<FakeRequest> requests() const {
-        std::lock_guard lock(mutex_);
-        return requests_;
-    }
-
-    void clear_requests() {
-        std::lock_guard lock(mutex_);
-        requests_.clear();
+        SandboxServers::stop(std::move(server));
     }
 
 private:
@@ -448,6 +228,7 @@ private:
         std::optional<int> exit_code;
         std::string out;
         std::string err;
+        std::shared_ptr<ShellCommand> shell;  // an async command while it runs
     };
     struct Session {
         std::string id;
@@ -474,15 +255,13 @@ private:
         std::string created_at;
         std::string updated_at;
         std::string preview_token;
+        std::shared_ptr<SandboxDir> dir;  // removed when destroyed
         std::filesystem::path directory;
         std::shared_ptr<runbox::server::ActionServer> server;
         int server_port = 4444;
         std::string server_command;
         std::map<std::string, Session> sessions;
     };
-
-    using Req = httplib::Request;
-    using Res = httplib::Response;
 
     // ---- helpers (call with mutex_ held) ----------------------------------------------------
 
@@ -507,8 +286,9 @@ private:
         sb.target = options_.default_target;
         sb.created_at = sb.updated_at = detail_fake_daytona::iso_now();
         sb.preview_token = random_hex(32);
-        char tmpl[] = "/tmp/runbox-fake-daytona-XXXXXX";
-        if (char* dir = ::mkdtemp(tmpl)) sb.directory = dir;
+        log_.add_secret(sb.preview_token);
+        sb.dir = std::make_shared<SandboxDir>("daytona");
+        sb.directory = sb.dir->path();
         return sb;
     }
 
@@ -518,14 +298,11 @@ private:
         advance(sb);
     }
 
-    void advance(Sandbox& sb) {
+    void advance(Sandbox& sb) const {
         if (sb.next_state.empty() || std::chrono::steady_clock::now() < sb.transition_at) return;
         sb.state = std::exchange(sb.next_state, {});
         sb.updated_at = detail_fake_daytona::iso_now();
-        if (sb.state == "destroyed") {
-            std::error_code ec;
-            if (!sb.directory.empty()) std::filesystem::remove_all(sb.directory, ec);
-        }
+        if (sb.state == "destroyed" && sb.dir) sb.dir->remove();
     }
 
     nlohmann::json dto(const Sandbox& sb) const {
@@ -562,24 +339,11 @@ private:
     }
 
     FakeSandbox snapshot_of(const Sandbox& sb) const {
-        FakeSandbox out;
-        out.id = sb.id;
-        out.name = sb.name;
-        out.state = sb.state;
-        out.desired_state = sb.desired_state;
-        out.error_reason = sb.error_reason;
-        out.snapshot = sb.snapshot;
-        out.target = sb.target;
-        out.labels = sb.labels;
-        out.env = sb.env;
-        out.is_public = sb.is_public;
-        out.auto_stop_interval = sb.auto_stop_interval;
-        out.server_running = static_cast<bool>(sb.server);
-        if (sb.server) out.server_url = sb.server->url();
-        out.server_command = sb.server_command;
-        out.directory = sb.directory;
-        out.dto = dto(sb);
-        return out;
+        return {.id = sb.id, .name = sb.name, .state = sb.state, .desired_state = sb.desired_state,
+                .error_reason = sb.error_reason, .snapshot = sb.snapshot, .target = sb.target, .labels = sb.labels,
+                .env = sb.env, .is_public = sb.is_public, .auto_stop_interval = sb.auto_stop_interval,
+                .server_running = static_cast<bool>(sb.server), .server_url = sb.server ? sb.server->url() : std::string(),
+                .server_command = sb.server_command, .directory = sb.directory, .dto = dto(sb)};
     }
 
     static void send_json(Res& res, int status, const nlohmann::json& body) {
@@ -588,46 +352,16 @@ private:
     }
 
     // Daytona's API error body (NestJS exception filter).
-    static void send_error(const Req& req, Res& res, int status, const std::string& message) {
+    void send_error(const Req& req, Res& res, int status, const std::string& message) const override {
         static const std::map<int, std::string> reasons = {
             {400, "Bad Request"}, {401, "Unauthorized"}, {403, "Forbidden"}, {404, "Not Found"},
             {408, "Request Timeout"}, {409, "Conflict"}, {429, "Too Many Requests"},
             {500, "Internal Server Error"}, {502, "Bad Gateway"}};
         auto it = reasons.find(status);
+        if (is_proxied(req)) return send_json(res, status, {{"statusCode", status}, {"message", message}, {"source", "DAYTONA_PROXY"}});
         send_json(res, status,
                   {{"path", req.path}, {"timestamp", detail_fake_daytona::iso_now()}, {"statusCode", status},
                    {"error", it == reasons.end() ? "Error" : it->second}, {"message", message}});
-    }
-
-    void record(const Req& req) {
-        FakeRequest r;
-        r.method = req.method;
-        r.path = req.path;
-        r.target = req.target;
-        for (const auto& [k, v] : req.params) r.params.emplace(k, v);
-        for (const auto& [k, v] : req.headers) {
-            auto name = detail_fake_daytona::lower(k);
-            if (name == "remote_addr" || name == "remote_port" || name == "local_addr" || name == "local_port") continue;
-            const bool secret = name == "authorization" || name == "x-daytona-preview-token" ||
-                                name == "x-session-api-key" || name == "x-api-key";
-            r.headers[name] = secret ? std::string("<redacted>") : v;
-        }
-        r.body = req.body;
-        if (r.body.find("SESSION_API_KEY") != std::string::npos) {  // a create: the session key stays out of the log
-            auto body = nlohmann::json::parse(r.body, nullptr, false);
-            if (body.is_object() && body.contains("env") && body["env"].is_object() && body["env"].contains("SESSION_API_KEY")) {
-                body["env"]["SESSION_API_KEY"] = "<redacted>";
-                r.body = body.dump();
-            }
-        }
-        if (req.is_multipart_form_data()) {
-            for (const auto& [k, f] : req.files) r.body += "[part " + k + (f.filename.empty() ? "" : " file=" + f.filename) + "]";
-        }
-        requests_.push_back(std::move(r));
-    }
-
-    bool authorized(const Req& req) const {
-        return req.get_header_value("Authorization") == "Bearer " + options_.api_key && !options_.api_key.empty();
     }
 
     static std::string throttler_for(const Req& req) {
@@ -637,30 +371,26 @@ private:
         return "authenticated";
     }
 
-    using Handler = std::function<void(const Req&, Res&)>;
+    // A create's SESSION_API_KEY (and other secret-looking variables) stays out of the log.
+    void learn_secrets(const Req& req) override {
+        if (req.method != "POST" || req.path != "/api/sandbox") return;
+        auto body = nlohmann::json::parse(req.body, nullptr, false);
+        if (body.is_object() && body.contains("env")) log_.add_secrets_from_env(body["env"]);
+    }
 
-    // Wraps an API / toolbox handler: record, fault injection, auth, then the handler under lock.
-    Handler api(Handler inner, bool is_api) {
-        return [this, inner = std::move(inner), is_api](const Req& req, Res& res) {
-            std::unique_lock lock(mutex_);
-            record(req);
-            if (is_api && options_.rate_limit_next > 0) {
-                --options_.rate_limit_next;
-                const std::string t = throttler_for(req);
-                res.set_header("X-RateLimit-Limit-" + t, "10");
-                res.set_header("X-RateLimit-Remaining-" + t, "0");
-                res.set_header("X-RateLimit-Reset-" + t, std::to_string(options_.rate_limit_retry_after_seconds));
-                res.set_header("Retry-After-" + t, std::to_string(options_.rate_limit_retry_after_seconds));
-                send_json(res, 429, {{"statusCode", 429}, {"message", "Rate limit exceeded"}, {"error", "Too Many Requests"}});
-                return;
-            }
-            if (!authorized(req)) {
-                send_error(req, res, 401, "Invalid credentials");
-                return;
-            }
-            lock.unlock();
-            inner(req, res);
-        };
+    bool is_proxied(const Req& req) const override { return req.path.rfind("/preview/", 0) == 0; }
+    std::string unauthorized_message() const override { return "Invalid credentials"; }
+
+    // A 429 fault carries Daytona's per-throttler headers, from the fault's Retry-After.
+    void reply(const Req& req, Res& res, const Fault& fault) const override {
+        FakeHttpServer::reply(req, res, fault);
+        if (fault.status != 429) return;
+        const std::string t = throttler_for(req);
+        const std::string seconds = fault.headers.get("Retry-After").value_or("1");
+        res.set_header("X-RateLimit-Limit-" + t, "10");
+        res.set_header("X-RateLimit-Remaining-" + t, "0");
+        res.set_header("X-RateLimit-Reset-" + t, seconds);
+        res.set_header("Retry-After-" + t, seconds);
     }
 
     // Finds a sandbox by id or name for an API call; answers 404 itself when absent.
@@ -697,23 +427,20 @@ private:
 
     // ---- routes -----------------------------------------------------------------------------
 
-    void register_routes() {
+    void register_routes() override {
         namespace fs = std::filesystem;
-        auto& s = server_;
-        // Proxied actions can block a worker for minutes; keep plenty for everything else.
-        s.new_task_queue = [] { return new httplib::ThreadPool(32); };
 
-        s.Post("/api/sandbox", api([this](const Req& req, Res& res) { create(req, res); }, true));
-        s.Get("/api/sandbox", api([this](const Req& req, Res& res) { list(req, res); }, true));
-        s.Get(R"(/api/sandbox/([^/]+))", api([this](const Req& req, Res& res) {
+        route("POST", "/api/sandbox", [this](const Req& req, Res& res) { create(req, res); });
+        route("GET", "/api/sandbox", [this](const Req& req, Res& res) { list(req, res); });
+        route("GET", R"(/api/sandbox/([^/]+))", [this](const Req& req, Res& res) {
                   std::lock_guard lock(mutex_);
                   if (Sandbox* sb = find(req, res, req.matches[1])) send_json(res, 200, dto(*sb));
-              }, true));
-        s.Delete(R"(/api/sandbox/([^/]+))", api([this](const Req& req, Res& res) { remove(req, res); }, true));
-        s.Post(R"(/api/sandbox/([^/]+)/start)", api([this](const Req& req, Res& res) { start_sandbox(req, res); }, true));
-        s.Post(R"(/api/sandbox/([^/]+)/stop)", api([this](const Req& req, Res& res) { stop_sandbox(req, res, "stopped"); }, true));
-        s.Post(R"(/api/sandbox/([^/]+)/archive)", api([this](const Req& req, Res& res) { stop_sandbox(req, res, "archived"); }, true));
-        s.Post(R"(/api/sandbox/([^/]+)/(autostop|autoarchive|autodelete)/(-?\d+))", api([this](const Req& req, Res& res) {
+              });
+        route("DELETE", R"(/api/sandbox/([^/]+))", [this](const Req& req, Res& res) { remove(req, res); });
+        route("POST", R"(/api/sandbox/([^/]+)/start)", [this](const Req& req, Res& res) { start_sandbox(req, res); });
+        route("POST", R"(/api/sandbox/([^/]+)/stop)", [this](const Req& req, Res& res) { stop_sandbox(req, res, "stopped"); });
+        route("POST", R"(/api/sandbox/([^/]+)/archive)", [this](const Req& req, Res& res) { stop_sandbox(req, res, "archived"); });
+        route("POST", R"(/api/sandbox/([^/]+)/(autostop|autoarchive|autodelete)/(-?\d+))", [this](const Req& req, Res& res) {
                    std::lock_guard lock(mutex_);
                    if (Sandbox* sb = find(req, res, req.matches[1])) {
                        const int minutes = std::stoi(req.matches[3]);
@@ -722,8 +449,8 @@ private:
                                            : what == "autoarchive" ? sb->auto_archive_interval : sb->auto_delete_interval) = minutes;
                        res.status = 200;
                    }
-               }, true));
-        s.Put(R"(/api/sandbox/([^/]+)/labels)", api([this](const Req& req, Res& res) {
+               });
+        route("PUT", R"(/api/sandbox/([^/]+)/labels)", [this](const Req& req, Res& res) {
                   std::lock_guard lock(mutex_);
                   if (Sandbox* sb = find(req, res, req.matches[1])) {
                       auto body = nlohmann::json::parse(req.body, nullptr, false);
@@ -734,8 +461,8 @@ private:
                       sb->labels = body["labels"].get<std::map<std::string, std::string>>();
                       send_json(res, 200, {{"labels", sb->labels}});
                   }
-              }, true));
-        s.Get(R"(/api/sandbox/([^/]+)/ports/(\d+)/preview-url)", api([this](const Req& req, Res& res) {
+              });
+        route("GET", R"(/api/sandbox/([^/]+)/ports/(\d+)/preview-url)", [this](const Req& req, Res& res) {
                   std::lock_guard lock(mutex_);
                   if (Sandbox* sb = find(req, res, req.matches[1])) {
                       const std::string port = req.matches[2];
@@ -743,15 +470,15 @@ private:
                                            {"url", base_url() + "/preview/" + sb->id + "/" + port},
                                            {"token", sb->preview_token}});
                   }
-              }, true));
-        s.Get(R"(/api/sandbox/([^/]+)/toolbox-proxy-url)", api([this](const Req& req, Res& res) {
+              });
+        route("GET", R"(/api/sandbox/([^/]+)/toolbox-proxy-url)", [this](const Req& req, Res& res) {
                   std::lock_guard lock(mutex_);
                   if (find(req, res, req.matches[1])) send_json(res, 200, {{"url", toolbox_url()}});
-              }, true));
+              });
 
         // Toolbox: process.
-        s.Post(R"(/toolbox/([^/]+)/process/execute)", api([this](const Req& req, Res& res) { execute(req, res); }, false));
-        s.Post(R"(/toolbox/([^/]+)/process/session)", api([this](const Req& req, Res& res) {
+        route("POST", R"(/toolbox/([^/]+)/process/execute)", [this](const Req& req, Res& res) { execute(req, res); });
+        route("POST", R"(/toolbox/([^/]+)/process/session)", [this](const Req& req, Res& res) {
                    std::lock_guard lock(mutex_);
                    Sandbox* sb = find_started(req, res, req.matches[1]);
                    if (!sb) return;
@@ -767,56 +494,56 @@ private:
                    }
                    sb->sessions[sid].id = sid;
                    res.status = 201;
-               }, false));
-        s.Get(R"(/toolbox/([^/]+)/process/session)", api([this](const Req& req, Res& res) {
+               });
+        route("GET", R"(/toolbox/([^/]+)/process/session)", [this](const Req& req, Res& res) {
                   std::lock_guard lock(mutex_);
                   Sandbox* sb = find_started(req, res, req.matches[1]);
                   if (!sb) return;
                   nlohmann::json out = nlohmann::json::array();
                   for (const auto& [id, session] : sb->sessions) out.push_back(session_json(session));
                   send_json(res, 200, out);
-              }, false));
-        s.Get(R"(/toolbox/([^/]+)/process/session/([^/]+))", api([this](const Req& req, Res& res) {
+              });
+        route("GET", R"(/toolbox/([^/]+)/process/session/([^/]+))", [this](const Req& req, Res& res) {
                   std::lock_guard lock(mutex_);
                   Sandbox* sb = find_started(req, res, req.matches[1]);
                   if (!sb) return;
                   auto it = sb->sessions.find(req.matches[2]);
                   if (it == sb->sessions.end()) return send_error(req, res, 404, "session not found");
                   send_json(res, 200, session_json(it->second));
-              }, false));
-        s.Delete(R"(/toolbox/([^/]+)/process/session/([^/]+))", api([this](const Req& req, Res& res) {
+              });
+        route("DELETE", R"(/toolbox/([^/]+)/process/session/([^/]+))", [this](const Req& req, Res& res) {
                      std::lock_guard lock(mutex_);
                      Sandbox* sb = find_started(req, res, req.matches[1]);
                      if (!sb) return;
                      if (!sb->sessions.erase(req.matches[2])) return send_error(req, res, 404, "session not found");
                      res.status = 204;
-                 }, false));
-        s.Post(R"(/toolbox/([^/]+)/process/session/([^/]+)/exec)", api([this](const Req& req, Res& res) { session_exec(req, res); }, false));
-        s.Get(R"(/toolbox/([^/]+)/process/session/([^/]+)/command/([^/]+))", api([this](const Req& req, Res& res) {
+                 });
+        route("POST", R"(/toolbox/([^/]+)/process/session/([^/]+)/exec)", [this](const Req& req, Res& res) { session_exec(req, res); });
+        route("GET", R"(/toolbox/([^/]+)/process/session/([^/]+)/command/([^/]+))", [this](const Req& req, Res& res) {
                   std::lock_guard lock(mutex_);
                   auto cmd = find_command(req, res);
                   if (!cmd) return;
                   nlohmann::json j = {{"id", cmd->id}, {"command", cmd->command}};
                   if (cmd->exit_code) j["exitCode"] = *cmd->exit_code;
                   send_json(res, 200, j);
-              }, false));
-        s.Get(R"(/toolbox/([^/]+)/process/session/([^/]+)/command/([^/]+)/logs)", api([this](const Req& req, Res& res) {
+              });
+        route("GET", R"(/toolbox/([^/]+)/process/session/([^/]+)/command/([^/]+)/logs)", [this](const Req& req, Res& res) {
                   std::lock_guard lock(mutex_);
                   auto cmd = find_command(req, res);
                   if (!cmd) return;
                   send_json(res, 200, {{"output", cmd->out + cmd->err}, {"stdout", cmd->out}, {"stderr", cmd->err}});
-              }, false));
+              });
 
         // Toolbox: files (paths are inside the sandbox directory; relative = from the home dir).
-        s.Get(R"(/toolbox/([^/]+)/user-home-dir)", api([this](const Req& req, Res& res) {
+        route("GET", R"(/toolbox/([^/]+)/user-home-dir)", [this](const Req& req, Res& res) {
                   std::lock_guard lock(mutex_);
                   if (find_started(req, res, req.matches[1])) send_json(res, 200, {{"dir", "/home/daytona"}});
-              }, false));
-        s.Get(R"(/toolbox/([^/]+)/work-dir)", api([this](const Req& req, Res& res) {
+              });
+        route("GET", R"(/toolbox/([^/]+)/work-dir)", [this](const Req& req, Res& res) {
                   std::lock_guard lock(mutex_);
                   if (find_started(req, res, req.matches[1])) send_json(res, 200, {{"dir", "/home/daytona"}});
-              }, false));
-        s.Get(R"(/toolbox/([^/]+)/files)", api([this](const Req& req, Res& res) {
+              });
+        route("GET", R"(/toolbox/([^/]+)/files)", [this](const Req& req, Res& res) {
                   auto path = file_path(req, res, req.get_param_value("path"));
                   if (!path) return;
                   std::error_code ec;
@@ -824,15 +551,15 @@ private:
                   nlohmann::json out = nlohmann::json::array();
                   for (const auto& entry : fs::directory_iterator(*path, ec)) out.push_back(file_info(entry.path()));
                   send_json(res, 200, out);
-              }, false));
-        s.Get(R"(/toolbox/([^/]+)/files/info)", api([this](const Req& req, Res& res) {
+              });
+        route("GET", R"(/toolbox/([^/]+)/files/info)", [this](const Req& req, Res& res) {
                   auto path = file_path(req, res, req.get_param_value("path"));
                   if (!path) return;
                   std::error_code ec;
                   if (!fs::exists(*path, ec)) return send_error(req, res, 404, "file not found");
                   send_json(res, 200, file_info(*path));
-              }, false));
-        s.Get(R"(/toolbox/([^/]+)/files/download)", api([this](const Req& req, Res& res) {
+              });
+        route("GET", R"(/toolbox/([^/]+)/files/download)", [this](const Req& req, Res& res) {
                   auto path = file_path(req, res, req.get_param_value("path"));
                   if (!path) return;
                   std::ifstream in(*path, std::ios::binary);
@@ -840,22 +567,22 @@ private:
                   std::stringstream ss;
                   ss << in.rdbuf();
                   res.set_content(ss.str(), "application/octet-stream");
-              }, false));
-        s.Post(R"(/toolbox/([^/]+)/files/folder)", api([this](const Req& req, Res& res) {
+              });
+        route("POST", R"(/toolbox/([^/]+)/files/folder)", [this](const Req& req, Res& res) {
                    auto path = file_path(req, res, req.get_param_value("path"));
                    if (!path) return;
                    std::error_code ec;
                    fs::create_directories(*path, ec);
                    res.status = ec ? 400 : 201;
-               }, false));
-        s.Delete(R"(/toolbox/([^/]+)/files)", api([this](const Req& req, Res& res) {
+               });
+        route("DELETE", R"(/toolbox/([^/]+)/files)", [this](const Req& req, Res& res) {
                      auto path = file_path(req, res, req.get_param_value("path"));
                      if (!path) return;
                      std::error_code ec;
                      if (!fs::exists(*path, ec)) return send_error(req, res, 404, "file not found");
                      fs::remove_all(*path, ec);
                      res.status = 204;
-                 }, false));
+                 });
         auto upload_one = [this](const Req& req, Res& res) {
             auto path = file_path(req, res, req.get_param_value("path"));
             if (!path) return;
@@ -863,9 +590,9 @@ private:
             write_file(*path, req.get_file_value("file").content);
             res.status = 200;
         };
-        s.Post(R"(/toolbox/([^/]+)/files/upload)", api(upload_one, false));
-        s.Post(R"(/toolbox/([^/]+)/files/upload-v2)", api(upload_one, false));
-        s.Post(R"(/toolbox/([^/]+)/files/bulk-upload)", api([this](const Req& req, Res& res) {
+        route("POST", R"(/toolbox/([^/]+)/files/upload)", upload_one);
+        route("POST", R"(/toolbox/([^/]+)/files/upload-v2)", upload_one);
+        route("POST", R"(/toolbox/([^/]+)/files/bulk-upload)", [this](const Req& req, Res& res) {
                    for (int i = 0;; ++i) {
                        const std::string key = "files[" + std::to_string(i) + "]";
                        if (!req.has_file(key + ".path") || !req.has_file(key + ".file")) break;
@@ -874,12 +601,12 @@ private:
                        write_file(*path, req.get_file_value(key + ".file").content);
                    }
                    res.status = 200;
-               }, false));
-        s.Post(R"(/toolbox/([^/]+)/files/bulk-download)", api([this](const Req& req, Res& res) {
+               });
+        route("POST", R"(/toolbox/([^/]+)/files/bulk-download)", [this](const Req& req, Res& res) {
                    auto body = nlohmann::json::parse(req.body, nullptr, false);
                    if (body.is_discarded() || !body.contains("paths") || !body["paths"].is_array())
                        return send_error(req, res, 400, "paths is required");
-                   const std::string boundary = "runbox-fake-" + std::to_string(port_);
+                   const std::string boundary = "runbox-fake-" + std::to_string(port());
                    std::string out;
                    for (const auto& p : body["paths"]) {
                        const std::string requested = p.is_string() ? p.get<std::string>() : "";
@@ -901,27 +628,12 @@ private:
                    }
                    out += "--" + boundary + "--\r\n";
                    res.set_content(out, ("multipart/form-data; boundary=" + boundary).c_str());
-               }, false));
+               });
 
         // Preview proxy: /preview/{id}/{port}/rest -> the sandbox's action server.
         const std::string preview = R"(/preview/([^/]+)/(\d+)(/.*)?)";
-        s.Get(preview, [this](const Req& req, Res& res) { proxy(req, res); });
-        s.Post(preview, [this](const Req& req, Res& res) { proxy(req, res); });
-        s.Put(preview, [this](const Req& req, Res& res) { proxy(req, res); });
-        s.Delete(preview, [this](const Req& req, Res& res) { proxy(req, res); });
-        s.Patch(preview, [this](const Req& req, Res& res) { proxy(req, res); });
-        s.Options(preview, [this](const Req& req, Res& res) { proxy(req, res); });
-
-        // Anything else (including /api/socket.io/, so SDKs fall back to polling): 404 + record.
-        s.set_error_handler([this](const Req& req, Res& res) {
-            if (res.status == 404 && res.body.empty()) {
-                {
-                    std::lock_guard lock(mutex_);
-                    record(req);
-                }
-                send_error(req, res, 404, "Cannot " + req.method + " " + req.path);
-            }
-        });
+        for (const char* method : {"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+            route(method, preview, [this](const Req& req, Res& res) { proxy(req, res); });
     }
 
     void create(const Req& req, Res& res) {
@@ -930,8 +642,6 @@ private:
         if (body.is_discarded() || !body.is_object()) return send_error(req, res, 400, "Invalid request body");
         if (body.contains("snapshot") && (body.contains("cpu") || body.contains("memory") || body.contains("disk") || body.contains("gpu")))
             return send_error(req, res, 400, "Cannot specify Sandbox resources when using a snapshot");
-        if (options_.create_outcome == FakeCreateOutcome::http_error)
-            return send_error(req, res, options_.create_error_status, options_.create_error_reason);
         try {
             Sandbox& sb = new_sandbox();
             if (body.contains("name") && body["name"].is_string()) sb.name = body["name"];
@@ -944,21 +654,14 @@ private:
             if (body.contains("autoStopInterval")) sb.auto_stop_interval = body["autoStopInterval"].get<int>();
             if (body.contains("autoArchiveInterval")) sb.auto_archive_interval = body["autoArchiveInterval"].get<int>();
             if (body.contains("autoDeleteInterval")) sb.auto_delete_interval = body["autoDeleteInterval"].get<int>();
-            switch (options_.create_outcome) {
-                case FakeCreateOutcome::error_state:
-                    sb.state = "creating";
-                    sb.error_reason = options_.create_error_reason;
-                    schedule(sb, "error", options_.state_delay);
-                    break;
-                case FakeCreateOutcome::build_failed:
-                    sb.state = "pending_build";
-                    sb.error_reason = options_.create_error_reason;
-                    schedule(sb, "build_failed", options_.state_delay);
-                    break;
-                default:
-                    sb.state = "creating";
-                    schedule(sb, "started", options_.create_delay);
-                    break;
+            if (auto failure = start_failure(req)) {
+                const bool build = body.contains("buildInfo");
+                sb.state = build ? "pending_build" : "creating";
+                sb.error_reason = failure->body.empty() ? "injected failure" : failure->body;
+                schedule(sb, build ? "build_failed" : "error", options_.state_delay);
+            } else {
+                sb.state = "creating";
+                schedule(sb, "started", options_.create_delay);
             }
             send_json(res, 200, dto(sb));
         } catch (const nlohmann::json::exception& e) {
@@ -1023,6 +726,7 @@ private:
             return send_error(req, res, 409, "Sandbox is in state " + sb->state + " and cannot be started");
         if (sb->state != "started" && sb->state != "starting") {
             sb->preview_token = random_hex(32);  // the auth token resets on restart
+            log_.add_secret(sb->preview_token);
             sb->state = "starting";
             schedule(*sb, "started", options_.state_delay + options_.start_delay);
         }
@@ -1082,7 +786,15 @@ private:
             return nullptr;
         }
         for (auto& c : it->second.commands) {
-            if (c->id == req.matches[3].str()) return c;
+            if (c->id != req.matches[3].str()) continue;
+            if (c->shell && c->shell->done()) {  // an async command ended: its result is final
+                auto r = c->shell->result();
+                c->out = std::move(r.out);
+                c->err = std::move(r.err);
+                c->exit_code = r.exit_code;
+                c->shell.reset();
+            }
+            return c;
         }
         send_error(req, res, 404, "command not found");
         return nullptr;
@@ -1125,19 +837,11 @@ private:
     // Starts the sandbox's action server (mutex_ held): a fresh server in the sandbox directory,
     // with the sandbox env and HOME inside the sandbox so nothing touches the real home.
     void start_server(Sandbox& sb, const std::string& command) {
-        runbox::server::ActionServerOptions so;
-        so.working_dir = sb.directory.string();
+        auto env = sb.env;
+        env["HOME"] = sb.directory.string();
+        auto so = sandbox_server_options(sb.directory, env);
         so.plugins = options_.server_plugins;
-        so.env = sb.env;
-        so.env["HOME"] = sb.directory.string();
-        // The server reads its key from the environment; its shell never sees it.
-        if (auto it = so.env.find("SESSION_API_KEY"); it != so.env.end()) {
-            so.session_api_key = it->second;
-            so.env.erase(it);
-        }
-        auto server = std::make_shared<runbox::server::ActionServer>(std::move(so));
-        server->start();
-        sb.server = std::move(server);
+        sb.server = servers_.start(std::move(so));
         sb.server_port = server_port_of(command);
         sb.server_command = command;
     }
@@ -1170,13 +874,7 @@ private:
         auto env = sb->env;
         env["HOME"] = sb->directory.string();
         if (run_async) {
-            workers_.emplace_back([this, cmd, dir, env] {
-                auto r = shell_.run(cmd->command, dir, env, std::chrono::hours(1), false);
-                std::lock_guard worker_lock(mutex_);
-                cmd->out = r.out;
-                cmd->err = r.err;
-                cmd->exit_code = r.exit_code;
-            });
+            cmd->shell = shell_.start(cmd->command, dir, env, false);
             return send_json(res, 202, {{"cmdId", cmd->id}});
         }
         lock.unlock();
@@ -1211,7 +909,7 @@ private:
         const int timeout_s = body.contains("timeout") && body["timeout"].is_number() ? body["timeout"].get<int>() : 0;
         lock.unlock();
         auto r = shell_.run(command, dir, env, timeout_s > 0 ? std::chrono::milliseconds(timeout_s * 1000) : std::chrono::milliseconds(std::chrono::hours(1)), true);
-        if (r.exit_code == -2) {
+        if (r.timed_out) {
             return send_json(res, 408, {{"statusCode", 408}, {"message", "command execution timeout"}, {"code", "REQUEST_TIMEOUT"},
                                         {"timestamp", detail_fake_daytona::iso_now()}, {"path", "/process/execute"},
                                         {"method", "POST"}, {"source", "DAYTONA_DAEMON"}});
@@ -1257,91 +955,32 @@ private:
     }
 
     void proxy(const Req& req, Res& res) {
-        std::shared_ptr<runbox::server::ActionServer> server;
+        int port = 0;
         {
             std::lock_guard lock(mutex_);
-            record(req);
             auto it = sandboxes_.find(req.matches[1]);
             if (it == sandboxes_.end()) return send_error(req, res, 404, "sandbox not found");
             Sandbox& sb = it->second;
             advance(sb);
-            if (!sb.is_public) {
-                const bool header_ok = req.get_header_value("X-Daytona-Preview-Token") == sb.preview_token;
-                const bool query_ok = req.get_param_value("DAYTONA_SANDBOX_AUTH_KEY") == sb.preview_token;
-                if (!header_ok && !query_ok) return send_error(req, res, 401, "Unauthorized: missing or invalid preview token");
-            }
-            if (options_.preview_bad_gateway_next > 0) {
-                --options_.preview_bad_gateway_next;
-                return send_json(res, 502, {{"statusCode", 502}, {"message", "Bad Gateway"}, {"source", "DAYTONA_PROXY"}});
-            }
+            if (!sb.is_public && !key_matches(req.get_header_value("X-Daytona-Preview-Token"), sb.preview_token) &&
+                !key_matches(req.get_param_value("DAYTONA_SANDBOX_AUTH_KEY"), sb.preview_token))
+                return send_error(req, res, 401, "Unauthorized: missing or invalid preview token");
             if (sb.state != "started" || !sb.server || std::to_string(sb.server_port) != req.matches[2].str())
-                return send_json(res, 502, {{"statusCode", 502}, {"message", "Bad Gateway: no service on port " + req.matches[2].str()},
-                                            {"source", "DAYTONA_PROXY"}});
-            server = sb.server;
+                return send_error(req, res, 502, "Bad Gateway: no service on port " + req.matches[2].str());
+            port = sb.server->port();
         }
         std::string path = req.matches[3].str();
         if (path.empty()) path = "/";
         if (auto q = req.target.find('?'); q != std::string::npos) path += req.target.substr(q);
-        httplib::Client client("127.0.0.1", server->port());
-        client.set_connection_timeout(std::chrono::seconds(5));
-        client.set_read_timeout(std::chrono::seconds(900));
-        client.set_write_timeout(std::chrono::seconds(60));
-        httplib::Headers headers;
-        for (const auto& [k, v] : req.headers) {
-            const auto name = detail_fake_daytona::lower(k);
-            if (name == "host" || name == "content-length" || name == "x-daytona-preview-token" || name == "connection" ||
-                name == "remote_addr" || name == "remote_port" || name == "local_addr" || name == "local_port" ||
-                name == "transfer-encoding" || name == "accept-encoding" || (name == "content-type" && req.is_multipart_form_data()))
-                continue;
-            headers.emplace(k, v);
-        }
-        httplib::Result result{nullptr, httplib::Error::Unknown};
-        const std::string content_type = req.get_header_value("Content-Type");
-        if (req.is_multipart_form_data()) {
-            httplib::MultipartFormDataItems items;
-            for (const auto& [name, part] : req.files) items.push_back(part);
-            result = req.method == "PUT" ? client.Put(path.c_str(), headers, items) : client.Post(path.c_str(), headers, items);
-        } else if (req.method == "GET") {
-            result = client.Get(path.c_str(), headers);
-        } else if (req.method == "POST") {
-            result = client.Post(path.c_str(), headers, req.body, content_type.c_str());
-        } else if (req.method == "PUT") {
-            result = client.Put(path.c_str(), headers, req.body, content_type.c_str());
-        } else if (req.method == "PATCH") {
-            result = client.Patch(path.c_str(), headers, req.body, content_type.c_str());
-        } else if (req.method == "DELETE") {
-            result = client.Delete(path.c_str(), headers, req.body, content_type.c_str());
-        } else {
-            result = client.Options(path.c_str(), headers);
-        }
-        if (!result) {
-            return send_json(res, 502, {{"statusCode", 502}, {"message", "Bad Gateway: " + httplib::to_string(result.error())},
-                                        {"source", "DAYTONA_PROXY"}});
-        }
-        res.status = result->status;
-        std::string type = "application/octet-stream";
-        for (const auto& [k, v] : result->headers) {
-            const auto name = detail_fake_daytona::lower(k);
-            if (name == "content-type") {
-                type = v;
-            } else if (name != "content-length" && name != "transfer-encoding" && name != "connection" && name != "keep-alive") {
-                res.set_header(k.c_str(), v);
-            }
-        }
-        res.set_content(result->body, type.c_str());
+        if (!forward(req, res, port, path, {"x-daytona-preview-token"}))
+            send_error(req, res, 502, "Bad Gateway: the sandbox's server did not answer");
     }
 
     FakeDaytonaOptions options_;
-    httplib::Server server_;
-    std::thread thread_;
-    int port_ = -1;
     mutable std::mutex mutex_;
-    std::map<std::string, Sandbox> sandboxes_;
-    std::vector<FakeRequest> requests_;
-    std::vector<std::thread> workers_;
+    mutable std::map<std::string, Sandbox> sandboxes_;  // advance() moves states on reads too
     std::uint64_t seq_ = 0;
     std::mt19937_64 rng_{std::random_device{}()};
-    detail_fake_daytona::ShellRunner shell_;
 };
 
 }  // namespace runbox::testing

@@ -95,6 +95,8 @@ struct Fault {
         delay,  ///< wait, then forward (errc::timeout if the wait reaches request.timeout)
         reply,  ///< answer status + headers + body without forwarding
         lose_response,  ///< forward (the server performs it), then throw errc::transport: the answer is lost
+        start_failure,  ///< provider fakes only (testing/fake_base.hpp): the sandbox that the matching request
+                        ///< creates or starts fails to start, `body` = the reason; a transport forwards it
     };
     Kind kind = Kind::drop;
     std::string method{};      ///< empty = any method (compared case-insensitively)
@@ -209,6 +211,8 @@ public:
                 return inner_.send(request);
             case Fault::Kind::reply:
                 break;
+            case Fault::Kind::start_failure:
+                return inner_.send(request);
             case Fault::Kind::lose_response:
                 inner_.send(request);
                 throw error(errc::transport, request.method + " failed: the response was lost (injected)", "transport");
