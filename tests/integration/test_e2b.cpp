@@ -18,8 +18,7 @@
 using namespace std::chrono_literals;
 using runbox::testing::FakeE2B;
 using runbox::testing::FakeE2BOptions;
-using runbox::testing::FakeE2BRequest;
-using runbox::testing::FakeE2BTraffic;
+using runbox::testing::FakeRequest;
 
 namespace {
 
@@ -84,8 +83,8 @@ runbox::error capture_error(F&& f) {
     throw std::logic_error("unreachable");
 }
 
-std::vector<FakeE2BRequest> requests_to(const FakeE2B& fake, const std::string& method, const std::string& path_part) {
-    std::vector<FakeE2BRequest> out;
+std::vector<FakeRequest> requests_to(const FakeE2B& fake, const std::string& method, const std::string& path_part) {
+    std::vector<FakeRequest> out;
     for (const auto& r : fake.requests())
         if (r.method == method && r.path.find(path_part) != std::string::npos) out.push_back(r);
     return out;
@@ -206,7 +205,7 @@ TEST_CASE("e2b: requests match the official SDK's captures (method, path, header
     REQUIRE(fake.sandboxes().size() == 1);
     const std::string id = fake.sandboxes().front().id;
     auto ours = [&](const std::string& key) {
-        std::vector<FakeE2BRequest> out;
+        std::vector<FakeRequest> out;
         for (const auto& r : requests) {
             std::string path = r.path;
             runbox::e2b::Settings::replace_all(path, id, "{id}");
@@ -243,11 +242,11 @@ TEST_CASE("e2b: requests match the official SDK's captures (method, path, header
             nlohmann::json their_body;
             if (theirs["body"].is_array()) {
                 their_body = nlohmann::json::parse(theirs["body"][0]["json"].get<std::string>());
-                CHECK(r.framed);
+                CHECK(r.headers.at("content-type") == "application/connect+json");
             } else if (!theirs["body"].get<std::string>().empty()) {
                 their_body = nlohmann::json::parse(theirs["body"].get<std::string>());
             }
-            const auto my_body = r.json();
+            const auto my_body = theirs["body"].is_array() ? FakeE2B::stream_json(r) : r.json();
             if (std::string(key) == "POST /v2/sandboxes") {
                 for (const auto& k : keys_of(their_body)) CHECK(keys_of(my_body).count(k) == 1);
                 const std::set<std::string> documented = {"templateID", "timeout", "metadata", "envVars", "network",
@@ -263,8 +262,8 @@ TEST_CASE("e2b: requests match the official SDK's captures (method, path, header
                 CHECK(my_body["timeout"] == 600);  // re-applied on resume
                 for (const auto& k : keys_of(my_body)) CHECK((k == "timeout" || k == "memory"));
             } else if (std::string(key) == "GET /v2/sandboxes") {
-                CHECK(r.query.at("metadata") == "OpenHands_SID=sess-capture");
-                CHECK(r.query.at("state") == "running,paused");
+                CHECK(r.param("metadata") == "OpenHands_SID=sess-capture");
+                CHECK(r.param("state") == "running,paused");
             } else {
                 for (const auto& k : keys_of(my_body)) CHECK(k == "memory");
             }
@@ -315,8 +314,8 @@ TEST_CASE("e2b: attach finds the sandbox by OpenHands_SID across list pages, res
     }
     const auto lists = requests_to(fake, "GET", "/v2/sandboxes");
     REQUIRE(lists.size() == 1);  // the metadata filter does the finding: one page
-    CHECK(lists[0].query.at("metadata") == "OpenHands_SID=sess-attach");
-    CHECK(lists[0].query.at("limit") == "2");
+    CHECK(lists[0].param("metadata") == "OpenHands_SID=sess-attach");
+    CHECK(lists[0].param("limit") == "2");
 
     // The list walk follows X-Next-Token over every page (sweep's listing uses the same walk).
     for (int i = 0; i < 4; ++i)
@@ -329,9 +328,9 @@ TEST_CASE("e2b: attach finds the sandbox by OpenHands_SID across list pages, res
         CHECK(found.size() == 5);  // the paused-then-resumed one and the four
         const auto pages = requests_to(fake, "GET", "/v2/sandboxes");
         REQUIRE(pages.size() == 3);
-        CHECK(pages[0].query.count("nextToken") == 0);
-        CHECK(pages[1].query.count("nextToken") == 1);
-        CHECK(pages[2].query.count("nextToken") == 1);
+        CHECK(pages[0].params.count("nextToken") == 0);
+        CHECK(pages[1].params.count("nextToken") == 1);
+        CHECK(pages[2].params.count("nextToken") == 1);
     }
     // Clean up everything through the provider's own release.
     {
@@ -488,7 +487,7 @@ TEST_CASE("e2b: a full session runs commands in the sandbox's action server, and
         CHECK(out.metadata.exit_code == 0);
         bool through_port = false;
         for (const auto& r : fake.requests()) {
-            if (r.traffic != FakeE2BTraffic::port) continue;
+            if (!r.proxied) continue;
             through_port = true;
             CHECK(r.headers.at("e2b-traffic-access-token") == "***");
             CHECK(r.headers.at("x-session-api-key") == "***");

@@ -76,13 +76,13 @@ TEST_CASE("e2b conformance: the official e2b SDK passes against FakeE2B") {
     std::set<std::string> envd_paths;
     bool streamed = false;
     for (const auto& r : requests) {
-        if (r.traffic != runbox::testing::FakeE2BTraffic::envd) continue;
+        if (!runbox::testing::FakeE2B::is_envd(r)) continue;
         envd_paths.insert(r.path);
-        if (r.path == "/process.Process/Start" && r.framed) {
+        if (r.path == "/process.Process/Start") {
             streamed = true;
             CHECK(r.headers.at("content-type") == "application/connect+json");
             CHECK(r.headers.at("x-access-token") == "***");  // logged redacted
-            CHECK(r.json()["process"]["cmd"] == "/bin/bash");
+            CHECK(runbox::testing::FakeE2B::stream_json(r)["process"]["cmd"] == "/bin/bash");
         }
     }
     CHECK(streamed);

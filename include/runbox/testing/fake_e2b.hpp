@@ -29,18 +29,18 @@
 // the sandbox is killed, then its stream sends `end`.
 // Pause stops the sandbox's processes (SIGSTOP) and its port proxy answers 502; connect/resume
 // continues them. A sandbox past its timeout is killed (or paused with autoPause), checked lazily on
-// every request and accessor. Faults: inject(runbox::Fault). Secrets never appear in requests().
+// every request and accessor. Built on the fakes' base (testing/fake_http.hpp): the same surface
+// as every fake, runbox::Fault faults (start_failure: the server command fails at once with the
+// fault's body on stderr), the shared request log (secrets never appear in requests(); a Connect
+// stream request's body is its envelope, see stream_json()) and shell runner.
 #pragma once
 
-#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -52,6 +52,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -66,9 +67,8 @@
 #include "runbox/detail/json.hpp"
 #include "runbox/error.hpp"
 #include "runbox/server/action_server.hpp"
-#include "runbox/testing/fake_runloop.hpp"  // detail::fake_runloop::spawn_shell, random_token (shared pieces)
+#include "runbox/testing/fake_http.hpp"
 #include "runbox/transport/envelope.hpp"
-#include "runbox/transport/testing.hpp"  // runbox::Fault
 
 namespace runbox::testing {
 
@@ -84,36 +84,10 @@ struct FakeE2BOptions {
     std::size_t max_body_bytes = std::size_t{64} << 20;    ///< larger request bodies are 413
     std::size_t max_output_bytes = std::size_t{16} << 20;  ///< output kept per process; more is dropped
     std::size_t max_json_depth = 64;                       ///< request JSON nesting
-    std::size_t max_requests_logged = 100000;              ///< the oldest entries go first
     std::size_t worker_threads = 48;  ///< every open stream and proxied request holds one
     std::string temp_root;            ///< where sandbox directories go; empty = the system temp dir
     std::chrono::milliseconds no_change_timeout{10000};  ///< passed to each ActionServer
     std::vector<std::string> server_plugins{};           ///< plugins of the action servers started
-};
-
-/// Which side of the fake a request reached.
-enum class FakeE2BTraffic { api, envd, port };
-
-/// One request the fake received, with credentials redacted.
-struct FakeE2BRequest {
-    std::string method;
-    std::string path;    ///< without the query
-    std::string target;  ///< path + query as sent (secrets redacted)
-    std::map<std::string, std::string> query;
-    std::map<std::string, std::string> headers;  ///< lower-case names; credential values "***"
-    /// Secrets replaced by "***"; a Connect stream request's frame payload (framed = true);
-    /// multipart parts summarised; port traffic as "<N bytes>".
-    std::string body;
-    bool framed = false;
-    int status = 0;  ///< the status the fake answered
-    FakeE2BTraffic traffic = FakeE2BTraffic::api;
-    std::string sandbox_id;  ///< envd/port requests: the sandbox addressed
-
-    /// The body parsed as JSON, or null when it is not JSON.
-    nlohmann::json json() const {
-        auto parsed = nlohmann::json::parse(body, nullptr, false);
-        return parsed.is_discarded() ? nlohmann::json() : parsed;
-    }
 };
 
 /// A snapshot of one sandbox (a copy; safe to keep).
@@ -134,83 +108,37 @@ struct FakeE2BSandbox {
     int server_port = 0;                ///< the sandbox port it stands for
 };
 
-class FakeE2B {
+/// The E2B fake (see the header comment). Public surface as every fake (FakeHttpServer), plus
+/// E2B's sandboxes, processes and port URLs.
+class FakeE2B : public FakeHttpServer {
 public:
-    explicit FakeE2B(FakeE2BOptions options = {}) : options_(std::move(options)) {}
-    ~FakeE2B() { stop(); }
-    FakeE2B(const FakeE2B&) = delete;
-    FakeE2B& operator=(const FakeE2B&) = delete;
+    using Options = FakeE2BOptions;
 
-    /// Binds and serves on a background thread; returns once listening.
-    void start() {
-        if (thread_.joinable()) return;
-        namespace fs = std::filesystem;
-        auto root = options_.temp_root.empty() ? fs::temp_directory_path() : fs::path(options_.temp_root);
-        root_dir_ = root / ("runbox-fake-e2b-" + std::to_string(::getpid()) + "-" +
-                            detail::fake_runloop::random_token(8));
-        fs::create_directories(root_dir_);
-        auto threads = options_.worker_threads;
-        server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-        server_.set_payload_max_length(options_.max_body_bytes);
-        auto handler = [this](const httplib::Request& req, httplib::Response& res) { dispatch(req, res); };
-        server_.Get(".*", handler);
-        server_.Post(".*", handler);
-        server_.Put(".*", handler);
-        server_.Delete(".*", handler);
-        server_.Patch(".*", handler);
-        server_.set_tcp_nodelay(true);
-        port_ = options_.port == 0 ? server_.bind_to_any_port(options_.host)
-                                   : (server_.bind_to_port(options_.host, options_.port) ? options_.port : -1);
-        if (port_ <= 0) throw error(errc::transport, "fake e2b could not bind " + options_.host, "fake-e2b");
-        thread_ = std::thread([this] { server_.listen_after_bind(); });
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (!server_.is_running()) {
-            if (std::chrono::steady_clock::now() > deadline)
-                throw error(errc::timeout, "fake e2b did not start listening", "fake-e2b");
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));  // httplib 0.11 has no wait_until_ready
-        }
-    }
+    explicit FakeE2B(FakeE2BOptions options = {})
+        : FakeHttpServer({.name = "fake-e2b", .host = options.host, .port = options.port, .api_key = options.api_key,
+                          .worker_threads = options.worker_threads, .max_body_bytes = options.max_body_bytes}),
+          options_(std::move(options)),
+          root_dir_(std::make_unique<SandboxDir>("e2b", options_.temp_root)) {}
+    ~FakeE2B() override { stop(); }
 
-    /// Ends every stream, kills every process, stops every action server, removes the temp dirs.
-    /// Idempotent.
-    void stop() {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            stopping_ = true;
-        }
-        cv_.notify_all();
-        kill_all();  // first, so proxied requests and streams end too
-        if (thread_.joinable()) {
-            server_.stop();
-            thread_.join();
-        }
-        kill_all();
-        std::vector<std::thread> readers;
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            readers.swap(readers_);
-        }
-        for (auto& t : readers) t.join();
-        std::error_code ec;
-        if (!root_dir_.empty()) std::filesystem::remove_all(root_dir_, ec);
-    }
-
-    int port() const { return port_; }
-    /// The base URL for both the API and envd: E2B_API_URL and E2B_SANDBOX_URL.
-    std::string url() const { return "http://" + options_.host + ":" + std::to_string(port_); }
-    const std::string& api_key() const { return options_.api_key; }
     const FakeE2BOptions& options() const { return options_; }
+
+    /// Ends every stream and process, stops every action server, stops serving. Idempotent.
+    void stop() override {
+        FakeHttpServer::stop();  // on_stop() first: streams end, sandboxes are killed
+        flush_stops();
+    }
 
     /// Template for a sandbox port's URL, with `{port}` and `{id}` placeholders (stands for
     /// https://{port}-{id}.{domain}).
-    std::string port_url_template() const { return url() + "/ports/{port}-{id}"; }
+    std::string port_url_template() const { return base_url() + "/ports/{port}-{id}"; }
     /// The URL of port `port` of sandbox `id`.
     std::string port_url(const std::string& id, int port) const {
-        return url() + "/ports/" + std::to_string(port) + "-" + id;
+        return base_url() + "/ports/" + std::to_string(port) + "-" + id;
     }
 
     /// Sandboxes that exist (running or paused): what a leak check wants to be 0.
-    std::size_t live_sandboxes() const {
+    std::size_t live_sandboxes() const override {
         std::lock_guard<std::mutex> lock(mu_);
         const_cast<FakeE2B*>(this)->expire_locked();
         return sandboxes_.size();
@@ -245,24 +173,6 @@ public:
         return snapshot_locked(*it->second);
     }
 
-    std::vector<FakeE2BRequest> requests() const {
-        std::lock_guard<std::mutex> lock(mu_);
-        return requests_;
-    }
-    void clear_requests() {
-        std::lock_guard<std::mutex> lock(mu_);
-        requests_.clear();
-    }
-
-    /// Answers (or delays, or cuts) the next `fault.times` requests whose method matches and
-    /// whose path+query contains `fault.url_contains`. reply: status/headers/body instead of
-    /// handling; delay: waits, then handles; drop: not handled, the connection is cut after the
-    /// status line; lose_response: handled, then cut the same way.
-    void inject(Fault fault) {
-        std::lock_guard<std::mutex> lock(mu_);
-        faults_.push_back(std::move(fault));
-    }
-
     /// Creates a sandbox as POST /v2/sandboxes would (no request is logged); returns its id.
     std::string create_sandbox(const nlohmann::json& body = {{"templateID", "base"}}) {
         std::lock_guard<std::mutex> lock(mu_);
@@ -295,22 +205,31 @@ public:
         }
     }
 
+    /// The JSON of a logged Connect stream request (its body is one envelope: 5 header bytes,
+    /// then the message), or null. The log redacts secrets inside it, so the header's length
+    /// may no longer match: only the message is read.
+    static nlohmann::json stream_json(const FakeRequest& r) {
+        if (r.body.size() < 5) return nullptr;
+        auto parsed = nlohmann::json::parse(r.body.substr(5), nullptr, false);
+        return parsed.is_discarded() ? nlohmann::json() : parsed;
+    }
+    /// True for a request that reached a sandbox's envd (it names the sandbox in E2b-Sandbox-Id).
+    static bool is_envd(const FakeRequest& r) { return r.headers.count("e2b-sandbox-id") == 1 && !r.proxied; }
+
 private:
     using Json = nlohmann::json;
     using Clock = std::chrono::steady_clock;
 
-    // Pids of in-process action servers: above Linux's pid_max (2^22), so no real pid collides.
-    static constexpr std::uint32_t virtual_pid_base = 5000000;
-
     struct Proc {
         std::uint32_t pid = 0;
-        pid_t pgid = -1;  ///< the real process group; -1 for an in-process server
         std::string tag;
         Json config = Json::object();  ///< the ProcessConfig (envs redacted in List answers)
         std::vector<Json> events;      ///< ProcessEvent values, `start` first
         std::size_t output_bytes = 0;
         bool ended = false;
-        std::shared_ptr<server::ActionServer> server;  ///< in-process action server
+        int signalled = 0;                        ///< the signal SendSignal/kill sent, if any
+        std::shared_ptr<ShellCommand> command;    ///< a real process
+        std::shared_ptr<server::ActionServer> server;  ///< an in-process action server
         int server_port = 0;
     };
 
@@ -328,12 +247,70 @@ private:
         std::chrono::system_clock::time_point end_at{};
         int timeout_seconds = 0;
         bool auto_pause = false;
+        std::unique_ptr<SandboxDir> dir;
         std::filesystem::path root;
         std::map<std::uint32_t, std::shared_ptr<Proc>> procs;
         std::vector<std::string> commands;
     };
 
+    // ---- FakeHttpServer hooks --------------------------------------------------------------------
+
+    void register_routes() override {
+        for (const char* method : {"GET", "POST", "PUT", "DELETE", "PATCH"})
+            route(method, ".*", [this](const Req& req, Res& res) { dispatch(req, res); });
+    }
+
+    /// The control plane's and envd HTTP's error body is {"code": <status>, "message"}; a
+    /// Connect RPC's is {"code": "<name>", "message"}.
+    void send_error(const Req& req, Res& res, int status, const std::string& message) const override {
+        if (req.path.find('.') != std::string::npos && req.path.rfind("/ports/", 0) != 0)
+            return send_connect_error(res, connect_code_of(status), message);
+        send_json(res, status, Json{{"code", status}, {"message", message}});
+    }
+
+    /// The API needs X-API-Key; envd (E2b-Sandbox-Id) checks its own token, /health needs nothing.
+    bool authorized(const Req& req) const override {
+        if (req.has_header("E2b-Sandbox-Id") || (req.path == "/health" && req.method == "GET")) return true;
+        return key_matches(req.get_header_value("X-API-Key"), api_key());
+    }
+    std::string unauthorized_message() const override { return "Invalid API key, it must start with 'e2b_' prefix"; }
+    bool is_proxied(const Req& req) const override { return req.path.rfind("/ports/", 0) == 0; }
+
+    // Secret-looking env values of a create or a Start stay out of the log and snapshots.
+    void learn_secrets(const Req& req) override {
+        if (is_proxied(req)) return;
+        if (req.body.find("envVars") != std::string::npos)
+            if (auto j = parse_json(req.body); j && j->contains("envVars")) log_.add_secrets_from_env((*j)["envVars"]);
+        if (req.body.find("envs") != std::string::npos && req.body.size() > 5)
+            if (auto j = parse_json(req.body.substr(5)); j && j->contains("process") && (*j)["process"].is_object() &&
+                                                         (*j)["process"].contains("envs"))
+                log_.add_secrets_from_env((*j)["process"]["envs"]);
+    }
+
+    void on_stop() override {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stopping_ = true;
+            std::vector<std::string> ids;
+            for (const auto& [id, sb] : sandboxes_) ids.push_back(id);
+            for (const auto& id : ids) kill_locked(id);
+        }
+        cv_.notify_all();
+        flush_stops();
+    }
+
     // ---- small helpers ---------------------------------------------------------------------------
+
+    static std::string random_token(std::size_t length) {
+        static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+        thread_local std::mt19937_64 engine{std::random_device{}()};
+        std::uniform_int_distribution<std::size_t> pick(0, sizeof(alphabet) - 2);
+        std::string out;
+        for (std::size_t i = 0; i < length; ++i) out.push_back(alphabet[pick(engine)]);
+        return out;
+    }
+
+    static std::string lower(std::string s) { return server::action_detail::ascii_lower(std::move(s)); }
 
     static std::string rfc3339(std::chrono::system_clock::time_point t) {
         const auto secs = std::chrono::system_clock::to_time_t(t);
@@ -348,24 +325,42 @@ private:
         res.status = status;
         res.set_content(body.dump(), "application/json");
     }
-    /// The control plane's and envd HTTP's error body: {"code": <status>, "message"}.
-    static void send_error(httplib::Response& res, int status, const std::string& message) {
+    /// The control plane's and envd HTTP's error: {"code": <status>, "message"}.
+    static void fail(httplib::Response& res, int status, const std::string& message) {
         send_json(res, status, Json{{"code", status}, {"message", message}});
     }
     /// A Connect unary error: the HTTP status of the code, {"code": "<name>", "message"}.
     static void send_connect_error(httplib::Response& res, const std::string& code, const std::string& message) {
         send_json(res, connect_http_status(code), Json{{"code", code}, {"message", message}});
     }
-    static int connect_http_status(const std::string& code) {
+    // Connect's code -> HTTP status table (connectrpc.com/docs/protocol).
+    static const std::map<std::string, int>& connect_table() {
         static const std::map<std::string, int> table = {
-            {"canceled", 499},          {"unknown", 500},          {"invalid_argument", 400},
-            {"deadline_exceeded", 504}, {"not_found", 404},        {"already_exists", 409},
+            {"canceled", 499},          {"unknown", 500},            {"invalid_argument", 400},
+            {"deadline_exceeded", 504}, {"not_found", 404},          {"already_exists", 409},
             {"permission_denied", 403}, {"resource_exhausted", 429}, {"failed_precondition", 400},
-            {"aborted", 409},           {"out_of_range", 400},     {"unimplemented", 501},
-            {"internal", 500},          {"unavailable", 503},      {"data_loss", 500},
+            {"aborted", 409},           {"out_of_range", 400},       {"unimplemented", 501},
+            {"internal", 500},          {"unavailable", 503},        {"data_loss", 500},
             {"unauthenticated", 401}};
-        auto it = table.find(code);
-        return it == table.end() ? 500 : it->second;
+        return table;
+    }
+    static int connect_http_status(const std::string& code) {
+        auto it = connect_table().find(code);
+        return it == connect_table().end() ? 500 : it->second;
+    }
+    static std::string connect_code_of(int status) {
+        switch (status) {
+            case 400: return "invalid_argument";
+            case 401: return "unauthenticated";
+            case 403: return "permission_denied";
+            case 404: return "not_found";
+            case 409: return "already_exists";
+            case 429: return "resource_exhausted";
+            case 501: return "unimplemented";
+            case 503: return "unavailable";
+            case 504: return "deadline_exceeded";
+            default: return status >= 500 ? "internal" : "unknown";
+        }
     }
 
     std::optional<Json> parse_json(const std::string& text) const {
@@ -383,34 +378,8 @@ private:
         return out + "'";
     }
 
-    static bool secret_name(const std::string& name) {
-        auto n = detail::fake_runloop::lower(name);
-        for (const char* marker : {"key", "token", "secret", "password"})
-            if (n.find(marker) != std::string::npos) return true;
-        return false;
-    }
-
-    void learn_secrets_locked(const Json& env) {
-        if (!env.is_object()) return;
-        for (const auto& [k, v] : env.items())
-            if (v.is_string() && secret_name(k) && !v.get<std::string>().empty() &&
-                std::find(extra_secrets_.begin(), extra_secrets_.end(), v.get<std::string>()) == extra_secrets_.end())
-                extra_secrets_.push_back(v.get<std::string>());
-    }
-
-    std::vector<std::string> secrets_locked() const {
-        std::vector<std::string> out{options_.api_key};
-        for (const auto& [id, sb] : sandboxes_) {
-            out.push_back(sb->envd_token);
-            out.push_back(sb->traffic_token);
-        }
-        out.insert(out.end(), retired_secrets_.begin(), retired_secrets_.end());
-        out.insert(out.end(), extra_secrets_.begin(), extra_secrets_.end());
-        return out;
-    }
-
-    Json redacted_locked(const Json& j) const {
-        auto parsed = Json::parse(redact(j.dump(), secrets_locked()), nullptr, false);
+    Json redacted(const Json& j) const {
+        auto parsed = Json::parse(log_.redact(j.dump()), nullptr, false);
         return parsed.is_discarded() ? Json() : parsed;
     }
 
@@ -425,13 +394,13 @@ private:
         s.template_id = sb.template_id;
         s.state = sb.state;
         s.metadata = sb.metadata;
-        s.env_vars = redacted_locked(sb.env_vars);
+        s.env_vars = redacted(sb.env_vars);
         s.timeout_seconds = sb.timeout_seconds;
         s.end_at = sb.end_at;
         s.allow_public_traffic = sb.traffic_token.empty();
         s.auto_pause = sb.auto_pause;
         s.root = sb.root;
-        for (const auto& c : sb.commands) s.commands.push_back(redact(c, secrets_locked()));
+        for (const auto& c : sb.commands) s.commands.push_back(log_.redact(c));
         for (const auto& [pid, p] : sb.procs) {
             if (p->ended) continue;
             ++s.running_processes;
@@ -447,20 +416,24 @@ private:
 
     std::shared_ptr<Sandbox> create_locked(const Json& body) {
         auto sb = std::make_shared<Sandbox>();
-        sb->id = "i" + detail::fake_runloop::random_token(19);
+        sb->id = "i" + random_token(19);
         sb->template_id = body.value("templateID", std::string("base"));
         sb->client_id = "fakeclient";
-        sb->envd_token = "ea_" + detail::fake_runloop::random_token(32);
+        sb->envd_token = "ea_" + random_token(32);
+        log_.add_secret(sb->envd_token);
         if (body.contains("metadata") && body["metadata"].is_object())
             for (const auto& [k, v] : body["metadata"].items())
                 if (v.is_string()) sb->metadata[k] = v;
         if (body.contains("envVars") && body["envVars"].is_object())
             for (const auto& [k, v] : body["envVars"].items())
                 if (v.is_string()) sb->env_vars[k] = v;
-        learn_secrets_locked(sb->env_vars);
+        log_.add_secrets_from_env(sb->env_vars);
         const bool is_public = !(body.contains("network") && body["network"].is_object() &&
                                  body["network"].value("allowPublicTraffic", true) == false);
-        if (!is_public) sb->traffic_token = "tt_" + detail::fake_runloop::random_token(32);
+        if (!is_public) {
+            sb->traffic_token = "tt_" + random_token(32);
+            log_.add_secret(sb->traffic_token);
+        }
         sb->auto_pause = body.value("autoPause", false);
         sb->timeout_seconds = body.contains("timeout") && body["timeout"].is_number_integer()
                                   ? body["timeout"].get<int>()
@@ -468,7 +441,8 @@ private:
         sb->started_at = std::chrono::system_clock::now();
         sb->end_at = sb->started_at + std::chrono::seconds(sb->timeout_seconds);
         sb->seq = ++seq_;
-        sb->root = root_dir_ / sb->id;
+        sb->dir = std::make_unique<SandboxDir>("sbx", root_dir_->path());
+        sb->root = sb->dir->path();
         std::error_code ec;
         std::filesystem::create_directories(sb->root / "home" / "user", ec);
         std::filesystem::create_directories(sb->root / "tmp", ec);
@@ -512,9 +486,9 @@ private:
         return v;
     }
 
-    void signal_processes_locked(Sandbox& sb, int sig) {
+    static void signal_processes_locked(Sandbox& sb, int sig) {
         for (auto& [pid, p] : sb.procs)
-            if (!p->ended && p->pgid > 0) ::kill(-p->pgid, sig);
+            if (!p->ended && p->command) p->command->signal(sig);
     }
 
     /// Ends an in-process server's "process": the end event, the server queued to stop unlocked.
@@ -526,17 +500,21 @@ private:
         cv_.notify_all();
     }
 
-    /// Removes the sandbox: processes killed, servers queued to stop, directory queued to go.
+    /// Removes the sandbox: processes killed, servers queued to stop, its directory goes with it.
     void kill_locked(const std::string& id) {
         auto sb = find_locked(id);
         if (!sb) return;
-        signal_processes_locked(*sb, SIGCONT);  // a paused process must run to die
-        signal_processes_locked(*sb, SIGKILL);
-        for (auto& [pid, p] : sb->procs)
-            if (p->pgid < 0) end_server_locked(*p, "signal: killed");
-        retired_secrets_.push_back(sb->envd_token);
-        retired_secrets_.push_back(sb->traffic_token);
-        dirs_to_remove_.push_back(sb->root);
+        for (auto& [pid, p] : sb->procs) {
+            if (p->ended) continue;
+            if (p->command) {
+                p->signalled = SIGKILL;
+                p->command->signal(SIGCONT);  // a paused process must run to die
+                p->command->kill();
+            } else {
+                end_server_locked(*p, "signal: killed");
+            }
+        }
+        if (sb->dir) dirs_to_remove_.push_back(std::move(sb->dir));
         sandboxes_.erase(id);
         cv_.notify_all();
     }
@@ -571,27 +549,14 @@ private:
     /// Stops queued action servers and removes queued directories (never with mu_ held).
     void flush_stops() {
         std::vector<std::shared_ptr<server::ActionServer>> servers;
-        std::vector<std::filesystem::path> dirs;
+        std::vector<std::unique_ptr<SandboxDir>> dirs;
         {
             std::lock_guard<std::mutex> lock(mu_);
             servers.swap(to_stop_);
             dirs.swap(dirs_to_remove_);
         }
-        for (auto& s : servers) s->stop();
-        for (auto& d : dirs) {
-            std::error_code ec;
-            std::filesystem::remove_all(d, ec);
-        }
-    }
-
-    void kill_all() {
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            std::vector<std::string> ids;
-            for (const auto& [id, sb] : sandboxes_) ids.push_back(id);
-            for (const auto& id : ids) kill_locked(id);
-        }
-        flush_stops();
+        for (auto& srv : servers) SandboxServers::stop(std::move(srv));
+        dirs.clear();  // each SandboxDir removes its tree
     }
 
     // ---- paths inside a sandbox ------------------------------------------------------------------
@@ -641,164 +606,34 @@ private:
         return e;
     }
 
-    // ---- request plumbing ------------------------------------------------------------------------
+    // ---- request routing -------------------------------------------------------------------------
 
-    FakeE2BRequest record_of(const httplib::Request& req, FakeE2BTraffic traffic, const std::string& sandbox_id) const {
-        FakeE2BRequest r;
-        r.method = req.method;
-        r.path = req.path;
-        auto secrets = secrets_locked();
-        r.target = redact(req.target.empty() ? req.path : req.target, secrets);
-        for (const auto& [k, v] : req.params) r.query[k] = redact(v, secrets);
-        for (const auto& [k, v] : req.headers) {
-            auto name = detail::fake_runloop::lower(k);
-            if (name == "x-api-key" || name == "x-access-token" || name == "e2b-traffic-access-token" ||
-                name == "authorization" || name == "x-session-api-key" || name == "cookie") {
-                r.headers[name] = "***";
-            } else if (name != "remote_addr" && name != "remote_port" && name != "local_addr" && name != "local_port") {
-                r.headers[name] = redact(v, secrets);
-            }
-        }
-        if (traffic == FakeE2BTraffic::port) {
-            r.body = "<" + std::to_string(req.body.size()) + " bytes>";  // action-server traffic carries anything
-        } else if (req.is_multipart_form_data()) {
-            Json parts = Json::array();
-            for (const auto& [name, part] : req.files)
-                parts.push_back({{"name", name}, {"filename", redact(part.filename, secrets)}, {"size", part.content.size()}});
-            r.body = parts.dump();
-        } else if (detail::fake_runloop::lower(req.get_header_value("Content-Type")).rfind("application/connect+", 0) == 0) {
-            FrameReader reader(options_.max_body_bytes);
-            std::string payloads;
-            try {
-                reader.feed(req.body);
-                while (auto f = reader.next()) payloads += f->payload;
-            } catch (const error&) {
-            }
-            r.body = redact(payloads, secrets);
-            r.framed = true;
-        } else if (req.path == "/files" && req.method == "POST") {
-            r.body = "<" + std::to_string(req.body.size()) + " bytes>";
-        } else {
-            r.body = redact(req.body, secrets);
-        }
-        r.traffic = traffic;
-        r.sandbox_id = sandbox_id;
-        return r;
-    }
-
-    /// The first live fault matching the request, used up by one.
-    std::optional<Fault> take_fault_locked(const httplib::Request& req) {
-        const std::string target = req.target.empty() ? req.path : req.target;
-        for (auto& f : faults_) {
-            if (f.times == 0) continue;
-            if (!f.method.empty() && detail::fake_runloop::lower(f.method) != detail::fake_runloop::lower(req.method))
-                continue;
-            if (target.find(f.url_contains) == std::string::npos) continue;
-            if (f.times > 0) --f.times;
-            return f;
-        }
-        return std::nullopt;
-    }
-
-    /// A response whose body is cut after the status line and headers (the client sees a reset).
-    static void cut_connection(httplib::Response& res) {
-        res.status = 200;
-        res.set_chunked_content_provider("application/octet-stream",
-                                         [](std::size_t, httplib::DataSink&) { return false; });
-    }
-
-    void dispatch(const httplib::Request& req, httplib::Response& res) {
+    void dispatch(const Req& req, Res& res) {
         static const std::string ports_prefix = "/ports/";
-        const std::string sandbox_header = req.get_header_value("E2b-Sandbox-Id");
-        FakeE2BTraffic traffic = FakeE2BTraffic::api;
-        std::string sandbox_id = sandbox_header;
-        int port = 0;
-        std::string rest;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            expire_locked();
+        }
+        flush_stops();
         if (req.path.rfind(ports_prefix, 0) == 0) {
-            traffic = FakeE2BTraffic::port;
             auto name_end = req.path.find('/', ports_prefix.size());
             auto name = req.path.substr(ports_prefix.size(), name_end == std::string::npos ? std::string::npos
                                                                                           : name_end - ports_prefix.size());
             auto dash = name.find('-');
+            int port = 0;
             try {
                 port = dash == std::string::npos ? 0 : std::stoi(name.substr(0, dash));
             } catch (...) {
                 port = 0;
             }
-            sandbox_id = dash == std::string::npos ? std::string() : name.substr(dash + 1);
-            rest = name_end == std::string::npos ? "/" : req.path.substr(name_end);
-        } else if (!sandbox_header.empty()) {
-            traffic = FakeE2BTraffic::envd;
-        }
-        std::size_t index = 0;
-        std::optional<Fault> fault;
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            expire_locked();
-            if (traffic == FakeE2BTraffic::api && req.body.find("envVars") != std::string::npos) {
-                if (auto j = parse_json(req.body); j && j->contains("envVars")) learn_secrets_locked((*j)["envVars"]);
-            }
-            if (traffic != FakeE2BTraffic::port && req.body.find("envs") != std::string::npos) {
-                learn_start_secrets_locked(req);
-            }
-            if (requests_.size() >= options_.max_requests_logged) requests_.erase(requests_.begin());
-            index = requests_.size();
-            requests_.push_back(record_of(req, traffic, sandbox_id));
-            fault = take_fault_locked(req);
+            handle_port(req, res, dash == std::string::npos ? std::string() : name.substr(dash + 1), port,
+                        name_end == std::string::npos ? "/" : req.path.substr(name_end));
+        } else if (req.has_header("E2b-Sandbox-Id")) {
+            handle_envd(req, res, req.get_header_value("E2b-Sandbox-Id"));
+        } else {
+            handle_api(req, res);
         }
         flush_stops();
-        bool lose = false;
-        if (fault) {
-            switch (fault->kind) {
-                case Fault::Kind::reply:
-                    res.status = fault->status;
-                    for (const auto& [k, v] : fault->headers) res.set_header(k, v);
-                    res.set_content(fault->body, "application/json");
-                    record_status(index, res.status);
-                    return;
-                case Fault::Kind::drop:
-                    cut_connection(res);
-                    record_status(index, 0);
-                    return;
-                case Fault::Kind::delay:
-                    std::this_thread::sleep_for(fault->delay);
-                    break;
-                case Fault::Kind::lose_response:
-                    lose = true;
-                    break;
-            }
-        }
-        try {
-            switch (traffic) {
-                case FakeE2BTraffic::api: handle_api(req, res); break;
-                case FakeE2BTraffic::envd: handle_envd(req, res, sandbox_id); break;
-                case FakeE2BTraffic::port: handle_port(req, res, sandbox_id, port, rest); break;
-            }
-        } catch (const std::exception& e) {
-            send_error(res, 500, std::string("fake e2b: ") + e.what());
-        }
-        flush_stops();
-        record_status(index, lose ? 0 : res.status);
-        if (lose) cut_connection(res);
-    }
-
-    void record_status(std::size_t index, int status) {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (index < requests_.size()) requests_[index].status = status;
-    }
-
-    // Start bodies are framed: learn their secret-looking env values before they are logged.
-    void learn_start_secrets_locked(const httplib::Request& req) {
-        FrameReader reader(options_.max_body_bytes);
-        try {
-            reader.feed(req.body);
-            while (auto f = reader.next()) {
-                auto j = parse_json(f->payload);
-                if (j && j->contains("process") && (*j)["process"].is_object() && (*j)["process"].contains("envs"))
-                    learn_secrets_locked((*j)["process"]["envs"]);
-            }
-        } catch (const error&) {
-        }
     }
 
     // ---- control plane ---------------------------------------------------------------------------
@@ -809,48 +644,46 @@ private:
             res.status = 204;
             return;
         }
-        if (!server::action_detail::secrets_equal(req.get_header_value("X-API-Key"), options_.api_key))
-            return send_error(res, 401, "Invalid API key, it must start with 'e2b_' prefix");
         static const std::regex v1_re(R"(/sandboxes/([A-Za-z0-9_\-]+)(/[a-z]+)?)");
         static const std::regex v2_re(R"(/v2/sandboxes/([A-Za-z0-9_\-]+)/connect)");
         std::smatch m;
         if (path == "/v2/sandboxes" || path == "/sandboxes") {
             if (req.method == "POST") return api_create(req, res);
             if (req.method == "GET") return api_list(req, res);
-            return send_error(res, 405, "Method not allowed");
+            return fail(res, 405, "Method not allowed");
         }
         if (std::regex_match(path, m, v2_re) && req.method == "POST") return api_connect(req, res, m[1].str(), true);
-        if (!std::regex_match(path, m, v1_re)) return send_error(res, 404, "Not found: " + path);
+        if (!std::regex_match(path, m, v1_re)) return fail(res, 404, "Not found: " + path);
         const std::string id = m[1].str();
         const std::string sub = m[2].str();
         if (sub.empty()) {
             if (req.method == "GET") return api_get(res, id);
             if (req.method == "DELETE") return api_kill(res, id);
-            return send_error(res, 405, "Method not allowed");
+            return fail(res, 405, "Method not allowed");
         }
-        if (req.method != "POST") return send_error(res, 405, "Method not allowed");
+        if (req.method != "POST") return fail(res, 405, "Method not allowed");
         if (sub == "/timeout") return api_timeout(req, res, id, "timeout");
         if (sub == "/refreshes") return api_timeout(req, res, id, "duration");
         if (sub == "/pause") return api_pause(res, id);
         if (sub == "/resume") return api_connect(req, res, id, false);
-        send_error(res, 404, "Not found: " + path);
+        fail(res, 404, "Not found: " + path);
     }
 
     std::optional<Json> api_body(const httplib::Request& req, httplib::Response& res) const {
         if (req.body.empty()) return Json::object();
         auto j = parse_json(req.body);
-        if (!j) send_error(res, 400, "Request body must be a JSON object within the fake's limits");
+        if (!j) fail(res, 400, "Request body must be a JSON object within the fake's limits");
         return j;
     }
 
     bool valid_timeout(const Json& body, const char* key, httplib::Response& res) const {
         if (!body.contains(key)) return true;
         if (!body[key].is_number_integer() || body[key].get<long long>() < 0) {
-            send_error(res, 400, std::string(key) + " must be a non-negative integer (seconds)");
+            fail(res, 400, std::string(key) + " must be a non-negative integer (seconds)");
             return false;
         }
         if (body[key].get<long long>() > options_.max_timeout_seconds) {
-            send_error(res, 400, "Timeout cannot be greater than " + std::to_string(options_.max_timeout_seconds / 3600) + " hours");
+            fail(res, 400, "Timeout cannot be greater than " + std::to_string(options_.max_timeout_seconds / 3600) + " hours");
             return false;
         }
         return true;
@@ -861,13 +694,13 @@ private:
         if (!body) return;
         if (!body->contains("templateID") || !(*body)["templateID"].is_string() ||
             (*body)["templateID"].get<std::string>().empty())
-            return send_error(res, 400, "templateID is required");
+            return fail(res, 400, "templateID is required");
         if (!valid_timeout(*body, "timeout", res)) return;
         for (const char* k : {"metadata", "envVars"})
             if (body->contains(k) && !(*body)[k].is_object() && !(*body)[k].is_null())
-                return send_error(res, 400, std::string(k) + " must be an object of strings");
+                return fail(res, 400, std::string(k) + " must be an object of strings");
         std::lock_guard<std::mutex> lock(mu_);
-        if (stopping_) return send_error(res, 503, "the fake is stopping");
+        if (stopping_) return fail(res, 503, "the fake is stopping");
         auto sb = create_locked(*body);
         send_json(res, 201, sandbox_view(*sb));
     }
@@ -875,13 +708,13 @@ private:
     void api_get(httplib::Response& res, const std::string& id) {
         std::lock_guard<std::mutex> lock(mu_);
         auto sb = find_locked(id);
-        if (!sb) return send_error(res, 404, "sandbox \"" + id + "\" doesn't exist or you don't have access to it");
+        if (!sb) return fail(res, 404, "sandbox \"" + id + "\" doesn't exist or you don't have access to it");
         send_json(res, 200, listed_view(*sb, true));
     }
 
     void api_kill(httplib::Response& res, const std::string& id) {
         std::lock_guard<std::mutex> lock(mu_);
-        if (!find_locked(id)) return send_error(res, 404, "sandbox \"" + id + "\" doesn't exist or you don't have access to it");
+        if (!find_locked(id)) return fail(res, 404, "sandbox \"" + id + "\" doesn't exist or you don't have access to it");
         kill_locked(id);
         res.status = 204;
     }
@@ -889,11 +722,11 @@ private:
     void api_timeout(const httplib::Request& req, httplib::Response& res, const std::string& id, const char* key) {
         auto body = api_body(req, res);
         if (!body) return;
-        if (!body->contains(key)) return send_error(res, 400, std::string(key) + " is required");
+        if (!body->contains(key)) return fail(res, 400, std::string(key) + " is required");
         if (!valid_timeout(*body, key, res)) return;
         std::lock_guard<std::mutex> lock(mu_);
         auto sb = find_locked(id);
-        if (!sb) return send_error(res, 404, "sandbox \"" + id + "\" doesn't exist or you don't have access to it");
+        if (!sb) return fail(res, 404, "sandbox \"" + id + "\" doesn't exist or you don't have access to it");
         const int seconds = (*body)[key].get<int>();
         if (std::string(key) == "timeout") {
             sb->timeout_seconds = seconds;
@@ -907,8 +740,8 @@ private:
     void api_pause(httplib::Response& res, const std::string& id) {
         std::lock_guard<std::mutex> lock(mu_);
         auto sb = find_locked(id);
-        if (!sb) return send_error(res, 404, "sandbox \"" + id + "\" doesn't exist or you don't have access to it");
-        if (sb->state == "paused") return send_error(res, 409, "sandbox \"" + id + "\" is already paused");
+        if (!sb) return fail(res, 404, "sandbox \"" + id + "\" doesn't exist or you don't have access to it");
+        if (sb->state == "paused") return fail(res, 409, "sandbox \"" + id + "\" is already paused");
         pause_locked(*sb);
         res.status = 204;
     }
@@ -921,13 +754,13 @@ private:
         if (!valid_timeout(*body, "timeout", res)) return;
         std::lock_guard<std::mutex> lock(mu_);
         auto sb = find_locked(id);
-        if (!sb) return send_error(res, 404, "sandbox \"" + id + "\" doesn't exist or you don't have access to it");
+        if (!sb) return fail(res, 404, "sandbox \"" + id + "\" doesn't exist or you don't have access to it");
         const int timeout = body->contains("timeout") ? (*body)["timeout"].get<int>() : options_.default_timeout_seconds;
         if (sb->state == "paused") {
             resume_locked(*sb, timeout);
             return send_json(res, 201, sandbox_view(*sb));
         }
-        if (!v2) return send_error(res, 409, "sandbox \"" + id + "\" is already running");
+        if (!v2) return fail(res, 409, "sandbox \"" + id + "\" is already running");
         auto wanted = std::chrono::system_clock::now() + std::chrono::seconds(timeout);
         if (wanted > sb->end_at) {
             sb->end_at = wanted;
@@ -955,11 +788,11 @@ private:
 
     void api_list(const httplib::Request& req, httplib::Response& res) {
         auto filter = metadata_filter(req.get_param_value("metadata"));
-        if (!filter) return send_error(res, 400, "metadata must be a query string of key=value pairs");
+        if (!filter) return fail(res, 400, "metadata must be a query string of key=value pairs");
         std::vector<std::string> states;
         std::stringstream st(req.has_param("state") ? req.get_param_value("state") : std::string("running,paused"));
         for (std::string s; std::getline(st, s, ',');) {
-            if (s != "running" && s != "paused") return send_error(res, 400, "state must be running or paused");
+            if (s != "running" && s != "paused") return fail(res, 400, "state must be running or paused");
             states.push_back(s);
         }
         long limit = 100;
@@ -969,7 +802,7 @@ private:
             } catch (...) {
                 limit = -1;
             }
-            if (limit < 1 || limit > 100) return send_error(res, 400, "limit must be between 1 and 100");
+            if (limit < 1 || limit > 100) return fail(res, 400, "limit must be between 1 and 100");
         }
         const bool ascending = req.get_param_value("order") == "asc";
         std::int64_t cursor = 0;
@@ -977,7 +810,7 @@ private:
             try {
                 cursor = std::stoll(req.get_param_value("nextToken"));
             } catch (...) {
-                return send_error(res, 400, "invalid nextToken");
+                return fail(res, 400, "invalid nextToken");
             }
         }
         std::lock_guard<std::mutex> lock(mu_);
@@ -1025,25 +858,25 @@ private:
             res.status = 204;
             return;
         }
-        if (!server::action_detail::secrets_equal(req.get_header_value("X-Access-Token"), sb->envd_token)) {
+        if (!key_matches(req.get_header_value("X-Access-Token"), sb->envd_token)) {
             if (req.path.find('.') != std::string::npos)  // a Connect RPC path
                 return send_connect_error(res, "unauthenticated", "invalid access token");
-            return send_error(res, 401, "unauthorized access, please provide a valid access token");
+            return fail(res, 401, "unauthorized access, please provide a valid access token");
         }
         if (req.path == "/files") {
             if (req.method == "GET") return files_download(req, res, *sb);
             if (req.method == "POST") return files_upload(req, res, *sb);
-            return send_error(res, 405, "Method not allowed");
+            return fail(res, 405, "Method not allowed");
         }
         if (req.path == "/envs" && req.method == "GET") {
             std::lock_guard<std::mutex> lock(mu_);
             return send_json(res, 200, sb->env_vars);
         }
-        if (req.method != "POST") return send_error(res, 404, "Not found: " + req.path);
+        if (req.method != "POST") return fail(res, 404, "Not found: " + req.path);
         if (req.path == "/process.Process/Start") return process_stream(req, res, sb, true);
         if (req.path == "/process.Process/Connect") return process_stream(req, res, sb, false);
         auto body_ok = [&]() -> std::optional<Json> {
-            if (detail::fake_runloop::lower(req.get_header_value("Content-Type")).rfind("application/json", 0) != 0) {
+            if (lower(req.get_header_value("Content-Type")).rfind("application/json", 0) != 0) {
                 send_connect_error(res, "unimplemented", "the fake speaks Connect with JSON only");
                 return std::nullopt;
             }
@@ -1068,18 +901,18 @@ private:
             if (!body) return;
             return filesystem_rpc(res, *sb, p.substr(std::string("/filesystem.Filesystem/").size()), *body);
         }
-        send_error(res, 404, "Not found: " + p);
+        fail(res, 404, "Not found: " + p);
     }
 
     // GET /files?path=  ->  the bytes, or {"code","message"} JSON.
     void files_download(const httplib::Request& req, httplib::Response& res, const Sandbox& sb) const {
-        if (!req.has_param("path")) return send_error(res, 400, "path is required");
+        if (!req.has_param("path")) return fail(res, 400, "path is required");
         const auto spath = sandbox_path(req.get_param_value("path"));
         const auto host = host_path(sb, spath);
         std::error_code ec;
-        if (std::filesystem::is_directory(host, ec)) return send_error(res, 400, "path '" + spath + "' is a directory");
+        if (std::filesystem::is_directory(host, ec)) return fail(res, 400, "path '" + spath + "' is a directory");
         std::ifstream in(host, std::ios::binary);
-        if (!in) return send_error(res, 404, "path '" + spath + "' does not exist");
+        if (!in) return fail(res, 404, "path '" + spath + "' does not exist");
         std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         res.status = 200;
         res.set_content(content, "application/octet-stream");
@@ -1101,22 +934,22 @@ private:
         if (req.is_multipart_form_data()) {
             for (const auto& [name, part] : req.files) {
                 if (name != "file") continue;
-                if (!has_path && part.filename.empty()) return send_error(res, 400, "a file part needs a filename or path");
+                if (!has_path && part.filename.empty()) return fail(res, 400, "a file part needs a filename or path");
                 const auto spath = sandbox_path(has_path ? req.get_param_value("path") : part.filename);
                 const auto host = host_path(sb, spath);
                 std::error_code ec;
-                if (std::filesystem::is_directory(host, ec)) return send_error(res, 400, "path '" + spath + "' is a directory");
-                if (!write_file(host, part.content)) return send_error(res, 500, "could not write '" + spath + "'");
+                if (std::filesystem::is_directory(host, ec)) return fail(res, 400, "path '" + spath + "' is a directory");
+                if (!write_file(host, part.content)) return fail(res, 500, "could not write '" + spath + "'");
                 out.push_back({{"name", host.filename().string()}, {"path", spath}, {"type", "file"}});
             }
-            if (out.empty()) return send_error(res, 400, "no part named 'file'");
+            if (out.empty()) return fail(res, 400, "no part named 'file'");
         } else {
-            if (!has_path) return send_error(res, 400, "path is required for a raw upload");
+            if (!has_path) return fail(res, 400, "path is required for a raw upload");
             const auto spath = sandbox_path(req.get_param_value("path"));
             const auto host = host_path(sb, spath);
             std::error_code ec;
-            if (std::filesystem::is_directory(host, ec)) return send_error(res, 400, "path '" + spath + "' is a directory");
-            if (!write_file(host, req.body)) return send_error(res, 500, "could not write '" + spath + "'");
+            if (std::filesystem::is_directory(host, ec)) return fail(res, 400, "path '" + spath + "' is a directory");
+            if (!write_file(host, req.body)) return fail(res, 500, "could not write '" + spath + "'");
             out.push_back({{"name", host.filename().string()}, {"path", spath}, {"type", "file"}});
         }
         send_json(res, 200, out);
@@ -1198,7 +1031,7 @@ private:
         Json list = Json::array();
         for (const auto& [pid, p] : sb.procs) {
             if (p->ended) continue;
-            Json item = {{"config", redacted_locked(p->config)}, {"pid", pid}};
+            Json item = {{"config", redacted(p->config)}, {"pid", pid}};
             if (!p->tag.empty()) item["tag"] = p->tag;
             list.push_back(std::move(item));
         }
@@ -1224,9 +1057,10 @@ private:
         std::lock_guard<std::mutex> lock(mu_);
         auto p = select_locked(sb, body.contains("process") ? body["process"] : Json());
         if (!p) return send_connect_error(res, "not_found", "process not found");
-        if (p->pgid > 0) {
-            ::kill(-p->pgid, SIGCONT);
-            ::kill(-p->pgid, sig == "SIGNAL_SIGKILL" ? SIGKILL : SIGTERM);
+        if (p->command) {
+            p->signalled = sig == "SIGNAL_SIGKILL" ? SIGKILL : SIGTERM;
+            p->command->signal(SIGCONT);
+            p->command->signal(p->signalled);
         } else {
             end_server_locked(*p, sig == "SIGNAL_SIGKILL" ? "signal: killed" : "signal: terminated");
         }
@@ -1271,7 +1105,7 @@ private:
 
     /// A Start's or Connect's stream body: exactly one envelope with a JSON request.
     std::optional<Json> stream_request(const httplib::Request& req, std::string& why) const {
-        if (detail::fake_runloop::lower(req.get_header_value("Content-Type")) != "application/connect+json") {
+        if (lower(req.get_header_value("Content-Type")) != "application/connect+json") {
             why = "a streaming call must be application/connect+json";
             return std::nullopt;
         }
@@ -1416,7 +1250,13 @@ private:
         p->tag = body->value("tag", std::string());
         try {
             if (is_server_command(line)) {
-                start_server_process(*sb, p, line, std::move(env));
+                if (auto failure = start_failure(req)) {
+                    // A start_failure fault: the server "fails at once", its reason on stderr.
+                    start_real_process(*sb, p, {"/bin/sh", "-c", "printf '%s\\n' \"$0\" >&2; exit 1", failure->body},
+                                       std::move(env), host_cwd);
+                } else {
+                    start_server_process(*sb, p, line, std::move(env));
+                }
             } else {
                 start_real_process(*sb, p, argv, std::move(env), host_cwd);
             }
@@ -1430,111 +1270,87 @@ private:
     // serving the sandbox port the command asks for, with HOME and working dir inside the sandbox.
     void start_server_process(Sandbox& sb, const std::shared_ptr<Proc>& p, const std::string& line,
                               std::map<std::string, std::string> env) {
-        server::ActionServerOptions so;
+        env["HOME"] = (sb.root / "home" / "user").string();
         // `--working-dir DIR` of the command, inside the sandbox (created, as the server would).
-        so.working_dir = host_path(sb, flag_value(line, "--working-dir").value_or("/home/user")).string();
+        const auto working_dir = host_path(sb, flag_value(line, "--working-dir").value_or("/home/user"));
         std::error_code ec;
-        std::filesystem::create_directories(so.working_dir, ec);
+        std::filesystem::create_directories(working_dir, ec);
+        auto so = sandbox_server_options(working_dir, env);  // SESSION_API_KEY becomes the server's key
         so.plugins = options_.server_plugins;
         so.no_change_timeout = options_.no_change_timeout;
-        if (auto it = env.find("SESSION_API_KEY"); it != env.end()) {
-            so.session_api_key = it->second;  // the server reads it from its environment; its shell never sees it
-            env.erase(it);
-        }
-        env["HOME"] = (sb.root / "home" / "user").string();
-        so.env = std::move(env);
-        auto srv = std::make_shared<server::ActionServer>(std::move(so));
-        srv->start();
+        auto srv = servers_.start(std::move(so));
         std::lock_guard<std::mutex> lock(mu_);
-        p->pid = virtual_pid_base + static_cast<std::uint32_t>(++virtual_pids_);
+        p->pid = ++next_pid_;
         p->server = std::move(srv);
         p->server_port = server_port_of(line);
         p->events.push_back(Json{{"start", {{"pid", p->pid}}}});
+        track_locked(p);
         if (!find_locked(sb.id)) {  // killed while the server started
             end_server_locked(*p, "signal: killed");
             return;
         }
         sb.procs[p->pid] = p;
-        track_locked(p);
     }
 
     void track_locked(const std::shared_ptr<Proc>& p) {
-        all_procs_.erase(std::remove_if(all_procs_.begin(), all_procs_.end(), [](const auto& q) { return q->ended; }),
-                         all_procs_.end());
+        std::erase_if(all_procs_, [](const auto& q) { return q->ended; });
         all_procs_.push_back(p);
     }
 
+    // A real process: `argv` (the SDK's /bin/bash -l -c CMD) in a clean environment (env -i:
+    // nothing of the fake's own environment reaches the sandbox), its output streamed as events.
     void start_real_process(Sandbox& sb, const std::shared_ptr<Proc>& p, const std::vector<std::string>& argv,
                             std::map<std::string, std::string> env, const std::filesystem::path& cwd) {
         env["HOME"] = (sb.root / "home" / "user").string();
         env["USER"] = "user";
         if (!env.count("PATH")) env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-        // A clean environment (env -i): nothing of the fake's own environment reaches the sandbox.
         std::string command = "exec env -i";
         for (const auto& [k, v] : env) command += " " + quote(k + "=" + v);
         for (const auto& a : argv) command += " " + quote(a);
-        auto child = detail::fake_runloop::spawn_shell(command, cwd.string(), {});
-        std::lock_guard<std::mutex> lock(mu_);
-        p->pid = static_cast<std::uint32_t>(child.pid);
-        p->pgid = child.pid;
-        p->events.push_back(Json{{"start", {{"pid", p->pid}}}});
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            p->pid = ++next_pid_;
+            p->events.push_back(Json{{"start", {{"pid", p->pid}}}});
+            track_locked(p);
+        }
+        std::weak_ptr<Proc> weak = p;
+        auto on_output = [this, weak](bool stderr_side, std::string_view bytes) {
+            auto proc = weak.lock();
+            if (!proc) return;
+            std::lock_guard<std::mutex> lock(mu_);
+            if (proc->output_bytes >= options_.max_output_bytes) return;  // bounded: the rest is dropped
+            bytes = bytes.substr(0, options_.max_output_bytes - proc->output_bytes);
+            proc->output_bytes += bytes.size();
+            proc->events.push_back(
+                Json{{"data", {{stderr_side ? "stderr" : "stdout", runbox::detail::base64_encode(bytes)}}}});
+            cv_.notify_all();
+        };
+        auto on_exit = [this, weak] {
+            auto proc = weak.lock();
+            if (!proc) return;
+            std::lock_guard<std::mutex> lock(mu_);
+            const int code = proc->command ? proc->command->result().exit_code : -1;
+            Json end = {{"exited", true}};
+            if (proc->signalled != 0 && code == 128 + proc->signalled) {
+                end["exitCode"] = -1;  // what envd reports for a signalled process
+                end["status"] = proc->signalled == SIGKILL ? "signal: killed" : "signal: terminated";
+            } else {
+                if (code != 0) end["exitCode"] = code;  // proto3 JSON omits the default 0
+                end["status"] = "exit status " + std::to_string(code);
+            }
+            proc->events.push_back(Json{{"end", end}});
+            proc->ended = true;
+            cv_.notify_all();
+        };
+        std::lock_guard<std::mutex> lock(mu_);  // on_exit waits for p->command to be set
+        p->command = shell_.start(command, cwd, {}, false, on_exit, on_output);
         if (!find_locked(sb.id)) {
-            ::kill(-p->pgid, SIGKILL);
+            p->signalled = SIGKILL;
+            p->command->kill();
         } else if (sb.state == "paused") {
-            ::kill(-p->pgid, SIGSTOP);
+            p->command->signal(SIGSTOP);
         }
         sb.procs[p->pid] = p;
-        track_locked(p);
-        readers_.emplace_back([this, p, child] { collect(p, child); });
-    }
-
-    // Streams a child's stdout/stderr into data events until EOF, then reaps it (own thread).
-    void collect(std::shared_ptr<Proc> p, detail::fake_runloop::Child child) {
-        pollfd fds[2] = {{child.out_fd, POLLIN, 0}, {child.err_fd, POLLIN, 0}};
-        int open_fds = 2;
-        std::string buf(32768, '\0');
-        while (open_fds > 0) {
-            int rc = ::poll(fds, 2, -1);
-            if (rc < 0) {
-                if (errno == EINTR) continue;
-                break;
-            }
-            for (auto& f : fds) {
-                if (f.fd < 0 || !(f.revents & (POLLIN | POLLHUP | POLLERR))) continue;
-                auto n = ::read(f.fd, buf.data(), buf.size());
-                if (n > 0) {
-                    const char* stream = f.fd == child.out_fd ? "stdout" : "stderr";
-                    std::lock_guard<std::mutex> lock(mu_);
-                    if (p->output_bytes >= options_.max_output_bytes) continue;  // bounded: the rest is dropped
-                    auto take = std::min<std::size_t>(static_cast<std::size_t>(n), options_.max_output_bytes - p->output_bytes);
-                    p->output_bytes += take;
-                    p->events.push_back(Json{{"data", {{stream, runbox::detail::base64_encode(std::string_view(buf.data(), take))}}}});
-                    cv_.notify_all();
-                } else if (n == 0 || errno != EINTR) {
-                    ::close(f.fd);
-                    f.fd = -1;
-                    --open_fds;
-                }
-            }
-        }
-        for (auto& f : fds)
-            if (f.fd >= 0) ::close(f.fd);
-        int wstatus = 0;
-        while (::waitpid(child.pid, &wstatus, 0) < 0 && errno == EINTR) {
-        }
-        Json end = {{"exited", true}};
-        if (WIFEXITED(wstatus)) {
-            const int code = WEXITSTATUS(wstatus);
-            if (code != 0) end["exitCode"] = code;  // proto3 JSON omits the default 0
-            end["status"] = "exit status " + std::to_string(code);
-        } else {
-            end["exitCode"] = -1;  // what envd reports for a signalled process
-            end["status"] = std::string("signal: ") + (WTERMSIG(wstatus) == SIGKILL ? "killed" : "terminated");
-        }
-        std::lock_guard<std::mutex> lock(mu_);
-        p->events.push_back(Json{{"end", end}});
-        p->ended = true;
-        cv_.notify_all();
     }
 
     // ---- ports -----------------------------------------------------------------------------------
@@ -1548,7 +1364,7 @@ private:
             if (!sb || sb->state != "running")
                 return send_json(res, 502, Json{{"sandboxId", id}, {"message", "The sandbox was not found"}, {"code", 502}});
             if (!sb->traffic_token.empty() &&
-                !server::action_detail::secrets_equal(req.get_header_value("e2b-traffic-access-token"), sb->traffic_token))
+                !key_matches(req.get_header_value("e2b-traffic-access-token"), sb->traffic_token))
                 return send_json(res, 403, Json{{"sandboxId", id},
                                                 {"message", "Sandbox is secured with traffic access token. Token header "
                                                             "'e2b-traffic-access-token' is missing"},
@@ -1561,75 +1377,23 @@ private:
                                                 {"port", port},
                                                 {"code", 502}});
         }
-        forward(req, res, backend, rest);
-    }
-
-    static void forward(const httplib::Request& req, httplib::Response& res, int backend, const std::string& rest) {
         std::string target = rest;
-        auto q = req.target.find('?');
-        if (q != std::string::npos) target += req.target.substr(q);
-        httplib::Client cli("127.0.0.1", backend);
-        cli.set_connection_timeout(std::chrono::seconds(5));
-        cli.set_read_timeout(std::chrono::minutes(30));
-        cli.set_write_timeout(std::chrono::minutes(5));
-        httplib::Headers headers;
-        for (const auto& [k, v] : req.headers) {
-            auto name = detail::fake_runloop::lower(k);
-            if (name == "host" || name == "content-length" || name == "transfer-encoding" || name == "connection" ||
-                name == "e2b-traffic-access-token" || name == "accept-encoding" || name == "keep-alive" ||
-                name == "remote_addr" || name == "remote_port" || name == "local_addr" || name == "local_port")
-                continue;
-            if (req.is_multipart_form_data() && name == "content-type") continue;  // re-encoded below
-            headers.emplace(k, v);
-        }
-        httplib::Result result{nullptr, httplib::Error::Unknown};
-        if (req.is_multipart_form_data()) {
-            httplib::MultipartFormDataItems items;
-            for (const auto& [name, part] : req.files) items.push_back({name, part.content, part.filename, part.content_type});
-            result = cli.Post(target.c_str(), headers, items);
-        } else {
-            httplib::Request out;
-            out.method = req.method;
-            out.path = target;
-            out.headers = headers;
-            out.body = req.body;
-            if (!req.body.empty() && !out.has_header("Content-Type")) out.set_header("Content-Type", "application/octet-stream");
-            result = cli.send(out);
-        }
-        if (!result) return send_json(res, 502, Json{{"message", "the sandbox's server did not answer"}, {"code", 502}});
-        res.status = result->status;
-        std::string content_type = "application/octet-stream";
-        for (const auto& [k, v] : result->headers) {
-            auto name = detail::fake_runloop::lower(k);
-            if (name == "content-type") {
-                content_type = v;
-            } else if (name != "content-length" && name != "transfer-encoding" && name != "connection" &&
-                       name != "content-encoding" && name != "keep-alive") {
-                res.set_header(k, v);
-            }
-        }
-        res.set_content(result->body, content_type);
+        if (auto q = req.target.find('?'); q != std::string::npos) target += req.target.substr(q);
+        if (!forward(req, res, backend, target, {"e2b-traffic-access-token"}))
+            send_json(res, 502, Json{{"message", "the sandbox's server did not answer"}, {"code", 502}});
     }
 
     FakeE2BOptions options_;
-    httplib::Server server_;
-    std::thread thread_;
-    int port_ = 0;
-    std::filesystem::path root_dir_;
+    std::unique_ptr<SandboxDir> root_dir_;
     mutable std::mutex mu_;
     mutable std::condition_variable cv_;
     bool stopping_ = false;
     std::int64_t seq_ = 0;
-    std::uint64_t virtual_pids_ = 0;
+    std::uint32_t next_pid_ = 1000;
     std::map<std::string, std::shared_ptr<Sandbox>> sandboxes_;
-    std::vector<FakeE2BRequest> requests_;
-    std::vector<Fault> faults_;
-    std::vector<std::string> extra_secrets_;
-    std::vector<std::string> retired_secrets_;  ///< tokens of killed sandboxes stay redacted
-    std::vector<std::thread> readers_;
     std::vector<std::shared_ptr<Proc>> all_procs_;  ///< every process not known to have ended
     std::vector<std::shared_ptr<server::ActionServer>> to_stop_;
-    std::vector<std::filesystem::path> dirs_to_remove_;
+    std::vector<std::unique_ptr<SandboxDir>> dirs_to_remove_;
 };
 
 }  // namespace runbox::testing
