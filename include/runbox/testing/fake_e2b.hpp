@@ -85,7 +85,7 @@ struct FakeE2BOptions {
     std::size_t max_output_bytes = std::size_t{16} << 20;  ///< output kept per process; more is dropped
     std::size_t max_json_depth = 64;                       ///< request JSON nesting
     std::size_t worker_threads = 48;  ///< every open stream and proxied request holds one
-    std::string temp_root;            ///< where sandbox directories go; empty = the system temp dir
+    std::string temp_root{};          ///< where sandbox directories go; empty = the system temp dir
     std::chrono::milliseconds no_change_timeout{10000};  ///< passed to each ActionServer
     std::vector<std::string> server_plugins{};           ///< plugins of the action servers started
 };
