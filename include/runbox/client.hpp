@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,46 @@ public:
         Request request = make("GET", "/alive", timeouts_.alive);
         const Response response = send_once(request);
         raise(response);
+    }
+
+    /// Waits until /alive answers 2xx. One deadline (endpoint().alive_timeout) bounds the whole
+    /// wait: each attempt is a single request whose timeout is capped by what is left, and the
+    /// pauses between attempts (alive_poll_interval) end at the deadline; a 502 from a proxy is
+    /// one failed attempt, not a retry loop of its own. The endpoint's probe is asked before
+    /// every attempt: when it reports that the server exited, that error is thrown at once.
+    /// Past the deadline: errc::timeout naming the bound and the last attempt's error.
+    void wait_until_alive() {
+        using clock = std::chrono::steady_clock;
+        const auto bound = endpoint_.alive_timeout;
+        const auto end = clock::now() + bound;
+        const auto interval = std::max(endpoint_.alive_poll_interval, std::chrono::milliseconds(1));
+        std::string last_error = "no attempt";
+        bool tried = false;
+        for (;;) {
+            if (endpoint_.probe) {
+                if (auto exited = endpoint_.probe()) throw *exited;
+            }
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(end - clock::now());
+            if (left <= std::chrono::milliseconds::zero()) break;
+            const bool capped = left < timeouts_.alive;
+            try {
+                raise(tagged([&] { return transport_.send(make("GET", "/alive", std::min(timeouts_.alive, left))); }));
+                return;
+            } catch (const error& e) {
+                // An attempt cut short by the deadline says less than the one before it.
+                if (!(capped && e.code() == errc::timeout && tried)) last_error = e.what();
+            } catch (const std::exception& e) {
+                last_error = e.what();
+            }
+            tried = true;
+            const auto now = clock::now();
+            if (now >= end) break;
+            std::this_thread::sleep_for(std::min<clock::duration>(interval, end - now));
+        }
+        throw error(errc::timeout,
+                    "the action execution server did not answer /alive within " + std::to_string(bound.count()) +
+                        " ms (last error: " + redact(last_error, endpoint_.secrets) + ")",
+                    provider_);
     }
 
     /// check_if_alive() as a bool, for polling loops; the error text is kept for reporting.
@@ -291,26 +332,31 @@ private:
     }
 
     Response send_once(const Request& request) {
-        if (endpoint_.bad_gateway_retry_window.count() > 0 && request.is_idempotent()) return send_idempotent(request);
-        return transport_.send(request);
+        if (endpoint_.retry && request.is_idempotent()) return send_idempotent(request);
+        return tagged([&] { return transport_.send(request); });
     }
 
-    // Idempotent calls: 429/503/504 and dropped connections retried with backoff; 502 from a
-    // preview proxy (Daytona) retried every poll interval within the endpoint's window.
+    // Idempotent calls: 429/502/503/504 and dropped connections retried with backoff, or as the
+    // endpoint's provider asks (ServerEndpoint::retry: Daytona rides out its proxy's 502s).
     Response send_idempotent(const Request& request) {
         RetryPolicy policy;
         policy.max_attempts = 3;
         policy.initial_backoff = std::chrono::milliseconds(250);
         policy.max_elapsed = std::chrono::milliseconds(15000);
-        if (endpoint_.bad_gateway_retry_window.count() > 0) {
-            const auto interval = std::max(endpoint_.alive_poll_interval, std::chrono::milliseconds(1));
-            policy.max_elapsed = endpoint_.bad_gateway_retry_window;
-            policy.max_attempts = static_cast<int>(endpoint_.bad_gateway_retry_window / interval) + 1;
-            policy.initial_backoff = interval;
-            policy.max_backoff = interval;
-            policy.jitter = 0;
+        if (endpoint_.retry) policy = *endpoint_.retry;
+        return tagged([&] { return send_with_retry(transport_, request, policy); });
+    }
+
+    // The transport tags its errors "transport"; to the user the sandbox behind this client
+    // went away, so the error names the provider (same code, same message).
+    template <class F>
+    Response tagged(F&& send) {
+        try {
+            return send();
+        } catch (const error& e) {
+            if (e.provider() == provider_) throw;
+            throw error(e.code(), e.detail(), provider_, e.http_status(), e.retry_after());
         }
-        return send_with_retry(transport_, request, policy);
     }
 
     void raise(const Response& response) const {

@@ -44,6 +44,60 @@ concept AuthPolicyCloses = requires(A& auth, ProviderContext<T>& context, CloseR
     { auth.close(context, reason) } noexcept -> std::same_as<void>;
 };
 
+// ---- Optional clauses: absent is fine; declared, they must have this shape ----------------
+
+/// `template <class T> void refresh(ProviderContext<T>&)`: called before every authorize(), with
+/// the transport in hand, so a provider can fetch or renew a short-lived token (Modal's JWT from
+/// AuthTokenGet, renewed before its `exp`). A cheap check when the token is still fresh.
+template <class A, class T>
+concept AuthPolicyRefreshes = requires(A& auth, ProviderContext<T>& context) {
+    { auth.refresh(context) } -> std::same_as<void>;
+};
+
+/// Whether A declares a member called `refresh` at all (whatever its shape).
+template <class A, class T>
+constexpr bool auth_declares_refresh() {
+    return requires { &A::refresh; } || requires { &A::template refresh<T>; } ||
+           requires(A& auth, ProviderContext<T>& context) { auth.refresh(context); };
+}
+
+template <class A, class T>
+concept AuthPolicyRefreshWellFormed = !auth_declares_refresh<A, T>() || AuthPolicyRefreshes<A, T>;
+
+/// `void clear_pool()`: hangs up idle kept-alive connections; the runtime calls it before it
+/// closes the sandbox (a server being stopped would wait for them) and after a failed connect.
+template <class T>
+concept TransportClearsPool = requires(T& transport) {
+    { transport.clear_pool() } -> std::same_as<void>;
+};
+
+template <class T>
+constexpr bool transport_declares_clear_pool() {
+    return requires { &T::clear_pool; };
+}
+
+template <class T>
+concept TransportClearPoolWellFormed = !transport_declares_clear_pool<T>() || TransportClearsPool<T>;
+
+/// Makes `ctx` apply `auth`'s credentials: ProviderContext::authorize(request) then calls
+/// auth.refresh(ctx) when the provider declares it, and auth.authorize(request). Runtime and
+/// sweep bind every context they hand a provider; drive a provider alone only after this.
+template <class A, class T>
+void bind_credentials(ProviderContext<T>& ctx, A& auth) {
+    ctx.credentials = [&auth](ProviderContext<T>& self, Request& request) {
+        if constexpr (AuthPolicyRefreshes<A, T>) auth.refresh(self);
+        else (void)self;
+        auth.authorize(request);
+    };
+}
+
+/// Hangs up the transport's idle connections when it can.
+template <class T>
+void clear_pool_of(T& transport) {
+    if constexpr (TransportClearsPool<T>) transport.clear_pool();
+    else (void)transport;
+}
+
 /// A provider that needs HTTP/2 (Modal's gRPC) says `static constexpr bool requires_http2 = true;`.
 template <class A>
 constexpr bool auth_requires_http2() {
@@ -61,7 +115,8 @@ concept AuthPolicyHasDefaultTransport = requires { typename A::default_transport
 /// The whole AuthPolicy contract for use with transport T.
 template <class A, class T>
 concept AuthPolicyFor = AuthPolicyNamed<A> && AuthPolicyConstructible<A> && AuthPolicyAuthorizes<A> &&
-                        AuthPolicyConnects<A, T> && AuthPolicyCloses<A, T> && AuthPolicyTransportCapable<A, T>;
+                        AuthPolicyConnects<A, T> && AuthPolicyCloses<A, T> && AuthPolicyTransportCapable<A, T> &&
+                        AuthPolicyRefreshWellFormed<A, T>;
 
 /// A provider usable by make_runtime: the contract with its own default transport.
 template <class A>
@@ -94,7 +149,9 @@ struct check_transport_policy {
                   "runbox: TransportPolicy must have runbox::Response send(const runbox::Request&)");
     static_assert(TransportHasCapabilities<T>,
                   "runbox: TransportPolicy must declare static constexpr bool supports_http2 and supports_streaming");
-    static constexpr bool value = TransportPolicy<T>;
+    static_assert(TransportClearPoolWellFormed<T>,
+                  "runbox: TransportPolicy::clear_pool, when declared, must be void clear_pool()");
+    static constexpr bool value = TransportPolicy<T> && TransportClearPoolWellFormed<T>;
 };
 
 template <class A, class T>
@@ -111,6 +168,8 @@ struct check_auth_policy {
     static_assert(AuthPolicyTransportCapable<A, T>,
                   "runbox: AuthPolicy requires_http2, but the TransportPolicy does not support HTTP/2 "
                   "(use runbox::CurlTransport)");
+    static_assert(AuthPolicyRefreshWellFormed<A, T>,
+                  "runbox: AuthPolicy::refresh, when declared, must be void refresh(runbox::ProviderContext<Transport>&)");
     static constexpr bool value = AuthPolicyFor<A, T>;
 };
 

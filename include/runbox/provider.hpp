@@ -7,9 +7,11 @@
 //       using default_transport = runbox::HttplibTransport;
 //       explicit Auth(const runbox::Config&);            // reads + checks credentials, no I/O
 //       void authorize(runbox::Request&) const;           // adds credentials to a control-plane request
+//                                                          // (called through ProviderContext::authorize)
 //       template <class T> runbox::ServerEndpoint connect(runbox::ProviderContext<T>&);
 //       template <class T> void close(runbox::ProviderContext<T>&, runbox::CloseReason) noexcept;
 //       // optional: static constexpr bool requires_http2 = true;
+//       // optional: template <class T> void refresh(runbox::ProviderContext<T>&);  // renew a token first
 //   };
 //
 // connect() creates or attaches to a sandbox, starts the action execution server in it and says
@@ -67,9 +69,15 @@ struct ServerEndpoint {
     std::vector<std::string> secrets{};  ///< values never to show in errors (session keys, preview tokens)
     std::chrono::milliseconds alive_timeout{120000};      ///< bound of the /alive wait
     std::chrono::milliseconds alive_poll_interval{1000};  ///< pause between /alive attempts
-    /// Daytona's preview proxy answers 502 while the server starts; idempotent requests that get a
-    /// 502 are retried within this window (0 = never).
-    std::chrono::milliseconds bad_gateway_retry_window{0};
+    /// How the client retries idempotent action-server requests (and each /alive attempt) when
+    /// the provider's proxy needs more than the default (Daytona's preview proxy answers 502
+    /// while the server starts). nullopt = the client's default. The /alive wait caps its
+    /// budget by the wait's one deadline.
+    std::optional<RetryPolicy> retry{};
+    /// The early-failure probe: called before every /alive attempt and between retries; an
+    /// error means the server is known to have exited (E2B's `end` event, Modal's sandbox
+    /// result) and the wait stops at once with it. Empty = nothing to ask.
+    std::function<std::optional<error>()> probe{};
     /// True when connect() re-attached to a sandbox whose server was already running: the
     /// runtime then skips the initial environment setup (it was done when the server started).
     /// An attach that found nothing and created a sandbox reports false, so its env is set up.
@@ -95,6 +103,18 @@ struct ProviderContext {
     std::function<void(const std::string& id)> on_created{};
     /// Called by close() for a sandbox it could not release, with the reason.
     std::function<void(const std::string& id, const std::string& why)> on_unreleased{};
+
+    /// Applies the provider's credentials to a control-plane request (bind_credentials in
+    /// contract.hpp sets it: the provider's optional refresh(ctx), then its authorize(request)).
+    std::function<void(ProviderContext&, Request&)> credentials{};
+
+    /// The provider's credentials on `request`, through the runtime's seam. Throws
+    /// errc::unsupported when nothing bound them (a provider driven without Runtime or sweep
+    /// must call bind_credentials first).
+    void authorize(Request& request) {
+        if (!credentials) throw error(errc::unsupported, "no credentials bound to this ProviderContext (runbox::bind_credentials)");
+        credentials(*this, request);
+    }
 
     /// One attempt.
     Response send(const Request& request) { return transport.send(request); }

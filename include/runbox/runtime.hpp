@@ -117,7 +117,7 @@ public:
             s.set_status(RuntimeStatus::ready, "Runtime is ready.");
         } catch (const std::exception& e) {
             s.client.reset();
-            if constexpr (requires { s.transport.clear_pool(); }) s.transport.clear_pool();
+            clear_pool_of(s.transport);
             s.set_status(RuntimeStatus::error, e.what(), "error");
             s.auth.close(ctx, CloseReason::connect_failed);
             s.end_ownership();
@@ -137,7 +137,7 @@ public:
             s.client.reset();
             // Hang up idle keep-alive connections first: a server that is being stopped would
             // otherwise wait for them to time out (5 s in cpp-httplib and uvicorn).
-            if constexpr (requires { s.transport.clear_pool(); }) s.transport.clear_pool();
+            clear_pool_of(s.transport);
             auto ctx = s.context();
             s.auth.close(ctx, CloseReason::normal);
             s.end_ownership();
@@ -304,6 +304,7 @@ private:
             ProviderContext<TransportPolicy> ctx{
                 config, options, transport,
                 [this](RuntimeStatus value, std::string_view message) { set_status(value, message); }};
+            bind_credentials(ctx, auth);  // the provider's authorize() is applied through the context
             ctx.ownership = ownership ? &*ownership : nullptr;
             ctx.on_created = [this](const std::string& id) {
                 if (!lease || !ownership) return;
@@ -428,18 +429,8 @@ private:
         }, action);
     }
 
-    static void wait_until_alive(State& s) {
-        const ServerEndpoint& endpoint = s.client->endpoint();
-        std::string last_error = "no attempt";
-        const bool alive = poll_until([&] { return s.client->is_alive(&last_error); }, endpoint.alive_timeout,
-                                      endpoint.alive_poll_interval);
-        if (!alive) {
-            throw error(errc::timeout,
-                        "the action execution server did not answer /alive within " +
-                            std::to_string(endpoint.alive_timeout.count()) + " ms (last error: " + last_error + ")",
-                        std::string(AuthPolicy::name));
-        }
-    }
+    // One deadline bounds the wait; the endpoint's probe can end it early (client.hpp).
+    static void wait_until_alive(State& s) { s.client->wait_until_alive(); }
 
     // Reference §7.2.
     void setup_initial_env() {

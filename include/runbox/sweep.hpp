@@ -26,6 +26,7 @@
 #include <boost/mp11.hpp>
 
 #include "runbox/config.hpp"
+#include "runbox/contract.hpp"
 #include "runbox/error.hpp"
 #include "runbox/lifecycle.hpp"
 #include "runbox/provider.hpp"
@@ -151,6 +152,7 @@ decltype(auto) with_provider(const Config& config, F&& f) {
     RuntimeOptions runtime_options;
     runtime_options.sid = "runbox-sweep";
     ProviderContext<T> ctx{config, runtime_options, transport, {}};
+    bind_credentials(ctx, provider);
     return std::forward<F>(f)(provider, ctx);
 }
 

@@ -2,6 +2,7 @@
 // a full session through the preview proxy, and runbox's requests compared with the requests
 // the official SDK sends (tests/conformance/daytona/sdk-capture.jsonl).
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -14,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "catch.hpp"
+#include "shell_output.hpp"
+#include "temp_files.hpp"
 #include "runbox/event_stream.hpp"
 #include "runbox/providers/daytona.hpp"
 #include "runbox/testing/fake_daytona.hpp"
@@ -100,7 +103,9 @@ struct ProviderHarness {
         : config(std::move(c)),
           options(std::move(o)),
           auth(config),
-          ctx{config, options, transport, [this](runbox::RuntimeStatus s, std::string_view) { statuses.push_back(s); }} {}
+          ctx{config, options, transport, [this](runbox::RuntimeStatus s, std::string_view) { statuses.push_back(s); }} {
+        runbox::bind_credentials(ctx, auth);  // as Runtime does: the provider's credentials through the context
+    }
 };
 
 }  // namespace
@@ -355,7 +360,29 @@ TEST_CASE("daytona: each sandbox state on attach") {
         REQUIRE(fake.sandbox(id)->server_running);
         REQUIRE(exit_code_of(rt.run("true")) == 0);
         rt.close();
-        REQUIRE(fake.live_sandboxes() == 1);  // attached: left running on purpose
+        REQUIRE(fake.live_sandboxes() == 0);  // found stopped, started here: returned to stopped
+        REQUIRE(requests_matching(fake, "POST", "/api/sandbox/" + id + "/stop").size() == 1);
+        REQUIRE(requests_matching(fake, "DELETE", "/api/sandbox/.*").empty());  // not ours to delete
+    }
+    SECTION("stopped -> start; with keep_runtime_alive close leaves it running") {
+        const auto id = fake.add_sandbox({{"OpenHands_SID", "s"}}, "stopped");
+        auto keep = config;
+        keep.sandbox.keep_runtime_alive = true;
+        runbox::DaytonaRuntime rt(keep, events, opts("s", true));
+        rt.connect();
+        REQUIRE(rt.provider().restarted());
+        rt.close();
+        REQUIRE(fake.live_sandboxes() == 1);  // the user asked to keep it
+        REQUIRE(requests_matching(fake, "POST", "/api/sandbox/" + id + "/stop").empty());
+    }
+    SECTION("started -> attached as found; close leaves it running") {
+        const auto id = fake.add_sandbox({{"OpenHands_SID", "s"}}, "started", true, true);
+        runbox::DaytonaRuntime rt(config, events, opts("s", true));
+        rt.connect();
+        REQUIRE_FALSE(rt.provider().restarted());
+        rt.close();
+        REQUIRE(fake.sandbox(id)->state == "started");
+        REQUIRE(requests_matching(fake, "POST", "/api/sandbox/" + id + "/stop").empty());
     }
     SECTION("archived -> start") {
         const auto id = fake.add_sandbox({{"OpenHands_SID", "s"}}, "archived");
@@ -574,7 +601,9 @@ TEST_CASE("daytona: the provider alone - connect_failed close deletes, normal cl
         ProviderHarness h(make_config(fake), opts("p1"));
         const auto endpoint = h.auth.connect(h.ctx);
         REQUIRE(!endpoint.url.empty());
-        REQUIRE(endpoint.bad_gateway_retry_window == std::chrono::milliseconds(10000));
+        REQUIRE(endpoint.retry);  // the 502 window is Daytona's retry policy, carried by the endpoint
+        REQUIRE(endpoint.retry->max_elapsed == std::chrono::milliseconds(10000));
+        REQUIRE(endpoint.retry->retries_status(502));
         REQUIRE(endpoint.alive_poll_interval == std::chrono::milliseconds(20));
         REQUIRE(std::find(endpoint.secrets.begin(), endpoint.secrets.end(), key) != endpoint.secrets.end());
         h.auth.close(h.ctx, runbox::CloseReason::connect_failed);
@@ -663,7 +692,7 @@ TEST_CASE("daytona: runbox's requests match the official SDK's (method, path, au
         runbox::DaytonaRuntime rt(make_config(fake, {{"delete_on_close", "true"}}), events,
                                   opts("cap", true));
         rt.connect();
-    }  // attached: close leaves it running (kept on purpose, counted below)
+    }  // attached to the stopped one and started it: close stops it again (never deletes it)
     {
         ProviderHarness h(make_config(fake, {{"delete_on_close", "true"}}), opts("cap2"));
         h.auth.connect(h.ctx);
@@ -736,7 +765,8 @@ TEST_CASE("daytona: runbox's requests match the official SDK's (method, path, au
         }
         REQUIRE(captured_op);
     }
-    REQUIRE(fake.live_sandboxes() == 1);  // the attached one, kept on purpose
+    REQUIRE(fake.live_sandboxes() == 0);  // the attached one is back to stopped
+    REQUIRE(fake.existing_sandboxes() == 1);  // and still exists
 }
 
 TEST_CASE("FakeDaytona: the API behaviours clients rely on") {
@@ -827,4 +857,52 @@ TEST_CASE("FakeDaytona: the API behaviours clients rely on") {
         REQUIRE_FALSE(fake.sandbox(id)->server_running);
         REQUIRE(alive(true) == 502);
     }
+}
+
+TEST_CASE("daytona: the start command quotes every argument: a workspace with a space works, metacharacters stay text") {
+    runbox_test::TempDir dir("runbox-quote");
+    const auto cwd = dir.path / "server cwd";
+    std::filesystem::create_directories(cwd);
+    const auto pwned = [&](int n) { return (dir.path / ("pwned" + std::to_string(n))).string(); };
+    runbox::Config config;
+    config.use_environment({{"DAYTONA_API_KEY", "k"}});
+    config.enable_browser = false;
+    config.workspace_mount_path_in_sandbox =
+        (dir.path / ("work space $(touch " + pwned(1) + ") `touch " + pwned(2) + "`; touch " + pwned(3) + " 'q'")).string();
+    config.sandbox.browsergym_eval_env = "$(touch " + pwned(4) + ")";
+    // The operator's own command (shell text, not quoted): prints where it runs, then each argument.
+    config.providers["daytona"] = {{"server_command", "pwd && printf '%s\\n'"}, {"server_cwd", cwd.string()}};
+    runbox::RuntimeOptions options;
+    options.plugins = {{"agent_skills"}, {"x;touch " + pwned(5)}};
+    runbox::daytona::Auth auth(config);
+    const auto words = runbox_test::lines_of(runbox_test::shell_output(auth.server_start_command(config, options)));
+    const std::vector<std::string> expected = {cwd.string(), "4444", "--working-dir", config.workspace_mount_path_in_sandbox,
+                                               "--plugins", "agent_skills", "x;touch " + pwned(5), "--username",
+                                               "openhands", "--user-id", "1000", "--browsergym-eval-env",
+                                               *config.sandbox.browsergym_eval_env, "--no-enable-browser"};
+    REQUIRE(words == expected);
+    REQUIRE(std::filesystem::is_directory(config.workspace_mount_path_in_sandbox));  // mkdir -p made that one directory
+    for (int n = 1; n <= 5; ++n) REQUIRE_FALSE(std::filesystem::exists(pwned(n)));
+}
+
+TEST_CASE("daytona: one deadline bounds the /alive wait, the preview proxy's 502 window included") {
+    FakeDaytona fake(fake_options());
+    fake.start();
+    fake.configure([](FakeDaytonaOptions& o) { o.preview_bad_gateway_next = 1000000; });
+    // On main each /alive attempt ran its own 502 window of alive_timeout: 2000 ms became ~3200.
+    auto config = make_config(fake, {{"alive_timeout_ms", 2000}, {"alive_poll_interval_ms", 1200}});
+    runbox::EventStream events;
+    runbox::DaytonaRuntime rt(config, events, opts("bound"));
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        rt.connect();
+        FAIL("connected through a proxy that only answers 502");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == runbox::errc::timeout);
+        REQUIRE(std::string(e.what()).find("/alive within 2000 ms") != std::string::npos);
+    }
+    const auto took = std::chrono::steady_clock::now() - start;
+    REQUIRE(took >= std::chrono::milliseconds(2000));
+    REQUIRE(took < std::chrono::milliseconds(2800));
+    REQUIRE(fake.existing_sandboxes() == 0);  // connect_failed deleted it
 }

@@ -2,11 +2,14 @@
 // retries, cleanup and a full session whose commands run in the fake devbox's real action server.
 // Every test ends with no active devbox unless it keeps one on purpose (and then cleans it).
 #include <chrono>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "catch.hpp"
+#include "shell_output.hpp"
+#include "temp_files.hpp"
 
 #include "runbox/event_stream.hpp"
 #include "runbox/providers/runloop.hpp"
@@ -59,8 +62,11 @@ struct Driver {
     Driver(runbox::Config c, runbox::RuntimeOptions o) : config(std::move(c)), options(std::move(o)), auth(config) {}
 
     runbox::ProviderContext<runbox::HttplibTransport> ctx() {
-        return {config, options, transport,
-                [this](runbox::RuntimeStatus s, std::string_view) { statuses.emplace_back(runbox::to_string(s)); }};
+        runbox::ProviderContext<runbox::HttplibTransport> c{
+            config, options, transport,
+            [this](runbox::RuntimeStatus s, std::string_view) { statuses.emplace_back(runbox::to_string(s)); }};
+        runbox::bind_credentials(c, auth);  // as Runtime does: the provider's credentials through the context
+        return c;
     }
     runbox::ServerEndpoint connect() {
         auto c = ctx();
@@ -629,4 +635,31 @@ TEST_CASE("runloop: a full session runs commands in the fake devbox's action ser
     }  // the destructor closes
     CHECK(fake.running_devboxes() == 0);
     CHECK(fake.live_sandboxes() == 0);
+}
+
+TEST_CASE("runloop: the entrypoint quotes every argument: a workspace with a space works, metacharacters stay text") {
+    runbox_test::TempDir dir("runbox-quote");
+    const auto cwd = dir.path / "server cwd";
+    std::filesystem::create_directories(cwd);
+    const auto pwned = [&](int n) { return (dir.path / ("pwned" + std::to_string(n))).string(); };
+    runbox::Config config;
+    config.use_environment({{"RUNLOOP_API_KEY", "k"}});
+    config.enable_browser = false;
+    config.run_as_openhands = false;
+    config.workspace_mount_path_in_sandbox =
+        (dir.path / ("work space $(touch " + pwned(1) + ") `touch " + pwned(2) + "`; touch " + pwned(3) + " 'q'")).string();
+    config.sandbox.browsergym_eval_env = "$(touch " + pwned(4) + ")";
+    config.providers["runloop"] = {{"server_command", "pwd && printf '%s\\n'"}, {"server_cwd", cwd.string()}};
+    runbox::RuntimeOptions options;
+    options.plugins = {{"x;touch " + pwned(5)}};
+    runbox::runloop::Auth auth(config);
+    const std::string entry = auth.entrypoint(config, options);
+    REQUIRE(entry.rfind("sudo bash -c ", 0) == 0);
+    const auto words = runbox_test::lines_of(runbox_test::shell_output(entry.substr(5)));  // the same line without sudo
+    const std::vector<std::string> expected = {cwd.string(), "4444", "--working-dir", config.workspace_mount_path_in_sandbox,
+                                               "--plugins", "x;touch " + pwned(5), "--username", "root", "--user-id",
+                                               "0", "--browsergym-eval-env", *config.sandbox.browsergym_eval_env,
+                                               "--no-enable-browser"};
+    REQUIRE(words == expected);
+    for (int n = 1; n <= 5; ++n) REQUIRE_FALSE(std::filesystem::exists(pwned(n)));
 }

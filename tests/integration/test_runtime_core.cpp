@@ -36,7 +36,7 @@ public:
         server_.Get("/alive", [this](const httplib::Request&, httplib::Response& res) {
             if (alive_failures_ > 0) {
                 --alive_failures_;
-                res.status = 503;
+                res.status = alive_failure_status_;
                 res.set_content(R"({"detail": "starting"})", "application/json");
                 return;
             }
@@ -126,6 +126,7 @@ public:
         return list_bodies_;
     }
     std::atomic<int> alive_failures_{0};
+    std::atomic<int> alive_failure_status_{503};  ///< 502: what a provider's proxy answers while nothing listens
 
 private:
     std::string key_;
@@ -144,6 +145,11 @@ struct TestWorld {
     std::vector<runbox::CloseReason> closes;
     int connects = 0;
     bool fail_connect = false;
+    std::optional<std::string> server_url{};  ///< instead of server->url()
+    std::optional<runbox::RetryPolicy> retry{};
+    std::function<std::optional<runbox::error>()> probe{};
+    int refreshes = 0;
+    std::optional<std::string> authorized{};  ///< the Authorization a control-plane request got through the seam
 };
 TestWorld* world = nullptr;
 
@@ -155,14 +161,23 @@ struct TestAuth {
         key = config.required_setting("test", "api_key", "TEST_API_KEY");
     }
     void authorize(runbox::Request& request) const { request.headers.set("Authorization", "Bearer " + key); }
+    template <class T>
+    void refresh(runbox::ProviderContext<T>&) {
+        ++world->refreshes;
+    }
 
     template <class T>
     runbox::ServerEndpoint connect(runbox::ProviderContext<T>& ctx) {
         ++world->connects;
         ctx.status(runbox::RuntimeStatus::building_runtime, "creating");
         if (world->fail_connect) throw runbox::error(runbox::errc::server_error, "create failed", "test", 500);
+        runbox::Request control;  // a control-plane request gets the credentials through the context
+        ctx.authorize(control);
+        world->authorized = control.headers.get("Authorization");
         runbox::ServerEndpoint endpoint;
-        endpoint.url = world->server->url() + "/";
+        endpoint.url = world->server_url.value_or(world->server->url()) + "/";
+        endpoint.retry = world->retry;
+        endpoint.probe = world->probe;
         endpoint.headers.set("X-Session-API-Key", key);
         endpoint.secrets = {key};
         endpoint.alive_timeout = std::chrono::milliseconds(ctx.config.setting("test", "alive_ms") ? std::stoi(*ctx.config.setting("test", "alive_ms")) : 5000);
@@ -492,4 +507,106 @@ TEST_CASE_METHOD(Fixture, "factory: selects by name, lists the known names other
     auto by_config = runbox::make_runtime<providers>(config, events);
     CHECK(by_config.provider_name() == "test");
     CHECK(std::holds_alternative<TestRuntime>(by_config));  // it is a std::variant
+}
+
+TEST_CASE_METHOD(Fixture, "runtime: the provider's credentials are applied through the context, refresh first") {
+    runbox::EventStream events;
+    TestRuntime rt(test_config(), events);
+    rt.connect();
+    REQUIRE(state.authorized == std::optional<std::string>("Bearer " + kKey));
+    REQUIRE(state.refreshes == 1);  // the optional refresh clause ran before authorize
+    static_assert(runbox::AuthPolicyRefreshes<TestAuth, runbox::HttplibTransport>);
+}
+
+TEST_CASE_METHOD(Fixture, "runtime: one deadline bounds the /alive wait, 502 retries of the endpoint's policy included") {
+    runbox::EventStream events;
+    server.alive_failures_ = 1000000;
+    server.alive_failure_status_ = 502;
+    // A Daytona-like window: 502 retried every 20 ms for 10 s. The wait's bound is 400 ms.
+    runbox::RetryPolicy window;
+    window.max_elapsed = std::chrono::seconds(10);
+    window.max_attempts = 501;
+    window.initial_backoff = window.max_backoff = std::chrono::milliseconds(20);
+    window.jitter = 0;
+    state.retry = window;
+    auto config = test_config();
+    config.providers["test"]["alive_ms"] = "400";
+    TestRuntime rt(config, events);
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        rt.connect();
+        FAIL("connected to a server that only answers 502");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == runbox::errc::timeout);
+        CHECK(e.provider() == "test");
+        CHECK(std::string(e.what()).find("/alive within 400 ms") != std::string::npos);
+        CHECK(std::string(e.what()).find("502") != std::string::npos);  // the last attempt's answer
+    }
+    const auto took = std::chrono::steady_clock::now() - start;
+    // The bound holds: on main one /alive attempt alone ran the whole 10 s window.
+    CHECK(took >= std::chrono::milliseconds(400));
+    CHECK(took < std::chrono::milliseconds(2400));
+    REQUIRE(state.closes == std::vector<runbox::CloseReason>{runbox::CloseReason::connect_failed});
+}
+
+TEST_CASE_METHOD(Fixture, "runtime: the endpoint's early-failure probe ends the /alive wait at once") {
+    runbox::EventStream events;
+    server.alive_failures_ = 1000000;  // the server never comes up
+    std::atomic<int> asked{0};
+    SECTION("the probe reports an exit: that error, without waiting out the bound") {
+        state.probe = [&]() -> std::optional<runbox::error> {
+            if (++asked < 3) return std::nullopt;
+            return runbox::error(runbox::errc::sandbox_gone, "the action server exited with code 2", "test");
+        };
+        auto config = test_config();
+        config.providers["test"]["alive_ms"] = "60000";
+        TestRuntime rt(config, events);
+        const auto start = std::chrono::steady_clock::now();
+        try {
+            rt.connect();
+            FAIL("connected to a server that exited");
+        } catch (const runbox::error& e) {
+            CHECK(e.code() == runbox::errc::sandbox_gone);
+            CHECK(e.detail() == "the action server exited with code 2");
+        }
+        CHECK(asked == 3);  // asked before each attempt, stopped at the first report
+        CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));  // far below the 60 s bound
+        REQUIRE(state.closes == std::vector<runbox::CloseReason>{runbox::CloseReason::connect_failed});
+    }
+    SECTION("a probe that reports nothing leaves the wait alone") {
+        server.alive_failures_ = 3;
+        state.probe = [&]() -> std::optional<runbox::error> {
+            ++asked;
+            return std::nullopt;
+        };
+        TestRuntime rt(test_config(), events);
+        rt.connect();
+        CHECK(asked == 4);  // three failed attempts and the one that answered
+        REQUIRE(rt.connected());
+    }
+}
+
+TEST_CASE_METHOD(Fixture, "runtime: a sandbox that disappears under a connected runtime is named by its provider") {
+    runbox::EventStream events;
+    auto doomed = std::make_unique<ProtocolServer>(kKey);
+    state.server_url = doomed->url();
+    TestRuntime rt(test_config(), events);
+    rt.connect();
+    REQUIRE(std::holds_alternative<runbox::CmdOutputObservation>(rt.run("true")));
+    rt.transport().clear_pool();
+    doomed.reset();  // the sandbox is gone: nothing listens any more
+    try {
+        (void)rt.run("true");
+        FAIL("ran a command in a sandbox that is gone");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == runbox::errc::transport);
+        CHECK(e.provider() == "test");
+        CHECK(std::string(e.what()).rfind("runbox [test] ", 0) == 0);
+    }
+    try {
+        (void)rt.list_files();
+        FAIL("listed files in a sandbox that is gone");
+    } catch (const runbox::error& e) {
+        CHECK(e.provider() == "test");
+    }
 }

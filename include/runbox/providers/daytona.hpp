@@ -32,16 +32,14 @@
 // Every sandbox is labelled OpenHands_SID plus runbox's ownership labels (lifecycle.hpp), and its
 // action server gets a random session key (SESSION_API_KEY in the sandbox env, sent as
 // X-Session-API-Key), so neither the preview URL nor its token alone can run commands.
+// A stopped sandbox that attach had to start is stopped again on close (unless
+// sandbox.keep_runtime_alive): it is returned to the state it was found in.
+// The control-plane skeleton (settings, retries, errors, waits) is cloud_api.hpp.
 #pragma once
 
-#include <algorithm>
-#include <cctype>
-#include <chrono>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -50,11 +48,10 @@
 #include "runbox/config.hpp"
 #include "runbox/error.hpp"
 #include "runbox/provider.hpp"
+#include "runbox/providers/detail/cloud_api.hpp"
 #include "runbox/runtime.hpp"
 #include "runbox/status.hpp"
 #include "runbox/transport/httplib.hpp"
-#include "runbox/transport/transport.hpp"
-#include "runbox/version.hpp"
 
 namespace runbox::daytona {
 
@@ -65,53 +62,26 @@ inline constexpr std::string_view server_session_id = "action-execution-server";
 /// Daytona's daemon picks response shapes from the SDK version; >= 0.167 gives JSON logs.
 inline constexpr std::string_view sdk_version = "0.218.0";
 /// The env var that gives the action server its session key.
-inline constexpr std::string_view session_key_env = "SESSION_API_KEY";
+inline constexpr std::string_view session_key_env = cloud::session_key_env;
 
 /// Every setting, resolved from Config (providers.daytona.*) with environment fallback.
-struct Settings {
-    std::string api_key;
+struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
     std::string api_url = "https://app.daytona.io/api";
     std::string target = "eu";
     bool disable_auto_stop = false;
     bool delete_on_close = false;
     std::optional<std::string> organization_id;
     bool is_public = false;
-    std::optional<std::string> server_command;
-    std::string server_cwd = "/openhands/code";
-    int server_port = 4444;
-    std::chrono::milliseconds poll_interval{1000};
-    std::chrono::milliseconds start_timeout{120000};
-    std::chrono::milliseconds alive_timeout{120000};
-    std::chrono::milliseconds alive_poll_interval{1000};
-    std::chrono::milliseconds request_timeout{60000};
-    std::chrono::milliseconds retry_initial_backoff{500};
-    int retry_max_attempts = 4;
-    std::chrono::milliseconds close_timeout{30000};
 
     static Settings from(const Config& config) {
-        constexpr std::string_view p = "daytona";
-        Settings s;
-        s.api_key = config.required_setting(p, "api_key", "DAYTONA_API_KEY");
-        if (auto v = config.setting(p, "api_url", "DAYTONA_API_URL")) s.api_url = *v;
-        while (!s.api_url.empty() && s.api_url.back() == '/') s.api_url.pop_back();
-        if (s.api_url.rfind("http://", 0) != 0 && s.api_url.rfind("https://", 0) != 0)
-            throw error(errc::config_invalid, "DAYTONA_API_URL must be an http(s) URL", std::string(p));
-        if (auto v = config.setting(p, "target", "DAYTONA_TARGET")) s.target = *v;
-        s.disable_auto_stop = config.flag_setting(p, "disable_auto_stop", "DAYTONA_DISABLE_AUTO_STOP", false);
-        s.delete_on_close = config.flag_setting(p, "delete_on_close", "DAYTONA_DELETE_ON_CLOSE", false);
-        s.is_public = config.flag_setting(p, "public", "DAYTONA_PUBLIC", false);
-        s.organization_id = config.setting(p, "organization_id", "DAYTONA_ORGANIZATION_ID");
-        s.server_command = config.setting(p, "server_command", "DAYTONA_SERVER_COMMAND");
-        if (auto v = config.setting(p, "server_cwd", "DAYTONA_SERVER_CWD")) s.server_cwd = *v;
-        s.server_port = config.integer_setting(p, "server_port", "DAYTONA_SERVER_PORT", s.server_port, 1);
-        s.poll_interval = config.millis_setting(p, "poll_interval_ms", "DAYTONA_POLL_INTERVAL_MS", s.poll_interval);
-        s.start_timeout = config.millis_setting(p, "start_timeout_ms", "DAYTONA_START_TIMEOUT_MS", s.start_timeout);
-        s.alive_timeout = config.millis_setting(p, "alive_timeout_ms", "DAYTONA_ALIVE_TIMEOUT_MS", s.alive_timeout);
-        s.alive_poll_interval = config.millis_setting(p, "alive_poll_interval_ms", {}, s.alive_poll_interval);
-        s.request_timeout = config.millis_setting(p, "request_timeout_ms", "DAYTONA_REQUEST_TIMEOUT_MS", s.request_timeout);
-        s.retry_initial_backoff = config.millis_setting(p, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
-        s.retry_max_attempts = config.integer_setting(p, "retry_max_attempts", {}, s.retry_max_attempts, 1);
-        s.close_timeout = config.millis_setting(p, "close_timeout_ms", "DAYTONA_CLOSE_TIMEOUT_MS", s.close_timeout);
+        const cloud::SettingsReader r(config, "daytona", "DAYTONA_");
+        auto s = cloud::read_shared_settings<Settings>(r);
+        s.api_url = r.url("api_url", s.api_url);
+        s.target = r.text("target", s.target);
+        s.disable_auto_stop = r.flag("disable_auto_stop", false);
+        s.delete_on_close = r.flag("delete_on_close", false);
+        s.is_public = r.flag("public", false);
+        s.organization_id = r.text("organization_id");
         return s;
     }
 };
@@ -126,68 +96,61 @@ public:
 
     /// Daytona's API and toolbox auth: `Authorization: Bearer <key>` (+ organization header).
     void authorize(Request& request) const {
-        request.headers.set("Authorization", "Bearer " + settings_.api_key);
+        cloud::authorize_bearer(request, settings_.api_key);
         if (settings_.organization_id) request.headers.set("X-Daytona-Organization-ID", *settings_.organization_id);
         request.headers.set("X-Daytona-Source", "runbox-cpp");
         request.headers.set("X-Daytona-SDK-Version", std::string(sdk_version));
-        request.headers.set("User-Agent", "runbox/" + std::string(version_string));
-        if (!request.headers.contains("Accept")) request.headers.set("Accept", "application/json");
     }
 
     const Settings& settings() const noexcept { return settings_; }
     /// The sandbox connect() created or attached to (empty before).
-    const std::string& sandbox_id() const noexcept { return sandbox_id_; }
+    const std::string& sandbox_id() const noexcept { return box_.id; }
     /// True when connect() attached to a sandbox it did not create.
-    bool attached() const noexcept { return attached_; }
+    bool attached() const noexcept { return box_.attached; }
+    /// True when connect() attached to a resting (stopped/archived) sandbox and started it.
+    bool restarted() const noexcept { return restarted_; }
 
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
-        closed_ = false;
-        session_key_.clear();
+        box_.reset();
+        restarted_ = false;
+        auto api = api_of(ctx);
         ctx.status(RuntimeStatus::starting_runtime, "Starting Daytona sandbox...");
         bool start_server = !ctx.options.attach_to_existing;
         std::optional<nlohmann::json> sandbox;
         if (ctx.options.attach_to_existing) {
-            sandbox = find_by_sid(ctx);
+            sandbox = find_by_sid(api);
             if (sandbox) {
-                attached_ = true;
-                sandbox_id_ = (*sandbox)["id"].template get<std::string>();
+                box_.attached = true;
                 // The key its server was started with (a sandbox runbox created has one).
-                if ((*sandbox).contains("env") && (*sandbox)["env"].is_object())
-                    session_key_ = (*sandbox)["env"].value(std::string(session_key_env), std::string());
+                if (sandbox->contains("env") && (*sandbox)["env"].is_object())
+                    box_.session_key = cloud::string_field((*sandbox)["env"], session_key_env);
             } else {
                 start_server = true;  // unlike OpenHands, a sandbox created here gets its server
             }
         }
         if (!sandbox) {
             ctx.status(RuntimeStatus::building_runtime, "Creating Daytona sandbox...");
-            sandbox = create(ctx);
+            sandbox = create(api);
         }
-        sandbox = wait_until_started(ctx, std::move(*sandbox), start_server);
+        sandbox = wait_until_started(api, std::move(*sandbox), start_server);
 
         if (start_server) {
             ctx.status(RuntimeStatus::starting_runtime, "Starting the action execution server...");
-            start_action_server(ctx);
+            start_action_server(api);
         }
         // The preview token resets when a sandbox restarts: fetch the link after starting.
-        const nlohmann::json link = api_json(ctx, "GET",
-                                   "/sandbox/" + sandbox_id_ + "/ports/" + std::to_string(settings_.server_port) + "/preview-url",
-                                   {}, retry_policy());
-        ServerEndpoint endpoint;
-        endpoint.url = link.value("url", std::string());
-        while (!endpoint.url.empty() && endpoint.url.back() == '/') endpoint.url.pop_back();
+        const nlohmann::json link = api.json(
+            "GET", "/sandbox/" + box_.id + "/ports/" + std::to_string(settings_.server_port) + "/preview-url", {},
+            cloud::Replay::safe);
+        ServerEndpoint endpoint = settings_.endpoint(cloud::string_field(link, "url"));
         if (endpoint.url.empty()) throw error(errc::bad_response, "preview-url response has no url", "daytona");
-        endpoint.secrets = {settings_.api_key};
-        const std::string token = link.value("token", std::string());
+        const std::string token = cloud::string_field(link, "token");
         if (!token.empty()) endpoint.secrets.push_back(token);
-        if (!sandbox->value("public", false) && !token.empty()) endpoint.headers.set("X-Daytona-Preview-Token", token);
-        if (!session_key_.empty()) {
-            endpoint.headers.set("X-Session-API-Key", session_key_);
-            endpoint.secrets.push_back(session_key_);
-        }
-        endpoint.alive_timeout = settings_.alive_timeout;
-        endpoint.alive_poll_interval = settings_.alive_poll_interval;
-        endpoint.bad_gateway_retry_window = settings_.alive_timeout;  // OpenHands: 502s retried up to 120 s
+        if (!sandbox->value("public", false))
+            cloud::add_secret_header(endpoint, "X-Daytona-Preview-Token", token, token);
+        cloud::add_secret_header(endpoint, std::string(cloud::session_key_header), box_.session_key, box_.session_key);
+        endpoint.retry = preview_retry();
         // A server started by this connect (new sandbox, or a stopped one restarted) needs the
         // initial environment; one found running already has it.
         endpoint.attached = !start_server;
@@ -196,32 +159,31 @@ public:
 
     template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
-        if (closed_) return;
-        closed_ = true;
-        if (sandbox_id_.empty()) return;
-        if (attached_) return;  // someone else's sandbox: leave it as it was
-        try {
-            const SandboxRecord record{std::string(name), sandbox_id_, ctx.options.sid, {}, {}};
-            release_sandbox(ctx, record,
-                            reason == CloseReason::connect_failed || settings_.delete_on_close ? ReleaseMode::remove
-                                                                                               : ReleaseMode::stop);
-        } catch (const std::exception& e) {
-            // Retried within close_timeout; what is left is reported, never dropped silently
-            // (Daytona's auto-stop remains the backstop).
-            ctx.unreleased(sandbox_id_, e.what());
+        if (!box_.begin_close()) return;
+        ReleaseMode mode = reason == CloseReason::connect_failed || settings_.delete_on_close ? ReleaseMode::remove
+                                                                                                : ReleaseMode::stop;
+        if (box_.attached) {
+            // Someone else's sandbox: left as found. Found stopped and started here: stopped again.
+            if (!restarted_ || (reason == CloseReason::normal && ctx.config.sandbox.keep_runtime_alive)) return;
+            mode = ReleaseMode::stop;
         }
+        // Retried within close_timeout; what is left is reported (Daytona's auto-stop remains the backstop).
+        cloud::release_or_report(ctx, box_.id, [&] {
+            release_sandbox(ctx, SandboxRecord{std::string(name), box_.id, ctx.options.sid, {}, {}}, mode);
+        });
     }
 
     /// Every sandbox carrying runbox's labels that is not destroyed (for sweep and the lease file).
     template <class T>
     std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>& ctx) {
+        auto api = api_of(ctx);
         std::vector<SandboxRecord> out;
-        for (const auto& item : list_labelled(ctx, {{std::string(labels::managed), "1"}})) {
+        for (const auto& item : list_labelled(api, {{std::string(labels::managed), "1"}})) {
             const auto map = label_map(item.value("labels", nlohmann::json::object()));
             if (!is_runbox_managed(map)) continue;
             const auto sid = map.find(std::string(sid_label));
-            out.push_back(SandboxRecord::from_labels(std::string(name), item.value("id", std::string()),
-                                                     item.value("state", std::string()),
+            out.push_back(SandboxRecord::from_labels(std::string(name), cloud::string_field(item, "id"),
+                                                     cloud::string_field(item, "state"),
                                                      sid == map.end() ? std::string() : sid->second, map));
         }
         return out;
@@ -230,176 +192,105 @@ public:
     /// Stops (POST stop, when it runs) or deletes a sandbox, retrying within close_timeout.
     template <class T>
     void release_sandbox(ProviderContext<T>& ctx, const SandboxRecord& sandbox, ReleaseMode mode) {
-        const RetryPolicy policy = close_policy();
-        try {
+        auto api = api_of(ctx).closing();
+        cloud::unless_gone([&] {
             if (mode == ReleaseMode::remove) {
-                api(ctx, "DELETE", "/sandbox/" + sandbox.id, {}, policy);
+                api.call("DELETE", "/sandbox/" + sandbox.id, {}, cloud::Replay::safe);
                 return;
             }
-            const nlohmann::json current = api_json(ctx, "GET", "/sandbox/" + sandbox.id, {}, policy);
-            const std::string state = current.value("state", std::string());
+            const std::string state = cloud::string_field(api.json("GET", "/sandbox/" + sandbox.id, {}, cloud::Replay::safe), "state");
             if (state == "started" || state == "starting")
-                api(ctx, "POST", "/sandbox/" + sandbox.id + "/stop?force=false", {}, policy, true);
-        } catch (const error& e) {
-            if (e.code() != errc::not_found) throw;  // already gone
-        }
+                api.call("POST", "/sandbox/" + sandbox.id + "/stop?force=false", {}, cloud::Replay::safe);
+        });
     }
 
-    /// The command that starts the action server (reference §5, as OpenHands' Daytona runs it).
+    /// The command that starts the action server (reference §5, as OpenHands' Daytona runs it,
+    /// which forces the openhands user); every argument is shell-quoted.
     std::string server_start_command(const Config& config, const RuntimeOptions& options) const {
-        const std::string& ws = config.workspace_mount_path_in_sandbox;
-        std::string cmd = "mkdir -p " + ws + " && cd " + settings_.server_cwd + " && ";
-        cmd += settings_.server_command.value_or(
-            "/openhands/micromamba/bin/micromamba run -n openhands poetry run python -u -m openhands.runtime.action_execution_server");
-        cmd += " " + std::to_string(settings_.server_port) + " --working-dir " + ws;
-        if (!options.plugins.empty()) {
-            cmd += " --plugins";
-            for (const auto& plugin : options.plugins) cmd += " " + plugin.name;
-        }
-        cmd += " --username openhands --user-id 1000";  // OpenHands' Daytona forces this user
-        if (config.sandbox.browsergym_eval_env) cmd += " --browsergym-eval-env " + *config.sandbox.browsergym_eval_env;
-        if (!config.enable_browser) cmd += " --no-enable-browser";
-        return cmd;
+        return "mkdir -p " + runbox::detail::shell_quote(config.workspace_mount_path_in_sandbox) + " && " +
+               settings_.cd_command() + " && " + settings_.command_line(config, options, cloud::ServerUser{});
     }
 
 private:
-    RetryPolicy retry_policy() const {
+    template <class T>
+    cloud::Api<T> api_of(ProviderContext<T>& ctx) const {
+        return cloud::Api<T>(ctx, std::string(name), settings_.api_url, settings_);
+    }
+
+    // The preview proxy answers 502 while the server starts: idempotent action-server requests
+    // that get one are retried every alive_poll_interval, within alive_timeout (OpenHands: 120 s).
+    RetryPolicy preview_retry() const {
         RetryPolicy policy;
-        policy.max_attempts = settings_.retry_max_attempts;
-        policy.initial_backoff = settings_.retry_initial_backoff;
-        policy.max_elapsed = std::max(settings_.start_timeout, std::chrono::milliseconds(1));
+        const auto interval = std::max(settings_.alive_poll_interval, std::chrono::milliseconds(1));
+        policy.max_elapsed = settings_.alive_timeout;
+        policy.max_attempts = static_cast<int>(settings_.alive_timeout / interval) + 1;
+        policy.initial_backoff = policy.max_backoff = interval;
+        policy.jitter = 0;
         return policy;
-    }
-
-    // close() and sweep: dropped connections and gateway errors retried, all within close_timeout.
-    RetryPolicy close_policy() const {
-        RetryPolicy policy = retry_policy();
-        policy.max_attempts = std::max(policy.max_attempts, 8);
-        policy.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
-        return policy;
-    }
-
-    // A 429 means the request was refused, not performed: safe to repeat even for a create.
-    RetryPolicy rate_limit_only_policy() const {
-        RetryPolicy policy = retry_policy();
-        policy.retry_statuses = {429};
-        policy.retry_dropped_connections = false;
-        return policy;
-    }
-
-    template <class T>
-    Response api(ProviderContext<T>& ctx, std::string method, const std::string& path, const std::string& body,
-                 const RetryPolicy& policy, bool idempotent = false) {
-        return send(ctx, std::move(method), settings_.api_url + path, body, policy, idempotent);
-    }
-
-    template <class T>
-    nlohmann::json api_json(ProviderContext<T>& ctx, std::string method, const std::string& path, const std::string& body,
-                            const RetryPolicy& policy, bool idempotent = false) {
-        return parse(api(ctx, std::move(method), path, body, policy, idempotent));
-    }
-
-    template <class T>
-    Response toolbox(ProviderContext<T>& ctx, const std::string& path, const nlohmann::json& body, const RetryPolicy& policy) {
-        return send(ctx, "POST", toolbox_url_ + "/" + sandbox_id_ + path, body.dump(), policy, false);
-    }
-
-    template <class T>
-    Response send(ProviderContext<T>& ctx, std::string method, std::string url, const std::string& body,
-                  const RetryPolicy& policy, bool idempotent) {
-        Request request;
-        request.method = std::move(method);
-        request.url = std::move(url);
-        request.body = body;
-        request.timeout = settings_.request_timeout;
-        if (idempotent) request.idempotent = true;
-        if (!body.empty()) request.headers.set("Content-Type", "application/json");
-        authorize(request);
-        Response response = ctx.send(request, policy);
-        raise_for_status(response, "daytona", {settings_.api_key});
-        return response;
-    }
-
-    static nlohmann::json parse(const Response& response) {
-        runbox::detail::json_failure failure{};
-        auto json = runbox::detail::parse_untrusted_json(response.body, {}, &failure);
-        if (json.is_discarded()) {
-            throw error(errc::bad_response, "Daytona answered a body that " + runbox::detail::json_failure_text(failure), "daytona");
-        }
-        return json;
     }
 
     void remember(const nlohmann::json& sandbox) {
-        if (sandbox.contains("id") && sandbox["id"].is_string()) sandbox_id_ = sandbox["id"].get<std::string>();
-        if (sandbox.contains("toolboxProxyUrl") && sandbox["toolboxProxyUrl"].is_string()) {
-            toolbox_url_ = sandbox["toolboxProxyUrl"].get<std::string>();
-            while (!toolbox_url_.empty() && toolbox_url_.back() == '/') toolbox_url_.pop_back();
-        }
+        if (auto id = cloud::string_field(sandbox, "id"); !id.empty()) box_.id = id;
+        if (auto url = cloud::string_field(sandbox, "toolboxProxyUrl"); !url.empty()) toolbox_url_ = cloud::trim_slashes(url);
     }
 
     // Lists the sandboxes carrying all of `labels` (not destroyed), following nextCursor.
     template <class T>
-    std::vector<nlohmann::json> list_labelled(ProviderContext<T>& ctx, const nlohmann::json& labels) {
-        const std::string filter = labels.dump();
+    std::vector<nlohmann::json> list_labelled(cloud::Api<T>& api, const nlohmann::json& labels) {
+        const std::string filter = "/sandbox?limit=100&labels=" + url_encode(labels.dump());
         std::vector<nlohmann::json> found;
-        std::optional<std::string> cursor;
-        for (int page = 0; page < 1000; ++page) {
-            std::string path = "/sandbox?limit=100&labels=" + url_encode(filter);
-            if (cursor) path += "&cursor=" + url_encode(*cursor);
-            const nlohmann::json json = api_json(ctx, "GET", path, {}, retry_policy());
-            const nlohmann::json* items = &json;  // before ~v0.180 the API answered a bare array
-            if (json.is_object()) {
-                if (!json.contains("items") || !json["items"].is_array())
-                    throw error(errc::bad_response, "sandbox list has no items", "daytona");
-                items = &json["items"];
-            }
-            if (!items->is_array()) throw error(errc::bad_response, "sandbox list is not a list", "daytona");
-            for (const auto& item : *items) {
-                if (!item.is_object() || !item.contains("id") || !item["id"].is_string()) continue;
-                const std::string state = item.value("state", std::string());
-                if (state != "destroyed" && state != "destroying") found.push_back(item);
-            }
-            cursor.reset();
-            if (json.is_object() && json.contains("nextCursor") && json["nextCursor"].is_string() &&
-                !json["nextCursor"].get<std::string>().empty())
-                cursor = json["nextCursor"].get<std::string>();
-            if (!cursor) break;
-        }
+        cloud::paginate(
+            [&](const std::optional<std::string>& cursor) {
+                return api.json("GET", filter + (cursor ? "&cursor=" + url_encode(*cursor) : ""), {}, cloud::Replay::safe);
+            },
+            [&](const nlohmann::json& json) -> std::optional<std::string> {
+                const nlohmann::json* items = &json;  // before ~v0.180 the API answered a bare array
+                if (json.is_object()) {
+                    if (!json.contains("items") || !json["items"].is_array())
+                        throw error(errc::bad_response, "sandbox list has no items", "daytona");
+                    items = &json["items"];
+                }
+                if (!items->is_array()) throw error(errc::bad_response, "sandbox list is not a list", "daytona");
+                for (const auto& item : *items) {
+                    if (cloud::string_field(item, "id").empty()) continue;
+                    const std::string state = cloud::string_field(item, "state");
+                    if (state != "destroyed" && state != "destroying") found.push_back(item);
+                }
+                if (!json.is_object()) return std::nullopt;
+                return cloud::string_field(json, "nextCursor");
+            });
         return found;
     }
 
     // The sandbox labelled with the session id; at most one may match.
     template <class T>
-    std::optional<nlohmann::json> find_by_sid(ProviderContext<T>& ctx) {
-        const auto found = list_labelled(ctx, {{std::string(sid_label), ctx.options.sid}});
+    std::optional<nlohmann::json> find_by_sid(cloud::Api<T>& api) {
+        const auto& sid = api.context().options.sid;
+        const auto found = list_labelled(api, {{std::string(sid_label), sid}});
         if (found.empty()) return std::nullopt;
-        if (found.size() > 1)
-            throw error(errc::conflict, "multiple sandboxes found for sid " + ctx.options.sid, "daytona");
+        if (found.size() > 1) throw error(errc::conflict, "multiple sandboxes found for sid " + sid, "daytona");
         remember(found.front());
-        if (toolbox_url_.empty()) fetch_toolbox_url(ctx);
+        if (toolbox_url_.empty()) fetch_toolbox_url(api);
         return found.front();
     }
 
     template <class T>
-    void fetch_toolbox_url(ProviderContext<T>& ctx) {
-        const nlohmann::json json = api_json(ctx, "GET", "/sandbox/" + sandbox_id_ + "/toolbox-proxy-url", {}, retry_policy());
-        toolbox_url_ = json.value("url", std::string());
-        while (!toolbox_url_.empty() && toolbox_url_.back() == '/') toolbox_url_.pop_back();
+    void fetch_toolbox_url(cloud::Api<T>& api) {
+        const auto json = api.json("GET", "/sandbox/" + box_.id + "/toolbox-proxy-url", {}, cloud::Replay::safe);
+        toolbox_url_ = cloud::trim_slashes(cloud::string_field(json, "url"));
         if (toolbox_url_.empty()) throw error(errc::bad_response, "no toolbox proxy URL for the sandbox", "daytona");
     }
 
     template <class T>
-    nlohmann::json create(ProviderContext<T>& ctx) {
+    nlohmann::json create(cloud::Api<T>& api) {
+        auto& ctx = api.context();
         const Config& config = ctx.config;
-        nlohmann::json env = nlohmann::json::object();
-        for (const auto& [k, v] : config.sandbox.runtime_startup_env_vars) env[k] = v;
+        box_.session_key = runbox::detail::random_hex(24);
+        nlohmann::json env = cloud::startup_env(config, {}, box_.session_key);
         env["port"] = std::to_string(settings_.server_port);
         env["PYTHONUNBUFFERED"] = "1";
         env["VSCODE_PORT"] = std::to_string(settings_.server_port + 1);
-        if (config.debug) env["DEBUG"] = "true";
-        session_key_ = detail::random_hex(24);
-        env[std::string(session_key_env)] = session_key_;  // runbox-server and OpenHands read it
-        const Ownership own = ctx.ownership ? *ctx.ownership : Ownership::make(config, detail::random_hex(12));
+        const Ownership own = cloud::ownership_of(ctx);
         nlohmann::json labels = own.labels();
         labels[std::string(sid_label)] = ctx.options.sid;
         labels["code-toolbox-language"] = "python";
@@ -413,80 +304,75 @@ private:
         if (config.sandbox.runtime_container_image) body["snapshot"] = *config.sandbox.runtime_container_image;
         // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
         nlohmann::json sandbox = create_then_dedupe(
-            [&] { return api_json(ctx, "POST", "/sandbox", body.dump(), rate_limit_only_policy(), true); },
+            [&] { return api.json("POST", "/sandbox", body, cloud::Replay::refused_only); },
             [&]() -> std::optional<nlohmann::json> {
                 ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
-                auto found = list_labelled(ctx, {{std::string(labels::token), own.token}});
+                auto found = list_labelled(api, {{std::string(labels::token), own.token}});
                 if (found.empty()) return std::nullopt;
                 return found.front();
             });
-        created_ = true;
-        attached_ = false;
+        box_.attached = false;
         remember(sandbox);
-        if (sandbox_id_.empty()) throw error(errc::bad_response, "create answered no sandbox id", "daytona");
-        ctx.created(sandbox_id_);
-        if (toolbox_url_.empty()) fetch_toolbox_url(ctx);
+        if (box_.id.empty()) throw error(errc::bad_response, "create answered no sandbox id", "daytona");
+        ctx.created(box_.id);
+        if (toolbox_url_.empty()) fetch_toolbox_url(api);
         return sandbox;
     }
 
     // Brings the sandbox to `started` within start_timeout. Starting a stopped sandbox means its
     // server must be started again.
     template <class T>
-    nlohmann::json wait_until_started(ProviderContext<T>& ctx, nlohmann::json sandbox, bool& start_server) {
-        const auto deadline = std::chrono::steady_clock::now() + settings_.start_timeout;
+    nlohmann::json wait_until_started(cloud::Api<T>& api, nlohmann::json sandbox, bool& start_server) {
+        bool polled = false;
         bool start_requested = false;
-        for (;;) {
-            const std::string state = sandbox.value("state", std::string("unknown"));
-            if (state == "started") return sandbox;
-            if (state == "error" || state == "build_failed") {
-                const std::string reason = sandbox.contains("errorReason") && sandbox["errorReason"].is_string()
-                                               ? sandbox["errorReason"].get<std::string>()
-                                               : std::string("no reason given");
-                throw error(errc::sandbox_gone,
-                            redact("sandbox " + sandbox_id_ + " is in state " + state + ": " + reason, {settings_.api_key}),
-                            "daytona");
-            }
-            if (state == "destroyed" || state == "destroying")
-                throw error(errc::sandbox_gone, "sandbox " + sandbox_id_ + " is " + state, "daytona");
-            const bool resting = state == "stopped" || state == "archived" || state == "paused";
-            if (resting && !start_requested) {
-                ctx.status(RuntimeStatus::starting_runtime, "Starting the stopped Daytona sandbox...");
-                sandbox = api_json(ctx, "POST", "/sandbox/" + sandbox_id_ + "/start", {}, retry_policy(), true);
-                start_requested = true;
-                start_server = true;
-                continue;
-            }
-            // creating, starting, stopping (wait for stopped), pending_build, unknown, ...: poll.
-            const auto now = std::chrono::steady_clock::now();
-            if (now >= deadline)
-                throw error(errc::timeout,
-                            "sandbox " + sandbox_id_ + " did not reach state started within " +
-                                std::to_string(settings_.start_timeout.count()) + " ms (last state: " + state + ")",
-                            "daytona");
-            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(settings_.poll_interval, deadline - now));
-            sandbox = api_json(ctx, "GET", "/sandbox/" + sandbox_id_, {}, retry_policy());
-        }
+        std::string state;
+        return api.wait(
+            settings_.start_timeout,
+            [&](const cloud::Deadline& deadline) -> std::optional<nlohmann::json> {
+                if (polled) sandbox = api.json("GET", "/sandbox/" + box_.id, {}, cloud::Replay::safe, {.within = &deadline});
+                polled = true;
+                state = cloud::string_field(sandbox, "state", "unknown");
+                if (state == "started") return sandbox;
+                if (state == "error" || state == "build_failed")
+                    throw error(errc::sandbox_gone,
+                                redact("sandbox " + box_.id + " is in state " + state + ": " +
+                                           cloud::string_field(sandbox, "errorReason", "no reason given"),
+                                       api.secrets()),
+                                "daytona");
+                if (state == "destroyed" || state == "destroying")
+                    throw error(errc::sandbox_gone, "sandbox " + box_.id + " is " + state, "daytona");
+                const bool resting = state == "stopped" || state == "archived" || state == "paused";
+                if (resting && !start_requested) {
+                    api.context().status(RuntimeStatus::starting_runtime, "Starting the stopped Daytona sandbox...");
+                    sandbox = api.json("POST", "/sandbox/" + box_.id + "/start", {}, cloud::Replay::safe);
+                    start_requested = true;
+                    restarted_ = box_.attached;  // close() returns it to stopped
+                    start_server = true;
+                    if (cloud::string_field(sandbox, "state") == "started") return sandbox;
+                }
+                return std::nullopt;  // creating, starting, stopping (wait for stopped), unknown, ...: poll
+            },
+            [&] { return "sandbox " + box_.id + " did not reach state started (last state: " + state + ")"; });
     }
 
     template <class T>
-    void start_action_server(ProviderContext<T>& ctx) {
+    void start_action_server(cloud::Api<T>& api) {
+        const std::string session = toolbox_url_ + "/" + box_.id + "/process/session";
         try {
-            toolbox(ctx, "/process/session", {{"sessionId", std::string(server_session_id)}}, RetryPolicy::none());
+            api.send(api.to("POST", session, nlohmann::json{{"sessionId", std::string(server_session_id)}}),
+                     cloud::Replay::never);
         } catch (const error& e) {
             if (e.code() != errc::conflict) throw;  // the session survives a restart: reuse it
         }
-        const std::string command = server_start_command(ctx.config, ctx.options);
-        toolbox(ctx, "/process/session/" + std::string(server_session_id) + "/exec",
-                {{"command", command}, {"runAsync", true}}, RetryPolicy::none());
+        const nlohmann::json exec = {{"command", server_start_command(api.context().config, api.context().options)},
+                                     {"runAsync", true}};
+        api.send(api.to("POST", session + "/" + std::string(server_session_id) + "/exec", exec), cloud::Replay::never);
     }
 
     Settings settings_;
-    std::string sandbox_id_;
+    cloud::SandboxHandle box_;
     std::string toolbox_url_;
-    std::string session_key_;
-    bool attached_ = false;
-    bool created_ = false;
-    bool closed_ = false;
+    bool restarted_ = false;
 };
 
 }  // namespace runbox::daytona

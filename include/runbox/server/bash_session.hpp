@@ -50,6 +50,7 @@
 
 #include <openssl/rand.h>
 
+#include "runbox/detail/shell.hpp"
 #include "runbox/environment.hpp"
 #include "runbox/error.hpp"
 #include "runbox/events.hpp"
@@ -74,15 +75,6 @@ struct BashSessionOptions {
 
 namespace detail {
 
-inline std::string shell_single_quote(std::string_view s) {
-    std::string out = "'";
-    for (const char c : s) {
-        if (c == '\'') out += "'\\''";
-        else out += c;
-    }
-    return out + "'";
-}
-
 /// The one line typed into a new shell: the prompt function (pure builtins, no forks), PS1/PS2,
 /// no history expansion, Ctrl-D at the prompt does not end the shell, no history file written
 /// (the user's ~/.bash_history stays untouched), and the working directory. The prompt function
@@ -99,7 +91,7 @@ inline std::string shell_init_line(const std::string& working_dir, std::string_v
         "\\\"username\\\": \\\"\\u\\\", \\\"hostname\\\": \\\"\\h\\\", \\\"working_dir\\\": \\\"${__runbox_wd}\\\", "
         "\\\"py_interpreter_path\\\": \\\"${__runbox_py}\\\"}\\n###PS1END###" + std::string(nonce) + "\\n'; PS2=; return 0; }; "
         "PROMPT_COMMAND='{ __runbox_prompt; } 2>/dev/null'; PS2=; set +H; set -o ignoreeof; shopt -s promptvars; unset HISTFILE; history -c";
-    if (!working_dir.empty()) line += "; builtin cd -- " + shell_single_quote(working_dir);
+    if (!working_dir.empty()) line += "; builtin cd -- " + runbox::detail::shell_quote(working_dir);
     line += "\n";
     return line;
 }
@@ -500,7 +492,7 @@ private:
         }
         ::close(fd);
         temp_files_.emplace_back(path);
-        return "source " + detail::shell_single_quote(path) + "\n";
+        return "source " + runbox::detail::shell_quote(path) + "\n";
     }
 
     void remove_temp_files() {
