@@ -53,7 +53,10 @@ struct Driver {
     Driver(runbox::Config c, runbox::RuntimeOptions o) : config(std::move(c)), options(std::move(o)), auth(config) {}
 
     runbox::ProviderContext<runbox::HttplibTransport> ctx() {
-        return {config, options, transport, [](runbox::RuntimeStatus, std::string_view) {}};
+        runbox::ProviderContext<runbox::HttplibTransport> c{config, options, transport,
+                                                            [](runbox::RuntimeStatus, std::string_view) {}};
+        runbox::bind_credentials(c, auth);  // as Runtime does: the provider's credentials through the context
+        return c;
     }
     runbox::ServerEndpoint connect() {
         auto c = ctx();
@@ -122,7 +125,7 @@ TEST_CASE("e2b: construction needs E2B_API_KEY and validates settings without I/
     CHECK(defaults.settings().server_url == "https://{port}-{id}.e2b.app");
     CHECK(defaults.settings().template_id == "base");
     CHECK(defaults.settings().timeout_seconds > 0);  // the TTL backstop is on by default
-    CHECK_FALSE(defaults.settings().is_public);
+    CHECK_FALSE(defaults.settings().is_public);  // ports need the traffic token unless E2B_PUBLIC=true
 
     config.use_environment({{"E2B_API_KEY", "e2b_k"}, {"E2B_DOMAIN", "example.org"}, {"E2B_TEMPLATE", "tpl"}});
     config.sandbox.runtime_container_image = "image-as-template";
@@ -134,9 +137,9 @@ TEST_CASE("e2b: construction needs E2B_API_KEY and validates settings without I/
     CHECK(runbox::e2b::Auth(config).settings().template_id == "image-as-template");
 
     for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
-             {"E2B_TIMEOUT_SECONDS", "0"}, {"E2B_SERVER_URL", "https://no-placeholder"}, {"E2B_API_URL", "ftp://x"},
-             {"E2B_PUBLIC", "maybe"}}) {
+             {"E2B_TIMEOUT_SECONDS", "0"}, {"E2B_SERVER_URL", "https://no-placeholder"}, {"E2B_API_URL", "ftp://x"}}) {
         config.use_environment({{"E2B_API_KEY", "e2b_k"}, {key, value}});
+        INFO(key << "=" << value);
         auto bad = capture_error([&] { runbox::e2b::Auth auth(config); });
         CHECK(bad.code() == runbox::errc::config_invalid);
     }
@@ -158,7 +161,7 @@ TEST_CASE("e2b: connect creates a sandbox, starts the server over envd's Start s
         CHECK(sb.env_vars["SESSION_API_KEY"] == "***");  // the fake never shows it
         CHECK_FALSE(sb.allow_public_traffic);
         REQUIRE(sb.commands.size() == 1);
-        CHECK(sb.commands[0].find("runbox-server 4444 --working-dir '/workspace'") != std::string::npos);
+        CHECK(sb.commands[0].find("runbox-server 4444 --working-dir /workspace") != std::string::npos);
         CHECK(sb.server_port == 4444);
         CHECK_FALSE(endpoint.attached);
         CHECK(endpoint.url == fake.port_url(sb.id, 4444));

@@ -68,6 +68,8 @@
 #include "runbox/error.hpp"
 #include "runbox/lifecycle.hpp"
 #include "runbox/provider.hpp"
+#include "runbox/providers/detail/cloud_api.hpp"
+#include "runbox/detail/shell.hpp"
 #include "runbox/runtime.hpp"
 #include "runbox/status.hpp"
 #include "runbox/transport/envelope.hpp"
@@ -81,8 +83,7 @@ namespace runbox::e2b {
 inline constexpr int envd_port = 49983;
 
 /// Every setting, resolved from Config (providers.e2b.*) with environment fallback.
-struct Settings {
-    std::string api_key;
+struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
     std::string domain = "e2b.app";
     std::string api_url;      ///< no trailing slash
     std::string sandbox_url;  ///< envd base, may contain {id}
@@ -90,72 +91,52 @@ struct Settings {
     std::string template_id = "base";
     int timeout_seconds = 3600;
     bool is_public = false;
-    std::optional<std::string> server_command;
-    std::string server_cwd = "/openhands/code";
-    int server_port = 4444;
     std::optional<std::string> session_api_key;
-    std::chrono::milliseconds alive_timeout{120000};
-    std::chrono::milliseconds alive_poll_interval{1000};
-    std::chrono::milliseconds request_timeout{60000};
-    std::chrono::milliseconds retry_initial_backoff{500};
-    int retry_max_attempts = 4;
     int list_limit = 100;
-    std::chrono::milliseconds close_timeout{30000};
 
     static Settings from(const Config& config) {
-        constexpr std::string_view p = "e2b";
-        Settings s;
-        s.api_key = config.required_setting(p, "api_key", "E2B_API_KEY");
-        if (auto v = config.setting(p, "domain", "E2B_DOMAIN")) s.domain = *v;
+        const cloud::SettingsReader r(config, "e2b", "E2B_");
+        auto s = cloud::read_shared_settings<Settings>(r);
+        s.domain = r.text("domain", s.domain);
         if (s.domain.empty() || s.domain.find_first_of("/{} ") != std::string::npos)
-            throw error(errc::config_invalid, "E2B_DOMAIN must be a host name such as e2b.app", std::string(p));
-        s.api_url = config.setting(p, "api_url", "E2B_API_URL").value_or("https://api." + s.domain);
+            throw error(errc::config_invalid, "E2B_DOMAIN must be a host name such as e2b.app", "e2b");
+        s.api_url = r.url("api_url", "https://api." + s.domain);
         const bool own_domain = s.domain == "e2b.app" || s.domain == "e2b.dev" || s.domain == "e2b.pro" ||
                                 s.domain == "e2b-staging.dev";
-        s.sandbox_url = config.setting(p, "sandbox_url", "E2B_SANDBOX_URL")
-                            .value_or(own_domain ? "https://sandbox." + s.domain
-                                                 : "https://" + std::to_string(envd_port) + "-{id}." + s.domain);
-        s.server_url = config.setting(p, "server_url", "E2B_SERVER_URL").value_or("https://{port}-{id}." + s.domain);
-        for (auto* url : {&s.api_url, &s.sandbox_url, &s.server_url}) {
-            while (!url->empty() && url->back() == '/') url->pop_back();
-            try {
-                std::string probe = *url;
-                replace_all(probe, "{id}", "x");
-                replace_all(probe, "{port}", "1");
-                (void)parse_url(probe);
-            } catch (const error&) {
-                throw error(errc::config_invalid, "e2b URL settings must be http(s) URLs (got '" + *url + "')",
-                            std::string(p));
-            }
-        }
+        s.sandbox_url = template_url(r, "sandbox_url",
+                                     own_domain ? "https://sandbox." + s.domain
+                                                : "https://" + std::to_string(envd_port) + "-{id}." + s.domain);
+        s.server_url = template_url(r, "server_url", "https://{port}-{id}." + s.domain);
         if (s.server_url.find("{id}") == std::string::npos)
-            throw error(errc::config_invalid, "e2b setting 'server_url' must contain {id}", std::string(p));
+            throw error(errc::config_invalid, "e2b setting 'server_url' must contain {id}", "e2b");
         if (config.sandbox.runtime_container_image && !config.sandbox.runtime_container_image->empty())
             s.template_id = *config.sandbox.runtime_container_image;
-        if (auto v = config.setting(p, "template", "E2B_TEMPLATE")) s.template_id = *v;
-        s.timeout_seconds = config.integer_setting(p, "timeout_seconds", "E2B_TIMEOUT_SECONDS", s.timeout_seconds, 1);
-        if (auto v = config.setting(p, "public", "E2B_PUBLIC")) {
-            if (*v != "true" && *v != "false" && *v != "1" && *v != "0")
-                throw error(errc::config_invalid, "E2B_PUBLIC must be true or false", std::string(p));
-            s.is_public = *v == "true" || *v == "1";
-        }
-        s.server_command = config.setting(p, "server_command", "E2B_SERVER_COMMAND");
-        if (auto v = config.setting(p, "server_cwd", "E2B_SERVER_CWD")) s.server_cwd = *v;
-        s.server_port = config.integer_setting(p, "server_port", "E2B_SERVER_PORT", s.server_port, 1);
-        s.session_api_key = config.setting(p, "session_api_key", "E2B_SESSION_API_KEY");
-        s.alive_timeout = config.millis_setting(p, "alive_timeout_ms", "E2B_ALIVE_TIMEOUT_MS", s.alive_timeout);
-        s.alive_poll_interval = config.millis_setting(p, "alive_poll_interval_ms", {}, s.alive_poll_interval);
-        s.request_timeout = config.millis_setting(p, "request_timeout_ms", "E2B_REQUEST_TIMEOUT_MS", s.request_timeout);
-        s.retry_initial_backoff = config.millis_setting(p, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
-        s.retry_max_attempts = config.integer_setting(p, "retry_max_attempts", {}, s.retry_max_attempts, 1);
-        s.list_limit = std::min(config.integer_setting(p, "list_limit", {}, s.list_limit, 1), 100);
-        s.close_timeout = config.millis_setting(p, "close_timeout_ms", "E2B_CLOSE_TIMEOUT_MS", s.close_timeout);
+        s.template_id = r.text("template", s.template_id);
+        s.timeout_seconds = r.integer("timeout_seconds", s.timeout_seconds, 1);
+        s.is_public = r.flag("public", s.is_public);
+        s.session_api_key = r.text("session_api_key");
+        s.list_limit = std::min(r.integer("list_limit", s.list_limit, 1, false), 100);
         return s;
     }
 
     static void replace_all(std::string& text, std::string_view from, std::string_view to) {
         for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
             text.replace(pos, from.size(), to);
+    }
+
+private:
+    // An http(s) URL that may hold {id} / {port} placeholders.
+    static std::string template_url(const cloud::SettingsReader& r, std::string_view key, std::string fallback) {
+        std::string value = cloud::trim_slashes(r.text(key, std::move(fallback)));
+        std::string probe = value;
+        replace_all(probe, "{id}", "x");
+        replace_all(probe, "{port}", "1");
+        try {
+            (void)parse_url(probe);
+        } catch (const error&) {
+            throw error(errc::config_invalid, r.env_name(key) + " must be an http(s) URL", "e2b");
+        }
+        return value;
     }
 };
 
@@ -178,13 +159,6 @@ inline int compare_versions(std::string_view a, std::string_view b) {
         if (x != y) return x < y ? -1 : 1;
     }
     return 0;
-}
-
-/// Quotes `text` for a POSIX shell as one word.
-inline std::string shell_quote(std::string_view text) {
-    std::string out = "'";
-    for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
 }
 
 /// What the action server's Start stream has said so far (shared with the reading thread and
@@ -227,7 +201,7 @@ public:
     Auth& operator=(Auth&&) noexcept = default;
     ~Auth() { stop_stream(); }
 
-    /// E2B's API auth: `X-API-Key: <E2B_API_KEY>`.
+    /// E2B's API auth: `X-API-Key: <E2B_API_KEY>` (envd calls carry the sandbox's own token instead).
     void authorize(Request& request) const {
         request.headers.set("X-API-Key", settings_.api_key);
         request.headers.set("User-Agent", "runbox/" + std::string(version_string));
@@ -235,100 +209,87 @@ public:
 
     const Settings& settings() const noexcept { return settings_; }
     /// The sandbox connect() created or attached to (empty before).
-    const std::string& sandbox_id() const noexcept { return sandbox_id_; }
+    const std::string& sandbox_id() const noexcept { return box_.id; }
     /// True when connect() attached to a sandbox it did not create.
-    bool attached() const noexcept { return attached_; }
+    bool attached() const noexcept { return box_.attached; }
     /// The envd version the sandbox reported.
     const std::string& envd_version() const noexcept { return envd_version_; }
 
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
-        closed_ = false;
-        attached_ = false;
-        created_ = false;
-        sandbox_id_.clear();
         stop_stream();
-        session_key_ = settings_.session_api_key.value_or(std::string());
+        box_.reset(settings_.session_api_key.value_or(std::string()));
+        created_ = false;
+        envd_token_.clear();
+        traffic_token_.clear();
+        auto api = api_of(ctx);
         ctx.status(RuntimeStatus::starting_runtime, "Starting E2B sandbox...");
         std::optional<nlohmann::json> sandbox;
         if (ctx.options.attach_to_existing) {
-            if (auto found = find_by_sid(ctx, ctx.options.sid)) {
-                sandbox_id_ = text(*found, "sandboxID");
-                attached_ = true;
+            if (auto found = find_by_sid(api, ctx.options.sid)) {
+                box_.id = cloud::string_field(*found, "sandboxID");
+                box_.attached = true;
                 ctx.status(RuntimeStatus::starting_runtime,
-                           text(*found, "state") == "paused" ? "Resuming E2B sandbox " + sandbox_id_ + "..."
-                                                             : "Attaching to E2B sandbox " + sandbox_id_ + "...");
-                sandbox = resume(ctx);
+                           cloud::string_field(*found, "state") == "paused"
+                               ? "Resuming E2B sandbox " + box_.id + "..."
+                               : "Attaching to E2B sandbox " + box_.id + "...");
+                sandbox = resume(api);
             }
         }
         if (!sandbox) {
             ctx.status(RuntimeStatus::building_runtime, "Creating E2B sandbox...");
-            sandbox = create(ctx);
-            ctx.status(RuntimeStatus::runtime_started, "E2B sandbox " + sandbox_id_ + " is running.");
+            sandbox = create(api);
+            ctx.status(RuntimeStatus::runtime_started, "E2B sandbox " + box_.id + " is running.");
         }
         read_sandbox(*sandbox);
 
         bool server_running = false;
-        if (attached_) {
-            if (session_key_.empty()) session_key_ = sandbox_env(ctx).value_or(std::string());
+        if (box_.attached) {
+            if (box_.session_key.empty()) box_.session_key = sandbox_env(ctx).value_or(std::string());
             server_running = find_server_process(ctx);
         }
         if (!server_running) start_server(ctx);
 
-        ServerEndpoint endpoint;
-        endpoint.url = settings_.server_url;
-        Settings::replace_all(endpoint.url, "{port}", std::to_string(settings_.server_port));
-        Settings::replace_all(endpoint.url, "{id}", sandbox_id_);
-        endpoint.secrets = secrets();
-        if (!traffic_token_.empty()) endpoint.headers.set("e2b-traffic-access-token", traffic_token_);
-        if (!session_key_.empty()) endpoint.headers.set("X-Session-API-Key", session_key_);
-        endpoint.alive_timeout = settings_.alive_timeout;
-        endpoint.alive_poll_interval = settings_.alive_poll_interval;
-        endpoint.attached = attached_ && server_running;
+        std::string url = settings_.server_url;
+        Settings::replace_all(url, "{port}", std::to_string(settings_.server_port));
+        Settings::replace_all(url, "{id}", box_.id);
+        ServerEndpoint endpoint = settings_.endpoint(std::move(url));
+        cloud::add_secret_header(endpoint, "e2b-traffic-access-token", traffic_token_, traffic_token_);
+        cloud::add_secret_header(endpoint, std::string(cloud::session_key_header), box_.session_key, box_.session_key);
+        if (!envd_token_.empty()) endpoint.secrets.push_back(envd_token_);
+        // The /alive wait asks the Start stream first: an `end` event stops it at once.
+        endpoint.probe = [stream = stream_, hidden = secrets()] { return early_failure_of(stream, hidden); };
+        endpoint.attached = box_.attached && server_running;
         return endpoint;
     }
 
-    /// The server's early exit, when its Start stream has reported one (the /alive wait's probe):
-    /// errc::sandbox_gone naming the exit code and the output seen; a stream that failed before
-    /// the server answered is that failure.
-    std::optional<error> early_failure() const {
-        auto stream = stream_;
-        if (!stream) return std::nullopt;
-        std::lock_guard<std::mutex> lock(stream->mutex);
-        if (stream->ended) {
-            std::string message = "the action execution server exited at once";
-            if (stream->exit_code) message += " with exit code " + std::to_string(*stream->exit_code);
-            if (!stream->exit_status.empty()) message += " (" + stream->exit_status + ")";
-            message += stream->output.empty() ? std::string(", with no output") : ": " + stream->output;
-            return error(errc::sandbox_gone, redact(message, secrets()), std::string(name));
-        }
-        return std::nullopt;
-    }
+    /// The server's early exit, when its Start stream has reported one (what the /alive wait's
+    /// probe asks): errc::sandbox_gone naming the exit code and the output seen.
+    std::optional<error> early_failure() const { return early_failure_of(stream_, secrets()); }
 
     template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
         stop_stream();
-        if (closed_) return;
-        closed_ = true;
-        if (sandbox_id_.empty() || attached_ || !created_) return;  // someone else's sandbox: leave it
+        if (!box_.begin_close() || box_.attached || !created_) return;  // someone else's sandbox: leave it
+        // OpenHands' E2B always kills; runbox pauses for keep_runtime_alive (a normal close).
         const bool keep = reason == CloseReason::normal && ctx.config.sandbox.keep_runtime_alive;
-        try {
-            release_sandbox(ctx, SandboxRecord{std::string(name), sandbox_id_, ctx.options.sid, {}, {}},
+        // Retried within close_timeout; what is left is reported (the sandbox's timeout remains the backstop).
+        cloud::release_or_report(ctx, box_.id, [&] {
+            release_sandbox(ctx, SandboxRecord{std::string(name), box_.id, ctx.options.sid, {}, {}},
                             keep ? ReleaseMode::stop : ReleaseMode::remove);
-        } catch (const std::exception& e) {
-            ctx.unreleased(sandbox_id_, e.what());  // the sandbox's timeout remains the backstop
-        }
+        });
     }
 
     /// Every sandbox (running or paused) whose metadata carries runbox's labels.
     template <class T>
     std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>& ctx) {
+        auto api = api_of(ctx);
         std::vector<SandboxRecord> out;
-        for_each_sandbox(ctx, std::string(labels::managed) + "=1", [&](const nlohmann::json& item) {
-            const auto map = label_map(item.value("metadata", nlohmann::json::object()));
+        for_each_sandbox(api, metadata_pair(labels::managed, "1"), [&](const nlohmann::json& item) {
+            auto map = label_map(item.value("metadata", nlohmann::json::object()));
             if (is_runbox_managed(map))
-                out.push_back(SandboxRecord::from_labels(std::string(name), text(item, "sandboxID"), text(item, "state"),
-                                                         map.count("OpenHands_SID") ? map.at("OpenHands_SID") : "", map));
+                out.push_back(SandboxRecord::from_labels(std::string(name), cloud::string_field(item, "sandboxID"),
+                                                         cloud::string_field(item, "state"), map["OpenHands_SID"], map));
             return false;
         });
         return out;
@@ -338,112 +299,156 @@ public:
     /// already gone (404) or already paused (409) is done.
     template <class T>
     void release_sandbox(ProviderContext<T>& ctx, const SandboxRecord& sandbox, ReleaseMode mode) {
-        RetryPolicy policy = retry_policy();
-        policy.max_attempts = std::max(policy.max_attempts, 8);
-        policy.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
+        auto api = api_of(ctx).closing();
         if (mode == ReleaseMode::stop) {
-            api(ctx, "POST", "/sandboxes/" + sandbox.id + "/pause", "{}", policy, true, {404, 409});
+            api.call("POST", "/sandboxes/" + sandbox.id + "/pause", nlohmann::json::object(), cloud::Replay::safe,
+                     {.accept = {404, 409}});
         } else {
-            api(ctx, "DELETE", "/sandboxes/" + sandbox.id, {}, policy, true, {404});
+            api.call("DELETE", "/sandboxes/" + sandbox.id, std::nullopt, cloud::Replay::safe, {.accept = {404}});
         }
     }
 
-    /// The server start command line (reference §5), run by envd as `/bin/bash -l -c <line>`.
+    /// The server start command line (reference §5), run by envd as `/bin/bash -l -c <line>`:
+    /// the workspace is made first; every argument is shell-quoted.
     std::string server_start_command(const Config& config, const RuntimeOptions& options) const {
-        using detail::shell_quote;
-        std::string cmd;
-        if (!settings_.server_command) {
-            cmd = "export MAMBA_ROOT_PREFIX=/openhands/micromamba && "
-                  "/openhands/micromamba/bin/micromamba run -n openhands poetry config virtualenvs.path "
-                  "/openhands/poetry && /openhands/micromamba/bin/micromamba run -n openhands poetry run python -u "
-                  "-m openhands.runtime.action_execution_server";
-        } else {
-            cmd = *settings_.server_command;
-        }
-        cmd += " " + std::to_string(settings_.server_port) + " --working-dir " +
-               shell_quote(config.workspace_mount_path_in_sandbox);
-        if (!options.plugins.empty()) {
-            cmd += " --plugins";
-            for (const auto& plugin : options.plugins) cmd += " " + shell_quote(plugin.name);
-        }
-        const auto env = [&](const char* var) -> std::optional<std::string> {
-            return config.env ? config.env(var) : std::nullopt;
-        };
-        const std::string user = env("RUNTIME_USERNAME").value_or(config.run_as_openhands ? "openhands" : "root");
-        const std::string uid = env("RUNTIME_UID").value_or(config.run_as_openhands ? "1000" : "0");
-        cmd += " --username " + shell_quote(user) + " --user-id " + shell_quote(uid);
-        if (config.sandbox.browsergym_eval_env)
-            cmd += " --browsergym-eval-env " + shell_quote(*config.sandbox.browsergym_eval_env);
-        if (!config.enable_browser) cmd += " --no-enable-browser";
-        return "mkdir -p " + shell_quote(config.workspace_mount_path_in_sandbox) + " && " + cmd;
+        std::string line = "mkdir -p " + runbox::detail::shell_quote(config.workspace_mount_path_in_sandbox) + " && ";
+        if (!settings_.server_command)
+            line += "export MAMBA_ROOT_PREFIX=/openhands/micromamba && /openhands/micromamba/bin/micromamba run -n "
+                    "openhands poetry config virtualenvs.path /openhands/poetry && ";
+        return line + settings_.command_line(config, options, cloud::ServerUser::from(config));
     }
 
 private:
-    RetryPolicy retry_policy() const {
-        RetryPolicy policy;
-        policy.max_attempts = settings_.retry_max_attempts;
-        policy.initial_backoff = settings_.retry_initial_backoff;
-        policy.retry_statuses = {429, 502, 503, 504};
-        policy.max_elapsed = std::max(settings_.request_timeout, std::chrono::milliseconds(1));
-        return policy;
-    }
-
-    // A 429 means the request was refused, not performed: safe to repeat even for a create.
-    RetryPolicy rate_limit_only_policy() const {
-        RetryPolicy policy = retry_policy();
-        policy.retry_statuses = {429};
-        policy.retry_dropped_connections = false;
-        return policy;
-    }
+    Settings settings_;
+    cloud::SandboxHandle box_;
+    bool created_ = false;  ///< this connect created the sandbox (close kills or pauses only those)
+    std::string envd_token_;
+    std::string traffic_token_;
+    std::string envd_version_;
+    std::shared_ptr<detail::ServerStream> stream_;
 
     std::vector<std::string> secrets() const {
         std::vector<std::string> out{settings_.api_key};
-        for (const auto* s : {&session_key_, &envd_token_, &traffic_token_})
+        for (const auto* s : {&box_.session_key, &envd_token_, &traffic_token_})
             if (!s->empty()) out.push_back(*s);
         return out;
     }
 
-    static std::string text(const nlohmann::json& j, const char* key, std::string fallback = {}) {
-        return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
+    template <class T>
+    cloud::Api<T> api_of(ProviderContext<T>& ctx) const {
+        std::vector<std::string> hidden = secrets();
+        hidden.erase(hidden.begin());  // Api adds the API key itself
+        return cloud::Api<T>(ctx, std::string(name), settings_.api_url, settings_, {}, std::move(hidden));
+    }
+
+    static std::string metadata_pair(std::string_view key, std::string_view value) {
+        return url_encode(key) + "=" + url_encode(value);
+    }
+
+    // Walks GET /v2/sandboxes filtered by `metadata` (k=v pairs, encoded as the SDK does),
+    // following X-Next-Token, until `visit(item)` returns true (that item is returned).
+    template <class T, class Visit>
+    std::optional<nlohmann::json> for_each_sandbox(cloud::Api<T>& api, const std::string& metadata, Visit&& visit) {
+        const std::string first = "/v2/sandboxes?metadata=" + url_encode(metadata) +
+                                  "&state=running,paused&limit=" + std::to_string(settings_.list_limit);
+        std::optional<nlohmann::json> found;
+        cloud::paginate(
+            [&](const std::optional<std::string>& token) {
+                const Response response =
+                    api.call("GET", first + (token ? "&nextToken=" + url_encode(*token) : ""), std::nullopt,
+                             cloud::Replay::safe);
+                auto items = api.parse(response);
+                if (!items.is_array()) throw error(errc::bad_response, "the sandbox list is not an array", "e2b");
+                return nlohmann::json{{"items", std::move(items)},
+                                      {"next", response.headers.get("X-Next-Token").value_or(std::string())}};
+            },
+            [&](const nlohmann::json& page) -> std::optional<std::string> {
+                for (const auto& item : page["items"]) {
+                    if (!cloud::string_field(item, "sandboxID").empty() && visit(item)) {
+                        found = item;
+                        return std::nullopt;
+                    }
+                }
+                if (page["items"].empty()) return std::nullopt;
+                return page["next"].get<std::string>();  // empty (the last page) or a cursor that must move
+            });
+        return found;
     }
 
     template <class T>
-    Response api(ProviderContext<T>& ctx, std::string method, const std::string& path, const std::string& body,
-                 const RetryPolicy& policy, bool idempotent, std::initializer_list<int> accepted = {}) {
+    std::optional<nlohmann::json> find_by_sid(cloud::Api<T>& api, const std::string& sid) {
+        return for_each_sandbox(api, metadata_pair("OpenHands_SID", sid), [&](const nlohmann::json& item) {
+            return label_map(item.value("metadata", nlohmann::json::object()))["OpenHands_SID"] == sid;
+        });
+    }
+
+    // Resumes (or, when running, connects to) the sandbox with the configured timeout: E2B
+    // resets a resumed sandbox's timeout to its default unless told.
+    template <class T>
+    nlohmann::json resume(cloud::Api<T>& api) {
+        return api.parse_object(api.call("POST", "/v2/sandboxes/" + box_.id + "/connect",
+                                         nlohmann::json{{"timeout", settings_.timeout_seconds}}, cloud::Replay::safe));
+    }
+
+    template <class T>
+    nlohmann::json create(cloud::Api<T>& api) {
+        auto& ctx = api.context();
+        if (box_.session_key.empty()) box_.session_key = runbox::detail::random_hex(24);
+        api.add_secret(box_.session_key);
+        const Ownership own = cloud::ownership_of(ctx);
+        nlohmann::json metadata = own.labels();
+        metadata["OpenHands_SID"] = ctx.options.sid;
+        nlohmann::json body = {{"templateID", settings_.template_id},
+                               {"timeout", settings_.timeout_seconds},
+                               {"metadata", metadata},
+                               {"envVars", cloud::startup_env(ctx.config, ctx.options.env_vars, box_.session_key)}};
+        if (!settings_.is_public) body["network"] = {{"allowPublicTraffic", false}};
+        // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
+        auto sandbox = create_then_dedupe(
+            [&] { return api.parse_object(api.call("POST", "/v2/sandboxes", body, cloud::Replay::refused_only)); },
+            [&]() -> std::optional<nlohmann::json> {
+                ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
+                auto found = for_each_sandbox(api, metadata_pair(labels::token, own.token),
+                                              [](const nlohmann::json&) { return true; });
+                if (!found) return std::nullopt;
+                box_.id = cloud::string_field(*found, "sandboxID");
+                return resume(api);  // the list has no access tokens; connect returns them
+            });
+        box_.id = cloud::string_field(sandbox, "sandboxID");
+        if (box_.id.empty()) throw error(errc::bad_response, "create answered no sandboxID", "e2b");
+        created_ = true;
+        ctx.created(box_.id);
+        return sandbox;
+    }
+
+    // Takes the tokens and version from a create/connect answer; refuses an envd older than 0.1.0.
+    void read_sandbox(const nlohmann::json& sandbox) {
+        envd_token_ = cloud::string_field(sandbox, "envdAccessToken");
+        traffic_token_ = cloud::string_field(sandbox, "trafficAccessToken");
+        envd_version_ = cloud::string_field(sandbox, "envdVersion");
+        if (envd_version_.empty() || detail::compare_versions(envd_version_, "0.1.0") < 0)
+            throw error(errc::unsupported,
+                        "sandbox " + box_.id + " runs envd " + (envd_version_.empty() ? "of no version" : envd_version_) +
+                            ", older than 0.1.0: rebuild the template with a current E2B",
+                        "e2b");
+        if (!settings_.is_public && traffic_token_.empty() && !box_.attached)
+            throw error(errc::bad_response, "sandbox " + box_.id + " is not public but has no trafficAccessToken", "e2b");
+    }
+
+    // An envd request: envd's URL for `path` and the headers the SDK sends (§2.4.1). The sandbox's
+    // access token, never the API key: envd runs inside the sandbox.
+    Request envd_request(std::string method, const std::string& path, std::string content_type, std::string body) const {
         Request request;
         request.method = std::move(method);
-        request.url = settings_.api_url + path;
-        request.body = body;
-        request.timeout = settings_.request_timeout;
-        request.idempotent = idempotent;
-        if (!body.empty()) request.headers.set("Content-Type", "application/json");
-        authorize(request);
-        Response response = ctx.send(request, policy);
-        if (std::find(accepted.begin(), accepted.end(), response.status) == accepted.end())
-            raise_for_status(response, name, secrets());
-        return response;
-    }
-
-    static nlohmann::json parse(const Response& response, const char* what) {
-        auto json = runbox::detail::parse_untrusted_json(response.body);
-        if (json.is_discarded())
-            throw error(errc::bad_response, std::string("E2B answered ") + what + " that is not JSON", "e2b");
-        return json;
-    }
-
-    // envd's URL for `path` and the headers every envd request carries (the SDK's, §2.4.1).
-    Request envd_request(const std::string& path, std::string content_type, std::string body) const {
-        Request request;
-        request.method = "POST";
         std::string base = settings_.sandbox_url;
-        Settings::replace_all(base, "{id}", sandbox_id_);
+        Settings::replace_all(base, "{id}", box_.id);
         request.url = base + path;
         request.body = std::move(body);
         request.timeout = settings_.request_timeout;
-        request.headers.set("Content-Type", std::move(content_type));
+        if (!content_type.empty()) request.headers.set("Content-Type", std::move(content_type));
         request.headers.set("Connect-Protocol-Version", "1");
         request.headers.set("X-Access-Token", envd_token_);
-        request.headers.set("E2b-Sandbox-Id", sandbox_id_);
+        request.headers.set("E2b-Sandbox-Id", box_.id);
         request.headers.set("E2b-Sandbox-Port", std::to_string(envd_port));
         request.headers.set("User-Agent", "runbox/" + std::string(version_string));
         // envd before 0.4.0 needs a user on every call (the SDK's default user).
@@ -452,173 +457,85 @@ private:
         return request;
     }
 
-    // Walks GET /v2/sandboxes filtered by `metadata` (k=v pairs, each encoded as the SDK does),
-    // following X-Next-Token, until `visit(item)` returns true (that item is returned).
-    template <class T, class Visit>
-    std::optional<nlohmann::json> for_each_sandbox(ProviderContext<T>& ctx, const std::string& metadata, Visit&& visit) {
-        std::string token;
-        for (int page = 0; page < 1000; ++page) {
-            std::string path = "/v2/sandboxes?metadata=" + url_encode(metadata) + "&state=running,paused&limit=" +
-                               std::to_string(settings_.list_limit);
-            if (!token.empty()) path += "&nextToken=" + url_encode(token);
-            const Response response = api(ctx, "GET", path, {}, retry_policy(), true);
-            const auto items = parse(response, "a sandbox list");
-            if (!items.is_array()) throw error(errc::bad_response, "the sandbox list is not an array", "e2b");
-            for (const auto& item : items)
-                if (item.is_object() && !text(item, "sandboxID").empty() && visit(item)) return item;
-            const std::string next = response.headers.get("X-Next-Token").value_or(std::string());
-            if (next.empty() || next == token || items.empty()) return std::nullopt;  // a cursor that does not move ends it
-            token = next;
-        }
-        return std::nullopt;
-    }
-
-    static std::string metadata_pair(std::string_view key, std::string_view value) {
-        return url_encode(key) + "=" + url_encode(value);
-    }
-
+    // A unary envd call (safe to repeat: reads) as JSON; errors by status (envd's Connect codes
+    // map onto the same HTTP statuses).
     template <class T>
-    std::optional<nlohmann::json> find_by_sid(ProviderContext<T>& ctx, const std::string& sid) {
-        return for_each_sandbox(ctx, metadata_pair("OpenHands_SID", sid), [&](const nlohmann::json& item) {
-            return label_map(item.value("metadata", nlohmann::json::object()))["OpenHands_SID"] == sid;
-        });
-    }
-
-    // Resumes (or, when running, connects to) the sandbox with the configured timeout: E2B
-    // resets a resumed sandbox's timeout to its default unless told.
-    template <class T>
-    nlohmann::json resume(ProviderContext<T>& ctx) {
-        const std::string body = nlohmann::json{{"timeout", settings_.timeout_seconds}}.dump();
-        return parse(api(ctx, "POST", "/v2/sandboxes/" + sandbox_id_ + "/connect", body, retry_policy(), true),
-                     "a connect answer");
-    }
-
-    template <class T>
-    nlohmann::json create(ProviderContext<T>& ctx) {
-        const Config& config = ctx.config;
-        nlohmann::json env = nlohmann::json::object();
-        for (const auto& [k, v] : config.sandbox.runtime_startup_env_vars) env[k] = v;
-        for (const auto& [k, v] : ctx.options.env_vars) env[k] = v;
-        if (config.debug) env["DEBUG"] = "true";
-        if (session_key_.empty()) session_key_ = runbox::detail::random_hex(24);
-        env["SESSION_API_KEY"] = session_key_;
-        const Ownership own = ctx.ownership ? *ctx.ownership : Ownership::make(config, runbox::detail::random_hex(12));
-        nlohmann::json metadata = own.labels();
-        metadata["OpenHands_SID"] = ctx.options.sid;
-        nlohmann::json body = {{"templateID", settings_.template_id},
-                               {"timeout", settings_.timeout_seconds},
-                               {"metadata", metadata},
-                               {"envVars", env}};
-        if (!settings_.is_public) body["network"] = {{"allowPublicTraffic", false}};
-        // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
-        auto sandbox = create_then_dedupe(
-            // "idempotent" lets the 429-only policy repeat it: a 429 was refused, not performed.
-            [&] { return parse(api(ctx, "POST", "/v2/sandboxes", body.dump(), rate_limit_only_policy(), true), "a create answer"); },
-            [&]() -> std::optional<nlohmann::json> {
-                ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
-                auto found = for_each_sandbox(ctx, metadata_pair(labels::token, own.token),
-                                              [](const nlohmann::json&) { return true; });
-                if (!found) return std::nullopt;
-                sandbox_id_ = text(*found, "sandboxID");
-                return resume(ctx);  // the list has no access tokens; connect returns them
-            });
-        sandbox_id_ = text(sandbox, "sandboxID");
-        if (sandbox_id_.empty()) throw error(errc::bad_response, "create answered no sandboxID", "e2b");
-        created_ = true;
-        ctx.created(sandbox_id_);
-        return sandbox;
-    }
-
-    // Takes the tokens and version from a create/connect answer; refuses an envd older than 0.1.0.
-    void read_sandbox(const nlohmann::json& sandbox) {
-        if (!sandbox.is_object()) throw error(errc::bad_response, "E2B answered a sandbox that is not an object", "e2b");
-        envd_token_ = text(sandbox, "envdAccessToken");
-        traffic_token_ = text(sandbox, "trafficAccessToken");
-        envd_version_ = text(sandbox, "envdVersion");
-        if (envd_version_.empty() || detail::compare_versions(envd_version_, "0.1.0") < 0)
-            throw error(errc::unsupported,
-                        "sandbox " + sandbox_id_ + " runs envd " + (envd_version_.empty() ? "of no version" : envd_version_) +
-                            ", older than 0.1.0: rebuild the template with a current E2B",
-                        "e2b");
-        if (!settings_.is_public && traffic_token_.empty() && !attached_)
-            throw error(errc::bad_response, "sandbox " + sandbox_id_ + " is not public but has no trafficAccessToken", "e2b");
+    nlohmann::json envd_call(ProviderContext<T>& ctx, Request request) {
+        RetryPolicy policy;
+        policy.max_attempts = settings_.retry_max_attempts;
+        policy.initial_backoff = settings_.retry_initial_backoff;
+        policy.max_elapsed = std::max(settings_.request_timeout, std::chrono::milliseconds(1));
+        request.idempotent = true;
+        const Response response = ctx.send(request, policy);
+        raise_for_status(response, name, secrets());
+        auto json = runbox::detail::parse_untrusted_json(response.body);
+        if (!json.is_object()) throw error(errc::bad_response, "envd answered a body that is not a JSON object", "e2b");
+        return json;
     }
 
     // The session key of a sandbox runbox did not create: envd's GET /envs has the create's envVars.
     template <class T>
     std::optional<std::string> sandbox_env(ProviderContext<T>& ctx) {
-        Request request = envd_request("/envs", "application/json", {});
-        request.method = "GET";
-        request.headers.erase("Content-Type");
-        Response response = ctx.send(request, retry_policy());
-        raise_for_status(response, name, secrets());
-        const auto env = parse(response, "an env map");
-        const std::string key = text(env, "SESSION_API_KEY");
+        const nlohmann::json env = envd_call(ctx, envd_request("GET", "/envs", {}, {}));
+        const std::string key = cloud::string_field(env, cloud::session_key_env);
         return key.empty() ? std::nullopt : std::optional<std::string>(key);
     }
 
     // Whether the action server already runs in the sandbox (envd's process list).
     template <class T>
     bool find_server_process(ProviderContext<T>& ctx) {
-        Response response = ctx.send(envd_request("/process.Process/List", "application/json", "{}"), retry_policy());
-        raise_for_status(response, name, secrets());
-        const auto list = parse(response, "a process list");
+        const nlohmann::json list = envd_call(ctx, envd_request("POST", "/process.Process/List", "application/json", "{}"));
         const std::string marker = server_marker();
         if (!list.contains("processes") || !list["processes"].is_array()) return false;
         for (const auto& p : list["processes"]) {
             if (!p.is_object() || !p.contains("config") || !p["config"].is_object()) continue;
-            const auto& args = p["config"].value("args", nlohmann::json::array());
-            for (const auto& a : args)
+            const auto& config = p["config"];
+            if (!config.contains("args") || !config["args"].is_array()) continue;
+            for (const auto& a : config["args"])
                 if (a.is_string() && a.get<std::string>().find(marker) != std::string::npos) return true;
         }
         return false;
     }
 
+    // What identifies the server's command line in a process list.
     std::string server_marker() const {
-        if (settings_.server_command) {
-            const auto& c = *settings_.server_command;
-            return c.substr(0, c.find(' '));
-        }
+        if (settings_.server_command) return settings_.server_command->substr(0, settings_.server_command->find(' '));
         return "openhands.runtime.action_execution_server";
     }
 
     // Starts the server with process.Process/Start and reads the stream on a thread: this call
     // returns once the `start` event came (the process runs on after the call returns); what
-    // follows (an early `end`) is kept for early_failure().
+    // follows (an early `end`) is kept for the probe.
     template <class T>
     void start_server(ProviderContext<T>& ctx) {
         ctx.status(RuntimeStatus::starting_runtime, "Starting the action execution server...");
         nlohmann::json envs = nlohmann::json::object();
-        if (!session_key_.empty()) envs["SESSION_API_KEY"] = session_key_;
+        if (!box_.session_key.empty()) envs[std::string(cloud::session_key_env)] = box_.session_key;
         const nlohmann::json start = {{"process",
                                        {{"cmd", "/bin/bash"},
                                         {"args", {"-l", "-c", server_start_command(ctx.config, ctx.options)}},
                                         {"envs", envs},
                                         {"cwd", settings_.server_cwd}}},
                                       {"stdin", false}};
-        Request request = envd_request("/process.Process/Start", "application/connect+json", encode_frame(start.dump()));
+        Request request =
+            envd_request("POST", "/process.Process/Start", "application/connect+json", encode_frame(start.dump()));
         constexpr int keepalive_seconds = 50;
         request.headers.set("Keepalive-Ping-Interval", std::to_string(keepalive_seconds));
         // A read may wait through one keepalive interval; the stream is only needed while the
         // server comes up, so the whole exchange ends after the /alive window.
         request.timeout = std::chrono::seconds(keepalive_seconds) + settings_.request_timeout;
         request.deadline = std::chrono::steady_clock::now() + settings_.request_timeout + settings_.alive_timeout;
-        request.idempotent = false;
+        request.idempotent = false;  // starting a process twice is not the same as once
 
         auto stream = std::make_shared<detail::ServerStream>();
         request.stop = stream->stop.get_token();
         stream_ = stream;
         T& transport = ctx.transport;
-        const std::vector<std::string> hidden = secrets();
-        stream->reader = std::thread([stream, request = std::move(request), &transport, hidden] {
+        stream->reader = std::thread([stream, request = std::move(request), &transport, hidden = secrets()] {
             try {
-                const Response response = send_framed(transport, request, [&](Frame& frame) {
-                    return on_frame(*stream, frame);
-                });
+                const Response response =
+                    send_framed(transport, request, [&](Frame& frame) { return on_frame(*stream, frame); });
                 if (!response.ok()) raise_for_status(response, name, hidden);
-                std::lock_guard<std::mutex> lock(stream->mutex);
-                if (!stream->pid && !stream->failure)
-                    stream->failure = error(errc::bad_response, "the Start stream ended without a start event", "e2b");
             } catch (const error& e) {
                 std::lock_guard<std::mutex> lock(stream->mutex);
                 if (!stream->failure && !stream->ended) stream->failure = e;
@@ -651,48 +568,58 @@ private:
         const auto json = runbox::detail::parse_untrusted_json(frame.payload);
         if (!json.is_object()) throw error(errc::bad_response, "envd sent a message that is not a JSON object", "e2b");
         std::lock_guard<std::mutex> lock(stream.mutex);
+        stream.changed.notify_all();
         if (frame.end_stream()) {  // {} or {"error": {"code", "message"}}
             if (json.contains("error") && json["error"].is_object() && !stream.ended) {
                 const auto& e = json["error"];
-                stream.failure = error(errc_from_connect_code(text(e, "code", "unknown")),
-                                       "envd: " + text(e, "message", "the Start stream failed"), "e2b");
+                const std::string code = cloud::string_field(e, "code", "unknown");
+                stream.failure = error(errc_from_connect_code(code),
+                                       "envd: " + cloud::string_field(e, "message", "the Start stream failed"), "e2b");
             }
-            stream.changed.notify_all();
             return StreamAction::done;
         }
-        const auto& event = json.contains("event") && json["event"].is_object() ? json["event"] : json;
+        const nlohmann::json& event = json.contains("event") && json["event"].is_object() ? json["event"] : json;
         if (event.contains("start") && event["start"].is_object()) {
             stream.pid = event["start"].value("pid", std::uint32_t{0});
         } else if (!stream.pid && !event.contains("keepalive")) {
             throw error(errc::bad_response, "envd's first event was not `start`", "e2b");
         } else if (event.contains("data") && event["data"].is_object()) {
             for (const char* fd : {"stdout", "stderr", "pty"}) {
-                const std::string b64 = text(event["data"], fd);
+                const std::string b64 = cloud::string_field(event["data"], fd);
                 if (!b64.empty()) stream.append_output(runbox::detail::base64_decode(b64, "envd's process output"));
             }
         } else if (event.contains("end") && event["end"].is_object()) {
-            const auto& end = event["end"];
+            const auto& end = event["end"];  // proto3 JSON omits a 0 exit code
             stream.ended = true;
             stream.exit_code = end.contains("exitCode") && end["exitCode"].is_number_integer() ? end["exitCode"].get<int>() : 0;
-            stream.exit_status = text(end, "status");
-            stream.changed.notify_all();
+            stream.exit_status = cloud::string_field(end, "status");
             return StreamAction::done;
         }
-        stream.changed.notify_all();
         return StreamAction::next;
     }
 
-    // Connect codes (lower-case names) as runbox errors.
+    // Connect codes (lower-case names) as runbox errors. TODO(transport merge): rpc_status.hpp's table.
     static errc errc_from_connect_code(std::string_view code) {
         if (code == "unauthenticated" || code == "permission_denied") return errc::auth_failed;
         if (code == "not_found") return errc::not_found;
         if (code == "already_exists" || code == "aborted" || code == "failed_precondition") return errc::conflict;
         if (code == "resource_exhausted") return errc::rate_limited;
         if (code == "deadline_exceeded") return errc::timeout;
-        if (code == "unavailable") return errc::sandbox_gone;
         if (code == "unimplemented") return errc::unsupported;
         if (code == "invalid_argument" || code == "out_of_range") return errc::config_invalid;
         return errc::server_error;
+    }
+
+    static std::optional<error> early_failure_of(const std::shared_ptr<detail::ServerStream>& stream,
+                                                 const std::vector<std::string>& hidden) {
+        if (!stream) return std::nullopt;
+        std::lock_guard<std::mutex> lock(stream->mutex);
+        if (!stream->ended) return std::nullopt;
+        std::string message = "the action execution server exited";
+        if (stream->exit_code) message += " with exit code " + std::to_string(*stream->exit_code);
+        if (!stream->exit_status.empty()) message += " (" + stream->exit_status + ")";
+        message += stream->output.empty() ? std::string(", with no output") : ": " + stream->output;
+        return error(errc::sandbox_gone, redact(message, hidden), std::string(name));
     }
 
     void stop_stream() noexcept {
@@ -700,17 +627,6 @@ private:
         stream_->stop.request_stop();
         if (stream_->reader.joinable()) stream_->reader.join();
     }
-
-    Settings settings_;
-    std::string sandbox_id_;
-    std::string session_key_;
-    std::string envd_token_;
-    std::string traffic_token_;
-    std::string envd_version_;
-    std::shared_ptr<detail::ServerStream> stream_;
-    bool attached_ = false;
-    bool created_ = false;
-    bool closed_ = false;
 };
 
 }  // namespace runbox::e2b
