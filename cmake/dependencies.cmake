@@ -42,3 +42,18 @@ if(NOT TARGET runbox_libzip)
     add_library(runbox_libzip INTERFACE IMPORTED GLOBAL)
     target_link_libraries(runbox_libzip INTERFACE PkgConfig::RUNBOX_LIBZIP)
 endif()
+
+# Optional, opt-in pieces (never needed by runbox::runbox itself):
+#  - libcurl for CurlTransport (target runbox::curl, include runbox/transport/curl.hpp);
+#  - libnghttp2 for the HTTP/2 test server (target runbox::http2_server, runbox/testing/http2_server.hpp).
+find_package(CURL 7.80 QUIET)  # CURLOPT_PREREQFUNCTION
+if(NOT TARGET runbox_nghttp2)
+    find_package(PkgConfig QUIET)
+    if(PkgConfig_FOUND)
+        pkg_check_modules(RUNBOX_NGHTTP2 QUIET IMPORTED_TARGET GLOBAL libnghttp2)
+    endif()
+    if(RUNBOX_NGHTTP2_FOUND)
+        add_library(runbox_nghttp2 INTERFACE IMPORTED GLOBAL)
+        target_link_libraries(runbox_nghttp2 INTERFACE PkgConfig::RUNBOX_NGHTTP2)
+    endif()
+endif()

@@ -5,6 +5,11 @@ include(CMakePackageConfigHelpers)
 set(RUNBOX_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/cmake/runbox")
 
 install(TARGETS runbox EXPORT runboxTargets FILE_SET HEADERS)
+foreach(optional IN ITEMS runbox_curl runbox_http2_server)
+    if(TARGET ${optional})
+        install(TARGETS ${optional} EXPORT runboxTargets FILE_SET HEADERS)
+    endif()
+endforeach()
 install(EXPORT runboxTargets NAMESPACE runbox:: DESTINATION "${RUNBOX_CMAKE_DIR}")
 install(FILES cmake/dependencies.cmake DESTINATION "${RUNBOX_CMAKE_DIR}" RENAME runboxDependencies.cmake)
 

@@ -108,6 +108,17 @@ constexpr bool auth_requires_http2() {
 template <class A, class T>
 concept AuthPolicyTransportCapable = !auth_requires_http2<A>() || static_cast<bool>(T::supports_http2);
 
+/// A provider that reads streamed bodies (E2B's Connect streams, Modal's server-streaming RPCs)
+/// says `static constexpr bool requires_streaming = true;`.
+template <class A>
+constexpr bool auth_requires_streaming() {
+    if constexpr (requires { A::requires_streaming; }) return static_cast<bool>(A::requires_streaming);
+    else return false;
+}
+
+template <class A, class T>
+concept AuthPolicyStreamingCapable = !auth_requires_streaming<A>() || static_cast<bool>(T::supports_streaming);
+
 template <class A>
 concept AuthPolicyHasDefaultTransport = requires { typename A::default_transport; } &&
                                         TransportPolicy<typename A::default_transport>;
@@ -116,7 +127,7 @@ concept AuthPolicyHasDefaultTransport = requires { typename A::default_transport
 template <class A, class T>
 concept AuthPolicyFor = AuthPolicyNamed<A> && AuthPolicyConstructible<A> && AuthPolicyAuthorizes<A> &&
                         AuthPolicyConnects<A, T> && AuthPolicyCloses<A, T> && AuthPolicyTransportCapable<A, T> &&
-                        AuthPolicyRefreshWellFormed<A, T>;
+                        AuthPolicyRefreshWellFormed<A, T> && AuthPolicyStreamingCapable<A, T>;
 
 /// A provider usable by make_runtime: the contract with its own default transport.
 template <class A>
@@ -170,6 +181,9 @@ struct check_auth_policy {
                   "(use runbox::CurlTransport)");
     static_assert(AuthPolicyRefreshWellFormed<A, T>,
                   "runbox: AuthPolicy::refresh, when declared, must be void refresh(runbox::ProviderContext<Transport>&)");
+    static_assert(AuthPolicyStreamingCapable<A, T>,
+                  "runbox: AuthPolicy requires_streaming, but the TransportPolicy does not support streaming "
+                  "(supports_streaming = false)");
     static constexpr bool value = AuthPolicyFor<A, T>;
 };
 

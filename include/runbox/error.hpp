@@ -99,20 +99,23 @@ inline std::string redact(std::string text, const std::vector<std::string>& secr
 }
 
 /// The exception runbox throws. `what()` reads
-/// "runbox [<provider>] <code> (HTTP <status>): <message>".
+/// "runbox [<provider>] <code> (HTTP <status>): <message>", or with an RPC
+/// status "runbox [<provider>] <code> (HTTP <status>, RPC <code>): <message>".
 class error : public std::runtime_error {
 public:
     /// `message` must not hold a secret (pass it through redact() first); `provider` names the
     /// component ("daytona", ...), `http_status` the status that caused it (0: none), `retry_after`
     /// the wait the server asked for.
     error(errc code, std::string message, std::string provider = {}, int http_status = 0,
-          std::optional<std::chrono::milliseconds> retry_after = std::nullopt)
-        : std::runtime_error(format(code, message, provider, http_status)),
+          std::optional<std::chrono::milliseconds> retry_after = std::nullopt,
+          std::optional<int> rpc_code = std::nullopt)
+        : std::runtime_error(format(code, message, provider, http_status, rpc_code)),
           code_(code),
           detail_(std::move(message)),
           provider_(std::move(provider)),
           http_status_(http_status),
-          retry_after_(retry_after) {}
+          retry_after_(retry_after),
+          rpc_code_(rpc_code) {}
 
     /// What went wrong; branch on this, never on the message text.
     errc code() const noexcept { return code_; }
@@ -126,14 +129,24 @@ public:
     int http_status() const noexcept { return http_status_; }
     /// How long the server asked us to wait before retrying, when it said.
     std::optional<std::chrono::milliseconds> retry_after() const noexcept { return retry_after_; }
+    /// The gRPC status code (0-16) that caused this error, when an RPC said; Connect's
+    /// code names map to the same numbers (runbox/rpc_status.hpp).
+    std::optional<int> rpc_code() const noexcept { return rpc_code_; }
 
 private:
-    static std::string format(errc code, const std::string& message, const std::string& provider, int status) {
+    static std::string format(errc code, const std::string& message, const std::string& provider, int status,
+                              std::optional<int> rpc) {
         std::string out = "runbox";
         if (!provider.empty()) out += " [" + provider + "]";
         out += ' ';
         out += to_string(code);
-        if (status != 0) out += " (HTTP " + std::to_string(status) + ")";
+        if (status != 0 && rpc) {
+            out += " (HTTP " + std::to_string(status) + ", RPC " + std::to_string(*rpc) + ")";
+        } else if (rpc) {
+            out += " (RPC " + std::to_string(*rpc) + ")";
+        } else if (status != 0) {
+            out += " (HTTP " + std::to_string(status) + ")";
+        }
         out += ": ";
         out += message;
         return out;
@@ -144,6 +157,7 @@ private:
     std::string provider_;
     int http_status_;
     std::optional<std::chrono::milliseconds> retry_after_;
+    std::optional<int> rpc_code_;
 };
 
 }  // namespace runbox

@@ -13,6 +13,7 @@
 #include "runbox/event_stream.hpp"
 #include "runbox/transport/transport.hpp"
 #include "runbox/transport/httplib.hpp"
+#include "runbox/rpc_status.hpp"
 #include "runbox/lifecycle.hpp"
 #include "runbox/provider.hpp"
 #include "runbox/contract.hpp"

@@ -888,7 +888,7 @@ TEST_CASE("daytona: the start command quotes every argument: a workspace with a 
 TEST_CASE("daytona: one deadline bounds the /alive wait, the preview proxy's 502 window included") {
     FakeDaytona fake(fake_options());
     fake.start();
-    fake.configure([](FakeDaytonaOptions& o) { o.preview_bad_gateway_next = 1000000; });
+    fake.inject({.kind = Fault::Kind::reply, .url_contains = "/preview/", .times = -1, .status = 502});
     // On main each /alive attempt ran its own 502 window of alive_timeout: 2000 ms became ~3200.
     auto config = make_config(fake, {{"alive_timeout_ms", 2000}, {"alive_poll_interval_ms", 1200}});
     runbox::EventStream events;

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "test_certificate.hpp"
 #include "runbox/transport/testing.hpp"
 #include "runbox/transport/transport.hpp"
 
@@ -265,58 +266,6 @@ private:
     std::thread thread_;
 };
 
-// ---------------------------------------------------------------------------
-// A self-signed certificate for 127.0.0.1 (SAN IP), made with OpenSSL's C API.
-struct TestCertificate {
-    std::filesystem::path dir, cert, key;
-
-    TestCertificate() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "runbox-tls-XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        dir = pattern;
-        cert = dir / "cert.pem";
-        key = dir / "key.pem";
-
-        std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(EVP_EC_gen("P-256"), EVP_PKEY_free);
-        REQUIRE(pkey);
-        std::unique_ptr<X509, decltype(&X509_free)> x509(X509_new(), X509_free);
-        REQUIRE(x509);
-        X509* x = x509.get();
-        REQUIRE(X509_set_version(x, 2) == 1);
-        REQUIRE(ASN1_INTEGER_set(X509_get_serialNumber(x), 1) == 1);
-        REQUIRE(X509_gmtime_adj(X509_getm_notBefore(x), -60) != nullptr);
-        REQUIRE(X509_gmtime_adj(X509_getm_notAfter(x), 3600) != nullptr);
-        REQUIRE(X509_set_pubkey(x, pkey.get()) == 1);
-        X509_NAME* name = X509_get_subject_name(x);
-        const std::string cn = "127.0.0.1";
-        REQUIRE(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()),
-                                           -1, -1, 0) == 1);
-        REQUIRE(X509_set_issuer_name(x, name) == 1);
-        X509V3_CTX ctx;
-        X509V3_set_ctx_nodb(&ctx);
-        X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
-        for (const auto& [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"},
-                                         std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
-            X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-            REQUIRE(ext != nullptr);
-            REQUIRE(X509_add_ext(x, ext, -1) == 1);
-            X509_EXTENSION_free(ext);
-        }
-        REQUIRE(X509_sign(x, pkey.get(), EVP_sha256()) > 0);
-
-        std::unique_ptr<BIO, decltype(&BIO_free)> cert_out(BIO_new_file(cert.c_str(), "w"), BIO_free);
-        REQUIRE(cert_out);
-        REQUIRE(PEM_write_bio_X509(cert_out.get(), x) == 1);
-        std::unique_ptr<BIO, decltype(&BIO_free)> key_out(BIO_new_file(key.c_str(), "w"), BIO_free);
-        REQUIRE(key_out);
-        REQUIRE(PEM_write_bio_PrivateKey(key_out.get(), pkey.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1);
-    }
-    ~TestCertificate() {
-        std::error_code ignored;
-        std::filesystem::remove_all(dir, ignored);
-    }
-};
-
 Request make(std::string method, std::string url) {
     Request r;
     r.method = std::move(method);
@@ -344,17 +293,27 @@ static_assert(!HttplibTransport::supports_http2 && HttplibTransport::supports_st
 static_assert(runbox::is_transport_policy_v<runbox::FaultInjectingTransport<HttplibTransport>>);
 static_assert(runbox::is_transport_policy_v<runbox::RecordingTransport<HttplibTransport>>);
 
-TEST_CASE("HttplibTransport keeps one connection alive across sequential requests", "[httplib]") {
-    TestServer server;
+// The transport-generic cases (reuse, threads, methods and headers, timeouts, refused
+// connections, streaming, IPv6) run over every transport in test_transport_suite.cpp.
+
+TEST_CASE("HttplibTransport refuses what it cannot do: HTTP/2 and connect_to", "[httplib]") {
     HttplibTransport t;
-    for (int i = 0; i < 10; ++i) {
-        auto r = t.send(make("GET", server.url("/hello")));
-        REQUIRE(r.status == 200);
-        REQUIRE(r.body == "hi");
-        REQUIRE(r.headers.get("x-reply") == "yes");
+    auto h2 = make("GET", "http://127.0.0.1:1/");
+    h2.version = runbox::HttpVersion::http2;
+    try {
+        (void)t.send(h2);
+        FAIL("accepted http2");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == errc::unsupported);
     }
-    REQUIRE(server.connections() == 1);
-    REQUIRE(t.idle_connections() == 1);
+    auto dial = make("GET", "http://example.invalid:1/");
+    dial.connect_to = "127.0.0.1:1";
+    try {
+        (void)t.send(dial);
+        FAIL("accepted connect_to");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == errc::unsupported);
+    }
 }
 
 TEST_CASE("HttplibTransport pool limits: idle timeout and pool size", "[httplib]") {
@@ -378,183 +337,6 @@ TEST_CASE("HttplibTransport pool limits: idle timeout and pool size", "[httplib]
     REQUIRE(pooled.idle_connections() == 1);
     pooled.clear_pool();
     REQUIRE(pooled.idle_connections() == 0);
-}
-
-TEST_CASE("HttplibTransport is thread-safe and opens at most one connection per concurrent request", "[httplib]") {
-    TestServer server;
-    HttplibTransport t;
-    constexpr int threads = 4;
-    std::atomic<int> ok{0};
-    std::vector<std::thread> workers;
-    for (int w = 0; w < threads; ++w) {
-        workers.emplace_back([&] {
-            for (int i = 0; i < 10; ++i) {
-                try {
-                    if (t.send(make("GET", server.url("/hello"))).body == "hi") ++ok;
-                } catch (...) {
-                }
-            }
-        });
-    }
-    for (auto& w : workers) w.join();
-    REQUIRE(ok == threads * 10);
-    REQUIRE(server.connections() >= 1);
-    REQUIRE(server.connections() <= static_cast<std::size_t>(threads));
-}
-
-TEST_CASE("HttplibTransport sends any method with a body, and request headers", "[httplib]") {
-    TestServer server;
-    HttplibTransport t;
-    for (const char* method : {"POST", "PUT", "PATCH", "DELETE"}) {
-        auto req = make(method, server.url("/echo"));
-        req.body = R"({"x":1})";
-        req.headers.set("Content-Type", "application/json");
-        auto r = t.send(req);
-        REQUIRE(r.status == 200);
-        REQUIRE(r.body == std::string(method) + R"(:{"x":1})");
-    }
-    auto req = make("GET", server.url("/headers"));
-    req.headers.set("X-Custom", "custom-value");
-    req.headers.set("Authorization", "Bearer tok-123");
-    REQUIRE(t.send(req).body == "custom-value|Bearer tok-123");
-
-    // Query values built with url_encode arrive decoded, '+' and '/' intact.
-    auto q = make("GET", server.url("/query?" + runbox::query_string({{"path", "/work space/a+b&c.txt"}})));
-    REQUIRE(t.send(q).body == "/work space/a+b&c.txt");
-    REQUIRE(runbox::url_encode("a b/c") == "a%20b%2Fc");
-
-    // Large bodies arrive intact.
-    auto big = t.send(make("GET", server.url("/big")));
-    REQUIRE(big.body.size() == (3u << 20));
-    REQUIRE(big.body[27] == 'b');
-    REQUIRE(big.body.back() == static_cast<char>('a' + (big.body.size() - 1) % 26));
-
-    // A line break in a header value is refused before anything is sent.
-    auto smuggle = make("GET", server.url("/hello"));
-    smuggle.headers.set("X-Custom", "v\r\nX-Injected: 1");
-    try {
-        (void)t.send(smuggle);
-        FAIL("CRLF accepted");
-    } catch (const runbox::error& e) {
-        REQUIRE(e.code() == errc::config_invalid);
-        REQUIRE(std::string(e.what()).find("Injected") == std::string::npos);
-    }
-
-    // Statuses are returned, not thrown.
-    auto missing = t.send(make("GET", server.url("/missing")));
-    REQUIRE(missing.status == 404);
-    REQUIRE(missing.body == R"({"detail":"no such file"})");
-}
-
-TEST_CASE("HttplibTransport read timeout -> errc::timeout, and the transport recovers", "[httplib][timeout]") {
-    TestServer server;
-    HttplibTransport t;
-    auto req = make("GET", server.url("/slow"));
-    req.timeout = 150ms;
-    const auto start = steady::now();
-    try {
-        (void)t.send(req);
-        FAIL("no timeout");
-    } catch (const runbox::error& e) {
-        REQUIRE(e.code() == errc::timeout);
-        REQUIRE(std::string(e.what()).find("127.0.0.1") != std::string::npos);
-    }
-    const auto elapsed = ms_since(start);
-    REQUIRE(elapsed >= 140);
-    REQUIRE(elapsed < 2000);
-    server.release();
-    REQUIRE(t.send(make("GET", server.url("/hello"))).status == 200);
-}
-
-TEST_CASE("HttplibTransport timeout bounds idleness, not a steadily streaming body", "[httplib][timeout]") {
-    TestServer server;
-    HttplibTransport t;
-    auto req = make("GET", server.url("/drip"));
-    req.timeout = 150ms;
-    const auto start = steady::now();
-    auto r = t.send(req);
-    REQUIRE(r.status == 200);
-    REQUIRE(r.body == "xxxxxxxx");
-    REQUIRE(ms_since(start) >= 200);
-}
-
-TEST_CASE("HttplibTransport connection refused -> errc::transport naming the host, not the headers",
-          "[httplib][errors]") {
-    int port = 0;
-    {
-        // Find a port nobody listens on: bind, read it, close.
-        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        socklen_t len = sizeof addr;
-        REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-        port = ntohs(addr.sin_port);
-        ::close(fd);
-    }
-    runbox::TransportOptions options;
-    options.connect_timeout = 1s;
-    HttplibTransport t(options);
-    auto req = make("GET", "http://127.0.0.1:" + std::to_string(port) + "/x?token=qs-secret-value");
-    req.headers.set("Authorization", "Bearer header-secret-value");
-    try {
-        (void)t.send(req);
-        FAIL("connected");
-    } catch (const runbox::error& e) {
-        REQUIRE(e.code() == errc::transport);
-        const std::string what = e.what();
-        REQUIRE(what.find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
-        REQUIRE(what.find("Connection") != std::string::npos);
-        REQUIRE(what.find("header-secret-value") == std::string::npos);
-        REQUIRE(what.find("qs-secret-value") == std::string::npos);
-    }
-    auto h2 = make("GET", "http://127.0.0.1:" + std::to_string(port) + "/");
-    h2.version = runbox::HttpVersion::http2;
-    try {
-        (void)t.send(h2);
-        FAIL("accepted http2");
-    } catch (const runbox::error& e) {
-        REQUIRE(e.code() == errc::unsupported);
-    }
-}
-
-TEST_CASE("HttplibTransport streams a 2xx body to on_body", "[httplib][stream]") {
-    TestServer server;
-    HttplibTransport t;
-    std::string received;
-    int chunks = 0;
-    auto req = make("GET", server.url("/stream"));
-    req.on_body = [&](std::string_view chunk) {
-        received.append(chunk);
-        ++chunks;
-        return runbox::StreamAction::next;
-    };
-    auto r = t.send(req);
-    REQUIRE(r.status == 200);
-    REQUIRE(r.body.empty());
-    REQUIRE(received == "chunk0;chunk1;chunk2;chunk3;chunk4;");
-    REQUIRE(chunks >= 1);
-
-    // An error body is kept for raise_for_status, not streamed.
-    received.clear();
-    auto missing = req;
-    missing.url = server.url("/missing");
-    auto m = t.send(missing);
-    REQUIRE(m.status == 404);
-    REQUIRE(received.empty());
-    REQUIRE(m.body == R"({"detail":"no such file"})");
-
-    // The receiver can stop the transfer.
-    auto stop = req;
-    stop.on_body = [](std::string_view) { return runbox::StreamAction::fail; };
-    try {
-        (void)t.send(stop);
-        FAIL("not stopped");
-    } catch (const runbox::error& e) {
-        REQUIRE(e.code() == errc::bad_response);
-    }
-    REQUIRE(t.send(make("GET", server.url("/hello"))).status == 200);
 }
 
 TEST_CASE("send_with_retry over HttplibTransport retries 429/502/503/504", "[httplib][retry]") {
@@ -660,28 +442,6 @@ TEST_CASE("a dropped connection is retried for GET, not for POST", "[httplib][re
         }
         REQUIRE(dropper.accepted() == 1);
     }
-}
-
-TEST_CASE("HttplibTransport reaches an IPv6 literal with a correct Host header", "[httplib][ipv6]") {
-    {
-        const int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
-        sockaddr_in6 addr{};
-        addr.sin6_family = AF_INET6;
-        addr.sin6_addr = in6addr_loopback;
-        const bool usable = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-        if (fd >= 0) ::close(fd);
-        if (!usable) {
-            WARN("no IPv6 loopback here; IPv6 case not exercised");
-            return;
-        }
-    }
-    TestServer server(std::make_unique<httplib::Server>(), "::1");
-    HttplibTransport t;
-    const auto url = server.url("/host");
-    REQUIRE(url.find("[::1]") != std::string::npos);
-    auto r = t.send(make("GET", url));
-    REQUIRE(r.status == 200);
-    REQUIRE(r.body == runbox::parse_url(url).authority());
 }
 
 TEST_CASE("HttplibTransport verifies TLS certificates unless told not to", "[httplib][tls]") {

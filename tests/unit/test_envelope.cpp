@@ -92,3 +92,23 @@ TEST_CASE("FrameReader tells a truncated stream from a complete one", "[envelope
     CHECK_FALSE(header_only.next());
     CHECK_FALSE(header_only.idle());
 }
+
+TEST_CASE("FrameReader checks the header of every frame in a chunk, not only the first", "[envelope]") {
+    FrameReader reader(16);
+    // One chunk: a valid frame, then a header announcing too much.
+    const std::string chunk = encode_frame("ok") + std::string("\0\0\0\0\x11", 5);
+    try {
+        reader.feed(chunk);
+        FAIL("the second header was not checked");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == errc::bad_response);
+    }
+    // Frames split across feeds keep being checked at their own offsets.
+    FrameReader split(16);
+    const std::string stream = encode_frame("abc") + encode_frame(std::string(16, 'x')) + encode_frame("z");
+    for (char c : stream) {
+        split.feed(std::string_view(&c, 1));
+        while (auto frame = split.next()) CHECK(frame->payload.size() <= 16);
+    }
+    CHECK(split.idle());
+}

@@ -529,3 +529,97 @@ TEST_CASE("raise_for_status truncates long non-JSON bodies", "[transport][status
         REQUIRE(e.detail().size() < 400);
     }
 }
+
+TEST_CASE("send_with_retry: a classify hook retries a 200 whose trailers say UNAVAILABLE", "[transport][retry][grpc]") {
+    std::vector<std::chrono::milliseconds> waits;
+    auto policy = recording_policy(waits);
+    policy.classify = [](const Response& r) -> std::optional<runbox::RetryDecision> {
+        const auto status = r.trailers.get("grpc-status");
+        if (!status) return std::nullopt;
+        return runbox::RetryDecision{*status == "14", r.trailers.get("pushback") ? std::optional(250ms) : std::nullopt};
+    };
+    ScriptedTransport t;
+    t.steps.push_back([](const Request&) {
+        Response r;
+        r.status = 200;
+        r.trailers = Headers{{"grpc-status", "14"}, {"pushback", "yes"}};
+        return r;
+    });
+    t.steps.push_back([](const Request&) {
+        Response r;
+        r.status = 200;
+        r.trailers = Headers{{"grpc-status", "14"}};
+        return r;
+    });
+    t.steps.push_back([](const Request&) {
+        Response r;
+        r.status = 200;
+        r.trailers = Headers{{"grpc-status", "0"}};
+        return r;
+    });
+    Request rpc = get();
+    rpc.method = "POST";
+    rpc.idempotent = true;
+    auto r = runbox::send_with_retry(t, rpc, policy);
+    CHECK(r.trailers.get("grpc-status") == "0");
+    CHECK(t.calls == 3);
+    REQUIRE(waits.size() == 2);
+    CHECK(waits[0] == 250ms);                 // the throttle the response carried
+    CHECK(waits[1] == policy.backoff(2, 0));  // else the backoff
+
+    // Without a decision the HTTP status rules stay: a 503 is retried, a 404 is not.
+    waits.clear();
+    ScriptedTransport http;
+    http.reply(503);
+    http.reply(404);
+    CHECK(runbox::send_with_retry(http, get(), policy).status == 404);
+    CHECK(http.calls == 2);
+}
+
+TEST_CASE("send_with_retry: on_attempt numbers attempts and keeps one idempotency key per call", "[transport][retry]") {
+    std::vector<std::chrono::milliseconds> waits;
+    auto policy = recording_policy(waits);
+    policy.on_attempt = runbox::attempt_headers("x-attempt", "idempotency-key");
+    std::vector<std::pair<std::string, std::string>> seen;
+    ScriptedTransport t;
+    for (int i = 0; i < 3; ++i) {
+        t.steps.push_back([&seen, i](const Request& r) {
+            seen.emplace_back(r.headers.get("x-attempt").value_or(""), r.headers.get("idempotency-key").value_or(""));
+            Response out;
+            out.status = i < 2 ? 503 : 200;
+            return out;
+        });
+    }
+    Request request = get();
+    CHECK(runbox::send_with_retry(t, request, policy).status == 200);
+    REQUIRE(seen.size() == 3);
+    CHECK(seen[0].first == "1");
+    CHECK(seen[1].first == "2");
+    CHECK(seen[2].first == "3");
+    CHECK(seen[0].second.size() == 32);
+    CHECK(seen[1].second == seen[0].second);
+    CHECK(seen[2].second == seen[0].second);
+    CHECK_FALSE(request.headers.contains("x-attempt"));  // the caller's request is not edited
+
+    // The next logical call gets a new key.
+    t.steps.push_back([&seen](const Request& r) {
+        seen.emplace_back(r.headers.get("x-attempt").value_or(""), r.headers.get("idempotency-key").value_or(""));
+        Response out;
+        out.status = 200;
+        return out;
+    });
+    CHECK(runbox::send_with_retry(t, request, policy).status == 200);
+    CHECK(seen[3].first == "1");
+    CHECK(seen[3].second != seen[0].second);
+}
+
+TEST_CASE("url_encode keeps RFC 3986 unreserved characters and !*'(), encodes every other byte", "[transport][url]") {
+    CHECK(runbox::url_encode("a b/c") == "a%20b%2Fc");
+    CHECK(runbox::url_encode("AZaz09-._~!*'()") == "AZaz09-._~!*'()");
+    CHECK(runbox::url_encode("/work space/a+b&c.txt") == "%2Fwork%20space%2Fa%2Bb%26c.txt");
+    CHECK(runbox::url_encode("=?#%;,:@$[]\"<>") == "%3D%3F%23%25%3B%2C%3A%40%24%5B%5D%22%3C%3E");
+    CHECK(runbox::url_encode("\xc3\xa9\x01\xff") == "%C3%A9%01%FF");  // UTF-8 and control bytes, upper-case hex
+    CHECK(runbox::url_encode(R"({"team":"a"})") == "%7B%22team%22%3A%22a%22%7D");
+    CHECK(runbox::url_encode("").empty());
+    CHECK(runbox::query_string({{"path", "/a b"}, {"k&", "v="}}) == "path=%2Fa%20b&k%26=v%3D");
+}

@@ -516,3 +516,128 @@ TEST_CASE("Cassettes record and replay trailers", "[testing][cassette][trailers]
     CHECK(r.trailers.get("grpc-message") == "gone");
     CHECK(r.body == runbox::encode_frame("m"));
 }
+
+// ---------------------------------------------------------------------------
+// Redaction that keeps framed and binary bodies valid; secrets learned from responses.
+
+TEST_CASE("Cassette redaction keeps framed and binary bodies the same length", "[testing][cassette][redaction]") {
+    TempDir dir;
+    const auto cassette = dir.path / "framed.jsonl";
+    const std::string secret = "sk-framed-secret-0123456789";
+    // A protobuf-like payload (a length-prefixed string field) inside a gRPC envelope.
+    const std::string payload = std::string("\x0a", 1) + static_cast<char>(secret.size()) + secret + std::string("\x10\x01", 2);
+    const std::string framed = runbox::encode_frame(payload) + runbox::encode_frame("tail");
+    const std::string binary = std::string("\xff\xfe\x00", 3) + secret + std::string("\x80", 1);
+    {
+        RecordingTransport<HandlerTransport> recorder(
+            cassette,
+            HandlerTransport{[&](const Request& r) {
+                Response out;
+                out.status = 200;
+                if (r.url.find("grpc") != std::string::npos) {
+                    out.headers.set("content-type", "application/grpc");
+                    out.body = framed;
+                } else {
+                    out.body = binary;
+                }
+                return out;
+            }},
+            {secret});
+        auto rpc = make("POST", "http://127.0.0.1:1/grpc", framed);
+        rpc.headers.set("content-type", "application/grpc");
+        REQUIRE(recorder.send(rpc).body == framed);
+        REQUIRE(recorder.send(make("GET", "http://127.0.0.1:1/blob")).body == binary);
+    }
+    const auto text = read_file(cassette);
+    CHECK(text.find(secret) == std::string::npos);
+    CHECK(text.find(runbox::detail::base64_encode(framed)) == std::string::npos);
+
+    ReplayTransport replay(cassette);
+    auto rpc = make("POST", "http://127.0.0.1:2/grpc");
+    auto r = replay.send(rpc);
+    REQUIRE(r.body.size() == framed.size());
+    runbox::FrameReader reader;
+    reader.feed(r.body);
+    auto first = reader.next();
+    REQUIRE(first);
+    CHECK(first->payload == std::string("\x0a", 1) + static_cast<char>(secret.size()) + std::string(secret.size(), '*') +
+                                std::string("\x10\x01", 2));
+    REQUIRE(reader.next()->payload == "tail");
+    CHECK(reader.idle());
+    auto blob = replay.send(make("GET", "http://127.0.0.1:2/blob"));
+    CHECK(blob.body == std::string("\xff\xfe\x00", 3) + std::string(secret.size(), '*') + std::string("\x80", 1));
+}
+
+TEST_CASE("Tunnel and traffic tokens are credential headers", "[testing][cassette][redaction]") {
+    TempDir dir;
+    const auto cassette = dir.path / "tokens.jsonl";
+    {
+        RecordingTransport<HandlerTransport> recorder(cassette, HandlerTransport{[](const Request& r) {
+                                                          Response out;
+                                                          out.status = 200;
+                                                          out.body = "seen " + r.headers.get("e2b-traffic-access-token").value_or("");
+                                                          return out;
+                                                      }});
+        auto req = make("GET", "http://127.0.0.1:1/proxy");
+        req.headers.set("X-Runloop-Tunnel-Authorization", "Bearer tunnel-token-abcdef");
+        req.headers.set("E2B-Traffic-Access-Token", "traffic-token-123456");
+        REQUIRE(recorder.send(req).body == "seen traffic-token-123456");
+    }
+    const auto text = read_file(cassette);
+    CHECK(text.find("tunnel-token-abcdef") == std::string::npos);
+    CHECK(text.find("traffic-token-123456") == std::string::npos);
+    CHECK(text.find("seen <redacted>") != std::string::npos);
+}
+
+TEST_CASE("Secrets named by Request::secret_fields are learned before anything is written",
+          "[testing][cassette][redaction]") {
+    TempDir dir;
+    const auto cassette = dir.path / "learned.jsonl";
+    const std::string tunnel = "runloop-tunnel-auth-7f3a9c";
+    const std::string envd = "envd-access-token-51d2e8";
+    {
+        RecordingTransport<HandlerTransport> recorder(
+            cassette, HandlerTransport{[&](const Request& r) {
+                Response out;
+                out.status = 200;
+                if (r.url.find("/tunnel") != std::string::npos) {
+                    out.headers.set("content-type", "application/json");
+                    out.body = R"({"tunnel":{"tunnel_key":"k1","auth_token":")" + tunnel + R"("},"note":"auth_token"})";
+                } else if (r.url.find("/connect") != std::string::npos) {
+                    out.headers.set("content-type", "application/connect+json");
+                    out.body = runbox::encode_frame(R"({"sandbox":{"envdAccessToken":")" + envd + R"("}})") +
+                               runbox::encode_frame("{}", runbox::frame_end_stream);
+                } else {
+                    out.body = "echo " + r.url + " " + r.headers.get("x-token").value_or("");
+                }
+                return out;
+            }});
+        auto create = make("POST", "http://127.0.0.1:1/v1/devboxes/dbx/tunnel");
+        create.secret_fields = {"auth_token", "envdAccessToken"};
+        REQUIRE(recorder.send(create).body.find(tunnel) != std::string::npos);  // the caller still sees it
+        auto connect = make("POST", "http://127.0.0.1:1/connect");
+        connect.secret_fields = {"envdAccessToken"};
+        (void)recorder.send(connect);
+        // Later uses of the learned tokens, in a URL and in an unlisted header, are redacted too.
+        auto use = make("GET", "http://127.0.0.1:1/use?t=" + tunnel);
+        use.headers.set("x-token", envd);
+        (void)recorder.send(use);
+    }
+    const auto text = read_file(cassette);
+    CHECK(text.find(tunnel) == std::string::npos);
+    CHECK(text.find(envd) == std::string::npos);
+    CHECK(text.find(R"(\"note\":\"auth_token\")") != std::string::npos);  // a key name is not a secret
+
+    // The framed Connect body still parses after the same-length mask.
+    ReplayTransport replay(cassette);
+    (void)replay.send(make("POST", "http://127.0.0.1:2/v1/devboxes/dbx/tunnel"));
+    auto connect = replay.send(make("POST", "http://127.0.0.1:2/connect"));
+    runbox::FrameReader reader;
+    reader.feed(connect.body);
+    auto message = reader.next();
+    REQUIRE(message);
+    const auto json = nlohmann::json::parse(message->payload);
+    CHECK(json["sandbox"]["envdAccessToken"] == std::string(envd.size(), '*'));
+    REQUIRE(reader.next());
+    CHECK(reader.idle());
+}

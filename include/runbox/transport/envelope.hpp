@@ -58,11 +58,11 @@ public:
     explicit FrameReader(std::size_t max_payload = std::size_t{16} << 20) : max_payload_(max_payload) {}
 
     /// Buffers `bytes`. Throws runbox::error(errc::bad_response) when a frame
-    /// header announces more than max_payload (checked as soon as the 5 header
-    /// bytes are in, before the payload is buffered).
+    /// header announces more than max_payload (checked as soon as its 5 header
+    /// bytes are in, whichever frame of the buffer it belongs to).
     void feed(std::string_view bytes) {
         buffer_.append(bytes);
-        check_header();
+        check_headers();
     }
 
     /// The next whole frame, or nullopt until more bytes arrive.
@@ -77,12 +77,13 @@ public:
         // Compact once the consumed prefix dominates, so a long stream does not grow the buffer.
         if (offset_ == buffer_.size()) {
             buffer_.clear();
+            scanned_ = 0;
             offset_ = 0;
         } else if (offset_ > buffer_.size() / 2) {
             buffer_.erase(0, offset_);
+            scanned_ -= offset_;
             offset_ = 0;
         }
-        check_header();
         return frame;
     }
 
@@ -93,25 +94,32 @@ public:
     std::size_t buffered() const noexcept { return buffer_.size() - offset_; }
 
 private:
-    std::size_t announced() const noexcept {
+    std::size_t announced(std::size_t at) const noexcept {
         const auto byte = [&](std::size_t i) {
-            return static_cast<std::size_t>(static_cast<unsigned char>(buffer_[offset_ + i]));
+            return static_cast<std::size_t>(static_cast<unsigned char>(buffer_[at + i]));
         };
         return (byte(1) << 24) | (byte(2) << 16) | (byte(3) << 8) | byte(4);
     }
+    std::size_t announced() const noexcept { return announced(offset_); }
 
-    void check_header() const {
-        if (buffer_.size() - offset_ >= 5 && announced() > max_payload_) {
-            throw error(errc::bad_response,
-                        "a framed message announces " + std::to_string(announced()) + " bytes, over the limit of " +
-                            std::to_string(max_payload_),
-                        "transport");
+    /// Checks every frame header that became complete since the last call.
+    void check_headers() {
+        while (buffer_.size() >= scanned_ + 5) {
+            const std::size_t size = announced(scanned_);
+            if (size > max_payload_) {
+                throw error(errc::bad_response,
+                            "a framed message announces " + std::to_string(size) + " bytes, over the limit of " +
+                                std::to_string(max_payload_),
+                            "transport");
+            }
+            scanned_ += 5 + size;
         }
     }
 
     std::size_t max_payload_;
     std::string buffer_{};
-    std::size_t offset_ = 0;
+    std::size_t offset_ = 0;   // start of the first frame not returned yet
+    std::size_t scanned_ = 0;  // start of the first frame header not checked yet (>= offset_)
 };
 
 }  // namespace runbox

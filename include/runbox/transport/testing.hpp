@@ -28,7 +28,6 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
-#include "runbox/detail/base64.hpp"
 #include "runbox/error.hpp"
 #include "runbox/transport/transport.hpp"
 
@@ -240,6 +239,26 @@ private:
 //    "response":{"status","headers","body"|"body_base64","streamed","trailers"?}}   or   "error":{"code","message","http_status"}
 
 namespace detail {
+inline std::string base64_encode(std::string_view bytes) {
+    std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    out.resize(static_cast<std::size_t>(std::max(n, 0)));
+    return out;
+}
+
+inline std::string base64_decode(std::string_view text) {
+    if (text.empty()) return {};
+    std::string out(3 * (text.size() / 4) + 3, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+    if (n < 0 || text.size() % 4 != 0) throw error(errc::bad_response, "cassette: bad base64 body", "transport");
+    std::size_t size = static_cast<std::size_t>(n);
+    for (std::size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --size;  // EVP counts padding
+    out.resize(size);
+    return out;
+}
+
 /// Stores a body as "body" when it is valid UTF-8 text, else as "body_base64".
 inline void put_body(nlohmann::json& object, const std::string& body) {
     try {
@@ -278,19 +297,79 @@ inline errc errc_from_name(std::string_view name) {
 /// Header names whose values are credentials, whatever the provider.
 inline bool is_credential_header(std::string_view name) {
     for (std::string_view sensitive : {"authorization", "proxy-authorization", "x-api-key", "x-session-api-key",
-                                       "x-daytona-preview-token", "x-access-token", "cookie", "set-cookie"}) {
+                                       "x-daytona-preview-token", "x-access-token", "cookie", "set-cookie",
+                                       "x-runloop-tunnel-authorization", "e2b-traffic-access-token"}) {
         if (iequals(name, sensitive)) return true;
     }
     return istarts_with(name, "x-modal-");
+}
+
+/// A body whose bytes are counted by length prefixes (gRPC/Connect envelopes, protobuf) or
+/// that is not UTF-8 text: a redaction there must keep every byte offset.
+inline bool is_length_sensitive(const Headers& headers, const std::string& body) {
+    const std::string type = headers.get("content-type").value_or("");
+    for (std::string_view framed : {"application/grpc", "application/connect", "application/proto",
+                                    "application/x-protobuf", "application/octet-stream"}) {
+        if (istarts_with(type, framed)) return true;
+    }
+    try {
+        (void)nlohmann::json(body).dump();
+        return false;
+    } catch (const nlohmann::json::type_error&) {
+        return true;  // not UTF-8
+    }
+}
+
+/// Collects the string values of `fields` anywhere in `value` (bounded depth).
+inline void collect_secret_fields(const nlohmann::json& value, const std::vector<std::string>& fields,
+                                  std::vector<std::string>& out, int depth = 0) {
+    if (depth > 32) return;
+    if (value.is_object()) {
+        for (const auto& [key, item] : value.items()) {
+            if (item.is_string() && std::find(fields.begin(), fields.end(), key) != fields.end()) {
+                out.push_back(item.get<std::string>());
+            } else {
+                collect_secret_fields(item, fields, out, depth + 1);
+            }
+        }
+    } else if (value.is_array()) {
+        for (const auto& item : value) collect_secret_fields(item, fields, out, depth + 1);
+    }
+}
+
+/// The secrets named by request.secret_fields in a response body: the body as JSON, or each
+/// message of a framed (Connect/gRPC-web JSON) body. Protobuf payloads cannot be searched
+/// without their schema; a provider that sees a token there calls add_secret itself.
+inline std::vector<std::string> secrets_in_response(const Request& request, const std::string& body) {
+    std::vector<std::string> out;
+    if (request.secret_fields.empty() || body.empty()) return out;
+    collect_secret_fields(parse_untrusted_json(body), request.secret_fields, out);
+    if (out.empty() && body.size() >= 5) {
+        try {
+            FrameReader reader;
+            reader.feed(body);
+            while (auto frame = reader.next()) {
+                collect_secret_fields(parse_untrusted_json(frame->payload), request.secret_fields, out);
+            }
+        } catch (const error&) {
+            // not a framed body
+        }
+    }
+    return out;
 }
 }  // namespace detail
 
 /// Forwards to `Inner` and appends every exchange (including errors) to a
 /// JSON-lines cassette, truncated when the transport is built. Values of
 /// credential headers (Authorization, X-API-Key, X-Session-API-Key,
-/// X-Daytona-Preview-Token, X-Access-Token, Cookie, X-Modal-*) become
-/// "<redacted>", and so does every occurrence of a registered secret - or of
-/// a credential header value seen earlier - in URLs, headers and bodies.
+/// X-Daytona-Preview-Token, X-Access-Token, Cookie, X-Runloop-Tunnel-Authorization,
+/// E2B-Traffic-Access-Token, X-Modal-*) become "<redacted>", and so does every
+/// occurrence of a registered secret - a credential header value seen earlier,
+/// or the value of a response field named in Request::secret_fields (learned
+/// before the exchange is written) - in URLs, headers and bodies. In a body that
+/// length prefixes describe (gRPC/Connect/protobuf content types, or bytes that
+/// are not UTF-8) a secret becomes as many '*' as it has bytes instead, so the
+/// envelope and protobuf lengths stay true and the cassette still replays.
 template <class Inner>
 class RecordingTransport {
 public:
@@ -355,13 +434,19 @@ public:
         nlohmann::json entry;
         try {
             Response response = inner_.send(*to_send);
+            const bool was_streamed = request.on_body && response.ok();
+            if (!request.secret_fields.empty()) {
+                std::lock_guard lock(state_->mutex);
+                for (auto& secret : detail::secrets_in_response(request, was_streamed ? streamed : response.body)) {
+                    learn(std::move(secret));
+                }
+            }
             nlohmann::json recorded_response{{"status", response.status},
                                              {"headers", detail::headers_to_json(response.headers)}};
             if (!response.trailers.empty()) recorded_response["trailers"] = detail::headers_to_json(response.trailers);
-            const bool was_streamed = request.on_body && response.ok();
             recorded_response["streamed"] = was_streamed;
             entry["response"] = std::move(recorded_response);
-            write(request, std::move(entry), was_streamed ? streamed : response.body);
+            write(request, std::move(entry), was_streamed ? streamed : response.body, &response.headers);
             return response;
         } catch (const error& e) {
             entry["error"] = {{"code", std::string(to_string(e.code()))},
@@ -388,10 +473,14 @@ private:
                          [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
     }
 
-    std::string scrub(std::string text) const {  // caller holds the lock
+    /// Replaces every known secret by "<redacted>" - or, when `keep_length`, by as many '*'
+    /// as it has bytes, so length prefixes (envelopes, protobuf fields) stay true and the
+    /// body still parses when replayed.
+    std::string scrub(std::string text, bool keep_length = false) const {  // caller holds the lock
         for (const auto& secret : state_->secrets) {
-            for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + redacted.size())) {
-                text.replace(pos, secret.size(), redacted);
+            const std::string mask = keep_length ? std::string(secret.size(), '*') : std::string(redacted);
+            for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + mask.size())) {
+                text.replace(pos, secret.size(), mask);
             }
         }
         return text;
@@ -405,17 +494,21 @@ private:
         return detail::headers_to_json(out);
     }
 
-    void write(const Request& request, nlohmann::json entry, const std::string& response_body) {
+    void write(const Request& request, nlohmann::json entry, const std::string& response_body,
+               const Headers* response_headers = nullptr) {
         std::lock_guard lock(state_->mutex);
         nlohmann::json recorded_request{{"method", request.method},
                                         {"url", scrub(request.url)},
                                         {"headers", scrub(request.headers)}};
-        detail::put_body(recorded_request, scrub(request.body));
+        detail::put_body(recorded_request,
+                         scrub(request.body, detail::is_length_sensitive(request.headers, request.body)));
         entry["request"] = std::move(recorded_request);
         if (auto it = entry.find("response"); it != entry.end()) {
             (*it)["headers"] = scrub(detail::headers_from_json((*it)["headers"]));
             if (it->contains("trailers")) (*it)["trailers"] = scrub(detail::headers_from_json((*it)["trailers"]));
-            detail::put_body(*it, scrub(response_body));
+            const bool keep_length =
+                detail::is_length_sensitive(response_headers ? *response_headers : Headers{}, response_body);
+            detail::put_body(*it, scrub(response_body, keep_length));
         }
         if (auto it = entry.find("error"); it != entry.end()) {
             (*it)["message"] = scrub((*it)["message"].get<std::string>());

@@ -188,6 +188,10 @@ struct Request {
     /// "host:port" to dial instead of the URL's host and port (IPv6 in brackets); the URL's
     /// host stays in the Host header and in TLS SNI/certificate checks. Empty = the URL's.
     std::string connect_to{};
+    /// Names of response JSON fields whose string values are secrets (a token first seen in a
+    /// response, e.g. {"auth_token", "envdAccessToken"}). Transports ignore it; a
+    /// RecordingTransport learns those values and redacts them before it writes anything.
+    std::vector<std::string> secret_fields{};
 
     /// `idempotent` if set, else true for GET/HEAD/PUT/DELETE/OPTIONS.
     bool is_idempotent() const {
@@ -667,6 +671,13 @@ inline void raise_for_status(const Response& response, std::string_view provider
 // ---------------------------------------------------------------------------
 // Retries
 
+/// What RetryPolicy::classify says about one response.
+struct RetryDecision {
+    bool retry = false;  ///< try again (still only for idempotent requests, within the budget)
+    /// How long to wait first (a throttle the response carried); nullopt = the backoff.
+    std::optional<std::chrono::milliseconds> delay{};
+};
+
 /// When and how often send_with_retry tries again. Only idempotent requests
 /// are ever retried; a command is never silently re-run.
 struct RetryPolicy {
@@ -681,6 +692,13 @@ struct RetryPolicy {
     std::function<void(std::chrono::milliseconds)> sleep = [](std::chrono::milliseconds d) {
         std::this_thread::sleep_for(d);
     };
+    /// Classifies a response (e.g. a grpc-status in trailers on an HTTP 200, see
+    /// grpc_retry_classifier in runbox/rpc_status.hpp). A decision replaces the status
+    /// rules above for that response; nullopt (or no hook) keeps them.
+    std::function<std::optional<RetryDecision>(const Response&)> classify{};
+    /// Called before every attempt (1-based) with the request about to be sent; it may edit
+    /// it. Edits persist across the attempts of one call (see attempt_headers).
+    std::function<void(Request&, int attempt)> on_attempt{};
 
     /// One attempt, no retries.
     static RetryPolicy none() {
@@ -718,8 +736,11 @@ inline double unit_random() {
 ///    never when the response says `x-should-retry: false`;
 ///  - on errc::transport errors if retry_dropped_connections, unless part of
 ///    a streamed body already reached request.on_body;
-///  - waiting Retry-After when the server gives one, else the backoff; a wait
-///    that would end past max_elapsed ends the loop instead.
+///  - or as policy.classify decides, when it decides (gRPC statuses in trailers);
+///  - never once part of a streamed body reached request.on_body;
+///  - waiting Retry-After (or the classifier's delay) when there is one, else the
+///    backoff; a wait that would end past max_elapsed ends the loop instead.
+/// policy.on_attempt edits the request before each attempt.
 /// When it stops, it returns the last Response (the caller raises) or
 /// rethrows the last error. max_elapsed bounds the waits, not one attempt
 /// (request.timeout does that).
@@ -732,15 +753,18 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
     // A streamed body cannot be replayed into the receiver: note when bytes arrive.
     bool body_delivered = false;
     Request streamed;
-    const Request* to_send = &request;
-    if (request.on_body) {
+    Request* working = nullptr;  // the copy attempts are sent from, when one is needed
+    if (request.on_body || policy.on_attempt) {
         streamed = request;
+        working = &streamed;
+    }
+    if (request.on_body) {
         streamed.on_body = [&body_delivered, &request](std::string_view chunk) {
             body_delivered = true;
             return request.on_body(chunk);
         };
-        to_send = &streamed;
     }
+    const Request* to_send = working ? working : &request;
 
     // Elapsed = wall time, or the waits asked for if more (an injected sleep may not block).
     std::chrono::milliseconds waited{0};
@@ -754,6 +778,7 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
     };
 
     for (int attempt = 1;; ++attempt) {
+        if (policy.on_attempt) policy.on_attempt(*working, attempt);
         Response response;
         try {
             response = transport.send(*to_send);
@@ -767,15 +792,41 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
             continue;
         }
         if (!idempotent || attempt >= attempts) return response;
-        const auto should_retry = response.headers.get("x-should-retry");
-        bool retry = policy.retries_status(response.status);
-        if (should_retry && detail::iequals(detail::trim(*should_retry), "false")) retry = false;
-        if (should_retry && detail::iequals(detail::trim(*should_retry), "true") && !response.ok()) retry = true;
-        if (!retry) return response;
-        const auto delay = parse_retry_after(response.headers).value_or(policy.backoff(attempt, detail::unit_random()));
+        std::optional<RetryDecision> decision;
+        if (policy.classify) decision = policy.classify(response);
+        if (!decision) {
+            const auto should_retry = response.headers.get("x-should-retry");
+            bool retry = policy.retries_status(response.status);
+            if (should_retry && detail::iequals(detail::trim(*should_retry), "false")) retry = false;
+            if (should_retry && detail::iequals(detail::trim(*should_retry), "true") && !response.ok()) retry = true;
+            decision = RetryDecision{retry, parse_retry_after(response.headers)};
+        }
+        if (!decision->retry || body_delivered) return response;
+        const auto delay = decision->delay.value_or(policy.backoff(attempt, detail::unit_random()));
         if (!fits_budget(delay)) return response;
         wait(delay);
     }
+}
+
+/// An on_attempt hook for RetryPolicy: sets `counter_header` (if not empty) to the attempt
+/// number ("1", "2", ...) and, on the first attempt, `key_header` (if not empty and not
+/// already set) to a fresh random key - the same key then goes with every retry of that
+/// call, so the server can tell a retry from a new call.
+inline std::function<void(Request&, int)> attempt_headers(std::string counter_header, std::string key_header = {}) {
+    return [counter_header = std::move(counter_header), key_header = std::move(key_header)](Request& request,
+                                                                                          int attempt) {
+        if (!counter_header.empty()) request.headers.set(counter_header, std::to_string(attempt));
+        if (!key_header.empty() && !request.headers.contains(key_header)) {
+            thread_local std::mt19937_64 engine{std::random_device{}()};
+            static constexpr char hex[] = "0123456789abcdef";
+            std::string key;
+            for (int i = 0; i < 2; ++i) {
+                auto bits = engine();
+                for (int j = 0; j < 16; ++j, bits >>= 4) key.push_back(hex[bits & 0xF]);
+            }
+            request.headers.set(key_header, std::move(key));
+        }
+    };
 }
 
 }  // namespace runbox
