@@ -425,12 +425,14 @@ TEST_CASE("e2b: errors are typed by status and Connect code, carry E2B's message
         runbox::E2BRuntime rt(fake_config(fake), events, opts("s"));
         auto e = capture_error([&] { rt.connect(); });
         CHECK(e.code() == runbox::errc::auth_failed);
+        CHECK(e.rpc_code() == 16);  // unauthenticated, from envd's Connect error body
         CHECK(requests_to(fake, "DELETE", "/sandboxes/").size() == 1);
     }
     SECTION("a Start stream that ends with a Connect error is that error") {
         runbox::E2BRuntime rt(fake_config(fake, {{"server_cwd", "/no/such/dir"}}), events, opts("s"));
         auto e = capture_error([&] { rt.connect(); });
         CHECK(e.code() == runbox::errc::config_invalid);  // invalid_argument
+        CHECK(e.rpc_code() == 3);                           // the shared table keeps the RPC code
         CHECK(e.detail().find("/no/such/dir") != std::string::npos);
     }
     CHECK(fake.live_sandboxes() == 0);

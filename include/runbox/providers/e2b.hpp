@@ -69,6 +69,7 @@
 #include "runbox/lifecycle.hpp"
 #include "runbox/provider.hpp"
 #include "runbox/providers/detail/cloud_api.hpp"
+#include "runbox/rpc_status.hpp"
 #include "runbox/detail/shell.hpp"
 #include "runbox/runtime.hpp"
 #include "runbox/status.hpp"
@@ -467,10 +468,22 @@ private:
         policy.max_elapsed = std::max(settings_.request_timeout, std::chrono::milliseconds(1));
         request.idempotent = true;
         const Response response = ctx.send(request, policy);
-        raise_for_status(response, name, secrets());
+        if (!response.ok()) raise_envd_error(response, secrets());
         auto json = runbox::detail::parse_untrusted_json(response.body);
         if (!json.is_object()) throw error(errc::bad_response, "envd answered a body that is not a JSON object", "e2b");
         return json;
+    }
+
+    // A Connect error body {"code": "<name>", "message"} is typed by its code (the shared
+    // table, with the RPC code kept); anything else by the HTTP status.
+    [[noreturn]] static void raise_envd_error(const Response& response, const std::vector<std::string>& hidden) {
+        const auto body = runbox::detail::parse_untrusted_json(response.body);
+        const std::string code = cloud::string_field(body, "code");
+        if (!code.empty() && grpc_code_from_connect(code))
+            throw error(errc_from_connect_code(code), redact("envd: " + cloud::string_field(body, "message", code), hidden),
+                        std::string(name), response.status, std::nullopt, grpc_code_from_connect(code));
+        raise_for_status(response, name, hidden);
+        throw error(errc::bad_response, "envd answered HTTP " + std::to_string(response.status), std::string(name));
     }
 
     // The session key of a sandbox runbox did not create: envd's GET /envs has the create's envVars.
@@ -535,7 +548,7 @@ private:
             try {
                 const Response response =
                     send_framed(transport, request, [&](Frame& frame) { return on_frame(*stream, frame); });
-                if (!response.ok()) raise_for_status(response, name, hidden);
+                if (!response.ok()) raise_envd_error(response, hidden);
             } catch (const error& e) {
                 std::lock_guard<std::mutex> lock(stream->mutex);
                 if (!stream->failure && !stream->ended) stream->failure = e;
@@ -574,7 +587,8 @@ private:
                 const auto& e = json["error"];
                 const std::string code = cloud::string_field(e, "code", "unknown");
                 stream.failure = error(errc_from_connect_code(code),
-                                       "envd: " + cloud::string_field(e, "message", "the Start stream failed"), "e2b");
+                                       "envd: " + cloud::string_field(e, "message", "the Start stream failed"), "e2b", 0,
+                                       std::nullopt, grpc_code_from_connect(code));
             }
             return StreamAction::done;
         }
@@ -596,18 +610,6 @@ private:
             return StreamAction::done;
         }
         return StreamAction::next;
-    }
-
-    // Connect codes (lower-case names) as runbox errors. TODO(transport merge): rpc_status.hpp's table.
-    static errc errc_from_connect_code(std::string_view code) {
-        if (code == "unauthenticated" || code == "permission_denied") return errc::auth_failed;
-        if (code == "not_found") return errc::not_found;
-        if (code == "already_exists" || code == "aborted" || code == "failed_precondition") return errc::conflict;
-        if (code == "resource_exhausted") return errc::rate_limited;
-        if (code == "deadline_exceeded") return errc::timeout;
-        if (code == "unimplemented") return errc::unsupported;
-        if (code == "invalid_argument" || code == "out_of_range") return errc::config_invalid;
-        return errc::server_error;
     }
 
     static std::optional<error> early_failure_of(const std::shared_ptr<detail::ServerStream>& stream,
