@@ -25,7 +25,7 @@
 //   template           E2B_TEMPLATE           sandbox.runtime_container_image, else "base"
 //   timeout_seconds    E2B_TIMEOUT_SECONDS    3600 (the sandbox's TTL, the backstop against leaks;
 //                                             never 0; re-applied when a paused sandbox is resumed)
-//   public             E2B_PUBLIC             false (true: ports need no traffic token)
+//   public             E2B_PUBLIC             false (true or 1: ports need no traffic token)
 //   server_command     E2B_SERVER_COMMAND     unset (replaces OpenHands' python launcher, e.g.
 //                                             "runbox-server"; the arguments stay)
 //   server_cwd         E2B_SERVER_CWD         /openhands/code
@@ -40,6 +40,7 @@
 //   list_limit                                100    (page size of the attach lookup, 1..100)
 //   close_timeout_ms   E2B_CLOSE_TIMEOUT_MS   30000  (bound of close()'s retries; then the sandbox
 //                                             is reported in Runtime::unreleased())
+// (the keys shared by every cloud provider are read by cloud::SettingsReader, cloud_api.hpp)
 //
 // Every sandbox carries runbox's ownership labels (lifecycle.hpp) in its metadata.
 #pragma once
@@ -65,12 +66,12 @@
 #include "runbox/config.hpp"
 #include "runbox/detail/base64.hpp"
 #include "runbox/detail/json.hpp"
+#include "runbox/detail/shell.hpp"
 #include "runbox/error.hpp"
 #include "runbox/lifecycle.hpp"
 #include "runbox/provider.hpp"
 #include "runbox/providers/detail/cloud_api.hpp"
 #include "runbox/rpc_status.hpp"
-#include "runbox/detail/shell.hpp"
 #include "runbox/runtime.hpp"
 #include "runbox/status.hpp"
 #include "runbox/transport/envelope.hpp"
