@@ -6,6 +6,7 @@
 // an official SDK, curl, or your own program.
 //   daytona: API at http://127.0.0.1:PORT/api (DAYTONA_API_URL / apiUrl), default key dtn_test
 //   runloop: API at http://127.0.0.1:PORT (RUNLOOP_BASE_URL / baseURL), default key rl_fake_key
+//   e2b:     API and envd at http://127.0.0.1:PORT (E2B_API_URL and E2B_SANDBOX_URL), default key e2b_test
 //
 // To add a provider: include its fake (a testing::FakeProvider with an `Options` struct that has
 // `port` and `api_key`) and add one entry to `fakes()` below.
@@ -21,6 +22,7 @@
 #include <thread>
 
 #include "runbox/testing/fake_daytona.hpp"
+#include "runbox/testing/fake_e2b.hpp"
 #include "runbox/testing/fake_runloop.hpp"
 
 namespace {
@@ -48,6 +50,7 @@ using FakeFactory = std::unique_ptr<FakeProvider> (*)(const FakeArgs&);
 const std::map<std::string, FakeFactory>& fakes() {
     static const std::map<std::string, FakeFactory> table = {
         {"daytona", &start_fake<runbox::testing::FakeDaytona>},
+        {"e2b", &start_fake<runbox::testing::FakeE2B>},
         {"runloop", &start_fake<runbox::testing::FakeRunloop>},
     };
     return table;

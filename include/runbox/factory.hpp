@@ -28,6 +28,7 @@
 #include "runbox/error.hpp"
 #include "runbox/runtime.hpp"
 #include "runbox/providers/daytona.hpp"
+#include "runbox/providers/e2b.hpp"
 #include "runbox/providers/local.hpp"
 #include "runbox/providers/runloop.hpp"
 
@@ -35,7 +36,7 @@ namespace runbox {
 
 /// The providers make_runtime knows unless told otherwise. Adding a provider is one header
 /// and one entry here.
-using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth>;
+using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth, e2b::Auth>;
 
 namespace detail {
 

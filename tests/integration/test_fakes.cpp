@@ -13,25 +13,34 @@
 
 #include "catch.hpp"
 #include "runbox/testing/fake_daytona.hpp"
+#include "runbox/testing/fake_e2b.hpp"
 #include "runbox/testing/fake_runloop.hpp"
 
 using namespace std::chrono_literals;
 using runbox::Fault;
 using runbox::testing::FakeDaytona;
+using runbox::testing::FakeE2B;
 using runbox::testing::FakeRunloop;
 using json = nlohmann::json;
 
 namespace {
 
 // What differs per fake: where its API lives and what a create looks like.
-struct DaytonaTraits {
+// Most control planes take `Authorization: Bearer <key>` and answer a create with 200.
+struct BearerAuth {
+    static httplib::Headers auth(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
+    static constexpr const char* credential_header = "authorization";
+    static constexpr const char* logged_credential = "Bearer ***";
+    static constexpr int created = 200;
+};
+struct DaytonaTraits : BearerAuth {
     using Fake = FakeDaytona;
     static Fake::Options options() { return {.api_key = "dtn_fakes_key", .state_delay = 10ms}; }
     static constexpr const char* list = "/api/sandbox";
     static constexpr const char* create = "/api/sandbox";
     static json create_body() { return {{"labels", {{"t", "1"}}}, {"env", {{"SESSION_API_KEY", "session-secret-1"}}}}; }
 };
-struct RunloopTraits {
+struct RunloopTraits : BearerAuth {
     using Fake = FakeRunloop;
     static Fake::Options options() {
         return {.api_key = "rl_fakes_key", .provisioning_delay = 10ms, .initializing_delay = 10ms};
@@ -41,13 +50,23 @@ struct RunloopTraits {
     static json create_body() { return {{"name", "t"}, {"environment_variables", {{"SESSION_API_KEY", "session-secret-1"}}}}; }
 };
 
+struct E2BTraits {
+    using Fake = FakeE2B;
+    static Fake::Options options() { return {.api_key = "e2b_fakes_key"}; }
+    static constexpr const char* list = "/v2/sandboxes";
+    static constexpr const char* create = "/v2/sandboxes";
+    static json create_body() { return {{"templateID", "base"}, {"envVars", {{"SESSION_API_KEY", "session-secret-1"}}}}; }
+    static httplib::Headers auth(const std::string& key) { return {{"X-API-Key", key}}; }
+    static constexpr const char* credential_header = "x-api-key";
+    static constexpr const char* logged_credential = "***";
+    static constexpr int created = 201;
+};
+
 httplib::Client client_for(const runbox::testing::FakeHttpServer& fake) {
     httplib::Client c(fake.base_url());
     c.set_read_timeout(10s);
     return c;
 }
-
-httplib::Headers bearer(const std::string& key) { return {{"Authorization", "Bearer " + key}}; }
 
 bool process_alive(pid_t pid) { return ::kill(pid, 0) == 0; }
 
@@ -64,7 +83,8 @@ bool eventually(F f, std::chrono::milliseconds bound = 5s) {
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("every fake: the same surface, faults and redaction", "[fakes]", DaytonaTraits, RunloopTraits) {
+TEMPLATE_TEST_CASE("every fake: the same surface, faults and redaction", "[fakes]", DaytonaTraits, RunloopTraits,
+                   E2BTraits) {
     using Fake = typename TestType::Fake;
     Fake fake(TestType::options());
     fake.start();
@@ -75,24 +95,24 @@ TEMPLATE_TEST_CASE("every fake: the same surface, faults and redaction", "[fakes
     const auto key = fake.api_key();
 
     SECTION("the API key is checked and never logged") {
-        auto wrong = cli.Get(TestType::list, bearer("wrong"));
+        auto wrong = cli.Get(TestType::list, TestType::auth("wrong"));
         REQUIRE(wrong);
         CHECK(wrong->status == 401);
-        auto right = cli.Get(TestType::list, bearer(key));
+        auto right = cli.Get(TestType::list, TestType::auth(key));
         REQUIRE(right);
         CHECK(right->status == 200);
         const auto log = fake.requests();
         REQUIRE(log.size() == 2);
         CHECK(log[0].status == 401);
         CHECK(log[1].status == 200);
-        CHECK(log[1].headers.at("authorization") == "Bearer ***");
+        CHECK(log[1].headers.at(TestType::credential_header) == TestType::logged_credential);
         for (const auto& r : log)
             for (const auto& [k, v] : r.headers) CHECK(v.find(key) == std::string::npos);
     }
     SECTION("a create's session key stays out of the log") {
-        auto res = cli.Post(TestType::create, bearer(key), TestType::create_body().dump(), "application/json");
+        auto res = cli.Post(TestType::create, TestType::auth(key), TestType::create_body().dump(), "application/json");
         REQUIRE(res);
-        CHECK(res->status == 200);
+        CHECK(res->status == TestType::created);
         const auto log = fake.requests();
         REQUIRE(log.size() == 1);
         CHECK(log[0].body.find("session-secret-1") == std::string::npos);
@@ -103,13 +123,13 @@ TEMPLATE_TEST_CASE("every fake: the same surface, faults and redaction", "[fakes
         fake.inject({.kind = Fault::Kind::reply, .method = "GET", .url_contains = TestType::list, .times = 2,
                      .status = 503, .headers = {{"Retry-After", "3"}}, .body = "try later"});
         for (int i = 0; i < 2; ++i) {
-            auto res = cli.Get(TestType::list, bearer(key));
+            auto res = cli.Get(TestType::list, TestType::auth(key));
             REQUIRE(res);
             CHECK(res->status == 503);
             CHECK(res->get_header_value("Retry-After") == "3");
             CHECK(json::parse(res->body)["message"] == "try later");
         }
-        auto ok = cli.Get(TestType::list, bearer(key));
+        auto ok = cli.Get(TestType::list, TestType::auth(key));
         REQUIRE(ok);
         CHECK(ok->status == 200);
         const auto log = fake.requests();
@@ -119,27 +139,27 @@ TEMPLATE_TEST_CASE("every fake: the same surface, faults and redaction", "[fakes
     }
     SECTION("a reply fault comes before the key check, other methods pass") {
         fake.inject({.kind = Fault::Kind::reply, .method = "POST", .status = 429});
-        auto get = cli.Get(TestType::list, bearer("wrong"));
+        auto get = cli.Get(TestType::list, TestType::auth("wrong"));
         REQUIRE(get);
         CHECK(get->status == 401);  // GET does not match the rule
-        auto post = cli.Post(TestType::create, bearer("wrong"), "{}", "application/json");
+        auto post = cli.Post(TestType::create, TestType::auth("wrong"), "{}", "application/json");
         REQUIRE(post);
         CHECK(post->status == 429);
     }
     SECTION("drop: the client gets no usable answer; the log says 0") {
         fake.inject({.kind = Fault::Kind::drop, .url_contains = TestType::list});
-        auto res = cli.Get(TestType::list, bearer(key));
+        auto res = cli.Get(TestType::list, TestType::auth(key));
         CHECK_FALSE(res);
         const auto log = fake.requests();
         REQUIRE(log.size() == 1);
         CHECK(log[0].status == 0);
-        auto again = cli.Get(TestType::list, bearer(key));
+        auto again = cli.Get(TestType::list, TestType::auth(key));
         REQUIRE(again);
         CHECK(again->status == 200);
     }
     SECTION("lose_response: the create happens, its answer is lost") {
         fake.inject({.kind = Fault::Kind::lose_response, .method = "POST", .url_contains = TestType::create});
-        auto res = cli.Post(TestType::create, bearer(key), TestType::create_body().dump(), "application/json");
+        auto res = cli.Post(TestType::create, TestType::auth(key), TestType::create_body().dump(), "application/json");
         CHECK_FALSE(res);
         CHECK(fake.live_sandboxes() == 1);
         CHECK(fake.requests().at(0).status == 0);
@@ -147,7 +167,7 @@ TEMPLATE_TEST_CASE("every fake: the same surface, faults and redaction", "[fakes
     SECTION("delay: the request waits, then is handled") {
         fake.inject({.kind = Fault::Kind::delay, .url_contains = TestType::list, .delay = 300ms});
         const auto start = std::chrono::steady_clock::now();
-        auto res = cli.Get(TestType::list, bearer(key));
+        auto res = cli.Get(TestType::list, TestType::auth(key));
         REQUIRE(res);
         CHECK(res->status == 200);
         CHECK(std::chrono::steady_clock::now() - start >= 300ms);
@@ -155,14 +175,14 @@ TEMPLATE_TEST_CASE("every fake: the same surface, faults and redaction", "[fakes
     SECTION("clear_faults and clear_requests") {
         fake.inject({.kind = Fault::Kind::reply, .times = -1, .status = 500});
         fake.clear_faults();
-        auto res = cli.Get(TestType::list, bearer(key));
+        auto res = cli.Get(TestType::list, TestType::auth(key));
         REQUIRE(res);
         CHECK(res->status == 200);
         fake.clear_requests();
         CHECK(fake.requests().empty());
     }
     SECTION("an unknown path is the provider's 404, logged") {
-        auto res = cli.Get("/no/such/path", bearer(key));
+        auto res = cli.Get("/no/such/path", TestType::auth(key));
         REQUIRE(res);
         CHECK(res->status == 404);
         REQUIRE(fake.requests().size() == 1);

@@ -491,7 +491,7 @@ TEST_CASE_METHOD(Fixture, "factory: selects by name, lists the known names other
         (void)runbox::make_runtime("nope", config, events);
         FAIL("expected an error");
     } catch (const runbox::error& e) {
-        CHECK(e.detail() == "Runtime nope not supported, known are: local, daytona, runloop");
+        CHECK(e.detail() == "Runtime nope not supported, known are: local, daytona, runloop, e2b");
     }
 
     auto rt = runbox::make_runtime<providers>("test", config, events, {.attach_to_existing = true});

@@ -46,6 +46,7 @@ struct FakeServerSettings {
     int port = 0;                   ///< 0 = any free port
     std::string api_key{};          ///< the only credential the API accepts
     std::size_t worker_threads = 32;  ///< long polls and proxied actions each hold one
+    std::size_t max_body_bytes = 0;   ///< larger request bodies are 413; 0 = cpp-httplib's default
 };
 
 /// Base of the REST fakes. A derived class must call stop() in its own destructor.
@@ -72,6 +73,7 @@ public:
                 }, false);
             }
             server_.set_tcp_nodelay(true);  // no Nagle delay on small JSON answers
+            if (settings_.max_body_bytes > 0) server_.set_payload_max_length(settings_.max_body_bytes);
             routes_registered_ = true;
         }
         if (settings_.port == 0) {

@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -43,13 +44,17 @@ struct ShellResult {
 /// One `sh -c` command of a fake, running or finished. Destroying it kills it and waits for it.
 class ShellCommand {
 public:
+    /// Receives output as it is read (stderr_side = false for stdout), on the reader thread.
+    using OutputHandler = std::function<void(bool stderr_side, std::string_view bytes)>;
+
     /// Starts `command` in `cwd` with this process's environment plus `env` (SESSION_API_KEY never
     /// passes). `merge_stderr` sends stderr into the stdout pipe. `on_exit` runs on the reader
     /// thread once the result is final (keep it short; it must not wait for this command).
+    /// With `on_output`, output goes there as it comes (a stream) instead of into result().
     ShellCommand(const std::string& command, const std::filesystem::path& cwd,
                  const std::map<std::string, std::string>& env, bool merge_stderr,
-                 std::function<void()> on_exit = {})
-        : on_exit_(std::move(on_exit)) {
+                 std::function<void()> on_exit = {}, OutputHandler on_output = {})
+        : on_exit_(std::move(on_exit)), on_output_(std::move(on_output)) {
         int out_pipe[2];
         int err_pipe[2] = {-1, -1};
         if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw error(errc::server_error, "pipe failed", "fake");
@@ -101,6 +106,12 @@ public:
         if (!done_ && pid_ > 0 && ::kill(-pid_, SIGKILL) != 0) ::kill(pid_, SIGKILL);
     }
 
+    /// Sends `sig` to the command's process group while it runs (SIGTERM, SIGSTOP, SIGCONT...).
+    void signal(int sig) noexcept {
+        std::lock_guard lock(mutex_);
+        if (!done_) proc_.signal_group(sig);
+    }
+
     /// The result so far (final once done()).
     ShellResult result() const {
         std::lock_guard lock(mutex_);
@@ -119,7 +130,9 @@ private:
             for (int i = 0; i < 2; ++i) {
                 if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
                 const auto n = ::read(fds[i].fd, buf, sizeof buf);
-                if (n > 0) {
+                if (n > 0 && on_output_) {
+                    on_output_(i == 1, std::string_view(buf, static_cast<std::size_t>(n)));
+                } else if (n > 0) {
                     std::lock_guard lock(mutex_);
                     (i == 0 ? result_.out : result_.err).append(buf, static_cast<std::size_t>(n));
                 } else if (n == 0 || errno != EINTR) {
@@ -146,6 +159,7 @@ private:
     }
 
     std::function<void()> on_exit_;
+    OutputHandler on_output_;
     server::detail::Contained proc_;
     pid_t pid_ = -1;
     mutable std::mutex mutex_;
@@ -161,8 +175,10 @@ public:
     /// Starts a command (see ShellCommand); after kill_all() it is killed at once.
     std::shared_ptr<ShellCommand> start(const std::string& command, const std::filesystem::path& cwd,
                                         const std::map<std::string, std::string>& env, bool merge_stderr,
-                                        std::function<void()> on_exit = {}) {
-        auto cmd = std::make_shared<ShellCommand>(command, cwd, env, merge_stderr, std::move(on_exit));
+                                        std::function<void()> on_exit = {},
+                                        ShellCommand::OutputHandler on_output = {}) {
+        auto cmd = std::make_shared<ShellCommand>(command, cwd, env, merge_stderr, std::move(on_exit),
+                                                  std::move(on_output));
         std::lock_guard lock(mutex_);
         std::erase_if(commands_, [](const auto& w) { return w.expired(); });
         commands_.push_back(cmd);
