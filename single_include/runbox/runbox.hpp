@@ -6,33 +6,43 @@
 // see README.md.
 #pragma once
 // ---- begin runbox/runbox.hpp ----
-// runbox/runbox.hpp - the umbrella header: the whole library.
-//
-// Optional transports that need extra libraries (transport/curl.hpp) and the test fakes
-// (runbox/testing/...) are not included here.
+/// \file
+/// the umbrella header: the whole library.
+///
+/// Optional transports that need extra libraries (transport/curl.hpp) and the test fakes
+/// (runbox/testing/...) are not included here.
 
 // ---- begin runbox/version.hpp ----
-// runbox/version.hpp - the library version (kept equal to project(VERSION) in CMakeLists.txt).
+/// \file
+/// the library version (kept equal to project(VERSION) in CMakeLists.txt).
 
 #include <string_view>
 
+/// The library's major version, for the preprocessor (`#if RUNBOX_VERSION_MAJOR > 0`).
 #define RUNBOX_VERSION_MAJOR 0
+/// The library's minor version.
 #define RUNBOX_VERSION_MINOR 1
+/// The library's patch version.
 #define RUNBOX_VERSION_PATCH 0
 
 namespace runbox {
+/// RUNBOX_VERSION_MAJOR as a constant.
 inline constexpr int version_major = RUNBOX_VERSION_MAJOR;
+/// RUNBOX_VERSION_MINOR as a constant.
 inline constexpr int version_minor = RUNBOX_VERSION_MINOR;
+/// RUNBOX_VERSION_PATCH as a constant.
 inline constexpr int version_patch = RUNBOX_VERSION_PATCH;
+/// `"MAJOR.MINOR.PATCH"` (what `runbox --version` prints).
 inline constexpr std::string_view version_string = "0.1.0";
 }  // namespace runbox
 // ---- end runbox/version.hpp ----
 // ---- begin runbox/error.hpp ----
-// runbox/error.hpp - the one exception type runbox throws, with a typed code.
-//
-// Errors are classified from HTTP status codes (never by matching message
-// text) and never carry a credential: every message built by runbox goes
-// through redact() with the secrets the throwing component knows.
+/// \file
+/// the one exception type runbox throws, with a typed code.
+///
+/// Errors are classified from HTTP status codes (never by matching message
+/// text) and never carry a credential: every message built by runbox goes
+/// through redact() with the secrets the throwing component knows.
 
 #include <chrono>
 #include <optional>
@@ -58,6 +68,7 @@ enum class errc {
     transport,           ///< connection refused/reset, TLS failure, DNS...
     bad_response,        ///< the peer answered something runbox cannot parse
     unsupported,         ///< the provider or transport cannot do this
+    cancelled,           ///< the caller ended the operation (a stop token, close() on another thread)
 };
 
 /// The stable, lower-case name of a code ("rate_limited"), used in messages.
@@ -75,6 +86,7 @@ constexpr std::string_view to_string(errc code) noexcept {
         case errc::transport: return "transport";
         case errc::bad_response: return "bad_response";
         case errc::unsupported: return "unsupported";
+        case errc::cancelled: return "cancelled";
     }
     return "unknown";
 }
@@ -93,6 +105,7 @@ inline const std::error_category& runbox_category() noexcept {
     return category;
 }
 
+/// `code` as a std::error_code in runbox_category() (found by ADL: `std::error_code ec = errc::timeout;`).
 inline std::error_code make_error_code(errc code) noexcept { return {static_cast<int>(code), runbox_category()}; }
 
 /// Classifies an HTTP status. 2xx/3xx have no error code; callers check first.
@@ -124,19 +137,27 @@ inline std::string redact(std::string text, const std::vector<std::string>& secr
 }
 
 /// The exception runbox throws. `what()` reads
-/// "runbox [<provider>] <code> (HTTP <status>): <message>".
+/// "runbox [<provider>] <code> (HTTP <status>): <message>", or with an RPC
+/// status "runbox [<provider>] <code> (HTTP <status>, RPC <code>): <message>".
 class error : public std::runtime_error {
 public:
+    /// `message` must not hold a secret (pass it through redact() first); `provider` names the
+    /// component ("daytona", ...), `http_status` the status that caused it (0: none), `retry_after`
+    /// the wait the server asked for.
     error(errc code, std::string message, std::string provider = {}, int http_status = 0,
-          std::optional<std::chrono::milliseconds> retry_after = std::nullopt)
-        : std::runtime_error(format(code, message, provider, http_status)),
+          std::optional<std::chrono::milliseconds> retry_after = std::nullopt,
+          std::optional<int> rpc_code = std::nullopt)
+        : std::runtime_error(format(code, message, provider, http_status, rpc_code)),
           code_(code),
           detail_(std::move(message)),
           provider_(std::move(provider)),
           http_status_(http_status),
-          retry_after_(retry_after) {}
+          retry_after_(retry_after),
+          rpc_code_(rpc_code) {}
 
+    /// What went wrong; branch on this, never on the message text.
     errc code() const noexcept { return code_; }
+    /// code() as a std::error_code.
     std::error_code error_code() const noexcept { return make_error_code(code_); }
     /// The message without the prefix.
     const std::string& detail() const noexcept { return detail_; }
@@ -146,14 +167,24 @@ public:
     int http_status() const noexcept { return http_status_; }
     /// How long the server asked us to wait before retrying, when it said.
     std::optional<std::chrono::milliseconds> retry_after() const noexcept { return retry_after_; }
+    /// The gRPC status code (0-16) that caused this error, when an RPC said; Connect's
+    /// code names map to the same numbers (runbox/rpc_status.hpp).
+    std::optional<int> rpc_code() const noexcept { return rpc_code_; }
 
 private:
-    static std::string format(errc code, const std::string& message, const std::string& provider, int status) {
+    static std::string format(errc code, const std::string& message, const std::string& provider, int status,
+                              std::optional<int> rpc) {
         std::string out = "runbox";
         if (!provider.empty()) out += " [" + provider + "]";
         out += ' ';
         out += to_string(code);
-        if (status != 0) out += " (HTTP " + std::to_string(status) + ")";
+        if (status != 0 && rpc) {
+            out += " (HTTP " + std::to_string(status) + ", RPC " + std::to_string(*rpc) + ")";
+        } else if (rpc) {
+            out += " (RPC " + std::to_string(*rpc) + ")";
+        } else if (status != 0) {
+            out += " (HTTP " + std::to_string(status) + ")";
+        }
         out += ": ";
         out += message;
         return out;
@@ -164,6 +195,7 @@ private:
     std::string provider_;
     int http_status_;
     std::optional<std::chrono::milliseconds> retry_after_;
+    std::optional<int> rpc_code_;
 };
 
 }  // namespace runbox
@@ -174,31 +206,36 @@ struct is_error_code_enum<runbox::errc> : true_type {};
 }  // namespace std
 // ---- end runbox/error.hpp ----
 // ---- begin runbox/status.hpp ----
-// runbox/status.hpp - RuntimeStatus: the OpenHands STATUS$... values a runtime reports while it works.
+/// \file
+/// RuntimeStatus: the OpenHands STATUS$... values a runtime reports while it works.
 
 #include <string_view>
 
 namespace runbox {
 
+/// A step of a runtime's life, reported with a message to RuntimeOptions::status_callback.
+/// The values are OpenHands' (the wire strings of to_string()); runbox itself reports
+/// building_runtime, starting_runtime, runtime_started, ready, error,
+/// error_runtime_disconnected and stopped. The others exist for OpenHands' agent side.
 enum class RuntimeStatus {
-    stopped,
-    building_runtime,
-    starting_runtime,
-    runtime_started,
-    setting_up_workspace,
-    setting_up_git_hooks,
-    ready,
-    error,
-    error_runtime_disconnected,
-    error_llm_authentication,
-    error_llm_service_unavailable,
-    error_llm_internal_server_error,
-    error_llm_out_of_credits,
-    error_llm_content_policy_violation,
-    agent_rate_limited_stopped_message,
-    git_provider_authentication_error,
-    llm_retry,
-    error_memory,
+    stopped,                             ///< close() finished.
+    building_runtime,                    ///< Creating the sandbox (or its workspace, image).
+    starting_runtime,                    ///< Starting the sandbox or its action server, waiting for it.
+    runtime_started,                     ///< The sandbox runs; its server is not yet answering.
+    setting_up_workspace,                ///< OpenHands: cloning or preparing the workspace.
+    setting_up_git_hooks,                ///< OpenHands: installing git hooks.
+    ready,                               ///< connect() finished: actions can run.
+    error,                               ///< Something failed; the message says what.
+    error_runtime_disconnected,          ///< The sandbox or its server is gone.
+    error_llm_authentication,            ///< OpenHands: the LLM rejected the key.
+    error_llm_service_unavailable,       ///< OpenHands: the LLM service is unavailable.
+    error_llm_internal_server_error,     ///< OpenHands: the LLM service failed.
+    error_llm_out_of_credits,            ///< OpenHands: the LLM account has no credits.
+    error_llm_content_policy_violation,  ///< OpenHands: the LLM refused the content.
+    agent_rate_limited_stopped_message,  ///< OpenHands: the agent stopped on a rate limit.
+    git_provider_authentication_error,   ///< OpenHands: the git provider rejected the token.
+    llm_retry,                           ///< OpenHands: retrying an LLM call.
+    error_memory,                        ///< OpenHands: the agent's memory failed.
 };
 
 /// The wire string OpenHands uses ("STATUS$READY", ...).
@@ -229,14 +266,15 @@ constexpr std::string_view to_string(RuntimeStatus status) noexcept {
 }  // namespace runbox
 // ---- end runbox/status.hpp ----
 // ---- begin runbox/config.hpp ----
-// runbox/config.hpp - Config (OpenHands' OpenHandsConfig analogue) and SandboxConfig.
-//
-// The names and defaults are OpenHands' (reference §12), except `runtime`, whose default is
-// "local": runbox works with no configuration at all. A Config is built from defaults, then
-// JSON (the shape of OpenHands' config.toml: core fields at the top, a "sandbox" object), then
-// the environment (RUNTIME, SANDBOX_TIMEOUT, ...), which wins. Provider settings live under
-// "providers": {"daytona": {"api_key": ...}}, with an environment fallback per setting.
-// Bad values are errors that name the field; unknown keys are errors too.
+/// \file
+/// Config (OpenHands' OpenHandsConfig analogue) and SandboxConfig.
+///
+/// The names and defaults are OpenHands' (reference §12), except `runtime`, whose default is
+/// "local": runbox works with no configuration at all. A Config is built from defaults, then
+/// JSON (the shape of OpenHands' config.toml: core fields at the top, a "sandbox" object), then
+/// the environment (RUNTIME, SANDBOX_TIMEOUT, ...), which wins. Provider settings live under
+/// "providers": {"daytona": {"api_key": ...}}, with an environment fallback per setting.
+/// Bad values are errors that name the field; unknown keys are errors too.
 
 #include <algorithm>
 #include <cctype>
@@ -256,11 +294,11 @@ constexpr std::string_view to_string(RuntimeStatus status) noexcept {
 // runbox/transport/transport.hpp - the vocabulary every transport speaks.
 //
 // Request / Response / Headers, the TransportPolicy concept, URL parsing,
-// Retry-After parsing, raise_for_status and the retry loop. No HTTP library
-// is included here: HttplibTransport (transport/httplib.hpp) and the test
-// transports (transport/testing.hpp) implement the concept. Query-string
-// percent-encoding (url_encode, query_string) lives in transport/httplib.hpp:
-// it delegates to cpp-httplib's encoder instead of writing one here.
+// query strings, the stream seams (StreamAction, on_head, deadline, stop
+// token, FrameHandler / send_framed), Retry-After parsing, raise_for_status
+// and the retry loop. No HTTP library is included here: HttplibTransport
+// (transport/httplib.hpp), CurlTransport (transport/curl.hpp) and the test
+// transports (transport/testing.hpp) implement the concept.
 
 #include <algorithm>
 #include <cctype>
@@ -268,15 +306,20 @@ constexpr std::string_view to_string(RuntimeStatus status) noexcept {
 #include <chrono>
 #include <cmath>
 #include <concepts>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <exception>
 #include <functional>
 #include <initializer_list>
 #include <iomanip>
 #include <locale>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <stop_token>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -360,6 +403,131 @@ BasicJson parse_untrusted_json(std::string_view text, const JsonLimits& limits =
 
 }  // namespace runbox::detail
 // ---- end runbox/detail/json.hpp ----
+// ---- begin runbox/transport/envelope.hpp ----
+// runbox/transport/envelope.hpp - the 5-byte message envelope gRPC and Connect share.
+//
+// Every message on a gRPC or Connect streaming body is 1 flag byte, a 4-byte
+// big-endian payload length, then the payload. FrameReader takes the body in
+// whatever chunks the transport delivers and yields whole frames; its payload
+// cap stops a peer from making runbox buffer an announced 4 GiB message.
+// No HTTP library is included here.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+
+namespace runbox {
+
+/// Flag bit: the payload is compressed (gRPC and Connect).
+inline constexpr std::uint8_t frame_compressed = 0x01;
+/// Flag bit: Connect's end-of-stream message (a JSON trailer block).
+inline constexpr std::uint8_t frame_end_stream = 0x02;
+
+/// One enveloped message.
+struct Frame {
+    std::uint8_t flags = 0;
+    std::string payload{};
+
+    /// flags & frame_end_stream
+    bool end_stream() const noexcept { return (flags & frame_end_stream) != 0; }
+    /// flags & frame_compressed
+    bool compressed() const noexcept { return (flags & frame_compressed) != 0; }
+};
+
+/// 1 flag byte + 4-byte big-endian length + payload. Throws errc::config_invalid
+/// for a payload longer than 4 GiB - 1 (the length field cannot say it).
+inline std::string encode_frame(std::string_view payload, std::uint8_t flags = 0) {
+    if (payload.size() > std::size_t{0xFFFFFFFFu}) {
+        throw error(errc::config_invalid, "a framed message cannot exceed 4 GiB", "transport");
+    }
+    const auto size = static_cast<std::uint32_t>(payload.size());
+    std::string out;
+    out.reserve(5 + payload.size());
+    out.push_back(static_cast<char>(flags));
+    out.push_back(static_cast<char>((size >> 24) & 0xFF));
+    out.push_back(static_cast<char>((size >> 16) & 0xFF));
+    out.push_back(static_cast<char>((size >> 8) & 0xFF));
+    out.push_back(static_cast<char>(size & 0xFF));
+    out.append(payload);
+    return out;
+}
+
+/// Incremental reader: feed() any chunking, next() yields whole frames in order.
+class FrameReader {
+public:
+    /// `max_payload`: the largest payload a header may announce.
+    explicit FrameReader(std::size_t max_payload = std::size_t{16} << 20) : max_payload_(max_payload) {}
+
+    /// Buffers `bytes`. Throws runbox::error(errc::bad_response) when a frame
+    /// header announces more than max_payload (checked as soon as its 5 header
+    /// bytes are in, whichever frame of the buffer it belongs to).
+    void feed(std::string_view bytes) {
+        buffer_.append(bytes);
+        check_headers();
+    }
+
+    /// The next whole frame, or nullopt until more bytes arrive.
+    std::optional<Frame> next() {
+        if (buffer_.size() - offset_ < 5) return std::nullopt;
+        const std::size_t size = announced();
+        if (buffer_.size() - offset_ - 5 < size) return std::nullopt;
+        Frame frame;
+        frame.flags = static_cast<std::uint8_t>(buffer_[offset_]);
+        frame.payload = buffer_.substr(offset_ + 5, size);
+        offset_ += 5 + size;
+        // Compact once the consumed prefix dominates, so a long stream does not grow the buffer.
+        if (offset_ == buffer_.size()) {
+            buffer_.clear();
+            scanned_ = 0;
+            offset_ = 0;
+        } else if (offset_ > buffer_.size() / 2) {
+            buffer_.erase(0, offset_);
+            scanned_ -= offset_;
+            offset_ = 0;
+        }
+        return frame;
+    }
+
+    /// No partial frame buffered (a stream that ends when !idle() is truncated).
+    bool idle() const noexcept { return buffer_.size() == offset_; }
+
+    /// Bytes buffered and not yet returned by next().
+    std::size_t buffered() const noexcept { return buffer_.size() - offset_; }
+
+private:
+    std::size_t announced(std::size_t at) const noexcept {
+        const auto byte = [&](std::size_t i) {
+            return static_cast<std::size_t>(static_cast<unsigned char>(buffer_[at + i]));
+        };
+        return (byte(1) << 24) | (byte(2) << 16) | (byte(3) << 8) | byte(4);
+    }
+    std::size_t announced() const noexcept { return announced(offset_); }
+
+    /// Checks every frame header that became complete since the last call.
+    void check_headers() {
+        while (buffer_.size() >= scanned_ + 5) {
+            const std::size_t size = announced(scanned_);
+            if (size > max_payload_) {
+                throw error(errc::bad_response,
+                            "a framed message announces " + std::to_string(size) + " bytes, over the limit of " +
+                                std::to_string(max_payload_),
+                            "transport");
+            }
+            scanned_ += 5 + size;
+        }
+    }
+
+    std::size_t max_payload_;
+    std::string buffer_{};
+    std::size_t offset_ = 0;   // start of the first frame not returned yet
+    std::size_t scanned_ = 0;  // start of the first frame header not checked yet (>= offset_)
+};
+
+}  // namespace runbox
+// ---- end runbox/transport/envelope.hpp ----
 
 namespace runbox {
 
@@ -462,6 +630,24 @@ private:
 
 enum class HttpVersion { any, http1_1, http2 };
 
+/// One HTTP response. For a streamed 2xx answer `body` stays empty (the bytes went to
+/// Request::on_body); `trailers` are the fields sent after the body (HTTP/2, chunked HTTP/1.1).
+struct Response {
+    int status = 0;
+    Headers headers{};
+    std::string body{};
+    Headers trailers{};
+
+    bool ok() const noexcept { return status >= 200 && status < 300; }
+};
+
+/// What a stream handler answers after each chunk (Request::on_body) or frame (send_framed).
+enum class StreamAction {
+    next,  ///< keep reading
+    done,  ///< stop here: the exchange ends cleanly and send() returns the Response (no error)
+    fail,  ///< stop here: send() throws errc::bad_response
+};
+
 /// One HTTP request. `url` is absolute: http[s]://host[:port]/path?query.
 struct Request {
     std::string method = "GET";
@@ -473,9 +659,27 @@ struct Request {
     std::chrono::milliseconds timeout{60000};
     std::optional<bool> idempotent{};          ///< overrides the method's default
     HttpVersion version = HttpVersion::any;
-    /// When set, a 2xx body is streamed here (return false to stop) and
-    /// Response::body stays empty; non-2xx bodies still land in Response::body.
-    std::function<bool(std::string_view)> on_body{};
+    /// When set, a 2xx body is streamed here chunk by chunk (any chunking) and Response::body
+    /// stays empty; non-2xx bodies still land in Response::body. The answer decides what comes
+    /// next (StreamAction); an exception thrown here ends the exchange and comes out of send().
+    std::function<StreamAction(std::string_view)> on_body{};
+    /// Called once with the status and headers (body empty) of the final response, before any
+    /// body byte reaches on_body; an exception thrown here ends the exchange.
+    std::function<void(const Response&)> on_head{};
+    /// The whole exchange (connect, request, every read of a streamed body) ends by this time
+    /// with errc::timeout; `timeout` still bounds each read. nullopt = no overall bound.
+    std::optional<std::chrono::steady_clock::time_point> deadline{};
+    /// A stop request (Runtime::close on another thread, say) ends the exchange at once with
+    /// errc::cancelled.
+    std::stop_token stop{};
+    /// "host:port" to dial instead of the URL's host and port (IPv6 in brackets); the URL's
+    /// host stays in the Host header and in TLS SNI/certificate checks. Empty = the URL's.
+    std::string connect_to{};
+    /// Names of JSON fields, in this request's body or its response's, whose string values are
+    /// secrets (a token first seen in a response, e.g. {"auth_token", "envdAccessToken"}; a
+    /// session key inside a create's environment). Transports ignore it; a RecordingTransport
+    /// learns those values and redacts them before it writes anything.
+    std::vector<std::string> secret_fields{};
 
     /// `idempotent` if set, else true for GET/HEAD/PUT/DELETE/OPTIONS.
     bool is_idempotent() const {
@@ -485,15 +689,6 @@ struct Request {
         }
         return false;
     }
-};
-
-struct Response {
-    int status = 0;
-    Headers headers{};
-    std::string body{};
-    Headers trailers{};
-
-    bool ok() const noexcept { return status >= 200 && status < 300; }
 };
 
 /// How a transport is built. Every field has a safe default.
@@ -620,6 +815,233 @@ inline Url parse_url(std::string_view text) {
 }
 
 // ---------------------------------------------------------------------------
+// Query strings (RFC 3986)
+
+/// Percent-encodes one query-string key or value: the RFC 3986 unreserved
+/// characters (letters, digits, - . _ ~) and ! * ' ( ) stay, every other byte
+/// becomes %XX (upper-case hex).
+inline std::string url_encode(std::string_view value) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(value.size());
+    for (const char c : value) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (std::isalnum(byte) != 0 || std::string_view("-._~!*'()").find(c) != std::string_view::npos) {
+            out.push_back(c);
+        } else {
+            out.push_back('%');
+            out.push_back(hex[byte >> 4]);
+            out.push_back(hex[byte & 0x0F]);
+        }
+    }
+    return out;
+}
+
+/// "k1=v1&k2=v2" with every key and value percent-encoded, in the given order.
+inline std::string query_string(std::initializer_list<std::pair<std::string_view, std::string_view>> params) {
+    std::string out;
+    for (const auto& [key, value] : params) {
+        if (!out.empty()) out += '&';
+        out += url_encode(key);
+        out += '=';
+        out += url_encode(value);
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------
+// What every transport does for one exchange
+
+namespace detail {
+/// Refuses header fields that would smuggle extra header lines (CR/LF) or are
+/// malformed, naming the field but never its value (errc::config_invalid).
+inline void check_header_fields(const Headers& headers) {
+    for (const auto& [name, value] : headers) {
+        if (name.empty() || name.find_first_of("\r\n: \t") != std::string::npos) {
+            throw error(errc::config_invalid, "malformed header name", "transport");
+        }
+        if (value.find_first_of("\r\n") != std::string::npos) {
+            throw error(errc::config_invalid, "the value of header " + name + " contains a line break", "transport");
+        }
+    }
+}
+
+/// The stream bookkeeping of one exchange, shared by every transport: delivers
+/// the head once and 2xx chunks to the request's handlers, remembers why the
+/// transfer stopped (done, fail, a handler's exception, the stop token, the
+/// deadline) and turns that into the result after the transfer.
+class ExchangeControl {
+public:
+    explicit ExchangeControl(const Request& request) : request_(request) {}
+
+    bool stop_requested() const noexcept { return request_.stop.stop_requested(); }
+    bool expired(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const noexcept {
+        return request_.deadline && now >= *request_.deadline;
+    }
+    /// False once the exchange must stop (stopped, expired, or a handler ended it).
+    bool live() const noexcept { return action_ == StreamAction::next && !failure_ && !stop_requested() && !expired(); }
+
+    /// Hands the final response's head to on_head; false when the transfer must stop.
+    bool head(const Response& head) {
+        if (!live()) return false;
+        if (head_seen_) return true;
+        head_seen_ = true;
+        streaming_ = request_.on_body && head.ok();
+        if (!request_.on_head) return true;
+        try {
+            request_.on_head(head);
+        } catch (...) {
+            failure_ = std::current_exception();
+        }
+        return live();
+    }
+
+    /// True when a 2xx body goes to on_body rather than into Response::body.
+    bool streaming() const noexcept { return streaming_; }
+
+    /// Hands one chunk of a streamed body to on_body; false when the transfer must stop.
+    bool chunk(std::string_view data) {
+        if (!live()) return false;
+        if (data.empty()) return true;
+        delivered_ = true;
+        try {
+            action_ = request_.on_body(data);
+        } catch (...) {
+            failure_ = std::current_exception();
+        }
+        return live();
+    }
+
+    /// on_body answered done: the transfer was cut short on purpose.
+    bool done() const noexcept { return action_ == StreamAction::done && !failure_; }
+    /// Some body bytes reached on_body (a retry could not replay them).
+    bool delivered() const noexcept { return delivered_; }
+
+    /// After a transfer that stopped early: throws what stopped it, in order of
+    /// precedence (a handler's exception, fail, the stop token, the deadline).
+    /// Returns when none of them did (the transport reports its own error).
+    void raise_if_stopped(std::string_view where) const {
+        if (failure_) std::rethrow_exception(failure_);
+        if (action_ == StreamAction::fail) {
+            throw error(errc::bad_response, std::string(where) + ": the stream handler failed the exchange", "transport");
+        }
+        if (stop_requested()) throw error(errc::cancelled, std::string(where) + ": cancelled", "transport");
+        if (expired()) {
+            throw error(errc::timeout, std::string(where) + ": the exchange passed its deadline", "transport");
+        }
+    }
+
+private:
+    const Request& request_;
+    StreamAction action_ = StreamAction::next;
+    std::exception_ptr failure_{};
+    bool head_seen_ = false;
+    bool streaming_ = false;
+    bool delivered_ = false;
+};
+
+/// Calls `abort` from a helper thread when the request's stop token fires or
+/// its deadline passes, whichever comes first, unless the exchange ended
+/// before (destruction). No thread when the request has neither.
+class Watchdog {
+public:
+    Watchdog(const Request& request, std::function<void()> abort) {
+        if (!request.stop.stop_possible() && !request.deadline) return;
+        thread_ = std::jthread([this, user = request.stop, deadline = request.deadline,
+                                abort = std::move(abort)](std::stop_token self) {
+            // Registered before the lock is taken: a token already stopped runs the callback here.
+            std::stop_callback wake(user, [this] {
+                std::lock_guard guard(mutex_);
+                wakeup_.notify_all();
+            });
+            std::unique_lock lock(mutex_);
+            auto stopped = [&] { return user.stop_requested(); };
+            if (deadline) {
+                wakeup_.wait_until(lock, self, *deadline, stopped);
+            } else {
+                wakeup_.wait(lock, self, stopped);
+            }
+            if (self.stop_requested()) return;  // the exchange finished first
+            lock.unlock();
+            abort();
+        });
+    }
+    Watchdog(const Watchdog&) = delete;
+    Watchdog& operator=(const Watchdog&) = delete;
+    ~Watchdog() {
+        if (thread_.joinable()) {
+            thread_.request_stop();
+            thread_.join();
+        }
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable_any wakeup_;
+    std::jthread thread_;  // last: joined before the members it uses go
+};
+}  // namespace detail
+
+/// Adapts a frame handler (one call per whole gRPC/Connect message) to the
+/// chunk handler Request::on_body takes, through a FrameReader, so transports
+/// only ever deliver chunks. Copies share one reader.
+class FrameHandler {
+public:
+    using Handler = std::function<StreamAction(Frame&)>;
+
+    /// `max_payload` bounds one message (FrameReader); a larger one fails the exchange with errc::bad_response.
+    explicit FrameHandler(Handler on_frame, std::size_t max_payload = std::size_t{16} << 20)
+        : state_(std::make_shared<State>(std::move(on_frame), max_payload)) {}
+
+    /// The chunk handler to put in Request::on_body.
+    std::function<StreamAction(std::string_view)> chunk_handler() const {
+        return [state = state_](std::string_view chunk) {
+            state->reader.feed(chunk);
+            while (auto frame = state->reader.next()) {
+                ++state->frames;
+                const StreamAction action = state->on_frame(*frame);
+                if (action != StreamAction::next) {
+                    state->ended = true;
+                    return action;
+                }
+            }
+            return StreamAction::next;
+        };
+    }
+
+    /// Whole frames handed to the handler so far.
+    std::size_t frames() const noexcept { return state_->frames; }
+    /// The body ended inside a frame (and the handler had not ended the stream itself).
+    bool truncated() const noexcept { return !state_->ended && !state_->reader.idle(); }
+
+private:
+    struct State {
+        State(Handler h, std::size_t max) : on_frame(std::move(h)), reader(max) {}
+        Handler on_frame;
+        FrameReader reader;
+        std::size_t frames = 0;
+        bool ended = false;
+    };
+    std::shared_ptr<State> state_;
+};
+
+/// Sends `request` with its 2xx body read frame by frame (the 5-byte envelope):
+/// `on_frame` answers next / done / fail per message. Returns the Response
+/// (body empty when 2xx); throws errc::bad_response when the body ends inside
+/// a frame or a frame is over `max_payload`, and whatever the transport throws.
+template <class T>
+Response send_framed(T& transport, Request request, FrameHandler::Handler on_frame,
+                     std::size_t max_payload = std::size_t{16} << 20) {
+    FrameHandler frames(std::move(on_frame), max_payload);
+    request.on_body = frames.chunk_handler();
+    Response response = transport.send(request);
+    if (response.ok() && frames.truncated()) {
+        throw error(errc::bad_response, "the framed body ended inside a message (truncated stream)", "transport");
+    }
+    return response;
+}
+
+// ---------------------------------------------------------------------------
 // Retry-After
 
 namespace detail {
@@ -737,6 +1159,13 @@ inline void raise_for_status(const Response& response, std::string_view provider
 // ---------------------------------------------------------------------------
 // Retries
 
+/// What RetryPolicy::classify says about one response.
+struct RetryDecision {
+    bool retry = false;  ///< try again (still only for idempotent requests, within the budget)
+    /// How long to wait first (a throttle the response carried); nullopt = the backoff.
+    std::optional<std::chrono::milliseconds> delay{};
+};
+
 /// When and how often send_with_retry tries again. Only idempotent requests
 /// are ever retried; a command is never silently re-run.
 struct RetryPolicy {
@@ -751,6 +1180,13 @@ struct RetryPolicy {
     std::function<void(std::chrono::milliseconds)> sleep = [](std::chrono::milliseconds d) {
         std::this_thread::sleep_for(d);
     };
+    /// Classifies a response (e.g. a grpc-status in trailers on an HTTP 200, see
+    /// grpc_retry_classifier in runbox/rpc_status.hpp). A decision replaces the status
+    /// rules above for that response; nullopt (or no hook) keeps them.
+    std::function<std::optional<RetryDecision>(const Response&)> classify{};
+    /// Called before every attempt (1-based) with the request about to be sent; it may edit
+    /// it. Edits persist across the attempts of one call (see attempt_headers).
+    std::function<void(Request&, int attempt)> on_attempt{};
 
     /// One attempt, no retries.
     static RetryPolicy none() {
@@ -788,8 +1224,11 @@ inline double unit_random() {
 ///    never when the response says `x-should-retry: false`;
 ///  - on errc::transport errors if retry_dropped_connections, unless part of
 ///    a streamed body already reached request.on_body;
-///  - waiting Retry-After when the server gives one, else the backoff; a wait
-///    that would end past max_elapsed ends the loop instead.
+///  - or as policy.classify decides, when it decides (gRPC statuses in trailers);
+///  - never once part of a streamed body reached request.on_body;
+///  - waiting Retry-After (or the classifier's delay) when there is one, else the
+///    backoff; a wait that would end past max_elapsed ends the loop instead.
+/// policy.on_attempt edits the request before each attempt.
 /// When it stops, it returns the last Response (the caller raises) or
 /// rethrows the last error. max_elapsed bounds the waits, not one attempt
 /// (request.timeout does that).
@@ -802,15 +1241,18 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
     // A streamed body cannot be replayed into the receiver: note when bytes arrive.
     bool body_delivered = false;
     Request streamed;
-    const Request* to_send = &request;
-    if (request.on_body) {
+    Request* working = nullptr;  // the copy attempts are sent from, when one is needed
+    if (request.on_body || policy.on_attempt) {
         streamed = request;
+        working = &streamed;
+    }
+    if (request.on_body) {
         streamed.on_body = [&body_delivered, &request](std::string_view chunk) {
             body_delivered = true;
             return request.on_body(chunk);
         };
-        to_send = &streamed;
     }
+    const Request* to_send = working ? working : &request;
 
     // Elapsed = wall time, or the waits asked for if more (an injected sleep may not block).
     std::chrono::milliseconds waited{0};
@@ -824,6 +1266,7 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
     };
 
     for (int attempt = 1;; ++attempt) {
+        if (policy.on_attempt) policy.on_attempt(*working, attempt);
         Response response;
         try {
             response = transport.send(*to_send);
@@ -837,15 +1280,41 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
             continue;
         }
         if (!idempotent || attempt >= attempts) return response;
-        const auto should_retry = response.headers.get("x-should-retry");
-        bool retry = policy.retries_status(response.status);
-        if (should_retry && detail::iequals(detail::trim(*should_retry), "false")) retry = false;
-        if (should_retry && detail::iequals(detail::trim(*should_retry), "true") && !response.ok()) retry = true;
-        if (!retry) return response;
-        const auto delay = parse_retry_after(response.headers).value_or(policy.backoff(attempt, detail::unit_random()));
+        std::optional<RetryDecision> decision;
+        if (policy.classify) decision = policy.classify(response);
+        if (!decision) {
+            const auto should_retry = response.headers.get("x-should-retry");
+            bool retry = policy.retries_status(response.status);
+            if (should_retry && detail::iequals(detail::trim(*should_retry), "false")) retry = false;
+            if (should_retry && detail::iequals(detail::trim(*should_retry), "true") && !response.ok()) retry = true;
+            decision = RetryDecision{retry, parse_retry_after(response.headers)};
+        }
+        if (!decision->retry || body_delivered) return response;
+        const auto delay = decision->delay.value_or(policy.backoff(attempt, detail::unit_random()));
         if (!fits_budget(delay)) return response;
         wait(delay);
     }
+}
+
+/// An on_attempt hook for RetryPolicy: sets `counter_header` (if not empty) to the attempt
+/// number ("1", "2", ...) and, on the first attempt, `key_header` (if not empty and not
+/// already set) to a fresh random key - the same key then goes with every retry of that
+/// call, so the server can tell a retry from a new call.
+inline std::function<void(Request&, int)> attempt_headers(std::string counter_header, std::string key_header = {}) {
+    return [counter_header = std::move(counter_header), key_header = std::move(key_header)](Request& request,
+                                                                                          int attempt) {
+        if (!counter_header.empty()) request.headers.set(counter_header, std::to_string(attempt));
+        if (!key_header.empty() && !request.headers.contains(key_header)) {
+            thread_local std::mt19937_64 engine{std::random_device{}()};
+            static constexpr char hex[] = "0123456789abcdef";
+            std::string key;
+            for (int i = 0; i < 2; ++i) {
+                auto bits = engine();
+                for (int j = 0; j < 16; ++j, bits >>= 4) key.push_back(hex[bits & 0xF]);
+            }
+            request.headers.set(key_header, std::move(key));
+        }
+    };
 }
 
 }  // namespace runbox
@@ -860,12 +1329,14 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string& na
 /// Lists the whole environment (for the SANDBOX_ENV_<NAME> forwarding).
 using EnvList = std::function<std::vector<std::pair<std::string, std::string>>()>;
 
+/// The default EnvLookup: std::getenv.
 inline std::optional<std::string> process_env(const std::string& name) {
     const char* value = std::getenv(name.c_str());
     if (value == nullptr) return std::nullopt;
     return std::string(value);
 }
 
+/// The default EnvList: every `NAME=value` of the process environment (`environ`).
 inline std::vector<std::pair<std::string, std::string>> process_env_list() {
     std::vector<std::pair<std::string, std::string>> out;
     for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
@@ -880,43 +1351,46 @@ inline std::vector<std::pair<std::string, std::string>> process_env_list() {
 /// `[sandbox]`: the fields runtimes use, with OpenHands' defaults.
 struct SandboxConfig {
     int timeout = 120;  ///< default action timeout, seconds
-    bool keep_runtime_alive = false;
-    bool pause_closed_runtimes = true;
-    bool rm_all_containers = false;
-    std::optional<std::string> api_key;
+    bool keep_runtime_alive = false;  ///< Runloop: close() leaves the devbox running (`runbox run --keep`)
+    bool pause_closed_runtimes = true;  ///< OpenHands compatibility: parsed, not used by runbox
+    bool rm_all_containers = false;  ///< OpenHands compatibility: parsed, not used by runbox
+    std::optional<std::string> api_key;  ///< OpenHands compatibility: parsed, not used (see Config::providers)
+    /// OpenHands compatibility: parsed, not used by runbox
     std::optional<std::string> remote_runtime_api_url = "http://localhost:8000";
-    std::string local_runtime_url = "http://localhost";
+    std::string local_runtime_url = "http://localhost";  ///< OpenHands compatibility: parsed, not used by runbox
+    /// OpenHands compatibility: parsed, not used by runbox
     std::optional<std::string> base_container_image = "nikolaik/python-nodejs:python3.12-nodejs22";
-    std::optional<std::string> runtime_container_image;
-    int remote_runtime_init_timeout = 180;
-    int remote_runtime_api_timeout = 180;
-    bool enable_auto_lint = false;
-    bool use_host_network = false;
-    std::string runtime_binding_address = "0.0.0.0";
-    bool initialize_plugins = true;
-    bool force_rebuild_runtime = false;
-    std::optional<std::string> runtime_extra_deps;
+    std::optional<std::string> runtime_container_image;  ///< Daytona: the snapshot to create sandboxes from
+    int remote_runtime_init_timeout = 180;  ///< seconds; OpenHands compatibility: parsed, not used by runbox
+    int remote_runtime_api_timeout = 180;  ///< seconds; OpenHands compatibility: parsed, not used by runbox
+    bool enable_auto_lint = false;  ///< sets ENABLE_AUTO_LINT=true in the sandbox's shell
+    bool use_host_network = false;  ///< OpenHands compatibility: parsed, not used by runbox
+    std::string runtime_binding_address = "0.0.0.0";  ///< OpenHands compatibility: parsed, not used by runbox
+    bool initialize_plugins = true;  ///< OpenHands compatibility: parsed, not used by runbox
+    bool force_rebuild_runtime = false;  ///< OpenHands compatibility: parsed, not used by runbox
+    std::optional<std::string> runtime_extra_deps;  ///< OpenHands compatibility: parsed, not used by runbox
+    /// Environment of the action server and its shell (NO_CHANGE_TIMEOUT_SECONDS, ...); every provider.
     std::map<std::string, std::string> runtime_startup_env_vars;
-    std::optional<std::string> browsergym_eval_env;
-    std::optional<std::string> platform;
-    int close_delay = 3600;
-    bool enable_gpu = false;
-    std::optional<int> vscode_port;
-    std::optional<std::string> volumes;
+    std::optional<std::string> browsergym_eval_env;  ///< passed to the server as --browsergym-eval-env
+    std::optional<std::string> platform;  ///< OpenHands compatibility: parsed, not used by runbox
+    int close_delay = 3600;  ///< seconds; OpenHands compatibility: parsed, not used by runbox
+    bool enable_gpu = false;  ///< OpenHands compatibility: parsed, not used by runbox
+    std::optional<int> vscode_port;  ///< OpenHands compatibility: parsed, not used by runbox
+    std::optional<std::string> volumes;  ///< OpenHands compatibility: parsed, not used by runbox
 };
 
 /// The configuration a runtime is built from.
 struct Config {
     std::string runtime = "local";  ///< provider name (OpenHands defaults to "docker"; runbox to "local")
-    SandboxConfig sandbox;
+    SandboxConfig sandbox;  ///< the JSON object "sandbox"; environment SANDBOX_<FIELD>
     std::optional<std::string> workspace_base;  ///< host directory used as the workspace (local provider)
-    std::string workspace_mount_path_in_sandbox = "/workspace";
-    bool run_as_openhands = true;
-    bool enable_browser = true;
-    bool debug = false;
-    std::string git_user_name = "openhands";
-    std::string git_user_email = "openhands@all-hands.dev";
-    bool init_git_in_empty_workspace = false;
+    std::string workspace_mount_path_in_sandbox = "/workspace";  ///< the server's working directory (cloud)
+    bool run_as_openhands = true;  ///< Runloop: run actions as user openhands (1000), else root
+    bool enable_browser = true;  ///< false: the server starts without a browser (--no-enable-browser)
+    bool debug = false;  ///< cloud providers: DEBUG=true in the server's environment
+    std::string git_user_name = "openhands";  ///< git's user.name in the sandbox
+    std::string git_user_email = "openhands@all-hands.dev";  ///< git's user.email in the sandbox
+    bool init_git_in_empty_workspace = false;  ///< OpenHands compatibility: parsed, not used by runbox
     /// The owner label on every sandbox runbox creates (lifecycle.hpp); default: this host's name.
     std::optional<std::string> runbox_owner;
     /// When set, each runtime records its creates in this lease file and the next start reaps
@@ -929,6 +1403,7 @@ struct Config {
     nlohmann::json providers = nlohmann::json::object();
     /// Where environment variables come from (the process by default).
     EnvLookup env = process_env;
+    /// The whole environment, for SANDBOX_ENV_<NAME> forwarding (the process by default).
     EnvList env_list = process_env_list;
 
     /// A provider setting: providers[provider][key] when present (a string, or a number/bool
@@ -1252,15 +1727,16 @@ inline Config Config::from_json(const nlohmann::json& json, EnvLookup lookup) {
 }  // namespace runbox
 // ---- end runbox/config.hpp ----
 // ---- begin runbox/events.hpp ----
-// runbox/events.hpp - OpenHands actions and observations and their wire format.
-//
-// JSON convention: serialisation returns nlohmann::ordered_json so that a dump
-// has the OpenHands key order (id, timestamp, source, message, cause,
-// action|observation, tool_call_metadata, llm_metrics, args, timeout | content,
-// extras, success). An ordered_json converts implicitly to nlohmann::json when
-// a caller does not care about order. Parsing accepts either json flavour.
-// Free-form payloads (MCP arguments, browser DOM objects, tool_call_metadata)
-// are kept as ordered_json so they round-trip byte for byte.
+/// \file
+/// OpenHands actions and observations and their wire format.
+///
+/// JSON convention: serialisation returns nlohmann::ordered_json so that a dump
+/// has the OpenHands key order (id, timestamp, source, message, cause,
+/// action|observation, tool_call_metadata, llm_metrics, args, timeout | content,
+/// extras, success). An ordered_json converts implicitly to nlohmann::json when
+/// a caller does not care about order. Parsing accepts either json flavour.
+/// Free-form payloads (MCP arguments, browser DOM objects, tool_call_metadata)
+/// are kept as ordered_json so they round-trip byte for byte.
 
 #include <cctype>
 #include <cerrno>
@@ -1283,19 +1759,44 @@ inline Config Config::from_json(const nlohmann::json& json, EnvLookup lookup) {
 
 namespace runbox {
 
+/// JSON that keeps its keys in insertion order: what every to_json here returns (the OpenHands key order).
 using ordered_json = nlohmann::ordered_json;
 
 // ---------------------------------------------------------------------------
 // Enumerations
 
-enum class EventSource { agent, user, environment };
-enum class ConfirmationState { confirmed, rejected, awaiting_confirmation };
-enum class SecurityRisk : int { unknown = -1, low = 0, medium = 1, high = 2 };
+/// Who produced an event (the wire `source`).
+enum class EventSource {
+    agent,        ///< The agent (actions it chose).
+    user,         ///< The user (messages, confirmations).
+    environment,  ///< The runtime (observations).
+};
+/// Whether a user confirmed an action (the wire `confirmation_state`).
+enum class ConfirmationState {
+    confirmed,              ///< Confirmed (the default): run it.
+    rejected,               ///< Rejected by the user: do not run it.
+    awaiting_confirmation,  ///< Waiting for the user.
+};
+/// The risk of an action as an agent or a security analyzer rated it (the wire integer).
+enum class SecurityRisk : int {
+    unknown = -1,  ///< Not rated (the default).
+    low = 0,       ///< Low risk.
+    medium = 1,    ///< Medium risk.
+    high = 2,      ///< High risk.
+};
 /// impl_source of a read: "default" or "oh_aci".
-enum class FileReadSource { default_, oh_aci };
+enum class FileReadSource {
+    default_,  ///< `"default"`: the plain reader (line range `start`..`end`).
+    oh_aci,    ///< `"oh_aci"`: OH-ACI's `view` (line numbers, `view_range`).
+};
 /// impl_source of an edit: "llm_based_edit" or "oh_aci".
-enum class FileEditSource { llm_based_edit, oh_aci };
+enum class FileEditSource {
+    llm_based_edit,  ///< `"llm_based_edit"`: replace lines `start`..`end` with `content`.
+    oh_aci,          ///< `"oh_aci"`: OH-ACI's str_replace_editor commands.
+};
 
+/// The wire string of an enumerator (`"agent"`, `"confirmed"`, `"oh_aci"`, ...).
+///@{
 constexpr std::string_view to_string(EventSource s) noexcept {
     switch (s) {
         case EventSource::agent: return "agent";
@@ -1318,13 +1819,16 @@ constexpr std::string_view to_string(FileReadSource s) noexcept {
 constexpr std::string_view to_string(FileEditSource s) noexcept {
     return s == FileEditSource::oh_aci ? "oh_aci" : "llm_based_edit";
 }
+///@}
 
+/// The EventSource of a wire string; nullopt for any other string.
 inline std::optional<EventSource> event_source_from_string(std::string_view s) noexcept {
     if (s == "agent") return EventSource::agent;
     if (s == "user") return EventSource::user;
     if (s == "environment") return EventSource::environment;
     return std::nullopt;
 }
+/// The ConfirmationState of a wire string; nullopt for any other string.
 inline std::optional<ConfirmationState> confirmation_state_from_string(std::string_view s) noexcept {
     if (s == "confirmed") return ConfirmationState::confirmed;
     if (s == "rejected") return ConfirmationState::rejected;
@@ -1337,38 +1841,67 @@ inline std::optional<ConfirmationState> confirmation_state_from_string(std::stri
 
 /// Stream bookkeeping shared by every event; all optional (unset = omitted on the wire).
 struct EventMeta {
+    /// Position in the EventStream, assigned when published; unset (or -1 on the wire) for a new event.
     std::optional<std::int64_t> id{};
+    /// ISO 8601 time of publishing, as OpenHands writes it.
     std::optional<std::string> timestamp{};
+    /// Who produced the event.
     std::optional<EventSource> source{};
+    /// For an observation: the id of the action it answers.
     std::optional<std::int64_t> cause{};
+    /// The LLM tool call that produced the event and the LLM's cost and token metrics; kept verbatim.
+    ///@{
     std::optional<ordered_json> tool_call_metadata{}, llm_metrics{};
+    ///@}
+    /// Member-wise equality.
     friend bool operator==(const EventMeta&, const EventMeta&) = default;
 };
 
 // ---------------------------------------------------------------------------
 // Actions (members = reference args in wire order, then timeout, then meta)
 
+/// The empty action (`"null"`); never executed.
 struct NullAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "null";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = false;
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const NullAction&, const NullAction&) = default;
 };
 
+/// Run a shell command in the sandbox's persistent bash session (`"run"`).
+/// Members are the wire `args` of the same names.
 struct CmdRunAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "run";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = true;
+    /// The shell command; with `is_input`, text for the running command instead (`""` continues, `C-c` interrupts).
     std::string command{};
+    /// True: `command` is input to the command still running, not a new command.
     bool is_input = false;
+    /// The agent's reasoning that came with the action.
     std::string thought{};
+    /// True: wait until the hard `timeout` instead of returning at the no-new-output timeout.
     bool blocking = false;
+    /// True: run in a fresh non-interactive bash, not the persistent session.
     bool is_static = false;
+    /// Working directory of a static command (unset: the sandbox's working directory).
     std::optional<std::string> cwd{};
+    /// True: the output is neither truncated nor meant for the agent (runbox's own setup commands).
     bool hidden = false;
+    /// Whether the user confirmed the action (a string on the wire).
     ConfirmationState confirmation_state = ConfirmationState::confirmed;
+    /// The risk the agent or a security analyzer assigned (an integer on the wire).
     SecurityRisk security_risk = SecurityRisk::unknown;
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
 
     /// An explicit timeout makes the command blocking by default (reference quirk 9).
@@ -1376,153 +1909,280 @@ struct CmdRunAction {
         timeout = seconds;
         blocking = block;
     }
+    /// Member-wise equality.
     friend bool operator==(const CmdRunAction&, const CmdRunAction&) = default;
 };
 
+/// Run a Jupyter cell (`"run_ipython"`).
+/// Members are the wire `args` of the same names.
 struct IPythonRunCellAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "run_ipython";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = true;
+    /// The Python code of the cell.
     std::string code{};
+    /// The agent's reasoning that came with the action.
     std::string thought{};
+    /// True: the output ends with the kernel's working directory and interpreter.
     bool include_extra = true;
+    /// Whether the user confirmed the action (a string on the wire).
     ConfirmationState confirmation_state = ConfirmationState::confirmed;
+    /// The risk the agent or a security analyzer assigned (an integer on the wire).
     SecurityRisk security_risk = SecurityRisk::unknown;
+    /// Code run once per kernel (again after a restart) before `code`; its output is dropped.
     std::string kernel_init_code{};
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const IPythonRunCellAction&, const IPythonRunCellAction&) = default;
 };
 
+/// Read a file or part of it (`"read"`).
+/// Members are the wire `args` of the same names.
 struct FileReadAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "read";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = true;
+    /// The file, absolute or relative to the shell's current directory.
     std::string path{};
+    /// First line to read, 0-based.
     int start = 0;
+    /// Line after the last one read (end-exclusive, 0-based); -1: to the end of the file.
     int end = -1;
+    /// The agent's reasoning that came with the action.
     std::string thought{};
+    /// The risk the agent or a security analyzer assigned (an integer on the wire).
     SecurityRisk security_risk = SecurityRisk::unknown;
+    /// Which reader: the plain one or OH-ACI's `view`.
     FileReadSource impl_source = FileReadSource::default_;
-    std::optional<std::vector<int>> view_range{};  // [first, last], OH-ACI only
+    std::optional<std::vector<int>> view_range{};  ///< [first, last], OH-ACI only
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const FileReadAction&, const FileReadAction&) = default;
 };
 
+/// Write a file or replace a range of its lines (`"write"`).
+/// Members are the wire `args` of the same names.
 struct FileWriteAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "write";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = true;
+    /// The file, absolute or relative to the shell's current directory; created if missing.
     std::string path{};
+    /// The text to write.
     std::string content{};
+    /// First line replaced, 0-based.
     int start = 0;
+    /// Line after the last one replaced (end-exclusive, a Python slice); -1: to the end of the file.
     int end = -1;
+    /// The agent's reasoning that came with the action.
     std::string thought{};
+    /// The risk the agent or a security analyzer assigned (an integer on the wire).
     SecurityRisk security_risk = SecurityRisk::unknown;
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const FileWriteAction&, const FileWriteAction&) = default;
 };
 
+/// Edit a file with OH-ACI's str_replace_editor or an LLM-based edit (`"edit"`).
+/// Members are the wire `args` of the same names.
 struct FileEditAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "edit";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = true;
+    /// The file; an absolute path for OH-ACI commands.
     std::string path{};
-    std::string command{};  // OH-ACI: view, create, str_replace, insert, undo_edit
+    std::string command{};  ///< OH-ACI: view, create, str_replace, insert, undo_edit
+    /// The whole file for `create`.
     std::optional<std::string> file_text{};
+    /// For `str_replace`: the text to replace (it must occur exactly once).
     std::optional<std::string> old_str{};
+    /// For `str_replace`: the replacement; for `insert`: the text inserted.
     std::optional<std::string> new_str{};
+    /// For `insert`: the line after which `new_str` goes (0: at the top).
     std::optional<int> insert_line{};
-    std::string content{};  // LLM-based edit
+    std::string content{};  ///< LLM-based edit
+    /// LLM-based edit: first line replaced, 1-based.
     int start = 1;
+    /// LLM-based edit: last line replaced; -1: to the end of the file.
     int end = -1;
+    /// The agent's reasoning that came with the action.
     std::string thought{};
+    /// The risk the agent or a security analyzer assigned (an integer on the wire).
     SecurityRisk security_risk = SecurityRisk::unknown;
+    /// OH-ACI (`command` and its arguments) or LLM-based (`content` over `start`..`end`, inclusive;
+    /// OpenHands does those on the client; the action server refuses them).
     FileEditSource impl_source = FileEditSource::oh_aci;
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const FileEditAction&, const FileEditAction&) = default;
 };
 
+/// Open a URL in the sandbox's browser (`"browse"`).
+/// Members are the wire `args` of the same names.
 struct BrowseURLAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "browse";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = true;
+    /// The page to open.
     std::string url{};
+    /// The agent's reasoning that came with the action.
     std::string thought{};
+    /// The risk the agent or a security analyzer assigned (an integer on the wire).
     SecurityRisk security_risk = SecurityRisk::unknown;
+    /// True: the observation carries the page's accessibility tree.
     bool return_axtree = false;
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const BrowseURLAction&, const BrowseURLAction&) = default;
 };
 
+/// Run BrowserGym actions in the sandbox's browser (`"browse_interactive"`).
+/// Members are the wire `args` of the same names.
 struct BrowseInteractiveAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "browse_interactive";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = true;
+    /// BrowserGym action code (`click("12")`, `goto("...")`, ...).
     std::string browser_actions{};
+    /// The agent's reasoning that came with the action.
     std::string thought{};
+    /// A message from the browsing agent to the user.
     std::string browsergym_send_msg_to_user{};
+    /// The risk the agent or a security analyzer assigned (an integer on the wire).
     SecurityRisk security_risk = SecurityRisk::unknown;
+    /// True: the observation carries the page's accessibility tree.
     bool return_axtree = false;
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const BrowseInteractiveAction&, const BrowseInteractiveAction&) = default;
 };
 
+/// Call a tool of an MCP server (`"call_tool_mcp"`).
+/// Members are the wire `args` of the same names.
 struct MCPAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "call_tool_mcp";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = true;
+    /// The MCP tool to call.
     std::string name{};
+    /// The tool's arguments, kept verbatim (an object).
     ordered_json arguments = ordered_json::object();
+    /// The agent's reasoning that came with the action.
     std::string thought{};
+    /// The risk the agent or a security analyzer assigned (an integer on the wire).
     SecurityRisk security_risk = SecurityRisk::unknown;
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const MCPAction&, const MCPAction&) = default;
 };
 
 /// A chat message (not runnable); present so legacy `images_urls` can be read.
 struct MessageAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "message";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = false;
+    /// The message text.
     std::string content{};
+    /// Files attached to the message.
     std::optional<std::vector<std::string>> file_urls{};
+    /// Images attached to the message (the legacy `images_urls` is read too).
     std::optional<std::vector<std::string>> image_urls{};
+    /// True: the agent waits for the user's answer.
     bool wait_for_response = false;
+    /// The risk the agent or a security analyzer assigned (an integer on the wire).
     SecurityRisk security_risk = SecurityRisk::unknown;
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const MessageAction&, const MessageAction&) = default;
 };
 
+/// The agent logs a thought (`"think"`; not runnable).
 struct AgentThinkAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "think";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = false;
+    /// The thought logged.
     std::string thought{};
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const AgentThinkAction&, const AgentThinkAction&) = default;
 };
 
+/// The agent finished the task (`"finish"`; not runnable).
 struct AgentFinishAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "finish";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = false;
+    /// The agent's closing words to the user.
     std::string final_thought{};
+    /// Free-form results of the task (an object).
     ordered_json outputs = ordered_json::object();
+    /// The agent's reasoning that came with the action.
     std::string thought{};
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const AgentFinishAction&, const AgentFinishAction&) = default;
 };
 
+/// The agent rejected the task (`"reject"`; not runnable).
 struct AgentRejectAction {
+    /// The wire `action` value.
     static constexpr std::string_view type = "reject";
+    /// Whether a Runtime executes it (see is_runnable()).
     static constexpr bool runnable = false;
+    /// Free-form; a string `reason` is shown in the message.
     ordered_json outputs = ordered_json::object();
+    /// The agent's reasoning that came with the action.
     std::string thought{};
+    /// Hard timeout in seconds (the event's top-level `timeout`); unset: none is sent.
     std::optional<double> timeout{};
+    /// Stream bookkeeping: id, timestamp, source, cause.
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const AgentRejectAction&, const AgentRejectAction&) = default;
 };
 
+/// Any action. Every alternative has `type`, `runnable`, `timeout` and `meta`.
 using Action = std::variant<NullAction, CmdRunAction, IPythonRunCellAction, FileReadAction, FileWriteAction,
                             FileEditAction, BrowseURLAction, BrowseInteractiveAction, MCPAction, MessageAction,
                             AgentThinkAction, AgentFinishAction, AgentRejectAction>;
@@ -1532,148 +2192,259 @@ using Action = std::variant<NullAction, CmdRunAction, IPythonRunCellAction, File
 
 /// Prompt metadata of a command (reference §3.5).
 struct CmdOutputMetadata {
+    /// The command's exit code; -1 while it still runs (or when unknown).
     int exit_code = -1;
-    int pid = -1;  // `$!`: the last background job, not the command
+    int pid = -1;  ///< `$!`: the last background job, not the command
+    /// User, host, working directory and Python interpreter the prompt reported (unset: not reported).
+    ///@{
     std::optional<std::string> username{}, hostname{}, working_dir{}, py_interpreter_path{};
+    ///@}
+    /// Text shown before and after the output to the agent (notices of a continued or timed-out command).
+    ///@{
     std::string prefix{}, suffix{};
+    ///@}
+    /// Member-wise equality.
     friend bool operator==(const CmdOutputMetadata&, const CmdOutputMetadata&) = default;
 };
 
+/// The output of a CmdRunAction (`"run"`).
+/// Members other than `content` are the wire `extras` of the same names.
 struct CmdOutputObservation {
+    /// The wire `observation` value.
     static constexpr std::string_view type = "run";
+    /// The output (stdout and stderr merged), truncated to max_cmd_output_chars unless `hidden`.
     std::string content{};
+    /// The command this output belongs to.
     std::string command{};
+    /// Exit code, pid and the prompt's user, host and directories.
     CmdOutputMetadata metadata{};
+    /// Copied from the action: not truncated, not for the agent.
     bool hidden = false;
+    /// Stream bookkeeping: id, timestamp, source, cause (the id of the action it answers).
     EventMeta meta{};
 
+    /// The command's exit code (`metadata.exit_code`); -1 while it still runs.
     int exit_code() const noexcept { return metadata.exit_code; }
+    /// True when the exit code is 0 (the wire `success`).
     bool success() const noexcept { return metadata.exit_code == 0; }
+    /// Member-wise equality.
     friend bool operator==(const CmdOutputObservation&, const CmdOutputObservation&) = default;
 };
 
+/// The output of an IPythonRunCellAction (`"run_ipython"`); `code`, `image_urls` are wire `extras`.
 struct IPythonRunCellObservation {
+    /// The wire `observation` value.
     static constexpr std::string_view type = "run_ipython";
+    /// The cell's output.
     std::string content{};
+    /// The code that ran.
     std::string code{};
+    /// Images the cell displayed (data URLs).
     std::optional<std::vector<std::string>> image_urls{};
+    /// Stream bookkeeping: id, timestamp, source, cause (the id of the action it answers).
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const IPythonRunCellObservation&, const IPythonRunCellObservation&) = default;
 };
 
+/// The text a FileReadAction read (`"read"`); `path`, `impl_source` are wire `extras`.
 struct FileReadObservation {
+    /// The wire `observation` value.
     static constexpr std::string_view type = "read";
+    /// The text read.
     std::string content{};
+    /// The file read.
     std::string path{};
+    /// Which reader produced it.
     FileReadSource impl_source = FileReadSource::default_;
+    /// Stream bookkeeping: id, timestamp, source, cause (the id of the action it answers).
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const FileReadObservation&, const FileReadObservation&) = default;
 };
 
+/// The answer to a FileWriteAction (`"write"`); `path` is a wire `extra`.
 struct FileWriteObservation {
+    /// The wire `observation` value.
     static constexpr std::string_view type = "write";
+    /// Empty (a failed write answers an ErrorObservation instead).
     std::string content{};
+    /// The file written.
     std::string path{};
+    /// Stream bookkeeping: id, timestamp, source, cause (the id of the action it answers).
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const FileWriteObservation&, const FileWriteObservation&) = default;
 };
 
+/// The answer to a FileEditAction (`"edit"`).
+/// Members other than `content` are the wire `extras` of the same names.
 struct FileEditObservation {
+    /// The wire `observation` value.
     static constexpr std::string_view type = "edit";
+    /// The editor's report (a snippet of the edited file, or what went wrong).
     std::string content{};
+    /// The file edited.
     std::string path{};
+    /// True when the file existed before the edit.
     bool prev_exist = false;
+    /// The file before the edit (LLM-based edits).
     std::optional<std::string> old_content{};
+    /// The file after the edit (LLM-based edits).
     std::optional<std::string> new_content{};
+    /// Which editor produced it.
     FileEditSource impl_source = FileEditSource::llm_based_edit;
+    /// A unified diff of the edit, when one was computed.
     std::optional<std::string> diff{};
     // `_diff_cache` is always null on the wire.
+    /// Stream bookkeeping: id, timestamp, source, cause (the id of the action it answers).
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const FileEditObservation&, const FileEditObservation&) = default;
 };
 
+/// An action failed (`"error"`): unknown action, bad arguments, a file that cannot be read, ...
 struct ErrorObservation {
+    /// The wire `observation` value.
     static constexpr std::string_view type = "error";
+    /// What went wrong, for the agent.
     std::string content{};
+    /// A machine-readable kind of error (may be empty).
     std::string error_id{};
+    /// Stream bookkeeping: id, timestamp, source, cause (the id of the action it answers).
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const ErrorObservation&, const ErrorObservation&) = default;
 };
 
+/// Nothing to report (`"null"`), e.g. the answer to a non-runnable action.
 struct NullObservation {
+    /// The wire `observation` value.
     static constexpr std::string_view type = "null";
+    /// Usually empty.
     std::string content{};
+    /// Stream bookkeeping: id, timestamp, source, cause (the id of the action it answers).
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const NullObservation&, const NullObservation&) = default;
 };
 
+/// The user rejected the action (`"user_rejected"`).
 struct UserRejectObservation {
+    /// The wire `observation` value.
     static constexpr std::string_view type = "user_rejected";
+    /// Why the user rejected the action.
     std::string content{};
+    /// Stream bookkeeping: id, timestamp, source, cause (the id of the action it answers).
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const UserRejectObservation&, const UserRejectObservation&) = default;
 };
 
+/// The answer to an AgentThinkAction (`"think"`).
 struct AgentThinkObservation {
+    /// The wire `observation` value.
     static constexpr std::string_view type = "think";
+    /// The thought logged.
     std::string content{};
+    /// Stream bookkeeping: id, timestamp, source, cause (the id of the action it answers).
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const AgentThinkObservation&, const AgentThinkObservation&) = default;
 };
 
+/// A file the browser downloaded (`"download"`); `file_path` is a wire `extra`.
 struct FileDownloadObservation {
+    /// The wire `observation` value.
     static constexpr std::string_view type = "download";
+    /// A description of the download.
     std::string content{};
+    /// Where the downloaded file was saved.
     std::string file_path{};
+    /// Stream bookkeeping: id, timestamp, source, cause (the id of the action it answers).
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const FileDownloadObservation&, const FileDownloadObservation&) = default;
 };
 
+/// The page after a browse action (`"browse"`).
+/// Members other than `content` are the wire `extras` of the same names.
 struct BrowserOutputObservation {
+    /// The wire `observation` value.
     static constexpr std::string_view type = "browse";
+    /// The page as text.
     std::string content{};
+    /// The page's URL.
     std::string url{};
+    /// The action type that produced it (`browse` or `browse_interactive`).
     std::string trigger_by_action{};
+    /// A screenshot of the page (base64 data URL).
     std::string screenshot{};
+    /// Where the screenshot was saved, if it was.
     std::optional<std::string> screenshot_path{};
+    /// The screenshot with element marks (base64 data URL).
     std::string set_of_marks{};
+    /// True when the last browser action failed.
     bool error = false;
+    /// Images of the task's goal (an array).
     ordered_json goal_image_urls = ordered_json::array();
+    /// The URLs of all open tabs.
     std::vector<std::string> open_pages_urls{};
+    /// Index of the active tab in `open_pages_urls`; -1: none.
     int active_page_index = -1;
+    /// The page's DOM as BrowserGym reports it, verbatim.
     ordered_json dom_object = ordered_json::object();
+    /// The accessibility tree, verbatim.
     ordered_json axtree_object = ordered_json::object();
+    /// BrowserGym's extra properties per element, verbatim.
     ordered_json extra_element_properties = ordered_json::object();
+    /// The last BrowserGym action run.
     std::string last_browser_action{};
+    /// Its error message, if it failed.
     std::string last_browser_action_error{};
+    /// The BrowserGym id of the focused element.
     std::string focused_element_bid{};
+    /// True when only visible elements were reported.
     bool filter_visible_only = false;
+    /// Stream bookkeeping: id, timestamp, source, cause (the id of the action it answers).
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const BrowserOutputObservation&, const BrowserOutputObservation&) = default;
 };
 
+/// The result of an MCPAction (`"call_tool_mcp"`); `name`, `arguments` are wire `extras`.
 struct MCPObservation {
+    /// The wire `observation` value.
     static constexpr std::string_view type = "mcp";
+    /// The tool's result (JSON text).
     std::string content{};
+    /// The MCP tool that was called.
     std::string name{};
+    /// The arguments it was called with, verbatim.
     ordered_json arguments = ordered_json::object();
+    /// Stream bookkeeping: id, timestamp, source, cause (the id of the action it answers).
     EventMeta meta{};
+    /// Member-wise equality.
     friend bool operator==(const MCPObservation&, const MCPObservation&) = default;
 };
 
+/// Any observation. Every alternative has `type`, `content` and `meta`.
 using Observation =
     std::variant<NullObservation, CmdOutputObservation, IPythonRunCellObservation, FileReadObservation,
                  FileWriteObservation, FileEditObservation, ErrorObservation, UserRejectObservation,
                  AgentThinkObservation, FileDownloadObservation, BrowserOutputObservation, MCPObservation>;
 
+/// An action or an observation, as an EventStream holds them.
 using Event = std::variant<Action, Observation>;
 
 // ---------------------------------------------------------------------------
 // Small helpers
 
+/// The wire `action` value of the alternative held (`"run"`, `"read"`, ...).
 inline std::string_view action_type(const Action& a) noexcept {
     return std::visit([](const auto& x) -> std::string_view { return std::decay_t<decltype(x)>::type; }, a);
 }
+/// The wire `observation` value of the alternative held (`"run"`, `"error"`, ...).
 inline std::string_view observation_type(const Observation& o) noexcept {
     return std::visit([](const auto& x) -> std::string_view { return std::decay_t<decltype(x)>::type; }, o);
 }
@@ -1682,6 +2453,8 @@ inline bool is_runnable(const Action& a) noexcept {
     return std::visit([](const auto& x) { return std::decay_t<decltype(x)>::runnable; }, a);
 }
 
+/// The EventMeta of whatever alternative is held (a reference into the event).
+///@{
 inline EventMeta& meta(Action& a) noexcept {
     return std::visit([](auto& x) -> EventMeta& { return x.meta; }, a);
 }
@@ -1700,7 +2473,9 @@ inline EventMeta& meta(Event& e) noexcept {
 inline const EventMeta& meta(const Event& e) noexcept {
     return std::visit([](const auto& x) -> const EventMeta& { return meta(x); }, e);
 }
+///@}
 
+/// The action's hard timeout in seconds (unset: none).
 inline std::optional<double> timeout_of(const Action& a) noexcept {
     return std::visit([](const auto& x) { return x.timeout; }, a);
 }
@@ -1714,7 +2489,9 @@ inline void set_hard_timeout(Action& a, std::optional<double> seconds, bool bloc
         a);
 }
 
+/// Command output longer than this many code points is truncated (OpenHands' limit).
 inline constexpr std::size_t max_cmd_output_chars = 30000;
+/// The text that replaces the middle of a truncated output (OpenHands' exact notice).
 inline constexpr std::string_view truncation_notice = "\n[... Observation truncated due to length ...]\n";
 
 /// Number of Unicode code points in a UTF-8 string (Python's len()).
@@ -1781,28 +2558,52 @@ inline std::string to_agent_text(const CmdOutputObservation& obs) {
 // ---------------------------------------------------------------------------
 // Serialisation API (definitions below)
 
+/// The `metadata` object of a command observation's extras (all eight keys, in wire order).
 inline ordered_json to_json(const CmdOutputMetadata& m);
 /// Lenient: numbers given as strings are parsed float->int (failure -> -1); unknown keys ignored.
+///@{
 inline CmdOutputMetadata cmd_output_metadata_from_json(const ordered_json& j);
 inline CmdOutputMetadata cmd_output_metadata_from_json(const nlohmann::json& j);
+///@}
 
+/// The OpenHands JSON of an event, keys in the wire order (see the top of this header).
+///@{
 inline ordered_json to_json(const Action& a);
 inline ordered_json to_json(const Observation& o);
 inline ordered_json to_json(const Event& e);
+///@}
 /// Compact dump in wire order; invalid UTF-8 is replaced (U+FFFD) instead of throwing.
+///@{
 inline std::string to_wire(const Action& a);
 inline std::string to_wire(const Observation& o);
 inline std::string to_wire(const Event& e);
+///@}
 /// The per-type `message` text.
+///@{
 inline std::string message_of(const Action& a);
 inline std::string message_of(const Observation& o);
+///@}
 
+/// Parses an OpenHands action (legacy argument names accepted, reference §3.6).
+/// Throws runbox::error errc::bad_response naming the problem: not an object, no or unknown
+/// `action`, a missing required or unexpected argument, a field of the wrong JSON type.
+///@{
 inline Action action_from_json(const ordered_json& j);
 inline Action action_from_json(const nlohmann::json& j);
+///@}
+/// Parses an OpenHands observation (legacy flat `exit_code` / `command_id` accepted); a command's
+/// `content` is truncated to max_cmd_output_chars unless hidden. Throws runbox::error
+/// errc::bad_response as action_from_json does (unknown extras of `run` are tolerated).
+///@{
 inline Observation observation_from_json(const ordered_json& j);
 inline Observation observation_from_json(const nlohmann::json& j);
+///@}
+/// An action if `j` has an `action` key, an observation if it has `observation`;
+/// otherwise, or when the event is invalid, throws runbox::error errc::bad_response.
+///@{
 inline Event event_from_json(const ordered_json& j);
 inline Event event_from_json(const nlohmann::json& j);
+///@}
 
 // ---------------------------------------------------------------------------
 // Implementation
@@ -2822,6 +3623,8 @@ concept ActionType = detail::is_alternative<T, Action>::value;
 template <class T>
 concept ObservationType = detail::is_alternative<T, Observation>::value;
 
+/// to_json of one concrete action or observation type, without wrapping it in the variant first.
+///@{
 template <ActionType T>
 ordered_json to_json(const T& a) {
     return detail::action_to_json(a);
@@ -2830,11 +3633,14 @@ template <ObservationType T>
 ordered_json to_json(const T& o) {
     return detail::observation_to_json(o);
 }
+///@}
+/// to_wire of one concrete action or observation type.
 template <class T>
     requires ActionType<T> || ObservationType<T>
 std::string to_wire(const T& x) {
     return to_json(x).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
 }
+/// message_of one concrete action or observation type.
 template <class T>
     requires ActionType<T> || ObservationType<T>
 std::string message_of(const T& x) {
@@ -2844,14 +3650,15 @@ std::string message_of(const T& x) {
 }  // namespace runbox
 // ---- end runbox/events.hpp ----
 // ---- begin runbox/event_stream.hpp ----
-// runbox/event_stream.hpp - an in-memory OpenHands EventStream: ids, secrets, publish/subscribe.
-//
-// Delivery model (reference §11): every (subscriber, callback) pair owns one worker thread
-// and a FIFO queue, so each callback sees events in id order while different callbacks run
-// concurrently. add_event() assigns the id and enqueues under one lock and never runs a
-// callback itself, so a callback may publish (the runtime publishes its observation from
-// inside its callback) without deadlocking. Tests wait with wait_until_delivered()/flush().
-// Persistence to a file store is not part of this class.
+/// \file
+/// an in-memory OpenHands EventStream: ids, secrets, publish/subscribe.
+///
+/// Delivery model (reference §11): every (subscriber, callback) pair owns one worker thread
+/// and a FIFO queue, so each callback sees events in id order while different callbacks run
+/// concurrently. add_event() assigns the id and enqueues under one lock and never runs a
+/// callback itself, so a callback may publish (the runtime publishes its observation from
+/// inside its callback) without deadlocking. Tests wait with wait_until_delivered()/flush().
+/// Persistence to a file store is not part of this class.
 
 #include <algorithm>
 #include <chrono>
@@ -2935,18 +3742,23 @@ inline void mask_secrets_in_value(ordered_json& v, const std::vector<std::string
 
 }  // namespace detail
 
+/// An in-memory event stream shared by a runtime and its users (see the delivery model above).
+/// Every member is thread-safe; callbacks run on the stream's own threads.
 class EventStream {
 public:
+    /// Receives one event; runs on the callback's own worker thread, never concurrently with itself.
     using Callback = std::function<void(const Event&)>;
     /// Called (on the callback's thread, without locks held) when a callback throws.
     using ErrorHandler =
         std::function<void(const std::string& subscriber_id, const std::string& callback_id, std::exception_ptr)>;
 
+    /// A stream for session `sid` (the id RuntimeOptions::sid usually repeats).
     explicit EventStream(std::string sid = "default") : sid_(std::move(sid)) {}
     EventStream(const EventStream&) = delete;
     EventStream& operator=(const EventStream&) = delete;
     ~EventStream() { close(); }
 
+    /// The session id given to the constructor.
     const std::string& sid() const noexcept { return sid_; }
 
     /// Stamps (timestamp, source, id), masks secrets, stores and delivers the event; returns its id.
@@ -3051,6 +3863,7 @@ public:
         std::lock_guard lock(mutex_);
         return static_cast<std::int64_t>(events_.size()) - 1;
     }
+    /// The newest stored event, nullopt when the stream is empty.
     std::optional<Event> get_latest_event() const {
         std::lock_guard lock(mutex_);
         if (events_.empty()) return std::nullopt;
@@ -3079,6 +3892,7 @@ public:
         return out;
     }
 
+    /// Every stored event whose source is `source`, oldest first.
     std::vector<Event> filtered_events_by_source(EventSource source) const {
         return search_events(0, std::nullopt, false, [source](const Event& e) { return meta(e).source == source; });
     }
@@ -3094,6 +3908,7 @@ public:
         return wait_until_delivered(get_latest_event_id(), timeout);
     }
 
+    /// Replaces the handler of callbacks that throw (default: one line on std::cerr).
     void set_error_handler(ErrorHandler handler) {
         std::lock_guard lock(mutex_);
         error_handler_ = std::move(handler);
@@ -3218,6 +4033,7 @@ private:
 // verify_tls = false. Compile with the flags of `pkg-config --cflags cpp-httplib`.
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -3235,24 +4051,6 @@ private:
 
 namespace runbox {
 
-/// Percent-encodes one query-string key or value (cpp-httplib's encoder:
-/// letters, digits and -_.!~*'() stay, everything else becomes %XX).
-inline std::string url_encode(std::string_view value) {
-    return httplib::detail::encode_query_param(std::string(value));
-}
-
-/// "k1=v1&k2=v2" with every key and value percent-encoded, in the given order.
-inline std::string query_string(std::initializer_list<std::pair<std::string_view, std::string_view>> params) {
-    std::string out;
-    for (const auto& [key, value] : params) {
-        if (!out.empty()) out += '&';
-        out += url_encode(key);
-        out += '=';
-        out += url_encode(value);
-    }
-    return out;
-}
-
 class HttplibTransport {
 public:
     static constexpr bool supports_http2 = false;
@@ -3262,33 +4060,44 @@ public:
     explicit HttplibTransport(const TransportOptions& options) : state_(std::make_unique<State>(options)) {}
 
     /// One attempt. Returns every HTTP status; throws runbox::error with
-    /// errc::timeout (read/write timed out), errc::transport (connect, reset,
-    /// TLS), errc::bad_response (on_body stopped the transfer) or
-    /// errc::unsupported (HTTP/2 demanded). Messages name the method, host
-    /// and httplib error, never a header value or the URL's query.
+    /// errc::timeout (a read/write timed out, or Request::deadline passed),
+    /// errc::cancelled (Request::stop), errc::transport (connect, reset, TLS),
+    /// errc::bad_response (on_body answered fail, or the body is over
+    /// max_response_bytes), errc::unsupported (HTTP/2 or connect_to demanded)
+    /// or what a stream handler threw. on_body answering done returns the
+    /// Response early. Messages name the method, host and httplib error, never
+    /// a header value or the URL's query. Trailers are not reported (httplib
+    /// drops them), so Response::trailers stays empty.
     Response send(const Request& request) {
         if (request.version == HttpVersion::http2) {
             throw error(errc::unsupported, "HttplibTransport speaks HTTP/1.1 only; HTTP/2 needs CurlTransport",
                         "transport");
         }
+        if (!request.connect_to.empty()) {
+            throw error(errc::unsupported, "HttplibTransport cannot dial another address (connect_to); use CurlTransport",
+                        "transport");
+        }
+        detail::check_header_fields(request.headers);
         const Url url = parse_url(request.url);
+        const std::string where = request.method + " " + url.scheme + "://" + url.authority();
+        detail::ExchangeControl control(request);
+        if (!control.live()) control.raise_if_stopped(where);
+
         auto client = acquire(url);
-        client->set_read_timeout(request.timeout);
-        client->set_write_timeout(request.timeout);
+        // httplib bounds each read; an overall deadline shortens that bound and the watchdog
+        // below cuts a transfer that keeps trickling bytes past it.
+        auto per_read = request.timeout;
+        if (request.deadline) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(*request.deadline - clock::now());
+            per_read = std::clamp(left, std::chrono::milliseconds(1), per_read);
+        }
+        client->set_read_timeout(per_read);
+        client->set_write_timeout(per_read);
 
         httplib::Request out;
         out.method = request.method;
         out.path = url.target;
-        for (const auto& [name, value] : request.headers) {
-            // A CR/LF would smuggle extra header lines: refuse, naming the field but never its value.
-            if (name.empty() || name.find_first_of("\r\n: ") != std::string::npos) {
-                throw error(errc::config_invalid, "malformed header name", "transport");
-            }
-            if (value.find_first_of("\r\n") != std::string::npos) {
-                throw error(errc::config_invalid, "the value of header " + name + " contains a line break", "transport");
-            }
-            out.headers.emplace(name, value);
-        }
+        for (const auto& [name, value] : request.headers) out.headers.emplace(name, value);
         out.body = request.body;
         // httplib writes "host:port", which is wrong for an IPv6 literal.
         if (url.is_ipv6() && !request.headers.contains("Host")) out.headers.emplace("Host", url.authority());
@@ -3297,39 +4106,60 @@ public:
         // byte is known (httplib 0.11 reports a read timeout as a plain Read
         // error). A 2xx body goes to on_body when set; other bodies are kept
         // for raise_for_status.
-        int status = 0;
+        Response response;
         std::string body;
-        auto last_activity = std::chrono::steady_clock::now();
+        bool over_limit = false;
+        auto last_activity = clock::now();
         out.response_handler = [&](const httplib::Response& head) {
-            status = head.status;
-            last_activity = std::chrono::steady_clock::now();
-            return true;
+            last_activity = clock::now();
+            response.status = head.status;
+            for (const auto& [name, value] : head.headers) response.headers.add(name, value);
+            return control.head(response);
         };
         out.content_receiver = [&](const char* data, std::size_t size, std::uint64_t, std::uint64_t) {
-            last_activity = std::chrono::steady_clock::now();
-            if (request.on_body && status >= 200 && status < 300) return request.on_body(std::string_view(data, size));
+            last_activity = clock::now();
+            if (control.streaming()) return control.chunk(std::string_view(data, size));
+            if (!control.live()) return false;
             if (request.on_body) {
                 constexpr std::size_t limit = 1 << 20;  // an error body is for a message, not a download
                 if (body.size() < limit) body.append(data, std::min(size, limit - body.size()));
                 return true;
             }
             if (size > state_->options.max_response_bytes - std::min(body.size(), state_->options.max_response_bytes)) {
+                over_limit = true;
                 return false;  // over the bound: Canceled, reported as bad_response
             }
             body.append(data, size);
             return true;
         };
 
-        auto result = client->send(out);
-        if (!result) {
-            // The client's connection state is unknown: drop it rather than pool it.
-            throw map_error(result.error(), request, url, std::chrono::steady_clock::now() - last_activity);
+        std::atomic<bool> aborted{false};
+        httplib::Result result{nullptr, httplib::Error::Unknown};
+        {
+            detail::Watchdog watchdog(request, [&aborted, raw = client.get()] {
+                aborted = true;
+                raw->stop();  // shuts the socket down: the blocked read returns at once
+            });
+            result = client->send(out);
         }
-
-        Response response;
-        response.status = result->status;
-        for (const auto& [name, value] : result->headers) response.headers.add(name, value);
-        response.body = std::move(body);
+        if (!result || aborted) {
+            // The client's connection state is unknown: drop it rather than pool it.
+            if (control.done()) return response;
+            control.raise_if_stopped(where);
+            if (over_limit) {
+                throw error(errc::bad_response,
+                            where + ": the body is over max_response_bytes (" +
+                                std::to_string(state_->options.max_response_bytes) + ")",
+                            "transport");
+            }
+            if (result) return finish(std::move(response), std::move(body));  // completed as the watchdog fired
+            throw map_error(result.error(), request, url, clock::now() - last_activity);
+        }
+        if (response.status == 0) {  // no response_handler call (httplib skips it for some answers)
+            response.status = result->status;
+            for (const auto& [name, value] : result->headers) response.headers.add(name, value);
+        }
+        response = finish(std::move(response), std::move(body));
         release(url, std::move(client));
         return response;
     }
@@ -3365,6 +4195,11 @@ private:
         mutable std::mutex mutex;
         std::map<std::string, std::vector<Pooled>> idle;  // origin -> most recently used last
     };
+
+    static Response finish(Response response, std::string body) {
+        response.body = std::move(body);
+        return response;
+    }
 
     std::unique_ptr<httplib::ClientImpl> acquire(const Url& url) {
         std::vector<Pooled> stale;  // closed outside the lock
@@ -3463,31 +4298,208 @@ static_assert(is_transport_policy_v<HttplibTransport>);
 
 }  // namespace runbox
 // ---- end runbox/transport/httplib.hpp ----
+// ---- begin runbox/rpc_status.hpp ----
+// runbox/rpc_status.hpp - gRPC / Connect status codes and runbox::errc, in one table.
+//
+// gRPC answers HTTP 200 and puts its status in the `grpc-status` trailer (or
+// header, for a trailers-only answer); Connect uses the same codes under
+// lower-case names ("not_found"). The table below is the only place either is
+// mapped to runbox::errc; runbox::error::rpc_code() keeps the number.
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <charconv>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace runbox {
+
+/// One row: the gRPC number, the Connect name, and what runbox makes of it.
+struct RpcStatusRow {
+    int code;
+    std::string_view connect_name;
+    errc mapped;  ///< for code 0 (ok) unused: callers check for success first
+};
+
+/// gRPC status codes 0-16 (grpc/doc/statuscodes.md), in order.
+inline constexpr std::array<RpcStatusRow, 17> rpc_status_table{{
+    {0, "ok", errc::bad_response},
+    {1, "canceled", errc::cancelled},
+    {2, "unknown", errc::server_error},
+    {3, "invalid_argument", errc::config_invalid},
+    {4, "deadline_exceeded", errc::timeout},
+    {5, "not_found", errc::not_found},
+    {6, "already_exists", errc::conflict},
+    {7, "permission_denied", errc::auth_failed},
+    {8, "resource_exhausted", errc::rate_limited},  // quotas and rate limits: both say "slow down"
+    {9, "failed_precondition", errc::conflict},
+    {10, "aborted", errc::conflict},
+    {11, "out_of_range", errc::config_invalid},
+    {12, "unimplemented", errc::unsupported},
+    {13, "internal", errc::server_error},
+    {14, "unavailable", errc::server_error},
+    {15, "data_loss", errc::server_error},
+    {16, "unauthenticated", errc::auth_failed},
+}};
+
+/// gRPC's UNKNOWN (2), what an out-of-range code means.
+inline constexpr int grpc_unknown = 2;
+
+/// The errc of a gRPC status code; codes outside 0-16 count as UNKNOWN (server_error).
+/// 0 is success: callers check first (it maps to bad_response).
+constexpr errc errc_from_grpc_status(int code) noexcept {
+    for (const auto& row : rpc_status_table) {
+        if (row.code == code) return row.mapped;
+    }
+    return rpc_status_table[grpc_unknown].mapped;
+}
+
+/// The gRPC number of a Connect code name ("not_found" -> 5); nullopt when unknown.
+/// Connect spells 1 "canceled"; "cancelled" is accepted too.
+constexpr std::optional<int> grpc_code_from_connect(std::string_view name) noexcept {
+    if (name == "cancelled") return 1;
+    for (const auto& row : rpc_status_table) {
+        if (row.connect_name == name) return row.code;
+    }
+    return std::nullopt;
+}
+
+/// The errc of a Connect code name; unknown names count as "unknown" (server_error).
+constexpr errc errc_from_connect_code(std::string_view name) noexcept {
+    return errc_from_grpc_status(grpc_code_from_connect(name).value_or(grpc_unknown));
+}
+
+/// The Connect name of a gRPC number ("unknown" outside 0-16).
+constexpr std::string_view connect_code_name(int code) noexcept {
+    for (const auto& row : rpc_status_table) {
+        if (row.code == code) return row.connect_name;
+    }
+    return "unknown";
+}
+
+namespace detail {
+/// grpc-message is percent-encoded (gRPC over HTTP/2 spec); malformed escapes stay as they are.
+inline std::string percent_decode(std::string_view text) {
+    auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0 && hex(text[i + 2]) >= 0) {
+            out.push_back(static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2])));
+            i += 2;
+        } else {
+            out.push_back(text[i]);
+        }
+    }
+    return out;
+}
+
+inline std::optional<int> parse_grpc_code(std::string_view text) {
+    text = trim(text);
+    int code = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), code);
+    if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+    return code;
+}
+}  // namespace detail
+
+/// The grpc-status of a response: from its trailers, else its headers (a trailers-only
+/// answer). nullopt when neither has one that parses.
+inline std::optional<int> grpc_status_of(const Response& response) {
+    if (auto value = response.trailers.get("grpc-status")) return detail::parse_grpc_code(*value);
+    if (auto value = response.headers.get("grpc-status")) return detail::parse_grpc_code(*value);
+    return std::nullopt;
+}
+
+/// Throws the runbox::error of a gRPC answer that is not OK: the errc from the table, the
+/// RPC code in rpc_code(), the HTTP status, the decoded grpc-message (secrets redacted) and
+/// grpc-retry-pushback-ms as retry_after(). A non-2xx HTTP status without a grpc-status
+/// goes through raise_for_status; a 2xx without one is errc::bad_response.
+inline void raise_for_grpc_status(const Response& response, std::string_view provider,
+                                  const std::vector<std::string>& secrets = {}) {
+    const auto code = grpc_status_of(response);
+    if (!code) {
+        raise_for_status(response, provider, secrets);
+        throw error(errc::bad_response, "the gRPC answer has no grpc-status", std::string(provider), response.status);
+    }
+    if (*code == 0) return;
+    const Headers& fields = response.trailers.contains("grpc-status") ? response.trailers : response.headers;
+    std::string message = detail::percent_decode(fields.get("grpc-message").value_or(""));
+    if (message.empty()) message = "RPC status " + std::string(connect_code_name(*code));
+    std::optional<std::chrono::milliseconds> pushback;
+    if (auto ms = fields.get("grpc-retry-pushback-ms")) {
+        if (auto value = detail::parse_non_negative(*ms)) pushback = detail::to_millis(*value);
+    }
+    throw error(errc_from_grpc_status(*code), redact(std::move(message), secrets), std::string(provider),
+                response.status, pushback, *code);
+}
+
+/// A RetryPolicy::classify hook for gRPC: a grpc-status in `retry_codes` (default:
+/// UNAVAILABLE 14 and RESOURCE_EXHAUSTED 8) is retried after grpc-retry-pushback-ms
+/// (a negative or malformed pushback means "do not retry", per gRPC's retry design),
+/// any other grpc-status is not; a response without one keeps the HTTP status rules.
+inline std::function<std::optional<RetryDecision>(const Response&)> grpc_retry_classifier(
+    std::vector<int> retry_codes = {14, 8}) {
+    return [codes = std::move(retry_codes)](const Response& response) -> std::optional<RetryDecision> {
+        const auto code = grpc_status_of(response);
+        if (!code) return std::nullopt;
+        RetryDecision decision;
+        decision.retry = std::find(codes.begin(), codes.end(), *code) != codes.end();
+        const Headers& fields = response.trailers.contains("grpc-status") ? response.trailers : response.headers;
+        if (auto pushback = fields.get("grpc-retry-pushback-ms")) {
+            if (auto ms = detail::parse_non_negative(*pushback)) {
+                decision.delay = detail::to_millis(*ms);
+            } else {
+                decision.retry = false;
+            }
+        }
+        return decision;
+    };
+}
+
+}  // namespace runbox
+// ---- end runbox/rpc_status.hpp ----
 // ---- begin runbox/lifecycle.hpp ----
-// runbox/lifecycle.hpp - who owns a sandbox, so that nothing runbox creates is left behind.
-//
-// Every sandbox a runtime creates carries ownership labels (labels, tags or metadata, as the
-// provider calls them):
-//
-//   runbox=1  runbox_owner=<owner>  runbox_host=<host>  runbox_pid=<pid>
-//   runbox_created_ms=<unix ms>  runbox_token=<random, one per create>
-//
-// The token is what makes a create recoverable: a create whose answer is lost is never sent
-// again (it is not idempotent); the runtime looks for the sandbox carrying its token instead
-// (create_then_dedupe) and so owns exactly what it created. A sandbox is *held* while the
-// runtime that created it lives: in this process the runtime's token is in a registry, in
-// another process on this host the pid is alive. Sweep (sweep.hpp) and the lease file reap
-// what is no longer held.
-//
-// The lease file (Config::runbox_lease_file) is a JSON-lines file, changed under flock(2), where
-// each runtime records its create before sending it and removes the entry once the sandbox is
-// released; the next runtime to start (or sweep) reaps the entries whose process is gone.
-//
-// A provider that supports sweeping declares (Runtime and sweep.hpp detect them):
-//   template <class T> std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>&);
-//       every sandbox carrying runbox=1 that is not already gone
-//   template <class T> void release_sandbox(ProviderContext<T>&, const SandboxRecord&, ReleaseMode);
-//       stops or deletes it (throws runbox::error on failure)
+/// \file
+/// who owns a sandbox, so that nothing runbox creates is left behind.
+///
+/// Every sandbox a runtime creates carries ownership labels (labels, tags or metadata, as the
+/// provider calls them):
+///
+/// ```
+/// runbox=1  runbox_owner=<owner>  runbox_host=<host>  runbox_pid=<pid>
+/// runbox_created_ms=<unix ms>  runbox_token=<random, one per create>
+/// ```
+///
+/// The token is what makes a create recoverable: a create whose answer is lost is never sent
+/// again (it is not idempotent); the runtime looks for the sandbox carrying its token instead
+/// (create_then_dedupe) and so owns exactly what it created. A sandbox is *held* while the
+/// runtime that created it lives: in this process the runtime's token is in a registry, in
+/// another process on this host the pid is alive. Sweep (sweep.hpp) and the lease file reap
+/// what is no longer held.
+///
+/// The lease file (Config::runbox_lease_file) is a JSON-lines file, changed under flock(2), where
+/// each runtime records its create before sending it and removes the entry once the sandbox is
+/// released; the next runtime to start (or sweep) reaps the entries whose process is gone.
+///
+/// A provider that supports sweeping declares (Runtime and sweep.hpp detect them):
+/// ```
+/// template <class T> std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>&);
+///     every sandbox carrying runbox=1 that is not already gone
+/// template <class T> void release_sandbox(ProviderContext<T>&, const SandboxRecord&, ReleaseMode);
+///     stops or deletes it (throws runbox::error on failure)
+/// ```
 
 #include <fcntl.h>
 #include <signal.h>
@@ -3516,11 +4528,11 @@ namespace runbox {
 /// The label keys runbox puts on every sandbox it creates.
 namespace labels {
 inline constexpr std::string_view managed = "runbox";  ///< "1"
-inline constexpr std::string_view owner = "runbox_owner";
-inline constexpr std::string_view host = "runbox_host";
-inline constexpr std::string_view pid = "runbox_pid";
-inline constexpr std::string_view created_ms = "runbox_created_ms";
-inline constexpr std::string_view token = "runbox_token";
+inline constexpr std::string_view owner = "runbox_owner";            ///< Config::runbox_owner or the host name
+inline constexpr std::string_view host = "runbox_host";              ///< the creating host's name
+inline constexpr std::string_view pid = "runbox_pid";                ///< the creating process's pid
+inline constexpr std::string_view created_ms = "runbox_created_ms";  ///< creation time, Unix milliseconds
+inline constexpr std::string_view token = "runbox_token";            ///< random, one per create
 }  // namespace labels
 
 namespace detail {
@@ -3561,11 +4573,11 @@ inline LiveRegistry& live_registry() {
 
 /// The ownership of one create: who, where, when, and the token that finds it again.
 struct Ownership {
-    std::string owner{};
-    std::string host{};
-    long pid = 0;
-    std::int64_t created_ms = 0;
-    std::string token{};
+    std::string owner{};          ///< Config::runbox_owner, default: the creating host's name
+    std::string host{};           ///< the creating host's name (gethostname)
+    long pid = 0;                 ///< the creating process (0: unknown)
+    std::int64_t created_ms = 0;  ///< creation time, Unix milliseconds (0: unknown)
+    std::string token{};          ///< random, unique to this create
 
     /// Owner from Config::runbox_owner (default: this host's name), this process, now, and
     /// `token` (random, e.g. detail::random_hex(12)).
@@ -3579,6 +4591,7 @@ struct Ownership {
         return o;
     }
 
+    /// The six labels (labels::managed = "1" and the five fields), as the provider stores them.
     std::map<std::string, std::string> labels() const {
         return {{std::string(labels::managed), "1"},
                 {std::string(labels::owner), owner},
@@ -3591,11 +4604,11 @@ struct Ownership {
 
 /// A sandbox as list_sandboxes() reports it, with its ownership labels read back.
 struct SandboxRecord {
-    std::string provider{};
-    std::string id{};
-    std::string sid{};    ///< the session label, when present
-    std::string state{};  ///< the provider's state/status word
-    Ownership ownership{};
+    std::string provider{};  ///< the provider's name ("daytona", "runloop", ...)
+    std::string id{};        ///< the provider's id of the sandbox
+    std::string sid{};       ///< the session label, when present
+    std::string state{};     ///< the provider's state/status word
+    Ownership ownership{};   ///< read back from the labels (missing ones empty or 0)
 
     /// Reads the ownership labels from a label/metadata map (missing ones stay empty/0).
     static SandboxRecord from_labels(std::string provider, std::string id, std::string state, std::string sid,
@@ -3632,11 +4645,12 @@ inline std::map<std::string, std::string> label_map(const nlohmann::json& json) 
 
 /// A sandbox close() could not release (Runtime::unreleased()).
 struct UnreleasedSandbox {
-    std::string provider{};
-    std::string id{};
-    std::string reason{};
+    std::string provider{};  ///< the provider's name
+    std::string id{};        ///< the provider's id of the sandbox
+    std::string reason{};    ///< why it could not be released (the error's message)
 };
 
+/// How a sandbox is released by close() or sweep.
 enum class ReleaseMode {
     stop,    ///< stop (the provider may keep it, stopped, until its own retention ends)
     remove,  ///< delete (Runloop: shut down, its only terminal state)
@@ -3645,13 +4659,17 @@ enum class ReleaseMode {
 /// Keeps a token in this process's registry of live runtimes while it exists.
 class LiveHold {
 public:
+    /// Holds nothing.
     LiveHold() = default;
+    /// Registers `token` as live until this hold is reset or destroyed.
     explicit LiveHold(std::string token) : token_(std::move(token)) {
         auto& r = detail::live_registry();
         std::lock_guard lock(r.mutex);
         r.tokens.insert(token_);
     }
+    /// Takes over `other`'s token; `other` then holds nothing.
     LiveHold(LiveHold&& other) noexcept : token_(std::exchange(other.token_, {})) {}
+    /// Releases this hold's token, then takes over `other`'s.
     LiveHold& operator=(LiveHold&& other) noexcept {
         if (this != &other) {
             reset();
@@ -3663,6 +4681,7 @@ public:
     LiveHold& operator=(const LiveHold&) = delete;
     ~LiveHold() { reset(); }
 
+    /// Removes the token from the registry (once); afterwards the hold holds nothing.
     void reset() noexcept {
         if (token_.empty()) return;
         auto& r = detail::live_registry();
@@ -3675,6 +4694,7 @@ private:
     std::string token_;
 };
 
+/// Whether the runtime that created a sandbox still holds it (holder_of()).
 enum class Holder {
     live,     ///< its runtime is alive: leave it alone
     gone,     ///< its process (or, in this process, its runtime) is gone
@@ -3721,18 +4741,21 @@ auto create_then_dedupe(Create&& create, Find&& find) -> decltype(create()) {
 
 /// One runtime's create, as the lease file records it.
 struct LeaseEntry {
-    std::string provider{};
-    std::string token{};
-    std::string sid{};
-    std::string host{};
-    long pid = 0;
-    std::int64_t created_ms = 0;
+    std::string provider{};       ///< the provider's name
+    std::string token{};          ///< the create's ownership token (the entry's key)
+    std::string sid{};            ///< the runtime's session id
+    std::string host{};           ///< the creating host's name
+    long pid = 0;                 ///< the creating process
+    std::int64_t created_ms = 0;  ///< when the create was recorded, Unix milliseconds
     std::string id{};  ///< empty until the create was answered
 
+    /// One line of the file: a flat object with the seven fields.
     nlohmann::json to_json() const {
         return {{"provider", provider}, {"token", token}, {"sid", sid}, {"host", host},
                 {"pid", pid},           {"created_ms", created_ms}, {"id", id}};
     }
+    /// Reads a line back; nullopt when it is not an object or lacks provider or token
+    /// (fields of the wrong type are left empty or 0).
     static std::optional<LeaseEntry> from_json(const nlohmann::json& j) {
         if (!j.is_object()) return std::nullopt;
         LeaseEntry e;
@@ -3747,16 +4770,22 @@ struct LeaseEntry {
         if (e.provider.empty() || e.token.empty()) return std::nullopt;
         return e;
     }
+    /// The entry as an Ownership (owner empty), for holder_of().
     Ownership ownership() const { return Ownership{{}, host, pid, created_ms, token}; }
 };
 
-/// The lease file: runtimes in several processes can share one (see update()).
+/// The lease file: runtimes in several processes can share one (each change is a locked
+/// read-modify-write, replaced by rename, so a killed process never leaves a torn file).
 class LeaseFile {
 public:
     static constexpr std::size_t max_bytes = 4 * 1024 * 1024;  ///< a larger file is refused
 
+    /// Names the file; nothing is opened until the first call. Every call locks `<path>.lock`
+    /// (flock) and may throw runbox::error errc::config_invalid when the file or its lock cannot
+    /// be opened, read, written or replaced, or the file exceeds max_bytes.
     explicit LeaseFile(std::filesystem::path path) : path_(std::move(path)) {}
 
+    /// The file's path.
     const std::filesystem::path& path() const noexcept { return path_; }
 
     /// Adds the entry, or replaces the one with the same token.
@@ -3771,9 +4800,11 @@ public:
             all.push_back(entry);
         });
     }
+    /// Removes the entry with this token (none: no change).
     void remove(const std::string& token) {
         update([&](std::vector<LeaseEntry>& all) { std::erase_if(all, [&](const LeaseEntry& e) { return e.token == token; }); });
     }
+    /// Every valid entry, in file order (lines that do not parse are skipped).
     std::vector<LeaseEntry> entries() const {
         std::vector<LeaseEntry> out;
         const_cast<LeaseFile*>(this)->update([&](std::vector<LeaseEntry>& all) { out = all; }, false);
@@ -3863,9 +4894,11 @@ private:
 //       using default_transport = runbox::HttplibTransport;
 //       explicit Auth(const runbox::Config&);            // reads + checks credentials, no I/O
 //       void authorize(runbox::Request&) const;           // adds credentials to a control-plane request
+//                                                          // (called through ProviderContext::authorize)
 //       template <class T> runbox::ServerEndpoint connect(runbox::ProviderContext<T>&);
 //       template <class T> void close(runbox::ProviderContext<T>&, runbox::CloseReason) noexcept;
 //       // optional: static constexpr bool requires_http2 = true;
+//       // optional: template <class T> void refresh(runbox::ProviderContext<T>&);  // renew a token first
 //   };
 //
 // connect() creates or attaches to a sandbox, starts the action execution server in it and says
@@ -3917,9 +4950,15 @@ struct ServerEndpoint {
     std::vector<std::string> secrets{};  ///< values never to show in errors (session keys, preview tokens)
     std::chrono::milliseconds alive_timeout{120000};      ///< bound of the /alive wait
     std::chrono::milliseconds alive_poll_interval{1000};  ///< pause between /alive attempts
-    /// Daytona's preview proxy answers 502 while the server starts; idempotent requests that get a
-    /// 502 are retried within this window (0 = never).
-    std::chrono::milliseconds bad_gateway_retry_window{0};
+    /// How the client retries idempotent action-server requests (and each /alive attempt) when
+    /// the provider's proxy needs more than the default (Daytona's preview proxy answers 502
+    /// while the server starts). nullopt = the client's default. The /alive wait caps its
+    /// budget by the wait's one deadline.
+    std::optional<RetryPolicy> retry{};
+    /// The early-failure probe: called before every /alive attempt and between retries; an
+    /// error means the server is known to have exited (E2B's `end` event, Modal's sandbox
+    /// result) and the wait stops at once with it. Empty = nothing to ask.
+    std::function<std::optional<error>()> probe{};
     /// True when connect() re-attached to a sandbox whose server was already running: the
     /// runtime then skips the initial environment setup (it was done when the server started).
     /// An attach that found nothing and created a sandbox reports false, so its env is set up.
@@ -3945,6 +4984,18 @@ struct ProviderContext {
     std::function<void(const std::string& id)> on_created{};
     /// Called by close() for a sandbox it could not release, with the reason.
     std::function<void(const std::string& id, const std::string& why)> on_unreleased{};
+
+    /// Applies the provider's credentials to a control-plane request (bind_credentials in
+    /// contract.hpp sets it: the provider's optional refresh(ctx), then its authorize(request)).
+    std::function<void(ProviderContext&, Request&)> credentials{};
+
+    /// The provider's credentials on `request`, through the runtime's seam. Throws
+    /// errc::unsupported when nothing bound them (a provider driven without Runtime or sweep
+    /// must call bind_credentials first).
+    void authorize(Request& request) {
+        if (!credentials) throw error(errc::unsupported, "no credentials bound to this ProviderContext (runbox::bind_credentials)");
+        credentials(*this, request);
+    }
 
     /// One attempt.
     Response send(const Request& request) { return transport.send(request); }
@@ -4019,6 +5070,60 @@ concept AuthPolicyCloses = requires(A& auth, ProviderContext<T>& context, CloseR
     { auth.close(context, reason) } noexcept -> std::same_as<void>;
 };
 
+// ---- Optional clauses: absent is fine; declared, they must have this shape ----------------
+
+/// `template <class T> void refresh(ProviderContext<T>&)`: called before every authorize(), with
+/// the transport in hand, so a provider can fetch or renew a short-lived token (Modal's JWT from
+/// AuthTokenGet, renewed before its `exp`). A cheap check when the token is still fresh.
+template <class A, class T>
+concept AuthPolicyRefreshes = requires(A& auth, ProviderContext<T>& context) {
+    { auth.refresh(context) } -> std::same_as<void>;
+};
+
+/// Whether A declares a member called `refresh` at all (whatever its shape).
+template <class A, class T>
+constexpr bool auth_declares_refresh() {
+    return requires { &A::refresh; } || requires { &A::template refresh<T>; } ||
+           requires(A& auth, ProviderContext<T>& context) { auth.refresh(context); };
+}
+
+template <class A, class T>
+concept AuthPolicyRefreshWellFormed = !auth_declares_refresh<A, T>() || AuthPolicyRefreshes<A, T>;
+
+/// `void clear_pool()`: hangs up idle kept-alive connections; the runtime calls it before it
+/// closes the sandbox (a server being stopped would wait for them) and after a failed connect.
+template <class T>
+concept TransportClearsPool = requires(T& transport) {
+    { transport.clear_pool() } -> std::same_as<void>;
+};
+
+template <class T>
+constexpr bool transport_declares_clear_pool() {
+    return requires { &T::clear_pool; };
+}
+
+template <class T>
+concept TransportClearPoolWellFormed = !transport_declares_clear_pool<T>() || TransportClearsPool<T>;
+
+/// Makes `ctx` apply `auth`'s credentials: ProviderContext::authorize(request) then calls
+/// auth.refresh(ctx) when the provider declares it, and auth.authorize(request). Runtime and
+/// sweep bind every context they hand a provider; drive a provider alone only after this.
+template <class A, class T>
+void bind_credentials(ProviderContext<T>& ctx, A& auth) {
+    ctx.credentials = [&auth](ProviderContext<T>& self, Request& request) {
+        if constexpr (AuthPolicyRefreshes<A, T>) auth.refresh(self);
+        else (void)self;
+        auth.authorize(request);
+    };
+}
+
+/// Hangs up the transport's idle connections when it can.
+template <class T>
+void clear_pool_of(T& transport) {
+    if constexpr (TransportClearsPool<T>) transport.clear_pool();
+    else (void)transport;
+}
+
 /// A provider that needs HTTP/2 (Modal's gRPC) says `static constexpr bool requires_http2 = true;`.
 template <class A>
 constexpr bool auth_requires_http2() {
@@ -4029,6 +5134,17 @@ constexpr bool auth_requires_http2() {
 template <class A, class T>
 concept AuthPolicyTransportCapable = !auth_requires_http2<A>() || static_cast<bool>(T::supports_http2);
 
+/// A provider that reads streamed bodies (E2B's Connect streams, Modal's server-streaming RPCs)
+/// says `static constexpr bool requires_streaming = true;`.
+template <class A>
+constexpr bool auth_requires_streaming() {
+    if constexpr (requires { A::requires_streaming; }) return static_cast<bool>(A::requires_streaming);
+    else return false;
+}
+
+template <class A, class T>
+concept AuthPolicyStreamingCapable = !auth_requires_streaming<A>() || static_cast<bool>(T::supports_streaming);
+
 template <class A>
 concept AuthPolicyHasDefaultTransport = requires { typename A::default_transport; } &&
                                         TransportPolicy<typename A::default_transport>;
@@ -4036,7 +5152,8 @@ concept AuthPolicyHasDefaultTransport = requires { typename A::default_transport
 /// The whole AuthPolicy contract for use with transport T.
 template <class A, class T>
 concept AuthPolicyFor = AuthPolicyNamed<A> && AuthPolicyConstructible<A> && AuthPolicyAuthorizes<A> &&
-                        AuthPolicyConnects<A, T> && AuthPolicyCloses<A, T> && AuthPolicyTransportCapable<A, T>;
+                        AuthPolicyConnects<A, T> && AuthPolicyCloses<A, T> && AuthPolicyTransportCapable<A, T> &&
+                        AuthPolicyRefreshWellFormed<A, T> && AuthPolicyStreamingCapable<A, T>;
 
 /// A provider usable by make_runtime: the contract with its own default transport.
 template <class A>
@@ -4069,7 +5186,9 @@ struct check_transport_policy {
                   "runbox: TransportPolicy must have runbox::Response send(const runbox::Request&)");
     static_assert(TransportHasCapabilities<T>,
                   "runbox: TransportPolicy must declare static constexpr bool supports_http2 and supports_streaming");
-    static constexpr bool value = TransportPolicy<T>;
+    static_assert(TransportClearPoolWellFormed<T>,
+                  "runbox: TransportPolicy::clear_pool, when declared, must be void clear_pool()");
+    static constexpr bool value = TransportPolicy<T> && TransportClearPoolWellFormed<T>;
 };
 
 template <class A, class T>
@@ -4086,6 +5205,11 @@ struct check_auth_policy {
     static_assert(AuthPolicyTransportCapable<A, T>,
                   "runbox: AuthPolicy requires_http2, but the TransportPolicy does not support HTTP/2 "
                   "(use runbox::CurlTransport)");
+    static_assert(AuthPolicyRefreshWellFormed<A, T>,
+                  "runbox: AuthPolicy::refresh, when declared, must be void refresh(runbox::ProviderContext<Transport>&)");
+    static_assert(AuthPolicyStreamingCapable<A, T>,
+                  "runbox: AuthPolicy requires_streaming, but the TransportPolicy does not support streaming "
+                  "(supports_streaming = false)");
     static constexpr bool value = AuthPolicyFor<A, T>;
 };
 
@@ -4121,6 +5245,7 @@ struct check_runtime_constructor {
 #include <mutex>
 #include <optional>
 #include <random>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -4128,19 +5253,21 @@ struct check_runtime_constructor {
 #include <openssl/rand.h>
 
 // ---- begin runbox/server/zip.hpp ----
-// runbox/server/zip.hpp - zip archives for /upload_file and /download_files (libzip).
-//
-// Used on both sides of the wire: the action server extracts uploaded archives and zips
-// directories for download; the client zips a directory for a recursive copy_to and
-// extracts what copy_from returns.
+/// \file
+/// zip archives for /upload_file and /download_files (libzip).
+///
+/// Used on both sides of the wire: the action server extracts uploaded archives and zips
+/// directories for download; the client zips a directory for a recursive copy_to and
+/// extracts what copy_from returns.
 
 // ---- begin runbox/server/safe_write.hpp ----
-// runbox/server/safe_write.hpp - writing uploads without following symbolic links.
-//
-// An upload may only write where it was told: a symbolic link already sitting at the target
-// (or at a directory inside an archive's destination) could point anywhere, so every
-// component below the destination is opened with openat(O_NOFOLLOW) from the directory above
-// it, and files are opened O_NOFOLLOW|O_NONBLOCK and must be regular (a FIFO would block).
+/// \file
+/// writing uploads without following symbolic links.
+///
+/// An upload may only write where it was told: a symbolic link already sitting at the target
+/// (or at a directory inside an archive's destination) could point anywhere, so every
+/// component below the destination is opened with openat(O_NOFOLLOW) from the directory above
+/// it, and files are opened O_NOFOLLOW|O_NONBLOCK and must be regular (a FIFO would block).
 
 
 #include <fcntl.h>
@@ -4159,8 +5286,11 @@ namespace runbox::server {
 class UniqueFd {
 public:
     UniqueFd() = default;
+    /// Takes ownership of `fd` (-1: none).
     explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+    /// Takes over `other`'s descriptor.
     UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+    /// Closes this descriptor, then takes over `other`'s.
     UniqueFd& operator=(UniqueFd&& other) noexcept {
         if (this != &other) {
             reset();
@@ -4171,12 +5301,15 @@ public:
     UniqueFd(const UniqueFd&) = delete;
     UniqueFd& operator=(const UniqueFd&) = delete;
     ~UniqueFd() { reset(); }
+    /// The descriptor (-1: none); still owned.
     int get() const noexcept { return fd_; }
+    /// Gives up ownership and returns the descriptor.
     int release() noexcept {
         const int fd = fd_;
         fd_ = -1;
         return fd;
     }
+    /// Closes the descriptor, if any.
     void reset() noexcept {
         if (fd_ >= 0) ::close(fd_);
         fd_ = -1;
@@ -4278,6 +5411,7 @@ inline void write_all(int fd, std::string_view data, const std::filesystem::path
 
 namespace runbox::server {
 
+/// How a directory is zipped.
 struct ZipOptions {
     /// false: archive names are relative to the zipped directory (what /download_files sends);
     /// true: names start with the directory's own name ("dir/a.txt"), so extracting into a
@@ -4590,6 +5724,46 @@ public:
         raise(response);
     }
 
+    /// Waits until /alive answers 2xx. One deadline (endpoint().alive_timeout) bounds the whole
+    /// wait: each attempt is a single request whose timeout is capped by what is left, and the
+    /// pauses between attempts (alive_poll_interval) end at the deadline; a 502 from a proxy is
+    /// one failed attempt, not a retry loop of its own. The endpoint's probe is asked before
+    /// every attempt: when it reports that the server exited, that error is thrown at once.
+    /// Past the deadline: errc::timeout naming the bound and the last attempt's error.
+    void wait_until_alive() {
+        using clock = std::chrono::steady_clock;
+        const auto bound = endpoint_.alive_timeout;
+        const auto end = clock::now() + bound;
+        const auto interval = std::max(endpoint_.alive_poll_interval, std::chrono::milliseconds(1));
+        std::string last_error = "no attempt";
+        bool tried = false;
+        for (;;) {
+            if (endpoint_.probe) {
+                if (auto exited = endpoint_.probe()) throw *exited;
+            }
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(end - clock::now());
+            if (left <= std::chrono::milliseconds::zero()) break;
+            const bool capped = left < timeouts_.alive;
+            try {
+                raise(tagged([&] { return transport_.send(make("GET", "/alive", std::min(timeouts_.alive, left))); }));
+                return;
+            } catch (const error& e) {
+                // An attempt cut short by the deadline says less than the one before it.
+                if (!(capped && e.code() == errc::timeout && tried)) last_error = e.what();
+            } catch (const std::exception& e) {
+                last_error = e.what();
+            }
+            tried = true;
+            const auto now = clock::now();
+            if (now >= end) break;
+            std::this_thread::sleep_for(std::min<clock::duration>(interval, end - now));
+        }
+        throw error(errc::timeout,
+                    "the action execution server did not answer /alive within " + std::to_string(bound.count()) +
+                        " ms (last error: " + redact(last_error, endpoint_.secrets) + ")",
+                    provider_);
+    }
+
     /// check_if_alive() as a bool, for polling loops; the error text is kept for reporting.
     bool is_alive(std::string* why = nullptr) noexcept {
         try {
@@ -4717,7 +5891,7 @@ public:
         Request request = make("GET", "/download_files?" + query_string({{"path", sandbox_path}}), timeouts_.copy_from);
         request.on_body = [&out](std::string_view chunk) {
             out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-            return static_cast<bool>(out);
+            return out ? StreamAction::next : StreamAction::fail;
         };
         Response response;
         try {
@@ -4792,26 +5966,31 @@ private:
     }
 
     Response send_once(const Request& request) {
-        if (endpoint_.bad_gateway_retry_window.count() > 0 && request.is_idempotent()) return send_idempotent(request);
-        return transport_.send(request);
+        if (endpoint_.retry && request.is_idempotent()) return send_idempotent(request);
+        return tagged([&] { return transport_.send(request); });
     }
 
-    // Idempotent calls: 429/503/504 and dropped connections retried with backoff; 502 from a
-    // preview proxy (Daytona) retried every poll interval within the endpoint's window.
+    // Idempotent calls: 429/502/503/504 and dropped connections retried with backoff, or as the
+    // endpoint's provider asks (ServerEndpoint::retry: Daytona rides out its proxy's 502s).
     Response send_idempotent(const Request& request) {
         RetryPolicy policy;
         policy.max_attempts = 3;
         policy.initial_backoff = std::chrono::milliseconds(250);
         policy.max_elapsed = std::chrono::milliseconds(15000);
-        if (endpoint_.bad_gateway_retry_window.count() > 0) {
-            const auto interval = std::max(endpoint_.alive_poll_interval, std::chrono::milliseconds(1));
-            policy.max_elapsed = endpoint_.bad_gateway_retry_window;
-            policy.max_attempts = static_cast<int>(endpoint_.bad_gateway_retry_window / interval) + 1;
-            policy.initial_backoff = interval;
-            policy.max_backoff = interval;
-            policy.jitter = 0;
+        if (endpoint_.retry) policy = *endpoint_.retry;
+        return tagged([&] { return send_with_retry(transport_, request, policy); });
+    }
+
+    // The transport tags its errors "transport"; to the user the sandbox behind this client
+    // went away, so the error names the provider (same code, same message).
+    template <class F>
+    Response tagged(F&& send) {
+        try {
+            return send();
+        } catch (const error& e) {
+            if (e.provider() == provider_) throw;
+            throw error(e.code(), e.detail(), provider_, e.http_status(), e.retry_after(), e.rpc_code());
         }
-        return send_with_retry(transport_, request, policy);
     }
 
     void raise(const Response& response) const {
@@ -4857,18 +6036,21 @@ private:
 }  // namespace runbox
 // ---- end runbox/client.hpp ----
 // ---- begin runbox/sweep.hpp ----
-// runbox/sweep.hpp - runbox::sweep: release the sandboxes that no live runtime holds.
-//
-//   runbox::SweepOptions opts;                 // dry run, older than 1 h, delete
-//   auto plan = runbox::sweep<runbox::daytona::Auth>(config, opts);
-//   for (auto& a : plan.actions) std::cout << a.action << " " << a.sandbox.id << " (" << a.reason << ")\n";
-//   opts.dry_run = false;
-//   runbox::sweep(runbox::default_providers{}, config, opts);   // every provider with credentials
-//
-// A sandbox is swept when it carries runbox's labels (lifecycle.hpp), its holder is gone (its
-// process died, or in this process its runtime is closed), and it is older than `older_than`
-// or its lease-file entry (Config::runbox_lease_file) names a process that is gone. Sandboxes
-// created on another host are kept unless `other_hosts` (runbox cannot see those processes).
+/// \file
+/// runbox::sweep: release the sandboxes that no live runtime holds.
+///
+/// ```
+/// runbox::SweepOptions opts;                 // dry run, older than 1 h, delete
+/// auto plan = runbox::sweep<runbox::daytona::Auth>(config, opts);
+/// for (auto& a : plan.actions) std::cout << a.action << " " << a.sandbox.id << " (" << a.reason << ")\n";
+/// opts.dry_run = false;
+/// runbox::sweep(runbox::default_providers{}, config, opts);   // every provider with credentials
+/// ```
+///
+/// A sandbox is swept when it carries runbox's labels (lifecycle.hpp), its holder is gone (its
+/// process died, or in this process its runtime is closed), and it is older than `older_than`
+/// or its lease-file entry (Config::runbox_lease_file) names a process that is gone. Sandboxes
+/// created on another host are kept unless `other_hosts` (runbox cannot see those processes).
 
 #include <chrono>
 #include <concepts>
@@ -4890,11 +6072,12 @@ concept ProviderSweeps = requires(A& a, ProviderContext<T>& ctx, const SandboxRe
     a.release_sandbox(ctx, r, ReleaseMode::remove);
 };
 
+/// What sweep() selects and how it releases; the defaults are a safe dry run.
 struct SweepOptions {
     /// Only sandboxes at least this old (by their creation label); lease entries of dead
     /// processes are reaped whatever their age.
     std::chrono::milliseconds older_than{std::chrono::hours(1)};
-    ReleaseMode mode = ReleaseMode::remove;
+    ReleaseMode mode = ReleaseMode::remove;  ///< delete (default) or only stop what is selected
     bool dry_run = true;                 ///< report what would be done, change nothing
     std::optional<std::string> owner{};  ///< only sandboxes with this owner label
     bool other_hosts = false;            ///< also sandboxes created on other hosts
@@ -4902,19 +6085,21 @@ struct SweepOptions {
 
 /// One sandbox sweep released (or, in a dry run, would release).
 struct SweepAction {
-    SandboxRecord sandbox{};
+    SandboxRecord sandbox{};  ///< the sandbox, as the provider listed it
     std::string action{};  ///< "stop" or "delete"
     std::string reason{};  ///< why it is not held
     bool done = false;     ///< released (false in a dry run or when it failed)
     std::string error{};   ///< why releasing failed
 };
 
+/// What one sweep() found and did.
 struct SweepReport {
-    std::vector<SweepAction> actions{};
+    std::vector<SweepAction> actions{};  ///< the sandboxes selected, released or not
     std::vector<SandboxRecord> kept{};  ///< runbox's sandboxes that are held, too young or not the owner's
     std::vector<std::string> errors{};  ///< providers that could not be swept, and why
-    std::size_t lease_entries_removed = 0;
+    std::size_t lease_entries_removed = 0;  ///< entries of dead processes reaped from the lease file
 
+    /// How many of `actions` were released (`done`).
     std::size_t released() const {
         std::size_t n = 0;
         for (const auto& a : actions) n += a.done ? 1 : 0;
@@ -4999,12 +6184,15 @@ decltype(auto) with_provider(const Config& config, F&& f) {
     RuntimeOptions runtime_options;
     runtime_options.sid = "runbox-sweep";
     ProviderContext<T> ctx{config, runtime_options, transport, {}};
+    bind_credentials(ctx, provider);
     return std::forward<F>(f)(provider, ctx);
 }
 
 }  // namespace detail
 
-/// Sweeps one provider with the credentials in `config` (see the top of this file).
+/// Sweeps one provider with the credentials in `config` (see the top of this file). Throws
+/// runbox::error: errc::config_invalid when credentials are missing, the provider's list errors
+/// (auth_failed, transport, ...); a sandbox that cannot be released is reported in its action.
 template <class A, class T = typename A::default_transport>
 SweepReport sweep(const Config& config, const SweepOptions& options = {}) {
     static_assert(ProviderSweeps<A, T>, "runbox: sweep needs a provider with list_sandboxes() and release_sandbox()");
@@ -5157,7 +6345,7 @@ public:
             s.set_status(RuntimeStatus::ready, "Runtime is ready.");
         } catch (const std::exception& e) {
             s.client.reset();
-            if constexpr (requires { s.transport.clear_pool(); }) s.transport.clear_pool();
+            clear_pool_of(s.transport);
             s.set_status(RuntimeStatus::error, e.what(), "error");
             s.auth.close(ctx, CloseReason::connect_failed);
             s.end_ownership();
@@ -5177,7 +6365,7 @@ public:
             s.client.reset();
             // Hang up idle keep-alive connections first: a server that is being stopped would
             // otherwise wait for them to time out (5 s in cpp-httplib and uvicorn).
-            if constexpr (requires { s.transport.clear_pool(); }) s.transport.clear_pool();
+            clear_pool_of(s.transport);
             auto ctx = s.context();
             s.auth.close(ctx, CloseReason::normal);
             s.end_ownership();
@@ -5344,6 +6532,7 @@ private:
             ProviderContext<TransportPolicy> ctx{
                 config, options, transport,
                 [this](RuntimeStatus value, std::string_view message) { set_status(value, message); }};
+            bind_credentials(ctx, auth);  // the provider's authorize() is applied through the context
             ctx.ownership = ownership ? &*ownership : nullptr;
             ctx.on_created = [this](const std::string& id) {
                 if (!lease || !ownership) return;
@@ -5468,18 +6657,8 @@ private:
         }, action);
     }
 
-    static void wait_until_alive(State& s) {
-        const ServerEndpoint& endpoint = s.client->endpoint();
-        std::string last_error = "no attempt";
-        const bool alive = poll_until([&] { return s.client->is_alive(&last_error); }, endpoint.alive_timeout,
-                                      endpoint.alive_poll_interval);
-        if (!alive) {
-            throw error(errc::timeout,
-                        "the action execution server did not answer /alive within " +
-                            std::to_string(endpoint.alive_timeout.count()) + " ms (last error: " + last_error + ")",
-                        std::string(AuthPolicy::name));
-        }
-    }
+    // One deadline bounds the wait; the endpoint's probe can end it early (client.hpp).
+    static void wait_until_alive(State& s) { s.client->wait_until_alive(); }
 
     // Reference §7.2.
     void setup_initial_env() {
@@ -5560,22 +6739,25 @@ private:
 }  // namespace runbox
 // ---- end runbox/runtime.hpp ----
 // ---- begin runbox/providers/local.hpp ----
-// runbox/providers/local.hpp - the local provider: runbox's own action server on this machine.
-//
-// The default provider: no credentials, no setup. connect() starts the action execution server
-// on 127.0.0.1 with a random port and a random session API key, in a workspace directory
-// (`workspace_base` when set, else a fresh temporary one that close() removes). The server runs
-// in-process on its own threads by default, or as a child `runbox-server` process with
-// providers.local.mode = "process" (or RUNBOX_LOCAL_MODE=process). close() stops it and reaps
-// every process the shell started.
-//
-// Settings (Config::providers["local"] or the environment):
-//   mode         "thread" (default) | "process"          RUNBOX_LOCAL_MODE
-//   server_path  the runbox-server program (process mode) RUNBOX_SERVER_PATH (default: on PATH)
-// The sandbox's NO_CHANGE_TIMEOUT_SECONDS comes from sandbox.runtime_startup_env_vars, as with
-// OpenHands' local runtime. In both modes the shell's environment is the allow-listed host
-// variables (runbox/environment.hpp: PATH, HOME, USER, LANG, LC_*, ...) plus those startup
-// variables; never the rest of the host's environment, never SESSION_API_KEY.
+/// \file
+/// the local provider: runbox's own action server on this machine.
+///
+/// The default provider: no credentials, no setup. connect() starts the action execution server
+/// on 127.0.0.1 with a random port and a random session API key, in a workspace directory
+/// (`workspace_base` when set, else a fresh temporary one that close() removes). The server runs
+/// in-process on its own threads by default, or as a child `runbox-server` process with
+/// providers.local.mode = "process" (or RUNBOX_LOCAL_MODE=process). close() stops it and reaps
+/// every process the shell started.
+///
+/// Settings (Config::providers["local"] or the environment):
+/// ```
+/// mode         "thread" (default) | "process"          RUNBOX_LOCAL_MODE
+/// server_path  the runbox-server program (process mode) RUNBOX_SERVER_PATH (default: on PATH)
+/// ```
+/// The sandbox's NO_CHANGE_TIMEOUT_SECONDS comes from sandbox.runtime_startup_env_vars, as with
+/// OpenHands' local runtime. In both modes the shell's environment is the allow-listed host
+/// variables (runbox/environment.hpp: PATH, HOME, USER, LANG, LC_*, ...) plus those startup
+/// variables; never the rest of the host's environment, never SESSION_API_KEY.
 
 #include <fcntl.h>
 #include <poll.h>
@@ -5594,16 +6776,19 @@ private:
 #include <vector>
 
 // ---- begin runbox/environment.hpp ----
-// runbox/environment.hpp - the environment a sandbox process starts with, built on purpose.
-//
-// Two bases, one builder (every spawn of a shell, Python REPL, static command or runbox-server
-// child goes through sandbox_environment()):
-//   inherit     the server's own environment: runbox-server inside a sandbox, where that
-//               environment is the sandbox's (what OpenHands' shell sees).
-//   allow_list  only the host variables named by host_variable_allowed(): the local provider,
-//               whose "server environment" is the user's own program and its secrets.
-// Either way SESSION_API_KEY is never passed on (the shell must not learn the key that guards
-// its own server), and the caller's variables (Config / options env) are added last.
+/// \file
+/// the environment a sandbox process starts with, built on purpose.
+///
+/// Two bases, one builder (every spawn of a shell, Python REPL, static command or runbox-server
+/// child goes through sandbox_environment()):
+/// ```
+/// inherit     the server's own environment: runbox-server inside a sandbox, where that
+///             environment is the sandbox's (what OpenHands' shell sees).
+/// allow_list  only the host variables named by host_variable_allowed(): the local provider,
+///             whose "server environment" is the user's own program and its secrets.
+/// ```
+/// Either way SESSION_API_KEY is never passed on (the shell must not learn the key that guards
+/// its own server), and the caller's variables (Config / options env) are added last.
 
 #include <iterator>
 #include <map>
@@ -5674,37 +6859,39 @@ inline std::vector<std::string> environment_strings(const std::map<std::string, 
 }  // namespace runbox::detail
 // ---- end runbox/environment.hpp ----
 // ---- begin runbox/server/action_server.hpp ----
-// runbox/server/action_server.hpp - the action execution server that runs inside a sandbox.
-//
-// The OpenHands action_execution_server protocol (reference §1) on cpp-httplib: GET /alive,
-// GET /server_info, POST /execute_action, POST /upload_file, GET /download_files,
-// POST /list_files, GET /vscode/connection_token, POST /update_mcp_server. Errors are
-// `{"detail": ...}` JSON with the same statuses and the same quirks (§1.3: handlers of
-// execute/upload/download wrap their own 400/404 into a 500 "<status>: <detail>").
-//
-// One action executes at a time (a mutex around the executor); every other request is served
-// concurrently by httplib's workers, so /alive answers while a command runs. File work (file
-// actions, uploads, downloads, /list_files) runs on one FileWorker thread with the shell user's
-// filesystem identity. Limits on everything a client controls are in ActionServerOptions
-// (docs/design.md, "Limits and what runs concurrently").
-//
-// Note for embedding programs: constructing an httplib::Server sets SIGPIPE to SIG_IGN for the
-// whole process (cpp-httplib does that); the shells and the Python kernel reset all signal
-// dispositions when they start.
+/// \file
+/// the action execution server that runs inside a sandbox.
+///
+/// The OpenHands action_execution_server protocol (reference §1) on cpp-httplib: GET /alive,
+/// GET /server_info, POST /execute_action, POST /upload_file, GET /download_files,
+/// POST /list_files, GET /vscode/connection_token, POST /update_mcp_server. Errors are
+/// `{"detail": ...}` JSON with the same statuses and the same quirks (§1.3: handlers of
+/// execute/upload/download wrap their own 400/404 into a 500 "<status>: <detail>").
+///
+/// One action executes at a time (a mutex around the executor); every other request is served
+/// concurrently by httplib's workers, so /alive answers while a command runs. File work (file
+/// actions, uploads, downloads, /list_files) runs on one FileWorker thread with the shell user's
+/// filesystem identity. Limits on everything a client controls are in ActionServerOptions
+/// (docs/design.md, "Limits and what runs concurrently").
+///
+/// Note for embedding programs: constructing an httplib::Server sets SIGPIPE to SIG_IGN for the
+/// whole process (cpp-httplib does that); the shells and the Python kernel reset all signal
+/// dispositions when they start.
 
 // ---- begin runbox/server/bash_session.hpp ----
-// runbox/server/bash_session.hpp - one persistent bash on a real PTY with the OpenHands command
-// semantics (reference §4): prompt-marker completion detection, soft (no new output) and hard
-// timeouts, continuation with "", input to a running process, special keys, exit codes, cwd.
-//
-// Design: bash runs without readline (--noediting) on a PTY whose echo is off, so the output is
-// exactly what the programs write; a PROMPT_COMMAND function sets PS1 to a JSON marker block that
-// ends every command. Output is read as soon as it arrives (poll on the PTY, no polling interval).
-// The markers carry a random nonce drawn for each shell, so program output that prints a prompt
-// block (a file, a web page, a hostile tool) cannot end a command early or forge its exit code
-// and cwd; the scan for them looks at each byte once. Every shell runs under a subreaper
-// supervisor (server/process.hpp): close() kills everything it started, setsid and double
-// forks included.
+/// \file
+/// one persistent bash on a real PTY with the OpenHands command
+/// semantics (reference §4): prompt-marker completion detection, soft (no new output) and hard
+/// timeouts, continuation with "", input to a running process, special keys, exit codes, cwd.
+///
+/// Design: bash runs without readline (--noediting) on a PTY whose echo is off, so the output is
+/// exactly what the programs write; a PROMPT_COMMAND function sets PS1 to a JSON marker block that
+/// ends every command. Output is read as soon as it arrives (poll on the PTY, no polling interval).
+/// The markers carry a random nonce drawn for each shell, so program output that prints a prompt
+/// block (a file, a web page, a hostile tool) cannot end a command early or forge its exit code
+/// and cwd; the scan for them looks at each byte once. Every shell runs under a subreaper
+/// supervisor (server/process.hpp): close() kills everything it started, setsid and double
+/// forks included.
 
 #include <fcntl.h>
 #include <grp.h>
@@ -5743,12 +6930,46 @@ inline std::vector<std::string> environment_strings(const std::map<std::string, 
 
 #include <openssl/rand.h>
 
-// ---- begin runbox/server/bash_parse.hpp ----
-// runbox/server/bash_parse.hpp - the text-level pieces of the bash session (OpenHands §4):
-// splitting input into top-level commands, the `\;`-style escaping quirk, the prompt
-// marker block and its metadata, the fixed observation texts, and terminal-output cleanup.
+// ---- begin runbox/detail/shell.hpp ----
+// runbox/detail/shell.hpp - the one POSIX shell quoter every command line in runbox goes through.
 //
-// No process or PTY code lives here, so all of it is unit-testable on plain strings.
+// Provider start commands, runloop's `bash -c` entrypoint and the action server's `cd` line are
+// all built from settings and paths a user (or a sandbox) chose: each argument is quoted so that
+// a space stays inside its word and `$(...)`, `;` or a backquote is text, never executed.
+
+#include <string>
+#include <string_view>
+
+namespace runbox::detail {
+
+/// `text` as one word for a POSIX shell: left bare when it holds only characters no shell treats
+/// specially (letters, digits, `@%+=:,./_-`), else single-quoted with each `'` written `'\''`.
+/// The empty string becomes `''`.
+inline std::string shell_quote(std::string_view text) {
+    auto plain = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               std::string_view("@%+=:,./_-").find(c) != std::string_view::npos;
+    };
+    bool bare = !text.empty();
+    for (const char c : text) bare = bare && plain(c);
+    if (bare) return std::string(text);
+    std::string out = "'";
+    for (const char c : text) {
+        if (c == '\'') out += "'\\''";
+        else out += c;
+    }
+    return out + "'";
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/detail/shell.hpp ----
+// ---- begin runbox/server/bash_parse.hpp ----
+/// \file
+/// the text-level pieces of the bash session (OpenHands §4):
+/// splitting input into top-level commands, the `\;`-style escaping quirk, the prompt
+/// marker block and its metadata, the fixed observation texts, and terminal-output cleanup.
+///
+/// No process or PTY code lives here, so all of it is unit-testable on plain strings.
 
 #include <algorithm>
 #include <cerrno>
@@ -5771,16 +6992,20 @@ namespace runbox::server::bash {
 
 // ---- fixed texts ---------------------------------------------------------------------------
 
-inline constexpr std::string_view ps1_begin = "###PS1JSON###";
-inline constexpr std::string_view ps1_end = "###PS1END###";
+inline constexpr std::string_view ps1_begin = "###PS1JSON###";  ///< OpenHands' prompt start marker
+inline constexpr std::string_view ps1_end = "###PS1END###";    ///< OpenHands' prompt end marker
 
+/// The advice every timeout notice ends with (OpenHands' exact text).
 inline constexpr std::string_view timeout_message =
     "You may wait longer to see additional output by sending empty command '', send other commands to "
     "interact with the current process, send keys (\"C-c\", \"C-z\", \"C-d\") to interrupt/kill the previous "
     "command before sending your new command, or use the timeout parameter in execute_bash for future commands.";
 
+/// Prefix of the output a continuation (`""`) returns.
 inline constexpr std::string_view continue_prefix = "[Below is the output of the previous command.]\n";
+/// The answer to a continuation when no command is running.
 inline constexpr std::string_view no_previous_logs = "ERROR: No previous running command to retrieve logs from.";
+/// The answer to input (`is_input`) when no command is running.
 inline constexpr std::string_view no_previous_interact = "ERROR: No previous running command to interact with.";
 
 /// Python's repr() of a float: shortest round-trip digits, always with a '.' ("1.0", "2.5").
@@ -5801,22 +7026,27 @@ inline std::string seconds_text(std::chrono::milliseconds ms) {
     return python_float(static_cast<double>(ms.count()) / 1000.0);
 }
 
+/// The notice after a command that finished ("[The command completed with exit code N.]").
 inline std::string completed_suffix(int exit_code) {
     return "\n[The command completed with exit code " + std::to_string(exit_code) + ".]";
 }
+/// The notice after a special key ended the command ("... CTRL+C was sent.]").
 inline std::string completed_special_key_suffix(int exit_code, char key) {
     const char upper = (key >= 'a' && key <= 'z') ? static_cast<char>(key - 'a' + 'A') : key;
     return "\n[The command completed with exit code " + std::to_string(exit_code) + ". CTRL+" + std::string(1, upper) +
            " was sent.]";
 }
+/// The notice when a command printed nothing new for `no_change` (it keeps running).
 inline std::string no_change_timeout_suffix(std::chrono::milliseconds no_change) {
     return "\n[The command has no new output after " + seconds_text(no_change) + " seconds. " +
            std::string(timeout_message) + "]";
 }
+/// The notice when a command's hard timeout (seconds) ran out (it keeps running).
 inline std::string hard_timeout_suffix(double timeout_seconds) {
     return "\n[The command timed out after " + python_float(timeout_seconds) + " seconds. " +
            std::string(timeout_message) + "]";
 }
+/// The answer to a new command sent while the previous one still runs.
 inline std::string not_executed_suffix(std::string_view command) {
     return "\n[Your command \"" + std::string(command) +
            "\" is NOT executed. The previous command is still running - You CANNOT send new commands until the "
@@ -5824,10 +7054,12 @@ inline std::string not_executed_suffix(std::string_view command) {
            "process: " +
            std::string(timeout_message) + "]";
 }
+/// The notice before output cut to its last `lines` lines.
 inline std::string truncated_prefix(std::size_t lines) {
     return "[Previous command outputs are truncated. Showing the last " + std::to_string(lines) +
            " lines of the output below.]\n";
 }
+/// The error for input holding several top-level commands, listing them numbered.
 inline std::string multiple_commands_error(const std::vector<std::string>& commands) {
     std::string out =
         "ERROR: Cannot execute multiple commands at once.\nPlease run each command separately OR chain them into a "
@@ -5838,17 +7070,21 @@ inline std::string multiple_commands_error(const std::vector<std::string>& comma
 
 // ---- small string helpers ------------------------------------------------------------------
 
+/// Python's ASCII whitespace: space, tab, newline, CR, VT, FF.
 inline bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
+/// `s` without leading and trailing is_space() characters (Python's str.strip()).
 inline std::string_view strip(std::string_view s) noexcept {
     while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
     while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
     return s;
 }
+/// `s` without leading is_space() characters.
 inline std::string_view lstrip(std::string_view s) noexcept {
     while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
     return s;
 }
+/// `s` without trailing is_space() characters.
 inline std::string_view rstrip(std::string_view s) noexcept {
     while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
     return s;
@@ -5860,7 +7096,7 @@ inline bool is_special_key(std::string_view command) noexcept {
     return c.size() == 3 && c[0] == 'C' && c[1] == '-';
 }
 
-/// The byte a terminal sends for Ctrl+<key>: C-c -> 0x03, C-[ -> ESC, C-? -> DEL.
+/// The byte a terminal sends for Ctrl+`key`: C-c -> 0x03, C-[ -> ESC, C-? -> DEL.
 inline char control_char(char key) noexcept {
     char k = key;
     if (k >= 'a' && k <= 'z') k = static_cast<char>(k - 'a' + 'A');
@@ -6566,17 +7802,22 @@ inline std::optional<CmdOutputMetadata> parse_prompt_json(std::string_view inner
     return m;
 }
 
+/// One prompt block found in the shell's output.
 struct PromptBlock {
-    std::size_t begin = 0;  // offset of the start marker (at a line start)
-    std::size_t end = 0;    // one past the end marker
-    CmdOutputMetadata metadata;
+    std::size_t begin = 0;  ///< offset of the start marker (at a line start)
+    std::size_t end = 0;    ///< one past the end marker
+    CmdOutputMetadata metadata;  ///< the prompt's JSON (exit code, pid, user, host, directories)
 };
 
 /// The two marker strings of a prompt block. A session appends its own random nonce to the
 /// reference's markers (with_nonce), so output cannot print a block the scanner accepts.
 struct PromptMarkers {
+    /// The start and end markers.
+    ///@{
     std::string begin{ps1_begin}, end{ps1_end};
+    ///@}
 
+    /// The reference's markers with `nonce` appended to both.
     static PromptMarkers with_nonce(std::string_view nonce) {
         return {std::string(ps1_begin) + std::string(nonce), std::string(ps1_end) + std::string(nonce)};
     }
@@ -6593,8 +7834,10 @@ public:
     /// plus two paths).
     static constexpr std::size_t max_inner = std::size_t{1} << 16;
 
+    /// A scanner for `markers` (default: the reference's, without a nonce).
     explicit PromptScanner(PromptMarkers markers = {}) : markers_(std::move(markers)) {}
 
+    /// The markers it looks for.
     const PromptMarkers& markers() const noexcept { return markers_; }
 
     /// Forgets the scan position (the buffer was cleared); keeps the markers.
@@ -6912,23 +8155,24 @@ inline std::size_t count_lines(std::string_view text) {
 }  // namespace runbox::server::bash
 // ---- end runbox/server/bash_parse.hpp ----
 // ---- begin runbox/server/process.hpp ----
-// runbox/server/process.hpp - the processes a session starts, and how they all end.
-//
-// Spawning: a SpawnPlan holds everything a child needs (argv, environment, identity, directory),
-// prepared before fork(), so the child makes only async-signal-safe calls.
-//
-// Containment: every program (the shell, the Python REPL, a static command) runs under its own
-// small supervisor process, forked from the server, that is a child subreaper
-// (prctl PR_SET_CHILD_SUBREAPER). Whatever the program starts, `setsid`, `setsid -f` and double
-// forks included, is re-parented to the supervisor when its parent exits instead of escaping to
-// init, so every process of the program stays a descendant of the supervisor. At kill_all() (or
-// when the server goes away: its end of the control socket closes) the supervisor stops all its
-// descendants with SIGSTOP, re-scanning /proc until no new one appears and all are stopped,
-// SIGKILLs them, reaps them and exits. The server itself never becomes a subreaper (in the local
-// provider's thread mode it is the user's program). docs/design.md says why not a cgroup.
-//
-// The supervisor is a fork of a multi-threaded program that never execs, so it uses only
-// async-signal-safe system calls and memory allocated before the fork.
+/// \file
+/// the processes a session starts, and how they all end.
+///
+/// Spawning: a SpawnPlan holds everything a child needs (argv, environment, identity, directory),
+/// prepared before fork(), so the child makes only async-signal-safe calls.
+///
+/// Containment: every program (the shell, the Python REPL, a static command) runs under its own
+/// small supervisor process, forked from the server, that is a child subreaper
+/// (prctl PR_SET_CHILD_SUBREAPER). Whatever the program starts, `setsid`, `setsid -f` and double
+/// forks included, is re-parented to the supervisor when its parent exits instead of escaping to
+/// init, so every process of the program stays a descendant of the supervisor. At kill_all() (or
+/// when the server goes away: its end of the control socket closes) the supervisor stops all its
+/// descendants with SIGSTOP, re-scanning /proc until no new one appears and all are stopped,
+/// SIGKILLs them, reaps them and exits. The server itself never becomes a subreaper (in the local
+/// provider's thread mode it is the user's program). docs/design.md says why not a cgroup.
+///
+/// The supervisor is a fork of a multi-threaded program that never execs, so it uses only
+/// async-signal-safe system calls and memory allocated before the fork.
 
 #include <fcntl.h>
 #include <grp.h>
@@ -7564,6 +8808,7 @@ private:
 
 namespace runbox::server {
 
+/// How a BashSession starts its shell.
 struct BashSessionOptions {
     std::string working_dir;  ///< empty = the server's current directory
     std::string username;     ///< empty = current user; as root with another name the shell runs as that user
@@ -7574,19 +8819,10 @@ struct BashSessionOptions {
     bool load_rc_files = false;  ///< read /etc/bash.bashrc and ~/.bashrc (slow with pyenv-style rc files)
     /// Lines of output kept for one command (tmux in the reference: 10 000 history + 1 000 visible rows).
     std::size_t history_limit_lines = 11000;
-    std::chrono::milliseconds startup_timeout{30000};
+    std::chrono::milliseconds startup_timeout{30000};  ///< bound on the shell's first prompt
 };
 
 namespace detail {
-
-inline std::string shell_single_quote(std::string_view s) {
-    std::string out = "'";
-    for (const char c : s) {
-        if (c == '\'') out += "'\\''";
-        else out += c;
-    }
-    return out + "'";
-}
 
 /// The one line typed into a new shell: the prompt function (pure builtins, no forks), PS1/PS2,
 /// no history expansion, Ctrl-D at the prompt does not end the shell, no history file written
@@ -7604,7 +8840,7 @@ inline std::string shell_init_line(const std::string& working_dir, std::string_v
         "\\\"username\\\": \\\"\\u\\\", \\\"hostname\\\": \\\"\\h\\\", \\\"working_dir\\\": \\\"${__runbox_wd}\\\", "
         "\\\"py_interpreter_path\\\": \\\"${__runbox_py}\\\"}\\n###PS1END###" + std::string(nonce) + "\\n'; PS2=; return 0; }; "
         "PROMPT_COMMAND='{ __runbox_prompt; } 2>/dev/null'; PS2=; set +H; set -o ignoreeof; shopt -s promptvars; unset HISTFILE; history -c";
-    if (!working_dir.empty()) line += "; builtin cd -- " + shell_single_quote(working_dir);
+    if (!working_dir.empty()) line += "; builtin cd -- " + runbox::detail::shell_quote(working_dir);
     line += "\n";
     return line;
 }
@@ -7615,6 +8851,9 @@ inline std::string shell_init_line(const std::string& working_dir, std::string_v
 /// any thread and interrupts a running execute().
 class BashSession {
 public:
+    /// Starts bash on a new PTY and waits for its first prompt. Throws runbox::error:
+    /// errc::config_invalid for a missing working directory, errc::timeout when no prompt came
+    /// within startup_timeout, errc::server_error when the PTY or the shell failed.
     explicit BashSession(BashSessionOptions options) : options_(std::move(options)) {
         wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (wake_fd_ < 0) throw runbox::error(errc::server_error, std::string("eventfd: ") + std::strerror(errno));
@@ -7648,6 +8887,8 @@ public:
     /// PID of the bash process (-1 when none).
     pid_t shell_pid() const noexcept { return shell_pid_.load(); }
 
+    /// Runs a command, input or continuation with OpenHands' timeout rules: a CmdOutputObservation
+    /// (exit code -1 while it still runs), or an ErrorObservation; never throws.
     Observation execute(const CmdRunAction& action) {
         std::lock_guard<std::mutex> lock(mutex_);
         try {
@@ -8000,7 +9241,7 @@ private:
         }
         ::close(fd);
         temp_files_.emplace_back(path);
-        return "source " + detail::shell_single_quote(path) + "\n";
+        return "source " + runbox::detail::shell_quote(path) + "\n";
     }
 
     void remove_temp_files() {
@@ -8235,22 +9476,23 @@ inline Observation run_static_command(const CmdRunAction& action, const std::str
 }  // namespace runbox::server
 // ---- end runbox/server/bash_session.hpp ----
 // ---- begin runbox/server/connection_guard.hpp ----
-// runbox/server/connection_guard.hpp - connection limits for the action server's httplib::Server.
-//
-// cpp-httplib 0.11 bounds each recv() by its read timeout but not a whole request head: a
-// client sending one header byte every few seconds holds a worker thread for hours, and 32 such
-// clients starve /alive. ConnectionGuard is the server's task queue (Server::new_task_queue,
-// public API) and adds, over what httplib exposes:
-//   - a worker per connection, up to `max_connections`; a connection past the bound is closed
-//     at once (its task runs on the accepting thread and sees end-of-file);
-//   - a head deadline: from accept (or from the previous response) to the end of the next
-//     request's headers at most `header_timeout`; a watchdog shuts the socket down when it
-//     passes, which wakes httplib's blocked read with end-of-file, and httplib closes it.
-// httplib does not hand the accepted socket to the queue, so enqueue() (called on the
-// accepting thread right after accept) finds it: the one socket of this process bound to the
-// server's port, connected, and not yet known (sockets are told apart by inode). The request
-// phase comes from the pre-routing handler and the logger, which httplib calls on the
-// connection's worker thread (request_started() / response_sent()).
+/// \file
+/// connection limits for the action server's httplib::Server.
+///
+/// cpp-httplib 0.11 bounds each recv() by its read timeout but not a whole request head: a
+/// client sending one header byte every few seconds holds a worker thread for hours, and 32 such
+/// clients starve /alive. ConnectionGuard is the server's task queue (Server::new_task_queue,
+/// public API) and adds, over what httplib exposes:
+/// - a worker per connection, up to `max_connections`; a connection past the bound is closed
+///   at once (its task runs on the accepting thread and sees end-of-file);
+/// - a head deadline: from accept (or from the previous response) to the end of the next
+///   request's headers at most `header_timeout`; a watchdog shuts the socket down when it
+///   passes, which wakes httplib's blocked read with end-of-file, and httplib closes it.
+/// httplib does not hand the accepted socket to the queue, so enqueue() (called on the
+/// accepting thread right after accept) finds it: the one socket of this process bound to the
+/// server's port, connected, and not yet known (sockets are told apart by inode). The request
+/// phase comes from the pre-routing handler and the logger, which httplib calls on the
+/// connection's worker thread (request_started() / response_sent()).
 
 #include <httplib.h>
 
@@ -8275,14 +9517,20 @@ inline Observation run_static_command(const CmdRunAction& action, const std::str
 
 namespace runbox::server {
 
+/// The bounds a ConnectionGuard enforces (from ActionServerOptions).
 struct ConnectionLimits {
     std::size_t max_connections = 128;                   ///< connections served at once
     std::chrono::milliseconds header_timeout{20000};    ///< idle + request head, per request
     int listen_backlog = 128;                            ///< connections waiting for accept()
 };
 
+/// cpp-httplib's task queue for the action server: at most max_connections served at once
+/// (more are closed at once), and a connection whose request head does not arrive within
+/// header_timeout is shut down. Thread-safe, as httplib requires.
 class ConnectionGuard final : public httplib::TaskQueue {
 public:
+    /// Starts the watchdog thread. `port` is the listening port: the guard finds the accepted
+    /// sockets by it and raises its listen backlog.
     ConnectionGuard(ConnectionLimits limits, int port) : limits_(limits), port_(port) {
         raise_backlog();
         watchdog_ = std::thread([this] { watch(); });
@@ -8291,6 +9539,7 @@ public:
     ConnectionGuard& operator=(const ConnectionGuard&) = delete;
     ~ConnectionGuard() override { shutdown(); }
 
+    /// Serves a new connection on a worker thread, or closes it when the bound is reached.
     void enqueue(std::function<void()> fn) override {
         auto conn = identify_new_socket();
         std::unique_lock lock(mutex_);
@@ -8310,6 +9559,7 @@ public:
         cond_.notify_one();
     }
 
+    /// Lets the queued connections finish and joins every thread. Idempotent.
     void shutdown() override {
         {
             std::lock_guard lock(mutex_);
@@ -8337,8 +9587,10 @@ public:
     }
 
     /// Connections closed by the bound or the deadline (for tests and diagnostics).
+    ///@{
     std::size_t refused() const noexcept { return refused_.load(); }
     std::size_t timed_out() const noexcept { return timed_out_.load(); }
+    ///@}
 
 private:
     struct Conn {
@@ -8501,32 +9753,33 @@ private:
 }  // namespace runbox::server
 // ---- end runbox/server/connection_guard.hpp ----
 // ---- begin runbox/server/file_editor.hpp ----
-// runbox/server/file_editor.hpp - the action server's file actions: read, write and the
-// OH-ACI `str_replace_editor` (view/create/str_replace/insert/undo_edit).
-//
-// Behaviour follows reference §6.1-6.3 and the openhands-aci OHEditor it names. Python
-// semantics the wire text depends on are reproduced on purpose: str.split('\n') line
-// lists (a trailing newline yields a last empty line), universal-newline reads (CRLF and
-// CR become LF when a file is read as text), pathlib normalisation of paths in messages
-// ("/w//a/" -> "/w/a"), Python list/repr formatting in messages, and difflib-style
-// unified diffs with zero context lines.
-//
-// Known, documented differences from the Python server:
-//  * Text files must be UTF-8 (OH-ACI guesses other encodings with charset_normalizer).
-//  * The binary sniff approximates binaryornot: chardet's verdict is replaced by "valid
-//    UTF-8 with at least 4 multi-byte characters" (chardet's UTF-8 confidence > 0.9).
-//  * Markdown conversion of .pdf/.docx/.xlsx/.pptx/audio files is not available; `view`
-//    of such a file answers an OH-ACI style "Error in converting file to Markdown" error.
-//  * The diff is a Myers minimal diff, not difflib's longest-block matcher: both give the
-//    same hunks for one contiguous change; with repeated lines at a hunk edge the hunk may
-//    sit one line apart. Above diff_max_edit_distance edits the changed middle is shown as
-//    one replace hunk (keeps time and memory bounded).
-//  * `insert` rewrites the file in place (OH-ACI moves a 0600 temp file over it, which
-//    silently changes the file's mode); everything else about `insert` is kept, including
-//    inserting at EOF of a file without a final newline gluing the new text to the last line.
-//  * A path below a regular file (ENOTDIR) reads as "File not found" (Python: HTTP 500).
-//
-// Not thread-safe: the server runs one action at a time (as OpenHands does with its lock).
+/// \file
+/// the action server's file actions: read, write and the
+/// OH-ACI `str_replace_editor` (view/create/str_replace/insert/undo_edit).
+///
+/// Behaviour follows reference §6.1-6.3 and the openhands-aci OHEditor it names. Python
+/// semantics the wire text depends on are reproduced on purpose: `str.split('\n')` line
+/// lists (a trailing newline yields a last empty line), universal-newline reads (CRLF and
+/// CR become LF when a file is read as text), pathlib normalisation of paths in messages
+/// ("/w//a/" -> "/w/a"), Python list/repr formatting in messages, and difflib-style
+/// unified diffs with zero context lines.
+///
+/// Known, documented differences from the Python server:
+///  * Text files must be UTF-8 (OH-ACI guesses other encodings with charset_normalizer).
+///  * The binary sniff approximates binaryornot: chardet's verdict is replaced by "valid
+///  UTF-8 with at least 4 multi-byte characters" (chardet's UTF-8 confidence > 0.9).
+///  * Markdown conversion of .pdf/.docx/.xlsx/.pptx/audio files is not available; `view`
+///  of such a file answers an OH-ACI style "Error in converting file to Markdown" error.
+///  * The diff is a Myers minimal diff, not difflib's longest-block matcher: both give the
+///  same hunks for one contiguous change; with repeated lines at a hunk edge the hunk may
+///  sit one line apart. Above diff_max_edit_distance edits the changed middle is shown as
+///  one replace hunk (keeps time and memory bounded).
+///  * `insert` rewrites the file in place (OH-ACI moves a 0600 temp file over it, which
+///  silently changes the file's mode); everything else about `insert` is kept, including
+///  inserting at EOF of a file without a final newline gluing the new text to the last line.
+///  * A path below a regular file (ENOTDIR) reads as "File not found" (Python: HTTP 500).
+///
+/// Not thread-safe: the server runs one action at a time (as OpenHands does with its lock).
 
 #include <algorithm>
 #include <cerrno>
@@ -8563,9 +9816,9 @@ namespace runbox::server {
 /// empty server_cwd means the process cwd). `workspace_root` is the server's --working-dir
 /// (the editor suggests `<root>/<path>` for relative paths).
 struct FileOpsContext {
-    std::string workspace_root;
-    std::string bash_cwd;
-    std::string server_cwd;
+    std::string workspace_root;  ///< the server's --working-dir
+    std::string bash_cwd;        ///< the shell's current directory
+    std::string server_cwd;      ///< the server process's cwd (empty: the process cwd)
     /// Owner given to files `write` creates (uid:uid like OpenHands' --user-id);
     /// -1 = the process's effective uid and gid.
     int user_id = -1;
@@ -9295,7 +10548,7 @@ public:
     explicit FileEditor(std::string workspace_root = {}) : workspace_root_(std::move(workspace_root)) {}
 
     /// Runs an OH-ACI edit (view/create/str_replace/insert/undo_edit). Editor errors are the
-    /// content "ERROR:\n<message>" of the returned FileEditObservation.
+    /// content `"ERROR:\n<message>"` of the returned FileEditObservation.
     runbox::Observation edit(const runbox::FileEditAction& action, const FileOpsContext& ctx) {
         if (action.impl_source != runbox::FileEditSource::oh_aci) {
             // OpenHands asserts here (HTTP 500): LLM-based edits are done client-side.
@@ -9312,7 +10565,7 @@ public:
     }
 
     /// `view` with an optional [first, last] line range; returns the observation content
-    /// (editor errors as "ERROR:\n<message>").
+    /// (editor errors as `"ERROR:\n<message>"`).
     std::string view(const std::string& path, std::optional<std::pair<int, int>> view_range) {
         std::optional<std::vector<int>> range;
         if (view_range) range = std::vector<int>{view_range->first, view_range->second};
@@ -9325,12 +10578,16 @@ public:
             .content;
     }
 
+    /// What an editor command produced.
+    struct Outcome {
+        std::string content;  ///< the editor's report (the observation's content)
+        /// Whole-file texts before and after, for the diff.
+        ///@{
+        std::optional<std::string> old_content, new_content;
+        ///@}
+    };
     /// Builds the FileEditObservation OpenHands returns for an edit (used for errors that
     /// happen before the editor runs, like a non-numeric insert_line).
-    struct Outcome {
-        std::string content;
-        std::optional<std::string> old_content, new_content;  // whole-file texts for the diff
-    };
     static runbox::FileEditObservation make_edit_observation(const std::string& path,
                                                              const std::optional<std::string>& old_str,
                                                              const std::optional<std::string>& new_str,
@@ -9375,7 +10632,7 @@ private:
         return std::find(std::begin(exts), std::end(exts), ext) != std::end(exts);
     }
 
-    /// _execute_file_editor: run, then wrap errors as "ERROR:\n<message>".
+    /// _execute_file_editor: run, then wrap errors as `"ERROR:\n<message>"`.
     Outcome execute(const std::string& command, const std::string& path, const std::optional<std::string>& file_text,
                     const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
                     const std::optional<std::string>& new_str, std::optional<long long> insert_line,
@@ -9866,7 +11123,7 @@ inline runbox::Observation browse_unsupported() {
 /// OpenHands accepts `insert_line` as a string on the wire ("185" -> 185). For an `edit`
 /// action JSON ({"action":"edit","args":{...}}) this rewrites a numeric string to an integer
 /// in place, and for a non-numeric one returns the observation the server answers
-/// ("ERROR:\nInvalid insert_line value: '<v>'. Expected an integer." - the raw text in
+/// (`"ERROR:\nInvalid insert_line value: '<v>'. Expected an integer."` - the raw text in
 /// single quotes, not a repr). Call it before action_from_json.
 inline std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& action_json) {
     if (!action_json.is_object() || !action_json.contains("args") || !action_json["args"].is_object()) return std::nullopt;
@@ -9891,19 +11148,20 @@ inline std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& act
 }  // namespace runbox::server
 // ---- end runbox/server/file_editor.hpp ----
 // ---- begin runbox/server/file_worker.hpp ----
-// runbox/server/file_worker.hpp - the thread that does the action server's file work.
-//
-// read/write/edit, uploads, downloads and /list_files run here, one at a time, never on an
-// HTTP thread. When the server (root) was told to act as another user, this thread takes that
-// user's filesystem identity before its first job: fsuid, fsgid and supplementary groups, set
-// with raw syscalls, which on Linux change the calling thread only (glibc's setgroups() would
-// change every thread of the process). The kernel then checks every open, mkdir, chmod...
-// of this thread against that user, and clears the thread's filesystem capabilities
-// (CAP_DAC_OVERRIDE, CAP_CHOWN, ...): root's files stay root's. The rest of the server keeps
-// its own identity (it must still kill and reap the shells).
-//
-// A caller waits for its job at most its timeout; a job that overstays is left to finish (it
-// owns copies of everything it uses), and later jobs wait behind it.
+/// \file
+/// the thread that does the action server's file work.
+///
+/// read/write/edit, uploads, downloads and /list_files run here, one at a time, never on an
+/// HTTP thread. When the server (root) was told to act as another user, this thread takes that
+/// user's filesystem identity before its first job: fsuid, fsgid and supplementary groups, set
+/// with raw syscalls, which on Linux change the calling thread only (glibc's setgroups() would
+/// change every thread of the process). The kernel then checks every open, mkdir, chmod...
+/// of this thread against that user, and clears the thread's filesystem capabilities
+/// (CAP_DAC_OVERRIDE, CAP_CHOWN, ...): root's files stay root's. The rest of the server keeps
+/// its own identity (it must still kill and reap the shells).
+///
+/// A caller waits for its job at most its timeout; a job that overstays is left to finish (it
+/// owns copies of everything it uses), and later jobs wait behind it.
 
 
 #include <sys/syscall.h>
@@ -9929,10 +11187,10 @@ namespace runbox::server {
 
 /// The identity file work runs with.
 struct FileIdentity {
-    std::string name;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    std::vector<gid_t> groups;
+    std::string name;           ///< the user's name (for messages)
+    uid_t uid = 0;              ///< filesystem uid
+    gid_t gid = 0;              ///< filesystem gid
+    std::vector<gid_t> groups;  ///< supplementary groups
 };
 
 namespace file_worker_detail {
@@ -9952,6 +11210,7 @@ inline std::string assume_identity(const FileIdentity& who) {
 
 }  // namespace file_worker_detail
 
+/// The one thread that runs the action server's file jobs in order (see the top of this header).
 class FileWorker {
 public:
     /// Starts the thread. With `identity`, throws errc::config_invalid when the thread cannot
@@ -9996,6 +11255,8 @@ public:
         return result.get();
     }
 
+    /// Lets the queued jobs finish, then joins the thread (a job still running is waited for).
+    /// Later run() calls throw errc::sandbox_gone. Idempotent.
     void stop() noexcept {
         {
             std::lock_guard lock(mutex_);
@@ -10029,11 +11290,12 @@ private:
 }  // namespace runbox::server
 // ---- end runbox/server/file_worker.hpp ----
 // ---- begin runbox/server/system_stats.hpp ----
-// runbox/server/system_stats.hpp - the "resources" object of GET /server_info, from /proc.
-//
-// Keys are exactly OpenHands' (psutil-based) ones:
-// {"cpu_percent", "memory": {"rss","vms","percent"}, "disk": {"total","used","free","percent"},
-//  "io": {"read_bytes","write_bytes"}}. CPU and memory describe this process, disk is "/".
+/// \file
+/// the "resources" object of GET /server_info, from /proc.
+///
+/// Keys are exactly OpenHands' (psutil-based) ones:
+/// {"cpu_percent", "memory": {"rss","vms","percent"}, "disk": {"total","used","free","percent"},
+///  "io": {"read_bytes","write_bytes"}}. CPU and memory describe this process, disk is "/".
 
 #include <nlohmann/json.hpp>
 
@@ -10108,6 +11370,7 @@ inline double process_cpu_percent(std::chrono::milliseconds sample = std::chrono
     return stats_detail::round_to(static_cast<double>(ticks) / ticks_per_second / wall.count() * 100.0, 1);
 }
 
+/// This process's memory as /server_info reports it: {"rss", "vms"} in bytes, "percent" of RAM.
 inline nlohmann::json process_memory_stats() {
     std::uint64_t vms_pages = 0, rss_pages = 0;
     std::ifstream statm("/proc/self/statm");
@@ -10196,11 +11459,12 @@ inline nlohmann::json system_stats(std::chrono::milliseconds cpu_sample = std::c
 
 namespace runbox::server {
 
+/// How an ActionServer listens, what it runs and the limits it enforces (runbox-server's flags).
 struct ActionServerOptions {
-    std::string host = "127.0.0.1";
-    int port = 0;  // 0 = any free port
-    std::string working_dir;
-    std::string session_api_key;  // empty = no auth
+    std::string host = "127.0.0.1";  ///< address to bind ("0.0.0.0", "::" for all)
+    int port = 0;  ///< 0 = any free port
+    std::string working_dir;  ///< the shell's starting directory; empty = the current directory
+    std::string session_api_key;  ///< the X-Session-API-Key clients must send; empty = no auth
     /// User the shell and the Python kernel run as; empty = the current user. Honoured only
     /// when the server runs as root (the user must exist; runbox-server creates it); otherwise
     /// the shells run as the current user.
@@ -10208,9 +11472,10 @@ struct ActionServerOptions {
     /// OpenHands plugin names: "jupyter" enables run_ipython; "agent_skills" and "vscode" are
     /// accepted (no VSCode server is started: /vscode/connection_token answers null).
     std::vector<std::string> plugins;
-    bool enable_browser = false;  // there is no browser: browse actions always get the "disabled" error
+    bool enable_browser = false;  ///< there is no browser: browse actions always get the "disabled" error
+    /// A command with no new output for this long returns (exit code -1) and can be continued.
     std::chrono::milliseconds no_change_timeout{10000};
-    std::map<std::string, std::string> env;  // extra environment for the shells
+    std::map<std::string, std::string> env;  ///< extra environment for the shells
     /// What the shells' and the Python REPL's environment starts from: this process's own
     /// (runbox-server in a sandbox) or only the allow-listed host variables (the local provider's
     /// thread mode); see runbox/environment.hpp. SESSION_API_KEY is never passed on.
@@ -10237,8 +11502,8 @@ struct ActionServerOptions {
     std::chrono::milliseconds header_timeout{20000};
     /// Per recv()/send() on a connection, and the idle wait between keep-alive requests.
     std::chrono::milliseconds read_timeout{10000};
-    std::chrono::milliseconds write_timeout{30000};
-    std::chrono::milliseconds keep_alive_timeout{5000};
+    std::chrono::milliseconds write_timeout{30000};  ///< per send() of a response
+    std::chrono::milliseconds keep_alive_timeout{5000};  ///< how long an idle keep-alive connection stays open
 };
 
 namespace action_detail {
@@ -10794,8 +12059,12 @@ private:
 
 }  // namespace action_detail
 
+/// OpenHands' action execution server (/alive, /execute_action, /upload_file, ...) on
+/// cpp-httplib, as runbox-server and the local provider run it. start() and stop() may be
+/// called from any thread; requests are served on the server's own threads.
 class ActionServer {
 public:
+    /// Checks the options (an unknown plugin is errc::config_invalid); nothing starts yet.
     explicit ActionServer(ActionServerOptions options) : options_(std::move(options)) {
         if (options_.working_dir.empty()) options_.working_dir = std::filesystem::current_path().string();
         for (const auto& plugin : options_.plugins) {
@@ -10838,6 +12107,7 @@ public:
         }
     }
 
+    /// The bound port (after start(); a chosen one when the options said 0).
     int port() const noexcept { return port_; }
 
     /// Base URL for clients on this machine ("0.0.0.0" is reached through 127.0.0.1).
@@ -11462,6 +12732,10 @@ namespace runbox::local {
 /// A `runbox-server` child process, started with a pipe on its stdout to learn its port.
 class ServerProcess {
 public:
+    /// Spawns `program args...` in its own process group with the allow-listed host environment
+    /// plus `extra_env`, and waits up to `timeout` for its "listening on URL" line. Throws
+    /// runbox::error errc::config_invalid when it cannot be started (naming RUNBOX_SERVER_PATH),
+    /// errc::timeout when it does not report its address in time (it is then stopped).
     ServerProcess(const std::string& program, const std::vector<std::string>& args,
                   const std::vector<std::pair<std::string, std::string>>& extra_env, std::chrono::milliseconds timeout) {
         int fds[2];
@@ -11505,12 +12779,15 @@ public:
         read_url(timeout);
     }
 
+    /// stop().
     ~ServerProcess() { stop(); }
     ServerProcess(const ServerProcess&) = delete;
     ServerProcess& operator=(const ServerProcess&) = delete;
 
+    /// The server's base URL ("http://127.0.0.1:PORT").
     const std::string& url() const noexcept { return url_; }
 
+    /// SIGTERM to the whole process group, SIGKILL after 5 s, and reaps it. Idempotent.
     void stop() noexcept {
         if (pid_ > 0) {
             ::kill(-pid_, SIGTERM);
@@ -11567,11 +12844,14 @@ private:
     std::string url_;
 };
 
+/// The local provider's policy for Runtime (see the top of this header): no credentials, the
+/// server on 127.0.0.1 in this process or as a child process.
 class Auth {
 public:
-    static constexpr std::string_view name = "local";
-    using default_transport = HttplibTransport;
+    static constexpr std::string_view name = "local";  ///< the provider's name in Config::runtime
+    using default_transport = HttplibTransport;          ///< the transport make_runtime uses
 
+    /// Reads the settings (mode, server_path); a bad mode is errc::config_invalid. No I/O.
     explicit Auth(const Config& config)
         : mode_(config.setting("local", "mode", "RUNBOX_LOCAL_MODE").value_or("thread")),
           server_path_(config.setting("local", "server_path", "RUNBOX_SERVER_PATH").value_or("runbox-server")) {
@@ -11582,13 +12862,20 @@ public:
         }
     }
 
+    /// Movable (a Runtime owns its policy); not copyable.
+    ///@{
     Auth(Auth&&) noexcept = default;
     Auth& operator=(Auth&&) noexcept = default;
+    ///@}
+    /// Stops the server and removes a temporary workspace.
     ~Auth() { stop(); }
 
     /// The local server needs no credentials.
     void authorize(Request&) const {}
 
+    /// Creates the workspace, starts the server with a random session key and returns where it
+    /// listens. Throws runbox::error errc::config_invalid for a bad NO_CHANGE_TIMEOUT_SECONDS or
+    /// a runbox-server that cannot start, errc::timeout when it does not come up.
     template <class Transport>
     ServerEndpoint connect(ProviderContext<Transport>& ctx) {
         namespace fs = std::filesystem;
@@ -11653,6 +12940,7 @@ public:
         return endpoint;
     }
 
+    /// Stops the server (its shells' processes are reaped) and removes a temporary workspace.
     template <class Transport>
     void close(ProviderContext<Transport>&, CloseReason) noexcept {
         stop();
@@ -11660,6 +12948,7 @@ public:
 
     /// The workspace directory on this machine (empty before connect()).
     const std::filesystem::path& workspace() const noexcept { return workspace_; }
+    /// "thread" or "process".
     const std::string& mode() const noexcept { return mode_; }
 
 private:
@@ -11728,10 +13017,41 @@ using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
 // Every sandbox is labelled OpenHands_SID plus runbox's ownership labels (lifecycle.hpp), and its
 // action server gets a random session key (SESSION_API_KEY in the sandbox env, sent as
 // X-Session-API-Key), so neither the preview URL nor its token alone can run commands.
+// A stopped sandbox that attach had to start is stopped again on close (unless
+// sandbox.keep_runtime_alive): it is returned to the state it was found in.
+// The control-plane skeleton (settings, retries, errors, waits) is cloud_api.hpp.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// ---- begin runbox/providers/detail/cloud_api.hpp ----
+// runbox/providers/detail/cloud_api.hpp - what every cloud provider's control plane shares.
+//
+// A cloud provider (Daytona, Runloop; E2B and Modal next) is its own API calls and state names
+// on top of the same skeleton, written here once:
+//   - SettingsReader: providers.<name>.<key> from Config, else the variable <PREFIX><KEY>, with
+//     typed errors (errc::config_invalid) that name the key and the variable;
+//   - ApiSettings / ServerLaunch: the settings every provider has (key, timeouts, retries; the
+//     action server's command, cwd, port) and the server command line, every argument quoted
+//     by runbox::detail::shell_quote;
+//   - Replay: how a call may be repeated (safe / only when refused with 429 / never), mapped
+//     onto RetryPolicy by Api;
+//   - Api<T>: base URL, the provider's credentials (applied through ProviderContext::authorize,
+//     i.e. the runtime's seam), per-call timeout, raise-for-status with secrets redacted, JSON
+//     parsing with errc::bad_response, bounded state waits under one Deadline;
+//   - paginate(): cursor pagination with a page bound and a cursor that must move;
+//   - endpoint helpers and release_or_report() for close().
+// Nothing here is HTTP/JSON-only by necessity: a gRPC provider (Modal) uses SettingsReader,
+// ServerLaunch, Deadline, Replay's policies and release_or_report with its own calls.
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -11743,6 +13063,480 @@ using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
 #include <nlohmann/json.hpp>
 
 
+namespace runbox::cloud {
+
+/// The env var that gives the action server its session key (runbox-server and OpenHands read it).
+inline constexpr std::string_view session_key_env = "SESSION_API_KEY";
+/// The header that carries it.
+inline constexpr std::string_view session_key_header = "X-Session-API-Key";
+/// OpenHands' launcher of the action execution server (server_command replaces it).
+inline constexpr std::string_view openhands_launcher =
+    "/openhands/micromamba/bin/micromamba run -n openhands poetry run python -u -m "
+    "openhands.runtime.action_execution_server";
+
+/// `text` without trailing slashes (base URLs are joined with paths that start with '/').
+inline std::string trim_slashes(std::string text) {
+    while (!text.empty() && text.back() == '/') text.pop_back();
+    return text;
+}
+
+/// j[key] when it is a string, else `fallback` (provider answers are untrusted: no throwing get).
+inline std::string string_field(const nlohmann::json& j, std::string_view key, std::string fallback = {}) {
+    if (!j.is_object()) return fallback;
+    const auto it = j.find(std::string(key));
+    return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+/// The credentials most control planes take: `Authorization: Bearer <key>`, runbox's
+/// User-Agent, and `Accept: application/json` unless the request chose another.
+inline void authorize_bearer(Request& request, const std::string& key) {
+    request.headers.set("Authorization", "Bearer " + key);
+    request.headers.set("User-Agent", "runbox/" + std::string(version_string));
+    if (!request.headers.contains("Accept")) request.headers.set("Accept", "application/json");
+}
+
+// ---- settings -------------------------------------------------------------------------------
+
+/// One provider's settings: Config::providers[provider][key], else the environment variable
+/// `<env_prefix><KEY>` (key upper-cased) unless the key has none (`env = false`). Malformed
+/// values are errc::config_invalid naming the key and the variable.
+class SettingsReader {
+public:
+    /// E.g. SettingsReader(config, "daytona", "DAYTONA_").
+    SettingsReader(const Config& config, std::string provider, std::string env_prefix)
+        : config_(config), provider_(std::move(provider)), prefix_(std::move(env_prefix)) {}
+
+    const Config& config() const noexcept { return config_; }
+    const std::string& provider() const noexcept { return provider_; }
+
+    /// The environment variable of `key`: "server_port" -> "DAYTONA_SERVER_PORT".
+    std::string env_name(std::string_view key) const {
+        std::string out = prefix_;
+        for (const char c : key) out += (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+        return out;
+    }
+    std::optional<std::string> text(std::string_view key, bool env = true) const {
+        return config_.setting(provider_, key, var(key, env));
+    }
+    std::string text(std::string_view key, std::string fallback, bool env = true) const {
+        return text(key, env).value_or(std::move(fallback));
+    }
+    /// A setting that must be present (the message names providers.<p>.<key> and the variable).
+    std::string required(std::string_view key) const { return config_.required_setting(provider_, key, env_name(key)); }
+    bool flag(std::string_view key, bool fallback, bool env = true) const {
+        return config_.flag_setting(provider_, key, var(key, env), fallback);
+    }
+    int integer(std::string_view key, int fallback, int minimum = 0, bool env = true) const {
+        return config_.integer_setting(provider_, key, var(key, env), fallback, minimum);
+    }
+    std::chrono::milliseconds millis(std::string_view key, std::chrono::milliseconds fallback, bool env = true) const {
+        return config_.millis_setting(provider_, key, var(key, env), fallback);
+    }
+    /// An http(s) URL without trailing slashes.
+    std::string url(std::string_view key, std::string fallback, bool env = true) const {
+        std::string value = trim_slashes(text(key, std::move(fallback), env));
+        try {
+            (void)parse_url(value);
+        } catch (const error&) {
+            throw error(errc::config_invalid,
+                        (env ? env_name(key) : provider_ + " setting '" + std::string(key) + "'") + " must be an http(s) URL",
+                        provider_);
+        }
+        return value;
+    }
+    /// One of `choices`.
+    std::string choice(std::string_view key, std::string fallback, std::initializer_list<std::string_view> choices,
+                       bool env = true) const {
+        std::string value = text(key, std::move(fallback), env);
+        std::string list;
+        for (const auto c : choices) {
+            if (c == value) return value;
+            list += (list.empty() ? "" : " or ") + std::string(c);
+        }
+        throw error(errc::config_invalid,
+                    provider_ + " setting '" + std::string(key) + "'" + (env ? " (" + env_name(key) + ")" : "") +
+                        " must be " + list,
+                    provider_);
+    }
+
+private:
+    std::string var(std::string_view key, bool env) const { return env ? env_name(key) : std::string(); }
+
+    const Config& config_;
+    std::string provider_;
+    std::string prefix_;
+};
+
+/// The control-plane settings every cloud provider has (keys as in the providers' tables).
+struct ApiSettings {
+    std::string api_key{};
+    std::chrono::milliseconds poll_interval{1000};          ///< poll_interval_ms: least time between state polls
+    std::chrono::milliseconds start_timeout{120000};        ///< start_timeout_ms: bound of every state wait
+    std::chrono::milliseconds alive_timeout{120000};        ///< alive_timeout_ms: bound of the /alive wait
+    std::chrono::milliseconds alive_poll_interval{1000};    ///< alive_poll_interval_ms (no variable)
+    std::chrono::milliseconds request_timeout{60000};       ///< request_timeout_ms: one API request
+    std::chrono::milliseconds retry_initial_backoff{500};   ///< retry_initial_backoff_ms (no variable)
+    int retry_max_attempts = 4;                             ///< retry_max_attempts (no variable)
+    std::chrono::milliseconds close_timeout{30000};         ///< close_timeout_ms: bound of close()'s retries
+
+    /// Reads every key above (api_key required); the current values are the defaults.
+    void read_api(const SettingsReader& r) {
+        api_key = r.required("api_key");
+        poll_interval = r.millis("poll_interval_ms", poll_interval);
+        start_timeout = r.millis("start_timeout_ms", start_timeout);
+        alive_timeout = r.millis("alive_timeout_ms", alive_timeout);
+        alive_poll_interval = r.millis("alive_poll_interval_ms", alive_poll_interval, false);
+        request_timeout = r.millis("request_timeout_ms", request_timeout);
+        retry_initial_backoff = r.millis("retry_initial_backoff_ms", retry_initial_backoff, false);
+        retry_max_attempts = r.integer("retry_max_attempts", retry_max_attempts, 1, false);
+        close_timeout = r.millis("close_timeout_ms", close_timeout);
+    }
+
+    /// An endpoint at `url` with the API key as a secret and the /alive bounds set.
+    ServerEndpoint endpoint(std::string url) const {
+        ServerEndpoint e;
+        e.url = trim_slashes(std::move(url));
+        e.secrets = {api_key};
+        e.alive_timeout = alive_timeout;
+        e.alive_poll_interval = alive_poll_interval;
+        return e;
+    }
+};
+
+/// Sets a header the action server's proxy needs and records its secret (never shown in errors).
+inline void add_secret_header(ServerEndpoint& endpoint, std::string name, std::string value, std::string secret) {
+    if (secret.empty()) return;
+    endpoint.headers.set(std::move(name), std::move(value));
+    endpoint.secrets.push_back(std::move(secret));
+}
+
+/// The user the action server runs commands as (`--username`, `--user-id`).
+struct ServerUser {
+    std::string name = "openhands";
+    std::string id = "1000";
+    /// Reference §5: RUNTIME_USERNAME / RUNTIME_UID, else by run_as_openhands.
+    static ServerUser from(const Config& config) {
+        const auto env = [&](const char* var) -> std::optional<std::string> {
+            return config.env ? config.env(var) : std::nullopt;
+        };
+        return {env("RUNTIME_USERNAME").value_or(config.run_as_openhands ? "openhands" : "root"),
+                env("RUNTIME_UID").value_or(config.run_as_openhands ? "1000" : "0")};
+    }
+};
+
+/// How the action server is launched in a sandbox (keys server_command, server_cwd, server_port).
+struct ServerLaunch {
+    /// Shell text that replaces OpenHands' launcher (e.g. "runbox-server"); the operator's own
+    /// command, so it is not quoted. Every argument after it is.
+    std::optional<std::string> server_command{};
+    std::string server_cwd = "/openhands/code";
+    int server_port = 4444;
+
+    void read_launch(const SettingsReader& r) {
+        server_command = r.text("server_command");
+        server_cwd = r.text("server_cwd", server_cwd);
+        server_port = r.integer("server_port", server_port, 1);
+    }
+
+    /// `cd <cwd>`, quoted.
+    std::string cd_command() const { return "cd " + detail::shell_quote(server_cwd); }
+
+    /// Reference §5: `<launcher> <port> --working-dir <ws> [--plugins <p>...] --username <u>
+    /// --user-id <id> [--browsergym-eval-env <e>] [--no-enable-browser]`, each argument quoted.
+    std::string command_line(const Config& config, const RuntimeOptions& options, const ServerUser& user) const {
+        std::string cmd = server_command.value_or(std::string(openhands_launcher));
+        const auto arg = [&cmd](std::string_view word) { cmd += " " + detail::shell_quote(word); };
+        arg(std::to_string(server_port));
+        arg("--working-dir");
+        arg(config.workspace_mount_path_in_sandbox);
+        if (!options.plugins.empty()) {
+            arg("--plugins");
+            for (const auto& plugin : options.plugins) arg(plugin.name);
+        }
+        arg("--username");
+        arg(user.name);
+        arg("--user-id");
+        arg(user.id);
+        if (config.sandbox.browsergym_eval_env) {
+            arg("--browsergym-eval-env");
+            arg(*config.sandbox.browsergym_eval_env);
+        }
+        if (!config.enable_browser) arg("--no-enable-browser");
+        return cmd;
+    }
+};
+
+/// A provider's Settings (derived from ApiSettings and ServerLaunch) with the shared keys read;
+/// the provider reads its own keys next.
+template <class S>
+S read_shared_settings(const SettingsReader& r) {
+    S s;
+    s.read_api(r);
+    s.read_launch(r);
+    return s;
+}
+
+/// The sandbox environment every provider sets at create: the configured startup vars, `extra`
+/// (the user's env_vars where the provider sends them at create), DEBUG, and the session key.
+inline nlohmann::json startup_env(const Config& config, const std::map<std::string, std::string>& extra,
+                                  const std::string& session_key) {
+    nlohmann::json env = nlohmann::json::object();
+    for (const auto& [k, v] : config.sandbox.runtime_startup_env_vars) env[k] = v;
+    for (const auto& [k, v] : extra) env[k] = v;
+    if (config.debug) env["DEBUG"] = "true";
+    if (!session_key.empty()) env[std::string(session_key_env)] = session_key;
+    return env;
+}
+
+/// What one connect knows of its sandbox; close() acts once per connect.
+struct SandboxHandle {
+    std::string id{};           ///< the provider's id (empty before create/attach)
+    std::string session_key{};  ///< the action server's key (SESSION_API_KEY)
+    bool attached = false;      ///< found by attach, not created by this connect
+    bool closed = false;
+
+    /// Starts a connect: forgets the previous one, keeps `key` as the session key.
+    void reset(std::string key = {}) {
+        *this = SandboxHandle{};
+        session_key = std::move(key);
+    }
+    /// The first close() after a connect that got a sandbox: true (and marks it closed).
+    bool begin_close() {
+        if (closed) return false;
+        closed = true;
+        return !id.empty();
+    }
+};
+
+/// The ownership labels of this connect (the runtime's, else fresh ones for a provider driven alone).
+template <class T>
+Ownership ownership_of(const ProviderContext<T>& ctx) {
+    return ctx.ownership ? *ctx.ownership : Ownership::make(ctx.config, runbox::detail::random_hex(12));
+}
+
+// ---- time -----------------------------------------------------------------------------------
+
+/// One deadline for a whole wait: every request and pause inside it is capped by remaining().
+class Deadline {
+public:
+    explicit Deadline(std::chrono::milliseconds bound)
+        : bound_(bound), end_(std::chrono::steady_clock::now() + bound) {}
+    std::chrono::milliseconds bound() const noexcept { return bound_; }
+    bool expired() const noexcept { return std::chrono::steady_clock::now() >= end_; }
+    /// What is left, at least 1 ms (a zero budget would mean "unbounded" to some callees).
+    std::chrono::milliseconds remaining() const noexcept {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(end_ - std::chrono::steady_clock::now());
+        return std::max(left, std::chrono::milliseconds(1));
+    }
+    /// Sleeps `pause`, never past the deadline.
+    void sleep_for(std::chrono::steady_clock::duration pause) const {
+        const auto left = end_ - std::chrono::steady_clock::now();
+        if (left > std::chrono::steady_clock::duration::zero()) std::this_thread::sleep_for(std::min(pause, left));
+    }
+
+private:
+    std::chrono::milliseconds bound_;
+    std::chrono::steady_clock::time_point end_;
+};
+
+// ---- replay classes and the control-plane client ---------------------------------------------
+
+/// How a call may be repeated when it fails before its answer is known.
+enum class Replay {
+    safe,          ///< reads and converging state changes: retried on the retry statuses and dropped connections
+    refused_only,  ///< creates: retried only when refused with 429 (the request was not performed)
+    never,         ///< one attempt (commands in the sandbox)
+};
+
+/// What differs between providers' control planes apart from their calls.
+struct ApiStyle {
+    std::vector<int> retry_statuses{429, 502, 503, 504};
+    /// Content-Type: application/json on every non-GET request (else only when there is a body).
+    bool content_type_on_every_write = false;
+    /// JSON fields of this API's requests and answers that hold secrets (tunnel tokens, the
+    /// session key in a create's environment): set as Request::secret_fields on every call, so a
+    /// RecordingTransport redacts them before it writes.
+    std::vector<std::string> secret_fields{};
+};
+
+/// Options of one call.
+struct CallOptions {
+    std::chrono::milliseconds timeout{0};  ///< 0 = ApiSettings::request_timeout
+    std::vector<int> accept{};             ///< non-2xx statuses returned instead of raised (e.g. 408 of a long-poll)
+    const Deadline* within = nullptr;      ///< caps the retry budget of this call
+};
+
+/// One provider's control plane during one connect/close: `base_url + path`, the provider's
+/// credentials applied through the context (ProviderContext::authorize), the replay class's
+/// RetryPolicy, and errors tagged with the provider and redacted.
+template <class T>
+class Api {
+public:
+    Api(ProviderContext<T>& ctx, std::string provider, std::string base_url, const ApiSettings& settings,
+        ApiStyle style = {}, std::vector<std::string> secrets = {})
+        : ctx_(ctx), provider_(std::move(provider)), base_url_(trim_slashes(std::move(base_url))),
+          settings_(settings), style_(std::move(style)), secrets_(std::move(secrets)) {
+        secrets_.push_back(settings_.api_key);
+        base_.max_attempts = settings_.retry_max_attempts;
+        base_.initial_backoff = settings_.retry_initial_backoff;
+        base_.retry_statuses = style_.retry_statuses;
+        base_.max_elapsed = std::max(settings_.start_timeout, std::chrono::milliseconds(1));
+    }
+
+    /// The same client for close() and sweep: at least 8 attempts, all within close_timeout.
+    Api closing() const {
+        Api copy = *this;
+        copy.base_.max_attempts = std::max(copy.base_.max_attempts, 8);
+        copy.base_.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
+        return copy;
+    }
+
+    ProviderContext<T>& context() noexcept { return ctx_; }
+    const std::string& provider() const noexcept { return provider_; }
+    const std::vector<std::string>& secrets() const noexcept { return secrets_; }
+    /// A secret learned from a response (a tunnel token): redacted from later errors.
+    void add_secret(std::string secret) {
+        if (!secret.empty()) secrets_.push_back(std::move(secret));
+    }
+
+    /// The RetryPolicy of a replay class.
+    RetryPolicy policy(Replay replay) const {
+        if (replay == Replay::never) return RetryPolicy::none();
+        RetryPolicy p = base_;
+        if (replay == Replay::refused_only) {
+            p.retry_statuses = {429};
+            p.retry_dropped_connections = false;
+        }
+        return p;
+    }
+
+    /// Sends `request` (an absolute URL) with credentials and the replay class's retries; raises
+    /// every status outside 2xx/3xx and `options.accept`.
+    Response send(Request request, Replay replay, const CallOptions& options = {}) {
+        request.timeout = options.timeout.count() > 0 ? options.timeout : settings_.request_timeout;
+        request.idempotent = replay != Replay::never;
+        request.secret_fields.insert(request.secret_fields.end(), style_.secret_fields.begin(), style_.secret_fields.end());
+        const bool writes = !detail::iequals(request.method, "GET");
+        if (!request.headers.contains("Content-Type") &&
+            (!request.body.empty() || (writes && style_.content_type_on_every_write)))
+            request.headers.set("Content-Type", "application/json");
+        ctx_.authorize(request);
+        RetryPolicy p = policy(replay);
+        if (options.within) p.max_elapsed = std::min(p.max_elapsed, options.within->remaining());
+        Response response = ctx_.send(request, p);
+        if (std::find(options.accept.begin(), options.accept.end(), response.status) == options.accept.end())
+            raise_for_status(response, provider_, secrets_);
+        return response;
+    }
+
+    /// `method base_url+path` with an optional JSON body.
+    Response call(std::string method, const std::string& path, const std::optional<nlohmann::json>& body,
+                  Replay replay, const CallOptions& options = {}) {
+        return send(to(std::move(method), base_url_ + path, body), replay, options);
+    }
+
+    /// call() and parse the answer as JSON.
+    nlohmann::json json(std::string method, const std::string& path, const std::optional<nlohmann::json>& body,
+                        Replay replay, const CallOptions& options = {}) {
+        return parse(call(std::move(method), path, body, replay, options));
+    }
+
+    /// A request to an absolute URL (another host of the provider, e.g. Daytona's toolbox).
+    static Request to(std::string method, std::string url, const std::optional<nlohmann::json>& body = std::nullopt) {
+        Request request;
+        request.method = std::move(method);
+        request.url = std::move(url);
+        if (body) request.body = body->dump();
+        return request;
+    }
+
+    /// The body as JSON (depth and size bounded); errc::bad_response naming the provider otherwise.
+    nlohmann::json parse(const Response& response) const {
+        runbox::detail::json_failure failure{};
+        auto json = runbox::detail::parse_untrusted_json(response.body, {}, &failure);
+        if (json.is_discarded())
+            throw error(errc::bad_response,
+                        provider_ + " answered a body that " + runbox::detail::json_failure_text(failure), provider_,
+                        response.status);
+        return json;
+    }
+
+    /// parse() that also requires an object.
+    nlohmann::json parse_object(const Response& response) const {
+        auto json = parse(response);
+        if (!json.is_object())
+            throw error(errc::bad_response, provider_ + " answered a body that is not a JSON object", provider_,
+                        response.status);
+        return json;
+    }
+
+    /// A bounded state wait: step(deadline) returns the value when the state is reached (and
+    /// throws when it can never be), nullopt to poll again; calls start at least poll_interval
+    /// apart (a long-poll that took that long needs no pause). Past the deadline:
+    /// errc::timeout "<what()> within <bound> ms".
+    template <class Step, class What>
+    auto wait(std::chrono::milliseconds bound, Step&& step, What&& what) {
+        const Deadline deadline(bound);
+        for (;;) {
+            const auto started = std::chrono::steady_clock::now();
+            if (auto value = step(deadline)) return std::move(*value);
+            if (deadline.expired())
+                throw error(errc::timeout, what() + " within " + std::to_string(bound.count()) + " ms", provider_);
+            const auto spent = std::chrono::steady_clock::now() - started;
+            if (spent < settings_.poll_interval) deadline.sleep_for(settings_.poll_interval - spent);
+        }
+    }
+
+private:
+    ProviderContext<T>& ctx_;
+    std::string provider_;
+    std::string base_url_;
+    const ApiSettings& settings_;
+    ApiStyle style_;
+    std::vector<std::string> secrets_;
+    RetryPolicy base_;
+};
+
+/// Walks a cursor-paginated list: fetch(cursor) gets one page (nullopt cursor = the first),
+/// visit(page) handles it and returns the next cursor (nullopt = the end). At most `max_pages`
+/// pages; a cursor that does not move ends the walk (a server must not loop us forever).
+template <class Fetch, class Visit>
+void paginate(Fetch&& fetch, Visit&& visit, int max_pages = 1000) {
+    std::optional<std::string> cursor;
+    for (int page = 0; page < max_pages; ++page) {
+        const nlohmann::json json = fetch(cursor);
+        std::optional<std::string> next = visit(json);
+        if (!next || next->empty() || next == cursor) return;
+        cursor = std::move(next);
+    }
+}
+
+/// Runs release() and swallows "already gone" (errc::not_found): releasing converges.
+template <class F>
+void unless_gone(F&& release) {
+    try {
+        release();
+    } catch (const error& e) {
+        if (e.code() != errc::not_found) throw;
+    }
+}
+
+/// close()'s skeleton: release() within its own retries; what still fails is reported through
+/// the context (Runtime::unreleased()), never thrown and never dropped.
+template <class T, class F>
+void release_or_report(ProviderContext<T>& ctx, const std::string& id, F&& release) noexcept {
+    try {
+        release();
+    } catch (const std::exception& e) {
+        ctx.unreleased(id, e.what());
+    } catch (...) {
+        ctx.unreleased(id, "unknown error");
+    }
+}
+
+}  // namespace runbox::cloud
+// ---- end runbox/providers/detail/cloud_api.hpp ----
+
 namespace runbox::daytona {
 
 /// The label that ties a sandbox to a runbox/OpenHands session id.
@@ -11752,53 +13546,26 @@ inline constexpr std::string_view server_session_id = "action-execution-server";
 /// Daytona's daemon picks response shapes from the SDK version; >= 0.167 gives JSON logs.
 inline constexpr std::string_view sdk_version = "0.218.0";
 /// The env var that gives the action server its session key.
-inline constexpr std::string_view session_key_env = "SESSION_API_KEY";
+inline constexpr std::string_view session_key_env = cloud::session_key_env;
 
 /// Every setting, resolved from Config (providers.daytona.*) with environment fallback.
-struct Settings {
-    std::string api_key;
+struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
     std::string api_url = "https://app.daytona.io/api";
     std::string target = "eu";
     bool disable_auto_stop = false;
     bool delete_on_close = false;
     std::optional<std::string> organization_id;
     bool is_public = false;
-    std::optional<std::string> server_command;
-    std::string server_cwd = "/openhands/code";
-    int server_port = 4444;
-    std::chrono::milliseconds poll_interval{1000};
-    std::chrono::milliseconds start_timeout{120000};
-    std::chrono::milliseconds alive_timeout{120000};
-    std::chrono::milliseconds alive_poll_interval{1000};
-    std::chrono::milliseconds request_timeout{60000};
-    std::chrono::milliseconds retry_initial_backoff{500};
-    int retry_max_attempts = 4;
-    std::chrono::milliseconds close_timeout{30000};
 
     static Settings from(const Config& config) {
-        constexpr std::string_view p = "daytona";
-        Settings s;
-        s.api_key = config.required_setting(p, "api_key", "DAYTONA_API_KEY");
-        if (auto v = config.setting(p, "api_url", "DAYTONA_API_URL")) s.api_url = *v;
-        while (!s.api_url.empty() && s.api_url.back() == '/') s.api_url.pop_back();
-        if (s.api_url.rfind("http://", 0) != 0 && s.api_url.rfind("https://", 0) != 0)
-            throw error(errc::config_invalid, "DAYTONA_API_URL must be an http(s) URL", std::string(p));
-        if (auto v = config.setting(p, "target", "DAYTONA_TARGET")) s.target = *v;
-        s.disable_auto_stop = config.flag_setting(p, "disable_auto_stop", "DAYTONA_DISABLE_AUTO_STOP", false);
-        s.delete_on_close = config.flag_setting(p, "delete_on_close", "DAYTONA_DELETE_ON_CLOSE", false);
-        s.is_public = config.flag_setting(p, "public", "DAYTONA_PUBLIC", false);
-        s.organization_id = config.setting(p, "organization_id", "DAYTONA_ORGANIZATION_ID");
-        s.server_command = config.setting(p, "server_command", "DAYTONA_SERVER_COMMAND");
-        if (auto v = config.setting(p, "server_cwd", "DAYTONA_SERVER_CWD")) s.server_cwd = *v;
-        s.server_port = config.integer_setting(p, "server_port", "DAYTONA_SERVER_PORT", s.server_port, 1);
-        s.poll_interval = config.millis_setting(p, "poll_interval_ms", "DAYTONA_POLL_INTERVAL_MS", s.poll_interval);
-        s.start_timeout = config.millis_setting(p, "start_timeout_ms", "DAYTONA_START_TIMEOUT_MS", s.start_timeout);
-        s.alive_timeout = config.millis_setting(p, "alive_timeout_ms", "DAYTONA_ALIVE_TIMEOUT_MS", s.alive_timeout);
-        s.alive_poll_interval = config.millis_setting(p, "alive_poll_interval_ms", {}, s.alive_poll_interval);
-        s.request_timeout = config.millis_setting(p, "request_timeout_ms", "DAYTONA_REQUEST_TIMEOUT_MS", s.request_timeout);
-        s.retry_initial_backoff = config.millis_setting(p, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
-        s.retry_max_attempts = config.integer_setting(p, "retry_max_attempts", {}, s.retry_max_attempts, 1);
-        s.close_timeout = config.millis_setting(p, "close_timeout_ms", "DAYTONA_CLOSE_TIMEOUT_MS", s.close_timeout);
+        const cloud::SettingsReader r(config, "daytona", "DAYTONA_");
+        auto s = cloud::read_shared_settings<Settings>(r);
+        s.api_url = r.url("api_url", s.api_url);
+        s.target = r.text("target", s.target);
+        s.disable_auto_stop = r.flag("disable_auto_stop", false);
+        s.delete_on_close = r.flag("delete_on_close", false);
+        s.is_public = r.flag("public", false);
+        s.organization_id = r.text("organization_id");
         return s;
     }
 };
@@ -11813,68 +13580,61 @@ public:
 
     /// Daytona's API and toolbox auth: `Authorization: Bearer <key>` (+ organization header).
     void authorize(Request& request) const {
-        request.headers.set("Authorization", "Bearer " + settings_.api_key);
+        cloud::authorize_bearer(request, settings_.api_key);
         if (settings_.organization_id) request.headers.set("X-Daytona-Organization-ID", *settings_.organization_id);
         request.headers.set("X-Daytona-Source", "runbox-cpp");
         request.headers.set("X-Daytona-SDK-Version", std::string(sdk_version));
-        request.headers.set("User-Agent", "runbox/" + std::string(version_string));
-        if (!request.headers.contains("Accept")) request.headers.set("Accept", "application/json");
     }
 
     const Settings& settings() const noexcept { return settings_; }
     /// The sandbox connect() created or attached to (empty before).
-    const std::string& sandbox_id() const noexcept { return sandbox_id_; }
+    const std::string& sandbox_id() const noexcept { return box_.id; }
     /// True when connect() attached to a sandbox it did not create.
-    bool attached() const noexcept { return attached_; }
+    bool attached() const noexcept { return box_.attached; }
+    /// True when connect() attached to a resting (stopped/archived) sandbox and started it.
+    bool restarted() const noexcept { return restarted_; }
 
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
-        closed_ = false;
-        session_key_.clear();
+        box_.reset();
+        restarted_ = false;
+        auto api = api_of(ctx);
         ctx.status(RuntimeStatus::starting_runtime, "Starting Daytona sandbox...");
         bool start_server = !ctx.options.attach_to_existing;
         std::optional<nlohmann::json> sandbox;
         if (ctx.options.attach_to_existing) {
-            sandbox = find_by_sid(ctx);
+            sandbox = find_by_sid(api);
             if (sandbox) {
-                attached_ = true;
-                sandbox_id_ = (*sandbox)["id"].template get<std::string>();
+                box_.attached = true;
                 // The key its server was started with (a sandbox runbox created has one).
-                if ((*sandbox).contains("env") && (*sandbox)["env"].is_object())
-                    session_key_ = (*sandbox)["env"].value(std::string(session_key_env), std::string());
+                if (sandbox->contains("env") && (*sandbox)["env"].is_object())
+                    box_.session_key = cloud::string_field((*sandbox)["env"], session_key_env);
             } else {
                 start_server = true;  // unlike OpenHands, a sandbox created here gets its server
             }
         }
         if (!sandbox) {
             ctx.status(RuntimeStatus::building_runtime, "Creating Daytona sandbox...");
-            sandbox = create(ctx);
+            sandbox = create(api);
         }
-        sandbox = wait_until_started(ctx, std::move(*sandbox), start_server);
+        sandbox = wait_until_started(api, std::move(*sandbox), start_server);
 
         if (start_server) {
             ctx.status(RuntimeStatus::starting_runtime, "Starting the action execution server...");
-            start_action_server(ctx);
+            start_action_server(api);
         }
         // The preview token resets when a sandbox restarts: fetch the link after starting.
-        const nlohmann::json link = api_json(ctx, "GET",
-                                   "/sandbox/" + sandbox_id_ + "/ports/" + std::to_string(settings_.server_port) + "/preview-url",
-                                   {}, retry_policy());
-        ServerEndpoint endpoint;
-        endpoint.url = link.value("url", std::string());
-        while (!endpoint.url.empty() && endpoint.url.back() == '/') endpoint.url.pop_back();
+        const nlohmann::json link = api.json(
+            "GET", "/sandbox/" + box_.id + "/ports/" + std::to_string(settings_.server_port) + "/preview-url", {},
+            cloud::Replay::safe);
+        ServerEndpoint endpoint = settings_.endpoint(cloud::string_field(link, "url"));
         if (endpoint.url.empty()) throw error(errc::bad_response, "preview-url response has no url", "daytona");
-        endpoint.secrets = {settings_.api_key};
-        const std::string token = link.value("token", std::string());
+        const std::string token = cloud::string_field(link, "token");
         if (!token.empty()) endpoint.secrets.push_back(token);
-        if (!sandbox->value("public", false) && !token.empty()) endpoint.headers.set("X-Daytona-Preview-Token", token);
-        if (!session_key_.empty()) {
-            endpoint.headers.set("X-Session-API-Key", session_key_);
-            endpoint.secrets.push_back(session_key_);
-        }
-        endpoint.alive_timeout = settings_.alive_timeout;
-        endpoint.alive_poll_interval = settings_.alive_poll_interval;
-        endpoint.bad_gateway_retry_window = settings_.alive_timeout;  // OpenHands: 502s retried up to 120 s
+        if (!sandbox->value("public", false))
+            cloud::add_secret_header(endpoint, "X-Daytona-Preview-Token", token, token);
+        cloud::add_secret_header(endpoint, std::string(cloud::session_key_header), box_.session_key, box_.session_key);
+        endpoint.retry = preview_retry();
         // A server started by this connect (new sandbox, or a stopped one restarted) needs the
         // initial environment; one found running already has it.
         endpoint.attached = !start_server;
@@ -11883,32 +13643,31 @@ public:
 
     template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
-        if (closed_) return;
-        closed_ = true;
-        if (sandbox_id_.empty()) return;
-        if (attached_) return;  // someone else's sandbox: leave it as it was
-        try {
-            const SandboxRecord record{std::string(name), sandbox_id_, ctx.options.sid, {}, {}};
-            release_sandbox(ctx, record,
-                            reason == CloseReason::connect_failed || settings_.delete_on_close ? ReleaseMode::remove
-                                                                                               : ReleaseMode::stop);
-        } catch (const std::exception& e) {
-            // Retried within close_timeout; what is left is reported, never dropped silently
-            // (Daytona's auto-stop remains the backstop).
-            ctx.unreleased(sandbox_id_, e.what());
+        if (!box_.begin_close()) return;
+        ReleaseMode mode = reason == CloseReason::connect_failed || settings_.delete_on_close ? ReleaseMode::remove
+                                                                                                : ReleaseMode::stop;
+        if (box_.attached) {
+            // Someone else's sandbox: left as found. Found stopped and started here: stopped again.
+            if (!restarted_ || (reason == CloseReason::normal && ctx.config.sandbox.keep_runtime_alive)) return;
+            mode = ReleaseMode::stop;
         }
+        // Retried within close_timeout; what is left is reported (Daytona's auto-stop remains the backstop).
+        cloud::release_or_report(ctx, box_.id, [&] {
+            release_sandbox(ctx, SandboxRecord{std::string(name), box_.id, ctx.options.sid, {}, {}}, mode);
+        });
     }
 
     /// Every sandbox carrying runbox's labels that is not destroyed (for sweep and the lease file).
     template <class T>
     std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>& ctx) {
+        auto api = api_of(ctx);
         std::vector<SandboxRecord> out;
-        for (const auto& item : list_labelled(ctx, {{std::string(labels::managed), "1"}})) {
+        for (const auto& item : list_labelled(api, {{std::string(labels::managed), "1"}})) {
             const auto map = label_map(item.value("labels", nlohmann::json::object()));
             if (!is_runbox_managed(map)) continue;
             const auto sid = map.find(std::string(sid_label));
-            out.push_back(SandboxRecord::from_labels(std::string(name), item.value("id", std::string()),
-                                                     item.value("state", std::string()),
+            out.push_back(SandboxRecord::from_labels(std::string(name), cloud::string_field(item, "id"),
+                                                     cloud::string_field(item, "state"),
                                                      sid == map.end() ? std::string() : sid->second, map));
         }
         return out;
@@ -11917,176 +13676,107 @@ public:
     /// Stops (POST stop, when it runs) or deletes a sandbox, retrying within close_timeout.
     template <class T>
     void release_sandbox(ProviderContext<T>& ctx, const SandboxRecord& sandbox, ReleaseMode mode) {
-        const RetryPolicy policy = close_policy();
-        try {
+        auto api = api_of(ctx).closing();
+        cloud::unless_gone([&] {
             if (mode == ReleaseMode::remove) {
-                api(ctx, "DELETE", "/sandbox/" + sandbox.id, {}, policy);
+                api.call("DELETE", "/sandbox/" + sandbox.id, {}, cloud::Replay::safe);
                 return;
             }
-            const nlohmann::json current = api_json(ctx, "GET", "/sandbox/" + sandbox.id, {}, policy);
-            const std::string state = current.value("state", std::string());
+            const std::string state = cloud::string_field(api.json("GET", "/sandbox/" + sandbox.id, {}, cloud::Replay::safe), "state");
             if (state == "started" || state == "starting")
-                api(ctx, "POST", "/sandbox/" + sandbox.id + "/stop?force=false", {}, policy, true);
-        } catch (const error& e) {
-            if (e.code() != errc::not_found) throw;  // already gone
-        }
+                api.call("POST", "/sandbox/" + sandbox.id + "/stop?force=false", {}, cloud::Replay::safe);
+        });
     }
 
-    /// The command that starts the action server (reference §5, as OpenHands' Daytona runs it).
+    /// The command that starts the action server (reference §5, as OpenHands' Daytona runs it,
+    /// which forces the openhands user); every argument is shell-quoted.
     std::string server_start_command(const Config& config, const RuntimeOptions& options) const {
-        const std::string& ws = config.workspace_mount_path_in_sandbox;
-        std::string cmd = "mkdir -p " + ws + " && cd " + settings_.server_cwd + " && ";
-        cmd += settings_.server_command.value_or(
-            "/openhands/micromamba/bin/micromamba run -n openhands poetry run python -u -m openhands.runtime.action_execution_server");
-        cmd += " " + std::to_string(settings_.server_port) + " --working-dir " + ws;
-        if (!options.plugins.empty()) {
-            cmd += " --plugins";
-            for (const auto& plugin : options.plugins) cmd += " " + plugin.name;
-        }
-        cmd += " --username openhands --user-id 1000";  // OpenHands' Daytona forces this user
-        if (config.sandbox.browsergym_eval_env) cmd += " --browsergym-eval-env " + *config.sandbox.browsergym_eval_env;
-        if (!config.enable_browser) cmd += " --no-enable-browser";
-        return cmd;
+        return "mkdir -p " + runbox::detail::shell_quote(config.workspace_mount_path_in_sandbox) + " && " +
+               settings_.cd_command() + " && " + settings_.command_line(config, options, cloud::ServerUser{});
     }
 
 private:
-    RetryPolicy retry_policy() const {
+    template <class T>
+    cloud::Api<T> api_of(ProviderContext<T>& ctx) const {
+        // The preview link's `token` and the session key in a create's env are secrets.
+        return cloud::Api<T>(ctx, std::string(name), settings_.api_url, settings_,
+                             {.secret_fields = {"token", std::string(cloud::session_key_env)}});
+    }
+
+    // The preview proxy answers 502 while the server starts: idempotent action-server requests
+    // that get one are retried every alive_poll_interval, within alive_timeout (OpenHands: 120 s).
+    RetryPolicy preview_retry() const {
         RetryPolicy policy;
-        policy.max_attempts = settings_.retry_max_attempts;
-        policy.initial_backoff = settings_.retry_initial_backoff;
-        policy.max_elapsed = std::max(settings_.start_timeout, std::chrono::milliseconds(1));
+        const auto interval = std::max(settings_.alive_poll_interval, std::chrono::milliseconds(1));
+        policy.max_elapsed = settings_.alive_timeout;
+        policy.max_attempts = static_cast<int>(settings_.alive_timeout / interval) + 1;
+        policy.initial_backoff = policy.max_backoff = interval;
+        policy.jitter = 0;
         return policy;
-    }
-
-    // close() and sweep: dropped connections and gateway errors retried, all within close_timeout.
-    RetryPolicy close_policy() const {
-        RetryPolicy policy = retry_policy();
-        policy.max_attempts = std::max(policy.max_attempts, 8);
-        policy.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
-        return policy;
-    }
-
-    // A 429 means the request was refused, not performed: safe to repeat even for a create.
-    RetryPolicy rate_limit_only_policy() const {
-        RetryPolicy policy = retry_policy();
-        policy.retry_statuses = {429};
-        policy.retry_dropped_connections = false;
-        return policy;
-    }
-
-    template <class T>
-    Response api(ProviderContext<T>& ctx, std::string method, const std::string& path, const std::string& body,
-                 const RetryPolicy& policy, bool idempotent = false) {
-        return send(ctx, std::move(method), settings_.api_url + path, body, policy, idempotent);
-    }
-
-    template <class T>
-    nlohmann::json api_json(ProviderContext<T>& ctx, std::string method, const std::string& path, const std::string& body,
-                            const RetryPolicy& policy, bool idempotent = false) {
-        return parse(api(ctx, std::move(method), path, body, policy, idempotent));
-    }
-
-    template <class T>
-    Response toolbox(ProviderContext<T>& ctx, const std::string& path, const nlohmann::json& body, const RetryPolicy& policy) {
-        return send(ctx, "POST", toolbox_url_ + "/" + sandbox_id_ + path, body.dump(), policy, false);
-    }
-
-    template <class T>
-    Response send(ProviderContext<T>& ctx, std::string method, std::string url, const std::string& body,
-                  const RetryPolicy& policy, bool idempotent) {
-        Request request;
-        request.method = std::move(method);
-        request.url = std::move(url);
-        request.body = body;
-        request.timeout = settings_.request_timeout;
-        if (idempotent) request.idempotent = true;
-        if (!body.empty()) request.headers.set("Content-Type", "application/json");
-        authorize(request);
-        Response response = ctx.send(request, policy);
-        raise_for_status(response, "daytona", {settings_.api_key});
-        return response;
-    }
-
-    static nlohmann::json parse(const Response& response) {
-        runbox::detail::json_failure failure{};
-        auto json = runbox::detail::parse_untrusted_json(response.body, {}, &failure);
-        if (json.is_discarded()) {
-            throw error(errc::bad_response, "Daytona answered a body that " + runbox::detail::json_failure_text(failure), "daytona");
-        }
-        return json;
     }
 
     void remember(const nlohmann::json& sandbox) {
-        if (sandbox.contains("id") && sandbox["id"].is_string()) sandbox_id_ = sandbox["id"].get<std::string>();
-        if (sandbox.contains("toolboxProxyUrl") && sandbox["toolboxProxyUrl"].is_string()) {
-            toolbox_url_ = sandbox["toolboxProxyUrl"].get<std::string>();
-            while (!toolbox_url_.empty() && toolbox_url_.back() == '/') toolbox_url_.pop_back();
-        }
+        if (auto id = cloud::string_field(sandbox, "id"); !id.empty()) box_.id = id;
+        if (auto url = cloud::string_field(sandbox, "toolboxProxyUrl"); !url.empty()) toolbox_url_ = cloud::trim_slashes(url);
     }
 
     // Lists the sandboxes carrying all of `labels` (not destroyed), following nextCursor.
     template <class T>
-    std::vector<nlohmann::json> list_labelled(ProviderContext<T>& ctx, const nlohmann::json& labels) {
-        const std::string filter = labels.dump();
+    std::vector<nlohmann::json> list_labelled(cloud::Api<T>& api, const nlohmann::json& labels) {
+        const std::string filter = "/sandbox?limit=100&labels=" + url_encode(labels.dump());
         std::vector<nlohmann::json> found;
-        std::optional<std::string> cursor;
-        for (int page = 0; page < 1000; ++page) {
-            std::string path = "/sandbox?limit=100&labels=" + url_encode(filter);
-            if (cursor) path += "&cursor=" + url_encode(*cursor);
-            const nlohmann::json json = api_json(ctx, "GET", path, {}, retry_policy());
-            const nlohmann::json* items = &json;  // before ~v0.180 the API answered a bare array
-            if (json.is_object()) {
-                if (!json.contains("items") || !json["items"].is_array())
-                    throw error(errc::bad_response, "sandbox list has no items", "daytona");
-                items = &json["items"];
-            }
-            if (!items->is_array()) throw error(errc::bad_response, "sandbox list is not a list", "daytona");
-            for (const auto& item : *items) {
-                if (!item.is_object() || !item.contains("id") || !item["id"].is_string()) continue;
-                const std::string state = item.value("state", std::string());
-                if (state != "destroyed" && state != "destroying") found.push_back(item);
-            }
-            cursor.reset();
-            if (json.is_object() && json.contains("nextCursor") && json["nextCursor"].is_string() &&
-                !json["nextCursor"].get<std::string>().empty())
-                cursor = json["nextCursor"].get<std::string>();
-            if (!cursor) break;
-        }
+        cloud::paginate(
+            [&](const std::optional<std::string>& cursor) {
+                return api.json("GET", filter + (cursor ? "&cursor=" + url_encode(*cursor) : ""), {}, cloud::Replay::safe);
+            },
+            [&](const nlohmann::json& json) -> std::optional<std::string> {
+                const nlohmann::json* items = &json;  // before ~v0.180 the API answered a bare array
+                if (json.is_object()) {
+                    if (!json.contains("items") || !json["items"].is_array())
+                        throw error(errc::bad_response, "sandbox list has no items", "daytona");
+                    items = &json["items"];
+                }
+                if (!items->is_array()) throw error(errc::bad_response, "sandbox list is not a list", "daytona");
+                for (const auto& item : *items) {
+                    if (cloud::string_field(item, "id").empty()) continue;
+                    const std::string state = cloud::string_field(item, "state");
+                    if (state != "destroyed" && state != "destroying") found.push_back(item);
+                }
+                if (!json.is_object()) return std::nullopt;
+                return cloud::string_field(json, "nextCursor");
+            });
         return found;
     }
 
     // The sandbox labelled with the session id; at most one may match.
     template <class T>
-    std::optional<nlohmann::json> find_by_sid(ProviderContext<T>& ctx) {
-        const auto found = list_labelled(ctx, {{std::string(sid_label), ctx.options.sid}});
+    std::optional<nlohmann::json> find_by_sid(cloud::Api<T>& api) {
+        const auto& sid = api.context().options.sid;
+        const auto found = list_labelled(api, {{std::string(sid_label), sid}});
         if (found.empty()) return std::nullopt;
-        if (found.size() > 1)
-            throw error(errc::conflict, "multiple sandboxes found for sid " + ctx.options.sid, "daytona");
+        if (found.size() > 1) throw error(errc::conflict, "multiple sandboxes found for sid " + sid, "daytona");
         remember(found.front());
-        if (toolbox_url_.empty()) fetch_toolbox_url(ctx);
+        if (toolbox_url_.empty()) fetch_toolbox_url(api);
         return found.front();
     }
 
     template <class T>
-    void fetch_toolbox_url(ProviderContext<T>& ctx) {
-        const nlohmann::json json = api_json(ctx, "GET", "/sandbox/" + sandbox_id_ + "/toolbox-proxy-url", {}, retry_policy());
-        toolbox_url_ = json.value("url", std::string());
-        while (!toolbox_url_.empty() && toolbox_url_.back() == '/') toolbox_url_.pop_back();
+    void fetch_toolbox_url(cloud::Api<T>& api) {
+        const auto json = api.json("GET", "/sandbox/" + box_.id + "/toolbox-proxy-url", {}, cloud::Replay::safe);
+        toolbox_url_ = cloud::trim_slashes(cloud::string_field(json, "url"));
         if (toolbox_url_.empty()) throw error(errc::bad_response, "no toolbox proxy URL for the sandbox", "daytona");
     }
 
     template <class T>
-    nlohmann::json create(ProviderContext<T>& ctx) {
+    nlohmann::json create(cloud::Api<T>& api) {
+        auto& ctx = api.context();
         const Config& config = ctx.config;
-        nlohmann::json env = nlohmann::json::object();
-        for (const auto& [k, v] : config.sandbox.runtime_startup_env_vars) env[k] = v;
+        box_.session_key = runbox::detail::random_hex(24);
+        nlohmann::json env = cloud::startup_env(config, {}, box_.session_key);
         env["port"] = std::to_string(settings_.server_port);
         env["PYTHONUNBUFFERED"] = "1";
         env["VSCODE_PORT"] = std::to_string(settings_.server_port + 1);
-        if (config.debug) env["DEBUG"] = "true";
-        session_key_ = detail::random_hex(24);
-        env[std::string(session_key_env)] = session_key_;  // runbox-server and OpenHands read it
-        const Ownership own = ctx.ownership ? *ctx.ownership : Ownership::make(config, detail::random_hex(12));
+        const Ownership own = cloud::ownership_of(ctx);
         nlohmann::json labels = own.labels();
         labels[std::string(sid_label)] = ctx.options.sid;
         labels["code-toolbox-language"] = "python";
@@ -12100,80 +13790,75 @@ private:
         if (config.sandbox.runtime_container_image) body["snapshot"] = *config.sandbox.runtime_container_image;
         // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
         nlohmann::json sandbox = create_then_dedupe(
-            [&] { return api_json(ctx, "POST", "/sandbox", body.dump(), rate_limit_only_policy(), true); },
+            [&] { return api.json("POST", "/sandbox", body, cloud::Replay::refused_only); },
             [&]() -> std::optional<nlohmann::json> {
                 ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
-                auto found = list_labelled(ctx, {{std::string(labels::token), own.token}});
+                auto found = list_labelled(api, {{std::string(labels::token), own.token}});
                 if (found.empty()) return std::nullopt;
                 return found.front();
             });
-        created_ = true;
-        attached_ = false;
+        box_.attached = false;
         remember(sandbox);
-        if (sandbox_id_.empty()) throw error(errc::bad_response, "create answered no sandbox id", "daytona");
-        ctx.created(sandbox_id_);
-        if (toolbox_url_.empty()) fetch_toolbox_url(ctx);
+        if (box_.id.empty()) throw error(errc::bad_response, "create answered no sandbox id", "daytona");
+        ctx.created(box_.id);
+        if (toolbox_url_.empty()) fetch_toolbox_url(api);
         return sandbox;
     }
 
     // Brings the sandbox to `started` within start_timeout. Starting a stopped sandbox means its
     // server must be started again.
     template <class T>
-    nlohmann::json wait_until_started(ProviderContext<T>& ctx, nlohmann::json sandbox, bool& start_server) {
-        const auto deadline = std::chrono::steady_clock::now() + settings_.start_timeout;
+    nlohmann::json wait_until_started(cloud::Api<T>& api, nlohmann::json sandbox, bool& start_server) {
+        bool polled = false;
         bool start_requested = false;
-        for (;;) {
-            const std::string state = sandbox.value("state", std::string("unknown"));
-            if (state == "started") return sandbox;
-            if (state == "error" || state == "build_failed") {
-                const std::string reason = sandbox.contains("errorReason") && sandbox["errorReason"].is_string()
-                                               ? sandbox["errorReason"].get<std::string>()
-                                               : std::string("no reason given");
-                throw error(errc::sandbox_gone,
-                            redact("sandbox " + sandbox_id_ + " is in state " + state + ": " + reason, {settings_.api_key}),
-                            "daytona");
-            }
-            if (state == "destroyed" || state == "destroying")
-                throw error(errc::sandbox_gone, "sandbox " + sandbox_id_ + " is " + state, "daytona");
-            const bool resting = state == "stopped" || state == "archived" || state == "paused";
-            if (resting && !start_requested) {
-                ctx.status(RuntimeStatus::starting_runtime, "Starting the stopped Daytona sandbox...");
-                sandbox = api_json(ctx, "POST", "/sandbox/" + sandbox_id_ + "/start", {}, retry_policy(), true);
-                start_requested = true;
-                start_server = true;
-                continue;
-            }
-            // creating, starting, stopping (wait for stopped), pending_build, unknown, ...: poll.
-            const auto now = std::chrono::steady_clock::now();
-            if (now >= deadline)
-                throw error(errc::timeout,
-                            "sandbox " + sandbox_id_ + " did not reach state started within " +
-                                std::to_string(settings_.start_timeout.count()) + " ms (last state: " + state + ")",
-                            "daytona");
-            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(settings_.poll_interval, deadline - now));
-            sandbox = api_json(ctx, "GET", "/sandbox/" + sandbox_id_, {}, retry_policy());
-        }
+        std::string state;
+        return api.wait(
+            settings_.start_timeout,
+            [&](const cloud::Deadline& deadline) -> std::optional<nlohmann::json> {
+                if (polled) sandbox = api.json("GET", "/sandbox/" + box_.id, {}, cloud::Replay::safe, {.within = &deadline});
+                polled = true;
+                state = cloud::string_field(sandbox, "state", "unknown");
+                if (state == "started") return sandbox;
+                if (state == "error" || state == "build_failed")
+                    throw error(errc::sandbox_gone,
+                                redact("sandbox " + box_.id + " is in state " + state + ": " +
+                                           cloud::string_field(sandbox, "errorReason", "no reason given"),
+                                       api.secrets()),
+                                "daytona");
+                if (state == "destroyed" || state == "destroying")
+                    throw error(errc::sandbox_gone, "sandbox " + box_.id + " is " + state, "daytona");
+                const bool resting = state == "stopped" || state == "archived" || state == "paused";
+                if (resting && !start_requested) {
+                    api.context().status(RuntimeStatus::starting_runtime, "Starting the stopped Daytona sandbox...");
+                    sandbox = api.json("POST", "/sandbox/" + box_.id + "/start", {}, cloud::Replay::safe);
+                    start_requested = true;
+                    restarted_ = box_.attached;  // close() returns it to stopped
+                    start_server = true;
+                    if (cloud::string_field(sandbox, "state") == "started") return sandbox;
+                }
+                return std::nullopt;  // creating, starting, stopping (wait for stopped), unknown, ...: poll
+            },
+            [&] { return "sandbox " + box_.id + " did not reach state started (last state: " + state + ")"; });
     }
 
     template <class T>
-    void start_action_server(ProviderContext<T>& ctx) {
+    void start_action_server(cloud::Api<T>& api) {
+        const std::string session = toolbox_url_ + "/" + box_.id + "/process/session";
         try {
-            toolbox(ctx, "/process/session", {{"sessionId", std::string(server_session_id)}}, RetryPolicy::none());
+            api.send(api.to("POST", session, nlohmann::json{{"sessionId", std::string(server_session_id)}}),
+                     cloud::Replay::never);
         } catch (const error& e) {
             if (e.code() != errc::conflict) throw;  // the session survives a restart: reuse it
         }
-        const std::string command = server_start_command(ctx.config, ctx.options);
-        toolbox(ctx, "/process/session/" + std::string(server_session_id) + "/exec",
-                {{"command", command}, {"runAsync", true}}, RetryPolicy::none());
+        const nlohmann::json exec = {{"command", server_start_command(api.context().config, api.context().options)},
+                                     {"runAsync", true}};
+        api.send(api.to("POST", session + "/" + std::string(server_session_id) + "/exec", exec), cloud::Replay::never);
     }
 
     Settings settings_;
-    std::string sandbox_id_;
+    cloud::SandboxHandle box_;
     std::string toolbox_url_;
-    std::string session_key_;
-    bool attached_ = false;
-    bool created_ = false;
-    bool closed_ = false;
+    bool restarted_ = false;
 };
 
 }  // namespace runbox::daytona
@@ -12224,17 +13909,12 @@ using DaytonaRuntime = Runtime<daytona::Auth, HttplibTransport>;
 //                                                          is reported in Runtime::unreleased())
 //
 // Every devbox carries runbox's ownership labels (lifecycle.hpp) in its metadata; Runloop's list
-// has no metadata filter, so lookups list and filter here.
+// has no metadata filter, so lookups list and filter here. The control-plane skeleton (settings,
+// retries, errors, waits) is cloud_api.hpp.
 
-#include <algorithm>
-#include <cctype>
-#include <chrono>
-#include <initializer_list>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -12244,91 +13924,48 @@ using DaytonaRuntime = Runtime<daytona::Auth, HttplibTransport>;
 namespace runbox::runloop {
 
 /// Every setting, resolved from Config (providers.runloop.*) with environment fallback.
-struct Settings {
-    std::string api_key;
+struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
     std::string base_url = "https://api.runloop.ai";
     std::optional<std::string> blueprint;
     std::optional<std::string> snapshot;
     std::optional<std::string> prebuilt;
     std::string resource_size = "LARGE";
     int keep_alive_time_seconds = 3600;
-    std::optional<std::string> server_command;
-    std::string server_cwd = "/openhands/code";
-    int server_port = 4444;
     std::string tunnel_url;  ///< template with {port} and {tunnel_key}
     std::string tunnel_auth_mode = "authenticated";
     std::optional<std::string> session_api_key;
-    std::chrono::milliseconds poll_interval{1000};
-    std::chrono::milliseconds start_timeout{120000};
-    std::chrono::milliseconds alive_timeout{120000};
-    std::chrono::milliseconds alive_poll_interval{1000};
-    std::chrono::milliseconds request_timeout{30000};
-    std::chrono::milliseconds retry_initial_backoff{500};
-    int retry_max_attempts = 6;
     int list_limit = 100;  ///< page size when listing devboxes for attach
-    std::chrono::milliseconds close_timeout{30000};
+
+    Settings() {
+        request_timeout = std::chrono::milliseconds(30000);
+        retry_max_attempts = 6;  // the official SDK retries 5 times
+    }
 
     static Settings from(const Config& config) {
-        constexpr std::string_view p = "runloop";
-        Settings s;
-        s.api_key = config.required_setting(p, "api_key", "RUNLOOP_API_KEY");
-        if (auto v = config.setting(p, "base_url", "RUNLOOP_BASE_URL")) s.base_url = *v;
-        while (!s.base_url.empty() && s.base_url.back() == '/') s.base_url.pop_back();
-        Url base;
-        try {
-            base = parse_url(s.base_url);
-        } catch (const error&) {
-            throw error(errc::config_invalid, "RUNLOOP_BASE_URL must be an http(s) URL", std::string(p));
-        }
-        s.blueprint = config.setting(p, "blueprint", "RUNLOOP_BLUEPRINT");
-        s.snapshot = config.setting(p, "snapshot", "RUNLOOP_SNAPSHOT");
-        s.prebuilt = config.setting(p, "prebuilt", "RUNLOOP_PREBUILT");
+        const cloud::SettingsReader r(config, "runloop", "RUNLOOP_");
+        auto s = cloud::read_shared_settings<Settings>(r);
+        s.base_url = r.url("base_url", s.base_url);
+        s.blueprint = r.text("blueprint");
+        s.snapshot = r.text("snapshot");
+        s.prebuilt = r.text("prebuilt");
         if ((s.blueprint ? 1 : 0) + (s.snapshot ? 1 : 0) + (s.prebuilt ? 1 : 0) > 1)
-            throw error(errc::config_invalid, "set at most one of runloop blueprint, snapshot and prebuilt", std::string(p));
-        if (auto v = config.setting(p, "resource_size", "RUNLOOP_RESOURCE_SIZE")) s.resource_size = *v;
-        s.keep_alive_time_seconds = config.integer_setting(p, "keep_alive_time_seconds", {}, s.keep_alive_time_seconds, 1);
-        s.server_command = config.setting(p, "server_command", "RUNLOOP_SERVER_COMMAND");
-        if (auto v = config.setting(p, "server_cwd", "RUNLOOP_SERVER_CWD")) s.server_cwd = *v;
-        s.server_port = config.integer_setting(p, "server_port", "RUNLOOP_SERVER_PORT", s.server_port, 1);
+            throw error(errc::config_invalid, "set at most one of runloop blueprint, snapshot and prebuilt", "runloop");
+        s.resource_size = r.text("resource_size", s.resource_size);
+        s.keep_alive_time_seconds = r.integer("keep_alive_time_seconds", s.keep_alive_time_seconds, 1, false);
         // The SDK's rule: api.<domain> -> https://{port}-{key}.tunnel.<domain>.
-        std::string domain = base.host.rfind("api.", 0) == 0 ? base.host.substr(4) : base.host;
-        s.tunnel_url = config.setting(p, "tunnel_url", "RUNLOOP_TUNNEL_URL")
-                           .value_or("https://{port}-{tunnel_key}.tunnel." + domain);
+        const std::string host = parse_url(s.base_url).host;
+        s.tunnel_url = r.text("tunnel_url", "https://{port}-{tunnel_key}.tunnel." +
+                                                (host.rfind("api.", 0) == 0 ? host.substr(4) : host));
         if (s.tunnel_url.find("{tunnel_key}") == std::string::npos)
-            throw error(errc::config_invalid, "runloop setting 'tunnel_url' must contain {tunnel_key}", std::string(p));
-        if (auto v = config.setting(p, "tunnel_auth_mode", "RUNLOOP_TUNNEL_AUTH_MODE")) s.tunnel_auth_mode = *v;
-        if (s.tunnel_auth_mode != "open" && s.tunnel_auth_mode != "authenticated")
-            throw error(errc::config_invalid, "runloop setting 'tunnel_auth_mode' must be open or authenticated",
-                        std::string(p));
-        s.session_api_key = config.setting(p, "session_api_key", "RUNLOOP_SESSION_API_KEY");
-        s.poll_interval = config.millis_setting(p, "poll_interval_ms", "RUNLOOP_POLL_INTERVAL_MS", s.poll_interval);
-        s.start_timeout = config.millis_setting(p, "start_timeout_ms", "RUNLOOP_START_TIMEOUT_MS", s.start_timeout);
-        s.alive_timeout = config.millis_setting(p, "alive_timeout_ms", "RUNLOOP_ALIVE_TIMEOUT_MS", s.alive_timeout);
-        s.alive_poll_interval = config.millis_setting(p, "alive_poll_interval_ms", {}, s.alive_poll_interval);
-        s.request_timeout = config.millis_setting(p, "request_timeout_ms", "RUNLOOP_REQUEST_TIMEOUT_MS", s.request_timeout);
-        s.retry_initial_backoff = config.millis_setting(p, "retry_initial_backoff_ms", {}, s.retry_initial_backoff);
-        s.retry_max_attempts = config.integer_setting(p, "retry_max_attempts", {}, s.retry_max_attempts, 1);
-        s.list_limit = config.integer_setting(p, "list_limit", {}, s.list_limit, 1);
-        s.close_timeout = config.millis_setting(p, "close_timeout_ms", "RUNLOOP_CLOSE_TIMEOUT_MS", s.close_timeout);
+            throw error(errc::config_invalid, "runloop setting 'tunnel_url' must contain {tunnel_key}", "runloop");
+        s.tunnel_auth_mode = r.choice("tunnel_auth_mode", s.tunnel_auth_mode, {"open", "authenticated"});
+        s.session_api_key = r.text("session_api_key");
+        s.list_limit = r.integer("list_limit", s.list_limit, 1, false);
         return s;
     }
 };
 
 namespace detail {
-
-/// Quotes `text` for a POSIX shell as one word.
-inline std::string shell_quote(std::string_view text) {
-    std::string out = "'";
-    for (char c : text) {
-        if (c == '\'') {
-            out += "'\\''";
-        } else {
-            out += c;
-        }
-    }
-    out += "'";
-    return out;
-}
 
 inline void replace_all(std::string& text, std::string_view from, std::string_view to) {
     for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
@@ -12346,95 +13983,75 @@ public:
     explicit Auth(const Config& config) : settings_(Settings::from(config)) {}
 
     /// Runloop's API auth: `Authorization: Bearer <RUNLOOP_API_KEY>`.
-    void authorize(Request& request) const {
-        request.headers.set("Authorization", "Bearer " + settings_.api_key);
-        request.headers.set("User-Agent", "runbox/" + std::string(version_string));
-        if (!request.headers.contains("Accept")) request.headers.set("Accept", "application/json");
-    }
+    void authorize(Request& request) const { cloud::authorize_bearer(request, settings_.api_key); }
 
     const Settings& settings() const noexcept { return settings_; }
     /// The devbox connect() created or attached to (empty before).
-    const std::string& devbox_id() const noexcept { return devbox_id_; }
+    const std::string& devbox_id() const noexcept { return box_.id; }
     /// True when connect() attached to a devbox it did not create.
-    bool attached() const noexcept { return attached_; }
+    bool attached() const noexcept { return box_.attached; }
 
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
-        closed_ = false;
-        attached_ = false;
+        box_.reset(settings_.session_api_key.value_or(std::string()));
         created_ = false;
-        devbox_id_.clear();
-        session_key_ = settings_.session_api_key.value_or(std::string());
+        auto api = api_of(ctx);
         ctx.status(RuntimeStatus::starting_runtime, "Starting Runloop devbox...");
         std::optional<nlohmann::json> devbox;
         if (ctx.options.attach_to_existing) {
-            devbox = find_running_by_name(ctx, ctx.options.sid);
+            devbox = find_running_by_name(api, ctx.options.sid);
             if (devbox) {
-                attached_ = true;
-                devbox_id_ = (*devbox)["id"].template get<std::string>();
+                box_.attached = true;
+                box_.id = cloud::string_field(*devbox, "id");
             }
         }
         if (!devbox) {
             ctx.status(RuntimeStatus::building_runtime, "Creating Runloop devbox...");
-            devbox = create(ctx);
-            devbox = wait_until_running(ctx, std::move(*devbox));
-            ctx.status(RuntimeStatus::runtime_started, "Runloop devbox " + devbox_id_ + " is running.");
+            devbox = wait_until_running(api, create(api));
+            ctx.status(RuntimeStatus::runtime_started, "Runloop devbox " + box_.id + " is running.");
         }
-        const nlohmann::json tunnel = ensure_tunnel(ctx, *devbox);
+        const nlohmann::json tunnel = ensure_tunnel(api, *devbox);
 
-        ServerEndpoint endpoint;
-        endpoint.url = settings_.tunnel_url;
-        detail::replace_all(endpoint.url, "{port}", std::to_string(settings_.server_port));
-        detail::replace_all(endpoint.url, "{tunnel_key}", tunnel.value("tunnel_key", std::string()));
-        while (!endpoint.url.empty() && endpoint.url.back() == '/') endpoint.url.pop_back();
-        endpoint.secrets = {settings_.api_key};
-        if (tunnel.value("auth_mode", std::string("open")) == "authenticated") {
-            const std::string token = tunnel.contains("auth_token") && tunnel["auth_token"].is_string()
-                                          ? tunnel["auth_token"].get<std::string>()
-                                          : std::string();
+        std::string url = settings_.tunnel_url;
+        detail::replace_all(url, "{port}", std::to_string(settings_.server_port));
+        detail::replace_all(url, "{tunnel_key}", cloud::string_field(tunnel, "tunnel_key"));
+        ServerEndpoint endpoint = settings_.endpoint(std::move(url));
+        if (cloud::string_field(tunnel, "auth_mode", "open") == "authenticated") {
+            const std::string token = cloud::string_field(tunnel, "auth_token");
             if (token.empty())
-                throw error(errc::bad_response, "devbox " + devbox_id_ + " has an authenticated tunnel but no auth_token",
+                throw error(errc::bad_response, "devbox " + box_.id + " has an authenticated tunnel but no auth_token",
                             "runloop");
-            endpoint.headers.set("X-Runloop-Tunnel-Authorization", "Bearer " + token);
-            endpoint.secrets.push_back(token);
+            cloud::add_secret_header(endpoint, "X-Runloop-Tunnel-Authorization", "Bearer " + token, token);
         }
-        if (!session_key_.empty()) {
-            endpoint.headers.set("X-Session-API-Key", session_key_);
-            endpoint.secrets.push_back(session_key_);
-        }
-        endpoint.alive_timeout = settings_.alive_timeout;
-        endpoint.alive_poll_interval = settings_.alive_poll_interval;
+        cloud::add_secret_header(endpoint, std::string(cloud::session_key_header), box_.session_key, box_.session_key);
         ctx.status(RuntimeStatus::starting_runtime, "Waiting for the action execution server...");
-        endpoint.attached = attached_;  // a devbox found running already has its environment
+        endpoint.attached = box_.attached;  // a devbox found running already has its environment
         return endpoint;
     }
 
     template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
-        if (closed_) return;
-        closed_ = true;
-        if (devbox_id_.empty() || attached_ || !created_) return;  // someone else's devbox: leave it
+        if (!box_.begin_close() || box_.attached || !created_) return;  // someone else's devbox: leave it
         // OpenHands' Runloop ignores keep_runtime_alive; runbox honours it for a normal close.
         if (reason == CloseReason::normal && ctx.config.sandbox.keep_runtime_alive) return;
-        try {
-            release_sandbox(ctx, SandboxRecord{std::string(name), devbox_id_, ctx.options.sid, {}, {}}, ReleaseMode::remove);
-        } catch (const std::exception& e) {
-            // Retried within close_timeout; what is left is reported, never dropped silently
-            // (the keep-alive timer remains the backstop).
-            ctx.unreleased(devbox_id_, e.what());
-        }
+        // Retried within close_timeout; what is left is reported (the keep-alive timer remains the backstop).
+        cloud::release_or_report(ctx, box_.id, [&] {
+            release_sandbox(ctx, SandboxRecord{std::string(name), box_.id, ctx.options.sid, {}, {}}, ReleaseMode::remove);
+        });
     }
 
     /// Every devbox whose metadata carries runbox's labels and that is not shut down or failed.
     template <class T>
     std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>& ctx) {
+        auto api = api_of(ctx);
         std::vector<SandboxRecord> out;
-        for_each_devbox(ctx, {}, [&](const nlohmann::json& item) {
-            const std::string status = text(item, "status");
+        for_each_devbox(api, {}, [&](const nlohmann::json& item) {
+            const std::string status = cloud::string_field(item, "status");
             if (status == "shutdown" || status == "failure") return false;
             const auto map = label_map(item.value("metadata", nlohmann::json::object()));
             if (!is_runbox_managed(map)) return false;
-            out.push_back(SandboxRecord::from_labels(std::string(name), text(item, "id"), status, text(item, "name"), map));
+            out.push_back(SandboxRecord::from_labels(std::string(name), cloud::string_field(item, "id"), status,
+                                                     cloud::string_field(item, "name"), map));
             return false;
         });
         return out;
@@ -12444,159 +14061,104 @@ public:
     /// retrying within close_timeout.
     template <class T>
     void release_sandbox(ProviderContext<T>& ctx, const SandboxRecord& devbox, ReleaseMode mode) {
-        RetryPolicy policy = retry_policy();
-        policy.max_attempts = std::max(policy.max_attempts, 8);
-        policy.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
-        try {
-            api(ctx, "POST", "/v1/devboxes/" + devbox.id + (mode == ReleaseMode::stop ? "/suspend" : "/shutdown"), {},
-                policy, true);
-        } catch (const error& e) {
-            if (e.code() != errc::not_found) throw;  // already gone
-        }
+        auto api = api_of(ctx).closing();
+        cloud::unless_gone([&] {
+            api.call("POST", "/v1/devboxes/" + devbox.id + (mode == ReleaseMode::stop ? "/suspend" : "/shutdown"), {},
+                     cloud::Replay::safe);
+        });
     }
 
-    /// The server start command line (reference §5, port 4444), without the Runloop wrapping.
+    /// The server start command line (reference §5, port 4444), without the Runloop wrapping;
+    /// every argument is shell-quoted.
     std::string server_start_command(const Config& config, const RuntimeOptions& options) const {
-        const std::string& ws = config.workspace_mount_path_in_sandbox;
-        std::string cmd = settings_.server_command.value_or(
-            "/openhands/micromamba/bin/micromamba run -n openhands poetry run python -u -m openhands.runtime.action_execution_server");
-        cmd += " " + std::to_string(settings_.server_port) + " --working-dir " + ws;
-        if (!options.plugins.empty()) {
-            cmd += " --plugins";
-            for (const auto& plugin : options.plugins) cmd += " " + plugin.name;
-        }
-        // §5: username/uid from RUNTIME_USERNAME/RUNTIME_UID, else by run_as_openhands.
-        const auto env = [&](const char* var) -> std::optional<std::string> {
-            return config.env ? config.env(var) : std::nullopt;
-        };
-        const std::string user = env("RUNTIME_USERNAME").value_or(config.run_as_openhands ? "openhands" : "root");
-        const std::string uid = env("RUNTIME_UID").value_or(config.run_as_openhands ? "1000" : "0");
-        cmd += " --username " + user + " --user-id " + uid;
-        if (config.sandbox.browsergym_eval_env) cmd += " --browsergym-eval-env " + *config.sandbox.browsergym_eval_env;
-        if (!config.enable_browser) cmd += " --no-enable-browser";
-        return cmd;
+        return settings_.command_line(config, options, cloud::ServerUser::from(config));
     }
 
     /// The devbox entrypoint: OpenHands' `sudo bash -c '<setup> && cd <cwd> && <server command>'`.
     std::string entrypoint(const Config& config, const RuntimeOptions& options) const {
         std::string script;
         if (!settings_.server_command) {
-            script = "export MAMBA_ROOT_PREFIX=/openhands/micromamba && cd " + settings_.server_cwd +
+            script = "export MAMBA_ROOT_PREFIX=/openhands/micromamba && " + settings_.cd_command() +
                      " && /openhands/micromamba/bin/micromamba run -n openhands poetry config virtualenvs.path "
                      "/openhands/poetry && ";
         } else {
-            script = "cd " + settings_.server_cwd + " && ";
+            script = settings_.cd_command() + " && ";
         }
         script += server_start_command(config, options);
-        return "sudo bash -c " + detail::shell_quote(script);
+        return "sudo bash -c " + runbox::detail::shell_quote(script);
     }
 
 private:
-    RetryPolicy retry_policy() const {
-        RetryPolicy policy;
-        policy.max_attempts = settings_.retry_max_attempts;
-        policy.initial_backoff = settings_.retry_initial_backoff;
-        policy.retry_statuses = {429, 500, 502, 503, 504};
-        policy.max_elapsed = std::max(settings_.start_timeout, std::chrono::milliseconds(1));
-        return policy;
-    }
-
-    // A 429 means the request was refused, not performed: safe to repeat even for a create.
-    RetryPolicy rate_limit_only_policy() const {
-        RetryPolicy policy = retry_policy();
-        policy.retry_statuses = {429};
-        policy.retry_dropped_connections = false;
-        return policy;
-    }
+    Settings settings_;
+    cloud::SandboxHandle box_;
+    bool created_ = false;  ///< this connect created the devbox (close shuts down only those)
 
     template <class T>
-    Response api(ProviderContext<T>& ctx, std::string method, const std::string& path, const std::string& body,
-                 const RetryPolicy& policy, bool idempotent, std::chrono::milliseconds timeout = {},
-                 std::initializer_list<int> accepted = {}) {
-        Request request;
-        request.method = std::move(method);
-        request.url = settings_.base_url + path;
-        request.body = body;
-        request.timeout = timeout.count() > 0 ? timeout : settings_.request_timeout;
-        if (idempotent) request.idempotent = true;
-        if (request.method != "GET") request.headers.set("Content-Type", "application/json");
-        authorize(request);
-        Response response = ctx.send(request, policy);
-        if (std::find(accepted.begin(), accepted.end(), response.status) == accepted.end())
-            raise_for_status(response, "runloop", secrets());
-        return response;
-    }
-
-    std::vector<std::string> secrets() const {
-        std::vector<std::string> out{settings_.api_key};
-        if (!session_key_.empty()) out.push_back(session_key_);
-        return out;
-    }
-
-    static nlohmann::json parse(const Response& response) {
-        auto json = runbox::detail::parse_untrusted_json(response.body);
-        if (json.is_discarded() || !json.is_object())
-            throw error(errc::bad_response, "Runloop answered a body that is not a JSON object", "runloop");
-        return json;
-    }
-
-    static std::string text(const nlohmann::json& j, const char* key, std::string fallback = {}) {
-        return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
+    cloud::Api<T> api_of(ProviderContext<T>& ctx) const {
+        std::vector<std::string> secrets;
+        if (!box_.session_key.empty()) secrets.push_back(box_.session_key);
+        return cloud::Api<T>(ctx, std::string(name), settings_.base_url, settings_,
+                             {.retry_statuses = {429, 500, 502, 503, 504},
+                              .content_type_on_every_write = true,
+                              .secret_fields = {"auth_token", std::string(cloud::session_key_env)}},
+                             std::move(secrets));
     }
 
     // Walks the devbox list page by page (starting_after = the last id), with `query` added
     // (e.g. "&status=running"), until `visit(item)` returns true (that item is returned).
     template <class T, class Visit>
-    std::optional<nlohmann::json> for_each_devbox(ProviderContext<T>& ctx, const std::string& query, Visit&& visit) {
-        std::string after;
-        for (int page = 0; page < 1000; ++page) {
-            std::string path = "/v1/devboxes?limit=" + std::to_string(settings_.list_limit) + query;
-            if (!after.empty()) path += "&starting_after=" + url_encode(after);
-            const auto json = parse(api(ctx, "GET", path, {}, retry_policy(), true));
-            if (!json.contains("devboxes") || !json["devboxes"].is_array())
-                throw error(errc::bad_response, "devbox list has no devboxes array", "runloop");
-            const auto& items = json["devboxes"];
-            for (const auto& item : items) {
-                if (item.is_object() && !text(item, "id").empty() && visit(item)) return item;
-            }
-            if (!json.value("has_more", false) || items.empty()) return std::nullopt;
-            const std::string last = items.back().is_object() ? text(items.back(), "id") : std::string();
-            if (last.empty() || last == after) return std::nullopt;  // a cursor that does not move ends the walk
-            after = last;
-        }
-        return std::nullopt;
+    std::optional<nlohmann::json> for_each_devbox(cloud::Api<T>& api, const std::string& query, Visit&& visit) {
+        const std::string first = "/v1/devboxes?limit=" + std::to_string(settings_.list_limit) + query;
+        std::optional<nlohmann::json> found;
+        cloud::paginate(
+            [&](const std::optional<std::string>& after) {
+                return api.parse_object(
+                    api.call("GET", first + (after ? "&starting_after=" + url_encode(*after) : ""), {}, cloud::Replay::safe));
+            },
+            [&](const nlohmann::json& json) -> std::optional<std::string> {
+                if (!json.contains("devboxes") || !json["devboxes"].is_array())
+                    throw error(errc::bad_response, "devbox list has no devboxes array", "runloop");
+                const auto& items = json["devboxes"];
+                for (const auto& item : items) {
+                    if (!cloud::string_field(item, "id").empty() && visit(item)) {
+                        found = item;
+                        return std::nullopt;
+                    }
+                }
+                if (!json.value("has_more", false) || items.empty()) return std::nullopt;
+                return cloud::string_field(items.back(), "id");  // a cursor that does not move ends the walk
+            });
+        return found;
     }
 
     // The running devbox named `wanted`.
     template <class T>
-    std::optional<nlohmann::json> find_running_by_name(ProviderContext<T>& ctx, const std::string& wanted) {
-        return for_each_devbox(ctx, "&status=running", [&](const nlohmann::json& item) {
-            return text(item, "name") == wanted && text(item, "status") == "running";
+    std::optional<nlohmann::json> find_running_by_name(cloud::Api<T>& api, const std::string& wanted) {
+        return for_each_devbox(api, "&status=running", [&](const nlohmann::json& item) {
+            return cloud::string_field(item, "name") == wanted && cloud::string_field(item, "status") == "running";
         });
     }
 
     template <class T>
-    nlohmann::json create(ProviderContext<T>& ctx) {
+    nlohmann::json create(cloud::Api<T>& api) {
+        auto& ctx = api.context();
         const Config& config = ctx.config;
-        nlohmann::json env = nlohmann::json::object();
-        for (const auto& [k, v] : config.sandbox.runtime_startup_env_vars) env[k] = v;
-        for (const auto& [k, v] : ctx.options.env_vars) env[k] = v;
-        if (config.debug) env["DEBUG"] = "true";
-        if (session_key_.empty()) session_key_ = runbox::detail::random_hex(24);
-        env["SESSION_API_KEY"] = session_key_;
-        const Ownership own = ctx.ownership ? *ctx.ownership : Ownership::make(config, runbox::detail::random_hex(12));
+        if (box_.session_key.empty()) box_.session_key = runbox::detail::random_hex(24);
+        api.add_secret(box_.session_key);
+        const Ownership own = cloud::ownership_of(ctx);
         nlohmann::json metadata = own.labels();
         metadata["container-name"] = "openhands-runtime-" + ctx.options.sid;
         metadata["OpenHands_SID"] = ctx.options.sid;
         nlohmann::json launch = {
             {"resource_size_request", settings_.resource_size},
-            {"launch_commands", nlohmann::json::array({"mkdir -p " + config.workspace_mount_path_in_sandbox})},
+            {"launch_commands",
+             nlohmann::json::array({"mkdir -p " + runbox::detail::shell_quote(config.workspace_mount_path_in_sandbox)})},
         };
         launch["keep_alive_time_seconds"] = settings_.keep_alive_time_seconds;  // the TTL backstop
         nlohmann::json body = {
             {"name", ctx.options.sid},
             {"entrypoint", entrypoint(config, ctx.options)},
-            {"environment_variables", env},
+            {"environment_variables", cloud::startup_env(config, ctx.options.env_vars, box_.session_key)},
             {"metadata", metadata},
             {"launch_parameters", launch},
         };
@@ -12607,91 +14169,76 @@ private:
         if (settings_.prebuilt) body["prebuilt"] = *settings_.prebuilt;
         // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
         auto devbox = create_then_dedupe(
-            [&] { return parse(api(ctx, "POST", "/v1/devboxes", body.dump(), rate_limit_only_policy(), true)); },
+            [&] { return api.parse_object(api.call("POST", "/v1/devboxes", body, cloud::Replay::refused_only)); },
             [&] {
                 ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the devbox up...");
-                return for_each_devbox(ctx, {}, [&](const nlohmann::json& item) {
+                return for_each_devbox(api, {}, [&](const nlohmann::json& item) {
                     return label_map(item.value("metadata", nlohmann::json::object()))[std::string(labels::token)] ==
                            own.token;
                 });
             });
-        devbox_id_ = text(devbox, "id");
-        if (devbox_id_.empty()) throw error(errc::bad_response, "create answered no devbox id", "runloop");
+        box_.id = cloud::string_field(devbox, "id");
+        if (box_.id.empty()) throw error(errc::bad_response, "create answered no devbox id", "runloop");
         created_ = true;
-        ctx.created(devbox_id_);
+        ctx.created(box_.id);
         return devbox;
     }
 
     // Long-polls wait_for_status until `running` within start_timeout; 408 means "not yet".
     template <class T>
-    nlohmann::json wait_until_running(ProviderContext<T>& ctx, nlohmann::json devbox) {
-        const auto deadline = std::chrono::steady_clock::now() + settings_.start_timeout;
+    nlohmann::json wait_until_running(cloud::Api<T>& api, nlohmann::json devbox) {
         // The goal and the two terminal statuses, as the official SDK asks.
-        const std::string body = nlohmann::json{{"statuses", nlohmann::json::array({"running", "failure", "shutdown"})}}.dump();
-        const std::string path = "/v1/devboxes/" + devbox_id_ + "/wait_for_status";
-        RetryPolicy policy = retry_policy();
-        for (;;) {
-            const std::string status = text(devbox, "status", "unknown");
-            if (status == "running") return devbox;
-            if (status == "failure" || status == "shutdown") {
-                const std::string reason = text(devbox, status == "failure" ? "failure_reason" : "shutdown_reason",
-                                                "no reason given");
-                throw error(errc::sandbox_gone,
-                            redact("devbox " + devbox_id_ + " ended in status " + status + " (" + reason + ")", secrets()),
-                            "runloop");
-            }
-            const auto now = std::chrono::steady_clock::now();
-            if (now >= deadline) {
-                throw error(errc::timeout,
-                            "devbox " + devbox_id_ + " did not reach running within " +
-                                std::to_string(settings_.start_timeout.count()) + " ms (status " + status + ")",
-                            "runloop");
-            }
-            ctx.status(RuntimeStatus::starting_runtime, "Waiting for Runloop devbox " + devbox_id_ + " (" + status + ")...");
-            const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
-            policy.max_elapsed = std::max(remaining, std::chrono::milliseconds(1));
-            const auto started = std::chrono::steady_clock::now();
-            // The server holds the request up to ~30 s; the client waits longer than that.
-            const auto response = api(ctx, "POST", path, body, policy, true,
-                                      settings_.request_timeout + std::chrono::seconds(60), {408});
-            if (response.status != 408) {
-                devbox = parse(response);
-                const std::string next = text(devbox, "status", "unknown");
-                if (next == "running" || next == "failure" || next == "shutdown") continue;
-            }
-            // Not there yet: poll again, but never more often than poll_interval.
-            const auto spent = std::chrono::steady_clock::now() - started;
-            if (spent < settings_.poll_interval) {
-                const auto pause = std::min<std::chrono::steady_clock::duration>(
-                    settings_.poll_interval - spent, std::max<std::chrono::steady_clock::duration>(
-                                                         deadline - std::chrono::steady_clock::now(), {}));
-                std::this_thread::sleep_for(pause);
-            }
-        }
+        const nlohmann::json body = {{"statuses", nlohmann::json::array({"running", "failure", "shutdown"})}};
+        std::string status;
+        bool first = true;
+        return api.wait(
+            settings_.start_timeout,
+            [&](const cloud::Deadline& deadline) -> std::optional<nlohmann::json> {
+                for (;;) {
+                    status = cloud::string_field(devbox, "status", "unknown");
+                    if (status == "running") return devbox;
+                    if (status == "failure" || status == "shutdown") {
+                        const std::string reason = cloud::string_field(
+                            devbox, status == "failure" ? "failure_reason" : "shutdown_reason", "no reason given");
+                        throw error(errc::sandbox_gone,
+                                    redact("devbox " + box_.id + " ended in status " + status + " (" + reason + ")",
+                                           api.secrets()),
+                                    "runloop");
+                    }
+                    if (!first && deadline.expired()) return std::nullopt;
+                    first = false;
+                    api.context().status(RuntimeStatus::starting_runtime,
+                                         "Waiting for Runloop devbox " + box_.id + " (" + status + ")...");
+                    // The server holds the request up to ~30 s; the client waits longer than that.
+                    const auto response =
+                        api.call("POST", "/v1/devboxes/" + box_.id + "/wait_for_status", body, cloud::Replay::safe,
+                                 {.timeout = settings_.request_timeout + std::chrono::seconds(60), .accept = {408}, .within = &deadline});
+                    if (response.status == 408) return std::nullopt;  // not yet: poll again
+                    devbox = api.parse_object(response);
+                    const std::string next = cloud::string_field(devbox, "status", "unknown");
+                    if (next != "running" && next != "failure" && next != "shutdown") return std::nullopt;
+                }
+            },
+            [&] { return "devbox " + box_.id + " did not reach running (status " + status + ")"; });
     }
 
     // The V2 tunnel: reuse the devbox's tunnel when it has one, else enable it.
     template <class T>
-    nlohmann::json ensure_tunnel(ProviderContext<T>& ctx, const nlohmann::json& devbox) {
-        if (devbox.contains("tunnel") && devbox["tunnel"].is_object() && !text(devbox["tunnel"], "tunnel_key").empty()) {
+    nlohmann::json ensure_tunnel(cloud::Api<T>& api, const nlohmann::json& devbox) {
+        if (devbox.contains("tunnel") && devbox["tunnel"].is_object() &&
+            !cloud::string_field(devbox["tunnel"], "tunnel_key").empty()) {
             const auto& t = devbox["tunnel"];
-            if (text(t, "auth_mode", "open") == "open" || !text(t, "auth_token").empty()) return t;
+            if (cloud::string_field(t, "auth_mode", "open") == "open" || !cloud::string_field(t, "auth_token").empty())
+                return t;
         }
-        ctx.status(RuntimeStatus::starting_runtime, "Opening a tunnel to the action execution server...");
+        api.context().status(RuntimeStatus::starting_runtime, "Opening a tunnel to the action execution server...");
         const nlohmann::json body = {{"auth_mode", settings_.tunnel_auth_mode}, {"http_keep_alive", true}};
-        auto tunnel = parse(api(ctx, "POST", "/v1/devboxes/" + devbox_id_ + "/enable_tunnel", body.dump(),
-                                retry_policy(), true));
-        if (text(tunnel, "tunnel_key").empty())
+        auto tunnel = api.parse_object(
+            api.call("POST", "/v1/devboxes/" + box_.id + "/enable_tunnel", body, cloud::Replay::safe));
+        if (cloud::string_field(tunnel, "tunnel_key").empty())
             throw error(errc::bad_response, "enable_tunnel answered no tunnel_key", "runloop");
         return tunnel;
     }
-
-    Settings settings_;
-    std::string devbox_id_;
-    std::string session_key_;
-    bool attached_ = false;
-    bool created_ = false;
-    bool closed_ = false;
 };
 
 }  // namespace runbox::runloop
@@ -12702,17 +14249,22 @@ using RunloopRuntime = Runtime<runloop::Auth, HttplibTransport>;
 }  // namespace runbox
 // ---- end runbox/providers/runloop.hpp ----
 // ---- begin runbox/factory.hpp ----
-// runbox/factory.hpp - choosing a provider by name at run time.
-//
-//   auto rt = runbox::make_runtime("daytona", config, events, {.sid = "s1"});  // AnyRuntime
-//   rt.connect();
-//   auto obs = rt.run("ls");                  // no std::visit needed
-//
-// A provider list is a boost::mp11::mp_list; AnyRuntime<List> is a std::variant of
-// Runtime<P, P::default_transport> over it. A program that wants only some providers passes its
-// own list, and only those are instantiated:
-//   using mine = boost::mp11::mp_list<runbox::local::Auth, runbox::daytona::Auth>;
-//   auto rt = runbox::make_runtime<mine>(config, events);
+/// \file
+/// choosing a provider by name at run time.
+///
+/// ```
+/// auto rt = runbox::make_runtime("daytona", config, events, {.sid = "s1"});  // AnyRuntime
+/// rt.connect();
+/// auto obs = rt.run("ls");                  // no std::visit needed
+/// ```
+///
+/// A provider list is a boost::mp11::mp_list; AnyRuntime<List> is a std::variant of
+/// Runtime<P, P::default_transport> over it. A program that wants only some providers passes its
+/// own list, and only those are instantiated:
+/// ```
+/// using mine = boost::mp11::mp_list<runbox::local::Auth, runbox::daytona::Auth>;
+/// auto rt = runbox::make_runtime<mine>(config, events);
+/// ```
 
 #include <string>
 #include <string_view>
@@ -12722,12 +14274,706 @@ using RunloopRuntime = Runtime<runloop::Auth, HttplibTransport>;
 #include <boost/mp11/algorithm.hpp>
 #include <boost/mp11/list.hpp>
 
+// ---- begin runbox/providers/e2b.hpp ----
+// runbox/providers/e2b.hpp - the E2B provider: runbox::e2b::Auth, runbox::E2BRuntime.
+//
+// E2B (provider-apis.md §2) has a REST control plane (https://api.e2b.app, X-API-Key) and, in
+// every sandbox, the envd daemon that runs processes over Connect RPC. connect() finds the
+// session's sandbox by its metadata `OpenHands_SID=<sid>` (attach; a paused one is resumed with
+// the configured timeout re-applied) or creates one (templateID, timeout, metadata, envVars), then
+// starts the action execution server with envd's process.Process/Start: a server-streaming call
+// (5-byte Connect envelopes over HTTP/1.1) whose first event is `start`. The stream is then read
+// on a thread while Runtime waits for /alive: an early `end` event (the server exited) stops the
+// wait at once with the exit code and the output seen. The server is reached at
+// https://{port}-{id}.{domain}, with `e2b-traffic-access-token` when the sandbox is not public
+// (runbox's default). close() kills the sandbox (DELETE /sandboxes/{id}) unless runbox attached to
+// it; with sandbox.keep_runtime_alive it pauses it instead. A failed connect kills what it created.
+//
+// Settings (Config::providers["e2b"][key], else the environment variable):
+//   api_key            E2B_API_KEY            required (X-API-Key)
+//   domain             E2B_DOMAIN             e2b.app
+//   api_url            E2B_API_URL            https://api.<domain>
+//   sandbox_url        E2B_SANDBOX_URL        envd's base: https://sandbox.<domain> for E2B's own
+//                                             domains (routed by the E2b-Sandbox-Id header, as the
+//                                             SDK does), else https://49983-{id}.<domain>;
+//                                             `{id}` is replaced by the sandbox id
+//   server_url         E2B_SERVER_URL         https://{port}-{id}.<domain> (the sandbox's port host;
+//                                             set it where that host does not resolve, e.g. a fake)
+//   template           E2B_TEMPLATE           sandbox.runtime_container_image, else "base"
+//   timeout_seconds    E2B_TIMEOUT_SECONDS    3600 (the sandbox's TTL, the backstop against leaks;
+//                                             never 0; re-applied when a paused sandbox is resumed)
+//   public             E2B_PUBLIC             false (true or 1: ports need no traffic token)
+//   server_command     E2B_SERVER_COMMAND     unset (replaces OpenHands' python launcher, e.g.
+//                                             "runbox-server"; the arguments stay)
+//   server_cwd         E2B_SERVER_CWD         /openhands/code
+//   server_port        E2B_SERVER_PORT        4444
+//   session_api_key    E2B_SESSION_API_KEY    random per sandbox (given to the server as
+//                                             SESSION_API_KEY, sent as X-Session-API-Key)
+//   alive_timeout_ms   E2B_ALIVE_TIMEOUT_MS   120000 (bound of the /alive wait)
+//   alive_poll_interval_ms                    1000
+//   request_timeout_ms E2B_REQUEST_TIMEOUT_MS 60000  (one API or envd request, as the SDK)
+//   retry_initial_backoff_ms                  500    (API retries: 429 with Retry-After, 502-504)
+//   retry_max_attempts                        4      (the SDK retries 3 times)
+//   list_limit                                100    (page size of the attach lookup, 1..100)
+//   close_timeout_ms   E2B_CLOSE_TIMEOUT_MS   30000  (bound of close()'s retries; then the sandbox
+//                                             is reported in Runtime::unreleased())
+// (the keys shared by every cloud provider are read by cloud::SettingsReader, cloud_api.hpp)
+//
+// Every sandbox carries runbox's ownership labels (lifecycle.hpp) in its metadata.
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// ---- begin runbox/detail/base64.hpp ----
+// runbox/detail/base64.hpp - base64 (RFC 4648 §4) and base64url (§5) on OpenSSL's EVP codec.
+//
+// One codec for the tree: cassettes, proto3-JSON `bytes` fields (E2B's envd), JWT payloads
+// (Modal) and the editor's data URLs. OpenSSL does the work; this file only adapts lengths,
+// padding and the URL alphabet. Decoding refuses anything that is not base64 with errc::bad_response.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <openssl/evp.h>
+
+
+namespace runbox::detail {
+
+/// Standard base64 with `=` padding.
+inline std::string base64_encode(std::string_view bytes) {
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');  // EVP writes a NUL terminator
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return out;
+}
+
+/// Decodes standard base64; padding may be omitted (proto3 JSON readers accept both).
+/// Throws errc::bad_response (naming `what`) on any other character or a bad length.
+inline std::string base64_decode(std::string_view text, std::string_view what = "base64 text") {
+    auto fail = [&] { return error(errc::bad_response, "invalid base64 in " + std::string(what), "transport"); };
+    // EVP_DecodeBlock skips blanks and takes '=' in the middle: only the alphabet, padding last.
+    const auto body_end = text.find_last_not_of('=');
+    const std::string_view body = body_end == std::string_view::npos ? std::string_view{} : text.substr(0, body_end + 1);
+    for (char c : body) {
+        const bool alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+        if (!alphabet) throw fail();
+    }
+    std::string padded(text);
+    if (padded.size() % 4 == 1) throw fail();
+    while (padded.size() % 4 != 0) padded.push_back('=');
+    if (padded.empty()) return {};
+    std::size_t padding = 0;
+    for (std::size_t i = padded.size(); i > 0 && padded[i - 1] == '='; --i) ++padding;
+    if (padding > 2) throw fail();
+    std::string out(3 * (padded.size() / 4) + 1, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(padded.data()), static_cast<int>(padded.size()));
+    if (n < 0 || static_cast<std::size_t>(n) < padding) throw fail();
+    out.resize(static_cast<std::size_t>(n) - padding);  // EVP counts the bytes that padding stands for
+    return out;
+}
+
+/// Decodes base64url (`-` and `_`, padding optional), as JWT segments use it.
+inline std::string base64url_decode(std::string_view text, std::string_view what = "base64url text") {
+    std::string standard(text);
+    for (char& c : standard) {
+        if (c == '-') c = '+';
+        else if (c == '_') c = '/';
+        else if (c == '+' || c == '/') throw error(errc::bad_response, "invalid base64url in " + std::string(what), "transport");
+    }
+    return base64_decode(standard, what);
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/detail/base64.hpp ----
+
+namespace runbox::e2b {
+
+/// envd's port inside every sandbox.
+inline constexpr int envd_port = 49983;
+
+/// Every setting, resolved from Config (providers.e2b.*) with environment fallback.
+struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
+    std::string domain = "e2b.app";
+    std::string api_url;      ///< no trailing slash
+    std::string sandbox_url;  ///< envd base, may contain {id}
+    std::string server_url;   ///< template with {port} and {id}
+    std::string template_id = "base";
+    int timeout_seconds = 3600;
+    bool is_public = false;
+    std::optional<std::string> session_api_key;
+    int list_limit = 100;
+
+    static Settings from(const Config& config) {
+        const cloud::SettingsReader r(config, "e2b", "E2B_");
+        auto s = cloud::read_shared_settings<Settings>(r);
+        s.domain = r.text("domain", s.domain);
+        if (s.domain.empty() || s.domain.find_first_of("/{} ") != std::string::npos)
+            throw error(errc::config_invalid, "E2B_DOMAIN must be a host name such as e2b.app", "e2b");
+        s.api_url = r.url("api_url", "https://api." + s.domain);
+        const bool own_domain = s.domain == "e2b.app" || s.domain == "e2b.dev" || s.domain == "e2b.pro" ||
+                                s.domain == "e2b-staging.dev";
+        s.sandbox_url = template_url(r, "sandbox_url",
+                                     own_domain ? "https://sandbox." + s.domain
+                                                : "https://" + std::to_string(envd_port) + "-{id}." + s.domain);
+        s.server_url = template_url(r, "server_url", "https://{port}-{id}." + s.domain);
+        if (s.server_url.find("{id}") == std::string::npos)
+            throw error(errc::config_invalid, "e2b setting 'server_url' must contain {id}", "e2b");
+        if (config.sandbox.runtime_container_image && !config.sandbox.runtime_container_image->empty())
+            s.template_id = *config.sandbox.runtime_container_image;
+        s.template_id = r.text("template", s.template_id);
+        s.timeout_seconds = r.integer("timeout_seconds", s.timeout_seconds, 1);
+        s.is_public = r.flag("public", s.is_public);
+        s.session_api_key = r.text("session_api_key");
+        s.list_limit = std::min(r.integer("list_limit", s.list_limit, 1, false), 100);
+        return s;
+    }
+
+    static void replace_all(std::string& text, std::string_view from, std::string_view to) {
+        for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
+            text.replace(pos, from.size(), to);
+    }
+
+private:
+    // An http(s) URL that may hold {id} / {port} placeholders.
+    static std::string template_url(const cloud::SettingsReader& r, std::string_view key, std::string fallback) {
+        std::string value = cloud::trim_slashes(r.text(key, std::move(fallback)));
+        std::string probe = value;
+        replace_all(probe, "{id}", "x");
+        replace_all(probe, "{port}", "1");
+        try {
+            (void)parse_url(probe);
+        } catch (const error&) {
+            throw error(errc::config_invalid, r.env_name(key) + " must be an http(s) URL", "e2b");
+        }
+        return value;
+    }
+};
+
+namespace detail {
+
+/// Compares dotted versions numerically ("0.10.0" > "0.9.9"); missing parts count as 0 and a
+/// pre-release suffix is ignored. Negative, zero or positive like strcmp.
+inline int compare_versions(std::string_view a, std::string_view b) {
+    auto next = [](std::string_view& v) -> long {
+        long n = 0;
+        std::size_t i = 0;
+        while (i < v.size() && v[i] >= '0' && v[i] <= '9' && n < 1000000) n = n * 10 + (v[i++] - '0');
+        while (i < v.size() && v[i] != '.') ++i;  // "-rc1" and the like
+        v.remove_prefix(i < v.size() ? i + 1 : i);
+        return n;
+    };
+    for (int part = 0; part < 4; ++part) {
+        const long x = next(a);
+        const long y = next(b);
+        if (x != y) return x < y ? -1 : 1;
+    }
+    return 0;
+}
+
+/// What the action server's Start stream has said so far (shared with the reading thread and
+/// with the early-failure probe).
+struct ServerStream {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::optional<std::uint32_t> pid;
+    bool ended = false;                    ///< an `end` event came: the server exited
+    std::optional<int> exit_code;
+    std::string exit_status;               ///< envd's "exit status 3" / "signal: killed"
+    std::string output;                    ///< the last bytes of stdout+stderr, bounded
+    std::optional<error> failure;          ///< the stream itself failed (before or after start)
+    bool finished = false;                 ///< the reading thread is done
+    std::stop_source stop;
+    std::thread reader;
+
+    static constexpr std::size_t max_output = 16 * 1024;
+
+    ~ServerStream() {
+        stop.request_stop();
+        if (reader.joinable()) reader.join();
+    }
+    void append_output(std::string_view bytes) {
+        output.append(bytes);
+        if (output.size() > max_output) output.erase(0, output.size() - max_output);
+    }
+};
+
+}  // namespace detail
+
+/// The E2B provider (AuthPolicy). Construction reads and checks the settings (no I/O).
+class Auth {
+public:
+    static constexpr std::string_view name = "e2b";
+    using default_transport = HttplibTransport;
+
+    explicit Auth(const Config& config) : settings_(Settings::from(config)) {}
+    Auth(Auth&&) noexcept = default;
+    Auth& operator=(Auth&&) noexcept = default;
+    ~Auth() { stop_stream(); }
+
+    /// E2B's API auth: `X-API-Key: <E2B_API_KEY>` (envd calls carry the sandbox's own token instead).
+    void authorize(Request& request) const {
+        request.headers.set("X-API-Key", settings_.api_key);
+        request.headers.set("User-Agent", "runbox/" + std::string(version_string));
+    }
+
+    const Settings& settings() const noexcept { return settings_; }
+    /// The sandbox connect() created or attached to (empty before).
+    const std::string& sandbox_id() const noexcept { return box_.id; }
+    /// True when connect() attached to a sandbox it did not create.
+    bool attached() const noexcept { return box_.attached; }
+    /// The envd version the sandbox reported.
+    const std::string& envd_version() const noexcept { return envd_version_; }
+
+    template <class T>
+    ServerEndpoint connect(ProviderContext<T>& ctx) {
+        stop_stream();
+        box_.reset(settings_.session_api_key.value_or(std::string()));
+        created_ = false;
+        envd_token_.clear();
+        traffic_token_.clear();
+        auto api = api_of(ctx);
+        ctx.status(RuntimeStatus::starting_runtime, "Starting E2B sandbox...");
+        std::optional<nlohmann::json> sandbox;
+        if (ctx.options.attach_to_existing) {
+            if (auto found = find_by_sid(api, ctx.options.sid)) {
+                box_.id = cloud::string_field(*found, "sandboxID");
+                box_.attached = true;
+                ctx.status(RuntimeStatus::starting_runtime,
+                           cloud::string_field(*found, "state") == "paused"
+                               ? "Resuming E2B sandbox " + box_.id + "..."
+                               : "Attaching to E2B sandbox " + box_.id + "...");
+                sandbox = resume(api);
+            }
+        }
+        if (!sandbox) {
+            ctx.status(RuntimeStatus::building_runtime, "Creating E2B sandbox...");
+            sandbox = create(api);
+            ctx.status(RuntimeStatus::runtime_started, "E2B sandbox " + box_.id + " is running.");
+        }
+        read_sandbox(*sandbox);
+
+        bool server_running = false;
+        if (box_.attached) {
+            if (box_.session_key.empty()) box_.session_key = sandbox_env(ctx).value_or(std::string());
+            server_running = find_server_process(ctx);
+        }
+        if (!server_running) start_server(ctx);
+
+        std::string url = settings_.server_url;
+        Settings::replace_all(url, "{port}", std::to_string(settings_.server_port));
+        Settings::replace_all(url, "{id}", box_.id);
+        ServerEndpoint endpoint = settings_.endpoint(std::move(url));
+        cloud::add_secret_header(endpoint, "e2b-traffic-access-token", traffic_token_, traffic_token_);
+        cloud::add_secret_header(endpoint, std::string(cloud::session_key_header), box_.session_key, box_.session_key);
+        if (!envd_token_.empty()) endpoint.secrets.push_back(envd_token_);
+        // The /alive wait asks the Start stream first: an `end` event stops it at once.
+        endpoint.probe = [stream = stream_, hidden = secrets()] { return early_failure_of(stream, hidden); };
+        endpoint.attached = box_.attached && server_running;
+        return endpoint;
+    }
+
+    /// The server's early exit, when its Start stream has reported one (what the /alive wait's
+    /// probe asks): errc::sandbox_gone naming the exit code and the output seen.
+    std::optional<error> early_failure() const { return early_failure_of(stream_, secrets()); }
+
+    template <class T>
+    void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
+        stop_stream();
+        if (!box_.begin_close() || box_.attached || !created_) return;  // someone else's sandbox: leave it
+        // OpenHands' E2B always kills; runbox pauses for keep_runtime_alive (a normal close).
+        const bool keep = reason == CloseReason::normal && ctx.config.sandbox.keep_runtime_alive;
+        // Retried within close_timeout; what is left is reported (the sandbox's timeout remains the backstop).
+        cloud::release_or_report(ctx, box_.id, [&] {
+            release_sandbox(ctx, SandboxRecord{std::string(name), box_.id, ctx.options.sid, {}, {}},
+                            keep ? ReleaseMode::stop : ReleaseMode::remove);
+        });
+    }
+
+    /// Every sandbox (running or paused) whose metadata carries runbox's labels.
+    template <class T>
+    std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>& ctx) {
+        auto api = api_of(ctx);
+        std::vector<SandboxRecord> out;
+        for_each_sandbox(api, metadata_pair(labels::managed, "1"), [&](const nlohmann::json& item) {
+            auto map = label_map(item.value("metadata", nlohmann::json::object()));
+            if (is_runbox_managed(map))
+                out.push_back(SandboxRecord::from_labels(std::string(name), cloud::string_field(item, "sandboxID"),
+                                                         cloud::string_field(item, "state"), map["OpenHands_SID"], map));
+            return false;
+        });
+        return out;
+    }
+
+    /// Kills a sandbox (remove) or pauses it (stop), retrying within close_timeout. A sandbox
+    /// already gone (404) or already paused (409) is done.
+    template <class T>
+    void release_sandbox(ProviderContext<T>& ctx, const SandboxRecord& sandbox, ReleaseMode mode) {
+        auto api = api_of(ctx).closing();
+        if (mode == ReleaseMode::stop) {
+            api.call("POST", "/sandboxes/" + sandbox.id + "/pause", nlohmann::json::object(), cloud::Replay::safe,
+                     {.accept = {404, 409}});
+        } else {
+            api.call("DELETE", "/sandboxes/" + sandbox.id, std::nullopt, cloud::Replay::safe, {.accept = {404}});
+        }
+    }
+
+    /// The server start command line (reference §5), run by envd as `/bin/bash -l -c <line>`:
+    /// the workspace is made first; every argument is shell-quoted.
+    std::string server_start_command(const Config& config, const RuntimeOptions& options) const {
+        std::string line = "mkdir -p " + runbox::detail::shell_quote(config.workspace_mount_path_in_sandbox) + " && ";
+        if (!settings_.server_command)
+            line += "export MAMBA_ROOT_PREFIX=/openhands/micromamba && /openhands/micromamba/bin/micromamba run -n "
+                    "openhands poetry config virtualenvs.path /openhands/poetry && ";
+        return line + settings_.command_line(config, options, cloud::ServerUser::from(config));
+    }
+
+private:
+    Settings settings_;
+    cloud::SandboxHandle box_;
+    bool created_ = false;  ///< this connect created the sandbox (close kills or pauses only those)
+    std::string envd_token_;
+    std::string traffic_token_;
+    std::string envd_version_;
+    std::shared_ptr<detail::ServerStream> stream_;
+
+    std::vector<std::string> secrets() const {
+        std::vector<std::string> out{settings_.api_key};
+        for (const auto* s : {&box_.session_key, &envd_token_, &traffic_token_})
+            if (!s->empty()) out.push_back(*s);
+        return out;
+    }
+
+    template <class T>
+    cloud::Api<T> api_of(ProviderContext<T>& ctx) const {
+        std::vector<std::string> hidden = secrets();
+        hidden.erase(hidden.begin());  // Api adds the API key itself
+        // Sandbox answers carry envd's and the traffic's tokens; a create's env, the session key.
+        return cloud::Api<T>(ctx, std::string(name), settings_.api_url, settings_,
+                             {.secret_fields = {"envdAccessToken", "trafficAccessToken", std::string(cloud::session_key_env)}},
+                             std::move(hidden));
+    }
+
+    static std::string metadata_pair(std::string_view key, std::string_view value) {
+        return url_encode(key) + "=" + url_encode(value);
+    }
+
+    // Walks GET /v2/sandboxes filtered by `metadata` (k=v pairs, encoded as the SDK does),
+    // following X-Next-Token, until `visit(item)` returns true (that item is returned).
+    template <class T, class Visit>
+    std::optional<nlohmann::json> for_each_sandbox(cloud::Api<T>& api, const std::string& metadata, Visit&& visit) {
+        const std::string first = "/v2/sandboxes?metadata=" + url_encode(metadata) +
+                                  "&state=running,paused&limit=" + std::to_string(settings_.list_limit);
+        std::optional<nlohmann::json> found;
+        cloud::paginate(
+            [&](const std::optional<std::string>& token) {
+                const Response response =
+                    api.call("GET", first + (token ? "&nextToken=" + url_encode(*token) : ""), std::nullopt,
+                             cloud::Replay::safe);
+                auto items = api.parse(response);
+                if (!items.is_array()) throw error(errc::bad_response, "the sandbox list is not an array", "e2b");
+                return nlohmann::json{{"items", std::move(items)},
+                                      {"next", response.headers.get("X-Next-Token").value_or(std::string())}};
+            },
+            [&](const nlohmann::json& page) -> std::optional<std::string> {
+                for (const auto& item : page["items"]) {
+                    if (!cloud::string_field(item, "sandboxID").empty() && visit(item)) {
+                        found = item;
+                        return std::nullopt;
+                    }
+                }
+                if (page["items"].empty()) return std::nullopt;
+                return page["next"].get<std::string>();  // empty (the last page) or a cursor that must move
+            });
+        return found;
+    }
+
+    template <class T>
+    std::optional<nlohmann::json> find_by_sid(cloud::Api<T>& api, const std::string& sid) {
+        return for_each_sandbox(api, metadata_pair("OpenHands_SID", sid), [&](const nlohmann::json& item) {
+            return label_map(item.value("metadata", nlohmann::json::object()))["OpenHands_SID"] == sid;
+        });
+    }
+
+    // Resumes (or, when running, connects to) the sandbox with the configured timeout: E2B
+    // resets a resumed sandbox's timeout to its default unless told.
+    template <class T>
+    nlohmann::json resume(cloud::Api<T>& api) {
+        return api.parse_object(api.call("POST", "/v2/sandboxes/" + box_.id + "/connect",
+                                         nlohmann::json{{"timeout", settings_.timeout_seconds}}, cloud::Replay::safe));
+    }
+
+    template <class T>
+    nlohmann::json create(cloud::Api<T>& api) {
+        auto& ctx = api.context();
+        if (box_.session_key.empty()) box_.session_key = runbox::detail::random_hex(24);
+        api.add_secret(box_.session_key);
+        const Ownership own = cloud::ownership_of(ctx);
+        nlohmann::json metadata = own.labels();
+        metadata["OpenHands_SID"] = ctx.options.sid;
+        nlohmann::json body = {{"templateID", settings_.template_id},
+                               {"timeout", settings_.timeout_seconds},
+                               {"metadata", metadata},
+                               {"envVars", cloud::startup_env(ctx.config, ctx.options.env_vars, box_.session_key)}};
+        if (!settings_.is_public) body["network"] = {{"allowPublicTraffic", false}};
+        // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
+        auto sandbox = create_then_dedupe(
+            [&] { return api.parse_object(api.call("POST", "/v2/sandboxes", body, cloud::Replay::refused_only)); },
+            [&]() -> std::optional<nlohmann::json> {
+                ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
+                auto found = for_each_sandbox(api, metadata_pair(labels::token, own.token),
+                                              [](const nlohmann::json&) { return true; });
+                if (!found) return std::nullopt;
+                box_.id = cloud::string_field(*found, "sandboxID");
+                return resume(api);  // the list has no access tokens; connect returns them
+            });
+        box_.id = cloud::string_field(sandbox, "sandboxID");
+        if (box_.id.empty()) throw error(errc::bad_response, "create answered no sandboxID", "e2b");
+        created_ = true;
+        ctx.created(box_.id);
+        return sandbox;
+    }
+
+    // Takes the tokens and version from a create/connect answer; refuses an envd older than 0.1.0.
+    void read_sandbox(const nlohmann::json& sandbox) {
+        envd_token_ = cloud::string_field(sandbox, "envdAccessToken");
+        traffic_token_ = cloud::string_field(sandbox, "trafficAccessToken");
+        envd_version_ = cloud::string_field(sandbox, "envdVersion");
+        if (envd_version_.empty() || detail::compare_versions(envd_version_, "0.1.0") < 0)
+            throw error(errc::unsupported,
+                        "sandbox " + box_.id + " runs envd " + (envd_version_.empty() ? "of no version" : envd_version_) +
+                            ", older than 0.1.0: rebuild the template with a current E2B",
+                        "e2b");
+        if (!settings_.is_public && traffic_token_.empty() && !box_.attached)
+            throw error(errc::bad_response, "sandbox " + box_.id + " is not public but has no trafficAccessToken", "e2b");
+    }
+
+    // An envd request: envd's URL for `path` and the headers the SDK sends (§2.4.1). The sandbox's
+    // access token, never the API key: envd runs inside the sandbox.
+    Request envd_request(std::string method, const std::string& path, std::string content_type, std::string body) const {
+        Request request;
+        request.method = std::move(method);
+        std::string base = settings_.sandbox_url;
+        Settings::replace_all(base, "{id}", box_.id);
+        request.url = base + path;
+        request.body = std::move(body);
+        request.timeout = settings_.request_timeout;
+        if (!content_type.empty()) request.headers.set("Content-Type", std::move(content_type));
+        request.headers.set("Connect-Protocol-Version", "1");
+        request.headers.set("X-Access-Token", envd_token_);
+        request.headers.set("E2b-Sandbox-Id", box_.id);
+        request.headers.set("E2b-Sandbox-Port", std::to_string(envd_port));
+        request.headers.set("User-Agent", "runbox/" + std::string(version_string));
+        request.secret_fields = {std::string(cloud::session_key_env)};  // Start's envs, GET /envs
+        // envd before 0.4.0 needs a user on every call (the SDK's default user).
+        if (!envd_version_.empty() && detail::compare_versions(envd_version_, "0.4.0") < 0)
+            request.headers.set("Authorization", "Basic dXNlcjo=");  // base64("user:")
+        return request;
+    }
+
+    // A unary envd call (safe to repeat: reads) as JSON; errors by status (envd's Connect codes
+    // map onto the same HTTP statuses).
+    template <class T>
+    nlohmann::json envd_call(ProviderContext<T>& ctx, Request request) {
+        RetryPolicy policy;
+        policy.max_attempts = settings_.retry_max_attempts;
+        policy.initial_backoff = settings_.retry_initial_backoff;
+        policy.max_elapsed = std::max(settings_.request_timeout, std::chrono::milliseconds(1));
+        request.idempotent = true;
+        const Response response = ctx.send(request, policy);
+        if (!response.ok()) raise_envd_error(response, secrets());
+        auto json = runbox::detail::parse_untrusted_json(response.body);
+        if (!json.is_object()) throw error(errc::bad_response, "envd answered a body that is not a JSON object", "e2b");
+        return json;
+    }
+
+    // A Connect error body {"code": "<name>", "message"} is typed by its code (the shared
+    // table, with the RPC code kept); anything else by the HTTP status.
+    [[noreturn]] static void raise_envd_error(const Response& response, const std::vector<std::string>& hidden) {
+        const auto body = runbox::detail::parse_untrusted_json(response.body);
+        const std::string code = cloud::string_field(body, "code");
+        if (!code.empty() && grpc_code_from_connect(code))
+            throw error(errc_from_connect_code(code), redact("envd: " + cloud::string_field(body, "message", code), hidden),
+                        std::string(name), response.status, std::nullopt, grpc_code_from_connect(code));
+        raise_for_status(response, name, hidden);
+        throw error(errc::bad_response, "envd answered HTTP " + std::to_string(response.status), std::string(name));
+    }
+
+    // The session key of a sandbox runbox did not create: envd's GET /envs has the create's envVars.
+    template <class T>
+    std::optional<std::string> sandbox_env(ProviderContext<T>& ctx) {
+        const nlohmann::json env = envd_call(ctx, envd_request("GET", "/envs", {}, {}));
+        const std::string key = cloud::string_field(env, cloud::session_key_env);
+        return key.empty() ? std::nullopt : std::optional<std::string>(key);
+    }
+
+    // Whether the action server already runs in the sandbox (envd's process list).
+    template <class T>
+    bool find_server_process(ProviderContext<T>& ctx) {
+        const nlohmann::json list = envd_call(ctx, envd_request("POST", "/process.Process/List", "application/json", "{}"));
+        const std::string marker = server_marker();
+        if (!list.contains("processes") || !list["processes"].is_array()) return false;
+        for (const auto& p : list["processes"]) {
+            if (!p.is_object() || !p.contains("config") || !p["config"].is_object()) continue;
+            const auto& config = p["config"];
+            if (!config.contains("args") || !config["args"].is_array()) continue;
+            for (const auto& a : config["args"])
+                if (a.is_string() && a.get<std::string>().find(marker) != std::string::npos) return true;
+        }
+        return false;
+    }
+
+    // What identifies the server's command line in a process list.
+    std::string server_marker() const {
+        if (settings_.server_command) return settings_.server_command->substr(0, settings_.server_command->find(' '));
+        return "openhands.runtime.action_execution_server";
+    }
+
+    // Starts the server with process.Process/Start and reads the stream on a thread: this call
+    // returns once the `start` event came (the process runs on after the call returns); what
+    // follows (an early `end`) is kept for the probe.
+    template <class T>
+    void start_server(ProviderContext<T>& ctx) {
+        ctx.status(RuntimeStatus::starting_runtime, "Starting the action execution server...");
+        nlohmann::json envs = nlohmann::json::object();
+        if (!box_.session_key.empty()) envs[std::string(cloud::session_key_env)] = box_.session_key;
+        const nlohmann::json start = {{"process",
+                                       {{"cmd", "/bin/bash"},
+                                        {"args", {"-l", "-c", server_start_command(ctx.config, ctx.options)}},
+                                        {"envs", envs},
+                                        {"cwd", settings_.server_cwd}}},
+                                      {"stdin", false}};
+        Request request =
+            envd_request("POST", "/process.Process/Start", "application/connect+json", encode_frame(start.dump()));
+        constexpr int keepalive_seconds = 50;
+        request.headers.set("Keepalive-Ping-Interval", std::to_string(keepalive_seconds));
+        // A read may wait through one keepalive interval; the stream is only needed while the
+        // server comes up, so the whole exchange ends after the /alive window.
+        request.timeout = std::chrono::seconds(keepalive_seconds) + settings_.request_timeout;
+        request.deadline = std::chrono::steady_clock::now() + settings_.request_timeout + settings_.alive_timeout;
+        request.idempotent = false;  // starting a process twice is not the same as once
+
+        auto stream = std::make_shared<detail::ServerStream>();
+        request.stop = stream->stop.get_token();
+        stream_ = stream;
+        T& transport = ctx.transport;
+        stream->reader = std::thread([stream, request = std::move(request), &transport, hidden = secrets()] {
+            try {
+                const Response response =
+                    send_framed(transport, request, [&](Frame& frame) { return on_frame(*stream, frame); });
+                if (!response.ok()) raise_envd_error(response, hidden);
+            } catch (const error& e) {
+                std::lock_guard<std::mutex> lock(stream->mutex);
+                if (!stream->failure && !stream->ended) stream->failure = e;
+            } catch (const std::exception& e) {
+                std::lock_guard<std::mutex> lock(stream->mutex);
+                if (!stream->failure) stream->failure = error(errc::bad_response, e.what(), "e2b");
+            }
+            std::lock_guard<std::mutex> lock(stream->mutex);
+            stream->finished = true;
+            stream->changed.notify_all();
+        });
+        std::unique_lock<std::mutex> lock(stream->mutex);
+        const bool answered = stream->changed.wait_for(lock, settings_.request_timeout, [&] {
+            return stream->pid.has_value() || stream->failure.has_value() || stream->finished;
+        });
+        if (!answered)
+            throw error(errc::timeout,
+                        "envd did not report the server's start within " +
+                            std::to_string(settings_.request_timeout.count()) + " ms",
+                        "e2b");
+        if (!stream->pid) {
+            if (stream->failure) throw *stream->failure;
+            throw error(errc::bad_response, "the Start stream ended without a start event", "e2b");
+        }
+    }
+
+    // One Connect message of the Start stream.
+    static StreamAction on_frame(detail::ServerStream& stream, Frame& frame) {
+        if (frame.compressed()) throw error(errc::bad_response, "envd sent a compressed message unasked", "e2b");
+        const auto json = runbox::detail::parse_untrusted_json(frame.payload);
+        if (!json.is_object()) throw error(errc::bad_response, "envd sent a message that is not a JSON object", "e2b");
+        std::lock_guard<std::mutex> lock(stream.mutex);
+        stream.changed.notify_all();
+        if (frame.end_stream()) {  // {} or {"error": {"code", "message"}}
+            if (json.contains("error") && json["error"].is_object() && !stream.ended) {
+                const auto& e = json["error"];
+                const std::string code = cloud::string_field(e, "code", "unknown");
+                stream.failure = error(errc_from_connect_code(code),
+                                       "envd: " + cloud::string_field(e, "message", "the Start stream failed"), "e2b", 0,
+                                       std::nullopt, grpc_code_from_connect(code));
+            }
+            return StreamAction::done;
+        }
+        const nlohmann::json& event = json.contains("event") && json["event"].is_object() ? json["event"] : json;
+        if (event.contains("start") && event["start"].is_object()) {
+            stream.pid = event["start"].value("pid", std::uint32_t{0});
+        } else if (!stream.pid && !event.contains("keepalive")) {
+            throw error(errc::bad_response, "envd's first event was not `start`", "e2b");
+        } else if (event.contains("data") && event["data"].is_object()) {
+            for (const char* fd : {"stdout", "stderr", "pty"}) {
+                const std::string b64 = cloud::string_field(event["data"], fd);
+                if (!b64.empty()) stream.append_output(runbox::detail::base64_decode(b64, "envd's process output"));
+            }
+        } else if (event.contains("end") && event["end"].is_object()) {
+            const auto& end = event["end"];  // proto3 JSON omits a 0 exit code
+            stream.ended = true;
+            stream.exit_code = end.contains("exitCode") && end["exitCode"].is_number_integer() ? end["exitCode"].get<int>() : 0;
+            stream.exit_status = cloud::string_field(end, "status");
+            return StreamAction::done;
+        }
+        return StreamAction::next;
+    }
+
+    static std::optional<error> early_failure_of(const std::shared_ptr<detail::ServerStream>& stream,
+                                                 const std::vector<std::string>& hidden) {
+        if (!stream) return std::nullopt;
+        std::lock_guard<std::mutex> lock(stream->mutex);
+        if (!stream->ended) return std::nullopt;
+        std::string message = "the action execution server exited";
+        if (stream->exit_code) message += " with exit code " + std::to_string(*stream->exit_code);
+        if (!stream->exit_status.empty()) message += " (" + stream->exit_status + ")";
+        message += stream->output.empty() ? std::string(", with no output") : ": " + stream->output;
+        return error(errc::sandbox_gone, redact(message, hidden), std::string(name));
+    }
+
+    void stop_stream() noexcept {
+        if (!stream_) return;
+        stream_->stop.request_stop();
+        if (stream_->reader.joinable()) stream_->reader.join();
+    }
+};
+
+}  // namespace runbox::e2b
+
+namespace runbox {
+/// Runtime over E2B sandboxes.
+using E2BRuntime = Runtime<e2b::Auth, HttplibTransport>;
+}  // namespace runbox
+// ---- end runbox/providers/e2b.hpp ----
 
 namespace runbox {
 
 /// The providers make_runtime knows unless told otherwise. Adding a provider is one header
 /// and one entry here.
-using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth>;
+using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth, e2b::Auth>;
 
 namespace detail {
 
@@ -12745,6 +14991,7 @@ struct default_transport_of<A> {
 
 }  // namespace detail
 
+/// The runtime type of provider `A`: Runtime<A, A::default_transport>.
 template <class A>
 using runtime_for = Runtime<A, typename detail::default_transport_of<A>::type>;
 
@@ -12790,14 +15037,20 @@ class AnyRuntime : public boost::mp11::mp_rename<boost::mp11::mp_transform<runti
     static_assert(detail::check_provider_list<Providers>::value);
 
 public:
+    /// std::variant<runtime_for<P>...> over `Providers`.
     using variant_type = boost::mp11::mp_rename<boost::mp11::mp_transform<runtime_for, Providers>, std::variant>;
+    /// The provider list this runtime was built over.
     using providers = Providers;
     using variant_type::variant_type;
 
+    /// The underlying variant, for std::visit, std::get and std::holds_alternative.
+    ///@{
     variant_type& variant() noexcept { return *this; }
     const variant_type& variant() const noexcept { return *this; }
+    ///@}
 
     /// Calls f(runtime) with the concrete Runtime<P, T>.
+    ///@{
     template <class F>
     decltype(auto) visit(F&& f) {
         return std::visit(std::forward<F>(f), variant());
@@ -12806,50 +15059,81 @@ public:
     decltype(auto) visit(F&& f) const {
         return std::visit(std::forward<F>(f), variant());
     }
+    ///@}
 
     /// "local", "daytona", ...
     std::string_view provider_name() const {
         return visit([](const auto& rt) { return std::string_view(std::decay_t<decltype(rt)>::auth_policy::name); });
     }
 
+    // Each member below calls the Runtime member of the same name on the runtime held; errors
+    // are that member's (runbox::error; errc::unsupported before connect()).
+
+    /// Runtime::connect(): creates or attaches to the sandbox, starts its server, waits until it
+    /// is ready; a failure cleans up what was created and rethrows.
     void connect() { visit([](auto& rt) { rt.connect(); }); }
+    /// Runtime::close(): idempotent, never throws; also run by the destructor.
     void close() noexcept { std::visit([](auto& rt) { rt.close(); }, variant()); }
+    /// True between a successful connect() and close().
     bool connected() const { return visit([](const auto& rt) { return rt.connected(); }); }
+    /// The session id (RuntimeOptions::sid).
     const std::string& sid() const { return visit([](const auto& rt) -> const std::string& { return rt.sid(); }); }
+    /// The last status reported (unset before connect()).
     std::optional<RuntimeStatus> status() const { return visit([](const auto& rt) { return rt.status(); }); }
 
+    /// Runtime::run_action(): runs any action with OpenHands' confirmation gates and the default
+    /// timeout; the answer is the server's observation (an ErrorObservation when the action failed).
     Observation run_action(Action action) {
         return visit([&](auto& rt) { return rt.run_action(std::move(action)); });
     }
+    /// Runs a shell command with the default (non-blocking) timeout; usually a CmdOutputObservation.
     Observation run(std::string command) { return visit([&](auto& rt) { return rt.run(std::move(command)); }); }
+    /// Runs a CmdRunAction as given (timeout, blocking, is_input, ...).
     Observation run(CmdRunAction action) { return run_action(std::move(action)); }
+    /// Runs a Jupyter cell.
     Observation run_ipython(IPythonRunCellAction action) { return run_action(std::move(action)); }
+    /// Reads a whole file; usually a FileReadObservation.
     Observation read(std::string path) { return visit([&](auto& rt) { return rt.read(std::move(path)); }); }
+    /// Reads as the action says (line range, OH-ACI view).
     Observation read(FileReadAction action) { return run_action(std::move(action)); }
+    /// Writes `content` to `path` (created if missing); usually a FileWriteObservation.
     Observation write(std::string path, std::string content) {
         return visit([&](auto& rt) { return rt.write(std::move(path), std::move(content)); });
     }
+    /// Writes as the action says (line range).
     Observation write(FileWriteAction action) { return run_action(std::move(action)); }
+    /// Edits a file (OH-ACI str_replace_editor or an LLM-based edit).
     Observation edit(FileEditAction action) { return run_action(std::move(action)); }
+    /// Opens a URL in the sandbox's browser (an ErrorObservation when it has none).
     Observation browse(BrowseURLAction action) { return run_action(std::move(action)); }
+    /// Runs BrowserGym actions in the sandbox's browser.
     Observation browse_interactive(BrowseInteractiveAction action) { return run_action(std::move(action)); }
 
+    /// Uploads a host file (or, with `recursive`, a directory under its own name) into the
+    /// sandbox directory `sandbox_dest`.
     void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
         visit([&](auto& rt) { rt.copy_to(host_src, sandbox_dest, recursive); });
     }
+    /// Downloads a sandbox file or directory as a zip into a new local file; returns its path
+    /// (the caller owns and removes it).
     std::filesystem::path copy_from(const std::string& sandbox_path) {
         return visit([&](auto& rt) { return rt.copy_from(sandbox_path); });
     }
+    /// Names in `path` (default: the server's working directory), directories first with a trailing '/'.
     std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
         return visit([&](auto& rt) { return rt.list_files(path); });
     }
+    /// Exports `env` in the sandbox's shell and persists it in ~/.bashrc.
     void add_env_vars(const std::map<std::string, std::string>& env) {
         visit([&](auto& rt) { rt.add_env_vars(env); });
     }
+    /// The action execution server's base URL (after connect()).
     std::string action_execution_server_url() const {
         return visit([](const auto& rt) { return rt.action_execution_server_url(); });
     }
+    /// The VS Code URL when the vscode plugin is on and the server has a token, else nullopt.
     std::optional<std::string> vscode_url() { return visit([](auto& rt) { return rt.vscode_url(); }); }
+    /// GET /server_info: {"uptime", "idle_time", "resources": {...}}.
     nlohmann::json server_info() { return visit([](auto& rt) { return rt.server_info(); }); }
 };
 

@@ -340,7 +340,10 @@ private:
     cloud::Api<T> api_of(ProviderContext<T>& ctx) const {
         std::vector<std::string> hidden = secrets();
         hidden.erase(hidden.begin());  // Api adds the API key itself
-        return cloud::Api<T>(ctx, std::string(name), settings_.api_url, settings_, {}, std::move(hidden));
+        // Sandbox answers carry envd's and the traffic's tokens; a create's env, the session key.
+        return cloud::Api<T>(ctx, std::string(name), settings_.api_url, settings_,
+                             {.secret_fields = {"envdAccessToken", "trafficAccessToken", std::string(cloud::session_key_env)}},
+                             std::move(hidden));
     }
 
     static std::string metadata_pair(std::string_view key, std::string_view value) {
@@ -453,6 +456,7 @@ private:
         request.headers.set("E2b-Sandbox-Id", box_.id);
         request.headers.set("E2b-Sandbox-Port", std::to_string(envd_port));
         request.headers.set("User-Agent", "runbox/" + std::string(version_string));
+        request.secret_fields = {std::string(cloud::session_key_env)};  // Start's envs, GET /envs
         // envd before 0.4.0 needs a user on every call (the SDK's default user).
         if (!envd_version_.empty() && detail::compare_versions(envd_version_, "0.4.0") < 0)
             request.headers.set("Authorization", "Basic dXNlcjo=");  // base64("user:")
