@@ -703,3 +703,34 @@ TEST_CASE("runloop: a recorded session holds no API key, tunnel token or session
     }
     REQUIRE(fake.live_sandboxes() == 0);
 }
+
+TEST_CASE("runloop: a kept devbox is attached from a new runtime without a session-key setting") {
+    FakeRunloop fake(fast_options());
+    fake.start();
+    auto config = fake_config(fake);
+    config.sandbox.keep_runtime_alive = true;
+    runbox::EventStream events;
+    std::string id;
+    {
+        runbox::RunloopRuntime first(config, events, {.sid = "kept"});
+        first.connect();
+        id = first.provider().devbox_id();
+        first.close();  // kept: still running
+    }
+    REQUIRE(fake.live_sandboxes() == 1);
+    {
+        // A second process knows only the API key and the sid (runbox exec --sid kept).
+        auto later = fake_config(fake);
+        runbox::RunloopRuntime second(later, events, {.sid = "kept", .attach_to_existing = true});
+        second.connect();
+        REQUIRE(second.provider().attached());
+        runbox::CmdRunAction echo;
+        echo.command = "echo attached-ok";
+        const auto obs = std::get<runbox::CmdOutputObservation>(second.run(echo));
+        REQUIRE(obs.content.find("attached-ok") != std::string::npos);
+        second.close();  // attached: left as found
+    }
+    REQUIRE(fake.live_sandboxes() == 1);
+    fake.shutdown_devbox(id);
+    REQUIRE(fake.live_sandboxes() == 0);
+}

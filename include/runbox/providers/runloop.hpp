@@ -23,7 +23,8 @@
 //   server_port        RUNLOOP_SERVER_PORT        4444
 //   tunnel_url         RUNLOOP_TUNNEL_URL         https://{port}-{tunnel_key}.tunnel.<base domain>
 //   tunnel_auth_mode   RUNLOOP_TUNNEL_AUTH_MODE   authenticated (or open)
-//   session_api_key    RUNLOOP_SESSION_API_KEY    random per devbox (given to the server as
+//   session_api_key    RUNLOOP_SESSION_API_KEY    derived per devbox (HMAC of its create token under the API
+//                                                          key, so a later process can attach; given to the server as
 //                                                          SESSION_API_KEY, sent as X-Session-API-Key;
 //                                                          set it to attach to a devbox made elsewhere)
 //   poll_interval_ms   RUNLOOP_POLL_INTERVAL_MS   1000   (least time between status polls)
@@ -140,6 +141,10 @@ public:
             if (devbox) {
                 box_.attached = true;
                 box_.id = cloud::string_field(*devbox, "id");
+                // A devbox runbox created: its session key follows from its create token.
+                if (box_.session_key.empty() && devbox->contains("metadata") && (*devbox)["metadata"].is_object())
+                    box_.session_key = cloud::derived_session_key(
+                        settings_.api_key, cloud::string_field((*devbox)["metadata"], std::string(labels::token)));
             }
         }
         if (!devbox) {
@@ -280,9 +285,9 @@ private:
     nlohmann::json create(cloud::Api<T>& api) {
         auto& ctx = api.context();
         const Config& config = ctx.config;
-        if (box_.session_key.empty()) box_.session_key = runbox::detail::random_hex(24);
-        api.add_secret(box_.session_key);
         const Ownership own = cloud::ownership_of(ctx);
+        if (box_.session_key.empty()) box_.session_key = cloud::derived_session_key(settings_.api_key, own.token);
+        api.add_secret(box_.session_key);
         nlohmann::json metadata = own.labels();
         metadata["container-name"] = "openhands-runtime-" + ctx.options.sid;
         metadata["OpenHands_SID"] = ctx.options.sid;

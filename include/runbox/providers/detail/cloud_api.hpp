@@ -30,6 +30,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "runbox/client.hpp"  // detail::random_hex
 #include "runbox/config.hpp"
@@ -252,6 +254,29 @@ S read_shared_settings(const SettingsReader& r) {
     s.read_api(r);
     s.read_launch(r);
     return s;
+}
+
+/// The action server's session key for a sandbox runbox created: HMAC-SHA256 of the sandbox's
+/// create token (the runbox_token label, lifecycle.hpp) under the provider's API key, in hex. A
+/// later process that holds the same key and finds the sandbox by its labels derives the same
+/// session key, so `runbox exec --sid S` can attach to a kept sandbox without a setting; without
+/// the API key the label alone gives nothing. Empty when either input is.
+inline std::string derived_session_key(std::string_view api_key, std::string_view create_token) {
+    if (api_key.empty() || create_token.empty()) return {};
+    const std::string message = "runbox session key\n" + std::string(create_token);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    if (HMAC(EVP_sha256(), api_key.data(), static_cast<int>(api_key.size()),
+             reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &size) == nullptr) {
+        throw error(errc::unsupported, "HMAC-SHA256 is not available from OpenSSL", "runbox");
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < size; ++i) {
+        out.push_back(hex[digest[i] >> 4]);
+        out.push_back(hex[digest[i] & 0xf]);
+    }
+    return out;
 }
 
 /// The sandbox environment every provider sets at create: the configured startup vars, `extra`
