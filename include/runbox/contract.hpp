@@ -72,6 +72,7 @@ concept TransportClearsPool = requires(T& transport) {
 };
 
 template <class T>
+/// Whether T declares a member called clear_pool (then it must satisfy TransportClearsPool).
 constexpr bool transport_declares_clear_pool() {
     return requires { &T::clear_pool; };
 }
@@ -134,9 +135,11 @@ template <class A>
 concept AuthPolicy = AuthPolicyHasDefaultTransport<A> && AuthPolicyFor<A, typename A::default_transport>;
 
 template <class A>
+/// True when A models AuthPolicy (usable by make_runtime).
 inline constexpr bool is_auth_policy_v = AuthPolicy<A>;
 
 template <class A, class T>
+/// True when A models AuthPolicyFor with transport T.
 inline constexpr bool is_auth_policy_for_v = AuthPolicyFor<A, T>;
 
 // ---- The runtime's constructor contract ---------------------------------------------------
@@ -147,6 +150,7 @@ concept RuntimeConstructible = std::constructible_from<R, const Config&, EventSt
                                std::constructible_from<R, const Config&, EventStream&>;
 
 template <class R>
+/// True when R models RuntimeConstructible.
 inline constexpr bool is_runtime_constructible_v = RuntimeConstructible<R>;
 
 // ---- One static_assert per clause ---------------------------------------------------------
@@ -162,10 +166,11 @@ struct check_transport_policy {
                   "runbox: TransportPolicy must declare static constexpr bool supports_http2 and supports_streaming");
     static_assert(TransportClearPoolWellFormed<T>,
                   "runbox: TransportPolicy::clear_pool, when declared, must be void clear_pool()");
-    static constexpr bool value = TransportPolicy<T> && TransportClearPoolWellFormed<T>;
+    static constexpr bool value = TransportPolicy<T> && TransportClearPoolWellFormed<T>;  ///< true when every clause holds
 };
 
 template <class A, class T>
+/// Instantiated by Runtime<A, T>: one static_assert per clause of the AuthPolicy contract.
 struct check_auth_policy {
     static_assert(AuthPolicyNamed<A>,
                   "runbox: AuthPolicy must declare static constexpr std::string_view name (e.g. \"daytona\")");
@@ -184,7 +189,7 @@ struct check_auth_policy {
     static_assert(AuthPolicyStreamingCapable<A, T>,
                   "runbox: AuthPolicy requires_streaming, but the TransportPolicy does not support streaming "
                   "(supports_streaming = false)");
-    static constexpr bool value = AuthPolicyFor<A, T>;
+    static constexpr bool value = AuthPolicyFor<A, T>;  ///< true when every clause holds
 };
 
 /// Instantiated for each provider listed in make_runtime.
@@ -192,15 +197,16 @@ template <class A>
 struct check_listed_provider {
     static_assert(AuthPolicyHasDefaultTransport<A>,
                   "runbox: a provider listed in make_runtime must declare using default_transport = <a TransportPolicy>");
-    static constexpr bool value = AuthPolicyHasDefaultTransport<A>;
+    static constexpr bool value = AuthPolicyHasDefaultTransport<A>;  ///< true when A names a default transport
 };
 
 template <class R>
+/// Instantiated by make_runtime for each runtime type: a static_assert naming the seed's signature.
 struct check_runtime_constructor {
     static_assert(RuntimeConstructible<R>,
                   "runbox: Runtime must be constructible from (const runbox::Config&, runbox::EventStream&, "
                   "runbox::RuntimeOptions = {})");
-    static constexpr bool value = RuntimeConstructible<R>;
+    static constexpr bool value = RuntimeConstructible<R>;  ///< true when R has the seed's constructor
 };
 
 }  // namespace runbox
