@@ -71,10 +71,10 @@ struct ClientTimeouts {
     std::chrono::milliseconds execute_margin{5000};
 };
 
-template <class Transport>
 /// The host-side client of one action execution server, over a borrowed `Transport` (a TransportPolicy).
 /// Errors are runbox::error: the server's status mapped to an errc, errc::timeout, errc::transport. One
 /// action at a time; other calls may run concurrently.
+template <class Transport>
 class ActionExecutionClient {
 public:
     /// Talks to `endpoint` (trailing '/' dropped) through `transport`, which must outlive the client;

@@ -71,8 +71,8 @@ concept TransportClearsPool = requires(T& transport) {
     { transport.clear_pool() } -> std::same_as<void>;
 };
 
-template <class T>
 /// Whether T declares a member called clear_pool (then it must satisfy TransportClearsPool).
+template <class T>
 constexpr bool transport_declares_clear_pool() {
     return requires { &T::clear_pool; };
 }
@@ -134,12 +134,12 @@ concept AuthPolicyFor = AuthPolicyNamed<A> && AuthPolicyConstructible<A> && Auth
 template <class A>
 concept AuthPolicy = AuthPolicyHasDefaultTransport<A> && AuthPolicyFor<A, typename A::default_transport>;
 
-template <class A>
 /// True when A models AuthPolicy (usable by make_runtime).
+template <class A>
 inline constexpr bool is_auth_policy_v = AuthPolicy<A>;
 
-template <class A, class T>
 /// True when A models AuthPolicyFor with transport T.
+template <class A, class T>
 inline constexpr bool is_auth_policy_for_v = AuthPolicyFor<A, T>;
 
 // ---- The runtime's constructor contract ---------------------------------------------------
@@ -149,8 +149,8 @@ template <class R>
 concept RuntimeConstructible = std::constructible_from<R, const Config&, EventStream&, RuntimeOptions> &&
                                std::constructible_from<R, const Config&, EventStream&>;
 
-template <class R>
 /// True when R models RuntimeConstructible.
+template <class R>
 inline constexpr bool is_runtime_constructible_v = RuntimeConstructible<R>;
 
 // ---- One static_assert per clause ---------------------------------------------------------
@@ -169,8 +169,8 @@ struct check_transport_policy {
     static constexpr bool value = TransportPolicy<T> && TransportClearPoolWellFormed<T>;  ///< true when every clause holds
 };
 
-template <class A, class T>
 /// Instantiated by Runtime<A, T>: one static_assert per clause of the AuthPolicy contract.
+template <class A, class T>
 struct check_auth_policy {
     static_assert(AuthPolicyNamed<A>,
                   "runbox: AuthPolicy must declare static constexpr std::string_view name (e.g. \"daytona\")");
@@ -200,8 +200,8 @@ struct check_listed_provider {
     static constexpr bool value = AuthPolicyHasDefaultTransport<A>;  ///< true when A names a default transport
 };
 
-template <class R>
 /// Instantiated by make_runtime for each runtime type: a static_assert naming the seed's signature.
+template <class R>
 struct check_runtime_constructor {
     static_assert(RuntimeConstructible<R>,
                   "runbox: Runtime must be constructible from (const runbox::Config&, runbox::EventStream&, "

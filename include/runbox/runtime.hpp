@@ -54,12 +54,12 @@ inline std::string upper_ascii(std::string text) {
 
 }  // namespace detail
 
-template <class AuthPolicy, class TransportPolicy = HttplibTransport>
 /// One sandbox session over any provider: `AuthPolicy` creates, attaches to and releases the sandbox
 /// (providers/*.hpp), `TransportPolicy` carries HTTP. Construction does no network I/O; connect() starts the
 /// session, close() (or the destructor) ends it. Errors are runbox::error; calls before connect() that need
-/// the server throw errc::unsupported. One action runs at a time. Move-only; a moved-from Runtime throws
-/// errc::unsupported.
+/// the server throw errc::unsupported. One action runs at a time. Move-only; a moved-from Runtime may only be
+/// destroyed or assigned to.
+template <class AuthPolicy, class TransportPolicy = HttplibTransport>
 class Runtime {
     // Each clause of the contract has its own static_assert message (contract.hpp).
     static_assert(check_transport_policy<TransportPolicy>::value);

@@ -111,11 +111,11 @@ public:
     /// True when connect() attached to a resting (stopped/archived) sandbox and started it.
     bool restarted() const noexcept { return restarted_; }
 
-    template <class T>
     /// Creates (or with attach_to_existing finds) the sandbox labelled with the sid, waits until it is
     /// started, starts the action server unless it found one running, and returns its preview endpoint.
     /// Errors: the API status as errc, errc::timeout past start_timeout_ms, errc::sandbox_gone if it ends in
     /// error.
+    template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
         box_.reset();
         restarted_ = false;
@@ -162,10 +162,10 @@ public:
         return endpoint;
     }
 
-    template <class T>
     /// Stops the sandbox (deletes it with delete_on_close or after a failed connect); leaves an attached
     /// sandbox as found (one it had to start is stopped again, unless keep_runtime_alive). Retries within
     /// close_timeout_ms; what it could not release goes to ProviderContext::unreleased. Never throws.
+    template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
         if (!box_.begin_close()) return;
         ReleaseMode mode = reason == CloseReason::connect_failed || settings_.delete_on_close ? ReleaseMode::remove

@@ -130,10 +130,10 @@ public:
     /// True when connect() attached to a devbox it did not create.
     bool attached() const noexcept { return box_.attached; }
 
-    template <class T>
     /// Creates the devbox named by the sid (or with attach_to_existing finds a running one), waits until it
     /// is running, opens its tunnel and returns the server's endpoint. Errors: the API status as errc,
     /// errc::timeout past start_timeout_ms, errc::sandbox_gone if it fails or shuts down.
+    template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
         box_.reset(settings_.session_api_key.value_or(std::string()));
         created_ = false;
@@ -171,10 +171,10 @@ public:
         return endpoint;
     }
 
-    template <class T>
     /// Shuts down the devbox connect() created (not an attached one; kept with keep_runtime_alive on a normal
     /// close). Retries within close_timeout_ms; what it could not release goes to
     /// ProviderContext::unreleased. Never throws.
+    template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
         if (!box_.begin_close() || box_.attached || !created_) return;  // someone else's devbox: leave it
         // OpenHands' Runloop ignores keep_runtime_alive; runbox honours it for a normal close.

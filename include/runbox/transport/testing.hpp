@@ -76,7 +76,7 @@ public:
     void set_handler(Handler handler) { handler_ = std::move(handler); }  ///< replaces the handler (not thread-safe against a concurrent send)
 
     /// The handler's answer, fed through on_head/on_body like a real transport; errc::transport without a
-    /// handler, errc::cancelled when Request::stop is set.
+    /// handler, errc::cancelled when Request::stop was already requested.
     Response send(const Request& request) {
         if (!handler_) throw error(errc::transport, "HandlerTransport has no handler", "transport");
         detail::ExchangeControl(request).raise_if_stopped("HandlerTransport");  // before the handler acts

@@ -146,7 +146,7 @@ private:
 enum class HttpVersion {
     any,      ///< the transport chooses (CurlTransport: HTTP/2 over TLS when offered, else HTTP/1.1)
     http1_1,  ///< HTTP/1.1 only
-    http2,    ///< HTTP/2 or fail with errc::unsupported (prior knowledge on http://)
+    http2     ///< HTTP/2 or fail with errc::unsupported (prior knowledge on http://)
 };
 
 /// One HTTP response. For a streamed 2xx answer `body` stays empty (the bytes went to
@@ -250,8 +250,8 @@ concept TransportHasCapabilities = requires {
 template <class T>
 concept TransportPolicy = TransportConstructible<T> && TransportSends<T> && TransportHasCapabilities<T>;
 
-template <class T>
 /// True when T models TransportPolicy (for static_assert and `if constexpr`).
+template <class T>
 inline constexpr bool is_transport_policy_v = TransportPolicy<T>;
 
 // ---------------------------------------------------------------------------
@@ -689,7 +689,7 @@ struct RetryDecision {
 /// are ever retried; a command is never silently re-run.
 struct RetryPolicy {
     int max_attempts = 4;                       ///< total attempts, including the first
-    std::chrono::milliseconds initial_backoff{500};  ///< wait before the second attempt
+    std::chrono::milliseconds initial_backoff{500};  ///< wait before the second attempt (doubling after, before jitter)
     std::chrono::milliseconds max_backoff{8000};  ///< cap on any one backoff
     double jitter = 0.2;                        ///< each backoff shrinks by up to this fraction
     std::chrono::milliseconds max_elapsed{60000};  ///< no wait may end past this budget
