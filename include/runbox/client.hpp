@@ -73,7 +73,7 @@ struct ClientTimeouts {
 
 /// The host-side client of one action execution server, over a borrowed `Transport` (a TransportPolicy).
 /// Errors are runbox::error: the server's status mapped to an errc, errc::timeout, errc::transport. One
-/// action at a time; other calls may run concurrently.
+/// action at a time (a concurrent one waits); other calls may run concurrently.
 template <class Transport>
 class ActionExecutionClient {
 public:

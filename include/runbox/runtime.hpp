@@ -57,7 +57,7 @@ inline std::string upper_ascii(std::string text) {
 /// One sandbox session over any provider: `AuthPolicy` creates, attaches to and releases the sandbox
 /// (providers/*.hpp), `TransportPolicy` carries HTTP. Construction does no network I/O; connect() starts the
 /// session, close() (or the destructor) ends it. Errors are runbox::error; calls before connect() that need
-/// the server throw errc::unsupported. One action runs at a time. Move-only; a moved-from Runtime may only be
+/// the server throw errc::unsupported. Actions run one at a time. Move-only; a moved-from Runtime may only be
 /// destroyed or assigned to.
 template <class AuthPolicy, class TransportPolicy = HttplibTransport>
 class Runtime {

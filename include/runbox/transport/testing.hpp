@@ -388,7 +388,7 @@ class RecordingTransport {
 public:
     static constexpr bool supports_http2 = Inner::supports_http2;  ///< as Inner
     static constexpr bool supports_streaming = Inner::supports_streaming;  ///< as Inner
-    static constexpr std::string_view redacted = "<redacted>";  ///< what a redacted header value is replaced by
+    static constexpr std::string_view redacted = "<redacted>";  ///< what credential header values and secrets become in a cassette
 
     /// Records to options.cassette_path.
     explicit RecordingTransport(const TransportOptions& options)

@@ -169,7 +169,7 @@ enum class StreamAction {
 
 /// One HTTP request. `url` is absolute: http[s]://host[:port]/path?query.
 struct Request {
-    std::string method = "GET";  ///< HTTP method, upper case
+    std::string method = "GET";  ///< HTTP method, e.g. "POST"
     std::string url{};  ///< absolute URL
     Headers headers{};  ///< header fields sent with this request
     std::string body{};  ///< request body; empty = none
