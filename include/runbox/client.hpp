@@ -59,29 +59,34 @@ inline std::string random_hex(std::size_t bytes) {
 
 /// Timeouts of reference §2.2 (seconds there; configurable here).
 struct ClientTimeouts {
-    std::chrono::milliseconds alive{5000};
-    std::chrono::milliseconds list_files{10000};
+    std::chrono::milliseconds alive{5000};  ///< one GET /alive attempt
+    std::chrono::milliseconds list_files{10000};  ///< POST /list_files
     /// The longest silence of a download: the server sends nothing while it builds the archive
     /// (bounded by its max_download_bytes), then streams it; the body goes to disk, not memory.
     std::chrono::milliseconds copy_from{300000};
-    std::chrono::milliseconds copy_to{300000};
-    std::chrono::milliseconds vscode_token{10000};
-    std::chrono::milliseconds other{60000};
+    std::chrono::milliseconds copy_to{300000};  ///< POST /upload_file
+    std::chrono::milliseconds vscode_token{10000};  ///< GET /vscode/connection_token
+    std::chrono::milliseconds other{60000};  ///< every other request (/server_info, ...)
     /// /execute_action waits the action's own timeout plus this margin.
     std::chrono::milliseconds execute_margin{5000};
 };
 
+/// The host-side client of one action execution server, over a borrowed `Transport` (a TransportPolicy).
+/// Errors are runbox::error: the server's status mapped to an errc, errc::timeout, errc::transport. One
+/// action at a time (a concurrent one waits); other calls may run concurrently.
 template <class Transport>
 class ActionExecutionClient {
 public:
+    /// Talks to `endpoint` (trailing '/' dropped) through `transport`, which must outlive the client;
+    /// `provider` names the source of errors.
     ActionExecutionClient(Transport& transport, ServerEndpoint endpoint, std::string provider = "runtime",
                           ClientTimeouts timeouts = {})
         : transport_(transport), endpoint_(std::move(endpoint)), provider_(std::move(provider)), timeouts_(timeouts) {
         while (!endpoint_.url.empty() && endpoint_.url.back() == '/') endpoint_.url.pop_back();
     }
 
-    const std::string& url() const noexcept { return endpoint_.url; }
-    const ServerEndpoint& endpoint() const noexcept { return endpoint_; }
+    const std::string& url() const noexcept { return endpoint_.url; }  ///< the server's base URL, no trailing '/'
+    const ServerEndpoint& endpoint() const noexcept { return endpoint_; }  ///< the endpoint it was built with
 
     /// GET /alive: throws when the server does not answer 2xx within the alive timeout.
     void check_if_alive() {

@@ -71,6 +71,7 @@ concept TransportClearsPool = requires(T& transport) {
     { transport.clear_pool() } -> std::same_as<void>;
 };
 
+/// Whether T declares a member called clear_pool (then it must satisfy TransportClearsPool).
 template <class T>
 constexpr bool transport_declares_clear_pool() {
     return requires { &T::clear_pool; };
@@ -133,9 +134,11 @@ concept AuthPolicyFor = AuthPolicyNamed<A> && AuthPolicyConstructible<A> && Auth
 template <class A>
 concept AuthPolicy = AuthPolicyHasDefaultTransport<A> && AuthPolicyFor<A, typename A::default_transport>;
 
+/// True when A models AuthPolicy (usable by make_runtime).
 template <class A>
 inline constexpr bool is_auth_policy_v = AuthPolicy<A>;
 
+/// True when A models AuthPolicyFor with transport T.
 template <class A, class T>
 inline constexpr bool is_auth_policy_for_v = AuthPolicyFor<A, T>;
 
@@ -146,6 +149,7 @@ template <class R>
 concept RuntimeConstructible = std::constructible_from<R, const Config&, EventStream&, RuntimeOptions> &&
                                std::constructible_from<R, const Config&, EventStream&>;
 
+/// True when R models RuntimeConstructible.
 template <class R>
 inline constexpr bool is_runtime_constructible_v = RuntimeConstructible<R>;
 
@@ -162,9 +166,10 @@ struct check_transport_policy {
                   "runbox: TransportPolicy must declare static constexpr bool supports_http2 and supports_streaming");
     static_assert(TransportClearPoolWellFormed<T>,
                   "runbox: TransportPolicy::clear_pool, when declared, must be void clear_pool()");
-    static constexpr bool value = TransportPolicy<T> && TransportClearPoolWellFormed<T>;
+    static constexpr bool value = TransportPolicy<T> && TransportClearPoolWellFormed<T>;  ///< true when every clause holds
 };
 
+/// Instantiated by Runtime<A, T>: one static_assert per clause of the AuthPolicy contract.
 template <class A, class T>
 struct check_auth_policy {
     static_assert(AuthPolicyNamed<A>,
@@ -184,7 +189,7 @@ struct check_auth_policy {
     static_assert(AuthPolicyStreamingCapable<A, T>,
                   "runbox: AuthPolicy requires_streaming, but the TransportPolicy does not support streaming "
                   "(supports_streaming = false)");
-    static constexpr bool value = AuthPolicyFor<A, T>;
+    static constexpr bool value = AuthPolicyFor<A, T>;  ///< true when every clause holds
 };
 
 /// Instantiated for each provider listed in make_runtime.
@@ -192,15 +197,16 @@ template <class A>
 struct check_listed_provider {
     static_assert(AuthPolicyHasDefaultTransport<A>,
                   "runbox: a provider listed in make_runtime must declare using default_transport = <a TransportPolicy>");
-    static constexpr bool value = AuthPolicyHasDefaultTransport<A>;
+    static constexpr bool value = AuthPolicyHasDefaultTransport<A>;  ///< true when A names a default transport
 };
 
+/// Instantiated by make_runtime for each runtime type: a static_assert naming the seed's signature.
 template <class R>
 struct check_runtime_constructor {
     static_assert(RuntimeConstructible<R>,
                   "runbox: Runtime must be constructible from (const runbox::Config&, runbox::EventStream&, "
                   "runbox::RuntimeOptions = {})");
-    static constexpr bool value = RuntimeConstructible<R>;
+    static constexpr bool value = RuntimeConstructible<R>;  ///< true when R has the seed's constructor
 };
 
 }  // namespace runbox

@@ -39,8 +39,8 @@ namespace runbox {
 
 /// A plugin the action execution server should load (OpenHands: jupyter, agent_skills, vscode).
 struct PluginRequirement {
-    std::string name{};
-    bool operator==(const PluginRequirement&) const = default;
+    std::string name{};  ///< the plugin's name, e.g. "jupyter"
+    bool operator==(const PluginRequirement&) const = default;  ///< same name
 };
 
 /// status_callback(level, status, message): level is "info" or "error".
@@ -51,13 +51,13 @@ using StatusCallback = std::function<void(std::string_view level, RuntimeStatus 
 struct RuntimeOptions {
     // Every member has an initializer, so designated initializers that name only some of
     // them stay clean under -Wextra (-Wmissing-field-initializers).
-    std::string sid = "default";
-    std::vector<PluginRequirement> plugins{};
-    std::map<std::string, std::string> env_vars{};
-    StatusCallback status_callback{};
-    bool attach_to_existing = false;
-    bool headless_mode = true;
-    std::optional<std::string> user_id{};
+    std::string sid = "default";  ///< session id: names the sandbox (and finds it again with attach_to_existing)
+    std::vector<PluginRequirement> plugins{};  ///< plugins the server loads; "vscode" is added when headless_mode is false
+    std::map<std::string, std::string> env_vars{};  ///< exported in the sandbox's shell by connect() (see Runtime::initial_env_vars)
+    StatusCallback status_callback{};  ///< progress and errors as they happen; empty = none
+    bool attach_to_existing = false;  ///< reuse the running sandbox named by `sid` instead of creating one
+    bool headless_mode = true;  ///< false adds the vscode plugin (OpenHands' UI mode)
+    std::optional<std::string> user_id{};  ///< OpenHands' user id; accepted for the seed's signature, not used by runbox
     /// Git provider name ("github", "gitlab", "bitbucket", "enterprise_sso") -> token.
     std::map<std::string, std::string> git_provider_tokens{};
 };
@@ -84,6 +84,7 @@ struct ServerEndpoint {
     bool attached = false;
 };
 
+/// Why a provider's close() runs: it decides what the provider removes.
 enum class CloseReason {
     normal,          ///< the user closed the runtime
     connect_failed,  ///< connect() failed: remove what it created
@@ -92,10 +93,10 @@ enum class CloseReason {
 /// What a provider gets to work with during connect() and close().
 template <class Transport>
 struct ProviderContext {
-    const Config& config;
-    const RuntimeOptions& options;
-    Transport& transport;
-    std::function<void(RuntimeStatus, std::string_view)> set_status;
+    const Config& config;  ///< the runtime's configuration
+    const RuntimeOptions& options;  ///< the runtime's options
+    Transport& transport;  ///< the transport for control-plane requests (shared with the action client)
+    std::function<void(RuntimeStatus, std::string_view)> set_status;  ///< reports progress; may be empty
     /// This connect's ownership labels and create token (Runtime sets it; without a Runtime the
     /// provider makes its own).
     const Ownership* ownership = nullptr;
@@ -120,12 +121,15 @@ struct ProviderContext {
     Response send(const Request& request) { return transport.send(request); }
     /// With retries, for idempotent requests only (RetryPolicy decides which statuses).
     Response send(const Request& request, const RetryPolicy& policy) { return send_with_retry(transport, request, policy); }
+    /// Reports progress through set_status, if set.
     void status(RuntimeStatus value, std::string_view message) {
         if (set_status) set_status(value, message);
     }
+    /// Reports a sandbox this connect created through on_created, if set.
     void created(const std::string& id) {
         if (on_created) on_created(id);
     }
+    /// Reports a sandbox close() could not release through on_unreleased, if set.
     void unreleased(const std::string& id, const std::string& why) {
         if (on_unreleased) on_unreleased(id, why);
     }

@@ -24,8 +24,8 @@ namespace runbox {
 
 /// One row: the gRPC number, the Connect name, and what runbox makes of it.
 struct RpcStatusRow {
-    int code;
-    std::string_view connect_name;
+    int code;  ///< gRPC status number, 0-16
+    std::string_view connect_name;  ///< Connect's name for it, e.g. "deadline_exceeded"
     errc mapped;  ///< for code 0 (ok) unused: callers check for success first
 };
 

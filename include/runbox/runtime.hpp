@@ -54,6 +54,11 @@ inline std::string upper_ascii(std::string text) {
 
 }  // namespace detail
 
+/// One sandbox session over any provider: `AuthPolicy` creates, attaches to and releases the sandbox
+/// (providers/*.hpp), `TransportPolicy` carries HTTP. Construction does no network I/O; connect() starts the
+/// session, close() (or the destructor) ends it. Errors are runbox::error; calls before connect() that need
+/// the server throw errc::unsupported. Actions run one at a time. Move-only; a moved-from Runtime may only be
+/// destroyed or assigned to.
 template <class AuthPolicy, class TransportPolicy = HttplibTransport>
 class Runtime {
     // Each clause of the contract has its own static_assert message (contract.hpp).
@@ -61,8 +66,8 @@ class Runtime {
     static_assert(check_auth_policy<AuthPolicy, TransportPolicy>::value);
 
 public:
-    using auth_policy = AuthPolicy;
-    using transport_policy = TransportPolicy;
+    using auth_policy = AuthPolicy;  ///< the provider
+    using transport_policy = TransportPolicy;  ///< the HTTP transport
 
     /// The seed's constructor: (config, event_stream, options).
     Runtime(const Config& config, EventStream& event_stream, RuntimeOptions options = {})
@@ -84,7 +89,8 @@ public:
 
     Runtime(const Runtime&) = delete;
     Runtime& operator=(const Runtime&) = delete;
-    Runtime(Runtime&&) noexcept = default;
+    Runtime(Runtime&&) noexcept = default;  ///< takes over the session; `other` is left moved-from
+    /// Closes this runtime's session, then takes over `other`'s.
     Runtime& operator=(Runtime&& other) noexcept {
         if (this != &other) {
             close();
@@ -147,7 +153,7 @@ public:
         }
     }
 
-    bool connected() const noexcept { return state_ && state_->client.has_value(); }
+    bool connected() const noexcept { return state_ && state_->client.has_value(); }  ///< connect() succeeded and close() has not run
     /// The sandboxes close() (or a failed connect()) could not release: each was also reported
     /// through the status callback at error level. Empty when everything was released.
     std::vector<UnreleasedSandbox> unreleased() const {
@@ -155,13 +161,13 @@ public:
         std::lock_guard<std::mutex> lock(state_->unreleased_mutex);
         return state_->unreleased;
     }
-    const std::string& sid() const noexcept { return state().options.sid; }
-    const Config& config() const noexcept { return state().config; }
-    const RuntimeOptions& options() const noexcept { return state().options; }
-    std::optional<RuntimeStatus> status() const noexcept { return state().status; }
-    AuthPolicy& provider() noexcept { return state().auth; }
-    TransportPolicy& transport() noexcept { return state().transport; }
-    EventStream& event_stream() noexcept { return *state().event_stream; }
+    const std::string& sid() const noexcept { return state().options.sid; }  ///< the session id (RuntimeOptions::sid)
+    const Config& config() const noexcept { return state().config; }  ///< the configuration it was built with
+    const RuntimeOptions& options() const noexcept { return state().options; }  ///< the options it was built with
+    std::optional<RuntimeStatus> status() const noexcept { return state().status; }  ///< the last status reported; nullopt before the first
+    AuthPolicy& provider() noexcept { return state().auth; }  ///< the provider object (provider-specific queries, e.g. settings())
+    TransportPolicy& transport() noexcept { return state().transport; }  ///< the transport every request goes through
+    EventStream& event_stream() noexcept { return *state().event_stream; }  ///< the stream it subscribed to as "runtime"
 
     /// The action execution server's base URL (after connect()).
     std::string action_execution_server_url() const { return client().url(); }
@@ -175,44 +181,52 @@ public:
     /// (with the default timeout applied when it has none) goes to the server.
     Observation run_action(Action action) { return dispatch(state(), std::move(action)); }
 
-    Observation run(CmdRunAction action) { return run_action(std::move(action)); }
+    Observation run(CmdRunAction action) { return run_action(std::move(action)); }  ///< run_action() for a shell command
     /// run("ls -l"): a command with the default (non-blocking) timeout.
     Observation run(std::string command) {
         CmdRunAction action;
         action.command = std::move(command);
         return run_action(std::move(action));
     }
-    Observation run_ipython(IPythonRunCellAction action) { return run_action(std::move(action)); }
-    Observation read(FileReadAction action) { return run_action(std::move(action)); }
+    Observation run_ipython(IPythonRunCellAction action) { return run_action(std::move(action)); }  ///< run_action() for a Jupyter cell (needs the jupyter plugin)
+    Observation read(FileReadAction action) { return run_action(std::move(action)); }  ///< run_action() for a file read
+    /// Reads the whole file at `path` (a FileReadAction with defaults).
     Observation read(std::string path) {
         FileReadAction action;
         action.path = std::move(path);
         return run_action(std::move(action));
     }
-    Observation write(FileWriteAction action) { return run_action(std::move(action)); }
+    Observation write(FileWriteAction action) { return run_action(std::move(action)); }  ///< run_action() for a file write
+    /// Writes `content` to `path`, replacing the file (a FileWriteAction with defaults).
     Observation write(std::string path, std::string content) {
         FileWriteAction action;
         action.path = std::move(path);
         action.content = std::move(content);
         return run_action(std::move(action));
     }
-    Observation edit(FileEditAction action) { return run_action(std::move(action)); }
-    Observation browse(BrowseURLAction action) { return run_action(std::move(action)); }
-    Observation browse_interactive(BrowseInteractiveAction action) { return run_action(std::move(action)); }
+    Observation edit(FileEditAction action) { return run_action(std::move(action)); }  ///< run_action() for an edit (OpenHands' str_replace_editor commands)
+    Observation browse(BrowseURLAction action) { return run_action(std::move(action)); }  ///< run_action() for a page visit (needs a browser in the sandbox)
+    Observation browse_interactive(BrowseInteractiveAction action) { return run_action(std::move(action)); }  ///< run_action() for browser actions
 
+    /// Uploads `host_src` into the sandbox directory `sandbox_dest`; a host directory needs `recursive` (see
+    /// ActionExecutionClient::copy_to).
     void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
         client().copy_to(host_src, sandbox_dest, recursive);
     }
+    /// Downloads `sandbox_path` as a zip to a new local file and returns its path; the caller owns (and
+    /// deletes) the file.
     std::filesystem::path copy_from(const std::string& sandbox_path) { return client().copy_from(sandbox_path); }
+    /// Names in `path` (the server's working directory when nullopt), directories first with a trailing '/'.
     std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
         return client().list_files(path);
     }
-    nlohmann::json server_info() { return client().server_info(); }
-    bool check_if_alive() noexcept { return state_ && state_->client && state_->client->is_alive(); }
+    nlohmann::json server_info() { return client().server_info(); }  ///< GET /server_info: {"uptime", "idle_time", "resources"}
+    bool check_if_alive() noexcept { return state_ && state_->client && state_->client->is_alive(); }  ///< whether the server answers /alive now; false when not connected
+    /// The VS Code connection token; "" when the vscode plugin is off or the server has none.
     std::string get_vscode_token() {
         return vscode_enabled() ? client().get_vscode_token() : std::string();
     }
-    /// <server>/?tkn=<token>&folder=<workspace> when the vscode plugin is on and a token exists.
+    /// `<server>/?tkn=<token>&folder=<workspace>` when the vscode plugin is on and a token exists.
     std::optional<std::string> vscode_url() {
         const std::string token = get_vscode_token();
         if (token.empty()) return std::nullopt;
@@ -266,7 +280,7 @@ public:
     }
 
     /// The env vars connect() exports (reference §7.1 step 5): SANDBOX_ENV_<NAME> from the
-    /// environment, ENABLE_AUTO_LINT, the env_vars option, then <provider>_token for git tokens.
+    /// environment, ENABLE_AUTO_LINT, the env_vars option, then `<provider>_token` for git tokens.
     std::map<std::string, std::string> initial_env_vars() const {
         const State& s = state();
         std::map<std::string, std::string> env;

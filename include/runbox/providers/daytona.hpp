@@ -66,13 +66,14 @@ inline constexpr std::string_view session_key_env = cloud::session_key_env;
 
 /// Every setting, resolved from Config (providers.daytona.*) with environment fallback.
 struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
-    std::string api_url = "https://app.daytona.io/api";
-    std::string target = "eu";
-    bool disable_auto_stop = false;
-    bool delete_on_close = false;
-    std::optional<std::string> organization_id;
-    bool is_public = false;
+    std::string api_url = "https://app.daytona.io/api";  ///< REST API base (api_url, DAYTONA_API_URL)
+    std::string target = "eu";  ///< region the sandbox is created in (target, DAYTONA_TARGET)
+    bool disable_auto_stop = false;  ///< true: auto-stop interval 0 instead of 60 minutes
+    bool delete_on_close = false;  ///< true: close() deletes the sandbox instead of stopping it
+    std::optional<std::string> organization_id;  ///< sent as X-Daytona-Organization-ID when set
+    bool is_public = false;  ///< true: public preview URL, no preview token sent (key `public`)
 
+    /// Reads every setting (table above); errc::config_invalid for a missing API key or a malformed value.
     static Settings from(const Config& config) {
         const cloud::SettingsReader r(config, "daytona", "DAYTONA_");
         auto s = cloud::read_shared_settings<Settings>(r);
@@ -89,10 +90,10 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
 /// The Daytona provider (AuthPolicy). Construction reads and checks the settings (no I/O).
 class Auth {
 public:
-    static constexpr std::string_view name = "daytona";
-    using default_transport = HttplibTransport;
+    static constexpr std::string_view name = "daytona";  ///< provider name (make_runtime, errors)
+    using default_transport = HttplibTransport;  ///< make_runtime's transport for Daytona
 
-    explicit Auth(const Config& config) : settings_(Settings::from(config)) {}
+    explicit Auth(const Config& config) : settings_(Settings::from(config)) {}  ///< reads Settings::from(config); no I/O
 
     /// Daytona's API and toolbox auth: `Authorization: Bearer <key>` (+ organization header).
     void authorize(Request& request) const {
@@ -102,7 +103,7 @@ public:
         request.headers.set("X-Daytona-SDK-Version", std::string(sdk_version));
     }
 
-    const Settings& settings() const noexcept { return settings_; }
+    const Settings& settings() const noexcept { return settings_; }  ///< the resolved settings
     /// The sandbox connect() created or attached to (empty before).
     const std::string& sandbox_id() const noexcept { return box_.id; }
     /// True when connect() attached to a sandbox it did not create.
@@ -110,6 +111,10 @@ public:
     /// True when connect() attached to a resting (stopped/archived) sandbox and started it.
     bool restarted() const noexcept { return restarted_; }
 
+    /// Creates (or with attach_to_existing finds) the sandbox labelled with the sid, waits until it is
+    /// started, starts the action server unless it found one running, and returns its preview endpoint.
+    /// Errors: the API status as errc, errc::timeout past start_timeout_ms, errc::sandbox_gone if it ends in
+    /// error.
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
         box_.reset();
@@ -157,6 +162,9 @@ public:
         return endpoint;
     }
 
+    /// Stops the sandbox (deletes it with delete_on_close or after a failed connect); leaves an attached
+    /// sandbox as found (one it had to start is stopped again, unless keep_runtime_alive). Retries within
+    /// close_timeout_ms; what it could not release goes to ProviderContext::unreleased. Never throws.
     template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
         if (!box_.begin_close()) return;

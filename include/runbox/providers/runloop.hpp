@@ -63,15 +63,15 @@ namespace runbox::runloop {
 
 /// Every setting, resolved from Config (providers.runloop.*) with environment fallback.
 struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
-    std::string base_url = "https://api.runloop.ai";
-    std::optional<std::string> blueprint;
-    std::optional<std::string> snapshot;
-    std::optional<std::string> prebuilt;
-    std::string resource_size = "LARGE";
-    int keep_alive_time_seconds = 3600;
+    std::string base_url = "https://api.runloop.ai";  ///< REST API base (base_url, RUNLOOP_BASE_URL)
+    std::optional<std::string> blueprint;  ///< blueprint id ("bpt_...") or name; at most one of blueprint, snapshot, prebuilt
+    std::optional<std::string> snapshot;  ///< snapshot id to boot from
+    std::optional<std::string> prebuilt;  ///< legacy prebuilt image name
+    std::string resource_size = "LARGE";  ///< launch_parameters.resource_size_request
+    int keep_alive_time_seconds = 3600;  ///< server-side TTL of the devbox, seconds (> 0)
     std::string tunnel_url;  ///< template with {port} and {tunnel_key}
-    std::string tunnel_auth_mode = "authenticated";
-    std::optional<std::string> session_api_key;
+    std::string tunnel_auth_mode = "authenticated";  ///< "authenticated" or "open"
+    std::optional<std::string> session_api_key;  ///< the server's session key; unset = a random one per devbox
     int list_limit = 100;  ///< page size when listing devboxes for attach
 
     Settings() {
@@ -79,6 +79,8 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
         retry_max_attempts = 6;  // the official SDK retries 5 times
     }
 
+    /// Reads every setting (table above); errc::config_invalid for a missing API key, a malformed value, more
+    /// than one image source, or a tunnel_url without {tunnel_key}.
     static Settings from(const Config& config) {
         const cloud::SettingsReader r(config, "runloop", "RUNLOOP_");
         auto s = cloud::read_shared_settings<Settings>(r);
@@ -115,20 +117,23 @@ inline void replace_all(std::string& text, std::string_view from, std::string_vi
 /// The Runloop provider (AuthPolicy). Construction reads and checks the settings (no I/O).
 class Auth {
 public:
-    static constexpr std::string_view name = "runloop";
-    using default_transport = HttplibTransport;
+    static constexpr std::string_view name = "runloop";  ///< provider name (make_runtime, errors)
+    using default_transport = HttplibTransport;  ///< make_runtime's transport for Runloop
 
-    explicit Auth(const Config& config) : settings_(Settings::from(config)) {}
+    explicit Auth(const Config& config) : settings_(Settings::from(config)) {}  ///< reads Settings::from(config); no I/O
 
     /// Runloop's API auth: `Authorization: Bearer <RUNLOOP_API_KEY>`.
     void authorize(Request& request) const { cloud::authorize_bearer(request, settings_.api_key); }
 
-    const Settings& settings() const noexcept { return settings_; }
+    const Settings& settings() const noexcept { return settings_; }  ///< the resolved settings
     /// The devbox connect() created or attached to (empty before).
     const std::string& devbox_id() const noexcept { return box_.id; }
     /// True when connect() attached to a devbox it did not create.
     bool attached() const noexcept { return box_.attached; }
 
+    /// Creates the devbox named by the sid (or with attach_to_existing finds a running one), waits until it
+    /// is running, opens its tunnel and returns the server's endpoint. Errors: the API status as errc,
+    /// errc::timeout past start_timeout_ms, errc::sandbox_gone if it fails or shuts down.
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
         box_.reset(settings_.session_api_key.value_or(std::string()));
@@ -171,6 +176,9 @@ public:
         return endpoint;
     }
 
+    /// Shuts down the devbox connect() created (not an attached one; kept with keep_runtime_alive on a normal
+    /// close). Retries within close_timeout_ms; what it could not release goes to
+    /// ProviderContext::unreleased. Never throws.
     template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
         if (!box_.begin_close() || box_.attached || !created_) return;  // someone else's devbox: leave it
@@ -216,7 +224,7 @@ public:
         return settings_.command_line(config, options, cloud::ServerUser::from(config));
     }
 
-    /// The devbox entrypoint: OpenHands' `sudo bash -c '<setup> && cd <cwd> && <server command>'`.
+    /// The devbox entrypoint: OpenHands' ``sudo bash -c '<setup> && cd <cwd> && <server command>'``.
     std::string entrypoint(const Config& config, const RuntimeOptions& options) const {
         std::string script;
         if (!settings_.server_command) {

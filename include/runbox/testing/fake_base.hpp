@@ -39,7 +39,7 @@ namespace runbox::testing {
 /// One request as a fake received it. Credential header values read "Bearer ***" / "***", and
 /// every secret the fake knows is "***" wherever it appears.
 struct FakeRequest {
-    std::string method;
+    std::string method;  ///< HTTP method as sent
     std::string path;    ///< without the query, e.g. "/api/sandbox"
     std::string target;  ///< path and query as sent, e.g. "/api/sandbox?limit=50&labels=..."
     std::multimap<std::string, std::string> params;  ///< query (and form) parameters
@@ -77,10 +77,10 @@ public:
     virtual std::size_t live_sandboxes() const = 0;
     /// Adds a fault rule (runbox::Fault; each fake documents how it applies each kind).
     virtual void inject(Fault fault) = 0;
-    virtual void clear_faults() = 0;
+    virtual void clear_faults() = 0;  ///< removes every fault rule
     /// Every request received so far, in order, secrets redacted.
     virtual std::vector<FakeRequest> requests() const = 0;
-    virtual void clear_requests() = 0;
+    virtual void clear_requests() = 0;  ///< empties the request log
 };
 
 /// Constant-time comparison of a presented credential with the expected one; an empty expected
@@ -146,6 +146,7 @@ public:
         std::lock_guard lock(mutex_);
         return requests_;
     }
+    /// Empties the log (the known secrets stay).
     void clear() {
         std::lock_guard lock(mutex_);
         requests_.clear();
@@ -163,10 +164,12 @@ private:
 /// the first live one uses up one of its `times`. Thread-safe.
 class FaultList {
 public:
+    /// Appends a rule.
     void add(Fault fault) {
         std::lock_guard lock(mutex_);
         faults_.push_back(std::move(fault));
     }
+    /// Removes every rule.
     void clear() {
         std::lock_guard lock(mutex_);
         faults_.clear();
@@ -196,6 +199,8 @@ private:
 /// or remove().
 class SandboxDir {
 public:
+    /// Creates a fresh directory under `root` (the system temp directory when empty); errc::server_error if
+    /// it cannot.
     explicit SandboxDir(const std::string& what, const std::filesystem::path& root = {}) {
         auto base = root.empty() ? std::filesystem::temp_directory_path() : root;
         std::error_code ec;
@@ -207,7 +212,7 @@ public:
     SandboxDir(const SandboxDir&) = delete;
     SandboxDir& operator=(const SandboxDir&) = delete;
     ~SandboxDir() { remove(); }
-    const std::filesystem::path& path() const noexcept { return path_; }
+    const std::filesystem::path& path() const noexcept { return path_; }  ///< the directory (still set after remove())
     /// Removes the directory and everything in it (idempotent).
     void remove() noexcept {
         std::error_code ec;
@@ -247,7 +252,7 @@ inline server::ActionServerOptions sandbox_server_options(const std::filesystem:
 /// stop_all() (the fake's stop()) if nobody stopped it before; after stop_all() nothing starts.
 class SandboxServers {
 public:
-    using Server = std::shared_ptr<server::ActionServer>;
+    using Server = std::shared_ptr<server::ActionServer>;  ///< a running action server, shared with the fake's sandbox
     SandboxServers() = default;
     SandboxServers(const SandboxServers&) = delete;
     SandboxServers& operator=(const SandboxServers&) = delete;

@@ -66,8 +66,8 @@ namespace runbox::testing {
 struct FakeDaytonaOptions {
     std::string api_key = "dtn_test";  ///< the only Bearer token accepted
     int port = 0;                      ///< 0 = any free port
-    std::string organization_id = "org-fake";
-    std::string default_target = "us";
+    std::string organization_id = "org-fake";  ///< the organization the API reports
+    std::string default_target = "us";  ///< target of a sandbox created without one
     /// How long each transitional state (stopping, starting, destroying...) lasts.
     std::chrono::milliseconds state_delay{50};
     /// Slow start: a created sandbox stays `creating` this long (create answers `creating`).
@@ -82,18 +82,18 @@ struct FakeDaytonaOptions {
 
 /// A snapshot of one sandbox.
 struct FakeSandbox {
-    std::string id;
-    std::string name;
-    std::string state;
-    std::string desired_state;
-    std::string error_reason;
-    std::string snapshot;
-    std::string target;
-    std::map<std::string, std::string> labels;
-    std::map<std::string, std::string> env;
-    bool is_public = false;
-    int auto_stop_interval = 15;
-    bool server_running = false;
+    std::string id;  ///< sandbox id
+    std::string name;  ///< sandbox name
+    std::string state;  ///< current state ("creating", "started", "stopped", "destroyed", "error"...)
+    std::string desired_state;  ///< the state the last request asked for
+    std::string error_reason;  ///< why it is in `error` (an injected start failure's reason); empty otherwise
+    std::string snapshot;  ///< the snapshot it was created from
+    std::string target;  ///< its target (region)
+    std::map<std::string, std::string> labels;  ///< its labels (OpenHands_SID, runbox's ownership labels)
+    std::map<std::string, std::string> env;  ///< the environment it was created with (secrets included: test use only)
+    bool is_public = false;  ///< created with public = true
+    int auto_stop_interval = 15;  ///< auto-stop interval, minutes (0 = never)
+    bool server_running = false;  ///< an action server is running in it
     std::string server_url;         ///< the action server's direct URL when running
     std::string server_command;     ///< the command that started it
     std::filesystem::path directory;  ///< the sandbox's temporary directory
@@ -121,8 +121,9 @@ inline std::string iso_now() {
 /// plus Daytona's sandboxes, states and toolbox.
 class FakeDaytona : public FakeHttpServer {
 public:
-    using Options = FakeDaytonaOptions;
+    using Options = FakeDaytonaOptions;  ///< the options type
 
+    /// A stopped fake with `options`; call start() to serve.
     explicit FakeDaytona(FakeDaytonaOptions options = {})
         : FakeHttpServer({.name = "fake-daytona", .port = options.port, .api_key = options.api_key}),
           options_(std::move(options)) {}
@@ -130,7 +131,7 @@ public:
 
     /// The API base URL to configure clients with (DAYTONA_API_URL / apiUrl).
     std::string url() const override { return base_url() + "/api"; }
-    std::string toolbox_url() const { return base_url() + "/toolbox"; }
+    std::string toolbox_url() const { return base_url() + "/toolbox"; }  ///< the toolbox proxy's base URL
 
     /// Changes options (delays, page size) while running.
     void configure(const std::function<void(FakeDaytonaOptions&)>& change) {
@@ -177,6 +178,7 @@ public:
         return out;
     }
 
+    /// Snapshot of sandbox `id`, or nullopt if it never existed.
     std::optional<FakeSandbox> sandbox(const std::string& id) {
         std::lock_guard lock(mutex_);
         auto it = sandboxes_.find(id);

@@ -42,7 +42,7 @@ namespace runbox::testing {
 /// Where a fake listens and which key its API accepts.
 struct FakeServerSettings {
     std::string name = "fake";      ///< for messages, e.g. "fake-daytona"
-    std::string host = "127.0.0.1";
+    std::string host = "127.0.0.1";  ///< address to bind (loopback by default)
     int port = 0;                   ///< 0 = any free port
     std::string api_key{};          ///< the only credential the API accepts
     std::size_t worker_threads = 32;  ///< long polls and proxied actions each hold one
@@ -52,9 +52,9 @@ struct FakeServerSettings {
 /// Base of the REST fakes. A derived class must call stop() in its own destructor.
 class FakeHttpServer : public FakeProvider {
 public:
-    using Req = httplib::Request;
-    using Res = httplib::Response;
-    using Handler = std::function<void(const Req&, Res&)>;
+    using Req = httplib::Request;  ///< the request type handlers get
+    using Res = httplib::Response;  ///< the response type handlers fill
+    using Handler = std::function<void(const Req&, Res&)>;  ///< one route's handler; runs on a worker thread
 
     FakeHttpServer(const FakeHttpServer&) = delete;
     FakeHttpServer& operator=(const FakeHttpServer&) = delete;
@@ -102,7 +102,7 @@ public:
         }
     }
 
-    int port() const { return port_; }
+    int port() const { return port_; }  ///< the bound port (after start())
     /// The server's root, e.g. "http://127.0.0.1:43123" (what runbox-fake prints).
     std::string base_url() const override { return "http://" + settings_.host + ":" + std::to_string(port_); }
     /// The API base URL to configure clients with (the provider's api_url / base_url setting).
@@ -112,13 +112,14 @@ public:
 
     /// Adds a fault rule (see the header comment for how a fake applies each kind).
     void inject(Fault fault) override { faults_.add(std::move(fault)); }
-    void clear_faults() override { faults_.clear(); }
+    void clear_faults() override { faults_.clear(); }  ///< removes every fault rule
 
     /// Every request received so far, in order (secrets redacted).
     std::vector<FakeRequest> requests() const override { return log_.all(); }
-    void clear_requests() override { log_.clear(); }
+    void clear_requests() override { log_.clear(); }  ///< empties the request log
 
 protected:
+    /// Serves with `settings` (once start() runs); the API key is redacted from the log.
     explicit FakeHttpServer(FakeServerSettings settings) : settings_(std::move(settings)) {
         log_.add_secret(settings_.api_key);
     }
@@ -229,12 +230,12 @@ protected:
         }
     }
 
-    const FakeServerSettings& settings() const noexcept { return settings_; }
+    const FakeServerSettings& settings() const noexcept { return settings_; }  ///< the settings it was built with
 
-    RequestLog log_;
-    FaultList faults_;
-    ShellRunner shell_;
-    SandboxServers servers_;
+    RequestLog log_;  ///< every request received (thread-safe)
+    FaultList faults_;  ///< injected faults (thread-safe)
+    ShellRunner shell_;  ///< shell commands run for sandboxes; killed by stop()
+    SandboxServers servers_;  ///< the sandboxes' action servers; stopped by stop()
 
 private:
     // The request pipeline: log, fault, key check, handler, logged status.

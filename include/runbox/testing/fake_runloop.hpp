@@ -53,7 +53,7 @@ namespace runbox::testing {
 /// Settings of a FakeRunloop (designated initializers: `{.provisioning_delay = 10ms}`).
 struct FakeRunloopOptions {
     std::string api_key = "rl_fake_key";  ///< the only bearer token accepted
-    std::string host = "127.0.0.1";
+    std::string host = "127.0.0.1";  ///< address to bind (loopback by default)
     int port = 0;                         ///< 0 = any free port
     std::chrono::milliseconds provisioning_delay{50};   ///< provisioning -> initializing
     std::chrono::milliseconds initializing_delay{50};   ///< initializing -> running (or a start failure)
@@ -67,18 +67,18 @@ struct FakeRunloopOptions {
 
 /// A snapshot of one devbox (copy; safe to keep).
 struct FakeRunloopDevbox {
-    std::string id;
-    std::string name;
-    std::string status;
+    std::string id;  ///< devbox id
+    std::string name;  ///< devbox name (runbox uses the sid)
+    std::string status;  ///< Runloop status: provisioning, initializing, running, suspended, shutdown, failure...
     nlohmann::json create_request;        ///< the create body, secrets redacted
-    nlohmann::json metadata = nlohmann::json::object();
+    nlohmann::json metadata = nlohmann::json::object();  ///< the devbox's metadata (runbox's ownership labels)
     nlohmann::json environment_variables = nlohmann::json::object();  ///< secrets redacted
-    nlohmann::json launch_parameters = nlohmann::json::object();
-    std::string entrypoint;
-    std::optional<std::string> failure_reason;
-    std::optional<std::string> shutdown_reason;
-    std::optional<std::string> tunnel_key;
-    std::string tunnel_auth_mode;
+    nlohmann::json launch_parameters = nlohmann::json::object();  ///< launch_parameters of the create request
+    std::string entrypoint;  ///< the entrypoint command it was created with
+    std::optional<std::string> failure_reason;  ///< set when the status is failure
+    std::optional<std::string> shutdown_reason;  ///< set when it was shut down (e.g. "api_shutdown")
+    std::optional<std::string> tunnel_key;  ///< the tunnel's key once enable_tunnel ran
+    std::string tunnel_auth_mode;  ///< the tunnel's auth mode ("open" or "authenticated"); empty without a tunnel
     std::string home_dir;    ///< temp directory standing for the devbox's file system
     std::string server_url;  ///< the backing action server while running, else empty
 };
@@ -126,8 +126,10 @@ inline std::string last_lines(const std::string& text, std::size_t n, bool& trun
 /// plus Runloop's devboxes, tunnels and executions.
 class FakeRunloop : public FakeHttpServer {
 public:
-    using Options = FakeRunloopOptions;
+    using Options = FakeRunloopOptions;  ///< the options type
 
+    /// A stopped fake with `options`; call start() to serve. errc::server_error if its temp directory cannot
+    /// be made.
     explicit FakeRunloop(FakeRunloopOptions options = {})
         : FakeHttpServer({.name = "fake-runloop", .host = options.host, .port = options.port, .api_key = options.api_key,
                           .worker_threads = options.worker_threads}),
@@ -135,7 +137,7 @@ public:
           root_dir_(std::make_unique<SandboxDir>("runloop", options_.temp_root)) {}
     ~FakeRunloop() override { stop(); }
 
-    const FakeRunloopOptions& options() const { return options_; }
+    const FakeRunloopOptions& options() const { return options_; }  ///< the current options (not synchronised with a concurrent configure())
 
     /// Changes options (delays, long-poll hold) for what happens from now on.
     void configure(const std::function<void(FakeRunloopOptions&)>& change) {
@@ -162,6 +164,7 @@ public:
         return count_if_status([](const std::string& s) { return s != "shutdown" && s != "failure"; });
     }
 
+    /// Snapshot of every devbox ever created, in creation order (advancing statuses first).
     std::vector<FakeRunloopDevbox> devboxes() const {
         std::unique_lock<std::mutex> lock(mu_);
         const_cast<FakeRunloop*>(this)->advance(lock);
@@ -170,6 +173,7 @@ public:
         return out;
     }
 
+    /// Snapshot of devbox `id`, or nullopt if it never existed.
     std::optional<FakeRunloopDevbox> devbox(const std::string& id) const {
         std::unique_lock<std::mutex> lock(mu_);
         const_cast<FakeRunloop*>(this)->advance(lock);

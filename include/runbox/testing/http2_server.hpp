@@ -53,11 +53,11 @@ struct Http2ServerOptions {
 
 /// One request as the handler sees it.
 struct Http2Request {
-    std::string method{};
+    std::string method{};  ///< :method
     std::string path{};       ///< :path, query included
     std::string authority{};  ///< :authority
     Headers headers{};        ///< regular fields (lower-case names), pseudo-headers excluded
-    std::string body{};
+    std::string body{};  ///< the whole request body (at most max_body_bytes)
 };
 
 namespace detail_http2 {
@@ -141,6 +141,8 @@ public:
         return state_->head_requested;
     }
 
+    /// Made by Http2Server for each request; `mutex` and `wake_fd` are the connection's and must outlive the
+    /// stream.
     Http2Stream(std::shared_ptr<detail_http2::StreamState> state, std::mutex& mutex, int wake_fd)
         : state_(std::move(state)), mutex_(&mutex), wake_fd_(wake_fd) {}
 
@@ -160,8 +162,10 @@ private:
 /// finished for it (a 500 if it never responded or threw).
 class Http2Server {
 public:
-    using Handler = std::function<void(const Http2Request&, Http2Stream&)>;
+    using Handler = std::function<void(const Http2Request&, Http2Stream&)>;  ///< answers one request through the stream; runs on a thread of its own
 
+    /// Binds and listens at once (options' host, port 0 = any free one) and accepts on a background thread;
+    /// errc::transport if it cannot listen.
     explicit Http2Server(Handler handler, Http2ServerOptions options = {})
         : handler_(std::move(handler)), options_(std::move(options)) {
         const bool v6 = options_.host.find(':') != std::string::npos;
@@ -221,7 +225,7 @@ public:
         ::close(stop_fd_);
     }
 
-    int port() const noexcept { return port_; }
+    int port() const noexcept { return port_; }  ///< the bound port
     /// http://host:port + path (brackets for IPv6).
     std::string url(std::string_view path = "/") const {
         const bool v6 = options_.host.find(':') != std::string::npos;

@@ -78,10 +78,11 @@ struct CurlSlist {
 /// Request::connect_to (dial another address, keep the URL's host for Host and SNI).
 class CurlTransport {
 public:
-    static constexpr bool supports_http2 = true;
-    static constexpr bool supports_streaming = true;
+    static constexpr bool supports_http2 = true;  ///< ALPN h2 on https, prior knowledge on http
+    static constexpr bool supports_streaming = true;  ///< bodies go to Request::on_body as they arrive
 
     CurlTransport() : CurlTransport(TransportOptions{}) {}
+    /// A transport with `options` (TLS, timeouts, pool, response size limit); no connection is made yet.
     explicit CurlTransport(const TransportOptions& options) : state_(std::make_shared<State>(options)) {
         detail::curl_global_init_once();
     }
@@ -213,7 +214,7 @@ public:
         doomed.swap(state_->idle);
     }
 
-    const TransportOptions& options() const noexcept { return state_->options; }
+    const TransportOptions& options() const noexcept { return state_->options; }  ///< the options it was built with
 
 private:
     using clock = std::chrono::steady_clock;

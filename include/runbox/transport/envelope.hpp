@@ -24,8 +24,8 @@ inline constexpr std::uint8_t frame_end_stream = 0x02;
 
 /// One enveloped message.
 struct Frame {
-    std::uint8_t flags = 0;
-    std::string payload{};
+    std::uint8_t flags = 0;  ///< flag bits: frame_compressed, frame_end_stream
+    std::string payload{};  ///< the message bytes, without the 5-byte prefix
 
     /// flags & frame_end_stream
     bool end_stream() const noexcept { return (flags & frame_end_stream) != 0; }

@@ -28,12 +28,15 @@
 
 namespace runbox {
 
+/// A TransportPolicy over cpp-httplib: HTTP/1.1 and HTTPS, streamed bodies, pooled keep-alive connections;
+/// send() is thread-safe. No HTTP/2, no trailers, no Request::connect_to (those need CurlTransport).
 class HttplibTransport {
 public:
-    static constexpr bool supports_http2 = false;
-    static constexpr bool supports_streaming = true;
+    static constexpr bool supports_http2 = false;  ///< HTTP/1.1 only
+    static constexpr bool supports_streaming = true;  ///< bodies go to Request::on_body as they arrive
 
     HttplibTransport() : HttplibTransport(TransportOptions{}) {}
+    /// A transport with `options` (TLS, timeouts, pool, response size limit); no connection is made yet.
     explicit HttplibTransport(const TransportOptions& options) : state_(std::make_unique<State>(options)) {}
 
     /// One attempt. Returns every HTTP status; throws runbox::error with
@@ -158,7 +161,7 @@ public:
         }
     }
 
-    const TransportOptions& options() const noexcept { return state_->options; }
+    const TransportOptions& options() const noexcept { return state_->options; }  ///< the options it was built with
 
 private:
     using clock = std::chrono::steady_clock;

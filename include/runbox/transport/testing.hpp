@@ -66,16 +66,18 @@ inline Response deliver_body(const Request& request, Response response, std::str
 /// throws errc::transport, like a host nobody listens on.
 class HandlerTransport {
 public:
-    using Handler = std::function<Response(const Request&)>;
-    static constexpr bool supports_http2 = true;
-    static constexpr bool supports_streaming = true;
+    using Handler = std::function<Response(const Request&)>;  ///< computes the answer to one request; may throw runbox::error like a real transport
+    static constexpr bool supports_http2 = true;  ///< the handler can answer anything
+    static constexpr bool supports_streaming = true;  ///< answers are fed to Request::on_body
 
     HandlerTransport() = default;
-    explicit HandlerTransport(const TransportOptions&) {}
-    explicit HandlerTransport(Handler handler) : handler_(std::move(handler)) {}
+    explicit HandlerTransport(const TransportOptions&) {}  ///< no handler yet (TransportPolicy constructor; options unused)
+    explicit HandlerTransport(Handler handler) : handler_(std::move(handler)) {}  ///< answers with `handler`
 
-    void set_handler(Handler handler) { handler_ = std::move(handler); }
+    void set_handler(Handler handler) { handler_ = std::move(handler); }  ///< replaces the handler (not thread-safe against a concurrent send)
 
+    /// The handler's answer, fed through on_head/on_body like a real transport; errc::transport without a
+    /// handler, errc::cancelled when Request::stop was already requested.
     Response send(const Request& request) {
         if (!handler_) throw error(errc::transport, "HandlerTransport has no handler", "transport");
         detail::ExchangeControl(request).raise_if_stopped("HandlerTransport");  // before the handler acts
@@ -90,6 +92,7 @@ private:
 
 /// One rule of a FaultInjectingTransport.
 struct Fault {
+    /// What a matching rule does.
     enum class Kind {
         drop,   ///< throw errc::transport, as if the connection was reset
         delay,  ///< wait, then forward (errc::timeout if the wait reaches request.timeout)
@@ -98,15 +101,16 @@ struct Fault {
         start_failure,  ///< provider fakes only (testing/fake_base.hpp): the sandbox that the matching request
                         ///< creates or starts fails to start, `body` = the reason; a transport forwards it
     };
-    Kind kind = Kind::drop;
+    Kind kind = Kind::drop;  ///< what the rule does
     std::string method{};      ///< empty = any method (compared case-insensitively)
     std::string url_contains{};  ///< empty = any URL
     int times = 1;             ///< applies to the next `times` matching requests; < 0 = forever
-    std::chrono::milliseconds delay{0};
-    int status = 0;
-    Headers headers{};
-    std::string body{};
+    std::chrono::milliseconds delay{0};  ///< Kind::delay: how long to wait
+    int status = 0;  ///< Kind::reply: the HTTP status
+    Headers headers{};  ///< Kind::reply: the response headers
+    std::string body{};  ///< Kind::reply: the response body; Kind::start_failure: the reason
 
+    /// Whether `request` matches method and url_contains (ignores `times`).
     bool matches(const Request& request) const {
         return (method.empty() || detail::iequals(method, request.method)) &&
                request.url.find(url_contains) != std::string::npos;
@@ -119,28 +123,34 @@ struct Fault {
 template <class Inner>
 class FaultInjectingTransport {
 public:
-    static constexpr bool supports_http2 = Inner::supports_http2;
-    static constexpr bool supports_streaming = Inner::supports_streaming;
+    static constexpr bool supports_http2 = Inner::supports_http2;  ///< as Inner
+    static constexpr bool supports_streaming = Inner::supports_streaming;  ///< as Inner
 
+    /// Builds Inner from `options` (TransportPolicy constructor).
     explicit FaultInjectingTransport(const TransportOptions& options)
         requires std::constructible_from<Inner, const TransportOptions&>
         : inner_(options) {}
-    explicit FaultInjectingTransport(Inner inner) : inner_(std::move(inner)) {}
+    explicit FaultInjectingTransport(Inner inner) : inner_(std::move(inner)) {}  ///< wraps `inner`, no rules yet
 
+    /// Appends a rule; thread-safe (rules and the request log have one lock).
     FaultInjectingTransport& add(Fault fault) {
         std::lock_guard lock(state_->mutex);
         state_->faults.push_back(std::move(fault));
         return *this;
     }
+    /// Adds a Fault::Kind::drop rule: the next `times` matching requests throw errc::transport.
     FaultInjectingTransport& drop(std::string method, std::string url_contains, int times = 1) {
         return add(Fault{.kind = Fault::Kind::drop, .method = std::move(method),
                          .url_contains = std::move(url_contains), .times = times});
     }
+    /// Adds a Fault::Kind::delay rule: wait `by`, then forward (errc::timeout if `by` reaches
+    /// Request::timeout).
     FaultInjectingTransport& delay(std::string method, std::string url_contains, std::chrono::milliseconds by,
                                    int times = 1) {
         return add(Fault{.kind = Fault::Kind::delay, .method = std::move(method),
                          .url_contains = std::move(url_contains), .times = times, .delay = by});
     }
+    /// Adds a Fault::Kind::reply rule: answer `status`, `headers`, `body` without forwarding.
     FaultInjectingTransport& reply(std::string method, std::string url_contains, int status, Headers headers = {},
                                    std::string body = {}, int times = 1) {
         return add(Fault{.kind = Fault::Kind::reply, .method = std::move(method),
@@ -152,6 +162,7 @@ public:
         return add(Fault{.kind = Fault::Kind::lose_response, .method = std::move(method),
                          .url_contains = std::move(url_contains), .times = times});
     }
+    /// Removes every rule (the request log stays).
     void clear_faults() {
         std::lock_guard lock(state_->mutex);
         state_->faults.clear();
@@ -175,7 +186,7 @@ public:
         return state_->seen;
     }
 
-    Inner& inner() noexcept { return inner_; }
+    Inner& inner() noexcept { return inner_; }  ///< the wrapped transport
 
     /// Forwards to the inner transport's pool, when it has one (Runtime::close uses it).
     void clear_pool()
@@ -183,6 +194,8 @@ public:
     {
         inner_.clear_pool();
     }
+    /// Records the request, applies the first live matching rule (using up one of its `times`), else forwards
+    /// to Inner.
     Response send(const Request& request) {
         std::optional<Fault> fault;
         {
@@ -354,15 +367,17 @@ inline std::vector<std::string> secrets_in_body(const Request& request, const st
 template <class Inner>
 class RecordingTransport {
 public:
-    static constexpr bool supports_http2 = Inner::supports_http2;
-    static constexpr bool supports_streaming = Inner::supports_streaming;
-    static constexpr std::string_view redacted = "<redacted>";
+    static constexpr bool supports_http2 = Inner::supports_http2;  ///< as Inner
+    static constexpr bool supports_streaming = Inner::supports_streaming;  ///< as Inner
+    static constexpr std::string_view redacted = "<redacted>";  ///< what credential header values and secrets become in a cassette
 
     /// Records to options.cassette_path.
     explicit RecordingTransport(const TransportOptions& options)
         requires std::constructible_from<Inner, const TransportOptions&>
         : RecordingTransport(options.cassette_path, Inner(options)) {}
 
+    /// Records to `cassette` (truncated; errc::config_invalid if empty or not writable), redacting `secrets`
+    /// too.
     RecordingTransport(std::filesystem::path cassette, Inner inner, std::vector<std::string> secrets = {})
         : inner_(std::move(inner)), state_(std::make_unique<State>()) {
         if (cassette.empty()) throw error(errc::config_invalid, "RecordingTransport needs a cassette path", "transport");
@@ -383,7 +398,7 @@ public:
         return state_->count;
     }
 
-    Inner& inner() noexcept { return inner_; }
+    Inner& inner() noexcept { return inner_; }  ///< the wrapped transport
 
     /// Forwards to the inner transport's pool, when it has one (Runtime::close uses it).
     void clear_pool()
@@ -391,6 +406,8 @@ public:
     {
         inner_.clear_pool();
     }
+    /// Forwards to Inner and appends the exchange (or the error it threw, rethrown) to the cassette,
+    /// redacted.
     Response send(const Request& request) {
         {
             std::lock_guard lock(state_->mutex);
@@ -512,11 +529,13 @@ private:
 /// naming what was expected and what came. Recorded errors are rethrown.
 class ReplayTransport {
 public:
-    static constexpr bool supports_http2 = true;
-    static constexpr bool supports_streaming = true;
+    static constexpr bool supports_http2 = true;  ///< replays whatever was recorded
+    static constexpr bool supports_streaming = true;  ///< recorded streamed bodies are fed to Request::on_body
 
-    explicit ReplayTransport(const TransportOptions& options) : ReplayTransport(std::filesystem::path(options.cassette_path)) {}
+    explicit ReplayTransport(const TransportOptions& options) : ReplayTransport(std::filesystem::path(options.cassette_path)) {}  ///< reads options.cassette_path
 
+    /// Reads every exchange of `cassette`; errc::config_invalid if unreadable, errc::bad_response for a line
+    /// that is not an exchange.
     explicit ReplayTransport(const std::filesystem::path& cassette) : state_(std::make_unique<State>()) {
         std::ifstream in(cassette, std::ios::binary);
         if (!in) throw error(errc::config_invalid, "cannot read the cassette " + cassette.string(), "transport");
@@ -540,6 +559,8 @@ public:
         return state_->entries.size() - state_->next;
     }
 
+    /// The next recorded answer (or rethrown error) if `request` matches its method and path, else
+    /// errc::bad_response.
     Response send(const Request& request) {
         const std::string path = parse_url(request.url).path();
         const std::string got = request.method + " " + path;

@@ -70,11 +70,12 @@ inline std::string_view trim(std::string_view s) noexcept {
 /// case-insensitively. Repeated names are kept (add) or collapsed (set).
 class Headers {
 public:
-    using value_type = std::pair<std::string, std::string>;
-    using container = std::vector<value_type>;
-    using const_iterator = container::const_iterator;
+    using value_type = std::pair<std::string, std::string>;  ///< one field: name, value
+    using container = std::vector<value_type>;  ///< the storage, in order
+    using const_iterator = container::const_iterator;  ///< iterates fields in order
 
-    Headers() = default;
+    Headers() = default;  ///< no fields
+    /// The fields in the order given (repeats kept).
     Headers(std::initializer_list<value_type> fields) : fields_(fields) {}
 
     /// The first value of `name`, if present.
@@ -121,7 +122,7 @@ public:
             std::erase_if(fields_, [&](const value_type& f) { return detail::iequals(f.first, name); }));
     }
 
-    bool contains(std::string_view name) const { return get(name).has_value(); }
+    bool contains(std::string_view name) const { return get(name).has_value(); }  ///< whether any field is called `name`
 
     /// Sets every field of `overrides` (per-request headers win over session headers).
     Headers& merge(const Headers& overrides) {
@@ -129,29 +130,34 @@ public:
         return *this;
     }
 
-    const_iterator begin() const noexcept { return fields_.begin(); }
-    const_iterator end() const noexcept { return fields_.end(); }
-    std::size_t size() const noexcept { return fields_.size(); }
-    bool empty() const noexcept { return fields_.empty(); }
-    void clear() noexcept { fields_.clear(); }
+    const_iterator begin() const noexcept { return fields_.begin(); }  ///< first field
+    const_iterator end() const noexcept { return fields_.end(); }  ///< past the last field
+    std::size_t size() const noexcept { return fields_.size(); }  ///< number of fields, repeats counted
+    bool empty() const noexcept { return fields_.empty(); }  ///< no fields at all
+    void clear() noexcept { fields_.clear(); }  ///< removes every field
 
-    friend bool operator==(const Headers&, const Headers&) = default;
+    friend bool operator==(const Headers&, const Headers&) = default;  ///< same fields in the same order (names compared exactly)
 
 private:
     container fields_;
 };
 
-enum class HttpVersion { any, http1_1, http2 };
+/// The HTTP version a Request demands (Request::version).
+enum class HttpVersion {
+    any,      ///< the transport chooses (CurlTransport: HTTP/2 over TLS when offered, else HTTP/1.1)
+    http1_1,  ///< HTTP/1.1 only
+    http2     ///< HTTP/2 or fail with errc::unsupported (prior knowledge on http://)
+};
 
 /// One HTTP response. For a streamed 2xx answer `body` stays empty (the bytes went to
 /// Request::on_body); `trailers` are the fields sent after the body (HTTP/2, chunked HTTP/1.1).
 struct Response {
-    int status = 0;
-    Headers headers{};
-    std::string body{};
-    Headers trailers{};
+    int status = 0;  ///< HTTP status code (0 before a response arrived)
+    Headers headers{};  ///< response header fields
+    std::string body{};  ///< response body (empty when streamed to Request::on_body)
+    Headers trailers{};  ///< fields sent after the body; empty when none (or the transport cannot see them)
 
-    bool ok() const noexcept { return status >= 200 && status < 300; }
+    bool ok() const noexcept { return status >= 200 && status < 300; }  ///< status is 2xx
 };
 
 /// What a stream handler answers after each chunk (Request::on_body) or frame (send_framed).
@@ -163,15 +169,15 @@ enum class StreamAction {
 
 /// One HTTP request. `url` is absolute: http[s]://host[:port]/path?query.
 struct Request {
-    std::string method = "GET";
-    std::string url{};
-    Headers headers{};
-    std::string body{};
+    std::string method = "GET";  ///< HTTP method, e.g. "POST"
+    std::string url{};  ///< absolute URL
+    Headers headers{};  ///< header fields sent with this request
+    std::string body{};  ///< request body; empty = none
     /// Per attempt, the longest wait for the peer to accept or deliver bytes
     /// (the connect has TransportOptions::connect_timeout).
     std::chrono::milliseconds timeout{60000};
     std::optional<bool> idempotent{};          ///< overrides the method's default
-    HttpVersion version = HttpVersion::any;
+    HttpVersion version = HttpVersion::any;  ///< version demanded; see HttpVersion
     /// When set, a 2xx body is streamed here chunk by chunk (any chunking) and Response::body
     /// stays empty; non-2xx bodies still land in Response::body. The answer decides what comes
     /// next (StreamAction); an exception thrown here ends the exchange and comes out of send().
@@ -208,7 +214,7 @@ struct Request {
 struct TransportOptions {
     bool verify_tls = true;             ///< false is an explicit, visible opt-out
     std::string ca_cert_path{};         ///< PEM bundle; empty = the system store
-    std::chrono::milliseconds connect_timeout{10000};
+    std::chrono::milliseconds connect_timeout{10000};  ///< longest wait for TCP (and TLS) connect, per attempt
     std::size_t max_idle_connections_per_host = 8;  ///< kept-alive connections pooled per scheme+host+port
     /// A pooled connection idle longer than this is closed, not reused: servers
     /// drop idle keep-alive connections (uvicorn after 5 s), and a POST sent on
@@ -245,6 +251,7 @@ concept TransportHasCapabilities = requires {
 template <class T>
 concept TransportPolicy = TransportConstructible<T> && TransportSends<T> && TransportHasCapabilities<T>;
 
+/// True when T models TransportPolicy (for static_assert and `if constexpr`).
 template <class T>
 inline constexpr bool is_transport_policy_v = TransportPolicy<T>;
 
@@ -254,11 +261,11 @@ inline constexpr bool is_transport_policy_v = TransportPolicy<T>;
 /// An absolute URL split for a transport. `host` has no IPv6 brackets.
 struct Url {
     std::string scheme{};  ///< lower case: "http" or "https"
-    std::string host{};
+    std::string host{};  ///< host name or address, IPv6 without brackets
     int port = 0;        ///< explicit, or 80 / 443 from the scheme
     std::string target{};  ///< path + query, at least "/"; never the fragment
 
-    bool is_ipv6() const { return host.find(':') != std::string::npos; }
+    bool is_ipv6() const { return host.find(':') != std::string::npos; }  ///< host is an IPv6 literal (contains ':')
     /// host[:port] as written in a URL (brackets for IPv6), port always present.
     std::string authority() const {
         return (is_ipv6() ? "[" + host + "]" : host) + ":" + std::to_string(port);
@@ -500,7 +507,7 @@ private:
 /// only ever deliver chunks. Copies share one reader.
 class FrameHandler {
 public:
-    using Handler = std::function<StreamAction(Frame&)>;
+    using Handler = std::function<StreamAction(Frame&)>;  ///< called once per whole frame, in order
 
     /// `max_payload` bounds one message (FrameReader); a larger one fails the exchange with errc::bad_response.
     explicit FrameHandler(Handler on_frame, std::size_t max_payload = std::size_t{16} << 20)
@@ -683,11 +690,11 @@ struct RetryDecision {
 /// are ever retried; a command is never silently re-run.
 struct RetryPolicy {
     int max_attempts = 4;                       ///< total attempts, including the first
-    std::chrono::milliseconds initial_backoff{500};
-    std::chrono::milliseconds max_backoff{8000};
+    std::chrono::milliseconds initial_backoff{500};  ///< wait before the second attempt (doubling after, before jitter)
+    std::chrono::milliseconds max_backoff{8000};  ///< cap on any one backoff
     double jitter = 0.2;                        ///< each backoff shrinks by up to this fraction
     std::chrono::milliseconds max_elapsed{60000};  ///< no wait may end past this budget
-    std::vector<int> retry_statuses{429, 502, 503, 504};
+    std::vector<int> retry_statuses{429, 502, 503, 504};  ///< HTTP statuses retried (idempotent requests only)
     bool retry_dropped_connections = true;      ///< errc::transport errors
     /// Waits between attempts; tests inject a recorder.
     std::function<void(std::chrono::milliseconds)> sleep = [](std::chrono::milliseconds d) {
@@ -708,6 +715,7 @@ struct RetryPolicy {
         return policy;
     }
 
+    /// Whether `status` is in retry_statuses.
     bool retries_status(int status) const {
         return std::find(retry_statuses.begin(), retry_statuses.end(), status) != retry_statuses.end();
     }
