@@ -24,6 +24,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -58,7 +59,8 @@ inline std::string local_iso_timestamp(std::chrono::system_clock::time_point now
     return out;
 }
 
-inline void replace_all(std::string& s, const std::string& from, const std::string& to) {
+/// Replaces every `from` in `s` by `to`, left to right (the one copy in the tree).
+inline void replace_all(std::string& s, std::string_view from, std::string_view to) {
     if (from.empty()) return;
     for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
         s.replace(pos, from.size(), to);

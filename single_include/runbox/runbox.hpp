@@ -428,8 +428,8 @@ inline constexpr std::uint8_t frame_end_stream = 0x02;
 
 /// One enveloped message.
 struct Frame {
-    std::uint8_t flags = 0;
-    std::string payload{};
+    std::uint8_t flags = 0;  ///< flag bits: frame_compressed, frame_end_stream
+    std::string payload{};  ///< the message bytes, without the 5-byte prefix
 
     /// flags & frame_end_stream
     bool end_stream() const noexcept { return (flags & frame_end_stream) != 0; }
@@ -557,11 +557,12 @@ inline std::string_view trim(std::string_view s) noexcept {
 /// case-insensitively. Repeated names are kept (add) or collapsed (set).
 class Headers {
 public:
-    using value_type = std::pair<std::string, std::string>;
-    using container = std::vector<value_type>;
-    using const_iterator = container::const_iterator;
+    using value_type = std::pair<std::string, std::string>;  ///< one field: name, value
+    using container = std::vector<value_type>;  ///< the storage, in order
+    using const_iterator = container::const_iterator;  ///< iterates fields in order
 
-    Headers() = default;
+    Headers() = default;  ///< no fields
+    /// The fields in the order given (repeats kept).
     Headers(std::initializer_list<value_type> fields) : fields_(fields) {}
 
     /// The first value of `name`, if present.
@@ -608,7 +609,7 @@ public:
             std::erase_if(fields_, [&](const value_type& f) { return detail::iequals(f.first, name); }));
     }
 
-    bool contains(std::string_view name) const { return get(name).has_value(); }
+    bool contains(std::string_view name) const { return get(name).has_value(); }  ///< whether any field is called `name`
 
     /// Sets every field of `overrides` (per-request headers win over session headers).
     Headers& merge(const Headers& overrides) {
@@ -616,29 +617,34 @@ public:
         return *this;
     }
 
-    const_iterator begin() const noexcept { return fields_.begin(); }
-    const_iterator end() const noexcept { return fields_.end(); }
-    std::size_t size() const noexcept { return fields_.size(); }
-    bool empty() const noexcept { return fields_.empty(); }
-    void clear() noexcept { fields_.clear(); }
+    const_iterator begin() const noexcept { return fields_.begin(); }  ///< first field
+    const_iterator end() const noexcept { return fields_.end(); }  ///< past the last field
+    std::size_t size() const noexcept { return fields_.size(); }  ///< number of fields, repeats counted
+    bool empty() const noexcept { return fields_.empty(); }  ///< no fields at all
+    void clear() noexcept { fields_.clear(); }  ///< removes every field
 
-    friend bool operator==(const Headers&, const Headers&) = default;
+    friend bool operator==(const Headers&, const Headers&) = default;  ///< same fields in the same order (names compared exactly)
 
 private:
     container fields_;
 };
 
-enum class HttpVersion { any, http1_1, http2 };
+/// The HTTP version a Request demands (Request::version).
+enum class HttpVersion {
+    any,      ///< the transport chooses (CurlTransport: HTTP/2 over TLS when offered, else HTTP/1.1)
+    http1_1,  ///< HTTP/1.1 only
+    http2     ///< HTTP/2 or fail with errc::unsupported (prior knowledge on http://)
+};
 
 /// One HTTP response. For a streamed 2xx answer `body` stays empty (the bytes went to
 /// Request::on_body); `trailers` are the fields sent after the body (HTTP/2, chunked HTTP/1.1).
 struct Response {
-    int status = 0;
-    Headers headers{};
-    std::string body{};
-    Headers trailers{};
+    int status = 0;  ///< HTTP status code (0 before a response arrived)
+    Headers headers{};  ///< response header fields
+    std::string body{};  ///< response body (empty when streamed to Request::on_body)
+    Headers trailers{};  ///< fields sent after the body; empty when none (or the transport cannot see them)
 
-    bool ok() const noexcept { return status >= 200 && status < 300; }
+    bool ok() const noexcept { return status >= 200 && status < 300; }  ///< status is 2xx
 };
 
 /// What a stream handler answers after each chunk (Request::on_body) or frame (send_framed).
@@ -650,15 +656,15 @@ enum class StreamAction {
 
 /// One HTTP request. `url` is absolute: http[s]://host[:port]/path?query.
 struct Request {
-    std::string method = "GET";
-    std::string url{};
-    Headers headers{};
-    std::string body{};
+    std::string method = "GET";  ///< HTTP method, e.g. "POST"
+    std::string url{};  ///< absolute URL
+    Headers headers{};  ///< header fields sent with this request
+    std::string body{};  ///< request body; empty = none
     /// Per attempt, the longest wait for the peer to accept or deliver bytes
     /// (the connect has TransportOptions::connect_timeout).
     std::chrono::milliseconds timeout{60000};
     std::optional<bool> idempotent{};          ///< overrides the method's default
-    HttpVersion version = HttpVersion::any;
+    HttpVersion version = HttpVersion::any;  ///< version demanded; see HttpVersion
     /// When set, a 2xx body is streamed here chunk by chunk (any chunking) and Response::body
     /// stays empty; non-2xx bodies still land in Response::body. The answer decides what comes
     /// next (StreamAction); an exception thrown here ends the exchange and comes out of send().
@@ -695,7 +701,7 @@ struct Request {
 struct TransportOptions {
     bool verify_tls = true;             ///< false is an explicit, visible opt-out
     std::string ca_cert_path{};         ///< PEM bundle; empty = the system store
-    std::chrono::milliseconds connect_timeout{10000};
+    std::chrono::milliseconds connect_timeout{10000};  ///< longest wait for TCP (and TLS) connect, per attempt
     std::size_t max_idle_connections_per_host = 8;  ///< kept-alive connections pooled per scheme+host+port
     /// A pooled connection idle longer than this is closed, not reused: servers
     /// drop idle keep-alive connections (uvicorn after 5 s), and a POST sent on
@@ -732,6 +738,7 @@ concept TransportHasCapabilities = requires {
 template <class T>
 concept TransportPolicy = TransportConstructible<T> && TransportSends<T> && TransportHasCapabilities<T>;
 
+/// True when T models TransportPolicy (for static_assert and `if constexpr`).
 template <class T>
 inline constexpr bool is_transport_policy_v = TransportPolicy<T>;
 
@@ -741,11 +748,11 @@ inline constexpr bool is_transport_policy_v = TransportPolicy<T>;
 /// An absolute URL split for a transport. `host` has no IPv6 brackets.
 struct Url {
     std::string scheme{};  ///< lower case: "http" or "https"
-    std::string host{};
+    std::string host{};  ///< host name or address, IPv6 without brackets
     int port = 0;        ///< explicit, or 80 / 443 from the scheme
     std::string target{};  ///< path + query, at least "/"; never the fragment
 
-    bool is_ipv6() const { return host.find(':') != std::string::npos; }
+    bool is_ipv6() const { return host.find(':') != std::string::npos; }  ///< host is an IPv6 literal (contains ':')
     /// host[:port] as written in a URL (brackets for IPv6), port always present.
     std::string authority() const {
         return (is_ipv6() ? "[" + host + "]" : host) + ":" + std::to_string(port);
@@ -987,7 +994,7 @@ private:
 /// only ever deliver chunks. Copies share one reader.
 class FrameHandler {
 public:
-    using Handler = std::function<StreamAction(Frame&)>;
+    using Handler = std::function<StreamAction(Frame&)>;  ///< called once per whole frame, in order
 
     /// `max_payload` bounds one message (FrameReader); a larger one fails the exchange with errc::bad_response.
     explicit FrameHandler(Handler on_frame, std::size_t max_payload = std::size_t{16} << 20)
@@ -1170,11 +1177,11 @@ struct RetryDecision {
 /// are ever retried; a command is never silently re-run.
 struct RetryPolicy {
     int max_attempts = 4;                       ///< total attempts, including the first
-    std::chrono::milliseconds initial_backoff{500};
-    std::chrono::milliseconds max_backoff{8000};
+    std::chrono::milliseconds initial_backoff{500};  ///< wait before the second attempt (doubling after, before jitter)
+    std::chrono::milliseconds max_backoff{8000};  ///< cap on any one backoff
     double jitter = 0.2;                        ///< each backoff shrinks by up to this fraction
     std::chrono::milliseconds max_elapsed{60000};  ///< no wait may end past this budget
-    std::vector<int> retry_statuses{429, 502, 503, 504};
+    std::vector<int> retry_statuses{429, 502, 503, 504};  ///< HTTP statuses retried (idempotent requests only)
     bool retry_dropped_connections = true;      ///< errc::transport errors
     /// Waits between attempts; tests inject a recorder.
     std::function<void(std::chrono::milliseconds)> sleep = [](std::chrono::milliseconds d) {
@@ -1195,6 +1202,7 @@ struct RetryPolicy {
         return policy;
     }
 
+    /// Whether `status` is in retry_statuses.
     bool retries_status(int status) const {
         return std::find(retry_statuses.begin(), retry_statuses.end(), status) != retry_statuses.end();
     }
@@ -3675,6 +3683,7 @@ std::string message_of(const T& x) {
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -3707,7 +3716,8 @@ inline std::string local_iso_timestamp(std::chrono::system_clock::time_point now
     return out;
 }
 
-inline void replace_all(std::string& s, const std::string& from, const std::string& to) {
+/// Replaces every `from` in `s` by `to`, left to right (the one copy in the tree).
+inline void replace_all(std::string& s, std::string_view from, std::string_view to) {
     if (from.empty()) return;
     for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
         s.replace(pos, from.size(), to);
@@ -4051,12 +4061,15 @@ private:
 
 namespace runbox {
 
+/// A TransportPolicy over cpp-httplib: HTTP/1.1 and HTTPS, streamed bodies, pooled keep-alive connections;
+/// send() is thread-safe. No HTTP/2, no trailers, no Request::connect_to (those need CurlTransport).
 class HttplibTransport {
 public:
-    static constexpr bool supports_http2 = false;
-    static constexpr bool supports_streaming = true;
+    static constexpr bool supports_http2 = false;  ///< HTTP/1.1 only
+    static constexpr bool supports_streaming = true;  ///< bodies go to Request::on_body as they arrive
 
     HttplibTransport() : HttplibTransport(TransportOptions{}) {}
+    /// A transport with `options` (TLS, timeouts, pool, response size limit); no connection is made yet.
     explicit HttplibTransport(const TransportOptions& options) : state_(std::make_unique<State>(options)) {}
 
     /// One attempt. Returns every HTTP status; throws runbox::error with
@@ -4181,7 +4194,7 @@ public:
         }
     }
 
-    const TransportOptions& options() const noexcept { return state_->options; }
+    const TransportOptions& options() const noexcept { return state_->options; }  ///< the options it was built with
 
 private:
     using clock = std::chrono::steady_clock;
@@ -4322,8 +4335,8 @@ namespace runbox {
 
 /// One row: the gRPC number, the Connect name, and what runbox makes of it.
 struct RpcStatusRow {
-    int code;
-    std::string_view connect_name;
+    int code;  ///< gRPC status number, 0-16
+    std::string_view connect_name;  ///< Connect's name for it, e.g. "deadline_exceeded"
     errc mapped;  ///< for code 0 (ok) unused: callers check for success first
 };
 
@@ -4920,8 +4933,8 @@ namespace runbox {
 
 /// A plugin the action execution server should load (OpenHands: jupyter, agent_skills, vscode).
 struct PluginRequirement {
-    std::string name{};
-    bool operator==(const PluginRequirement&) const = default;
+    std::string name{};  ///< the plugin's name, e.g. "jupyter"
+    bool operator==(const PluginRequirement&) const = default;  ///< same name
 };
 
 /// status_callback(level, status, message): level is "info" or "error".
@@ -4932,13 +4945,13 @@ using StatusCallback = std::function<void(std::string_view level, RuntimeStatus 
 struct RuntimeOptions {
     // Every member has an initializer, so designated initializers that name only some of
     // them stay clean under -Wextra (-Wmissing-field-initializers).
-    std::string sid = "default";
-    std::vector<PluginRequirement> plugins{};
-    std::map<std::string, std::string> env_vars{};
-    StatusCallback status_callback{};
-    bool attach_to_existing = false;
-    bool headless_mode = true;
-    std::optional<std::string> user_id{};
+    std::string sid = "default";  ///< session id: names the sandbox (and finds it again with attach_to_existing)
+    std::vector<PluginRequirement> plugins{};  ///< plugins the server loads; "vscode" is added when headless_mode is false
+    std::map<std::string, std::string> env_vars{};  ///< exported in the sandbox's shell by connect() (see Runtime::initial_env_vars)
+    StatusCallback status_callback{};  ///< progress and errors as they happen; empty = none
+    bool attach_to_existing = false;  ///< reuse the running sandbox named by `sid` instead of creating one
+    bool headless_mode = true;  ///< false adds the vscode plugin (OpenHands' UI mode)
+    std::optional<std::string> user_id{};  ///< OpenHands' user id; accepted for the seed's signature, not used by runbox
     /// Git provider name ("github", "gitlab", "bitbucket", "enterprise_sso") -> token.
     std::map<std::string, std::string> git_provider_tokens{};
 };
@@ -4965,6 +4978,7 @@ struct ServerEndpoint {
     bool attached = false;
 };
 
+/// Why a provider's close() runs: it decides what the provider removes.
 enum class CloseReason {
     normal,          ///< the user closed the runtime
     connect_failed,  ///< connect() failed: remove what it created
@@ -4973,10 +4987,10 @@ enum class CloseReason {
 /// What a provider gets to work with during connect() and close().
 template <class Transport>
 struct ProviderContext {
-    const Config& config;
-    const RuntimeOptions& options;
-    Transport& transport;
-    std::function<void(RuntimeStatus, std::string_view)> set_status;
+    const Config& config;  ///< the runtime's configuration
+    const RuntimeOptions& options;  ///< the runtime's options
+    Transport& transport;  ///< the transport for control-plane requests (shared with the action client)
+    std::function<void(RuntimeStatus, std::string_view)> set_status;  ///< reports progress; may be empty
     /// This connect's ownership labels and create token (Runtime sets it; without a Runtime the
     /// provider makes its own).
     const Ownership* ownership = nullptr;
@@ -5001,12 +5015,15 @@ struct ProviderContext {
     Response send(const Request& request) { return transport.send(request); }
     /// With retries, for idempotent requests only (RetryPolicy decides which statuses).
     Response send(const Request& request, const RetryPolicy& policy) { return send_with_retry(transport, request, policy); }
+    /// Reports progress through set_status, if set.
     void status(RuntimeStatus value, std::string_view message) {
         if (set_status) set_status(value, message);
     }
+    /// Reports a sandbox this connect created through on_created, if set.
     void created(const std::string& id) {
         if (on_created) on_created(id);
     }
+    /// Reports a sandbox close() could not release through on_unreleased, if set.
     void unreleased(const std::string& id, const std::string& why) {
         if (on_unreleased) on_unreleased(id, why);
     }
@@ -5097,6 +5114,7 @@ concept TransportClearsPool = requires(T& transport) {
     { transport.clear_pool() } -> std::same_as<void>;
 };
 
+/// Whether T declares a member called clear_pool (then it must satisfy TransportClearsPool).
 template <class T>
 constexpr bool transport_declares_clear_pool() {
     return requires { &T::clear_pool; };
@@ -5159,9 +5177,11 @@ concept AuthPolicyFor = AuthPolicyNamed<A> && AuthPolicyConstructible<A> && Auth
 template <class A>
 concept AuthPolicy = AuthPolicyHasDefaultTransport<A> && AuthPolicyFor<A, typename A::default_transport>;
 
+/// True when A models AuthPolicy (usable by make_runtime).
 template <class A>
 inline constexpr bool is_auth_policy_v = AuthPolicy<A>;
 
+/// True when A models AuthPolicyFor with transport T.
 template <class A, class T>
 inline constexpr bool is_auth_policy_for_v = AuthPolicyFor<A, T>;
 
@@ -5172,6 +5192,7 @@ template <class R>
 concept RuntimeConstructible = std::constructible_from<R, const Config&, EventStream&, RuntimeOptions> &&
                                std::constructible_from<R, const Config&, EventStream&>;
 
+/// True when R models RuntimeConstructible.
 template <class R>
 inline constexpr bool is_runtime_constructible_v = RuntimeConstructible<R>;
 
@@ -5188,9 +5209,10 @@ struct check_transport_policy {
                   "runbox: TransportPolicy must declare static constexpr bool supports_http2 and supports_streaming");
     static_assert(TransportClearPoolWellFormed<T>,
                   "runbox: TransportPolicy::clear_pool, when declared, must be void clear_pool()");
-    static constexpr bool value = TransportPolicy<T> && TransportClearPoolWellFormed<T>;
+    static constexpr bool value = TransportPolicy<T> && TransportClearPoolWellFormed<T>;  ///< true when every clause holds
 };
 
+/// Instantiated by Runtime<A, T>: one static_assert per clause of the AuthPolicy contract.
 template <class A, class T>
 struct check_auth_policy {
     static_assert(AuthPolicyNamed<A>,
@@ -5210,7 +5232,7 @@ struct check_auth_policy {
     static_assert(AuthPolicyStreamingCapable<A, T>,
                   "runbox: AuthPolicy requires_streaming, but the TransportPolicy does not support streaming "
                   "(supports_streaming = false)");
-    static constexpr bool value = AuthPolicyFor<A, T>;
+    static constexpr bool value = AuthPolicyFor<A, T>;  ///< true when every clause holds
 };
 
 /// Instantiated for each provider listed in make_runtime.
@@ -5218,15 +5240,16 @@ template <class A>
 struct check_listed_provider {
     static_assert(AuthPolicyHasDefaultTransport<A>,
                   "runbox: a provider listed in make_runtime must declare using default_transport = <a TransportPolicy>");
-    static constexpr bool value = AuthPolicyHasDefaultTransport<A>;
+    static constexpr bool value = AuthPolicyHasDefaultTransport<A>;  ///< true when A names a default transport
 };
 
+/// Instantiated by make_runtime for each runtime type: a static_assert naming the seed's signature.
 template <class R>
 struct check_runtime_constructor {
     static_assert(RuntimeConstructible<R>,
                   "runbox: Runtime must be constructible from (const runbox::Config&, runbox::EventStream&, "
                   "runbox::RuntimeOptions = {})");
-    static constexpr bool value = RuntimeConstructible<R>;
+    static constexpr bool value = RuntimeConstructible<R>;  ///< true when R has the seed's constructor
 };
 
 }  // namespace runbox
@@ -5693,29 +5716,34 @@ inline std::string random_hex(std::size_t bytes) {
 
 /// Timeouts of reference §2.2 (seconds there; configurable here).
 struct ClientTimeouts {
-    std::chrono::milliseconds alive{5000};
-    std::chrono::milliseconds list_files{10000};
+    std::chrono::milliseconds alive{5000};  ///< one GET /alive attempt
+    std::chrono::milliseconds list_files{10000};  ///< POST /list_files
     /// The longest silence of a download: the server sends nothing while it builds the archive
     /// (bounded by its max_download_bytes), then streams it; the body goes to disk, not memory.
     std::chrono::milliseconds copy_from{300000};
-    std::chrono::milliseconds copy_to{300000};
-    std::chrono::milliseconds vscode_token{10000};
-    std::chrono::milliseconds other{60000};
+    std::chrono::milliseconds copy_to{300000};  ///< POST /upload_file
+    std::chrono::milliseconds vscode_token{10000};  ///< GET /vscode/connection_token
+    std::chrono::milliseconds other{60000};  ///< every other request (/server_info, ...)
     /// /execute_action waits the action's own timeout plus this margin.
     std::chrono::milliseconds execute_margin{5000};
 };
 
+/// The host-side client of one action execution server, over a borrowed `Transport` (a TransportPolicy).
+/// Errors are runbox::error: the server's status mapped to an errc, errc::timeout, errc::transport. One
+/// action at a time (a concurrent one waits); other calls may run concurrently.
 template <class Transport>
 class ActionExecutionClient {
 public:
+    /// Talks to `endpoint` (trailing '/' dropped) through `transport`, which must outlive the client;
+    /// `provider` names the source of errors.
     ActionExecutionClient(Transport& transport, ServerEndpoint endpoint, std::string provider = "runtime",
                           ClientTimeouts timeouts = {})
         : transport_(transport), endpoint_(std::move(endpoint)), provider_(std::move(provider)), timeouts_(timeouts) {
         while (!endpoint_.url.empty() && endpoint_.url.back() == '/') endpoint_.url.pop_back();
     }
 
-    const std::string& url() const noexcept { return endpoint_.url; }
-    const ServerEndpoint& endpoint() const noexcept { return endpoint_; }
+    const std::string& url() const noexcept { return endpoint_.url; }  ///< the server's base URL, no trailing '/'
+    const ServerEndpoint& endpoint() const noexcept { return endpoint_; }  ///< the endpoint it was built with
 
     /// GET /alive: throws when the server does not answer 2xx within the alive timeout.
     void check_if_alive() {
@@ -6282,6 +6310,11 @@ inline std::string upper_ascii(std::string text) {
 
 }  // namespace detail
 
+/// One sandbox session over any provider: `AuthPolicy` creates, attaches to and releases the sandbox
+/// (providers/*.hpp), `TransportPolicy` carries HTTP. Construction does no network I/O; connect() starts the
+/// session, close() (or the destructor) ends it. Errors are runbox::error; calls before connect() that need
+/// the server throw errc::unsupported. Actions run one at a time. Move-only; a moved-from Runtime may only be
+/// destroyed or assigned to.
 template <class AuthPolicy, class TransportPolicy = HttplibTransport>
 class Runtime {
     // Each clause of the contract has its own static_assert message (contract.hpp).
@@ -6289,8 +6322,8 @@ class Runtime {
     static_assert(check_auth_policy<AuthPolicy, TransportPolicy>::value);
 
 public:
-    using auth_policy = AuthPolicy;
-    using transport_policy = TransportPolicy;
+    using auth_policy = AuthPolicy;  ///< the provider
+    using transport_policy = TransportPolicy;  ///< the HTTP transport
 
     /// The seed's constructor: (config, event_stream, options).
     Runtime(const Config& config, EventStream& event_stream, RuntimeOptions options = {})
@@ -6312,7 +6345,8 @@ public:
 
     Runtime(const Runtime&) = delete;
     Runtime& operator=(const Runtime&) = delete;
-    Runtime(Runtime&&) noexcept = default;
+    Runtime(Runtime&&) noexcept = default;  ///< takes over the session; `other` is left moved-from
+    /// Closes this runtime's session, then takes over `other`'s.
     Runtime& operator=(Runtime&& other) noexcept {
         if (this != &other) {
             close();
@@ -6375,7 +6409,7 @@ public:
         }
     }
 
-    bool connected() const noexcept { return state_ && state_->client.has_value(); }
+    bool connected() const noexcept { return state_ && state_->client.has_value(); }  ///< connect() succeeded and close() has not run
     /// The sandboxes close() (or a failed connect()) could not release: each was also reported
     /// through the status callback at error level. Empty when everything was released.
     std::vector<UnreleasedSandbox> unreleased() const {
@@ -6383,13 +6417,13 @@ public:
         std::lock_guard<std::mutex> lock(state_->unreleased_mutex);
         return state_->unreleased;
     }
-    const std::string& sid() const noexcept { return state().options.sid; }
-    const Config& config() const noexcept { return state().config; }
-    const RuntimeOptions& options() const noexcept { return state().options; }
-    std::optional<RuntimeStatus> status() const noexcept { return state().status; }
-    AuthPolicy& provider() noexcept { return state().auth; }
-    TransportPolicy& transport() noexcept { return state().transport; }
-    EventStream& event_stream() noexcept { return *state().event_stream; }
+    const std::string& sid() const noexcept { return state().options.sid; }  ///< the session id (RuntimeOptions::sid)
+    const Config& config() const noexcept { return state().config; }  ///< the configuration it was built with
+    const RuntimeOptions& options() const noexcept { return state().options; }  ///< the options it was built with
+    std::optional<RuntimeStatus> status() const noexcept { return state().status; }  ///< the last status reported; nullopt before the first
+    AuthPolicy& provider() noexcept { return state().auth; }  ///< the provider object (provider-specific queries, e.g. settings())
+    TransportPolicy& transport() noexcept { return state().transport; }  ///< the transport every request goes through
+    EventStream& event_stream() noexcept { return *state().event_stream; }  ///< the stream it subscribed to as "runtime"
 
     /// The action execution server's base URL (after connect()).
     std::string action_execution_server_url() const { return client().url(); }
@@ -6403,44 +6437,52 @@ public:
     /// (with the default timeout applied when it has none) goes to the server.
     Observation run_action(Action action) { return dispatch(state(), std::move(action)); }
 
-    Observation run(CmdRunAction action) { return run_action(std::move(action)); }
+    Observation run(CmdRunAction action) { return run_action(std::move(action)); }  ///< run_action() for a shell command
     /// run("ls -l"): a command with the default (non-blocking) timeout.
     Observation run(std::string command) {
         CmdRunAction action;
         action.command = std::move(command);
         return run_action(std::move(action));
     }
-    Observation run_ipython(IPythonRunCellAction action) { return run_action(std::move(action)); }
-    Observation read(FileReadAction action) { return run_action(std::move(action)); }
+    Observation run_ipython(IPythonRunCellAction action) { return run_action(std::move(action)); }  ///< run_action() for a Jupyter cell (needs the jupyter plugin)
+    Observation read(FileReadAction action) { return run_action(std::move(action)); }  ///< run_action() for a file read
+    /// Reads the whole file at `path` (a FileReadAction with defaults).
     Observation read(std::string path) {
         FileReadAction action;
         action.path = std::move(path);
         return run_action(std::move(action));
     }
-    Observation write(FileWriteAction action) { return run_action(std::move(action)); }
+    Observation write(FileWriteAction action) { return run_action(std::move(action)); }  ///< run_action() for a file write
+    /// Writes `content` to `path`, replacing the file (a FileWriteAction with defaults).
     Observation write(std::string path, std::string content) {
         FileWriteAction action;
         action.path = std::move(path);
         action.content = std::move(content);
         return run_action(std::move(action));
     }
-    Observation edit(FileEditAction action) { return run_action(std::move(action)); }
-    Observation browse(BrowseURLAction action) { return run_action(std::move(action)); }
-    Observation browse_interactive(BrowseInteractiveAction action) { return run_action(std::move(action)); }
+    Observation edit(FileEditAction action) { return run_action(std::move(action)); }  ///< run_action() for an edit (OpenHands' str_replace_editor commands)
+    Observation browse(BrowseURLAction action) { return run_action(std::move(action)); }  ///< run_action() for a page visit (needs a browser in the sandbox)
+    Observation browse_interactive(BrowseInteractiveAction action) { return run_action(std::move(action)); }  ///< run_action() for browser actions
 
+    /// Uploads `host_src` into the sandbox directory `sandbox_dest`; a host directory needs `recursive` (see
+    /// ActionExecutionClient::copy_to).
     void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
         client().copy_to(host_src, sandbox_dest, recursive);
     }
+    /// Downloads `sandbox_path` as a zip to a new local file and returns its path; the caller owns (and
+    /// deletes) the file.
     std::filesystem::path copy_from(const std::string& sandbox_path) { return client().copy_from(sandbox_path); }
+    /// Names in `path` (the server's working directory when nullopt), directories first with a trailing '/'.
     std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
         return client().list_files(path);
     }
-    nlohmann::json server_info() { return client().server_info(); }
-    bool check_if_alive() noexcept { return state_ && state_->client && state_->client->is_alive(); }
+    nlohmann::json server_info() { return client().server_info(); }  ///< GET /server_info: {"uptime", "idle_time", "resources"}
+    bool check_if_alive() noexcept { return state_ && state_->client && state_->client->is_alive(); }  ///< whether the server answers /alive now; false when not connected
+    /// The VS Code connection token; "" when the vscode plugin is off or the server has none.
     std::string get_vscode_token() {
         return vscode_enabled() ? client().get_vscode_token() : std::string();
     }
-    /// <server>/?tkn=<token>&folder=<workspace> when the vscode plugin is on and a token exists.
+    /// `<server>/?tkn=<token>&folder=<workspace>` when the vscode plugin is on and a token exists.
     std::optional<std::string> vscode_url() {
         const std::string token = get_vscode_token();
         if (token.empty()) return std::nullopt;
@@ -6494,7 +6536,7 @@ public:
     }
 
     /// The env vars connect() exports (reference §7.1 step 5): SANDBOX_ENV_<NAME> from the
-    /// environment, ENABLE_AUTO_LINT, the env_vars option, then <provider>_token for git tokens.
+    /// environment, ENABLE_AUTO_LINT, the env_vars option, then `<provider>_token` for git tokens.
     std::map<std::string, std::string> initial_env_vars() const {
         const State& s = state();
         std::map<std::string, std::string> env;
@@ -13061,6 +13103,8 @@ using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 
 namespace runbox::cloud {
@@ -13274,6 +13318,29 @@ S read_shared_settings(const SettingsReader& r) {
     s.read_api(r);
     s.read_launch(r);
     return s;
+}
+
+/// The action server's session key for a sandbox runbox created: HMAC-SHA256 of the sandbox's
+/// create token (the runbox_token label, lifecycle.hpp) under the provider's API key, in hex. A
+/// later process that holds the same key and finds the sandbox by its labels derives the same
+/// session key, so `runbox exec --sid S` can attach to a kept sandbox without a setting; without
+/// the API key the label alone gives nothing. Empty when either input is.
+inline std::string derived_session_key(std::string_view api_key, std::string_view create_token) {
+    if (api_key.empty() || create_token.empty()) return {};
+    const std::string message = "runbox session key\n" + std::string(create_token);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    if (HMAC(EVP_sha256(), api_key.data(), static_cast<int>(api_key.size()),
+             reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &size) == nullptr) {
+        throw error(errc::unsupported, "HMAC-SHA256 is not available from OpenSSL", "runbox");
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < size; ++i) {
+        out.push_back(hex[digest[i] >> 4]);
+        out.push_back(hex[digest[i] & 0xf]);
+    }
+    return out;
 }
 
 /// The sandbox environment every provider sets at create: the configured startup vars, `extra`
@@ -13550,13 +13617,14 @@ inline constexpr std::string_view session_key_env = cloud::session_key_env;
 
 /// Every setting, resolved from Config (providers.daytona.*) with environment fallback.
 struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
-    std::string api_url = "https://app.daytona.io/api";
-    std::string target = "eu";
-    bool disable_auto_stop = false;
-    bool delete_on_close = false;
-    std::optional<std::string> organization_id;
-    bool is_public = false;
+    std::string api_url = "https://app.daytona.io/api";  ///< REST API base (api_url, DAYTONA_API_URL)
+    std::string target = "eu";  ///< region the sandbox is created in (target, DAYTONA_TARGET)
+    bool disable_auto_stop = false;  ///< true: auto-stop interval 0 instead of 60 minutes
+    bool delete_on_close = false;  ///< true: close() deletes the sandbox instead of stopping it
+    std::optional<std::string> organization_id;  ///< sent as X-Daytona-Organization-ID when set
+    bool is_public = false;  ///< true: public preview URL, no preview token sent (key `public`)
 
+    /// Reads every setting (table above); errc::config_invalid for a missing API key or a malformed value.
     static Settings from(const Config& config) {
         const cloud::SettingsReader r(config, "daytona", "DAYTONA_");
         auto s = cloud::read_shared_settings<Settings>(r);
@@ -13573,10 +13641,10 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
 /// The Daytona provider (AuthPolicy). Construction reads and checks the settings (no I/O).
 class Auth {
 public:
-    static constexpr std::string_view name = "daytona";
-    using default_transport = HttplibTransport;
+    static constexpr std::string_view name = "daytona";  ///< provider name (make_runtime, errors)
+    using default_transport = HttplibTransport;  ///< make_runtime's transport for Daytona
 
-    explicit Auth(const Config& config) : settings_(Settings::from(config)) {}
+    explicit Auth(const Config& config) : settings_(Settings::from(config)) {}  ///< reads Settings::from(config); no I/O
 
     /// Daytona's API and toolbox auth: `Authorization: Bearer <key>` (+ organization header).
     void authorize(Request& request) const {
@@ -13586,7 +13654,7 @@ public:
         request.headers.set("X-Daytona-SDK-Version", std::string(sdk_version));
     }
 
-    const Settings& settings() const noexcept { return settings_; }
+    const Settings& settings() const noexcept { return settings_; }  ///< the resolved settings
     /// The sandbox connect() created or attached to (empty before).
     const std::string& sandbox_id() const noexcept { return box_.id; }
     /// True when connect() attached to a sandbox it did not create.
@@ -13594,6 +13662,10 @@ public:
     /// True when connect() attached to a resting (stopped/archived) sandbox and started it.
     bool restarted() const noexcept { return restarted_; }
 
+    /// Creates (or with attach_to_existing finds) the sandbox labelled with the sid, waits until it is
+    /// started, starts the action server unless it found one running, and returns its preview endpoint.
+    /// Errors: the API status as errc, errc::timeout past start_timeout_ms, errc::sandbox_gone if it ends in
+    /// error.
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
         box_.reset();
@@ -13641,6 +13713,9 @@ public:
         return endpoint;
     }
 
+    /// Stops the sandbox (deletes it with delete_on_close or after a failed connect); leaves an attached
+    /// sandbox as found (one it had to start is stopped again, unless keep_runtime_alive). Retries within
+    /// close_timeout_ms; what it could not release goes to ProviderContext::unreleased. Never throws.
     template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
         if (!box_.begin_close()) return;
@@ -13894,7 +13969,8 @@ using DaytonaRuntime = Runtime<daytona::Auth, HttplibTransport>;
 //   server_port        RUNLOOP_SERVER_PORT        4444
 //   tunnel_url         RUNLOOP_TUNNEL_URL         https://{port}-{tunnel_key}.tunnel.<base domain>
 //   tunnel_auth_mode   RUNLOOP_TUNNEL_AUTH_MODE   authenticated (or open)
-//   session_api_key    RUNLOOP_SESSION_API_KEY    random per devbox (given to the server as
+//   session_api_key    RUNLOOP_SESSION_API_KEY    derived per devbox (HMAC of its create token under the API
+//                                                          key, so a later process can attach; given to the server as
 //                                                          SESSION_API_KEY, sent as X-Session-API-Key;
 //                                                          set it to attach to a devbox made elsewhere)
 //   poll_interval_ms   RUNLOOP_POLL_INTERVAL_MS   1000   (least time between status polls)
@@ -13925,15 +14001,15 @@ namespace runbox::runloop {
 
 /// Every setting, resolved from Config (providers.runloop.*) with environment fallback.
 struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
-    std::string base_url = "https://api.runloop.ai";
-    std::optional<std::string> blueprint;
-    std::optional<std::string> snapshot;
-    std::optional<std::string> prebuilt;
-    std::string resource_size = "LARGE";
-    int keep_alive_time_seconds = 3600;
+    std::string base_url = "https://api.runloop.ai";  ///< REST API base (base_url, RUNLOOP_BASE_URL)
+    std::optional<std::string> blueprint;  ///< blueprint id ("bpt_...") or name; at most one of blueprint, snapshot, prebuilt
+    std::optional<std::string> snapshot;  ///< snapshot id to boot from
+    std::optional<std::string> prebuilt;  ///< legacy prebuilt image name
+    std::string resource_size = "LARGE";  ///< launch_parameters.resource_size_request
+    int keep_alive_time_seconds = 3600;  ///< server-side TTL of the devbox, seconds (> 0)
     std::string tunnel_url;  ///< template with {port} and {tunnel_key}
-    std::string tunnel_auth_mode = "authenticated";
-    std::optional<std::string> session_api_key;
+    std::string tunnel_auth_mode = "authenticated";  ///< "authenticated" or "open"
+    std::optional<std::string> session_api_key;  ///< the server's session key; unset = a random one per devbox
     int list_limit = 100;  ///< page size when listing devboxes for attach
 
     Settings() {
@@ -13941,6 +14017,8 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
         retry_max_attempts = 6;  // the official SDK retries 5 times
     }
 
+    /// Reads every setting (table above); errc::config_invalid for a missing API key, a malformed value, more
+    /// than one image source, or a tunnel_url without {tunnel_key}.
     static Settings from(const Config& config) {
         const cloud::SettingsReader r(config, "runloop", "RUNLOOP_");
         auto s = cloud::read_shared_settings<Settings>(r);
@@ -13965,32 +14043,26 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
     }
 };
 
-namespace detail {
-
-inline void replace_all(std::string& text, std::string_view from, std::string_view to) {
-    for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
-        text.replace(pos, from.size(), to);
-}
-
-}  // namespace detail
-
 /// The Runloop provider (AuthPolicy). Construction reads and checks the settings (no I/O).
 class Auth {
 public:
-    static constexpr std::string_view name = "runloop";
-    using default_transport = HttplibTransport;
+    static constexpr std::string_view name = "runloop";  ///< provider name (make_runtime, errors)
+    using default_transport = HttplibTransport;  ///< make_runtime's transport for Runloop
 
-    explicit Auth(const Config& config) : settings_(Settings::from(config)) {}
+    explicit Auth(const Config& config) : settings_(Settings::from(config)) {}  ///< reads Settings::from(config); no I/O
 
     /// Runloop's API auth: `Authorization: Bearer <RUNLOOP_API_KEY>`.
     void authorize(Request& request) const { cloud::authorize_bearer(request, settings_.api_key); }
 
-    const Settings& settings() const noexcept { return settings_; }
+    const Settings& settings() const noexcept { return settings_; }  ///< the resolved settings
     /// The devbox connect() created or attached to (empty before).
     const std::string& devbox_id() const noexcept { return box_.id; }
     /// True when connect() attached to a devbox it did not create.
     bool attached() const noexcept { return box_.attached; }
 
+    /// Creates the devbox named by the sid (or with attach_to_existing finds a running one), waits until it
+    /// is running, opens its tunnel and returns the server's endpoint. Errors: the API status as errc,
+    /// errc::timeout past start_timeout_ms, errc::sandbox_gone if it fails or shuts down.
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
         box_.reset(settings_.session_api_key.value_or(std::string()));
@@ -14003,6 +14075,10 @@ public:
             if (devbox) {
                 box_.attached = true;
                 box_.id = cloud::string_field(*devbox, "id");
+                // A devbox runbox created: its session key follows from its create token.
+                if (box_.session_key.empty() && devbox->contains("metadata") && (*devbox)["metadata"].is_object())
+                    box_.session_key = cloud::derived_session_key(
+                        settings_.api_key, cloud::string_field((*devbox)["metadata"], std::string(labels::token)));
             }
         }
         if (!devbox) {
@@ -14013,8 +14089,8 @@ public:
         const nlohmann::json tunnel = ensure_tunnel(api, *devbox);
 
         std::string url = settings_.tunnel_url;
-        detail::replace_all(url, "{port}", std::to_string(settings_.server_port));
-        detail::replace_all(url, "{tunnel_key}", cloud::string_field(tunnel, "tunnel_key"));
+        runbox::detail::replace_all(url, "{port}", std::to_string(settings_.server_port));
+        runbox::detail::replace_all(url, "{tunnel_key}", cloud::string_field(tunnel, "tunnel_key"));
         ServerEndpoint endpoint = settings_.endpoint(std::move(url));
         if (cloud::string_field(tunnel, "auth_mode", "open") == "authenticated") {
             const std::string token = cloud::string_field(tunnel, "auth_token");
@@ -14029,6 +14105,9 @@ public:
         return endpoint;
     }
 
+    /// Shuts down the devbox connect() created (not an attached one; kept with keep_runtime_alive on a normal
+    /// close). Retries within close_timeout_ms; what it could not release goes to
+    /// ProviderContext::unreleased. Never throws.
     template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
         if (!box_.begin_close() || box_.attached || !created_) return;  // someone else's devbox: leave it
@@ -14074,7 +14153,7 @@ public:
         return settings_.command_line(config, options, cloud::ServerUser::from(config));
     }
 
-    /// The devbox entrypoint: OpenHands' `sudo bash -c '<setup> && cd <cwd> && <server command>'`.
+    /// The devbox entrypoint: OpenHands' ``sudo bash -c '<setup> && cd <cwd> && <server command>'``.
     std::string entrypoint(const Config& config, const RuntimeOptions& options) const {
         std::string script;
         if (!settings_.server_command) {
@@ -14143,9 +14222,9 @@ private:
     nlohmann::json create(cloud::Api<T>& api) {
         auto& ctx = api.context();
         const Config& config = ctx.config;
-        if (box_.session_key.empty()) box_.session_key = runbox::detail::random_hex(24);
-        api.add_secret(box_.session_key);
         const Ownership own = cloud::ownership_of(ctx);
+        if (box_.session_key.empty()) box_.session_key = cloud::derived_session_key(settings_.api_key, own.token);
+        api.add_secret(box_.session_key);
         nlohmann::json metadata = own.labels();
         metadata["container-name"] = "openhands-runtime-" + ctx.options.sid;
         metadata["OpenHands_SID"] = ctx.options.sid;
@@ -14411,16 +14490,17 @@ inline constexpr int envd_port = 49983;
 
 /// Every setting, resolved from Config (providers.e2b.*) with environment fallback.
 struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
-    std::string domain = "e2b.app";
+    std::string domain = "e2b.app";  ///< E2B_DOMAIN: the API is `api.{domain}`, sandbox ports `{port}-{id}.{domain}`
     std::string api_url;      ///< no trailing slash
     std::string sandbox_url;  ///< envd base, may contain {id}
     std::string server_url;   ///< template with {port} and {id}
-    std::string template_id = "base";
-    int timeout_seconds = 3600;
-    bool is_public = false;
-    std::optional<std::string> session_api_key;
-    int list_limit = 100;
+    std::string template_id = "base";  ///< template (or sandbox.runtime_container_image): the sandbox's template
+    int timeout_seconds = 3600;        ///< timeout_seconds: the sandbox's TTL, E2B's backstop against leaks
+    bool is_public = false;            ///< public: false = traffic to the server needs the traffic token
+    std::optional<std::string> session_api_key;  ///< session_api_key: else one is generated per sandbox
+    int list_limit = 100;              ///< page size of the attach lookup (E2B allows 1..100)
 
+    /// Reads every setting (E2B_API_KEY required); errc::config_invalid names what is wrong.
     static Settings from(const Config& config) {
         const cloud::SettingsReader r(config, "e2b", "E2B_");
         auto s = cloud::read_shared_settings<Settings>(r);
@@ -14446,18 +14526,13 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
         return s;
     }
 
-    static void replace_all(std::string& text, std::string_view from, std::string_view to) {
-        for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
-            text.replace(pos, from.size(), to);
-    }
-
 private:
     // An http(s) URL that may hold {id} / {port} placeholders.
     static std::string template_url(const cloud::SettingsReader& r, std::string_view key, std::string fallback) {
         std::string value = cloud::trim_slashes(r.text(key, std::move(fallback)));
         std::string probe = value;
-        replace_all(probe, "{id}", "x");
-        replace_all(probe, "{port}", "1");
+        runbox::detail::replace_all(probe, "{id}", "x");
+        runbox::detail::replace_all(probe, "{port}", "1");
         try {
             (void)parse_url(probe);
         } catch (const error&) {
@@ -14520,12 +14595,13 @@ struct ServerStream {
 /// The E2B provider (AuthPolicy). Construction reads and checks the settings (no I/O).
 class Auth {
 public:
-    static constexpr std::string_view name = "e2b";
-    using default_transport = HttplibTransport;
+    static constexpr std::string_view name = "e2b";  ///< the name make_runtime knows it by
+    using default_transport = HttplibTransport;       ///< REST and Connect over HTTP/1.1 are enough
 
+    /// Reads and checks the settings; no I/O. Throws errc::config_invalid.
     explicit Auth(const Config& config) : settings_(Settings::from(config)) {}
-    Auth(Auth&&) noexcept = default;
-    Auth& operator=(Auth&&) noexcept = default;
+    Auth(Auth&&) noexcept = default;             ///< movable (a Runtime owns it)
+    Auth& operator=(Auth&&) noexcept = default;  ///< movable
     ~Auth() { stop_stream(); }
 
     /// E2B's API auth: `X-API-Key: <E2B_API_KEY>` (envd calls carry the sandbox's own token instead).
@@ -14534,6 +14610,7 @@ public:
         request.headers.set("User-Agent", "runbox/" + std::string(version_string));
     }
 
+    /// The resolved settings.
     const Settings& settings() const noexcept { return settings_; }
     /// The sandbox connect() created or attached to (empty before).
     const std::string& sandbox_id() const noexcept { return box_.id; }
@@ -14542,6 +14619,9 @@ public:
     /// The envd version the sandbox reported.
     const std::string& envd_version() const noexcept { return envd_version_; }
 
+    /// Attaches (by metadata OpenHands_SID, resuming a paused sandbox) or creates a sandbox, starts
+    /// the action server through envd's Process/Start and says where it listens; the server's
+    /// early exit reaches the /alive wait through the endpoint's probe. A failure kills what it made.
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
         stop_stream();
@@ -14578,8 +14658,8 @@ public:
         if (!server_running) start_server(ctx);
 
         std::string url = settings_.server_url;
-        Settings::replace_all(url, "{port}", std::to_string(settings_.server_port));
-        Settings::replace_all(url, "{id}", box_.id);
+        runbox::detail::replace_all(url, "{port}", std::to_string(settings_.server_port));
+        runbox::detail::replace_all(url, "{id}", box_.id);
         ServerEndpoint endpoint = settings_.endpoint(std::move(url));
         cloud::add_secret_header(endpoint, "e2b-traffic-access-token", traffic_token_, traffic_token_);
         cloud::add_secret_header(endpoint, std::string(cloud::session_key_header), box_.session_key, box_.session_key);
@@ -14594,6 +14674,8 @@ public:
     /// probe asks): errc::sandbox_gone naming the exit code and the output seen.
     std::optional<error> early_failure() const { return early_failure_of(stream_, secrets()); }
 
+    /// Kills the sandbox this runtime created (pauses it with keep_runtime_alive); leaves an
+    /// attached one as found. Idempotent; what cannot be released is reported, never thrown.
     template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
         stop_stream();
@@ -14771,7 +14853,7 @@ private:
         Request request;
         request.method = std::move(method);
         std::string base = settings_.sandbox_url;
-        Settings::replace_all(base, "{id}", box_.id);
+        runbox::detail::replace_all(base, "{id}", box_.id);
         request.url = base + path;
         request.body = std::move(body);
         request.timeout = settings_.request_timeout;

@@ -197,7 +197,7 @@ TEST_CASE("e2b: requests match the official SDK's captures (method, path, header
     REQUIRE(capture_file);
     std::map<std::string, nlohmann::json> sdk;  // "METHOD path-shape" -> the captured request
     auto shape = [](std::string method, std::string path) {
-        for (const char* id : {"sbx_test1"}) runbox::e2b::Settings::replace_all(path, id, "{id}");
+        for (const char* id : {"sbx_test1"}) runbox::detail::replace_all(path, id, "{id}");
         return method + " " + path.substr(0, path.find('?'));
     };
     for (std::string line; std::getline(capture_file, line);) {
@@ -211,7 +211,7 @@ TEST_CASE("e2b: requests match the official SDK's captures (method, path, header
         std::vector<FakeRequest> out;
         for (const auto& r : requests) {
             std::string path = r.path;
-            runbox::e2b::Settings::replace_all(path, id, "{id}");
+            runbox::detail::replace_all(path, id, "{id}");
             if (r.method + " " + path == key) out.push_back(r);
         }
         return out;

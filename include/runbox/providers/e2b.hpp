@@ -86,16 +86,17 @@ inline constexpr int envd_port = 49983;
 
 /// Every setting, resolved from Config (providers.e2b.*) with environment fallback.
 struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
-    std::string domain = "e2b.app";
+    std::string domain = "e2b.app";  ///< E2B_DOMAIN: the API is `api.{domain}`, sandbox ports `{port}-{id}.{domain}`
     std::string api_url;      ///< no trailing slash
     std::string sandbox_url;  ///< envd base, may contain {id}
     std::string server_url;   ///< template with {port} and {id}
-    std::string template_id = "base";
-    int timeout_seconds = 3600;
-    bool is_public = false;
-    std::optional<std::string> session_api_key;
-    int list_limit = 100;
+    std::string template_id = "base";  ///< template (or sandbox.runtime_container_image): the sandbox's template
+    int timeout_seconds = 3600;        ///< timeout_seconds: the sandbox's TTL, E2B's backstop against leaks
+    bool is_public = false;            ///< public: false = traffic to the server needs the traffic token
+    std::optional<std::string> session_api_key;  ///< session_api_key: else one is generated per sandbox
+    int list_limit = 100;              ///< page size of the attach lookup (E2B allows 1..100)
 
+    /// Reads every setting (E2B_API_KEY required); errc::config_invalid names what is wrong.
     static Settings from(const Config& config) {
         const cloud::SettingsReader r(config, "e2b", "E2B_");
         auto s = cloud::read_shared_settings<Settings>(r);
@@ -121,18 +122,13 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
         return s;
     }
 
-    static void replace_all(std::string& text, std::string_view from, std::string_view to) {
-        for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
-            text.replace(pos, from.size(), to);
-    }
-
 private:
     // An http(s) URL that may hold {id} / {port} placeholders.
     static std::string template_url(const cloud::SettingsReader& r, std::string_view key, std::string fallback) {
         std::string value = cloud::trim_slashes(r.text(key, std::move(fallback)));
         std::string probe = value;
-        replace_all(probe, "{id}", "x");
-        replace_all(probe, "{port}", "1");
+        runbox::detail::replace_all(probe, "{id}", "x");
+        runbox::detail::replace_all(probe, "{port}", "1");
         try {
             (void)parse_url(probe);
         } catch (const error&) {
@@ -195,12 +191,13 @@ struct ServerStream {
 /// The E2B provider (AuthPolicy). Construction reads and checks the settings (no I/O).
 class Auth {
 public:
-    static constexpr std::string_view name = "e2b";
-    using default_transport = HttplibTransport;
+    static constexpr std::string_view name = "e2b";  ///< the name make_runtime knows it by
+    using default_transport = HttplibTransport;       ///< REST and Connect over HTTP/1.1 are enough
 
+    /// Reads and checks the settings; no I/O. Throws errc::config_invalid.
     explicit Auth(const Config& config) : settings_(Settings::from(config)) {}
-    Auth(Auth&&) noexcept = default;
-    Auth& operator=(Auth&&) noexcept = default;
+    Auth(Auth&&) noexcept = default;             ///< movable (a Runtime owns it)
+    Auth& operator=(Auth&&) noexcept = default;  ///< movable
     ~Auth() { stop_stream(); }
 
     /// E2B's API auth: `X-API-Key: <E2B_API_KEY>` (envd calls carry the sandbox's own token instead).
@@ -209,6 +206,7 @@ public:
         request.headers.set("User-Agent", "runbox/" + std::string(version_string));
     }
 
+    /// The resolved settings.
     const Settings& settings() const noexcept { return settings_; }
     /// The sandbox connect() created or attached to (empty before).
     const std::string& sandbox_id() const noexcept { return box_.id; }
@@ -217,6 +215,9 @@ public:
     /// The envd version the sandbox reported.
     const std::string& envd_version() const noexcept { return envd_version_; }
 
+    /// Attaches (by metadata OpenHands_SID, resuming a paused sandbox) or creates a sandbox, starts
+    /// the action server through envd's Process/Start and says where it listens; the server's
+    /// early exit reaches the /alive wait through the endpoint's probe. A failure kills what it made.
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
         stop_stream();
@@ -253,8 +254,8 @@ public:
         if (!server_running) start_server(ctx);
 
         std::string url = settings_.server_url;
-        Settings::replace_all(url, "{port}", std::to_string(settings_.server_port));
-        Settings::replace_all(url, "{id}", box_.id);
+        runbox::detail::replace_all(url, "{port}", std::to_string(settings_.server_port));
+        runbox::detail::replace_all(url, "{id}", box_.id);
         ServerEndpoint endpoint = settings_.endpoint(std::move(url));
         cloud::add_secret_header(endpoint, "e2b-traffic-access-token", traffic_token_, traffic_token_);
         cloud::add_secret_header(endpoint, std::string(cloud::session_key_header), box_.session_key, box_.session_key);
@@ -269,6 +270,8 @@ public:
     /// probe asks): errc::sandbox_gone naming the exit code and the output seen.
     std::optional<error> early_failure() const { return early_failure_of(stream_, secrets()); }
 
+    /// Kills the sandbox this runtime created (pauses it with keep_runtime_alive); leaves an
+    /// attached one as found. Idempotent; what cannot be released is reported, never thrown.
     template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
         stop_stream();
@@ -446,7 +449,7 @@ private:
         Request request;
         request.method = std::move(method);
         std::string base = settings_.sandbox_url;
-        Settings::replace_all(base, "{id}", box_.id);
+        runbox::detail::replace_all(base, "{id}", box_.id);
         request.url = base + path;
         request.body = std::move(body);
         request.timeout = settings_.request_timeout;

@@ -105,15 +105,6 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
     }
 };
 
-namespace detail {
-
-inline void replace_all(std::string& text, std::string_view from, std::string_view to) {
-    for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
-        text.replace(pos, from.size(), to);
-}
-
-}  // namespace detail
-
 /// The Runloop provider (AuthPolicy). Construction reads and checks the settings (no I/O).
 class Auth {
 public:
@@ -160,8 +151,8 @@ public:
         const nlohmann::json tunnel = ensure_tunnel(api, *devbox);
 
         std::string url = settings_.tunnel_url;
-        detail::replace_all(url, "{port}", std::to_string(settings_.server_port));
-        detail::replace_all(url, "{tunnel_key}", cloud::string_field(tunnel, "tunnel_key"));
+        runbox::detail::replace_all(url, "{port}", std::to_string(settings_.server_port));
+        runbox::detail::replace_all(url, "{tunnel_key}", cloud::string_field(tunnel, "tunnel_key"));
         ServerEndpoint endpoint = settings_.endpoint(std::move(url));
         if (cloud::string_field(tunnel, "auth_mode", "open") == "authenticated") {
             const std::string token = cloud::string_field(tunnel, "auth_token");

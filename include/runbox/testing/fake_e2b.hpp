@@ -72,9 +72,10 @@
 
 namespace runbox::testing {
 
+/// How a FakeE2B is built; every member has a default (designated initializers work).
 struct FakeE2BOptions {
     std::string api_key = "e2b_test";  ///< the only X-API-Key accepted
-    std::string host = "127.0.0.1";
+    std::string host = "127.0.0.1";    ///< the loopback address it listens on
     int port = 0;                       ///< 0 = any free port
     std::string envd_version = "0.5.8";  ///< what create/connect report (the SDK refuses < 0.1.0)
     int default_timeout_seconds = 300;   ///< a create without `timeout`
@@ -92,17 +93,17 @@ struct FakeE2BOptions {
 
 /// A snapshot of one sandbox (a copy; safe to keep).
 struct FakeE2BSandbox {
-    std::string id;
-    std::string template_id;
+    std::string id;           ///< sandboxID
+    std::string template_id;  ///< templateID of the create
     std::string state;  ///< "running" or "paused"
-    nlohmann::json metadata = nlohmann::json::object();
+    nlohmann::json metadata = nlohmann::json::object();  ///< the create's metadata
     nlohmann::json env_vars = nlohmann::json::object();  ///< secret-looking values redacted
     int timeout_seconds = 0;  ///< the last timeout applied
-    std::chrono::system_clock::time_point end_at{};
-    bool allow_public_traffic = true;
-    bool auto_pause = false;
+    std::chrono::system_clock::time_point end_at{};  ///< when the TTL kills (or pauses) it
+    bool allow_public_traffic = true;  ///< network.allowPublicTraffic (false = the traffic token is required)
+    bool auto_pause = false;           ///< autoPause: the TTL pauses instead of killing
     std::filesystem::path root;   ///< the directory standing for "/"
-    std::size_t running_processes = 0;
+    std::size_t running_processes = 0;  ///< processes started by Process/Start that have not ended
     std::vector<std::string> commands;  ///< every command line Process/Start ran, in order (redacted)
     std::string server_url;             ///< the backing action server while it runs, else empty
     int server_port = 0;                ///< the sandbox port it stands for
@@ -112,8 +113,9 @@ struct FakeE2BSandbox {
 /// E2B's sandboxes, processes and port URLs.
 class FakeE2B : public FakeHttpServer {
 public:
-    using Options = FakeE2BOptions;
+    using Options = FakeE2BOptions;  ///< the options type (runbox-fake's table uses it)
 
+    /// Builds the fake; start() serves it.
     explicit FakeE2B(FakeE2BOptions options = {})
         : FakeHttpServer({.name = "fake-e2b", .host = options.host, .port = options.port, .api_key = options.api_key,
                           .worker_threads = options.worker_threads, .max_body_bytes = options.max_body_bytes}),
@@ -121,6 +123,7 @@ public:
           root_dir_(std::make_unique<SandboxDir>("e2b", options_.temp_root)) {}
     ~FakeE2B() override { stop(); }
 
+    /// The options it was built with.
     const FakeE2BOptions& options() const { return options_; }
 
     /// Ends every stream and process, stops every action server, stops serving. Idempotent.
@@ -158,6 +161,7 @@ public:
             std::count_if(all_procs_.begin(), all_procs_.end(), [](const auto& p) { return !p->ended; }));
     }
 
+    /// A snapshot of every sandbox that exists (running or paused).
     std::vector<FakeE2BSandbox> sandboxes() const {
         std::lock_guard<std::mutex> lock(mu_);
         const_cast<FakeE2B*>(this)->expire_locked();
@@ -165,6 +169,7 @@ public:
         for (const auto& [id, sb] : sandboxes_) out.push_back(snapshot_locked(*sb));
         return out;
     }
+    /// A snapshot of sandbox `id`, if it exists.
     std::optional<FakeE2BSandbox> sandbox(const std::string& id) const {
         std::lock_guard<std::mutex> lock(mu_);
         const_cast<FakeE2B*>(this)->expire_locked();
@@ -260,8 +265,8 @@ private:
             route(method, ".*", [this](const Req& req, Res& res) { dispatch(req, res); });
     }
 
-    /// The control plane's and envd HTTP's error body is {"code": <status>, "message"}; a
-    /// Connect RPC's is {"code": "<name>", "message"}.
+    /// The control plane's and envd HTTP's error body is `{"code": <status>, "message"}`; a
+    /// Connect RPC's is `{"code": "<name>", "message"}`.
     void send_error(const Req& req, Res& res, int status, const std::string& message) const override {
         if (req.path.find('.') != std::string::npos && req.path.rfind("/ports/", 0) != 0)
             return send_connect_error(res, connect_code_of(status), message);
@@ -325,7 +330,7 @@ private:
         res.status = status;
         res.set_content(body.dump(), "application/json");
     }
-    /// The control plane's and envd HTTP's error: {"code": <status>, "message"}.
+    /// The control plane's and envd HTTP's error: `{"code": <status>, "message"}`.
     static void fail(httplib::Response& res, int status, const std::string& message) {
         send_json(res, status, Json{{"code", status}, {"message", message}});
     }
