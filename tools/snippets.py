@@ -29,10 +29,11 @@ def main():
                 if source_line.strip().startswith("#include"):
                     if source_line.strip() not in includes:
                         includes.append(source_line.strip())
+                    code.append("")  # keeps the #line numbering exact
                 else:
                     code.append(source_line)
-            # #line: a compiler error names the Markdown file and line (includes were lifted out,
-            # so a line after a lifted #include is off by the number of lines lifted).
+            # #line: a compiler error names the Markdown file and line (a lifted #include leaves an
+            # empty line behind, so the numbering stays exact).
             bodies.append(f"// {path.name}, line {line}\n"
                           f"[[maybe_unused]] void snippet_{len(bodies)}(runbox::Config config, runbox::EventStream& events) {{\n"
                           f"    (void)config; (void)events;\n    {{\n#line {line} \"{path.resolve()}\"\n"
