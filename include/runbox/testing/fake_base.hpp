@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -157,6 +158,21 @@ private:
     std::vector<std::string> secrets_;
     std::vector<FakeRequest> requests_;
 };
+
+/// Waits until `pred()` (called without `mu` held) is true or `bound` passes; the fake's state
+/// changes notify `cv`, and a check runs at least every 20 ms. True when `pred()` held.
+template <class Pred>
+bool wait_for_change(std::mutex& mu, std::condition_variable& cv, Pred pred, std::chrono::milliseconds bound) {
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    std::unique_lock<std::mutex> lock(mu);
+    for (;;) {
+        lock.unlock();
+        if (pred()) return true;
+        lock.lock();
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        cv.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(20)));
+    }
+}
 
 /// The faults injected into a fake. A fake applies a matching rule in place of (reply, drop),
 /// before (delay) or after (lose_response) handling the request; `start_failure` rules are taken

@@ -204,15 +204,7 @@ public:
     /// Blocks until `pred()` over running_devboxes()/devboxes() holds or the deadline passes.
     template <class Pred>
     bool wait_until(Pred pred, std::chrono::milliseconds bound = std::chrono::seconds(10)) const {
-        auto deadline = std::chrono::steady_clock::now() + bound;
-        std::unique_lock<std::mutex> lock(mu_);
-        for (;;) {
-            lock.unlock();
-            if (pred()) return true;
-            lock.lock();
-            if (std::chrono::steady_clock::now() >= deadline) return false;
-            cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(20)));
-        }
+        return wait_for_change(mu_, cv_, std::move(pred), bound);
     }
 
 private:
