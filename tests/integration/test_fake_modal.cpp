@@ -367,6 +367,57 @@ TEST_CASE("FakeModal answers NOT_FOUND and UNIMPLEMENTED where Modal does", "[fa
     CHECK(c.call(control, "AppGetOrCreate", lookup).code == 5);
 }
 
+TEST_CASE("FakeModal: task id and router access lookups, environment, timeouts of sandboxes and execs", "[fake][modal]") {
+    FakeModal fake;
+    fake.start();
+    Client c(fake);
+    c.login();
+    auto env = c.ok<pb::EnvironmentGetOrCreateResponse>(control, "EnvironmentGetOrCreate", pb::Empty{});
+    CHECK(env.image_builder_version == "2025.06");
+    const auto app = c.app();
+    const auto image = c.image(app);
+
+    // A sandbox found again by id (fromId, list) gets its task and router access by RPC.
+    pb::SandboxCreateV2Request creq;
+    creq.app_id = app;
+    creq.definition = pb::SandboxDefinition{};
+    creq.definition->image_id = image;
+    creq.definition->timeout_secs = 1;
+    auto created = c.ok<pb::SandboxCreateV2Response>(control, "SandboxCreateV2", creq);
+    auto task = c.ok<pb::SandboxGetTaskIdResponse>(control, "SandboxGetTaskIdV2", pb::SandboxTimeoutRequest{created.sandbox_id, 0});
+    CHECK(task.task_id == created.task_id);
+    auto access = c.ok<pb::CommandRouterAccess>(control, "SandboxGetCommandRouterAccess",
+                                                pb::SandboxGetCommandRouterAccessRequest{created.sandbox_id, ""});
+    CHECK(access.jwt == created.command_router_access->jwt);
+    CHECK(access.url == fake.router_url());
+
+    // An exec past its timeout_secs is killed; closing stdin (eof, no data) is accepted.
+    c.router_jwt = access.jwt;
+    pb::TaskExecStartRequest start{created.task_id, "slow", {"sleep", "30"}};
+    start.timeout_secs = 1;
+    REQUIRE(c.call(router, "TaskExecStart", start).code == 0);
+    pb::TaskExecStdinWriteRequest eof{created.task_id, "slow", 0, "", true};
+    CHECK(c.call(router, "TaskExecStdinWrite", eof).code == 0);
+    eof.data = "data";
+    CHECK(c.call(router, "TaskExecStdinWrite", eof).code == 12);
+    const auto started = std::chrono::steady_clock::now();
+    auto wait = c.ok<pb::TaskExecWaitResponse>(router, "TaskExecWait", pb::TaskExecRequest{created.task_id, "slow"});
+    REQUIRE(wait.code);
+    CHECK(*wait.code == 137);  // SIGKILL
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(20));
+
+    // The sandbox reaches its own timeout (1 s): TIMEOUT, and the task lookup gives the result.
+    auto ended = c.ok<pb::SandboxWaitResponse>(control, "SandboxWaitV2", pb::SandboxTimeoutRequest{created.sandbox_id, 30});
+    REQUIRE(ended.result);
+    CHECK(ended.result->status == 4);
+    task = c.ok<pb::SandboxGetTaskIdResponse>(control, "SandboxGetTaskIdV2", pb::SandboxTimeoutRequest{created.sandbox_id, 0});
+    CHECK_FALSE(task.task_id);
+    REQUIRE(task.task_result);
+    CHECK(task.task_result->status == 4);
+    CHECK(c.call(control, "SandboxGetCommandRouterAccess", pb::SandboxGetCommandRouterAccessRequest{created.sandbox_id, ""}).code == 9);
+    CHECK(fake.live_sandboxes() == 0);
+}
+
 TEST_CASE("FakeModal checks the router JWT of the task", "[fake][modal]") {
     FakeModal fake;
     fake.start();

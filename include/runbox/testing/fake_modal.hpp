@@ -803,7 +803,8 @@ private:
         if (!req) return;
         std::lock_guard lock(mutex_);
         std::vector<const Sandbox*> matching;
-        for (const auto& [id, sb] : sandboxes_) {
+        for (const auto& entry : sandboxes_) {
+            const auto& sb = entry.second;  // (clang 14 lambdas cannot capture structured bindings)
             if (!req->app_id.empty() && sb->app_id != req->app_id) continue;
             if (req->before_timestamp > 0 && !(sb->created_at < req->before_timestamp)) continue;
             if (sb->result && !req->include_finished) continue;
