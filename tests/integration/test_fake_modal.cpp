@@ -3,6 +3,7 @@
 // auth refusals (token pair, JWT, expiry, router JWT), the sandbox lifecycle with a real action
 // server behind its tunnel, exec output and exit codes, list paging, waits, faults, limits and
 // hostile frames. Skipped (77) without libcurl or libnghttp2.
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -542,9 +543,30 @@ TEST_CASE("FakeModal bounds messages, sandboxes, tags and waits; hostile frames 
     creq.definition->timeout_secs = 60;
     creq.tags = many;
     CHECK(c.call(control, "SandboxCreateV2", creq).code == 3);
+    // Concurrent creates keep the bound: of 6 at once, exactly 2 succeed.
+    creq.tags.clear();
+    std::vector<std::thread> racers;
+    std::vector<int> codes(6, -1);
+    std::vector<std::string> won(6);
+    for (std::size_t i = 0; i < codes.size(); ++i) {
+        racers.emplace_back([&, i] {
+            Client racer(fake);
+            racer.token = c.token;
+            const auto answer = racer.call(control, "SandboxCreateV2", creq);
+            codes[i] = answer.code;
+            if (answer.code == 0) won[i] = pb::decode<pb::SandboxCreateV2Response>(answer.messages.at(0)).sandbox_id;
+        });
+    }
+    for (auto& t : racers) t.join();
+    CHECK(std::count(codes.begin(), codes.end(), 0) == 2);
+    CHECK(std::count(codes.begin(), codes.end(), 8) == 4);
+    CHECK(fake.live_sandboxes() == 2);
+    for (const auto& id : won)
+        if (!id.empty()) c.terminate(id);
+    CHECK(fake.live_sandboxes() == 0);
+
     auto a = c.create(app, image);
     auto b = c.create(app, image);
-    creq.tags.clear();
     CHECK(c.call(control, "SandboxCreateV2", creq).code == 8);
 
     // A wait is bounded by max_wait, whatever the client asks; an exec wait answers DEADLINE_EXCEEDED.

@@ -615,9 +615,19 @@ private:
             if (!def.image_id.empty() && images_.find(def.image_id) == images_.end())
                 return fail(call, grpc_code::not_found, "image not found");
             const auto live = std::count_if(sandboxes_.begin(), sandboxes_.end(), [](const auto& e) { return !e.second->result; });
-            if (static_cast<std::size_t>(live) >= options_.max_sandboxes)
+            if (static_cast<std::size_t>(live) + creating_ >= options_.max_sandboxes)
                 return fail(call, grpc_code::resource_exhausted, "too many sandboxes");
+            ++creating_;  // the slot is held while the sandbox starts, so concurrent creates keep the bound
         }
+        struct Slot {  // released when the sandbox is inserted, or when the create fails
+            FakeModal& fake;
+            bool held = true;
+            ~Slot() {
+                if (!held) return;
+                std::lock_guard lock(fake.mutex_);
+                --fake.creating_;
+            }
+        } slot{*this};
         sb->id = "sb-v2-" + runbox::detail::random_hex(10);
         sb->task_id = "ta-" + runbox::detail::random_hex(11);
         sb->app_id = req->app_id;
@@ -673,6 +683,8 @@ private:
             last_created_ = sb->created_at = std::max(now, last_created_ + 0.001);
             prune_ended();
             sandboxes_[sb->id] = sb;
+            --creating_;
+            slot.held = false;
         }
         cv_.notify_all();
         reply(call, resp);
@@ -1104,6 +1116,7 @@ private:
     bool stopping_ = false;
     bool dirty_ = false;
     double last_created_ = 0;
+    std::size_t creating_ = 0;  // creates between their limit check and their sandbox's insertion
     std::map<std::string, std::string> apps_;  // name -> id
     std::map<std::string, runbox::detail::modal::GenericResult> images_;
     std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> auth_tokens_;
