@@ -419,6 +419,37 @@ TEST_CASE("FakeModal: task id and router access lookups, environment, timeouts o
     CHECK(fake.live_sandboxes() == 0);
 }
 
+TEST_CASE("FakeModal bounds the calls in progress", "[fake][modal]") {
+    FakeModalOptions options;
+    options.max_concurrent_calls = 1;
+    options.max_wait = std::chrono::milliseconds(1500);
+    FakeModal fake(options);
+    fake.start();
+    Client c(fake);
+    c.login();
+    const auto app = c.app();
+    auto sb = c.create(app, c.image(app));
+    std::thread blocked([&] {
+        Client waiter(fake);
+        waiter.token = c.token;
+        (void)waiter.call(control, "SandboxWaitV2", pb::SandboxTimeoutRequest{sb.sandbox_id, 60});
+    });
+    // The wait is logged once it holds its slot; then a second call is refused.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    auto waiting = [&] {
+        for (const auto& r : fake.requests())
+            if (r.path.ends_with("/SandboxWaitV2")) return true;
+        return false;
+    };
+    while (!waiting() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(waiting());
+    CHECK(c.call(control, "SandboxTagsGetV2", pb::SandboxIdRequest{sb.sandbox_id}).code == 8);
+    blocked.join();  // max_wait ends it
+    CHECK(c.call(control, "SandboxTagsGetV2", pb::SandboxIdRequest{sb.sandbox_id}).code == 0);
+    c.terminate(sb.sandbox_id);
+    CHECK(fake.live_sandboxes() == 0);
+}
+
 TEST_CASE("FakeModal checks the router JWT of the task", "[fake][modal]") {
     FakeModal fake;
     fake.start();

@@ -92,6 +92,7 @@ struct FakeModalOptions {
     std::size_t list_page_size = 100;     ///< largest SandboxList page
     std::chrono::milliseconds max_wait{55000};     ///< the longest a blocking RPC blocks
     std::chrono::milliseconds max_stream{120000};  ///< the longest a server stream stays open
+    std::size_t max_concurrent_calls = 256;        ///< RPCs in progress at once (RESOURCE_EXHAUSTED past it)
     std::uint32_t default_timeout_secs = 300;       ///< a sandbox created with timeout_secs 0 (Modal's default)
     std::vector<std::string> server_plugins{};      ///< the action servers' plugins
 };
@@ -318,6 +319,12 @@ private:
     }
 
     void handle(const Http2Request& request, Http2Stream& stream) {
+        // Every RPC in progress counts (blocking waits and streams hold a thread each).
+        const auto in_flight = in_flight_.fetch_add(1) + 1;
+        struct Release {
+            std::atomic<std::size_t>& count;
+            ~Release() { --count; }
+        } release{in_flight_};
         Call call{request, stream, {}, {}, {}, 0, false};
         const auto& path = request.path;
         const auto slash = path.find('/', 1);
@@ -365,6 +372,8 @@ private:
             return;
         }
         if (refused != grpc_code::ok) return fail(call, refused, refusal);
+        if (in_flight > options_.max_concurrent_calls)
+            return fail(call, grpc_code::resource_exhausted, "too many calls in progress");
 
         auto fault = faults_.take("POST", path, false);
         if (fault) {
@@ -1116,6 +1125,7 @@ private:
     bool stopping_ = false;
     bool dirty_ = false;
     double last_created_ = 0;
+    std::atomic<std::size_t> in_flight_{0};
     std::size_t creating_ = 0;  // creates between their limit check and their sandbox's insertion
     std::map<std::string, std::string> apps_;  // name -> id
     std::map<std::string, runbox::detail::modal::GenericResult> images_;
