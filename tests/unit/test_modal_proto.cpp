@@ -280,6 +280,36 @@ TEST_CASE("Modal command-router messages encode as libprotobuf encodes them", "[
     }
 }
 
+TEST_CASE("the messages only the fake sends or reads encode as libprotobuf encodes them", "[modal][proto]") {
+    ref::EnvironmentGetOrCreateResponse env;
+    env.set_environment_id("en-1");
+    env.mutable_metadata()->set_name("main");
+    env.mutable_metadata()->mutable_settings()->set_image_builder_version("2025.06");
+    same_bytes(ours::EnvironmentGetOrCreateResponse{"en-1", "main", "2025.06"}, env);
+
+    ref::SandboxGetTaskIdResponse task;
+    task.set_task_id("");  // proto3 optional: present although empty
+    same_bytes(ours::SandboxGetTaskIdResponse{std::string(), std::nullopt}, task);
+    ref::SandboxGetTaskIdResponse finished;
+    *finished.mutable_task_result() = ref_result(3, 137, "terminated");
+    same_bytes(ours::SandboxGetTaskIdResponse{std::nullopt, ours::GenericResult{3, "terminated", 137, ""}}, finished);
+
+    ref::SandboxGetCommandRouterAccessRequest by_sandbox;
+    by_sandbox.set_sandbox_id("sb-v2-1");
+    same_bytes(ours::SandboxGetCommandRouterAccessRequest{"sb-v2-1", ""}, by_sandbox);
+    ref::SandboxGetCommandRouterAccessRequest by_task;
+    by_task.set_task_id("ta-1");
+    same_bytes(ours::SandboxGetCommandRouterAccessRequest{"", "ta-1"}, by_task);
+
+    ref::TaskExecStdinWriteRequest stdin_write;
+    stdin_write.set_task_id("ta-1");
+    stdin_write.set_exec_id("e-1");
+    stdin_write.set_offset(4096);
+    stdin_write.set_data(std::string("a\0b", 3));
+    stdin_write.set_eof(true);
+    same_bytes(ours::TaskExecStdinWriteRequest{"ta-1", "e-1", 4096, std::string("a\0b", 3), true}, stdin_write);
+}
+
 TEST_CASE("hostile protobuf bytes are errc::bad_response or ignored, never a crash", "[modal][proto]") {
     ref::SandboxCreateV2Response r;
     r.set_sandbox_id("sb2-abc123");

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -23,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,6 +51,7 @@ struct FakeRequest {
     std::string body;    ///< multipart parts summarised; proxied bodies as "<N bytes>"
     int status = 0;      ///< the status the fake answered (0 = the answer was dropped)
     bool proxied = false;  ///< through the fake's proxy to a sandbox (preview link, tunnel), not its API
+    int rpc_status = -1;   ///< gRPC fakes: the grpc-status answered (-1 = none yet, or not gRPC)
 
     /// The body parsed as JSON, or null when it is not JSON.
     nlohmann::json json() const {
@@ -141,6 +145,11 @@ public:
     void set_status(std::size_t index, int status) {
         std::lock_guard lock(mutex_);
         if (index < requests_.size()) requests_[index].status = status;
+    }
+    /// Records the gRPC status answered to request `index` (gRPC fakes).
+    void set_rpc_status(std::size_t index, int code) {
+        std::lock_guard lock(mutex_);
+        if (index < requests_.size()) requests_[index].rpc_status = code;
     }
     /// Every request so far, in order.
     std::vector<FakeRequest> all() const {
@@ -262,6 +271,33 @@ inline server::ActionServerOptions sandbox_server_options(const std::filesystem:
         o.env[k] = v;
     }
     return o;
+}
+
+/// Whether a sandbox command starts the action server (runbox-server, or OpenHands'
+/// action_execution_server): a fake runs a real runbox server in its place.
+inline bool is_server_command(std::string_view command) {
+    return command.find("action_execution_server") != std::string_view::npos ||
+           command.find("runbox-server") != std::string_view::npos;
+}
+
+/// The port a server command asks for: "--port N", or the first number after the program;
+/// 4444 (OpenHands' default) when it names none.
+inline int server_port_of(const std::string& command) {
+    std::istringstream in(command);
+    std::vector<std::string> words;
+    for (std::string w; in >> w;) words.push_back(w);
+    bool after_program = false;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+        if (words[i] == "--port" && i + 1 < words.size()) return std::atoi(words[i + 1].c_str());
+        if (is_server_command(words[i])) {
+            after_program = true;
+            continue;
+        }
+        if (after_program && !words[i].empty() &&
+            std::all_of(words[i].begin(), words[i].end(), [](unsigned char c) { return std::isdigit(c); }))
+            return std::atoi(words[i].c_str());
+    }
+    return 4444;
 }
 
 /// The real action servers behind a fake's sandboxes. Every server started here is stopped by

@@ -802,30 +802,6 @@ private:
         return nullptr;
     }
 
-    static bool is_server_command(const std::string& command) {
-        return command.find("action_execution_server") != std::string::npos ||
-               command.find("runbox-server") != std::string::npos;
-    }
-
-    // The port the server command asks for: "--port N", or the first number after the program.
-    static int server_port_of(const std::string& command) {
-        std::istringstream in(command);
-        std::vector<std::string> words;
-        for (std::string w; in >> w;) words.push_back(w);
-        bool after_program = false;
-        for (std::size_t i = 0; i < words.size(); ++i) {
-            if (words[i] == "--port" && i + 1 < words.size()) return std::atoi(words[i + 1].c_str());
-            if (is_server_command(words[i])) {
-                after_program = true;
-                continue;
-            }
-            if (after_program && !words[i].empty() &&
-                std::all_of(words[i].begin(), words[i].end(), [](unsigned char c) { return std::isdigit(c); }))
-                return std::atoi(words[i].c_str());
-        }
-        return 4444;
-    }
-
     static std::string flag_value(const std::string& command, const std::string& flag) {
         std::istringstream in(command);
         std::vector<std::string> words;

@@ -46,6 +46,7 @@ namespace runbox::testing {
 /// Limits and address of an Http2Server.
 struct Http2ServerOptions {
     std::string host = "127.0.0.1";                 ///< "127.0.0.1" or "::1"
+    int port = 0;                                    ///< 0 = any free port
     std::size_t max_header_bytes = 64 * 1024;        ///< names + values of one request's headers
     std::size_t max_body_bytes = 16 * 1024 * 1024;   ///< one request's body
     std::chrono::milliseconds idle_timeout{30000};   ///< a connection with no traffic and no open stream closes
@@ -177,11 +178,13 @@ public:
         if (v6) {
             sockaddr_in6 address{};
             address.sin6_family = AF_INET6;
+            address.sin6_port = htons(static_cast<std::uint16_t>(options_.port));
             ::inet_pton(AF_INET6, options_.host.c_str(), &address.sin6_addr);
             rc = ::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address);
         } else {
             sockaddr_in address{};
             address.sin_family = AF_INET;
+            address.sin_port = htons(static_cast<std::uint16_t>(options_.port));
             ::inet_pton(AF_INET, options_.host.c_str(), &address.sin_addr);
             rc = ::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address);
         }

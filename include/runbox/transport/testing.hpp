@@ -264,7 +264,7 @@ inline void put_body(nlohmann::json& object, const std::string& body) {
 }
 
 inline std::string get_body(const nlohmann::json& object) {
-    if (auto it = object.find("body_base64"); it != object.end()) return base64_decode(it->get<std::string>());
+    if (auto it = object.find("body_base64"); it != object.end()) return base64_decode(it->get<std::string>(), "a cassette body");
     return object.value("body", std::string());
 }
 

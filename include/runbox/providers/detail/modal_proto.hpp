@@ -285,6 +285,39 @@ struct TaskExecWaitResponse {
     bool operator==(const TaskExecWaitResponse&) const = default;
 };
 
+// ---- Messages the fake answers that runbox itself does not send --------------------------------
+
+/// EnvironmentGetOrCreateResponse: environment_id = 1, metadata = 2 (EnvironmentMetadata{name = 1,
+/// settings = 2 (EnvironmentSettings{image_builder_version = 1})}).
+struct EnvironmentGetOrCreateResponse {
+    std::string environment_id{};
+    std::string name{};
+    std::string image_builder_version{};
+    bool operator==(const EnvironmentGetOrCreateResponse&) const = default;
+};
+/// SandboxGetTaskId[V2]Response: task_id = 1 (proto3 optional), task_result = 2.
+struct SandboxGetTaskIdResponse {
+    std::optional<std::string> task_id{};
+    std::optional<GenericResult> task_result{};
+    bool operator==(const SandboxGetTaskIdResponse&) const = default;
+};
+/// SandboxGetCommandRouterAccessRequest: oneof sandbox_id = 1 | task_id = 2. The response is
+/// CommandRouterAccess's shape (jwt = 1, url = 2).
+struct SandboxGetCommandRouterAccessRequest {
+    std::string sandbox_id{};
+    std::string task_id{};
+    bool operator==(const SandboxGetCommandRouterAccessRequest&) const = default;
+};
+/// TaskExecStdinWriteRequest: task_id = 1, exec_id = 2, offset = 3, data = 4 (bytes), eof = 5.
+struct TaskExecStdinWriteRequest {
+    std::string task_id{};
+    std::string exec_id{};
+    std::uint64_t offset = 0;
+    std::string data{};
+    bool eof = false;
+    bool operator==(const TaskExecStdinWriteRequest&) const = default;
+};
+
 // ---- Encoding -------------------------------------------------------------------------------
 
 namespace proto_io {
@@ -887,6 +920,86 @@ inline void read(protozero::pbf_reader r, TaskExecWaitResponse& m) {
         switch (r.tag_and_type()) {
             case tag_and_type(1U, varint): m.code = r.get_int32(); m.signal.reset(); break;
             case tag_and_type(2U, varint): m.signal = r.get_int32(); m.code.reset(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const EnvironmentGetOrCreateResponse& m) {
+    proto_io::put(w, 1, m.environment_id);
+    protozero::pbf_writer metadata(w, 2);
+    proto_io::put(metadata, 1, m.name);
+    protozero::pbf_writer settings(metadata, 2);
+    proto_io::put(settings, 1, m.image_builder_version);
+}
+inline void read(protozero::pbf_reader r, EnvironmentGetOrCreateResponse& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(1U, len)) {
+            m.environment_id = r.get_string();
+        } else if (r.tag_and_type() == tag_and_type(2U, len)) {
+            protozero::pbf_reader metadata = r.get_message();
+            while (metadata.next()) {
+                if (metadata.tag_and_type() == tag_and_type(1U, len)) {
+                    m.name = metadata.get_string();
+                } else if (metadata.tag_and_type() == tag_and_type(2U, len)) {
+                    protozero::pbf_reader settings = metadata.get_message();
+                    while (settings.next()) {
+                        if (settings.tag_and_type() == tag_and_type(1U, len)) m.image_builder_version = settings.get_string();
+                        else settings.skip();
+                    }
+                } else {
+                    metadata.skip();
+                }
+            }
+        } else {
+            r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxGetTaskIdResponse& m) {
+    if (m.task_id) w.add_string(1, *m.task_id);  // proto3 optional: present even when empty
+    put_message(w, 2, m.task_result);
+}
+inline void read(protozero::pbf_reader r, SandboxGetTaskIdResponse& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.task_id = r.get_string(); break;
+            case tag_and_type(2U, len): m.task_result = get_message<GenericResult>(r); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxGetCommandRouterAccessRequest& m) {
+    if (!m.sandbox_id.empty()) w.add_string(1, m.sandbox_id);
+    else if (!m.task_id.empty()) w.add_string(2, m.task_id);
+}
+inline void read(protozero::pbf_reader r, SandboxGetCommandRouterAccessRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.sandbox_id = r.get_string(); m.task_id.clear(); break;
+            case tag_and_type(2U, len): m.task_id = r.get_string(); m.sandbox_id.clear(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const TaskExecStdinWriteRequest& m) {
+    proto_io::put(w, 1, m.task_id);
+    proto_io::put(w, 2, m.exec_id);
+    proto_io::put(w, 3, m.offset);
+    if (!m.data.empty()) w.add_bytes(4, m.data);
+    proto_io::put(w, 5, m.eof);
+}
+inline void read(protozero::pbf_reader r, TaskExecStdinWriteRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.task_id = r.get_string(); break;
+            case tag_and_type(2U, len): m.exec_id = r.get_string(); break;
+            case tag_and_type(3U, varint): m.offset = r.get_uint64(); break;
+            case tag_and_type(4U, len): m.data = r.get_bytes(); break;
+            case tag_and_type(5U, varint): m.eof = get_flag(r); break;
             default: r.skip();
         }
     }
