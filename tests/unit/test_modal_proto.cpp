@@ -310,6 +310,27 @@ TEST_CASE("the messages only the fake sends or reads encode as libprotobuf encod
     same_bytes(ours::TaskExecStdinWriteRequest{"ta-1", "e-1", 4096, std::string("a\0b", 3), true}, stdin_write);
 }
 
+TEST_CASE("a set but empty sub-message is on the wire, as libprotobuf writes it", "[modal][proto]") {
+    ref::ImageGetOrCreateResponse still_running;
+    still_running.set_image_id("im-1");
+    still_running.mutable_result();  // set, all defaults
+    same_bytes(ours::ImageGetOrCreateResponse{"im-1", ours::GenericResult{}}, still_running);
+
+    ref::SandboxCreateV2Request create;
+    auto* d = create.mutable_definition();
+    d->mutable_open_ports();  // PortSpecs with no ports
+    d->mutable_resources();
+    create.add_secret_sources()->mutable_env();  // an env with no variables
+    ours::SandboxCreateV2Request mine;
+    mine.definition = ours::SandboxDefinition{.resources = ours::Resources{}, .open_ports = std::vector<ours::PortSpec>{}};
+    mine.secret_sources = {ours::SecretSource{.env = std::map<std::string, std::string>{}}};
+    same_bytes(mine, create);
+
+    ref::SandboxCreateV2Request bare;
+    bare.mutable_definition();
+    same_bytes(ours::SandboxCreateV2Request{.definition = ours::SandboxDefinition{}}, bare);
+}
+
 TEST_CASE("hostile protobuf bytes are errc::bad_response or ignored, never a crash", "[modal][proto]") {
     ref::SandboxCreateV2Response r;
     r.set_sandbox_id("sb2-abc123");

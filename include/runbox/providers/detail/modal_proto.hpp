@@ -362,11 +362,22 @@ inline void put_map(writer& w, protozero::pbf_tag_type tag, const std::map<std::
 // write(writer&, const M&) / read(reader, M&) for each message below; the templates find them
 // by argument-dependent lookup when they are instantiated.
 
+/// Writes what `fill` writes as an embedded message at `tag`, present even when empty, as
+/// libprotobuf writes a set message. (A nested protozero::pbf_writer that wrote nothing rolls its
+/// field back, so the bytes are built apart and added whole.)
+template <class Fill>
+void put_embedded(protozero::pbf_writer& w, protozero::pbf_tag_type tag, Fill&& fill) {
+    std::string bytes;
+    {
+        protozero::pbf_writer sub(bytes);
+        fill(sub);
+    }
+    w.add_message(tag, bytes);
+}
 /// Writes `value` as an embedded message at `tag` (always present, even when empty).
 template <class Message>
 void put_message(protozero::pbf_writer& w, protozero::pbf_tag_type tag, const Message& value) {
-    protozero::pbf_writer sub(w, tag);
-    write(sub, value);
+    put_embedded(w, tag, [&](protozero::pbf_writer& sub) { write(sub, value); });
 }
 template <class Message>
 void put_message(protozero::pbf_writer& w, protozero::pbf_tag_type tag, const std::optional<Message>& value) {
@@ -506,10 +517,7 @@ inline void write(protozero::pbf_writer& w, const SandboxDefinition& m) {
     put_message(w, 5, m.resources);
     proto_io::put(w, 7, m.timeout_secs);
     if (m.workdir) w.add_string(8, *m.workdir);
-    if (m.open_ports) {
-        protozero::pbf_writer specs(w, 20);
-        put_messages(specs, 1, *m.open_ports);
-    }
+    if (m.open_ports) put_embedded(w, 20, [&](protozero::pbf_writer& specs) { put_messages(specs, 1, *m.open_ports); });
     put_message(w, 22, m.network_access);
     if (m.idle_timeout_secs) w.add_uint32(33, *m.idle_timeout_secs);
 }
@@ -539,10 +547,7 @@ inline void read(protozero::pbf_reader r, SandboxDefinition& m) {
 
 inline void write(protozero::pbf_writer& w, const SecretSource& m) {
     if (m.secret_id) w.add_string(1, *m.secret_id);
-    if (m.env) {
-        protozero::pbf_writer string_map(w, 2);
-        proto_io::put_map(string_map, 1, *m.env);
-    }
+    if (m.env) put_embedded(w, 2, [&](protozero::pbf_writer& string_map) { proto_io::put_map(string_map, 1, *m.env); });
 }
 inline void read(protozero::pbf_reader r, SecretSource& m) {
     while (r.next()) {
