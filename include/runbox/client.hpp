@@ -23,7 +23,7 @@
 #include "runbox/error.hpp"
 #include "runbox/events.hpp"
 #include "runbox/provider.hpp"
-#include "runbox/server/zip.hpp"
+#include "runbox/zip.hpp"
 #include "runbox/transport/httplib.hpp"  // url_encode
 #include "runbox/transport/transport.hpp"
 
@@ -216,7 +216,7 @@ public:
                 fs::path path;
                 ~Remove() { std::error_code ignored; fs::remove(path, ignored); }
             } cleanup{archive};
-            server::zip_tree(host_src, archive, {.include_top_dir = true, .include_directories = true});
+            zip_tree(host_src, archive, {.include_top_dir = true, .include_directories = true});
             filename = archive.filename().string();
             content = read_file(archive);
         } else {

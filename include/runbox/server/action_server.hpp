@@ -26,9 +26,9 @@
 #include "runbox/server/connection_guard.hpp"
 #include "runbox/server/file_editor.hpp"
 #include "runbox/server/file_worker.hpp"
-#include "runbox/server/safe_write.hpp"
+#include "runbox/detail/safe_write.hpp"
 #include "runbox/server/system_stats.hpp"
-#include "runbox/server/zip.hpp"
+#include "runbox/zip.hpp"
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -1053,11 +1053,11 @@ private:
             created.push_back(p);
         }
         if (!fs::exists(dest)) fs::create_directories(dest);
-        const UniqueFd dir = open_directory_nofollow(dest);
+        const runbox::detail::UniqueFd dir = runbox::detail::open_directory_nofollow(dest);
         const fs::path target = dest / filename;
         {
-            const UniqueFd out = create_file_at(dir.get(), filename, target);
-            write_all(out.get(), content, target);
+            const runbox::detail::UniqueFd out = runbox::detail::create_file_at(dir.get(), filename, target);
+            runbox::detail::write_all(out.get(), content, target);
         }
         if (is_zip) {
             try {
