@@ -32,6 +32,13 @@ cat >"$work/runtime_daytona.cpp" <<'CPP'
 int main() { runbox::Config c; runbox::EventStream s; runbox::DaytonaRuntime r(c, s); r.connect(); r.close(); return 0; }
 CPP
 
+cat >"$work/any_runtime_cloud.cpp" <<'CPP'
+#include <runbox/any_runtime.hpp>
+#include <runbox/providers/daytona.hpp>
+#include <runbox/providers/runloop.hpp>
+int main() { runbox::Config c; runbox::EventStream s; auto r = runbox::make_runtime<boost::mp11::mp_list<runbox::daytona::Auth, runbox::runloop::Auth>>("daytona", c, s); r.connect(); r.close(); return 0; }
+CPP
+
 measure() {  # prints "cpu_seconds peak_mb"
     /usr/bin/time -f '%U %S %M' -o "$work/time" "$cxx" "${flags[@]}" "$work/$1.cpp" -o "$work/$1.o"
     awk '{ printf "%.1f %.0f\n", $1 + $2, $3 / 1024 }' "$work/time"
@@ -43,12 +50,14 @@ echo "| unit | CPU s | peak MB | x baseline (CPU) |"
 echo "|---|---|---|---|"
 read -r base_s base_mb < <(measure baseline)
 echo "| nlohmann/json + httplib, one line | $base_s | $base_mb | 1.0 |"
-for unit in umbrella_local factory_local runtime_daytona; do
+for unit in umbrella_local factory_local runtime_daytona any_runtime_cloud; do
     case $unit in
         umbrella_local) label='runbox.hpp, LocalRuntime connect/run/close' ;;
         factory_local) label='factory.hpp, make_runtime("local")' ;;
         runtime_daytona) label='runtime.hpp + providers/daytona.hpp, DaytonaRuntime' ;;
+        any_runtime_cloud) label='any_runtime.hpp + daytona + runloop, make_runtime<cloud list>' ;;
     esac
+    if [ "$unit" = any_runtime_cloud ] && [ ! -f "${RUNBOX_INCLUDE_DIR:-$root/include}/runbox/any_runtime.hpp" ]; then continue; fi
     read -r s mb < <(measure "$unit")
     echo "| $label | $s | $mb | $(awk -v a="$s" -v b="$base_s" 'BEGIN { printf "%.1f", a / b }') |"
 done

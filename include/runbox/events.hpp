@@ -1921,4 +1921,55 @@ std::string message_of(const T& x) {
     return detail::wire<T>::message(x);
 }
 
+// ---------------------------------------------------------------------------
+// nlohmann's customisation point, found by ADL: `nlohmann::json j = CmdRunAction{...};` and
+// `j.get<CmdRunAction>()` (also Action, Observation, Event; json and ordered_json alike) give
+// and read the same wire JSON as to_json / *_from_json above.
+
+namespace detail {
+
+template <class T>
+concept EventJsonType = ActionType<T> || ObservationType<T> || std::is_same_v<T, Action> ||
+                        std::is_same_v<T, Observation> || std::is_same_v<T, Event>;
+template <class J>
+concept BasicJson = nlohmann::detail::is_basic_json<J>::value;
+
+// The one concrete type `T` out of a parsed variant; another type is a bad response, as any
+// other mismatch between the JSON and what the caller expects.
+template <class T, class Variant>
+T take_alternative(Variant&& parsed, const char* key) {
+    if (auto* p = std::get_if<T>(&parsed)) return std::move(*p);
+    const std::string got = std::visit([](const auto& x) { return std::string(x.type); }, parsed);
+    throw error(errc::bad_response,
+                std::string("expected ") + key + "=" + std::string(T::type) + ", the JSON has " + key + "=" + got);
+}
+
+}  // namespace detail
+
+/// nlohmann's to_json hook: `j = x` stores the OpenHands wire JSON of `x` (keys in wire order
+/// when `j` is an ordered_json).
+template <detail::BasicJson J, detail::EventJsonType T>
+void to_json(J& j, const T& x) {
+    j = J(to_json(x));
+}
+
+/// nlohmann's from_json hook: `j.get<T>()` parses as action_from_json / observation_from_json /
+/// event_from_json do; a concrete type that does not match the JSON's `action` / `observation`
+/// is runbox::error errc::bad_response.
+template <detail::BasicJson J, detail::EventJsonType T>
+void from_json(const J& j, T& out) {
+    const ordered_json ordered(j);
+    if constexpr (std::is_same_v<T, Action>) {
+        out = action_from_json(ordered);
+    } else if constexpr (std::is_same_v<T, Observation>) {
+        out = observation_from_json(ordered);
+    } else if constexpr (std::is_same_v<T, Event>) {
+        out = event_from_json(ordered);
+    } else if constexpr (ActionType<T>) {
+        out = detail::take_alternative<T>(action_from_json(ordered), "action");
+    } else {
+        out = detail::take_alternative<T>(observation_from_json(ordered), "observation");
+    }
+}
+
 }  // namespace runbox
