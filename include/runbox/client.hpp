@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 
 #include "runbox/detail/json.hpp"
+#include "runbox/detail/python.hpp"
 #include "runbox/error.hpp"
 #include "runbox/events.hpp"
 #include "runbox/provider.hpp"
@@ -31,14 +32,6 @@ namespace runbox {
 
 namespace detail {
 
-/// "120.0", "2.5": Python's float formatting, used in OpenHands' messages.
-inline std::string python_float(double value) {
-    char buffer[64];
-    std::snprintf(buffer, sizeof buffer, "%.15g", value);
-    std::string text = buffer;
-    if (text.find_first_of(".eEn") == std::string::npos) text += ".0";
-    return text;
-}
 
 /// A random hex token from OpenSSL's CSPRNG (multipart boundaries, session keys, temp names).
 inline std::string random_hex(std::size_t bytes) {

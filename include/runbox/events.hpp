@@ -30,6 +30,7 @@
 
 #include "runbox/error.hpp"
 #include "runbox/detail/json.hpp"
+#include "runbox/detail/python.hpp"
 
 namespace runbox {
 
@@ -1024,38 +1025,11 @@ void decode(const ordered_json& j, std::optional<T>& out, const char* name) {
 
 // --- Python repr (the MCP action's message shows its arguments as a Python dict) ---
 inline void python_repr(std::string& out, const ordered_json& v);
-inline void python_repr_string(std::string& out, const std::string& s) {
-    const bool has_single = s.find('\'') != std::string::npos;
-    const bool has_double = s.find('"') != std::string::npos;
-    const char quote = (has_single && !has_double) ? '"' : '\'';
-    static constexpr char hex[] = "0123456789abcdef";
-    out += quote;
-    for (char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (ch == quote || ch == '\\') {
-            out += '\\';
-            out += ch;
-        } else if (ch == '\n') {
-            out += "\\n";
-        } else if (ch == '\r') {
-            out += "\\r";
-        } else if (ch == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 0xF];
-        } else {
-            out += ch;
-        }
-    }
-    out += quote;
-}
 inline void python_repr(std::string& out, const ordered_json& v) {
     switch (v.type()) {
         case ordered_json::value_t::null: out += "None"; return;
         case ordered_json::value_t::boolean: out += v.get<bool>() ? "True" : "False"; return;
-        case ordered_json::value_t::string: python_repr_string(out, v.get_ref<const std::string&>()); return;
+        case ordered_json::value_t::string: append_python_str_repr(out, v.get_ref<const std::string&>()); return;
         case ordered_json::value_t::array: {
             out += '[';
             bool first = true;
@@ -1073,7 +1047,7 @@ inline void python_repr(std::string& out, const ordered_json& v) {
             for (auto it = v.begin(); it != v.end(); ++it) {
                 if (!first) out += ", ";
                 first = false;
-                python_repr_string(out, it.key());
+                append_python_str_repr(out, it.key());
                 out += ": ";
                 python_repr(out, it.value());
             }

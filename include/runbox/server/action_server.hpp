@@ -19,6 +19,7 @@
 #pragma once
 
 #include "runbox/detail/json.hpp"
+#include "runbox/detail/python.hpp"
 #include "runbox/environment.hpp"
 #include "runbox/error.hpp"
 #include "runbox/events.hpp"
@@ -209,15 +210,6 @@ inline std::optional<bool> parse_bool(std::string value) {
     return std::nullopt;
 }
 
-/// Python's str(float): "1.0", "2.5", "0.1".
-inline std::string python_float(double value) {
-    if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e16) {
-        return std::to_string(static_cast<long long>(value)) + ".0";
-    }
-    std::array<char, 64> buffer{};
-    const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
-    return std::string(buffer.data(), result.ptr);
-}
 
 /// Constant-time comparison of two secrets of any length: compare their SHA-256 digests.
 inline bool secrets_equal(std::string_view a, std::string_view b) {
@@ -1208,7 +1200,7 @@ private:
         } catch (const runbox::error& e) {
             if (e.code() != errc::timeout) throw;
             return ErrorObservation{"The file operation on " + action.path + " did not finish within its timeout (" +
-                                        action_detail::python_float(static_cast<double>(timeout.count()) / 1000.0) +
+                                        runbox::detail::python_float(static_cast<double>(timeout.count()) / 1000.0) +
                                         " seconds); later file operations wait for it.",
                                     "", {}};
         }
@@ -1263,7 +1255,7 @@ private:
         }
         std::string content;
         if (result.timed_out) {
-            content = "[Execution timed out (" + action_detail::python_float(action.timeout.value_or(0)) + " seconds).]";
+            content = "[Execution timed out (" + runbox::detail::python_float(action.timeout.value_or(0)) + " seconds).]";
         } else {
             content = std::move(result.output);
             while (!content.empty() && std::isspace(static_cast<unsigned char>(content.back()))) content.pop_back();

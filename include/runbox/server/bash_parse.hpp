@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runbox/detail/python.hpp"
 #include "runbox/events.hpp"
 
 namespace runbox::server::bash {
@@ -44,22 +45,12 @@ inline constexpr std::string_view no_previous_logs = "ERROR: No previous running
 /// The answer to input (`is_input`) when no command is running.
 inline constexpr std::string_view no_previous_interact = "ERROR: No previous running command to interact with.";
 
-/// Python's repr() of a float: shortest round-trip digits, always with a '.' ("1.0", "2.5").
-inline std::string python_float(double value) {
-    if (std::isnan(value)) return "nan";
-    if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
-    char buf[64];
-    const auto res = std::to_chars(buf, buf + sizeof buf, value);
-    std::string out(buf, res.ptr);
-    if (out.find_first_of(".en") == std::string::npos) out += ".0";
-    return out;
-}
 
 /// A duration in seconds the way the reference prints NO_CHANGE_TIMEOUT_SECONDS: an integer when
 /// whole (the configured value always is in OpenHands), else Python float style ("0.3").
 inline std::string seconds_text(std::chrono::milliseconds ms) {
     if (ms.count() % 1000 == 0) return std::to_string(ms.count() / 1000);
-    return python_float(static_cast<double>(ms.count()) / 1000.0);
+    return runbox::detail::python_float(static_cast<double>(ms.count()) / 1000.0);
 }
 
 /// The notice after a command that finished ("[The command completed with exit code N.]").
@@ -79,7 +70,7 @@ inline std::string no_change_timeout_suffix(std::chrono::milliseconds no_change)
 }
 /// The notice when a command's hard timeout (seconds) ran out (it keeps running).
 inline std::string hard_timeout_suffix(double timeout_seconds) {
-    return "\n[The command timed out after " + python_float(timeout_seconds) + " seconds. " +
+    return "\n[The command timed out after " + runbox::detail::python_float(timeout_seconds) + " seconds. " +
            std::string(timeout_message) + "]";
 }
 /// The answer to a new command sent while the previous one still runs.

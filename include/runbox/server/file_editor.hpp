@@ -55,6 +55,7 @@
 #include <openssl/evp.h>
 
 #include "runbox/error.hpp"
+#include "runbox/detail/python.hpp"
 #include "runbox/events.hpp"
 
 namespace runbox::server {
@@ -205,34 +206,6 @@ inline std::string strip(std::string_view s) {
     return rstrip(s.substr(begin));
 }
 
-/// repr() of a str: 'text' (or "text" when it holds ' but no "), with \\ \n \r \t \xNN escapes.
-inline std::string py_repr(std::string_view s) {
-    const bool has_single = s.find('\'') != std::string_view::npos;
-    const bool has_double = s.find('"') != std::string_view::npos;
-    const char quote = (has_single && !has_double) ? '"' : '\'';
-    std::string out(1, quote);
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (ch == quote || ch == '\\') {
-            out.push_back('\\');
-            out.push_back(ch);
-        } else if (ch == '\n') {
-            out += "\\n";
-        } else if (ch == '\r') {
-            out += "\\r";
-        } else if (ch == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
-            out += buf;
-        } else {
-            out.push_back(ch);
-        }
-    }
-    out.push_back(quote);
-    return out;
-}
 
 /// "[1, 2, 3]" like str(list_of_ints).
 inline std::string py_int_list(const std::vector<long long>& values) {
@@ -347,8 +320,8 @@ inline constexpr int not_a_regular_file = -1;
 
 /// Python's OSError text: "[Errno 2] No such file or directory: '/x'".
 inline std::string os_error_text(int err, std::string_view path) {
-    if (err == not_a_regular_file) return "not a regular file (a device, FIFO or socket): " + py_repr(path);
-    return "[Errno " + std::to_string(err) + "] " + std::strerror(err) + ": " + py_repr(path);
+    if (err == not_a_regular_file) return "not a regular file (a device, FIFO or socket): " + runbox::detail::python_str_repr(path);
+    return "[Errno " + std::to_string(err) + "] " + std::strerror(err) + ": " + runbox::detail::python_str_repr(path);
 }
 
 inline bool path_exists(const std::string& p) noexcept {
@@ -1092,7 +1065,7 @@ private:
             std::error_code ec;
             fs::directory_iterator it(dir, ec);
             if (ec) {
-                errors += "find: " + py_repr(dir) + ": " + ec.message() + "\n";
+                errors += "find: " + runbox::detail::python_str_repr(dir) + ": " + ec.message() + "\n";
                 return;
             }
             for (; it != fs::directory_iterator(); it.increment(ec)) {
@@ -1105,7 +1078,7 @@ private:
                 found.push_back(child);
                 if (depth < 2 && path_is_dir(child)) self(child, depth + 1, self);
             }
-            if (ec) errors += "find: " + py_repr(dir) + ": " + ec.message() + "\n";
+            if (ec) errors += "find: " + runbox::detail::python_str_repr(dir) + ": " + ec.message() + "\n";
         };
         list(path, 1, list);
         std::sort(found.begin(), found.end());
