@@ -31,6 +31,7 @@
 #include "runbox/error.hpp"
 #include "runbox/detail/json.hpp"
 #include "runbox/detail/python.hpp"
+#include "runbox/detail/utf8.hpp"
 
 namespace runbox {
 
@@ -1184,23 +1185,7 @@ private:
         return v;
     }
     static void append_utf8(std::string& out, unsigned long cp) {
-        if (cp < 0x80) {
-            out += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-            out += static_cast<char>(0xC0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out += static_cast<char>(0xE0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x110000) {
-            out += static_cast<char>(0xF0 | (cp >> 18));
-            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else {
-            throw failure{};
-        }
+        if (cp > 0x10FFFF || !detail::append_utf8(out, static_cast<char32_t>(cp))) throw failure{};
     }
     unsigned long hex_digits(std::size_t n) {
         if (i_ + n > s_.size()) throw failure{};

@@ -55,7 +55,9 @@
 #include <openssl/evp.h>
 
 #include "runbox/error.hpp"
+#include "runbox/detail/base64.hpp"
 #include "runbox/detail/python.hpp"
+#include "runbox/detail/utf8.hpp"
 #include "runbox/events.hpp"
 
 namespace runbox::server {
@@ -437,53 +439,8 @@ inline int write_bytes(const std::string& path, std::string_view data, bool crea
 // ---------------------------------------------------------------------------
 // UTF-8, binary sniffing, base64
 
-struct Utf8Error {
-    std::size_t position = 0;
-    unsigned byte = 0;
-    std::string reason;  // Python's: "invalid start byte", "invalid continuation byte", "unexpected end of data"
-};
-
-/// Strict UTF-8 validation like Python's 'utf-8' codec (no surrogates, no overlongs, <= U+10FFFF).
-/// `allow_truncated_tail` accepts a sequence cut off by the end (a sniffed chunk).
-inline std::optional<Utf8Error> utf8_error(std::string_view s, bool allow_truncated_tail = false) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        std::size_t len = 0;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else {
-            return Utf8Error{i, c, "invalid start byte"};
-        }
-        for (std::size_t k = 1; k < len; ++k) {
-            if (i + k >= s.size()) {
-                if (allow_truncated_tail) return std::nullopt;
-                return Utf8Error{i, c, "unexpected end of data"};
-            }
-            const auto cc = static_cast<unsigned char>(s[i + k]);
-            const unsigned char klo = k == 1 ? lo : 0x80, khi = k == 1 ? hi : 0xBF;
-            if (cc < klo || cc > khi) return Utf8Error{i, c, "invalid continuation byte"};
-        }
-        i += len;
-    }
-    return std::nullopt;
-}
-
 /// Python's UnicodeDecodeError text for the 'utf-8' codec.
-inline std::string utf8_error_text(const Utf8Error& e) {
+inline std::string utf8_error_text(const runbox::detail::Utf8Error& e) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "0x%02x", e.byte);
     return "'utf-8' codec can't decode byte " + std::string(buf) + " in position " + std::to_string(e.position) +
@@ -509,18 +466,10 @@ inline bool looks_binary(std::string_view chunk) {
     const double ratio2 = static_cast<double>(below_127) / n;      // binaryornot's "high_chars" ratio
     if (ratio1 > 0.90 && ratio2 > 0.90) return true;
     const bool likely_binary = (ratio1 > 0.3 && ratio2 < 0.05) || (ratio1 > 0.8 && ratio2 > 0.8);
-    const bool decodable = multibyte >= 4 && !utf8_error(chunk, true);
+    const bool decodable = multibyte >= 4 && !runbox::detail::utf8_error(chunk, true);
     if (likely_binary) return !decodable;
     if (decodable) return false;
     return nul_or_ff;
-}
-
-inline std::string base64_encode(std::string_view data) {
-    std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-    const int n = ::EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                    reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
-    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-    return out;
 }
 
 /// mimetypes.guess_type for the media extensions `read` serves; `fallback` otherwise.
@@ -973,7 +922,7 @@ private:
             throw validation(path, "File is too large. Maximum allowed size is " +
                                        std::to_string(max_file_size_bytes / 1024 / 1024) + "MB.");
         }
-        if (const auto bad = utf8_error(raw)) {
+        if (const auto bad = runbox::detail::utf8_error(raw)) {
             throw ToolError{"Ran into " + utf8_error_text(*bad) + " while trying to read " + path};
         }
         return translate_newlines(raw);
@@ -1266,10 +1215,10 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
     }
     if (!fallback_mime.empty()) {
         const std::string mime = fallback_mime == "application/pdf" ? fallback_mime : guess_mime(filepath, fallback_mime);
-        obs.content = "data:" + mime + ";base64," + base64_encode(raw);
+        obs.content = "data:" + mime + ";base64," + runbox::detail::base64_encode(raw);
         return obs;
     }
-    if (utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath + ".");
+    if (runbox::detail::utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath + ".");
     obs.content = join(read_lines_window(split_keepends(translate_newlines(raw)), action.start, action.end), "");
     if (truncated) {
         obs.content += "\n<response clipped><NOTE>Only the first " + std::to_string(ctx.max_read_bytes) +
@@ -1307,7 +1256,7 @@ inline runbox::Observation write_file(const runbox::FileWriteAction& action, con
         if (S_ISDIR(original.st_mode)) return os_failure(EISDIR);
         std::string raw;
         if (const int err = read_bytes(filepath, raw); err != 0) return os_failure(err);
-        if (utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath);
+        if (runbox::detail::utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath);
         text = splice_lines(split_keepends(translate_newlines(raw)), pieces, action.start, action.end);
     }
     if (const int err = write_bytes(filepath, text, !existed); err != 0) return os_failure(err);

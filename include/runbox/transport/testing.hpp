@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+#include "runbox/detail/base64.hpp"
 #include "runbox/error.hpp"
 #include "runbox/transport/transport.hpp"
 
@@ -239,26 +240,6 @@ private:
 //    "response":{"status","headers","body"|"body_base64","streamed","trailers"?}}   or   "error":{"code","message","http_status"}
 
 namespace detail {
-inline std::string base64_encode(std::string_view bytes) {
-    std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-    out.resize(static_cast<std::size_t>(std::max(n, 0)));
-    return out;
-}
-
-inline std::string base64_decode(std::string_view text) {
-    if (text.empty()) return {};
-    std::string out(3 * (text.size() / 4) + 3, '\0');
-    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
-    if (n < 0 || text.size() % 4 != 0) throw error(errc::bad_response, "cassette: bad base64 body", "transport");
-    std::size_t size = static_cast<std::size_t>(n);
-    for (std::size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --size;  // EVP counts padding
-    out.resize(size);
-    return out;
-}
-
 /// Stores a body as "body" when it is valid UTF-8 text, else as "body_base64".
 inline void put_body(nlohmann::json& object, const std::string& body) {
     try {
@@ -270,7 +251,7 @@ inline void put_body(nlohmann::json& object, const std::string& body) {
 }
 
 inline std::string get_body(const nlohmann::json& object) {
-    if (auto it = object.find("body_base64"); it != object.end()) return base64_decode(it->get<std::string>());
+    if (auto it = object.find("body_base64"); it != object.end()) return base64_decode(it->get<std::string>(), "a cassette body");
     return object.value("body", std::string());
 }
 
