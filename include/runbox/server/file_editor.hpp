@@ -77,7 +77,7 @@ struct FileOpsContext {
     std::size_t max_read_bytes = std::size_t{10} << 20;
 };
 
-namespace editor_detail {
+namespace detail {
 
 inline constexpr std::size_t max_response_chars = 16000;  // OH-ACI MAX_RESPONSE_LEN_CHAR
 inline constexpr long long snippet_context_window = 4;    // OH-ACI SNIPPET_CONTEXT_WINDOW
@@ -705,7 +705,7 @@ inline bool file_is_binary(const std::string& path) {
     return looks_binary(chunk);
 }
 
-}  // namespace editor_detail
+}  // namespace detail
 
 // ---------------------------------------------------------------------------
 // The OH-ACI editor
@@ -768,7 +768,7 @@ public:
         obs.old_content = old_str;
         obs.new_content = new_str;
         obs.impl_source = runbox::FileEditSource::oh_aci;
-        obs.diff = editor_detail::unified_diff(result.old_content.value_or(""), result.new_content.value_or(""), path);
+        obs.diff = detail::unified_diff(result.old_content.value_or(""), result.new_content.value_or(""), path);
         obs.content = std::move(result.content);
         return obs;
     }
@@ -798,7 +798,7 @@ private:
 
     static bool is_supported_binary(std::string_view path) {
         static constexpr std::string_view exts[] = {".docx", ".xlsx", ".pptx", ".pdf", ".mp3", ".wav", ".m4a", ".flac"};
-        const auto ext = editor_detail::suffix_lower(path);
+        const auto ext = detail::suffix_lower(path);
         return std::find(std::begin(exts), std::end(exts), ext) != std::end(exts);
     }
 
@@ -823,7 +823,7 @@ private:
                   const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
                   const std::optional<std::string>& new_str, std::optional<long long> insert_line,
                   const std::string& root) {
-        const std::string path = editor_detail::py_path(raw_path);
+        const std::string path = detail::py_path(raw_path);
         validate_path(command, path, root);
         if (command == "view") return view_impl(path, view_range);
         if (command == "create") {
@@ -853,7 +853,7 @@ private:
     }
 
     static void validate_path(const std::string& command, const std::string& path, const std::string& root) {
-        using namespace editor_detail;
+        using namespace detail;
         if (!is_absolute(path)) {
             std::string hint = "The path should be an absolute path, starting with `/`.";
             if (!root.empty()) {
@@ -892,7 +892,7 @@ private:
     }
 
     static void validate_file(const std::string& path) {
-        using namespace editor_detail;
+        using namespace detail;
         struct stat st {};
         if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
         const auto size = static_cast<std::uintmax_t>(st.st_size);
@@ -911,7 +911,7 @@ private:
 
     /// The whole file as Python reads it in text mode (UTF-8, universal newlines).
     static std::string read_text(const std::string& path) {
-        using namespace editor_detail;
+        using namespace detail;
         validate_file(path);
         std::string raw;
         if (const int err = read_bytes(path, raw, max_file_size_bytes + 1); err != 0) {
@@ -930,7 +930,7 @@ private:
 
     /// Lines first..last (1-based, inclusive) with their newlines, joined.
     static std::string read_text_range(const std::string& path, long long first, long long last) {
-        const auto lines = editor_detail::split_keepends(read_text(path));
+        const auto lines = detail::split_keepends(read_text(path));
         std::string out;
         for (long long i = std::max(first, 1LL); i <= last && i <= static_cast<long long>(lines.size()); ++i) {
             out += lines[static_cast<std::size_t>(i - 1)];
@@ -939,7 +939,7 @@ private:
     }
 
     static void write_text(const std::string& path, std::string_view text) {
-        using namespace editor_detail;
+        using namespace detail;
         validate_file(path);
         if (const int err = write_bytes(path, text, true); err != 0) {
             throw ToolError{"Ran into " + os_error_text(err, path) + " while trying to write to " + path};
@@ -949,11 +949,11 @@ private:
     void add_history(const std::string& path, std::string content) {
         auto& entries = history_[path];
         entries.push_back(std::move(content));
-        while (entries.size() > editor_detail::max_history_per_file) entries.pop_front();
+        while (entries.size() > detail::max_history_per_file) entries.pop_front();
     }
 
     CliResult view_impl(const std::string& path, const std::optional<std::vector<int>>& view_range) {
-        using namespace editor_detail;
+        using namespace detail;
         if (path_is_dir(path)) {
             if (view_range && !view_range->empty()) {
                 throw invalid("view_range", py_int_list({view_range->begin(), view_range->end()}),
@@ -1005,7 +1005,7 @@ private:
     /// `find -L <p> -maxdepth 2` without hidden entries, sorted bytewise (C locale), dirs
     /// suffixed with '/', plus the count of hidden entries directly in <p>.
     static CliResult view_directory(const std::string& path) {
-        using namespace editor_detail;
+        using namespace detail;
         namespace fs = std::filesystem;
         std::vector<std::string> found{path};
         std::string errors;
@@ -1056,7 +1056,7 @@ private:
     }
 
     CliResult str_replace(const std::string& path, std::string old_str, std::string new_str) {
-        using namespace editor_detail;
+        using namespace detail;
         validate_file(path);
         const std::string content = read_text(path);
         auto hits = find_occurrences(content, old_str);
@@ -1102,7 +1102,7 @@ private:
     }
 
     CliResult insert(const std::string& path, long long insert_line, const std::string& new_str) {
-        using namespace editor_detail;
+        using namespace detail;
         validate_file(path);
         const std::string content = read_text(path);
         const long long num_lines = count_lines(content);
@@ -1143,7 +1143,7 @@ private:
         it->second.pop_back();
         write_text(path, previous);
         CliResult r;
-        r.output = "Last edit to " + path + " undone successfully. " + editor_detail::cat_n(previous, path);
+        r.output = "Last edit to " + path + " undone successfully. " + detail::cat_n(previous, path);
         r.old_content = std::move(current);
         r.new_content = std::move(previous);
         return r;
@@ -1158,7 +1158,7 @@ private:
 
 /// `read` (reference §6.1).
 inline runbox::Observation read_file(const runbox::FileReadAction& action, const FileOpsContext& ctx) {
-    using namespace editor_detail;
+    using namespace detail;
     // Quirk 6: the binary sniff resolves relative paths against the server process's cwd.
     std::string sniffed = action.path;
     if (!is_absolute(sniffed) && !ctx.server_cwd.empty()) sniffed = join_path(ctx.server_cwd, sniffed);
@@ -1230,7 +1230,7 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
 
 /// `write` (reference §6.2).
 inline runbox::Observation write_file(const runbox::FileWriteAction& action, const FileOpsContext& ctx) {
-    using namespace editor_detail;
+    using namespace detail;
     const std::string filepath = is_absolute(action.path) ? py_path(action.path) : join_path(ctx.bash_cwd, action.path);
     const auto error = [](std::string text) { return error_observation(std::move(text)); };
     const std::string parent = dirname(filepath);
@@ -1287,7 +1287,7 @@ inline runbox::Observation write_file(const runbox::FileWriteAction& action, con
 
 /// `browse` / `browse_interactive` when no browser is running (reference §6.5).
 inline runbox::Observation browse_unsupported() {
-    return editor_detail::error_observation("Browser functionality is not supported or disabled.");
+    return detail::error_observation("Browser functionality is not supported or disabled.");
 }
 
 /// OpenHands accepts `insert_line` as a string on the wire ("185" -> 185). For an `edit`
@@ -1300,7 +1300,7 @@ inline std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& act
     auto& args = action_json["args"];
     if (!args.contains("insert_line") || !args["insert_line"].is_string()) return std::nullopt;
     const std::string text = args["insert_line"].get<std::string>();
-    if (const auto value = editor_detail::parse_py_int(text)) {
+    if (const auto value = detail::parse_py_int(text)) {
         args["insert_line"] = *value;
         return std::nullopt;
     }
