@@ -16,7 +16,7 @@
 // --timeout ran out, 125 when runbox itself failed; every other subcommand exits 0 on success,
 // 1 on failure; a usage error exits 2.
 #include <runbox/runbox.hpp>
-#include <runbox/server/zip.hpp>
+#include <runbox/zip.hpp>
 
 #include <unistd.h>
 
@@ -269,7 +269,7 @@ void copy_out(runbox::AnyRuntime<>& rt, const std::string& path, const fs::path&
             ~Remove() { std::error_code ignored; fs::remove(path, ignored); }
         } remove{archive};
         fs::create_directories(into);
-        runbox::server::extract_zip(archive, into);
+        runbox::extract_zip(archive, into);
     };
     const fs::path staging = fs::temp_directory_path() / ("runbox-cp-" + new_sid());
     struct RemoveAll {

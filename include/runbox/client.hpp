@@ -20,10 +20,11 @@
 #include <openssl/rand.h>
 
 #include "runbox/detail/json.hpp"
+#include "runbox/detail/python.hpp"
 #include "runbox/error.hpp"
 #include "runbox/events.hpp"
 #include "runbox/provider.hpp"
-#include "runbox/server/zip.hpp"
+#include "runbox/zip.hpp"
 #include "runbox/transport/httplib.hpp"  // url_encode
 #include "runbox/transport/transport.hpp"
 
@@ -31,14 +32,6 @@ namespace runbox {
 
 namespace detail {
 
-/// "120.0", "2.5": Python's float formatting, used in OpenHands' messages.
-inline std::string python_float(double value) {
-    char buffer[64];
-    std::snprintf(buffer, sizeof buffer, "%.15g", value);
-    std::string text = buffer;
-    if (text.find_first_of(".eEn") == std::string::npos) text += ".0";
-    return text;
-}
 
 /// A random hex token from OpenSSL's CSPRNG (multipart boundaries, session keys, temp names).
 inline std::string random_hex(std::size_t bytes) {
@@ -221,7 +214,7 @@ public:
                 fs::path path;
                 ~Remove() { std::error_code ignored; fs::remove(path, ignored); }
             } cleanup{archive};
-            server::zip_tree(host_src, archive, {.include_top_dir = true, .include_directories = true});
+            zip_tree(host_src, archive, {.include_top_dir = true, .include_directories = true});
             filename = archive.filename().string();
             content = read_file(archive);
         } else {

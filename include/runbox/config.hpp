@@ -23,10 +23,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runbox/environment.hpp"
 #include "runbox/error.hpp"
 #include "runbox/transport/transport.hpp"
-
-extern "C" char** environ;  // POSIX: the process environment, for SANDBOX_ENV_* forwarding
 
 namespace runbox {
 
@@ -43,16 +42,7 @@ inline std::optional<std::string> process_env(const std::string& name) {
 }
 
 /// The default EnvList: every `NAME=value` of the process environment (`environ`).
-inline std::vector<std::pair<std::string, std::string>> process_env_list() {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-        std::string_view text(*entry);
-        const auto eq = text.find('=');
-        if (eq == std::string_view::npos) continue;
-        out.emplace_back(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
-    }
-    return out;
-}
+inline std::vector<std::pair<std::string, std::string>> process_env_list() { return detail::process_environment(); }
 
 /// `[sandbox]`: the fields runtimes use, with OpenHands' defaults.
 struct SandboxConfig {

@@ -41,15 +41,23 @@ inline bool host_variable_allowed(std::string_view name) {
 /// Variables no sandbox process ever receives, whatever the base or the caller says.
 inline bool never_passed_on(std::string_view name) { return name == "SESSION_API_KEY"; }
 
-/// This process's environment as a map (the first of duplicate names wins, as getenv does).
-inline std::map<std::string, std::string> host_environment() {
-    std::map<std::string, std::string> env;
+/// Every `NAME=value` of this process's environment in its own order (the one walk of
+/// `environ`; an entry without a name or without '=' is skipped).
+inline std::vector<std::pair<std::string, std::string>> process_environment() {
+    std::vector<std::pair<std::string, std::string>> out;
     for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
         const std::string_view kv(*entry);
         const auto eq = kv.find('=');
         if (eq == std::string_view::npos || eq == 0) continue;
-        env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+        out.emplace_back(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
     }
+    return out;
+}
+
+/// This process's environment as a map (the first of duplicate names wins, as getenv does).
+inline std::map<std::string, std::string> host_environment() {
+    std::map<std::string, std::string> env;
+    for (auto& [key, value] : process_environment()) env.emplace(std::move(key), std::move(value));
     return env;
 }
 

@@ -30,6 +30,8 @@
 
 #include "runbox/error.hpp"
 #include "runbox/detail/json.hpp"
+#include "runbox/detail/python.hpp"
+#include "runbox/detail/utf8.hpp"
 
 namespace runbox {
 
@@ -1024,38 +1026,11 @@ void decode(const ordered_json& j, std::optional<T>& out, const char* name) {
 
 // --- Python repr (the MCP action's message shows its arguments as a Python dict) ---
 inline void python_repr(std::string& out, const ordered_json& v);
-inline void python_repr_string(std::string& out, const std::string& s) {
-    const bool has_single = s.find('\'') != std::string::npos;
-    const bool has_double = s.find('"') != std::string::npos;
-    const char quote = (has_single && !has_double) ? '"' : '\'';
-    static constexpr char hex[] = "0123456789abcdef";
-    out += quote;
-    for (char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (ch == quote || ch == '\\') {
-            out += '\\';
-            out += ch;
-        } else if (ch == '\n') {
-            out += "\\n";
-        } else if (ch == '\r') {
-            out += "\\r";
-        } else if (ch == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 0xF];
-        } else {
-            out += ch;
-        }
-    }
-    out += quote;
-}
 inline void python_repr(std::string& out, const ordered_json& v) {
     switch (v.type()) {
         case ordered_json::value_t::null: out += "None"; return;
         case ordered_json::value_t::boolean: out += v.get<bool>() ? "True" : "False"; return;
-        case ordered_json::value_t::string: python_repr_string(out, v.get_ref<const std::string&>()); return;
+        case ordered_json::value_t::string: append_python_str_repr(out, v.get_ref<const std::string&>()); return;
         case ordered_json::value_t::array: {
             out += '[';
             bool first = true;
@@ -1073,7 +1048,7 @@ inline void python_repr(std::string& out, const ordered_json& v) {
             for (auto it = v.begin(); it != v.end(); ++it) {
                 if (!first) out += ", ";
                 first = false;
-                python_repr_string(out, it.key());
+                append_python_str_repr(out, it.key());
                 out += ": ";
                 python_repr(out, it.value());
             }
@@ -1210,23 +1185,7 @@ private:
         return v;
     }
     static void append_utf8(std::string& out, unsigned long cp) {
-        if (cp < 0x80) {
-            out += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-            out += static_cast<char>(0xC0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out += static_cast<char>(0xE0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x110000) {
-            out += static_cast<char>(0xF0 | (cp >> 18));
-            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else {
-            throw failure{};
-        }
+        if (cp > 0x10FFFF || !detail::append_utf8(out, static_cast<char32_t>(cp))) throw failure{};
     }
     unsigned long hex_digits(std::size_t n) {
         if (i_ + n > s_.size()) throw failure{};
@@ -1919,6 +1878,57 @@ template <class T>
     requires ActionType<T> || ObservationType<T>
 std::string message_of(const T& x) {
     return detail::wire<T>::message(x);
+}
+
+// ---------------------------------------------------------------------------
+// nlohmann's customisation point, found by ADL: `nlohmann::json j = CmdRunAction{...};` and
+// `j.get<CmdRunAction>()` (also Action, Observation, Event; json and ordered_json alike) give
+// and read the same wire JSON as to_json / *_from_json above.
+
+namespace detail {
+
+template <class T>
+concept EventJsonType = ActionType<T> || ObservationType<T> || std::is_same_v<T, Action> ||
+                        std::is_same_v<T, Observation> || std::is_same_v<T, Event>;
+template <class J>
+concept BasicJson = nlohmann::detail::is_basic_json<J>::value;
+
+// The one concrete type `T` out of a parsed variant; another type is a bad response, as any
+// other mismatch between the JSON and what the caller expects.
+template <class T, class Variant>
+T take_alternative(Variant&& parsed, const char* key) {
+    if (auto* p = std::get_if<T>(&parsed)) return std::move(*p);
+    const std::string got = std::visit([](const auto& x) { return std::string(x.type); }, parsed);
+    throw error(errc::bad_response,
+                std::string("expected ") + key + "=" + std::string(T::type) + ", the JSON has " + key + "=" + got);
+}
+
+}  // namespace detail
+
+/// nlohmann's to_json hook: `j = x` stores the OpenHands wire JSON of `x` (keys in wire order
+/// when `j` is an ordered_json).
+template <detail::BasicJson J, detail::EventJsonType T>
+void to_json(J& j, const T& x) {
+    j = J(to_json(x));
+}
+
+/// nlohmann's from_json hook: `j.get<T>()` parses as action_from_json / observation_from_json /
+/// event_from_json do; a concrete type that does not match the JSON's `action` / `observation`
+/// is runbox::error errc::bad_response.
+template <detail::BasicJson J, detail::EventJsonType T>
+void from_json(const J& j, T& out) {
+    const ordered_json ordered(j);
+    if constexpr (std::is_same_v<T, Action>) {
+        out = action_from_json(ordered);
+    } else if constexpr (std::is_same_v<T, Observation>) {
+        out = observation_from_json(ordered);
+    } else if constexpr (std::is_same_v<T, Event>) {
+        out = event_from_json(ordered);
+    } else if constexpr (ActionType<T>) {
+        out = detail::take_alternative<T>(action_from_json(ordered), "action");
+    } else {
+        out = detail::take_alternative<T>(observation_from_json(ordered), "observation");
+    }
 }
 
 }  // namespace runbox

@@ -518,7 +518,7 @@ TEST_CASE("other requests are served while an action runs", "[action_server][con
 }
 
 TEST_CASE("run_ipython keeps state and reports cwd and interpreter", "[action_server][ipython]") {
-    if (!runbox::server::action_detail::find_executable("python3", std::getenv("PATH") ? std::getenv("PATH") : "")) {
+    if (!runbox::server::detail::find_executable("python3", std::getenv("PATH") ? std::getenv("PATH") : "")) {
         WARN("python3 not on PATH: run_ipython not tested");
         return;
     }
@@ -607,7 +607,7 @@ TEST_CASE("stop() kills and reaps everything the server started", "[action_serve
         auto pid = client.Post("/execute_action", json{{"action", run_action("echo $!")}}.dump(), "application/json");
         background = std::stoi(json::parse(pid->body)["content"].get<std::string>());
         REQUIRE_FALSE(process_gone(background));
-        if (runbox::server::action_detail::find_executable("python3", std::getenv("PATH") ? std::getenv("PATH") : "")) {
+        if (runbox::server::detail::find_executable("python3", std::getenv("PATH") ? std::getenv("PATH") : "")) {
             REQUIRE(client.Post("/execute_action", json{{"action", ipython_action("1")}}.dump(), "application/json")->status == 200);
         }
         REQUIRE(child_pids().size() > before.size());
@@ -665,7 +665,7 @@ TEST_CASE("as root, the shell, the kernel and uploads belong to the requested us
     REQUIRE(st.st_uid == uid);
     REQUIRE(::stat((h.work.path / "up").c_str(), &st) == 0);
     REQUIRE(st.st_uid == uid);
-    if (runbox::server::action_detail::find_executable("python3", std::getenv("PATH") ? std::getenv("PATH") : "")) {
+    if (runbox::server::detail::find_executable("python3", std::getenv("PATH") ? std::getenv("PATH") : "")) {
         const std::string out = h.execute(ipython_action("import os; print(os.getuid(), os.environ['USER'])"))["content"];
         INFO(out);
         REQUIRE(out.rfind(std::to_string(uid) + " nobody\n", 0) == 0);

@@ -631,7 +631,7 @@ TEST_CASE("row 13: a download over the limit is a clear 413; one within it works
         REQUIRE(e.code() == runbox::errc::quota_exceeded);
     }
     const auto local = client.copy_from((h.work.path / "small").string());
-    REQUIRE(runbox::server::zip_entry_names(local) == std::vector<std::string>{"c.txt"});
+    REQUIRE(runbox::zip_entry_names(local) == std::vector<std::string>{"c.txt"});
     fs::remove(local);
 }
 

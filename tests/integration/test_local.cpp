@@ -147,7 +147,7 @@ TEST_CASE("local: rows 16-21, copy_to and copy_from") {
         rt.copy_to(host.path / "test_dir", ws, true);
         const fs::path zip = rt.copy_from(ws + "/test_dir");
         REQUIRE(fs::exists(zip));
-        auto names = runbox::server::zip_entry_names(zip);
+        auto names = runbox::zip_entry_names(zip);
         std::sort(names.begin(), names.end());
         CHECK(names == std::vector<std::string>{"file1.txt", "file2.txt"});
         fs::remove(zip);

@@ -415,7 +415,7 @@ TEST_CASE_METHOD(Fixture, "runtime: files go through upload, download and list")
     // The zip carries the directory's own name.
     const fs::path zip_path = dir / "uploaded.zip";
     std::ofstream(zip_path, std::ios::binary) << uploads[1].content;
-    const auto names = runbox::server::zip_entry_names(zip_path);
+    const auto names = runbox::zip_entry_names(zip_path);
     CHECK(std::find(names.begin(), names.end(), "tree/sub/deep.txt") != names.end());
 
     const auto local = rt.copy_from("/workspace/tree");

@@ -1,6 +1,8 @@
 // Text-level bash helpers: command splitting, the `\;` escaping quirk, prompt metadata blocks,
 // the fixed observation texts and terminal-output rendering. Ported from the reference's
 // test_bash_parsing.py and test_bash_ps1_metadata.py (behaviours, not code).
+#include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -207,10 +209,27 @@ TEST_CASE("prompt numeric coercion follows int(float(str(x))), failures give -1"
 }
 
 TEST_CASE("observation texts: suffixes, prefixes, python float formatting") {
+    using runbox::detail::python_float;
     CHECK(python_float(1.0) == "1.0");
     CHECK(python_float(2.5) == "2.5");
     CHECK(python_float(120) == "120.0");
     CHECK(python_float(0.1) == "0.1");
+    // Python's repr() beyond the common cases (the three formatters this replaced differed here).
+    CHECK(python_float(0.1 + 0.2) == "0.30000000000000004");
+    CHECK(python_float(1e16) == "1e+16");
+    CHECK(python_float(1234567890123456.0) == "1234567890123456.0");
+    CHECK(python_float(1.5e300) == "1.5e+300");
+    CHECK(python_float(0.0001) == "0.0001");
+    CHECK(python_float(0.00001) == "1e-05");
+    CHECK(python_float(-2.5e-7) == "-2.5e-07");
+    CHECK(python_float(-0.0) == "-0.0");
+    CHECK(python_float(100.0) == "100.0");
+    CHECK(python_float(123.456) == "123.456");
+    CHECK(python_float(std::numeric_limits<double>::infinity()) == "inf");
+    CHECK(python_float(-std::numeric_limits<double>::infinity()) == "-inf");
+    CHECK(python_float(std::nan("")) == "nan");
+    CHECK(runbox::detail::python_str_repr("it's") == "\"it's\"");
+    CHECK(runbox::detail::python_str_repr("a'b\"c\n\x01") == "'a\\'b\"c\\n\\x01'");
     CHECK(seconds_text(std::chrono::milliseconds(10000)) == "10");
     CHECK(seconds_text(std::chrono::milliseconds(300)) == "0.3");
     CHECK(completed_suffix(0) == "\n[The command completed with exit code 0.]");

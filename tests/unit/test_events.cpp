@@ -1,6 +1,8 @@
 // Unit tests for runbox/events.hpp: the OpenHands wire format (reference §3).
+#include <cstddef>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "catch.hpp"
@@ -570,4 +572,77 @@ TEST_CASE("concrete event types serialise without wrapping them in the variant",
     // Actions and observations convert straight to an Event.
     runbox::Event e = runbox::CmdRunAction{.command = "x"};
     CHECK(std::holds_alternative<runbox::Action>(e));
+}
+
+// ---------------------------------------------------------------------------
+// nlohmann's customisation point (ADL to_json / from_json in namespace runbox)
+
+namespace {
+
+// `nlohmann::json j = x; j.get<T>()` and the same through ordered_json, for one concrete type.
+template <class T>
+void check_adl_round_trip(const T& x) {
+    INFO(std::string(T::type));
+    const nlohmann::json j = x;
+    CHECK(j.get<T>() == x);
+    CHECK(nlohmann::json(runbox::to_json(x)) == j);
+    const ordered_json oj = x;
+    CHECK(oj.dump() == runbox::to_json(x).dump());  // wire key order kept
+    CHECK(oj.get<T>() == x);
+}
+
+template <class Variant>
+void check_every_alternative() {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+        (check_adl_round_trip(std::variant_alternative_t<I, Variant>{}), ...);
+    }(std::make_index_sequence<std::variant_size_v<Variant>>{});
+}
+
+}  // namespace
+
+TEST_CASE("every action and observation type converts through nlohmann's to_json/from_json", "[events][adl]") {
+    check_every_alternative<runbox::Action>();
+    check_every_alternative<runbox::Observation>();
+}
+
+TEST_CASE("the reference examples round-trip through json = x and j.get<T>()", "[events][adl]") {
+    for (const auto& [type, text] : reference_examples) {
+        INFO(text);
+        const runbox::Event event = runbox::event_from_json(ordered_json::parse(text));
+        std::visit([](const auto& family) { std::visit([](const auto& x) { check_adl_round_trip(x); }, family); },
+                   event);
+        const nlohmann::json j = event;
+        CHECK(j.get<runbox::Event>() == event);
+        CHECK(j == nlohmann::json(runbox::to_json(event)));
+    }
+}
+
+TEST_CASE("Action and Observation variants convert through nlohmann, and a wrong type is bad_response", "[events][adl]") {
+    runbox::CmdRunAction run;
+    run.command = "echo hi";
+    run.blocking = true;
+    run.timeout = 30.0;
+    const runbox::Action action = run;
+    const nlohmann::json j = action;
+    CHECK(j.at("action") == "run");
+    CHECK(j.at("args").at("command") == "echo hi");
+    CHECK(j.get<runbox::Action>() == action);
+    CHECK(j.get<runbox::CmdRunAction>() == run);
+
+    runbox::ErrorObservation failure;
+    failure.content = "boom";
+    const runbox::Observation observation = failure;
+    const nlohmann::json o = observation;
+    CHECK(o.at("observation") == "error");
+    CHECK(o.get<runbox::Observation>() == observation);
+
+    try {
+        (void)j.get<runbox::FileReadAction>();
+        FAIL("a run action was read as a read action");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == runbox::errc::bad_response);
+        CHECK(std::string(e.what()).find("expected action=read, the JSON has action=run") != std::string::npos);
+    }
+    CHECK_THROWS_AS(o.get<runbox::Action>(), runbox::error);
+    CHECK_THROWS_AS(nlohmann::json::parse(R"({"action": 5})").get<runbox::Event>(), runbox::error);
 }

@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using runbox::server::FileEditor;
 using runbox::server::FileOpsContext;
-namespace ed = runbox::server::editor_detail;
+namespace ed = runbox::server::detail;
 
 struct TempDir {
     std::string path;

@@ -2,7 +2,7 @@
 #include "catch.hpp"
 #include "temp_files.hpp"
 
-#include "runbox/server/zip.hpp"
+#include "runbox/zip.hpp"
 
 #include <zip.h>
 
@@ -52,8 +52,8 @@ TEST_CASE("zip_tree stores names relative to the directory", "[zip]") {
     fs::create_directories(tmp.path / "src" / "empty");
     const auto archive = tmp.path / "out.zip";
 
-    runbox::server::zip_tree(tmp.path / "src", archive);
-    REQUIRE(sorted(runbox::server::zip_entry_names(archive)) == std::vector<std::string>{"a.txt", "sub/b.txt"});
+    runbox::zip_tree(tmp.path / "src", archive);
+    REQUIRE(sorted(runbox::zip_entry_names(archive)) == std::vector<std::string>{"a.txt", "sub/b.txt"});
 }
 
 TEST_CASE("zip_tree with include_top_dir prefixes the directory name and keeps empty dirs", "[zip]") {
@@ -62,8 +62,8 @@ TEST_CASE("zip_tree with include_top_dir prefixes the directory name and keeps e
     fs::create_directories(tmp.path / "test_dir" / "empty");
     const auto archive = tmp.path / "out.zip";
 
-    runbox::server::zip_tree(tmp.path / "test_dir", archive, {.include_top_dir = true, .include_directories = true});
-    REQUIRE(sorted(runbox::server::zip_entry_names(archive)) ==
+    runbox::zip_tree(tmp.path / "test_dir", archive, {.include_top_dir = true, .include_directories = true});
+    REQUIRE(sorted(runbox::zip_entry_names(archive)) ==
             std::vector<std::string>{"test_dir/", "test_dir/empty/", "test_dir/file1.txt"});
 }
 
@@ -72,18 +72,18 @@ TEST_CASE("zip_tree of a regular file is empty unless the top name is included",
     write_file(tmp.path / "one.txt", "x");
     const auto archive = tmp.path / "out.zip";
 
-    runbox::server::zip_tree(tmp.path / "one.txt", archive);
+    runbox::zip_tree(tmp.path / "one.txt", archive);
     REQUIRE(fs::exists(archive));
-    REQUIRE(runbox::server::zip_entry_names(archive).empty());
+    REQUIRE(runbox::zip_entry_names(archive).empty());
 
-    runbox::server::zip_tree(tmp.path / "one.txt", archive, {.include_top_dir = true});
-    REQUIRE(runbox::server::zip_entry_names(archive) == std::vector<std::string>{"one.txt"});
+    runbox::zip_tree(tmp.path / "one.txt", archive, {.include_top_dir = true});
+    REQUIRE(runbox::zip_entry_names(archive) == std::vector<std::string>{"one.txt"});
 }
 
 TEST_CASE("zip_tree of a missing path throws not_found", "[zip]") {
     TempDir tmp;
     try {
-        runbox::server::zip_tree(tmp.path / "missing", tmp.path / "out.zip");
+        runbox::zip_tree(tmp.path / "missing", tmp.path / "out.zip");
         FAIL("expected an error");
     } catch (const runbox::error& e) {
         REQUIRE(e.code() == runbox::errc::not_found);
@@ -96,9 +96,9 @@ TEST_CASE("zip round trip keeps content and executable bits", "[zip]") {
     write_file(tmp.path / "src" / "deep" / "er" / "data.bin", std::string("\0\1\2binary", 9));
     fs::permissions(tmp.path / "src" / "run.sh", fs::perms::owner_all, fs::perm_options::add);
     const auto archive = tmp.path / "out.zip";
-    runbox::server::zip_tree(tmp.path / "src", archive, {.include_top_dir = true});
+    runbox::zip_tree(tmp.path / "src", archive, {.include_top_dir = true});
 
-    runbox::server::extract_zip(archive, tmp.path / "dest");
+    runbox::extract_zip(archive, tmp.path / "dest");
     REQUIRE(read_file(tmp.path / "dest" / "src" / "run.sh") == "#!/bin/sh\necho hi\n");
     REQUIRE(read_file(tmp.path / "dest" / "src" / "deep" / "er" / "data.bin") == std::string("\0\1\2binary", 9));
     const auto perms = fs::status(tmp.path / "dest" / "src" / "run.sh").permissions();
@@ -123,7 +123,7 @@ TEST_CASE("extract_zip rejects path traversal before writing anything", "[zip]")
         make_raw_zip(archive, {{"ok.txt", "fine"}, {"/tmp/escaped.txt", "bad"}});
     }
     try {
-        runbox::server::extract_zip(archive, dest);
+        runbox::extract_zip(archive, dest);
         FAIL("expected an error");
     } catch (const runbox::error& e) {
         REQUIRE(std::string(e.what()).find("unsafe entry name") != std::string::npos);
@@ -136,7 +136,7 @@ TEST_CASE("extract_zip accepts names that merely contain dots", "[zip]") {
     TempDir tmp;
     const auto archive = tmp.path / "ok.zip";
     make_raw_zip(archive, {{"..hidden", "1"}, {"dir/a..b.txt", "2"}, {"dir/sub/", ""}});
-    runbox::server::extract_zip(archive, tmp.path / "dest");
+    runbox::extract_zip(archive, tmp.path / "dest");
     REQUIRE(read_file(tmp.path / "dest" / "..hidden") == "1");
     REQUIRE(read_file(tmp.path / "dest" / "dir" / "a..b.txt") == "2");
     REQUIRE(fs::is_directory(tmp.path / "dest" / "dir" / "sub"));
@@ -149,7 +149,7 @@ TEST_CASE("extract_zip does not write through an existing symlink", "[zip]") {
     fs::create_symlink(tmp.path / "outside.txt", tmp.path / "dest" / "link.txt");
     const auto archive = tmp.path / "a.zip";
     make_raw_zip(archive, {{"link.txt", "replaced"}});
-    runbox::server::extract_zip(archive, tmp.path / "dest");
+    runbox::extract_zip(archive, tmp.path / "dest");
     REQUIRE(read_file(tmp.path / "outside.txt") == "original");
     REQUIRE(read_file(tmp.path / "dest" / "link.txt") == "replaced");
     REQUIRE_FALSE(fs::is_symlink(tmp.path / "dest" / "link.txt"));
@@ -158,5 +158,5 @@ TEST_CASE("extract_zip does not write through an existing symlink", "[zip]") {
 TEST_CASE("extract_zip of something that is not a zip throws", "[zip]") {
     TempDir tmp;
     write_file(tmp.path / "not.zip", "definitely not a zip archive");
-    REQUIRE_THROWS_AS(runbox::server::extract_zip(tmp.path / "not.zip", tmp.path / "dest"), runbox::error);
+    REQUIRE_THROWS_AS(runbox::extract_zip(tmp.path / "not.zip", tmp.path / "dest"), runbox::error);
 }

@@ -19,6 +19,7 @@
 #pragma once
 
 #include "runbox/detail/json.hpp"
+#include "runbox/detail/python.hpp"
 #include "runbox/environment.hpp"
 #include "runbox/error.hpp"
 #include "runbox/events.hpp"
@@ -26,9 +27,9 @@
 #include "runbox/server/connection_guard.hpp"
 #include "runbox/server/file_editor.hpp"
 #include "runbox/server/file_worker.hpp"
-#include "runbox/server/safe_write.hpp"
+#include "runbox/detail/safe_write.hpp"
 #include "runbox/server/system_stats.hpp"
-#include "runbox/server/zip.hpp"
+#include "runbox/zip.hpp"
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -120,7 +121,7 @@ struct ActionServerOptions {
     std::chrono::milliseconds keep_alive_timeout{5000};  ///< how long an idle keep-alive connection stays open
 };
 
-namespace action_detail {
+namespace detail {
 
 using json = nlohmann::json;
 
@@ -181,9 +182,8 @@ inline void send_validation_error(httplib::Response& res, std::string_view type,
 
 /// Python's str(OSError): "[Errno 13] Permission denied: '/x'".
 inline std::string os_error_text(const std::filesystem::filesystem_error& e) {
-    std::string text = "[Errno " + std::to_string(e.code().value()) + "] " + e.code().message();
-    if (!e.path1().empty()) text += ": '" + e.path1().string() + "'";
-    return text;
+    if (!e.path1().empty()) return os_error_text(e.code().value(), e.path1().string());  // file_editor.hpp's
+    return "[Errno " + std::to_string(e.code().value()) + "] " + e.code().message();
 }
 
 /// The text of a failure inside a wrapping handler (what Python's str(e) would give).
@@ -209,15 +209,6 @@ inline std::optional<bool> parse_bool(std::string value) {
     return std::nullopt;
 }
 
-/// Python's str(float): "1.0", "2.5", "0.1".
-inline std::string python_float(double value) {
-    if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e16) {
-        return std::to_string(static_cast<long long>(value)) + ".0";
-    }
-    std::array<char, 64> buffer{};
-    const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
-    return std::string(buffer.data(), result.ptr);
-}
 
 /// Constant-time comparison of two secrets of any length: compare their SHA-256 digests.
 inline bool secrets_equal(std::string_view a, std::string_view b) {
@@ -671,7 +662,7 @@ private:
     std::string buffer_;
 };
 
-}  // namespace action_detail
+}  // namespace detail
 
 /// OpenHands' action execution server (/alive, /execute_action, /upload_file, ...) on
 /// cpp-httplib, as runbox-server and the local provider run it. start() and stop() may be
@@ -748,7 +739,7 @@ private:
     void initialise_executor() {
         namespace fs = std::filesystem;
         fs::create_directories(options_.working_dir);
-        run_as_ = action_detail::resolve_run_as(options_.username);
+        run_as_ = detail::resolve_run_as(options_.username);
         // File work takes the shell user's identity, or the server does not start (it would
         // otherwise read and write as root).
         std::optional<FileIdentity> identity;
@@ -771,8 +762,8 @@ private:
             const auto env = runbox::detail::sandbox_environment(options_.environment, shell_env_);
             const auto path = env.find("PATH");
             const std::string path_value = path != env.end() ? path->second : std::string();
-            if (const auto python = action_detail::find_executable("python3", path_value, run_as_)) {
-                python_ = std::make_unique<action_detail::PythonRepl>(*python, options_.working_dir,
+            if (const auto python = detail::find_executable("python3", path_value, run_as_)) {
+                python_ = std::make_unique<detail::PythonRepl>(*python, options_.working_dir,
                                                                       runbox::detail::environment_strings(env), run_as_);
             }
         }
@@ -804,7 +795,7 @@ private:
     bool has_key(const httplib::Request& req) const {
         if (options_.session_api_key.empty()) return true;
         if (!req.has_header("X-Session-API-Key")) return false;
-        return action_detail::secrets_equal(req.get_header_value("X-Session-API-Key"), options_.session_api_key);
+        return detail::secrets_equal(req.get_header_value("X-Session-API-Key"), options_.session_api_key);
     }
 
     bool authorized(const httplib::Request& req) const {
@@ -816,11 +807,11 @@ private:
     /// the generic 500 (wrapping handlers catch their own errors first).
     httplib::Server::Handler guarded(void (ActionServer::*handler)(const httplib::Request&, httplib::Response&)) {
         return [this, handler](const httplib::Request& req, httplib::Response& res) {
-            if (!authorized(req)) return action_detail::send_detail(res, 403, "Invalid API Key");
+            if (!authorized(req)) return detail::send_detail(res, 403, "Invalid API Key");
             try {
                 (this->*handler)(req, res);
             } catch (...) {
-                action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+                detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
             }
         };
     }
@@ -834,7 +825,7 @@ private:
         json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
         if (failure == runbox::detail::json_failure::syntax) throw std::invalid_argument("the body is not JSON");
         if (body.is_discarded()) {
-            action_detail::send_validation_error(res, "json_invalid", "'body', 0",
+            detail::send_validation_error(res, "json_invalid", "'body', 0",
                                                  "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
         }
         return body;
@@ -859,9 +850,9 @@ private:
         const auto size = declared_body_size(req);
         const auto refuse = [&](int status, const std::string& detail) {
             if (size && *size > 0) {
-                action_detail::send_detail_and_close(res, status, detail);  // the body stays unread
+                detail::send_detail_and_close(res, status, detail);  // the body stays unread
             } else {
-                action_detail::send_detail(res, status, detail);
+                detail::send_detail(res, status, detail);
             }
             return true;
         };
@@ -882,7 +873,7 @@ private:
         return false;
     }
 
-    static std::string ascii_lower_copy(std::string text) { return action_detail::ascii_lower(std::move(text)); }
+    static std::string ascii_lower_copy(std::string text) { return detail::ascii_lower(std::move(text)); }
 
     void setup_routes() {
         auto& s = *server_;
@@ -924,24 +915,24 @@ private:
                 return httplib::Server::HandlerResponse::Unhandled;
             }
             if (!authorized(req)) {
-                action_detail::send_detail(res, 403, "Invalid API Key");
+                detail::send_detail(res, 403, "Invalid API Key");
             } else if (res.status == 404 && is_known_path(req.path)) {
-                action_detail::send_detail(res, 405, "Method Not Allowed");
+                detail::send_detail(res, 405, "Method Not Allowed");
             } else if (res.status == 404) {
-                action_detail::send_detail(res, 404, "Not Found");
+                detail::send_detail(res, 404, "Not Found");
             } else if (res.status == 400) {
-                action_detail::send_detail(res, 400, "Bad Request");
+                detail::send_detail(res, 400, "Bad Request");
             } else if (res.status == 413) {
-                action_detail::send_detail(res, 413, "Request body too large");
+                detail::send_detail(res, 413, "Request body too large");
             } else if (res.status >= 500) {
-                action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+                detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
             } else {
-                action_detail::send_detail(res, res.status, "Error");
+                detail::send_detail(res, res.status, "Error");
             }
             return httplib::Server::HandlerResponse::Handled;
         }));
         s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-            action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+            detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
         });
     }
 
@@ -953,7 +944,7 @@ private:
     }
 
     void handle_alive(const httplib::Request&, httplib::Response& res) {
-        action_detail::send_json(res, 200, json{{"status", initialised_.load() ? "ok" : "not initialized"}});
+        detail::send_json(res, 200, json{{"status", initialised_.load() ? "ok" : "not initialized"}});
     }
 
     void handle_server_info(const httplib::Request&, httplib::Response& res) {
@@ -961,29 +952,29 @@ private:
         const std::chrono::duration<double> uptime = now - start_time_;
         const auto last = clock::time_point(clock::duration(last_execution_.load()));
         const std::chrono::duration<double> idle = now - last;
-        action_detail::send_json(res, 200, json{{"uptime", uptime.count()}, {"idle_time", idle.count()}, {"resources", system_stats()}});
+        detail::send_json(res, 200, json{{"uptime", uptime.count()}, {"idle_time", idle.count()}, {"resources", system_stats()}});
     }
 
     void handle_execute_action(const httplib::Request& req, httplib::Response& res) {
         runbox::detail::json_failure failure{};
         json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
         if (failure == runbox::detail::json_failure::too_deep || failure == runbox::detail::json_failure::too_large) {
-            return action_detail::send_validation_error(
+            return detail::send_validation_error(
                 res, "json_invalid", "'body', 0", "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
         }
         if (body.is_discarded()) {
-            return action_detail::send_validation_error(res, "json_invalid", "'body', 0", "JSON decode error");
+            return detail::send_validation_error(res, "json_invalid", "'body', 0", "JSON decode error");
         }
         if (!body.is_object() || !body.contains("action")) {
-            return action_detail::send_validation_error(res, "missing", "'body', 'action'", "Field required");
+            return detail::send_validation_error(res, "missing", "'body', 'action'", "Field required");
         }
         if (!body["action"].is_object()) {
-            return action_detail::send_validation_error(res, "dict_type", "'body', 'action'", "Input should be a valid dictionary");
+            return detail::send_validation_error(res, "dict_type", "'body', 'action'", "Input should be a valid dictionary");
         }
         try {
             const auto& event = body["action"];
             if (!event.contains("action") && event.contains("observation")) {
-                throw action_detail::HttpError(400, "Invalid action type");
+                throw detail::HttpError(400, "Invalid action type");
             }
             json event_copy = event;
             // A string insert_line is converted (or answered with the editor's error) first.
@@ -1002,19 +993,19 @@ private:
             res.status = 200;
             res.set_content(to_wire(observation), "application/json");
         } catch (...) {
-            action_detail::send_detail(res, 500, "Internal server error: " + action_detail::exception_text(std::current_exception()));
+            detail::send_detail(res, 500, "Internal server error: " + detail::exception_text(std::current_exception()));
         }
     }
 
     void handle_upload_file(const httplib::Request& req, httplib::Response& res) {
         if (!req.is_multipart_form_data() || !req.has_file("file")) {
-            return action_detail::send_validation_error(res, "missing", "'body', 'file'", "Field required");
+            return detail::send_validation_error(res, "missing", "'body', 'file'", "Field required");
         }
         bool recursive = false;
         if (req.has_param("recursive")) {
-            const auto parsed = action_detail::parse_bool(req.get_param_value("recursive"));
+            const auto parsed = detail::parse_bool(req.get_param_value("recursive"));
             if (!parsed) {
-                return action_detail::send_validation_error(res, "bool_parsing", "'query', 'recursive'",
+                return detail::send_validation_error(res, "bool_parsing", "'query', 'recursive'",
                                                      "Input should be a valid boolean, unable to interpret input");
             }
             recursive = *parsed;
@@ -1023,19 +1014,19 @@ private:
         const auto file = req.get_file_value("file");
         try {
             namespace fs = std::filesystem;
-            if (!fs::path(destination).is_absolute()) throw action_detail::HttpError(400, "Destination must be an absolute path");
+            if (!fs::path(destination).is_absolute()) throw detail::HttpError(400, "Destination must be an absolute path");
             // The filename is a name, never a path: refuse anything that would leave `destination`.
             if (file.filename.empty() || file.filename == "." || file.filename == ".." ||
                 file.filename.find('/') != std::string::npos) {
-                throw action_detail::HttpError(400, "Invalid filename");
+                throw detail::HttpError(400, "Invalid filename");
             }
             const bool is_zip = file.filename.size() >= 4 && file.filename.compare(file.filename.size() - 4, 4, ".zip") == 0;
-            if (recursive && !is_zip) throw action_detail::HttpError(400, "Recursive uploads must be zip files");
+            if (recursive && !is_zip) throw detail::HttpError(400, "Recursive uploads must be zip files");
             // No timeout: the job uses the request's data in place, so the handler waits for it.
             worker_->run([&] { store_upload(fs::path(destination), file.filename, file.content, is_zip); }, std::nullopt);
-            action_detail::send_json(res, 200, json{{"filename", file.filename}, {"destination", destination}, {"recursive", recursive}});
+            detail::send_json(res, 200, json{{"filename", file.filename}, {"destination", destination}, {"recursive", recursive}});
         } catch (...) {
-            action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
+            detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
         }
     }
 
@@ -1053,11 +1044,11 @@ private:
             created.push_back(p);
         }
         if (!fs::exists(dest)) fs::create_directories(dest);
-        const UniqueFd dir = open_directory_nofollow(dest);
+        const runbox::detail::UniqueFd dir = runbox::detail::open_directory_nofollow(dest);
         const fs::path target = dest / filename;
         {
-            const UniqueFd out = create_file_at(dir.get(), filename, target);
-            write_all(out.get(), content, target);
+            const runbox::detail::UniqueFd out = runbox::detail::create_file_at(dir.get(), filename, target);
+            runbox::detail::write_all(out.get(), content, target);
         }
         if (is_zip) {
             try {
@@ -1080,18 +1071,18 @@ private:
 
     void handle_download_files(const httplib::Request& req, httplib::Response& res) {
         if (!req.has_param("path")) {
-            return action_detail::send_validation_error(res, "missing", "'query', 'path'", "Field required");
+            return detail::send_validation_error(res, "missing", "'query', 'path'", "Field required");
         }
         const std::string path = req.get_param_value("path");
         try {
             namespace fs = std::filesystem;
-            if (!fs::path(path).is_absolute()) throw action_detail::HttpError(400, "Path must be an absolute path");
+            if (!fs::path(path).is_absolute()) throw detail::HttpError(400, "Path must be an absolute path");
             // The archive is built in a temp file bounded by max_download_bytes (libzip writes
             // an archive at close), then streamed; over the bound is a 413 before any byte.
             const fs::path archive = worker_->run(
                 [&] {
                     std::error_code ec;
-                    if (!fs::exists(path, ec)) throw action_detail::HttpError(404, "File not found");
+                    if (!fs::exists(path, ec)) throw detail::HttpError(404, "File not found");
                     std::string tmpl = (fs::temp_directory_path() / "runbox-download-XXXXXX.zip").string();
                     const int fd = ::mkstemps(tmpl.data(), 4);
                     if (fd < 0) throw fs::filesystem_error("mkstemps", fs::path(tmpl), std::error_code(errno, std::generic_category()));
@@ -1110,7 +1101,7 @@ private:
             auto stream = std::make_shared<std::ifstream>(archive, std::ios::binary);
             const auto slash = path.find_last_of('/');
             res.status = 200;
-            res.set_header("Content-Disposition", action_detail::content_disposition(path.substr(slash + 1) + ".zip"));
+            res.set_header("Content-Disposition", detail::content_disposition(path.substr(slash + 1) + ".zip"));
             res.set_content_provider(
                 static_cast<std::size_t>(size), "application/zip",
                 [stream](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
@@ -1130,12 +1121,12 @@ private:
                 });
         } catch (const runbox::error& e) {
             if (e.code() != errc::quota_exceeded) {
-                return action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
+                return detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
             }
             // Not wrapped into a 500: the client must be able to tell "too large" by its status.
-            action_detail::send_detail(res, 413, e.detail());
+            detail::send_detail(res, 413, e.detail());
         } catch (...) {
-            action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
+            detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
         }
     }
 
@@ -1150,19 +1141,19 @@ private:
             const fs::path given = body["path"].get<std::string>();
             path = given.is_absolute() ? given : fs::path(options_.working_dir) / given;
         }
-        action_detail::send_json(res, 200, worker_->run([&] { return action_detail::list_directory(path); }, std::nullopt));
+        detail::send_json(res, 200, worker_->run([&] { return detail::list_directory(path); }, std::nullopt));
     }
 
     void handle_vscode_token(const httplib::Request&, httplib::Response& res) {
-        action_detail::send_json(res, 200, json{{"token", nullptr}});
+        detail::send_json(res, 200, json{{"token", nullptr}});
     }
 
     void handle_update_mcp_server(const httplib::Request& req, httplib::Response& res) {
         const json body = parse_body(req, res);
         if (body.is_discarded()) return;
-        if (!body.is_array()) return action_detail::send_detail(res, 400, "Request must be a list of MCP tools to sync");
+        if (!body.is_array()) return detail::send_detail(res, 400, "Request must be a list of MCP tools to sync");
         // runbox-server has no MCP proxy; the reference answers this when its manager is missing.
-        action_detail::send_detail(res, 500, "MCP Proxy Manager is not initialized");
+        detail::send_detail(res, 500, "MCP Proxy Manager is not initialized");
     }
 
     /// Uploaded files belong to the shell's user, like files it creates itself.
@@ -1208,7 +1199,7 @@ private:
         } catch (const runbox::error& e) {
             if (e.code() != errc::timeout) throw;
             return ErrorObservation{"The file operation on " + action.path + " did not finish within its timeout (" +
-                                        action_detail::python_float(static_cast<double>(timeout.count()) / 1000.0) +
+                                        runbox::detail::python_float(static_cast<double>(timeout.count()) / 1000.0) +
                                         " seconds); later file operations wait for it.",
                                     "", {}};
         }
@@ -1263,7 +1254,7 @@ private:
         }
         std::string content;
         if (result.timed_out) {
-            content = "[Execution timed out (" + action_detail::python_float(action.timeout.value_or(0)) + " seconds).]";
+            content = "[Execution timed out (" + runbox::detail::python_float(action.timeout.value_or(0)) + " seconds).]";
         } else {
             content = std::move(result.output);
             while (!content.empty() && std::isspace(static_cast<unsigned char>(content.back()))) content.pop_back();
@@ -1316,7 +1307,7 @@ private:
     }
 
     ActionServerOptions options_;
-    std::optional<action_detail::RunAs> run_as_;
+    std::optional<detail::RunAs> run_as_;
     std::map<std::string, std::string> shell_env_;
     std::unique_ptr<httplib::Server> server_;
     std::thread listener_;
@@ -1329,7 +1320,7 @@ private:
     clock::time_point start_time_{};
     std::atomic<clock::rep> last_execution_{0};
     bool has_jupyter_ = false;
-    std::unique_ptr<action_detail::PythonRepl> python_;
+    std::unique_ptr<detail::PythonRepl> python_;
     std::string python_synced_cwd_;
     std::uint64_t python_init_generation_ = 0;
     std::uint64_t python_synced_generation_ = 0;

@@ -22,6 +22,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runbox/detail/python.hpp"
+#include "runbox/detail/utf8.hpp"
 #include "runbox/events.hpp"
 
 namespace runbox::server::bash {
@@ -44,22 +46,12 @@ inline constexpr std::string_view no_previous_logs = "ERROR: No previous running
 /// The answer to input (`is_input`) when no command is running.
 inline constexpr std::string_view no_previous_interact = "ERROR: No previous running command to interact with.";
 
-/// Python's repr() of a float: shortest round-trip digits, always with a '.' ("1.0", "2.5").
-inline std::string python_float(double value) {
-    if (std::isnan(value)) return "nan";
-    if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
-    char buf[64];
-    const auto res = std::to_chars(buf, buf + sizeof buf, value);
-    std::string out(buf, res.ptr);
-    if (out.find_first_of(".en") == std::string::npos) out += ".0";
-    return out;
-}
 
 /// A duration in seconds the way the reference prints NO_CHANGE_TIMEOUT_SECONDS: an integer when
 /// whole (the configured value always is in OpenHands), else Python float style ("0.3").
 inline std::string seconds_text(std::chrono::milliseconds ms) {
     if (ms.count() % 1000 == 0) return std::to_string(ms.count() / 1000);
-    return python_float(static_cast<double>(ms.count()) / 1000.0);
+    return runbox::detail::python_float(static_cast<double>(ms.count()) / 1000.0);
 }
 
 /// The notice after a command that finished ("[The command completed with exit code N.]").
@@ -79,7 +71,7 @@ inline std::string no_change_timeout_suffix(std::chrono::milliseconds no_change)
 }
 /// The notice when a command's hard timeout (seconds) ran out (it keeps running).
 inline std::string hard_timeout_suffix(double timeout_seconds) {
-    return "\n[The command timed out after " + python_float(timeout_seconds) + " seconds. " +
+    return "\n[The command timed out after " + runbox::detail::python_float(timeout_seconds) + " seconds. " +
            std::string(timeout_message) + "]";
 }
 /// The answer to a new command sent while the previous one still runs.
@@ -951,64 +943,6 @@ inline std::vector<PromptBlock> find_prompt_blocks(std::string_view text, const 
 
 namespace detail {
 
-inline void append_utf8(std::string& out, char32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-}
-
-/// Decodes one UTF-8 sequence at s[i]; invalid bytes give U+FFFD and advance by one.
-inline char32_t decode_utf8(std::string_view s, std::size_t& i) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    if (b0 < 0x80) {
-        ++i;
-        return b0;
-    }
-    std::size_t len = 0;
-    char32_t cp = 0;
-    char32_t min = 0;
-    if ((b0 & 0xE0) == 0xC0) {
-        len = 2, cp = b0 & 0x1F, min = 0x80;
-    } else if ((b0 & 0xF0) == 0xE0) {
-        len = 3, cp = b0 & 0x0F, min = 0x800;
-    } else if ((b0 & 0xF8) == 0xF0) {
-        len = 4, cp = b0 & 0x07, min = 0x10000;
-    } else {
-        ++i;
-        return 0xFFFD;
-    }
-    if (i + len > s.size()) {
-        ++i;
-        return 0xFFFD;
-    }
-    for (std::size_t k = 1; k < len; ++k) {
-        const auto b = static_cast<unsigned char>(s[i + k]);
-        if ((b & 0xC0) != 0x80) {
-            ++i;
-            return 0xFFFD;
-        }
-        cp = (cp << 6) | (b & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        ++i;
-        return 0xFFFD;
-    }
-    i += len;
-    return cp;
-}
-
 /// Length of the escape sequence starting at s[i] (== ESC); `complete` is false when the input
 /// ends before the sequence does (the length then runs to the end).
 inline std::size_t escape_length(std::string_view s, std::size_t i, bool* complete = nullptr) {
@@ -1059,14 +993,14 @@ inline std::string render_terminal_output(std::string_view raw) {
         if (cells_mode) return;
         line.clear();
         const std::string_view text(out.data() + line_start, out.size() - line_start);
-        for (std::size_t k = 0; k < text.size();) line.push_back(detail::decode_utf8(text, k));
+        for (std::size_t k = 0; k < text.size();) line.push_back(runbox::detail::decode_utf8(text, k));
         out.resize(line_start);
         cursor = line.size();
         cells_mode = true;
     };
     auto put = [&](char32_t cp) {
         if (!cells_mode) {
-            detail::append_utf8(out, cp);
+            runbox::detail::append_utf8(out, cp);
             return;
         }
         if (cursor < line.size()) line[cursor] = cp;
@@ -1094,7 +1028,7 @@ inline std::string render_terminal_output(std::string_view raw) {
         }
         if (b == '\n') {
             if (cells_mode) {
-                for (const auto cp : line) detail::append_utf8(out, cp);
+                for (const auto cp : line) runbox::detail::append_utf8(out, cp);
                 cells_mode = false;
             }
             out += '\n';
@@ -1123,12 +1057,12 @@ inline std::string render_terminal_output(std::string_view raw) {
             ++i;
             continue;
         }
-        const char32_t cp = detail::decode_utf8(raw, i);
+        const char32_t cp = runbox::detail::decode_utf8(raw, i);
         if (cp >= 0x80 && cp < 0xA0) continue;  // C1 controls
         put(cp);
     }
     if (cells_mode) {
-        for (const auto cp : line) detail::append_utf8(out, cp);
+        for (const auto cp : line) runbox::detail::append_utf8(out, cp);
     }
     return out;
 }

@@ -55,6 +55,9 @@
 #include <openssl/evp.h>
 
 #include "runbox/error.hpp"
+#include "runbox/detail/base64.hpp"
+#include "runbox/detail/python.hpp"
+#include "runbox/detail/utf8.hpp"
 #include "runbox/events.hpp"
 
 namespace runbox::server {
@@ -74,7 +77,7 @@ struct FileOpsContext {
     std::size_t max_read_bytes = std::size_t{10} << 20;
 };
 
-namespace editor_detail {
+namespace detail {
 
 inline constexpr std::size_t max_response_chars = 16000;  // OH-ACI MAX_RESPONSE_LEN_CHAR
 inline constexpr long long snippet_context_window = 4;    // OH-ACI SNIPPET_CONTEXT_WINDOW
@@ -205,34 +208,6 @@ inline std::string strip(std::string_view s) {
     return rstrip(s.substr(begin));
 }
 
-/// repr() of a str: 'text' (or "text" when it holds ' but no "), with \\ \n \r \t \xNN escapes.
-inline std::string py_repr(std::string_view s) {
-    const bool has_single = s.find('\'') != std::string_view::npos;
-    const bool has_double = s.find('"') != std::string_view::npos;
-    const char quote = (has_single && !has_double) ? '"' : '\'';
-    std::string out(1, quote);
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (ch == quote || ch == '\\') {
-            out.push_back('\\');
-            out.push_back(ch);
-        } else if (ch == '\n') {
-            out += "\\n";
-        } else if (ch == '\r') {
-            out += "\\r";
-        } else if (ch == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
-            out += buf;
-        } else {
-            out.push_back(ch);
-        }
-    }
-    out.push_back(quote);
-    return out;
-}
 
 /// "[1, 2, 3]" like str(list_of_ints).
 inline std::string py_int_list(const std::vector<long long>& values) {
@@ -347,8 +322,8 @@ inline constexpr int not_a_regular_file = -1;
 
 /// Python's OSError text: "[Errno 2] No such file or directory: '/x'".
 inline std::string os_error_text(int err, std::string_view path) {
-    if (err == not_a_regular_file) return "not a regular file (a device, FIFO or socket): " + py_repr(path);
-    return "[Errno " + std::to_string(err) + "] " + std::strerror(err) + ": " + py_repr(path);
+    if (err == not_a_regular_file) return "not a regular file (a device, FIFO or socket): " + runbox::detail::python_str_repr(path);
+    return "[Errno " + std::to_string(err) + "] " + std::strerror(err) + ": " + runbox::detail::python_str_repr(path);
 }
 
 inline bool path_exists(const std::string& p) noexcept {
@@ -464,53 +439,8 @@ inline int write_bytes(const std::string& path, std::string_view data, bool crea
 // ---------------------------------------------------------------------------
 // UTF-8, binary sniffing, base64
 
-struct Utf8Error {
-    std::size_t position = 0;
-    unsigned byte = 0;
-    std::string reason;  // Python's: "invalid start byte", "invalid continuation byte", "unexpected end of data"
-};
-
-/// Strict UTF-8 validation like Python's 'utf-8' codec (no surrogates, no overlongs, <= U+10FFFF).
-/// `allow_truncated_tail` accepts a sequence cut off by the end (a sniffed chunk).
-inline std::optional<Utf8Error> utf8_error(std::string_view s, bool allow_truncated_tail = false) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        std::size_t len = 0;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else {
-            return Utf8Error{i, c, "invalid start byte"};
-        }
-        for (std::size_t k = 1; k < len; ++k) {
-            if (i + k >= s.size()) {
-                if (allow_truncated_tail) return std::nullopt;
-                return Utf8Error{i, c, "unexpected end of data"};
-            }
-            const auto cc = static_cast<unsigned char>(s[i + k]);
-            const unsigned char klo = k == 1 ? lo : 0x80, khi = k == 1 ? hi : 0xBF;
-            if (cc < klo || cc > khi) return Utf8Error{i, c, "invalid continuation byte"};
-        }
-        i += len;
-    }
-    return std::nullopt;
-}
-
 /// Python's UnicodeDecodeError text for the 'utf-8' codec.
-inline std::string utf8_error_text(const Utf8Error& e) {
+inline std::string utf8_error_text(const runbox::detail::Utf8Error& e) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "0x%02x", e.byte);
     return "'utf-8' codec can't decode byte " + std::string(buf) + " in position " + std::to_string(e.position) +
@@ -536,18 +466,10 @@ inline bool looks_binary(std::string_view chunk) {
     const double ratio2 = static_cast<double>(below_127) / n;      // binaryornot's "high_chars" ratio
     if (ratio1 > 0.90 && ratio2 > 0.90) return true;
     const bool likely_binary = (ratio1 > 0.3 && ratio2 < 0.05) || (ratio1 > 0.8 && ratio2 > 0.8);
-    const bool decodable = multibyte >= 4 && !utf8_error(chunk, true);
+    const bool decodable = multibyte >= 4 && !runbox::detail::utf8_error(chunk, true);
     if (likely_binary) return !decodable;
     if (decodable) return false;
     return nul_or_ff;
-}
-
-inline std::string base64_encode(std::string_view data) {
-    std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-    const int n = ::EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                    reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
-    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-    return out;
 }
 
 /// mimetypes.guess_type for the media extensions `read` serves; `fallback` otherwise.
@@ -783,7 +705,7 @@ inline bool file_is_binary(const std::string& path) {
     return looks_binary(chunk);
 }
 
-}  // namespace editor_detail
+}  // namespace detail
 
 // ---------------------------------------------------------------------------
 // The OH-ACI editor
@@ -846,7 +768,7 @@ public:
         obs.old_content = old_str;
         obs.new_content = new_str;
         obs.impl_source = runbox::FileEditSource::oh_aci;
-        obs.diff = editor_detail::unified_diff(result.old_content.value_or(""), result.new_content.value_or(""), path);
+        obs.diff = detail::unified_diff(result.old_content.value_or(""), result.new_content.value_or(""), path);
         obs.content = std::move(result.content);
         return obs;
     }
@@ -876,7 +798,7 @@ private:
 
     static bool is_supported_binary(std::string_view path) {
         static constexpr std::string_view exts[] = {".docx", ".xlsx", ".pptx", ".pdf", ".mp3", ".wav", ".m4a", ".flac"};
-        const auto ext = editor_detail::suffix_lower(path);
+        const auto ext = detail::suffix_lower(path);
         return std::find(std::begin(exts), std::end(exts), ext) != std::end(exts);
     }
 
@@ -901,7 +823,7 @@ private:
                   const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
                   const std::optional<std::string>& new_str, std::optional<long long> insert_line,
                   const std::string& root) {
-        const std::string path = editor_detail::py_path(raw_path);
+        const std::string path = detail::py_path(raw_path);
         validate_path(command, path, root);
         if (command == "view") return view_impl(path, view_range);
         if (command == "create") {
@@ -931,7 +853,7 @@ private:
     }
 
     static void validate_path(const std::string& command, const std::string& path, const std::string& root) {
-        using namespace editor_detail;
+        using namespace detail;
         if (!is_absolute(path)) {
             std::string hint = "The path should be an absolute path, starting with `/`.";
             if (!root.empty()) {
@@ -970,7 +892,7 @@ private:
     }
 
     static void validate_file(const std::string& path) {
-        using namespace editor_detail;
+        using namespace detail;
         struct stat st {};
         if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
         const auto size = static_cast<std::uintmax_t>(st.st_size);
@@ -989,7 +911,7 @@ private:
 
     /// The whole file as Python reads it in text mode (UTF-8, universal newlines).
     static std::string read_text(const std::string& path) {
-        using namespace editor_detail;
+        using namespace detail;
         validate_file(path);
         std::string raw;
         if (const int err = read_bytes(path, raw, max_file_size_bytes + 1); err != 0) {
@@ -1000,7 +922,7 @@ private:
             throw validation(path, "File is too large. Maximum allowed size is " +
                                        std::to_string(max_file_size_bytes / 1024 / 1024) + "MB.");
         }
-        if (const auto bad = utf8_error(raw)) {
+        if (const auto bad = runbox::detail::utf8_error(raw)) {
             throw ToolError{"Ran into " + utf8_error_text(*bad) + " while trying to read " + path};
         }
         return translate_newlines(raw);
@@ -1008,7 +930,7 @@ private:
 
     /// Lines first..last (1-based, inclusive) with their newlines, joined.
     static std::string read_text_range(const std::string& path, long long first, long long last) {
-        const auto lines = editor_detail::split_keepends(read_text(path));
+        const auto lines = detail::split_keepends(read_text(path));
         std::string out;
         for (long long i = std::max(first, 1LL); i <= last && i <= static_cast<long long>(lines.size()); ++i) {
             out += lines[static_cast<std::size_t>(i - 1)];
@@ -1017,7 +939,7 @@ private:
     }
 
     static void write_text(const std::string& path, std::string_view text) {
-        using namespace editor_detail;
+        using namespace detail;
         validate_file(path);
         if (const int err = write_bytes(path, text, true); err != 0) {
             throw ToolError{"Ran into " + os_error_text(err, path) + " while trying to write to " + path};
@@ -1027,11 +949,11 @@ private:
     void add_history(const std::string& path, std::string content) {
         auto& entries = history_[path];
         entries.push_back(std::move(content));
-        while (entries.size() > editor_detail::max_history_per_file) entries.pop_front();
+        while (entries.size() > detail::max_history_per_file) entries.pop_front();
     }
 
     CliResult view_impl(const std::string& path, const std::optional<std::vector<int>>& view_range) {
-        using namespace editor_detail;
+        using namespace detail;
         if (path_is_dir(path)) {
             if (view_range && !view_range->empty()) {
                 throw invalid("view_range", py_int_list({view_range->begin(), view_range->end()}),
@@ -1083,7 +1005,7 @@ private:
     /// `find -L <p> -maxdepth 2` without hidden entries, sorted bytewise (C locale), dirs
     /// suffixed with '/', plus the count of hidden entries directly in <p>.
     static CliResult view_directory(const std::string& path) {
-        using namespace editor_detail;
+        using namespace detail;
         namespace fs = std::filesystem;
         std::vector<std::string> found{path};
         std::string errors;
@@ -1092,7 +1014,7 @@ private:
             std::error_code ec;
             fs::directory_iterator it(dir, ec);
             if (ec) {
-                errors += "find: " + py_repr(dir) + ": " + ec.message() + "\n";
+                errors += "find: " + runbox::detail::python_str_repr(dir) + ": " + ec.message() + "\n";
                 return;
             }
             for (; it != fs::directory_iterator(); it.increment(ec)) {
@@ -1105,7 +1027,7 @@ private:
                 found.push_back(child);
                 if (depth < 2 && path_is_dir(child)) self(child, depth + 1, self);
             }
-            if (ec) errors += "find: " + py_repr(dir) + ": " + ec.message() + "\n";
+            if (ec) errors += "find: " + runbox::detail::python_str_repr(dir) + ": " + ec.message() + "\n";
         };
         list(path, 1, list);
         std::sort(found.begin(), found.end());
@@ -1134,7 +1056,7 @@ private:
     }
 
     CliResult str_replace(const std::string& path, std::string old_str, std::string new_str) {
-        using namespace editor_detail;
+        using namespace detail;
         validate_file(path);
         const std::string content = read_text(path);
         auto hits = find_occurrences(content, old_str);
@@ -1180,7 +1102,7 @@ private:
     }
 
     CliResult insert(const std::string& path, long long insert_line, const std::string& new_str) {
-        using namespace editor_detail;
+        using namespace detail;
         validate_file(path);
         const std::string content = read_text(path);
         const long long num_lines = count_lines(content);
@@ -1221,7 +1143,7 @@ private:
         it->second.pop_back();
         write_text(path, previous);
         CliResult r;
-        r.output = "Last edit to " + path + " undone successfully. " + editor_detail::cat_n(previous, path);
+        r.output = "Last edit to " + path + " undone successfully. " + detail::cat_n(previous, path);
         r.old_content = std::move(current);
         r.new_content = std::move(previous);
         return r;
@@ -1236,7 +1158,7 @@ private:
 
 /// `read` (reference §6.1).
 inline runbox::Observation read_file(const runbox::FileReadAction& action, const FileOpsContext& ctx) {
-    using namespace editor_detail;
+    using namespace detail;
     // Quirk 6: the binary sniff resolves relative paths against the server process's cwd.
     std::string sniffed = action.path;
     if (!is_absolute(sniffed) && !ctx.server_cwd.empty()) sniffed = join_path(ctx.server_cwd, sniffed);
@@ -1293,10 +1215,10 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
     }
     if (!fallback_mime.empty()) {
         const std::string mime = fallback_mime == "application/pdf" ? fallback_mime : guess_mime(filepath, fallback_mime);
-        obs.content = "data:" + mime + ";base64," + base64_encode(raw);
+        obs.content = "data:" + mime + ";base64," + runbox::detail::base64_encode(raw);
         return obs;
     }
-    if (utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath + ".");
+    if (runbox::detail::utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath + ".");
     obs.content = join(read_lines_window(split_keepends(translate_newlines(raw)), action.start, action.end), "");
     if (truncated) {
         obs.content += "\n<response clipped><NOTE>Only the first " + std::to_string(ctx.max_read_bytes) +
@@ -1308,7 +1230,7 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
 
 /// `write` (reference §6.2).
 inline runbox::Observation write_file(const runbox::FileWriteAction& action, const FileOpsContext& ctx) {
-    using namespace editor_detail;
+    using namespace detail;
     const std::string filepath = is_absolute(action.path) ? py_path(action.path) : join_path(ctx.bash_cwd, action.path);
     const auto error = [](std::string text) { return error_observation(std::move(text)); };
     const std::string parent = dirname(filepath);
@@ -1334,7 +1256,7 @@ inline runbox::Observation write_file(const runbox::FileWriteAction& action, con
         if (S_ISDIR(original.st_mode)) return os_failure(EISDIR);
         std::string raw;
         if (const int err = read_bytes(filepath, raw); err != 0) return os_failure(err);
-        if (utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath);
+        if (runbox::detail::utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath);
         text = splice_lines(split_keepends(translate_newlines(raw)), pieces, action.start, action.end);
     }
     if (const int err = write_bytes(filepath, text, !existed); err != 0) return os_failure(err);
@@ -1365,7 +1287,7 @@ inline runbox::Observation write_file(const runbox::FileWriteAction& action, con
 
 /// `browse` / `browse_interactive` when no browser is running (reference §6.5).
 inline runbox::Observation browse_unsupported() {
-    return editor_detail::error_observation("Browser functionality is not supported or disabled.");
+    return detail::error_observation("Browser functionality is not supported or disabled.");
 }
 
 /// OpenHands accepts `insert_line` as a string on the wire ("185" -> 185). For an `edit`
@@ -1378,7 +1300,7 @@ inline std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& act
     auto& args = action_json["args"];
     if (!args.contains("insert_line") || !args["insert_line"].is_string()) return std::nullopt;
     const std::string text = args["insert_line"].get<std::string>();
-    if (const auto value = editor_detail::parse_py_int(text)) {
+    if (const auto value = detail::parse_py_int(text)) {
         args["insert_line"] = *value;
         return std::nullopt;
     }

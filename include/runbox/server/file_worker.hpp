@@ -45,7 +45,7 @@ struct FileIdentity {
     std::vector<gid_t> groups;  ///< supplementary groups
 };
 
-namespace file_worker_detail {
+namespace detail {
 
 /// Switches the calling thread's filesystem identity; "" on success, else why not.
 inline std::string assume_identity(const FileIdentity& who) {
@@ -60,7 +60,7 @@ inline std::string assume_identity(const FileIdentity& who) {
     return {};
 }
 
-}  // namespace file_worker_detail
+}  // namespace detail
 
 /// The one thread that runs the action server's file jobs in order (see the top of this header).
 class FileWorker {
@@ -72,7 +72,7 @@ public:
         std::promise<std::string> ready;
         auto started = ready.get_future();
         thread_ = std::thread([this, identity = std::move(identity), ready = std::move(ready)]() mutable {
-            ready.set_value(identity ? file_worker_detail::assume_identity(*identity) : std::string());
+            ready.set_value(identity ? detail::assume_identity(*identity) : std::string());
             loop();
         });
         const std::string why = started.get();

@@ -21,7 +21,7 @@
 
 namespace runbox::server {
 
-namespace stats_detail {
+namespace detail {
 
 /// utime + stime of this process in clock ticks (fields 14 and 15 of /proc/self/stat).
 inline std::uint64_t process_cpu_ticks() {
@@ -64,19 +64,19 @@ inline double round_to(double value, int digits) {
     return std::round(value * scale) / scale;
 }
 
-}  // namespace stats_detail
+}  // namespace detail
 
 /// CPU use of this process over `sample` (psutil's cpu_percent(interval)), in percent of one
 /// core (may exceed 100 on several cores).
 inline double process_cpu_percent(std::chrono::milliseconds sample = std::chrono::milliseconds(100)) {
     const auto ticks_per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));
-    const auto start_ticks = stats_detail::process_cpu_ticks();
+    const auto start_ticks = detail::process_cpu_ticks();
     const auto start = std::chrono::steady_clock::now();
     std::this_thread::sleep_for(sample);  // the sampling interval itself, not a synchronisation
-    const auto ticks = stats_detail::process_cpu_ticks() - start_ticks;
+    const auto ticks = detail::process_cpu_ticks() - start_ticks;
     const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - start;
     if (wall.count() <= 0 || ticks_per_second <= 0) return 0.0;
-    return stats_detail::round_to(static_cast<double>(ticks) / ticks_per_second / wall.count() * 100.0, 1);
+    return detail::round_to(static_cast<double>(ticks) / ticks_per_second / wall.count() * 100.0, 1);
 }
 
 /// This process's memory as /server_info reports it: {"rss", "vms"} in bytes, "percent" of RAM.
@@ -86,7 +86,7 @@ inline nlohmann::json process_memory_stats() {
     statm >> vms_pages >> rss_pages;
     const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
     const std::uint64_t rss = rss_pages * page;
-    const std::uint64_t total = stats_detail::proc_field("/proc/meminfo", "MemTotal") * 1024;
+    const std::uint64_t total = detail::proc_field("/proc/meminfo", "MemTotal") * 1024;
     const double percent = total == 0 ? 0.0 : static_cast<double>(rss) / static_cast<double>(total) * 100.0;
     return {{"rss", rss}, {"vms", vms_pages * page}, {"percent", percent}};
 }
@@ -103,15 +103,15 @@ inline nlohmann::json disk_stats(const char* path = "/") {
     const std::uint64_t used = (static_cast<std::uint64_t>(st.f_blocks) - st.f_bfree) * unit;
     const std::uint64_t denominator = used + free_for_user;
     const double percent =
-        denominator == 0 ? 0.0 : stats_detail::round_to(static_cast<double>(used) / static_cast<double>(denominator) * 100.0, 1);
+        denominator == 0 ? 0.0 : detail::round_to(static_cast<double>(used) / static_cast<double>(denominator) * 100.0, 1);
     return {{"total", total}, {"used", used}, {"free", free_for_user}, {"percent", percent}};
 }
 
 /// Bytes this process caused to be read from / written to storage; zeros when /proc/self/io
 /// is unreadable (some sandboxes hide it).
 inline nlohmann::json io_stats() {
-    return {{"read_bytes", stats_detail::proc_field("/proc/self/io", "read_bytes")},
-            {"write_bytes", stats_detail::proc_field("/proc/self/io", "write_bytes")}};
+    return {{"read_bytes", detail::proc_field("/proc/self/io", "read_bytes")},
+            {"write_bytes", detail::proc_field("/proc/self/io", "write_bytes")}};
 }
 
 /// The whole "resources" object of /server_info.

@@ -91,7 +91,7 @@ public:
 /// Constant-time comparison of a presented credential with the expected one; an empty expected
 /// value matches nothing.
 inline bool key_matches(std::string_view presented, std::string_view expected) {
-    return !expected.empty() && server::action_detail::secrets_equal(presented, expected);
+    return !expected.empty() && server::detail::secrets_equal(presented, expected);
 }
 
 /// The request log of a fake. Thread-safe.
@@ -108,7 +108,7 @@ public:
     void add_secrets_from_env(const nlohmann::json& env) {
         if (!env.is_object()) return;
         for (const auto& [k, v] : env.items()) {
-            const auto name = server::action_detail::ascii_lower(k);
+            const auto name = server::detail::ascii_lower(k);
             bool secret = false;
             for (const char* marker : {"key", "token", "secret", "password"}) secret = secret || name.find(marker) != std::string::npos;
             if (secret && v.is_string()) add_secret(v.get<std::string>());
@@ -125,7 +125,7 @@ public:
         std::lock_guard lock(mutex_);
         std::map<std::string, std::string> headers;
         for (auto& [name, value] : r.headers) {
-            auto lower = server::action_detail::ascii_lower(name);
+            auto lower = server::detail::ascii_lower(name);
             if (runbox::detail::is_credential_header(lower) || lower == "x-runloop-tunnel-authorization" ||
                 lower == "e2b-traffic-access-token") {
                 const auto space = value.find(' ');

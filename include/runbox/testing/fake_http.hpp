@@ -182,7 +182,7 @@ protected:
         client.set_write_timeout(std::chrono::minutes(5));
         httplib::Headers headers;
         for (const auto& [k, v] : req.headers) {
-            const auto name = server::action_detail::ascii_lower(k);
+            const auto name = server::detail::ascii_lower(k);
             bool skip = name == "host" || name == "content-length" || name == "transfer-encoding" || name == "connection" ||
                         name == "keep-alive" || name == "accept-encoding" || name == "remote_addr" ||
                         name == "remote_port" || name == "local_addr" || name == "local_port" ||
@@ -208,7 +208,7 @@ protected:
         res.status = result->status;
         std::string type = "application/octet-stream";
         for (const auto& [k, v] : result->headers) {
-            const auto name = server::action_detail::ascii_lower(k);
+            const auto name = server::detail::ascii_lower(k);
             if (name == "content-type") {
                 type = v;
             } else if (name != "content-length" && name != "transfer-encoding" && name != "connection" &&

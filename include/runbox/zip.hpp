@@ -7,7 +7,7 @@
 #pragma once
 
 #include "runbox/error.hpp"
-#include "runbox/server/safe_write.hpp"
+#include "runbox/detail/safe_write.hpp"
 
 #include <zip.h>
 
@@ -23,7 +23,7 @@
 #include <system_error>
 #include <vector>
 
-namespace runbox::server {
+namespace runbox {
 
 /// How a directory is zipped.
 struct ZipOptions {
@@ -39,7 +39,7 @@ struct ZipOptions {
     std::uintmax_t max_total_bytes = static_cast<std::uintmax_t>(-1);
 };
 
-namespace zip_detail {
+namespace detail {
 
 struct ZipCloser {
     void operator()(zip_t* archive) const noexcept { zip_discard(archive); }
@@ -118,7 +118,7 @@ inline void add_file_entry(zip_t* archive, const std::filesystem::path& file, co
     }
 }
 
-}  // namespace zip_detail
+}  // namespace detail
 
 /// Writes a zip of `source` to `archive_path` (overwriting it). Regular files (and symlinks to
 /// regular files, stored as their content) are stored; symlinked directories are not followed;
@@ -174,18 +174,18 @@ inline void zip_tree(const std::filesystem::path& source, const std::filesystem:
         }
     }
     if (files.empty() && dirs.empty()) {
-        zip_detail::write_empty_zip(archive_path);
+        detail::write_empty_zip(archive_path);
         return;
     }
     std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
     std::sort(dirs.begin(), dirs.end());
-    auto archive = zip_detail::open_archive(archive_path, ZIP_CREATE | ZIP_TRUNCATE);
+    auto archive = detail::open_archive(archive_path, ZIP_CREATE | ZIP_TRUNCATE);
     for (const auto& dir : dirs) {
         if (zip_dir_add(archive.get(), dir.c_str(), ZIP_FL_ENC_UTF_8) < 0) {
             throw runbox::error(errc::bad_response, "cannot add " + dir + " to zip: " + zip_strerror(archive.get()));
         }
     }
-    for (const auto& [path, name] : files) zip_detail::add_file_entry(archive.get(), path, name);
+    for (const auto& [path, name] : files) detail::add_file_entry(archive.get(), path, name);
     if (zip_close(archive.get()) != 0) {
         throw runbox::error(errc::bad_response,
                             "cannot write zip archive " + archive_path.string() + ": " + zip_strerror(archive.get()));
@@ -195,7 +195,7 @@ inline void zip_tree(const std::filesystem::path& source, const std::filesystem:
 
 /// Entry names of an archive, in archive order.
 inline std::vector<std::string> zip_entry_names(const std::filesystem::path& archive_path) {
-    auto archive = zip_detail::open_archive(archive_path, ZIP_RDONLY);
+    auto archive = detail::open_archive(archive_path, ZIP_RDONLY);
     const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
     std::vector<std::string> names;
     for (zip_int64_t i = 0; i < count; ++i) {
@@ -214,20 +214,20 @@ inline std::vector<std::string> zip_entry_names(const std::filesystem::path& arc
 /// file goes is replaced by the file.
 inline void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination) {
     namespace fs = std::filesystem;
-    auto archive = zip_detail::open_archive(archive_path, ZIP_RDONLY);
+    auto archive = detail::open_archive(archive_path, ZIP_RDONLY);
     const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
     std::vector<std::string> names;
     names.reserve(static_cast<std::size_t>(std::max<zip_int64_t>(count, 0)));
     for (zip_int64_t i = 0; i < count; ++i) {
         const char* name = zip_get_name(archive.get(), static_cast<zip_uint64_t>(i), ZIP_FL_ENC_GUESS);
         if (name == nullptr) throw runbox::error(errc::bad_response, "unreadable entry name in zip archive");
-        if (zip_detail::unsafe_entry_name(name)) {
+        if (detail::unsafe_entry_name(name)) {
             throw runbox::error(errc::bad_response, std::string("unsafe entry name in zip archive: ") + name);
         }
         names.emplace_back(name);
     }
     fs::create_directories(destination);
-    const UniqueFd root = open_directory_nofollow(destination);
+    const detail::UniqueFd root = detail::open_directory_nofollow(destination);
     std::vector<char> buffer(64 * 1024);
     for (zip_int64_t i = 0; i < count; ++i) {
         const auto& name = names[static_cast<std::size_t>(i)];
@@ -241,26 +241,26 @@ inline void extract_zip(const std::filesystem::path& archive_path, const std::fi
         }
         if (parts.empty()) continue;
         const fs::path target = destination / fs::path(name).relative_path();
-        UniqueFd dir;
+        detail::UniqueFd dir;
         int at = root.get();
         fs::path walked = destination;
         const std::size_t dir_parts = is_dir ? parts.size() : parts.size() - 1;
         for (std::size_t k = 0; k < dir_parts; ++k) {
             walked /= parts[k];
-            dir = open_subdirectory(at, parts[k], walked);
+            dir = detail::open_subdirectory(at, parts[k], walked);
             at = dir.get();
         }
         if (is_dir) continue;
-        zip_detail::ZipFileHandle entry(zip_fopen_index(archive.get(), static_cast<zip_uint64_t>(i), 0));
+        detail::ZipFileHandle entry(zip_fopen_index(archive.get(), static_cast<zip_uint64_t>(i), 0));
         if (!entry) {
             throw runbox::error(errc::bad_response, "cannot read " + name + " from zip: " + zip_strerror(archive.get()));
         }
-        const UniqueFd out = create_file_at(at, parts.back(), target, /*replace_links=*/true);
+        const detail::UniqueFd out = detail::create_file_at(at, parts.back(), target, /*replace_links=*/true);
         for (;;) {
             const zip_int64_t n = zip_fread(entry.get(), buffer.data(), buffer.size());
             if (n < 0) throw runbox::error(errc::bad_response, "corrupt zip entry " + name);
             if (n == 0) break;
-            write_all(out.get(), std::string_view(buffer.data(), static_cast<std::size_t>(n)), target);
+            detail::write_all(out.get(), std::string_view(buffer.data(), static_cast<std::size_t>(n)), target);
         }
         zip_uint8_t opsys = 0;
         zip_uint32_t attributes = 0;
@@ -272,4 +272,4 @@ inline void extract_zip(const std::filesystem::path& archive_path, const std::fi
     }
 }
 
-}  // namespace runbox::server
+}  // namespace runbox

@@ -19,7 +19,7 @@
 #include <string_view>
 #include <system_error>
 
-namespace runbox::server {
+namespace runbox::detail {
 
 /// An owned file descriptor.
 class UniqueFd {
@@ -58,21 +58,17 @@ private:
     int fd_ = -1;
 };
 
-namespace safe_write_detail {
-
-[[noreturn]] inline void fail(int err, const std::filesystem::path& path, const char* what) {
+[[noreturn]] inline void safe_write_fail(int err, const std::filesystem::path& path, const char* what) {
     if (err == ELOOP) {
         throw runbox::error(errc::conflict, "refusing to write through the symbolic link " + path.string());
     }
     throw std::filesystem::filesystem_error(what, path, std::error_code(err, std::generic_category()));
 }
 
-}  // namespace safe_write_detail
-
 /// Opens the existing directory `path`, refusing it when its last component is a symbolic link.
 inline UniqueFd open_directory_nofollow(const std::filesystem::path& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) safe_write_detail::fail(errno == ENOTDIR && std::filesystem::is_symlink(path) ? ELOOP : errno, path, "open");
+    if (fd < 0) safe_write_fail(errno == ENOTDIR && std::filesystem::is_symlink(path) ? ELOOP : errno, path, "open");
     return UniqueFd(fd);
 }
 
@@ -83,13 +79,13 @@ inline UniqueFd open_subdirectory(int parent, const std::string& name, const std
     if (::mkdirat(parent, name.c_str(), 0777) == 0) {
         if (created != nullptr) *created = true;
     } else if (errno != EEXIST) {
-        safe_write_detail::fail(errno, shown, "mkdir");
+        safe_write_fail(errno, shown, "mkdir");
     }
     const int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         struct stat st {};
         const bool link = ::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
-        safe_write_detail::fail(link ? ELOOP : errno, shown, "open");
+        safe_write_fail(link ? ELOOP : errno, shown, "open");
     }
     return UniqueFd(fd);
 }
@@ -101,21 +97,21 @@ inline UniqueFd create_file_at(int dir, const std::string& name, const std::file
                                bool replace_links = false, mode_t mode = 0666) {
     struct stat st {};
     if (replace_links && ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
-        if (::unlinkat(dir, name.c_str(), 0) != 0) safe_write_detail::fail(errno, shown, "unlink");
+        if (::unlinkat(dir, name.c_str(), 0) != 0) safe_write_fail(errno, shown, "unlink");
     }
     const int fd = ::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, mode);
     if (fd < 0) {
         if (errno == ENXIO) {  // a FIFO without a reader
             throw runbox::error(errc::conflict, "refusing to write " + shown.string() + ": not a regular file");
         }
-        safe_write_detail::fail(errno, shown, "open");
+        safe_write_fail(errno, shown, "open");
     }
     UniqueFd file(fd);
-    if (::fstat(fd, &st) != 0) safe_write_detail::fail(errno, shown, "stat");
+    if (::fstat(fd, &st) != 0) safe_write_fail(errno, shown, "stat");
     if (!S_ISREG(st.st_mode)) {
         throw runbox::error(errc::conflict, "refusing to write " + shown.string() + ": not a regular file");
     }
-    if (::ftruncate(fd, 0) != 0) safe_write_detail::fail(errno, shown, "truncate");
+    if (::ftruncate(fd, 0) != 0) safe_write_fail(errno, shown, "truncate");
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return file;
 }
@@ -126,9 +122,9 @@ inline void write_all(int fd, std::string_view data, const std::filesystem::path
     while (done < data.size()) {
         const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) safe_write_detail::fail(errno, shown, "write");
+        if (n < 0) safe_write_fail(errno, shown, "write");
         done += static_cast<std::size_t>(n);
     }
 }
 
-}  // namespace runbox::server
+}  // namespace runbox::detail
