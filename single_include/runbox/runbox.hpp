@@ -290,6 +290,97 @@ constexpr std::string_view to_string(RuntimeStatus status) noexcept {
 
 #include <nlohmann/json.hpp>
 
+// ---- begin runbox/environment.hpp ----
+/// \file
+/// the environment a sandbox process starts with, built on purpose.
+///
+/// Two bases, one builder (every spawn of a shell, Python REPL, static command or runbox-server
+/// child goes through sandbox_environment()):
+/// ```
+/// inherit     the server's own environment: runbox-server inside a sandbox, where that
+///             environment is the sandbox's (what OpenHands' shell sees).
+/// allow_list  only the host variables named by host_variable_allowed(): the local provider,
+///             whose "server environment" is the user's own program and its secrets.
+/// ```
+/// Either way SESSION_API_KEY is never passed on (the shell must not learn the key that guards
+/// its own server), and the caller's variables (Config / options env) are added last.
+
+#include <iterator>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+extern "C" char** environ;  // POSIX: the process environment
+
+namespace runbox::detail {
+
+enum class EnvironmentBase { inherit, allow_list };
+
+/// The host variables a local sandbox keeps: what programs need to find themselves, speak the
+/// user's language and find their libraries; nothing that usually carries a credential.
+inline bool host_variable_allowed(std::string_view name) {
+    static constexpr std::string_view exact[] = {"PATH",   "HOME",    "USER", "LOGNAME", "SHELL",
+                                                 "LANG",   "LANGUAGE", "TZ",   "TMPDIR",  "TERM",
+                                                 "LD_LIBRARY_PATH"};
+    for (const auto& e : exact) {
+        if (name == e) return true;
+    }
+    return name.rfind("LC_", 0) == 0;
+}
+
+/// Variables no sandbox process ever receives, whatever the base or the caller says.
+inline bool never_passed_on(std::string_view name) { return name == "SESSION_API_KEY"; }
+
+/// Every `NAME=value` of this process's environment in its own order (the one walk of
+/// `environ`; an entry without a name or without '=' is skipped).
+inline std::vector<std::pair<std::string, std::string>> process_environment() {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        const std::string_view kv(*entry);
+        const auto eq = kv.find('=');
+        if (eq == std::string_view::npos || eq == 0) continue;
+        out.emplace_back(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+    return out;
+}
+
+/// This process's environment as a map (the first of duplicate names wins, as getenv does).
+inline std::map<std::string, std::string> host_environment() {
+    std::map<std::string, std::string> env;
+    for (auto& [key, value] : process_environment()) env.emplace(std::move(key), std::move(value));
+    return env;
+}
+
+/// The environment of a sandbox process: `base`, then `extra` on top; never SESSION_API_KEY.
+inline std::map<std::string, std::string> sandbox_environment(EnvironmentBase base,
+                                                              const std::map<std::string, std::string>& extra = {}) {
+    std::map<std::string, std::string> env;
+    for (auto& [key, value] : host_environment()) {
+        if (base == EnvironmentBase::allow_list && !host_variable_allowed(key)) continue;
+        env.emplace(key, std::move(value));
+    }
+    if (env.find("PATH") == env.end()) env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (const auto& [key, value] : extra) {
+        if (!key.empty() && key.find('=') == std::string::npos) env[key] = value;
+    }
+    for (auto it = env.begin(); it != env.end();) {
+        it = never_passed_on(it->first) ? env.erase(it) : std::next(it);
+    }
+    return env;
+}
+
+/// "K=V" strings for execve().
+inline std::vector<std::string> environment_strings(const std::map<std::string, std::string>& env) {
+    std::vector<std::string> out;
+    out.reserve(env.size());
+    for (const auto& [key, value] : env) out.push_back(key + "=" + value);
+    return out;
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/environment.hpp ----
 // ---- begin runbox/transport/transport.hpp ----
 // runbox/transport/transport.hpp - the vocabulary every transport speaks.
 //
@@ -1328,8 +1419,6 @@ inline std::function<void(Request&, int)> attempt_headers(std::string counter_he
 }  // namespace runbox
 // ---- end runbox/transport/transport.hpp ----
 
-extern "C" char** environ;  // POSIX: the process environment, for SANDBOX_ENV_* forwarding
-
 namespace runbox {
 
 /// Looks up one environment variable. Tests pass their own instead of calling setenv.
@@ -1345,16 +1434,7 @@ inline std::optional<std::string> process_env(const std::string& name) {
 }
 
 /// The default EnvList: every `NAME=value` of the process environment (`environ`).
-inline std::vector<std::pair<std::string, std::string>> process_env_list() {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-        std::string_view text(*entry);
-        const auto eq = text.find('=');
-        if (eq == std::string_view::npos) continue;
-        out.emplace_back(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
-    }
-    return out;
-}
+inline std::vector<std::pair<std::string, std::string>> process_env_list() { return detail::process_environment(); }
 
 /// `[sandbox]`: the fields runtimes use, with OpenHands' defaults.
 struct SandboxConfig {
@@ -1764,6 +1844,208 @@ inline Config Config::from_json(const nlohmann::json& json, EnvLookup lookup) {
 
 #include <nlohmann/json.hpp>
 
+// ---- begin runbox/detail/python.hpp ----
+/// \file
+/// Python's text of a float and of a str, as OpenHands' messages show them (written once).
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace runbox::detail {
+
+/// Python's repr()/str() of a float: the shortest digits that round-trip, fixed notation with
+/// at least one decimal ("1.0", "0.1", "120.0") when the decimal exponent is in [-4, 16),
+/// else scientific with a signed two-digit-or-more exponent ("1e+16", "1e-05", "1.5e+300");
+/// "nan", "inf", "-inf", "-0.0".
+inline std::string python_float(double value) {
+    if (std::isnan(value)) return "nan";
+    if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
+    if (value == 0) return std::signbit(value) ? "-0.0" : "0.0";
+    char buffer[64];
+    // Shortest round-trip digits, as "d.ddde+XX" (to_chars without a precision is shortest).
+    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::scientific);
+    const std::string_view text(buffer, static_cast<std::size_t>(result.ptr - buffer));
+    const auto e = text.find('e');
+    const bool negative = text.front() == '-';
+    std::string digits;
+    for (const char c : text.substr(negative ? 1 : 0, e - (negative ? 1 : 0))) {
+        if (c != '.') digits += c;
+    }
+    const int exponent = std::atoi(std::string(text.substr(e + 1)).c_str());
+    std::string out = negative ? "-" : "";
+    if (exponent >= -4 && exponent < 16) {
+        if (exponent >= 0) {
+            const auto whole = static_cast<std::size_t>(exponent) + 1;
+            if (digits.size() < whole) digits.append(whole - digits.size(), '0');
+            out += digits.substr(0, whole) + "." + (digits.size() > whole ? digits.substr(whole) : "0");
+        } else {
+            out += "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
+        }
+        return out;
+    }
+    out += digits.substr(0, 1);
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    const std::string magnitude = std::to_string(std::abs(exponent));
+    out += std::string(exponent < 0 ? "e-" : "e+") + (magnitude.size() < 2 ? "0" : "") + magnitude;
+    return out;
+}
+
+/// Appends Python's repr() of a str: 'text' (or "text" when it holds ' but no "), with \\ \n
+/// \r \t and \xNN escapes for the other control characters; other bytes as they are.
+inline void append_python_str_repr(std::string& out, std::string_view s) {
+    const bool has_single = s.find('\'') != std::string_view::npos;
+    const bool has_double = s.find('"') != std::string_view::npos;
+    const char quote = (has_single && !has_double) ? '"' : '\'';
+    static constexpr char hex[] = "0123456789abcdef";
+    out += quote;
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (ch == quote || ch == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (ch == '\n') {
+            out += "\\n";
+        } else if (ch == '\r') {
+            out += "\\r";
+        } else if (ch == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+        } else {
+            out += ch;
+        }
+    }
+    out += quote;
+}
+
+/// Python's repr() of a str (see append_python_str_repr).
+inline std::string python_str_repr(std::string_view s) {
+    std::string out;
+    append_python_str_repr(out, s);
+    return out;
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/detail/python.hpp ----
+// ---- begin runbox/detail/utf8.hpp ----
+/// \file
+/// the one UTF-8 codec: encode a code point, step over one well-formed sequence, validate.
+///
+/// Kept here rather than taken from libutfcpp: the editor needs Python's own fault names and
+/// positions ("invalid start byte", "invalid continuation byte", "unexpected end of data"),
+/// which utfcpp's error classes do not map onto (it reports E0 80 as an overlong sequence where
+/// Python reports the continuation byte), and the whole codec is the one table below.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace runbox::detail {
+
+/// Appends the UTF-8 bytes of `cp`; false (nothing appended) above U+10FFFF. A lone surrogate
+/// is encoded as it is (a Python str may hold one; the caller decides whether that is allowed).
+inline bool append_utf8(std::string& out, char32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x110000) {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/// What is wrong with the sequence at a position (Python's 'utf-8' codec names them).
+enum class Utf8Fault { none, invalid_start, invalid_continuation, truncated };
+
+/// One step over s[i] (i < s.size()): the code point and its length, or a fault (length 1).
+struct Utf8Step {
+    char32_t code_point = 0xFFFD;  ///< the decoded code point (U+FFFD on a fault)
+    std::size_t length = 1;  ///< bytes consumed
+    Utf8Fault fault = Utf8Fault::none;  ///< none when the sequence is well-formed
+};
+
+/// Decodes the well-formed sequence at s[i] by Unicode's table 3-7: no overlongs, no
+/// surrogates, nothing above U+10FFFF.
+inline Utf8Step utf8_next(std::string_view s, std::size_t i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) return {c, 1, Utf8Fault::none};
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    char32_t cp = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2, cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3, cp = c & 0x0F;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4, cp = c & 0x07;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return {0xFFFD, 1, Utf8Fault::invalid_start};
+    }
+    for (std::size_t k = 1; k < len; ++k) {
+        if (i + k >= s.size()) return {0xFFFD, 1, Utf8Fault::truncated};
+        const auto cc = static_cast<unsigned char>(s[i + k]);
+        if (cc < (k == 1 ? lo : 0x80) || cc > (k == 1 ? hi : 0xBF)) return {0xFFFD, 1, Utf8Fault::invalid_continuation};
+        cp = (cp << 6) | (cc & 0x3F);
+    }
+    return {cp, len, Utf8Fault::none};
+}
+
+/// Decodes one sequence at s[i] and advances i; an ill-formed byte gives U+FFFD and advances by one.
+inline char32_t decode_utf8(std::string_view s, std::size_t& i) {
+    const Utf8Step step = utf8_next(s, i);
+    i += step.length;
+    return step.code_point;
+}
+
+/// The first ill-formed sequence of a text.
+struct Utf8Error {
+    std::size_t position = 0;  ///< byte offset of the sequence's first byte
+    unsigned byte = 0;  ///< that byte
+    std::string reason;  ///< Python's: "invalid start byte", "invalid continuation byte", "unexpected end of data"
+};
+
+/// Strict validation like Python's 'utf-8' codec; nullopt when `s` is well-formed.
+/// `allow_truncated_tail` accepts a sequence cut off by the end (a sniffed chunk).
+inline std::optional<Utf8Error> utf8_error(std::string_view s, bool allow_truncated_tail = false) {
+    for (std::size_t i = 0; i < s.size();) {
+        const Utf8Step step = utf8_next(s, i);
+        switch (step.fault) {
+            case Utf8Fault::none: i += step.length; continue;
+            case Utf8Fault::truncated:
+                if (allow_truncated_tail) return std::nullopt;
+                return Utf8Error{i, static_cast<unsigned char>(s[i]), "unexpected end of data"};
+            case Utf8Fault::invalid_start: return Utf8Error{i, static_cast<unsigned char>(s[i]), "invalid start byte"};
+            case Utf8Fault::invalid_continuation:
+                return Utf8Error{i, static_cast<unsigned char>(s[i]), "invalid continuation byte"};
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/detail/utf8.hpp ----
 
 namespace runbox {
 
@@ -2758,38 +3040,11 @@ void decode(const ordered_json& j, std::optional<T>& out, const char* name) {
 
 // --- Python repr (the MCP action's message shows its arguments as a Python dict) ---
 inline void python_repr(std::string& out, const ordered_json& v);
-inline void python_repr_string(std::string& out, const std::string& s) {
-    const bool has_single = s.find('\'') != std::string::npos;
-    const bool has_double = s.find('"') != std::string::npos;
-    const char quote = (has_single && !has_double) ? '"' : '\'';
-    static constexpr char hex[] = "0123456789abcdef";
-    out += quote;
-    for (char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (ch == quote || ch == '\\') {
-            out += '\\';
-            out += ch;
-        } else if (ch == '\n') {
-            out += "\\n";
-        } else if (ch == '\r') {
-            out += "\\r";
-        } else if (ch == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 0xF];
-        } else {
-            out += ch;
-        }
-    }
-    out += quote;
-}
 inline void python_repr(std::string& out, const ordered_json& v) {
     switch (v.type()) {
         case ordered_json::value_t::null: out += "None"; return;
         case ordered_json::value_t::boolean: out += v.get<bool>() ? "True" : "False"; return;
-        case ordered_json::value_t::string: python_repr_string(out, v.get_ref<const std::string&>()); return;
+        case ordered_json::value_t::string: append_python_str_repr(out, v.get_ref<const std::string&>()); return;
         case ordered_json::value_t::array: {
             out += '[';
             bool first = true;
@@ -2807,7 +3062,7 @@ inline void python_repr(std::string& out, const ordered_json& v) {
             for (auto it = v.begin(); it != v.end(); ++it) {
                 if (!first) out += ", ";
                 first = false;
-                python_repr_string(out, it.key());
+                append_python_str_repr(out, it.key());
                 out += ": ";
                 python_repr(out, it.value());
             }
@@ -2944,23 +3199,7 @@ private:
         return v;
     }
     static void append_utf8(std::string& out, unsigned long cp) {
-        if (cp < 0x80) {
-            out += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-            out += static_cast<char>(0xC0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            out += static_cast<char>(0xE0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x110000) {
-            out += static_cast<char>(0xF0 | (cp >> 18));
-            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-            out += static_cast<char>(0x80 | (cp & 0x3F));
-        } else {
-            throw failure{};
-        }
+        if (cp > 0x10FFFF || !detail::append_utf8(out, static_cast<char32_t>(cp))) throw failure{};
     }
     unsigned long hex_digits(std::size_t n) {
         if (i_ + n > s_.size()) throw failure{};
@@ -3653,6 +3892,57 @@ template <class T>
     requires ActionType<T> || ObservationType<T>
 std::string message_of(const T& x) {
     return detail::wire<T>::message(x);
+}
+
+// ---------------------------------------------------------------------------
+// nlohmann's customisation point, found by ADL: `nlohmann::json j = CmdRunAction{...};` and
+// `j.get<CmdRunAction>()` (also Action, Observation, Event; json and ordered_json alike) give
+// and read the same wire JSON as to_json / *_from_json above.
+
+namespace detail {
+
+template <class T>
+concept EventJsonType = ActionType<T> || ObservationType<T> || std::is_same_v<T, Action> ||
+                        std::is_same_v<T, Observation> || std::is_same_v<T, Event>;
+template <class J>
+concept BasicJson = nlohmann::detail::is_basic_json<J>::value;
+
+// The one concrete type `T` out of a parsed variant; another type is a bad response, as any
+// other mismatch between the JSON and what the caller expects.
+template <class T, class Variant>
+T take_alternative(Variant&& parsed, const char* key) {
+    if (auto* p = std::get_if<T>(&parsed)) return std::move(*p);
+    const std::string got = std::visit([](const auto& x) { return std::string(x.type); }, parsed);
+    throw error(errc::bad_response,
+                std::string("expected ") + key + "=" + std::string(T::type) + ", the JSON has " + key + "=" + got);
+}
+
+}  // namespace detail
+
+/// nlohmann's to_json hook: `j = x` stores the OpenHands wire JSON of `x` (keys in wire order
+/// when `j` is an ordered_json).
+template <detail::BasicJson J, detail::EventJsonType T>
+void to_json(J& j, const T& x) {
+    j = J(to_json(x));
+}
+
+/// nlohmann's from_json hook: `j.get<T>()` parses as action_from_json / observation_from_json /
+/// event_from_json do; a concrete type that does not match the JSON's `action` / `observation`
+/// is runbox::error errc::bad_response.
+template <detail::BasicJson J, detail::EventJsonType T>
+void from_json(const J& j, T& out) {
+    const ordered_json ordered(j);
+    if constexpr (std::is_same_v<T, Action>) {
+        out = action_from_json(ordered);
+    } else if constexpr (std::is_same_v<T, Observation>) {
+        out = observation_from_json(ordered);
+    } else if constexpr (std::is_same_v<T, Event>) {
+        out = event_from_json(ordered);
+    } else if constexpr (ActionType<T>) {
+        out = detail::take_alternative<T>(action_from_json(ordered), "action");
+    } else {
+        out = detail::take_alternative<T>(observation_from_json(ordered), "observation");
+    }
 }
 
 }  // namespace runbox
@@ -5275,7 +5565,7 @@ struct check_runtime_constructor {
 #include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 
-// ---- begin runbox/server/zip.hpp ----
+// ---- begin runbox/zip.hpp ----
 /// \file
 /// zip archives for /upload_file and /download_files (libzip).
 ///
@@ -5283,7 +5573,7 @@ struct check_runtime_constructor {
 /// directories for download; the client zips a directory for a recursive copy_to and
 /// extracts what copy_from returns.
 
-// ---- begin runbox/server/safe_write.hpp ----
+// ---- begin runbox/detail/safe_write.hpp ----
 /// \file
 /// writing uploads without following symbolic links.
 ///
@@ -5303,7 +5593,7 @@ struct check_runtime_constructor {
 #include <string_view>
 #include <system_error>
 
-namespace runbox::server {
+namespace runbox::detail {
 
 /// An owned file descriptor.
 class UniqueFd {
@@ -5342,21 +5632,17 @@ private:
     int fd_ = -1;
 };
 
-namespace safe_write_detail {
-
-[[noreturn]] inline void fail(int err, const std::filesystem::path& path, const char* what) {
+[[noreturn]] inline void safe_write_fail(int err, const std::filesystem::path& path, const char* what) {
     if (err == ELOOP) {
         throw runbox::error(errc::conflict, "refusing to write through the symbolic link " + path.string());
     }
     throw std::filesystem::filesystem_error(what, path, std::error_code(err, std::generic_category()));
 }
 
-}  // namespace safe_write_detail
-
 /// Opens the existing directory `path`, refusing it when its last component is a symbolic link.
 inline UniqueFd open_directory_nofollow(const std::filesystem::path& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) safe_write_detail::fail(errno == ENOTDIR && std::filesystem::is_symlink(path) ? ELOOP : errno, path, "open");
+    if (fd < 0) safe_write_fail(errno == ENOTDIR && std::filesystem::is_symlink(path) ? ELOOP : errno, path, "open");
     return UniqueFd(fd);
 }
 
@@ -5367,13 +5653,13 @@ inline UniqueFd open_subdirectory(int parent, const std::string& name, const std
     if (::mkdirat(parent, name.c_str(), 0777) == 0) {
         if (created != nullptr) *created = true;
     } else if (errno != EEXIST) {
-        safe_write_detail::fail(errno, shown, "mkdir");
+        safe_write_fail(errno, shown, "mkdir");
     }
     const int fd = ::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         struct stat st {};
         const bool link = ::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
-        safe_write_detail::fail(link ? ELOOP : errno, shown, "open");
+        safe_write_fail(link ? ELOOP : errno, shown, "open");
     }
     return UniqueFd(fd);
 }
@@ -5385,21 +5671,21 @@ inline UniqueFd create_file_at(int dir, const std::string& name, const std::file
                                bool replace_links = false, mode_t mode = 0666) {
     struct stat st {};
     if (replace_links && ::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
-        if (::unlinkat(dir, name.c_str(), 0) != 0) safe_write_detail::fail(errno, shown, "unlink");
+        if (::unlinkat(dir, name.c_str(), 0) != 0) safe_write_fail(errno, shown, "unlink");
     }
     const int fd = ::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, mode);
     if (fd < 0) {
         if (errno == ENXIO) {  // a FIFO without a reader
             throw runbox::error(errc::conflict, "refusing to write " + shown.string() + ": not a regular file");
         }
-        safe_write_detail::fail(errno, shown, "open");
+        safe_write_fail(errno, shown, "open");
     }
     UniqueFd file(fd);
-    if (::fstat(fd, &st) != 0) safe_write_detail::fail(errno, shown, "stat");
+    if (::fstat(fd, &st) != 0) safe_write_fail(errno, shown, "stat");
     if (!S_ISREG(st.st_mode)) {
         throw runbox::error(errc::conflict, "refusing to write " + shown.string() + ": not a regular file");
     }
-    if (::ftruncate(fd, 0) != 0) safe_write_detail::fail(errno, shown, "truncate");
+    if (::ftruncate(fd, 0) != 0) safe_write_fail(errno, shown, "truncate");
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return file;
 }
@@ -5410,13 +5696,13 @@ inline void write_all(int fd, std::string_view data, const std::filesystem::path
     while (done < data.size()) {
         const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) safe_write_detail::fail(errno, shown, "write");
+        if (n < 0) safe_write_fail(errno, shown, "write");
         done += static_cast<std::size_t>(n);
     }
 }
 
-}  // namespace runbox::server
-// ---- end runbox/server/safe_write.hpp ----
+}  // namespace runbox::detail
+// ---- end runbox/detail/safe_write.hpp ----
 
 #include <zip.h>
 
@@ -5432,7 +5718,7 @@ inline void write_all(int fd, std::string_view data, const std::filesystem::path
 #include <system_error>
 #include <vector>
 
-namespace runbox::server {
+namespace runbox {
 
 /// How a directory is zipped.
 struct ZipOptions {
@@ -5448,7 +5734,7 @@ struct ZipOptions {
     std::uintmax_t max_total_bytes = static_cast<std::uintmax_t>(-1);
 };
 
-namespace zip_detail {
+namespace detail {
 
 struct ZipCloser {
     void operator()(zip_t* archive) const noexcept { zip_discard(archive); }
@@ -5527,7 +5813,7 @@ inline void add_file_entry(zip_t* archive, const std::filesystem::path& file, co
     }
 }
 
-}  // namespace zip_detail
+}  // namespace detail
 
 /// Writes a zip of `source` to `archive_path` (overwriting it). Regular files (and symlinks to
 /// regular files, stored as their content) are stored; symlinked directories are not followed;
@@ -5583,18 +5869,18 @@ inline void zip_tree(const std::filesystem::path& source, const std::filesystem:
         }
     }
     if (files.empty() && dirs.empty()) {
-        zip_detail::write_empty_zip(archive_path);
+        detail::write_empty_zip(archive_path);
         return;
     }
     std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
     std::sort(dirs.begin(), dirs.end());
-    auto archive = zip_detail::open_archive(archive_path, ZIP_CREATE | ZIP_TRUNCATE);
+    auto archive = detail::open_archive(archive_path, ZIP_CREATE | ZIP_TRUNCATE);
     for (const auto& dir : dirs) {
         if (zip_dir_add(archive.get(), dir.c_str(), ZIP_FL_ENC_UTF_8) < 0) {
             throw runbox::error(errc::bad_response, "cannot add " + dir + " to zip: " + zip_strerror(archive.get()));
         }
     }
-    for (const auto& [path, name] : files) zip_detail::add_file_entry(archive.get(), path, name);
+    for (const auto& [path, name] : files) detail::add_file_entry(archive.get(), path, name);
     if (zip_close(archive.get()) != 0) {
         throw runbox::error(errc::bad_response,
                             "cannot write zip archive " + archive_path.string() + ": " + zip_strerror(archive.get()));
@@ -5604,7 +5890,7 @@ inline void zip_tree(const std::filesystem::path& source, const std::filesystem:
 
 /// Entry names of an archive, in archive order.
 inline std::vector<std::string> zip_entry_names(const std::filesystem::path& archive_path) {
-    auto archive = zip_detail::open_archive(archive_path, ZIP_RDONLY);
+    auto archive = detail::open_archive(archive_path, ZIP_RDONLY);
     const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
     std::vector<std::string> names;
     for (zip_int64_t i = 0; i < count; ++i) {
@@ -5623,20 +5909,20 @@ inline std::vector<std::string> zip_entry_names(const std::filesystem::path& arc
 /// file goes is replaced by the file.
 inline void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination) {
     namespace fs = std::filesystem;
-    auto archive = zip_detail::open_archive(archive_path, ZIP_RDONLY);
+    auto archive = detail::open_archive(archive_path, ZIP_RDONLY);
     const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
     std::vector<std::string> names;
     names.reserve(static_cast<std::size_t>(std::max<zip_int64_t>(count, 0)));
     for (zip_int64_t i = 0; i < count; ++i) {
         const char* name = zip_get_name(archive.get(), static_cast<zip_uint64_t>(i), ZIP_FL_ENC_GUESS);
         if (name == nullptr) throw runbox::error(errc::bad_response, "unreadable entry name in zip archive");
-        if (zip_detail::unsafe_entry_name(name)) {
+        if (detail::unsafe_entry_name(name)) {
             throw runbox::error(errc::bad_response, std::string("unsafe entry name in zip archive: ") + name);
         }
         names.emplace_back(name);
     }
     fs::create_directories(destination);
-    const UniqueFd root = open_directory_nofollow(destination);
+    const detail::UniqueFd root = detail::open_directory_nofollow(destination);
     std::vector<char> buffer(64 * 1024);
     for (zip_int64_t i = 0; i < count; ++i) {
         const auto& name = names[static_cast<std::size_t>(i)];
@@ -5650,26 +5936,26 @@ inline void extract_zip(const std::filesystem::path& archive_path, const std::fi
         }
         if (parts.empty()) continue;
         const fs::path target = destination / fs::path(name).relative_path();
-        UniqueFd dir;
+        detail::UniqueFd dir;
         int at = root.get();
         fs::path walked = destination;
         const std::size_t dir_parts = is_dir ? parts.size() : parts.size() - 1;
         for (std::size_t k = 0; k < dir_parts; ++k) {
             walked /= parts[k];
-            dir = open_subdirectory(at, parts[k], walked);
+            dir = detail::open_subdirectory(at, parts[k], walked);
             at = dir.get();
         }
         if (is_dir) continue;
-        zip_detail::ZipFileHandle entry(zip_fopen_index(archive.get(), static_cast<zip_uint64_t>(i), 0));
+        detail::ZipFileHandle entry(zip_fopen_index(archive.get(), static_cast<zip_uint64_t>(i), 0));
         if (!entry) {
             throw runbox::error(errc::bad_response, "cannot read " + name + " from zip: " + zip_strerror(archive.get()));
         }
-        const UniqueFd out = create_file_at(at, parts.back(), target, /*replace_links=*/true);
+        const detail::UniqueFd out = detail::create_file_at(at, parts.back(), target, /*replace_links=*/true);
         for (;;) {
             const zip_int64_t n = zip_fread(entry.get(), buffer.data(), buffer.size());
             if (n < 0) throw runbox::error(errc::bad_response, "corrupt zip entry " + name);
             if (n == 0) break;
-            write_all(out.get(), std::string_view(buffer.data(), static_cast<std::size_t>(n)), target);
+            detail::write_all(out.get(), std::string_view(buffer.data(), static_cast<std::size_t>(n)), target);
         }
         zip_uint8_t opsys = 0;
         zip_uint32_t attributes = 0;
@@ -5681,21 +5967,13 @@ inline void extract_zip(const std::filesystem::path& archive_path, const std::fi
     }
 }
 
-}  // namespace runbox::server
-// ---- end runbox/server/zip.hpp ----
+}  // namespace runbox
+// ---- end runbox/zip.hpp ----
 
 namespace runbox {
 
 namespace detail {
 
-/// "120.0", "2.5": Python's float formatting, used in OpenHands' messages.
-inline std::string python_float(double value) {
-    char buffer[64];
-    std::snprintf(buffer, sizeof buffer, "%.15g", value);
-    std::string text = buffer;
-    if (text.find_first_of(".eEn") == std::string::npos) text += ".0";
-    return text;
-}
 
 /// A random hex token from OpenSSL's CSPRNG (multipart boundaries, session keys, temp names).
 inline std::string random_hex(std::size_t bytes) {
@@ -5878,7 +6156,7 @@ public:
                 fs::path path;
                 ~Remove() { std::error_code ignored; fs::remove(path, ignored); }
             } cleanup{archive};
-            server::zip_tree(host_src, archive, {.include_top_dir = true, .include_directories = true});
+            zip_tree(host_src, archive, {.include_top_dir = true, .include_directories = true});
             filename = archive.filename().string();
             content = read_file(archive);
         } else {
@@ -6817,89 +7095,6 @@ private:
 #include <string>
 #include <vector>
 
-// ---- begin runbox/environment.hpp ----
-/// \file
-/// the environment a sandbox process starts with, built on purpose.
-///
-/// Two bases, one builder (every spawn of a shell, Python REPL, static command or runbox-server
-/// child goes through sandbox_environment()):
-/// ```
-/// inherit     the server's own environment: runbox-server inside a sandbox, where that
-///             environment is the sandbox's (what OpenHands' shell sees).
-/// allow_list  only the host variables named by host_variable_allowed(): the local provider,
-///             whose "server environment" is the user's own program and its secrets.
-/// ```
-/// Either way SESSION_API_KEY is never passed on (the shell must not learn the key that guards
-/// its own server), and the caller's variables (Config / options env) are added last.
-
-#include <iterator>
-#include <map>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-extern "C" char** environ;  // POSIX: the process environment
-
-namespace runbox::detail {
-
-enum class EnvironmentBase { inherit, allow_list };
-
-/// The host variables a local sandbox keeps: what programs need to find themselves, speak the
-/// user's language and find their libraries; nothing that usually carries a credential.
-inline bool host_variable_allowed(std::string_view name) {
-    static constexpr std::string_view exact[] = {"PATH",   "HOME",    "USER", "LOGNAME", "SHELL",
-                                                 "LANG",   "LANGUAGE", "TZ",   "TMPDIR",  "TERM",
-                                                 "LD_LIBRARY_PATH"};
-    for (const auto& e : exact) {
-        if (name == e) return true;
-    }
-    return name.rfind("LC_", 0) == 0;
-}
-
-/// Variables no sandbox process ever receives, whatever the base or the caller says.
-inline bool never_passed_on(std::string_view name) { return name == "SESSION_API_KEY"; }
-
-/// This process's environment as a map (the first of duplicate names wins, as getenv does).
-inline std::map<std::string, std::string> host_environment() {
-    std::map<std::string, std::string> env;
-    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-        const std::string_view kv(*entry);
-        const auto eq = kv.find('=');
-        if (eq == std::string_view::npos || eq == 0) continue;
-        env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
-    }
-    return env;
-}
-
-/// The environment of a sandbox process: `base`, then `extra` on top; never SESSION_API_KEY.
-inline std::map<std::string, std::string> sandbox_environment(EnvironmentBase base,
-                                                              const std::map<std::string, std::string>& extra = {}) {
-    std::map<std::string, std::string> env;
-    for (auto& [key, value] : host_environment()) {
-        if (base == EnvironmentBase::allow_list && !host_variable_allowed(key)) continue;
-        env.emplace(key, std::move(value));
-    }
-    if (env.find("PATH") == env.end()) env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (const auto& [key, value] : extra) {
-        if (!key.empty() && key.find('=') == std::string::npos) env[key] = value;
-    }
-    for (auto it = env.begin(); it != env.end();) {
-        it = never_passed_on(it->first) ? env.erase(it) : std::next(it);
-    }
-    return env;
-}
-
-/// "K=V" strings for execve().
-inline std::vector<std::string> environment_strings(const std::map<std::string, std::string>& env) {
-    std::vector<std::string> out;
-    out.reserve(env.size());
-    for (const auto& [key, value] : env) out.push_back(key + "=" + value);
-    return out;
-}
-
-}  // namespace runbox::detail
-// ---- end runbox/environment.hpp ----
 // ---- begin runbox/server/action_server.hpp ----
 /// \file
 /// the action execution server that runs inside a sandbox.
@@ -7050,22 +7245,12 @@ inline constexpr std::string_view no_previous_logs = "ERROR: No previous running
 /// The answer to input (`is_input`) when no command is running.
 inline constexpr std::string_view no_previous_interact = "ERROR: No previous running command to interact with.";
 
-/// Python's repr() of a float: shortest round-trip digits, always with a '.' ("1.0", "2.5").
-inline std::string python_float(double value) {
-    if (std::isnan(value)) return "nan";
-    if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
-    char buf[64];
-    const auto res = std::to_chars(buf, buf + sizeof buf, value);
-    std::string out(buf, res.ptr);
-    if (out.find_first_of(".en") == std::string::npos) out += ".0";
-    return out;
-}
 
 /// A duration in seconds the way the reference prints NO_CHANGE_TIMEOUT_SECONDS: an integer when
 /// whole (the configured value always is in OpenHands), else Python float style ("0.3").
 inline std::string seconds_text(std::chrono::milliseconds ms) {
     if (ms.count() % 1000 == 0) return std::to_string(ms.count() / 1000);
-    return python_float(static_cast<double>(ms.count()) / 1000.0);
+    return runbox::detail::python_float(static_cast<double>(ms.count()) / 1000.0);
 }
 
 /// The notice after a command that finished ("[The command completed with exit code N.]").
@@ -7085,7 +7270,7 @@ inline std::string no_change_timeout_suffix(std::chrono::milliseconds no_change)
 }
 /// The notice when a command's hard timeout (seconds) ran out (it keeps running).
 inline std::string hard_timeout_suffix(double timeout_seconds) {
-    return "\n[The command timed out after " + python_float(timeout_seconds) + " seconds. " +
+    return "\n[The command timed out after " + runbox::detail::python_float(timeout_seconds) + " seconds. " +
            std::string(timeout_message) + "]";
 }
 /// The answer to a new command sent while the previous one still runs.
@@ -7957,64 +8142,6 @@ inline std::vector<PromptBlock> find_prompt_blocks(std::string_view text, const 
 
 namespace detail {
 
-inline void append_utf8(std::string& out, char32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-}
-
-/// Decodes one UTF-8 sequence at s[i]; invalid bytes give U+FFFD and advance by one.
-inline char32_t decode_utf8(std::string_view s, std::size_t& i) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    if (b0 < 0x80) {
-        ++i;
-        return b0;
-    }
-    std::size_t len = 0;
-    char32_t cp = 0;
-    char32_t min = 0;
-    if ((b0 & 0xE0) == 0xC0) {
-        len = 2, cp = b0 & 0x1F, min = 0x80;
-    } else if ((b0 & 0xF0) == 0xE0) {
-        len = 3, cp = b0 & 0x0F, min = 0x800;
-    } else if ((b0 & 0xF8) == 0xF0) {
-        len = 4, cp = b0 & 0x07, min = 0x10000;
-    } else {
-        ++i;
-        return 0xFFFD;
-    }
-    if (i + len > s.size()) {
-        ++i;
-        return 0xFFFD;
-    }
-    for (std::size_t k = 1; k < len; ++k) {
-        const auto b = static_cast<unsigned char>(s[i + k]);
-        if ((b & 0xC0) != 0x80) {
-            ++i;
-            return 0xFFFD;
-        }
-        cp = (cp << 6) | (b & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-        ++i;
-        return 0xFFFD;
-    }
-    i += len;
-    return cp;
-}
-
 /// Length of the escape sequence starting at s[i] (== ESC); `complete` is false when the input
 /// ends before the sequence does (the length then runs to the end).
 inline std::size_t escape_length(std::string_view s, std::size_t i, bool* complete = nullptr) {
@@ -8065,14 +8192,14 @@ inline std::string render_terminal_output(std::string_view raw) {
         if (cells_mode) return;
         line.clear();
         const std::string_view text(out.data() + line_start, out.size() - line_start);
-        for (std::size_t k = 0; k < text.size();) line.push_back(detail::decode_utf8(text, k));
+        for (std::size_t k = 0; k < text.size();) line.push_back(runbox::detail::decode_utf8(text, k));
         out.resize(line_start);
         cursor = line.size();
         cells_mode = true;
     };
     auto put = [&](char32_t cp) {
         if (!cells_mode) {
-            detail::append_utf8(out, cp);
+            runbox::detail::append_utf8(out, cp);
             return;
         }
         if (cursor < line.size()) line[cursor] = cp;
@@ -8100,7 +8227,7 @@ inline std::string render_terminal_output(std::string_view raw) {
         }
         if (b == '\n') {
             if (cells_mode) {
-                for (const auto cp : line) detail::append_utf8(out, cp);
+                for (const auto cp : line) runbox::detail::append_utf8(out, cp);
                 cells_mode = false;
             }
             out += '\n';
@@ -8129,12 +8256,12 @@ inline std::string render_terminal_output(std::string_view raw) {
             ++i;
             continue;
         }
-        const char32_t cp = detail::decode_utf8(raw, i);
+        const char32_t cp = runbox::detail::decode_utf8(raw, i);
         if (cp >= 0x80 && cp < 0xA0) continue;  // C1 controls
         put(cp);
     }
     if (cells_mode) {
-        for (const auto cp : line) detail::append_utf8(out, cp);
+        for (const auto cp : line) runbox::detail::append_utf8(out, cp);
     }
     return out;
 }
@@ -9850,6 +9977,70 @@ private:
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+// ---- begin runbox/detail/base64.hpp ----
+// runbox/detail/base64.hpp - base64 (RFC 4648 §4) and base64url (§5) on OpenSSL's EVP codec.
+//
+// One codec for the tree: cassettes, proto3-JSON `bytes` fields (E2B's envd), JWT payloads
+// (Modal) and the editor's data URLs. OpenSSL does the work; this file only adapts lengths,
+// padding and the URL alphabet. Decoding refuses anything that is not base64 with errc::bad_response.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <openssl/evp.h>
+
+
+namespace runbox::detail {
+
+/// Standard base64 with `=` padding.
+inline std::string base64_encode(std::string_view bytes) {
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');  // EVP writes a NUL terminator
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return out;
+}
+
+/// Decodes standard base64; padding may be omitted (proto3 JSON readers accept both).
+/// Throws errc::bad_response (naming `what`) on any other character or a bad length.
+inline std::string base64_decode(std::string_view text, std::string_view what = "base64 text") {
+    auto fail = [&] { return error(errc::bad_response, "invalid base64 in " + std::string(what), "transport"); };
+    // EVP_DecodeBlock skips blanks and takes '=' in the middle: only the alphabet, padding last.
+    const auto body_end = text.find_last_not_of('=');
+    const std::string_view body = body_end == std::string_view::npos ? std::string_view{} : text.substr(0, body_end + 1);
+    for (char c : body) {
+        const bool alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+        if (!alphabet) throw fail();
+    }
+    std::string padded(text);
+    if (padded.size() % 4 == 1) throw fail();
+    while (padded.size() % 4 != 0) padded.push_back('=');
+    if (padded.empty()) return {};
+    std::size_t padding = 0;
+    for (std::size_t i = padded.size(); i > 0 && padded[i - 1] == '='; --i) ++padding;
+    if (padding > 2) throw fail();
+    std::string out(3 * (padded.size() / 4) + 1, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(padded.data()), static_cast<int>(padded.size()));
+    if (n < 0 || static_cast<std::size_t>(n) < padding) throw fail();
+    out.resize(static_cast<std::size_t>(n) - padding);  // EVP counts the bytes that padding stands for
+    return out;
+}
+
+/// Decodes base64url (`-` and `_`, padding optional), as JWT segments use it.
+inline std::string base64url_decode(std::string_view text, std::string_view what = "base64url text") {
+    std::string standard(text);
+    for (char& c : standard) {
+        if (c == '-') c = '+';
+        else if (c == '_') c = '/';
+        else if (c == '+' || c == '/') throw error(errc::bad_response, "invalid base64url in " + std::string(what), "transport");
+    }
+    return base64_decode(standard, what);
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/detail/base64.hpp ----
 
 namespace runbox::server {
 
@@ -9868,7 +10059,7 @@ struct FileOpsContext {
     std::size_t max_read_bytes = std::size_t{10} << 20;
 };
 
-namespace editor_detail {
+namespace detail {
 
 inline constexpr std::size_t max_response_chars = 16000;  // OH-ACI MAX_RESPONSE_LEN_CHAR
 inline constexpr long long snippet_context_window = 4;    // OH-ACI SNIPPET_CONTEXT_WINDOW
@@ -9999,34 +10190,6 @@ inline std::string strip(std::string_view s) {
     return rstrip(s.substr(begin));
 }
 
-/// repr() of a str: 'text' (or "text" when it holds ' but no "), with \\ \n \r \t \xNN escapes.
-inline std::string py_repr(std::string_view s) {
-    const bool has_single = s.find('\'') != std::string_view::npos;
-    const bool has_double = s.find('"') != std::string_view::npos;
-    const char quote = (has_single && !has_double) ? '"' : '\'';
-    std::string out(1, quote);
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (ch == quote || ch == '\\') {
-            out.push_back('\\');
-            out.push_back(ch);
-        } else if (ch == '\n') {
-            out += "\\n";
-        } else if (ch == '\r') {
-            out += "\\r";
-        } else if (ch == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(c));
-            out += buf;
-        } else {
-            out.push_back(ch);
-        }
-    }
-    out.push_back(quote);
-    return out;
-}
 
 /// "[1, 2, 3]" like str(list_of_ints).
 inline std::string py_int_list(const std::vector<long long>& values) {
@@ -10141,8 +10304,8 @@ inline constexpr int not_a_regular_file = -1;
 
 /// Python's OSError text: "[Errno 2] No such file or directory: '/x'".
 inline std::string os_error_text(int err, std::string_view path) {
-    if (err == not_a_regular_file) return "not a regular file (a device, FIFO or socket): " + py_repr(path);
-    return "[Errno " + std::to_string(err) + "] " + std::strerror(err) + ": " + py_repr(path);
+    if (err == not_a_regular_file) return "not a regular file (a device, FIFO or socket): " + runbox::detail::python_str_repr(path);
+    return "[Errno " + std::to_string(err) + "] " + std::strerror(err) + ": " + runbox::detail::python_str_repr(path);
 }
 
 inline bool path_exists(const std::string& p) noexcept {
@@ -10258,53 +10421,8 @@ inline int write_bytes(const std::string& path, std::string_view data, bool crea
 // ---------------------------------------------------------------------------
 // UTF-8, binary sniffing, base64
 
-struct Utf8Error {
-    std::size_t position = 0;
-    unsigned byte = 0;
-    std::string reason;  // Python's: "invalid start byte", "invalid continuation byte", "unexpected end of data"
-};
-
-/// Strict UTF-8 validation like Python's 'utf-8' codec (no surrogates, no overlongs, <= U+10FFFF).
-/// `allow_truncated_tail` accepts a sequence cut off by the end (a sniffed chunk).
-inline std::optional<Utf8Error> utf8_error(std::string_view s, bool allow_truncated_tail = false) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        std::size_t len = 0;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            if (c == 0xE0) lo = 0xA0;
-            if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            if (c == 0xF0) lo = 0x90;
-            if (c == 0xF4) hi = 0x8F;
-        } else {
-            return Utf8Error{i, c, "invalid start byte"};
-        }
-        for (std::size_t k = 1; k < len; ++k) {
-            if (i + k >= s.size()) {
-                if (allow_truncated_tail) return std::nullopt;
-                return Utf8Error{i, c, "unexpected end of data"};
-            }
-            const auto cc = static_cast<unsigned char>(s[i + k]);
-            const unsigned char klo = k == 1 ? lo : 0x80, khi = k == 1 ? hi : 0xBF;
-            if (cc < klo || cc > khi) return Utf8Error{i, c, "invalid continuation byte"};
-        }
-        i += len;
-    }
-    return std::nullopt;
-}
-
 /// Python's UnicodeDecodeError text for the 'utf-8' codec.
-inline std::string utf8_error_text(const Utf8Error& e) {
+inline std::string utf8_error_text(const runbox::detail::Utf8Error& e) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "0x%02x", e.byte);
     return "'utf-8' codec can't decode byte " + std::string(buf) + " in position " + std::to_string(e.position) +
@@ -10330,18 +10448,10 @@ inline bool looks_binary(std::string_view chunk) {
     const double ratio2 = static_cast<double>(below_127) / n;      // binaryornot's "high_chars" ratio
     if (ratio1 > 0.90 && ratio2 > 0.90) return true;
     const bool likely_binary = (ratio1 > 0.3 && ratio2 < 0.05) || (ratio1 > 0.8 && ratio2 > 0.8);
-    const bool decodable = multibyte >= 4 && !utf8_error(chunk, true);
+    const bool decodable = multibyte >= 4 && !runbox::detail::utf8_error(chunk, true);
     if (likely_binary) return !decodable;
     if (decodable) return false;
     return nul_or_ff;
-}
-
-inline std::string base64_encode(std::string_view data) {
-    std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-    const int n = ::EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                    reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
-    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-    return out;
 }
 
 /// mimetypes.guess_type for the media extensions `read` serves; `fallback` otherwise.
@@ -10577,7 +10687,7 @@ inline bool file_is_binary(const std::string& path) {
     return looks_binary(chunk);
 }
 
-}  // namespace editor_detail
+}  // namespace detail
 
 // ---------------------------------------------------------------------------
 // The OH-ACI editor
@@ -10640,7 +10750,7 @@ public:
         obs.old_content = old_str;
         obs.new_content = new_str;
         obs.impl_source = runbox::FileEditSource::oh_aci;
-        obs.diff = editor_detail::unified_diff(result.old_content.value_or(""), result.new_content.value_or(""), path);
+        obs.diff = detail::unified_diff(result.old_content.value_or(""), result.new_content.value_or(""), path);
         obs.content = std::move(result.content);
         return obs;
     }
@@ -10670,7 +10780,7 @@ private:
 
     static bool is_supported_binary(std::string_view path) {
         static constexpr std::string_view exts[] = {".docx", ".xlsx", ".pptx", ".pdf", ".mp3", ".wav", ".m4a", ".flac"};
-        const auto ext = editor_detail::suffix_lower(path);
+        const auto ext = detail::suffix_lower(path);
         return std::find(std::begin(exts), std::end(exts), ext) != std::end(exts);
     }
 
@@ -10695,7 +10805,7 @@ private:
                   const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
                   const std::optional<std::string>& new_str, std::optional<long long> insert_line,
                   const std::string& root) {
-        const std::string path = editor_detail::py_path(raw_path);
+        const std::string path = detail::py_path(raw_path);
         validate_path(command, path, root);
         if (command == "view") return view_impl(path, view_range);
         if (command == "create") {
@@ -10725,7 +10835,7 @@ private:
     }
 
     static void validate_path(const std::string& command, const std::string& path, const std::string& root) {
-        using namespace editor_detail;
+        using namespace detail;
         if (!is_absolute(path)) {
             std::string hint = "The path should be an absolute path, starting with `/`.";
             if (!root.empty()) {
@@ -10764,7 +10874,7 @@ private:
     }
 
     static void validate_file(const std::string& path) {
-        using namespace editor_detail;
+        using namespace detail;
         struct stat st {};
         if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
         const auto size = static_cast<std::uintmax_t>(st.st_size);
@@ -10783,7 +10893,7 @@ private:
 
     /// The whole file as Python reads it in text mode (UTF-8, universal newlines).
     static std::string read_text(const std::string& path) {
-        using namespace editor_detail;
+        using namespace detail;
         validate_file(path);
         std::string raw;
         if (const int err = read_bytes(path, raw, max_file_size_bytes + 1); err != 0) {
@@ -10794,7 +10904,7 @@ private:
             throw validation(path, "File is too large. Maximum allowed size is " +
                                        std::to_string(max_file_size_bytes / 1024 / 1024) + "MB.");
         }
-        if (const auto bad = utf8_error(raw)) {
+        if (const auto bad = runbox::detail::utf8_error(raw)) {
             throw ToolError{"Ran into " + utf8_error_text(*bad) + " while trying to read " + path};
         }
         return translate_newlines(raw);
@@ -10802,7 +10912,7 @@ private:
 
     /// Lines first..last (1-based, inclusive) with their newlines, joined.
     static std::string read_text_range(const std::string& path, long long first, long long last) {
-        const auto lines = editor_detail::split_keepends(read_text(path));
+        const auto lines = detail::split_keepends(read_text(path));
         std::string out;
         for (long long i = std::max(first, 1LL); i <= last && i <= static_cast<long long>(lines.size()); ++i) {
             out += lines[static_cast<std::size_t>(i - 1)];
@@ -10811,7 +10921,7 @@ private:
     }
 
     static void write_text(const std::string& path, std::string_view text) {
-        using namespace editor_detail;
+        using namespace detail;
         validate_file(path);
         if (const int err = write_bytes(path, text, true); err != 0) {
             throw ToolError{"Ran into " + os_error_text(err, path) + " while trying to write to " + path};
@@ -10821,11 +10931,11 @@ private:
     void add_history(const std::string& path, std::string content) {
         auto& entries = history_[path];
         entries.push_back(std::move(content));
-        while (entries.size() > editor_detail::max_history_per_file) entries.pop_front();
+        while (entries.size() > detail::max_history_per_file) entries.pop_front();
     }
 
     CliResult view_impl(const std::string& path, const std::optional<std::vector<int>>& view_range) {
-        using namespace editor_detail;
+        using namespace detail;
         if (path_is_dir(path)) {
             if (view_range && !view_range->empty()) {
                 throw invalid("view_range", py_int_list({view_range->begin(), view_range->end()}),
@@ -10877,7 +10987,7 @@ private:
     /// `find -L <p> -maxdepth 2` without hidden entries, sorted bytewise (C locale), dirs
     /// suffixed with '/', plus the count of hidden entries directly in <p>.
     static CliResult view_directory(const std::string& path) {
-        using namespace editor_detail;
+        using namespace detail;
         namespace fs = std::filesystem;
         std::vector<std::string> found{path};
         std::string errors;
@@ -10886,7 +10996,7 @@ private:
             std::error_code ec;
             fs::directory_iterator it(dir, ec);
             if (ec) {
-                errors += "find: " + py_repr(dir) + ": " + ec.message() + "\n";
+                errors += "find: " + runbox::detail::python_str_repr(dir) + ": " + ec.message() + "\n";
                 return;
             }
             for (; it != fs::directory_iterator(); it.increment(ec)) {
@@ -10899,7 +11009,7 @@ private:
                 found.push_back(child);
                 if (depth < 2 && path_is_dir(child)) self(child, depth + 1, self);
             }
-            if (ec) errors += "find: " + py_repr(dir) + ": " + ec.message() + "\n";
+            if (ec) errors += "find: " + runbox::detail::python_str_repr(dir) + ": " + ec.message() + "\n";
         };
         list(path, 1, list);
         std::sort(found.begin(), found.end());
@@ -10928,7 +11038,7 @@ private:
     }
 
     CliResult str_replace(const std::string& path, std::string old_str, std::string new_str) {
-        using namespace editor_detail;
+        using namespace detail;
         validate_file(path);
         const std::string content = read_text(path);
         auto hits = find_occurrences(content, old_str);
@@ -10974,7 +11084,7 @@ private:
     }
 
     CliResult insert(const std::string& path, long long insert_line, const std::string& new_str) {
-        using namespace editor_detail;
+        using namespace detail;
         validate_file(path);
         const std::string content = read_text(path);
         const long long num_lines = count_lines(content);
@@ -11015,7 +11125,7 @@ private:
         it->second.pop_back();
         write_text(path, previous);
         CliResult r;
-        r.output = "Last edit to " + path + " undone successfully. " + editor_detail::cat_n(previous, path);
+        r.output = "Last edit to " + path + " undone successfully. " + detail::cat_n(previous, path);
         r.old_content = std::move(current);
         r.new_content = std::move(previous);
         return r;
@@ -11030,7 +11140,7 @@ private:
 
 /// `read` (reference §6.1).
 inline runbox::Observation read_file(const runbox::FileReadAction& action, const FileOpsContext& ctx) {
-    using namespace editor_detail;
+    using namespace detail;
     // Quirk 6: the binary sniff resolves relative paths against the server process's cwd.
     std::string sniffed = action.path;
     if (!is_absolute(sniffed) && !ctx.server_cwd.empty()) sniffed = join_path(ctx.server_cwd, sniffed);
@@ -11087,10 +11197,10 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
     }
     if (!fallback_mime.empty()) {
         const std::string mime = fallback_mime == "application/pdf" ? fallback_mime : guess_mime(filepath, fallback_mime);
-        obs.content = "data:" + mime + ";base64," + base64_encode(raw);
+        obs.content = "data:" + mime + ";base64," + runbox::detail::base64_encode(raw);
         return obs;
     }
-    if (utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath + ".");
+    if (runbox::detail::utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath + ".");
     obs.content = join(read_lines_window(split_keepends(translate_newlines(raw)), action.start, action.end), "");
     if (truncated) {
         obs.content += "\n<response clipped><NOTE>Only the first " + std::to_string(ctx.max_read_bytes) +
@@ -11102,7 +11212,7 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
 
 /// `write` (reference §6.2).
 inline runbox::Observation write_file(const runbox::FileWriteAction& action, const FileOpsContext& ctx) {
-    using namespace editor_detail;
+    using namespace detail;
     const std::string filepath = is_absolute(action.path) ? py_path(action.path) : join_path(ctx.bash_cwd, action.path);
     const auto error = [](std::string text) { return error_observation(std::move(text)); };
     const std::string parent = dirname(filepath);
@@ -11128,7 +11238,7 @@ inline runbox::Observation write_file(const runbox::FileWriteAction& action, con
         if (S_ISDIR(original.st_mode)) return os_failure(EISDIR);
         std::string raw;
         if (const int err = read_bytes(filepath, raw); err != 0) return os_failure(err);
-        if (utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath);
+        if (runbox::detail::utf8_error(raw)) return error("File could not be decoded as utf-8: " + filepath);
         text = splice_lines(split_keepends(translate_newlines(raw)), pieces, action.start, action.end);
     }
     if (const int err = write_bytes(filepath, text, !existed); err != 0) return os_failure(err);
@@ -11159,7 +11269,7 @@ inline runbox::Observation write_file(const runbox::FileWriteAction& action, con
 
 /// `browse` / `browse_interactive` when no browser is running (reference §6.5).
 inline runbox::Observation browse_unsupported() {
-    return editor_detail::error_observation("Browser functionality is not supported or disabled.");
+    return detail::error_observation("Browser functionality is not supported or disabled.");
 }
 
 /// OpenHands accepts `insert_line` as a string on the wire ("185" -> 185). For an `edit`
@@ -11172,7 +11282,7 @@ inline std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& act
     auto& args = action_json["args"];
     if (!args.contains("insert_line") || !args["insert_line"].is_string()) return std::nullopt;
     const std::string text = args["insert_line"].get<std::string>();
-    if (const auto value = editor_detail::parse_py_int(text)) {
+    if (const auto value = detail::parse_py_int(text)) {
         args["insert_line"] = *value;
         return std::nullopt;
     }
@@ -11235,7 +11345,7 @@ struct FileIdentity {
     std::vector<gid_t> groups;  ///< supplementary groups
 };
 
-namespace file_worker_detail {
+namespace detail {
 
 /// Switches the calling thread's filesystem identity; "" on success, else why not.
 inline std::string assume_identity(const FileIdentity& who) {
@@ -11250,7 +11360,7 @@ inline std::string assume_identity(const FileIdentity& who) {
     return {};
 }
 
-}  // namespace file_worker_detail
+}  // namespace detail
 
 /// The one thread that runs the action server's file jobs in order (see the top of this header).
 class FileWorker {
@@ -11262,7 +11372,7 @@ public:
         std::promise<std::string> ready;
         auto started = ready.get_future();
         thread_ = std::thread([this, identity = std::move(identity), ready = std::move(ready)]() mutable {
-            ready.set_value(identity ? file_worker_detail::assume_identity(*identity) : std::string());
+            ready.set_value(identity ? detail::assume_identity(*identity) : std::string());
             loop();
         });
         const std::string why = started.get();
@@ -11354,7 +11464,7 @@ private:
 
 namespace runbox::server {
 
-namespace stats_detail {
+namespace detail {
 
 /// utime + stime of this process in clock ticks (fields 14 and 15 of /proc/self/stat).
 inline std::uint64_t process_cpu_ticks() {
@@ -11397,19 +11507,19 @@ inline double round_to(double value, int digits) {
     return std::round(value * scale) / scale;
 }
 
-}  // namespace stats_detail
+}  // namespace detail
 
 /// CPU use of this process over `sample` (psutil's cpu_percent(interval)), in percent of one
 /// core (may exceed 100 on several cores).
 inline double process_cpu_percent(std::chrono::milliseconds sample = std::chrono::milliseconds(100)) {
     const auto ticks_per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));
-    const auto start_ticks = stats_detail::process_cpu_ticks();
+    const auto start_ticks = detail::process_cpu_ticks();
     const auto start = std::chrono::steady_clock::now();
     std::this_thread::sleep_for(sample);  // the sampling interval itself, not a synchronisation
-    const auto ticks = stats_detail::process_cpu_ticks() - start_ticks;
+    const auto ticks = detail::process_cpu_ticks() - start_ticks;
     const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - start;
     if (wall.count() <= 0 || ticks_per_second <= 0) return 0.0;
-    return stats_detail::round_to(static_cast<double>(ticks) / ticks_per_second / wall.count() * 100.0, 1);
+    return detail::round_to(static_cast<double>(ticks) / ticks_per_second / wall.count() * 100.0, 1);
 }
 
 /// This process's memory as /server_info reports it: {"rss", "vms"} in bytes, "percent" of RAM.
@@ -11419,7 +11529,7 @@ inline nlohmann::json process_memory_stats() {
     statm >> vms_pages >> rss_pages;
     const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
     const std::uint64_t rss = rss_pages * page;
-    const std::uint64_t total = stats_detail::proc_field("/proc/meminfo", "MemTotal") * 1024;
+    const std::uint64_t total = detail::proc_field("/proc/meminfo", "MemTotal") * 1024;
     const double percent = total == 0 ? 0.0 : static_cast<double>(rss) / static_cast<double>(total) * 100.0;
     return {{"rss", rss}, {"vms", vms_pages * page}, {"percent", percent}};
 }
@@ -11436,15 +11546,15 @@ inline nlohmann::json disk_stats(const char* path = "/") {
     const std::uint64_t used = (static_cast<std::uint64_t>(st.f_blocks) - st.f_bfree) * unit;
     const std::uint64_t denominator = used + free_for_user;
     const double percent =
-        denominator == 0 ? 0.0 : stats_detail::round_to(static_cast<double>(used) / static_cast<double>(denominator) * 100.0, 1);
+        denominator == 0 ? 0.0 : detail::round_to(static_cast<double>(used) / static_cast<double>(denominator) * 100.0, 1);
     return {{"total", total}, {"used", used}, {"free", free_for_user}, {"percent", percent}};
 }
 
 /// Bytes this process caused to be read from / written to storage; zeros when /proc/self/io
 /// is unreadable (some sandboxes hide it).
 inline nlohmann::json io_stats() {
-    return {{"read_bytes", stats_detail::proc_field("/proc/self/io", "read_bytes")},
-            {"write_bytes", stats_detail::proc_field("/proc/self/io", "write_bytes")}};
+    return {{"read_bytes", detail::proc_field("/proc/self/io", "read_bytes")},
+            {"write_bytes", detail::proc_field("/proc/self/io", "write_bytes")}};
 }
 
 /// The whole "resources" object of /server_info.
@@ -11548,7 +11658,7 @@ struct ActionServerOptions {
     std::chrono::milliseconds keep_alive_timeout{5000};  ///< how long an idle keep-alive connection stays open
 };
 
-namespace action_detail {
+namespace detail {
 
 using json = nlohmann::json;
 
@@ -11609,9 +11719,8 @@ inline void send_validation_error(httplib::Response& res, std::string_view type,
 
 /// Python's str(OSError): "[Errno 13] Permission denied: '/x'".
 inline std::string os_error_text(const std::filesystem::filesystem_error& e) {
-    std::string text = "[Errno " + std::to_string(e.code().value()) + "] " + e.code().message();
-    if (!e.path1().empty()) text += ": '" + e.path1().string() + "'";
-    return text;
+    if (!e.path1().empty()) return os_error_text(e.code().value(), e.path1().string());  // file_editor.hpp's
+    return "[Errno " + std::to_string(e.code().value()) + "] " + e.code().message();
 }
 
 /// The text of a failure inside a wrapping handler (what Python's str(e) would give).
@@ -11637,15 +11746,6 @@ inline std::optional<bool> parse_bool(std::string value) {
     return std::nullopt;
 }
 
-/// Python's str(float): "1.0", "2.5", "0.1".
-inline std::string python_float(double value) {
-    if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e16) {
-        return std::to_string(static_cast<long long>(value)) + ".0";
-    }
-    std::array<char, 64> buffer{};
-    const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
-    return std::string(buffer.data(), result.ptr);
-}
 
 /// Constant-time comparison of two secrets of any length: compare their SHA-256 digests.
 inline bool secrets_equal(std::string_view a, std::string_view b) {
@@ -12099,7 +12199,7 @@ private:
     std::string buffer_;
 };
 
-}  // namespace action_detail
+}  // namespace detail
 
 /// OpenHands' action execution server (/alive, /execute_action, /upload_file, ...) on
 /// cpp-httplib, as runbox-server and the local provider run it. start() and stop() may be
@@ -12176,7 +12276,7 @@ private:
     void initialise_executor() {
         namespace fs = std::filesystem;
         fs::create_directories(options_.working_dir);
-        run_as_ = action_detail::resolve_run_as(options_.username);
+        run_as_ = detail::resolve_run_as(options_.username);
         // File work takes the shell user's identity, or the server does not start (it would
         // otherwise read and write as root).
         std::optional<FileIdentity> identity;
@@ -12199,8 +12299,8 @@ private:
             const auto env = runbox::detail::sandbox_environment(options_.environment, shell_env_);
             const auto path = env.find("PATH");
             const std::string path_value = path != env.end() ? path->second : std::string();
-            if (const auto python = action_detail::find_executable("python3", path_value, run_as_)) {
-                python_ = std::make_unique<action_detail::PythonRepl>(*python, options_.working_dir,
+            if (const auto python = detail::find_executable("python3", path_value, run_as_)) {
+                python_ = std::make_unique<detail::PythonRepl>(*python, options_.working_dir,
                                                                       runbox::detail::environment_strings(env), run_as_);
             }
         }
@@ -12232,7 +12332,7 @@ private:
     bool has_key(const httplib::Request& req) const {
         if (options_.session_api_key.empty()) return true;
         if (!req.has_header("X-Session-API-Key")) return false;
-        return action_detail::secrets_equal(req.get_header_value("X-Session-API-Key"), options_.session_api_key);
+        return detail::secrets_equal(req.get_header_value("X-Session-API-Key"), options_.session_api_key);
     }
 
     bool authorized(const httplib::Request& req) const {
@@ -12244,11 +12344,11 @@ private:
     /// the generic 500 (wrapping handlers catch their own errors first).
     httplib::Server::Handler guarded(void (ActionServer::*handler)(const httplib::Request&, httplib::Response&)) {
         return [this, handler](const httplib::Request& req, httplib::Response& res) {
-            if (!authorized(req)) return action_detail::send_detail(res, 403, "Invalid API Key");
+            if (!authorized(req)) return detail::send_detail(res, 403, "Invalid API Key");
             try {
                 (this->*handler)(req, res);
             } catch (...) {
-                action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+                detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
             }
         };
     }
@@ -12262,7 +12362,7 @@ private:
         json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
         if (failure == runbox::detail::json_failure::syntax) throw std::invalid_argument("the body is not JSON");
         if (body.is_discarded()) {
-            action_detail::send_validation_error(res, "json_invalid", "'body', 0",
+            detail::send_validation_error(res, "json_invalid", "'body', 0",
                                                  "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
         }
         return body;
@@ -12287,9 +12387,9 @@ private:
         const auto size = declared_body_size(req);
         const auto refuse = [&](int status, const std::string& detail) {
             if (size && *size > 0) {
-                action_detail::send_detail_and_close(res, status, detail);  // the body stays unread
+                detail::send_detail_and_close(res, status, detail);  // the body stays unread
             } else {
-                action_detail::send_detail(res, status, detail);
+                detail::send_detail(res, status, detail);
             }
             return true;
         };
@@ -12310,7 +12410,7 @@ private:
         return false;
     }
 
-    static std::string ascii_lower_copy(std::string text) { return action_detail::ascii_lower(std::move(text)); }
+    static std::string ascii_lower_copy(std::string text) { return detail::ascii_lower(std::move(text)); }
 
     void setup_routes() {
         auto& s = *server_;
@@ -12352,24 +12452,24 @@ private:
                 return httplib::Server::HandlerResponse::Unhandled;
             }
             if (!authorized(req)) {
-                action_detail::send_detail(res, 403, "Invalid API Key");
+                detail::send_detail(res, 403, "Invalid API Key");
             } else if (res.status == 404 && is_known_path(req.path)) {
-                action_detail::send_detail(res, 405, "Method Not Allowed");
+                detail::send_detail(res, 405, "Method Not Allowed");
             } else if (res.status == 404) {
-                action_detail::send_detail(res, 404, "Not Found");
+                detail::send_detail(res, 404, "Not Found");
             } else if (res.status == 400) {
-                action_detail::send_detail(res, 400, "Bad Request");
+                detail::send_detail(res, 400, "Bad Request");
             } else if (res.status == 413) {
-                action_detail::send_detail(res, 413, "Request body too large");
+                detail::send_detail(res, 413, "Request body too large");
             } else if (res.status >= 500) {
-                action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+                detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
             } else {
-                action_detail::send_detail(res, res.status, "Error");
+                detail::send_detail(res, res.status, "Error");
             }
             return httplib::Server::HandlerResponse::Handled;
         }));
         s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-            action_detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+            detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
         });
     }
 
@@ -12381,7 +12481,7 @@ private:
     }
 
     void handle_alive(const httplib::Request&, httplib::Response& res) {
-        action_detail::send_json(res, 200, json{{"status", initialised_.load() ? "ok" : "not initialized"}});
+        detail::send_json(res, 200, json{{"status", initialised_.load() ? "ok" : "not initialized"}});
     }
 
     void handle_server_info(const httplib::Request&, httplib::Response& res) {
@@ -12389,29 +12489,29 @@ private:
         const std::chrono::duration<double> uptime = now - start_time_;
         const auto last = clock::time_point(clock::duration(last_execution_.load()));
         const std::chrono::duration<double> idle = now - last;
-        action_detail::send_json(res, 200, json{{"uptime", uptime.count()}, {"idle_time", idle.count()}, {"resources", system_stats()}});
+        detail::send_json(res, 200, json{{"uptime", uptime.count()}, {"idle_time", idle.count()}, {"resources", system_stats()}});
     }
 
     void handle_execute_action(const httplib::Request& req, httplib::Response& res) {
         runbox::detail::json_failure failure{};
         json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
         if (failure == runbox::detail::json_failure::too_deep || failure == runbox::detail::json_failure::too_large) {
-            return action_detail::send_validation_error(
+            return detail::send_validation_error(
                 res, "json_invalid", "'body', 0", "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
         }
         if (body.is_discarded()) {
-            return action_detail::send_validation_error(res, "json_invalid", "'body', 0", "JSON decode error");
+            return detail::send_validation_error(res, "json_invalid", "'body', 0", "JSON decode error");
         }
         if (!body.is_object() || !body.contains("action")) {
-            return action_detail::send_validation_error(res, "missing", "'body', 'action'", "Field required");
+            return detail::send_validation_error(res, "missing", "'body', 'action'", "Field required");
         }
         if (!body["action"].is_object()) {
-            return action_detail::send_validation_error(res, "dict_type", "'body', 'action'", "Input should be a valid dictionary");
+            return detail::send_validation_error(res, "dict_type", "'body', 'action'", "Input should be a valid dictionary");
         }
         try {
             const auto& event = body["action"];
             if (!event.contains("action") && event.contains("observation")) {
-                throw action_detail::HttpError(400, "Invalid action type");
+                throw detail::HttpError(400, "Invalid action type");
             }
             json event_copy = event;
             // A string insert_line is converted (or answered with the editor's error) first.
@@ -12430,19 +12530,19 @@ private:
             res.status = 200;
             res.set_content(to_wire(observation), "application/json");
         } catch (...) {
-            action_detail::send_detail(res, 500, "Internal server error: " + action_detail::exception_text(std::current_exception()));
+            detail::send_detail(res, 500, "Internal server error: " + detail::exception_text(std::current_exception()));
         }
     }
 
     void handle_upload_file(const httplib::Request& req, httplib::Response& res) {
         if (!req.is_multipart_form_data() || !req.has_file("file")) {
-            return action_detail::send_validation_error(res, "missing", "'body', 'file'", "Field required");
+            return detail::send_validation_error(res, "missing", "'body', 'file'", "Field required");
         }
         bool recursive = false;
         if (req.has_param("recursive")) {
-            const auto parsed = action_detail::parse_bool(req.get_param_value("recursive"));
+            const auto parsed = detail::parse_bool(req.get_param_value("recursive"));
             if (!parsed) {
-                return action_detail::send_validation_error(res, "bool_parsing", "'query', 'recursive'",
+                return detail::send_validation_error(res, "bool_parsing", "'query', 'recursive'",
                                                      "Input should be a valid boolean, unable to interpret input");
             }
             recursive = *parsed;
@@ -12451,19 +12551,19 @@ private:
         const auto file = req.get_file_value("file");
         try {
             namespace fs = std::filesystem;
-            if (!fs::path(destination).is_absolute()) throw action_detail::HttpError(400, "Destination must be an absolute path");
+            if (!fs::path(destination).is_absolute()) throw detail::HttpError(400, "Destination must be an absolute path");
             // The filename is a name, never a path: refuse anything that would leave `destination`.
             if (file.filename.empty() || file.filename == "." || file.filename == ".." ||
                 file.filename.find('/') != std::string::npos) {
-                throw action_detail::HttpError(400, "Invalid filename");
+                throw detail::HttpError(400, "Invalid filename");
             }
             const bool is_zip = file.filename.size() >= 4 && file.filename.compare(file.filename.size() - 4, 4, ".zip") == 0;
-            if (recursive && !is_zip) throw action_detail::HttpError(400, "Recursive uploads must be zip files");
+            if (recursive && !is_zip) throw detail::HttpError(400, "Recursive uploads must be zip files");
             // No timeout: the job uses the request's data in place, so the handler waits for it.
             worker_->run([&] { store_upload(fs::path(destination), file.filename, file.content, is_zip); }, std::nullopt);
-            action_detail::send_json(res, 200, json{{"filename", file.filename}, {"destination", destination}, {"recursive", recursive}});
+            detail::send_json(res, 200, json{{"filename", file.filename}, {"destination", destination}, {"recursive", recursive}});
         } catch (...) {
-            action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
+            detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
         }
     }
 
@@ -12481,11 +12581,11 @@ private:
             created.push_back(p);
         }
         if (!fs::exists(dest)) fs::create_directories(dest);
-        const UniqueFd dir = open_directory_nofollow(dest);
+        const runbox::detail::UniqueFd dir = runbox::detail::open_directory_nofollow(dest);
         const fs::path target = dest / filename;
         {
-            const UniqueFd out = create_file_at(dir.get(), filename, target);
-            write_all(out.get(), content, target);
+            const runbox::detail::UniqueFd out = runbox::detail::create_file_at(dir.get(), filename, target);
+            runbox::detail::write_all(out.get(), content, target);
         }
         if (is_zip) {
             try {
@@ -12508,18 +12608,18 @@ private:
 
     void handle_download_files(const httplib::Request& req, httplib::Response& res) {
         if (!req.has_param("path")) {
-            return action_detail::send_validation_error(res, "missing", "'query', 'path'", "Field required");
+            return detail::send_validation_error(res, "missing", "'query', 'path'", "Field required");
         }
         const std::string path = req.get_param_value("path");
         try {
             namespace fs = std::filesystem;
-            if (!fs::path(path).is_absolute()) throw action_detail::HttpError(400, "Path must be an absolute path");
+            if (!fs::path(path).is_absolute()) throw detail::HttpError(400, "Path must be an absolute path");
             // The archive is built in a temp file bounded by max_download_bytes (libzip writes
             // an archive at close), then streamed; over the bound is a 413 before any byte.
             const fs::path archive = worker_->run(
                 [&] {
                     std::error_code ec;
-                    if (!fs::exists(path, ec)) throw action_detail::HttpError(404, "File not found");
+                    if (!fs::exists(path, ec)) throw detail::HttpError(404, "File not found");
                     std::string tmpl = (fs::temp_directory_path() / "runbox-download-XXXXXX.zip").string();
                     const int fd = ::mkstemps(tmpl.data(), 4);
                     if (fd < 0) throw fs::filesystem_error("mkstemps", fs::path(tmpl), std::error_code(errno, std::generic_category()));
@@ -12538,7 +12638,7 @@ private:
             auto stream = std::make_shared<std::ifstream>(archive, std::ios::binary);
             const auto slash = path.find_last_of('/');
             res.status = 200;
-            res.set_header("Content-Disposition", action_detail::content_disposition(path.substr(slash + 1) + ".zip"));
+            res.set_header("Content-Disposition", detail::content_disposition(path.substr(slash + 1) + ".zip"));
             res.set_content_provider(
                 static_cast<std::size_t>(size), "application/zip",
                 [stream](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
@@ -12558,12 +12658,12 @@ private:
                 });
         } catch (const runbox::error& e) {
             if (e.code() != errc::quota_exceeded) {
-                return action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
+                return detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
             }
             // Not wrapped into a 500: the client must be able to tell "too large" by its status.
-            action_detail::send_detail(res, 413, e.detail());
+            detail::send_detail(res, 413, e.detail());
         } catch (...) {
-            action_detail::send_detail(res, 500, action_detail::exception_text(std::current_exception()));
+            detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
         }
     }
 
@@ -12578,19 +12678,19 @@ private:
             const fs::path given = body["path"].get<std::string>();
             path = given.is_absolute() ? given : fs::path(options_.working_dir) / given;
         }
-        action_detail::send_json(res, 200, worker_->run([&] { return action_detail::list_directory(path); }, std::nullopt));
+        detail::send_json(res, 200, worker_->run([&] { return detail::list_directory(path); }, std::nullopt));
     }
 
     void handle_vscode_token(const httplib::Request&, httplib::Response& res) {
-        action_detail::send_json(res, 200, json{{"token", nullptr}});
+        detail::send_json(res, 200, json{{"token", nullptr}});
     }
 
     void handle_update_mcp_server(const httplib::Request& req, httplib::Response& res) {
         const json body = parse_body(req, res);
         if (body.is_discarded()) return;
-        if (!body.is_array()) return action_detail::send_detail(res, 400, "Request must be a list of MCP tools to sync");
+        if (!body.is_array()) return detail::send_detail(res, 400, "Request must be a list of MCP tools to sync");
         // runbox-server has no MCP proxy; the reference answers this when its manager is missing.
-        action_detail::send_detail(res, 500, "MCP Proxy Manager is not initialized");
+        detail::send_detail(res, 500, "MCP Proxy Manager is not initialized");
     }
 
     /// Uploaded files belong to the shell's user, like files it creates itself.
@@ -12636,7 +12736,7 @@ private:
         } catch (const runbox::error& e) {
             if (e.code() != errc::timeout) throw;
             return ErrorObservation{"The file operation on " + action.path + " did not finish within its timeout (" +
-                                        action_detail::python_float(static_cast<double>(timeout.count()) / 1000.0) +
+                                        runbox::detail::python_float(static_cast<double>(timeout.count()) / 1000.0) +
                                         " seconds); later file operations wait for it.",
                                     "", {}};
         }
@@ -12691,7 +12791,7 @@ private:
         }
         std::string content;
         if (result.timed_out) {
-            content = "[Execution timed out (" + action_detail::python_float(action.timeout.value_or(0)) + " seconds).]";
+            content = "[Execution timed out (" + runbox::detail::python_float(action.timeout.value_or(0)) + " seconds).]";
         } else {
             content = std::move(result.output);
             while (!content.empty() && std::isspace(static_cast<unsigned char>(content.back()))) content.pop_back();
@@ -12744,7 +12844,7 @@ private:
     }
 
     ActionServerOptions options_;
-    std::optional<action_detail::RunAs> run_as_;
+    std::optional<detail::RunAs> run_as_;
     std::map<std::string, std::string> shell_env_;
     std::unique_ptr<httplib::Server> server_;
     std::thread listener_;
@@ -12757,7 +12857,7 @@ private:
     clock::time_point start_time_{};
     std::atomic<clock::rep> last_execution_{0};
     bool has_jupyter_ = false;
-    std::unique_ptr<action_detail::PythonRepl> python_;
+    std::unique_ptr<detail::PythonRepl> python_;
     std::string python_synced_cwd_;
     std::uint64_t python_init_generation_ = 0;
     std::uint64_t python_synced_generation_ = 0;
@@ -14345,6 +14445,22 @@ using RunloopRuntime = Runtime<runloop::Auth, HttplibTransport>;
 /// auto rt = runbox::make_runtime<mine>(config, events);
 /// ```
 
+#include <boost/mp11/list.hpp>
+
+// ---- begin runbox/any_runtime.hpp ----
+/// \file
+/// AnyRuntime and make_runtime over a provider list you name, with no provider included.
+///
+/// factory.hpp adds the default list (every provider runbox ships, the local one with its
+/// in-process action server among them). A program that drives only cloud providers includes
+/// this header and its providers' headers, and compiles none of the sandbox server:
+/// ```
+/// #include <runbox/any_runtime.hpp>
+/// #include <runbox/providers/daytona.hpp>
+/// using mine = boost::mp11::mp_list<runbox::daytona::Auth>;
+/// auto rt = runbox::make_runtime<mine>("daytona", config, events);
+/// ```
+
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14353,6 +14469,201 @@ using RunloopRuntime = Runtime<runloop::Auth, HttplibTransport>;
 #include <boost/mp11/algorithm.hpp>
 #include <boost/mp11/list.hpp>
 
+
+namespace runbox {
+
+namespace detail {
+
+// A provider's default transport. The fallback only keeps the variant type computable, so that
+// check_listed_provider can report a missing declaration with its own message.
+template <class A>
+struct default_transport_of {
+    using type = HttplibTransport;
+};
+template <class A>
+    requires requires { typename A::default_transport; }
+struct default_transport_of<A> {
+    using type = typename A::default_transport;
+};
+
+}  // namespace detail
+
+/// The runtime type of provider `A`: Runtime<A, A::default_transport>.
+template <class A>
+using runtime_for = Runtime<A, typename detail::default_transport_of<A>::type>;
+
+namespace detail {
+
+template <class List>
+struct check_provider_list;
+
+template <class... A>
+struct check_provider_list<boost::mp11::mp_list<A...>> {
+    static_assert(sizeof...(A) > 0, "runbox: a provider list must name at least one provider");
+    static constexpr bool listed = (check_listed_provider<A>::value && ...);
+    static_assert(listed);
+    static constexpr bool contracts = (check_auth_policy<A, typename default_transport_of<A>::type>::value && ...);
+    static constexpr bool names_unique = [] {
+        constexpr std::string_view names[] = {std::string_view(A::name)...};
+        for (std::size_t i = 0; i < sizeof...(A); ++i) {
+            for (std::size_t j = i + 1; j < sizeof...(A); ++j) {
+                if (names[i] == names[j]) return false;
+            }
+        }
+        return true;
+    }();
+    static_assert(names_unique, "runbox: two providers in a provider list have the same name");
+    static constexpr bool value = listed && contracts && names_unique;
+};
+
+template <class List>
+std::string known_names() {
+    std::string out;
+    boost::mp11::mp_for_each<boost::mp11::mp_iota<boost::mp11::mp_size<List>>>([&](auto index) {
+        if (!out.empty()) out += ", ";
+        out += std::string(boost::mp11::mp_at_c<List, decltype(index)::value>::name);
+    });
+    return out;
+}
+
+}  // namespace detail
+
+/// A runtime of any provider in `Providers`: a std::variant with the Runtime API on top.
+template <class Providers>
+class AnyRuntime : public boost::mp11::mp_rename<boost::mp11::mp_transform<runtime_for, Providers>, std::variant> {
+    static_assert(detail::check_provider_list<Providers>::value);
+
+public:
+    /// std::variant<runtime_for<P>...> over `Providers`.
+    using variant_type = boost::mp11::mp_rename<boost::mp11::mp_transform<runtime_for, Providers>, std::variant>;
+    /// The provider list this runtime was built over.
+    using providers = Providers;
+    using variant_type::variant_type;
+
+    /// The underlying variant, for std::visit, std::get and std::holds_alternative.
+    ///@{
+    variant_type& variant() noexcept { return *this; }
+    const variant_type& variant() const noexcept { return *this; }
+    ///@}
+
+    /// Calls f(runtime) with the concrete Runtime<P, T>.
+    ///@{
+    template <class F>
+    decltype(auto) visit(F&& f) {
+        return std::visit(std::forward<F>(f), variant());
+    }
+    template <class F>
+    decltype(auto) visit(F&& f) const {
+        return std::visit(std::forward<F>(f), variant());
+    }
+    ///@}
+
+    /// "local", "daytona", ...
+    std::string_view provider_name() const {
+        return visit([](const auto& rt) { return std::string_view(std::decay_t<decltype(rt)>::auth_policy::name); });
+    }
+
+    // Each member below calls the Runtime member of the same name on the runtime held; errors
+    // are that member's (runbox::error; errc::unsupported before connect()).
+
+    /// Runtime::connect(): creates or attaches to the sandbox, starts its server, waits until it
+    /// is ready; a failure cleans up what was created and rethrows.
+    void connect() { visit([](auto& rt) { rt.connect(); }); }
+    /// Runtime::close(): idempotent, never throws; also run by the destructor.
+    void close() noexcept { std::visit([](auto& rt) { rt.close(); }, variant()); }
+    /// True between a successful connect() and close().
+    bool connected() const { return visit([](const auto& rt) { return rt.connected(); }); }
+    /// The session id (RuntimeOptions::sid).
+    const std::string& sid() const { return visit([](const auto& rt) -> const std::string& { return rt.sid(); }); }
+    /// The last status reported (unset before connect()).
+    std::optional<RuntimeStatus> status() const { return visit([](const auto& rt) { return rt.status(); }); }
+
+    /// Runtime::run_action(): runs any action with OpenHands' confirmation gates and the default
+    /// timeout; the answer is the server's observation (an ErrorObservation when the action failed).
+    Observation run_action(Action action) {
+        return visit([&](auto& rt) { return rt.run_action(std::move(action)); });
+    }
+    /// Runs a shell command with the default (non-blocking) timeout; usually a CmdOutputObservation.
+    Observation run(std::string command) { return visit([&](auto& rt) { return rt.run(std::move(command)); }); }
+    /// Runs a CmdRunAction as given (timeout, blocking, is_input, ...).
+    Observation run(CmdRunAction action) { return run_action(std::move(action)); }
+    /// Runs a Jupyter cell.
+    Observation run_ipython(IPythonRunCellAction action) { return run_action(std::move(action)); }
+    /// Reads a whole file; usually a FileReadObservation.
+    Observation read(std::string path) { return visit([&](auto& rt) { return rt.read(std::move(path)); }); }
+    /// Reads as the action says (line range, OH-ACI view).
+    Observation read(FileReadAction action) { return run_action(std::move(action)); }
+    /// Writes `content` to `path` (created if missing); usually a FileWriteObservation.
+    Observation write(std::string path, std::string content) {
+        return visit([&](auto& rt) { return rt.write(std::move(path), std::move(content)); });
+    }
+    /// Writes as the action says (line range).
+    Observation write(FileWriteAction action) { return run_action(std::move(action)); }
+    /// Edits a file (OH-ACI str_replace_editor or an LLM-based edit).
+    Observation edit(FileEditAction action) { return run_action(std::move(action)); }
+    /// Opens a URL in the sandbox's browser (an ErrorObservation when it has none).
+    Observation browse(BrowseURLAction action) { return run_action(std::move(action)); }
+    /// Runs BrowserGym actions in the sandbox's browser.
+    Observation browse_interactive(BrowseInteractiveAction action) { return run_action(std::move(action)); }
+
+    /// Uploads a host file (or, with `recursive`, a directory under its own name) into the
+    /// sandbox directory `sandbox_dest`.
+    void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
+        visit([&](auto& rt) { rt.copy_to(host_src, sandbox_dest, recursive); });
+    }
+    /// Downloads a sandbox file or directory as a zip into a new local file; returns its path
+    /// (the caller owns and removes it).
+    std::filesystem::path copy_from(const std::string& sandbox_path) {
+        return visit([&](auto& rt) { return rt.copy_from(sandbox_path); });
+    }
+    /// Names in `path` (default: the server's working directory), directories first with a trailing '/'.
+    std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
+        return visit([&](auto& rt) { return rt.list_files(path); });
+    }
+    /// Exports `env` in the sandbox's shell and persists it in ~/.bashrc.
+    void add_env_vars(const std::map<std::string, std::string>& env) {
+        visit([&](auto& rt) { rt.add_env_vars(env); });
+    }
+    /// The action execution server's base URL (after connect()).
+    std::string action_execution_server_url() const {
+        return visit([](const auto& rt) { return rt.action_execution_server_url(); });
+    }
+    /// The VS Code URL when the vscode plugin is on and the server has a token, else nullopt.
+    std::optional<std::string> vscode_url() { return visit([](auto& rt) { return rt.vscode_url(); }); }
+    /// GET /server_info: {"uptime", "idle_time", "resources": {...}}.
+    nlohmann::json server_info() { return visit([](auto& rt) { return rt.server_info(); }); }
+};
+
+/// Builds the runtime of the provider called `name` ("local", "daytona", ...). An unknown name is
+/// errc::config_invalid listing the known ones.
+template <class Providers>
+AnyRuntime<Providers> make_runtime(std::string_view name, const Config& config, EventStream& event_stream,
+                                   RuntimeOptions options = {}) {
+    namespace mp = boost::mp11;
+    constexpr std::size_t count = mp::mp_size<Providers>::value;
+    std::size_t index = count;
+    mp::mp_for_each<mp::mp_iota_c<count>>([&](auto i) {
+        if (mp::mp_at_c<Providers, decltype(i)::value>::name == name) index = decltype(i)::value;
+    });
+    if (index == count) {
+        throw error(errc::config_invalid,
+                    "Runtime " + std::string(name) + " not supported, known are: " + detail::known_names<Providers>());
+    }
+    return mp::mp_with_index<count>(index, [&](auto i) {
+        using runtime_type = runtime_for<mp::mp_at_c<Providers, decltype(i)::value>>;
+        static_assert(check_runtime_constructor<runtime_type>::value);
+        return AnyRuntime<Providers>(std::in_place_index<decltype(i)::value>, config, event_stream, std::move(options));
+    });
+}
+
+/// The provider named by config.runtime ("local" by default).
+template <class Providers>
+AnyRuntime<Providers> make_runtime(const Config& config, EventStream& event_stream, RuntimeOptions options = {}) {
+    return make_runtime<Providers>(config.runtime, config, event_stream, std::move(options));
+}
+
+}  // namespace runbox
+// ---- end runbox/any_runtime.hpp ----
 // ---- begin runbox/providers/e2b.hpp ----
 // runbox/providers/e2b.hpp - the E2B provider: runbox::e2b::Auth, runbox::E2BRuntime.
 //
@@ -14418,70 +14729,6 @@ using RunloopRuntime = Runtime<runloop::Auth, HttplibTransport>;
 
 #include <nlohmann/json.hpp>
 
-// ---- begin runbox/detail/base64.hpp ----
-// runbox/detail/base64.hpp - base64 (RFC 4648 §4) and base64url (§5) on OpenSSL's EVP codec.
-//
-// One codec for the tree: cassettes, proto3-JSON `bytes` fields (E2B's envd), JWT payloads
-// (Modal) and the editor's data URLs. OpenSSL does the work; this file only adapts lengths,
-// padding and the URL alphabet. Decoding refuses anything that is not base64 with errc::bad_response.
-
-#include <cstddef>
-#include <string>
-#include <string_view>
-
-#include <openssl/evp.h>
-
-
-namespace runbox::detail {
-
-/// Standard base64 with `=` padding.
-inline std::string base64_encode(std::string_view bytes) {
-    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');  // EVP writes a NUL terminator
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-    return out;
-}
-
-/// Decodes standard base64; padding may be omitted (proto3 JSON readers accept both).
-/// Throws errc::bad_response (naming `what`) on any other character or a bad length.
-inline std::string base64_decode(std::string_view text, std::string_view what = "base64 text") {
-    auto fail = [&] { return error(errc::bad_response, "invalid base64 in " + std::string(what), "transport"); };
-    // EVP_DecodeBlock skips blanks and takes '=' in the middle: only the alphabet, padding last.
-    const auto body_end = text.find_last_not_of('=');
-    const std::string_view body = body_end == std::string_view::npos ? std::string_view{} : text.substr(0, body_end + 1);
-    for (char c : body) {
-        const bool alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
-        if (!alphabet) throw fail();
-    }
-    std::string padded(text);
-    if (padded.size() % 4 == 1) throw fail();
-    while (padded.size() % 4 != 0) padded.push_back('=');
-    if (padded.empty()) return {};
-    std::size_t padding = 0;
-    for (std::size_t i = padded.size(); i > 0 && padded[i - 1] == '='; --i) ++padding;
-    if (padding > 2) throw fail();
-    std::string out(3 * (padded.size() / 4) + 1, '\0');
-    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(padded.data()), static_cast<int>(padded.size()));
-    if (n < 0 || static_cast<std::size_t>(n) < padding) throw fail();
-    out.resize(static_cast<std::size_t>(n) - padding);  // EVP counts the bytes that padding stands for
-    return out;
-}
-
-/// Decodes base64url (`-` and `_`, padding optional), as JWT segments use it.
-inline std::string base64url_decode(std::string_view text, std::string_view what = "base64url text") {
-    std::string standard(text);
-    for (char& c : standard) {
-        if (c == '-') c = '+';
-        else if (c == '_') c = '/';
-        else if (c == '+' || c == '/') throw error(errc::bad_response, "invalid base64url in " + std::string(what), "transport");
-    }
-    return base64_decode(standard, what);
-}
-
-}  // namespace runbox::detail
-// ---- end runbox/detail/base64.hpp ----
 
 namespace runbox::e2b {
 
@@ -15057,195 +15304,17 @@ namespace runbox {
 /// and one entry here.
 using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth, e2b::Auth>;
 
-namespace detail {
-
-// A provider's default transport. The fallback only keeps the variant type computable, so that
-// check_listed_provider can report a missing declaration with its own message.
-template <class A>
-struct default_transport_of {
-    using type = HttplibTransport;
-};
-template <class A>
-    requires requires { typename A::default_transport; }
-struct default_transport_of<A> {
-    using type = typename A::default_transport;
-};
-
-}  // namespace detail
-
-/// The runtime type of provider `A`: Runtime<A, A::default_transport>.
-template <class A>
-using runtime_for = Runtime<A, typename detail::default_transport_of<A>::type>;
-
-namespace detail {
-
-template <class List>
-struct check_provider_list;
-
-template <class... A>
-struct check_provider_list<boost::mp11::mp_list<A...>> {
-    static_assert(sizeof...(A) > 0, "runbox: a provider list must name at least one provider");
-    static constexpr bool listed = (check_listed_provider<A>::value && ...);
-    static_assert(listed);
-    static constexpr bool contracts = (check_auth_policy<A, typename default_transport_of<A>::type>::value && ...);
-    static constexpr bool names_unique = [] {
-        constexpr std::string_view names[] = {std::string_view(A::name)...};
-        for (std::size_t i = 0; i < sizeof...(A); ++i) {
-            for (std::size_t j = i + 1; j < sizeof...(A); ++j) {
-                if (names[i] == names[j]) return false;
-            }
-        }
-        return true;
-    }();
-    static_assert(names_unique, "runbox: two providers in a provider list have the same name");
-    static constexpr bool value = listed && contracts && names_unique;
-};
-
-template <class List>
-std::string known_names() {
-    std::string out;
-    boost::mp11::mp_for_each<boost::mp11::mp_iota<boost::mp11::mp_size<List>>>([&](auto index) {
-        if (!out.empty()) out += ", ";
-        out += std::string(boost::mp11::mp_at_c<List, decltype(index)::value>::name);
-    });
-    return out;
-}
-
-}  // namespace detail
-
-/// A runtime of any provider in `Providers`: a std::variant with the Runtime API on top.
+// The default list is added to the templates of any_runtime.hpp here, so that a unit without
+// this header (a cloud-only client) does not compile the local provider and its server.
 template <class Providers = default_providers>
-class AnyRuntime : public boost::mp11::mp_rename<boost::mp11::mp_transform<runtime_for, Providers>, std::variant> {
-    static_assert(detail::check_provider_list<Providers>::value);
+class AnyRuntime;
 
-public:
-    /// std::variant<runtime_for<P>...> over `Providers`.
-    using variant_type = boost::mp11::mp_rename<boost::mp11::mp_transform<runtime_for, Providers>, std::variant>;
-    /// The provider list this runtime was built over.
-    using providers = Providers;
-    using variant_type::variant_type;
-
-    /// The underlying variant, for std::visit, std::get and std::holds_alternative.
-    ///@{
-    variant_type& variant() noexcept { return *this; }
-    const variant_type& variant() const noexcept { return *this; }
-    ///@}
-
-    /// Calls f(runtime) with the concrete Runtime<P, T>.
-    ///@{
-    template <class F>
-    decltype(auto) visit(F&& f) {
-        return std::visit(std::forward<F>(f), variant());
-    }
-    template <class F>
-    decltype(auto) visit(F&& f) const {
-        return std::visit(std::forward<F>(f), variant());
-    }
-    ///@}
-
-    /// "local", "daytona", ...
-    std::string_view provider_name() const {
-        return visit([](const auto& rt) { return std::string_view(std::decay_t<decltype(rt)>::auth_policy::name); });
-    }
-
-    // Each member below calls the Runtime member of the same name on the runtime held; errors
-    // are that member's (runbox::error; errc::unsupported before connect()).
-
-    /// Runtime::connect(): creates or attaches to the sandbox, starts its server, waits until it
-    /// is ready; a failure cleans up what was created and rethrows.
-    void connect() { visit([](auto& rt) { rt.connect(); }); }
-    /// Runtime::close(): idempotent, never throws; also run by the destructor.
-    void close() noexcept { std::visit([](auto& rt) { rt.close(); }, variant()); }
-    /// True between a successful connect() and close().
-    bool connected() const { return visit([](const auto& rt) { return rt.connected(); }); }
-    /// The session id (RuntimeOptions::sid).
-    const std::string& sid() const { return visit([](const auto& rt) -> const std::string& { return rt.sid(); }); }
-    /// The last status reported (unset before connect()).
-    std::optional<RuntimeStatus> status() const { return visit([](const auto& rt) { return rt.status(); }); }
-
-    /// Runtime::run_action(): runs any action with OpenHands' confirmation gates and the default
-    /// timeout; the answer is the server's observation (an ErrorObservation when the action failed).
-    Observation run_action(Action action) {
-        return visit([&](auto& rt) { return rt.run_action(std::move(action)); });
-    }
-    /// Runs a shell command with the default (non-blocking) timeout; usually a CmdOutputObservation.
-    Observation run(std::string command) { return visit([&](auto& rt) { return rt.run(std::move(command)); }); }
-    /// Runs a CmdRunAction as given (timeout, blocking, is_input, ...).
-    Observation run(CmdRunAction action) { return run_action(std::move(action)); }
-    /// Runs a Jupyter cell.
-    Observation run_ipython(IPythonRunCellAction action) { return run_action(std::move(action)); }
-    /// Reads a whole file; usually a FileReadObservation.
-    Observation read(std::string path) { return visit([&](auto& rt) { return rt.read(std::move(path)); }); }
-    /// Reads as the action says (line range, OH-ACI view).
-    Observation read(FileReadAction action) { return run_action(std::move(action)); }
-    /// Writes `content` to `path` (created if missing); usually a FileWriteObservation.
-    Observation write(std::string path, std::string content) {
-        return visit([&](auto& rt) { return rt.write(std::move(path), std::move(content)); });
-    }
-    /// Writes as the action says (line range).
-    Observation write(FileWriteAction action) { return run_action(std::move(action)); }
-    /// Edits a file (OH-ACI str_replace_editor or an LLM-based edit).
-    Observation edit(FileEditAction action) { return run_action(std::move(action)); }
-    /// Opens a URL in the sandbox's browser (an ErrorObservation when it has none).
-    Observation browse(BrowseURLAction action) { return run_action(std::move(action)); }
-    /// Runs BrowserGym actions in the sandbox's browser.
-    Observation browse_interactive(BrowseInteractiveAction action) { return run_action(std::move(action)); }
-
-    /// Uploads a host file (or, with `recursive`, a directory under its own name) into the
-    /// sandbox directory `sandbox_dest`.
-    void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
-        visit([&](auto& rt) { rt.copy_to(host_src, sandbox_dest, recursive); });
-    }
-    /// Downloads a sandbox file or directory as a zip into a new local file; returns its path
-    /// (the caller owns and removes it).
-    std::filesystem::path copy_from(const std::string& sandbox_path) {
-        return visit([&](auto& rt) { return rt.copy_from(sandbox_path); });
-    }
-    /// Names in `path` (default: the server's working directory), directories first with a trailing '/'.
-    std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
-        return visit([&](auto& rt) { return rt.list_files(path); });
-    }
-    /// Exports `env` in the sandbox's shell and persists it in ~/.bashrc.
-    void add_env_vars(const std::map<std::string, std::string>& env) {
-        visit([&](auto& rt) { rt.add_env_vars(env); });
-    }
-    /// The action execution server's base URL (after connect()).
-    std::string action_execution_server_url() const {
-        return visit([](const auto& rt) { return rt.action_execution_server_url(); });
-    }
-    /// The VS Code URL when the vscode plugin is on and the server has a token, else nullopt.
-    std::optional<std::string> vscode_url() { return visit([](auto& rt) { return rt.vscode_url(); }); }
-    /// GET /server_info: {"uptime", "idle_time", "resources": {...}}.
-    nlohmann::json server_info() { return visit([](auto& rt) { return rt.server_info(); }); }
-};
-
-/// Builds the runtime of the provider called `name` ("local", "daytona", ...). An unknown name is
-/// errc::config_invalid listing the known ones.
 template <class Providers = default_providers>
 AnyRuntime<Providers> make_runtime(std::string_view name, const Config& config, EventStream& event_stream,
-                                   RuntimeOptions options = {}) {
-    namespace mp = boost::mp11;
-    constexpr std::size_t count = mp::mp_size<Providers>::value;
-    std::size_t index = count;
-    mp::mp_for_each<mp::mp_iota_c<count>>([&](auto i) {
-        if (mp::mp_at_c<Providers, decltype(i)::value>::name == name) index = decltype(i)::value;
-    });
-    if (index == count) {
-        throw error(errc::config_invalid,
-                    "Runtime " + std::string(name) + " not supported, known are: " + detail::known_names<Providers>());
-    }
-    return mp::mp_with_index<count>(index, [&](auto i) {
-        using runtime_type = runtime_for<mp::mp_at_c<Providers, decltype(i)::value>>;
-        static_assert(check_runtime_constructor<runtime_type>::value);
-        return AnyRuntime<Providers>(std::in_place_index<decltype(i)::value>, config, event_stream, std::move(options));
-    });
-}
+                                   RuntimeOptions options);
 
-/// The provider named by config.runtime ("local" by default).
 template <class Providers = default_providers>
-AnyRuntime<Providers> make_runtime(const Config& config, EventStream& event_stream, RuntimeOptions options = {}) {
-    return make_runtime<Providers>(config.runtime, config, event_stream, std::move(options));
-}
+AnyRuntime<Providers> make_runtime(const Config& config, EventStream& event_stream, RuntimeOptions options);
 
 }  // namespace runbox
 // ---- end runbox/factory.hpp ----

@@ -307,7 +307,7 @@ private:
         return out;
     }
 
-    static std::string lower(std::string s) { return server::action_detail::ascii_lower(std::move(s)); }
+    static std::string lower(std::string s) { return server::detail::ascii_lower(std::move(s)); }
 
     static std::string rfc3339(std::chrono::system_clock::time_point t) {
         const auto secs = std::chrono::system_clock::to_time_t(t);
@@ -1062,28 +1062,6 @@ private:
             end_server_locked(*p, sig == "SIGNAL_SIGKILL" ? "signal: killed" : "signal: terminated");
         }
         send_json(res, 200, Json::object());
-    }
-
-    /// True for a command line that starts the action execution server.
-    static bool is_server_command(const std::string& line) {
-        return line.find("runbox-server") != std::string::npos ||
-               line.find("action_execution_server") != std::string::npos;
-    }
-
-    /// The port a server command asks for: "--port N", or the first number after the program.
-    static int server_port_of(const std::string& line) {
-        std::istringstream in(line);
-        std::vector<std::string> words;
-        for (std::string w; in >> w;) words.push_back(w);
-        bool after = false;
-        for (std::size_t i = 0; i < words.size(); ++i) {
-            if (words[i] == "--port" && i + 1 < words.size()) return std::atoi(words[i + 1].c_str());
-            if (is_server_command(words[i])) after = true;
-            else if (after && !words[i].empty() &&
-                     std::all_of(words[i].begin(), words[i].end(), [](unsigned char c) { return std::isdigit(c); }))
-                return std::atoi(words[i].c_str());
-        }
-        return 4444;
     }
 
     /// The word after `flag` in a command line, with one level of single quotes removed.
