@@ -26,6 +26,13 @@
 
 namespace runbox {
 
+/// Providers runbox has that need an opt-in dependency, with how to enable each: make_runtime
+/// answers such a name, when its list lacks it, with errc::unsupported (not "unknown").
+inline constexpr std::pair<std::string_view, std::string_view> opt_in_providers[] = {
+    {"modal", "the modal runtime is not in this build's provider list: it needs libcurl (HTTP/2 for gRPC); link the "
+              "runbox::curl CMake target, which defines RUNBOX_WITH_CURL and adds it to runbox::default_providers"},
+};
+
 namespace detail {
 
 // A provider's default transport. The fallback only keeps the variant type computable, so that
@@ -200,6 +207,9 @@ AnyRuntime<Providers> make_runtime(std::string_view name, const Config& config, 
         if (mp::mp_at_c<Providers, decltype(i)::value>::name == name) index = decltype(i)::value;
     });
     if (index == count) {
+        for (const auto& [opt_in, how] : opt_in_providers) {
+            if (opt_in == name) throw error(errc::unsupported, std::string(how), std::string(name));
+        }
         throw error(errc::config_invalid,
                     "Runtime " + std::string(name) + " not supported, known are: " + detail::known_names<Providers>());
     }

@@ -24,12 +24,20 @@
 #include "runbox/providers/e2b.hpp"
 #include "runbox/providers/local.hpp"
 #include "runbox/providers/runloop.hpp"
+#if defined(RUNBOX_WITH_CURL)  // Modal's gRPC needs CurlTransport (the runbox::curl CMake target)
+#include "runbox/providers/modal.hpp"
+#endif
 
 namespace runbox {
 
 /// The providers make_runtime knows unless told otherwise. Adding a provider is one header
-/// and one entry here.
+/// and one entry here. Modal is listed where libcurl is (RUNBOX_WITH_CURL, set by linking the
+/// runbox::curl CMake target); elsewhere make_runtime("modal") says how to enable it.
+#if defined(RUNBOX_WITH_CURL)
+using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth, e2b::Auth, modal::Auth>;
+#else
 using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth, e2b::Auth>;
+#endif
 
 // The default list is added to the templates of any_runtime.hpp here, so that a unit without
 // this header (a cloud-only client) does not compile the local provider and its server.

@@ -493,6 +493,13 @@ TEST_CASE_METHOD(Fixture, "factory: selects by name, lists the known names other
     } catch (const runbox::error& e) {
         CHECK(e.detail() == "Runtime nope not supported, known are: local, daytona, runloop, e2b");
     }
+    try {  // without runbox::curl, "modal" is known but not enabled, and the message says how to enable it
+        (void)runbox::make_runtime("modal", config, events);
+        FAIL("expected an error");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == runbox::errc::unsupported);
+        CHECK(e.detail().find("runbox::curl") != std::string::npos);
+    }
 
     auto rt = runbox::make_runtime<providers>("test", config, events, {.attach_to_existing = true});
     CHECK(rt.provider_name() == "test");

@@ -227,6 +227,20 @@ TEST_CASE("Modal control-plane responses decode from libprotobuf's bytes", "[mod
     }
 }
 
+TEST_CASE("Modal error details (the throttle hint) match libprotobuf's bytes", "[modal][proto]") {
+    ref::RpcRetryPolicy policy;
+    policy.set_retry_after_secs(1.5f);
+    same_bytes(ours::RpcRetryPolicy{1.5f}, policy);
+    ref::RpcStatus status;
+    status.set_code(8);
+    status.set_message("slow down");
+    auto* any = status.add_details();
+    any->set_type_url("type.googleapis.com/modal.client.RPCRetryPolicy");
+    any->set_value(serialize(policy));
+    same_bytes(ours::RpcStatus{8, "slow down", {{"type.googleapis.com/modal.client.RPCRetryPolicy", serialize(policy)}}},
+               status);
+}
+
 TEST_CASE("Modal command-router messages encode as libprotobuf encodes them", "[modal][proto]") {
     ref::TaskExecStartRequest start;
     start.set_task_id("ta-1");

@@ -159,9 +159,10 @@ struct ApiSettings {
     int retry_max_attempts = 4;                             ///< retry_max_attempts (no variable)
     std::chrono::milliseconds close_timeout{30000};         ///< close_timeout_ms: bound of close()'s retries
 
-    /// Reads every key above (api_key required); the current values are the defaults.
-    void read_api(const SettingsReader& r) {
-        api_key = r.required("api_key");
+    /// Reads every key above (api_key required unless `with_key` is false: Modal's credentials
+    /// are a token pair); the current values are the defaults.
+    void read_api(const SettingsReader& r, bool with_key = true) {
+        if (with_key) api_key = r.required("api_key");
         poll_interval = r.millis("poll_interval_ms", poll_interval);
         start_timeout = r.millis("start_timeout_ms", start_timeout);
         alive_timeout = r.millis("alive_timeout_ms", alive_timeout);
@@ -221,27 +222,28 @@ struct ServerLaunch {
     /// `cd <cwd>`, quoted.
     std::string cd_command() const { return "cd " + detail::shell_quote(server_cwd); }
 
-    /// Reference §5: `<launcher> <port> --working-dir <ws> [--plugins <p>...] --username <u>
-    /// --user-id <id> [--browsergym-eval-env <e>] [--no-enable-browser]`, each argument quoted.
+    /// The arguments after the launcher, reference §5: `<port> --working-dir <ws> [--plugins
+    /// <p>...] --username <u> --user-id <id> [--browsergym-eval-env <e>] [--no-enable-browser]`,
+    /// unquoted (an argv; Modal takes the entrypoint as one).
+    std::vector<std::string> server_args(const Config& config, const RuntimeOptions& options, const ServerUser& user) const {
+        std::vector<std::string> args{std::to_string(server_port), "--working-dir", config.workspace_mount_path_in_sandbox};
+        if (!options.plugins.empty()) {
+            args.emplace_back("--plugins");
+            for (const auto& plugin : options.plugins) args.push_back(plugin.name);
+        }
+        args.insert(args.end(), {"--username", user.name, "--user-id", user.id});
+        if (config.sandbox.browsergym_eval_env) {
+            args.emplace_back("--browsergym-eval-env");
+            args.push_back(*config.sandbox.browsergym_eval_env);
+        }
+        if (!config.enable_browser) args.emplace_back("--no-enable-browser");
+        return args;
+    }
+
+    /// `<launcher> <server_args...>`, each argument quoted (the launcher is the operator's text).
     std::string command_line(const Config& config, const RuntimeOptions& options, const ServerUser& user) const {
         std::string cmd = server_command.value_or(std::string(openhands_launcher));
-        const auto arg = [&cmd](std::string_view word) { cmd += " " + detail::shell_quote(word); };
-        arg(std::to_string(server_port));
-        arg("--working-dir");
-        arg(config.workspace_mount_path_in_sandbox);
-        if (!options.plugins.empty()) {
-            arg("--plugins");
-            for (const auto& plugin : options.plugins) arg(plugin.name);
-        }
-        arg("--username");
-        arg(user.name);
-        arg("--user-id");
-        arg(user.id);
-        if (config.sandbox.browsergym_eval_env) {
-            arg("--browsergym-eval-env");
-            arg(*config.sandbox.browsergym_eval_env);
-        }
-        if (!config.enable_browser) arg("--no-enable-browser");
+        for (const auto& word : server_args(config, options, user)) cmd += " " + detail::shell_quote(word);
         return cmd;
     }
 };

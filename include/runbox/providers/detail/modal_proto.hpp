@@ -318,6 +318,27 @@ struct TaskExecStdinWriteRequest {
     bool operator==(const TaskExecStdinWriteRequest&) const = default;
 };
 
+// ---- Error details ----------------------------------------------------------------------------
+
+/// One `google.protobuf.Any` of an error's details: type_url = 1, value = 2 (bytes).
+struct RpcAny {
+    std::string type_url{};
+    std::string value{};
+    bool operator==(const RpcAny&) const = default;
+};
+/// modal.client.RPCStatus, the grpc-status-details-bin trailer: code = 1, message = 2, details = 3.
+struct RpcStatus {
+    std::int32_t code = 0;
+    std::string message{};
+    std::vector<RpcAny> details{};
+    bool operator==(const RpcStatus&) const = default;
+};
+/// modal.client.RPCRetryPolicy (a detail of a throttled answer): retry_after_secs = 1 (float).
+struct RpcRetryPolicy {
+    float retry_after_secs = 0;
+    bool operator==(const RpcRetryPolicy&) const = default;
+};
+
 // ---- Encoding -------------------------------------------------------------------------------
 
 namespace proto_io {
@@ -1007,6 +1028,47 @@ inline void read(protozero::pbf_reader r, TaskExecStdinWriteRequest& m) {
             case tag_and_type(5U, varint): m.eof = get_flag(r); break;
             default: r.skip();
         }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const RpcAny& m) {
+    proto_io::put(w, 1, m.type_url);
+    if (!m.value.empty()) w.add_bytes(2, m.value);
+}
+inline void read(protozero::pbf_reader r, RpcAny& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.type_url = r.get_string(); break;
+            case tag_and_type(2U, len): m.value = r.get_bytes(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const RpcStatus& m) {
+    proto_io::put(w, 1, m.code);
+    proto_io::put(w, 2, m.message);
+    put_messages(w, 3, m.details);
+}
+inline void read(protozero::pbf_reader r, RpcStatus& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, varint): m.code = r.get_int32(); break;
+            case tag_and_type(2U, len): m.message = r.get_string(); break;
+            case tag_and_type(3U, len):
+                if (m.details.size() >= 64) throw protozero::exception{};  // a hint has a handful at most
+                m.details.push_back(get_message<RpcAny>(r));
+                break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const RpcRetryPolicy& m) { proto_io::put(w, 1, m.retry_after_secs); }
+inline void read(protozero::pbf_reader r, RpcRetryPolicy& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(1U, fixed32)) m.retry_after_secs = r.get_float();
+        else r.skip();
     }
 }
 
