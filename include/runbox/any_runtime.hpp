@@ -26,11 +26,20 @@
 
 namespace runbox {
 
-/// Providers runbox has that need an opt-in dependency, with how to enable each: make_runtime
-/// answers such a name, when its list lacks it, with errc::unsupported (not "unknown").
-inline constexpr std::pair<std::string_view, std::string_view> opt_in_providers[] = {
-    {"modal", "the modal runtime is not in this build's provider list: it needs libcurl (HTTP/2 for gRPC); link the "
-              "runbox::curl CMake target, which defines RUNBOX_WITH_CURL and adds it to runbox::default_providers"},
+/// A provider runbox has that needs an opt-in dependency.
+struct OptInProvider {
+    std::string_view name;   ///< its make_runtime name
+    std::string_view needs;  ///< what to link, as the known-names list shows it
+    std::string_view how;    ///< the whole answer to make_runtime(name) when the list lacks it
+};
+
+/// Providers that need an opt-in dependency: make_runtime answers such a name, when its list
+/// lacks it, with errc::unsupported saying how to enable it (not "unknown"), and the list of
+/// known names still names it.
+inline constexpr OptInProvider opt_in_providers[] = {
+    {"modal", "link runbox::curl",
+     "the modal runtime is not in this build's provider list: it needs libcurl (HTTP/2 for gRPC); link the "
+     "runbox::curl CMake target, which defines RUNBOX_WITH_CURL and adds it to runbox::default_providers"},
 };
 
 namespace detail {
@@ -84,6 +93,13 @@ std::string known_names() {
         if (!out.empty()) out += ", ";
         out += std::string(boost::mp11::mp_at_c<List, decltype(index)::value>::name);
     });
+    for (const auto& opt_in : opt_in_providers) {
+        bool listed = false;
+        boost::mp11::mp_for_each<boost::mp11::mp_iota<boost::mp11::mp_size<List>>>([&](auto index) {
+            listed = listed || boost::mp11::mp_at_c<List, decltype(index)::value>::name == opt_in.name;
+        });
+        if (!listed) out += ", " + std::string(opt_in.name) + " (" + std::string(opt_in.needs) + ")";
+    }
     return out;
 }
 
@@ -207,8 +223,8 @@ AnyRuntime<Providers> make_runtime(std::string_view name, const Config& config, 
         if (mp::mp_at_c<Providers, decltype(i)::value>::name == name) index = decltype(i)::value;
     });
     if (index == count) {
-        for (const auto& [opt_in, how] : opt_in_providers) {
-            if (opt_in == name) throw error(errc::unsupported, std::string(how), std::string(name));
+        for (const auto& opt_in : opt_in_providers) {
+            if (opt_in.name == name) throw error(errc::unsupported, std::string(opt_in.how), std::string(name));
         }
         throw error(errc::config_invalid,
                     "Runtime " + std::string(name) + " not supported, known are: " + detail::known_names<Providers>());

@@ -13323,9 +13323,10 @@ struct ApiSettings {
     int retry_max_attempts = 4;                             ///< retry_max_attempts (no variable)
     std::chrono::milliseconds close_timeout{30000};         ///< close_timeout_ms: bound of close()'s retries
 
-    /// Reads every key above (api_key required); the current values are the defaults.
-    void read_api(const SettingsReader& r) {
-        api_key = r.required("api_key");
+    /// Reads every key above (api_key required unless `with_key` is false: Modal's credentials
+    /// are a token pair); the current values are the defaults.
+    void read_api(const SettingsReader& r, bool with_key = true) {
+        if (with_key) api_key = r.required("api_key");
         poll_interval = r.millis("poll_interval_ms", poll_interval);
         start_timeout = r.millis("start_timeout_ms", start_timeout);
         alive_timeout = r.millis("alive_timeout_ms", alive_timeout);
@@ -13385,27 +13386,28 @@ struct ServerLaunch {
     /// `cd <cwd>`, quoted.
     std::string cd_command() const { return "cd " + detail::shell_quote(server_cwd); }
 
-    /// Reference §5: `<launcher> <port> --working-dir <ws> [--plugins <p>...] --username <u>
-    /// --user-id <id> [--browsergym-eval-env <e>] [--no-enable-browser]`, each argument quoted.
+    /// The arguments after the launcher, reference §5: `<port> --working-dir <ws> [--plugins
+    /// <p>...] --username <u> --user-id <id> [--browsergym-eval-env <e>] [--no-enable-browser]`,
+    /// unquoted (an argv; Modal takes the entrypoint as one).
+    std::vector<std::string> server_args(const Config& config, const RuntimeOptions& options, const ServerUser& user) const {
+        std::vector<std::string> args{std::to_string(server_port), "--working-dir", config.workspace_mount_path_in_sandbox};
+        if (!options.plugins.empty()) {
+            args.emplace_back("--plugins");
+            for (const auto& plugin : options.plugins) args.push_back(plugin.name);
+        }
+        args.insert(args.end(), {"--username", user.name, "--user-id", user.id});
+        if (config.sandbox.browsergym_eval_env) {
+            args.emplace_back("--browsergym-eval-env");
+            args.push_back(*config.sandbox.browsergym_eval_env);
+        }
+        if (!config.enable_browser) args.emplace_back("--no-enable-browser");
+        return args;
+    }
+
+    /// `<launcher> <server_args...>`, each argument quoted (the launcher is the operator's text).
     std::string command_line(const Config& config, const RuntimeOptions& options, const ServerUser& user) const {
         std::string cmd = server_command.value_or(std::string(openhands_launcher));
-        const auto arg = [&cmd](std::string_view word) { cmd += " " + detail::shell_quote(word); };
-        arg(std::to_string(server_port));
-        arg("--working-dir");
-        arg(config.workspace_mount_path_in_sandbox);
-        if (!options.plugins.empty()) {
-            arg("--plugins");
-            for (const auto& plugin : options.plugins) arg(plugin.name);
-        }
-        arg("--username");
-        arg(user.name);
-        arg("--user-id");
-        arg(user.id);
-        if (config.sandbox.browsergym_eval_env) {
-            arg("--browsergym-eval-env");
-            arg(*config.sandbox.browsergym_eval_env);
-        }
-        if (!config.enable_browser) arg("--no-enable-browser");
+        for (const auto& word : server_args(config, options, user)) cmd += " " + detail::shell_quote(word);
         return cmd;
     }
 };
@@ -14472,6 +14474,22 @@ using RunloopRuntime = Runtime<runloop::Auth, HttplibTransport>;
 
 namespace runbox {
 
+/// A provider runbox has that needs an opt-in dependency.
+struct OptInProvider {
+    std::string_view name;   ///< its make_runtime name
+    std::string_view needs;  ///< what to link, as the known-names list shows it
+    std::string_view how;    ///< the whole answer to make_runtime(name) when the list lacks it
+};
+
+/// Providers that need an opt-in dependency: make_runtime answers such a name, when its list
+/// lacks it, with errc::unsupported saying how to enable it (not "unknown"), and the list of
+/// known names still names it.
+inline constexpr OptInProvider opt_in_providers[] = {
+    {"modal", "link runbox::curl",
+     "the modal runtime is not in this build's provider list: it needs libcurl (HTTP/2 for gRPC); link the "
+     "runbox::curl CMake target, which defines RUNBOX_WITH_CURL and adds it to runbox::default_providers"},
+};
+
 namespace detail {
 
 // A provider's default transport. The fallback only keeps the variant type computable, so that
@@ -14523,6 +14541,13 @@ std::string known_names() {
         if (!out.empty()) out += ", ";
         out += std::string(boost::mp11::mp_at_c<List, decltype(index)::value>::name);
     });
+    for (const auto& opt_in : opt_in_providers) {
+        bool listed = false;
+        boost::mp11::mp_for_each<boost::mp11::mp_iota<boost::mp11::mp_size<List>>>([&](auto index) {
+            listed = listed || boost::mp11::mp_at_c<List, decltype(index)::value>::name == opt_in.name;
+        });
+        if (!listed) out += ", " + std::string(opt_in.name) + " (" + std::string(opt_in.needs) + ")";
+    }
     return out;
 }
 
@@ -14646,6 +14671,9 @@ AnyRuntime<Providers> make_runtime(std::string_view name, const Config& config, 
         if (mp::mp_at_c<Providers, decltype(i)::value>::name == name) index = decltype(i)::value;
     });
     if (index == count) {
+        for (const auto& opt_in : opt_in_providers) {
+            if (opt_in.name == name) throw error(errc::unsupported, std::string(opt_in.how), std::string(name));
+        }
         throw error(errc::config_invalid,
                     "Runtime " + std::string(name) + " not supported, known are: " + detail::known_names<Providers>());
     }
@@ -15297,12 +15325,2487 @@ namespace runbox {
 using E2BRuntime = Runtime<e2b::Auth, HttplibTransport>;
 }  // namespace runbox
 // ---- end runbox/providers/e2b.hpp ----
+#if defined(RUNBOX_WITH_CURL)  // Modal's gRPC needs CurlTransport (the runbox::curl CMake target)
+// ---- begin runbox/providers/modal.hpp ----
+// runbox/providers/modal.hpp - the Modal provider: runbox::modal::Auth, runbox::ModalRuntime.
+//
+// Modal has no HTTP/JSON API: its control plane (modal.client.ModalClient) is gRPC over HTTP/2
+// (shared/reference/provider-apis.md §4), so this provider needs CurlTransport (link the CMake
+// target runbox::curl) and says so at compile time over any other transport (requires_http2).
+// connect() follows the official SDK's V2 sandbox path:
+//   AuthTokenGet (a JWT, renewed before its `exp` through the contract's refresh hook) ->
+//   AppGetOrCreate (app_name, created if missing) -> ImageGetOrCreate from
+//   sandbox.runtime_container_image (ImageJoinStreaming until the build has a result) ->
+//   SandboxCreateV2 with the action server as entrypoint_args (an argv: nothing is quoted), an
+//   encrypted port, the environment as a secret source, a non-zero timeout, the tag
+//   OpenHands_SID=<sid> and runbox's ownership labels as tags -> the server's tunnel (from the
+//   create answer, else SandboxGetTunnelsV2). The runtime then polls /alive; SandboxWaitV2 with
+//   timeout 0 is the early-failure probe (a server that exited fails the wait at once with its
+//   exit code). attach_to_existing finds a running sandbox tagged OpenHands_SID=<sid> with
+//   SandboxListV2 (across processes, unlike OpenHands' in-memory map). A failed connect
+//   terminates what it created; close() terminates it (SandboxTerminateV2) unless attached or
+//   keep_runtime_alive.
+//
+// Settings (Config::providers["modal"][key], else the environment variable):
+//   token_id / token_secret  MODAL_TOKEN_ID / MODAL_TOKEN_SECRET, else ~/.modal.toml (detail/modal_auth.hpp)
+//   server_url               MODAL_SERVER_URL           https://api.modal.com:443 (http:// = plaintext h2c)
+//   environment              MODAL_ENVIRONMENT          the workspace's default
+//   app_name                 MODAL_APP_NAME             runbox
+//   image_builder_version    MODAL_IMAGE_BUILDER_VERSION 2025.06
+//   timeout_secs             MODAL_TIMEOUT_SECS         3600   (the sandbox's lifetime: the backstop)
+//   idle_timeout_secs        MODAL_IDLE_TIMEOUT_SECS    unset
+//   memory_mb / milli_cpu    MODAL_MEMORY_MB / MODAL_MILLI_CPU  unset (Modal's defaults)
+//   tunnel_scheme            MODAL_TUNNEL_SCHEME        https; http when server_url is http:// (a local fake)
+//   client_type              MODAL_CLIENT_TYPE          8 (x-modal-client-type: the JS SDK's ClientType)
+//   server_command / server_cwd / server_port           unset / /openhands/code / 3000 (OpenHands' port)
+//   session_api_key          MODAL_SESSION_API_KEY      derived per sandbox: HMAC of its create token under the token
+//                                                        secret, so another process can attach (SESSION_API_KEY, X-Session-API-Key)
+//   start_timeout_ms, alive_timeout_ms, request_timeout_ms, close_timeout_ms, retry_max_attempts,
+//   retry_initial_backoff_ms, poll_interval_ms as for the other cloud providers (cloud_api.hpp).
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+// ---- begin runbox/providers/detail/grpc_call.hpp ----
+// runbox/providers/detail/grpc_call.hpp - one gRPC control-plane call (unary or server stream).
+//
+// gRPC over HTTP/2 is a POST to /<package>.<Service>/<Method> with content-type application/grpc
+// and te: trailers, a body of 5-byte envelopes (transport/envelope.hpp) and the status in the
+// grpc-status / grpc-message trailers (or headers, for a trailers-only answer). GrpcChannel sends
+// one such call through the provider's context (credentials via ProviderContext::authorize), with
+// the retry rules a gRPC client follows:
+//   - idempotent calls are retried on the gRPC codes given (UNAVAILABLE, DEADLINE_EXCEEDED, ...)
+//     and on dropped connections; non-idempotent ones only when the server refused them with a
+//     throttle (RESOURCE_EXHAUSTED carrying a retry delay: the call was not performed);
+//   - a throttled call waits the server's delay (the provider decodes it: Modal puts it in
+//     grpc-status-details-bin) and is not counted as a failure attempt;
+//   - every attempt of one logical call carries the same idempotency key and its attempt numbers.
+// Errors come from the status code only (rpc_status.hpp), secrets redacted. Payloads are bytes:
+// the provider's codec (e.g. modal_proto.hpp) encodes and decodes them.
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+
+namespace runbox::cloud {
+
+/// A random RFC 4122 version-4 UUID ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"), as gRPC clients
+/// send for idempotency keys.
+inline std::string uuid4() {
+    std::string hex = runbox::detail::random_hex(16);
+    hex[12] = '4';
+    static constexpr char variant[] = "89ab";
+    hex[16] = variant[static_cast<unsigned char>(hex[16]) % 4];
+    return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
+           hex.substr(20);
+}
+
+/// The metadata names of a channel's retry bookkeeping (empty = not sent).
+struct GrpcRetryHeaders {
+    std::string idempotency_key = "x-idempotency-key";
+    std::string attempt = "x-retry-attempt";                  ///< failed attempts before this one
+    std::string throttle_attempt = "x-throttle-retry-attempt";  ///< throttled attempts before this one
+};
+
+/// Options of one call.
+struct GrpcCallOptions {
+    /// Retried on retry_codes and dropped connections (else only after a throttle).
+    bool idempotent = true;
+    std::chrono::milliseconds timeout{0};  ///< per attempt; 0 = ApiSettings::request_timeout
+    const Deadline* within = nullptr;      ///< caps the retry budget (and a stream's whole exchange)
+};
+
+/// One provider's gRPC control plane during one connect/close.
+template <class T>
+class GrpcChannel {
+public:
+    /// The throttle delay a non-OK answer carries, if any (provider-specific encoding).
+    using ThrottleDecoder = std::function<std::optional<std::chrono::milliseconds>(const Response&)>;
+
+    /// `base_url` is scheme://host[:port]; `retry_codes` the gRPC codes an idempotent call is retried on.
+    GrpcChannel(ProviderContext<T>& ctx, std::string provider, std::string base_url, const ApiSettings& settings,
+                std::vector<std::string> secrets, ThrottleDecoder throttle, std::vector<int> retry_codes,
+                GrpcRetryHeaders headers = {})
+        : ctx_(ctx), provider_(std::move(provider)), base_url_(trim_slashes(std::move(base_url))), settings_(settings),
+          secrets_(std::move(secrets)), throttle_(std::move(throttle)), retry_codes_(std::move(retry_codes)),
+          headers_(std::move(headers)) {
+        base_.max_attempts = settings_.retry_max_attempts;
+        base_.initial_backoff = settings_.retry_initial_backoff;
+        base_.max_backoff = std::chrono::milliseconds(1000);
+        base_.retry_statuses = {502, 503, 504};  // a proxy in front of the gRPC server
+        base_.max_elapsed = std::max(settings_.start_timeout, std::chrono::milliseconds(1));
+    }
+
+    /// The same channel for close() and sweep: at least 8 attempts, all within close_timeout.
+    GrpcChannel closing() const {
+        GrpcChannel copy = *this;
+        copy.base_.max_attempts = std::max(copy.base_.max_attempts, 8);
+        copy.base_.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
+        return copy;
+    }
+
+    ProviderContext<T>& context() noexcept { return ctx_; }
+    const std::vector<std::string>& secrets() const noexcept { return secrets_; }
+    /// A secret learned from an answer: redacted from later errors.
+    void add_secret(std::string secret) {
+        if (!secret.empty()) secrets_.push_back(std::move(secret));
+    }
+
+    /// A unary call: `method` is "/pkg.Service/Method", `message` the encoded request; returns
+    /// the encoded answer. Throws the runbox::error of a non-OK status.
+    std::string unary(std::string_view method, std::string message, const GrpcCallOptions& options = {}) {
+        Request request = make(method, std::move(message), options);
+        Response response = ctx_.send(request, policy(options));
+        raise(response);
+        FrameReader reader(max_message_bytes);
+        try {
+            reader.feed(response.body);
+        } catch (const error&) {
+            throw error(errc::bad_response, "the " + std::string(method) + " answer is over the message limit", provider_);
+        }
+        auto frame = reader.next();
+        if (!frame || reader.next() || !reader.idle())
+            throw error(errc::bad_response, "the " + std::string(method) + " answer is not exactly one gRPC message",
+                        provider_);
+        if (frame->compressed())
+            throw error(errc::bad_response, "the " + std::string(method) + " answer is compressed (none was offered)",
+                        provider_);
+        return std::move(frame->payload);
+    }
+
+    /// A server-streaming call: `on_message` gets each encoded message and answers next / done /
+    /// fail. Retried like a unary call until the first message arrives, never after.
+    void server_stream(std::string_view method, std::string message, std::function<StreamAction(std::string_view)> on_message,
+                       const GrpcCallOptions& options = {}) {
+        Request request = make(method, std::move(message), options);
+        if (options.within) request.deadline = std::chrono::steady_clock::now() + options.within->remaining();
+        const std::string name(method);
+        FrameHandler frames(
+            [&, name](Frame& frame) {
+                if (frame.compressed())
+                    throw error(errc::bad_response, "a " + name + " message is compressed (none was offered)", provider_);
+                return on_message(frame.payload);
+            },
+            max_message_bytes);
+        request.on_body = frames.chunk_handler();
+        Response response = ctx_.send(request, policy(options));
+        if (grpc_status_of(response) || !response.ok()) raise(response);  // a stream ended early by the handler may have none
+        if (response.ok() && frames.truncated())
+            throw error(errc::bad_response, "the " + name + " stream ended inside a message", provider_);
+    }
+
+    /// The largest message accepted (gRPC's default receive limit).
+    static constexpr std::size_t max_message_bytes = std::size_t{4} << 20;
+
+private:
+    struct CallState {
+        int throttled = 0;  // attempts refused with a throttle so far
+        bool last_throttled = false;
+    };
+
+    Request make(std::string_view method, std::string message, const GrpcCallOptions& options) {
+        Request request;
+        request.method = "POST";
+        request.url = base_url_ + std::string(method);
+        request.version = HttpVersion::http2;
+        request.headers.set("content-type", "application/grpc");
+        request.headers.set("te", "trailers");
+        request.body = encode_frame(message);
+        request.timeout = options.timeout.count() > 0 ? options.timeout : settings_.request_timeout;
+        request.idempotent = true;  // the classifier decides what a non-idempotent call may repeat
+        ctx_.authorize(request);
+        return request;
+    }
+
+    RetryPolicy policy(const GrpcCallOptions& options) const {
+        RetryPolicy p = base_;
+        if (options.within) p.max_elapsed = std::min(p.max_elapsed, options.within->remaining());
+        if (!options.idempotent) {
+            p.retry_statuses.clear();
+            p.retry_dropped_connections = false;  // the call may have been performed
+        }
+        auto state = std::make_shared<CallState>();
+        p.classify = [state, throttle = throttle_, codes = options.idempotent ? retry_codes_ : std::vector<int>{}](
+                         const Response& response) -> std::optional<RetryDecision> {
+            const auto code = grpc_status_of(response);
+            state->last_throttled = false;
+            if (!code) return std::nullopt;  // no gRPC answer: the HTTP status rules
+            if (*code == 8) {                // RESOURCE_EXHAUSTED: retried only when told how long to wait
+                const auto delay = throttle ? throttle(response) : std::nullopt;
+                state->last_throttled = delay.has_value();
+                return RetryDecision{delay.has_value(), delay};
+            }
+            return RetryDecision{std::find(codes.begin(), codes.end(), *code) != codes.end(), std::nullopt};
+        };
+        p.on_attempt = [state, h = headers_](Request& request, int attempt) {
+            if (attempt == 1 && !h.idempotency_key.empty()) request.headers.set(h.idempotency_key, uuid4());
+            if (attempt > 1 && state->last_throttled) ++state->throttled;
+            if (!h.attempt.empty()) request.headers.set(h.attempt, std::to_string(attempt - 1 - state->throttled));
+            if (!h.throttle_attempt.empty()) request.headers.set(h.throttle_attempt, std::to_string(state->throttled));
+        };
+        return p;
+    }
+
+    // The status of an answer: OK returns; anything else throws, with the throttle delay as retry_after().
+    void raise(const Response& response) const {
+        try {
+            raise_for_grpc_status(response, provider_, secrets_);
+        } catch (const error& e) {
+            if (e.rpc_code() == 8 && !e.retry_after() && throttle_) {
+                if (auto delay = throttle_(response))
+                    throw error(e.code(), redact(grpc_message(response), secrets_), provider_, e.http_status(), delay,
+                                e.rpc_code());
+            }
+            throw;
+        }
+    }
+
+    static std::string grpc_message(const Response& response) {
+        const Headers& fields = response.trailers.contains("grpc-status") ? response.trailers : response.headers;
+        std::string message = runbox::detail::percent_decode(fields.get("grpc-message").value_or(""));
+        return message.empty() ? std::string("RPC status resource_exhausted") : message;
+    }
+
+    ProviderContext<T>& ctx_;
+    std::string provider_;
+    std::string base_url_;
+    const ApiSettings& settings_;
+    std::vector<std::string> secrets_;
+    ThrottleDecoder throttle_;
+    std::vector<int> retry_codes_;
+    GrpcRetryHeaders headers_;
+    RetryPolicy base_;
+};
+
+}  // namespace runbox::cloud
+// ---- end runbox/providers/detail/grpc_call.hpp ----
+// ---- begin runbox/providers/detail/modal_auth.hpp ----
+// runbox/providers/detail/modal_auth.hpp - where Modal's credentials come from, and JWT expiry.
+//
+// Modal's SDKs take the token id and secret from MODAL_TOKEN_ID / MODAL_TOKEN_SECRET, else from a
+// profile of ~/.modal.toml (path: MODAL_CONFIG_PATH; profile: MODAL_PROFILE, else the one marked
+// `active = true`, else "default"); MODAL_SERVER_URL and MODAL_ENVIRONMENT override the profile's
+// server_url and environment (shared/reference/provider-apis.md §4.2). runbox reads the same
+// places, Config's providers.modal.* first. The file is parsed by toml++ (Debian's
+// libtomlplusplus-dev), bounded in size; the control plane's JWT (AuthTokenGet) is read only for
+// its `exp`, so the token is refreshed before it lapses.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include <toml++/toml.h>
+
+
+namespace runbox::detail::modal {
+
+/// What runbox needs to reach Modal's control plane.
+struct Credentials {
+    std::string token_id{};
+    std::string token_secret{};
+    std::string server_url = "https://api.modal.com:443";
+    std::string environment{};  ///< empty = the workspace's default environment
+    std::string profile{};      ///< the ~/.modal.toml profile used, if any
+};
+
+/// The config file's profiles: at most this many bytes are read (a real one is a few hundred).
+inline constexpr std::uintmax_t max_modal_config_bytes = 1 << 20;
+
+/// Resolves Modal's credentials from `config` (providers.modal.token_id / token_secret /
+/// server_url / environment / profile / config_path), the environment, then the profile file.
+/// Errors are errc::config_invalid and name the variable or file to fix, never a secret.
+inline Credentials resolve_credentials(const Config& config) {
+    constexpr std::string_view p = "modal";
+    auto fail = [](std::string message) { return error(errc::config_invalid, std::move(message), "modal"); };
+    Credentials out;
+    auto id = config.setting(p, "token_id", "MODAL_TOKEN_ID");
+    auto secret = config.setting(p, "token_secret", "MODAL_TOKEN_SECRET");
+    auto server_url = config.setting(p, "server_url", "MODAL_SERVER_URL");
+    auto environment = config.setting(p, "environment", "MODAL_ENVIRONMENT");
+
+    // The profile file fills in what the settings and the environment leave out.
+    std::string path_text;
+    if (auto v = config.setting(p, "config_path", "MODAL_CONFIG_PATH")) {
+        path_text = *v;
+    } else if (auto home = config.env ? config.env("HOME") : std::nullopt; home && !home->empty()) {
+        path_text = *home + "/.modal.toml";
+    }
+    std::error_code ec;
+    const std::filesystem::path path(path_text);
+    if (!path_text.empty() && std::filesystem::is_regular_file(path, ec)) {
+        if (std::filesystem::file_size(path, ec) > max_modal_config_bytes || ec)
+            throw fail("the Modal config file " + path_text + " is larger than 1 MiB");
+        toml::table file;
+        try {
+            file = toml::parse_file(path_text);
+        } catch (const toml::parse_error& e) {
+            throw fail("the Modal config file " + path_text + " is not valid TOML (line " +
+                       std::to_string(e.source().begin.line) + ")");
+        }
+        std::string profile_name;
+        if (auto v = config.setting(p, "profile", "MODAL_PROFILE")) {
+            profile_name = *v;
+            if (!file.contains(profile_name)) throw fail("MODAL_PROFILE names a profile that " + path_text + " does not have");
+        } else {
+            for (const auto& [name, value] : file) {
+                const auto* table = value.as_table();
+                if (table && table->get_as<bool>("active") && table->get_as<bool>("active")->get()) {
+                    profile_name = std::string(name.str());
+                    break;
+                }
+            }
+            if (profile_name.empty() && file.contains("default")) profile_name = "default";
+        }
+        if (const auto* profile = profile_name.empty() ? nullptr : file.get_as<toml::table>(profile_name)) {
+            out.profile = profile_name;
+            auto text = [&](std::string_view key) -> std::optional<std::string> {
+                if (const auto* v = profile->get_as<std::string>(key)) return v->get();
+                return std::nullopt;
+            };
+            if (!id && !secret) {
+                id = text("token_id");
+                secret = text("token_secret");
+            }
+            if (!server_url) server_url = text("server_url");
+            if (!environment) environment = text("environment");
+        }
+    }
+
+    if (!id || id->empty())
+        throw fail("MODAL_TOKEN_ID and MODAL_TOKEN_SECRET are required for the modal runtime (or a profile in "
+                   "~/.modal.toml, or providers.modal.token_id / token_secret)");
+    if (!secret || secret->empty()) throw fail("MODAL_TOKEN_SECRET is required with MODAL_TOKEN_ID");
+    out.token_id = std::move(*id);
+    out.token_secret = std::move(*secret);
+    if (server_url) out.server_url = std::move(*server_url);
+    if (environment) out.environment = std::move(*environment);
+    return out;
+}
+
+/// The `exp` claim of a JWT (seconds since the epoch), or nullopt when the token has no
+/// readable expiry (the caller then refreshes on its own schedule). The signature is not checked:
+/// runbox only needs to know when Modal will stop accepting the token.
+inline std::optional<std::chrono::system_clock::time_point> jwt_expiry(std::string_view token) {
+    const auto first = token.find('.');
+    const auto second = first == std::string_view::npos ? first : token.find('.', first + 1);
+    if (second == std::string_view::npos || token.find('.', second + 1) != std::string_view::npos) return std::nullopt;
+    std::string payload;
+    try {
+        payload = base64url_decode(token.substr(first + 1, second - first - 1), "a JWT payload");
+    } catch (const error&) {
+        return std::nullopt;
+    }
+    const auto json = parse_untrusted_json(payload);
+    if (!json.is_object()) return std::nullopt;
+    const auto exp = json.find("exp");
+    if (exp == json.end() || !exp->is_number()) return std::nullopt;
+    const double seconds = exp->get<double>();
+    if (!(seconds > 0 && seconds < 1e11)) return std::nullopt;  // past year 5000: not a real expiry
+    return std::chrono::system_clock::time_point(std::chrono::seconds(static_cast<std::int64_t>(seconds)));
+}
+
+}  // namespace runbox::detail::modal
+// ---- end runbox/providers/detail/modal_auth.hpp ----
+// ---- begin runbox/providers/detail/modal_proto.hpp ----
+// runbox/providers/detail/modal_proto.hpp - the protobuf messages runbox exchanges with Modal.
+//
+// Modal's control plane (modal.client.ModalClient) and command router
+// (modal.task_command_router.TaskCommandRouter) speak gRPC with protobuf bodies. This header holds
+// the subset of their messages that a sandbox's lifecycle needs, as plain structs with one
+// encoder and one decoder each, on protozero (Debian's libprotozero-dev, header-only): protozero
+// does the varints, tags and length prefixes, this file only says which field has which number.
+// Field numbers come from shared/reference/provider-apis.md §4.4-§4.5; the V2 RPCs
+// (SandboxCreateV2, SandboxWaitV2, ...) reuse the V1 request and response messages except
+// SandboxCreateV2Request/Response. tests/unit/test_modal_proto.cpp checks every message byte for
+// byte against libprotobuf built from tests/proto/modal_subset.proto (same numbers).
+//
+// Encoding follows proto3: a plain scalar or string at its default (0, "", false) is left out, a
+// field declared `optional` here (std::optional) is written whenever it is set, as libprotobuf
+// does. Fields are written in field-number order, which is what libprotobuf writes, so encodings
+// compare equal byte for byte. Decoding skips unknown fields and fields of an unexpected wire
+// type (a newer server may add fields), and turns malformed input into errc::bad_response.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <protozero/pbf_reader.hpp>
+#include <protozero/pbf_writer.hpp>
+
+
+namespace runbox::detail::modal {
+
+using protozero::pbf_wire_type;
+using protozero::tag_and_type;
+
+// ---- Shared messages ----------------------------------------------------------------------
+
+/// GenericResult.status: 0 means "still running" (no result yet).
+enum class GenericStatus : std::int32_t {
+    unspecified = 0,
+    success = 1,
+    failure = 2,
+    terminated = 3,
+    timeout = 4,
+    init_failure = 5,
+    internal_failure = 6,
+    idle_timeout = 7,
+    memory_manager_eviction = 8,
+};
+
+/// ObjectCreationType of AppGetOrCreate.
+enum class ObjectCreationType : std::int32_t { lookup = 0, create_if_missing = 1, ephemeral = 5 };
+
+struct GenericResult {
+    std::int32_t status = 0;   ///< 1 GenericStatus
+    std::string exception{};   ///< 2
+    std::int32_t exitcode = 0;  ///< 3
+    std::string traceback{};   ///< 4
+    bool operator==(const GenericResult&) const = default;
+};
+
+struct SandboxTag {
+    std::string tag_name{};   ///< 1
+    std::string tag_value{};  ///< 2
+    bool operator==(const SandboxTag&) const = default;
+};
+
+struct TunnelData {
+    std::string host{};                  ///< 1
+    std::uint32_t port = 0;              ///< 2
+    std::string unencrypted_host{};      ///< 3 (optional in Modal's proto; empty = absent here)
+    std::uint32_t unencrypted_port = 0;  ///< 4
+    std::uint32_t container_port = 0;    ///< 5
+    bool operator==(const TunnelData&) const = default;
+};
+
+// ---- ModalClient ----------------------------------------------------------------------------
+
+struct AuthTokenGetRequest {
+    bool operator==(const AuthTokenGetRequest&) const = default;
+};
+struct AuthTokenGetResponse {
+    std::string token{};  ///< 1: a JWT whose payload carries `exp`
+    bool operator==(const AuthTokenGetResponse&) const = default;
+};
+
+struct AppGetOrCreateRequest {
+    std::string app_name{};                 ///< 1
+    std::string environment_name{};         ///< 2
+    std::int32_t object_creation_type = 0;  ///< 3 ObjectCreationType
+    bool operator==(const AppGetOrCreateRequest&) const = default;
+};
+struct AppGetOrCreateResponse {
+    std::string app_id{};  ///< 1
+    bool operator==(const AppGetOrCreateResponse&) const = default;
+};
+
+struct Image {
+    std::vector<std::string> dockerfile_commands{};  ///< 6, e.g. "FROM python:3.12-slim"
+    bool operator==(const Image&) const = default;
+};
+struct ImageGetOrCreateRequest {
+    std::optional<Image> image{};  ///< 2
+    std::string app_id{};          ///< 4
+    bool force_build = false;      ///< 7
+    std::string builder_version{};  ///< 9
+    bool operator==(const ImageGetOrCreateRequest&) const = default;
+};
+struct ImageGetOrCreateResponse {
+    std::string image_id{};                ///< 1
+    std::optional<GenericResult> result{};  ///< 2: absent or status 0 = still building
+    bool operator==(const ImageGetOrCreateResponse&) const = default;
+};
+struct ImageJoinStreamingRequest {
+    std::string image_id{};       ///< 1
+    float timeout = 0;            ///< 2, seconds
+    std::string last_entry_id{};  ///< 3
+    bool operator==(const ImageJoinStreamingRequest&) const = default;
+};
+struct ImageJoinStreamingResponse {
+    std::optional<GenericResult> result{};  ///< 1
+    std::string entry_id{};                 ///< 3
+    bool eof = false;                       ///< 4
+    bool operator==(const ImageJoinStreamingResponse&) const = default;
+};
+
+struct Resources {
+    std::uint32_t memory_mb = 0;  ///< 2
+    std::uint32_t milli_cpu = 0;  ///< 3
+    bool operator==(const Resources&) const = default;
+};
+struct PortSpec {
+    std::uint32_t port = 0;    ///< 1
+    bool unencrypted = false;  ///< 2
+    bool operator==(const PortSpec&) const = default;
+};
+/// NetworkAccess.network_access_type: 1 OPEN, 2 BLOCKED.
+struct NetworkAccess {
+    std::int32_t network_access_type = 0;  ///< 1
+    bool operator==(const NetworkAccess&) const = default;
+};
+/// The `Sandbox` message: what to run and with which resources.
+struct SandboxDefinition {
+    std::vector<std::string> entrypoint_args{};    ///< 1: the command (empty = none)
+    std::string image_id{};                        ///< 3
+    std::optional<Resources> resources{};          ///< 5
+    std::uint32_t timeout_secs = 0;                ///< 7
+    std::optional<std::string> workdir{};          ///< 8 (proto3 optional)
+    std::optional<std::vector<PortSpec>> open_ports{};  ///< 20: PortSpecs{ports = 1}
+    std::optional<NetworkAccess> network_access{};  ///< 22
+    std::optional<std::uint32_t> idle_timeout_secs{};  ///< 33 (proto3 optional)
+    bool operator==(const SandboxDefinition&) const = default;
+};
+/// SecretSource: oneof secret_id = 1 | env = 2 (StringMap{contents = 1}).
+struct SecretSource {
+    std::optional<std::string> secret_id{};
+    std::optional<std::map<std::string, std::string>> env{};
+    bool operator==(const SecretSource&) const = default;
+};
+struct SandboxCreateV2Request {
+    std::string app_id{};                        ///< 1
+    std::optional<SandboxDefinition> definition{};  ///< 2
+    std::vector<SandboxTag> tags{};              ///< 4
+    std::vector<SecretSource> secret_sources{};  ///< 6: the sandbox's environment variables
+    bool operator==(const SandboxCreateV2Request&) const = default;
+};
+struct CommandRouterAccess {
+    std::string jwt{};  ///< 1
+    std::string url{};  ///< 2: https://host[:port]
+    bool operator==(const CommandRouterAccess&) const = default;
+};
+struct SandboxCreateV2Response {
+    std::string sandbox_id{};                           ///< 1
+    std::vector<TunnelData> tunnels{};                  ///< 2
+    std::string task_id{};                              ///< 3
+    std::optional<CommandRouterAccess> command_router_access{};  ///< 5
+    std::string sandbox_token{};                        ///< 6
+    bool operator==(const SandboxCreateV2Response&) const = default;
+};
+
+/// SandboxGetTunnels[V2], SandboxWait[V2]: sandbox_id = 1, timeout = 2 (float seconds).
+struct SandboxTimeoutRequest {
+    std::string sandbox_id{};
+    float timeout = 0;
+    bool operator==(const SandboxTimeoutRequest&) const = default;
+};
+using SandboxGetTunnelsRequest = SandboxTimeoutRequest;
+using SandboxWaitRequest = SandboxTimeoutRequest;
+
+struct SandboxGetTunnelsResponse {
+    std::optional<GenericResult> result{};  ///< 1
+    std::vector<TunnelData> tunnels{};      ///< 2
+    bool operator==(const SandboxGetTunnelsResponse&) const = default;
+};
+/// SandboxWaitResponse.result (1) and SandboxTerminateResponse.existing_result (1).
+struct SandboxResultResponse {
+    std::optional<GenericResult> result{};
+    bool operator==(const SandboxResultResponse&) const = default;
+};
+using SandboxWaitResponse = SandboxResultResponse;
+using SandboxTerminateResponse = SandboxResultResponse;
+
+/// SandboxTerminate[V2], SandboxTagsGet[V2]: sandbox_id = 1.
+struct SandboxIdRequest {
+    std::string sandbox_id{};
+    bool operator==(const SandboxIdRequest&) const = default;
+};
+using SandboxTerminateRequest = SandboxIdRequest;
+using SandboxTagsGetRequest = SandboxIdRequest;
+
+struct SandboxTagsSetRequest {
+    std::string environment_name{};  ///< 1
+    std::string sandbox_id{};        ///< 2
+    std::vector<SandboxTag> tags{};  ///< 3: replaces the whole set
+    bool operator==(const SandboxTagsSetRequest&) const = default;
+};
+struct SandboxTagsGetResponse {
+    std::vector<SandboxTag> tags{};  ///< 1
+    bool operator==(const SandboxTagsGetResponse&) const = default;
+};
+
+struct SandboxListRequest {
+    std::string app_id{};            ///< 1
+    double before_timestamp = 0;     ///< 2: unix seconds; 0 = now
+    std::string environment_name{};  ///< 3
+    bool include_finished = false;   ///< 4
+    std::vector<SandboxTag> tags{};  ///< 5: sandboxes that have at least these
+    bool operator==(const SandboxListRequest&) const = default;
+};
+struct SandboxInfo {
+    std::string id{};                ///< 1
+    double created_at = 0;           ///< 3: unix seconds
+    std::string app_id{};            ///< 5
+    std::vector<SandboxTag> tags{};  ///< 6
+    std::string name{};              ///< 7
+    bool operator==(const SandboxInfo&) const = default;
+};
+struct SandboxListResponse {
+    std::vector<SandboxInfo> sandboxes{};  ///< 1: newest first; an empty page ends the listing
+    bool operator==(const SandboxListResponse&) const = default;
+};
+
+/// An empty message (google.protobuf.Empty, AuthTokenGetRequest, TaskExecStartResponse...).
+struct Empty {
+    bool operator==(const Empty&) const = default;
+};
+
+// ---- TaskCommandRouter ----------------------------------------------------------------------
+
+struct TaskExecStartRequest {
+    std::string task_id{};                          ///< 1
+    std::string exec_id{};                          ///< 2: client-chosen uuid4 (makes the call idempotent)
+    std::vector<std::string> command_args{};        ///< 3
+    std::int32_t stdout_config = 0;                 ///< 4: 0 DEVNULL, 1 PIPE
+    std::int32_t stderr_config = 0;                 ///< 5: 0 DEVNULL, 1 PIPE, 2 into stdout
+    std::optional<std::uint32_t> timeout_secs{};    ///< 6
+    std::optional<std::string> workdir{};           ///< 7
+    std::map<std::string, std::string> env{};       ///< 12
+    std::vector<SecretSource> secret_sources{};     ///< 13: the JS SDK's per-exec env
+    bool operator==(const TaskExecStartRequest&) const = default;
+};
+struct TaskExecStdioReadRequest {
+    std::string task_id{};             ///< 1
+    std::string exec_id{};             ///< 2
+    std::uint64_t offset = 0;          ///< 3: bytes already read (resume)
+    std::int32_t file_descriptor = 0;  ///< 4: 0 STDOUT, 1 STDERR
+    bool operator==(const TaskExecStdioReadRequest&) const = default;
+};
+struct TaskExecStdioReadResponse {
+    std::string data{};  ///< 1 (bytes)
+    bool operator==(const TaskExecStdioReadResponse&) const = default;
+};
+/// TaskExecWait / TaskExecPoll: task_id = 1, exec_id = 2.
+struct TaskExecRequest {
+    std::string task_id{};
+    std::string exec_id{};
+    bool operator==(const TaskExecRequest&) const = default;
+};
+/// oneof exit_status: code = 1 | signal = 2; neither = still running (Poll). Written even when 0.
+struct TaskExecWaitResponse {
+    std::optional<std::int32_t> code{};
+    std::optional<std::int32_t> signal{};
+    bool operator==(const TaskExecWaitResponse&) const = default;
+};
+
+// ---- Messages the fake answers that runbox itself does not send --------------------------------
+
+/// EnvironmentGetOrCreateResponse: environment_id = 1, metadata = 2 (EnvironmentMetadata{name = 1,
+/// settings = 2 (EnvironmentSettings{image_builder_version = 1})}).
+struct EnvironmentGetOrCreateResponse {
+    std::string environment_id{};
+    std::string name{};
+    std::string image_builder_version{};
+    bool operator==(const EnvironmentGetOrCreateResponse&) const = default;
+};
+/// SandboxGetTaskId[V2]Response: task_id = 1 (proto3 optional), task_result = 2.
+struct SandboxGetTaskIdResponse {
+    std::optional<std::string> task_id{};
+    std::optional<GenericResult> task_result{};
+    bool operator==(const SandboxGetTaskIdResponse&) const = default;
+};
+/// SandboxGetCommandRouterAccessRequest: oneof sandbox_id = 1 | task_id = 2. The response is
+/// CommandRouterAccess's shape (jwt = 1, url = 2).
+struct SandboxGetCommandRouterAccessRequest {
+    std::string sandbox_id{};
+    std::string task_id{};
+    bool operator==(const SandboxGetCommandRouterAccessRequest&) const = default;
+};
+/// TaskExecStdinWriteRequest: task_id = 1, exec_id = 2, offset = 3, data = 4 (bytes), eof = 5.
+struct TaskExecStdinWriteRequest {
+    std::string task_id{};
+    std::string exec_id{};
+    std::uint64_t offset = 0;
+    std::string data{};
+    bool eof = false;
+    bool operator==(const TaskExecStdinWriteRequest&) const = default;
+};
+
+// ---- Error details ----------------------------------------------------------------------------
+
+/// One `google.protobuf.Any` of an error's details: type_url = 1, value = 2 (bytes).
+struct RpcAny {
+    std::string type_url{};
+    std::string value{};
+    bool operator==(const RpcAny&) const = default;
+};
+/// modal.client.RPCStatus, the grpc-status-details-bin trailer: code = 1, message = 2, details = 3.
+struct RpcStatus {
+    std::int32_t code = 0;
+    std::string message{};
+    std::vector<RpcAny> details{};
+    bool operator==(const RpcStatus&) const = default;
+};
+/// modal.client.RPCRetryPolicy (a detail of a throttled answer): retry_after_secs = 1 (float).
+struct RpcRetryPolicy {
+    float retry_after_secs = 0;
+    bool operator==(const RpcRetryPolicy&) const = default;
+};
+
+// ---- Encoding -------------------------------------------------------------------------------
+
+namespace proto_io {
+using writer = protozero::pbf_writer;
+using reader = protozero::pbf_reader;
+
+inline void put(writer& w, protozero::pbf_tag_type tag, const std::string& value) {
+    if (!value.empty()) w.add_string(tag, value);
+}
+inline void put(writer& w, protozero::pbf_tag_type tag, std::int32_t value) {
+    if (value != 0) w.add_int32(tag, value);
+}
+inline void put(writer& w, protozero::pbf_tag_type tag, std::uint32_t value) {
+    if (value != 0) w.add_uint32(tag, value);
+}
+inline void put(writer& w, protozero::pbf_tag_type tag, std::uint64_t value) {
+    if (value != 0) w.add_uint64(tag, value);
+}
+inline void put(writer& w, protozero::pbf_tag_type tag, bool value) {
+    if (value) w.add_bool(tag, value);
+}
+inline void put(writer& w, protozero::pbf_tag_type tag, float value) {
+    if (value != 0) w.add_float(tag, value);
+}
+inline void put(writer& w, protozero::pbf_tag_type tag, double value) {
+    if (value != 0) w.add_double(tag, value);
+}
+inline void put_all(writer& w, protozero::pbf_tag_type tag, const std::vector<std::string>& values) {
+    for (const auto& value : values) w.add_string(tag, value);
+}
+/// map<string, string>: one entry message {key = 1, value = 2} per pair, in key order (what
+/// libprotobuf's deterministic serialisation writes); an entry always carries both fields.
+inline void put_map(writer& w, protozero::pbf_tag_type tag, const std::map<std::string, std::string>& values) {
+    for (const auto& [key, value] : values) {
+        writer entry(w, tag);
+        entry.add_string(1, key);
+        entry.add_string(2, value);
+    }
+}
+}  // namespace proto_io
+
+// write(writer&, const M&) / read(reader, M&) for each message below; the templates find them
+// by argument-dependent lookup when they are instantiated.
+
+/// Writes what `fill` writes as an embedded message at `tag`, present even when empty, as
+/// libprotobuf writes a set message. (A nested protozero::pbf_writer that wrote nothing rolls its
+/// field back, so the bytes are built apart and added whole.)
+template <class Fill>
+void put_embedded(protozero::pbf_writer& w, protozero::pbf_tag_type tag, Fill&& fill) {
+    std::string bytes;
+    {
+        protozero::pbf_writer sub(bytes);
+        fill(sub);
+    }
+    w.add_message(tag, bytes);
+}
+/// Writes `value` as an embedded message at `tag` (always present, even when empty).
+template <class Message>
+void put_message(protozero::pbf_writer& w, protozero::pbf_tag_type tag, const Message& value) {
+    put_embedded(w, tag, [&](protozero::pbf_writer& sub) { write(sub, value); });
+}
+template <class Message>
+void put_message(protozero::pbf_writer& w, protozero::pbf_tag_type tag, const std::optional<Message>& value) {
+    if (value) put_message(w, tag, *value);
+}
+template <class Message>
+void put_messages(protozero::pbf_writer& w, protozero::pbf_tag_type tag, const std::vector<Message>& values) {
+    for (const auto& value : values) put_message(w, tag, value);
+}
+template <class Message>
+Message get_message(protozero::pbf_reader& r) {
+    Message m;
+    read(r.get_message(), m);
+    return m;
+}
+/// A bool field. Not pbf_reader::get_bool(): it reads the value's first byte before checking
+/// that one is left, and a hostile message may end right after the key.
+inline bool get_flag(protozero::pbf_reader& r) { return r.get_uint64() != 0; }
+
+inline std::map<std::string, std::string>::value_type get_map_entry(protozero::pbf_reader& r) {
+    protozero::pbf_reader entry = r.get_message();
+    std::string key, value;
+    while (entry.next()) {
+        switch (entry.tag_and_type()) {
+            case tag_and_type(1U, pbf_wire_type::length_delimited): key = entry.get_string(); break;
+            case tag_and_type(2U, pbf_wire_type::length_delimited): value = entry.get_string(); break;
+            default: entry.skip();
+        }
+    }
+    return {std::move(key), std::move(value)};
+}
+
+constexpr auto len = pbf_wire_type::length_delimited;
+constexpr auto varint = pbf_wire_type::varint;
+constexpr auto fixed32 = pbf_wire_type::fixed32;
+constexpr auto fixed64 = pbf_wire_type::fixed64;
+
+inline void write(protozero::pbf_writer& w, const GenericResult& m) {
+    proto_io::put(w, 1, m.status);
+    proto_io::put(w, 2, m.exception);
+    proto_io::put(w, 3, m.exitcode);
+    proto_io::put(w, 4, m.traceback);
+}
+inline void read(protozero::pbf_reader r, GenericResult& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, varint): m.status = r.get_int32(); break;
+            case tag_and_type(2U, len): m.exception = r.get_string(); break;
+            case tag_and_type(3U, varint): m.exitcode = r.get_int32(); break;
+            case tag_and_type(4U, len): m.traceback = r.get_string(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxTag& m) {
+    proto_io::put(w, 1, m.tag_name);
+    proto_io::put(w, 2, m.tag_value);
+}
+inline void read(protozero::pbf_reader r, SandboxTag& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.tag_name = r.get_string(); break;
+            case tag_and_type(2U, len): m.tag_value = r.get_string(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const TunnelData& m) {
+    proto_io::put(w, 1, m.host);
+    proto_io::put(w, 2, m.port);
+    proto_io::put(w, 3, m.unencrypted_host);
+    proto_io::put(w, 4, m.unencrypted_port);
+    proto_io::put(w, 5, m.container_port);
+}
+inline void read(protozero::pbf_reader r, TunnelData& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.host = r.get_string(); break;
+            case tag_and_type(2U, varint): m.port = r.get_uint32(); break;
+            case tag_and_type(3U, len): m.unencrypted_host = r.get_string(); break;
+            case tag_and_type(4U, varint): m.unencrypted_port = r.get_uint32(); break;
+            case tag_and_type(5U, varint): m.container_port = r.get_uint32(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const Image& m) { proto_io::put_all(w, 6, m.dockerfile_commands); }
+inline void read(protozero::pbf_reader r, Image& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(6U, len)) m.dockerfile_commands.push_back(r.get_string());
+        else r.skip();
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const Resources& m) {
+    proto_io::put(w, 2, m.memory_mb);
+    proto_io::put(w, 3, m.milli_cpu);
+}
+inline void read(protozero::pbf_reader r, Resources& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(2U, varint): m.memory_mb = r.get_uint32(); break;
+            case tag_and_type(3U, varint): m.milli_cpu = r.get_uint32(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const PortSpec& m) {
+    proto_io::put(w, 1, m.port);
+    proto_io::put(w, 2, m.unencrypted);
+}
+inline void read(protozero::pbf_reader r, PortSpec& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, varint): m.port = r.get_uint32(); break;
+            case tag_and_type(2U, varint): m.unencrypted = get_flag(r); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const NetworkAccess& m) { proto_io::put(w, 1, m.network_access_type); }
+inline void read(protozero::pbf_reader r, NetworkAccess& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(1U, varint)) m.network_access_type = r.get_int32();
+        else r.skip();
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxDefinition& m) {
+    proto_io::put_all(w, 1, m.entrypoint_args);
+    proto_io::put(w, 3, m.image_id);
+    put_message(w, 5, m.resources);
+    proto_io::put(w, 7, m.timeout_secs);
+    if (m.workdir) w.add_string(8, *m.workdir);
+    if (m.open_ports) put_embedded(w, 20, [&](protozero::pbf_writer& specs) { put_messages(specs, 1, *m.open_ports); });
+    put_message(w, 22, m.network_access);
+    if (m.idle_timeout_secs) w.add_uint32(33, *m.idle_timeout_secs);
+}
+inline void read(protozero::pbf_reader r, SandboxDefinition& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.entrypoint_args.push_back(r.get_string()); break;
+            case tag_and_type(3U, len): m.image_id = r.get_string(); break;
+            case tag_and_type(5U, len): m.resources = get_message<Resources>(r); break;
+            case tag_and_type(7U, varint): m.timeout_secs = r.get_uint32(); break;
+            case tag_and_type(8U, len): m.workdir = r.get_string(); break;
+            case tag_and_type(20U, len): {
+                protozero::pbf_reader specs = r.get_message();
+                m.open_ports.emplace();
+                while (specs.next()) {
+                    if (specs.tag_and_type() == tag_and_type(1U, len)) m.open_ports->push_back(get_message<PortSpec>(specs));
+                    else specs.skip();
+                }
+                break;
+            }
+            case tag_and_type(22U, len): m.network_access = get_message<NetworkAccess>(r); break;
+            case tag_and_type(33U, varint): m.idle_timeout_secs = r.get_uint32(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SecretSource& m) {
+    if (m.secret_id) w.add_string(1, *m.secret_id);
+    if (m.env) put_embedded(w, 2, [&](protozero::pbf_writer& string_map) { proto_io::put_map(string_map, 1, *m.env); });
+}
+inline void read(protozero::pbf_reader r, SecretSource& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.secret_id = r.get_string(); m.env.reset(); break;
+            case tag_and_type(2U, len): {
+                protozero::pbf_reader string_map = r.get_message();
+                m.env.emplace();
+                m.secret_id.reset();
+                while (string_map.next()) {
+                    if (string_map.tag_and_type() == tag_and_type(1U, len)) {
+                        auto entry = get_map_entry(string_map);  // a repeated key: the last one wins
+                        m.env->insert_or_assign(std::move(entry.first), std::move(entry.second));
+                    }
+                    else string_map.skip();
+                }
+                break;
+            }
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const CommandRouterAccess& m) {
+    proto_io::put(w, 1, m.jwt);
+    proto_io::put(w, 2, m.url);
+}
+inline void read(protozero::pbf_reader r, CommandRouterAccess& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.jwt = r.get_string(); break;
+            case tag_and_type(2U, len): m.url = r.get_string(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxInfo& m) {
+    proto_io::put(w, 1, m.id);
+    proto_io::put(w, 3, m.created_at);
+    proto_io::put(w, 5, m.app_id);
+    put_messages(w, 6, m.tags);
+    proto_io::put(w, 7, m.name);
+}
+inline void read(protozero::pbf_reader r, SandboxInfo& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.id = r.get_string(); break;
+            case tag_and_type(3U, fixed64): m.created_at = r.get_double(); break;
+            case tag_and_type(5U, len): m.app_id = r.get_string(); break;
+            case tag_and_type(6U, len): m.tags.push_back(get_message<SandboxTag>(r)); break;
+            case tag_and_type(7U, len): m.name = r.get_string(); break;
+            default: r.skip();
+        }
+    }
+}
+
+// ---- Top-level messages -----------------------------------------------------------------------
+
+inline void write(protozero::pbf_writer&, const Empty&) {}
+inline void read(protozero::pbf_reader r, Empty&) {
+    while (r.next()) r.skip();
+}
+
+inline void write(protozero::pbf_writer& w, const AuthTokenGetResponse& m) { proto_io::put(w, 1, m.token); }
+inline void read(protozero::pbf_reader r, AuthTokenGetResponse& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(1U, len)) m.token = r.get_string();
+        else r.skip();
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const AppGetOrCreateRequest& m) {
+    proto_io::put(w, 1, m.app_name);
+    proto_io::put(w, 2, m.environment_name);
+    proto_io::put(w, 3, m.object_creation_type);
+}
+inline void read(protozero::pbf_reader r, AppGetOrCreateRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.app_name = r.get_string(); break;
+            case tag_and_type(2U, len): m.environment_name = r.get_string(); break;
+            case tag_and_type(3U, varint): m.object_creation_type = r.get_int32(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const AppGetOrCreateResponse& m) { proto_io::put(w, 1, m.app_id); }
+inline void read(protozero::pbf_reader r, AppGetOrCreateResponse& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(1U, len)) m.app_id = r.get_string();
+        else r.skip();
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const ImageGetOrCreateRequest& m) {
+    put_message(w, 2, m.image);
+    proto_io::put(w, 4, m.app_id);
+    proto_io::put(w, 7, m.force_build);
+    proto_io::put(w, 9, m.builder_version);
+}
+inline void read(protozero::pbf_reader r, ImageGetOrCreateRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(2U, len): m.image = get_message<Image>(r); break;
+            case tag_and_type(4U, len): m.app_id = r.get_string(); break;
+            case tag_and_type(7U, varint): m.force_build = get_flag(r); break;
+            case tag_and_type(9U, len): m.builder_version = r.get_string(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const ImageGetOrCreateResponse& m) {
+    proto_io::put(w, 1, m.image_id);
+    put_message(w, 2, m.result);
+}
+inline void read(protozero::pbf_reader r, ImageGetOrCreateResponse& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.image_id = r.get_string(); break;
+            case tag_and_type(2U, len): m.result = get_message<GenericResult>(r); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const ImageJoinStreamingRequest& m) {
+    proto_io::put(w, 1, m.image_id);
+    proto_io::put(w, 2, m.timeout);
+    proto_io::put(w, 3, m.last_entry_id);
+}
+inline void read(protozero::pbf_reader r, ImageJoinStreamingRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.image_id = r.get_string(); break;
+            case tag_and_type(2U, fixed32): m.timeout = r.get_float(); break;
+            case tag_and_type(3U, len): m.last_entry_id = r.get_string(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const ImageJoinStreamingResponse& m) {
+    put_message(w, 1, m.result);
+    proto_io::put(w, 3, m.entry_id);
+    proto_io::put(w, 4, m.eof);
+}
+inline void read(protozero::pbf_reader r, ImageJoinStreamingResponse& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.result = get_message<GenericResult>(r); break;
+            case tag_and_type(3U, len): m.entry_id = r.get_string(); break;
+            case tag_and_type(4U, varint): m.eof = get_flag(r); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxCreateV2Request& m) {
+    proto_io::put(w, 1, m.app_id);
+    put_message(w, 2, m.definition);
+    put_messages(w, 4, m.tags);
+    put_messages(w, 6, m.secret_sources);
+}
+inline void read(protozero::pbf_reader r, SandboxCreateV2Request& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.app_id = r.get_string(); break;
+            case tag_and_type(2U, len): m.definition = get_message<SandboxDefinition>(r); break;
+            case tag_and_type(4U, len): m.tags.push_back(get_message<SandboxTag>(r)); break;
+            case tag_and_type(6U, len): m.secret_sources.push_back(get_message<SecretSource>(r)); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxCreateV2Response& m) {
+    proto_io::put(w, 1, m.sandbox_id);
+    put_messages(w, 2, m.tunnels);
+    proto_io::put(w, 3, m.task_id);
+    put_message(w, 5, m.command_router_access);
+    proto_io::put(w, 6, m.sandbox_token);
+}
+inline void read(protozero::pbf_reader r, SandboxCreateV2Response& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.sandbox_id = r.get_string(); break;
+            case tag_and_type(2U, len): m.tunnels.push_back(get_message<TunnelData>(r)); break;
+            case tag_and_type(3U, len): m.task_id = r.get_string(); break;
+            case tag_and_type(5U, len): m.command_router_access = get_message<CommandRouterAccess>(r); break;
+            case tag_and_type(6U, len): m.sandbox_token = r.get_string(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxTimeoutRequest& m) {
+    proto_io::put(w, 1, m.sandbox_id);
+    proto_io::put(w, 2, m.timeout);
+}
+inline void read(protozero::pbf_reader r, SandboxTimeoutRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.sandbox_id = r.get_string(); break;
+            case tag_and_type(2U, fixed32): m.timeout = r.get_float(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxGetTunnelsResponse& m) {
+    put_message(w, 1, m.result);
+    put_messages(w, 2, m.tunnels);
+}
+inline void read(protozero::pbf_reader r, SandboxGetTunnelsResponse& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.result = get_message<GenericResult>(r); break;
+            case tag_and_type(2U, len): m.tunnels.push_back(get_message<TunnelData>(r)); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxResultResponse& m) { put_message(w, 1, m.result); }
+inline void read(protozero::pbf_reader r, SandboxResultResponse& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(1U, len)) m.result = get_message<GenericResult>(r);
+        else r.skip();
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxIdRequest& m) { proto_io::put(w, 1, m.sandbox_id); }
+inline void read(protozero::pbf_reader r, SandboxIdRequest& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(1U, len)) m.sandbox_id = r.get_string();
+        else r.skip();
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxTagsSetRequest& m) {
+    proto_io::put(w, 1, m.environment_name);
+    proto_io::put(w, 2, m.sandbox_id);
+    put_messages(w, 3, m.tags);
+}
+inline void read(protozero::pbf_reader r, SandboxTagsSetRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.environment_name = r.get_string(); break;
+            case tag_and_type(2U, len): m.sandbox_id = r.get_string(); break;
+            case tag_and_type(3U, len): m.tags.push_back(get_message<SandboxTag>(r)); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxTagsGetResponse& m) { put_messages(w, 1, m.tags); }
+inline void read(protozero::pbf_reader r, SandboxTagsGetResponse& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(1U, len)) m.tags.push_back(get_message<SandboxTag>(r));
+        else r.skip();
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxListRequest& m) {
+    proto_io::put(w, 1, m.app_id);
+    proto_io::put(w, 2, m.before_timestamp);
+    proto_io::put(w, 3, m.environment_name);
+    proto_io::put(w, 4, m.include_finished);
+    put_messages(w, 5, m.tags);
+}
+inline void read(protozero::pbf_reader r, SandboxListRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.app_id = r.get_string(); break;
+            case tag_and_type(2U, fixed64): m.before_timestamp = r.get_double(); break;
+            case tag_and_type(3U, len): m.environment_name = r.get_string(); break;
+            case tag_and_type(4U, varint): m.include_finished = get_flag(r); break;
+            case tag_and_type(5U, len): m.tags.push_back(get_message<SandboxTag>(r)); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxListResponse& m) { put_messages(w, 1, m.sandboxes); }
+inline void read(protozero::pbf_reader r, SandboxListResponse& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(1U, len)) m.sandboxes.push_back(get_message<SandboxInfo>(r));
+        else r.skip();
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const TaskExecStartRequest& m) {
+    proto_io::put(w, 1, m.task_id);
+    proto_io::put(w, 2, m.exec_id);
+    proto_io::put_all(w, 3, m.command_args);
+    proto_io::put(w, 4, m.stdout_config);
+    proto_io::put(w, 5, m.stderr_config);
+    if (m.timeout_secs) w.add_uint32(6, *m.timeout_secs);
+    if (m.workdir) w.add_string(7, *m.workdir);
+    proto_io::put_map(w, 12, m.env);
+    put_messages(w, 13, m.secret_sources);
+}
+inline void read(protozero::pbf_reader r, TaskExecStartRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.task_id = r.get_string(); break;
+            case tag_and_type(2U, len): m.exec_id = r.get_string(); break;
+            case tag_and_type(3U, len): m.command_args.push_back(r.get_string()); break;
+            case tag_and_type(4U, varint): m.stdout_config = r.get_int32(); break;
+            case tag_and_type(5U, varint): m.stderr_config = r.get_int32(); break;
+            case tag_and_type(6U, varint): m.timeout_secs = r.get_uint32(); break;
+            case tag_and_type(7U, len): m.workdir = r.get_string(); break;
+            case tag_and_type(12U, len): {
+                auto entry = get_map_entry(r);
+                m.env.insert_or_assign(std::move(entry.first), std::move(entry.second));
+                break;
+            }
+            case tag_and_type(13U, len): m.secret_sources.push_back(get_message<SecretSource>(r)); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const TaskExecStdioReadRequest& m) {
+    proto_io::put(w, 1, m.task_id);
+    proto_io::put(w, 2, m.exec_id);
+    proto_io::put(w, 3, m.offset);
+    proto_io::put(w, 4, m.file_descriptor);
+}
+inline void read(protozero::pbf_reader r, TaskExecStdioReadRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.task_id = r.get_string(); break;
+            case tag_and_type(2U, len): m.exec_id = r.get_string(); break;
+            case tag_and_type(3U, varint): m.offset = r.get_uint64(); break;
+            case tag_and_type(4U, varint): m.file_descriptor = r.get_int32(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const TaskExecStdioReadResponse& m) {
+    if (!m.data.empty()) w.add_bytes(1, m.data);
+}
+inline void read(protozero::pbf_reader r, TaskExecStdioReadResponse& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(1U, len)) m.data = r.get_bytes();
+        else r.skip();
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const TaskExecRequest& m) {
+    proto_io::put(w, 1, m.task_id);
+    proto_io::put(w, 2, m.exec_id);
+}
+inline void read(protozero::pbf_reader r, TaskExecRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.task_id = r.get_string(); break;
+            case tag_and_type(2U, len): m.exec_id = r.get_string(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const TaskExecWaitResponse& m) {
+    if (m.code) w.add_int32(1, *m.code);  // a oneof member is written even when 0
+    else if (m.signal) w.add_int32(2, *m.signal);
+}
+inline void read(protozero::pbf_reader r, TaskExecWaitResponse& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, varint): m.code = r.get_int32(); m.signal.reset(); break;
+            case tag_and_type(2U, varint): m.signal = r.get_int32(); m.code.reset(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const EnvironmentGetOrCreateResponse& m) {
+    proto_io::put(w, 1, m.environment_id);
+    protozero::pbf_writer metadata(w, 2);
+    proto_io::put(metadata, 1, m.name);
+    protozero::pbf_writer settings(metadata, 2);
+    proto_io::put(settings, 1, m.image_builder_version);
+}
+inline void read(protozero::pbf_reader r, EnvironmentGetOrCreateResponse& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(1U, len)) {
+            m.environment_id = r.get_string();
+        } else if (r.tag_and_type() == tag_and_type(2U, len)) {
+            protozero::pbf_reader metadata = r.get_message();
+            while (metadata.next()) {
+                if (metadata.tag_and_type() == tag_and_type(1U, len)) {
+                    m.name = metadata.get_string();
+                } else if (metadata.tag_and_type() == tag_and_type(2U, len)) {
+                    protozero::pbf_reader settings = metadata.get_message();
+                    while (settings.next()) {
+                        if (settings.tag_and_type() == tag_and_type(1U, len)) m.image_builder_version = settings.get_string();
+                        else settings.skip();
+                    }
+                } else {
+                    metadata.skip();
+                }
+            }
+        } else {
+            r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxGetTaskIdResponse& m) {
+    if (m.task_id) w.add_string(1, *m.task_id);  // proto3 optional: present even when empty
+    put_message(w, 2, m.task_result);
+}
+inline void read(protozero::pbf_reader r, SandboxGetTaskIdResponse& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.task_id = r.get_string(); break;
+            case tag_and_type(2U, len): m.task_result = get_message<GenericResult>(r); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const SandboxGetCommandRouterAccessRequest& m) {
+    if (!m.sandbox_id.empty()) w.add_string(1, m.sandbox_id);
+    else if (!m.task_id.empty()) w.add_string(2, m.task_id);
+}
+inline void read(protozero::pbf_reader r, SandboxGetCommandRouterAccessRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.sandbox_id = r.get_string(); m.task_id.clear(); break;
+            case tag_and_type(2U, len): m.task_id = r.get_string(); m.sandbox_id.clear(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const TaskExecStdinWriteRequest& m) {
+    proto_io::put(w, 1, m.task_id);
+    proto_io::put(w, 2, m.exec_id);
+    proto_io::put(w, 3, m.offset);
+    if (!m.data.empty()) w.add_bytes(4, m.data);
+    proto_io::put(w, 5, m.eof);
+}
+inline void read(protozero::pbf_reader r, TaskExecStdinWriteRequest& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.task_id = r.get_string(); break;
+            case tag_and_type(2U, len): m.exec_id = r.get_string(); break;
+            case tag_and_type(3U, varint): m.offset = r.get_uint64(); break;
+            case tag_and_type(4U, len): m.data = r.get_bytes(); break;
+            case tag_and_type(5U, varint): m.eof = get_flag(r); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const RpcAny& m) {
+    proto_io::put(w, 1, m.type_url);
+    if (!m.value.empty()) w.add_bytes(2, m.value);
+}
+inline void read(protozero::pbf_reader r, RpcAny& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, len): m.type_url = r.get_string(); break;
+            case tag_and_type(2U, len): m.value = r.get_bytes(); break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const RpcStatus& m) {
+    proto_io::put(w, 1, m.code);
+    proto_io::put(w, 2, m.message);
+    put_messages(w, 3, m.details);
+}
+inline void read(protozero::pbf_reader r, RpcStatus& m) {
+    while (r.next()) {
+        switch (r.tag_and_type()) {
+            case tag_and_type(1U, varint): m.code = r.get_int32(); break;
+            case tag_and_type(2U, len): m.message = r.get_string(); break;
+            case tag_and_type(3U, len):
+                if (m.details.size() >= 64) throw protozero::exception{};  // a hint has a handful at most
+                m.details.push_back(get_message<RpcAny>(r));
+                break;
+            default: r.skip();
+        }
+    }
+}
+
+inline void write(protozero::pbf_writer& w, const RpcRetryPolicy& m) { proto_io::put(w, 1, m.retry_after_secs); }
+inline void read(protozero::pbf_reader r, RpcRetryPolicy& m) {
+    while (r.next()) {
+        if (r.tag_and_type() == tag_and_type(1U, fixed32)) m.retry_after_secs = r.get_float();
+        else r.skip();
+    }
+}
+
+// ---- Entry points -----------------------------------------------------------------------------
+
+/// The protobuf encoding of `message`.
+template <class Message>
+std::string encode(const Message& message) {
+    std::string out;
+    protozero::pbf_writer w(out);
+    write(w, message);
+    return out;
+}
+
+/// Decodes `bytes` as a `Message`. Malformed input (a truncated field, a varint longer than
+/// 10 bytes, a length past the end) is errc::bad_response naming the message type's role, never
+/// a crash; unknown fields are skipped. Nesting is bounded by the message types themselves
+/// (each read() knows its sub-messages), so hostile input cannot recurse.
+template <class Message>
+Message decode(std::string_view bytes, std::string_view what = "message") {
+    Message message;
+    try {
+        read(protozero::pbf_reader(bytes.data(), bytes.size()), message);
+    } catch (const protozero::exception&) {
+        throw error(errc::bad_response, "malformed protobuf in a Modal " + std::string(what), "modal");
+    }
+    return message;
+}
+
+}  // namespace runbox::detail::modal
+// ---- end runbox/providers/detail/modal_proto.hpp ----
+// ---- begin runbox/transport/curl.hpp ----
+// runbox/transport/curl.hpp - CurlTransport: HTTP/1.1 and HTTP/2 through libcurl.
+//
+// Opt-in: only a program that includes this header needs libcurl (link the
+// CMake target runbox::curl, which also defines RUNBOX_WITH_CURL=1). Nothing
+// in runbox.hpp includes it.
+//
+// HTTP/2 comes from ALPN on https and from prior knowledge (h2c) on http when
+// Request::version is http2; a server that does not speak it fails the
+// exchange with errc::unsupported instead of silently falling back to
+// HTTP/1.1. Trailers (HTTP/2, chunked HTTP/1.1) land in Response::trailers.
+//
+// Each send() leases a "lane" (a curl multi handle with one easy handle) from
+// a pool; the multi handle keeps its connection cache between sends, so
+// connections are reused, and no lane serves two sends at once: send() is
+// thread-safe. The multi handle lets a stop token wake the transfer at once
+// (curl_multi_wakeup) and bounds the whole exchange by Request::deadline.
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <curl/curl.h>
+
+
+namespace runbox {
+
+namespace detail {
+/// curl_global_init, once per process, before the first handle.
+inline void curl_global_init_once() {
+    static const CURLcode code = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (code != CURLE_OK) throw error(errc::transport, std::string("libcurl init failed: ") + curl_easy_strerror(code), "transport");
+}
+
+/// One multi handle + one easy handle; the multi handle owns the connection cache.
+struct CurlLane {
+    CURLM* multi = nullptr;
+    CURL* easy = nullptr;
+    std::chrono::steady_clock::time_point idle_since{};
+
+    CurlLane() = default;
+    CurlLane(const CurlLane&) = delete;
+    CurlLane& operator=(const CurlLane&) = delete;
+    ~CurlLane() {
+        if (easy) curl_easy_cleanup(easy);
+        if (multi) curl_multi_cleanup(multi);
+    }
+};
+
+struct CurlSlist {
+    curl_slist* list = nullptr;
+    CurlSlist() = default;
+    CurlSlist(const CurlSlist&) = delete;
+    CurlSlist& operator=(const CurlSlist&) = delete;
+    ~CurlSlist() { curl_slist_free_all(list); }
+    void add(const std::string& line) {
+        curl_slist* grown = curl_slist_append(list, line.c_str());
+        if (!grown) throw error(errc::transport, "out of memory building a header list", "transport");
+        list = grown;
+    }
+};
+}  // namespace detail
+
+/// A TransportPolicy over libcurl: HTTP/1.1, HTTP/2 (ALPN on https, prior-knowledge h2c on
+/// http), trailers, streamed bodies, connection reuse, TLS verification on by default,
+/// Request::connect_to (dial another address, keep the URL's host for Host and SNI).
+class CurlTransport {
+public:
+    static constexpr bool supports_http2 = true;  ///< ALPN h2 on https, prior knowledge on http
+    static constexpr bool supports_streaming = true;  ///< bodies go to Request::on_body as they arrive
+
+    CurlTransport() : CurlTransport(TransportOptions{}) {}
+    /// A transport with `options` (TLS, timeouts, pool, response size limit); no connection is made yet.
+    explicit CurlTransport(const TransportOptions& options) : state_(std::make_shared<State>(options)) {
+        detail::curl_global_init_once();
+    }
+
+    /// One attempt. Returns every HTTP status; throws runbox::error with
+    /// errc::timeout (connect, a read idle for Request::timeout, or
+    /// Request::deadline passed), errc::cancelled (Request::stop),
+    /// errc::transport (refused, reset, TLS, DNS), errc::bad_response (an
+    /// unparsable answer, on_body answered fail, a body over
+    /// max_response_bytes), errc::unsupported (HTTP/2 required and not
+    /// negotiated), errc::config_invalid (a header with CR/LF, a bad
+    /// connect_to) or what a stream handler threw. Messages name the method,
+    /// scheme, host and libcurl's error text, never a header value or the
+    /// URL's query.
+    Response send(const Request& request) {
+        detail::check_header_fields(request.headers);
+        const Url url = parse_url(request.url);
+        const std::string where = request.method + " " + url.scheme + "://" + url.authority();
+        detail::ExchangeControl control(request);
+        if (!control.live()) control.raise_if_stopped(where);
+
+        Exchange exchange{request, control, state_->options.max_response_bytes};
+        std::unique_ptr<detail::CurlLane> lane = acquire();
+        detail::CurlSlist headers;
+        detail::CurlSlist connect_to;
+        configure(lane->easy, request, url, exchange, headers, connect_to);
+
+        if (curl_multi_add_handle(lane->multi, lane->easy) != CURLM_OK) {
+            throw error(errc::transport, where + " failed: cannot start the transfer", "transport");
+        }
+        CURLcode result = CURLE_OK;
+        bool finished = false;
+        bool idle_timeout = false;
+        {
+            // A stop request wakes the poll below at once; the loop then sees it.
+            std::stop_callback wake(request.stop, [multi = lane->multi] { curl_multi_wakeup(multi); });
+            for (;;) {
+                int running = 0;
+                if (curl_multi_perform(lane->multi, &running) != CURLM_OK) break;
+                int left = 0;
+                while (CURLMsg* message = curl_multi_info_read(lane->multi, &left)) {
+                    if (message->msg == CURLMSG_DONE) {
+                        result = message->data.result;
+                        finished = true;
+                    }
+                }
+                if (finished || !control.live() || exchange.aborted()) break;
+                const auto now = clock::now();
+                auto wait = std::chrono::milliseconds(1000);
+                if (exchange.connected) {
+                    const auto idle = now - exchange.last_activity;
+                    if (idle >= request.timeout) {
+                        idle_timeout = true;
+                        break;
+                    }
+                    wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(request.timeout - idle));
+                }
+                if (request.deadline) {
+                    wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(*request.deadline - now));
+                }
+                wait = std::max(wait, std::chrono::milliseconds(1));
+                curl_multi_poll(lane->multi, nullptr, 0, static_cast<int>(wait.count()), nullptr);
+            }
+        }
+        long connects = 0;
+        curl_easy_getinfo(lane->easy, CURLINFO_NUM_CONNECTS, &connects);
+        state_->connections_opened += static_cast<std::size_t>(std::max(0L, connects));
+        curl_multi_remove_handle(lane->multi, lane->easy);
+
+        Response response = std::move(exchange.response);
+        if (finished && result == CURLE_OK && !exchange.aborted()) {
+            response.body = std::move(exchange.body);
+            release(std::move(lane));
+            return response;
+        }
+        // Cut short: the lane's connection state is unknown, so the lane is dropped, not pooled.
+        if (exchange.http2_missing) {
+            throw error(errc::unsupported, where + ": HTTP/2 was required and the server answered " + exchange.version,
+                        "transport");
+        }
+        if (control.done()) {
+            response.trailers.clear();  // the exchange ended before the trailers
+            return response;
+        }
+        control.raise_if_stopped(where);
+        if (exchange.over_limit) {
+            throw error(errc::bad_response,
+                        where + ": the body is over max_response_bytes (" +
+                            std::to_string(state_->options.max_response_bytes) + ")",
+                        "transport");
+        }
+        if (idle_timeout) {
+            throw error(errc::timeout, where + " timed out after " + std::to_string(request.timeout.count()) + " ms",
+                        "transport");
+        }
+        if (!finished) throw error(errc::transport, where + " failed: the transfer could not proceed", "transport");
+        if (request.version == HttpVersion::http2 && url.scheme == "http" && exchange.connected &&
+            exchange.version.empty() &&
+            (result == CURLE_HTTP2 || result == CURLE_GOT_NOTHING || result == CURLE_WEIRD_SERVER_REPLY)) {
+            // Prior knowledge met a server that never answered in HTTP/2 (an HTTP/1.1 server closes
+            // or answers garbage to the preface; a reset stream, CURLE_HTTP2_STREAM, is HTTP/2).
+            throw error(errc::unsupported,
+                        where + ": HTTP/2 (prior knowledge) was required and the server did not speak it (" +
+                            curl_easy_strerror(result) + ")",
+                        "transport");
+        }
+        throw map_error(result, where);
+    }
+
+    /// Whether this libcurl reuses prior-knowledge h2c connections (8.0 and later); older ones
+    /// get a fresh connection per h2c exchange (see configure()). https/ALPN reuse is unaffected.
+    static bool reuses_h2c_connections() noexcept {
+        return curl_version_info(CURLVERSION_NOW)->version_num >= 0x080000;
+    }
+
+    /// Idle lanes in the pool (each keeps its connections alive); for tests and diagnostics.
+    std::size_t idle_connections() const {
+        std::lock_guard lock(state_->mutex);
+        return state_->idle.size();
+    }
+
+    /// Connections libcurl opened so far (a reused connection does not count).
+    std::size_t connections_opened() const noexcept { return state_->connections_opened.load(); }
+
+    /// Closes every pooled connection.
+    void clear_pool() {
+        std::vector<std::unique_ptr<detail::CurlLane>> doomed;
+        std::lock_guard lock(state_->mutex);
+        doomed.swap(state_->idle);
+    }
+
+    const TransportOptions& options() const noexcept { return state_->options; }  ///< the options it was built with
+
+private:
+    using clock = std::chrono::steady_clock;
+
+    struct State {
+        explicit State(const TransportOptions& o) : options(o) {}
+        TransportOptions options;
+        mutable std::mutex mutex;
+        std::vector<std::unique_ptr<detail::CurlLane>> idle;  // most recently used last
+        std::atomic<std::size_t> connections_opened{0};
+    };
+
+    /// What the callbacks of one transfer share with send(); touched only by the sending thread.
+    struct Exchange {
+        const Request& request;
+        detail::ExchangeControl& control;
+        std::size_t max_body;
+        Response response{};
+        std::string body{};
+        std::string version{};  // "HTTP/2", "HTTP/1.1"
+        bool head_done = false;
+        bool http2_missing = false;
+        bool over_limit = false;
+        bool connected = false;
+        clock::time_point last_activity = clock::now();
+        curl_off_t last_dl = 0;
+        curl_off_t last_ul = 0;
+
+        bool aborted() const noexcept { return http2_missing || over_limit; }
+    };
+
+    std::unique_ptr<detail::CurlLane> acquire() {
+        {
+            std::lock_guard lock(state_->mutex);
+            if (!state_->idle.empty()) {
+                auto lane = std::move(state_->idle.back());
+                state_->idle.pop_back();
+                return lane;
+            }
+        }
+        auto lane = std::make_unique<detail::CurlLane>();
+        lane->multi = curl_multi_init();
+        lane->easy = curl_easy_init();
+        if (!lane->multi || !lane->easy) throw error(errc::transport, "cannot create a libcurl handle", "transport");
+        curl_multi_setopt(lane->multi, CURLMOPT_MAXCONNECTS,
+                          static_cast<long>(std::max<std::size_t>(1, state_->options.max_idle_connections_per_host)));
+        return lane;
+    }
+
+    void release(std::unique_ptr<detail::CurlLane> lane) {
+        std::lock_guard lock(state_->mutex);
+        if (state_->idle.size() < std::max<std::size_t>(1, state_->options.max_idle_connections_per_host)) {
+            lane->idle_since = clock::now();
+            state_->idle.push_back(std::move(lane));
+        }
+    }
+
+    void configure(CURL* easy, const Request& request, const Url& url, Exchange& exchange, detail::CurlSlist& headers,
+                   detail::CurlSlist& connect_to) const {
+        const auto& options = state_->options;
+        curl_easy_reset(easy);
+        const std::string target = url.scheme + "://" + url.authority() + url.target;  // no fragment
+        curl_easy_setopt(easy, CURLOPT_URL, target.c_str());  // copied by libcurl
+        curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
+        curl_easy_setopt(easy, CURLOPT_MAXAGE_CONN,
+                         static_cast<long>(std::max<std::int64_t>(
+                             1, std::chrono::ceil<std::chrono::seconds>(options.idle_connection_timeout).count())));
+        if (request.deadline) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(*request.deadline - clock::now());
+            curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(1, left.count())));
+        }
+
+        // TLS: verified unless the options say otherwise.
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
+        if (!options.ca_cert_path.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, options.ca_cert_path.c_str());
+
+        long version = CURL_HTTP_VERSION_1_1;
+        if (url.scheme == "https" && request.version != HttpVersion::http1_1) version = CURL_HTTP_VERSION_2TLS;
+        if (url.scheme == "http" && request.version == HttpVersion::http2) version = CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+        curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, version);
+        if (version == CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE && !reuses_h2c_connections()) {
+            // libcurl before 8.0 breaks a reused prior-knowledge connection ("Error in the HTTP2
+            // framing layer", curl/curl#10634): one fresh connection per h2c exchange there.
+            curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+            curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
+        }
+
+        if (!request.connect_to.empty()) {
+            // Validates "host:port" (brackets for IPv6) with the URL parser; the message never repeats it.
+            Url dial;
+            try {
+                dial = parse_url("http://" + request.connect_to);
+            } catch (const error&) {
+                throw error(errc::config_invalid, "connect_to must be host:port", "transport");
+            }
+            if (dial.target != "/" || request.connect_to.find(':') == std::string::npos) {
+                throw error(errc::config_invalid, "connect_to must be host:port", "transport");
+            }
+            connect_to.add(url.authority() + ":" + dial.authority());
+            curl_easy_setopt(easy, CURLOPT_CONNECT_TO, connect_to.list);
+        }
+
+        // Method and body.
+        if (detail::iequals(request.method, "HEAD")) {
+            curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+        } else if (detail::iequals(request.method, "GET") && request.body.empty()) {
+            curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+        } else if (request.body.empty() && !detail::iequals(request.method, "POST") &&
+                   !detail::iequals(request.method, "PUT") && !detail::iequals(request.method, "PATCH")) {
+            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());  // DELETE, OPTIONS: no body
+        } else {
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.data());  // not copied: lives through send()
+            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+        }
+
+        for (const auto& [name, value] : request.headers) {
+            headers.add(value.empty() ? name + ";" : name + ": " + value);  // "Name;" sends an empty value
+        }
+        // libcurl's own defaults would change the request: no 100-continue round trip, no invented type.
+        if (!request.headers.contains("Expect")) headers.add("Expect:");
+        if (!request.headers.contains("Content-Type")) headers.add("Content-Type:");
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers.list);
+
+        curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &CurlTransport::on_header);
+        curl_easy_setopt(easy, CURLOPT_HEADERDATA, &exchange);
+        curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &CurlTransport::on_write);
+        curl_easy_setopt(easy, CURLOPT_WRITEDATA, &exchange);
+        curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, &CurlTransport::on_prereq);
+        curl_easy_setopt(easy, CURLOPT_PREREQDATA, &exchange);
+        curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, &CurlTransport::on_progress);
+        curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &exchange);
+    }
+
+    // The callbacks never throw (libcurl is C): failures are recorded and the transfer stopped.
+
+    static int on_prereq(void* data, char*, char*, int, int) {
+        auto& exchange = *static_cast<Exchange*>(data);
+        exchange.connected = true;  // the idle bound starts once connected (connect_timeout covers the dial)
+        exchange.last_activity = clock::now();
+        return CURL_PREREQFUNC_OK;
+    }
+
+    static int on_progress(void* data, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
+        auto& exchange = *static_cast<Exchange*>(data);
+        if (dlnow != exchange.last_dl || ulnow != exchange.last_ul) {
+            exchange.last_dl = dlnow;
+            exchange.last_ul = ulnow;
+            exchange.last_activity = clock::now();
+        }
+        return 0;
+    }
+
+    static std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) noexcept {
+        auto& exchange = *static_cast<Exchange*>(user);
+        const std::size_t length = size * count;
+        std::string_view line(data, length);
+        exchange.last_activity = clock::now();
+        while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+        try {
+            if (line.starts_with("HTTP/")) {  // a status line: a new (maybe interim) response
+                const auto space = line.find(' ');
+                exchange.version = std::string(line.substr(0, space));
+                exchange.response = Response{};
+                exchange.head_done = false;
+                if (space != std::string_view::npos) {
+                    const auto code = line.substr(space + 1, 3);
+                    int status = 0;
+                    std::from_chars(code.data(), code.data() + code.size(), status);
+                    exchange.response.status = status;
+                }
+                return length;
+            }
+            if (line.empty()) {  // end of a header block
+                if (exchange.head_done || exchange.response.status < 200) return length;  // trailers' end, or 1xx
+                exchange.head_done = true;
+                if (exchange.request.version == HttpVersion::http2 && exchange.version != "HTTP/2") {
+                    exchange.http2_missing = true;
+                    return 0;
+                }
+                return exchange.control.head(exchange.response) ? length : 0;
+            }
+            const auto colon = line.find(':');
+            if (colon == std::string_view::npos || colon == 0) return length;  // not a field: ignored
+            auto& fields = exchange.head_done ? exchange.response.trailers : exchange.response.headers;
+            fields.add(std::string(line.substr(0, colon)), std::string(detail::trim(line.substr(colon + 1))));
+            return length;
+        } catch (...) {
+            return 0;  // out of memory: stop
+        }
+    }
+
+    static std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user) noexcept {
+        auto& exchange = *static_cast<Exchange*>(user);
+        const std::size_t length = size * count;
+        exchange.last_activity = clock::now();
+        const std::string_view chunk(data, length);
+        try {
+            if (exchange.control.streaming()) return exchange.control.chunk(chunk) ? length : 0;
+            if (!exchange.control.live()) return 0;
+            if (exchange.request.on_body) {
+                constexpr std::size_t limit = 1 << 20;  // an error body is for a message, not a download
+                if (exchange.body.size() < limit) exchange.body.append(chunk.substr(0, limit - exchange.body.size()));
+                return length;
+            }
+            if (length > exchange.max_body - std::min(exchange.body.size(), exchange.max_body)) {
+                exchange.over_limit = true;
+                return 0;
+            }
+            exchange.body.append(chunk);
+            return length;
+        } catch (...) {
+            return 0;
+        }
+    }
+
+    static error map_error(CURLcode code, const std::string& where) {
+        const std::string text = curl_easy_strerror(code);  // generic text: no URL, no header
+        switch (code) {
+            case CURLE_OPERATION_TIMEDOUT:
+                return error(errc::timeout, where + " timed out (" + text + ")", "transport");
+            case CURLE_WEIRD_SERVER_REPLY:
+            case CURLE_BAD_CONTENT_ENCODING:
+            case CURLE_TOO_MANY_REDIRECTS:
+                return error(errc::bad_response, where + ": " + text, "transport");
+            case CURLE_URL_MALFORMAT:
+                return error(errc::config_invalid, where + ": " + text, "transport");
+            case CURLE_PEER_FAILED_VERIFICATION:
+                return error(errc::transport, where + " failed: TLS certificate verification failed (" + text + ")",
+                             "transport");
+            default:
+                return error(errc::transport, where + " failed: " + text, "transport");
+        }
+    }
+
+    std::shared_ptr<State> state_;
+};
+
+static_assert(is_transport_policy_v<CurlTransport>);
+
+}  // namespace runbox
+// ---- end runbox/transport/curl.hpp ----
+
+namespace runbox::modal {
+
+/// The control plane's gRPC service.
+inline constexpr std::string_view service = "/modal.client.ModalClient/";
+/// The tag a sandbox's session id goes in (what OpenHands names its sandboxes by).
+inline constexpr std::string_view sid_tag = "OpenHands_SID";
+
+/// Every setting, resolved from Config (providers.modal.*) with environment fallback.
+struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
+    runbox::detail::modal::Credentials credentials{};  ///< token id/secret, server URL, environment
+    std::string app_name = "runbox";                   ///< app_name: the app the sandboxes belong to
+    std::string image_builder_version = "2025.06";     ///< image_builder_version (ImageGetOrCreate)
+    std::uint32_t timeout_secs = 3600;                 ///< timeout_secs: the sandbox's TTL, the backstop against leaks
+    std::optional<std::uint32_t> idle_timeout_secs{};  ///< idle_timeout_secs: unset = none
+    std::uint32_t memory_mb = 0;                       ///< memory_mb: 0 = Modal's default
+    std::uint32_t milli_cpu = 0;                       ///< milli_cpu: 0 = Modal's default
+    std::string tunnel_scheme = "https";               ///< tunnel_scheme: how the server's tunnel is reached
+    std::string client_type = "8";                     ///< client_type: x-modal-client-type
+    std::optional<std::string> session_api_key{};      ///< session_api_key: else derived per sandbox
+
+    Settings() {
+        server_port = 3000;  // OpenHands' Modal runtime
+        request_timeout = std::chrono::milliseconds(60000);
+        retry_initial_backoff = std::chrono::milliseconds(100);  // the SDK: 100 ms -> 1 s
+        retry_max_attempts = 4;
+    }
+
+    /// Reads every setting and the credentials; errc::config_invalid names what is wrong.
+    static Settings from(const Config& config) {
+        const cloud::SettingsReader r(config, "modal", "MODAL_");
+        Settings s;
+        s.read_api(r, false);
+        s.read_launch(r);
+        s.credentials = runbox::detail::modal::resolve_credentials(config);
+        s.api_key = s.credentials.token_secret;  // redacted wherever the API key would be
+        (void)parse_url(s.credentials.server_url);  // config_invalid now, not at the first call
+        s.app_name = r.text("app_name", s.app_name);
+        s.image_builder_version = r.text("image_builder_version", s.image_builder_version);
+        s.timeout_secs = static_cast<std::uint32_t>(r.integer("timeout_secs", static_cast<int>(s.timeout_secs), 1));
+        if (r.text("idle_timeout_secs"))
+            s.idle_timeout_secs = static_cast<std::uint32_t>(r.integer("idle_timeout_secs", 0, 1));
+        s.memory_mb = static_cast<std::uint32_t>(r.integer("memory_mb", 0, 0));
+        s.milli_cpu = static_cast<std::uint32_t>(r.integer("milli_cpu", 0, 0));
+        const bool plaintext = parse_url(s.credentials.server_url).scheme == "http";
+        s.tunnel_scheme = r.choice("tunnel_scheme", plaintext ? "http" : "https", {"http", "https"});
+        s.client_type = r.text("client_type", s.client_type);
+        s.session_api_key = r.text("session_api_key");
+        return s;
+    }
+};
+
+namespace detail {
+
+namespace proto = runbox::detail::modal;
+
+/// The throttle delay of a RESOURCE_EXHAUSTED answer: grpc-status-details-bin (base64 of
+/// modal.client.RPCStatus) holding an RPCRetryPolicy{retry_after_secs}, else
+/// grpc-retry-pushback-ms. nullopt when neither says how long to wait.
+inline std::optional<std::chrono::milliseconds> throttle_delay(const Response& response) {
+    const Headers& fields = response.trailers.contains("grpc-status") ? response.trailers : response.headers;
+    if (auto bin = fields.get("grpc-status-details-bin"); bin && bin->size() <= 16 * 1024) {
+        try {
+            const auto status = proto::decode<proto::RpcStatus>(runbox::detail::base64_decode(*bin), "error detail");
+            for (const auto& any : status.details) {
+                if (!any.type_url.ends_with("modal.client.RPCRetryPolicy")) continue;
+                const auto policy = proto::decode<proto::RpcRetryPolicy>(any.value, "retry policy");
+                if (policy.retry_after_secs >= 0 && policy.retry_after_secs < 3600)
+                    return runbox::detail::to_millis(static_cast<double>(policy.retry_after_secs) * 1000.0);
+            }
+        } catch (const error&) {
+            // A malformed hint is no hint.
+        }
+    }
+    if (auto ms = fields.get("grpc-retry-pushback-ms")) {
+        if (auto value = runbox::detail::parse_non_negative(*ms)) return runbox::detail::to_millis(*value);
+    }
+    return std::nullopt;
+}
+
+/// The exit code the SDK reports for a finished sandbox: TIMEOUT 124, TERMINATED 137, else exitcode.
+inline int exit_code_of(const proto::GenericResult& result) {
+    if (result.status == static_cast<std::int32_t>(proto::GenericStatus::timeout)) return 124;
+    if (result.status == static_cast<std::int32_t>(proto::GenericStatus::terminated)) return 137;
+    return result.exitcode;
+}
+
+inline std::map<std::string, std::string> tag_map(const std::vector<proto::SandboxTag>& tags) {
+    std::map<std::string, std::string> out;
+    for (const auto& t : tags) out[t.tag_name] = t.tag_value;
+    return out;
+}
+
+}  // namespace detail
+
+/// The Modal provider (AuthPolicy). Construction reads and checks the settings and
+/// credentials (no I/O).
+class Auth {
+public:
+    static constexpr std::string_view name = "modal";  ///< the name make_runtime knows it by
+    /// gRPC needs HTTP/2: Modal over an HTTP/1.1-only transport does not compile.
+    static constexpr bool requires_http2 = true;
+    /// ImageJoinStreaming is a server stream.
+    static constexpr bool requires_streaming = true;
+    using default_transport = CurlTransport;  ///< HTTP/2 (h2 by ALPN, h2c on http://) through libcurl
+
+    /// Reads and checks the settings and credentials; no I/O. Throws errc::config_invalid.
+    explicit Auth(const Config& config) : settings_(Settings::from(config)) {
+        host_ = parse_url(settings_.credentials.server_url).host;
+    }
+
+    /// The metadata of every control-plane call (reference §4.3): client type and version,
+    /// the token pair, the server's host, and the JWT (except on AuthTokenGet itself).
+    void authorize(Request& request) const {
+        request.headers.set("x-modal-client-type", settings_.client_type);
+        request.headers.set("x-modal-client-version", "1.0.0");
+        request.headers.set("x-modal-libmodal-version", "runbox/" + std::string(version_string));
+        request.headers.set("x-modal-token-id", settings_.credentials.token_id);
+        request.headers.set("x-modal-token-secret", settings_.credentials.token_secret);
+        request.headers.set("x-modal-host", host_);
+        request.headers.set("user-agent", "runbox/" + std::string(version_string));
+        if (!jwt_.empty() && !request.url.ends_with("/AuthTokenGet")) request.headers.set("x-modal-auth-token", jwt_);
+    }
+
+    /// Fetches the JWT (AuthTokenGet) when there is none or it is near its `exp` (5 minutes
+    /// before, or half its lifetime when that is shorter); a no-op while the token is fresh.
+    template <class T>
+    void refresh(ProviderContext<T>& ctx) {
+        if (refreshing_) return;  // the AuthTokenGet call itself
+        const auto now = std::chrono::system_clock::now();
+        if (!jwt_.empty() && now < renew_at_) return;
+        refreshing_ = true;
+        try {
+            auto channel = channel_of(ctx);
+            const auto answer = decode<runbox::detail::modal::AuthTokenGetResponse>(
+                channel.unary(method("AuthTokenGet"), encode(runbox::detail::modal::Empty{})), "token");
+            refreshing_ = false;
+            if (answer.token.empty()) throw error(errc::bad_response, "AuthTokenGet answered no token", "modal");
+            jwt_ = answer.token;
+            const auto exp = runbox::detail::modal::jwt_expiry(jwt_);
+            const auto lifetime = exp ? *exp - now : std::chrono::system_clock::duration(std::chrono::minutes(10));
+            const auto margin = std::min<std::chrono::system_clock::duration>(std::chrono::minutes(5), lifetime / 2);
+            renew_at_ = now + lifetime - margin;
+            ++tokens_fetched_;
+        } catch (...) {
+            refreshing_ = false;
+            throw;
+        }
+    }
+
+    /// The resolved settings.
+    const Settings& settings() const noexcept { return settings_; }
+    /// The sandbox connect() created or attached to (empty before).
+    const std::string& sandbox_id() const noexcept { return box_.id; }
+    /// True when connect() attached to a sandbox it did not create.
+    bool attached() const noexcept { return box_.attached; }
+    /// The app the sandboxes belong to (after connect()).
+    const std::string& app_id() const noexcept { return app_id_; }
+    /// How many JWTs AuthTokenGet gave this provider so far.
+    int tokens_fetched() const noexcept { return tokens_fetched_; }
+
+    /// Attaches (SandboxListV2 by the OpenHands_SID tag) or builds the image and creates a sandbox
+    /// running the action server, and says where its tunnel is; SandboxWaitV2 is the endpoint's
+    /// early-failure probe. A failure terminates what it created.
+    template <class T>
+    ServerEndpoint connect(ProviderContext<T>& ctx) {
+        box_.reset(settings_.session_api_key.value_or(std::string()));
+        created_ = false;
+        auto channel = channel_of(ctx);
+        ctx.status(RuntimeStatus::starting_runtime, "Starting Modal sandbox...");
+        app_id_ = get_app(channel);
+        std::vector<runbox::detail::modal::TunnelData> tunnels;
+        if (ctx.options.attach_to_existing) {
+            if (auto found = find_by_sid(channel, ctx.options.sid)) {
+                box_.id = found->id;
+                box_.attached = true;
+                // A sandbox runbox created: its session key follows from its create token's tag.
+                if (box_.session_key.empty()) {
+                    const auto tags = detail::tag_map(found->tags);
+                    if (const auto token = tags.find(std::string(labels::token)); token != tags.end())
+                        box_.session_key = cloud::derived_session_key(settings_.credentials.token_secret, token->second);
+                }
+            }
+        }
+        if (!box_.attached) {
+            const std::string image_id = build_image(channel);
+            tunnels = create(channel, image_id);
+            ctx.status(RuntimeStatus::runtime_started, "Modal sandbox " + box_.id + " started.");
+        }
+        const auto tunnel = server_tunnel(channel, std::move(tunnels));
+        std::string url = settings_.tunnel_scheme + "://" + tunnel.host;
+        const bool default_port = tunnel.port == 0 || (settings_.tunnel_scheme == "https" && tunnel.port == 443);
+        if (!default_port) url += ":" + std::to_string(tunnel.port);
+        ServerEndpoint endpoint = settings_.endpoint(std::move(url));
+        endpoint.secrets.push_back(jwt_);
+        cloud::add_secret_header(endpoint, std::string(cloud::session_key_header), box_.session_key, box_.session_key);
+        // The probe: a sandbox that ended (its server exited) fails the /alive wait at once.
+        // It runs only inside Runtime::connect, while `ctx` lives.
+        endpoint.probe = [this, &ctx]() -> std::optional<error> { return ended(ctx); };
+        endpoint.attached = box_.attached;
+        ctx.status(RuntimeStatus::starting_runtime, "Waiting for the action execution server...");
+        return endpoint;
+    }
+
+    /// SandboxTerminateV2 for a sandbox this runtime created (kept with keep_runtime_alive);
+    /// an attached one is left as found. Idempotent; failures are reported, never thrown.
+    template <class T>
+    void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
+        if (!box_.begin_close() || box_.attached || !created_) return;  // someone else's sandbox: leave it
+        if (reason == CloseReason::normal && ctx.config.sandbox.keep_runtime_alive) return;
+        cloud::release_or_report(ctx, box_.id, [&] {
+            release_sandbox(ctx, SandboxRecord{std::string(name), box_.id, ctx.options.sid, {}, {}}, ReleaseMode::remove);
+        });
+    }
+
+    /// Every running sandbox of the app that carries runbox's labels as tags.
+    template <class T>
+    std::vector<SandboxRecord> list_sandboxes(ProviderContext<T>& ctx) {
+        auto channel = channel_of(ctx);
+        if (app_id_.empty()) app_id_ = get_app(channel);
+        std::vector<SandboxRecord> out;
+        for_each_sandbox(channel, {{std::string(labels::managed), "1"}}, [&](const runbox::detail::modal::SandboxInfo& info) {
+            const auto map = detail::tag_map(info.tags);
+            if (is_runbox_managed(map)) {
+                const auto sid = map.find(std::string(sid_tag));
+                out.push_back(SandboxRecord::from_labels(std::string(name), info.id, "running",
+                                                         sid == map.end() ? std::string() : sid->second, map));
+            }
+            return false;
+        });
+        return out;
+    }
+
+    /// Terminates a sandbox (Modal has no stopped state: both modes terminate), retrying within
+    /// close_timeout; one already gone counts as released.
+    template <class T>
+    void release_sandbox(ProviderContext<T>& ctx, const SandboxRecord& sandbox, ReleaseMode mode) {
+        (void)mode;
+        auto channel = channel_of(ctx).closing();
+        cloud::unless_gone([&] {
+            channel.unary(method("SandboxTerminateV2"), encode(runbox::detail::modal::SandboxTerminateRequest{sandbox.id}));
+        });
+    }
+
+    /// The sandbox's entrypoint: the launcher's words, then the server's arguments (reference
+    /// §5), one argv element each; nothing is quoted because no shell reads it.
+    std::vector<std::string> entrypoint_args(const Config& config, const RuntimeOptions& options) const {
+        std::vector<std::string> args;
+        const std::string launcher = settings_.server_command.value_or(std::string(cloud::openhands_launcher));
+        for (std::size_t i = 0; i < launcher.size();) {
+            const auto start = launcher.find_first_not_of(" \t", i);
+            if (start == std::string::npos) break;
+            const auto end = std::min(launcher.find_first_of(" \t", start), launcher.size());
+            args.push_back(launcher.substr(start, end - start));
+            i = end;
+        }
+        for (auto& arg : settings_.server_args(config, options, cloud::ServerUser::from(config))) args.push_back(std::move(arg));
+        return args;
+    }
+
+private:
+    Settings settings_;
+    std::string host_;
+    std::string jwt_;
+    std::chrono::system_clock::time_point renew_at_{};
+    bool refreshing_ = false;
+    int tokens_fetched_ = 0;
+    std::string app_id_;
+    cloud::SandboxHandle box_;
+    bool created_ = false;
+
+    template <class M>
+    static std::string encode(const M& message) {
+        return runbox::detail::modal::encode(message);
+    }
+    template <class M>
+    static M decode(std::string_view bytes, std::string_view what) {
+        return runbox::detail::modal::decode<M>(bytes, what);
+    }
+    static std::string method(std::string_view rpc) { return std::string(service) + std::string(rpc); }
+
+    template <class T>
+    cloud::GrpcChannel<T> channel_of(ProviderContext<T>& ctx) const {
+        std::vector<std::string> secrets{settings_.credentials.token_secret};
+        if (!jwt_.empty()) secrets.push_back(jwt_);
+        if (!box_.session_key.empty()) secrets.push_back(box_.session_key);
+        // The SDK's retry codes for unary calls: DEADLINE_EXCEEDED, UNAVAILABLE, CANCELLED, INTERNAL, UNKNOWN.
+        return cloud::GrpcChannel<T>(ctx, std::string(name), settings_.credentials.server_url, settings_,
+                                     std::move(secrets), detail::throttle_delay, {4, 14, 1, 13, 2});
+    }
+
+    template <class T>
+    std::string get_app(cloud::GrpcChannel<T>& channel) {
+        runbox::detail::modal::AppGetOrCreateRequest req;
+        req.app_name = settings_.app_name;
+        req.environment_name = settings_.credentials.environment;
+        req.object_creation_type = static_cast<std::int32_t>(runbox::detail::modal::ObjectCreationType::create_if_missing);
+        const auto answer = decode<runbox::detail::modal::AppGetOrCreateResponse>(
+            channel.unary(method("AppGetOrCreate"), encode(req)), "app");
+        if (answer.app_id.empty()) throw error(errc::bad_response, "AppGetOrCreate answered no app id", "modal");
+        return answer.app_id;
+    }
+
+    // ImageGetOrCreate from the registry image; ImageJoinStreaming (resuming at the last entry)
+    // until the build has a result, all within start_timeout.
+    template <class T>
+    std::string build_image(cloud::GrpcChannel<T>& channel) {
+        auto& ctx = channel.context();
+        const auto& image = ctx.config.sandbox.runtime_container_image;
+        if (!image || image->empty())
+            throw error(errc::config_invalid, "the modal runtime needs sandbox.runtime_container_image (a registry image)",
+                        "modal");
+        ctx.status(RuntimeStatus::building_runtime, "Preparing Modal image " + *image + "...");
+        runbox::detail::modal::ImageGetOrCreateRequest req;
+        req.image = runbox::detail::modal::Image{{"FROM " + *image}};
+        req.app_id = app_id_;
+        req.builder_version = settings_.image_builder_version;
+        const auto answer = decode<runbox::detail::modal::ImageGetOrCreateResponse>(
+            channel.unary(method("ImageGetOrCreate"), encode(req)), "image");
+        if (answer.image_id.empty()) throw error(errc::bad_response, "ImageGetOrCreate answered no image id", "modal");
+        std::optional<runbox::detail::modal::GenericResult> result;
+        if (answer.result && answer.result->status != 0) result = answer.result;
+        const cloud::Deadline deadline(settings_.start_timeout);
+        std::string last_entry;
+        int entries = 0;
+        while (!result) {
+            if (deadline.expired())
+                throw error(errc::timeout,
+                            "image " + answer.image_id + " was not built within " +
+                                std::to_string(settings_.start_timeout.count()) + " ms",
+                            "modal");
+            runbox::detail::modal::ImageJoinStreamingRequest join;
+            join.image_id = answer.image_id;
+            join.timeout = 55;
+            join.last_entry_id = last_entry;
+            const std::string before = last_entry;
+            channel.server_stream(
+                method("ImageJoinStreaming"), encode(join),
+                [&](std::string_view bytes) {
+                    const auto item = decode<runbox::detail::modal::ImageJoinStreamingResponse>(bytes, "image build entry");
+                    if (!item.entry_id.empty()) last_entry = item.entry_id;
+                    if (item.result && item.result->status != 0) {
+                        result = item.result;
+                        return StreamAction::done;
+                    }
+                    if (++entries % 10 == 1)
+                        ctx.status(RuntimeStatus::building_runtime, "Building Modal image " + answer.image_id + "...");
+                    return item.eof ? StreamAction::done : StreamAction::next;
+                },
+                {.idempotent = true, .timeout = std::chrono::milliseconds(65000), .within = &deadline});
+            if (!result && last_entry == before) deadline.sleep_for(settings_.poll_interval);  // nothing new: pace the rejoin
+        }
+        if (result->status != static_cast<std::int32_t>(runbox::detail::modal::GenericStatus::success))
+            throw error(errc::sandbox_gone,
+                        redact("image " + answer.image_id + " failed to build (status " + std::to_string(result->status) +
+                                   (result->exception.empty() ? std::string() : ": " + result->exception) + ")",
+                               channel.secrets()),
+                        "modal");
+        return answer.image_id;
+    }
+
+    // SandboxCreateV2; retried only when throttled (the create was not performed), and a lost
+    // answer is looked up by this create's ownership token.
+    template <class T>
+    std::vector<runbox::detail::modal::TunnelData> create(cloud::GrpcChannel<T>& channel, const std::string& image_id) {
+        auto& ctx = channel.context();
+        const Config& config = ctx.config;
+        const Ownership own = cloud::ownership_of(ctx);
+        if (box_.session_key.empty())
+            box_.session_key = cloud::derived_session_key(settings_.credentials.token_secret, own.token);
+        channel.add_secret(box_.session_key);
+
+        runbox::detail::modal::SandboxDefinition def;
+        def.entrypoint_args = entrypoint_args(config, ctx.options);
+        def.image_id = image_id;
+        if (settings_.memory_mb || settings_.milli_cpu)
+            def.resources = runbox::detail::modal::Resources{settings_.memory_mb, settings_.milli_cpu};
+        def.timeout_secs = settings_.timeout_secs;
+        def.workdir = settings_.server_cwd;
+        def.open_ports = std::vector<runbox::detail::modal::PortSpec>{{static_cast<std::uint32_t>(settings_.server_port), false}};
+        def.network_access = runbox::detail::modal::NetworkAccess{1};  // OPEN
+        def.idle_timeout_secs = settings_.idle_timeout_secs;
+
+        runbox::detail::modal::SandboxCreateV2Request req;
+        req.app_id = app_id_;
+        req.definition = std::move(def);
+        req.tags.push_back({std::string(sid_tag), ctx.options.sid});
+        for (const auto& [k, v] : own.labels()) req.tags.push_back({k, v});
+        std::map<std::string, std::string> env;
+        const nlohmann::json startup = cloud::startup_env(config, ctx.options.env_vars, box_.session_key);
+        for (const auto& [k, v] : startup.items()) env[k] = v.is_string() ? v.template get<std::string>() : v.dump();
+        env["PYTHONUNBUFFERED"] = "1";
+        req.secret_sources.push_back(runbox::detail::modal::SecretSource{std::nullopt, std::move(env)});
+
+        ctx.status(RuntimeStatus::building_runtime, "Creating Modal sandbox...");
+        auto answer = create_then_dedupe(
+            [&] {
+                return decode<runbox::detail::modal::SandboxCreateV2Response>(
+                    channel.unary(method("SandboxCreateV2"), encode(req), {.idempotent = false}), "sandbox");
+            },
+            [&]() -> std::optional<runbox::detail::modal::SandboxCreateV2Response> {
+                ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
+                std::optional<runbox::detail::modal::SandboxCreateV2Response> found;
+                for_each_sandbox(channel, {{std::string(labels::token), own.token}}, [&](const auto& info) {
+                    found = runbox::detail::modal::SandboxCreateV2Response{};
+                    found->sandbox_id = info.id;
+                    return true;
+                });
+                return found;
+            });
+        box_.id = answer.sandbox_id;
+        if (box_.id.empty()) throw error(errc::bad_response, "SandboxCreateV2 answered no sandbox id", "modal");
+        created_ = true;
+        ctx.created(box_.id);
+        return std::move(answer.tunnels);
+    }
+
+    // The tunnel to the server's port: from the create answer, else SandboxGetTunnelsV2
+    // (long-polled by the server up to its timeout) within start_timeout.
+    template <class T>
+    runbox::detail::modal::TunnelData server_tunnel(cloud::GrpcChannel<T>& channel,
+                                                    std::vector<runbox::detail::modal::TunnelData> tunnels) {
+        const auto port = static_cast<std::uint32_t>(settings_.server_port);
+        const auto pick = [&]() -> std::optional<runbox::detail::modal::TunnelData> {
+            for (const auto& t : tunnels) {
+                if (t.container_port == port && !t.host.empty()) return t;
+            }
+            return std::nullopt;
+        };
+        if (auto t = pick()) return *t;
+        const cloud::Deadline deadline(settings_.start_timeout);
+        for (;;) {
+            runbox::detail::modal::SandboxGetTunnelsRequest req{box_.id, 50};
+            const auto answer = decode<runbox::detail::modal::SandboxGetTunnelsResponse>(
+                channel.unary(method("SandboxGetTunnelsV2"), encode(req),
+                              {.idempotent = true, .timeout = std::chrono::milliseconds(60000), .within = &deadline}),
+                "tunnels");
+            if (answer.result && answer.result->status != 0)
+                throw error(errc::sandbox_gone, "sandbox " + box_.id + " ended before its tunnel opened", "modal");
+            tunnels = answer.tunnels;
+            if (auto t = pick()) return *t;
+            if (deadline.expired())
+                throw error(errc::timeout, "sandbox " + box_.id + " has no tunnel to port " + std::to_string(port), "modal");
+            deadline.sleep_for(settings_.poll_interval);
+        }
+    }
+
+    // SandboxWaitV2 with timeout 0: the sandbox's result when it ended, as an error.
+    template <class T>
+    std::optional<error> ended(ProviderContext<T>& ctx) {
+        auto channel = channel_of(ctx);
+        const auto answer = decode<runbox::detail::modal::SandboxWaitResponse>(
+            channel.unary(method("SandboxWaitV2"), encode(runbox::detail::modal::SandboxWaitRequest{box_.id, 0})), "wait");
+        if (!answer.result || answer.result->status == 0) return std::nullopt;
+        const int code = detail::exit_code_of(*answer.result);
+        std::string why = "sandbox " + box_.id + " ended with exit code " + std::to_string(code) + " (status " +
+                          std::to_string(answer.result->status) + ")";
+        if (!answer.result->exception.empty()) why += ": " + answer.result->exception;
+        return error(errc::sandbox_gone, redact(std::move(why), channel.secrets()), "modal");
+    }
+
+    // Walks SandboxListV2 pages (before_timestamp = the last item's created_at) of running
+    // sandboxes of the app having `tags`, until visit(info) returns true. At most 1000 pages; a
+    // page that does not move back in time ends the walk.
+    template <class T, class Visit>
+    void for_each_sandbox(cloud::GrpcChannel<T>& channel, const std::map<std::string, std::string>& tags, Visit&& visit) {
+        runbox::detail::modal::SandboxListRequest req;
+        req.app_id = app_id_;
+        req.environment_name = settings_.credentials.environment;
+        for (const auto& [k, v] : tags) req.tags.push_back({k, v});
+        for (int page = 0; page < 1000; ++page) {
+            const auto answer = decode<runbox::detail::modal::SandboxListResponse>(
+                channel.unary(method("SandboxListV2"), encode(req)), "sandbox list");
+            if (answer.sandboxes.empty()) return;
+            for (const auto& info : answer.sandboxes) {
+                if (!info.id.empty() && visit(info)) return;
+            }
+            const double next = answer.sandboxes.back().created_at;
+            if (next <= 0 || (req.before_timestamp != 0 && next >= req.before_timestamp)) return;
+            req.before_timestamp = next;
+        }
+    }
+
+    // The newest running sandbox tagged OpenHands_SID=<sid>.
+    template <class T>
+    std::optional<runbox::detail::modal::SandboxInfo> find_by_sid(cloud::GrpcChannel<T>& channel, const std::string& sid) {
+        std::optional<runbox::detail::modal::SandboxInfo> found;
+        for_each_sandbox(channel, {{std::string(sid_tag), sid}}, [&](const runbox::detail::modal::SandboxInfo& info) {
+            const auto map = detail::tag_map(info.tags);
+            const auto it = map.find(std::string(sid_tag));
+            if (it == map.end() || it->second != sid) return false;
+            found = info;
+            return true;
+        });
+        return found;
+    }
+};
+
+}  // namespace runbox::modal
+
+namespace runbox {
+/// Runtime over Modal sandboxes (gRPC over HTTP/2 through libcurl: link runbox::curl).
+using ModalRuntime = Runtime<modal::Auth, CurlTransport>;
+}  // namespace runbox
+// ---- end runbox/providers/modal.hpp ----
+#endif
 
 namespace runbox {
 
 /// The providers make_runtime knows unless told otherwise. Adding a provider is one header
-/// and one entry here.
+/// and one entry here. Modal is listed where libcurl is (RUNBOX_WITH_CURL, set by linking the
+/// runbox::curl CMake target); elsewhere make_runtime("modal") says how to enable it.
+#if defined(RUNBOX_WITH_CURL)
+using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth, e2b::Auth, modal::Auth>;
+#else
 using default_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth, e2b::Auth>;
+#endif
 
 // The default list is added to the templates of any_runtime.hpp here, so that a unit without
 // this header (a cloud-only client) does not compile the local provider and its server.

@@ -299,8 +299,8 @@ TEST_CASE("runbox against `runbox fake runloop`: run, exit codes, --keep and exe
     CHECK_THAT(wrong_key.err, runbox_test::contains("auth_failed"));
     CHECK(wrong_key.err.find("not-the-key") == std::string::npos);
 
-    // A later process attaches to a kept devbox with the same session key (its server checks it).
-    env += " RUNLOOP_SESSION_API_KEY=cli-test-session-key";
+    // A later process attaches to a kept devbox with nothing but the API key: the session key
+    // follows from the devbox's create token (no RUNLOOP_SESSION_API_KEY needed).
     const auto kept = runbox_cli("--provider runloop --json run --keep -- sh -c 'echo made > made.txt'", env);
     INFO(kept.err);
     REQUIRE(kept.exit_code == 0);
@@ -351,4 +351,47 @@ TEST_CASE("runbox against `runbox fake runloop`: run, exit codes, --keep and exe
     CHECK_FALSE(has_sid(after, sid));
 
     CHECK(fake.stop() == 0);
+}
+
+TEST_CASE("runbox against `runbox fake e2b`: run, exit codes, --keep and exec, a wrong key") {
+    runbox_test::ChildProcess fake({cli_program().string(), "fake", "e2b", "--port", "0"});
+    const std::string line = fake.next_line();
+    const std::string prefix = "listening on ";
+    REQUIRE(line.rfind(prefix, 0) == 0);
+    const std::string url = line.substr(prefix.size());
+    // API and envd on the fake's one port; {port}-{id}.e2b.app does not resolve here, so the
+    // server's URL is the fake's port proxy. The fake's sandboxes run runbox-server from "/".
+    const std::string env = "E2B_API_KEY=e2b_test E2B_API_URL=" + quote(url) + " E2B_SANDBOX_URL=" + quote(url) +
+                            " E2B_SERVER_URL=" + quote(url + "/ports/{port}-{id}") +
+                            " E2B_SERVER_COMMAND=runbox-server E2B_SERVER_CWD=/";
+
+    const auto uname = runbox_cli("--provider e2b --quiet run -- uname -s", env);
+    INFO(uname.err);
+    CHECK(uname.exit_code == 0);
+    CHECK(uname.out == "Linux\n");
+    const auto failing = runbox_cli("--provider e2b --quiet run -- sh -c 'echo partial; exit 7'", env);
+    CHECK(failing.exit_code == 7);
+    CHECK(failing.out == "partial\n");
+
+    const auto wrong_key = runbox_cli("--provider e2b --quiet run -- true",
+                                      "E2B_API_KEY=e2b_wrong_key E2B_API_URL=" + quote(url));
+    CHECK(wrong_key.exit_code == 125);
+    CHECK_THAT(wrong_key.err, runbox_test::contains("auth_failed"));
+    CHECK(wrong_key.err.find("e2b_wrong_key") == std::string::npos);
+
+    const auto kept = runbox_cli("--provider e2b --json run --keep -- sh -c 'echo made > made.txt'", env);
+    INFO(kept.err);
+    REQUIRE(kept.exit_code == 0);
+    const auto j = nlohmann::json::parse(kept.out);
+    const std::string sid = j.at("sid").get<std::string>();
+    const auto exec = runbox_cli("--provider e2b --quiet exec --sid " + sid + " -- cat made.txt", env);
+    INFO(exec.err);
+    CHECK(exec.exit_code == 0);
+    CHECK(exec.out == "made\n");
+    const auto swept = runbox_cli("--provider e2b --json sweep --older-than 0", env);
+    INFO(swept.err);
+    CHECK(swept.exit_code == 0);
+    const auto after = nlohmann::json::parse(runbox_cli("--provider e2b --json list", env).out, nullptr, false);
+    REQUIRE(after.is_array());
+    CHECK(after.empty());
 }

@@ -217,8 +217,9 @@ TEST_CASE("modal: attach finds the sandbox by its OpenHands_SID tag from another
     FakeModal fake;
     fake.start();
     runbox::EventStream events;
-    // The session key is a secret, so it is not in the tags: runtimes that share a sandbox share it.
-    auto config = fake_config(fake, {{"session_api_key", "shared-session-key-0123456789"}});
+    // No session-key setting: the attaching runtime derives the key from the sandbox's create token
+    // (a tag) under the token secret, as a second process would.
+    auto config = fake_config(fake);
     runbox::ModalRuntime other(config, events, {.sid = "other"});
     other.connect();
     runbox::ModalRuntime first(config, events, {.sid = "shared"});

@@ -485,13 +485,13 @@ TEST_CASE_METHOD(Fixture, "factory: selects by name, lists the known names other
         FAIL("expected an error");
     } catch (const runbox::error& e) {
         CHECK(e.code() == runbox::errc::config_invalid);
-        CHECK(e.detail() == "Runtime nope not supported, known are: local, test");
+        CHECK(e.detail() == "Runtime nope not supported, known are: local, test, modal (link runbox::curl)");
     }
     try {
         (void)runbox::make_runtime("nope", config, events);
         FAIL("expected an error");
     } catch (const runbox::error& e) {
-        CHECK(e.detail() == "Runtime nope not supported, known are: local, daytona, runloop, e2b");
+        CHECK(e.detail() == "Runtime nope not supported, known are: local, daytona, runloop, e2b, modal (link runbox::curl)");
     }
     try {  // without runbox::curl, "modal" is known but not enabled, and the message says how to enable it
         (void)runbox::make_runtime("modal", config, events);

@@ -29,7 +29,8 @@
 //   tunnel_scheme            MODAL_TUNNEL_SCHEME        https; http when server_url is http:// (a local fake)
 //   client_type              MODAL_CLIENT_TYPE          8 (x-modal-client-type: the JS SDK's ClientType)
 //   server_command / server_cwd / server_port           unset / /openhands/code / 3000 (OpenHands' port)
-//   session_api_key          MODAL_SESSION_API_KEY      random per sandbox (SESSION_API_KEY, X-Session-API-Key)
+//   session_api_key          MODAL_SESSION_API_KEY      derived per sandbox: HMAC of its create token under the token
+//                                                        secret, so another process can attach (SESSION_API_KEY, X-Session-API-Key)
 //   start_timeout_ms, alive_timeout_ms, request_timeout_ms, close_timeout_ms, retry_max_attempts,
 //   retry_initial_backoff_ms, poll_interval_ms as for the other cloud providers (cloud_api.hpp).
 #pragma once
@@ -67,16 +68,16 @@ inline constexpr std::string_view sid_tag = "OpenHands_SID";
 
 /// Every setting, resolved from Config (providers.modal.*) with environment fallback.
 struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
-    runbox::detail::modal::Credentials credentials{};
-    std::string app_name = "runbox";
-    std::string image_builder_version = "2025.06";
-    std::uint32_t timeout_secs = 3600;
-    std::optional<std::uint32_t> idle_timeout_secs{};
-    std::uint32_t memory_mb = 0;
-    std::uint32_t milli_cpu = 0;
-    std::string tunnel_scheme = "https";
-    std::string client_type = "8";
-    std::optional<std::string> session_api_key{};
+    runbox::detail::modal::Credentials credentials{};  ///< token id/secret, server URL, environment
+    std::string app_name = "runbox";                   ///< app_name: the app the sandboxes belong to
+    std::string image_builder_version = "2025.06";     ///< image_builder_version (ImageGetOrCreate)
+    std::uint32_t timeout_secs = 3600;                 ///< timeout_secs: the sandbox's TTL, the backstop against leaks
+    std::optional<std::uint32_t> idle_timeout_secs{};  ///< idle_timeout_secs: unset = none
+    std::uint32_t memory_mb = 0;                       ///< memory_mb: 0 = Modal's default
+    std::uint32_t milli_cpu = 0;                       ///< milli_cpu: 0 = Modal's default
+    std::string tunnel_scheme = "https";               ///< tunnel_scheme: how the server's tunnel is reached
+    std::string client_type = "8";                     ///< client_type: x-modal-client-type
+    std::optional<std::string> session_api_key{};      ///< session_api_key: else derived per sandbox
 
     Settings() {
         server_port = 3000;  // OpenHands' Modal runtime
@@ -85,6 +86,7 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
         retry_max_attempts = 4;
     }
 
+    /// Reads every setting and the credentials; errc::config_invalid names what is wrong.
     static Settings from(const Config& config) {
         const cloud::SettingsReader r(config, "modal", "MODAL_");
         Settings s;
@@ -155,13 +157,14 @@ inline std::map<std::string, std::string> tag_map(const std::vector<proto::Sandb
 /// credentials (no I/O).
 class Auth {
 public:
-    static constexpr std::string_view name = "modal";
+    static constexpr std::string_view name = "modal";  ///< the name make_runtime knows it by
     /// gRPC needs HTTP/2: Modal over an HTTP/1.1-only transport does not compile.
     static constexpr bool requires_http2 = true;
     /// ImageJoinStreaming is a server stream.
     static constexpr bool requires_streaming = true;
-    using default_transport = CurlTransport;
+    using default_transport = CurlTransport;  ///< HTTP/2 (h2 by ALPN, h2c on http://) through libcurl
 
+    /// Reads and checks the settings and credentials; no I/O. Throws errc::config_invalid.
     explicit Auth(const Config& config) : settings_(Settings::from(config)) {
         host_ = parse_url(settings_.credentials.server_url).host;
     }
@@ -205,6 +208,7 @@ public:
         }
     }
 
+    /// The resolved settings.
     const Settings& settings() const noexcept { return settings_; }
     /// The sandbox connect() created or attached to (empty before).
     const std::string& sandbox_id() const noexcept { return box_.id; }
@@ -215,6 +219,9 @@ public:
     /// How many JWTs AuthTokenGet gave this provider so far.
     int tokens_fetched() const noexcept { return tokens_fetched_; }
 
+    /// Attaches (SandboxListV2 by the OpenHands_SID tag) or builds the image and creates a sandbox
+    /// running the action server, and says where its tunnel is; SandboxWaitV2 is the endpoint's
+    /// early-failure probe. A failure terminates what it created.
     template <class T>
     ServerEndpoint connect(ProviderContext<T>& ctx) {
         box_.reset(settings_.session_api_key.value_or(std::string()));
@@ -227,6 +234,12 @@ public:
             if (auto found = find_by_sid(channel, ctx.options.sid)) {
                 box_.id = found->id;
                 box_.attached = true;
+                // A sandbox runbox created: its session key follows from its create token's tag.
+                if (box_.session_key.empty()) {
+                    const auto tags = detail::tag_map(found->tags);
+                    if (const auto token = tags.find(std::string(labels::token)); token != tags.end())
+                        box_.session_key = cloud::derived_session_key(settings_.credentials.token_secret, token->second);
+                }
             }
         }
         if (!box_.attached) {
@@ -249,6 +262,8 @@ public:
         return endpoint;
     }
 
+    /// SandboxTerminateV2 for a sandbox this runtime created (kept with keep_runtime_alive);
+    /// an attached one is left as found. Idempotent; failures are reported, never thrown.
     template <class T>
     void close(ProviderContext<T>& ctx, CloseReason reason) noexcept {
         if (!box_.begin_close() || box_.attached || !created_) return;  // someone else's sandbox: leave it
@@ -410,9 +425,10 @@ private:
     std::vector<runbox::detail::modal::TunnelData> create(cloud::GrpcChannel<T>& channel, const std::string& image_id) {
         auto& ctx = channel.context();
         const Config& config = ctx.config;
-        if (box_.session_key.empty()) box_.session_key = runbox::detail::random_hex(24);
-        channel.add_secret(box_.session_key);
         const Ownership own = cloud::ownership_of(ctx);
+        if (box_.session_key.empty())
+            box_.session_key = cloud::derived_session_key(settings_.credentials.token_secret, own.token);
+        channel.add_secret(box_.session_key);
 
         runbox::detail::modal::SandboxDefinition def;
         def.entrypoint_args = entrypoint_args(config, ctx.options);

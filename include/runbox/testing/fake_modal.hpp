@@ -58,18 +58,18 @@ namespace runbox::testing {
 
 /// gRPC status codes the fake answers.
 namespace grpc_code {
-inline constexpr int ok = 0;
-inline constexpr int cancelled = 1;
-inline constexpr int invalid_argument = 3;
-inline constexpr int deadline_exceeded = 4;
-inline constexpr int not_found = 5;
-inline constexpr int permission_denied = 7;
-inline constexpr int resource_exhausted = 8;
-inline constexpr int failed_precondition = 9;
-inline constexpr int unimplemented = 12;
-inline constexpr int internal = 13;
-inline constexpr int unavailable = 14;
-inline constexpr int unauthenticated = 16;
+inline constexpr int ok = 0;  ///< OK
+inline constexpr int cancelled = 1;  ///< CANCELLED
+inline constexpr int invalid_argument = 3;  ///< INVALID_ARGUMENT
+inline constexpr int deadline_exceeded = 4;  ///< DEADLINE_EXCEEDED
+inline constexpr int not_found = 5;  ///< NOT_FOUND
+inline constexpr int permission_denied = 7;  ///< PERMISSION_DENIED
+inline constexpr int resource_exhausted = 8;  ///< RESOURCE_EXHAUSTED
+inline constexpr int failed_precondition = 9;  ///< FAILED_PRECONDITION
+inline constexpr int unimplemented = 12;  ///< UNIMPLEMENTED
+inline constexpr int internal = 13;  ///< INTERNAL
+inline constexpr int unavailable = 14;  ///< UNAVAILABLE
+inline constexpr int unauthenticated = 16;  ///< UNAUTHENTICATED
 }  // namespace grpc_code
 
 /// Settings of a FakeModal.
@@ -86,7 +86,7 @@ struct FakeModalOptions {
     int image_build_entries = 0;
     std::size_t max_message_bytes = 4 * 1024 * 1024;  ///< one request message (RESOURCE_EXHAUSTED past it)
     std::size_t max_sandboxes = 64;                   ///< live at once (RESOURCE_EXHAUSTED past it)
-    std::size_t max_execs_per_sandbox = 256;
+    std::size_t max_execs_per_sandbox = 256;          ///< execs one sandbox may start (RESOURCE_EXHAUSTED past it)
     std::size_t max_tags = 64;            ///< tags of one sandbox
     std::size_t max_tag_bytes = 1024;     ///< name + value of one tag
     std::size_t list_page_size = 100;     ///< largest SandboxList page
@@ -99,25 +99,26 @@ struct FakeModalOptions {
 
 /// A snapshot of one sandbox of a FakeModal.
 struct FakeModalSandbox {
-    std::string id;
-    std::string task_id;
-    std::string app_id;
-    std::vector<std::string> entrypoint_args;
+    std::string id;                            ///< sandbox_id (the V2 shape)
+    std::string task_id;                       ///< its task (the command router's key)
+    std::string app_id;                        ///< the app it was created in
+    std::vector<std::string> entrypoint_args;  ///< the command it runs
     std::map<std::string, std::string> env;     ///< from the create request's secret_sources
-    std::map<std::string, std::string> tags;
-    std::vector<runbox::detail::modal::TunnelData> tunnels;
+    std::map<std::string, std::string> tags;                 ///< its tags, name -> value
+    std::vector<runbox::detail::modal::TunnelData> tunnels;  ///< one per open port, pointing at 127.0.0.1
     std::optional<runbox::detail::modal::GenericResult> result;  ///< set once it ended
     bool server_running = false;  ///< a real action server runs for it
     int server_port = 0;          ///< that server's real port on 127.0.0.1
-    std::filesystem::path directory;
-    std::size_t execs = 0;
+    std::filesystem::path directory;  ///< the directory standing for its file system
+    std::size_t execs = 0;            ///< TaskExecStart calls it has had
 };
 
 /// The gRPC fake of Modal. Thread-safe; stop() (or the destructor) ends every sandbox.
 class FakeModal : public FakeProvider {
 public:
-    using Options = FakeModalOptions;
+    using Options = FakeModalOptions;  ///< the options type (runbox-fake's table uses it)
 
+    /// Builds the fake (`api_key`, when set, is both the token id and secret); start() serves it.
     explicit FakeModal(FakeModalOptions options = {}) : options_(std::move(options)) {
         if (!options_.api_key.empty()) options_.token_id = options_.token_secret = options_.api_key;
         log_.add_secret(options_.token_secret);
@@ -164,8 +165,11 @@ public:
     /// The command router's URL as create answers give it: https://127.0.0.1:PORT (the SDKs
     /// dial it without TLS because the server URL is 127.0.0.1).
     std::string router_url() const { return server_ ? "https://127.0.0.1:" + std::to_string(server_->port()) : ""; }
+    /// The port it listens on (0 before start()).
     int port() const { return server_ ? server_->port() : 0; }
+    /// The token id clients must send (x-modal-token-id).
     const std::string& token_id() const noexcept { return options_.token_id; }
+    /// The token secret clients must send (x-modal-token-secret).
     const std::string& token_secret() const noexcept { return options_.token_secret; }
 
     std::size_t live_sandboxes() const override {
