@@ -700,6 +700,7 @@ public:
             shutdown_executor();
             throw runbox::error(errc::transport, "cannot listen on " + options_.host + ":" + std::to_string(options_.port));
         }
+        ConnectionGuard::raise_listen_backlog(port_, ConnectionLimits{}.listen_backlog);
         listener_ = std::thread([this] { server_->listen_after_bind(); });
         // listen_after_bind sets is_running() before it starts accepting; bounded wait.
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

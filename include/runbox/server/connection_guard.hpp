@@ -53,9 +53,8 @@ struct ConnectionLimits {
 class ConnectionGuard final : public httplib::TaskQueue {
 public:
     /// Starts the watchdog thread. `port` is the listening port: the guard finds the accepted
-    /// sockets by it and raises its listen backlog.
+    /// sockets by it.
     ConnectionGuard(ConnectionLimits limits, int port) : limits_(limits), port_(port) {
-        raise_backlog();
         watchdog_ = std::thread([this] { watch(); });
     }
     ConnectionGuard(const ConnectionGuard&) = delete;
@@ -95,6 +94,23 @@ public:
             if (t.joinable()) t.join();
         }
         if (watchdog_.joinable()) watchdog_.join();
+    }
+
+    /// Debian's libcpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed
+    /// when the library was built): 50 clients connecting at once overflowed it, and the
+    /// dropped handshakes surfaced as failed first requests. listen() again on the listening
+    /// socket (ours: `port`, accepting) sets a new backlog. Called right after bind, on the
+    /// thread that bound (not from the task queue, which httplib builds on the listener thread
+    /// after is_running() is already true: a caller could connect before the raise).
+    static void raise_listen_backlog(int port, int backlog) {
+        for (int fd = 0; fd < 1024; ++fd) {
+            struct stat st {};
+            if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+            int accepting = 0;
+            socklen_t size = sizeof accepting;
+            if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &size) != 0 || accepting == 0) continue;
+            if (local_port(fd) == port) ::listen(fd, backlog);
+        }
     }
 
     /// From the pre-routing handler: the head of a request has been read.
@@ -157,22 +173,6 @@ private:
             run_job(std::move(job));
             lock.lock();
             --busy_;
-        }
-    }
-
-    /// Debian's libcpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed
-    /// when the library was built): 50 clients connecting at once overflowed it, and the
-    /// dropped handshakes surfaced as failed first requests. listen() again on the listening
-    /// socket (ours: our port, accepting) sets a new backlog; the queue is constructed
-    /// right after httplib's listen() and before its first accept().
-    void raise_backlog() const {
-        for (int fd = 0; fd < 1024; ++fd) {
-            struct stat st {};
-            if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-            int accepting = 0;
-            socklen_t size = sizeof accepting;
-            if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &size) != 0 || accepting == 0) continue;
-            if (local_port(fd) == port_) ::listen(fd, limits_.listen_backlog);
         }
     }
 
