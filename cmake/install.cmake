@@ -5,6 +5,7 @@ include(CMakePackageConfigHelpers)
 set(RUNBOX_CMAKE_DIR "${CMAKE_INSTALL_DATADIR}/cmake/runbox")
 
 install(TARGETS runbox EXPORT runboxTargets FILE_SET HEADERS)
+install(TARGETS runbox_compiled EXPORT runboxTargets ARCHIVE FILE_SET runbox_source)
 foreach(optional IN ITEMS runbox_curl runbox_http2_server)
     if(TARGET ${optional})
         install(TARGETS ${optional} EXPORT runboxTargets FILE_SET HEADERS)

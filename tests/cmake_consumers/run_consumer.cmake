@@ -20,7 +20,7 @@ endif()
 
 run_step(configure "${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${CONSUMER_BINARY_DIR}"
     -G "${GENERATOR}" "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" -DCMAKE_BUILD_TYPE=Debug
-    "-DMODE=${MODE}" "-DRUNBOX_SOURCE_DIR=${RUNBOX_SOURCE_DIR}" ${extra_args})
+    "-DMODE=${MODE}" "-DLINK=${LINK}" "-DRUNBOX_SOURCE_DIR=${RUNBOX_SOURCE_DIR}" ${extra_args})
 run_step(build "${CMAKE_COMMAND}" --build "${CONSUMER_BINARY_DIR}")
 run_step(run "${CONSUMER_BINARY_DIR}/consumer")
 message(STATUS "${step_output}")
