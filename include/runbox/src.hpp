@@ -11,3 +11,9 @@
 #include "runbox/detail/linkage.hpp"
 
 // The definitions, one impl/ file per header (each includes its header first).
+
+// Core: events, configuration, client, transports, archives.
+
+// Runtimes and providers: the explicit instantiations of the bundled runtimes.
+
+// The sandbox side: the action server and its parts.
