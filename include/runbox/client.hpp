@@ -37,7 +37,7 @@ namespace detail {
 inline std::string random_hex(std::size_t bytes) {
     std::vector<unsigned char> raw(bytes);
     if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
-        throw error(errc::unsupported, "OpenSSL RAND_bytes failed");
+        throw error(errc::system, "OpenSSL RAND_bytes failed");
     }
     static constexpr char hex[] = "0123456789abcdef";
     std::string out;
@@ -251,7 +251,7 @@ public:
         namespace fs = std::filesystem;
         const fs::path local = fs::temp_directory_path() / ("runbox-download-" + detail::random_hex(8) + ".zip");
         std::ofstream out(local, std::ios::binary | std::ios::trunc);
-        if (!out) throw error(errc::unsupported, "cannot create " + local.string(), provider_);
+        if (!out) throw error(errc::system, "cannot create " + local.string(), provider_);
         Request request = make("GET", "/download_files?" + query_string({{"path", sandbox_path}}), timeouts_.copy_from);
         request.on_body = [&out](std::string_view chunk) {
             out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));

@@ -29,8 +29,10 @@ enum class errc {
     server_error,        ///< 5xx from a provider or the action server
     transport,           ///< connection refused/reset, TLS failure, DNS...
     bad_response,        ///< the peer answered something runbox cannot parse
-    unsupported,         ///< the provider or transport cannot do this
+    unsupported,         ///< the provider or transport cannot do this (HTTP/2 on HTTP/1.1, an old envd...)
     cancelled,           ///< the caller ended the operation (a stop token, close() on another thread)
+    not_connected,       ///< a call that needs a session before connect(), after close(), or on a moved-from Runtime
+    system,              ///< a call into this machine's OS or libraries failed (pipe, a local file, random bytes, a digest)
 };
 
 /// The stable, lower-case name of a code ("rate_limited"), used in messages.
@@ -49,6 +51,8 @@ constexpr std::string_view to_string(errc code) noexcept {
         case errc::bad_response: return "bad_response";
         case errc::unsupported: return "unsupported";
         case errc::cancelled: return "cancelled";
+        case errc::not_connected: return "not_connected";
+        case errc::system: return "system";
     }
     return "unknown";
 }

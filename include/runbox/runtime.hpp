@@ -57,7 +57,7 @@ inline std::string upper_ascii(std::string text) {
 /// One sandbox session over any provider: `AuthPolicy` creates, attaches to and releases the sandbox
 /// (providers/*.hpp), `TransportPolicy` carries HTTP. Construction does no network I/O; connect() starts the
 /// session, close() (or the destructor) ends it. Errors are runbox::error; calls before connect() that need
-/// the server throw errc::unsupported. Actions run one at a time. Move-only; a moved-from Runtime may only be
+/// the server throw errc::not_connected. Actions run one at a time. Move-only; a moved-from Runtime may only be
 /// destroyed or assigned to.
 template <class AuthPolicy, class TransportPolicy = HttplibTransport>
 class Runtime {
@@ -414,22 +414,22 @@ private:
     };
 
     State& state() {
-        if (!state_) throw error(errc::unsupported, "use of a moved-from Runtime");
+        if (!state_) throw error(errc::not_connected, "use of a moved-from Runtime");
         return *state_;
     }
     const State& state() const {
-        if (!state_) throw error(errc::unsupported, "use of a moved-from Runtime");
+        if (!state_) throw error(errc::not_connected, "use of a moved-from Runtime");
         return *state_;
     }
 
     ActionExecutionClient<TransportPolicy>& client() {
         State& s = state();
-        if (!s.client) throw error(errc::unsupported, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
+        if (!s.client) throw error(errc::not_connected, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
         return *s.client;
     }
     const ActionExecutionClient<TransportPolicy>& client() const {
         const State& s = state();
-        if (!s.client) throw error(errc::unsupported, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
+        if (!s.client) throw error(errc::not_connected, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
         return *s.client;
     }
 
@@ -514,7 +514,7 @@ private:
             set_hard_timeout(action, static_cast<double>(s.config.sandbox.timeout), false);
         }
         if (!s.client) {
-            throw error(errc::unsupported, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
+            throw error(errc::not_connected, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
         }
         return s.client->execute_action(action);
     }

@@ -380,7 +380,12 @@ TEST_CASE_METHOD(Fixture, "runtime: close is idempotent and runs once from the d
         rt.close();
         rt.close();
         REQUIRE(state.closes.size() == 1);
-        REQUIRE_THROWS_AS(rt.run("ls"), runbox::error);
+        try {
+            (void)rt.run("ls");
+            FAIL("run after close() must throw");
+        } catch (const runbox::error& e) {
+            CHECK(e.code() == runbox::errc::not_connected);
+        }
     }
     REQUIRE(state.closes.size() == 1);
     {
@@ -388,6 +393,25 @@ TEST_CASE_METHOD(Fixture, "runtime: close is idempotent and runs once from the d
         TestRuntime owner(std::move(moved_from));
     }
     REQUIRE(state.closes.size() == 2);
+}
+
+TEST_CASE_METHOD(Fixture, "runtime: before connect() and moved-from, calls that need a session are not_connected") {
+    runbox::EventStream events;
+    TestRuntime rt(test_config(), events, {.attach_to_existing = true});
+    const auto code_of = [](auto&& call) {
+        try {
+            call();
+        } catch (const runbox::error& e) {
+            return e.code();
+        }
+        return runbox::errc{};
+    };
+    CHECK(code_of([&] { (void)rt.run("ls"); }) == runbox::errc::not_connected);
+    CHECK(code_of([&] { (void)rt.list_files("/"); }) == runbox::errc::not_connected);
+    TestRuntime owner(std::move(rt));
+    CHECK(code_of([&] { (void)rt.run("ls"); }) == runbox::errc::not_connected);  // NOLINT(bugprone-use-after-move)
+    CHECK(std::error_code(runbox::errc::not_connected).message() == "not_connected");
+    CHECK(std::error_code(runbox::errc::system).message() == "system");
 }
 
 TEST_CASE_METHOD(Fixture, "runtime: files go through upload, download and list") {

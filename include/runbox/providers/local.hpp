@@ -56,7 +56,7 @@ public:
     ServerProcess(const std::string& program, const std::vector<std::string>& args,
                   const std::vector<std::pair<std::string, std::string>>& extra_env, std::chrono::milliseconds timeout) {
         int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) throw error(errc::unsupported, "pipe2 failed", "local");
+        if (::pipe2(fds, O_CLOEXEC) != 0) throw error(errc::system, "pipe2 failed", "local");
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
         posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);

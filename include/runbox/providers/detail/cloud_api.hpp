@@ -270,7 +270,7 @@ inline std::string derived_session_key(std::string_view api_key, std::string_vie
     unsigned int size = 0;
     if (HMAC(EVP_sha256(), api_key.data(), static_cast<int>(api_key.size()),
              reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &size) == nullptr) {
-        throw error(errc::unsupported, "HMAC-SHA256 is not available from OpenSSL", "runbox");
+        throw error(errc::system, "HMAC-SHA256 failed in OpenSSL", "runbox");
     }
     static constexpr char hex[] = "0123456789abcdef";
     std::string out;
