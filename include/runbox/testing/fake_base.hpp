@@ -27,6 +27,10 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <random>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -87,6 +91,45 @@ public:
     virtual std::vector<FakeRequest> requests() const = 0;
     virtual void clear_requests() = 0;  ///< empties the request log
 };
+
+namespace detail {
+
+/// `length` characters of [a-z0-9] for the ids and tokens a fake hands out.
+inline std::string random_token(std::size_t length) {
+    static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    thread_local std::mt19937_64 engine{std::random_device{}()};
+    std::uniform_int_distribution<std::size_t> pick(0, sizeof(alphabet) - 2);
+    std::string out;
+    out.reserve(length);
+    for (std::size_t i = 0; i < length; ++i) out.push_back(alphabet[pick(engine)]);
+    return out;
+}
+
+/// `t` as an RFC 3339 UTC timestamp, "2026-12-02T06:11:42Z", or with milliseconds
+/// "2026-12-02T06:11:42.123Z" (what the providers' APIs answer).
+inline std::string utc_timestamp(std::chrono::system_clock::time_point t, bool millis = false) {
+    const auto secs = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    ::gmtime_r(&secs, &tm);
+    char buf[40];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::string out = buf;
+    if (millis) {
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
+        char frac[8];
+        std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>(ms));
+        out += frac;
+    }
+    return out + "Z";
+}
+
+/// Milliseconds since the epoch, now.
+inline std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace detail
 
 /// Constant-time comparison of a presented credential with the expected one; an empty expected
 /// value matches nothing.

@@ -100,22 +100,6 @@ struct FakeSandbox {
     nlohmann::json dto;             ///< the JSON the API returns for it
 };
 
-namespace detail_fake_daytona {
-
-inline std::string iso_now() {
-    const auto now = std::chrono::system_clock::now();
-    const auto secs = std::chrono::system_clock::to_time_t(now);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[40];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    char out[48];
-    std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms));
-    return out;
-}
-
-}  // namespace detail_fake_daytona
 
 /// The Daytona fake (see the header comment). Public surface as every fake (FakeHttpServer),
 /// plus Daytona's sandboxes, states and toolbox.
@@ -286,7 +270,7 @@ private:
         sb.id = id;
         sb.name = id;
         sb.target = options_.default_target;
-        sb.created_at = sb.updated_at = detail_fake_daytona::iso_now();
+        sb.created_at = sb.updated_at = detail::utc_timestamp(std::chrono::system_clock::now(), true);
         sb.preview_token = random_hex(32);
         log_.add_secret(sb.preview_token);
         sb.dir = std::make_shared<SandboxDir>("daytona");
@@ -303,7 +287,7 @@ private:
     void advance(Sandbox& sb) const {
         if (sb.next_state.empty() || std::chrono::steady_clock::now() < sb.transition_at) return;
         sb.state = std::exchange(sb.next_state, {});
-        sb.updated_at = detail_fake_daytona::iso_now();
+        sb.updated_at = detail::utc_timestamp(std::chrono::system_clock::now(), true);
         if (sb.state == "destroyed" && sb.dir) sb.dir->remove();
     }
 
@@ -362,7 +346,7 @@ private:
         auto it = reasons.find(status);
         if (is_proxied(req)) return send_json(res, status, {{"statusCode", status}, {"message", message}, {"source", "DAYTONA_PROXY"}});
         send_json(res, status,
-                  {{"path", req.path}, {"timestamp", detail_fake_daytona::iso_now()}, {"statusCode", status},
+                  {{"path", req.path}, {"timestamp", detail::utc_timestamp(std::chrono::system_clock::now(), true)}, {"statusCode", status},
                    {"error", it == reasons.end() ? "Error" : it->second}, {"message", message}});
     }
 
@@ -889,7 +873,7 @@ private:
         auto r = shell_.run(command, dir, env, timeout_s > 0 ? std::chrono::milliseconds(timeout_s * 1000) : std::chrono::milliseconds(std::chrono::hours(1)), true);
         if (r.timed_out) {
             return send_json(res, 408, {{"statusCode", 408}, {"message", "command execution timeout"}, {"code", "REQUEST_TIMEOUT"},
-                                        {"timestamp", detail_fake_daytona::iso_now()}, {"path", "/process/execute"},
+                                        {"timestamp", detail::utc_timestamp(std::chrono::system_clock::now(), true)}, {"path", "/process/execute"},
                                         {"method", "POST"}, {"source", "DAYTONA_DAEMON"}});
         }
         send_json(res, 200, {{"exitCode", r.exit_code}, {"result", r.out}});
@@ -928,8 +912,8 @@ private:
         const auto size = dir ? 0 : std::filesystem::file_size(path, ec);
         return {{"name", path.filename().string()}, {"isDir", dir}, {"size", ec ? 0 : size},
                 {"mode", dir ? "drwxr-xr-x" : "-rw-r--r--"}, {"permissions", dir ? "0755" : "0644"},
-                {"owner", "daytona"}, {"group", "daytona"}, {"modTime", detail_fake_daytona::iso_now()},
-                {"modifiedAt", detail_fake_daytona::iso_now()}};
+                {"owner", "daytona"}, {"group", "daytona"}, {"modTime", detail::utc_timestamp(std::chrono::system_clock::now(), true)},
+                {"modifiedAt", detail::utc_timestamp(std::chrono::system_clock::now(), true)}};
     }
 
     void proxy(const Req& req, Res& res) {

@@ -298,25 +298,7 @@ private:
 
     // ---- small helpers ---------------------------------------------------------------------------
 
-    static std::string random_token(std::size_t length) {
-        static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-        thread_local std::mt19937_64 engine{std::random_device{}()};
-        std::uniform_int_distribution<std::size_t> pick(0, sizeof(alphabet) - 2);
-        std::string out;
-        for (std::size_t i = 0; i < length; ++i) out.push_back(alphabet[pick(engine)]);
-        return out;
-    }
-
     static std::string lower(std::string s) { return server::detail::ascii_lower(std::move(s)); }
-
-    static std::string rfc3339(std::chrono::system_clock::time_point t) {
-        const auto secs = std::chrono::system_clock::to_time_t(t);
-        std::tm tm{};
-        ::gmtime_r(&secs, &tm);
-        char buf[32];
-        std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        return buf;
-    }
 
     static void send_json(httplib::Response& res, int status, const Json& body) {
         res.status = status;
@@ -413,10 +395,10 @@ private:
 
     std::shared_ptr<Sandbox> create_locked(const Json& body) {
         auto sb = std::make_shared<Sandbox>();
-        sb->id = "i" + random_token(19);
+        sb->id = "i" + detail::random_token(19);
         sb->template_id = body.value("templateID", std::string("base"));
         sb->client_id = "fakeclient";
-        sb->envd_token = "ea_" + random_token(32);
+        sb->envd_token = "ea_" + detail::random_token(32);
         log_.add_secret(sb->envd_token);
         if (body.contains("metadata") && body["metadata"].is_object())
             for (const auto& [k, v] : body["metadata"].items())
@@ -428,7 +410,7 @@ private:
         const bool is_public = !(body.contains("network") && body["network"].is_object() &&
                                  body["network"].value("allowPublicTraffic", true) == false);
         if (!is_public) {
-            sb->traffic_token = "tt_" + random_token(32);
+            sb->traffic_token = "tt_" + detail::random_token(32);
             log_.add_secret(sb->traffic_token);
         }
         sb->auto_pause = body.value("autoPause", false);
@@ -465,8 +447,8 @@ private:
                   {"templateID", sb.template_id},
                   {"alias", sb.template_id},
                   {"clientID", sb.client_id},
-                  {"startedAt", rfc3339(sb.started_at)},
-                  {"endAt", rfc3339(sb.end_at)},
+                  {"startedAt", detail::utc_timestamp(sb.started_at)},
+                  {"endAt", detail::utc_timestamp(sb.end_at)},
                   {"state", sb.state},
                   {"cpuCount", 2},
                   {"memoryMB", 512},
@@ -595,7 +577,7 @@ private:
                   {"permissions", permissions_text(st.st_mode)},
                   {"owner", "user"},
                   {"group", "user"},
-                  {"modifiedTime", rfc3339(std::chrono::system_clock::from_time_t(st.st_mtime))}};
+                  {"modifiedTime", detail::utc_timestamp(std::chrono::system_clock::from_time_t(st.st_mtime))}};
         if (S_ISLNK(st.st_mode)) {
             std::error_code ec;
             e["symlinkTarget"] = std::filesystem::read_symlink(host, ec).string();

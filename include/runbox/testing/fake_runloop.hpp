@@ -83,23 +83,7 @@ struct FakeRunloopDevbox {
     std::string server_url;  ///< the backing action server while running, else empty
 };
 
-namespace detail::fake_runloop {
-
-inline std::int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-inline std::string random_token(std::size_t length) {
-    static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-    thread_local std::mt19937_64 engine{std::random_device{}()};
-    std::uniform_int_distribution<std::size_t> pick(0, sizeof(alphabet) - 2);
-    std::string out;
-    out.reserve(length);
-    for (std::size_t i = 0; i < length; ++i) out.push_back(alphabet[pick(engine)]);
-    return out;
-}
+namespace detail {
 
 /// Keeps the last `n` lines of `text`; sets `truncated` when lines were dropped.
 inline std::string last_lines(const std::string& text, std::size_t n, bool& truncated) {
@@ -120,7 +104,7 @@ inline std::string last_lines(const std::string& text, std::size_t n, bool& trun
     return text;
 }
 
-}  // namespace detail::fake_runloop
+}  // namespace detail
 
 /// The Runloop fake (see the header comment). Public surface as every fake (FakeHttpServer),
 /// plus Runloop's devboxes, tunnels and executions.
@@ -340,7 +324,7 @@ private:
 
     void set_status_locked(Devbox& d, const std::string& status, const std::optional<std::string>& failure = {}) {
         d.status = status;
-        Json t = {{"status", status}, {"transition_time_ms", detail::fake_runloop::now_ms()}};
+        Json t = {{"status", status}, {"transition_time_ms", detail::now_ms()}};
         if (failure) t["failure_reason"] = *failure;
         d.transitions.push_back(std::move(t));
     }
@@ -356,7 +340,7 @@ private:
             d.shutdown_reason = reason;
             set_status_locked(d, status);
         }
-        d.end_time_ms = detail::fake_runloop::now_ms();
+        d.end_time_ms = detail::now_ms();
         kill_executions_locked(d);
         return std::move(d.server);
     }
@@ -368,7 +352,7 @@ private:
 
     std::shared_ptr<Devbox> create_locked(const Json& params) {
         auto d = std::make_shared<Devbox>();
-        d->id = "dbx_" + detail::fake_runloop::random_token(20);
+        d->id = "dbx_" + detail::random_token(20);
         if (params.contains("name") && params["name"].is_string()) d->name = params["name"].get<std::string>();
         d->create_request = params;
         if (params.contains("metadata") && params["metadata"].is_object()) d->metadata = params["metadata"];
@@ -383,7 +367,7 @@ private:
         if (params.contains("blueprint_name") && params["blueprint_name"].is_string())
             d->blueprint_id = "bpt_" + params["blueprint_name"].get<std::string>();
         if (params.contains("snapshot_id") && params["snapshot_id"].is_string()) d->snapshot_id = params["snapshot_id"];
-        d->create_time_ms = detail::fake_runloop::now_ms();
+        d->create_time_ms = detail::now_ms();
         set_status_locked(*d, "provisioning");
         d->next_transition = std::chrono::steady_clock::now() + options_.provisioning_delay;
         d->initializing_delay = options_.initializing_delay;
@@ -397,13 +381,13 @@ private:
 
     Json make_tunnel(const Json& body) {
         std::string mode = body.value("auth_mode", std::string("open"));
-        Json t = {{"tunnel_key", detail::fake_runloop::random_token(24)},
+        Json t = {{"tunnel_key", detail::random_token(24)},
                   {"auth_mode", mode},
-                  {"create_time_ms", detail::fake_runloop::now_ms()},
+                  {"create_time_ms", detail::now_ms()},
                   {"http_keep_alive", body.value("http_keep_alive", true)},
                   {"wake_on_http", body.value("wake_on_http", false)}};
         if (mode == "authenticated") {
-            t["auth_token"] = detail::fake_runloop::random_token(32);
+            t["auth_token"] = detail::random_token(32);
             log_.add_secret(t["auth_token"].get<std::string>());  // a tunnel token never shows in requests()
         }
         return t;
@@ -753,8 +737,8 @@ private:
             bool out_cut = false;
             bool err_cut = false;
             v["exit_status"] = e.exit_status ? Json(*e.exit_status) : Json(nullptr);
-            v["stdout"] = detail::fake_runloop::last_lines(e.out, last_n, out_cut);
-            v["stderr"] = detail::fake_runloop::last_lines(e.err, last_n, err_cut);
+            v["stdout"] = detail::last_lines(e.out, last_n, out_cut);
+            v["stderr"] = detail::last_lines(e.err, last_n, err_cut);
             v["stdout_truncated"] = out_cut;
             v["stderr_truncated"] = err_cut;
         }
@@ -786,7 +770,7 @@ private:
         if (!d) return fail(res, 404, "Devbox " + id + " not found");
         if (d->status != "running") return fail(res, 400, "Devbox " + id + " is not running (status " + d->status + ")");
         auto e = std::make_shared<Execution>();
-        e->id = "exe_" + detail::fake_runloop::random_token(20);
+        e->id = "exe_" + detail::random_token(20);
         e->command = (*body)["command"].get<std::string>();
         e->shell_name = body->value("shell_name", std::string());
         d->executions[e->id] = e;

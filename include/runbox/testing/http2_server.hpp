@@ -61,7 +61,7 @@ struct Http2Request {
     std::string body{};  ///< the whole request body (at most max_body_bytes)
 };
 
-namespace detail_http2 {
+namespace detail {
 struct Connection;
 
 /// The state one stream shares between its handler thread and its connection thread.
@@ -82,7 +82,7 @@ struct StreamState {
     bool deferred = false;  // nghttp2 waits for data: resume it when some arrives
     bool closed = false;    // the stream is gone (reset, connection closed, server stopping)
 };
-}  // namespace detail_http2
+}  // namespace detail
 
 /// The handler's side of one stream. Every call is safe while the connection
 /// runs; after the stream closed, calls are ignored and cancelled() is true.
@@ -144,7 +144,7 @@ public:
 
     /// Made by Http2Server for each request; `mutex` and `wake_fd` are the connection's and must outlive the
     /// stream.
-    Http2Stream(std::shared_ptr<detail_http2::StreamState> state, std::mutex& mutex, int wake_fd)
+    Http2Stream(std::shared_ptr<detail::StreamState> state, std::mutex& mutex, int wake_fd)
         : state_(std::move(state)), mutex_(&mutex), wake_fd_(wake_fd) {}
 
 private:
@@ -153,7 +153,7 @@ private:
         const std::uint64_t one = 1;
         [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
     }
-    std::shared_ptr<detail_http2::StreamState> state_;
+    std::shared_ptr<detail::StreamState> state_;
     std::mutex* mutex_;
     int wake_fd_;
 };
@@ -247,7 +247,7 @@ private:
         std::thread thread;
         std::mutex mutex;  // guards the StreamStates' handler-side fields
         nghttp2_session* session = nullptr;
-        std::map<std::int32_t, std::shared_ptr<detail_http2::StreamState>> streams;
+        std::map<std::int32_t, std::shared_ptr<detail::StreamState>> streams;
         std::vector<std::thread> handlers;
         Http2Server* server = nullptr;
         ~Conn() {
@@ -285,7 +285,7 @@ private:
 
     static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
         if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-        auto state = std::make_shared<detail_http2::StreamState>();
+        auto state = std::make_shared<detail::StreamState>();
         state->id = frame->hd.stream_id;
         conn_of(user).streams[state->id] = std::move(state);
         return 0;
@@ -354,7 +354,7 @@ private:
     static ssize_t read_body(nghttp2_session* session, std::int32_t, std::uint8_t* buffer, std::size_t length,
                              std::uint32_t* flags, nghttp2_data_source* source, void* user) {
         auto& conn = conn_of(user);
-        auto& state = *static_cast<detail_http2::StreamState*>(source->ptr);
+        auto& state = *static_cast<detail::StreamState*>(source->ptr);
         std::lock_guard lock(conn.mutex);
         if (!state.pending.empty()) {
             const std::size_t n = std::min(length, state.pending.size());
@@ -404,7 +404,7 @@ private:
         return out;
     }
 
-    void start_handler(Conn& conn, std::shared_ptr<detail_http2::StreamState> state) {
+    void start_handler(Conn& conn, std::shared_ptr<detail::StreamState> state) {
         ++requests_;
         conn.handlers.emplace_back([this, &conn, state] {
             Http2Stream stream(state, conn.mutex, conn.wake_fd);
@@ -420,8 +420,8 @@ private:
 
     /// Submits what the handlers asked for since the last wake-up (connection thread).
     void flush_handlers(Conn& conn) {
-        std::vector<std::shared_ptr<detail_http2::StreamState>> resume;
-        std::vector<std::shared_ptr<detail_http2::StreamState>> submit;
+        std::vector<std::shared_ptr<detail::StreamState>> resume;
+        std::vector<std::shared_ptr<detail::StreamState>> submit;
         {
             std::lock_guard lock(conn.mutex);
             for (auto& [id, state] : conn.streams) {
