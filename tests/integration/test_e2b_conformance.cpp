@@ -3,72 +3,24 @@
 // non-zero exit), files write/read/list/exists, setTimeout, getInfo, list by metadata,
 // pause/connect, kill, an unknown id, wrong credentials. Skipped (exit 77, never passed) without
 // the pinned Node.js (tools/node) or the installed node_modules (`npm ci` in tests/conformance/e2b).
-#include <stdio.h>
-#include <sys/wait.h>
-
-#include <array>
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <set>
 #include <string>
 
 #include "catch.hpp"
-#include "node.hpp"
+#include "conformance.hpp"
 
 #include "runbox/testing/fake_e2b.hpp"
 
-namespace {
-
-std::filesystem::path conformance_dir() {
-    if (const char* dir = std::getenv("RUNBOX_E2B_CONFORMANCE_DIR")) return dir;
-    return std::filesystem::path(RUNBOX_SOURCE_DIR) / "tests" / "conformance" / "e2b";
-}
-
-std::string quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
-
-nlohmann::json read_json(const std::filesystem::path& path) {
-    std::ifstream in(path);
-    return nlohmann::json::parse(in, nullptr, false);
-}
-
-}  // namespace
-
 TEST_CASE("e2b conformance: the official e2b SDK passes against FakeE2B") {
-    const auto dir = conformance_dir();
-    const auto node = runbox_test::pinned_node();
-    if (!node) runbox_test::conformance_unavailable(runbox_test::pinned_node_missing_reason());
-    const auto installed = dir / "node_modules" / "e2b" / "package.json";
-    if (!std::filesystem::exists(installed))
-        runbox_test::conformance_unavailable("e2b is not installed: run `npm ci` in " + dir.string());
-
-    // The installed SDK is the pinned one.
-    const auto pinned = read_json(dir / "package.json");
-    const auto sdk = read_json(installed);
-    REQUIRE(pinned.is_object());
-    REQUIRE(sdk.is_object());
-    CHECK(sdk["version"] == pinned["dependencies"]["e2b"]);
+    const auto sdk = runbox_test::require_pinned_sdk("e2b", "e2b");
 
     runbox::testing::FakeE2B fake;
     fake.start();
 
-    const std::string command = "cd " + quote(dir.string()) + " && RUNBOX_FAKE_URL=" + quote(fake.url()) +
-                                " RUNBOX_FAKE_API_KEY=" + quote(fake.api_key()) + " timeout 300 " + quote(*node) +
-                                " conformance.mjs 2>&1";
-    std::string output;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    std::array<char, 4096> buffer{};
-    while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe) != nullptr) output += buffer.data();
-    const int status = ::pclose(pipe);
+    const auto run = runbox_test::run_conformance_script(sdk, {{"RUNBOX_FAKE_URL", fake.url()}, {"RUNBOX_FAKE_API_KEY", fake.api_key()}});
+    const std::string& output = run.output;
     INFO(output);
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(run.exit_code == 0);
     CHECK(output.find("conformance: OK") != std::string::npos);
 
     const auto requests = fake.requests();

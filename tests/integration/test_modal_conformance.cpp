@@ -4,33 +4,16 @@
 // list by tags, terminate, an unknown sandbox. Skipped (exit 77, never passed) without the pinned
 // Node.js (tools/node), the installed node_modules (`npm ci` in tests/conformance/modal), or
 // libnghttp2 (the fake's h2c server).
-#include <stdio.h>
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <string>
+#include <vector>
 
 #include "catch.hpp"
-#include "node.hpp"
+#include "conformance.hpp"
 
 #if defined(RUNBOX_WITH_HTTP2_SERVER)
-#include "runbox/detail/shell.hpp"
 #include "runbox/testing/fake_modal.hpp"
 
 namespace {
-
-std::filesystem::path conformance_dir() {
-    if (const char* dir = std::getenv("RUNBOX_MODAL_CONFORMANCE_DIR")) return dir;
-    return std::filesystem::path(RUNBOX_SOURCE_DIR) / "tests" / "conformance" / "modal";
-}
-
-nlohmann::json read_json(const std::filesystem::path& path) {
-    std::ifstream in(path);
-    return nlohmann::json::parse(in, nullptr, false);
-}
 
 std::size_t count_calls(const std::vector<runbox::testing::FakeRequest>& log, const std::string& method, int rpc_status) {
     std::size_t n = 0;
@@ -42,21 +25,8 @@ std::size_t count_calls(const std::vector<runbox::testing::FakeRequest>& log, co
 }  // namespace
 
 TEST_CASE("modal conformance: the official modal JS SDK passes against FakeModal", "[conformance][modal]") {
-    using runbox::detail::shell_quote;
-    const auto dir = conformance_dir();
-    const auto node = runbox_test::pinned_node();
-    if (!node) runbox_test::conformance_unavailable(runbox_test::pinned_node_missing_reason());
-    const auto installed = dir / "node_modules" / "modal" / "package.json";
-    if (!std::filesystem::exists(installed))
-        runbox_test::conformance_unavailable("modal is not installed: run `npm ci` in " + dir.string());
-
-    // The installed SDK is the pinned one.
-    const auto pinned = read_json(dir / "package.json");
-    const auto sdk = read_json(installed);
-    REQUIRE(pinned.is_object());
-    REQUIRE(sdk.is_object());
-    CHECK(pinned["dependencies"]["modal"] == "0.11.1");
-    CHECK(sdk["version"] == pinned["dependencies"]["modal"]);
+    const auto sdk = runbox_test::require_pinned_sdk("modal", "modal");
+    CHECK(runbox_test::read_json_file(sdk.dir / "package.json")["dependencies"]["modal"] == "0.11.1");
 
     runbox::testing::FakeModalOptions options;
     options.token_id = "ak-conformance";
@@ -66,21 +36,15 @@ TEST_CASE("modal conformance: the official modal JS SDK passes against FakeModal
     fake.start();
 
     // The SDK reads its profile at import: every variable is set on the command line before node starts.
-    const std::string command = "cd " + shell_quote(dir.string()) + " && MODAL_SERVER_URL=" + shell_quote(fake.url()) +
-                                " MODAL_TOKEN_ID=" + shell_quote(fake.token_id()) +
-                                " MODAL_TOKEN_SECRET=" + shell_quote(fake.token_secret()) +
-                                " MODAL_CONFIG_PATH=" + shell_quote((dir / "no-such-modal.toml").string()) +
-                                " HOME=" + shell_quote(dir.string()) + " timeout 300 " + shell_quote(*node) +
-                                " conformance.mjs 2>&1";
-    std::string output;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    std::array<char, 4096> buffer{};
-    while (std::fgets(buffer.data(), static_cast<int>(buffer.size()), pipe) != nullptr) output += buffer.data();
-    const int status = ::pclose(pipe);
+    const auto run = runbox_test::run_conformance_script(
+        sdk, {{"MODAL_SERVER_URL", fake.url()},
+              {"MODAL_TOKEN_ID", fake.token_id()},
+              {"MODAL_TOKEN_SECRET", fake.token_secret()},
+              {"MODAL_CONFIG_PATH", (sdk.dir / "no-such-modal.toml").string()},
+              {"HOME", sdk.dir.string()}});
+    const std::string& output = run.output;
     INFO(output);
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(run.exit_code == 0);
     CHECK(output.find("conformance: OK") != std::string::npos);
     CHECK(output.find(options.token_secret) == std::string::npos);
 
