@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs dependencies, then builds and runs ctest for each configuration
-# (g++; g++ with ASan+UBSan; clang++), then a short libFuzzer run of each harness (the `fuzz`
-# leg, scripts/fuzz.sh). `scripts/test.sh default` runs one leg.
+# (g++; g++ with ASan+UBSan; clang++: all header-only; g++ in compiled mode, `compiled`: the test
+# programs against runbox::compiled, RUNBOX_SEPARATE_COMPILATION), then a short libFuzzer run of
+# each harness (the `fuzz` leg, scripts/fuzz.sh). `scripts/test.sh default` runs one leg.
 # Every leg that was asked for runs, even after one fails; the run ends with one line per leg
 # (passed / failed / not built) and fails if any leg did not pass.
 set -euo pipefail
@@ -11,7 +12,7 @@ scripts/setup.sh
 # The SDK conformance tests fail here instead of skipping when Node or an SDK is missing.
 export RUNBOX_REQUIRE_CONFORMANCE=1
 legs=("$@")
-[ "${#legs[@]}" -gt 0 ] || legs=(default asan clang fuzz)
+[ "${#legs[@]}" -gt 0 ] || legs=(default asan clang compiled fuzz)
 
 summary=()
 failed=0
