@@ -161,13 +161,16 @@ public:
         std::lock_guard<std::mutex> lock(state_->unreleased_mutex);
         return state_->unreleased;
     }
-    const std::string& sid() const noexcept { return state().options.sid; }  ///< the session id (RuntimeOptions::sid)
-    const Config& config() const noexcept { return state().config; }  ///< the configuration it was built with
-    const RuntimeOptions& options() const noexcept { return state().options; }  ///< the options it was built with
-    std::optional<RuntimeStatus> status() const noexcept { return state().status; }  ///< the last status reported; nullopt before the first
-    AuthPolicy& provider() noexcept { return state().auth; }  ///< the provider object (provider-specific queries, e.g. settings())
-    TransportPolicy& transport() noexcept { return state().transport; }  ///< the transport every request goes through
-    EventStream& event_stream() noexcept { return *state().event_stream; }  ///< the stream it subscribed to as "runtime"
+    // On a moved-from Runtime these throw errc::not_connected (they are not noexcept: a
+    // moved-from object would otherwise end the program in std::terminate).
+    const std::string& sid() const { return state().options.sid; }  ///< the session id (RuntimeOptions::sid)
+    const Config& config() const { return state().config; }  ///< the configuration it was built with
+    const RuntimeOptions& options() const { return state().options; }  ///< the options it was built with
+    /// The last status reported; nullopt before the first (and on a moved-from Runtime).
+    std::optional<RuntimeStatus> status() const noexcept { return state_ ? state_->status : std::nullopt; }
+    AuthPolicy& provider() { return state().auth; }  ///< the provider object (provider-specific queries, e.g. settings())
+    TransportPolicy& transport() { return state().transport; }  ///< the transport every request goes through
+    EventStream& event_stream() { return *state().event_stream; }  ///< the stream it subscribed to as "runtime"
 
     /// The action execution server's base URL (after connect()).
     std::string action_execution_server_url() const { return client().url(); }

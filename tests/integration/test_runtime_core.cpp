@@ -410,6 +410,10 @@ TEST_CASE_METHOD(Fixture, "runtime: before connect() and moved-from, calls that 
     CHECK(code_of([&] { (void)rt.list_files("/"); }) == runbox::errc::not_connected);
     TestRuntime owner(std::move(rt));
     CHECK(code_of([&] { (void)rt.run("ls"); }) == runbox::errc::not_connected);  // NOLINT(bugprone-use-after-move)
+    CHECK(code_of([&] { (void)rt.sid(); }) == runbox::errc::not_connected);     // an error, not std::terminate
+    CHECK(code_of([&] { (void)rt.provider(); }) == runbox::errc::not_connected);
+    CHECK_FALSE(rt.status().has_value());
+    CHECK_FALSE(rt.connected());
     CHECK(std::error_code(runbox::errc::not_connected).message() == "not_connected");
     CHECK(std::error_code(runbox::errc::system).message() == "system");
 }
