@@ -15,6 +15,12 @@
 // Core: events, configuration, client, transports, archives.
 #include "runbox/detail/impl/python.ipp"
 #include "runbox/impl/events.ipp"
+#include "runbox/transport/impl/transport.ipp"
+#include "runbox/transport/impl/httplib.ipp"
+#include "runbox/impl/client.ipp"
+
+// The client over the bundled transport.
+template class runbox::ActionExecutionClient<runbox::HttplibTransport>;
 
 // The codec of every event type (runbox::to_json / message_of of one concrete type).
 template struct runbox::detail::event_codec<runbox::NullAction>;
