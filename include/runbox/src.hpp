@@ -14,7 +14,10 @@
 
 // Core: events, configuration, client, transports, archives.
 #include "runbox/detail/impl/python.ipp"
+#include "runbox/impl/environment.ipp"
+#include "runbox/impl/config.ipp"
 #include "runbox/impl/events.ipp"
+#include "runbox/impl/event_stream.ipp"
 #include "runbox/transport/impl/transport.ipp"
 #include "runbox/transport/impl/httplib.ipp"
 #include "runbox/impl/client.ipp"
