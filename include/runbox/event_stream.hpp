@@ -34,7 +34,8 @@ namespace runbox {
 namespace detail {
 
 /// Python's datetime.now().isoformat(): local time, microseconds omitted when zero.
-RUNBOX_DECL std::string local_iso_timestamp(std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+RUNBOX_DECL std::string local_iso_timestamp(
+    std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
 /// Replaces every `from` in `s` by `to`, left to right (the one copy in the tree).
 RUNBOX_DECL void replace_all(std::string& s, std::string_view from, std::string_view to);

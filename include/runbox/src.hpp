@@ -20,6 +20,7 @@
 #include "runbox/impl/event_stream.ipp"
 #include "runbox/transport/impl/transport.ipp"
 #include "runbox/transport/impl/httplib.ipp"
+#include "runbox/impl/zip.ipp"
 #include "runbox/impl/client.ipp"
 
 // The client over the bundled transport.

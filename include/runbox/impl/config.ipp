@@ -21,10 +21,12 @@ RUNBOX_DECL std::optional<std::string> process_env(const std::string& name) {
     return std::string(value);
 }
 
-RUNBOX_DECL std::vector<std::pair<std::string, std::string>> process_env_list() { return detail::process_environment(); }
+RUNBOX_DECL std::vector<std::pair<std::string, std::string>> process_env_list() {
+    return detail::process_environment();
+}
 
 RUNBOX_DECL std::optional<std::string> Config::setting(std::string_view provider, std::string_view key,
-                                   std::string_view env_var) const {
+                                                       std::string_view env_var) const {
     if (providers.is_object()) {
         const auto p = providers.find(std::string(provider));
         if (p != providers.end() && p->is_object()) {
@@ -39,7 +41,8 @@ RUNBOX_DECL std::optional<std::string> Config::setting(std::string_view provider
     return std::nullopt;
 }
 
-RUNBOX_DECL std::string Config::required_setting(std::string_view provider, std::string_view key, std::string_view env_var) const {
+RUNBOX_DECL std::string Config::required_setting(std::string_view provider, std::string_view key,
+                                                 std::string_view env_var) const {
     if (auto value = setting(provider, key, env_var)) return *value;
     throw error(errc::config_invalid,
                 std::string(env_var) + " environment variable is required for the " + std::string(provider) +
@@ -47,8 +50,8 @@ RUNBOX_DECL std::string Config::required_setting(std::string_view provider, std:
                 std::string(provider));
 }
 
-RUNBOX_DECL int Config::integer_setting(std::string_view provider, std::string_view key, std::string_view env_var, int fallback,
-                    int minimum) const {
+RUNBOX_DECL int Config::integer_setting(std::string_view provider, std::string_view key, std::string_view env_var,
+                                        int fallback, int minimum) const {
     const auto value = setting(provider, key, env_var);
     if (!value) return fallback;
     try {
@@ -65,13 +68,15 @@ RUNBOX_DECL int Config::integer_setting(std::string_view provider, std::string_v
     }
 }
 
-RUNBOX_DECL std::chrono::milliseconds Config::millis_setting(std::string_view provider, std::string_view key, std::string_view env_var,
-                                         std::chrono::milliseconds fallback) const {
+RUNBOX_DECL std::chrono::milliseconds Config::millis_setting(std::string_view provider, std::string_view key,
+                                                             std::string_view env_var,
+                                                             std::chrono::milliseconds fallback) const {
     return std::chrono::milliseconds(
         integer_setting(provider, key, env_var, static_cast<int>(fallback.count()), 0));
 }
 
-RUNBOX_DECL bool Config::flag_setting(std::string_view provider, std::string_view key, std::string_view env_var, bool fallback) const {
+RUNBOX_DECL bool Config::flag_setting(std::string_view provider, std::string_view key, std::string_view env_var,
+                                      bool fallback) const {
     auto value = setting(provider, key, env_var);
     if (!value) return fallback;
     std::transform(value->begin(), value->end(), value->begin(),

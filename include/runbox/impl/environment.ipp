@@ -39,7 +39,7 @@ RUNBOX_DECL std::map<std::string, std::string> host_environment() {
 }
 
 RUNBOX_DECL std::map<std::string, std::string> sandbox_environment(EnvironmentBase base,
-                                                              const std::map<std::string, std::string>& extra) {
+                                                                   const std::map<std::string, std::string>& extra) {
     std::map<std::string, std::string> env;
     for (auto& [key, value] : host_environment()) {
         if (base == EnvironmentBase::allow_list && !host_variable_allowed(key)) continue;

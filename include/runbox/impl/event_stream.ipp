@@ -175,8 +175,8 @@ RUNBOX_DECL std::optional<Event> EventStream::get_latest_event() const {
 }
 
 RUNBOX_DECL std::vector<Event> EventStream::search_events(std::int64_t start_id, std::optional<std::int64_t> end_id,
-                                 bool reverse, const std::function<bool(const Event&)>& filter,
-                                 std::optional<std::size_t> limit) const {
+                                                          bool reverse, const std::function<bool(const Event&)>& filter,
+                                                          std::optional<std::size_t> limit) const {
     std::vector<std::shared_ptr<const Event>> snapshot;
     {
         std::lock_guard lock(mutex_);
