@@ -13,6 +13,7 @@
 // The definitions, one impl/ file per header (each includes its header first).
 
 // Core: events, configuration, client, transports, archives.
+#include "runbox/impl/error.ipp"
 #include "runbox/detail/impl/python.ipp"
 #include "runbox/impl/environment.ipp"
 #include "runbox/impl/config.ipp"
@@ -20,6 +21,8 @@
 #include "runbox/impl/event_stream.ipp"
 #include "runbox/transport/impl/transport.ipp"
 #include "runbox/transport/impl/httplib.ipp"
+#include "runbox/impl/rpc_status.ipp"
+#include "runbox/impl/lifecycle.ipp"
 #include "runbox/impl/zip.ipp"
 #include "runbox/impl/client.ipp"
 
