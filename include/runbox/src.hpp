@@ -14,6 +14,7 @@
 
 // Core: events, configuration, client, transports, archives.
 #include "runbox/impl/error.ipp"
+#include "runbox/detail/impl/base64.ipp"
 #include "runbox/detail/impl/python.ipp"
 #include "runbox/impl/environment.ipp"
 #include "runbox/impl/config.ipp"
