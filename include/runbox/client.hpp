@@ -6,47 +6,62 @@
 // run concurrently. Nothing that is not idempotent is retried: a command is never re-run.
 #pragma once
 
-#include <cstdio>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <optional>
-#include <random>
-#include <thread>
 #include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <openssl/rand.h>
 
-#include "runbox/detail/json.hpp"
-#include "runbox/detail/python.hpp"
+#include "runbox/detail/linkage.hpp"
 #include "runbox/error.hpp"
 #include "runbox/events.hpp"
 #include "runbox/provider.hpp"
-#include "runbox/zip.hpp"
-#include "runbox/transport/httplib.hpp"  // url_encode
+#include "runbox/transport/httplib.hpp"
 #include "runbox/transport/transport.hpp"
 
 namespace runbox {
 
 namespace detail {
 
+/// A random hex token of `bytes` random bytes from OpenSSL's CSPRNG (multipart boundaries,
+/// session keys, temp names); errc::system when the generator fails.
+RUNBOX_DECL std::string random_hex(std::size_t bytes);
 
-/// A random hex token from OpenSSL's CSPRNG (multipart boundaries, session keys, temp names).
-inline std::string random_hex(std::size_t bytes) {
-    std::vector<unsigned char> raw(bytes);
-    if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
-        throw error(errc::system, "OpenSSL RAND_bytes failed");
-    }
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : raw) {
-        out += hex[c >> 4];
-        out += hex[c & 15];
-    }
-    return out;
-}
+// The client's non-template steps (impl/client.ipp), shared by every transport.
+
+/// A multipart/form-data upload of `host_src` (a file, or with `recursive` a directory zipped
+/// with its own name): the Content-Type header value and the body. Errors name `provider`.
+struct UploadBody {
+    std::string content_type;  ///< "multipart/form-data; boundary=..."
+    std::string body;          ///< the whole form
+};
+/// Builds the upload of `host_src` (errc::not_found when it does not exist, errc::config_invalid
+/// for a directory without `recursive`).
+RUNBOX_DECL UploadBody upload_body(const std::filesystem::path& host_src, bool recursive, const std::string& provider);
+/// The JSON body of POST /execute_action for `action`.
+RUNBOX_DECL std::string execute_action_body(const Action& action);
+/// The errc::timeout of an /execute_action that did not answer within `timeout` seconds.
+RUNBOX_DECL error execute_timeout(double timeout, const std::string& provider);
+/// A server answer's JSON, parsed within the untrusted-input limits (errc::bad_response naming `what`).
+RUNBOX_DECL nlohmann::json parse_server_json(const Response& response, std::string_view what,
+                                             const std::string& provider);
+/// The observation an /execute_action answer holds, with `cause` = the action's id (and
+/// `hidden` carried over from a hidden action); errc::bad_response when it is not one.
+RUNBOX_DECL Observation observation_from_answer(const Response& response, const Action& action,
+                                                const std::string& provider);
+/// The names a /list_files answer holds (errc::bad_response when it is not a list of strings).
+RUNBOX_DECL std::vector<std::string> file_names_from_answer(const Response& response, const std::string& provider);
+/// A new temporary path for a downloaded archive ("runbox-download-<random>.zip").
+RUNBOX_DECL std::filesystem::path download_path();
 
 }  // namespace detail
 
@@ -159,9 +174,7 @@ public:
                                    timeouts_.execute_margin);
         request.idempotent = false;
         request.headers.set("Content-Type", "application/json");
-        nlohmann::ordered_json body;
-        body["action"] = to_json(action);
-        request.body = body.dump();
+        request.body = detail::execute_action_body(action);
 
         Response response;
         {
@@ -169,79 +182,27 @@ public:
             try {
                 response = send_once(request);
             } catch (const error& e) {
-                if (e.code() == errc::timeout) {
-                    throw error(errc::timeout,
-                                "Runtime failed to return execute_action before the requested timeout of " +
-                                    detail::python_float(*timeout) + "s",
-                                provider_);
-                }
+                if (e.code() == errc::timeout) throw detail::execute_timeout(*timeout, provider_);
                 throw;
             }
             last_execution_ = std::chrono::steady_clock::now();
         }
         raise(response);
-        auto json = parse_json(response, "/execute_action");
-        if (!json.is_object()) {
-            throw error(errc::bad_response, "/execute_action answered a body that is not a JSON object", provider_,
-                        response.status);
-        }
-        const bool hidden = std::visit([](const auto& a) {
-            if constexpr (requires { a.hidden; }) return static_cast<bool>(a.hidden);
-            else return false;
-        }, action);
-        if (hidden) {
-            if (!json.contains("extras") || !json["extras"].is_object()) json["extras"] = nlohmann::json::object();
-            json["extras"]["hidden"] = true;
-        }
-        Observation observation = observation_from_json(json);
-        meta(observation).cause = meta(action).id;
-        return observation;
+        return detail::observation_from_answer(response, action, provider_);
     }
 
     /// POST /upload_file. A directory needs recursive=true and is zipped with its own name, so
     /// `copy_to("/tmp/dir", "/workspace", true)` yields /workspace/dir/... in the sandbox.
     void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
-        namespace fs = std::filesystem;
-        std::error_code ec;
-        if (!fs::exists(host_src, ec)) {
-            throw error(errc::not_found, "Source file " + host_src.string() + " does not exist", provider_);
-        }
-        std::string filename;
-        std::string content;
-        if (recursive) {
-            const fs::path archive = fs::temp_directory_path() / ("runbox-upload-" + detail::random_hex(8) + ".zip");
-            struct Remove {
-                fs::path path;
-                ~Remove() { std::error_code ignored; fs::remove(path, ignored); }
-            } cleanup{archive};
-            zip_tree(host_src, archive, {.include_top_dir = true, .include_directories = true});
-            filename = archive.filename().string();
-            content = read_file(archive);
-        } else {
-            if (fs::is_directory(host_src, ec)) {
-                throw error(errc::config_invalid, host_src.string() + " is a directory: copy it with recursive=true",
-                            provider_);
-            }
-            filename = host_src.filename().string();
-            content = read_file(host_src);
-        }
-        const std::string boundary = "runbox-" + detail::random_hex(12);
-        std::string body;
-        body.reserve(content.size() + 256);
-        body += "--" + boundary + "\r\n";
-        body += "Content-Disposition: form-data; name=\"file\"; filename=\"" + escape_quotes(filename) + "\"\r\n";
-        body += "Content-Type: application/octet-stream\r\n\r\n";
-        body += content;
-        body += "\r\n--" + boundary + "--\r\n";
-
+        detail::UploadBody upload = detail::upload_body(host_src, recursive, provider_);
         Request request = make("POST",
                                "/upload_file?" + query_string({{"destination", sandbox_dest},
                                                                  {"recursive", recursive ? "true" : "false"}}),
                                timeouts_.copy_to);
         // Uploading the same bytes to the same place twice leaves the same result.
         request.idempotent = true;
-        request.headers.set("Content-Type", "multipart/form-data; boundary=" + boundary);
-        request.body = std::move(body);
+        request.headers.set("Content-Type", upload.content_type);
+        request.body = std::move(upload.body);
         raise(send_idempotent(request));
     }
 
@@ -249,7 +210,7 @@ public:
     /// OpenHands, the status is checked: an error is an error, not a "zip" holding JSON.
     std::filesystem::path copy_from(const std::string& sandbox_path) {
         namespace fs = std::filesystem;
-        const fs::path local = fs::temp_directory_path() / ("runbox-download-" + detail::random_hex(8) + ".zip");
+        const fs::path local = detail::download_path();
         std::ofstream out(local, std::ios::binary | std::ios::trunc);
         if (!out) throw error(errc::system, "cannot create " + local.string(), provider_);
         Request request = make("GET", "/download_files?" + query_string({{"path", sandbox_path}}), timeouts_.copy_from);
@@ -293,14 +254,7 @@ public:
             throw;
         }
         raise(response);
-        const nlohmann::json json = parse_json(response, "/list_files");
-        if (!json.is_array()) throw error(errc::bad_response, "/list_files did not answer a JSON list", provider_);
-        std::vector<std::string> names;
-        for (const auto& item : json) {
-            if (!item.is_string()) throw error(errc::bad_response, "/list_files answered a non-string entry", provider_);
-            names.push_back(item.get<std::string>());
-        }
-        return names;
+        return detail::file_names_from_answer(response, provider_);
     }
 
     /// GET /vscode/connection_token: the token, or "" when the server has none (null).
@@ -362,30 +316,7 @@ private:
     }
 
     nlohmann::json parse_json(const Response& response, std::string_view what) const {
-        // Everything a sandbox sends is hostile: depth and size are bounded before any walk.
-        detail::json_failure failure{};
-        auto json = detail::parse_untrusted_json(response.body, {}, &failure);
-        if (json.is_discarded()) {
-            throw error(errc::bad_response,
-                        std::string(what) + " answered a body that " + detail::json_failure_text(failure), provider_,
-                        response.status);
-        }
-        return json;
-    }
-
-    std::string read_file(const std::filesystem::path& path) const {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) throw error(errc::not_found, "cannot read " + path.string(), provider_);
-        return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
-
-    static std::string escape_quotes(const std::string& text) {
-        std::string out;
-        for (char c : text) {
-            if (c == '"' || c == '\\') out += '\\';
-            out += c;
-        }
-        return out;
+        return detail::parse_server_json(response, what, provider_);
     }
 
     Transport& transport_;
@@ -397,4 +328,13 @@ private:
     std::optional<std::chrono::steady_clock::time_point> last_execution_;
 };
 
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox/src.hpp.
+extern template class ActionExecutionClient<HttplibTransport>;
+#endif
+
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+#include "runbox/impl/client.ipp"
+#endif

@@ -14,6 +14,8 @@
 #include <system_error>
 #include <vector>
 
+#include "runbox/detail/linkage.hpp"
+
 namespace runbox {
 
 /// What went wrong, independent of the provider.
@@ -57,19 +59,8 @@ constexpr std::string_view to_string(errc code) noexcept {
     return "unknown";
 }
 
-namespace detail {
-class runbox_category_impl final : public std::error_category {
-public:
-    const char* name() const noexcept override { return "runbox"; }
-    std::string message(int value) const override { return std::string(to_string(static_cast<errc>(value))); }
-};
-}  // namespace detail
-
 /// The std::error_category of runbox::errc, so codes compose with std::error_code.
-inline const std::error_category& runbox_category() noexcept {
-    static const detail::runbox_category_impl category;
-    return category;
-}
+RUNBOX_DECL const std::error_category& runbox_category() noexcept;
 
 /// `code` as a std::error_code in runbox_category() (found by ADL: `std::error_code ec = errc::timeout;`).
 inline std::error_code make_error_code(errc code) noexcept { return {static_cast<int>(code), runbox_category()}; }
@@ -92,15 +83,7 @@ constexpr errc errc_from_http_status(int status) noexcept {
 }
 
 /// Replaces every occurrence of each non-empty secret in `text` with "***".
-inline std::string redact(std::string text, const std::vector<std::string>& secrets) {
-    for (const auto& secret : secrets) {
-        if (secret.empty()) continue;
-        for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 3)) {
-            text.replace(pos, secret.size(), "***");
-        }
-    }
-    return text;
-}
+RUNBOX_DECL std::string redact(std::string text, const std::vector<std::string>& secrets);
 
 /// The exception runbox throws. `what()` reads
 /// "runbox [<provider>] <code> (HTTP <status>): <message>", or with an RPC
@@ -112,14 +95,7 @@ public:
     /// the wait the server asked for.
     error(errc code, std::string message, std::string provider = {}, int http_status = 0,
           std::optional<std::chrono::milliseconds> retry_after = std::nullopt,
-          std::optional<int> rpc_code = std::nullopt)
-        : std::runtime_error(format(code, message, provider, http_status, rpc_code)),
-          code_(code),
-          detail_(std::move(message)),
-          provider_(std::move(provider)),
-          http_status_(http_status),
-          retry_after_(retry_after),
-          rpc_code_(rpc_code) {}
+          std::optional<int> rpc_code = std::nullopt);
 
     /// What went wrong; branch on this, never on the message text.
     errc code() const noexcept { return code_; }
@@ -139,22 +115,7 @@ public:
 
 private:
     static std::string format(errc code, const std::string& message, const std::string& provider, int status,
-                              std::optional<int> rpc) {
-        std::string out = "runbox";
-        if (!provider.empty()) out += " [" + provider + "]";
-        out += ' ';
-        out += to_string(code);
-        if (status != 0 && rpc) {
-            out += " (HTTP " + std::to_string(status) + ", RPC " + std::to_string(*rpc) + ")";
-        } else if (rpc) {
-            out += " (RPC " + std::to_string(*rpc) + ")";
-        } else if (status != 0) {
-            out += " (HTTP " + std::to_string(status) + ")";
-        }
-        out += ": ";
-        out += message;
-        return out;
-    }
+                              std::optional<int> rpc);
 
     errc code_;
     std::string detail_;
@@ -170,3 +131,7 @@ namespace std {
 template <>
 struct is_error_code_enum<runbox::errc> : true_type {};
 }  // namespace std
+
+#ifdef RUNBOX_HEADER_ONLY
+#include "runbox/impl/error.ipp"
+#endif

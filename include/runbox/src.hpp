@@ -13,6 +13,49 @@
 // The definitions, one impl/ file per header (each includes its header first).
 
 // Core: events, configuration, client, transports, archives.
+#include "runbox/impl/error.ipp"
+#include "runbox/detail/impl/base64.ipp"
+#include "runbox/detail/impl/python.ipp"
+#include "runbox/impl/environment.ipp"
+#include "runbox/impl/config.ipp"
+#include "runbox/impl/events.ipp"
+#include "runbox/impl/event_stream.ipp"
+#include "runbox/transport/impl/transport.ipp"
+#include "runbox/transport/impl/httplib.ipp"
+#include "runbox/impl/rpc_status.ipp"
+#include "runbox/impl/lifecycle.ipp"
+#include "runbox/impl/zip.ipp"
+#include "runbox/impl/client.ipp"
+
+// The client over the bundled transport.
+template class runbox::ActionExecutionClient<runbox::HttplibTransport>;
+
+// The codec of every event type (runbox::to_json / message_of of one concrete type).
+template struct runbox::detail::event_codec<runbox::NullAction>;
+template struct runbox::detail::event_codec<runbox::CmdRunAction>;
+template struct runbox::detail::event_codec<runbox::IPythonRunCellAction>;
+template struct runbox::detail::event_codec<runbox::FileReadAction>;
+template struct runbox::detail::event_codec<runbox::FileWriteAction>;
+template struct runbox::detail::event_codec<runbox::FileEditAction>;
+template struct runbox::detail::event_codec<runbox::BrowseURLAction>;
+template struct runbox::detail::event_codec<runbox::BrowseInteractiveAction>;
+template struct runbox::detail::event_codec<runbox::MCPAction>;
+template struct runbox::detail::event_codec<runbox::MessageAction>;
+template struct runbox::detail::event_codec<runbox::AgentThinkAction>;
+template struct runbox::detail::event_codec<runbox::AgentFinishAction>;
+template struct runbox::detail::event_codec<runbox::AgentRejectAction>;
+template struct runbox::detail::event_codec<runbox::NullObservation>;
+template struct runbox::detail::event_codec<runbox::CmdOutputObservation>;
+template struct runbox::detail::event_codec<runbox::IPythonRunCellObservation>;
+template struct runbox::detail::event_codec<runbox::FileReadObservation>;
+template struct runbox::detail::event_codec<runbox::FileWriteObservation>;
+template struct runbox::detail::event_codec<runbox::FileEditObservation>;
+template struct runbox::detail::event_codec<runbox::ErrorObservation>;
+template struct runbox::detail::event_codec<runbox::UserRejectObservation>;
+template struct runbox::detail::event_codec<runbox::AgentThinkObservation>;
+template struct runbox::detail::event_codec<runbox::FileDownloadObservation>;
+template struct runbox::detail::event_codec<runbox::BrowserOutputObservation>;
+template struct runbox::detail::event_codec<runbox::MCPObservation>;
 
 // Runtimes and providers: the explicit instantiations of the bundled runtimes.
 

@@ -1,6 +1,7 @@
 // libFuzzer harness: the Python literal reader behind the legacy `translated_ipython_code`
 // argument (`print(file_editor(**{...}))`). Each input is the literal text; it is read directly
 // and also through the action decoder, the way an /execute_action body reaches it.
+#include "runbox/detail/python.hpp"
 #include "runbox/events.hpp"
 
 #include <nlohmann/json.hpp>

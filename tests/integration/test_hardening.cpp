@@ -5,6 +5,7 @@
 
 #include "runbox/client.hpp"
 #include "runbox/detail/json.hpp"
+#include "runbox/detail/python.hpp"
 #include "runbox/events.hpp"
 #include "runbox/server/action_server.hpp"
 #include "runbox/transport/httplib.hpp"

@@ -3,6 +3,8 @@
 // TLS verification with a certificate generated at test time.
 #include "runbox/transport/httplib.hpp"
 
+#include <httplib.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>

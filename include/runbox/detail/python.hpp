@@ -1,13 +1,17 @@
 /// \file
-/// Python's text of a float and of a str, as OpenHands' messages show them (written once).
+/// Python's text of values, as OpenHands' messages show them, and a reader of Python literals
+/// (written once: the float and str reprs, the repr of a JSON value, the literal reader).
 #pragma once
 
-#include <charconv>
-#include <cmath>
-#include <cstdlib>
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
+
+#include <nlohmann/json.hpp>
+
+#include "runbox/detail/json.hpp"
+#include "runbox/detail/linkage.hpp"
 
 namespace runbox::detail {
 
@@ -15,74 +19,63 @@ namespace runbox::detail {
 /// at least one decimal ("1.0", "0.1", "120.0") when the decimal exponent is in [-4, 16),
 /// else scientific with a signed two-digit-or-more exponent ("1e+16", "1e-05", "1.5e+300");
 /// "nan", "inf", "-inf", "-0.0".
-inline std::string python_float(double value) {
-    if (std::isnan(value)) return "nan";
-    if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
-    if (value == 0) return std::signbit(value) ? "-0.0" : "0.0";
-    char buffer[64];
-    // Shortest round-trip digits, as "d.ddde+XX" (to_chars without a precision is shortest).
-    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::scientific);
-    const std::string_view text(buffer, static_cast<std::size_t>(result.ptr - buffer));
-    const auto e = text.find('e');
-    const bool negative = text.front() == '-';
-    std::string digits;
-    for (const char c : text.substr(negative ? 1 : 0, e - (negative ? 1 : 0))) {
-        if (c != '.') digits += c;
-    }
-    const int exponent = std::atoi(std::string(text.substr(e + 1)).c_str());
-    std::string out = negative ? "-" : "";
-    if (exponent >= -4 && exponent < 16) {
-        if (exponent >= 0) {
-            const auto whole = static_cast<std::size_t>(exponent) + 1;
-            if (digits.size() < whole) digits.append(whole - digits.size(), '0');
-            out += digits.substr(0, whole) + "." + (digits.size() > whole ? digits.substr(whole) : "0");
-        } else {
-            out += "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
-        }
-        return out;
-    }
-    out += digits.substr(0, 1);
-    if (digits.size() > 1) out += "." + digits.substr(1);
-    const std::string magnitude = std::to_string(std::abs(exponent));
-    out += std::string(exponent < 0 ? "e-" : "e+") + (magnitude.size() < 2 ? "0" : "") + magnitude;
-    return out;
-}
+RUNBOX_DECL std::string python_float(double value);
 
 /// Appends Python's repr() of a str: 'text' (or "text" when it holds ' but no "), with \\ \n
 /// \r \t and \xNN escapes for the other control characters; other bytes as they are.
-inline void append_python_str_repr(std::string& out, std::string_view s) {
-    const bool has_single = s.find('\'') != std::string_view::npos;
-    const bool has_double = s.find('"') != std::string_view::npos;
-    const char quote = (has_single && !has_double) ? '"' : '\'';
-    static constexpr char hex[] = "0123456789abcdef";
-    out += quote;
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (ch == quote || ch == '\\') {
-            out += '\\';
-            out += ch;
-        } else if (ch == '\n') {
-            out += "\\n";
-        } else if (ch == '\r') {
-            out += "\\r";
-        } else if (ch == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 0xF];
-        } else {
-            out += ch;
-        }
-    }
-    out += quote;
-}
+RUNBOX_DECL void append_python_str_repr(std::string& out, std::string_view s);
 
 /// Python's repr() of a str (see append_python_str_repr).
-inline std::string python_str_repr(std::string_view s) {
-    std::string out;
-    append_python_str_repr(out, s);
-    return out;
-}
+RUNBOX_DECL std::string python_str_repr(std::string_view s);
+
+/// Appends Python's repr() of a JSON value read as the Python value json.loads gives (None,
+/// True/False, str reprs, [..], {..}); numbers as nlohmann dumps them. The MCP action's message
+/// shows its arguments so. Recurses once per level: for values within max_nesting_depth.
+RUNBOX_DECL void python_repr(std::string& out, const nlohmann::ordered_json& v);
+/// Python's repr() of a JSON value (see the appending overload).
+RUNBOX_DECL std::string python_repr(const nlohmann::ordered_json& v);
+
+/// Reads one Python literal (dict, list, tuple, str, int, float, True/False/None), as the
+/// legacy `print(file_editor(**{...}))` form of an edit carries its arguments.
+class python_literal_reader {
+public:
+    /// Reads `src` (not copied: it must outlive the reader), nesting at most `max_depth` levels.
+    explicit python_literal_reader(std::string_view src, std::size_t max_depth = max_nesting_depth)
+        : s_(src), max_depth_(max_depth) {}
+    /// The literal as JSON, or nullopt when the text is not one complete literal. A literal
+    /// nesting deeper than `max_depth` throws runbox::error (errc::bad_response): the reader
+    /// recurses once per level, so the input must not choose the depth.
+    std::optional<nlohmann::ordered_json> read();
+
+private:
+    struct failure {};
+    std::string_view s_;
+    std::size_t max_depth_;
+    std::size_t i_ = 0;
+    std::size_t depth_ = 0;
+
+    /// Counts one level of nesting for the lifetime of a dict()/list() call.
+    struct nesting {
+        python_literal_reader& r;
+        explicit nesting(python_literal_reader& reader);
+        ~nesting() { --r.depth_; }
+        nesting(const nesting&) = delete;
+        nesting& operator=(const nesting&) = delete;
+    };
+
+    void skip_ws();
+    bool eat(char c);
+    nlohmann::ordered_json value();
+    nlohmann::ordered_json dict();
+    nlohmann::ordered_json list(char close);
+    nlohmann::ordered_json number();
+    static void append_utf8(std::string& out, unsigned long cp);
+    unsigned long hex_digits(std::size_t n);
+    std::string string();
+};
 
 }  // namespace runbox::detail
+
+#ifdef RUNBOX_HEADER_ONLY
+#include "runbox/detail/impl/python.ipp"
+#endif
