@@ -390,4 +390,8 @@ private:
 namespace runbox {
 /// The seed's DaytonaRuntime: `DaytonaRuntime rt(config, events, {.sid = "s1"}); rt.connect();`
 using DaytonaRuntime = Runtime<daytona::Auth, HttplibTransport>;
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp); a program's units only declare it.
+extern template class Runtime<daytona::Auth, HttplibTransport>;
+#endif
 }  // namespace runbox

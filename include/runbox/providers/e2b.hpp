@@ -644,4 +644,8 @@ private:
 namespace runbox {
 /// Runtime over E2B sandboxes.
 using E2BRuntime = Runtime<e2b::Auth, HttplibTransport>;
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp); a program's units only declare it.
+extern template class Runtime<e2b::Auth, HttplibTransport>;
+#endif
 }  // namespace runbox

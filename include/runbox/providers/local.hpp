@@ -297,4 +297,8 @@ private:
 namespace runbox {
 /// The default runtime: runbox's action server on this machine.
 using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp); a program's units only declare it.
+extern template class Runtime<local::Auth, HttplibTransport>;
+#endif
 }  // namespace runbox

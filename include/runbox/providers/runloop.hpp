@@ -387,4 +387,8 @@ private:
 namespace runbox {
 /// Runtime over Runloop devboxes.
 using RunloopRuntime = Runtime<runloop::Auth, HttplibTransport>;
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp); a program's units only declare it.
+extern template class Runtime<runloop::Auth, HttplibTransport>;
+#endif
 }  // namespace runbox
