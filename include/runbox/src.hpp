@@ -17,11 +17,12 @@
 // Runtimes and providers: the explicit instantiations of the bundled runtimes.
 // Modal (providers/modal.hpp) and CurlTransport stay header-only: they are opt-in (runbox::curl,
 // libcurl), and runbox::compiled does not link them.
-#include "runbox/runtime.hpp"
-#include "runbox/providers/daytona.hpp"
-#include "runbox/providers/e2b.hpp"
-#include "runbox/providers/local.hpp"
-#include "runbox/providers/runloop.hpp"
+#include "runbox/impl/runtime.ipp"
+#include "runbox/providers/detail/impl/cloud_api.ipp"
+#include "runbox/providers/impl/daytona.ipp"
+#include "runbox/providers/impl/e2b.ipp"
+#include "runbox/providers/impl/local.ipp"
+#include "runbox/providers/impl/runloop.ipp"
 #include "runbox/factory.hpp"
 
 template class runbox::Runtime<runbox::local::Auth, runbox::HttplibTransport>;
