@@ -51,4 +51,21 @@ AnyRuntime<Providers> make_runtime(std::string_view name, const Config& config, 
 template <class Providers = default_providers>
 AnyRuntime<Providers> make_runtime(const Config& config, EventStream& event_stream, RuntimeOptions options);
 
+namespace detail {
+/// The providers runbox::compiled builds: the default list without the opt-in ones (Modal needs
+/// runbox::curl, which runbox::compiled does not link).
+using bundled_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth, e2b::Auth>;
+}  // namespace detail
+
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp): make_runtime over the bundled list (the
+// default list where runbox::curl is not linked) and its AnyRuntime.
+extern template class AnyRuntime<detail::bundled_providers>;
+extern template AnyRuntime<detail::bundled_providers> make_runtime<detail::bundled_providers>(
+    std::string_view, const Config&, EventStream&, RuntimeOptions);
+extern template AnyRuntime<detail::bundled_providers> make_runtime<detail::bundled_providers>(const Config&,
+                                                                                            EventStream&,
+                                                                                            RuntimeOptions);
+#endif
+
 }  // namespace runbox

@@ -19,7 +19,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +29,7 @@
 #include "runbox/client.hpp"
 #include "runbox/config.hpp"
 #include "runbox/contract.hpp"
+#include "runbox/detail/linkage.hpp"
 #include "runbox/error.hpp"
 #include "runbox/event_stream.hpp"
 #include "runbox/events.hpp"
@@ -40,17 +43,50 @@ namespace runbox {
 
 namespace detail {
 
-/// A value as a JSON string literal with non-ASCII escaped (\uXXXX), as OpenHands exports env vars.
-inline std::string json_string_literal(const std::string& value) {
-    return nlohmann::json(value).dump(-1, ' ', true);
-}
+// What Runtime<A, T> does that depends on neither A nor T is written once here (impl/runtime.ipp):
+// every runtime shares one copy, and in compiled mode it is compiled once.
 
+/// A value as a JSON string literal with non-ASCII escaped (\uXXXX), as OpenHands exports env vars.
+RUNBOX_DECL std::string json_string_literal(const std::string& value);
+
+/// `text` with a-z upper-cased (env var names).
 inline std::string upper_ascii(std::string text) {
     for (char& c : text) {
         if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
     }
     return text;
 }
+
+/// What Runtime::add_env_vars runs for `env` (reference §7.3): the Jupyter cell, and the bash
+/// commands (export; persist in ~/.bashrc) with what each sets, for the error message.
+struct EnvVarCommands {
+    std::string ipython_code{};  ///< sets os.environ (run when the jupyter plugin is on)
+    std::vector<std::pair<std::string, std::string>> commands{};  ///< (command, what it sets); empty for no vars
+    std::string keys{};  ///< the upper-cased names, comma-separated
+};
+
+/// The commands that export `env` (names upper-cased) in the sandbox.
+RUNBOX_DECL EnvVarCommands env_var_commands(const std::map<std::string, std::string>& env);
+
+/// Throws errc::server_error naming `keys` and `what` unless `obs` is a command that exited 0.
+RUNBOX_DECL void check_env_result(const Observation& obs, const std::string& keys, const std::string& what,
+                                  std::string_view provider);
+
+/// The env vars connect() exports (see Runtime::initial_env_vars).
+RUNBOX_DECL std::map<std::string, std::string> initial_env_vars(const Config& config, const RuntimeOptions& options);
+
+/// OpenHands' gates before an action reaches the server (reference §2.3/§7.7): the observation
+/// when the gates answer it (not runnable, awaiting confirmation, rejected, MCP); otherwise
+/// nullopt, with the default (non-blocking) timeout applied when the action has none. A blocking
+/// command with no timeout is errc::config_invalid.
+RUNBOX_DECL std::optional<Observation> gate_action(Action& action, const Config& config, std::string_view provider);
+
+/// Publishes the observation that answers `action` on `stream` (cause = the action's id; a
+/// NullObservation is not published).
+RUNBOX_DECL void publish_observation(EventStream& stream, Observation observation, const Action& action);
+
+/// The hidden command that sets git's user name and email from the config (reference §7.2).
+RUNBOX_DECL std::string git_config_command(const Config& config);
 
 }  // namespace detail
 
@@ -238,47 +274,17 @@ public:
 
     /// Exports `env` in the sandbox's bash and persists it in ~/.bashrc (reference §7.3).
     void add_env_vars(const std::map<std::string, std::string>& env) {
-        std::map<std::string, std::string> upper;
-        for (const auto& [key, value] : env) upper[detail::upper_ascii(key)] = value;
+        const detail::EnvVarCommands plan = detail::env_var_commands(env);
         if (has_plugin("jupyter")) {
-            std::string code = "import os\n";
-            for (const auto& [key, value] : upper) {
-                code += "os.environ[\"" + key + "\"] = " + detail::json_string_literal(value) + "\n";
-            }
             IPythonRunCellAction cell;
-            cell.code = code + "\n";
+            cell.code = plan.ipython_code;
             run_action(std::move(cell));
         }
-        if (upper.empty()) return;
-        std::string exports;
-        std::string persist;
-        std::string keys;
-        for (const auto& [key, value] : upper) {
-            const std::string literal = detail::json_string_literal(value);
-            exports += "export " + key + "=" + literal + "; ";
-            persist += "touch ~/.bashrc; grep -q \"^export " + key + "=\" ~/.bashrc || echo \"export " + key + "=" +
-                       literal + "\" >> ~/.bashrc; ";
-            keys += (keys.empty() ? "" : ", ") + key;
-        }
-        auto trim = [](std::string text) {
-            while (!text.empty() && text.back() == ' ') text.pop_back();
-            return text;
-        };
-        for (const auto& [command, what] : {std::pair{trim(exports), std::string("environment")},
-                                            std::pair{trim(persist), std::string(".bashrc")}}) {
+        for (const auto& [command, what] : plan.commands) {
             CmdRunAction action;
             action.command = command;
             action.hidden = true;
-            const Observation obs = run_action(std::move(action));
-            const auto* out = std::get_if<CmdOutputObservation>(&obs);
-            if (out == nullptr || out->metadata.exit_code != 0) {
-                const std::string content = out != nullptr ? out->content
-                                            : std::holds_alternative<ErrorObservation>(obs)
-                                                ? std::get<ErrorObservation>(obs).content
-                                                : std::string("unexpected observation");
-                throw error(errc::server_error, "Failed to add env vars [" + keys + "] to " + what + ": " + content,
-                            std::string(AuthPolicy::name));
-            }
+            detail::check_env_result(run_action(std::move(action)), plan.keys, what, AuthPolicy::name);
         }
     }
 
@@ -286,21 +292,7 @@ public:
     /// environment, ENABLE_AUTO_LINT, the env_vars option, then `<provider>_token` for git tokens.
     std::map<std::string, std::string> initial_env_vars() const {
         const State& s = state();
-        std::map<std::string, std::string> env;
-        if (s.config.env_list) {
-            constexpr std::string_view prefix = "SANDBOX_ENV_";
-            for (const auto& [name, value] : s.config.env_list()) {
-                if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0) {
-                    env[name.substr(prefix.size())] = value;
-                }
-            }
-        }
-        if (s.config.sandbox.enable_auto_lint) env["ENABLE_AUTO_LINT"] = "true";
-        for (const auto& [key, value] : s.options.env_vars) env[key] = value;
-        for (const auto& [provider, token] : s.options.git_provider_tokens) {
-            if (!token.empty()) env[provider + "_token"] = token;
-        }
-        return env;
+        return detail::initial_env_vars(s.config, s.options);
     }
 
 private:
@@ -439,13 +431,6 @@ private:
     bool has_plugin(std::string_view name) const { return state().has(name); }
     bool vscode_enabled() const { return has_plugin("vscode"); }
 
-    static std::optional<ConfirmationState> confirmation_state_of(const Action& action) {
-        return std::visit([](const auto& a) -> std::optional<ConfirmationState> {
-            if constexpr (requires { a.confirmation_state; }) return a.confirmation_state;
-            else return std::nullopt;
-        }, action);
-    }
-
     // One deadline bounds the wait; the endpoint's probe can end it early (client.hpp).
     static void wait_until_alive(State& s) { s.client->wait_until_alive(); }
 
@@ -455,8 +440,7 @@ private:
         add_env_vars(initial_env_vars());
         if (!s.config.sandbox.runtime_startup_env_vars.empty()) add_env_vars(s.config.sandbox.runtime_startup_env_vars);
         CmdRunAction git;
-        git.command = "git config --global user.name \"" + s.config.git_user_name + "\" && git config --global user.email \"" +
-                      s.config.git_user_email + "\"";
+        git.command = detail::git_config_command(s.config);
         git.hidden = true;
         try {
             run_action(std::move(git));  // OpenHands only logs a failure here
@@ -476,12 +460,7 @@ private:
         const auto* action = std::get_if<Action>(&event);
         if (action == nullptr || !s.client) return;
         try {
-            Observation observation = dispatch(s, *action);
-            if (std::holds_alternative<NullObservation>(observation)) return;
-            auto& m = meta(observation);
-            m.cause = meta(*action).id;
-            m.tool_call_metadata = meta(*action).tool_call_metadata;
-            s.event_stream->add_event(Event(std::move(observation)), meta(*action).source.value_or(EventSource::agent));
+            detail::publish_observation(*s.event_stream, dispatch(s, *action), *action);
         } catch (const error& e) {
             const bool disconnected = e.code() == errc::transport || e.code() == errc::sandbox_gone;
             s.set_status(disconnected ? RuntimeStatus::error_runtime_disconnected : RuntimeStatus::error, e.what(),
@@ -493,29 +472,7 @@ private:
 
     // The gates of reference §2.3/§7.7, shared by run_action and the event path.
     static Observation dispatch(State& s, Action action) {
-        if (!is_runnable(action)) {
-            if (std::holds_alternative<AgentThinkAction>(action)) {
-                return AgentThinkObservation{.content = "Your thought has been logged."};
-            }
-            return NullObservation{};
-        }
-        const auto confirmation = confirmation_state_of(action);
-        if (confirmation == ConfirmationState::awaiting_confirmation) return NullObservation{};
-        if (confirmation == ConfirmationState::rejected) {
-            return UserRejectObservation{.content = "Action has been rejected by the user! Waiting for further user input."};
-        }
-        if (std::holds_alternative<MCPAction>(action)) {
-            // MCP goes to MCP servers, not /execute_action; runbox has no MCP client yet.
-            return ErrorObservation{.content = "Action call_tool_mcp is not supported in the current runtime.",
-                                    .error_id = "AGENT_ERROR$BAD_ACTION"};
-        }
-        if (!timeout_of(action)) {
-            if (const auto* cmd = std::get_if<CmdRunAction>(&action); cmd != nullptr && cmd->blocking) {
-                throw error(errc::config_invalid, "Blocking command with no timeout set", std::string(AuthPolicy::name));
-            }
-            // The default timeout is non-blocking: the soft "no new output" timeout stays active.
-            set_hard_timeout(action, static_cast<double>(s.config.sandbox.timeout), false);
-        }
+        if (auto answer = detail::gate_action(action, s.config, AuthPolicy::name)) return std::move(*answer);
         if (!s.client) {
             throw error(errc::not_connected, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
         }
@@ -526,3 +483,7 @@ private:
 };
 
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+#include "runbox/impl/runtime.ipp"
+#endif

@@ -46,6 +46,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runbox/config.hpp"
+#include "runbox/detail/linkage.hpp"
 #include "runbox/error.hpp"
 #include "runbox/provider.hpp"
 #include "runbox/providers/detail/cloud_api.hpp"
@@ -74,17 +75,7 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
     bool is_public = false;  ///< true: public preview URL, no preview token sent (key `public`)
 
     /// Reads every setting (table above); errc::config_invalid for a missing API key or a malformed value.
-    static Settings from(const Config& config) {
-        const cloud::SettingsReader r(config, "daytona", "DAYTONA_");
-        auto s = cloud::read_shared_settings<Settings>(r);
-        s.api_url = r.url("api_url", s.api_url);
-        s.target = r.text("target", s.target);
-        s.disable_auto_stop = r.flag("disable_auto_stop", false);
-        s.delete_on_close = r.flag("delete_on_close", false);
-        s.is_public = r.flag("public", false);
-        s.organization_id = r.text("organization_id");
-        return s;
-    }
+    static Settings from(const Config& config);
 };
 
 /// The Daytona provider (AuthPolicy). Construction reads and checks the settings (no I/O).
@@ -390,4 +381,12 @@ private:
 namespace runbox {
 /// The seed's DaytonaRuntime: `DaytonaRuntime rt(config, events, {.sid = "s1"}); rt.connect();`
 using DaytonaRuntime = Runtime<daytona::Auth, HttplibTransport>;
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp); a program's units only declare it.
+extern template class Runtime<daytona::Auth, HttplibTransport>;
+#endif
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+#include "runbox/providers/impl/daytona.ipp"
+#endif

@@ -64,6 +64,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runbox/config.hpp"
+#include "runbox/detail/linkage.hpp"
 #include "runbox/detail/base64.hpp"
 #include "runbox/detail/json.hpp"
 #include "runbox/detail/shell.hpp"
@@ -97,67 +98,18 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
     int list_limit = 100;              ///< page size of the attach lookup (E2B allows 1..100)
 
     /// Reads every setting (E2B_API_KEY required); errc::config_invalid names what is wrong.
-    static Settings from(const Config& config) {
-        const cloud::SettingsReader r(config, "e2b", "E2B_");
-        auto s = cloud::read_shared_settings<Settings>(r);
-        s.domain = r.text("domain", s.domain);
-        if (s.domain.empty() || s.domain.find_first_of("/{} ") != std::string::npos)
-            throw error(errc::config_invalid, "E2B_DOMAIN must be a host name such as e2b.app", "e2b");
-        s.api_url = r.url("api_url", "https://api." + s.domain);
-        const bool own_domain = s.domain == "e2b.app" || s.domain == "e2b.dev" || s.domain == "e2b.pro" ||
-                                s.domain == "e2b-staging.dev";
-        s.sandbox_url = template_url(r, "sandbox_url",
-                                     own_domain ? "https://sandbox." + s.domain
-                                                : "https://" + std::to_string(envd_port) + "-{id}." + s.domain);
-        s.server_url = template_url(r, "server_url", "https://{port}-{id}." + s.domain);
-        if (s.server_url.find("{id}") == std::string::npos)
-            throw error(errc::config_invalid, "e2b setting 'server_url' must contain {id}", "e2b");
-        if (config.sandbox.runtime_container_image && !config.sandbox.runtime_container_image->empty())
-            s.template_id = *config.sandbox.runtime_container_image;
-        s.template_id = r.text("template", s.template_id);
-        s.timeout_seconds = r.integer("timeout_seconds", s.timeout_seconds, 1);
-        s.is_public = r.flag("public", s.is_public);
-        s.session_api_key = r.text("session_api_key");
-        s.list_limit = std::min(r.integer("list_limit", s.list_limit, 1, false), 100);
-        return s;
-    }
+    static Settings from(const Config& config);
 
 private:
     // An http(s) URL that may hold {id} / {port} placeholders.
-    static std::string template_url(const cloud::SettingsReader& r, std::string_view key, std::string fallback) {
-        std::string value = cloud::trim_slashes(r.text(key, std::move(fallback)));
-        std::string probe = value;
-        runbox::detail::replace_all(probe, "{id}", "x");
-        runbox::detail::replace_all(probe, "{port}", "1");
-        try {
-            (void)parse_url(probe);
-        } catch (const error&) {
-            throw error(errc::config_invalid, r.env_name(key) + " must be an http(s) URL", "e2b");
-        }
-        return value;
-    }
+    static std::string template_url(const cloud::SettingsReader& r, std::string_view key, std::string fallback);
 };
 
 namespace detail {
 
 /// Compares dotted versions numerically ("0.10.0" > "0.9.9"); missing parts count as 0 and a
 /// pre-release suffix is ignored. Negative, zero or positive like strcmp.
-inline int compare_versions(std::string_view a, std::string_view b) {
-    auto next = [](std::string_view& v) -> long {
-        long n = 0;
-        std::size_t i = 0;
-        while (i < v.size() && v[i] >= '0' && v[i] <= '9' && n < 1000000) n = n * 10 + (v[i++] - '0');
-        while (i < v.size() && v[i] != '.') ++i;  // "-rc1" and the like
-        v.remove_prefix(i < v.size() ? i + 1 : i);
-        return n;
-    };
-    for (int part = 0; part < 4; ++part) {
-        const long x = next(a);
-        const long y = next(b);
-        if (x != y) return x < y ? -1 : 1;
-    }
-    return 0;
-}
+RUNBOX_DECL int compare_versions(std::string_view a, std::string_view b);
 
 /// What the action server's Start stream has said so far (shared with the reading thread and
 /// with the early-failure probe).
@@ -644,4 +596,12 @@ private:
 namespace runbox {
 /// Runtime over E2B sandboxes.
 using E2BRuntime = Runtime<e2b::Auth, HttplibTransport>;
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp); a program's units only declare it.
+extern template class Runtime<e2b::Auth, HttplibTransport>;
+#endif
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+#include "runbox/providers/impl/e2b.ipp"
+#endif

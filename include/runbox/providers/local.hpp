@@ -30,6 +30,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,9 +41,15 @@
 #include "runbox/environment.hpp"
 #include "runbox/error.hpp"
 #include "runbox/provider.hpp"
+#include "runbox/detail/linkage.hpp"
 #include "runbox/runtime.hpp"
-#include "runbox/server/action_server.hpp"
 #include "runbox/transport/httplib.hpp"
+
+// The in-process server is reached only through impl/local.ipp: in compiled mode a unit that
+// uses the local provider does not parse the server's headers.
+namespace runbox::server {
+class ActionServer;
+}  // namespace runbox::server
 
 namespace runbox::local {
 
@@ -169,23 +176,15 @@ public:
     using default_transport = HttplibTransport;          ///< the transport make_runtime uses
 
     /// Reads the settings (mode, server_path); a bad mode is errc::config_invalid. No I/O.
-    explicit Auth(const Config& config)
-        : mode_(config.setting("local", "mode", "RUNBOX_LOCAL_MODE").value_or("thread")),
-          server_path_(config.setting("local", "server_path", "RUNBOX_SERVER_PATH").value_or("runbox-server")) {
-        if (mode_ != "thread" && mode_ != "process") {
-            throw error(errc::config_invalid,
-                        "providers.local.mode (RUNBOX_LOCAL_MODE) must be \"thread\" or \"process\", got \"" + mode_ + "\"",
-                        "local");
-        }
-    }
+    explicit Auth(const Config& config);
 
     /// Movable (a Runtime owns its policy); not copyable.
     ///@{
-    Auth(Auth&&) noexcept = default;
-    Auth& operator=(Auth&&) noexcept = default;
+    Auth(Auth&&) noexcept;
+    Auth& operator=(Auth&&) noexcept;
     ///@}
     /// Stops the server and removes a temporary workspace.
-    ~Auth() { stop(); }
+    ~Auth();
 
     /// The local server needs no credentials.
     void authorize(Request&) const {}
@@ -195,66 +194,10 @@ public:
     /// a runbox-server that cannot start, errc::timeout when it does not come up.
     template <class Transport>
     ServerEndpoint connect(ProviderContext<Transport>& ctx) {
-        namespace fs = std::filesystem;
-        const Config& config = ctx.config;
-        ctx.status(RuntimeStatus::building_runtime, "Preparing the local workspace...");
-        if (config.workspace_base) {
-            workspace_ = fs::absolute(*config.workspace_base);
-            fs::create_directories(workspace_);
-            owns_workspace_ = false;
-        } else {
-            workspace_ = fs::temp_directory_path() / ("runbox-" + ctx.options.sid + "-" + detail::random_hex(6));
-            fs::create_directories(workspace_);
-            owns_workspace_ = true;
-        }
-        session_key_ = detail::random_hex(24);
-
-        std::chrono::milliseconds no_change{10000};
-        const auto& startup = config.sandbox.runtime_startup_env_vars;
-        if (auto it = startup.find("NO_CHANGE_TIMEOUT_SECONDS"); it != startup.end()) {
-            try {
-                no_change = std::chrono::milliseconds(static_cast<std::int64_t>(std::stod(it->second) * 1000));
-            } catch (const std::exception&) {
-                throw error(errc::config_invalid, "NO_CHANGE_TIMEOUT_SECONDS must be a number", "local");
-            }
-        }
-
-        std::string url;
-        if (mode_ == "thread") {
-            server::ActionServerOptions options;
-            options.host = "127.0.0.1";
-            options.port = 0;
-            options.working_dir = workspace_.string();
-            options.session_api_key = session_key_;
-            options.no_change_timeout = no_change;
-            options.enable_browser = false;
-            for (const auto& plugin : ctx.options.plugins) options.plugins.push_back(plugin.name);
-            options.env = startup;
-            options.environment = detail::EnvironmentBase::allow_list;  // the host's secrets stay in the host
-            server_ = std::make_unique<server::ActionServer>(std::move(options));
-            server_->start();
-            url = server_->url();
-        } else {
-            std::vector<std::pair<std::string, std::string>> env{{"SESSION_API_KEY", session_key_}};
-            for (const auto& [key, value] : startup) env.emplace_back(key, value);
-            std::vector<std::string> args{"0", "--working-dir", workspace_.string(), "--host", "127.0.0.1",
-                                          "--no-enable-browser"};
-            if (!ctx.options.plugins.empty()) {
-                args.push_back("--plugins");
-                for (const auto& plugin : ctx.options.plugins) args.push_back(plugin.name);
-            }
-            process_ = std::make_unique<ServerProcess>(server_path_, args, env, std::chrono::seconds(30));
-            url = process_->url();
-        }
-        ctx.status(RuntimeStatus::runtime_started, "Local action execution server started.");
-
-        ServerEndpoint endpoint;
-        endpoint.url = url;
-        endpoint.headers.set("X-Session-API-Key", session_key_);
-        endpoint.secrets = {session_key_};
-        endpoint.alive_timeout = std::chrono::seconds(30);
-        endpoint.alive_poll_interval = std::chrono::milliseconds(5);
-        return endpoint;
+        // Nothing here depends on the transport: the work is one non-template function.
+        return start(ctx.config, ctx.options, [&ctx](RuntimeStatus value, std::string_view message) {
+            ctx.status(value, message);
+        });
     }
 
     /// Stops the server (its shells' processes are reaped) and removes a temporary workspace.
@@ -269,19 +212,9 @@ public:
     const std::string& mode() const noexcept { return mode_; }
 
 private:
-    void stop() noexcept {
-        try {
-            if (server_) server_->stop();
-        } catch (...) {
-        }
-        server_.reset();
-        process_.reset();
-        if (owns_workspace_ && !workspace_.empty()) {
-            std::error_code ignored;
-            std::filesystem::remove_all(workspace_, ignored);
-            owns_workspace_ = false;
-        }
-    }
+    using status_sink = std::function<void(RuntimeStatus, std::string_view)>;
+    ServerEndpoint start(const Config& config, const RuntimeOptions& options, const status_sink& status);
+    void stop() noexcept;
 
     std::string mode_;
     std::string server_path_;
@@ -297,4 +230,12 @@ private:
 namespace runbox {
 /// The default runtime: runbox's action server on this machine.
 using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp); a program's units only declare it.
+extern template class Runtime<local::Auth, HttplibTransport>;
+#endif
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+#include "runbox/providers/impl/local.ipp"
+#endif

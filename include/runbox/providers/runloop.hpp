@@ -52,6 +52,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runbox/config.hpp"
+#include "runbox/detail/linkage.hpp"
 #include "runbox/error.hpp"
 #include "runbox/provider.hpp"
 #include "runbox/providers/detail/cloud_api.hpp"
@@ -81,28 +82,7 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
 
     /// Reads every setting (table above); errc::config_invalid for a missing API key, a malformed value, more
     /// than one image source, or a tunnel_url without {tunnel_key}.
-    static Settings from(const Config& config) {
-        const cloud::SettingsReader r(config, "runloop", "RUNLOOP_");
-        auto s = cloud::read_shared_settings<Settings>(r);
-        s.base_url = r.url("base_url", s.base_url);
-        s.blueprint = r.text("blueprint");
-        s.snapshot = r.text("snapshot");
-        s.prebuilt = r.text("prebuilt");
-        if ((s.blueprint ? 1 : 0) + (s.snapshot ? 1 : 0) + (s.prebuilt ? 1 : 0) > 1)
-            throw error(errc::config_invalid, "set at most one of runloop blueprint, snapshot and prebuilt", "runloop");
-        s.resource_size = r.text("resource_size", s.resource_size);
-        s.keep_alive_time_seconds = r.integer("keep_alive_time_seconds", s.keep_alive_time_seconds, 1, false);
-        // The SDK's rule: api.<domain> -> https://{port}-{key}.tunnel.<domain>.
-        const std::string host = parse_url(s.base_url).host;
-        s.tunnel_url = r.text("tunnel_url", "https://{port}-{tunnel_key}.tunnel." +
-                                                (host.rfind("api.", 0) == 0 ? host.substr(4) : host));
-        if (s.tunnel_url.find("{tunnel_key}") == std::string::npos)
-            throw error(errc::config_invalid, "runloop setting 'tunnel_url' must contain {tunnel_key}", "runloop");
-        s.tunnel_auth_mode = r.choice("tunnel_auth_mode", s.tunnel_auth_mode, {"open", "authenticated"});
-        s.session_api_key = r.text("session_api_key");
-        s.list_limit = r.integer("list_limit", s.list_limit, 1, false);
-        return s;
-    }
+    static Settings from(const Config& config);
 };
 
 /// The Runloop provider (AuthPolicy). Construction reads and checks the settings (no I/O).
@@ -387,4 +367,12 @@ private:
 namespace runbox {
 /// Runtime over Runloop devboxes.
 using RunloopRuntime = Runtime<runloop::Auth, HttplibTransport>;
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp); a program's units only declare it.
+extern template class Runtime<runloop::Auth, HttplibTransport>;
+#endif
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+#include "runbox/providers/impl/runloop.ipp"
+#endif
