@@ -16,4 +16,6 @@
 
 // Runtimes and providers: the explicit instantiations of the bundled runtimes.
 
-// The sandbox side: the action server and its parts.
+// The sandbox side: the action server and its parts (and the one posix_spawn routine, which the
+// local provider uses too).
+#include "runbox/detail/impl/spawn.ipp"
