@@ -19,3 +19,14 @@
 // The sandbox side: the action server and its parts (and the one posix_spawn routine, which the
 // local provider uses too).
 #include "runbox/detail/impl/spawn.ipp"
+#include "runbox/server/impl/run_as.ipp"
+#include "runbox/server/impl/process.ipp"
+#include "runbox/server/impl/system_stats.ipp"
+#include "runbox/server/impl/connection_guard.ipp"
+#include "runbox/server/impl/file_worker.ipp"
+#include "runbox/server/impl/terminal_render.ipp"
+#include "runbox/server/impl/bash_parse.ipp"
+#include "runbox/server/impl/file_editor.ipp"
+#include "runbox/server/impl/bash_session.ipp"
+#include "runbox/server/impl/ipython_driver.ipp"
+#include "runbox/server/impl/action_server.ipp"
