@@ -35,6 +35,7 @@
 //   -lbrotlicommon.) glibc warns that getpwnam()/getgrouplist() in a static binary still load
 //   NSS modules at run time; they work for /etc/passwd users in the usual images. Building
 //   against musl (e.g. in an Alpine container) avoids that warning.
+#include "runbox/detail/spawn.hpp"
 #include "runbox/server/action_server.hpp"
 
 #include <pwd.h>
@@ -153,22 +154,16 @@ CommandLine parse_command_line(int argc, char** argv) {
     return cl;
 }
 
-/// Runs a program to completion (no shell); returns its exit status or -1.
+/// Runs a program to completion (no shell, found on PATH); returns its exit status or -1.
 int run_program(const std::vector<std::string>& argv) {
-    std::vector<char*> c_argv;
-    for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
-    c_argv.push_back(nullptr);
-    const pid_t pid = ::fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        ::execvp(c_argv[0], c_argv.data());
-        ::_exit(127);
-    }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    runbox::detail::SpawnOptions options;
+    options.argv = argv;
+    options.search_path = true;
+    const auto child = runbox::detail::spawn(options);
+    if (child.pid < 0) return -1;
+    const auto status = runbox::detail::wait_child(child.pid);
+    if (!status) return -1;
+    return WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
 }
 
 /// As root, makes sure the run-as user exists (OpenHands creates it at start-up).

@@ -78,4 +78,17 @@ template runbox::AnyRuntime<runbox::detail::bundled_providers> runbox::make_runt
 template runbox::AnyRuntime<runbox::detail::bundled_providers> runbox::make_runtime<runbox::detail::bundled_providers>(
     const runbox::Config&, runbox::EventStream&, runbox::RuntimeOptions);
 
-// The sandbox side: the action server and its parts.
+// The sandbox side: the action server and its parts (and the one posix_spawn routine, which the
+// local provider uses too).
+#include "runbox/detail/impl/spawn.ipp"
+#include "runbox/server/impl/run_as.ipp"
+#include "runbox/server/impl/process.ipp"
+#include "runbox/server/impl/system_stats.ipp"
+#include "runbox/server/impl/connection_guard.ipp"
+#include "runbox/server/impl/file_worker.ipp"
+#include "runbox/server/impl/terminal_render.ipp"
+#include "runbox/server/impl/bash_parse.ipp"
+#include "runbox/server/impl/file_editor.ipp"
+#include "runbox/server/impl/bash_session.ipp"
+#include "runbox/server/impl/ipython_driver.ipp"
+#include "runbox/server/impl/action_server.ipp"

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,26 +12,19 @@
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "runbox/detail/spawn.hpp"
 
 namespace runbox_test {
 
 class ChildProcess {
 public:
     explicit ChildProcess(std::vector<std::string> argv) {
-        int fds[2];
-        if (::pipe(fds) != 0) return;
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-        posix_spawn_file_actions_addclose(&actions, fds[0]);
-        std::vector<char*> args;
-        for (auto& a : argv) args.push_back(a.data());
-        args.push_back(nullptr);
-        if (::posix_spawn(&pid_, argv.front().c_str(), &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(fds[1]);
-        out_ = ::fdopen(fds[0], "r");
+        runbox::detail::SpawnOptions options;
+        options.argv = std::move(argv);
+        options.stdout_pipe = true;
+        const auto child = runbox::detail::spawn(options);
+        pid_ = child.pid;
+        if (child.stdout_fd >= 0) out_ = ::fdopen(child.stdout_fd, "r");
     }
     ChildProcess(const ChildProcess&) = delete;
     ChildProcess& operator=(const ChildProcess&) = delete;
@@ -57,11 +49,9 @@ public:
     int stop() {
         if (pid_ <= 0) return -1;
         ::kill(pid_, SIGTERM);
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
+        const auto status = runbox::detail::wait_child(pid_);
         pid_ = -1;
-        return status;
+        return status.value_or(0);
     }
 
 private:

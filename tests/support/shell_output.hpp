@@ -1,20 +1,33 @@
 // A real /bin/sh for tests of command lines runbox builds: what a command printed, line by line.
 #pragma once
 
-#include <cstdio>
+#include <unistd.h>
+
+#include <cerrno>
 #include <string>
 #include <vector>
 
+#include "runbox/detail/spawn.hpp"
+
 namespace runbox_test {
 
-/// Runs `command` with /bin/sh (popen) and returns what it printed on stdout.
+/// Runs `command` with /bin/sh -c and returns what it printed on stdout.
 inline std::string shell_output(const std::string& command) {
     std::string out;
-    if (FILE* pipe = ::popen(command.c_str(), "r")) {
-        char buffer[4096];
-        for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
-        ::pclose(pipe);
+    runbox::detail::SpawnOptions options;
+    options.argv = {"/bin/sh", "-c", command};
+    options.stdout_pipe = true;
+    const auto child = runbox::detail::spawn(options);
+    if (child.pid < 0) return out;
+    char buffer[4096];
+    for (;;) {
+        const auto n = ::read(child.stdout_fd, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        out.append(buffer, static_cast<std::size_t>(n));
     }
+    ::close(child.stdout_fd);
+    runbox::detail::wait_child(child.pid);
     return out;
 }
 

@@ -22,7 +22,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +37,7 @@
 
 #include "runbox/client.hpp"
 #include "runbox/config.hpp"
+#include "runbox/detail/spawn.hpp"
 #include "runbox/environment.hpp"
 #include "runbox/error.hpp"
 #include "runbox/provider.hpp"
@@ -62,44 +62,28 @@ public:
     /// errc::timeout when it does not report its address in time (it is then stopped).
     ServerProcess(const std::string& program, const std::vector<std::string>& args,
                   const std::vector<std::pair<std::string, std::string>>& extra_env, std::chrono::milliseconds timeout) {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) throw error(errc::system, "pipe2 failed", "local");
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-        posix_spawnattr_t attr;
-        posix_spawnattr_init(&attr);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);  // its own group: close() kills it whole
-        posix_spawnattr_setpgroup(&attr, 0);
-
         // The server (and so its shells) gets the allow-listed host variables only, like thread
         // mode; `extra_env` (the session key, the startup variables) is added after the builder,
         // which would drop SESSION_API_KEY.
         auto env = detail::sandbox_environment(detail::EnvironmentBase::allow_list);
         for (const auto& [key, value] : extra_env) env[key] = value;
-        std::vector<std::string> env_strings = detail::environment_strings(env);
-        std::vector<char*> envp;
-        for (auto& s : env_strings) envp.push_back(s.data());
-        envp.push_back(nullptr);
-        std::vector<std::string> argv_strings{program};
-        argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& s : argv_strings) argv.push_back(s.data());
-        argv.push_back(nullptr);
-
-        const int rc = ::posix_spawnp(&pid_, program.c_str(), &actions, &attr, argv.data(), envp.data());
-        posix_spawn_file_actions_destroy(&actions);
-        posix_spawnattr_destroy(&attr);
-        ::close(fds[1]);
-        if (rc != 0) {
-            ::close(fds[0]);
-            pid_ = -1;
+        detail::SpawnOptions spawn_options;
+        spawn_options.argv = {program};
+        spawn_options.argv.insert(spawn_options.argv.end(), args.begin(), args.end());
+        spawn_options.env = detail::environment_strings(env);
+        spawn_options.search_path = true;
+        spawn_options.stdout_pipe = true;
+        spawn_options.new_process_group = true;  // its own group: close() kills it whole
+        const auto child = detail::spawn(spawn_options);
+        if (child.pipe_failed) throw error(errc::system, "pipe2 failed", "local");
+        if (child.pid < 0) {
             throw error(errc::config_invalid,
-                        "cannot start " + program + ": " + std::string(std::strerror(rc)) +
+                        "cannot start " + program + ": " + std::string(std::strerror(child.error)) +
                             " (build the runbox-server target or set RUNBOX_SERVER_PATH)",
                         "local");
         }
-        stdout_fd_ = fds[0];
+        pid_ = child.pid;
+        stdout_fd_ = child.stdout_fd;
         read_url(timeout);
     }
 

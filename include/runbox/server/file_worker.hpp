@@ -14,6 +14,8 @@
 /// owns copies of everything it uses), and later jobs wait behind it.
 #pragma once
 
+#include "runbox/detail/linkage.hpp"
+
 #include "runbox/error.hpp"
 
 #include <sys/syscall.h>
@@ -48,17 +50,7 @@ struct FileIdentity {
 namespace detail {
 
 /// Switches the calling thread's filesystem identity; "" on success, else why not.
-inline std::string assume_identity(const FileIdentity& who) {
-    if (::syscall(SYS_setgroups, who.groups.size(), who.groups.data()) != 0) {
-        return "setgroups failed (" + std::string(std::strerror(errno)) + ")";
-    }
-    ::syscall(SYS_setfsgid, who.gid);
-    // setfsuid/setfsgid report no errors; asking with an invalid id returns the current one.
-    if (static_cast<gid_t>(::syscall(SYS_setfsgid, static_cast<gid_t>(-1))) != who.gid) return "setfsgid had no effect";
-    ::syscall(SYS_setfsuid, who.uid);
-    if (static_cast<uid_t>(::syscall(SYS_setfsuid, static_cast<uid_t>(-1))) != who.uid) return "setfsuid had no effect";
-    return {};
-}
+RUNBOX_DECL std::string assume_identity(const FileIdentity& who);
 
 }  // namespace detail
 
@@ -67,22 +59,7 @@ class FileWorker {
 public:
     /// Starts the thread. With `identity`, throws errc::config_invalid when the thread cannot
     /// take it (then file actions would run as root: the server must not start).
-    explicit FileWorker(std::optional<FileIdentity> identity) {
-        const std::string name = identity ? identity->name : std::string();
-        std::promise<std::string> ready;
-        auto started = ready.get_future();
-        thread_ = std::thread([this, identity = std::move(identity), ready = std::move(ready)]() mutable {
-            ready.set_value(identity ? detail::assume_identity(*identity) : std::string());
-            loop();
-        });
-        const std::string why = started.get();
-        if (!why.empty()) {
-            stop();
-            throw runbox::error(errc::config_invalid,
-                                "cannot act as user '" + name + "' for file actions: " + why +
-                                    "; refusing to start, file actions would run as root");
-        }
-    }
+    explicit FileWorker(std::optional<FileIdentity> identity);
     FileWorker(const FileWorker&) = delete;
     FileWorker& operator=(const FileWorker&) = delete;
     ~FileWorker() { stop(); }
@@ -109,28 +86,10 @@ public:
 
     /// Lets the queued jobs finish, then joins the thread (a job still running is waited for).
     /// Later run() calls throw errc::sandbox_gone. Idempotent.
-    void stop() noexcept {
-        {
-            std::lock_guard lock(mutex_);
-            stopping_ = true;
-        }
-        cond_.notify_all();
-        if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
-    }
+    void stop() noexcept;
 
 private:
-    void loop() {
-        std::unique_lock lock(mutex_);
-        for (;;) {
-            cond_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-            if (jobs_.empty()) return;
-            auto job = std::move(jobs_.front());
-            jobs_.pop_front();
-            lock.unlock();
-            job();  // packaged_task keeps exceptions for the caller
-            lock.lock();
-        }
-    }
+    void loop();
 
     std::mutex mutex_;
     std::condition_variable cond_;
@@ -140,3 +99,7 @@ private:
 };
 
 }  // namespace runbox::server
+
+#ifdef RUNBOX_HEADER_ONLY
+#include "runbox/server/impl/file_worker.ipp"
+#endif
