@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "runbox/detail/base64.hpp"
+#include "runbox/detail/json.hpp"
 #include "runbox/error.hpp"
 #include "runbox/transport/transport.hpp"
 
