@@ -131,7 +131,7 @@ RUNBOX_DECL void send_detail_and_close(httplib::Response& res, int status, const
 /// 422 the way FastAPI reports request validation failures. `errors` is a Python-style
 /// rendering of the error list (OpenHands sends str(exc.errors())).
 RUNBOX_DECL void send_validation_error(httplib::Response& res, std::string_view type, std::string_view loc,
-                                  std::string_view msg);
+                                       std::string_view msg);
 
 /// Python's str(OSError): "[Errno 13] Permission denied: '/x'".
 RUNBOX_DECL std::string os_error_text(const std::filesystem::filesystem_error& e);

@@ -232,9 +232,9 @@ private:
 /// Runs `action.command` in a fresh non-interactive bash in `action.cwd` (or `default_cwd`),
 /// independent of any session (reference §4.3 `is_static`). stdout and stderr are merged.
 RUNBOX_DECL Observation run_static_command(const CmdRunAction& action, const std::string& default_cwd,
-                                      const std::string& username = {},
-                                      runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit,
-                                      const std::map<std::string, std::string>& env = {});
+                                           const std::string& username = {},
+                                           runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit,
+                                           const std::map<std::string, std::string>& env = {});
 
 }  // namespace runbox::server
 

@@ -136,7 +136,7 @@ RUNBOX_DECL int open_regular(const std::string& path, int flags, int& err, mode_
 /// Reads up to `limit` bytes; returns 0 or an errno (EISDIR for directories,
 /// not_a_regular_file for anything else that is not a regular file).
 RUNBOX_DECL int read_bytes(const std::string& path, std::string& out,
-                      std::size_t limit = std::numeric_limits<std::size_t>::max());
+                           std::size_t limit = std::numeric_limits<std::size_t>::max());
 
 /// Writes `data` (creating with `create_mode` subject to umask); returns 0 or an errno.
 RUNBOX_DECL int write_bytes(const std::string& path, std::string_view data, bool create, mode_t create_mode = 0666);
@@ -170,7 +170,7 @@ RUNBOX_DECL std::vector<std::string> read_lines_window(const std::vector<std::st
 /// `write`'s splice: original[:start] (nothing if start == 0) + each piece + "\n" +
 /// original[end:] (nothing if end == -1), with Python slice semantics.
 RUNBOX_DECL std::string splice_lines(const std::vector<std::string>& original, const std::vector<std::string>& pieces,
-                                long long start, long long end);
+                                     long long start, long long end);
 
 // ---------------------------------------------------------------------------
 // Editor text rendering

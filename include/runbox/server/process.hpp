@@ -121,7 +121,7 @@ RUNBOX_DECL std::string current_username();
 /// Environment and identity for a shell: `base` (runbox/environment.hpp), terminal settings that
 /// keep programs from paging or colouring, the target user's identity, the caller's variables.
 RUNBOX_DECL void plan_identity(SpawnPlan& plan, const std::string& username, std::map<std::string, std::string> extra,
-                          runbox::detail::EnvironmentBase base = runbox::detail::EnvironmentBase::inherit);
+                               runbox::detail::EnvironmentBase base = runbox::detail::EnvironmentBase::inherit);
 
 /// In the child after fork(): default signal handling, identity, directory, no inherited fds.
 [[noreturn]] RUNBOX_DECL void exec_child(const SpawnPlan& plan);
@@ -196,7 +196,7 @@ RUNBOX_DECL void kill_descendants(Bitmap tree) noexcept;
 /// The supervisor's whole life. `sock` talks to the server: it sends the program's pid, then its
 /// wait status when it exits; a byte from the server, or its end closing, means kill everything.
 [[noreturn]] RUNBOX_DECL void run(const SpawnPlan& plan, ChildStdio io, int sock, bool kill_when_child_exits,
-                             Bitmap tree) noexcept;
+                                  Bitmap tree) noexcept;
 
 }  // namespace supervisor
 

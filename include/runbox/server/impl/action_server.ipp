@@ -68,7 +68,7 @@ RUNBOX_DECL void send_detail_and_close(httplib::Response& res, int status, const
 }
 
 RUNBOX_DECL void send_validation_error(httplib::Response& res, std::string_view type, std::string_view loc,
-                                  std::string_view msg) {
+                                       std::string_view msg) {
     std::string errors = "[{'type': '";
     errors += type;
     errors += "', 'loc': (";
@@ -467,7 +467,7 @@ RUNBOX_DECL void ActionServer::handle_upload_file(const httplib::Request& req, h
 }
 
 RUNBOX_DECL void ActionServer::store_upload(const std::filesystem::path& dest, const std::string& filename, const std::string& content,
-                  bool is_zip) const {
+                                            bool is_zip) const {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (fs::is_symlink(fs::symlink_status(dest, ec))) {

@@ -26,9 +26,9 @@ RUNBOX_DECL std::string shell_init_line(const std::string& working_dir, std::str
 namespace runbox::server {
 
 RUNBOX_DECL Observation run_static_command(const CmdRunAction& action, const std::string& default_cwd,
-                                      const std::string& username,
-                                      runbox::detail::EnvironmentBase environment,
-                                      const std::map<std::string, std::string>& env) {
+                                           const std::string& username,
+                                           runbox::detail::EnvironmentBase environment,
+                                           const std::map<std::string, std::string>& env) {
     try {
         const std::string command(bash::strip(action.command));
         const std::string dir = action.cwd && !action.cwd->empty() ? *action.cwd : default_cwd;

@@ -123,7 +123,7 @@ RUNBOX_DECL int open_regular(const std::string& path, int flags, int& err, mode_
 }
 
 RUNBOX_DECL int read_bytes(const std::string& path, std::string& out,
-                      std::size_t limit) {
+                           std::size_t limit) {
     out.clear();
     int open_err = 0;
     const int fd = open_regular(path, O_RDONLY, open_err);
@@ -223,7 +223,7 @@ RUNBOX_DECL std::vector<std::string> read_lines_window(const std::vector<std::st
 }
 
 RUNBOX_DECL std::string splice_lines(const std::vector<std::string>& original, const std::vector<std::string>& pieces,
-                                long long start, long long end) {
+                                     long long start, long long end) {
     std::string out;
     if (start != 0) {
         const auto stop = py_index(start, original.size());
@@ -311,9 +311,9 @@ RUNBOX_DECL std::string FileEditor::view(const std::string& path, std::optional<
 }
 
 RUNBOX_DECL runbox::FileEditObservation FileEditor::make_edit_observation(const std::string& path,
-                                                         const std::optional<std::string>& old_str,
-                                                         const std::optional<std::string>& new_str,
-                                                         Outcome result) {
+                                                                          const std::optional<std::string>& old_str,
+                                                                          const std::optional<std::string>& new_str,
+                                                                          Outcome result) {
     runbox::FileEditObservation obs;
     obs.path = path;
     obs.prev_exist = false;  // OpenHands never sets it for OH-ACI edits
@@ -338,9 +338,9 @@ RUNBOX_DECL bool FileEditor::is_supported_binary(std::string_view path) {
 }
 
 RUNBOX_DECL auto FileEditor::execute(const std::string& command, const std::string& path, const std::optional<std::string>& file_text,
-                const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
-                const std::optional<std::string>& new_str, std::optional<long long> insert_line,
-                const std::string& root) -> Outcome {
+                                     const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
+                                     const std::optional<std::string>& new_str, std::optional<long long> insert_line,
+                                     const std::string& root) -> Outcome {
     CliResult result;
     try {
         result = run(command, path, file_text, view_range, old_str, new_str, insert_line, root);
@@ -354,9 +354,9 @@ RUNBOX_DECL auto FileEditor::execute(const std::string& command, const std::stri
 }
 
 RUNBOX_DECL auto FileEditor::run(const std::string& command, const std::string& raw_path, const std::optional<std::string>& file_text,
-              const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
-              const std::optional<std::string>& new_str, std::optional<long long> insert_line,
-              const std::string& root) -> CliResult {
+                                 const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
+                                 const std::optional<std::string>& new_str, std::optional<long long> insert_line,
+                                 const std::string& root) -> CliResult {
     const std::string path = detail::py_path(raw_path);
     validate_path(command, path, root);
     if (command == "view") return view_impl(path, view_range);

@@ -119,7 +119,7 @@ RUNBOX_DECL std::string current_username() {
 }
 
 RUNBOX_DECL void plan_identity(SpawnPlan& plan, const std::string& username, std::map<std::string, std::string> extra,
-                          runbox::detail::EnvironmentBase base) {
+                               runbox::detail::EnvironmentBase base) {
     std::map<std::string, std::string> env{{"TERM", "dumb"}, {"PAGER", "cat"}, {"GIT_PAGER", "cat"},
                                            {"COLUMNS", "1000"}, {"LINES", "1000"}};
     if (!username.empty() && username != current_username()) {
@@ -254,7 +254,7 @@ RUNBOX_DECL void kill_descendants(Bitmap tree) noexcept {
 }
 
 [[noreturn]] RUNBOX_DECL void run(const SpawnPlan& plan, ChildStdio io, int sock, bool kill_when_child_exits,
-                             Bitmap tree) noexcept {
+                                  Bitmap tree) noexcept {
     ::setsid();  // out of the server's process group: a signal to that group does not reach us
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);  // a same-user program cannot read this copy of the server's memory
