@@ -3,9 +3,6 @@
 // the SDK's conformance.mjs against a fake with the given environment.
 #pragma once
 
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +14,7 @@
 
 #include "catch.hpp"
 #include "node.hpp"
+#include "shell_output.hpp"
 #include "runbox/detail/shell.hpp"
 
 namespace runbox_test {
@@ -25,12 +23,6 @@ namespace runbox_test {
 struct PinnedSdk {
     std::filesystem::path dir;  ///< tests/conformance/<provider> (or RUNBOX_<PROVIDER>_CONFORMANCE_DIR)
     std::string node;           ///< tools/node/bin/node
-};
-
-/// What conformance.mjs printed (stdout and stderr) and how it exited.
-struct SdkRun {
-    int exit_code = -1;  ///< -1 when it did not exit normally (a signal, or popen failed)
-    std::string output;
 };
 
 inline nlohmann::json read_json_file(const std::filesystem::path& path) {
@@ -62,19 +54,12 @@ inline PinnedSdk require_pinned_sdk(const std::string& provider, const std::stri
 }
 
 /// Runs `node conformance.mjs` in the SDK's directory with `environment` set (at most 300 s).
-inline SdkRun run_conformance_script(const PinnedSdk& sdk, const std::vector<std::pair<std::string, std::string>>& environment) {
+inline ShellRun run_conformance_script(const PinnedSdk& sdk, const std::vector<std::pair<std::string, std::string>>& environment) {
     using runbox::detail::shell_quote;
     std::string command = "cd " + shell_quote(sdk.dir.string()) + " &&";
     for (const auto& [name, value] : environment) command += " " + name + "=" + shell_quote(value);
     command += " timeout 300 " + shell_quote(sdk.node) + " conformance.mjs 2>&1";
-    SdkRun run;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    if (pipe == nullptr) return run;
-    char buffer[4096];
-    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) run.output.append(buffer, n);
-    const int status = ::pclose(pipe);
-    if (WIFEXITED(status)) run.exit_code = WEXITSTATUS(status);
-    return run;
+    return shell_run(command);
 }
 
 }  // namespace runbox_test
