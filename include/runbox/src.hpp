@@ -20,6 +20,7 @@
 #include "runbox/impl/config.ipp"
 #include "runbox/impl/events.ipp"
 #include "runbox/impl/event_stream.ipp"
+#include "runbox/transport/impl/envelope.ipp"
 #include "runbox/transport/impl/transport.ipp"
 #include "runbox/transport/impl/httplib.ipp"
 #include "runbox/impl/rpc_status.ipp"

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "runbox/detail/linkage.hpp"
 #include "runbox/error.hpp"
 
 namespace runbox {
@@ -35,21 +36,7 @@ struct Frame {
 
 /// 1 flag byte + 4-byte big-endian length + payload. Throws errc::config_invalid
 /// for a payload longer than 4 GiB - 1 (the length field cannot say it).
-inline std::string encode_frame(std::string_view payload, std::uint8_t flags = 0) {
-    if (payload.size() > std::size_t{0xFFFFFFFFu}) {
-        throw error(errc::config_invalid, "a framed message cannot exceed 4 GiB", "transport");
-    }
-    const auto size = static_cast<std::uint32_t>(payload.size());
-    std::string out;
-    out.reserve(5 + payload.size());
-    out.push_back(static_cast<char>(flags));
-    out.push_back(static_cast<char>((size >> 24) & 0xFF));
-    out.push_back(static_cast<char>((size >> 16) & 0xFF));
-    out.push_back(static_cast<char>((size >> 8) & 0xFF));
-    out.push_back(static_cast<char>(size & 0xFF));
-    out.append(payload);
-    return out;
-}
+RUNBOX_DECL std::string encode_frame(std::string_view payload, std::uint8_t flags = 0);
 
 /// Incremental reader: feed() any chunking, next() yields whole frames in order.
 class FrameReader {
@@ -60,32 +47,10 @@ public:
     /// Buffers `bytes`. Throws runbox::error(errc::bad_response) when a frame
     /// header announces more than max_payload (checked as soon as its 5 header
     /// bytes are in, whichever frame of the buffer it belongs to).
-    void feed(std::string_view bytes) {
-        buffer_.append(bytes);
-        check_headers();
-    }
+    void feed(std::string_view bytes);
 
     /// The next whole frame, or nullopt until more bytes arrive.
-    std::optional<Frame> next() {
-        if (buffer_.size() - offset_ < 5) return std::nullopt;
-        const std::size_t size = announced();
-        if (buffer_.size() - offset_ - 5 < size) return std::nullopt;
-        Frame frame;
-        frame.flags = static_cast<std::uint8_t>(buffer_[offset_]);
-        frame.payload = buffer_.substr(offset_ + 5, size);
-        offset_ += 5 + size;
-        // Compact once the consumed prefix dominates, so a long stream does not grow the buffer.
-        if (offset_ == buffer_.size()) {
-            buffer_.clear();
-            scanned_ = 0;
-            offset_ = 0;
-        } else if (offset_ > buffer_.size() / 2) {
-            buffer_.erase(0, offset_);
-            scanned_ -= offset_;
-            offset_ = 0;
-        }
-        return frame;
-    }
+    std::optional<Frame> next();
 
     /// No partial frame buffered (a stream that ends when !idle() is truncated).
     bool idle() const noexcept { return buffer_.size() == offset_; }
@@ -103,18 +68,7 @@ private:
     std::size_t announced() const noexcept { return announced(offset_); }
 
     /// Checks every frame header that became complete since the last call.
-    void check_headers() {
-        while (buffer_.size() >= scanned_ + 5) {
-            const std::size_t size = announced(scanned_);
-            if (size > max_payload_) {
-                throw error(errc::bad_response,
-                            "a framed message announces " + std::to_string(size) + " bytes, over the limit of " +
-                                std::to_string(max_payload_),
-                            "transport");
-            }
-            scanned_ += 5 + size;
-        }
-    }
+    void check_headers();
 
     std::size_t max_payload_;
     std::string buffer_{};
@@ -123,3 +77,7 @@ private:
 };
 
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+#include "runbox/transport/impl/envelope.ipp"
+#endif
