@@ -18,6 +18,7 @@
 #include "runbox/provider.hpp"
 #include "runbox/contract.hpp"
 #include "runbox/client.hpp"
+#include "runbox/zip.hpp"
 #include "runbox/sweep.hpp"
 #include "runbox/runtime.hpp"
 #include "runbox/providers/local.hpp"

@@ -4,6 +4,7 @@
 #include "temp_files.hpp"
 
 #include "runbox/client.hpp"
+#include "runbox/zip.hpp"
 #include "runbox/detail/json.hpp"
 #include "runbox/detail/python.hpp"
 #include "runbox/events.hpp"

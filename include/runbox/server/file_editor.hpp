@@ -42,6 +42,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runbox/detail/linkage.hpp"
+#include "runbox/detail/python.hpp"
 #include "runbox/detail/utf8.hpp"
 #include "runbox/error.hpp"
 #include "runbox/events.hpp"
