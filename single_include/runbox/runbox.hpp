@@ -52,6 +52,29 @@ inline constexpr std::string_view version_string = "0.1.0";
 #include <system_error>
 #include <vector>
 
+// ---- begin runbox/detail/linkage.hpp ----
+/// @file
+/// How runbox's non-template definitions are compiled (issue 13; the shape of Boost.Beast's
+/// BOOST_BEAST_SEPARATE_COMPILATION).
+///
+/// - Header-only, the default: every definition is inline. A header declares, and its
+///   definitions follow in `runbox/impl/<name>.ipp`, which the header includes at its end.
+/// - `RUNBOX_SEPARATE_COMPILATION` defined for every unit of the program: the headers only
+///   declare, and the explicit instantiations of the bundled runtimes are `extern`. Exactly one
+///   unit includes `<runbox/src.hpp>` to define everything once; the CMake target
+///   `runbox::compiled` is that unit, built as a static library, with the macro set for its users.
+
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+/// Prefixes a non-template function declared in a header and defined in an impl/ file.
+#define RUNBOX_DECL
+#else
+/// Set when the library is header-only: each header includes its impl/ definitions.
+#define RUNBOX_HEADER_ONLY 1
+/// Prefixes a non-template function declared in a header and defined in an impl/ file.
+#define RUNBOX_DECL inline
+#endif
+// ---- end runbox/detail/linkage.hpp ----
+
 namespace runbox {
 
 /// What went wrong, independent of the provider.
@@ -67,8 +90,10 @@ enum class errc {
     server_error,        ///< 5xx from a provider or the action server
     transport,           ///< connection refused/reset, TLS failure, DNS...
     bad_response,        ///< the peer answered something runbox cannot parse
-    unsupported,         ///< the provider or transport cannot do this
+    unsupported,         ///< the provider or transport cannot do this (HTTP/2 on HTTP/1.1, an old envd...)
     cancelled,           ///< the caller ended the operation (a stop token, close() on another thread)
+    not_connected,       ///< a call that needs a session before connect(), after close(), or on a moved-from Runtime
+    system,              ///< a call into this machine's OS or libraries failed (pipe, a local file, random bytes, a digest)
 };
 
 /// The stable, lower-case name of a code ("rate_limited"), used in messages.
@@ -87,23 +112,14 @@ constexpr std::string_view to_string(errc code) noexcept {
         case errc::bad_response: return "bad_response";
         case errc::unsupported: return "unsupported";
         case errc::cancelled: return "cancelled";
+        case errc::not_connected: return "not_connected";
+        case errc::system: return "system";
     }
     return "unknown";
 }
 
-namespace detail {
-class runbox_category_impl final : public std::error_category {
-public:
-    const char* name() const noexcept override { return "runbox"; }
-    std::string message(int value) const override { return std::string(to_string(static_cast<errc>(value))); }
-};
-}  // namespace detail
-
 /// The std::error_category of runbox::errc, so codes compose with std::error_code.
-inline const std::error_category& runbox_category() noexcept {
-    static const detail::runbox_category_impl category;
-    return category;
-}
+RUNBOX_DECL const std::error_category& runbox_category() noexcept;
 
 /// `code` as a std::error_code in runbox_category() (found by ADL: `std::error_code ec = errc::timeout;`).
 inline std::error_code make_error_code(errc code) noexcept { return {static_cast<int>(code), runbox_category()}; }
@@ -126,15 +142,7 @@ constexpr errc errc_from_http_status(int status) noexcept {
 }
 
 /// Replaces every occurrence of each non-empty secret in `text` with "***".
-inline std::string redact(std::string text, const std::vector<std::string>& secrets) {
-    for (const auto& secret : secrets) {
-        if (secret.empty()) continue;
-        for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 3)) {
-            text.replace(pos, secret.size(), "***");
-        }
-    }
-    return text;
-}
+RUNBOX_DECL std::string redact(std::string text, const std::vector<std::string>& secrets);
 
 /// The exception runbox throws. `what()` reads
 /// "runbox [<provider>] <code> (HTTP <status>): <message>", or with an RPC
@@ -146,14 +154,7 @@ public:
     /// the wait the server asked for.
     error(errc code, std::string message, std::string provider = {}, int http_status = 0,
           std::optional<std::chrono::milliseconds> retry_after = std::nullopt,
-          std::optional<int> rpc_code = std::nullopt)
-        : std::runtime_error(format(code, message, provider, http_status, rpc_code)),
-          code_(code),
-          detail_(std::move(message)),
-          provider_(std::move(provider)),
-          http_status_(http_status),
-          retry_after_(retry_after),
-          rpc_code_(rpc_code) {}
+          std::optional<int> rpc_code = std::nullopt);
 
     /// What went wrong; branch on this, never on the message text.
     errc code() const noexcept { return code_; }
@@ -173,22 +174,7 @@ public:
 
 private:
     static std::string format(errc code, const std::string& message, const std::string& provider, int status,
-                              std::optional<int> rpc) {
-        std::string out = "runbox";
-        if (!provider.empty()) out += " [" + provider + "]";
-        out += ' ';
-        out += to_string(code);
-        if (status != 0 && rpc) {
-            out += " (HTTP " + std::to_string(status) + ", RPC " + std::to_string(*rpc) + ")";
-        } else if (rpc) {
-            out += " (RPC " + std::to_string(*rpc) + ")";
-        } else if (status != 0) {
-            out += " (HTTP " + std::to_string(status) + ")";
-        }
-        out += ": ";
-        out += message;
-        return out;
-    }
+                              std::optional<int> rpc);
 
     errc code_;
     std::string detail_;
@@ -204,6 +190,72 @@ namespace std {
 template <>
 struct is_error_code_enum<runbox::errc> : true_type {};
 }  // namespace std
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/impl/error.ipp ----
+/// \file
+/// Definitions of runbox/error.hpp (included by the header when header-only; by runbox/src.hpp in
+/// compiled mode).
+
+
+#include <utility>
+
+namespace runbox {
+
+namespace detail {
+class runbox_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "runbox"; }
+    std::string message(int value) const override { return std::string(to_string(static_cast<errc>(value))); }
+};
+}  // namespace detail
+
+RUNBOX_DECL const std::error_category& runbox_category() noexcept {
+    static const detail::runbox_category_impl category;
+    return category;
+}
+
+RUNBOX_DECL std::string redact(std::string text, const std::vector<std::string>& secrets) {
+    for (const auto& secret : secrets) {
+        if (secret.empty()) continue;
+        for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 3)) {
+            text.replace(pos, secret.size(), "***");
+        }
+    }
+    return text;
+}
+
+RUNBOX_DECL error::error(errc code, std::string message, std::string provider, int http_status,
+                         std::optional<std::chrono::milliseconds> retry_after, std::optional<int> rpc_code)
+    : std::runtime_error(format(code, message, provider, http_status, rpc_code)),
+      code_(code),
+      detail_(std::move(message)),
+      provider_(std::move(provider)),
+      http_status_(http_status),
+      retry_after_(retry_after),
+      rpc_code_(rpc_code) {}
+
+RUNBOX_DECL std::string error::format(errc code, const std::string& message, const std::string& provider,
+                                      int status, std::optional<int> rpc) {
+    std::string out = "runbox";
+    if (!provider.empty()) out += " [" + provider + "]";
+    out += ' ';
+    out += to_string(code);
+    if (status != 0 && rpc) {
+        out += " (HTTP " + std::to_string(status) + ", RPC " + std::to_string(*rpc) + ")";
+    } else if (rpc) {
+        out += " (RPC " + std::to_string(*rpc) + ")";
+    } else if (status != 0) {
+        out += " (HTTP " + std::to_string(status) + ")";
+    }
+    out += ": ";
+    out += message;
+    return out;
+}
+
+}  // namespace runbox
+// ---- end runbox/impl/error.ipp ----
+#endif
 // ---- end runbox/error.hpp ----
 // ---- begin runbox/status.hpp ----
 /// \file
@@ -276,10 +328,7 @@ constexpr std::string_view to_string(RuntimeStatus status) noexcept {
 /// "providers": {"daytona": {"api_key": ...}}, with an environment fallback per setting.
 /// Bad values are errors that name the field; unknown keys are errors too.
 
-#include <algorithm>
-#include <cctype>
 #include <chrono>
-#include <cstdlib>
 #include <functional>
 #include <map>
 #include <optional>
@@ -290,97 +339,6 @@ constexpr std::string_view to_string(RuntimeStatus status) noexcept {
 
 #include <nlohmann/json.hpp>
 
-// ---- begin runbox/environment.hpp ----
-/// \file
-/// the environment a sandbox process starts with, built on purpose.
-///
-/// Two bases, one builder (every spawn of a shell, Python REPL, static command or runbox-server
-/// child goes through sandbox_environment()):
-/// ```
-/// inherit     the server's own environment: runbox-server inside a sandbox, where that
-///             environment is the sandbox's (what OpenHands' shell sees).
-/// allow_list  only the host variables named by host_variable_allowed(): the local provider,
-///             whose "server environment" is the user's own program and its secrets.
-/// ```
-/// Either way SESSION_API_KEY is never passed on (the shell must not learn the key that guards
-/// its own server), and the caller's variables (Config / options env) are added last.
-
-#include <iterator>
-#include <map>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-extern "C" char** environ;  // POSIX: the process environment
-
-namespace runbox::detail {
-
-enum class EnvironmentBase { inherit, allow_list };
-
-/// The host variables a local sandbox keeps: what programs need to find themselves, speak the
-/// user's language and find their libraries; nothing that usually carries a credential.
-inline bool host_variable_allowed(std::string_view name) {
-    static constexpr std::string_view exact[] = {"PATH",   "HOME",    "USER", "LOGNAME", "SHELL",
-                                                 "LANG",   "LANGUAGE", "TZ",   "TMPDIR",  "TERM",
-                                                 "LD_LIBRARY_PATH"};
-    for (const auto& e : exact) {
-        if (name == e) return true;
-    }
-    return name.rfind("LC_", 0) == 0;
-}
-
-/// Variables no sandbox process ever receives, whatever the base or the caller says.
-inline bool never_passed_on(std::string_view name) { return name == "SESSION_API_KEY"; }
-
-/// Every `NAME=value` of this process's environment in its own order (the one walk of
-/// `environ`; an entry without a name or without '=' is skipped).
-inline std::vector<std::pair<std::string, std::string>> process_environment() {
-    std::vector<std::pair<std::string, std::string>> out;
-    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-        const std::string_view kv(*entry);
-        const auto eq = kv.find('=');
-        if (eq == std::string_view::npos || eq == 0) continue;
-        out.emplace_back(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
-    }
-    return out;
-}
-
-/// This process's environment as a map (the first of duplicate names wins, as getenv does).
-inline std::map<std::string, std::string> host_environment() {
-    std::map<std::string, std::string> env;
-    for (auto& [key, value] : process_environment()) env.emplace(std::move(key), std::move(value));
-    return env;
-}
-
-/// The environment of a sandbox process: `base`, then `extra` on top; never SESSION_API_KEY.
-inline std::map<std::string, std::string> sandbox_environment(EnvironmentBase base,
-                                                              const std::map<std::string, std::string>& extra = {}) {
-    std::map<std::string, std::string> env;
-    for (auto& [key, value] : host_environment()) {
-        if (base == EnvironmentBase::allow_list && !host_variable_allowed(key)) continue;
-        env.emplace(key, std::move(value));
-    }
-    if (env.find("PATH") == env.end()) env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (const auto& [key, value] : extra) {
-        if (!key.empty() && key.find('=') == std::string::npos) env[key] = value;
-    }
-    for (auto it = env.begin(); it != env.end();) {
-        it = never_passed_on(it->first) ? env.erase(it) : std::next(it);
-    }
-    return env;
-}
-
-/// "K=V" strings for execve().
-inline std::vector<std::string> environment_strings(const std::map<std::string, std::string>& env) {
-    std::vector<std::string> out;
-    out.reserve(env.size());
-    for (const auto& [key, value] : env) out.push_back(key + "=" + value);
-    return out;
-}
-
-}  // namespace runbox::detail
-// ---- end runbox/environment.hpp ----
 // ---- begin runbox/transport/transport.hpp ----
 // runbox/transport/transport.hpp - the vocabulary every transport speaks.
 //
@@ -392,26 +350,18 @@ inline std::vector<std::string> environment_strings(const std::map<std::string, 
 // transports (transport/testing.hpp) implement the concept.
 
 #include <algorithm>
-#include <cctype>
-#include <charconv>
 #include <chrono>
-#include <cmath>
 #include <concepts>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <ctime>
 #include <exception>
 #include <functional>
 #include <initializer_list>
-#include <iomanip>
-#include <locale>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <stop_token>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -419,81 +369,6 @@ inline std::vector<std::string> environment_strings(const std::map<std::string, 
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-// ---- begin runbox/detail/json.hpp ----
-// runbox/detail/json.hpp - parsing JSON that came from somewhere runbox does not trust.
-//
-// Every JSON text from the network (request bodies in the action server, answers of the action
-// server and of provider APIs, a shell's prompt block) goes through parse_untrusted_json: the
-// text is size-checked first and the parser (nlohmann's, which parses without recursion) aborts
-// at the first container deeper than the limit. A value that passed is safe to copy, compare,
-// dump and walk recursively: all of those recurse once per level.
-
-#include <nlohmann/json.hpp>
-
-#include <cstddef>
-#include <string>
-#include <string_view>
-
-namespace runbox::detail {
-
-/// How deep any untrusted JSON value or Python literal may nest (containers inside containers).
-/// OpenHands' events nest fewer than 10 levels; 200 keeps every recursive walk far from the
-/// stack's end (a level costs well under 1 KB of stack in nlohmann's recursive members).
-inline constexpr std::size_t max_nesting_depth = 200;
-
-struct JsonLimits {
-    std::size_t max_depth = max_nesting_depth;
-    std::size_t max_bytes = std::size_t{256} << 20;  ///< the text's size, checked before parsing
-};
-
-enum class json_failure { none, syntax, too_deep, too_large };
-
-/// A short English reason for a failure ("nests deeper than 200 levels").
-inline std::string json_failure_text(json_failure failure, const JsonLimits& limits = {}) {
-    switch (failure) {
-        case json_failure::none: return "valid";
-        case json_failure::syntax: return "is not valid JSON";
-        case json_failure::too_deep: return "nests deeper than " + std::to_string(limits.max_depth) + " levels";
-        case json_failure::too_large: return "is larger than " + std::to_string(limits.max_bytes) + " bytes";
-    }
-    return "is not valid JSON";
-}
-
-/// Parses `text` within `limits`. On failure returns a discarded value and sets `*failure`
-/// (when given); never throws for bad input.
-template <class BasicJson = nlohmann::json>
-BasicJson parse_untrusted_json(std::string_view text, const JsonLimits& limits = {}, json_failure* failure = nullptr) {
-    const auto fail = [&](json_failure why) {
-        if (failure != nullptr) *failure = why;
-        return BasicJson(BasicJson::value_t::discarded);
-    };
-    if (failure != nullptr) *failure = json_failure::none;
-    if (text.size() > limits.max_bytes) return fail(json_failure::too_large);
-    struct too_deep {};
-    const std::size_t max_depth = limits.max_depth;
-    // `depth` counts the containers around the one that starts; throwing aborts the parse at
-    // once (the parser is iterative, and 3.11 destroys partial values without recursion).
-    typename BasicJson::parser_callback_t check = [max_depth](int depth, typename BasicJson::parse_event_t event,
-                                                               BasicJson&) {
-        if ((event == BasicJson::parse_event_t::object_start || event == BasicJson::parse_event_t::array_start) &&
-            static_cast<std::size_t>(depth) >= max_depth) {
-            throw too_deep{};
-        }
-        return true;
-    };
-    try {
-        BasicJson value = BasicJson::parse(text.begin(), text.end(), check, /*allow_exceptions=*/false);
-        if (value.is_discarded()) return fail(json_failure::syntax);
-        return value;
-    } catch (const too_deep&) {
-        return fail(json_failure::too_deep);
-    }
-}
-
-}  // namespace runbox::detail
-// ---- end runbox/detail/json.hpp ----
 // ---- begin runbox/transport/envelope.hpp ----
 // runbox/transport/envelope.hpp - the 5-byte message envelope gRPC and Connect share.
 //
@@ -530,21 +405,7 @@ struct Frame {
 
 /// 1 flag byte + 4-byte big-endian length + payload. Throws errc::config_invalid
 /// for a payload longer than 4 GiB - 1 (the length field cannot say it).
-inline std::string encode_frame(std::string_view payload, std::uint8_t flags = 0) {
-    if (payload.size() > std::size_t{0xFFFFFFFFu}) {
-        throw error(errc::config_invalid, "a framed message cannot exceed 4 GiB", "transport");
-    }
-    const auto size = static_cast<std::uint32_t>(payload.size());
-    std::string out;
-    out.reserve(5 + payload.size());
-    out.push_back(static_cast<char>(flags));
-    out.push_back(static_cast<char>((size >> 24) & 0xFF));
-    out.push_back(static_cast<char>((size >> 16) & 0xFF));
-    out.push_back(static_cast<char>((size >> 8) & 0xFF));
-    out.push_back(static_cast<char>(size & 0xFF));
-    out.append(payload);
-    return out;
-}
+RUNBOX_DECL std::string encode_frame(std::string_view payload, std::uint8_t flags = 0);
 
 /// Incremental reader: feed() any chunking, next() yields whole frames in order.
 class FrameReader {
@@ -555,32 +416,10 @@ public:
     /// Buffers `bytes`. Throws runbox::error(errc::bad_response) when a frame
     /// header announces more than max_payload (checked as soon as its 5 header
     /// bytes are in, whichever frame of the buffer it belongs to).
-    void feed(std::string_view bytes) {
-        buffer_.append(bytes);
-        check_headers();
-    }
+    void feed(std::string_view bytes);
 
     /// The next whole frame, or nullopt until more bytes arrive.
-    std::optional<Frame> next() {
-        if (buffer_.size() - offset_ < 5) return std::nullopt;
-        const std::size_t size = announced();
-        if (buffer_.size() - offset_ - 5 < size) return std::nullopt;
-        Frame frame;
-        frame.flags = static_cast<std::uint8_t>(buffer_[offset_]);
-        frame.payload = buffer_.substr(offset_ + 5, size);
-        offset_ += 5 + size;
-        // Compact once the consumed prefix dominates, so a long stream does not grow the buffer.
-        if (offset_ == buffer_.size()) {
-            buffer_.clear();
-            scanned_ = 0;
-            offset_ = 0;
-        } else if (offset_ > buffer_.size() / 2) {
-            buffer_.erase(0, offset_);
-            scanned_ -= offset_;
-            offset_ = 0;
-        }
-        return frame;
-    }
+    std::optional<Frame> next();
 
     /// No partial frame buffered (a stream that ends when !idle() is truncated).
     bool idle() const noexcept { return buffer_.size() == offset_; }
@@ -598,18 +437,7 @@ private:
     std::size_t announced() const noexcept { return announced(offset_); }
 
     /// Checks every frame header that became complete since the last call.
-    void check_headers() {
-        while (buffer_.size() >= scanned_ + 5) {
-            const std::size_t size = announced(scanned_);
-            if (size > max_payload_) {
-                throw error(errc::bad_response,
-                            "a framed message announces " + std::to_string(size) + " bytes, over the limit of " +
-                                std::to_string(max_payload_),
-                            "transport");
-            }
-            scanned_ += 5 + size;
-        }
-    }
+    void check_headers();
 
     std::size_t max_payload_;
     std::string buffer_{};
@@ -618,6 +446,74 @@ private:
 };
 
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/transport/impl/envelope.ipp ----
+/// \file
+/// Definitions of runbox/transport/envelope.hpp (included by the header when header-only; by
+/// runbox/src.hpp in compiled mode).
+
+
+namespace runbox {
+
+RUNBOX_DECL std::string encode_frame(std::string_view payload, std::uint8_t flags) {
+    if (payload.size() > std::size_t{0xFFFFFFFFu}) {
+        throw error(errc::config_invalid, "a framed message cannot exceed 4 GiB", "transport");
+    }
+    const auto size = static_cast<std::uint32_t>(payload.size());
+    std::string out;
+    out.reserve(5 + payload.size());
+    out.push_back(static_cast<char>(flags));
+    out.push_back(static_cast<char>((size >> 24) & 0xFF));
+    out.push_back(static_cast<char>((size >> 16) & 0xFF));
+    out.push_back(static_cast<char>((size >> 8) & 0xFF));
+    out.push_back(static_cast<char>(size & 0xFF));
+    out.append(payload);
+    return out;
+}
+
+RUNBOX_DECL void FrameReader::feed(std::string_view bytes) {
+    buffer_.append(bytes);
+    check_headers();
+}
+
+RUNBOX_DECL std::optional<Frame> FrameReader::next() {
+    if (buffer_.size() - offset_ < 5) return std::nullopt;
+    const std::size_t size = announced();
+    if (buffer_.size() - offset_ - 5 < size) return std::nullopt;
+    Frame frame;
+    frame.flags = static_cast<std::uint8_t>(buffer_[offset_]);
+    frame.payload = buffer_.substr(offset_ + 5, size);
+    offset_ += 5 + size;
+    // Compact once the consumed prefix dominates, so a long stream does not grow the buffer.
+    if (offset_ == buffer_.size()) {
+        buffer_.clear();
+        scanned_ = 0;
+        offset_ = 0;
+    } else if (offset_ > buffer_.size() / 2) {
+        buffer_.erase(0, offset_);
+        scanned_ -= offset_;
+        offset_ = 0;
+    }
+    return frame;
+}
+
+RUNBOX_DECL void FrameReader::check_headers() {
+    while (buffer_.size() >= scanned_ + 5) {
+        const std::size_t size = announced(scanned_);
+        if (size > max_payload_) {
+            throw error(errc::bad_response,
+                        "a framed message announces " + std::to_string(size) + " bytes, over the limit of " +
+                            std::to_string(max_payload_),
+                        "transport");
+        }
+        scanned_ += 5 + size;
+    }
+}
+
+}  // namespace runbox
+// ---- end runbox/transport/impl/envelope.ipp ----
+#endif
 // ---- end runbox/transport/envelope.hpp ----
 
 namespace runbox {
@@ -657,36 +553,13 @@ public:
     Headers(std::initializer_list<value_type> fields) : fields_(fields) {}
 
     /// The first value of `name`, if present.
-    std::optional<std::string> get(std::string_view name) const {
-        for (const auto& [key, value] : fields_) {
-            if (detail::iequals(key, name)) return value;
-        }
-        return std::nullopt;
-    }
+    std::optional<std::string> get(std::string_view name) const;
 
     /// Every value of `name`, in order.
-    std::vector<std::string> get_all(std::string_view name) const {
-        std::vector<std::string> out;
-        for (const auto& [key, value] : fields_) {
-            if (detail::iequals(key, name)) out.push_back(value);
-        }
-        return out;
-    }
+    std::vector<std::string> get_all(std::string_view name) const;
 
     /// Replaces every field called `name` by one (at the first one's position).
-    Headers& set(std::string name, std::string value) {
-        auto it = std::find_if(fields_.begin(), fields_.end(),
-                               [&](const value_type& f) { return detail::iequals(f.first, name); });
-        if (it == fields_.end()) {
-            fields_.emplace_back(std::move(name), std::move(value));
-            return *this;
-        }
-        it->second = std::move(value);
-        const auto first = static_cast<std::size_t>(it - fields_.begin());
-        std::size_t index = 0;
-        std::erase_if(fields_, [&](const value_type& f) { return index++ > first && detail::iequals(f.first, name); });
-        return *this;
-    }
+    Headers& set(std::string name, std::string value);
 
     /// Appends a field, keeping existing ones of the same name.
     Headers& add(std::string name, std::string value) {
@@ -695,18 +568,12 @@ public:
     }
 
     /// Removes every field called `name`; returns how many were removed.
-    std::size_t erase(std::string_view name) {
-        return static_cast<std::size_t>(
-            std::erase_if(fields_, [&](const value_type& f) { return detail::iequals(f.first, name); }));
-    }
+    std::size_t erase(std::string_view name);
 
     bool contains(std::string_view name) const { return get(name).has_value(); }  ///< whether any field is called `name`
 
     /// Sets every field of `overrides` (per-request headers win over session headers).
-    Headers& merge(const Headers& overrides) {
-        for (const auto& [key, value] : overrides) set(key, value);
-        return *this;
-    }
+    Headers& merge(const Headers& overrides);
 
     const_iterator begin() const noexcept { return fields_.begin(); }  ///< first field
     const_iterator end() const noexcept { return fields_.end(); }  ///< past the last field
@@ -779,13 +646,7 @@ struct Request {
     std::vector<std::string> secret_fields{};
 
     /// `idempotent` if set, else true for GET/HEAD/PUT/DELETE/OPTIONS.
-    bool is_idempotent() const {
-        if (idempotent) return *idempotent;
-        for (std::string_view m : {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}) {
-            if (detail::iequals(method, m)) return true;
-        }
-        return false;
-    }
+    bool is_idempotent() const;
 };
 
 /// How a transport is built. Every field has a safe default.
@@ -856,61 +717,7 @@ struct Url {
 
 /// Parses http[s]://host[:port][/target]. Throws errc::config_invalid; the
 /// message never repeats the URL (it may carry a token in its query).
-inline Url parse_url(std::string_view text) {
-    auto fail = [](const char* why) { return error(errc::config_invalid, std::string("invalid URL: ") + why, "transport"); };
-    Url url;
-    const auto sep = text.find("://");
-    if (sep == std::string_view::npos || sep == 0) throw fail("missing scheme");
-    for (char c : text.substr(0, sep)) url.scheme.push_back(detail::ascii_lower(c));
-    if (url.scheme != "http" && url.scheme != "https") throw fail("scheme must be http or https");
-    text.remove_prefix(sep + 3);
-
-    const auto authority_end = std::min(text.find_first_of("/?#"), text.size());
-    std::string_view authority = text.substr(0, authority_end);
-    std::string_view rest = text.substr(authority_end);
-    if (authority.find('@') != std::string_view::npos) throw fail("user info is not supported");
-
-    std::string_view port_text;
-    if (!authority.empty() && authority.front() == '[') {
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) throw fail("unterminated IPv6 literal");
-        url.host = std::string(authority.substr(1, close - 1));
-        const auto after = authority.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':') throw fail("garbage after IPv6 literal");
-            port_text = after.substr(1);
-        }
-        if (url.host.empty() || url.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
-            throw fail("bad IPv6 literal");
-        }
-    } else {
-        const auto colon = authority.rfind(':');
-        if (colon != std::string_view::npos) {
-            url.host = std::string(authority.substr(0, colon));
-            port_text = authority.substr(colon + 1);
-        } else {
-            url.host = std::string(authority);
-        }
-        if (url.host.find(':') != std::string::npos) throw fail("IPv6 hosts need brackets");
-    }
-    if (url.host.empty()) throw fail("missing host");
-
-    if (!port_text.empty()) {
-        int port = 0;
-        const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-        if (ec != std::errc{} || end != port_text.data() + port_text.size() || port < 1 || port > 65535) {
-            throw fail("bad port");
-        }
-        url.port = port;
-    } else {
-        url.port = url.scheme == "https" ? 443 : 80;
-    }
-
-    rest = rest.substr(0, rest.find('#'));
-    if (rest.empty() || rest.front() == '?') url.target = "/";
-    url.target += std::string(rest);
-    return url;
-}
+RUNBOX_DECL Url parse_url(std::string_view text);
 
 // ---------------------------------------------------------------------------
 // Query strings (RFC 3986)
@@ -918,34 +725,10 @@ inline Url parse_url(std::string_view text) {
 /// Percent-encodes one query-string key or value: the RFC 3986 unreserved
 /// characters (letters, digits, - . _ ~) and ! * ' ( ) stay, every other byte
 /// becomes %XX (upper-case hex).
-inline std::string url_encode(std::string_view value) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(value.size());
-    for (const char c : value) {
-        const auto byte = static_cast<unsigned char>(c);
-        if (std::isalnum(byte) != 0 || std::string_view("-._~!*'()").find(c) != std::string_view::npos) {
-            out.push_back(c);
-        } else {
-            out.push_back('%');
-            out.push_back(hex[byte >> 4]);
-            out.push_back(hex[byte & 0x0F]);
-        }
-    }
-    return out;
-}
+RUNBOX_DECL std::string url_encode(std::string_view value);
 
 /// "k1=v1&k2=v2" with every key and value percent-encoded, in the given order.
-inline std::string query_string(std::initializer_list<std::pair<std::string_view, std::string_view>> params) {
-    std::string out;
-    for (const auto& [key, value] : params) {
-        if (!out.empty()) out += '&';
-        out += url_encode(key);
-        out += '=';
-        out += url_encode(value);
-    }
-    return out;
-}
+RUNBOX_DECL std::string query_string(std::initializer_list<std::pair<std::string_view, std::string_view>> params);
 
 // ---------------------------------------------------------------------------
 // What every transport does for one exchange
@@ -953,16 +736,7 @@ inline std::string query_string(std::initializer_list<std::pair<std::string_view
 namespace detail {
 /// Refuses header fields that would smuggle extra header lines (CR/LF) or are
 /// malformed, naming the field but never its value (errc::config_invalid).
-inline void check_header_fields(const Headers& headers) {
-    for (const auto& [name, value] : headers) {
-        if (name.empty() || name.find_first_of("\r\n: \t") != std::string::npos) {
-            throw error(errc::config_invalid, "malformed header name", "transport");
-        }
-        if (value.find_first_of("\r\n") != std::string::npos) {
-            throw error(errc::config_invalid, "the value of header " + name + " contains a line break", "transport");
-        }
-    }
-}
+RUNBOX_DECL void check_header_fields(const Headers& headers);
 
 /// The stream bookkeeping of one exchange, shared by every transport: delivers
 /// the head once and 2xx chunks to the request's handlers, remembers why the
@@ -980,35 +754,13 @@ public:
     bool live() const noexcept { return action_ == StreamAction::next && !failure_ && !stop_requested() && !expired(); }
 
     /// Hands the final response's head to on_head; false when the transfer must stop.
-    bool head(const Response& head) {
-        if (!live()) return false;
-        if (head_seen_) return true;
-        head_seen_ = true;
-        streaming_ = request_.on_body && head.ok();
-        if (!request_.on_head) return true;
-        try {
-            request_.on_head(head);
-        } catch (...) {
-            failure_ = std::current_exception();
-        }
-        return live();
-    }
+    bool head(const Response& head);
 
     /// True when a 2xx body goes to on_body rather than into Response::body.
     bool streaming() const noexcept { return streaming_; }
 
     /// Hands one chunk of a streamed body to on_body; false when the transfer must stop.
-    bool chunk(std::string_view data) {
-        if (!live()) return false;
-        if (data.empty()) return true;
-        delivered_ = true;
-        try {
-            action_ = request_.on_body(data);
-        } catch (...) {
-            failure_ = std::current_exception();
-        }
-        return live();
-    }
+    bool chunk(std::string_view data);
 
     /// on_body answered done: the transfer was cut short on purpose.
     bool done() const noexcept { return action_ == StreamAction::done && !failure_; }
@@ -1018,16 +770,7 @@ public:
     /// After a transfer that stopped early: throws what stopped it, in order of
     /// precedence (a handler's exception, fail, the stop token, the deadline).
     /// Returns when none of them did (the transport reports its own error).
-    void raise_if_stopped(std::string_view where) const {
-        if (failure_) std::rethrow_exception(failure_);
-        if (action_ == StreamAction::fail) {
-            throw error(errc::bad_response, std::string(where) + ": the stream handler failed the exchange", "transport");
-        }
-        if (stop_requested()) throw error(errc::cancelled, std::string(where) + ": cancelled", "transport");
-        if (expired()) {
-            throw error(errc::timeout, std::string(where) + ": the exchange passed its deadline", "transport");
-        }
-    }
+    void raise_if_stopped(std::string_view where) const;
 
 private:
     const Request& request_;
@@ -1043,35 +786,10 @@ private:
 /// before (destruction). No thread when the request has neither.
 class Watchdog {
 public:
-    Watchdog(const Request& request, std::function<void()> abort) {
-        if (!request.stop.stop_possible() && !request.deadline) return;
-        thread_ = std::jthread([this, user = request.stop, deadline = request.deadline,
-                                abort = std::move(abort)](std::stop_token self) {
-            // Registered before the lock is taken: a token already stopped runs the callback here.
-            std::stop_callback wake(user, [this] {
-                std::lock_guard guard(mutex_);
-                wakeup_.notify_all();
-            });
-            std::unique_lock lock(mutex_);
-            auto stopped = [&] { return user.stop_requested(); };
-            if (deadline) {
-                wakeup_.wait_until(lock, self, *deadline, stopped);
-            } else {
-                wakeup_.wait(lock, self, stopped);
-            }
-            if (self.stop_requested()) return;  // the exchange finished first
-            lock.unlock();
-            abort();
-        });
-    }
+    Watchdog(const Request& request, std::function<void()> abort);
     Watchdog(const Watchdog&) = delete;
     Watchdog& operator=(const Watchdog&) = delete;
-    ~Watchdog() {
-        if (thread_.joinable()) {
-            thread_.request_stop();
-            thread_.join();
-        }
-    }
+    ~Watchdog();
 
 private:
     std::mutex mutex_;
@@ -1092,20 +810,7 @@ public:
         : state_(std::make_shared<State>(std::move(on_frame), max_payload)) {}
 
     /// The chunk handler to put in Request::on_body.
-    std::function<StreamAction(std::string_view)> chunk_handler() const {
-        return [state = state_](std::string_view chunk) {
-            state->reader.feed(chunk);
-            while (auto frame = state->reader.next()) {
-                ++state->frames;
-                const StreamAction action = state->on_frame(*frame);
-                if (action != StreamAction::next) {
-                    state->ended = true;
-                    return action;
-                }
-            }
-            return StreamAction::next;
-        };
-    }
+    std::function<StreamAction(std::string_view)> chunk_handler() const;
 
     /// Whole frames handed to the handler so far.
     std::size_t frames() const noexcept { return state_->frames; }
@@ -1144,71 +849,19 @@ Response send_framed(T& transport, Request request, FrameHandler::Handler on_fra
 
 namespace detail {
 /// Parses an HTTP-date (IMF-fixdate, RFC 850 or asctime), always GMT.
-inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
-    static constexpr const char* formats[] = {
-        "%a, %d %b %Y %H:%M:%S",  // Sun, 06 Nov 1994 08:49:37 GMT
-        "%A, %d-%b-%y %H:%M:%S",  // Sunday, 06-Nov-94 08:49:37 GMT
-        "%a %b %d %H:%M:%S %Y",   // Sun Nov  6 08:49:37 1994
-    };
-    for (const char* format : formats) {
-        std::tm tm{};
-        std::istringstream in{std::string(text)};
-        in.imbue(std::locale::classic());
-        in >> std::get_time(&tm, format);
-        if (in.fail()) continue;
-        std::string zone;
-        in >> zone;
-        if (!zone.empty() && zone != "GMT" && zone != "UTC") continue;
-        using namespace std::chrono;
-        const year_month_day date{year{tm.tm_year + 1900}, month{static_cast<unsigned>(tm.tm_mon + 1)},
-                                  day{static_cast<unsigned>(tm.tm_mday)}};
-        if (!date.ok()) continue;
-        return sys_days{date} + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec};
-    }
-    return std::nullopt;
-}
+RUNBOX_DECL std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text);
 
 /// A non-negative decimal number ("2", "1.5"); nullopt otherwise.
-inline std::optional<double> parse_non_negative(std::string_view text) {
-    text = trim(text);
-    if (text.empty() || text.find_first_not_of("0123456789.") != std::string_view::npos) return std::nullopt;
-    std::istringstream in{std::string(text)};
-    in.imbue(std::locale::classic());
-    double value = 0;
-    in >> value;
-    if (in.fail() || !in.eof() || !std::isfinite(value)) return std::nullopt;
-    return value;
-}
+RUNBOX_DECL std::optional<double> parse_non_negative(std::string_view text);
 
-inline std::chrono::milliseconds to_millis(double ms) {
-    constexpr double cap = 365.0 * 24 * 3600 * 1000;  // keeps the cast defined
-    return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(std::min(ms, cap))));
-}
+RUNBOX_DECL std::chrono::milliseconds to_millis(double ms);
 }  // namespace detail
 
 /// How long the server asks us to wait: the largest of `retry-after-ms`
 /// (milliseconds), `Retry-After` and `Retry-After-<throttler>` (seconds or an
 /// HTTP-date, relative to `now`). nullopt when no such header parses.
-inline std::optional<std::chrono::milliseconds> parse_retry_after(
-    const Headers& headers, std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
-    std::optional<std::chrono::milliseconds> best;
-    auto offer = [&](std::chrono::milliseconds candidate) {
-        if (candidate < std::chrono::milliseconds::zero()) candidate = std::chrono::milliseconds::zero();
-        if (!best || candidate > *best) best = candidate;
-    };
-    for (const auto& [name, value] : headers) {
-        if (detail::iequals(name, "retry-after-ms")) {
-            if (auto ms = detail::parse_non_negative(value)) offer(detail::to_millis(*ms));
-        } else if (detail::iequals(name, "retry-after") || detail::istarts_with(name, "retry-after-")) {
-            if (auto s = detail::parse_non_negative(value)) {
-                offer(detail::to_millis(*s * 1000.0));
-            } else if (auto when = detail::parse_http_date(detail::trim(value))) {
-                offer(std::chrono::ceil<std::chrono::milliseconds>(*when - now));
-            }
-        }
-    }
-    return best;
-}
+RUNBOX_DECL std::optional<std::chrono::milliseconds> parse_retry_after(
+    const Headers& headers, std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
 // ---------------------------------------------------------------------------
 // raise_for_status
@@ -1217,42 +870,8 @@ inline std::optional<std::chrono::milliseconds> parse_retry_after(
 /// errc_from_http_status). The message is the body's JSON `detail` or
 /// `message` field (else a short prefix of the body), with every secret
 /// redacted; retry_after() carries the parsed Retry-After.
-inline void raise_for_status(const Response& response, std::string_view provider,
-                             const std::vector<std::string>& secrets = {}) {
-    if (response.status >= 200 && response.status < 400) return;
-    std::string message;
-    auto text_of = [](const nlohmann::json& value) -> std::string {
-        if (value.is_string()) return value.get<std::string>();
-        if (value.is_array()) {  // NestJS validation lists
-            std::string joined;
-            for (const auto& item : value) {
-                if (!joined.empty()) joined += "; ";
-                joined += item.is_string() ? item.get<std::string>() : item.dump();
-            }
-            return joined;
-        }
-        return value.dump();
-    };
-    const auto json = detail::parse_untrusted_json(response.body);
-    if (json.is_object()) {
-        for (const char* key : {"detail", "message", "error"}) {
-            if (auto it = json.find(key); it != json.end() && !it->is_null()) {
-                message = text_of(*it);
-                break;
-            }
-        }
-    }
-    if (message.empty() && !json.is_discarded() && !json.is_object()) message = text_of(json);
-    if (message.empty() && json.is_discarded()) {
-        constexpr std::size_t limit = 300;
-        message = response.body.substr(0, limit);
-        if (response.body.size() > limit) message += "...";
-    }
-    if (message.empty()) message = "HTTP status " + std::to_string(response.status);
-    const errc code = response.status > 0 ? errc_from_http_status(response.status) : errc::bad_response;
-    throw error(code, redact(std::move(message), secrets), std::string(provider), response.status,
-                parse_retry_after(response.headers));
-}
+RUNBOX_DECL void raise_for_status(const Response& response, std::string_view provider,
+                                  const std::vector<std::string>& secrets = {});
 
 // ---------------------------------------------------------------------------
 // Retries
@@ -1287,34 +906,19 @@ struct RetryPolicy {
     std::function<void(Request&, int attempt)> on_attempt{};
 
     /// One attempt, no retries.
-    static RetryPolicy none() {
-        RetryPolicy policy;
-        policy.max_attempts = 1;
-        return policy;
-    }
+    static RetryPolicy none();
 
     /// Whether `status` is in retry_statuses.
-    bool retries_status(int status) const {
-        return std::find(retry_statuses.begin(), retry_statuses.end(), status) != retry_statuses.end();
-    }
+    bool retries_status(int status) const;
 
     /// The backoff before attempt `attempt + 1` (attempt is 1-based):
     /// initial * 2^(attempt-1), capped at max_backoff, then reduced by
     /// `unit_random * jitter` (unit_random in [0, 1)).
-    std::chrono::milliseconds backoff(int attempt, double unit_random) const {
-        double nominal = static_cast<double>(initial_backoff.count());
-        for (int i = 1; i < attempt && nominal < static_cast<double>(max_backoff.count()); ++i) nominal *= 2;
-        nominal = std::min(nominal, static_cast<double>(max_backoff.count()));
-        const double factor = 1.0 - std::clamp(jitter, 0.0, 1.0) * std::clamp(unit_random, 0.0, 1.0);
-        return std::chrono::milliseconds(static_cast<std::int64_t>(std::max(0.0, nominal * factor)));
-    }
+    std::chrono::milliseconds backoff(int attempt, double unit_random) const;
 };
 
 namespace detail {
-inline double unit_random() {
-    thread_local std::minstd_rand engine{std::random_device{}()};
-    return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
-}
+RUNBOX_DECL double unit_random();
 }  // namespace detail
 
 /// Sends `request`, retrying per `policy`:
@@ -1399,7 +1003,465 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
 /// number ("1", "2", ...) and, on the first attempt, `key_header` (if not empty and not
 /// already set) to a fresh random key - the same key then goes with every retry of that
 /// call, so the server can tell a retry from a new call.
-inline std::function<void(Request&, int)> attempt_headers(std::string counter_header, std::string key_header = {}) {
+RUNBOX_DECL std::function<void(Request&, int)> attempt_headers(std::string counter_header, std::string key_header = {});
+
+}  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/transport/impl/transport.ipp ----
+/// \file
+/// Definitions of runbox/transport/transport.hpp (included by the header when header-only; by
+/// runbox/src.hpp in compiled mode).
+
+
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <ctime>
+#include <iomanip>
+#include <locale>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+// ---- begin runbox/detail/json.hpp ----
+// runbox/detail/json.hpp - parsing JSON that came from somewhere runbox does not trust.
+//
+// Every JSON text from the network (request bodies in the action server, answers of the action
+// server and of provider APIs, a shell's prompt block) goes through parse_untrusted_json: the
+// text is size-checked first and the parser (nlohmann's, which parses without recursion) aborts
+// at the first container deeper than the limit. A value that passed is safe to copy, compare,
+// dump and walk recursively: all of those recurse once per level.
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace runbox::detail {
+
+/// How deep any untrusted JSON value or Python literal may nest (containers inside containers).
+/// OpenHands' events nest fewer than 10 levels; 200 keeps every recursive walk far from the
+/// stack's end (a level costs well under 1 KB of stack in nlohmann's recursive members).
+inline constexpr std::size_t max_nesting_depth = 200;
+
+struct JsonLimits {
+    std::size_t max_depth = max_nesting_depth;
+    std::size_t max_bytes = std::size_t{256} << 20;  ///< the text's size, checked before parsing
+};
+
+enum class json_failure { none, syntax, too_deep, too_large };
+
+/// A short English reason for a failure ("nests deeper than 200 levels").
+inline std::string json_failure_text(json_failure failure, const JsonLimits& limits = {}) {
+    switch (failure) {
+        case json_failure::none: return "valid";
+        case json_failure::syntax: return "is not valid JSON";
+        case json_failure::too_deep: return "nests deeper than " + std::to_string(limits.max_depth) + " levels";
+        case json_failure::too_large: return "is larger than " + std::to_string(limits.max_bytes) + " bytes";
+    }
+    return "is not valid JSON";
+}
+
+/// Parses `text` within `limits`. On failure returns a discarded value and sets `*failure`
+/// (when given); never throws for bad input.
+template <class BasicJson = nlohmann::json>
+BasicJson parse_untrusted_json(std::string_view text, const JsonLimits& limits = {}, json_failure* failure = nullptr) {
+    const auto fail = [&](json_failure why) {
+        if (failure != nullptr) *failure = why;
+        return BasicJson(BasicJson::value_t::discarded);
+    };
+    if (failure != nullptr) *failure = json_failure::none;
+    if (text.size() > limits.max_bytes) return fail(json_failure::too_large);
+    struct too_deep {};
+    const std::size_t max_depth = limits.max_depth;
+    // `depth` counts the containers around the one that starts; throwing aborts the parse at
+    // once (the parser is iterative, and 3.11 destroys partial values without recursion).
+    typename BasicJson::parser_callback_t check = [max_depth](int depth, typename BasicJson::parse_event_t event,
+                                                               BasicJson&) {
+        if ((event == BasicJson::parse_event_t::object_start || event == BasicJson::parse_event_t::array_start) &&
+            static_cast<std::size_t>(depth) >= max_depth) {
+            throw too_deep{};
+        }
+        return true;
+    };
+    try {
+        BasicJson value = BasicJson::parse(text.begin(), text.end(), check, /*allow_exceptions=*/false);
+        if (value.is_discarded()) return fail(json_failure::syntax);
+        return value;
+    } catch (const too_deep&) {
+        return fail(json_failure::too_deep);
+    }
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/detail/json.hpp ----
+
+namespace runbox {
+
+// --- Headers ---
+
+RUNBOX_DECL std::optional<std::string> Headers::get(std::string_view name) const {
+    for (const auto& [key, value] : fields_) {
+        if (detail::iequals(key, name)) return value;
+    }
+    return std::nullopt;
+}
+
+RUNBOX_DECL std::vector<std::string> Headers::get_all(std::string_view name) const {
+    std::vector<std::string> out;
+    for (const auto& [key, value] : fields_) {
+        if (detail::iequals(key, name)) out.push_back(value);
+    }
+    return out;
+}
+
+RUNBOX_DECL Headers& Headers::set(std::string name, std::string value) {
+    auto it = std::find_if(fields_.begin(), fields_.end(),
+                           [&](const value_type& f) { return detail::iequals(f.first, name); });
+    if (it == fields_.end()) {
+        fields_.emplace_back(std::move(name), std::move(value));
+        return *this;
+    }
+    it->second = std::move(value);
+    const auto first = static_cast<std::size_t>(it - fields_.begin());
+    std::size_t index = 0;
+    std::erase_if(fields_, [&](const value_type& f) { return index++ > first && detail::iequals(f.first, name); });
+    return *this;
+}
+
+RUNBOX_DECL std::size_t Headers::erase(std::string_view name) {
+    return static_cast<std::size_t>(
+        std::erase_if(fields_, [&](const value_type& f) { return detail::iequals(f.first, name); }));
+}
+
+RUNBOX_DECL Headers& Headers::merge(const Headers& overrides) {
+    for (const auto& [key, value] : overrides) set(key, value);
+    return *this;
+}
+
+RUNBOX_DECL bool Request::is_idempotent() const {
+    if (idempotent) return *idempotent;
+    for (std::string_view m : {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}) {
+        if (detail::iequals(method, m)) return true;
+    }
+    return false;
+}
+
+// --- URLs and query strings ---
+
+RUNBOX_DECL Url parse_url(std::string_view text) {
+    auto fail = [](const char* why) { return error(errc::config_invalid, std::string("invalid URL: ") + why, "transport"); };
+    Url url;
+    const auto sep = text.find("://");
+    if (sep == std::string_view::npos || sep == 0) throw fail("missing scheme");
+    for (char c : text.substr(0, sep)) url.scheme.push_back(detail::ascii_lower(c));
+    if (url.scheme != "http" && url.scheme != "https") throw fail("scheme must be http or https");
+    text.remove_prefix(sep + 3);
+
+    const auto authority_end = std::min(text.find_first_of("/?#"), text.size());
+    std::string_view authority = text.substr(0, authority_end);
+    std::string_view rest = text.substr(authority_end);
+    if (authority.find('@') != std::string_view::npos) throw fail("user info is not supported");
+
+    std::string_view port_text;
+    if (!authority.empty() && authority.front() == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) throw fail("unterminated IPv6 literal");
+        url.host = std::string(authority.substr(1, close - 1));
+        const auto after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') throw fail("garbage after IPv6 literal");
+            port_text = after.substr(1);
+        }
+        if (url.host.empty() || url.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
+            throw fail("bad IPv6 literal");
+        }
+    } else {
+        const auto colon = authority.rfind(':');
+        if (colon != std::string_view::npos) {
+            url.host = std::string(authority.substr(0, colon));
+            port_text = authority.substr(colon + 1);
+        } else {
+            url.host = std::string(authority);
+        }
+        if (url.host.find(':') != std::string::npos) throw fail("IPv6 hosts need brackets");
+    }
+    if (url.host.empty()) throw fail("missing host");
+
+    if (!port_text.empty()) {
+        int port = 0;
+        const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+        if (ec != std::errc{} || end != port_text.data() + port_text.size() || port < 1 || port > 65535) {
+            throw fail("bad port");
+        }
+        url.port = port;
+    } else {
+        url.port = url.scheme == "https" ? 443 : 80;
+    }
+
+    rest = rest.substr(0, rest.find('#'));
+    if (rest.empty() || rest.front() == '?') url.target = "/";
+    url.target += std::string(rest);
+    return url;
+}
+
+RUNBOX_DECL std::string url_encode(std::string_view value) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(value.size());
+    for (const char c : value) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (std::isalnum(byte) != 0 || std::string_view("-._~!*'()").find(c) != std::string_view::npos) {
+            out.push_back(c);
+        } else {
+            out.push_back('%');
+            out.push_back(hex[byte >> 4]);
+            out.push_back(hex[byte & 0x0F]);
+        }
+    }
+    return out;
+}
+
+RUNBOX_DECL std::string query_string(std::initializer_list<std::pair<std::string_view, std::string_view>> params) {
+    std::string out;
+    for (const auto& [key, value] : params) {
+        if (!out.empty()) out += '&';
+        out += url_encode(key);
+        out += '=';
+        out += url_encode(value);
+    }
+    return out;
+}
+
+namespace detail {
+
+RUNBOX_DECL void check_header_fields(const Headers& headers) {
+    for (const auto& [name, value] : headers) {
+        if (name.empty() || name.find_first_of("\r\n: \t") != std::string::npos) {
+            throw error(errc::config_invalid, "malformed header name", "transport");
+        }
+        if (value.find_first_of("\r\n") != std::string::npos) {
+            throw error(errc::config_invalid, "the value of header " + name + " contains a line break", "transport");
+        }
+    }
+}
+
+RUNBOX_DECL bool ExchangeControl::head(const Response& head) {
+    if (!live()) return false;
+    if (head_seen_) return true;
+    head_seen_ = true;
+    streaming_ = request_.on_body && head.ok();
+    if (!request_.on_head) return true;
+    try {
+        request_.on_head(head);
+    } catch (...) {
+        failure_ = std::current_exception();
+    }
+    return live();
+}
+
+RUNBOX_DECL bool ExchangeControl::chunk(std::string_view data) {
+    if (!live()) return false;
+    if (data.empty()) return true;
+    delivered_ = true;
+    try {
+        action_ = request_.on_body(data);
+    } catch (...) {
+        failure_ = std::current_exception();
+    }
+    return live();
+}
+
+RUNBOX_DECL void ExchangeControl::raise_if_stopped(std::string_view where) const {
+    if (failure_) std::rethrow_exception(failure_);
+    if (action_ == StreamAction::fail) {
+        throw error(errc::bad_response, std::string(where) + ": the stream handler failed the exchange", "transport");
+    }
+    if (stop_requested()) throw error(errc::cancelled, std::string(where) + ": cancelled", "transport");
+    if (expired()) {
+        throw error(errc::timeout, std::string(where) + ": the exchange passed its deadline", "transport");
+    }
+}
+
+RUNBOX_DECL Watchdog::Watchdog(const Request& request, std::function<void()> abort) {
+    if (!request.stop.stop_possible() && !request.deadline) return;
+    thread_ = std::jthread([this, user = request.stop, deadline = request.deadline,
+                            abort = std::move(abort)](std::stop_token self) {
+        // Registered before the lock is taken: a token already stopped runs the callback here.
+        std::stop_callback wake(user, [this] {
+            std::lock_guard guard(mutex_);
+            wakeup_.notify_all();
+        });
+        std::unique_lock lock(mutex_);
+        auto stopped = [&] { return user.stop_requested(); };
+        if (deadline) {
+            wakeup_.wait_until(lock, self, *deadline, stopped);
+        } else {
+            wakeup_.wait(lock, self, stopped);
+        }
+        if (self.stop_requested()) return;  // the exchange finished first
+        lock.unlock();
+        abort();
+    });
+}
+
+RUNBOX_DECL Watchdog::~Watchdog() {
+    if (thread_.joinable()) {
+        thread_.request_stop();
+        thread_.join();
+    }
+}
+
+}  // namespace detail
+
+RUNBOX_DECL std::function<StreamAction(std::string_view)> FrameHandler::chunk_handler() const {
+    return [state = state_](std::string_view chunk) {
+        state->reader.feed(chunk);
+        while (auto frame = state->reader.next()) {
+            ++state->frames;
+            const StreamAction action = state->on_frame(*frame);
+            if (action != StreamAction::next) {
+                state->ended = true;
+                return action;
+            }
+        }
+        return StreamAction::next;
+    };
+}
+
+namespace detail {
+
+RUNBOX_DECL std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
+    static constexpr const char* formats[] = {
+        "%a, %d %b %Y %H:%M:%S",  // Sun, 06 Nov 1994 08:49:37 GMT
+        "%A, %d-%b-%y %H:%M:%S",  // Sunday, 06-Nov-94 08:49:37 GMT
+        "%a %b %d %H:%M:%S %Y",   // Sun Nov  6 08:49:37 1994
+    };
+    for (const char* format : formats) {
+        std::tm tm{};
+        std::istringstream in{std::string(text)};
+        in.imbue(std::locale::classic());
+        in >> std::get_time(&tm, format);
+        if (in.fail()) continue;
+        std::string zone;
+        in >> zone;
+        if (!zone.empty() && zone != "GMT" && zone != "UTC") continue;
+        using namespace std::chrono;
+        const year_month_day date{year{tm.tm_year + 1900}, month{static_cast<unsigned>(tm.tm_mon + 1)},
+                                  day{static_cast<unsigned>(tm.tm_mday)}};
+        if (!date.ok()) continue;
+        return sys_days{date} + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec};
+    }
+    return std::nullopt;
+}
+
+RUNBOX_DECL std::optional<double> parse_non_negative(std::string_view text) {
+    text = trim(text);
+    if (text.empty() || text.find_first_not_of("0123456789.") != std::string_view::npos) return std::nullopt;
+    std::istringstream in{std::string(text)};
+    in.imbue(std::locale::classic());
+    double value = 0;
+    in >> value;
+    if (in.fail() || !in.eof() || !std::isfinite(value)) return std::nullopt;
+    return value;
+}
+
+RUNBOX_DECL std::chrono::milliseconds to_millis(double ms) {
+    constexpr double cap = 365.0 * 24 * 3600 * 1000;  // keeps the cast defined
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(std::min(ms, cap))));
+}
+
+}  // namespace detail
+
+RUNBOX_DECL std::optional<std::chrono::milliseconds> parse_retry_after(
+    const Headers& headers, std::chrono::system_clock::time_point now) {
+    std::optional<std::chrono::milliseconds> best;
+    auto offer = [&](std::chrono::milliseconds candidate) {
+        if (candidate < std::chrono::milliseconds::zero()) candidate = std::chrono::milliseconds::zero();
+        if (!best || candidate > *best) best = candidate;
+    };
+    for (const auto& [name, value] : headers) {
+        if (detail::iequals(name, "retry-after-ms")) {
+            if (auto ms = detail::parse_non_negative(value)) offer(detail::to_millis(*ms));
+        } else if (detail::iequals(name, "retry-after") || detail::istarts_with(name, "retry-after-")) {
+            if (auto s = detail::parse_non_negative(value)) {
+                offer(detail::to_millis(*s * 1000.0));
+            } else if (auto when = detail::parse_http_date(detail::trim(value))) {
+                offer(std::chrono::ceil<std::chrono::milliseconds>(*when - now));
+            }
+        }
+    }
+    return best;
+}
+
+RUNBOX_DECL void raise_for_status(const Response& response, std::string_view provider,
+                                  const std::vector<std::string>& secrets) {
+    if (response.status >= 200 && response.status < 400) return;
+    std::string message;
+    auto text_of = [](const nlohmann::json& value) -> std::string {
+        if (value.is_string()) return value.get<std::string>();
+        if (value.is_array()) {  // NestJS validation lists
+            std::string joined;
+            for (const auto& item : value) {
+                if (!joined.empty()) joined += "; ";
+                joined += item.is_string() ? item.get<std::string>() : item.dump();
+            }
+            return joined;
+        }
+        return value.dump();
+    };
+    const auto json = detail::parse_untrusted_json(response.body);
+    if (json.is_object()) {
+        for (const char* key : {"detail", "message", "error"}) {
+            if (auto it = json.find(key); it != json.end() && !it->is_null()) {
+                message = text_of(*it);
+                break;
+            }
+        }
+    }
+    if (message.empty() && !json.is_discarded() && !json.is_object()) message = text_of(json);
+    if (message.empty() && json.is_discarded()) {
+        constexpr std::size_t limit = 300;
+        message = response.body.substr(0, limit);
+        if (response.body.size() > limit) message += "...";
+    }
+    if (message.empty()) message = "HTTP status " + std::to_string(response.status);
+    const errc code = response.status > 0 ? errc_from_http_status(response.status) : errc::bad_response;
+    throw error(code, redact(std::move(message), secrets), std::string(provider), response.status,
+                parse_retry_after(response.headers));
+}
+
+RUNBOX_DECL RetryPolicy RetryPolicy::none() {
+    RetryPolicy policy;
+    policy.max_attempts = 1;
+    return policy;
+}
+
+RUNBOX_DECL bool RetryPolicy::retries_status(int status) const {
+    return std::find(retry_statuses.begin(), retry_statuses.end(), status) != retry_statuses.end();
+}
+
+RUNBOX_DECL std::chrono::milliseconds RetryPolicy::backoff(int attempt, double unit_random) const {
+    double nominal = static_cast<double>(initial_backoff.count());
+    for (int i = 1; i < attempt && nominal < static_cast<double>(max_backoff.count()); ++i) nominal *= 2;
+    nominal = std::min(nominal, static_cast<double>(max_backoff.count()));
+    const double factor = 1.0 - std::clamp(jitter, 0.0, 1.0) * std::clamp(unit_random, 0.0, 1.0);
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::max(0.0, nominal * factor)));
+}
+
+namespace detail {
+
+RUNBOX_DECL double unit_random() {
+    thread_local std::minstd_rand engine{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+}
+
+}  // namespace detail
+
+RUNBOX_DECL std::function<void(Request&, int)> attempt_headers(std::string counter_header, std::string key_header) {
     return [counter_header = std::move(counter_header), key_header = std::move(key_header)](Request& request,
                                                                                           int attempt) {
         if (!counter_header.empty()) request.headers.set(counter_header, std::to_string(attempt));
@@ -1417,6 +1479,8 @@ inline std::function<void(Request&, int)> attempt_headers(std::string counter_he
 }
 
 }  // namespace runbox
+// ---- end runbox/transport/impl/transport.ipp ----
+#endif
 // ---- end runbox/transport/transport.hpp ----
 
 namespace runbox {
@@ -1427,14 +1491,10 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string& na
 using EnvList = std::function<std::vector<std::pair<std::string, std::string>>()>;
 
 /// The default EnvLookup: std::getenv.
-inline std::optional<std::string> process_env(const std::string& name) {
-    const char* value = std::getenv(name.c_str());
-    if (value == nullptr) return std::nullopt;
-    return std::string(value);
-}
+RUNBOX_DECL std::optional<std::string> process_env(const std::string& name);
 
 /// The default EnvList: every `NAME=value` of the process environment (`environ`).
-inline std::vector<std::pair<std::string, std::string>> process_env_list() { return detail::process_environment(); }
+RUNBOX_DECL std::vector<std::pair<std::string, std::string>> process_env_list();
 
 /// `[sandbox]`: the fields runtimes use, with OpenHands' defaults.
 struct SandboxConfig {
@@ -1497,76 +1557,24 @@ struct Config {
     /// A provider setting: providers[provider][key] when present (a string, or a number/bool
     /// rendered as text), else the environment variable `env_var` when set and non-empty.
     std::optional<std::string> setting(std::string_view provider, std::string_view key,
-                                       std::string_view env_var = {}) const {
-        if (providers.is_object()) {
-            const auto p = providers.find(std::string(provider));
-            if (p != providers.end() && p->is_object()) {
-                const auto v = p->find(std::string(key));
-                if (v != p->end() && !v->is_null()) return v->is_string() ? v->get<std::string>() : v->dump();
-            }
-        }
-        if (!env_var.empty() && env) {
-            auto value = env(std::string(env_var));
-            if (value && !value->empty()) return value;
-        }
-        return std::nullopt;
-    }
+                                       std::string_view env_var = {}) const;
 
     /// Like setting(), but required: a missing value is errc::config_invalid naming both places.
-    std::string required_setting(std::string_view provider, std::string_view key, std::string_view env_var) const {
-        if (auto value = setting(provider, key, env_var)) return *value;
-        throw error(errc::config_invalid,
-                    std::string(env_var) + " environment variable is required for the " + std::string(provider) +
-                        " runtime (or set providers." + std::string(provider) + "." + std::string(key) + ")",
-                    std::string(provider));
-    }
+    std::string required_setting(std::string_view provider, std::string_view key, std::string_view env_var) const;
 
     /// An integer setting, at least `minimum`; a malformed value is errc::config_invalid naming it.
     int integer_setting(std::string_view provider, std::string_view key, std::string_view env_var, int fallback,
-                        int minimum = 0) const {
-        const auto value = setting(provider, key, env_var);
-        if (!value) return fallback;
-        try {
-            std::size_t used = 0;
-            const long n = std::stol(*value, &used);
-            if (used != value->size() || n < minimum || n > 2147483647L) throw std::invalid_argument(*value);
-            return static_cast<int>(n);
-        } catch (const std::exception&) {
-            throw error(errc::config_invalid,
-                        std::string(provider) + " setting '" + std::string(key) + "'" +
-                            (env_var.empty() ? "" : " (" + std::string(env_var) + ")") + " must be an integer >= " +
-                            std::to_string(minimum),
-                        std::string(provider));
-        }
-    }
+                        int minimum = 0) const;
 
     /// A duration setting in milliseconds (keys end in _ms by convention).
     std::chrono::milliseconds millis_setting(std::string_view provider, std::string_view key, std::string_view env_var,
-                                             std::chrono::milliseconds fallback) const {
-        return std::chrono::milliseconds(
-            integer_setting(provider, key, env_var, static_cast<int>(fallback.count()), 0));
-    }
+                                             std::chrono::milliseconds fallback) const;
 
     /// A boolean setting: "true" or "1" (any case) is true, as OpenHands reads its flags.
-    bool flag_setting(std::string_view provider, std::string_view key, std::string_view env_var, bool fallback) const {
-        auto value = setting(provider, key, env_var);
-        if (!value) return fallback;
-        std::transform(value->begin(), value->end(), value->begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        return *value == "true" || *value == "1";
-    }
+    bool flag_setting(std::string_view provider, std::string_view key, std::string_view env_var, bool fallback) const;
 
     /// Uses `vars` as the whole environment (for tests and embedding; nothing touches the process).
-    Config& use_environment(std::map<std::string, std::string> vars) {
-        auto shared = std::make_shared<const std::map<std::string, std::string>>(std::move(vars));
-        env = [shared](const std::string& name) -> std::optional<std::string> {
-            const auto it = shared->find(name);
-            if (it == shared->end()) return std::nullopt;
-            return it->second;
-        };
-        env_list = [shared] { return std::vector<std::pair<std::string, std::string>>(shared->begin(), shared->end()); };
-        return *this;
-    }
+    Config& use_environment(std::map<std::string, std::string> vars);
 
     /// Defaults, then `json` (OpenHands' config.toml shape), then the environment.
     static Config from_json(const nlohmann::json& json, EnvLookup lookup = process_env);
@@ -1576,6 +1584,222 @@ struct Config {
     /// Applies OpenHands-style environment overrides: root field `f` from `F`, `sandbox.x` from `SANDBOX_X`.
     void apply_env(const EnvLookup& lookup);
 };
+
+}  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/impl/config.ipp ----
+/// \file
+/// Definitions of runbox/config.hpp: the field tables and the JSON / environment readers
+/// (included by the header when header-only; by runbox/src.hpp in compiled mode).
+
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+
+// ---- begin runbox/environment.hpp ----
+/// \file
+/// the environment a sandbox process starts with, built on purpose.
+///
+/// Two bases, one builder (every spawn of a shell, Python REPL, static command or runbox-server
+/// child goes through sandbox_environment()):
+/// ```
+/// inherit     the server's own environment: runbox-server inside a sandbox, where that
+///             environment is the sandbox's (what OpenHands' shell sees).
+/// allow_list  only the host variables named by host_variable_allowed(): the local provider,
+///             whose "server environment" is the user's own program and its secrets.
+/// ```
+/// Either way SESSION_API_KEY is never passed on (the shell must not learn the key that guards
+/// its own server), and the caller's variables (Config / options env) are added last.
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+
+namespace runbox::detail {
+
+/// Which variables of the host a sandbox process starts from (see sandbox_environment()).
+enum class EnvironmentBase { inherit, allow_list };
+
+/// The host variables a local sandbox keeps: what programs need to find themselves, speak the
+/// user's language and find their libraries; nothing that usually carries a credential.
+RUNBOX_DECL bool host_variable_allowed(std::string_view name);
+
+/// Variables no sandbox process ever receives, whatever the base or the caller says.
+inline bool never_passed_on(std::string_view name) { return name == "SESSION_API_KEY"; }
+
+/// Every `NAME=value` of this process's environment in its own order (the one walk of
+/// `environ`; an entry without a name or without '=' is skipped).
+RUNBOX_DECL std::vector<std::pair<std::string, std::string>> process_environment();
+
+/// This process's environment as a map (the first of duplicate names wins, as getenv does).
+RUNBOX_DECL std::map<std::string, std::string> host_environment();
+
+/// The environment of a sandbox process: `base`, then `extra` on top; never SESSION_API_KEY.
+RUNBOX_DECL std::map<std::string, std::string> sandbox_environment(EnvironmentBase base,
+                                                              const std::map<std::string, std::string>& extra = {});
+
+/// "K=V" strings for execve().
+RUNBOX_DECL std::vector<std::string> environment_strings(const std::map<std::string, std::string>& env);
+
+}  // namespace runbox::detail
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/impl/environment.ipp ----
+/// \file
+/// Definitions of runbox/environment.hpp (included by the header when header-only; by
+/// runbox/src.hpp in compiled mode).
+
+
+#include <iterator>
+
+extern "C" char** environ;  // POSIX: the process environment
+
+namespace runbox::detail {
+
+RUNBOX_DECL bool host_variable_allowed(std::string_view name) {
+    static constexpr std::string_view exact[] = {"PATH",   "HOME",    "USER", "LOGNAME", "SHELL",
+                                                 "LANG",   "LANGUAGE", "TZ",   "TMPDIR",  "TERM",
+                                                 "LD_LIBRARY_PATH"};
+    for (const auto& e : exact) {
+        if (name == e) return true;
+    }
+    return name.rfind("LC_", 0) == 0;
+}
+
+RUNBOX_DECL std::vector<std::pair<std::string, std::string>> process_environment() {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+        const std::string_view kv(*entry);
+        const auto eq = kv.find('=');
+        if (eq == std::string_view::npos || eq == 0) continue;
+        out.emplace_back(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+    return out;
+}
+
+RUNBOX_DECL std::map<std::string, std::string> host_environment() {
+    std::map<std::string, std::string> env;
+    for (auto& [key, value] : process_environment()) env.emplace(std::move(key), std::move(value));
+    return env;
+}
+
+RUNBOX_DECL std::map<std::string, std::string> sandbox_environment(EnvironmentBase base,
+                                                                   const std::map<std::string, std::string>& extra) {
+    std::map<std::string, std::string> env;
+    for (auto& [key, value] : host_environment()) {
+        if (base == EnvironmentBase::allow_list && !host_variable_allowed(key)) continue;
+        env.emplace(key, std::move(value));
+    }
+    if (env.find("PATH") == env.end()) env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (const auto& [key, value] : extra) {
+        if (!key.empty() && key.find('=') == std::string::npos) env[key] = value;
+    }
+    for (auto it = env.begin(); it != env.end();) {
+        it = never_passed_on(it->first) ? env.erase(it) : std::next(it);
+    }
+    return env;
+}
+
+RUNBOX_DECL std::vector<std::string> environment_strings(const std::map<std::string, std::string>& env) {
+    std::vector<std::string> out;
+    out.reserve(env.size());
+    for (const auto& [key, value] : env) out.push_back(key + "=" + value);
+    return out;
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/impl/environment.ipp ----
+#endif
+// ---- end runbox/environment.hpp ----
+
+namespace runbox {
+
+RUNBOX_DECL std::optional<std::string> process_env(const std::string& name) {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+}
+
+RUNBOX_DECL std::vector<std::pair<std::string, std::string>> process_env_list() {
+    return detail::process_environment();
+}
+
+RUNBOX_DECL std::optional<std::string> Config::setting(std::string_view provider, std::string_view key,
+                                                       std::string_view env_var) const {
+    if (providers.is_object()) {
+        const auto p = providers.find(std::string(provider));
+        if (p != providers.end() && p->is_object()) {
+            const auto v = p->find(std::string(key));
+            if (v != p->end() && !v->is_null()) return v->is_string() ? v->get<std::string>() : v->dump();
+        }
+    }
+    if (!env_var.empty() && env) {
+        auto value = env(std::string(env_var));
+        if (value && !value->empty()) return value;
+    }
+    return std::nullopt;
+}
+
+RUNBOX_DECL std::string Config::required_setting(std::string_view provider, std::string_view key,
+                                                 std::string_view env_var) const {
+    if (auto value = setting(provider, key, env_var)) return *value;
+    throw error(errc::config_invalid,
+                std::string(env_var) + " environment variable is required for the " + std::string(provider) +
+                    " runtime (or set providers." + std::string(provider) + "." + std::string(key) + ")",
+                std::string(provider));
+}
+
+RUNBOX_DECL int Config::integer_setting(std::string_view provider, std::string_view key, std::string_view env_var,
+                                        int fallback, int minimum) const {
+    const auto value = setting(provider, key, env_var);
+    if (!value) return fallback;
+    try {
+        std::size_t used = 0;
+        const long n = std::stol(*value, &used);
+        if (used != value->size() || n < minimum || n > 2147483647L) throw std::invalid_argument(*value);
+        return static_cast<int>(n);
+    } catch (const std::exception&) {
+        throw error(errc::config_invalid,
+                    std::string(provider) + " setting '" + std::string(key) + "'" +
+                        (env_var.empty() ? "" : " (" + std::string(env_var) + ")") + " must be an integer >= " +
+                        std::to_string(minimum),
+                    std::string(provider));
+    }
+}
+
+RUNBOX_DECL std::chrono::milliseconds Config::millis_setting(std::string_view provider, std::string_view key,
+                                                             std::string_view env_var,
+                                                             std::chrono::milliseconds fallback) const {
+    return std::chrono::milliseconds(
+        integer_setting(provider, key, env_var, static_cast<int>(fallback.count()), 0));
+}
+
+RUNBOX_DECL bool Config::flag_setting(std::string_view provider, std::string_view key, std::string_view env_var,
+                                      bool fallback) const {
+    auto value = setting(provider, key, env_var);
+    if (!value) return fallback;
+    std::transform(value->begin(), value->end(), value->begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return *value == "true" || *value == "1";
+}
+
+RUNBOX_DECL Config& Config::use_environment(std::map<std::string, std::string> vars) {
+    auto shared = std::make_shared<const std::map<std::string, std::string>>(std::move(vars));
+    env = [shared](const std::string& name) -> std::optional<std::string> {
+        const auto it = shared->find(name);
+        if (it == shared->end()) return std::nullopt;
+        return it->second;
+    };
+    env_list = [shared] { return std::vector<std::pair<std::string, std::string>>(shared->begin(), shared->end()); };
+    return *this;
+}
 
 namespace detail {
 
@@ -1737,7 +1961,7 @@ inline void check_sandbox(const SandboxConfig& s) {
 
 }  // namespace detail
 
-inline void Config::apply_env(const EnvLookup& lookup) {
+RUNBOX_DECL void Config::apply_env(const EnvLookup& lookup) {
     if (!lookup) return;
     auto apply = [&](const std::vector<detail::FieldBinder>& fields, std::string_view prefix) {
         for (const auto& field : fields) {
@@ -1757,14 +1981,14 @@ inline void Config::apply_env(const EnvLookup& lookup) {
     detail::check_sandbox(sandbox);
 }
 
-inline Config Config::from_env(EnvLookup lookup) {
+RUNBOX_DECL Config Config::from_env(EnvLookup lookup) {
     Config config;
     config.env = lookup;
     config.apply_env(lookup);
     return config;
 }
 
-inline Config Config::from_json(const nlohmann::json& json, EnvLookup lookup) {
+RUNBOX_DECL Config Config::from_json(const nlohmann::json& json, EnvLookup lookup) {
     if (!json.is_object()) detail::bad_field("<root>", "an object", json.dump());
     Config config;
     config.env = lookup;
@@ -1813,6 +2037,8 @@ inline Config Config::from_json(const nlohmann::json& json, EnvLookup lookup) {
 }
 
 }  // namespace runbox
+// ---- end runbox/impl/config.ipp ----
+#endif
 // ---- end runbox/config.hpp ----
 // ---- begin runbox/events.hpp ----
 /// \file
@@ -1826,17 +2052,12 @@ inline Config Config::from_json(const nlohmann::json& json, EnvLookup lookup) {
 /// Free-form payloads (MCP arguments, browser DOM objects, tool_call_metadata)
 /// are kept as ordered_json so they round-trip byte for byte.
 
-#include <cctype>
-#include <cerrno>
-#include <climits>
-#include <cmath>
+
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -1844,208 +2065,7 @@ inline Config Config::from_json(const nlohmann::json& json, EnvLookup lookup) {
 
 #include <nlohmann/json.hpp>
 
-// ---- begin runbox/detail/python.hpp ----
-/// \file
-/// Python's text of a float and of a str, as OpenHands' messages show them (written once).
 
-#include <charconv>
-#include <cmath>
-#include <cstdlib>
-#include <string>
-#include <string_view>
-#include <system_error>
-
-namespace runbox::detail {
-
-/// Python's repr()/str() of a float: the shortest digits that round-trip, fixed notation with
-/// at least one decimal ("1.0", "0.1", "120.0") when the decimal exponent is in [-4, 16),
-/// else scientific with a signed two-digit-or-more exponent ("1e+16", "1e-05", "1.5e+300");
-/// "nan", "inf", "-inf", "-0.0".
-inline std::string python_float(double value) {
-    if (std::isnan(value)) return "nan";
-    if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
-    if (value == 0) return std::signbit(value) ? "-0.0" : "0.0";
-    char buffer[64];
-    // Shortest round-trip digits, as "d.ddde+XX" (to_chars without a precision is shortest).
-    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::scientific);
-    const std::string_view text(buffer, static_cast<std::size_t>(result.ptr - buffer));
-    const auto e = text.find('e');
-    const bool negative = text.front() == '-';
-    std::string digits;
-    for (const char c : text.substr(negative ? 1 : 0, e - (negative ? 1 : 0))) {
-        if (c != '.') digits += c;
-    }
-    const int exponent = std::atoi(std::string(text.substr(e + 1)).c_str());
-    std::string out = negative ? "-" : "";
-    if (exponent >= -4 && exponent < 16) {
-        if (exponent >= 0) {
-            const auto whole = static_cast<std::size_t>(exponent) + 1;
-            if (digits.size() < whole) digits.append(whole - digits.size(), '0');
-            out += digits.substr(0, whole) + "." + (digits.size() > whole ? digits.substr(whole) : "0");
-        } else {
-            out += "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
-        }
-        return out;
-    }
-    out += digits.substr(0, 1);
-    if (digits.size() > 1) out += "." + digits.substr(1);
-    const std::string magnitude = std::to_string(std::abs(exponent));
-    out += std::string(exponent < 0 ? "e-" : "e+") + (magnitude.size() < 2 ? "0" : "") + magnitude;
-    return out;
-}
-
-/// Appends Python's repr() of a str: 'text' (or "text" when it holds ' but no "), with \\ \n
-/// \r \t and \xNN escapes for the other control characters; other bytes as they are.
-inline void append_python_str_repr(std::string& out, std::string_view s) {
-    const bool has_single = s.find('\'') != std::string_view::npos;
-    const bool has_double = s.find('"') != std::string_view::npos;
-    const char quote = (has_single && !has_double) ? '"' : '\'';
-    static constexpr char hex[] = "0123456789abcdef";
-    out += quote;
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (ch == quote || ch == '\\') {
-            out += '\\';
-            out += ch;
-        } else if (ch == '\n') {
-            out += "\\n";
-        } else if (ch == '\r') {
-            out += "\\r";
-        } else if (ch == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c == 0x7f) {
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 0xF];
-        } else {
-            out += ch;
-        }
-    }
-    out += quote;
-}
-
-/// Python's repr() of a str (see append_python_str_repr).
-inline std::string python_str_repr(std::string_view s) {
-    std::string out;
-    append_python_str_repr(out, s);
-    return out;
-}
-
-}  // namespace runbox::detail
-// ---- end runbox/detail/python.hpp ----
-// ---- begin runbox/detail/utf8.hpp ----
-/// \file
-/// the one UTF-8 codec: encode a code point, step over one well-formed sequence, validate.
-///
-/// Kept here rather than taken from libutfcpp: the editor needs Python's own fault names and
-/// positions ("invalid start byte", "invalid continuation byte", "unexpected end of data"),
-/// which utfcpp's error classes do not map onto (it reports E0 80 as an overlong sequence where
-/// Python reports the continuation byte), and the whole codec is the one table below.
-
-#include <cstddef>
-#include <optional>
-#include <string>
-#include <string_view>
-
-namespace runbox::detail {
-
-/// Appends the UTF-8 bytes of `cp`; false (nothing appended) above U+10FFFF. A lone surrogate
-/// is encoded as it is (a Python str may hold one; the caller decides whether that is allowed).
-inline bool append_utf8(std::string& out, char32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x110000) {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        return false;
-    }
-    return true;
-}
-
-/// What is wrong with the sequence at a position (Python's 'utf-8' codec names them).
-enum class Utf8Fault { none, invalid_start, invalid_continuation, truncated };
-
-/// One step over s[i] (i < s.size()): the code point and its length, or a fault (length 1).
-struct Utf8Step {
-    char32_t code_point = 0xFFFD;  ///< the decoded code point (U+FFFD on a fault)
-    std::size_t length = 1;  ///< bytes consumed
-    Utf8Fault fault = Utf8Fault::none;  ///< none when the sequence is well-formed
-};
-
-/// Decodes the well-formed sequence at s[i] by Unicode's table 3-7: no overlongs, no
-/// surrogates, nothing above U+10FFFF.
-inline Utf8Step utf8_next(std::string_view s, std::size_t i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) return {c, 1, Utf8Fault::none};
-    std::size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    char32_t cp = 0;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2, cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3, cp = c & 0x0F;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4, cp = c & 0x07;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return {0xFFFD, 1, Utf8Fault::invalid_start};
-    }
-    for (std::size_t k = 1; k < len; ++k) {
-        if (i + k >= s.size()) return {0xFFFD, 1, Utf8Fault::truncated};
-        const auto cc = static_cast<unsigned char>(s[i + k]);
-        if (cc < (k == 1 ? lo : 0x80) || cc > (k == 1 ? hi : 0xBF)) return {0xFFFD, 1, Utf8Fault::invalid_continuation};
-        cp = (cp << 6) | (cc & 0x3F);
-    }
-    return {cp, len, Utf8Fault::none};
-}
-
-/// Decodes one sequence at s[i] and advances i; an ill-formed byte gives U+FFFD and advances by one.
-inline char32_t decode_utf8(std::string_view s, std::size_t& i) {
-    const Utf8Step step = utf8_next(s, i);
-    i += step.length;
-    return step.code_point;
-}
-
-/// The first ill-formed sequence of a text.
-struct Utf8Error {
-    std::size_t position = 0;  ///< byte offset of the sequence's first byte
-    unsigned byte = 0;  ///< that byte
-    std::string reason;  ///< Python's: "invalid start byte", "invalid continuation byte", "unexpected end of data"
-};
-
-/// Strict validation like Python's 'utf-8' codec; nullopt when `s` is well-formed.
-/// `allow_truncated_tail` accepts a sequence cut off by the end (a sniffed chunk).
-inline std::optional<Utf8Error> utf8_error(std::string_view s, bool allow_truncated_tail = false) {
-    for (std::size_t i = 0; i < s.size();) {
-        const Utf8Step step = utf8_next(s, i);
-        switch (step.fault) {
-            case Utf8Fault::none: i += step.length; continue;
-            case Utf8Fault::truncated:
-                if (allow_truncated_tail) return std::nullopt;
-                return Utf8Error{i, static_cast<unsigned char>(s[i]), "unexpected end of data"};
-            case Utf8Fault::invalid_start: return Utf8Error{i, static_cast<unsigned char>(s[i]), "invalid start byte"};
-            case Utf8Fault::invalid_continuation:
-                return Utf8Error{i, static_cast<unsigned char>(s[i]), "invalid continuation byte"};
-        }
-    }
-    return std::nullopt;
-}
-
-}  // namespace runbox::detail
-// ---- end runbox/detail/utf8.hpp ----
 
 namespace runbox {
 
@@ -2731,53 +2751,27 @@ using Event = std::variant<Action, Observation>;
 // Small helpers
 
 /// The wire `action` value of the alternative held (`"run"`, `"read"`, ...).
-inline std::string_view action_type(const Action& a) noexcept {
-    return std::visit([](const auto& x) -> std::string_view { return std::decay_t<decltype(x)>::type; }, a);
-}
+RUNBOX_DECL std::string_view action_type(const Action& a) noexcept;
 /// The wire `observation` value of the alternative held (`"run"`, `"error"`, ...).
-inline std::string_view observation_type(const Observation& o) noexcept {
-    return std::visit([](const auto& x) -> std::string_view { return std::decay_t<decltype(x)>::type; }, o);
-}
+RUNBOX_DECL std::string_view observation_type(const Observation& o) noexcept;
 /// Runnable actions are the ones a Runtime executes (run, run_ipython, read, write, edit, browse*, MCP).
-inline bool is_runnable(const Action& a) noexcept {
-    return std::visit([](const auto& x) { return std::decay_t<decltype(x)>::runnable; }, a);
-}
+RUNBOX_DECL bool is_runnable(const Action& a) noexcept;
 
 /// The EventMeta of whatever alternative is held (a reference into the event).
 ///@{
-inline EventMeta& meta(Action& a) noexcept {
-    return std::visit([](auto& x) -> EventMeta& { return x.meta; }, a);
-}
-inline const EventMeta& meta(const Action& a) noexcept {
-    return std::visit([](const auto& x) -> const EventMeta& { return x.meta; }, a);
-}
-inline EventMeta& meta(Observation& o) noexcept {
-    return std::visit([](auto& x) -> EventMeta& { return x.meta; }, o);
-}
-inline const EventMeta& meta(const Observation& o) noexcept {
-    return std::visit([](const auto& x) -> const EventMeta& { return x.meta; }, o);
-}
-inline EventMeta& meta(Event& e) noexcept {
-    return std::visit([](auto& x) -> EventMeta& { return meta(x); }, e);
-}
-inline const EventMeta& meta(const Event& e) noexcept {
-    return std::visit([](const auto& x) -> const EventMeta& { return meta(x); }, e);
-}
+RUNBOX_DECL EventMeta& meta(Action& a) noexcept;
+RUNBOX_DECL const EventMeta& meta(const Action& a) noexcept;
+RUNBOX_DECL EventMeta& meta(Observation& o) noexcept;
+RUNBOX_DECL const EventMeta& meta(const Observation& o) noexcept;
+RUNBOX_DECL EventMeta& meta(Event& e) noexcept;
+RUNBOX_DECL const EventMeta& meta(const Event& e) noexcept;
 ///@}
 
 /// The action's hard timeout in seconds (unset: none).
-inline std::optional<double> timeout_of(const Action& a) noexcept {
-    return std::visit([](const auto& x) { return x.timeout; }, a);
-}
+RUNBOX_DECL std::optional<double> timeout_of(const Action& a) noexcept;
 /// Sets an action's hard timeout; for `run` also sets blocking (default true, as in the reference).
-inline void set_hard_timeout(Action& a, std::optional<double> seconds, bool blocking = true) {
-    std::visit(
-        [&](auto& x) {
-            x.timeout = seconds;
-            if constexpr (std::is_same_v<std::decay_t<decltype(x)>, CmdRunAction>) x.blocking = blocking;
-        },
-        a);
-}
+RUNBOX_DECL void set_hard_timeout(Action& a, std::optional<double> seconds, bool blocking = true);
+
 
 /// Command output longer than this many code points is truncated (OpenHands' limit).
 inline constexpr std::size_t max_cmd_output_chars = 30000;
@@ -2790,6 +2784,706 @@ inline std::size_t utf8_length(std::string_view s) noexcept {
     for (unsigned char c : s)
         if ((c & 0xC0) != 0x80) ++n;
     return n;
+}
+
+/// Output longer than `max_chars` code points keeps its first and last max_chars/2
+/// code points around the truncation notice (never splits a code point).
+RUNBOX_DECL std::string truncate_observation_content(std::string content,
+                                                     std::size_t max_chars = max_cmd_output_chars);
+
+/// Builds a command observation the way the reference constructor does (truncates unless hidden).
+RUNBOX_DECL CmdOutputObservation make_cmd_output(std::string content, std::string command,
+                                                 CmdOutputMetadata metadata, bool hidden = false);
+
+/// The agent-facing text: prefix + content + suffix + working dir / interpreter / exit code lines.
+RUNBOX_DECL std::string to_agent_text(const CmdOutputObservation& obs);
+
+
+// ---------------------------------------------------------------------------
+// Serialisation API (definitions in impl/events.ipp)
+
+/// The `metadata` object of a command observation's extras (all eight keys, in wire order).
+RUNBOX_DECL ordered_json to_json(const CmdOutputMetadata& m);
+/// Lenient: numbers given as strings are parsed float->int (failure -> -1); unknown keys ignored.
+///@{
+RUNBOX_DECL CmdOutputMetadata cmd_output_metadata_from_json(const ordered_json& j);
+RUNBOX_DECL CmdOutputMetadata cmd_output_metadata_from_json(const nlohmann::json& j);
+///@}
+
+/// The OpenHands JSON of an event, keys in the wire order (see the top of this header).
+///@{
+RUNBOX_DECL ordered_json to_json(const Action& a);
+RUNBOX_DECL ordered_json to_json(const Observation& o);
+RUNBOX_DECL ordered_json to_json(const Event& e);
+///@}
+/// Compact dump in wire order; invalid UTF-8 is replaced (U+FFFD) instead of throwing.
+///@{
+RUNBOX_DECL std::string to_wire(const Action& a);
+RUNBOX_DECL std::string to_wire(const Observation& o);
+RUNBOX_DECL std::string to_wire(const Event& e);
+///@}
+/// The per-type `message` text.
+///@{
+RUNBOX_DECL std::string message_of(const Action& a);
+RUNBOX_DECL std::string message_of(const Observation& o);
+///@}
+
+/// Parses an OpenHands action (legacy argument names accepted, reference §3.6).
+/// Throws runbox::error errc::bad_response naming the problem: not an object, no or unknown
+/// `action`, a missing required or unexpected argument, a field of the wrong JSON type.
+///@{
+RUNBOX_DECL Action action_from_json(const ordered_json& j);
+RUNBOX_DECL Action action_from_json(const nlohmann::json& j);
+///@}
+/// Parses an OpenHands observation (legacy flat `exit_code` / `command_id` accepted); a command's
+/// `content` is truncated to max_cmd_output_chars unless hidden. Throws runbox::error
+/// errc::bad_response as action_from_json does (unknown extras of `run` are tolerated).
+///@{
+RUNBOX_DECL Observation observation_from_json(const ordered_json& j);
+RUNBOX_DECL Observation observation_from_json(const nlohmann::json& j);
+///@}
+/// An action if `j` has an `action` key, an observation if it has `observation`;
+/// otherwise, or when the event is invalid, throws runbox::error errc::bad_response.
+///@{
+RUNBOX_DECL Event event_from_json(const ordered_json& j);
+RUNBOX_DECL Event event_from_json(const nlohmann::json& j);
+///@}
+namespace detail {
+template <class T, class V>
+struct is_alternative : std::false_type {};
+template <class T, class... Ts>
+struct is_alternative<T, std::variant<Ts...>> : std::bool_constant<(std::is_same_v<T, Ts> || ...)> {};
+}  // namespace detail
+
+/// One concrete action type (CmdRunAction, ...), so to_json(CmdRunAction{...}) is not ambiguous.
+template <class T>
+concept ActionType = detail::is_alternative<T, Action>::value;
+/// One concrete observation type.
+template <class T>
+concept ObservationType = detail::is_alternative<T, Observation>::value;
+
+namespace detail {
+/// The wire codec of one concrete action or observation type: defined in impl/events.ipp and,
+/// in compiled mode, explicitly instantiated for every alternative by runbox/src.hpp (so a
+/// user's unit instantiates none of the field tables).
+template <class T>
+struct event_codec {
+    /// The OpenHands JSON of `x` (as to_json of the variant gives it).
+    static ordered_json to_json(const T& x);
+    /// The per-type `message` text of `x`.
+    static std::string message(const T& x);
+};
+}  // namespace detail
+
+/// to_json of one concrete action or observation type, without wrapping it in the variant first.
+///@{
+template <ActionType T>
+ordered_json to_json(const T& a) {
+    return detail::event_codec<T>::to_json(a);
+}
+template <ObservationType T>
+ordered_json to_json(const T& o) {
+    return detail::event_codec<T>::to_json(o);
+}
+///@}
+/// to_wire of one concrete action or observation type.
+template <class T>
+    requires ActionType<T> || ObservationType<T>
+std::string to_wire(const T& x) {
+    return to_json(x).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
+/// message_of one concrete action or observation type.
+template <class T>
+    requires ActionType<T> || ObservationType<T>
+std::string message_of(const T& x) {
+    return detail::event_codec<T>::message(x);
+}
+
+// ---------------------------------------------------------------------------
+// nlohmann's customisation point, found by ADL: `nlohmann::json j = CmdRunAction{...};` and
+// `j.get<CmdRunAction>()` (also Action, Observation, Event; json and ordered_json alike) give
+// and read the same wire JSON as to_json / *_from_json above.
+
+namespace detail {
+
+template <class T>
+concept EventJsonType = ActionType<T> || ObservationType<T> || std::is_same_v<T, Action> ||
+                        std::is_same_v<T, Observation> || std::is_same_v<T, Event>;
+template <class J>
+concept BasicJson = nlohmann::detail::is_basic_json<J>::value;
+
+// The one concrete type `T` out of a parsed variant; another type is a bad response, as any
+// other mismatch between the JSON and what the caller expects.
+template <class T, class Variant>
+T take_alternative(Variant&& parsed, const char* key) {
+    if (auto* p = std::get_if<T>(&parsed)) return std::move(*p);
+    std::string got;
+    if constexpr (std::is_same_v<std::decay_t<Variant>, Action>) got = action_type(parsed);
+    else got = observation_type(parsed);
+    throw error(errc::bad_response,
+                std::string("expected ") + key + "=" + std::string(T::type) + ", the JSON has " + key + "=" + got);
+}
+
+}  // namespace detail
+
+/// nlohmann's to_json hook: `j = x` stores the OpenHands wire JSON of `x` (keys in wire order
+/// when `j` is an ordered_json).
+template <detail::BasicJson J, detail::EventJsonType T>
+void to_json(J& j, const T& x) {
+    j = J(to_json(x));
+}
+
+/// nlohmann's from_json hook: `j.get<T>()` parses as action_from_json / observation_from_json /
+/// event_from_json do; a concrete type that does not match the JSON's `action` / `observation`
+/// is runbox::error errc::bad_response.
+template <detail::BasicJson J, detail::EventJsonType T>
+void from_json(const J& j, T& out) {
+    const ordered_json ordered(j);
+    if constexpr (std::is_same_v<T, Action>) {
+        out = action_from_json(ordered);
+    } else if constexpr (std::is_same_v<T, Observation>) {
+        out = observation_from_json(ordered);
+    } else if constexpr (std::is_same_v<T, Event>) {
+        out = event_from_json(ordered);
+    } else if constexpr (ActionType<T>) {
+        out = detail::take_alternative<T>(action_from_json(ordered), "action");
+    } else {
+        out = detail::take_alternative<T>(observation_from_json(ordered), "observation");
+    }
+}
+
+}  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/impl/events.ipp ----
+/// \file
+/// Definitions of runbox/events.hpp: the codecs, the per-type wire tables and the helpers over
+/// the variants (included by the header when header-only; by runbox/src.hpp in compiled mode).
+
+
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <tuple>
+
+// ---- begin runbox/detail/python.hpp ----
+/// \file
+/// Python's text of values, as OpenHands' messages show them, and a reader of Python literals
+/// (written once: the float and str reprs, the repr of a JSON value, the literal reader).
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+
+namespace runbox::detail {
+
+/// Python's repr()/str() of a float: the shortest digits that round-trip, fixed notation with
+/// at least one decimal ("1.0", "0.1", "120.0") when the decimal exponent is in [-4, 16),
+/// else scientific with a signed two-digit-or-more exponent ("1e+16", "1e-05", "1.5e+300");
+/// "nan", "inf", "-inf", "-0.0".
+RUNBOX_DECL std::string python_float(double value);
+
+/// Appends Python's repr() of a str: 'text' (or "text" when it holds ' but no "), with \\ \n
+/// \r \t and \xNN escapes for the other control characters; other bytes as they are.
+RUNBOX_DECL void append_python_str_repr(std::string& out, std::string_view s);
+
+/// Python's repr() of a str (see append_python_str_repr).
+RUNBOX_DECL std::string python_str_repr(std::string_view s);
+
+/// Appends Python's repr() of a JSON value read as the Python value json.loads gives (None,
+/// True/False, str reprs, [..], {..}); numbers as nlohmann dumps them. The MCP action's message
+/// shows its arguments so. Recurses once per level: for values within max_nesting_depth.
+RUNBOX_DECL void python_repr(std::string& out, const nlohmann::ordered_json& v);
+/// Python's repr() of a JSON value (see the appending overload).
+RUNBOX_DECL std::string python_repr(const nlohmann::ordered_json& v);
+
+/// Reads one Python literal (dict, list, tuple, str, int, float, True/False/None), as the
+/// legacy `print(file_editor(**{...}))` form of an edit carries its arguments.
+class python_literal_reader {
+public:
+    /// Reads `src` (not copied: it must outlive the reader), nesting at most `max_depth` levels.
+    explicit python_literal_reader(std::string_view src, std::size_t max_depth = max_nesting_depth)
+        : s_(src), max_depth_(max_depth) {}
+    /// The literal as JSON, or nullopt when the text is not one complete literal. A literal
+    /// nesting deeper than `max_depth` throws runbox::error (errc::bad_response): the reader
+    /// recurses once per level, so the input must not choose the depth.
+    std::optional<nlohmann::ordered_json> read();
+
+private:
+    struct failure {};
+    std::string_view s_;
+    std::size_t max_depth_;
+    std::size_t i_ = 0;
+    std::size_t depth_ = 0;
+
+    /// Counts one level of nesting for the lifetime of a dict()/list() call.
+    struct nesting {
+        python_literal_reader& r;
+        explicit nesting(python_literal_reader& reader);
+        ~nesting() { --r.depth_; }
+        nesting(const nesting&) = delete;
+        nesting& operator=(const nesting&) = delete;
+    };
+
+    void skip_ws();
+    bool eat(char c);
+    nlohmann::ordered_json value();
+    nlohmann::ordered_json dict();
+    nlohmann::ordered_json list(char close);
+    nlohmann::ordered_json number();
+    static void append_utf8(std::string& out, unsigned long cp);
+    unsigned long hex_digits(std::size_t n);
+    std::string string();
+};
+
+}  // namespace runbox::detail
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/detail/impl/python.ipp ----
+/// \file
+/// Definitions of runbox/detail/python.hpp (included by it when header-only; by runbox/src.hpp
+/// in compiled mode).
+
+
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <system_error>
+#include <utility>
+
+// ---- begin runbox/detail/utf8.hpp ----
+/// \file
+/// the one UTF-8 codec: encode a code point, step over one well-formed sequence, validate.
+///
+/// Kept here rather than taken from libutfcpp: the editor needs Python's own fault names and
+/// positions ("invalid start byte", "invalid continuation byte", "unexpected end of data"),
+/// which utfcpp's error classes do not map onto (it reports E0 80 as an overlong sequence where
+/// Python reports the continuation byte), and the whole codec is the one table below.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace runbox::detail {
+
+/// Appends the UTF-8 bytes of `cp`; false (nothing appended) above U+10FFFF. A lone surrogate
+/// is encoded as it is (a Python str may hold one; the caller decides whether that is allowed).
+inline bool append_utf8(std::string& out, char32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x110000) {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/// What is wrong with the sequence at a position (Python's 'utf-8' codec names them).
+enum class Utf8Fault { none, invalid_start, invalid_continuation, truncated };
+
+/// One step over s[i] (i < s.size()): the code point and its length, or a fault (length 1).
+struct Utf8Step {
+    char32_t code_point = 0xFFFD;  ///< the decoded code point (U+FFFD on a fault)
+    std::size_t length = 1;  ///< bytes consumed
+    Utf8Fault fault = Utf8Fault::none;  ///< none when the sequence is well-formed
+};
+
+/// Decodes the well-formed sequence at s[i] by Unicode's table 3-7: no overlongs, no
+/// surrogates, nothing above U+10FFFF.
+inline Utf8Step utf8_next(std::string_view s, std::size_t i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) return {c, 1, Utf8Fault::none};
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    char32_t cp = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2, cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3, cp = c & 0x0F;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4, cp = c & 0x07;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return {0xFFFD, 1, Utf8Fault::invalid_start};
+    }
+    for (std::size_t k = 1; k < len; ++k) {
+        if (i + k >= s.size()) return {0xFFFD, 1, Utf8Fault::truncated};
+        const auto cc = static_cast<unsigned char>(s[i + k]);
+        if (cc < (k == 1 ? lo : 0x80) || cc > (k == 1 ? hi : 0xBF)) return {0xFFFD, 1, Utf8Fault::invalid_continuation};
+        cp = (cp << 6) | (cc & 0x3F);
+    }
+    return {cp, len, Utf8Fault::none};
+}
+
+/// Decodes one sequence at s[i] and advances i; an ill-formed byte gives U+FFFD and advances by one.
+inline char32_t decode_utf8(std::string_view s, std::size_t& i) {
+    const Utf8Step step = utf8_next(s, i);
+    i += step.length;
+    return step.code_point;
+}
+
+/// The first ill-formed sequence of a text.
+struct Utf8Error {
+    std::size_t position = 0;  ///< byte offset of the sequence's first byte
+    unsigned byte = 0;  ///< that byte
+    std::string reason;  ///< Python's: "invalid start byte", "invalid continuation byte", "unexpected end of data"
+};
+
+/// Strict validation like Python's 'utf-8' codec; nullopt when `s` is well-formed.
+/// `allow_truncated_tail` accepts a sequence cut off by the end (a sniffed chunk).
+inline std::optional<Utf8Error> utf8_error(std::string_view s, bool allow_truncated_tail = false) {
+    for (std::size_t i = 0; i < s.size();) {
+        const Utf8Step step = utf8_next(s, i);
+        switch (step.fault) {
+            case Utf8Fault::none: i += step.length; continue;
+            case Utf8Fault::truncated:
+                if (allow_truncated_tail) return std::nullopt;
+                return Utf8Error{i, static_cast<unsigned char>(s[i]), "unexpected end of data"};
+            case Utf8Fault::invalid_start: return Utf8Error{i, static_cast<unsigned char>(s[i]), "invalid start byte"};
+            case Utf8Fault::invalid_continuation:
+                return Utf8Error{i, static_cast<unsigned char>(s[i]), "invalid continuation byte"};
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/detail/utf8.hpp ----
+
+namespace runbox::detail {
+
+RUNBOX_DECL std::string python_float(double value) {
+    if (std::isnan(value)) return "nan";
+    if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
+    if (value == 0) return std::signbit(value) ? "-0.0" : "0.0";
+    char buffer[64];
+    // Shortest round-trip digits, as "d.ddde+XX" (to_chars without a precision is shortest).
+    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::scientific);
+    const std::string_view text(buffer, static_cast<std::size_t>(result.ptr - buffer));
+    const auto e = text.find('e');
+    const bool negative = text.front() == '-';
+    std::string digits;
+    for (const char c : text.substr(negative ? 1 : 0, e - (negative ? 1 : 0))) {
+        if (c != '.') digits += c;
+    }
+    const int exponent = std::atoi(std::string(text.substr(e + 1)).c_str());
+    std::string out = negative ? "-" : "";
+    if (exponent >= -4 && exponent < 16) {
+        if (exponent >= 0) {
+            const auto whole = static_cast<std::size_t>(exponent) + 1;
+            if (digits.size() < whole) digits.append(whole - digits.size(), '0');
+            out += digits.substr(0, whole) + "." + (digits.size() > whole ? digits.substr(whole) : "0");
+        } else {
+            out += "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
+        }
+        return out;
+    }
+    out += digits.substr(0, 1);
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    const std::string magnitude = std::to_string(std::abs(exponent));
+    out += std::string(exponent < 0 ? "e-" : "e+") + (magnitude.size() < 2 ? "0" : "") + magnitude;
+    return out;
+}
+
+RUNBOX_DECL void append_python_str_repr(std::string& out, std::string_view s) {
+    const bool has_single = s.find('\'') != std::string_view::npos;
+    const bool has_double = s.find('"') != std::string_view::npos;
+    const char quote = (has_single && !has_double) ? '"' : '\'';
+    static constexpr char hex[] = "0123456789abcdef";
+    out += quote;
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (ch == quote || ch == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (ch == '\n') {
+            out += "\\n";
+        } else if (ch == '\r') {
+            out += "\\r";
+        } else if (ch == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+        } else {
+            out += ch;
+        }
+    }
+    out += quote;
+}
+
+RUNBOX_DECL std::string python_str_repr(std::string_view s) {
+    std::string out;
+    append_python_str_repr(out, s);
+    return out;
+}
+
+
+RUNBOX_DECL void python_repr(std::string& out, const nlohmann::ordered_json& v) {
+    switch (v.type()) {
+        case nlohmann::ordered_json::value_t::null: out += "None"; return;
+        case nlohmann::ordered_json::value_t::boolean: out += v.get<bool>() ? "True" : "False"; return;
+        case nlohmann::ordered_json::value_t::string: append_python_str_repr(out, v.get_ref<const std::string&>()); return;
+        case nlohmann::ordered_json::value_t::array: {
+            out += '[';
+            bool first = true;
+            for (const auto& x : v) {
+                if (!first) out += ", ";
+                first = false;
+                python_repr(out, x);
+            }
+            out += ']';
+            return;
+        }
+        case nlohmann::ordered_json::value_t::object: {
+            out += '{';
+            bool first = true;
+            for (auto it = v.begin(); it != v.end(); ++it) {
+                if (!first) out += ", ";
+                first = false;
+                append_python_str_repr(out, it.key());
+                out += ": ";
+                python_repr(out, it.value());
+            }
+            out += '}';
+            return;
+        }
+        default: out += v.dump(); return;
+    }
+}
+RUNBOX_DECL std::string python_repr(const nlohmann::ordered_json& v) {
+    std::string out;
+    python_repr(out, v);
+    return out;
+}
+
+
+// --- the Python literal reader ---
+
+RUNBOX_DECL std::optional<nlohmann::ordered_json> python_literal_reader::read() {
+    try {
+        nlohmann::ordered_json v = value();
+        skip_ws();
+        if (i_ != s_.size()) return std::nullopt;
+        return v;
+    } catch (const failure&) {
+        return std::nullopt;
+    }
+}
+
+RUNBOX_DECL python_literal_reader::nesting::nesting(python_literal_reader& reader) : r(reader) {
+    if (++r.depth_ > r.max_depth_) {
+        throw error(errc::bad_response, "Python literal nests deeper than " + std::to_string(r.max_depth_) + " levels");
+    }
+}
+
+RUNBOX_DECL void python_literal_reader::skip_ws() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+}
+RUNBOX_DECL bool python_literal_reader::eat(char c) {
+    skip_ws();
+    if (i_ < s_.size() && s_[i_] == c) {
+        ++i_;
+        return true;
+    }
+    return false;
+}
+RUNBOX_DECL nlohmann::ordered_json python_literal_reader::value() {
+    skip_ws();
+    if (i_ >= s_.size()) throw failure{};
+    const char c = s_[i_];
+    if (c == '{') return dict();
+    if (c == '[' || c == '(') return list(c == '[' ? ']' : ')');
+    if (c == '\'' || c == '"') return nlohmann::ordered_json(string());
+    if (c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9')) return number();
+    for (auto [word, val] : {std::pair<std::string_view, nlohmann::ordered_json>{"True", true},
+                             {"False", false}, {"None", nullptr}}) {
+        if (s_.substr(i_, word.size()) == word) {
+            i_ += word.size();
+            return val;
+        }
+    }
+    throw failure{};
+}
+RUNBOX_DECL nlohmann::ordered_json python_literal_reader::dict() {
+    const nesting level(*this);
+    ++i_;
+    nlohmann::ordered_json out = nlohmann::ordered_json::object();
+    if (eat('}')) return out;
+    while (true) {
+        nlohmann::ordered_json key = value();
+        if (!key.is_string() || !eat(':')) throw failure{};
+        out[key.get<std::string>()] = value();
+        if (eat(',')) {
+            if (eat('}')) return out;
+            continue;
+        }
+        if (eat('}')) return out;
+        throw failure{};
+    }
+}
+RUNBOX_DECL nlohmann::ordered_json python_literal_reader::list(char close) {
+    const nesting level(*this);
+    ++i_;
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    if (eat(close)) return out;
+    while (true) {
+        out.push_back(value());
+        if (eat(',')) {
+            if (eat(close)) return out;
+            continue;
+        }
+        if (eat(close)) return out;
+        throw failure{};
+    }
+}
+RUNBOX_DECL nlohmann::ordered_json python_literal_reader::number() {
+    std::string text;
+    while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '.' || s_[i_] == '-' ||
+                              s_[i_] == '+' || s_[i_] == '_')) {
+        if (s_[i_] != '_') text += s_[i_];
+        ++i_;
+    }
+    if (text.empty()) throw failure{};
+    char* end = nullptr;
+    const bool is_float = text.find_first_of(".eE") != std::string::npos;
+    if (is_float) {
+        double d = std::strtod(text.c_str(), &end);
+        if (end != text.c_str() + text.size()) throw failure{};
+        return d;
+    }
+    errno = 0;
+    long long v = std::strtoll(text.c_str(), &end, 10);
+    if (errno != 0 || end != text.c_str() + text.size()) throw failure{};
+    return v;
+}
+RUNBOX_DECL void python_literal_reader::append_utf8(std::string& out, unsigned long cp) {
+    if (cp > 0x10FFFF || !detail::append_utf8(out, static_cast<char32_t>(cp))) throw failure{};
+}
+RUNBOX_DECL unsigned long python_literal_reader::hex_digits(std::size_t n) {
+    if (i_ + n > s_.size()) throw failure{};
+    const std::string digits(s_.substr(i_, n));
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(digits.c_str(), &end, 16);
+    if (end != digits.c_str() + n) throw failure{};
+    i_ += n;
+    return v;
+}
+RUNBOX_DECL std::string python_literal_reader::string() {
+    const char q = s_[i_];
+    const bool triple = s_.substr(i_, 3) == std::string(3, q);
+    i_ += triple ? 3 : 1;
+    std::string out;
+    while (true) {
+        if (i_ >= s_.size()) throw failure{};
+        if (triple && s_.substr(i_, 3) == std::string(3, q)) {
+            i_ += 3;
+            return out;
+        }
+        const char c = s_[i_];
+        if (!triple && c == q) {
+            ++i_;
+            return out;
+        }
+        if (!triple && c == '\n') throw failure{};
+        ++i_;
+        if (c != '\\') {
+            out += c;
+            continue;
+        }
+        if (i_ >= s_.size()) throw failure{};
+        const char e = s_[i_++];
+        switch (e) {
+            case 'n': out += '\n'; break;
+            case 't': out += '\t'; break;
+            case 'r': out += '\r'; break;
+            case 'a': out += '\a'; break;
+            case 'b': out += '\b'; break;
+            case 'f': out += '\f'; break;
+            case 'v': out += '\v'; break;
+            case '0': out += '\0'; break;
+            case '\\': case '\'': case '"': out += e; break;
+            case '\n': break;  // line continuation
+            case 'x': append_utf8(out, hex_digits(2)); break;
+            case 'u': append_utf8(out, hex_digits(4)); break;
+            case 'U': append_utf8(out, hex_digits(8)); break;
+            default:
+                out += '\\';
+                out += e;
+                break;
+        }
+    }
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/detail/impl/python.ipp ----
+#endif
+// ---- end runbox/detail/python.hpp ----
+
+namespace runbox {
+
+RUNBOX_DECL std::string_view action_type(const Action& a) noexcept {
+    return std::visit([](const auto& x) -> std::string_view { return std::decay_t<decltype(x)>::type; }, a);
+}
+RUNBOX_DECL std::string_view observation_type(const Observation& o) noexcept {
+    return std::visit([](const auto& x) -> std::string_view { return std::decay_t<decltype(x)>::type; }, o);
+}
+RUNBOX_DECL bool is_runnable(const Action& a) noexcept {
+    return std::visit([](const auto& x) { return std::decay_t<decltype(x)>::runnable; }, a);
+}
+
+RUNBOX_DECL EventMeta& meta(Action& a) noexcept {
+    return std::visit([](auto& x) -> EventMeta& { return x.meta; }, a);
+}
+RUNBOX_DECL const EventMeta& meta(const Action& a) noexcept {
+    return std::visit([](const auto& x) -> const EventMeta& { return x.meta; }, a);
+}
+RUNBOX_DECL EventMeta& meta(Observation& o) noexcept {
+    return std::visit([](auto& x) -> EventMeta& { return x.meta; }, o);
+}
+RUNBOX_DECL const EventMeta& meta(const Observation& o) noexcept {
+    return std::visit([](const auto& x) -> const EventMeta& { return x.meta; }, o);
+}
+RUNBOX_DECL EventMeta& meta(Event& e) noexcept {
+    return std::visit([](auto& x) -> EventMeta& { return meta(x); }, e);
+}
+RUNBOX_DECL const EventMeta& meta(const Event& e) noexcept {
+    return std::visit([](const auto& x) -> const EventMeta& { return meta(x); }, e);
+}
+
+RUNBOX_DECL std::optional<double> timeout_of(const Action& a) noexcept {
+    return std::visit([](const auto& x) { return x.timeout; }, a);
+}
+RUNBOX_DECL void set_hard_timeout(Action& a, std::optional<double> seconds, bool blocking) {
+    std::visit(
+        [&](auto& x) {
+            x.timeout = seconds;
+            if constexpr (std::is_same_v<std::decay_t<decltype(x)>, CmdRunAction>) x.blocking = blocking;
+        },
+        a);
 }
 
 namespace detail {
@@ -2806,9 +3500,7 @@ inline std::size_t utf8_offset(std::string_view s, std::size_t index) noexcept {
 }
 }  // namespace detail
 
-/// Output longer than `max_chars` code points keeps its first and last max_chars/2
-/// code points around the truncation notice (never splits a code point).
-inline std::string truncate_observation_content(std::string content, std::size_t max_chars = max_cmd_output_chars) {
+RUNBOX_DECL std::string truncate_observation_content(std::string content, std::size_t max_chars) {
     const std::size_t length = utf8_length(content);
     if (length <= max_chars) return content;
     const std::size_t half = max_chars / 2;
@@ -2822,9 +3514,8 @@ inline std::string truncate_observation_content(std::string content, std::size_t
     return out;
 }
 
-/// Builds a command observation the way the reference constructor does (truncates unless hidden).
-inline CmdOutputObservation make_cmd_output(std::string content, std::string command, CmdOutputMetadata metadata,
-                                            bool hidden = false) {
+RUNBOX_DECL CmdOutputObservation make_cmd_output(std::string content, std::string command, CmdOutputMetadata metadata,
+                                                 bool hidden) {
     CmdOutputObservation obs;
     obs.content = hidden ? std::move(content) : truncate_observation_content(std::move(content));
     obs.command = std::move(command);
@@ -2833,8 +3524,7 @@ inline CmdOutputObservation make_cmd_output(std::string content, std::string com
     return obs;
 }
 
-/// The agent-facing text: prefix + content + suffix + working dir / interpreter / exit code lines.
-inline std::string to_agent_text(const CmdOutputObservation& obs) {
+RUNBOX_DECL std::string to_agent_text(const CmdOutputObservation& obs) {
     std::string out = obs.metadata.prefix + obs.content + obs.metadata.suffix;
     if (obs.metadata.working_dir && !obs.metadata.working_dir->empty())
         out += "\n[Current working directory: " + *obs.metadata.working_dir + "]";
@@ -2845,58 +3535,6 @@ inline std::string to_agent_text(const CmdOutputObservation& obs) {
     return out;
 }
 
-// ---------------------------------------------------------------------------
-// Serialisation API (definitions below)
-
-/// The `metadata` object of a command observation's extras (all eight keys, in wire order).
-inline ordered_json to_json(const CmdOutputMetadata& m);
-/// Lenient: numbers given as strings are parsed float->int (failure -> -1); unknown keys ignored.
-///@{
-inline CmdOutputMetadata cmd_output_metadata_from_json(const ordered_json& j);
-inline CmdOutputMetadata cmd_output_metadata_from_json(const nlohmann::json& j);
-///@}
-
-/// The OpenHands JSON of an event, keys in the wire order (see the top of this header).
-///@{
-inline ordered_json to_json(const Action& a);
-inline ordered_json to_json(const Observation& o);
-inline ordered_json to_json(const Event& e);
-///@}
-/// Compact dump in wire order; invalid UTF-8 is replaced (U+FFFD) instead of throwing.
-///@{
-inline std::string to_wire(const Action& a);
-inline std::string to_wire(const Observation& o);
-inline std::string to_wire(const Event& e);
-///@}
-/// The per-type `message` text.
-///@{
-inline std::string message_of(const Action& a);
-inline std::string message_of(const Observation& o);
-///@}
-
-/// Parses an OpenHands action (legacy argument names accepted, reference §3.6).
-/// Throws runbox::error errc::bad_response naming the problem: not an object, no or unknown
-/// `action`, a missing required or unexpected argument, a field of the wrong JSON type.
-///@{
-inline Action action_from_json(const ordered_json& j);
-inline Action action_from_json(const nlohmann::json& j);
-///@}
-/// Parses an OpenHands observation (legacy flat `exit_code` / `command_id` accepted); a command's
-/// `content` is truncated to max_cmd_output_chars unless hidden. Throws runbox::error
-/// errc::bad_response as action_from_json does (unknown extras of `run` are tolerated).
-///@{
-inline Observation observation_from_json(const ordered_json& j);
-inline Observation observation_from_json(const nlohmann::json& j);
-///@}
-/// An action if `j` has an `action` key, an observation if it has `observation`;
-/// otherwise, or when the event is invalid, throws runbox::error errc::bad_response.
-///@{
-inline Event event_from_json(const ordered_json& j);
-inline Event event_from_json(const nlohmann::json& j);
-///@}
-
-// ---------------------------------------------------------------------------
-// Implementation
 
 namespace detail {
 
@@ -3038,224 +3676,6 @@ void decode(const ordered_json& j, std::optional<T>& out, const char* name) {
     out = std::move(v);
 }
 
-// --- Python repr (the MCP action's message shows its arguments as a Python dict) ---
-inline void python_repr(std::string& out, const ordered_json& v);
-inline void python_repr(std::string& out, const ordered_json& v) {
-    switch (v.type()) {
-        case ordered_json::value_t::null: out += "None"; return;
-        case ordered_json::value_t::boolean: out += v.get<bool>() ? "True" : "False"; return;
-        case ordered_json::value_t::string: append_python_str_repr(out, v.get_ref<const std::string&>()); return;
-        case ordered_json::value_t::array: {
-            out += '[';
-            bool first = true;
-            for (const auto& x : v) {
-                if (!first) out += ", ";
-                first = false;
-                python_repr(out, x);
-            }
-            out += ']';
-            return;
-        }
-        case ordered_json::value_t::object: {
-            out += '{';
-            bool first = true;
-            for (auto it = v.begin(); it != v.end(); ++it) {
-                if (!first) out += ", ";
-                first = false;
-                append_python_str_repr(out, it.key());
-                out += ": ";
-                python_repr(out, it.value());
-            }
-            out += '}';
-            return;
-        }
-        default: out += v.dump(); return;
-    }
-}
-inline std::string python_repr(const ordered_json& v) {
-    std::string out;
-    python_repr(out, v);
-    return out;
-}
-
-// --- a Python literal reader (for legacy `print(file_editor(**{...}))`) ---
-class python_literal_reader {
-public:
-    explicit python_literal_reader(std::string_view src, std::size_t max_depth = max_nesting_depth)
-        : s_(src), max_depth_(max_depth) {}
-    /// The literal as JSON, or nullopt when the text is not one complete literal. A literal
-    /// nesting deeper than `max_depth` throws runbox::error (errc::bad_response): the reader
-    /// recurses once per level, so the input must not choose the depth.
-    std::optional<ordered_json> read() {
-        try {
-            ordered_json v = value();
-            skip_ws();
-            if (i_ != s_.size()) return std::nullopt;
-            return v;
-        } catch (const failure&) {
-            return std::nullopt;
-        }
-    }
-
-private:
-    struct failure {};
-    std::string_view s_;
-    std::size_t max_depth_;
-    std::size_t i_ = 0;
-    std::size_t depth_ = 0;
-
-    /// Counts one level of nesting for the lifetime of a dict()/list() call.
-    struct nesting {
-        python_literal_reader& r;
-        explicit nesting(python_literal_reader& reader) : r(reader) {
-            if (++r.depth_ > r.max_depth_) {
-                throw error(errc::bad_response,
-                            "Python literal nests deeper than " + std::to_string(r.max_depth_) + " levels");
-            }
-        }
-        ~nesting() { --r.depth_; }
-        nesting(const nesting&) = delete;
-        nesting& operator=(const nesting&) = delete;
-    };
-
-    void skip_ws() {
-        while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
-    }
-    bool eat(char c) {
-        skip_ws();
-        if (i_ < s_.size() && s_[i_] == c) {
-            ++i_;
-            return true;
-        }
-        return false;
-    }
-    ordered_json value() {
-        skip_ws();
-        if (i_ >= s_.size()) throw failure{};
-        const char c = s_[i_];
-        if (c == '{') return dict();
-        if (c == '[' || c == '(') return list(c == '[' ? ']' : ')');
-        if (c == '\'' || c == '"') return ordered_json(string());
-        if (c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9')) return number();
-        for (auto [word, val] : {std::pair<std::string_view, ordered_json>{"True", true},
-                                 {"False", false}, {"None", nullptr}}) {
-            if (s_.substr(i_, word.size()) == word) {
-                i_ += word.size();
-                return val;
-            }
-        }
-        throw failure{};
-    }
-    ordered_json dict() {
-        const nesting level(*this);
-        ++i_;
-        ordered_json out = ordered_json::object();
-        if (eat('}')) return out;
-        while (true) {
-            ordered_json key = value();
-            if (!key.is_string() || !eat(':')) throw failure{};
-            out[key.get<std::string>()] = value();
-            if (eat(',')) {
-                if (eat('}')) return out;
-                continue;
-            }
-            if (eat('}')) return out;
-            throw failure{};
-        }
-    }
-    ordered_json list(char close) {
-        const nesting level(*this);
-        ++i_;
-        ordered_json out = ordered_json::array();
-        if (eat(close)) return out;
-        while (true) {
-            out.push_back(value());
-            if (eat(',')) {
-                if (eat(close)) return out;
-                continue;
-            }
-            if (eat(close)) return out;
-            throw failure{};
-        }
-    }
-    ordered_json number() {
-        std::string text;
-        while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '.' ||
-                                  s_[i_] == '-' || s_[i_] == '+' || s_[i_] == '_')) {
-            if (s_[i_] != '_') text += s_[i_];
-            ++i_;
-        }
-        if (text.empty()) throw failure{};
-        char* end = nullptr;
-        const bool is_float = text.find_first_of(".eE") != std::string::npos;
-        if (is_float) {
-            double d = std::strtod(text.c_str(), &end);
-            if (end != text.c_str() + text.size()) throw failure{};
-            return d;
-        }
-        errno = 0;
-        long long v = std::strtoll(text.c_str(), &end, 10);
-        if (errno != 0 || end != text.c_str() + text.size()) throw failure{};
-        return v;
-    }
-    static void append_utf8(std::string& out, unsigned long cp) {
-        if (cp > 0x10FFFF || !detail::append_utf8(out, static_cast<char32_t>(cp))) throw failure{};
-    }
-    unsigned long hex_digits(std::size_t n) {
-        if (i_ + n > s_.size()) throw failure{};
-        const std::string digits(s_.substr(i_, n));
-        char* end = nullptr;
-        const unsigned long v = std::strtoul(digits.c_str(), &end, 16);
-        if (end != digits.c_str() + n) throw failure{};
-        i_ += n;
-        return v;
-    }
-    std::string string() {
-        const char q = s_[i_];
-        const bool triple = s_.substr(i_, 3) == std::string(3, q);
-        i_ += triple ? 3 : 1;
-        std::string out;
-        while (true) {
-            if (i_ >= s_.size()) throw failure{};
-            if (triple && s_.substr(i_, 3) == std::string(3, q)) {
-                i_ += 3;
-                return out;
-            }
-            const char c = s_[i_];
-            if (!triple && c == q) {
-                ++i_;
-                return out;
-            }
-            if (!triple && c == '\n') throw failure{};
-            ++i_;
-            if (c != '\\') {
-                out += c;
-                continue;
-            }
-            if (i_ >= s_.size()) throw failure{};
-            const char e = s_[i_++];
-            switch (e) {
-                case 'n': out += '\n'; break;
-                case 't': out += '\t'; break;
-                case 'r': out += '\r'; break;
-                case 'a': out += '\a'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
-                case 'v': out += '\v'; break;
-                case '0': out += '\0'; break;
-                case '\\': case '\'': case '"': out += e; break;
-                case '\n': break;  // line continuation
-                case 'x': append_utf8(out, hex_digits(2)); break;
-                case 'u': append_utf8(out, hex_digits(4)); break;
-                case 'U': append_utf8(out, hex_digits(8)); break;
-                default:
-                    out += '\\';
-                    out += e;
-                    break;
-            }
-        }
-    }
-};
 
 // --- per-type wire descriptions -----------------------------------------------
 template <class T>
@@ -3645,7 +4065,7 @@ inline void expand_translated_ipython_code(ordered_json& args) {
 
 }  // namespace detail
 
-inline ordered_json to_json(const CmdOutputMetadata& m) {
+RUNBOX_DECL ordered_json to_json(const CmdOutputMetadata& m) {
     ordered_json j = ordered_json::object();
     j["exit_code"] = m.exit_code;
     j["pid"] = m.pid;
@@ -3692,7 +4112,7 @@ inline std::optional<std::string> optional_string(const ordered_json& j, const c
 }
 }  // namespace detail
 
-inline CmdOutputMetadata cmd_output_metadata_from_json(const ordered_json& j) {
+RUNBOX_DECL CmdOutputMetadata cmd_output_metadata_from_json(const ordered_json& j) {
     CmdOutputMetadata m;
     if (!j.is_object()) return m;
     if (auto it = j.find("exit_code"); it != j.end()) m.exit_code = detail::lenient_int(*it);
@@ -3705,36 +4125,36 @@ inline CmdOutputMetadata cmd_output_metadata_from_json(const ordered_json& j) {
     m.suffix = detail::optional_string(j, "suffix").value_or("");
     return m;
 }
-inline CmdOutputMetadata cmd_output_metadata_from_json(const nlohmann::json& j) {
+RUNBOX_DECL CmdOutputMetadata cmd_output_metadata_from_json(const nlohmann::json& j) {
     return cmd_output_metadata_from_json(ordered_json(j));
 }
 
-inline ordered_json to_json(const Action& a) {
+RUNBOX_DECL ordered_json to_json(const Action& a) {
     return std::visit([](const auto& x) { return detail::action_to_json(x); }, a);
 }
-inline ordered_json to_json(const Observation& o) {
+RUNBOX_DECL ordered_json to_json(const Observation& o) {
     return std::visit([](const auto& x) { return detail::observation_to_json(x); }, o);
 }
-inline ordered_json to_json(const Event& e) {
+RUNBOX_DECL ordered_json to_json(const Event& e) {
     return std::visit([](const auto& x) { return to_json(x); }, e);
 }
-inline std::string to_wire(const Action& a) {
+RUNBOX_DECL std::string to_wire(const Action& a) {
     return to_json(a).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
 }
-inline std::string to_wire(const Observation& o) {
+RUNBOX_DECL std::string to_wire(const Observation& o) {
     return to_json(o).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
 }
-inline std::string to_wire(const Event& e) {
+RUNBOX_DECL std::string to_wire(const Event& e) {
     return to_json(e).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
 }
-inline std::string message_of(const Action& a) {
+RUNBOX_DECL std::string message_of(const Action& a) {
     return std::visit([](const auto& x) { return detail::wire<std::decay_t<decltype(x)>>::message(x); }, a);
 }
-inline std::string message_of(const Observation& o) {
+RUNBOX_DECL std::string message_of(const Observation& o) {
     return std::visit([](const auto& x) { return detail::wire<std::decay_t<decltype(x)>>::message(x); }, o);
 }
 
-inline Action action_from_json(const ordered_json& j) {
+RUNBOX_DECL Action action_from_json(const ordered_json& j) {
     if (!j.is_object()) detail::bad_event("an action must be a JSON object");
     auto type_it = j.find("action");
     if (type_it == j.end()) detail::bad_event("'action' key is not found in the event");
@@ -3791,9 +4211,9 @@ inline Action action_from_json(const ordered_json& j) {
     detail::read_meta(j, m);
     return std::move(*out);
 }
-inline Action action_from_json(const nlohmann::json& j) { return action_from_json(ordered_json(j)); }
+RUNBOX_DECL Action action_from_json(const nlohmann::json& j) { return action_from_json(ordered_json(j)); }
 
-inline Observation observation_from_json(const ordered_json& j) {
+RUNBOX_DECL Observation observation_from_json(const ordered_json& j) {
     if (!j.is_object()) detail::bad_event("an observation must be a JSON object");
     auto type_it = j.find("observation");
     if (type_it == j.end()) detail::bad_event("'observation' key is not found in the event");
@@ -3847,105 +4267,30 @@ inline Observation observation_from_json(const ordered_json& j) {
     detail::read_meta(j, meta(*out));
     return std::move(*out);
 }
-inline Observation observation_from_json(const nlohmann::json& j) { return observation_from_json(ordered_json(j)); }
+RUNBOX_DECL Observation observation_from_json(const nlohmann::json& j) { return observation_from_json(ordered_json(j)); }
 
-inline Event event_from_json(const ordered_json& j) {
+RUNBOX_DECL Event event_from_json(const ordered_json& j) {
     if (j.is_object() && j.contains("action")) return Event(action_from_json(j));
     if (j.is_object() && j.contains("observation")) return Event(observation_from_json(j));
     detail::bad_event("Unknown event type");
 }
-inline Event event_from_json(const nlohmann::json& j) { return event_from_json(ordered_json(j)); }
+RUNBOX_DECL Event event_from_json(const nlohmann::json& j) { return event_from_json(ordered_json(j)); }
 
 namespace detail {
-template <class T, class V>
-struct is_alternative : std::false_type {};
-template <class T, class... Ts>
-struct is_alternative<T, std::variant<Ts...>> : std::bool_constant<(std::is_same_v<T, Ts> || ...)> {};
+template <class T>
+ordered_json event_codec<T>::to_json(const T& x) {
+    if constexpr (ActionType<T>) return action_to_json(x);
+    else return observation_to_json(x);
+}
+template <class T>
+std::string event_codec<T>::message(const T& x) {
+    return wire<T>::message(x);
+}
 }  // namespace detail
-
-/// One concrete action type (CmdRunAction, ...), so to_json(CmdRunAction{...}) is not ambiguous.
-template <class T>
-concept ActionType = detail::is_alternative<T, Action>::value;
-/// One concrete observation type.
-template <class T>
-concept ObservationType = detail::is_alternative<T, Observation>::value;
-
-/// to_json of one concrete action or observation type, without wrapping it in the variant first.
-///@{
-template <ActionType T>
-ordered_json to_json(const T& a) {
-    return detail::action_to_json(a);
-}
-template <ObservationType T>
-ordered_json to_json(const T& o) {
-    return detail::observation_to_json(o);
-}
-///@}
-/// to_wire of one concrete action or observation type.
-template <class T>
-    requires ActionType<T> || ObservationType<T>
-std::string to_wire(const T& x) {
-    return to_json(x).dump(-1, ' ', false, ordered_json::error_handler_t::replace);
-}
-/// message_of one concrete action or observation type.
-template <class T>
-    requires ActionType<T> || ObservationType<T>
-std::string message_of(const T& x) {
-    return detail::wire<T>::message(x);
-}
-
-// ---------------------------------------------------------------------------
-// nlohmann's customisation point, found by ADL: `nlohmann::json j = CmdRunAction{...};` and
-// `j.get<CmdRunAction>()` (also Action, Observation, Event; json and ordered_json alike) give
-// and read the same wire JSON as to_json / *_from_json above.
-
-namespace detail {
-
-template <class T>
-concept EventJsonType = ActionType<T> || ObservationType<T> || std::is_same_v<T, Action> ||
-                        std::is_same_v<T, Observation> || std::is_same_v<T, Event>;
-template <class J>
-concept BasicJson = nlohmann::detail::is_basic_json<J>::value;
-
-// The one concrete type `T` out of a parsed variant; another type is a bad response, as any
-// other mismatch between the JSON and what the caller expects.
-template <class T, class Variant>
-T take_alternative(Variant&& parsed, const char* key) {
-    if (auto* p = std::get_if<T>(&parsed)) return std::move(*p);
-    const std::string got = std::visit([](const auto& x) { return std::string(x.type); }, parsed);
-    throw error(errc::bad_response,
-                std::string("expected ") + key + "=" + std::string(T::type) + ", the JSON has " + key + "=" + got);
-}
-
-}  // namespace detail
-
-/// nlohmann's to_json hook: `j = x` stores the OpenHands wire JSON of `x` (keys in wire order
-/// when `j` is an ordered_json).
-template <detail::BasicJson J, detail::EventJsonType T>
-void to_json(J& j, const T& x) {
-    j = J(to_json(x));
-}
-
-/// nlohmann's from_json hook: `j.get<T>()` parses as action_from_json / observation_from_json /
-/// event_from_json do; a concrete type that does not match the JSON's `action` / `observation`
-/// is runbox::error errc::bad_response.
-template <detail::BasicJson J, detail::EventJsonType T>
-void from_json(const J& j, T& out) {
-    const ordered_json ordered(j);
-    if constexpr (std::is_same_v<T, Action>) {
-        out = action_from_json(ordered);
-    } else if constexpr (std::is_same_v<T, Observation>) {
-        out = observation_from_json(ordered);
-    } else if constexpr (std::is_same_v<T, Event>) {
-        out = event_from_json(ordered);
-    } else if constexpr (ActionType<T>) {
-        out = detail::take_alternative<T>(action_from_json(ordered), "action");
-    } else {
-        out = detail::take_alternative<T>(observation_from_json(ordered), "observation");
-    }
-}
 
 }  // namespace runbox
+// ---- end runbox/impl/events.ipp ----
+#endif
 // ---- end runbox/events.hpp ----
 // ---- begin runbox/event_stream.hpp ----
 /// \file
@@ -3958,16 +4303,12 @@ void from_json(const J& j, T& out) {
 /// inside its callback) without deadlocking. Tests wait with wait_until_delivered()/flush().
 /// Persistence to a file store is not part of this class.
 
-#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <cstdio>
-#include <ctime>
 #include <deque>
 #include <exception>
 #include <functional>
-#include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -3984,7 +4325,129 @@ namespace runbox {
 namespace detail {
 
 /// Python's datetime.now().isoformat(): local time, microseconds omitted when zero.
-inline std::string local_iso_timestamp(std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
+RUNBOX_DECL std::string local_iso_timestamp(
+    std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
+
+/// Replaces every `from` in `s` by `to`, left to right (the one copy in the tree).
+RUNBOX_DECL void replace_all(std::string& s, std::string_view from, std::string_view to);
+
+}  // namespace detail
+
+/// An in-memory event stream shared by a runtime and its users (see the delivery model above).
+/// Every member is thread-safe; callbacks run on the stream's own threads.
+class EventStream {
+public:
+    /// Receives one event; runs on the callback's own worker thread, never concurrently with itself.
+    using Callback = std::function<void(const Event&)>;
+    /// Called (on the callback's thread, without locks held) when a callback throws.
+    using ErrorHandler =
+        std::function<void(const std::string& subscriber_id, const std::string& callback_id, std::exception_ptr)>;
+
+    /// A stream for session `sid` (the id RuntimeOptions::sid usually repeats).
+    explicit EventStream(std::string sid = "default") : sid_(std::move(sid)) {}
+    EventStream(const EventStream&) = delete;
+    EventStream& operator=(const EventStream&) = delete;
+    ~EventStream() { close(); }
+
+    /// The session id given to the constructor.
+    const std::string& sid() const noexcept { return sid_; }
+
+    /// Stamps (timestamp, source, id), masks secrets, stores and delivers the event; returns its id.
+    std::int64_t add_event(Event event, EventSource source);
+
+    /// Registers a callback; it receives every event added from now on, in order, on its own thread.
+    void subscribe(std::string subscriber_id, Callback callback, std::string callback_id);
+
+    /// Removes a callback (unknown ids are tolerated). Events still queued for it are dropped;
+    /// a callback that is running finishes first (unless it unsubscribes itself).
+    void unsubscribe(const std::string& subscriber_id, const std::string& callback_id);
+
+    /// Replaces the secret values to mask (name -> value).
+    void set_secrets(std::map<std::string, std::string> secrets);
+    /// Adds or overwrites secret values.
+    void update_secrets(const std::map<std::string, std::string>& secrets);
+
+    /// The stored event with this id; errc::not_found when there is none.
+    Event get_event(std::int64_t id) const;
+
+    /// The id of the newest event, -1 when the stream is empty.
+    std::int64_t get_latest_event_id() const;
+    /// The newest stored event, nullopt when the stream is empty.
+    std::optional<Event> get_latest_event() const;
+
+    /// Events with start_id <= id <= end_id (inclusive; default: the newest), oldest first
+    /// unless `reverse`; `filter` keeps the matching ones, `limit` caps the count.
+    std::vector<Event> search_events(std::int64_t start_id = 0, std::optional<std::int64_t> end_id = std::nullopt,
+                                     bool reverse = false, const std::function<bool(const Event&)>& filter = {},
+                                     std::optional<std::size_t> limit = std::nullopt) const;
+
+    /// Every stored event whose source is `source`, oldest first.
+    std::vector<Event> filtered_events_by_source(EventSource source) const;
+
+    /// Blocks until every current callback has finished with all events up to `id`, or the
+    /// timeout passes (false). Never call it from a callback for an event queued to that callback.
+    bool wait_until_delivered(std::int64_t id, std::chrono::milliseconds timeout);
+    /// wait_until_delivered() for the newest event.
+    bool flush(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+    /// Replaces the handler of callbacks that throw (default: one line on std::cerr).
+    void set_error_handler(ErrorHandler handler);
+
+    /// Stops delivery: running callbacks finish, queued events are dropped, threads are joined.
+    /// Events added afterwards are stored but not delivered. Idempotent.
+    void close();
+
+private:
+    struct Item {
+        std::int64_t id;
+        std::shared_ptr<const Event> event;
+    };
+    struct Slot {
+        std::string subscriber_id, callback_id;
+        Callback callback;
+        std::deque<Item> queue;
+        std::optional<std::int64_t> in_flight;
+        bool stop = false;
+        std::condition_variable wake;
+        std::thread thread;
+    };
+
+    bool delivered_locked(std::int64_t id) const;
+
+    void run_worker(Slot& slot);
+
+    void report(const Slot& slot, std::exception_ptr failure);
+
+    std::string sid_;
+    mutable std::mutex mutex_;
+    std::condition_variable delivered_;
+    std::vector<std::shared_ptr<const Event>> events_;
+    std::map<std::string, std::map<std::string, std::shared_ptr<Slot>>> subscribers_;
+    std::vector<std::shared_ptr<Slot>> retired_;
+    std::map<std::string, std::string> secrets_;
+    ErrorHandler error_handler_;
+    bool closed_ = false;
+};
+
+}  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/impl/event_stream.ipp ----
+/// \file
+/// Definitions of runbox/event_stream.hpp (included by the header when header-only; by
+/// runbox/src.hpp in compiled mode).
+
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+
+namespace runbox {
+
+namespace detail {
+
+RUNBOX_DECL std::string local_iso_timestamp(std::chrono::system_clock::time_point now) {
     const auto since_epoch = now.time_since_epoch();
     const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
     auto micros = std::chrono::duration_cast<std::chrono::microseconds>(since_epoch - seconds).count();
@@ -4006,8 +4469,7 @@ inline std::string local_iso_timestamp(std::chrono::system_clock::time_point now
     return out;
 }
 
-/// Replaces every `from` in `s` by `to`, left to right (the one copy in the tree).
-inline void replace_all(std::string& s, std::string_view from, std::string_view to) {
+RUNBOX_DECL void replace_all(std::string& s, std::string_view from, std::string_view to) {
     if (from.empty()) return;
     for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
         s.replace(pos, from.size(), to);
@@ -4040,288 +4502,231 @@ inline void mask_secrets_in_value(ordered_json& v, const std::vector<std::string
     }
 }
 
+
 }  // namespace detail
 
-/// An in-memory event stream shared by a runtime and its users (see the delivery model above).
-/// Every member is thread-safe; callbacks run on the stream's own threads.
-class EventStream {
-public:
-    /// Receives one event; runs on the callback's own worker thread, never concurrently with itself.
-    using Callback = std::function<void(const Event&)>;
-    /// Called (on the callback's thread, without locks held) when a callback throws.
-    using ErrorHandler =
-        std::function<void(const std::string& subscriber_id, const std::string& callback_id, std::exception_ptr)>;
-
-    /// A stream for session `sid` (the id RuntimeOptions::sid usually repeats).
-    explicit EventStream(std::string sid = "default") : sid_(std::move(sid)) {}
-    EventStream(const EventStream&) = delete;
-    EventStream& operator=(const EventStream&) = delete;
-    ~EventStream() { close(); }
-
-    /// The session id given to the constructor.
-    const std::string& sid() const noexcept { return sid_; }
-
-    /// Stamps (timestamp, source, id), masks secrets, stores and delivers the event; returns its id.
-    std::int64_t add_event(Event event, EventSource source) {
-        if (const auto& id = meta(event).id) {
-            throw error(errc::conflict, "Event already has an ID:" + std::to_string(*id) +
-                                            ". It was probably added back to the EventStream from inside a "
-                                            "handler, triggering a loop.");
-        }
-        meta(event).timestamp = detail::local_iso_timestamp();
-        meta(event).source = source;
-        std::vector<std::string> secrets;
-        {
-            std::lock_guard lock(mutex_);
-            for (const auto& [name, value] : secrets_)
-                if (!value.empty()) secrets.push_back(value);
-        }
-        if (!secrets.empty()) {
-            ordered_json data = to_json(event);
-            detail::mask_secrets_in_object(data, secrets, true);
-            event = event_from_json(data);  // the stored event is the sanitised one
-        }
+RUNBOX_DECL std::int64_t EventStream::add_event(Event event, EventSource source) {
+    if (const auto& id = meta(event).id) {
+        throw error(errc::conflict, "Event already has an ID:" + std::to_string(*id) +
+                                        ". It was probably added back to the EventStream from inside a "
+                                        "handler, triggering a loop.");
+    }
+    meta(event).timestamp = detail::local_iso_timestamp();
+    meta(event).source = source;
+    std::vector<std::string> secrets;
+    {
         std::lock_guard lock(mutex_);
-        const std::int64_t id = static_cast<std::int64_t>(events_.size());
-        meta(event).id = id;
-        auto stored = std::make_shared<const Event>(std::move(event));
-        events_.push_back(stored);
-        if (!closed_) {
-            for (auto& [subscriber, callbacks] : subscribers_) {  // sorted subscriber order, as the reference
-                for (auto& [callback_id, slot] : callbacks) {
-                    slot->queue.push_back(Item{id, stored});
-                    slot->wake.notify_one();
-                }
+        for (const auto& [name, value] : secrets_)
+            if (!value.empty()) secrets.push_back(value);
+    }
+    if (!secrets.empty()) {
+        ordered_json data = to_json(event);
+        detail::mask_secrets_in_object(data, secrets, true);
+        event = event_from_json(data);  // the stored event is the sanitised one
+    }
+    std::lock_guard lock(mutex_);
+    const std::int64_t id = static_cast<std::int64_t>(events_.size());
+    meta(event).id = id;
+    auto stored = std::make_shared<const Event>(std::move(event));
+    events_.push_back(stored);
+    if (!closed_) {
+        for (auto& [subscriber, callbacks] : subscribers_) {  // sorted subscriber order, as the reference
+            for (auto& [callback_id, slot] : callbacks) {
+                slot->queue.push_back(Item{id, stored});
+                slot->wake.notify_one();
             }
         }
-        return id;
     }
+    return id;
+}
 
-    /// Registers a callback; it receives every event added from now on, in order, on its own thread.
-    void subscribe(std::string subscriber_id, Callback callback, std::string callback_id) {
+RUNBOX_DECL void EventStream::subscribe(std::string subscriber_id, Callback callback, std::string callback_id) {
+    std::lock_guard lock(mutex_);
+    auto& callbacks = subscribers_[subscriber_id];
+    if (callbacks.count(callback_id) != 0) {
+        throw error(errc::conflict,
+                    "Callback ID on subscriber " + subscriber_id + " already exists: " + callback_id);
+    }
+    auto slot = std::make_shared<Slot>();
+    slot->subscriber_id = subscriber_id;
+    slot->callback_id = callback_id;
+    slot->callback = std::move(callback);
+    slot->stop = closed_;
+    slot->thread = std::thread([this, slot] { run_worker(*slot); });
+    callbacks.emplace(std::move(callback_id), std::move(slot));
+}
+
+RUNBOX_DECL void EventStream::unsubscribe(const std::string& subscriber_id, const std::string& callback_id) {
+    std::shared_ptr<Slot> slot;
+    {
         std::lock_guard lock(mutex_);
-        auto& callbacks = subscribers_[subscriber_id];
-        if (callbacks.count(callback_id) != 0) {
-            throw error(errc::conflict,
-                        "Callback ID on subscriber " + subscriber_id + " already exists: " + callback_id);
+        auto sub = subscribers_.find(subscriber_id);
+        if (sub == subscribers_.end()) return;
+        auto it = sub->second.find(callback_id);
+        if (it == sub->second.end()) return;
+        slot = std::move(it->second);
+        sub->second.erase(it);
+        if (sub->second.empty()) subscribers_.erase(sub);
+        slot->stop = true;
+        slot->queue.clear();
+        slot->wake.notify_one();
+        delivered_.notify_all();
+        if (slot->thread.get_id() == std::this_thread::get_id()) {
+            retired_.push_back(slot);  // joined by close()
+            return;
         }
-        auto slot = std::make_shared<Slot>();
-        slot->subscriber_id = subscriber_id;
-        slot->callback_id = callback_id;
-        slot->callback = std::move(callback);
-        slot->stop = closed_;
-        slot->thread = std::thread([this, slot] { run_worker(*slot); });
-        callbacks.emplace(std::move(callback_id), std::move(slot));
     }
+    if (slot->thread.joinable()) slot->thread.join();
+}
 
-    /// Removes a callback (unknown ids are tolerated). Events still queued for it are dropped;
-    /// a callback that is running finishes first (unless it unsubscribes itself).
-    void unsubscribe(const std::string& subscriber_id, const std::string& callback_id) {
-        std::shared_ptr<Slot> slot;
-        {
-            std::lock_guard lock(mutex_);
-            auto sub = subscribers_.find(subscriber_id);
-            if (sub == subscribers_.end()) return;
-            auto it = sub->second.find(callback_id);
-            if (it == sub->second.end()) return;
-            slot = std::move(it->second);
-            sub->second.erase(it);
-            if (sub->second.empty()) subscribers_.erase(sub);
+RUNBOX_DECL void EventStream::set_secrets(std::map<std::string, std::string> secrets) {
+    std::lock_guard lock(mutex_);
+    secrets_ = std::move(secrets);
+}
+
+RUNBOX_DECL void EventStream::update_secrets(const std::map<std::string, std::string>& secrets) {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, value] : secrets) secrets_[name] = value;
+}
+
+RUNBOX_DECL Event EventStream::get_event(std::int64_t id) const {
+    std::lock_guard lock(mutex_);
+    if (id < 0 || id >= static_cast<std::int64_t>(events_.size()))
+        throw error(errc::not_found, "No event with id " + std::to_string(id));
+    return *events_[static_cast<std::size_t>(id)];
+}
+
+RUNBOX_DECL std::int64_t EventStream::get_latest_event_id() const {
+    std::lock_guard lock(mutex_);
+    return static_cast<std::int64_t>(events_.size()) - 1;
+}
+
+RUNBOX_DECL std::optional<Event> EventStream::get_latest_event() const {
+    std::lock_guard lock(mutex_);
+    if (events_.empty()) return std::nullopt;
+    return *events_.back();
+}
+
+RUNBOX_DECL std::vector<Event> EventStream::search_events(std::int64_t start_id, std::optional<std::int64_t> end_id,
+                                                          bool reverse, const std::function<bool(const Event&)>& filter,
+                                                          std::optional<std::size_t> limit) const {
+    std::vector<std::shared_ptr<const Event>> snapshot;
+    {
+        std::lock_guard lock(mutex_);
+        const std::int64_t last = static_cast<std::int64_t>(events_.size()) - 1;
+        const std::int64_t hi = end_id ? std::min(*end_id, last) : last;
+        for (std::int64_t id = std::max<std::int64_t>(start_id, 0); id <= hi; ++id)
+            snapshot.push_back(events_[static_cast<std::size_t>(id)]);
+    }
+    if (reverse) std::reverse(snapshot.begin(), snapshot.end());
+    std::vector<Event> out;
+    for (const auto& e : snapshot) {
+        if (limit && out.size() >= *limit) break;
+        if (!filter || filter(*e)) out.push_back(*e);
+    }
+    return out;
+}
+
+RUNBOX_DECL std::vector<Event> EventStream::filtered_events_by_source(EventSource source) const {
+    return search_events(0, std::nullopt, false, [source](const Event& e) { return meta(e).source == source; });
+}
+
+RUNBOX_DECL bool EventStream::wait_until_delivered(std::int64_t id, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return delivered_.wait_for(lock, timeout, [&] { return delivered_locked(id); });
+}
+
+RUNBOX_DECL bool EventStream::flush(std::chrono::milliseconds timeout) {
+    return wait_until_delivered(get_latest_event_id(), timeout);
+}
+
+RUNBOX_DECL void EventStream::set_error_handler(ErrorHandler handler) {
+    std::lock_guard lock(mutex_);
+    error_handler_ = std::move(handler);
+}
+
+RUNBOX_DECL void EventStream::close() {
+    std::vector<std::shared_ptr<Slot>> slots;
+    {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+        for (auto& [subscriber, callbacks] : subscribers_)
+            for (auto& [callback_id, slot] : callbacks) slots.push_back(slot);
+        subscribers_.clear();
+        for (auto& slot : retired_) slots.push_back(slot);
+        retired_.clear();
+        for (auto& slot : slots) {
             slot->stop = true;
             slot->queue.clear();
             slot->wake.notify_one();
-            delivered_.notify_all();
-            if (slot->thread.get_id() == std::this_thread::get_id()) {
-                retired_.push_back(slot);  // joined by close()
-                return;
-            }
         }
-        if (slot->thread.joinable()) slot->thread.join();
+        delivered_.notify_all();
     }
+    for (auto& slot : slots) {
+        if (!slot->thread.joinable()) continue;
+        if (slot->thread.get_id() == std::this_thread::get_id()) slot->thread.detach();  // close() from a callback
+        else slot->thread.join();
+    }
+}
 
-    /// Replaces the secret values to mask (name -> value).
-    void set_secrets(std::map<std::string, std::string> secrets) {
-        std::lock_guard lock(mutex_);
-        secrets_ = std::move(secrets);
-    }
-    /// Adds or overwrites secret values.
-    void update_secrets(const std::map<std::string, std::string>& secrets) {
-        std::lock_guard lock(mutex_);
-        for (const auto& [name, value] : secrets) secrets_[name] = value;
-    }
-
-    /// The stored event with this id; errc::not_found when there is none.
-    Event get_event(std::int64_t id) const {
-        std::lock_guard lock(mutex_);
-        if (id < 0 || id >= static_cast<std::int64_t>(events_.size()))
-            throw error(errc::not_found, "No event with id " + std::to_string(id));
-        return *events_[static_cast<std::size_t>(id)];
-    }
-
-    /// The id of the newest event, -1 when the stream is empty.
-    std::int64_t get_latest_event_id() const {
-        std::lock_guard lock(mutex_);
-        return static_cast<std::int64_t>(events_.size()) - 1;
-    }
-    /// The newest stored event, nullopt when the stream is empty.
-    std::optional<Event> get_latest_event() const {
-        std::lock_guard lock(mutex_);
-        if (events_.empty()) return std::nullopt;
-        return *events_.back();
-    }
-
-    /// Events with start_id <= id <= end_id (inclusive; default: the newest), oldest first
-    /// unless `reverse`; `filter` keeps the matching ones, `limit` caps the count.
-    std::vector<Event> search_events(std::int64_t start_id = 0, std::optional<std::int64_t> end_id = std::nullopt,
-                                     bool reverse = false, const std::function<bool(const Event&)>& filter = {},
-                                     std::optional<std::size_t> limit = std::nullopt) const {
-        std::vector<std::shared_ptr<const Event>> snapshot;
-        {
-            std::lock_guard lock(mutex_);
-            const std::int64_t last = static_cast<std::int64_t>(events_.size()) - 1;
-            const std::int64_t hi = end_id ? std::min(*end_id, last) : last;
-            for (std::int64_t id = std::max<std::int64_t>(start_id, 0); id <= hi; ++id)
-                snapshot.push_back(events_[static_cast<std::size_t>(id)]);
-        }
-        if (reverse) std::reverse(snapshot.begin(), snapshot.end());
-        std::vector<Event> out;
-        for (const auto& e : snapshot) {
-            if (limit && out.size() >= *limit) break;
-            if (!filter || filter(*e)) out.push_back(*e);
-        }
-        return out;
-    }
-
-    /// Every stored event whose source is `source`, oldest first.
-    std::vector<Event> filtered_events_by_source(EventSource source) const {
-        return search_events(0, std::nullopt, false, [source](const Event& e) { return meta(e).source == source; });
-    }
-
-    /// Blocks until every current callback has finished with all events up to `id`, or the
-    /// timeout passes (false). Never call it from a callback for an event queued to that callback.
-    bool wait_until_delivered(std::int64_t id, std::chrono::milliseconds timeout) {
-        std::unique_lock lock(mutex_);
-        return delivered_.wait_for(lock, timeout, [&] { return delivered_locked(id); });
-    }
-    /// wait_until_delivered() for the newest event.
-    bool flush(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-        return wait_until_delivered(get_latest_event_id(), timeout);
-    }
-
-    /// Replaces the handler of callbacks that throw (default: one line on std::cerr).
-    void set_error_handler(ErrorHandler handler) {
-        std::lock_guard lock(mutex_);
-        error_handler_ = std::move(handler);
-    }
-
-    /// Stops delivery: running callbacks finish, queued events are dropped, threads are joined.
-    /// Events added afterwards are stored but not delivered. Idempotent.
-    void close() {
-        std::vector<std::shared_ptr<Slot>> slots;
-        {
-            std::lock_guard lock(mutex_);
-            closed_ = true;
-            for (auto& [subscriber, callbacks] : subscribers_)
-                for (auto& [callback_id, slot] : callbacks) slots.push_back(slot);
-            subscribers_.clear();
-            for (auto& slot : retired_) slots.push_back(slot);
-            retired_.clear();
-            for (auto& slot : slots) {
-                slot->stop = true;
-                slot->queue.clear();
-                slot->wake.notify_one();
-            }
-            delivered_.notify_all();
-        }
-        for (auto& slot : slots) {
-            if (!slot->thread.joinable()) continue;
-            if (slot->thread.get_id() == std::this_thread::get_id()) slot->thread.detach();  // close() from a callback
-            else slot->thread.join();
+RUNBOX_DECL bool EventStream::delivered_locked(std::int64_t id) const {
+    for (const auto& [subscriber, callbacks] : subscribers_) {
+        for (const auto& [callback_id, slot] : callbacks) {
+            if (slot->in_flight && *slot->in_flight <= id) return false;
+            if (!slot->queue.empty() && slot->queue.front().id <= id) return false;
         }
     }
+    return true;
+}
 
-private:
-    struct Item {
-        std::int64_t id;
-        std::shared_ptr<const Event> event;
-    };
-    struct Slot {
-        std::string subscriber_id, callback_id;
-        Callback callback;
-        std::deque<Item> queue;
-        std::optional<std::int64_t> in_flight;
-        bool stop = false;
-        std::condition_variable wake;
-        std::thread thread;
-    };
-
-    bool delivered_locked(std::int64_t id) const {
-        for (const auto& [subscriber, callbacks] : subscribers_) {
-            for (const auto& [callback_id, slot] : callbacks) {
-                if (slot->in_flight && *slot->in_flight <= id) return false;
-                if (!slot->queue.empty() && slot->queue.front().id <= id) return false;
-            }
+RUNBOX_DECL void EventStream::run_worker(Slot& slot) {
+    std::unique_lock lock(mutex_);
+    while (true) {
+        slot.wake.wait(lock, [&] { return slot.stop || !slot.queue.empty(); });
+        if (slot.stop) break;
+        Item item = std::move(slot.queue.front());
+        slot.queue.pop_front();
+        slot.in_flight = item.id;
+        lock.unlock();
+        std::exception_ptr failure;
+        try {
+            slot.callback(*item.event);
+        } catch (...) {
+            failure = std::current_exception();
         }
-        return true;
-    }
-
-    void run_worker(Slot& slot) {
-        std::unique_lock lock(mutex_);
-        while (true) {
-            slot.wake.wait(lock, [&] { return slot.stop || !slot.queue.empty(); });
-            if (slot.stop) break;
-            Item item = std::move(slot.queue.front());
-            slot.queue.pop_front();
-            slot.in_flight = item.id;
-            lock.unlock();
-            std::exception_ptr failure;
-            try {
-                slot.callback(*item.event);
-            } catch (...) {
-                failure = std::current_exception();
-            }
-            if (failure) report(slot, failure);
-            lock.lock();
-            slot.in_flight.reset();
-            delivered_.notify_all();
-        }
+        if (failure) report(slot, failure);
+        lock.lock();
         slot.in_flight.reset();
         delivered_.notify_all();
     }
+    slot.in_flight.reset();
+    delivered_.notify_all();
+}
 
-    void report(const Slot& slot, std::exception_ptr failure) {
-        ErrorHandler handler;
-        {
-            std::lock_guard lock(mutex_);
-            handler = error_handler_;
-        }
-        if (handler) {
-            handler(slot.subscriber_id, slot.callback_id, failure);
-            return;
-        }
-        try {
-            std::rethrow_exception(failure);
-        } catch (const std::exception& e) {
-            std::cerr << "runbox: event callback " << slot.subscriber_id << "/" << slot.callback_id
-                      << " threw: " << e.what() << "\n";
-        } catch (...) {
-            std::cerr << "runbox: event callback " << slot.subscriber_id << "/" << slot.callback_id
-                      << " threw a non-standard exception\n";
-        }
+RUNBOX_DECL void EventStream::report(const Slot& slot, std::exception_ptr failure) {
+    ErrorHandler handler;
+    {
+        std::lock_guard lock(mutex_);
+        handler = error_handler_;
     }
-
-    std::string sid_;
-    mutable std::mutex mutex_;
-    std::condition_variable delivered_;
-    std::vector<std::shared_ptr<const Event>> events_;
-    std::map<std::string, std::map<std::string, std::shared_ptr<Slot>>> subscribers_;
-    std::vector<std::shared_ptr<Slot>> retired_;
-    std::map<std::string, std::string> secrets_;
-    ErrorHandler error_handler_;
-    bool closed_ = false;
-};
+    if (handler) {
+        handler(slot.subscriber_id, slot.callback_id, failure);
+        return;
+    }
+    try {
+        std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+        std::cerr << "runbox: event callback " << slot.subscriber_id << "/" << slot.callback_id
+                  << " threw: " << e.what() << "\n";
+    } catch (...) {
+        std::cerr << "runbox: event callback " << slot.subscriber_id << "/" << slot.callback_id
+                  << " threw a non-standard exception\n";
+    }
+}
 
 }  // namespace runbox
+// ---- end runbox/impl/event_stream.ipp ----
+#endif
 // ---- end runbox/event_stream.hpp ----
 // ---- begin runbox/transport/httplib.hpp ----
 // runbox/transport/httplib.hpp - HttplibTransport: HTTP/1.1 and HTTPS through cpp-httplib.
@@ -4332,21 +4737,8 @@ private:
 // thread-safe. TLS certificates are verified unless TransportOptions says
 // verify_tls = false. Compile with the flags of `pkg-config --cflags cpp-httplib`.
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstddef>
-#include <cstdint>
-#include <initializer_list>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-#include <httplib.h>
 
 
 namespace runbox {
@@ -4358,9 +4750,17 @@ public:
     static constexpr bool supports_http2 = false;  ///< HTTP/1.1 only
     static constexpr bool supports_streaming = true;  ///< bodies go to Request::on_body as they arrive
 
-    HttplibTransport() : HttplibTransport(TransportOptions{}) {}
+    /// A transport with the default TransportOptions; no connection is made yet.
+    HttplibTransport();
     /// A transport with `options` (TLS, timeouts, pool, response size limit); no connection is made yet.
-    explicit HttplibTransport(const TransportOptions& options) : state_(std::make_unique<State>(options)) {}
+    explicit HttplibTransport(const TransportOptions& options);
+    /// Closes the pooled connections.
+    ~HttplibTransport();
+    /// Movable (the pool moves with it), not copyable.
+    ///@{
+    HttplibTransport(HttplibTransport&&) noexcept;
+    HttplibTransport& operator=(HttplibTransport&&) noexcept;
+    ///@}
 
     /// One attempt. Returns every HTTP status; throws runbox::error with
     /// errc::timeout (a read/write timed out, or Request::deadline passed),
@@ -4371,133 +4771,59 @@ public:
     /// Response early. Messages name the method, host and httplib error, never
     /// a header value or the URL's query. Trailers are not reported (httplib
     /// drops them), so Response::trailers stays empty.
-    Response send(const Request& request) {
-        if (request.version == HttpVersion::http2) {
-            throw error(errc::unsupported, "HttplibTransport speaks HTTP/1.1 only; HTTP/2 needs CurlTransport",
-                        "transport");
-        }
-        if (!request.connect_to.empty()) {
-            throw error(errc::unsupported, "HttplibTransport cannot dial another address (connect_to); use CurlTransport",
-                        "transport");
-        }
-        detail::check_header_fields(request.headers);
-        const Url url = parse_url(request.url);
-        const std::string where = request.method + " " + url.scheme + "://" + url.authority();
-        detail::ExchangeControl control(request);
-        if (!control.live()) control.raise_if_stopped(where);
-
-        auto client = acquire(url);
-        // httplib bounds each read; an overall deadline shortens that bound and the watchdog
-        // below cuts a transfer that keeps trickling bytes past it.
-        auto per_read = request.timeout;
-        if (request.deadline) {
-            const auto left = std::chrono::ceil<std::chrono::milliseconds>(*request.deadline - clock::now());
-            per_read = std::clamp(left, std::chrono::milliseconds(1), per_read);
-        }
-        client->set_read_timeout(per_read);
-        client->set_write_timeout(per_read);
-
-        httplib::Request out;
-        out.method = request.method;
-        out.path = url.target;
-        for (const auto& [name, value] : request.headers) out.headers.emplace(name, value);
-        out.body = request.body;
-        // httplib writes "host:port", which is wrong for an IPv6 literal.
-        if (url.is_ipv6() && !request.headers.contains("Host")) out.headers.emplace("Host", url.authority());
-
-        // The body always comes through the receiver, so the time of the last
-        // byte is known (httplib 0.11 reports a read timeout as a plain Read
-        // error). A 2xx body goes to on_body when set; other bodies are kept
-        // for raise_for_status.
-        Response response;
-        std::string body;
-        bool over_limit = false;
-        auto last_activity = clock::now();
-        out.response_handler = [&](const httplib::Response& head) {
-            last_activity = clock::now();
-            response.status = head.status;
-            for (const auto& [name, value] : head.headers) response.headers.add(name, value);
-            return control.head(response);
-        };
-        out.content_receiver = [&](const char* data, std::size_t size, std::uint64_t, std::uint64_t) {
-            last_activity = clock::now();
-            if (control.streaming()) return control.chunk(std::string_view(data, size));
-            if (!control.live()) return false;
-            if (request.on_body) {
-                constexpr std::size_t limit = 1 << 20;  // an error body is for a message, not a download
-                if (body.size() < limit) body.append(data, std::min(size, limit - body.size()));
-                return true;
-            }
-            if (size > state_->options.max_response_bytes - std::min(body.size(), state_->options.max_response_bytes)) {
-                over_limit = true;
-                return false;  // over the bound: Canceled, reported as bad_response
-            }
-            body.append(data, size);
-            return true;
-        };
-
-        std::atomic<bool> aborted{false};
-        httplib::Result result{nullptr, httplib::Error::Unknown};
-        {
-            detail::Watchdog watchdog(request, [&aborted, raw = client.get()] {
-                aborted = true;
-                raw->stop();  // shuts the socket down: the blocked read returns at once
-            });
-            result = client->send(out);
-        }
-        if (!result || aborted) {
-            // The client's connection state is unknown: drop it rather than pool it.
-            if (control.done()) return response;
-            control.raise_if_stopped(where);
-            if (over_limit) {
-                throw error(errc::bad_response,
-                            where + ": the body is over max_response_bytes (" +
-                                std::to_string(state_->options.max_response_bytes) + ")",
-                            "transport");
-            }
-            if (result) return finish(std::move(response), std::move(body));  // completed as the watchdog fired
-            throw map_error(result.error(), request, url, clock::now() - last_activity);
-        }
-        if (response.status == 0) {  // no response_handler call (httplib skips it for some answers)
-            response.status = result->status;
-            for (const auto& [name, value] : result->headers) response.headers.add(name, value);
-        }
-        response = finish(std::move(response), std::move(body));
-        release(url, std::move(client));
-        return response;
-    }
+    Response send(const Request& request);
 
     /// Pooled idle connections (all hosts); for tests and diagnostics.
-    std::size_t idle_connections() const {
-        std::lock_guard lock(state_->mutex);
-        std::size_t count = 0;
-        for (const auto& [origin, pooled] : state_->idle) count += pooled.size();
-        return count;
-    }
+    std::size_t idle_connections() const;
 
     /// Closes every pooled connection.
-    void clear_pool() {
-        std::map<std::string, std::vector<Pooled>> doomed;
-        {
-            std::lock_guard lock(state_->mutex);
-            doomed.swap(state_->idle);
-        }
-    }
+    void clear_pool();
 
-    const TransportOptions& options() const noexcept { return state_->options; }  ///< the options it was built with
+    const TransportOptions& options() const noexcept;  ///< the options it was built with
 
 private:
+    struct State;  // the pool of httplib clients (impl/httplib.ipp): httplib.h is not needed here
+    std::unique_ptr<State> state_;
+};
+
+static_assert(is_transport_policy_v<HttplibTransport>);
+
+}  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/transport/impl/httplib.ipp ----
+/// \file
+/// Definitions of runbox/transport/httplib.hpp: everything that touches cpp-httplib (included by
+/// the header when header-only; by runbox/src.hpp in compiled mode, so httplib.h stays out of
+/// the users' units).
+
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <httplib.h>
+
+namespace runbox {
+
+// The pool and the httplib clients, behind the transport's one pointer.
+struct HttplibTransport::State {
     using clock = std::chrono::steady_clock;
     struct Pooled {
         std::unique_ptr<httplib::ClientImpl> client;
         clock::time_point idle_since;
     };
-    struct State {
-        explicit State(const TransportOptions& o) : options(o) {}
-        TransportOptions options;
-        mutable std::mutex mutex;
-        std::map<std::string, std::vector<Pooled>> idle;  // origin -> most recently used last
-    };
+    explicit State(const TransportOptions& o) : options(o) {}
+    TransportOptions options;
+    mutable std::mutex mutex;
+    std::map<std::string, std::vector<Pooled>> idle;  // origin -> most recently used last
 
     static Response finish(Response response, std::string body) {
         response.body = std::move(body);
@@ -4507,15 +4833,15 @@ private:
     std::unique_ptr<httplib::ClientImpl> acquire(const Url& url) {
         std::vector<Pooled> stale;  // closed outside the lock
         {
-            std::lock_guard lock(state_->mutex);
-            auto it = state_->idle.find(url.origin());
-            if (it != state_->idle.end()) {
+            std::lock_guard lock(mutex);
+            auto it = idle.find(url.origin());
+            if (it != idle.end()) {
                 auto& pooled = it->second;
                 const auto now = clock::now();
                 while (!pooled.empty()) {
                     Pooled candidate = std::move(pooled.back());
                     pooled.pop_back();
-                    if (now - candidate.idle_since <= state_->options.idle_connection_timeout) {
+                    if (now - candidate.idle_since <= options.idle_connection_timeout) {
                         return std::move(candidate.client);
                     }
                     stale.push_back(std::move(candidate));
@@ -4526,15 +4852,14 @@ private:
     }
 
     void release(const Url& url, std::unique_ptr<httplib::ClientImpl> client) {
-        std::lock_guard lock(state_->mutex);
-        auto& pooled = state_->idle[url.origin()];
-        if (pooled.size() < state_->options.max_idle_connections_per_host) {
+        std::lock_guard lock(mutex);
+        auto& pooled = idle[url.origin()];
+        if (pooled.size() < options.max_idle_connections_per_host) {
             pooled.push_back(Pooled{std::move(client), clock::now()});
         }
     }
 
     std::unique_ptr<httplib::ClientImpl> open(const Url& url) const {
-        const auto& options = state_->options;
 #ifndef CPPHTTPLIB_OPENSSL_SUPPORT
         if (url.scheme == "https") {
             throw error(errc::unsupported, "cpp-httplib was built without OpenSSL; https is unavailable", "transport");
@@ -4566,7 +4891,7 @@ private:
     }
 
     static error map_error(httplib::Error code, const Request& request, const Url& url,
-                           clock::duration idle) {
+                           clock::duration quiet) {
         const std::string where = request.method + " " + url.scheme + "://" + url.authority();
         const std::string name = httplib::to_string(code);
         switch (code) {
@@ -4574,7 +4899,7 @@ private:
             case httplib::Error::Write:
                 // httplib 0.11 has no Error::Timeout: a read/write failing after a
                 // whole timeout without a byte is one.
-                if (idle + std::chrono::milliseconds(10) >= request.timeout) {
+                if (quiet + std::chrono::milliseconds(10) >= request.timeout) {
                     return error(errc::timeout,
                                  where + " timed out after " + std::to_string(request.timeout.count()) + " ms (" +
                                      name + ")",
@@ -4593,13 +4918,131 @@ private:
                 return error(errc::transport, where + " failed: " + name, "transport");
         }
     }
-
-    std::unique_ptr<State> state_;
 };
 
-static_assert(is_transport_policy_v<HttplibTransport>);
+RUNBOX_DECL HttplibTransport::HttplibTransport() : HttplibTransport(TransportOptions{}) {}
+RUNBOX_DECL HttplibTransport::HttplibTransport(const TransportOptions& options)
+    : state_(std::make_unique<State>(options)) {}
+RUNBOX_DECL HttplibTransport::~HttplibTransport() = default;
+RUNBOX_DECL HttplibTransport::HttplibTransport(HttplibTransport&&) noexcept = default;
+RUNBOX_DECL HttplibTransport& HttplibTransport::operator=(HttplibTransport&&) noexcept = default;
+
+RUNBOX_DECL Response HttplibTransport::send(const Request& request) {
+    if (request.version == HttpVersion::http2) {
+        throw error(errc::unsupported, "HttplibTransport speaks HTTP/1.1 only; HTTP/2 needs CurlTransport",
+                    "transport");
+    }
+    if (!request.connect_to.empty()) {
+        throw error(errc::unsupported, "HttplibTransport cannot dial another address (connect_to); use CurlTransport",
+                    "transport");
+    }
+    detail::check_header_fields(request.headers);
+    const Url url = parse_url(request.url);
+    const std::string where = request.method + " " + url.scheme + "://" + url.authority();
+    detail::ExchangeControl control(request);
+    if (!control.live()) control.raise_if_stopped(where);
+
+    auto client = state_->acquire(url);
+    // httplib bounds each read; an overall deadline shortens that bound and the watchdog
+    // below cuts a transfer that keeps trickling bytes past it.
+    auto per_read = request.timeout;
+    if (request.deadline) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(*request.deadline - State::clock::now());
+        per_read = std::clamp(left, std::chrono::milliseconds(1), per_read);
+    }
+    client->set_read_timeout(per_read);
+    client->set_write_timeout(per_read);
+
+    httplib::Request out;
+    out.method = request.method;
+    out.path = url.target;
+    for (const auto& [name, value] : request.headers) out.headers.emplace(name, value);
+    out.body = request.body;
+    // httplib writes "host:port", which is wrong for an IPv6 literal.
+    if (url.is_ipv6() && !request.headers.contains("Host")) out.headers.emplace("Host", url.authority());
+
+    // The body always comes through the receiver, so the time of the last
+    // byte is known (httplib 0.11 reports a read timeout as a plain Read
+    // error). A 2xx body goes to on_body when set; other bodies are kept
+    // for raise_for_status.
+    Response response;
+    std::string body;
+    bool over_limit = false;
+    auto last_activity = State::clock::now();
+    out.response_handler = [&](const httplib::Response& head) {
+        last_activity = State::clock::now();
+        response.status = head.status;
+        for (const auto& [name, value] : head.headers) response.headers.add(name, value);
+        return control.head(response);
+    };
+    out.content_receiver = [&](const char* data, std::size_t size, std::uint64_t, std::uint64_t) {
+        last_activity = State::clock::now();
+        if (control.streaming()) return control.chunk(std::string_view(data, size));
+        if (!control.live()) return false;
+        if (request.on_body) {
+            constexpr std::size_t limit = 1 << 20;  // an error body is for a message, not a download
+            if (body.size() < limit) body.append(data, std::min(size, limit - body.size()));
+            return true;
+        }
+        if (size > state_->options.max_response_bytes - std::min(body.size(), state_->options.max_response_bytes)) {
+            over_limit = true;
+            return false;  // over the bound: Canceled, reported as bad_response
+        }
+        body.append(data, size);
+        return true;
+    };
+
+    std::atomic<bool> aborted{false};
+    httplib::Result result{nullptr, httplib::Error::Unknown};
+    {
+        detail::Watchdog watchdog(request, [&aborted, raw = client.get()] {
+            aborted = true;
+            raw->stop();  // shuts the socket down: the blocked read returns at once
+        });
+        result = client->send(out);
+    }
+    if (!result || aborted) {
+        // The client's connection state is unknown: drop it rather than pool it.
+        if (control.done()) return response;
+        control.raise_if_stopped(where);
+        if (over_limit) {
+            throw error(errc::bad_response,
+                        where + ": the body is over max_response_bytes (" +
+                            std::to_string(state_->options.max_response_bytes) + ")",
+                        "transport");
+        }
+        if (result) return State::finish(std::move(response), std::move(body));  // completed as the watchdog fired
+        throw State::map_error(result.error(), request, url, State::clock::now() - last_activity);
+    }
+    if (response.status == 0) {  // no response_handler call (httplib skips it for some answers)
+        response.status = result->status;
+        for (const auto& [name, value] : result->headers) response.headers.add(name, value);
+    }
+    response = State::finish(std::move(response), std::move(body));
+    state_->release(url, std::move(client));
+    return response;
+}
+
+RUNBOX_DECL std::size_t HttplibTransport::idle_connections() const {
+    std::lock_guard lock(state_->mutex);
+    std::size_t count = 0;
+    for (const auto& [origin, pooled] : state_->idle) count += pooled.size();
+    return count;
+}
+
+RUNBOX_DECL void HttplibTransport::clear_pool() {
+    std::map<std::string, std::vector<State::Pooled>> doomed;
+    {
+        std::lock_guard lock(state_->mutex);
+        doomed.swap(state_->idle);
+    }
+}
+
+RUNBOX_DECL const TransportOptions& HttplibTransport::options() const noexcept { return state_->options; }
 
 }  // namespace runbox
+// ---- end runbox/transport/impl/httplib.ipp ----
+#endif
 // ---- end runbox/transport/httplib.hpp ----
 // ---- begin runbox/rpc_status.hpp ----
 // runbox/rpc_status.hpp - gRPC / Connect status codes and runbox::errc, in one table.
@@ -4609,10 +5052,8 @@ static_assert(is_transport_policy_v<HttplibTransport>);
 // lower-case names ("not_found"). The table below is the only place either is
 // mapped to runbox::errc; runbox::error::rpc_code() keeps the number.
 
-#include <algorithm>
 #include <array>
 #include <chrono>
-#include <charconv>
 #include <cstddef>
 #include <functional>
 #include <optional>
@@ -4688,7 +5129,48 @@ constexpr std::string_view connect_code_name(int code) noexcept {
 
 namespace detail {
 /// grpc-message is percent-encoded (gRPC over HTTP/2 spec); malformed escapes stay as they are.
-inline std::string percent_decode(std::string_view text) {
+RUNBOX_DECL std::string percent_decode(std::string_view text);
+
+/// A grpc-status value as a number (surrounding blanks allowed); nullopt when it is not one.
+RUNBOX_DECL std::optional<int> parse_grpc_code(std::string_view text);
+}  // namespace detail
+
+/// The grpc-status of a response: from its trailers, else its headers (a trailers-only
+/// answer). nullopt when neither has one that parses.
+RUNBOX_DECL std::optional<int> grpc_status_of(const Response& response);
+
+/// Throws the runbox::error of a gRPC answer that is not OK: the errc from the table, the
+/// RPC code in rpc_code(), the HTTP status, the decoded grpc-message (secrets redacted) and
+/// grpc-retry-pushback-ms as retry_after(). A non-2xx HTTP status without a grpc-status
+/// goes through raise_for_status; a 2xx without one is errc::bad_response.
+RUNBOX_DECL void raise_for_grpc_status(const Response& response, std::string_view provider,
+                                  const std::vector<std::string>& secrets = {});
+
+/// A RetryPolicy::classify hook for gRPC: a grpc-status in `retry_codes` (default:
+/// UNAVAILABLE 14 and RESOURCE_EXHAUSTED 8) is retried after grpc-retry-pushback-ms
+/// (a negative or malformed pushback means "do not retry", per gRPC's retry design),
+/// any other grpc-status is not; a response without one keeps the HTTP status rules.
+RUNBOX_DECL std::function<std::optional<RetryDecision>(const Response&)> grpc_retry_classifier(
+    std::vector<int> retry_codes = {14, 8});
+
+}  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/impl/rpc_status.ipp ----
+/// \file
+/// Definitions of runbox/rpc_status.hpp (included by the header when header-only; by
+/// runbox/src.hpp in compiled mode).
+
+
+#include <algorithm>
+#include <charconv>
+#include <system_error>
+
+namespace runbox {
+
+namespace detail {
+
+RUNBOX_DECL std::string percent_decode(std::string_view text) {
     auto hex = [](char c) -> int {
         if (c >= '0' && c <= '9') return c - '0';
         if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -4708,29 +5190,24 @@ inline std::string percent_decode(std::string_view text) {
     return out;
 }
 
-inline std::optional<int> parse_grpc_code(std::string_view text) {
+RUNBOX_DECL std::optional<int> parse_grpc_code(std::string_view text) {
     text = trim(text);
     int code = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), code);
     if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
     return code;
 }
+
 }  // namespace detail
 
-/// The grpc-status of a response: from its trailers, else its headers (a trailers-only
-/// answer). nullopt when neither has one that parses.
-inline std::optional<int> grpc_status_of(const Response& response) {
+RUNBOX_DECL std::optional<int> grpc_status_of(const Response& response) {
     if (auto value = response.trailers.get("grpc-status")) return detail::parse_grpc_code(*value);
     if (auto value = response.headers.get("grpc-status")) return detail::parse_grpc_code(*value);
     return std::nullopt;
 }
 
-/// Throws the runbox::error of a gRPC answer that is not OK: the errc from the table, the
-/// RPC code in rpc_code(), the HTTP status, the decoded grpc-message (secrets redacted) and
-/// grpc-retry-pushback-ms as retry_after(). A non-2xx HTTP status without a grpc-status
-/// goes through raise_for_status; a 2xx without one is errc::bad_response.
-inline void raise_for_grpc_status(const Response& response, std::string_view provider,
-                                  const std::vector<std::string>& secrets = {}) {
+RUNBOX_DECL void raise_for_grpc_status(const Response& response, std::string_view provider,
+                                       const std::vector<std::string>& secrets) {
     const auto code = grpc_status_of(response);
     if (!code) {
         raise_for_status(response, provider, secrets);
@@ -4748,12 +5225,8 @@ inline void raise_for_grpc_status(const Response& response, std::string_view pro
                 response.status, pushback, *code);
 }
 
-/// A RetryPolicy::classify hook for gRPC: a grpc-status in `retry_codes` (default:
-/// UNAVAILABLE 14 and RESOURCE_EXHAUSTED 8) is retried after grpc-retry-pushback-ms
-/// (a negative or malformed pushback means "do not retry", per gRPC's retry design),
-/// any other grpc-status is not; a response without one keeps the HTTP status rules.
-inline std::function<std::optional<RetryDecision>(const Response&)> grpc_retry_classifier(
-    std::vector<int> retry_codes = {14, 8}) {
+RUNBOX_DECL std::function<std::optional<RetryDecision>(const Response&)> grpc_retry_classifier(
+    std::vector<int> retry_codes) {
     return [codes = std::move(retry_codes)](const Response& response) -> std::optional<RetryDecision> {
         const auto code = grpc_status_of(response);
         if (!code) return std::nullopt;
@@ -4772,6 +5245,8 @@ inline std::function<std::optional<RetryDecision>(const Response&)> grpc_retry_c
 }
 
 }  // namespace runbox
+// ---- end runbox/impl/rpc_status.ipp ----
+#endif
 // ---- end runbox/rpc_status.hpp ----
 // ---- begin runbox/lifecycle.hpp ----
 /// \file
@@ -4804,20 +5279,12 @@ inline std::function<std::optional<RetryDecision>(const Response&)> grpc_retry_c
 ///     stops or deletes it (throws runbox::error on failure)
 /// ```
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -4840,37 +5307,14 @@ inline constexpr std::string_view token = "runbox_token";            ///< random
 
 namespace detail {
 
-inline std::string this_host() {
-    char name[256] = {};
-    if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
-    return name;
-}
+/// This host's name (gethostname; "localhost" when it fails).
+RUNBOX_DECL std::string this_host();
 
-inline std::int64_t unix_ms_now() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
+/// Now, in Unix milliseconds.
+RUNBOX_DECL std::int64_t unix_ms_now();
 
-inline std::int64_t to_int64(const std::string& text, std::int64_t fallback) {
-    try {
-        std::size_t used = 0;
-        const long long value = std::stoll(text, &used);
-        return used == text.size() ? static_cast<std::int64_t>(value) : fallback;
-    } catch (const std::exception&) {
-        return fallback;
-    }
-}
-
-// The tokens of the runtimes alive in this process: a sandbox whose holder is this process is
-// held only while its token is here (a runtime that failed or closed no longer holds it).
-struct LiveRegistry {
-    std::mutex mutex;
-    std::multiset<std::string> tokens;
-};
-inline LiveRegistry& live_registry() {
-    static LiveRegistry registry;
-    return registry;
-}
+/// `text` as a whole decimal integer, else `fallback`.
+RUNBOX_DECL std::int64_t to_int64(const std::string& text, std::int64_t fallback);
 
 }  // namespace detail
 
@@ -4884,25 +5328,10 @@ struct Ownership {
 
     /// Owner from Config::runbox_owner (default: this host's name), this process, now, and
     /// `token` (random, e.g. detail::random_hex(12)).
-    static Ownership make(const Config& config, std::string token) {
-        Ownership o;
-        o.host = detail::this_host();
-        o.owner = config.runbox_owner.value_or(o.host);
-        o.pid = static_cast<long>(::getpid());
-        o.created_ms = detail::unix_ms_now();
-        o.token = std::move(token);
-        return o;
-    }
+    static Ownership make(const Config& config, std::string token);
 
     /// The six labels (labels::managed = "1" and the five fields), as the provider stores them.
-    std::map<std::string, std::string> labels() const {
-        return {{std::string(labels::managed), "1"},
-                {std::string(labels::owner), owner},
-                {std::string(labels::host), host},
-                {std::string(labels::pid), std::to_string(pid)},
-                {std::string(labels::created_ms), std::to_string(created_ms)},
-                {std::string(labels::token), token}};
-    }
+    std::map<std::string, std::string> labels() const;
 };
 
 /// A sandbox as list_sandboxes() reports it, with its ownership labels read back.
@@ -4915,36 +5344,14 @@ struct SandboxRecord {
 
     /// Reads the ownership labels from a label/metadata map (missing ones stay empty/0).
     static SandboxRecord from_labels(std::string provider, std::string id, std::string state, std::string sid,
-                                     const std::map<std::string, std::string>& map) {
-        SandboxRecord r{std::move(provider), std::move(id), std::move(sid), std::move(state), {}};
-        auto get = [&](std::string_view key) {
-            const auto it = map.find(std::string(key));
-            return it == map.end() ? std::string() : it->second;
-        };
-        r.ownership.owner = get(labels::owner);
-        r.ownership.host = get(labels::host);
-        r.ownership.pid = static_cast<long>(detail::to_int64(get(labels::pid), 0));
-        r.ownership.created_ms = detail::to_int64(get(labels::created_ms), 0);
-        r.ownership.token = get(labels::token);
-        return r;
-    }
+                                     const std::map<std::string, std::string>& map);
 };
 
 /// Whether a label map marks a sandbox as runbox's.
-inline bool is_runbox_managed(const std::map<std::string, std::string>& map) {
-    const auto it = map.find(std::string(labels::managed));
-    return it != map.end() && it->second == "1";
-}
+RUNBOX_DECL bool is_runbox_managed(const std::map<std::string, std::string>& map);
 
 /// A string->string view of a JSON object of labels (non-string values are skipped).
-inline std::map<std::string, std::string> label_map(const nlohmann::json& json) {
-    std::map<std::string, std::string> out;
-    if (!json.is_object()) return out;
-    for (const auto& [key, value] : json.items()) {
-        if (value.is_string()) out[key] = value.get<std::string>();
-    }
-    return out;
-}
+RUNBOX_DECL std::map<std::string, std::string> label_map(const nlohmann::json& json);
 
 /// A sandbox close() could not release (Runtime::unreleased()).
 struct UnreleasedSandbox {
@@ -4965,11 +5372,7 @@ public:
     /// Holds nothing.
     LiveHold() = default;
     /// Registers `token` as live until this hold is reset or destroyed.
-    explicit LiveHold(std::string token) : token_(std::move(token)) {
-        auto& r = detail::live_registry();
-        std::lock_guard lock(r.mutex);
-        r.tokens.insert(token_);
-    }
+    explicit LiveHold(std::string token);
     /// Takes over `other`'s token; `other` then holds nothing.
     LiveHold(LiveHold&& other) noexcept : token_(std::exchange(other.token_, {})) {}
     /// Releases this hold's token, then takes over `other`'s.
@@ -4985,13 +5388,7 @@ public:
     ~LiveHold() { reset(); }
 
     /// Removes the token from the registry (once); afterwards the hold holds nothing.
-    void reset() noexcept {
-        if (token_.empty()) return;
-        auto& r = detail::live_registry();
-        std::lock_guard lock(r.mutex);
-        if (auto it = r.tokens.find(token_); it != r.tokens.end()) r.tokens.erase(it);
-        token_.clear();
-    }
+    void reset() noexcept;
 
 private:
     std::string token_;
@@ -5005,18 +5402,7 @@ enum class Holder {
 };
 
 /// Whether the runtime that created a sandbox (as its ownership says) is still alive.
-inline Holder holder_of(const Ownership& o) {
-    if (o.host != detail::this_host()) return Holder::unknown;
-    if (o.pid <= 0) return Holder::unknown;
-    if (o.pid == static_cast<long>(::getpid())) {
-        auto& r = detail::live_registry();
-        std::lock_guard lock(r.mutex);
-        return r.tokens.count(o.token) != 0 ? Holder::live : Holder::gone;
-    }
-    // kill(pid, 0): 0 or EPERM means a process with that pid exists.
-    if (::kill(static_cast<pid_t>(o.pid), 0) == 0 || errno == EPERM) return Holder::live;
-    return Holder::gone;
-}
+RUNBOX_DECL Holder holder_of(const Ownership& o);
 
 /// Whether a failed create may nevertheless have been performed by the API: the answer was lost
 /// (dropped connection, timeout) or a gateway failed after forwarding it (5xx).
@@ -5053,26 +5439,10 @@ struct LeaseEntry {
     std::string id{};  ///< empty until the create was answered
 
     /// One line of the file: a flat object with the seven fields.
-    nlohmann::json to_json() const {
-        return {{"provider", provider}, {"token", token}, {"sid", sid}, {"host", host},
-                {"pid", pid},           {"created_ms", created_ms}, {"id", id}};
-    }
+    nlohmann::json to_json() const;
     /// Reads a line back; nullopt when it is not an object or lacks provider or token
     /// (fields of the wrong type are left empty or 0).
-    static std::optional<LeaseEntry> from_json(const nlohmann::json& j) {
-        if (!j.is_object()) return std::nullopt;
-        LeaseEntry e;
-        auto text = [&](const char* key) { return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string(); };
-        e.provider = text("provider");
-        e.token = text("token");
-        e.sid = text("sid");
-        e.host = text("host");
-        e.id = text("id");
-        if (j.contains("pid") && j["pid"].is_number_integer()) e.pid = j["pid"].get<long>();
-        if (j.contains("created_ms") && j["created_ms"].is_number_integer()) e.created_ms = j["created_ms"].get<std::int64_t>();
-        if (e.provider.empty() || e.token.empty()) return std::nullopt;
-        return e;
-    }
+    static std::optional<LeaseEntry> from_json(const nlohmann::json& j);
     /// The entry as an Ownership (owner empty), for holder_of().
     Ownership ownership() const { return Ownership{{}, host, pid, created_ms, token}; }
 };
@@ -5092,100 +5462,264 @@ public:
     const std::filesystem::path& path() const noexcept { return path_; }
 
     /// Adds the entry, or replaces the one with the same token.
-    void put(const LeaseEntry& entry) {
-        update([&](std::vector<LeaseEntry>& all) {
-            for (auto& e : all) {
-                if (e.token == entry.token) {
-                    e = entry;
-                    return;
-                }
-            }
-            all.push_back(entry);
-        });
-    }
+    void put(const LeaseEntry& entry);
     /// Removes the entry with this token (none: no change).
-    void remove(const std::string& token) {
-        update([&](std::vector<LeaseEntry>& all) { std::erase_if(all, [&](const LeaseEntry& e) { return e.token == token; }); });
-    }
+    void remove(const std::string& token);
     /// Every valid entry, in file order (lines that do not parse are skipped).
-    std::vector<LeaseEntry> entries() const {
-        std::vector<LeaseEntry> out;
-        const_cast<LeaseFile*>(this)->update([&](std::vector<LeaseEntry>& all) { out = all; }, false);
-        return out;
-    }
+    std::vector<LeaseEntry> entries() const;
 
 private:
     struct Fd {
         int fd = -1;
-        ~Fd() {
-            if (fd >= 0) ::close(fd);
-        }
+        ~Fd();
     };
 
     // Read-modify-write under an exclusive flock of "<path>.lock"; the new content is written to
     // a temporary file and renamed over the old one, so a process killed at any point leaves
     // either the old or the new file, never a torn one.
-    template <class Change>
-    void update(Change&& change, bool write = true) {
-        const std::string lock_path = path_.string() + ".lock";
-        Fd lock;
-        lock.fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (lock.fd < 0) throw error(errc::config_invalid, "cannot open the lease lock " + lock_path);
-        while (::flock(lock.fd, LOCK_EX) != 0) {
-            if (errno != EINTR) throw error(errc::config_invalid, "cannot lock the lease file " + path_.string());
-        }
-        std::string text;
-        {
-            Fd in;
-            in.fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-            char buffer[65536];
-            while (in.fd >= 0) {
-                const ssize_t n = ::read(in.fd, buffer, sizeof buffer);
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) break;
-                text.append(buffer, static_cast<std::size_t>(n));
-                if (text.size() > max_bytes)
-                    throw error(errc::config_invalid, "the lease file " + path_.string() + " is too large");
-            }
-        }
-        std::vector<LeaseEntry> all;
-        std::size_t start = 0;
-        while (start < text.size()) {
-            std::size_t end = text.find('\n', start);
-            if (end == std::string::npos) end = text.size();
-            // One flat object per line; a line that does not parse is dropped.
-            auto j = nlohmann::json::parse(text.begin() + static_cast<std::ptrdiff_t>(start),
-                                           text.begin() + static_cast<std::ptrdiff_t>(end), nullptr, false);
-            if (auto e = LeaseEntry::from_json(j)) all.push_back(std::move(*e));
-            start = end + 1;
-        }
-        change(all);
-        if (!write) return;
-        std::string out;
-        for (const auto& e : all) out += e.to_json().dump() + "\n";
-        const std::string temp = path_.string() + ".tmp" + std::to_string(::getpid());
-        {
-            Fd f;
-            f.fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-            if (f.fd < 0) throw error(errc::config_invalid, "cannot write the lease file " + path_.string());
-            std::size_t done = 0;
-            while (done < out.size()) {
-                const ssize_t n = ::write(f.fd, out.data() + done, out.size() - done);
-                if (n < 0 && errno == EINTR) continue;
-                if (n <= 0) throw error(errc::config_invalid, "cannot write the lease file " + path_.string());
-                done += static_cast<std::size_t>(n);
-            }
-        }
-        if (::rename(temp.c_str(), path_.c_str()) != 0) {
-            ::unlink(temp.c_str());
-            throw error(errc::config_invalid, "cannot replace the lease file " + path_.string());
-        }
-    }
+    void update(const std::function<void(std::vector<LeaseEntry>&)>& change, bool write = true);
 
     std::filesystem::path path_;
 };
 
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/impl/lifecycle.ipp ----
+/// \file
+/// Definitions of runbox/lifecycle.hpp (included by the header when header-only; by
+/// runbox/src.hpp in compiled mode).
+
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <mutex>
+#include <set>
+
+namespace runbox {
+
+namespace detail {
+
+RUNBOX_DECL std::string this_host() {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0) return "localhost";
+    return name;
+}
+
+RUNBOX_DECL std::int64_t unix_ms_now() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+RUNBOX_DECL std::int64_t to_int64(const std::string& text, std::int64_t fallback) {
+    try {
+        std::size_t used = 0;
+        const long long value = std::stoll(text, &used);
+        return used == text.size() ? static_cast<std::int64_t>(value) : fallback;
+    } catch (const std::exception&) {
+        return fallback;
+    }
+}
+
+// The tokens of the runtimes alive in this process: a sandbox whose holder is this process is
+// held only while its token is here (a runtime that failed or closed no longer holds it).
+struct LiveRegistry {
+    std::mutex mutex;
+    std::multiset<std::string> tokens;
+};
+inline LiveRegistry& live_registry() {
+    static LiveRegistry registry;
+    return registry;
+}
+
+
+}  // namespace detail
+
+RUNBOX_DECL Ownership Ownership::make(const Config& config, std::string token) {
+    Ownership o;
+    o.host = detail::this_host();
+    o.owner = config.runbox_owner.value_or(o.host);
+    o.pid = static_cast<long>(::getpid());
+    o.created_ms = detail::unix_ms_now();
+    o.token = std::move(token);
+    return o;
+}
+
+RUNBOX_DECL std::map<std::string, std::string> Ownership::labels() const {
+    return {{std::string(labels::managed), "1"},
+            {std::string(labels::owner), owner},
+            {std::string(labels::host), host},
+            {std::string(labels::pid), std::to_string(pid)},
+            {std::string(labels::created_ms), std::to_string(created_ms)},
+            {std::string(labels::token), token}};
+}
+
+RUNBOX_DECL SandboxRecord SandboxRecord::from_labels(std::string provider, std::string id, std::string state, std::string sid,
+                                                     const std::map<std::string, std::string>& map) {
+    SandboxRecord r{std::move(provider), std::move(id), std::move(sid), std::move(state), {}};
+    auto get = [&](std::string_view key) {
+        const auto it = map.find(std::string(key));
+        return it == map.end() ? std::string() : it->second;
+    };
+    r.ownership.owner = get(labels::owner);
+    r.ownership.host = get(labels::host);
+    r.ownership.pid = static_cast<long>(detail::to_int64(get(labels::pid), 0));
+    r.ownership.created_ms = detail::to_int64(get(labels::created_ms), 0);
+    r.ownership.token = get(labels::token);
+    return r;
+}
+
+RUNBOX_DECL bool is_runbox_managed(const std::map<std::string, std::string>& map) {
+    const auto it = map.find(std::string(labels::managed));
+    return it != map.end() && it->second == "1";
+}
+
+RUNBOX_DECL std::map<std::string, std::string> label_map(const nlohmann::json& json) {
+    std::map<std::string, std::string> out;
+    if (!json.is_object()) return out;
+    for (const auto& [key, value] : json.items()) {
+        if (value.is_string()) out[key] = value.get<std::string>();
+    }
+    return out;
+}
+
+RUNBOX_DECL LiveHold::LiveHold(std::string token) : token_(std::move(token)) {
+    auto& r = detail::live_registry();
+    std::lock_guard lock(r.mutex);
+    r.tokens.insert(token_);
+}
+
+RUNBOX_DECL void LiveHold::reset() noexcept {
+    if (token_.empty()) return;
+    auto& r = detail::live_registry();
+    std::lock_guard lock(r.mutex);
+    if (auto it = r.tokens.find(token_); it != r.tokens.end()) r.tokens.erase(it);
+    token_.clear();
+}
+
+RUNBOX_DECL Holder holder_of(const Ownership& o) {
+    if (o.host != detail::this_host()) return Holder::unknown;
+    if (o.pid <= 0) return Holder::unknown;
+    if (o.pid == static_cast<long>(::getpid())) {
+        auto& r = detail::live_registry();
+        std::lock_guard lock(r.mutex);
+        return r.tokens.count(o.token) != 0 ? Holder::live : Holder::gone;
+    }
+    // kill(pid, 0): 0 or EPERM means a process with that pid exists.
+    if (::kill(static_cast<pid_t>(o.pid), 0) == 0 || errno == EPERM) return Holder::live;
+    return Holder::gone;
+}
+
+RUNBOX_DECL nlohmann::json LeaseEntry::to_json() const {
+    return {{"provider", provider}, {"token", token}, {"sid", sid}, {"host", host},
+            {"pid", pid},           {"created_ms", created_ms}, {"id", id}};
+}
+
+RUNBOX_DECL std::optional<LeaseEntry> LeaseEntry::from_json(const nlohmann::json& j) {
+    if (!j.is_object()) return std::nullopt;
+    LeaseEntry e;
+    auto text = [&](const char* key) { return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string(); };
+    e.provider = text("provider");
+    e.token = text("token");
+    e.sid = text("sid");
+    e.host = text("host");
+    e.id = text("id");
+    if (j.contains("pid") && j["pid"].is_number_integer()) e.pid = j["pid"].get<long>();
+    if (j.contains("created_ms") && j["created_ms"].is_number_integer()) e.created_ms = j["created_ms"].get<std::int64_t>();
+    if (e.provider.empty() || e.token.empty()) return std::nullopt;
+    return e;
+}
+
+RUNBOX_DECL void LeaseFile::put(const LeaseEntry& entry) {
+    update([&](std::vector<LeaseEntry>& all) {
+        for (auto& e : all) {
+            if (e.token == entry.token) {
+                e = entry;
+                return;
+            }
+        }
+        all.push_back(entry);
+    });
+}
+
+RUNBOX_DECL void LeaseFile::remove(const std::string& token) {
+    update([&](std::vector<LeaseEntry>& all) { std::erase_if(all, [&](const LeaseEntry& e) { return e.token == token; }); });
+}
+
+RUNBOX_DECL std::vector<LeaseEntry> LeaseFile::entries() const {
+    std::vector<LeaseEntry> out;
+    const_cast<LeaseFile*>(this)->update([&](std::vector<LeaseEntry>& all) { out = all; }, false);
+    return out;
+}
+
+RUNBOX_DECL void LeaseFile::update(const std::function<void(std::vector<LeaseEntry>&)>& change, bool write) {
+    const std::string lock_path = path_.string() + ".lock";
+    Fd lock;
+    lock.fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock.fd < 0) throw error(errc::config_invalid, "cannot open the lease lock " + lock_path);
+    while (::flock(lock.fd, LOCK_EX) != 0) {
+        if (errno != EINTR) throw error(errc::config_invalid, "cannot lock the lease file " + path_.string());
+    }
+    std::string text;
+    {
+        Fd in;
+        in.fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+        char buffer[65536];
+        while (in.fd >= 0) {
+            const ssize_t n = ::read(in.fd, buffer, sizeof buffer);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            text.append(buffer, static_cast<std::size_t>(n));
+            if (text.size() > max_bytes)
+                throw error(errc::config_invalid, "the lease file " + path_.string() + " is too large");
+        }
+    }
+    std::vector<LeaseEntry> all;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        std::size_t end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        // One flat object per line; a line that does not parse is dropped.
+        auto j = nlohmann::json::parse(text.begin() + static_cast<std::ptrdiff_t>(start),
+                                       text.begin() + static_cast<std::ptrdiff_t>(end), nullptr, false);
+        if (auto e = LeaseEntry::from_json(j)) all.push_back(std::move(*e));
+        start = end + 1;
+    }
+    change(all);
+    if (!write) return;
+    std::string out;
+    for (const auto& e : all) out += e.to_json().dump() + "\n";
+    const std::string temp = path_.string() + ".tmp" + std::to_string(::getpid());
+    {
+        Fd f;
+        f.fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (f.fd < 0) throw error(errc::config_invalid, "cannot write the lease file " + path_.string());
+        std::size_t done = 0;
+        while (done < out.size()) {
+            const ssize_t n = ::write(f.fd, out.data() + done, out.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) throw error(errc::config_invalid, "cannot write the lease file " + path_.string());
+            done += static_cast<std::size_t>(n);
+        }
+    }
+    if (::rename(temp.c_str(), path_.c_str()) != 0) {
+        ::unlink(temp.c_str());
+        throw error(errc::config_invalid, "cannot replace the lease file " + path_.string());
+    }
+}
+
+RUNBOX_DECL LeaseFile::Fd::~Fd() {
+    if (fd >= 0) ::close(fd);
+}
+
+}  // namespace runbox
+// ---- end runbox/impl/lifecycle.ipp ----
+#endif
 // ---- end runbox/lifecycle.hpp ----
 // ---- begin runbox/provider.hpp ----
 // runbox/provider.hpp - the seam between Runtime and a provider (AuthPolicy).
@@ -5552,17 +6086,342 @@ struct check_runtime_constructor {
 // /list_files, /vscode/connection_token. One action runs at a time per client; other calls may
 // run concurrently. Nothing that is not idempotent is retried: a command is never re-run.
 
-#include <cstdio>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <optional>
-#include <random>
-#include <thread>
 #include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+
+namespace runbox {
+
+namespace detail {
+
+/// A random hex token of `bytes` random bytes from OpenSSL's CSPRNG (multipart boundaries,
+/// session keys, temp names); errc::system when the generator fails.
+RUNBOX_DECL std::string random_hex(std::size_t bytes);
+
+// The client's non-template steps (impl/client.ipp), shared by every transport.
+
+/// A multipart/form-data upload of `host_src` (a file, or with `recursive` a directory zipped
+/// with its own name): the Content-Type header value and the body. Errors name `provider`.
+struct UploadBody {
+    std::string content_type;  ///< "multipart/form-data; boundary=..."
+    std::string body;          ///< the whole form
+};
+/// Builds the upload of `host_src` (errc::not_found when it does not exist, errc::config_invalid
+/// for a directory without `recursive`).
+RUNBOX_DECL UploadBody upload_body(const std::filesystem::path& host_src, bool recursive, const std::string& provider);
+/// The JSON body of POST /execute_action for `action`.
+RUNBOX_DECL std::string execute_action_body(const Action& action);
+/// The errc::timeout of an /execute_action that did not answer within `timeout` seconds.
+RUNBOX_DECL error execute_timeout(double timeout, const std::string& provider);
+/// A server answer's JSON, parsed within the untrusted-input limits (errc::bad_response naming `what`).
+RUNBOX_DECL nlohmann::json parse_server_json(const Response& response, std::string_view what,
+                                             const std::string& provider);
+/// The observation an /execute_action answer holds, with `cause` = the action's id (and
+/// `hidden` carried over from a hidden action); errc::bad_response when it is not one.
+RUNBOX_DECL Observation observation_from_answer(const Response& response, const Action& action,
+                                                const std::string& provider);
+/// The names a /list_files answer holds (errc::bad_response when it is not a list of strings).
+RUNBOX_DECL std::vector<std::string> file_names_from_answer(const Response& response, const std::string& provider);
+/// A new temporary path for a downloaded archive ("runbox-download-<random>.zip").
+RUNBOX_DECL std::filesystem::path download_path();
+
+}  // namespace detail
+
+/// Timeouts of reference §2.2 (seconds there; configurable here).
+struct ClientTimeouts {
+    std::chrono::milliseconds alive{5000};  ///< one GET /alive attempt
+    std::chrono::milliseconds list_files{10000};  ///< POST /list_files
+    /// The longest silence of a download: the server sends nothing while it builds the archive
+    /// (bounded by its max_download_bytes), then streams it; the body goes to disk, not memory.
+    std::chrono::milliseconds copy_from{300000};
+    std::chrono::milliseconds copy_to{300000};  ///< POST /upload_file
+    std::chrono::milliseconds vscode_token{10000};  ///< GET /vscode/connection_token
+    std::chrono::milliseconds other{60000};  ///< every other request (/server_info, ...)
+    /// /execute_action waits the action's own timeout plus this margin.
+    std::chrono::milliseconds execute_margin{5000};
+};
+
+/// The host-side client of one action execution server, over a borrowed `Transport` (a TransportPolicy).
+/// Errors are runbox::error: the server's status mapped to an errc, errc::timeout, errc::transport. One
+/// action at a time (a concurrent one waits); other calls may run concurrently.
+template <class Transport>
+class ActionExecutionClient {
+public:
+    /// Talks to `endpoint` (trailing '/' dropped) through `transport`, which must outlive the client;
+    /// `provider` names the source of errors.
+    ActionExecutionClient(Transport& transport, ServerEndpoint endpoint, std::string provider = "runtime",
+                          ClientTimeouts timeouts = {})
+        : transport_(transport), endpoint_(std::move(endpoint)), provider_(std::move(provider)), timeouts_(timeouts) {
+        while (!endpoint_.url.empty() && endpoint_.url.back() == '/') endpoint_.url.pop_back();
+    }
+
+    const std::string& url() const noexcept { return endpoint_.url; }  ///< the server's base URL, no trailing '/'
+    const ServerEndpoint& endpoint() const noexcept { return endpoint_; }  ///< the endpoint it was built with
+
+    /// GET /alive: throws when the server does not answer 2xx within the alive timeout.
+    void check_if_alive() {
+        Request request = make("GET", "/alive", timeouts_.alive);
+        const Response response = send_once(request);
+        raise(response);
+    }
+
+    /// Waits until /alive answers 2xx. One deadline (endpoint().alive_timeout) bounds the whole
+    /// wait: each attempt is a single request whose timeout is capped by what is left, and the
+    /// pauses between attempts (alive_poll_interval) end at the deadline; a 502 from a proxy is
+    /// one failed attempt, not a retry loop of its own. The endpoint's probe is asked before
+    /// every attempt: when it reports that the server exited, that error is thrown at once.
+    /// Past the deadline: errc::timeout naming the bound and the last attempt's error.
+    void wait_until_alive() {
+        using clock = std::chrono::steady_clock;
+        const auto bound = endpoint_.alive_timeout;
+        const auto end = clock::now() + bound;
+        const auto interval = std::max(endpoint_.alive_poll_interval, std::chrono::milliseconds(1));
+        std::string last_error = "no attempt";
+        bool tried = false;
+        for (;;) {
+            if (endpoint_.probe) {
+                if (auto exited = endpoint_.probe()) throw *exited;
+            }
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(end - clock::now());
+            if (left <= std::chrono::milliseconds::zero()) break;
+            const bool capped = left < timeouts_.alive;
+            try {
+                raise(tagged([&] { return transport_.send(make("GET", "/alive", std::min(timeouts_.alive, left))); }));
+                return;
+            } catch (const error& e) {
+                // An attempt cut short by the deadline says less than the one before it.
+                if (!(capped && e.code() == errc::timeout && tried)) last_error = e.what();
+            } catch (const std::exception& e) {
+                last_error = e.what();
+            }
+            tried = true;
+            const auto now = clock::now();
+            if (now >= end) break;
+            std::this_thread::sleep_for(std::min<clock::duration>(interval, end - now));
+        }
+        throw error(errc::timeout,
+                    "the action execution server did not answer /alive within " + std::to_string(bound.count()) +
+                        " ms (last error: " + redact(last_error, endpoint_.secrets) + ")",
+                    provider_);
+    }
+
+    /// check_if_alive() as a bool, for polling loops; the error text is kept for reporting.
+    bool is_alive(std::string* why = nullptr) noexcept {
+        try {
+            check_if_alive();
+            return true;
+        } catch (const std::exception& e) {
+            if (why != nullptr) *why = e.what();
+            return false;
+        } catch (...) {
+            if (why != nullptr) *why = "unknown error";
+            return false;
+        }
+    }
+
+    /// GET /server_info: {"uptime", "idle_time", "resources": {...}}.
+    nlohmann::json server_info() {
+        const Response response = send_idempotent(make("GET", "/server_info", timeouts_.other));
+        raise(response);
+        return parse_json(response, "/server_info");
+    }
+
+    /// POST /execute_action (reference §2.3 steps 8-10). The action must be runnable and carry a
+    /// timeout; Runtime::run_action applies the gates and the default timeout before this.
+    Observation execute_action(const Action& action) {
+        const auto timeout = timeout_of(action);
+        if (!timeout) throw error(errc::config_invalid, "execute_action needs an action with a timeout", provider_);
+        Request request = make("POST", "/execute_action",
+                               std::chrono::milliseconds(static_cast<std::int64_t>(*timeout * 1000.0)) +
+                                   timeouts_.execute_margin);
+        request.idempotent = false;
+        request.headers.set("Content-Type", "application/json");
+        request.body = detail::execute_action_body(action);
+
+        Response response;
+        {
+            std::lock_guard<std::mutex> one_action_at_a_time(action_mutex_);
+            try {
+                response = send_once(request);
+            } catch (const error& e) {
+                if (e.code() == errc::timeout) throw detail::execute_timeout(*timeout, provider_);
+                throw;
+            }
+            last_execution_ = std::chrono::steady_clock::now();
+        }
+        raise(response);
+        return detail::observation_from_answer(response, action, provider_);
+    }
+
+    /// POST /upload_file. A directory needs recursive=true and is zipped with its own name, so
+    /// `copy_to("/tmp/dir", "/workspace", true)` yields /workspace/dir/... in the sandbox.
+    void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
+        detail::UploadBody upload = detail::upload_body(host_src, recursive, provider_);
+        Request request = make("POST",
+                               "/upload_file?" + query_string({{"destination", sandbox_dest},
+                                                                 {"recursive", recursive ? "true" : "false"}}),
+                               timeouts_.copy_to);
+        // Uploading the same bytes to the same place twice leaves the same result.
+        request.idempotent = true;
+        request.headers.set("Content-Type", upload.content_type);
+        request.body = std::move(upload.body);
+        raise(send_idempotent(request));
+    }
+
+    /// GET /download_files: writes the zip to a new local file and returns its path. Unlike
+    /// OpenHands, the status is checked: an error is an error, not a "zip" holding JSON.
+    std::filesystem::path copy_from(const std::string& sandbox_path) {
+        namespace fs = std::filesystem;
+        const fs::path local = detail::download_path();
+        std::ofstream out(local, std::ios::binary | std::ios::trunc);
+        if (!out) throw error(errc::system, "cannot create " + local.string(), provider_);
+        Request request = make("GET", "/download_files?" + query_string({{"path", sandbox_path}}), timeouts_.copy_from);
+        request.on_body = [&out](std::string_view chunk) {
+            out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+            return out ? StreamAction::next : StreamAction::fail;
+        };
+        Response response;
+        try {
+            response = send_once(request);  // streamed: not retried
+        } catch (const error& e) {
+            out.close();
+            std::error_code ignored;
+            fs::remove(local, ignored);
+            if (e.code() == errc::timeout) throw error(errc::timeout, "Copy operation timed out", provider_);
+            throw;
+        }
+        out.close();
+        if (!response.ok()) {
+            std::error_code ignored;
+            fs::remove(local, ignored);
+            raise(response);
+        }
+        return local;
+    }
+
+    /// POST /list_files: names in `path` (the server's working dir when empty), directories
+    /// first with a trailing '/'.
+    std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
+        Request request = make("POST", "/list_files", timeouts_.list_files);
+        request.idempotent = true;  // a read
+        request.headers.set("Content-Type", "application/json");
+        nlohmann::json body = nlohmann::json::object();
+        if (path) body["path"] = *path;
+        request.body = body.dump();
+        Response response;
+        try {
+            response = send_idempotent(request);
+        } catch (const error& e) {
+            if (e.code() == errc::timeout) throw error(errc::timeout, "List files operation timed out", provider_);
+            throw;
+        }
+        raise(response);
+        return detail::file_names_from_answer(response, provider_);
+    }
+
+    /// GET /vscode/connection_token: the token, or "" when the server has none (null).
+    std::string get_vscode_token() {
+        if (vscode_token_) return *vscode_token_;
+        const Response response = send_idempotent(make("GET", "/vscode/connection_token", timeouts_.vscode_token));
+        raise(response);
+        const nlohmann::json json = parse_json(response, "/vscode/connection_token");
+        if (json.is_object() && json.contains("token") && json["token"].is_string()) {
+            vscode_token_ = json["token"].get<std::string>();
+            return *vscode_token_;
+        }
+        return "";
+    }
+
+    /// When the last /execute_action returned (or nullopt before the first).
+    std::optional<std::chrono::steady_clock::time_point> last_execution_time() const { return last_execution_; }
+
+private:
+    Request make(std::string method, const std::string& path, std::chrono::milliseconds timeout) const {
+        Request request;
+        request.method = std::move(method);
+        request.url = endpoint_.url + path;
+        request.headers = endpoint_.headers;
+        request.timeout = timeout;
+        return request;
+    }
+
+    Response send_once(const Request& request) {
+        if (endpoint_.retry && request.is_idempotent()) return send_idempotent(request);
+        return tagged([&] { return transport_.send(request); });
+    }
+
+    // Idempotent calls: 429/502/503/504 and dropped connections retried with backoff, or as the
+    // endpoint's provider asks (ServerEndpoint::retry: Daytona rides out its proxy's 502s).
+    Response send_idempotent(const Request& request) {
+        RetryPolicy policy;
+        policy.max_attempts = 3;
+        policy.initial_backoff = std::chrono::milliseconds(250);
+        policy.max_elapsed = std::chrono::milliseconds(15000);
+        if (endpoint_.retry) policy = *endpoint_.retry;
+        return tagged([&] { return send_with_retry(transport_, request, policy); });
+    }
+
+    // The transport tags its errors "transport"; to the user the sandbox behind this client
+    // went away, so the error names the provider (same code, same message).
+    template <class F>
+    Response tagged(F&& send) {
+        try {
+            return send();
+        } catch (const error& e) {
+            if (e.provider() == provider_) throw;
+            throw error(e.code(), e.detail(), provider_, e.http_status(), e.retry_after(), e.rpc_code());
+        }
+    }
+
+    void raise(const Response& response) const {
+        if (!response.ok()) raise_for_status(response, provider_, endpoint_.secrets);
+    }
+
+    nlohmann::json parse_json(const Response& response, std::string_view what) const {
+        return detail::parse_server_json(response, what, provider_);
+    }
+
+    Transport& transport_;
+    ServerEndpoint endpoint_;
+    std::string provider_;
+    ClientTimeouts timeouts_;
+    std::mutex action_mutex_;
+    std::optional<std::string> vscode_token_;
+    std::optional<std::chrono::steady_clock::time_point> last_execution_;
+};
+
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox/src.hpp.
+extern template class ActionExecutionClient<HttplibTransport>;
+#endif
+
+}  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/impl/client.ipp ----
+/// \file
+/// Definitions of runbox/client.hpp: the client's non-template steps (included by the header
+/// when header-only; by runbox/src.hpp in compiled mode, which also compiles
+/// ActionExecutionClient<HttplibTransport> once).
+
+
+#include <iterator>
+#include <system_error>
+#include <type_traits>
+#include <variant>
+
 #include <openssl/rand.h>
 
 // ---- begin runbox/zip.hpp ----
@@ -5572,6 +6431,68 @@ struct check_runtime_constructor {
 /// Used on both sides of the wire: the action server extracts uploaded archives and zips
 /// directories for download; the client zips a directory for a recursive copy_to and
 /// extracts what copy_from returns.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+
+namespace runbox {
+
+/// How a directory is zipped.
+struct ZipOptions {
+    /// false: archive names are relative to the zipped directory (what /download_files sends);
+    /// true: names start with the directory's own name ("dir/a.txt"), so extracting into a
+    /// destination recreates the directory there (what a recursive copy_to uploads).
+    bool include_top_dir = false;
+    /// Also store directory entries ("sub/"), so empty directories survive the round trip.
+    /// OpenHands' download walks files only, so the server leaves this off.
+    bool include_directories = false;
+    /// The files' total size may not exceed this (errc::quota_exceeded before anything is
+    /// written): the archive is built in a temp file first, which must stay bounded.
+    std::uintmax_t max_total_bytes = static_cast<std::uintmax_t>(-1);
+};
+
+/// Writes a zip of `source` to `archive_path` (overwriting it). Regular files (and symlinks to
+/// regular files, stored as their content) are stored; symlinked directories are not followed;
+/// other file types are skipped. A regular file as `source` yields an empty archive unless
+/// `include_top_dir` is set (then it is stored under its own name), matching a directory walk.
+RUNBOX_DECL void zip_tree(const std::filesystem::path& source, const std::filesystem::path& archive_path,
+                          ZipOptions options = {});
+
+/// Entry names of an archive, in archive order.
+RUNBOX_DECL std::vector<std::string> zip_entry_names(const std::filesystem::path& archive_path);
+
+/// Extracts `archive_path` into `destination` (created if missing). The whole archive is
+/// checked first: an absolute entry name or one with a ".." component rejects it before
+/// anything is written. Symlink entries are written as regular files holding the link text
+/// (never as links), so an archive cannot plant a link that points outside `destination`.
+/// Nothing is written through a link already there: `destination` itself must not be one,
+/// every directory below it is opened with O_NOFOLLOW (a link is refused), and a link where a
+/// file goes is replaced by the file.
+RUNBOX_DECL void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination);
+
+}  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/impl/zip.ipp ----
+/// \file
+/// Definitions of runbox/zip.hpp: everything that touches libzip (included by the header when
+/// header-only; by runbox/src.hpp in compiled mode, so zip.h stays out of the users' units).
+
+
+#include <zip.h>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string_view>
+#include <system_error>
+#include <utility>
 
 // ---- begin runbox/detail/safe_write.hpp ----
 /// \file
@@ -5704,35 +6625,7 @@ inline void write_all(int fd, std::string_view data, const std::filesystem::path
 }  // namespace runbox::detail
 // ---- end runbox/detail/safe_write.hpp ----
 
-#include <zip.h>
-
-#include <sys/stat.h>
-
-#include <algorithm>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <memory>
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <vector>
-
 namespace runbox {
-
-/// How a directory is zipped.
-struct ZipOptions {
-    /// false: archive names are relative to the zipped directory (what /download_files sends);
-    /// true: names start with the directory's own name ("dir/a.txt"), so extracting into a
-    /// destination recreates the directory there (what a recursive copy_to uploads).
-    bool include_top_dir = false;
-    /// Also store directory entries ("sub/"), so empty directories survive the round trip.
-    /// OpenHands' download walks files only, so the server leaves this off.
-    bool include_directories = false;
-    /// The files' total size may not exceed this (errc::quota_exceeded before anything is
-    /// written): the archive is built in a temp file first, which must stay bounded.
-    std::uintmax_t max_total_bytes = static_cast<std::uintmax_t>(-1);
-};
 
 namespace detail {
 
@@ -5815,12 +6708,8 @@ inline void add_file_entry(zip_t* archive, const std::filesystem::path& file, co
 
 }  // namespace detail
 
-/// Writes a zip of `source` to `archive_path` (overwriting it). Regular files (and symlinks to
-/// regular files, stored as their content) are stored; symlinked directories are not followed;
-/// other file types are skipped. A regular file as `source` yields an empty archive unless
-/// `include_top_dir` is set (then it is stored under its own name), matching a directory walk.
-inline void zip_tree(const std::filesystem::path& source, const std::filesystem::path& archive_path,
-                     ZipOptions options = {}) {
+RUNBOX_DECL void zip_tree(const std::filesystem::path& source, const std::filesystem::path& archive_path,
+                          ZipOptions options) {
     namespace fs = std::filesystem;
     std::error_code ec;
     const auto status = fs::status(source, ec);
@@ -5888,8 +6777,7 @@ inline void zip_tree(const std::filesystem::path& source, const std::filesystem:
     (void)archive.release();  // zip_close freed it
 }
 
-/// Entry names of an archive, in archive order.
-inline std::vector<std::string> zip_entry_names(const std::filesystem::path& archive_path) {
+RUNBOX_DECL std::vector<std::string> zip_entry_names(const std::filesystem::path& archive_path) {
     auto archive = detail::open_archive(archive_path, ZIP_RDONLY);
     const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
     std::vector<std::string> names;
@@ -5900,14 +6788,7 @@ inline std::vector<std::string> zip_entry_names(const std::filesystem::path& arc
     return names;
 }
 
-/// Extracts `archive_path` into `destination` (created if missing). The whole archive is
-/// checked first: an absolute entry name or one with a ".." component rejects it before
-/// anything is written. Symlink entries are written as regular files holding the link text
-/// (never as links), so an archive cannot plant a link that points outside `destination`.
-/// Nothing is written through a link already there: `destination` itself must not be one,
-/// every directory below it is opened with O_NOFOLLOW (a link is refused), and a link where a
-/// file goes is replaced by the file.
-inline void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination) {
+RUNBOX_DECL void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination) {
     namespace fs = std::filesystem;
     auto archive = detail::open_archive(archive_path, ZIP_RDONLY);
     const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
@@ -5968,18 +6849,16 @@ inline void extract_zip(const std::filesystem::path& archive_path, const std::fi
 }
 
 }  // namespace runbox
+// ---- end runbox/impl/zip.ipp ----
+#endif
 // ---- end runbox/zip.hpp ----
 
-namespace runbox {
+namespace runbox::detail {
 
-namespace detail {
-
-
-/// A random hex token from OpenSSL's CSPRNG (multipart boundaries, session keys, temp names).
-inline std::string random_hex(std::size_t bytes) {
+RUNBOX_DECL std::string random_hex(std::size_t bytes) {
     std::vector<unsigned char> raw(bytes);
     if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
-        throw error(errc::unsupported, "OpenSSL RAND_bytes failed");
+        throw error(errc::system, "OpenSSL RAND_bytes failed");
     }
     static constexpr char hex[] = "0123456789abcdef";
     std::string out;
@@ -5990,356 +6869,125 @@ inline std::string random_hex(std::size_t bytes) {
     return out;
 }
 
-}  // namespace detail
+// The bytes of a file to upload (errc::not_found naming it when it cannot be read).
+inline std::string read_upload_file(const std::filesystem::path& path, const std::string& provider) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw error(errc::not_found, "cannot read " + path.string(), provider);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 
-/// Timeouts of reference §2.2 (seconds there; configurable here).
-struct ClientTimeouts {
-    std::chrono::milliseconds alive{5000};  ///< one GET /alive attempt
-    std::chrono::milliseconds list_files{10000};  ///< POST /list_files
-    /// The longest silence of a download: the server sends nothing while it builds the archive
-    /// (bounded by its max_download_bytes), then streams it; the body goes to disk, not memory.
-    std::chrono::milliseconds copy_from{300000};
-    std::chrono::milliseconds copy_to{300000};  ///< POST /upload_file
-    std::chrono::milliseconds vscode_token{10000};  ///< GET /vscode/connection_token
-    std::chrono::milliseconds other{60000};  ///< every other request (/server_info, ...)
-    /// /execute_action waits the action's own timeout plus this margin.
-    std::chrono::milliseconds execute_margin{5000};
-};
-
-/// The host-side client of one action execution server, over a borrowed `Transport` (a TransportPolicy).
-/// Errors are runbox::error: the server's status mapped to an errc, errc::timeout, errc::transport. One
-/// action at a time (a concurrent one waits); other calls may run concurrently.
-template <class Transport>
-class ActionExecutionClient {
-public:
-    /// Talks to `endpoint` (trailing '/' dropped) through `transport`, which must outlive the client;
-    /// `provider` names the source of errors.
-    ActionExecutionClient(Transport& transport, ServerEndpoint endpoint, std::string provider = "runtime",
-                          ClientTimeouts timeouts = {})
-        : transport_(transport), endpoint_(std::move(endpoint)), provider_(std::move(provider)), timeouts_(timeouts) {
-        while (!endpoint_.url.empty() && endpoint_.url.back() == '/') endpoint_.url.pop_back();
+// A form-data filename with its quotes and backslashes escaped.
+inline std::string escape_form_quotes(const std::string& text) {
+    std::string out;
+    for (char c : text) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
     }
+    return out;
+}
 
-    const std::string& url() const noexcept { return endpoint_.url; }  ///< the server's base URL, no trailing '/'
-    const ServerEndpoint& endpoint() const noexcept { return endpoint_; }  ///< the endpoint it was built with
-
-    /// GET /alive: throws when the server does not answer 2xx within the alive timeout.
-    void check_if_alive() {
-        Request request = make("GET", "/alive", timeouts_.alive);
-        const Response response = send_once(request);
-        raise(response);
+RUNBOX_DECL UploadBody upload_body(const std::filesystem::path& host_src, bool recursive, const std::string& provider) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::exists(host_src, ec)) {
+        throw error(errc::not_found, "Source file " + host_src.string() + " does not exist", provider);
     }
-
-    /// Waits until /alive answers 2xx. One deadline (endpoint().alive_timeout) bounds the whole
-    /// wait: each attempt is a single request whose timeout is capped by what is left, and the
-    /// pauses between attempts (alive_poll_interval) end at the deadline; a 502 from a proxy is
-    /// one failed attempt, not a retry loop of its own. The endpoint's probe is asked before
-    /// every attempt: when it reports that the server exited, that error is thrown at once.
-    /// Past the deadline: errc::timeout naming the bound and the last attempt's error.
-    void wait_until_alive() {
-        using clock = std::chrono::steady_clock;
-        const auto bound = endpoint_.alive_timeout;
-        const auto end = clock::now() + bound;
-        const auto interval = std::max(endpoint_.alive_poll_interval, std::chrono::milliseconds(1));
-        std::string last_error = "no attempt";
-        bool tried = false;
-        for (;;) {
-            if (endpoint_.probe) {
-                if (auto exited = endpoint_.probe()) throw *exited;
-            }
-            const auto left = std::chrono::ceil<std::chrono::milliseconds>(end - clock::now());
-            if (left <= std::chrono::milliseconds::zero()) break;
-            const bool capped = left < timeouts_.alive;
-            try {
-                raise(tagged([&] { return transport_.send(make("GET", "/alive", std::min(timeouts_.alive, left))); }));
-                return;
-            } catch (const error& e) {
-                // An attempt cut short by the deadline says less than the one before it.
-                if (!(capped && e.code() == errc::timeout && tried)) last_error = e.what();
-            } catch (const std::exception& e) {
-                last_error = e.what();
-            }
-            tried = true;
-            const auto now = clock::now();
-            if (now >= end) break;
-            std::this_thread::sleep_for(std::min<clock::duration>(interval, end - now));
+    std::string filename;
+    std::string content;
+    if (recursive) {
+        const fs::path archive = fs::temp_directory_path() / ("runbox-upload-" + random_hex(8) + ".zip");
+        struct Remove {
+            fs::path path;
+            ~Remove() { std::error_code ignored; fs::remove(path, ignored); }
+        } cleanup{archive};
+        zip_tree(host_src, archive, {.include_top_dir = true, .include_directories = true});
+        filename = archive.filename().string();
+        content = read_upload_file(archive, provider);
+    } else {
+        if (fs::is_directory(host_src, ec)) {
+            throw error(errc::config_invalid, host_src.string() + " is a directory: copy it with recursive=true",
+                        provider);
         }
-        throw error(errc::timeout,
-                    "the action execution server did not answer /alive within " + std::to_string(bound.count()) +
-                        " ms (last error: " + redact(last_error, endpoint_.secrets) + ")",
-                    provider_);
+        filename = host_src.filename().string();
+        content = read_upload_file(host_src, provider);
     }
+    const std::string boundary = "runbox-" + random_hex(12);
+    UploadBody upload;
+    upload.content_type = "multipart/form-data; boundary=" + boundary;
+    std::string& body = upload.body;
+    body.reserve(content.size() + 256);
+    body += "--" + boundary + "\r\n";
+    body += "Content-Disposition: form-data; name=\"file\"; filename=\"" + escape_form_quotes(filename) +
+            "\"\r\n";
+    body += "Content-Type: application/octet-stream\r\n\r\n";
+    body += content;
+    body += "\r\n--" + boundary + "--\r\n";
+    return upload;
+}
 
-    /// check_if_alive() as a bool, for polling loops; the error text is kept for reporting.
-    bool is_alive(std::string* why = nullptr) noexcept {
-        try {
-            check_if_alive();
-            return true;
-        } catch (const std::exception& e) {
-            if (why != nullptr) *why = e.what();
-            return false;
-        } catch (...) {
-            if (why != nullptr) *why = "unknown error";
-            return false;
-        }
+RUNBOX_DECL std::string execute_action_body(const Action& action) {
+    nlohmann::ordered_json body;
+    body["action"] = to_json(action);
+    return body.dump();
+}
+
+RUNBOX_DECL error execute_timeout(double timeout, const std::string& provider) {
+    return error(errc::timeout,
+                 "Runtime failed to return execute_action before the requested timeout of " + python_float(timeout) +
+                     "s",
+                 provider);
+}
+
+RUNBOX_DECL nlohmann::json parse_server_json(const Response& response, std::string_view what,
+                                             const std::string& provider) {
+    // Everything a sandbox sends is hostile: depth and size are bounded before any walk.
+    json_failure failure{};
+    auto json = parse_untrusted_json(response.body, {}, &failure);
+    if (json.is_discarded()) {
+        throw error(errc::bad_response, std::string(what) + " answered a body that " + json_failure_text(failure),
+                    provider, response.status);
     }
+    return json;
+}
 
-    /// GET /server_info: {"uptime", "idle_time", "resources": {...}}.
-    nlohmann::json server_info() {
-        const Response response = send_idempotent(make("GET", "/server_info", timeouts_.other));
-        raise(response);
-        return parse_json(response, "/server_info");
+RUNBOX_DECL Observation observation_from_answer(const Response& response, const Action& action,
+                                                const std::string& provider) {
+    auto json = parse_server_json(response, "/execute_action", provider);
+    if (!json.is_object()) {
+        throw error(errc::bad_response, "/execute_action answered a body that is not a JSON object", provider,
+                    response.status);
     }
-
-    /// POST /execute_action (reference §2.3 steps 8-10). The action must be runnable and carry a
-    /// timeout; Runtime::run_action applies the gates and the default timeout before this.
-    Observation execute_action(const Action& action) {
-        const auto timeout = timeout_of(action);
-        if (!timeout) throw error(errc::config_invalid, "execute_action needs an action with a timeout", provider_);
-        Request request = make("POST", "/execute_action",
-                               std::chrono::milliseconds(static_cast<std::int64_t>(*timeout * 1000.0)) +
-                                   timeouts_.execute_margin);
-        request.idempotent = false;
-        request.headers.set("Content-Type", "application/json");
-        nlohmann::ordered_json body;
-        body["action"] = to_json(action);
-        request.body = body.dump();
-
-        Response response;
-        {
-            std::lock_guard<std::mutex> one_action_at_a_time(action_mutex_);
-            try {
-                response = send_once(request);
-            } catch (const error& e) {
-                if (e.code() == errc::timeout) {
-                    throw error(errc::timeout,
-                                "Runtime failed to return execute_action before the requested timeout of " +
-                                    detail::python_float(*timeout) + "s",
-                                provider_);
-                }
-                throw;
-            }
-            last_execution_ = std::chrono::steady_clock::now();
-        }
-        raise(response);
-        auto json = parse_json(response, "/execute_action");
-        if (!json.is_object()) {
-            throw error(errc::bad_response, "/execute_action answered a body that is not a JSON object", provider_,
-                        response.status);
-        }
-        const bool hidden = std::visit([](const auto& a) {
-            if constexpr (requires { a.hidden; }) return static_cast<bool>(a.hidden);
-            else return false;
-        }, action);
-        if (hidden) {
-            if (!json.contains("extras") || !json["extras"].is_object()) json["extras"] = nlohmann::json::object();
-            json["extras"]["hidden"] = true;
-        }
-        Observation observation = observation_from_json(json);
-        meta(observation).cause = meta(action).id;
-        return observation;
+    const bool hidden = std::visit([](const auto& a) {
+        if constexpr (requires { a.hidden; }) return static_cast<bool>(a.hidden);
+        else return false;
+    }, action);
+    if (hidden) {
+        if (!json.contains("extras") || !json["extras"].is_object()) json["extras"] = nlohmann::json::object();
+        json["extras"]["hidden"] = true;
     }
+    Observation observation = observation_from_json(json);
+    meta(observation).cause = meta(action).id;
+    return observation;
+}
 
-    /// POST /upload_file. A directory needs recursive=true and is zipped with its own name, so
-    /// `copy_to("/tmp/dir", "/workspace", true)` yields /workspace/dir/... in the sandbox.
-    void copy_to(const std::filesystem::path& host_src, const std::string& sandbox_dest, bool recursive = false) {
-        namespace fs = std::filesystem;
-        std::error_code ec;
-        if (!fs::exists(host_src, ec)) {
-            throw error(errc::not_found, "Source file " + host_src.string() + " does not exist", provider_);
-        }
-        std::string filename;
-        std::string content;
-        if (recursive) {
-            const fs::path archive = fs::temp_directory_path() / ("runbox-upload-" + detail::random_hex(8) + ".zip");
-            struct Remove {
-                fs::path path;
-                ~Remove() { std::error_code ignored; fs::remove(path, ignored); }
-            } cleanup{archive};
-            zip_tree(host_src, archive, {.include_top_dir = true, .include_directories = true});
-            filename = archive.filename().string();
-            content = read_file(archive);
-        } else {
-            if (fs::is_directory(host_src, ec)) {
-                throw error(errc::config_invalid, host_src.string() + " is a directory: copy it with recursive=true",
-                            provider_);
-            }
-            filename = host_src.filename().string();
-            content = read_file(host_src);
-        }
-        const std::string boundary = "runbox-" + detail::random_hex(12);
-        std::string body;
-        body.reserve(content.size() + 256);
-        body += "--" + boundary + "\r\n";
-        body += "Content-Disposition: form-data; name=\"file\"; filename=\"" + escape_quotes(filename) + "\"\r\n";
-        body += "Content-Type: application/octet-stream\r\n\r\n";
-        body += content;
-        body += "\r\n--" + boundary + "--\r\n";
-
-        Request request = make("POST",
-                               "/upload_file?" + query_string({{"destination", sandbox_dest},
-                                                                 {"recursive", recursive ? "true" : "false"}}),
-                               timeouts_.copy_to);
-        // Uploading the same bytes to the same place twice leaves the same result.
-        request.idempotent = true;
-        request.headers.set("Content-Type", "multipart/form-data; boundary=" + boundary);
-        request.body = std::move(body);
-        raise(send_idempotent(request));
+RUNBOX_DECL std::vector<std::string> file_names_from_answer(const Response& response, const std::string& provider) {
+    const nlohmann::json json = parse_server_json(response, "/list_files", provider);
+    if (!json.is_array()) throw error(errc::bad_response, "/list_files did not answer a JSON list", provider);
+    std::vector<std::string> names;
+    for (const auto& item : json) {
+        if (!item.is_string()) throw error(errc::bad_response, "/list_files answered a non-string entry", provider);
+        names.push_back(item.get<std::string>());
     }
+    return names;
+}
 
-    /// GET /download_files: writes the zip to a new local file and returns its path. Unlike
-    /// OpenHands, the status is checked: an error is an error, not a "zip" holding JSON.
-    std::filesystem::path copy_from(const std::string& sandbox_path) {
-        namespace fs = std::filesystem;
-        const fs::path local = fs::temp_directory_path() / ("runbox-download-" + detail::random_hex(8) + ".zip");
-        std::ofstream out(local, std::ios::binary | std::ios::trunc);
-        if (!out) throw error(errc::unsupported, "cannot create " + local.string(), provider_);
-        Request request = make("GET", "/download_files?" + query_string({{"path", sandbox_path}}), timeouts_.copy_from);
-        request.on_body = [&out](std::string_view chunk) {
-            out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-            return out ? StreamAction::next : StreamAction::fail;
-        };
-        Response response;
-        try {
-            response = send_once(request);  // streamed: not retried
-        } catch (const error& e) {
-            out.close();
-            std::error_code ignored;
-            fs::remove(local, ignored);
-            if (e.code() == errc::timeout) throw error(errc::timeout, "Copy operation timed out", provider_);
-            throw;
-        }
-        out.close();
-        if (!response.ok()) {
-            std::error_code ignored;
-            fs::remove(local, ignored);
-            raise(response);
-        }
-        return local;
-    }
+RUNBOX_DECL std::filesystem::path download_path() {
+    return std::filesystem::temp_directory_path() / ("runbox-download-" + random_hex(8) + ".zip");
+}
 
-    /// POST /list_files: names in `path` (the server's working dir when empty), directories
-    /// first with a trailing '/'.
-    std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
-        Request request = make("POST", "/list_files", timeouts_.list_files);
-        request.idempotent = true;  // a read
-        request.headers.set("Content-Type", "application/json");
-        nlohmann::json body = nlohmann::json::object();
-        if (path) body["path"] = *path;
-        request.body = body.dump();
-        Response response;
-        try {
-            response = send_idempotent(request);
-        } catch (const error& e) {
-            if (e.code() == errc::timeout) throw error(errc::timeout, "List files operation timed out", provider_);
-            throw;
-        }
-        raise(response);
-        const nlohmann::json json = parse_json(response, "/list_files");
-        if (!json.is_array()) throw error(errc::bad_response, "/list_files did not answer a JSON list", provider_);
-        std::vector<std::string> names;
-        for (const auto& item : json) {
-            if (!item.is_string()) throw error(errc::bad_response, "/list_files answered a non-string entry", provider_);
-            names.push_back(item.get<std::string>());
-        }
-        return names;
-    }
-
-    /// GET /vscode/connection_token: the token, or "" when the server has none (null).
-    std::string get_vscode_token() {
-        if (vscode_token_) return *vscode_token_;
-        const Response response = send_idempotent(make("GET", "/vscode/connection_token", timeouts_.vscode_token));
-        raise(response);
-        const nlohmann::json json = parse_json(response, "/vscode/connection_token");
-        if (json.is_object() && json.contains("token") && json["token"].is_string()) {
-            vscode_token_ = json["token"].get<std::string>();
-            return *vscode_token_;
-        }
-        return "";
-    }
-
-    /// When the last /execute_action returned (or nullopt before the first).
-    std::optional<std::chrono::steady_clock::time_point> last_execution_time() const { return last_execution_; }
-
-private:
-    Request make(std::string method, const std::string& path, std::chrono::milliseconds timeout) const {
-        Request request;
-        request.method = std::move(method);
-        request.url = endpoint_.url + path;
-        request.headers = endpoint_.headers;
-        request.timeout = timeout;
-        return request;
-    }
-
-    Response send_once(const Request& request) {
-        if (endpoint_.retry && request.is_idempotent()) return send_idempotent(request);
-        return tagged([&] { return transport_.send(request); });
-    }
-
-    // Idempotent calls: 429/502/503/504 and dropped connections retried with backoff, or as the
-    // endpoint's provider asks (ServerEndpoint::retry: Daytona rides out its proxy's 502s).
-    Response send_idempotent(const Request& request) {
-        RetryPolicy policy;
-        policy.max_attempts = 3;
-        policy.initial_backoff = std::chrono::milliseconds(250);
-        policy.max_elapsed = std::chrono::milliseconds(15000);
-        if (endpoint_.retry) policy = *endpoint_.retry;
-        return tagged([&] { return send_with_retry(transport_, request, policy); });
-    }
-
-    // The transport tags its errors "transport"; to the user the sandbox behind this client
-    // went away, so the error names the provider (same code, same message).
-    template <class F>
-    Response tagged(F&& send) {
-        try {
-            return send();
-        } catch (const error& e) {
-            if (e.provider() == provider_) throw;
-            throw error(e.code(), e.detail(), provider_, e.http_status(), e.retry_after(), e.rpc_code());
-        }
-    }
-
-    void raise(const Response& response) const {
-        if (!response.ok()) raise_for_status(response, provider_, endpoint_.secrets);
-    }
-
-    nlohmann::json parse_json(const Response& response, std::string_view what) const {
-        // Everything a sandbox sends is hostile: depth and size are bounded before any walk.
-        detail::json_failure failure{};
-        auto json = detail::parse_untrusted_json(response.body, {}, &failure);
-        if (json.is_discarded()) {
-            throw error(errc::bad_response,
-                        std::string(what) + " answered a body that " + detail::json_failure_text(failure), provider_,
-                        response.status);
-        }
-        return json;
-    }
-
-    std::string read_file(const std::filesystem::path& path) const {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) throw error(errc::not_found, "cannot read " + path.string(), provider_);
-        return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
-
-    static std::string escape_quotes(const std::string& text) {
-        std::string out;
-        for (char c : text) {
-            if (c == '"' || c == '\\') out += '\\';
-            out += c;
-        }
-        return out;
-    }
-
-    Transport& transport_;
-    ServerEndpoint endpoint_;
-    std::string provider_;
-    ClientTimeouts timeouts_;
-    std::mutex action_mutex_;
-    std::optional<std::string> vscode_token_;
-    std::optional<std::chrono::steady_clock::time_point> last_execution_;
-};
-
-}  // namespace runbox
+}  // namespace runbox::detail
+// ---- end runbox/impl/client.ipp ----
+#endif
 // ---- end runbox/client.hpp ----
 // ---- begin runbox/sweep.hpp ----
 /// \file
@@ -6564,7 +7212,9 @@ SweepReport sweep(boost::mp11::mp_list<A...>, const Config& config, const SweepO
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -6574,11 +7224,13 @@ namespace runbox {
 
 namespace detail {
 
-/// A value as a JSON string literal with non-ASCII escaped (\uXXXX), as OpenHands exports env vars.
-inline std::string json_string_literal(const std::string& value) {
-    return nlohmann::json(value).dump(-1, ' ', true);
-}
+// What Runtime<A, T> does that depends on neither A nor T is written once here (impl/runtime.ipp):
+// every runtime shares one copy, and in compiled mode it is compiled once.
 
+/// A value as a JSON string literal with non-ASCII escaped (\uXXXX), as OpenHands exports env vars.
+RUNBOX_DECL std::string json_string_literal(const std::string& value);
+
+/// `text` with a-z upper-cased (env var names).
 inline std::string upper_ascii(std::string text) {
     for (char& c : text) {
         if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
@@ -6586,12 +7238,43 @@ inline std::string upper_ascii(std::string text) {
     return text;
 }
 
+/// What Runtime::add_env_vars runs for `env` (reference §7.3): the Jupyter cell, and the bash
+/// commands (export; persist in ~/.bashrc) with what each sets, for the error message.
+struct EnvVarCommands {
+    std::string ipython_code{};  ///< sets os.environ (run when the jupyter plugin is on)
+    std::vector<std::pair<std::string, std::string>> commands{};  ///< (command, what it sets); empty for no vars
+    std::string keys{};  ///< the upper-cased names, comma-separated
+};
+
+/// The commands that export `env` (names upper-cased) in the sandbox.
+RUNBOX_DECL EnvVarCommands env_var_commands(const std::map<std::string, std::string>& env);
+
+/// Throws errc::server_error naming `keys` and `what` unless `obs` is a command that exited 0.
+RUNBOX_DECL void check_env_result(const Observation& obs, const std::string& keys, const std::string& what,
+                                  std::string_view provider);
+
+/// The env vars connect() exports (see Runtime::initial_env_vars).
+RUNBOX_DECL std::map<std::string, std::string> initial_env_vars(const Config& config, const RuntimeOptions& options);
+
+/// OpenHands' gates before an action reaches the server (reference §2.3/§7.7): the observation
+/// when the gates answer it (not runnable, awaiting confirmation, rejected, MCP); otherwise
+/// nullopt, with the default (non-blocking) timeout applied when the action has none. A blocking
+/// command with no timeout is errc::config_invalid.
+RUNBOX_DECL std::optional<Observation> gate_action(Action& action, const Config& config, std::string_view provider);
+
+/// Publishes the observation that answers `action` on `stream` (cause = the action's id; a
+/// NullObservation is not published).
+RUNBOX_DECL void publish_observation(EventStream& stream, Observation observation, const Action& action);
+
+/// The hidden command that sets git's user name and email from the config (reference §7.2).
+RUNBOX_DECL std::string git_config_command(const Config& config);
+
 }  // namespace detail
 
 /// One sandbox session over any provider: `AuthPolicy` creates, attaches to and releases the sandbox
 /// (providers/*.hpp), `TransportPolicy` carries HTTP. Construction does no network I/O; connect() starts the
 /// session, close() (or the destructor) ends it. Errors are runbox::error; calls before connect() that need
-/// the server throw errc::unsupported. Actions run one at a time. Move-only; a moved-from Runtime may only be
+/// the server throw errc::not_connected. Actions run one at a time. Move-only; a moved-from Runtime may only be
 /// destroyed or assigned to.
 template <class AuthPolicy, class TransportPolicy = HttplibTransport>
 class Runtime {
@@ -6695,13 +7378,16 @@ public:
         std::lock_guard<std::mutex> lock(state_->unreleased_mutex);
         return state_->unreleased;
     }
-    const std::string& sid() const noexcept { return state().options.sid; }  ///< the session id (RuntimeOptions::sid)
-    const Config& config() const noexcept { return state().config; }  ///< the configuration it was built with
-    const RuntimeOptions& options() const noexcept { return state().options; }  ///< the options it was built with
-    std::optional<RuntimeStatus> status() const noexcept { return state().status; }  ///< the last status reported; nullopt before the first
-    AuthPolicy& provider() noexcept { return state().auth; }  ///< the provider object (provider-specific queries, e.g. settings())
-    TransportPolicy& transport() noexcept { return state().transport; }  ///< the transport every request goes through
-    EventStream& event_stream() noexcept { return *state().event_stream; }  ///< the stream it subscribed to as "runtime"
+    // On a moved-from Runtime these throw errc::not_connected (they are not noexcept: a
+    // moved-from object would otherwise end the program in std::terminate).
+    const std::string& sid() const { return state().options.sid; }  ///< the session id (RuntimeOptions::sid)
+    const Config& config() const { return state().config; }  ///< the configuration it was built with
+    const RuntimeOptions& options() const { return state().options; }  ///< the options it was built with
+    /// The last status reported; nullopt before the first (and on a moved-from Runtime).
+    std::optional<RuntimeStatus> status() const noexcept { return state_ ? state_->status : std::nullopt; }
+    AuthPolicy& provider() { return state().auth; }  ///< the provider object (provider-specific queries, e.g. settings())
+    TransportPolicy& transport() { return state().transport; }  ///< the transport every request goes through
+    EventStream& event_stream() { return *state().event_stream; }  ///< the stream it subscribed to as "runtime"
 
     /// The action execution server's base URL (after connect()).
     std::string action_execution_server_url() const { return client().url(); }
@@ -6769,47 +7455,17 @@ public:
 
     /// Exports `env` in the sandbox's bash and persists it in ~/.bashrc (reference §7.3).
     void add_env_vars(const std::map<std::string, std::string>& env) {
-        std::map<std::string, std::string> upper;
-        for (const auto& [key, value] : env) upper[detail::upper_ascii(key)] = value;
+        const detail::EnvVarCommands plan = detail::env_var_commands(env);
         if (has_plugin("jupyter")) {
-            std::string code = "import os\n";
-            for (const auto& [key, value] : upper) {
-                code += "os.environ[\"" + key + "\"] = " + detail::json_string_literal(value) + "\n";
-            }
             IPythonRunCellAction cell;
-            cell.code = code + "\n";
+            cell.code = plan.ipython_code;
             run_action(std::move(cell));
         }
-        if (upper.empty()) return;
-        std::string exports;
-        std::string persist;
-        std::string keys;
-        for (const auto& [key, value] : upper) {
-            const std::string literal = detail::json_string_literal(value);
-            exports += "export " + key + "=" + literal + "; ";
-            persist += "touch ~/.bashrc; grep -q \"^export " + key + "=\" ~/.bashrc || echo \"export " + key + "=" +
-                       literal + "\" >> ~/.bashrc; ";
-            keys += (keys.empty() ? "" : ", ") + key;
-        }
-        auto trim = [](std::string text) {
-            while (!text.empty() && text.back() == ' ') text.pop_back();
-            return text;
-        };
-        for (const auto& [command, what] : {std::pair{trim(exports), std::string("environment")},
-                                            std::pair{trim(persist), std::string(".bashrc")}}) {
+        for (const auto& [command, what] : plan.commands) {
             CmdRunAction action;
             action.command = command;
             action.hidden = true;
-            const Observation obs = run_action(std::move(action));
-            const auto* out = std::get_if<CmdOutputObservation>(&obs);
-            if (out == nullptr || out->metadata.exit_code != 0) {
-                const std::string content = out != nullptr ? out->content
-                                            : std::holds_alternative<ErrorObservation>(obs)
-                                                ? std::get<ErrorObservation>(obs).content
-                                                : std::string("unexpected observation");
-                throw error(errc::server_error, "Failed to add env vars [" + keys + "] to " + what + ": " + content,
-                            std::string(AuthPolicy::name));
-            }
+            detail::check_env_result(run_action(std::move(action)), plan.keys, what, AuthPolicy::name);
         }
     }
 
@@ -6817,21 +7473,7 @@ public:
     /// environment, ENABLE_AUTO_LINT, the env_vars option, then `<provider>_token` for git tokens.
     std::map<std::string, std::string> initial_env_vars() const {
         const State& s = state();
-        std::map<std::string, std::string> env;
-        if (s.config.env_list) {
-            constexpr std::string_view prefix = "SANDBOX_ENV_";
-            for (const auto& [name, value] : s.config.env_list()) {
-                if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0) {
-                    env[name.substr(prefix.size())] = value;
-                }
-            }
-        }
-        if (s.config.sandbox.enable_auto_lint) env["ENABLE_AUTO_LINT"] = "true";
-        for (const auto& [key, value] : s.options.env_vars) env[key] = value;
-        for (const auto& [provider, token] : s.options.git_provider_tokens) {
-            if (!token.empty()) env[provider + "_token"] = token;
-        }
-        return env;
+        return detail::initial_env_vars(s.config, s.options);
     }
 
 private:
@@ -6948,34 +7590,27 @@ private:
     };
 
     State& state() {
-        if (!state_) throw error(errc::unsupported, "use of a moved-from Runtime");
+        if (!state_) throw error(errc::not_connected, "use of a moved-from Runtime");
         return *state_;
     }
     const State& state() const {
-        if (!state_) throw error(errc::unsupported, "use of a moved-from Runtime");
+        if (!state_) throw error(errc::not_connected, "use of a moved-from Runtime");
         return *state_;
     }
 
     ActionExecutionClient<TransportPolicy>& client() {
         State& s = state();
-        if (!s.client) throw error(errc::unsupported, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
+        if (!s.client) throw error(errc::not_connected, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
         return *s.client;
     }
     const ActionExecutionClient<TransportPolicy>& client() const {
         const State& s = state();
-        if (!s.client) throw error(errc::unsupported, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
+        if (!s.client) throw error(errc::not_connected, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
         return *s.client;
     }
 
     bool has_plugin(std::string_view name) const { return state().has(name); }
     bool vscode_enabled() const { return has_plugin("vscode"); }
-
-    static std::optional<ConfirmationState> confirmation_state_of(const Action& action) {
-        return std::visit([](const auto& a) -> std::optional<ConfirmationState> {
-            if constexpr (requires { a.confirmation_state; }) return a.confirmation_state;
-            else return std::nullopt;
-        }, action);
-    }
 
     // One deadline bounds the wait; the endpoint's probe can end it early (client.hpp).
     static void wait_until_alive(State& s) { s.client->wait_until_alive(); }
@@ -6986,8 +7621,7 @@ private:
         add_env_vars(initial_env_vars());
         if (!s.config.sandbox.runtime_startup_env_vars.empty()) add_env_vars(s.config.sandbox.runtime_startup_env_vars);
         CmdRunAction git;
-        git.command = "git config --global user.name \"" + s.config.git_user_name + "\" && git config --global user.email \"" +
-                      s.config.git_user_email + "\"";
+        git.command = detail::git_config_command(s.config);
         git.hidden = true;
         try {
             run_action(std::move(git));  // OpenHands only logs a failure here
@@ -7007,12 +7641,7 @@ private:
         const auto* action = std::get_if<Action>(&event);
         if (action == nullptr || !s.client) return;
         try {
-            Observation observation = dispatch(s, *action);
-            if (std::holds_alternative<NullObservation>(observation)) return;
-            auto& m = meta(observation);
-            m.cause = meta(*action).id;
-            m.tool_call_metadata = meta(*action).tool_call_metadata;
-            s.event_stream->add_event(Event(std::move(observation)), meta(*action).source.value_or(EventSource::agent));
+            detail::publish_observation(*s.event_stream, dispatch(s, *action), *action);
         } catch (const error& e) {
             const bool disconnected = e.code() == errc::transport || e.code() == errc::sandbox_gone;
             s.set_status(disconnected ? RuntimeStatus::error_runtime_disconnected : RuntimeStatus::error, e.what(),
@@ -7024,31 +7653,9 @@ private:
 
     // The gates of reference §2.3/§7.7, shared by run_action and the event path.
     static Observation dispatch(State& s, Action action) {
-        if (!is_runnable(action)) {
-            if (std::holds_alternative<AgentThinkAction>(action)) {
-                return AgentThinkObservation{.content = "Your thought has been logged."};
-            }
-            return NullObservation{};
-        }
-        const auto confirmation = confirmation_state_of(action);
-        if (confirmation == ConfirmationState::awaiting_confirmation) return NullObservation{};
-        if (confirmation == ConfirmationState::rejected) {
-            return UserRejectObservation{.content = "Action has been rejected by the user! Waiting for further user input."};
-        }
-        if (std::holds_alternative<MCPAction>(action)) {
-            // MCP goes to MCP servers, not /execute_action; runbox has no MCP client yet.
-            return ErrorObservation{.content = "Action call_tool_mcp is not supported in the current runtime.",
-                                    .error_id = "AGENT_ERROR$BAD_ACTION"};
-        }
-        if (!timeout_of(action)) {
-            if (const auto* cmd = std::get_if<CmdRunAction>(&action); cmd != nullptr && cmd->blocking) {
-                throw error(errc::config_invalid, "Blocking command with no timeout set", std::string(AuthPolicy::name));
-            }
-            // The default timeout is non-blocking: the soft "no new output" timeout stays active.
-            set_hard_timeout(action, static_cast<double>(s.config.sandbox.timeout), false);
-        }
+        if (auto answer = detail::gate_action(action, s.config, AuthPolicy::name)) return std::move(*answer);
         if (!s.client) {
-            throw error(errc::unsupported, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
+            throw error(errc::not_connected, "runtime is not connected: call connect() first", std::string(AuthPolicy::name));
         }
         return s.client->execute_action(action);
     }
@@ -7057,6 +7664,122 @@ private:
 };
 
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/impl/runtime.ipp ----
+// runbox/impl/runtime.ipp - what every Runtime<A, T> shares (runbox/detail/linkage.hpp): included
+// by runtime.hpp when header-only, compiled once by runbox/src.hpp otherwise.
+
+
+namespace runbox::detail {
+
+RUNBOX_DECL std::string json_string_literal(const std::string& value) {
+    return nlohmann::json(value).dump(-1, ' ', true);
+}
+
+RUNBOX_DECL EnvVarCommands env_var_commands(const std::map<std::string, std::string>& env) {
+    std::map<std::string, std::string> upper;
+    for (const auto& [key, value] : env) upper[upper_ascii(key)] = value;
+    EnvVarCommands plan;
+    std::string code = "import os\n";
+    for (const auto& [key, value] : upper) {
+        code += "os.environ[\"" + key + "\"] = " + json_string_literal(value) + "\n";
+    }
+    plan.ipython_code = code + "\n";
+    if (upper.empty()) return plan;
+    std::string exports;
+    std::string persist;
+    for (const auto& [key, value] : upper) {
+        const std::string literal = json_string_literal(value);
+        exports += "export " + key + "=" + literal + "; ";
+        persist += "touch ~/.bashrc; grep -q \"^export " + key + "=\" ~/.bashrc || echo \"export " + key + "=" +
+                   literal + "\" >> ~/.bashrc; ";
+        plan.keys += (plan.keys.empty() ? "" : ", ") + key;
+    }
+    auto trim = [](std::string text) {
+        while (!text.empty() && text.back() == ' ') text.pop_back();
+        return text;
+    };
+    plan.commands = {{trim(exports), "environment"}, {trim(persist), ".bashrc"}};
+    return plan;
+}
+
+RUNBOX_DECL void check_env_result(const Observation& obs, const std::string& keys, const std::string& what,
+                                  std::string_view provider) {
+    const auto* out = std::get_if<CmdOutputObservation>(&obs);
+    if (out != nullptr && out->metadata.exit_code == 0) return;
+    const std::string content = out != nullptr ? out->content
+                                : std::holds_alternative<ErrorObservation>(obs) ? std::get<ErrorObservation>(obs).content
+                                                                                : std::string("unexpected observation");
+    throw error(errc::server_error, "Failed to add env vars [" + keys + "] to " + what + ": " + content,
+                std::string(provider));
+}
+
+RUNBOX_DECL std::map<std::string, std::string> initial_env_vars(const Config& config, const RuntimeOptions& options) {
+    std::map<std::string, std::string> env;
+    if (config.env_list) {
+        constexpr std::string_view prefix = "SANDBOX_ENV_";
+        for (const auto& [name, value] : config.env_list()) {
+            if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0) {
+                env[name.substr(prefix.size())] = value;
+            }
+        }
+    }
+    if (config.sandbox.enable_auto_lint) env["ENABLE_AUTO_LINT"] = "true";
+    for (const auto& [key, value] : options.env_vars) env[key] = value;
+    for (const auto& [provider, token] : options.git_provider_tokens) {
+        if (!token.empty()) env[provider + "_token"] = token;
+    }
+    return env;
+}
+
+RUNBOX_DECL std::optional<Observation> gate_action(Action& action, const Config& config, std::string_view provider) {
+    if (!is_runnable(action)) {
+        if (std::holds_alternative<AgentThinkAction>(action)) {
+            return AgentThinkObservation{.content = "Your thought has been logged."};
+        }
+        return NullObservation{};
+    }
+    const std::optional<ConfirmationState> confirmation =
+        std::visit([](const auto& a) -> std::optional<ConfirmationState> {
+            if constexpr (requires { a.confirmation_state; }) return a.confirmation_state;
+            else return std::nullopt;
+        }, action);
+    if (confirmation == ConfirmationState::awaiting_confirmation) return NullObservation{};
+    if (confirmation == ConfirmationState::rejected) {
+        return UserRejectObservation{.content = "Action has been rejected by the user! Waiting for further user input."};
+    }
+    if (std::holds_alternative<MCPAction>(action)) {
+        // MCP goes to MCP servers, not /execute_action; runbox has no MCP client yet.
+        return ErrorObservation{.content = "Action call_tool_mcp is not supported in the current runtime.",
+                                .error_id = "AGENT_ERROR$BAD_ACTION"};
+    }
+    if (!timeout_of(action)) {
+        if (const auto* cmd = std::get_if<CmdRunAction>(&action); cmd != nullptr && cmd->blocking) {
+            throw error(errc::config_invalid, "Blocking command with no timeout set", std::string(provider));
+        }
+        // The default timeout is non-blocking: the soft "no new output" timeout stays active.
+        set_hard_timeout(action, static_cast<double>(config.sandbox.timeout), false);
+    }
+    return std::nullopt;
+}
+
+RUNBOX_DECL void publish_observation(EventStream& stream, Observation observation, const Action& action) {
+    if (std::holds_alternative<NullObservation>(observation)) return;
+    auto& m = meta(observation);
+    m.cause = meta(action).id;
+    m.tool_call_metadata = meta(action).tool_call_metadata;
+    stream.add_event(Event(std::move(observation)), meta(action).source.value_or(EventSource::agent));
+}
+
+RUNBOX_DECL std::string git_config_command(const Config& config) {
+    return "git config --global user.name \"" + config.git_user_name + "\" && git config --global user.email \"" +
+           config.git_user_email + "\"";
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/impl/runtime.ipp ----
+#endif
 // ---- end runbox/runtime.hpp ----
 // ---- begin runbox/providers/local.hpp ----
 /// \file
@@ -7082,7 +7805,6 @@ private:
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -7090,10 +7812,325 @@ private:
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+// ---- begin runbox/detail/spawn.hpp ----
+/// \file
+/// starting a program without a shell: the one posix_spawn routine of runbox.
+///
+/// The local provider's runbox-server child, the runbox-server program's useradd, and the test
+/// suite's child processes all start here. The action server's own processes do not: a shell or
+/// an interpreter runs as the configured user under a subreaper supervisor (server/process.hpp),
+/// and posix_spawn can neither switch user (setgroups/setgid/setuid) nor make its child a
+/// subreaper or give it a controlling terminal, so those keep their fork + execve.
+///
+/// Why not Boost.Process (Debian's Boost 1.74): a one-line unit using boost::process::child
+/// costs 3.5 CPU s and 460 MB to compile against 0.2 s and 70 MB for posix_spawn (g++ 12, -O0),
+/// and its v1 pulls in Boost.Filesystem, a compiled library runbox does not link today.
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace runbox::detail {
+
+/// What spawn() starts and how.
+struct SpawnOptions {
+    std::vector<std::string> argv;                    ///< argv[0] is the program
+    std::optional<std::vector<std::string>> env;      ///< "K=V" strings; nullopt: this process's environment
+    bool search_path = false;                         ///< look argv[0] up on PATH (posix_spawnp)
+    bool stdout_pipe = false;                         ///< the child's stdout goes to a pipe the caller reads
+    bool new_process_group = false;                   ///< its own process group: kill(-pid, sig) reaches all of it
+};
+
+/// A started child: its pid, and the read end of its stdout pipe (-1 without stdout_pipe;
+/// close-on-exec, the caller closes it). `error` is the errno when it could not start (pid -1).
+struct SpawnedChild {
+    pid_t pid = -1;     ///< the child's pid, -1 when it did not start
+    int stdout_fd = -1; ///< read end of the child's stdout (with SpawnOptions::stdout_pipe)
+    int error = 0;      ///< why it did not start (an errno value), 0 when it did
+    bool pipe_failed = false;  ///< the stdout pipe could not be made (nothing was started)
+};
+
+/// Starts `options.argv` with posix_spawn(p). Never throws for a program that cannot start
+/// (the result says why); throws std::bad_alloc only.
+RUNBOX_DECL SpawnedChild spawn(const SpawnOptions& options);
+
+/// Waits for the child `pid` to end (retrying on EINTR); its wait status, or nullopt when
+/// waitpid fails (not our child).
+RUNBOX_DECL std::optional<int> wait_child(pid_t pid);
+
+}  // namespace runbox::detail
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/detail/impl/spawn.ipp ----
+
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+extern char** environ;
+
+namespace runbox::detail {
+
+RUNBOX_DECL SpawnedChild spawn(const SpawnOptions& options) {
+    SpawnedChild child;
+    if (options.argv.empty()) {
+        child.error = EINVAL;
+        return child;
+    }
+    int fds[2] = {-1, -1};
+    if (options.stdout_pipe && ::pipe2(fds, O_CLOEXEC) != 0) {
+        child.error = errno;
+        child.pipe_failed = true;
+        return child;
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    if (options.stdout_pipe) posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);  // dup2 clears CLOEXEC
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    if (options.new_process_group) {
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+        posix_spawnattr_setpgroup(&attr, 0);
+    }
+    std::vector<std::string> argv_strings = options.argv;
+    std::vector<char*> argv;
+    for (auto& s : argv_strings) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_strings;
+    std::vector<char*> envp;
+    if (options.env) {
+        env_strings = *options.env;
+        for (auto& s : env_strings) envp.push_back(s.data());
+        envp.push_back(nullptr);
+    }
+    char* const* env = options.env ? envp.data() : environ;
+    const int rc = options.search_path
+                       ? ::posix_spawnp(&child.pid, argv[0], &actions, &attr, argv.data(), env)
+                       : ::posix_spawn(&child.pid, argv[0], &actions, &attr, argv.data(), env);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (options.stdout_pipe) ::close(fds[1]);
+    if (rc != 0) {
+        if (options.stdout_pipe) ::close(fds[0]);
+        child.pid = -1;
+        child.error = rc;
+        return child;
+    }
+    child.stdout_fd = options.stdout_pipe ? fds[0] : -1;
+    return child;
+}
+
+RUNBOX_DECL std::optional<int> wait_child(pid_t pid) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return std::nullopt;
+    }
+    return status;
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/detail/impl/spawn.ipp ----
+#endif
+// ---- end runbox/detail/spawn.hpp ----
+
+// The in-process server is reached only through impl/local.ipp: in compiled mode a unit that
+// uses the local provider does not parse the server's headers.
+namespace runbox::server {
+class ActionServer;
+}  // namespace runbox::server
+
+namespace runbox::local {
+
+/// A `runbox-server` child process, started with a pipe on its stdout to learn its port.
+class ServerProcess {
+public:
+    /// Spawns `program args...` in its own process group with the allow-listed host environment
+    /// plus `extra_env`, and waits up to `timeout` for its "listening on URL" line. Throws
+    /// runbox::error errc::config_invalid when it cannot be started (naming RUNBOX_SERVER_PATH),
+    /// errc::timeout when it does not report its address in time (it is then stopped).
+    ServerProcess(const std::string& program, const std::vector<std::string>& args,
+                  const std::vector<std::pair<std::string, std::string>>& extra_env, std::chrono::milliseconds timeout) {
+        // The server (and so its shells) gets the allow-listed host variables only, like thread
+        // mode; `extra_env` (the session key, the startup variables) is added after the builder,
+        // which would drop SESSION_API_KEY.
+        auto env = detail::sandbox_environment(detail::EnvironmentBase::allow_list);
+        for (const auto& [key, value] : extra_env) env[key] = value;
+        detail::SpawnOptions spawn_options;
+        spawn_options.argv = {program};
+        spawn_options.argv.insert(spawn_options.argv.end(), args.begin(), args.end());
+        spawn_options.env = detail::environment_strings(env);
+        spawn_options.search_path = true;
+        spawn_options.stdout_pipe = true;
+        spawn_options.new_process_group = true;  // its own group: close() kills it whole
+        const auto child = detail::spawn(spawn_options);
+        if (child.pipe_failed) throw error(errc::system, "pipe2 failed", "local");
+        if (child.pid < 0) {
+            throw error(errc::config_invalid,
+                        "cannot start " + program + ": " + std::string(std::strerror(child.error)) +
+                            " (build the runbox-server target or set RUNBOX_SERVER_PATH)",
+                        "local");
+        }
+        pid_ = child.pid;
+        stdout_fd_ = child.stdout_fd;
+        read_url(timeout);
+    }
+
+    /// stop().
+    ~ServerProcess() { stop(); }
+    ServerProcess(const ServerProcess&) = delete;
+    ServerProcess& operator=(const ServerProcess&) = delete;
+
+    /// The server's base URL ("http://127.0.0.1:PORT").
+    const std::string& url() const noexcept { return url_; }
+
+    /// SIGTERM to the whole process group, SIGKILL after 5 s, and reaps it. Idempotent.
+    void stop() noexcept {
+        if (pid_ > 0) {
+            ::kill(-pid_, SIGTERM);
+            // Give the server its chance to reap the shell; then make sure.
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+            int status = 0;
+            while (::waitpid(pid_, &status, WNOHANG) == 0) {
+                if (std::chrono::steady_clock::now() >= deadline) {
+                    ::kill(-pid_, SIGKILL);
+                    ::waitpid(pid_, &status, 0);
+                    break;
+                }
+                ::poll(nullptr, 0, 5);
+            }
+            pid_ = -1;
+        }
+        if (stdout_fd_ >= 0) {
+            ::close(stdout_fd_);
+            stdout_fd_ = -1;
+        }
+    }
+
+private:
+    // runbox-server prints "listening on http://HOST:PORT" once it accepts connections.
+    void read_url(std::chrono::milliseconds timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        std::string buffer;
+        constexpr std::string_view marker = "listening on ";
+        for (;;) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) break;
+            pollfd pfd{stdout_fd_, POLLIN, 0};
+            if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
+            char chunk[256];
+            const ssize_t n = ::read(stdout_fd_, chunk, sizeof chunk);
+            if (n <= 0) break;
+            buffer.append(chunk, static_cast<std::size_t>(n));
+            const auto at = buffer.find(marker);
+            if (at != std::string::npos) {
+                const auto end = buffer.find('\n', at);
+                if (end != std::string::npos) {
+                    url_ = buffer.substr(at + marker.size(), end - at - marker.size());
+                    while (!url_.empty() && (url_.back() == '\r' || url_.back() == ' ')) url_.pop_back();
+                    return;
+                }
+            }
+        }
+        stop();
+        throw error(errc::timeout, "runbox-server did not report its address in time", "local");
+    }
+
+    pid_t pid_ = -1;
+    int stdout_fd_ = -1;
+    std::string url_;
+};
+
+/// The local provider's policy for Runtime (see the top of this header): no credentials, the
+/// server on 127.0.0.1 in this process or as a child process.
+class Auth {
+public:
+    static constexpr std::string_view name = "local";  ///< the provider's name in Config::runtime
+    using default_transport = HttplibTransport;          ///< the transport make_runtime uses
+
+    /// Reads the settings (mode, server_path); a bad mode is errc::config_invalid. No I/O.
+    explicit Auth(const Config& config);
+
+    /// Movable (a Runtime owns its policy); not copyable.
+    ///@{
+    Auth(Auth&&) noexcept;
+    Auth& operator=(Auth&&) noexcept;
+    ///@}
+    /// Stops the server and removes a temporary workspace.
+    ~Auth();
+
+    /// The local server needs no credentials.
+    void authorize(Request&) const {}
+
+    /// Creates the workspace, starts the server with a random session key and returns where it
+    /// listens. Throws runbox::error errc::config_invalid for a bad NO_CHANGE_TIMEOUT_SECONDS or
+    /// a runbox-server that cannot start, errc::timeout when it does not come up.
+    template <class Transport>
+    ServerEndpoint connect(ProviderContext<Transport>& ctx) {
+        // Nothing here depends on the transport: the work is one non-template function.
+        return start(ctx.config, ctx.options, [&ctx](RuntimeStatus value, std::string_view message) {
+            ctx.status(value, message);
+        });
+    }
+
+    /// Stops the server (its shells' processes are reaped) and removes a temporary workspace.
+    template <class Transport>
+    void close(ProviderContext<Transport>&, CloseReason) noexcept {
+        stop();
+    }
+
+    /// The workspace directory on this machine (empty before connect()).
+    const std::filesystem::path& workspace() const noexcept { return workspace_; }
+    /// "thread" or "process".
+    const std::string& mode() const noexcept { return mode_; }
+
+private:
+    using status_sink = std::function<void(RuntimeStatus, std::string_view)>;
+    ServerEndpoint start(const Config& config, const RuntimeOptions& options, const status_sink& status);
+    void stop() noexcept;
+
+    std::string mode_;
+    std::string server_path_;
+    std::filesystem::path workspace_;
+    bool owns_workspace_ = false;
+    std::string session_key_;
+    std::unique_ptr<server::ActionServer> server_;
+    std::unique_ptr<ServerProcess> process_;
+};
+
+}  // namespace runbox::local
+
+namespace runbox {
+/// The default runtime: runbox's action server on this machine.
+using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp); a program's units only declare it.
+extern template class Runtime<local::Auth, HttplibTransport>;
+#endif
+}  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/providers/impl/local.ipp ----
+// runbox/providers/impl/local.ipp - the local provider's definitions (runbox/detail/linkage.hpp):
+// included by providers/local.hpp when header-only, compiled once by runbox/src.hpp otherwise.
+// The in-process action server is included here, not in the header.
+
+
+#include <cstdint>
+#include <exception>
+#include <system_error>
 
 // ---- begin runbox/server/action_server.hpp ----
 /// \file
@@ -7129,6 +8166,7 @@ private:
 /// and cwd; the scan for them looks at each byte once. Every shell runs under a subreaper
 /// supervisor (server/process.hpp): close() kills everything it started, setsid and double
 /// forks included.
+
 
 #include <fcntl.h>
 #include <grp.h>
@@ -7204,7 +8242,8 @@ inline std::string shell_quote(std::string_view text) {
 /// \file
 /// the text-level pieces of the bash session (OpenHands §4):
 /// splitting input into top-level commands, the `\;`-style escaping quirk, the prompt
-/// marker block and its metadata, the fixed observation texts, and terminal-output cleanup.
+/// marker block and its metadata, and the fixed observation texts. Rendering terminal output is
+/// server/terminal_render.hpp's concern (included here: incomplete_tail() needs it).
 ///
 /// No process or PTY code lives here, so all of it is unit-testable on plain strings.
 
@@ -7222,8 +8261,168 @@ inline std::string shell_quote(std::string_view text) {
 #include <system_error>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+// ---- begin runbox/server/terminal_render.hpp ----
+/// \file
+/// terminal rendering: raw PTY output (CRLF, bare CR overwrites, backspace, ANSI escape
+/// sequences, invalid UTF-8) turned into the plain text an observation carries.
+///
+/// Plain string code, no process or PTY: the bash session renders its output with it, and
+/// bash_parse.hpp's incomplete_tail() uses escape_length() to hold back a partial sequence.
 
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+
+namespace runbox::server::bash {
+
+namespace detail {
+
+/// Length of the escape sequence starting at s[i] (== ESC); `complete` is false when the input
+/// ends before the sequence does (the length then runs to the end).
+RUNBOX_DECL std::size_t escape_length(std::string_view s, std::size_t i, bool* complete = nullptr);
+
+}  // namespace detail
+
+/// Renders raw terminal output as text: CRLF -> LF, a bare CR returns to the line start and
+/// later text overwrites (progress bars), backspace moves left, ANSI escape sequences and other
+/// control characters are dropped, invalid UTF-8 becomes U+FFFD.
+RUNBOX_DECL std::string render_terminal_output(std::string_view raw);
+
+}  // namespace runbox::server::bash
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/server/impl/terminal_render.ipp ----
+
+
+
+namespace runbox::server::bash {
+
+namespace detail {
+
+RUNBOX_DECL std::size_t escape_length(std::string_view s, std::size_t i, bool* complete) {
+    const std::size_t n = s.size();
+    auto done = [&](std::size_t len, bool ok) {
+        if (complete) *complete = ok;
+        return len;
+    };
+    if (i + 1 >= n) return done(n - i, false);
+    const char c = s[i + 1];
+    if (c == '[') {
+        std::size_t k = i + 2;
+        while (k < n && static_cast<unsigned char>(s[k]) >= 0x20 && static_cast<unsigned char>(s[k]) <= 0x3F) ++k;
+        while (k < n && static_cast<unsigned char>(s[k]) >= 0x20 && static_cast<unsigned char>(s[k]) <= 0x2F) ++k;
+        if (k >= n) return done(n - i, false);
+        if (static_cast<unsigned char>(s[k]) >= 0x40 && static_cast<unsigned char>(s[k]) <= 0x7E) ++k;
+        return done(k - i, true);
+    }
+    if (c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_') {
+        for (std::size_t k = i + 2; k < n; ++k) {
+            if (c == ']' && s[k] == '\x07') return done(k + 1 - i, true);
+            if (s[k] == '\x1b' && k + 1 < n && s[k + 1] == '\\') return done(k + 2 - i, true);
+        }
+        return done(n - i, false);
+    }
+    if (c == '(' || c == ')' || c == '*' || c == '+' || c == '-' || c == '.' || c == '/' || c == '#' || c == '%') {
+        if (i + 3 > n) return done(n - i, false);
+        return done(3, true);
+    }
+    return done(2, true);
+}
+
+}  // namespace detail
+
+RUNBOX_DECL std::string render_terminal_output(std::string_view raw) {
+    std::string out;
+    out.reserve(raw.size());
+    // Plain text goes straight to `out`; only a line that moves the cursor back (CR, BS) is
+    // re-decoded into cells so later text can overwrite it.
+    std::size_t line_start = 0;  // where the current line begins in `out`
+    bool cells_mode = false;
+    std::u32string line;
+    std::size_t cursor = 0;
+    auto enter_cells_mode = [&] {
+        if (cells_mode) return;
+        line.clear();
+        const std::string_view text(out.data() + line_start, out.size() - line_start);
+        for (std::size_t k = 0; k < text.size();) line.push_back(runbox::detail::decode_utf8(text, k));
+        out.resize(line_start);
+        cursor = line.size();
+        cells_mode = true;
+    };
+    auto put = [&](char32_t cp) {
+        if (!cells_mode) {
+            runbox::detail::append_utf8(out, cp);
+            return;
+        }
+        if (cursor < line.size()) line[cursor] = cp;
+        else line.push_back(cp);
+        ++cursor;
+    };
+    std::size_t i = 0;
+    const std::size_t n = raw.size();
+    while (i < n) {
+        const auto b = static_cast<unsigned char>(raw[i]);
+        if (!cells_mode && ((b >= 0x20 && b < 0x7f) || b == '\t')) {
+            std::size_t j = i + 1;
+            while (j < n) {
+                const auto c = static_cast<unsigned char>(raw[j]);
+                if (!((c >= 0x20 && c < 0x7f) || c == '\t')) break;
+                ++j;
+            }
+            out.append(raw.substr(i, j - i));
+            i = j;
+            continue;
+        }
+        if (b == 0x1b) {
+            i += detail::escape_length(raw, i);
+            continue;
+        }
+        if (b == '\n') {
+            if (cells_mode) {
+                for (const auto cp : line) runbox::detail::append_utf8(out, cp);
+                cells_mode = false;
+            }
+            out += '\n';
+            line_start = out.size();
+            ++i;
+            continue;
+        }
+        if (b == '\r') {
+            // CRLF is just a line end; a bare CR returns to the start of the line
+            if (i + 1 < n && raw[i + 1] == '\n') {
+                ++i;
+                continue;
+            }
+            enter_cells_mode();
+            cursor = 0;
+            ++i;
+            continue;
+        }
+        if (b == '\b') {
+            enter_cells_mode();
+            if (cursor > 0) --cursor;
+            ++i;
+            continue;
+        }
+        if (b < 0x20 || b == 0x7f) {
+            ++i;
+            continue;
+        }
+        const char32_t cp = runbox::detail::decode_utf8(raw, i);
+        if (cp >= 0x80 && cp < 0xA0) continue;  // C1 controls
+        put(cp);
+    }
+    if (cells_mode) {
+        for (const auto cp : line) runbox::detail::append_utf8(out, cp);
+    }
+    return out;
+}
+
+}  // namespace runbox::server::bash
+// ---- end runbox/server/impl/terminal_render.ipp ----
+#endif
+// ---- end runbox/server/terminal_render.hpp ----
 
 namespace runbox::server::bash {
 
@@ -7287,13 +8486,7 @@ inline std::string truncated_prefix(std::size_t lines) {
            " lines of the output below.]\n";
 }
 /// The error for input holding several top-level commands, listing them numbered.
-inline std::string multiple_commands_error(const std::vector<std::string>& commands) {
-    std::string out =
-        "ERROR: Cannot execute multiple commands at once.\nPlease run each command separately OR chain them into a "
-        "single command via && or ;\nProvided commands:";
-    for (std::size_t i = 0; i < commands.size(); ++i) out += "\n(" + std::to_string(i + 1) + ") " + commands[i];
-    return out;
-}
+RUNBOX_DECL std::string multiple_commands_error(const std::vector<std::string>& commands);
 
 // ---- small string helpers ------------------------------------------------------------------
 
@@ -7341,6 +8534,139 @@ inline std::string_view remove_command_prefix(std::string_view output, std::stri
 }
 
 // ---- command splitting and escaping ---------------------------------------------------------
+
+/// Splits input into top-level commands (one per line-separated command; heredocs, multi-line
+/// compound commands, `\`-continuations, &&/;/| chains and comments stay with their command).
+/// Blank input gives {""}; input that does not parse is returned whole, as one command.
+RUNBOX_DECL std::vector<std::string> split_bash_commands(std::string_view commands);
+
+/// The reference's escaping of unquoted `\;` `\&` `\|` `\>` `\<` (each becomes `\\;` ...); quoted
+/// strings, $( ), backticks and heredoc bodies are untouched. Unparseable input is returned as is.
+/// (In OpenHands the doubled backslash is eaten by tmux; runbox types the original command and
+/// only reports this escaped text in the observation's `command` field, reference quirk 7.)
+RUNBOX_DECL std::string escape_bash_special_chars(std::string_view command);
+
+// ---- prompt metadata ------------------------------------------------------------------------
+
+/// Parses the JSON inside one prompt block; nullopt when it is not a JSON object. The fields are
+/// read by events.hpp's cmd_output_metadata_from_json (the one CmdOutputMetadata reader); a
+/// prompt never sets prefix or suffix.
+RUNBOX_DECL std::optional<CmdOutputMetadata> parse_prompt_json(std::string_view inner);
+
+/// One prompt block found in the shell's output.
+struct PromptBlock {
+    std::size_t begin = 0;  ///< offset of the start marker (at a line start)
+    std::size_t end = 0;    ///< one past the end marker
+    CmdOutputMetadata metadata;  ///< the prompt's JSON (exit code, pid, user, host, directories)
+};
+
+/// The two marker strings of a prompt block. A session appends its own random nonce to the
+/// reference's markers (with_nonce), so output cannot print a block the scanner accepts.
+struct PromptMarkers {
+    /// The start and end markers.
+    ///@{
+    std::string begin{ps1_begin}, end{ps1_end};
+    ///@}
+
+    /// The reference's markers with `nonce` appended to both.
+    static PromptMarkers with_nonce(std::string_view nonce) {
+        return {std::string(ps1_begin) + std::string(nonce), std::string(ps1_end) + std::string(nonce)};
+    }
+};
+
+/// Finds prompt blocks in a growing buffer, looking at each byte once: a line starting with the
+/// start marker, up to the next end marker, whose inner text is a JSON object; invalid blocks
+/// are skipped, and when several start markers precede one end marker the last one wins (a
+/// stray marker printed by a program cannot swallow the real prompt). The scanner remembers
+/// where it stopped; the caller says when it drops text from the front (erase_front).
+class PromptScanner {
+public:
+    /// A block's inner text longer than this is not a prompt (a real one is a few hundred bytes
+    /// plus two paths).
+    static constexpr std::size_t max_inner = std::size_t{1} << 16;
+
+    /// A scanner for `markers` (default: the reference's, without a nonce).
+    explicit PromptScanner(PromptMarkers markers = {}) : markers_(std::move(markers)) {}
+
+    /// The markers it looks for.
+    const PromptMarkers& markers() const noexcept { return markers_; }
+
+    /// Forgets the scan position (the buffer was cleared); keeps the markers.
+    void reset() noexcept {
+        begin_cursor_ = end_cursor_ = 0;
+        next_begin_ = next_end_ = npos;
+        open_.reset();
+    }
+
+    /// The next complete block in `text` after the last one returned, or nullopt (for now).
+    std::optional<PromptBlock> next(std::string_view text);
+
+    /// The caller removed the first `n` bytes of the buffer.
+    void erase_front(std::size_t n) noexcept {
+        const auto shift = [n](std::size_t& v) { v = v > n ? v - n : 0; };
+        shift(begin_cursor_);
+        shift(end_cursor_);
+        for (std::size_t* found : {&next_begin_, &next_end_}) {
+            if (*found != npos) *found = *found >= n ? *found - n : npos;
+        }
+        if (open_) {
+            if (*open_ >= n) *open_ -= n;
+            else open_.reset();
+        }
+    }
+
+private:
+    static constexpr std::size_t npos = std::string_view::npos;
+
+    /// Finds `marker` from `cursor`; when absent, moves the cursor to where a marker that is
+    /// still arriving could start, so the next search only reads new text.
+    static std::size_t find(std::string_view text, const std::string& marker, std::size_t& cursor) {
+        const auto pos = cursor <= text.size() ? text.find(marker, cursor) : npos;
+        if (pos == npos && text.size() >= marker.size()) cursor = std::max(cursor, text.size() - marker.size() + 1);
+        return pos;
+    }
+
+    PromptMarkers markers_;
+    std::size_t begin_cursor_ = 0, end_cursor_ = 0;
+    std::size_t next_begin_ = npos, next_end_ = npos;  // found and not yet consumed
+    std::optional<std::size_t> open_;                  // a start marker at a line start, not closed yet
+};
+
+/// All valid prompt blocks in `text`, in order.
+RUNBOX_DECL std::vector<PromptBlock> find_prompt_blocks(std::string_view text, const PromptMarkers& markers = {});
+
+/// How many trailing bytes of a live stream to hold back because they may be completed by the
+/// next read: an unterminated escape sequence, a CR (maybe the first half of CRLF), a partial
+/// UTF-8 sequence, or the beginning of a prompt block.
+RUNBOX_DECL std::size_t incomplete_tail(std::string_view raw, const PromptMarkers& markers = {});
+
+/// Python's len(text.splitlines()) for '\n'-separated text.
+inline std::size_t count_lines(std::string_view text) {
+    if (text.empty()) return 0;
+    std::size_t n = 0;
+    for (const char c : text) n += c == '\n';
+    if (text.back() != '\n') ++n;
+    return n;
+}
+
+}  // namespace runbox::server::bash
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/server/impl/bash_parse.ipp ----
+
+
+
+#include <nlohmann/json.hpp>
+
+namespace runbox::server::bash {
+
+RUNBOX_DECL std::string multiple_commands_error(const std::vector<std::string>& commands) {
+    std::string out =
+        "ERROR: Cannot execute multiple commands at once.\nPlease run each command separately OR chain them into a "
+        "single command via && or ;\nProvided commands:";
+    for (std::size_t i = 0; i < commands.size(); ++i) out += "\n(" + std::to_string(i + 1) + ") " + commands[i];
+    return out;
+}
 
 namespace detail {
 
@@ -7971,10 +9297,7 @@ private:
 
 }  // namespace detail
 
-/// Splits input into top-level commands (one per line-separated command; heredocs, multi-line
-/// compound commands, `\`-continuations, &&/;/| chains and comments stay with their command).
-/// Blank input gives {""}; input that does not parse is returned whole, as one command.
-inline std::vector<std::string> split_bash_commands(std::string_view commands) {
+RUNBOX_DECL std::vector<std::string> split_bash_commands(std::string_view commands) {
     if (strip(commands).empty()) return {std::string()};
     detail::BashScanner scanner(commands);
     if (!scanner.run()) return {std::string(commands)};
@@ -7994,11 +9317,7 @@ inline std::vector<std::string> split_bash_commands(std::string_view commands) {
     return out;
 }
 
-/// The reference's escaping of unquoted `\;` `\&` `\|` `\>` `\<` (each becomes `\\;` ...); quoted
-/// strings, $( ), backticks and heredoc bodies are untouched. Unparseable input is returned as is.
-/// (In OpenHands the doubled backslash is eaten by tmux; runbox types the original command and
-/// only reports this escaped text in the observation's `command` field, reference quirk 7.)
-inline std::string escape_bash_special_chars(std::string_view command) {
+RUNBOX_DECL std::string escape_bash_special_chars(std::string_view command) {
     if (strip(command).empty()) return {};
     detail::BashScanner scanner(command);
     if (!scanner.run()) return std::string(command);
@@ -8014,12 +9333,7 @@ inline std::string escape_bash_special_chars(std::string_view command) {
     return out;
 }
 
-// ---- prompt metadata ------------------------------------------------------------------------
-
-/// Parses the JSON inside one prompt block; nullopt when it is not a JSON object. The fields are
-/// read by events.hpp's cmd_output_metadata_from_json (the one CmdOutputMetadata reader); a
-/// prompt never sets prefix or suffix.
-inline std::optional<CmdOutputMetadata> parse_prompt_json(std::string_view inner) {
+RUNBOX_DECL std::optional<CmdOutputMetadata> parse_prompt_json(std::string_view inner) {
     const auto text = strip(inner);
     ordered_json j = runbox::detail::parse_untrusted_json<ordered_json>(text);  // the shell's output is untrusted
     if (j.is_discarded() || !j.is_object()) return std::nullopt;
@@ -8029,247 +9343,38 @@ inline std::optional<CmdOutputMetadata> parse_prompt_json(std::string_view inner
     return m;
 }
 
-/// One prompt block found in the shell's output.
-struct PromptBlock {
-    std::size_t begin = 0;  ///< offset of the start marker (at a line start)
-    std::size_t end = 0;    ///< one past the end marker
-    CmdOutputMetadata metadata;  ///< the prompt's JSON (exit code, pid, user, host, directories)
-};
-
-/// The two marker strings of a prompt block. A session appends its own random nonce to the
-/// reference's markers (with_nonce), so output cannot print a block the scanner accepts.
-struct PromptMarkers {
-    /// The start and end markers.
-    ///@{
-    std::string begin{ps1_begin}, end{ps1_end};
-    ///@}
-
-    /// The reference's markers with `nonce` appended to both.
-    static PromptMarkers with_nonce(std::string_view nonce) {
-        return {std::string(ps1_begin) + std::string(nonce), std::string(ps1_end) + std::string(nonce)};
-    }
-};
-
-/// Finds prompt blocks in a growing buffer, looking at each byte once: a line starting with the
-/// start marker, up to the next end marker, whose inner text is a JSON object; invalid blocks
-/// are skipped, and when several start markers precede one end marker the last one wins (a
-/// stray marker printed by a program cannot swallow the real prompt). The scanner remembers
-/// where it stopped; the caller says when it drops text from the front (erase_front).
-class PromptScanner {
-public:
-    /// A block's inner text longer than this is not a prompt (a real one is a few hundred bytes
-    /// plus two paths).
-    static constexpr std::size_t max_inner = std::size_t{1} << 16;
-
-    /// A scanner for `markers` (default: the reference's, without a nonce).
-    explicit PromptScanner(PromptMarkers markers = {}) : markers_(std::move(markers)) {}
-
-    /// The markers it looks for.
-    const PromptMarkers& markers() const noexcept { return markers_; }
-
-    /// Forgets the scan position (the buffer was cleared); keeps the markers.
-    void reset() noexcept {
-        begin_cursor_ = end_cursor_ = 0;
-        next_begin_ = next_end_ = npos;
+RUNBOX_DECL std::optional<PromptBlock> PromptScanner::next(std::string_view text) {
+    const std::string& b = markers_.begin;
+    const std::string& e = markers_.end;
+    while (true) {
+        if (next_begin_ == npos) next_begin_ = find(text, b, begin_cursor_);
+        if (next_end_ == npos) next_end_ = find(text, e, end_cursor_);
+        if (next_begin_ == npos && next_end_ == npos) return std::nullopt;
+        if (next_begin_ != npos && (next_end_ == npos || next_begin_ < next_end_)) {
+            if (next_begin_ == 0 || text[next_begin_ - 1] == '\n') open_ = next_begin_;
+            begin_cursor_ = next_begin_ + 1;
+            next_begin_ = npos;
+            continue;
+        }
+        const std::size_t end_pos = next_end_;
+        end_cursor_ = end_pos + e.size();
+        next_end_ = npos;
+        const auto start = open_;
         open_.reset();
+        if (!start || *start + b.size() > end_pos || end_pos - *start - b.size() > max_inner) continue;
+        if (auto m = parse_prompt_json(text.substr(*start + b.size(), end_pos - *start - b.size())))
+            return PromptBlock{*start, end_pos + e.size(), std::move(*m)};
     }
+}
 
-    /// The next complete block in `text` after the last one returned, or nullopt (for now).
-    std::optional<PromptBlock> next(std::string_view text) {
-        const std::string& b = markers_.begin;
-        const std::string& e = markers_.end;
-        while (true) {
-            if (next_begin_ == npos) next_begin_ = find(text, b, begin_cursor_);
-            if (next_end_ == npos) next_end_ = find(text, e, end_cursor_);
-            if (next_begin_ == npos && next_end_ == npos) return std::nullopt;
-            if (next_begin_ != npos && (next_end_ == npos || next_begin_ < next_end_)) {
-                if (next_begin_ == 0 || text[next_begin_ - 1] == '\n') open_ = next_begin_;
-                begin_cursor_ = next_begin_ + 1;
-                next_begin_ = npos;
-                continue;
-            }
-            const std::size_t end_pos = next_end_;
-            end_cursor_ = end_pos + e.size();
-            next_end_ = npos;
-            const auto start = open_;
-            open_.reset();
-            if (!start || *start + b.size() > end_pos || end_pos - *start - b.size() > max_inner) continue;
-            if (auto m = parse_prompt_json(text.substr(*start + b.size(), end_pos - *start - b.size())))
-                return PromptBlock{*start, end_pos + e.size(), std::move(*m)};
-        }
-    }
-
-    /// The caller removed the first `n` bytes of the buffer.
-    void erase_front(std::size_t n) noexcept {
-        const auto shift = [n](std::size_t& v) { v = v > n ? v - n : 0; };
-        shift(begin_cursor_);
-        shift(end_cursor_);
-        for (std::size_t* found : {&next_begin_, &next_end_}) {
-            if (*found != npos) *found = *found >= n ? *found - n : npos;
-        }
-        if (open_) {
-            if (*open_ >= n) *open_ -= n;
-            else open_.reset();
-        }
-    }
-
-private:
-    static constexpr std::size_t npos = std::string_view::npos;
-
-    /// Finds `marker` from `cursor`; when absent, moves the cursor to where a marker that is
-    /// still arriving could start, so the next search only reads new text.
-    static std::size_t find(std::string_view text, const std::string& marker, std::size_t& cursor) {
-        const auto pos = cursor <= text.size() ? text.find(marker, cursor) : npos;
-        if (pos == npos && text.size() >= marker.size()) cursor = std::max(cursor, text.size() - marker.size() + 1);
-        return pos;
-    }
-
-    PromptMarkers markers_;
-    std::size_t begin_cursor_ = 0, end_cursor_ = 0;
-    std::size_t next_begin_ = npos, next_end_ = npos;  // found and not yet consumed
-    std::optional<std::size_t> open_;                  // a start marker at a line start, not closed yet
-};
-
-/// All valid prompt blocks in `text`, in order.
-inline std::vector<PromptBlock> find_prompt_blocks(std::string_view text, const PromptMarkers& markers = {}) {
+RUNBOX_DECL std::vector<PromptBlock> find_prompt_blocks(std::string_view text, const PromptMarkers& markers) {
     std::vector<PromptBlock> out;
     PromptScanner scanner(markers);
     while (auto b = scanner.next(text)) out.push_back(std::move(*b));
     return out;
 }
 
-// ---- terminal output cleanup ------------------------------------------------------------------
-
-namespace detail {
-
-/// Length of the escape sequence starting at s[i] (== ESC); `complete` is false when the input
-/// ends before the sequence does (the length then runs to the end).
-inline std::size_t escape_length(std::string_view s, std::size_t i, bool* complete = nullptr) {
-    const std::size_t n = s.size();
-    auto done = [&](std::size_t len, bool ok) {
-        if (complete) *complete = ok;
-        return len;
-    };
-    if (i + 1 >= n) return done(n - i, false);
-    const char c = s[i + 1];
-    if (c == '[') {
-        std::size_t k = i + 2;
-        while (k < n && static_cast<unsigned char>(s[k]) >= 0x20 && static_cast<unsigned char>(s[k]) <= 0x3F) ++k;
-        while (k < n && static_cast<unsigned char>(s[k]) >= 0x20 && static_cast<unsigned char>(s[k]) <= 0x2F) ++k;
-        if (k >= n) return done(n - i, false);
-        if (static_cast<unsigned char>(s[k]) >= 0x40 && static_cast<unsigned char>(s[k]) <= 0x7E) ++k;
-        return done(k - i, true);
-    }
-    if (c == ']' || c == 'P' || c == 'X' || c == '^' || c == '_') {
-        for (std::size_t k = i + 2; k < n; ++k) {
-            if (c == ']' && s[k] == '\x07') return done(k + 1 - i, true);
-            if (s[k] == '\x1b' && k + 1 < n && s[k + 1] == '\\') return done(k + 2 - i, true);
-        }
-        return done(n - i, false);
-    }
-    if (c == '(' || c == ')' || c == '*' || c == '+' || c == '-' || c == '.' || c == '/' || c == '#' || c == '%') {
-        if (i + 3 > n) return done(n - i, false);
-        return done(3, true);
-    }
-    return done(2, true);
-}
-
-}  // namespace detail
-
-/// Renders raw terminal output as text: CRLF -> LF, a bare CR returns to the line start and
-/// later text overwrites (progress bars), backspace moves left, ANSI escape sequences and other
-/// control characters are dropped, invalid UTF-8 becomes U+FFFD.
-inline std::string render_terminal_output(std::string_view raw) {
-    std::string out;
-    out.reserve(raw.size());
-    // Plain text goes straight to `out`; only a line that moves the cursor back (CR, BS) is
-    // re-decoded into cells so later text can overwrite it.
-    std::size_t line_start = 0;  // where the current line begins in `out`
-    bool cells_mode = false;
-    std::u32string line;
-    std::size_t cursor = 0;
-    auto enter_cells_mode = [&] {
-        if (cells_mode) return;
-        line.clear();
-        const std::string_view text(out.data() + line_start, out.size() - line_start);
-        for (std::size_t k = 0; k < text.size();) line.push_back(runbox::detail::decode_utf8(text, k));
-        out.resize(line_start);
-        cursor = line.size();
-        cells_mode = true;
-    };
-    auto put = [&](char32_t cp) {
-        if (!cells_mode) {
-            runbox::detail::append_utf8(out, cp);
-            return;
-        }
-        if (cursor < line.size()) line[cursor] = cp;
-        else line.push_back(cp);
-        ++cursor;
-    };
-    std::size_t i = 0;
-    const std::size_t n = raw.size();
-    while (i < n) {
-        const auto b = static_cast<unsigned char>(raw[i]);
-        if (!cells_mode && ((b >= 0x20 && b < 0x7f) || b == '\t')) {
-            std::size_t j = i + 1;
-            while (j < n) {
-                const auto c = static_cast<unsigned char>(raw[j]);
-                if (!((c >= 0x20 && c < 0x7f) || c == '\t')) break;
-                ++j;
-            }
-            out.append(raw.substr(i, j - i));
-            i = j;
-            continue;
-        }
-        if (b == 0x1b) {
-            i += detail::escape_length(raw, i);
-            continue;
-        }
-        if (b == '\n') {
-            if (cells_mode) {
-                for (const auto cp : line) runbox::detail::append_utf8(out, cp);
-                cells_mode = false;
-            }
-            out += '\n';
-            line_start = out.size();
-            ++i;
-            continue;
-        }
-        if (b == '\r') {
-            // CRLF is just a line end; a bare CR returns to the start of the line
-            if (i + 1 < n && raw[i + 1] == '\n') {
-                ++i;
-                continue;
-            }
-            enter_cells_mode();
-            cursor = 0;
-            ++i;
-            continue;
-        }
-        if (b == '\b') {
-            enter_cells_mode();
-            if (cursor > 0) --cursor;
-            ++i;
-            continue;
-        }
-        if (b < 0x20 || b == 0x7f) {
-            ++i;
-            continue;
-        }
-        const char32_t cp = runbox::detail::decode_utf8(raw, i);
-        if (cp >= 0x80 && cp < 0xA0) continue;  // C1 controls
-        put(cp);
-    }
-    if (cells_mode) {
-        for (const auto cp : line) runbox::detail::append_utf8(out, cp);
-    }
-    return out;
-}
-
-/// How many trailing bytes of a live stream to hold back because they may be completed by the
-/// next read: an unterminated escape sequence, a CR (maybe the first half of CRLF), a partial
-/// UTF-8 sequence, or the beginning of a prompt block.
-inline std::size_t incomplete_tail(std::string_view raw, const PromptMarkers& markers = {}) {
+RUNBOX_DECL std::size_t incomplete_tail(std::string_view raw, const PromptMarkers& markers) {
     const std::string_view begin_marker = markers.begin, end_marker = markers.end;
     std::size_t cut = raw.size();
     // the start of a prompt block whose end has not arrived yet
@@ -8312,16 +9417,9 @@ inline std::size_t incomplete_tail(std::string_view raw, const PromptMarkers& ma
     return raw.size() - cut;
 }
 
-/// Python's len(text.splitlines()) for '\n'-separated text.
-inline std::size_t count_lines(std::string_view text) {
-    if (text.empty()) return 0;
-    std::size_t n = 0;
-    for (const char c : text) n += c == '\n';
-    if (text.back() != '\n') ++n;
-    return n;
-}
-
 }  // namespace runbox::server::bash
+// ---- end runbox/server/impl/bash_parse.ipp ----
+#endif
 // ---- end runbox/server/bash_parse.hpp ----
 // ---- begin runbox/server/process.hpp ----
 /// \file
@@ -8342,6 +9440,12 @@ inline std::size_t count_lines(std::string_view text) {
 ///
 /// The supervisor is a fork of a multi-threaded program that never execs, so it uses only
 /// async-signal-safe system calls and memory allocated before the fork.
+///
+/// Why fork and not runbox/detail/spawn.hpp (posix_spawn, which every other child of runbox
+/// uses): the supervisor must become a subreaper and run code after the fork, and the program
+/// must switch user (setgroups/setgid/setuid), enter its directory with a fallback and take a
+/// PTY as its controlling terminal; posix_spawn offers none of these.
+
 
 #include <fcntl.h>
 #include <grp.h>
@@ -8376,6 +9480,138 @@ inline std::size_t count_lines(std::string_view text) {
 #include <string_view>
 #include <vector>
 
+// ---- begin runbox/server/run_as.hpp ----
+/// \file
+/// who the sandbox's processes run as: the user database lookup, whether that user may execute
+/// a file, and the PATH lookup (like execvp, but done before fork and for that user).
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+
+namespace runbox::server::detail {
+
+/// Who the shells run as when the server (root) was told to switch user.
+struct RunAs {
+    std::string name;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::string home;
+    std::vector<gid_t> groups;
+};
+
+/// The account `username` from the user database (uid, gid, home, supplementary groups), or
+/// nullopt when there is none.
+RUNBOX_DECL std::optional<RunAs> lookup_user(const std::string& username);
+
+/// Resolves `username` when a switch is possible and needed: root asked to run as another
+/// user. Throws when that user does not exist.
+RUNBOX_DECL std::optional<RunAs> resolve_run_as(const std::string& username);
+
+/// Whether `user` may execute `path`: search permission on every directory leading to it (and
+/// to its symlink target) and read+execute on the file. access() cannot answer this for another
+/// user while we are root (e.g. a pyenv python under /root is useless to "openhands").
+RUNBOX_DECL bool can_execute_as(const std::string& path, const RunAs& user);
+
+/// PATH lookup like execvp, done before fork (the child may only make async-signal-safe calls).
+/// With `user`, only candidates that user can execute count.
+RUNBOX_DECL std::optional<std::string> find_executable(const std::string& name, const std::string& path_value,
+                                                       const std::optional<RunAs>& user = std::nullopt);
+
+}  // namespace runbox::server::detail
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/server/impl/run_as.ipp ----
+
+
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+
+namespace runbox::server::detail {
+
+RUNBOX_DECL std::optional<RunAs> lookup_user(const std::string& username) {
+    std::vector<char> buffer(16384);
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    if (::getpwnam_r(username.c_str(), &pw, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+        return std::nullopt;
+    }
+    RunAs user{username, pw.pw_uid, pw.pw_gid, pw.pw_dir != nullptr ? pw.pw_dir : "/", {}};
+    int count = 64;
+    user.groups.resize(static_cast<std::size_t>(count));
+    if (::getgrouplist(username.c_str(), pw.pw_gid, user.groups.data(), &count) < 0) {
+        user.groups.resize(static_cast<std::size_t>(count));
+        ::getgrouplist(username.c_str(), pw.pw_gid, user.groups.data(), &count);
+    }
+    user.groups.resize(static_cast<std::size_t>(std::max(count, 0)));
+    return user;
+}
+
+RUNBOX_DECL std::optional<RunAs> resolve_run_as(const std::string& username) {
+    if (username.empty() || ::geteuid() != 0) return std::nullopt;
+    auto user = lookup_user(username);
+    if (!user) throw runbox::error(errc::config_invalid, "user '" + username + "' does not exist");
+    if (user->uid == 0) return std::nullopt;
+    return user;
+}
+
+RUNBOX_DECL bool can_execute_as(const std::string& path, const RunAs& user) {
+    const auto allowed = [&](const struct stat& st, mode_t need_owner, mode_t need_group, mode_t need_other) {
+        if (st.st_uid == user.uid) return (st.st_mode & need_owner) == need_owner;
+        const bool in_group = st.st_gid == user.gid ||
+                              std::find(user.groups.begin(), user.groups.end(), st.st_gid) != user.groups.end();
+        if (in_group) return (st.st_mode & need_group) == need_group;
+        return (st.st_mode & need_other) == need_other;
+    };
+    const auto chain_ok = [&](const std::filesystem::path& file) {
+        std::filesystem::path dir;
+        for (auto it = file.begin(); it != file.end(); ++it) {
+            dir /= *it;
+            if (dir == file) break;
+            struct stat st {};
+            if (::stat(dir.c_str(), &st) != 0 || !allowed(st, S_IXUSR, S_IXGRP, S_IXOTH)) return false;
+        }
+        struct stat st {};
+        return ::stat(file.c_str(), &st) == 0 && allowed(st, S_IRUSR | S_IXUSR, S_IRGRP | S_IXGRP, S_IROTH | S_IXOTH);
+    };
+    std::error_code ec;
+    const auto target = std::filesystem::canonical(path, ec);
+    return !ec && chain_ok(std::filesystem::absolute(path)) && chain_ok(target);
+}
+
+RUNBOX_DECL std::optional<std::string> find_executable(const std::string& name, const std::string& path_value,
+                                                       const std::optional<RunAs>& user) {
+    const auto usable = [&](const std::string& candidate) {
+        return ::access(candidate.c_str(), X_OK) == 0 && (!user || can_execute_as(candidate, *user));
+    };
+    if (name.find('/') != std::string::npos) return usable(name) ? std::optional(name) : std::nullopt;
+    std::size_t start = 0;
+    while (start <= path_value.size()) {
+        const auto end = path_value.find(':', start);
+        std::string dir = path_value.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (dir.empty()) dir = ".";
+        const std::string candidate = dir + "/" + name;
+        if (usable(candidate)) return candidate;
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    return std::nullopt;
+}
+
+}  // namespace runbox::server::detail
+// ---- end runbox/server/impl/run_as.ipp ----
+#endif
+// ---- end runbox/server/run_as.hpp ----
 
 namespace runbox::server::detail {
 
@@ -8386,39 +9622,9 @@ struct ProcStat {
     char state = '?';
 };
 
-inline std::optional<ProcStat> read_proc_stat(pid_t pid) {
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-    std::ifstream in(path);
-    if (!in) return std::nullopt;
-    std::string line;
-    std::getline(in, line);
-    const auto close = line.rfind(')');
-    if (close == std::string::npos) return std::nullopt;
-    std::istringstream rest(line.substr(close + 1));
-    ProcStat st;
-    st.pid = pid;
-    long ppid = 0, pgid = 0, sid = 0;
-    if (!(rest >> st.state >> ppid >> pgid >> sid)) return std::nullopt;
-    st.ppid = static_cast<pid_t>(ppid);
-    st.pgid = static_cast<pid_t>(pgid);
-    st.sid = static_cast<pid_t>(sid);
-    return st;
-}
+RUNBOX_DECL std::optional<ProcStat> read_proc_stat(pid_t pid);
 
-inline std::vector<ProcStat> list_processes() {
-    std::vector<ProcStat> out;
-    DIR* dir = ::opendir("/proc");
-    if (!dir) return out;
-    while (const dirent* e = ::readdir(dir)) {
-        char* end = nullptr;
-        const long pid = std::strtol(e->d_name, &end, 10);
-        if (pid <= 0 || *end != '\0') continue;
-        if (auto st = read_proc_stat(static_cast<pid_t>(pid))) out.push_back(*st);
-    }
-    ::closedir(dir);
-    return out;
-}
+RUNBOX_DECL std::vector<ProcStat> list_processes();
 
 /// True while `pid` exists and is not a zombie.
 inline bool process_alive(pid_t pid) {
@@ -8429,78 +9635,14 @@ inline bool process_alive(pid_t pid) {
 /// Kills every process in the sessions `sids` and every descendant of `roots`: first everything
 /// found is stopped (so nothing can fork any more), re-scanning until no new process appears,
 /// then all of them get SIGKILL. The fallback when a supervisor is gone (see Contained).
-inline void kill_process_tree(const std::vector<pid_t>& roots, const std::vector<pid_t>& sids) {
-    const pid_t self = ::getpid();
-    std::set<pid_t> seen;
-    for (int round = 0; round < 50; ++round) {
-        const auto procs = list_processes();
-        std::set<pid_t> tree(roots.begin(), roots.end());
-        tree.insert(seen.begin(), seen.end());
-        for (const auto& p : procs) {
-            if (std::find(sids.begin(), sids.end(), p.sid) != sids.end()) tree.insert(p.pid);
-        }
-        bool grew = true;  // descendants: iterate to a fixpoint over the parent links
-        while (grew) {
-            grew = false;
-            for (const auto& p : procs) {
-                if (!tree.count(p.pid) && tree.count(p.ppid)) {
-                    tree.insert(p.pid);
-                    grew = true;
-                }
-            }
-        }
-        bool fresh = false;
-        for (const pid_t pid : tree) {
-            if (pid <= 1 || pid == self || seen.count(pid)) continue;
-            seen.insert(pid);
-            ::kill(pid, SIGSTOP);
-            fresh = true;
-        }
-        if (!fresh) break;
-    }
-    for (const pid_t pid : seen) ::kill(pid, SIGKILL);
-    for (const pid_t pid : seen) {
-        if (std::find(roots.begin(), roots.end(), pid) != roots.end()) continue;  // the caller reaps its own child
-        int status = 0;
-        ::waitpid(pid, &status, WNOHANG);
-    }
-}
+RUNBOX_DECL void kill_process_tree(const std::vector<pid_t>& roots, const std::vector<pid_t>& sids);
 
-inline int pidfd_open(pid_t pid) noexcept {
-#ifdef SYS_pidfd_open
-    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-#else
-    (void)pid;
-    return -1;
-#endif
-}
+RUNBOX_DECL int pidfd_open(pid_t pid) noexcept;
 
 /// Waits (bounded) for a child to exit and returns its wait status, or nullopt.
-inline std::optional<int> reap_child(pid_t pid, int pidfd, std::chrono::milliseconds bound) {
-    const auto deadline = std::chrono::steady_clock::now() + bound;
-    while (true) {
-        int status = 0;
-        const pid_t r = ::waitpid(pid, &status, WNOHANG);
-        if (r == pid) return status;
-        if (r < 0 && errno != EINTR) return std::nullopt;
-        const auto now = std::chrono::steady_clock::now();
-        if (now >= deadline) return std::nullopt;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
-        if (pidfd >= 0) {
-            pollfd p{pidfd, POLLIN, 0};
-            ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
-        } else {
-            pollfd none{};
-            ::poll(&none, 0, 5);  // no pidfd (old kernel): short bounded wait between checks
-        }
-    }
-}
+RUNBOX_DECL std::optional<int> reap_child(pid_t pid, int pidfd, std::chrono::milliseconds bound);
 
-inline int exit_code_from_status(int status) {
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return -1;
-}
+RUNBOX_DECL int exit_code_from_status(int status);
 
 // ---- spawn plan ---------------------------------------------------------------------------------
 
@@ -8525,79 +9667,15 @@ struct SpawnPlan {
     }
 };
 
-inline std::string current_username() {
-    std::vector<char> buf(16384);
-    passwd pw{};
-    passwd* result = nullptr;
-    if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &result) == 0 && result) return pw.pw_name;
-    return {};
-}
+RUNBOX_DECL std::string current_username();
 
 /// Environment and identity for a shell: `base` (runbox/environment.hpp), terminal settings that
 /// keep programs from paging or colouring, the target user's identity, the caller's variables.
-inline void plan_identity(SpawnPlan& plan, const std::string& username, std::map<std::string, std::string> extra,
-                          runbox::detail::EnvironmentBase base = runbox::detail::EnvironmentBase::inherit) {
-    std::map<std::string, std::string> env{{"TERM", "dumb"}, {"PAGER", "cat"}, {"GIT_PAGER", "cat"},
-                                           {"COLUMNS", "1000"}, {"LINES", "1000"}};
-    if (!username.empty() && username != current_username()) {
-        if (::geteuid() != 0)
-            throw runbox::error(errc::config_invalid, "cannot run the shell as user '" + username + "': not running as root");
-        std::vector<char> buf(16384);
-        passwd pw{};
-        passwd* result = nullptr;
-        if (::getpwnam_r(username.c_str(), &pw, buf.data(), buf.size(), &result) != 0 || !result)
-            throw runbox::error(errc::config_invalid, "user '" + username + "' does not exist");
-        plan.switch_user = true;
-        plan.uid = pw.pw_uid;
-        plan.gid = pw.pw_gid;
-        int count = 64;
-        plan.groups.resize(static_cast<std::size_t>(count));
-        if (::getgrouplist(pw.pw_name, pw.pw_gid, plan.groups.data(), &count) < 0) {
-            plan.groups.resize(static_cast<std::size_t>(count));
-            ::getgrouplist(pw.pw_name, pw.pw_gid, plan.groups.data(), &count);
-        }
-        plan.groups.resize(static_cast<std::size_t>(std::max(count, 0)));
-        env["HOME"] = pw.pw_dir;
-        env["USER"] = pw.pw_name;
-        env["LOGNAME"] = pw.pw_name;
-        env["SHELL"] = "/bin/bash";
-    }
-    for (auto& [k, v] : extra) env[k] = std::move(v);
-    auto full = runbox::detail::sandbox_environment(base, env);
-    for (const char* k : {"PROMPT_COMMAND", "PS1", "PS2", "PS4", "BASH_ENV", "ENV"}) {
-        if (!extra.count(k)) full.erase(k);  // the session's prompt machinery owns these
-    }
-    plan.env_storage = runbox::detail::environment_strings(full);
-}
+RUNBOX_DECL void plan_identity(SpawnPlan& plan, const std::string& username, std::map<std::string, std::string> extra,
+                               runbox::detail::EnvironmentBase base = runbox::detail::EnvironmentBase::inherit);
 
 /// In the child after fork(): default signal handling, identity, directory, no inherited fds.
-[[noreturn]] inline void exec_child(const SpawnPlan& plan) {
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    ::sigemptyset(&dfl.sa_mask);
-    for (int sig = 1; sig < NSIG; ++sig) {
-        if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
-    }
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::syscall(SYS_close_range, 3U, ~0U, 0U);
-    if (plan.switch_user) {
-        if (::setgroups(plan.groups.size(), plan.groups.data()) != 0 || ::setgid(plan.gid) != 0 ||
-            ::setuid(plan.uid) != 0) {
-            static const char msg[] = "runbox: cannot switch user\n";
-            (void)!::write(2, msg, sizeof msg - 1);
-            ::_exit(126);
-        }
-    }
-    if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) != 0 && !(plan.cwd_fallback_root && ::chdir("/") == 0)) {
-        static const char msg[] = "runbox: cannot enter the working directory\n";
-        (void)!::write(2, msg, sizeof msg - 1);
-        ::_exit(126);
-    }
-    ::execve(plan.argv[0], plan.argv.data(), plan.envp.data());
-    ::_exit(127);
-}
+[[noreturn]] RUNBOX_DECL void exec_child(const SpawnPlan& plan);
 
 // ---- the supervisor -----------------------------------------------------------------------------
 
@@ -8611,55 +9689,12 @@ namespace supervisor {
 
 // Only async-signal-safe code below this line runs in the supervisor.
 
-inline bool write_all(int fd, const void* data, std::size_t n) noexcept {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-        const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        p += w;
-        n -= static_cast<std::size_t>(w);
-    }
-    return true;
-}
+RUNBOX_DECL bool write_all(int fd, const void* data, std::size_t n) noexcept;
 
-inline std::int64_t now_ms() noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
+RUNBOX_DECL std::int64_t now_ms() noexcept;
 
 /// Reads /proc/<pid>/stat: state and parent. False when the process is gone.
-inline bool stat_of(long pid, char& state, long& ppid) noexcept {
-    char path[40] = "/proc/";
-    char digits[24];
-    int n = 0;
-    for (long v = pid; v > 0 && n < 22; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
-    int at = 6;
-    while (n > 0) path[at++] = digits[--n];
-    for (const char* s = "/stat"; *s;) path[at++] = *s++;
-    path[at] = '\0';
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    char buf[1024];
-    ssize_t len = 0;
-    while (true) {
-        len = ::read(fd, buf, sizeof buf - 1);
-        if (len >= 0 || errno != EINTR) break;
-    }
-    ::close(fd);
-    if (len <= 0) return false;
-    const char* close = nullptr;  // the name may contain ')': the last one ends it
-    for (ssize_t i = 0; i < len; ++i) {
-        if (buf[i] == ')') close = buf + i;
-    }
-    if (close == nullptr || close + 4 >= buf + len) return false;
-    state = close[2];
-    long value = 0;
-    for (const char* p = close + 4; p < buf + len && *p >= '0' && *p <= '9'; ++p) value = value * 10 + (*p - '0');
-    ppid = value;
-    return true;
-}
+RUNBOX_DECL bool stat_of(long pid, char& state, long& ppid) noexcept;
 
 struct Bitmap {
     unsigned char* bits;
@@ -8707,7 +9742,289 @@ inline void for_each_pid(F&& f) noexcept {
 
 /// Stops every descendant of this process (re-scanning until no new one appears and all are
 /// stopped, bounded in time), then SIGKILLs them all.
-inline void kill_descendants(Bitmap tree) noexcept {
+RUNBOX_DECL void kill_descendants(Bitmap tree) noexcept;
+
+/// The supervisor's whole life. `sock` talks to the server: it sends the program's pid, then its
+/// wait status when it exits; a byte from the server, or its end closing, means kill everything.
+[[noreturn]] RUNBOX_DECL void run(const SpawnPlan& plan, ChildStdio io, int sock, bool kill_when_child_exits,
+                                  Bitmap tree) noexcept;
+
+}  // namespace supervisor
+
+/// A program running under its supervisor. kill_all() (also the destructor) ends it and
+/// everything it started, and reaps the supervisor.
+class Contained {
+public:
+    Contained() = default;
+    Contained(const Contained&) = delete;
+    Contained& operator=(const Contained&) = delete;
+    ~Contained() { kill_all(); }
+
+    /// The program's pid (-1 before start).
+    pid_t pid() const noexcept { return pid_; }
+    /// Readable once the program exited (or the supervisor is gone): then call wait_exit().
+    int event_fd() const noexcept { return sock_; }
+    bool exited() const noexcept { return status_.has_value() || lost_; }
+
+    /// The program's wait status, waiting up to `bound`; nullopt if it still runs (or the
+    /// supervisor disappeared without saying).
+    std::optional<int> wait_exit(std::chrono::milliseconds bound);
+
+    /// Sends `sig` to the program's process group while the program runs.
+    void signal_group(int sig) const noexcept {
+        if (pid_ > 0 && !exited()) ::kill(-pid_, sig);
+    }
+
+    /// Kills the program and all its descendants and reaps the supervisor (bounded). Idempotent.
+    void kill_all(std::chrono::milliseconds bound = std::chrono::seconds(5)) noexcept;
+
+    /// Forks the supervisor, which forks and execs `plan` with `io`. With
+    /// `kill_when_child_exits`, whatever the program left behind dies when it exits.
+    void start(const SpawnPlan& plan, const ChildStdio& io, bool kill_when_child_exits);
+
+private:
+    static std::size_t pid_bitmap_bytes();
+
+    bool read_message(std::int32_t& out, std::chrono::milliseconds bound);
+
+    pid_t supervisor_ = -1;
+    pid_t pid_ = -1;
+    int sock_ = -1;
+    int pidfd_ = -1;
+    std::optional<int> status_;
+    bool lost_ = false;
+};
+
+}  // namespace runbox::server::detail
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/server/impl/process.ipp ----
+
+
+namespace runbox::server::detail {
+
+RUNBOX_DECL std::optional<ProcStat> read_proc_stat(pid_t pid) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    std::ifstream in(path);
+    if (!in) return std::nullopt;
+    std::string line;
+    std::getline(in, line);
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) return std::nullopt;
+    std::istringstream rest(line.substr(close + 1));
+    ProcStat st;
+    st.pid = pid;
+    long ppid = 0, pgid = 0, sid = 0;
+    if (!(rest >> st.state >> ppid >> pgid >> sid)) return std::nullopt;
+    st.ppid = static_cast<pid_t>(ppid);
+    st.pgid = static_cast<pid_t>(pgid);
+    st.sid = static_cast<pid_t>(sid);
+    return st;
+}
+
+RUNBOX_DECL std::vector<ProcStat> list_processes() {
+    std::vector<ProcStat> out;
+    DIR* dir = ::opendir("/proc");
+    if (!dir) return out;
+    while (const dirent* e = ::readdir(dir)) {
+        char* end = nullptr;
+        const long pid = std::strtol(e->d_name, &end, 10);
+        if (pid <= 0 || *end != '\0') continue;
+        if (auto st = read_proc_stat(static_cast<pid_t>(pid))) out.push_back(*st);
+    }
+    ::closedir(dir);
+    return out;
+}
+
+RUNBOX_DECL void kill_process_tree(const std::vector<pid_t>& roots, const std::vector<pid_t>& sids) {
+    const pid_t self = ::getpid();
+    std::set<pid_t> seen;
+    for (int round = 0; round < 50; ++round) {
+        const auto procs = list_processes();
+        std::set<pid_t> tree(roots.begin(), roots.end());
+        tree.insert(seen.begin(), seen.end());
+        for (const auto& p : procs) {
+            if (std::find(sids.begin(), sids.end(), p.sid) != sids.end()) tree.insert(p.pid);
+        }
+        bool grew = true;  // descendants: iterate to a fixpoint over the parent links
+        while (grew) {
+            grew = false;
+            for (const auto& p : procs) {
+                if (!tree.count(p.pid) && tree.count(p.ppid)) {
+                    tree.insert(p.pid);
+                    grew = true;
+                }
+            }
+        }
+        bool fresh = false;
+        for (const pid_t pid : tree) {
+            if (pid <= 1 || pid == self || seen.count(pid)) continue;
+            seen.insert(pid);
+            ::kill(pid, SIGSTOP);
+            fresh = true;
+        }
+        if (!fresh) break;
+    }
+    for (const pid_t pid : seen) ::kill(pid, SIGKILL);
+    for (const pid_t pid : seen) {
+        if (std::find(roots.begin(), roots.end(), pid) != roots.end()) continue;  // the caller reaps its own child
+        int status = 0;
+        ::waitpid(pid, &status, WNOHANG);
+    }
+}
+
+RUNBOX_DECL int pidfd_open(pid_t pid) noexcept {
+#ifdef SYS_pidfd_open
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+RUNBOX_DECL std::optional<int> reap_child(pid_t pid, int pidfd, std::chrono::milliseconds bound) {
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    while (true) {
+        int status = 0;
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        if (r == pid) return status;
+        if (r < 0 && errno != EINTR) return std::nullopt;
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) return std::nullopt;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+        if (pidfd >= 0) {
+            pollfd p{pidfd, POLLIN, 0};
+            ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
+        } else {
+            pollfd none{};
+            ::poll(&none, 0, 5);  // no pidfd (old kernel): short bounded wait between checks
+        }
+    }
+}
+
+RUNBOX_DECL int exit_code_from_status(int status) {
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return -1;
+}
+
+RUNBOX_DECL std::string current_username() {
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* result = nullptr;
+    if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &result) == 0 && result) return pw.pw_name;
+    return {};
+}
+
+RUNBOX_DECL void plan_identity(SpawnPlan& plan, const std::string& username, std::map<std::string, std::string> extra,
+                               runbox::detail::EnvironmentBase base) {
+    std::map<std::string, std::string> env{{"TERM", "dumb"}, {"PAGER", "cat"}, {"GIT_PAGER", "cat"},
+                                           {"COLUMNS", "1000"}, {"LINES", "1000"}};
+    if (!username.empty() && username != current_username()) {
+        if (::geteuid() != 0)
+            throw runbox::error(errc::config_invalid, "cannot run the shell as user '" + username + "': not running as root");
+        const auto user = lookup_user(username);
+        if (!user) throw runbox::error(errc::config_invalid, "user '" + username + "' does not exist");
+        plan.switch_user = true;
+        plan.uid = user->uid;
+        plan.gid = user->gid;
+        plan.groups = user->groups;
+        env["HOME"] = user->home;
+        env["USER"] = username;
+        env["LOGNAME"] = username;
+        env["SHELL"] = "/bin/bash";
+    }
+    for (auto& [k, v] : extra) env[k] = std::move(v);
+    auto full = runbox::detail::sandbox_environment(base, env);
+    for (const char* k : {"PROMPT_COMMAND", "PS1", "PS2", "PS4", "BASH_ENV", "ENV"}) {
+        if (!extra.count(k)) full.erase(k);  // the session's prompt machinery owns these
+    }
+    plan.env_storage = runbox::detail::environment_strings(full);
+}
+
+[[noreturn]] RUNBOX_DECL void exec_child(const SpawnPlan& plan) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; ++sig) {
+        if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+    }
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::syscall(SYS_close_range, 3U, ~0U, 0U);
+    if (plan.switch_user) {
+        if (::setgroups(plan.groups.size(), plan.groups.data()) != 0 || ::setgid(plan.gid) != 0 ||
+            ::setuid(plan.uid) != 0) {
+            static const char msg[] = "runbox: cannot switch user\n";
+            (void)!::write(2, msg, sizeof msg - 1);
+            ::_exit(126);
+        }
+    }
+    if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) != 0 && !(plan.cwd_fallback_root && ::chdir("/") == 0)) {
+        static const char msg[] = "runbox: cannot enter the working directory\n";
+        (void)!::write(2, msg, sizeof msg - 1);
+        ::_exit(126);
+    }
+    ::execve(plan.argv[0], plan.argv.data(), plan.envp.data());
+    ::_exit(127);
+}
+
+}  // namespace runbox::server::detail
+
+namespace runbox::server::detail::supervisor {
+
+RUNBOX_DECL bool write_all(int fd, const void* data, std::size_t n) noexcept {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+        const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return true;
+}
+
+RUNBOX_DECL std::int64_t now_ms() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+RUNBOX_DECL bool stat_of(long pid, char& state, long& ppid) noexcept {
+    char path[40] = "/proc/";
+    char digits[24];
+    int n = 0;
+    for (long v = pid; v > 0 && n < 22; v /= 10) digits[n++] = static_cast<char>('0' + v % 10);
+    int at = 6;
+    while (n > 0) path[at++] = digits[--n];
+    for (const char* s = "/stat"; *s;) path[at++] = *s++;
+    path[at] = '\0';
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[1024];
+    ssize_t len = 0;
+    while (true) {
+        len = ::read(fd, buf, sizeof buf - 1);
+        if (len >= 0 || errno != EINTR) break;
+    }
+    ::close(fd);
+    if (len <= 0) return false;
+    const char* close = nullptr;  // the name may contain ')': the last one ends it
+    for (ssize_t i = 0; i < len; ++i) {
+        if (buf[i] == ')') close = buf + i;
+    }
+    if (close == nullptr || close + 4 >= buf + len) return false;
+    state = close[2];
+    long value = 0;
+    for (const char* p = close + 4; p < buf + len && *p >= '0' && *p <= '9'; ++p) value = value * 10 + (*p - '0');
+    ppid = value;
+    return true;
+}
+
+RUNBOX_DECL void kill_descendants(Bitmap tree) noexcept {
     std::memset(tree.bits, 0, tree.bytes);
     const long self = ::getpid();
     tree.set(self);
@@ -8735,10 +10052,8 @@ inline void kill_descendants(Bitmap tree) noexcept {
     });
 }
 
-/// The supervisor's whole life. `sock` talks to the server: it sends the program's pid, then its
-/// wait status when it exits; a byte from the server, or its end closing, means kill everything.
-[[noreturn]] inline void run(const SpawnPlan& plan, ChildStdio io, int sock, bool kill_when_child_exits,
-                             Bitmap tree) noexcept {
+[[noreturn]] RUNBOX_DECL void run(const SpawnPlan& plan, ChildStdio io, int sock, bool kill_when_child_exits,
+                                  Bitmap tree) noexcept {
     ::setsid();  // out of the server's process group: a signal to that group does not reach us
     ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);  // a same-user program cannot read this copy of the server's memory
@@ -8852,127 +10167,97 @@ inline void kill_descendants(Bitmap tree) noexcept {
     ::_exit(0);
 }
 
-}  // namespace supervisor
+}  // namespace runbox::server::detail::supervisor
 
-/// A program running under its supervisor. kill_all() (also the destructor) ends it and
-/// everything it started, and reaps the supervisor.
-class Contained {
-public:
-    Contained() = default;
-    Contained(const Contained&) = delete;
-    Contained& operator=(const Contained&) = delete;
-    ~Contained() { kill_all(); }
+namespace runbox::server::detail {
 
-    /// The program's pid (-1 before start).
-    pid_t pid() const noexcept { return pid_; }
-    /// Readable once the program exited (or the supervisor is gone): then call wait_exit().
-    int event_fd() const noexcept { return sock_; }
-    bool exited() const noexcept { return status_.has_value() || lost_; }
+RUNBOX_DECL std::optional<int> Contained::wait_exit(std::chrono::milliseconds bound) {
+    if (status_ || lost_ || sock_ < 0) return status_;
+    std::int32_t st = 0;
+    if (read_message(st, bound)) status_ = st;
+    return status_;
+}
 
-    /// The program's wait status, waiting up to `bound`; nullopt if it still runs (or the
-    /// supervisor disappeared without saying).
-    std::optional<int> wait_exit(std::chrono::milliseconds bound) {
-        if (status_ || lost_ || sock_ < 0) return status_;
-        std::int32_t st = 0;
-        if (read_message(st, bound)) status_ = st;
-        return status_;
+RUNBOX_DECL void Contained::kill_all(std::chrono::milliseconds bound) noexcept {
+    if (supervisor_ <= 0) return;
+    if (sock_ >= 0) {
+        const char stop = 'k';
+        (void)::send(sock_, &stop, 1, MSG_NOSIGNAL);
     }
-
-    /// Sends `sig` to the program's process group while the program runs.
-    void signal_group(int sig) const noexcept {
-        if (pid_ > 0 && !exited()) ::kill(-pid_, sig);
+    if (!detail::reap_child(supervisor_, pidfd_, bound) && ::waitpid(supervisor_, nullptr, WNOHANG) == 0) {
+        // The supervisor is stuck (still our child, so its pid is not reused): do what we still can.
+        ::kill(supervisor_, SIGKILL);
+        try {
+            kill_process_tree({pid_}, {pid_});
+        } catch (...) {
+        }
+        detail::reap_child(supervisor_, pidfd_, bound);
     }
+    if (sock_ >= 0) ::close(sock_);
+    if (pidfd_ >= 0) ::close(pidfd_);
+    sock_ = pidfd_ = -1;
+    supervisor_ = -1;
+}
 
-    /// Kills the program and all its descendants and reaps the supervisor (bounded). Idempotent.
-    void kill_all(std::chrono::milliseconds bound = std::chrono::seconds(5)) noexcept {
-        if (supervisor_ <= 0) return;
-        if (sock_ >= 0) {
-            const char stop = 'k';
-            (void)::send(sock_, &stop, 1, MSG_NOSIGNAL);
-        }
-        if (!detail::reap_child(supervisor_, pidfd_, bound) && ::waitpid(supervisor_, nullptr, WNOHANG) == 0) {
-            // The supervisor is stuck (still our child, so its pid is not reused): do what we still can.
-            ::kill(supervisor_, SIGKILL);
-            try {
-                kill_process_tree({pid_}, {pid_});
-            } catch (...) {
-            }
-            detail::reap_child(supervisor_, pidfd_, bound);
-        }
-        if (sock_ >= 0) ::close(sock_);
-        if (pidfd_ >= 0) ::close(pidfd_);
-        sock_ = pidfd_ = -1;
-        supervisor_ = -1;
-    }
-
-    /// Forks the supervisor, which forks and execs `plan` with `io`. With
-    /// `kill_when_child_exits`, whatever the program left behind dies when it exits.
-    void start(const SpawnPlan& plan, const ChildStdio& io, bool kill_when_child_exits) {
-        std::vector<unsigned char> tree(pid_bitmap_bytes());
-        int sv[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-            throw runbox::error(errc::server_error, std::string("socketpair: ") + std::strerror(errno));
-        const pid_t sup = ::fork();
-        if (sup < 0) {
-            const int err = errno;
-            ::close(sv[0]);
-            ::close(sv[1]);
-            throw runbox::error(errc::server_error, std::string("fork: ") + std::strerror(err));
-        }
-        if (sup == 0) supervisor::run(plan, io, sv[1], kill_when_child_exits, {tree.data(), tree.size()});
+RUNBOX_DECL void Contained::start(const SpawnPlan& plan, const ChildStdio& io, bool kill_when_child_exits) {
+    std::vector<unsigned char> tree(pid_bitmap_bytes());
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        throw runbox::error(errc::server_error, std::string("socketpair: ") + std::strerror(errno));
+    const pid_t sup = ::fork();
+    if (sup < 0) {
+        const int err = errno;
+        ::close(sv[0]);
         ::close(sv[1]);
-        supervisor_ = sup;
-        sock_ = sv[0];
-        pidfd_ = pidfd_open(sup);
-        if (pidfd_ >= 0) ::fcntl(pidfd_, F_SETFD, FD_CLOEXEC);
-        std::int32_t pid = -1;
-        if (!read_message(pid, std::chrono::seconds(10)) || pid <= 0) {
-            kill_all();
-            throw runbox::error(errc::server_error, "the process supervisor could not start the program");
+        throw runbox::error(errc::server_error, std::string("fork: ") + std::strerror(err));
+    }
+    if (sup == 0) supervisor::run(plan, io, sv[1], kill_when_child_exits, {tree.data(), tree.size()});
+    ::close(sv[1]);
+    supervisor_ = sup;
+    sock_ = sv[0];
+    pidfd_ = pidfd_open(sup);
+    if (pidfd_ >= 0) ::fcntl(pidfd_, F_SETFD, FD_CLOEXEC);
+    std::int32_t pid = -1;
+    if (!read_message(pid, std::chrono::seconds(10)) || pid <= 0) {
+        kill_all();
+        throw runbox::error(errc::server_error, "the process supervisor could not start the program");
+    }
+    pid_ = static_cast<pid_t>(pid);
+}
+
+RUNBOX_DECL std::size_t Contained::pid_bitmap_bytes() {
+    long pid_max = 4194304;  // the kernel's upper limit, when /proc does not say
+    std::ifstream in("/proc/sys/kernel/pid_max");
+    long value = 0;
+    if (in >> value && value > 0) pid_max = value;
+    return static_cast<std::size_t>(pid_max) / 8 + 1;
+}
+
+RUNBOX_DECL bool Contained::read_message(std::int32_t& out, std::chrono::milliseconds bound) {
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    char buf[sizeof(std::int32_t)];
+    std::size_t got = 0;
+    while (got < sizeof buf) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd p{sock_, POLLIN, 0};
+        const int r = ::poll(&p, 1, static_cast<int>(std::max<long long>(0, left.count())));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;  // time is up (a partial message cannot happen: 4 bytes in one send)
+        const ssize_t n = ::recv(sock_, buf + got, sizeof buf - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            lost_ = true;  // the supervisor is gone
+            return false;
         }
-        pid_ = static_cast<pid_t>(pid);
+        got += static_cast<std::size_t>(n);
     }
-
-private:
-    static std::size_t pid_bitmap_bytes() {
-        long pid_max = 4194304;  // the kernel's upper limit, when /proc does not say
-        std::ifstream in("/proc/sys/kernel/pid_max");
-        long value = 0;
-        if (in >> value && value > 0) pid_max = value;
-        return static_cast<std::size_t>(pid_max) / 8 + 1;
-    }
-
-    bool read_message(std::int32_t& out, std::chrono::milliseconds bound) {
-        const auto deadline = std::chrono::steady_clock::now() + bound;
-        char buf[sizeof(std::int32_t)];
-        std::size_t got = 0;
-        while (got < sizeof buf) {
-            const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            pollfd p{sock_, POLLIN, 0};
-            const int r = ::poll(&p, 1, static_cast<int>(std::max<long long>(0, left.count())));
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) return false;  // time is up (a partial message cannot happen: 4 bytes in one send)
-            const ssize_t n = ::recv(sock_, buf + got, sizeof buf - got, 0);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                lost_ = true;  // the supervisor is gone
-                return false;
-            }
-            got += static_cast<std::size_t>(n);
-        }
-        std::memcpy(&out, buf, sizeof out);
-        return true;
-    }
-
-    pid_t supervisor_ = -1;
-    pid_t pid_ = -1;
-    int sock_ = -1;
-    int pidfd_ = -1;
-    std::optional<int> status_;
-    bool lost_ = false;
-};
+    std::memcpy(&out, buf, sizeof out);
+    return true;
+}
 
 }  // namespace runbox::server::detail
+// ---- end runbox/server/impl/process.ipp ----
+#endif
 // ---- end runbox/server/process.hpp ----
 
 namespace runbox::server {
@@ -8997,22 +10282,7 @@ namespace detail {
 /// no history expansion, Ctrl-D at the prompt does not end the shell, no history file written
 /// (the user's ~/.bash_history stays untouched), and the working directory. The prompt function
 /// survives `set -u`, and its `set -x` trace goes to /dev/null instead of the command's output.
-inline std::string shell_init_line(const std::string& working_dir, std::string_view nonce = {}) {
-    std::string line =
-        "__runbox_json() { REPLY=${1//\\\\/\\\\\\\\}; REPLY=${REPLY//\\\"/\\\\\\\"}; REPLY=${REPLY//$'\\n'/\\\\n}; "
-        "REPLY=${REPLY//$'\\t'/\\\\t}; REPLY=${REPLY//$'\\r'/\\\\r}; REPLY=${REPLY//[$'\\001'-$'\\037']/?}; }; "
-        "__runbox_prompt() { __runbox_ec=$? __runbox_bg=${!-}; local __p= __d __r=${PATH-}; "
-        "while :; do __d=${__r%%:*}; if [[ -f ${__d:-.}/python && -x ${__d:-.}/python ]]; then __p=${__d:-.}/python; "
-        "break; fi; [[ $__r == *:* ]] || break; __r=${__r#*:}; done; "
-        "__runbox_json \"${PWD-}\"; __runbox_wd=$REPLY; __runbox_json \"$__p\"; __runbox_py=$REPLY; "
-        "PS1='\\n###PS1JSON###" + std::string(nonce) + "\\n{\\\"pid\\\": \\\"${__runbox_bg}\\\", \\\"exit_code\\\": \\\"${__runbox_ec}\\\", "
-        "\\\"username\\\": \\\"\\u\\\", \\\"hostname\\\": \\\"\\h\\\", \\\"working_dir\\\": \\\"${__runbox_wd}\\\", "
-        "\\\"py_interpreter_path\\\": \\\"${__runbox_py}\\\"}\\n###PS1END###" + std::string(nonce) + "\\n'; PS2=; return 0; }; "
-        "PROMPT_COMMAND='{ __runbox_prompt; } 2>/dev/null'; PS2=; set +H; set -o ignoreeof; shopt -s promptvars; unset HISTFILE; history -c";
-    if (!working_dir.empty()) line += "; builtin cd -- " + runbox::detail::shell_quote(working_dir);
-    line += "\n";
-    return line;
-}
+RUNBOX_DECL std::string shell_init_line(const std::string& working_dir, std::string_view nonce = {});
 
 }  // namespace detail
 
@@ -9038,14 +10308,7 @@ public:
     BashSession& operator=(const BashSession&) = delete;
 
     /// The constructor already starts the shell; this restarts it if it has exited.
-    void initialize() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (closed_) throw runbox::error(errc::sandbox_gone, "bash session is closed");
-        if (dead_) {
-            release_shell_fds();
-            start_shell(restart_dir());
-        }
-    }
+    void initialize();
 
     /// Working directory reported by the last prompt.
     std::string cwd() const {
@@ -9058,33 +10321,10 @@ public:
 
     /// Runs a command, input or continuation with OpenHands' timeout rules: a CmdOutputObservation
     /// (exit code -1 while it still runs), or an ErrorObservation; never throws.
-    Observation execute(const CmdRunAction& action) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        try {
-            return execute_locked(action);
-        } catch (const std::exception& e) {
-            return ErrorObservation{e.what(), "", {}};
-        }
-    }
+    Observation execute(const CmdRunAction& action);
 
     /// Idempotent. Kills the shell and everything it started, then reaps it.
-    void close() noexcept {
-        if (closed_.exchange(true)) {
-            std::lock_guard<std::mutex> lock(mutex_);  // wait for the first close to finish
-            return;
-        }
-        if (wake_fd_ >= 0) {
-            const std::uint64_t one = 1;
-            (void)!::write(wake_fd_, &one, sizeof one);
-        }
-        std::lock_guard<std::mutex> lock(mutex_);
-        try {
-            kill_everything();
-        } catch (...) {
-        }
-        if (wake_fd_ >= 0) ::close(wake_fd_);
-        wake_fd_ = -1;
-    }
+    void close() noexcept;
 
 private:
     BashSessionOptions options_;
@@ -9119,261 +10359,45 @@ private:
 
     // ---- shell lifecycle ----
 
-    void start_shell(const std::string& dir) {
-        detail::SpawnPlan plan;
-        plan.argv_storage = {"/bin/bash", "--noediting"};
-        if (!options_.load_rc_files) {
-            plan.argv_storage.push_back("--norc");
-            plan.argv_storage.push_back("--noprofile");
-        }
-        plan.argv_storage.push_back("-i");
-        detail::plan_identity(plan, options_.username, options_.env, options_.environment);
-        plan.cwd = dir;
-        if (!dir.empty()) {
-            struct stat st {};
-            if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-                throw runbox::error(errc::config_invalid, "working directory '" + dir + "' does not exist");
-        }
-        plan.finish();
-
-        int master = -1, slave = -1;
-        winsize ws{};
-        ws.ws_row = 1000;
-        ws.ws_col = 1000;
-        if (::openpty(&master, &slave, nullptr, nullptr, &ws) != 0)
-            throw runbox::error(errc::server_error, std::string("openpty: ") + std::strerror(errno));
-        termios tio{};
-        if (::tcgetattr(slave, &tio) == 0) {
-            tio.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOKE);
-            tio.c_lflag |= ICANON | ISIG;
-            tio.c_oflag &= ~static_cast<tcflag_t>(ONLCR);
-            tio.c_iflag |= IUTF8;
-            ::tcsetattr(slave, TCSANOW, &tio);
-        }
-        ::fcntl(master, F_SETFD, FD_CLOEXEC);
-        auto shell = std::make_unique<detail::Contained>();
-        try {
-            shell->start(plan, detail::ChildStdio{slave, slave, slave, true}, false);
-        } catch (...) {
-            ::close(master);
-            ::close(slave);
-            throw;
-        }
-        ::close(slave);
-        ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
-        master_ = master;
-        shell_pid_ = shell->pid();
-        shell_ = std::move(shell);
-        eof_ = false;
-        dead_ = false;
-        const std::string nonce = new_nonce();
-        scanner_ = bash::PromptScanner(bash::PromptMarkers::with_nonce(nonce));
-        reset_output();
-        pending_timeout_ = false;
-        write_buf_ = detail::shell_init_line(dir, nonce);
-
-        const auto deadline = std::chrono::steady_clock::now() + options_.startup_timeout;
-        while (blocks_ == 0) {
-            if (dead_) {
-                const std::string text(bash::strip(bash::render_terminal_output(out_)));
-                throw runbox::error(errc::server_error, "bash exited during start-up" + (text.empty() ? "" : ": " + text));
-            }
-            if (closed_) throw runbox::error(errc::sandbox_gone, "bash session is closed");
-            const auto now = std::chrono::steady_clock::now();
-            if (now >= deadline) throw runbox::error(errc::timeout, "bash did not show its prompt within the start-up timeout");
-            pump(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) + std::chrono::milliseconds(1));
-        }
-        set_cwd(last_meta_);
-        reset_output();
-    }
+    void start_shell(const std::string& dir);
 
     /// Where a replacement shell starts: the last known cwd if it still exists, else the initial one.
-    std::string restart_dir() const {
-        const std::string dir = cwd();
-        struct stat st {};
-        if (!dir.empty() && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return dir;
-        return options_.working_dir;
-    }
+    std::string restart_dir() const;
 
-    void set_cwd(const CmdOutputMetadata& m) {
-        if (m.working_dir && !m.working_dir->empty()) {
-            std::lock_guard<std::mutex> lock(cwd_mutex_);
-            cwd_ = *m.working_dir;
-        }
-    }
+    void set_cwd(const CmdOutputMetadata& m);
 
     /// 16 random bytes from OpenSSL, as hex: the marker nonce of one shell.
-    static std::string new_nonce() {
-        unsigned char raw[16];
-        if (RAND_bytes(raw, sizeof raw) != 1) throw runbox::error(errc::server_error, "OpenSSL RAND_bytes failed");
-        static constexpr char hex[] = "0123456789abcdef";
-        std::string out;
-        for (const unsigned char b : raw) {
-            out += hex[b >> 4];
-            out += hex[b & 15];
-        }
-        return out;
-    }
+    static std::string new_nonce();
 
     void release_shell_fds() {
         if (master_ >= 0) ::close(master_);
         master_ = -1;
     }
 
-    void kill_everything() {
-        if (shell_) shell_->kill_all();
-        shell_.reset();
-        for (auto& old : old_shells_) old->kill_all();
-        old_shells_.clear();
-        shell_pid_ = -1;
-        release_shell_fds();
-        for (const auto& f : temp_files_) ::unlink(f.c_str());
-        temp_files_.clear();
-    }
+    void kill_everything();
 
     /// The shell exited on its own (exit, exec, crash): keep its supervisor (and its jobs) for close().
-    void mark_dead() {
-        if (dead_) return;
-        dead_status_ = 0;
-        if (shell_) {
-            if (auto status = shell_->wait_exit(std::chrono::milliseconds(5000))) dead_status_ = *status;
-            old_shells_.push_back(std::move(shell_));
-        }
-        dead_ = true;
-        shell_pid_ = -1;
-    }
+    void mark_dead();
 
     // ---- I/O ----
 
-    void reset_output() {
-        out_.clear();
-        out_lines_ = 0;
-        scanner_.reset();
-        done_raw_.clear();
-        blocks_ = 0;
-        truncated_ = false;
-        has_prev_ = false;
-        strip_echo_ = false;
-        echo_text_.clear();
-    }
+    void reset_output();
 
-    void feed(const char* data, std::size_t n) {
-        if (skip_newline_ && n > 0) {
-            skip_newline_ = false;
-            if (data[0] == '\n') {
-                ++data;
-                --n;
-            }
-        }
-        out_.append(data, n);
-        out_lines_ += static_cast<std::size_t>(std::count(data, data + n, '\n'));
-        scan_blocks();
-        trim_history();
-    }
+    void feed(const char* data, std::size_t n);
 
-    void scan_blocks() {
-        while (auto block = scanner_.next(out_)) {
-            done_raw_.append(out_, 0, block->begin);
-            done_raw_ += '\n';
-            last_meta_ = std::move(block->metadata);
-            ++blocks_;
-            std::size_t cut = block->end;
-            if (cut < out_.size() && out_[cut] == '\n') ++cut;
-            else if (cut == out_.size()) skip_newline_ = true;
-            out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(cut), '\n'));
-            out_.erase(0, cut);
-            scanner_.erase_front(cut);
-        }
-    }
+    void scan_blocks();
 
     /// Keeps memory bounded like the reference's pane history: older lines scroll away.
-    void trim_history() {
-        // output without newlines (a binary or base64 stream) is bounded by size instead
-        constexpr std::size_t max_bytes = std::size_t{16} << 20;
-        if (out_.size() > max_bytes) {
-            std::size_t pos = out_.size() - max_bytes / 2;
-            while (pos < out_.size() && (static_cast<unsigned char>(out_[pos]) & 0xC0) == 0x80) ++pos;  // UTF-8 boundary
-            out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
-            out_.erase(0, pos);
-            scanner_.erase_front(pos);
-            truncated_ = true;
-        }
-        const std::size_t limit = options_.history_limit_lines;
-        if (limit == 0 || out_lines_ <= limit + limit / 4 + 64) return;
-        std::size_t drop = out_lines_ - limit;
-        std::size_t pos = 0;
-        while (drop > 0) {
-            pos = out_.find('\n', pos);
-            if (pos == std::string::npos) return;
-            ++pos;
-            --drop;
-        }
-        out_lines_ -= out_lines_ - limit;
-        out_.erase(0, pos);
-        scanner_.erase_front(pos);
-        truncated_ = true;
-    }
+    void trim_history();
 
     /// Reads what is available now, up to `limit` bytes (so a program that writes without pause
     /// cannot keep the caller from its deadlines); notices EOF.
-    void read_available(std::size_t limit = std::size_t{1} << 20) {
-        char buf[65536];
-        std::size_t total = 0;
-        while (master_ >= 0 && !eof_ && total < limit) {
-            const ssize_t n = ::read(master_, buf, sizeof buf);
-            if (n > 0) {
-                feed(buf, static_cast<std::size_t>(n));
-                total += static_cast<std::size_t>(n);
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-            eof_ = true;  // 0 or EIO: no process has the terminal open any more
-        }
-    }
+    void read_available(std::size_t limit = std::size_t{1} << 20);
 
-    void flush_writes() {
-        while (!write_buf_.empty() && master_ >= 0) {
-            const ssize_t n = ::write(master_, write_buf_.data(), write_buf_.size());
-            if (n > 0) {
-                write_buf_.erase(0, static_cast<std::size_t>(n));
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-            write_buf_.clear();  // the terminal is gone
-            return;
-        }
-    }
+    void flush_writes();
 
     /// Waits up to `timeout` for output, shell exit, a close() request or room to write.
-    void pump(std::chrono::milliseconds timeout) {
-        flush_writes();
-        pollfd fds[3];
-        nfds_t n = 0;
-        int master_idx = -1, pid_idx = -1;
-        if (master_ >= 0 && !eof_) {
-            master_idx = static_cast<int>(n);
-            fds[n++] = pollfd{master_, static_cast<short>(POLLIN | (write_buf_.empty() ? 0 : POLLOUT)), 0};
-        }
-        if (shell_ && !dead_) {
-            pid_idx = static_cast<int>(n);
-            fds[n++] = pollfd{shell_->event_fd(), POLLIN, 0};
-        }
-        if (wake_fd_ >= 0) fds[n++] = pollfd{wake_fd_, POLLIN, 0};
-        const long long ms = std::max<long long>(0, std::min<long long>(timeout.count(), 1 << 30));
-        const int r = ::poll(fds, n, static_cast<int>(ms));
-        if (r < 0) return;
-        if (master_idx >= 0 && fds[master_idx].revents) {
-            if (fds[master_idx].revents & (POLLIN | POLLHUP | POLLERR)) read_available();
-            if (fds[master_idx].revents & POLLOUT) flush_writes();
-        }
-        bool exited = pid_idx >= 0 && (fds[pid_idx].revents & POLLIN);
-        if (exited && !dead_) {
-            read_available(std::size_t{16} << 20);  // what the shell wrote last
-            mark_dead();
-        }
-    }
+    void pump(std::chrono::milliseconds timeout);
 
     void send(std::string text) {
         write_buf_ += std::move(text);
@@ -9382,36 +10406,7 @@ private:
 
     /// Lines longer than the terminal's canonical line limit (4095 bytes) would be cut by the
     /// kernel: such a command is written to a file and sourced instead.
-    std::string command_line_for(const std::string& command) {
-        std::size_t longest = 0, cur = 0;
-        for (const char c : command) {
-            cur = c == '\n' ? 0 : cur + 1;
-            longest = std::max(longest, cur);
-        }
-        if (longest < 4000) return command + "\n";
-        char path[] = "/tmp/runbox-cmd-XXXXXX";
-        const int fd = ::mkstemp(path);
-        if (fd < 0) return command + "\n";
-        std::string body = command + "\n";
-        const char* p = body.data();
-        std::size_t left = body.size();
-        while (left > 0) {
-            const ssize_t n = ::write(fd, p, left);
-            if (n <= 0) break;
-            p += n;
-            left -= static_cast<std::size_t>(n);
-        }
-        if (!options_.username.empty() && ::geteuid() == 0) {
-            std::vector<char> buf(16384);
-            passwd pw{};
-            passwd* result = nullptr;
-            if (::getpwnam_r(options_.username.c_str(), &pw, buf.data(), buf.size(), &result) == 0 && result)
-                (void)!::fchown(fd, pw.pw_uid, pw.pw_gid);
-        }
-        ::close(fd);
-        temp_files_.emplace_back(path);
-        return "source " + runbox::detail::shell_quote(path) + "\n";
-    }
+    std::string command_line_for(const std::string& command);
 
     void remove_temp_files() {
         for (const auto& f : temp_files_) ::unlink(f.c_str());
@@ -9419,159 +10414,62 @@ private:
     }
 
     /// Whether the program reading the terminal echoes input (echo on, or raw mode like readline).
-    bool terminal_echoes() const {
-        termios tio{};
-        if (master_ < 0 || ::tcgetattr(master_, &tio) != 0) return false;
-        return (tio.c_lflag & ECHO) || !(tio.c_lflag & ICANON);
-    }
+    bool terminal_echoes() const;
 
     // ---- observations ----
 
-    std::string finish_text(std::string_view raw) {
-        std::string text = bash::render_terminal_output(raw);
-        std::string_view view = text;
-        if (strip_echo_) view = bash::remove_command_prefix(view, echo_text_);
-        else view = bash::lstrip(view);
-        return std::string(bash::rstrip(view));
-    }
+    std::string finish_text(std::string_view raw);
 
-    Observation observe_completed(const std::string& command, bool special, bool hidden) {
-        CmdOutputMetadata meta = last_meta_;
-        std::string raw = std::move(done_raw_);
-        raw += out_;
-        // exact history bound
-        const std::size_t limit = options_.history_limit_lines;
-        bool truncated = truncated_;
-        if (limit > 0) {
-            std::size_t lines = static_cast<std::size_t>(std::count(raw.begin(), raw.end(), '\n'));
-            if (lines > limit) {
-                std::size_t pos = 0;
-                for (std::size_t drop = lines - limit; drop > 0; --drop) pos = raw.find('\n', pos) + 1;
-                raw.erase(0, pos);
-                truncated = true;
-            }
-        }
-        const std::string rendered = bash::render_terminal_output(raw);
-        if (has_prev_) meta.prefix = "";
-        else if (truncated) meta.prefix = bash::truncated_prefix(bash::count_lines(rendered));
-        meta.suffix = special ? bash::completed_special_key_suffix(meta.exit_code, bash::strip(command).back())
-                              : bash::completed_suffix(meta.exit_code);
-        std::string content = finish_text(raw);
-        set_cwd(meta);
-        reset_output();
-        pending_timeout_ = false;
-        remove_temp_files();
-        return make_cmd_output(std::move(content), command, std::move(meta), hidden);
-    }
+    Observation observe_completed(const std::string& command, bool special, bool hidden);
 
-    Observation observe_dead(const std::string& command, bool hidden) {
-        CmdOutputMetadata meta;
-        meta.exit_code = detail::exit_code_from_status(dead_status_);
-        meta.working_dir = cwd();
-        meta.suffix = bash::completed_suffix(meta.exit_code);
-        std::string raw = std::move(done_raw_);
-        raw += out_;
-        if (has_prev_) meta.prefix = "";
-        std::string content = finish_text(raw);
-        reset_output();
-        pending_timeout_ = false;
-        release_shell_fds();
-        remove_temp_files();
-        return make_cmd_output(std::move(content), command, std::move(meta), hidden);
-    }
+    Observation observe_dead(const std::string& command, bool hidden);
 
     /// Output so far of a command that keeps running (timeouts, refused commands).
-    Observation observe_running(const std::string& command, std::string suffix) {
-        const std::size_t keep = bash::incomplete_tail(out_, scanner_.markers());
-        std::string raw = std::move(done_raw_);
-        done_raw_.clear();
-        raw.append(out_, 0, out_.size() - keep);
-        out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.end() - static_cast<std::ptrdiff_t>(keep), '\n'));
-        const std::size_t taken = out_.size() - keep;
-        out_.erase(0, taken);
-        scanner_.erase_front(taken);
-        blocks_ = 0;
-        CmdOutputMetadata meta;
-        meta.suffix = std::move(suffix);
-        if (has_prev_) meta.prefix = std::string(bash::continue_prefix);
-        has_prev_ = has_prev_ || !raw.empty();
-        std::string content = finish_text(raw);
-        pending_timeout_ = true;
-        return make_cmd_output(std::move(content), command, std::move(meta));
-    }
+    Observation observe_running(const std::string& command, std::string suffix);
 
-    Observation execute_locked(const CmdRunAction& action) {
-        if (closed_) return ErrorObservation{"The bash session is closed.", "", {}};
-        pump(std::chrono::milliseconds(0));
-        strip_echo_ = false;  // set below when this call types something a program may echo
-        echo_text_.clear();
-
-        const std::string command(bash::strip(action.command));
-        // The shell exited (exit, exec, killed): "" after a timeout still reports how the running
-        // command ended; anything else goes to a fresh shell in the last working directory.
-        if (dead_ && !(pending_timeout_ && command.empty())) {
-            release_shell_fds();
-            start_shell(restart_dir());
-        }
-        if (!pending_timeout_) {
-            if (command.empty()) return make_cmd_output(std::string(bash::no_previous_logs), "", {});
-            if (action.is_input) return make_cmd_output(std::string(bash::no_previous_interact), "", {});
-        }
-        const auto parts = bash::split_bash_commands(command);
-        if (parts.size() > 1) return ErrorObservation{bash::multiple_commands_error(parts), "", {}};
-
-        const bool special = bash::is_special_key(command);
-        const bool finished = blocks_ > 0;  // the running command has completed since we last looked
-        if (pending_timeout_ && !finished && !action.is_input && !command.empty())
-            return observe_running(command, bash::not_executed_suffix(command));
-
-        std::string obs_command = command;
-        std::size_t blocks_needed = 1;
-        if (!command.empty()) {
-            blocks_needed = blocks_ + 1;
-            if (!action.is_input) obs_command = bash::escape_bash_special_chars(command);
-            strip_echo_ = terminal_echoes();
-            echo_text_ = command;
-            if (special) send(std::string(1, bash::control_char(command[2])));
-            else send(action.is_input ? command + "\n" : command_line_for(command));
-        }
-
-        const auto start = std::chrono::steady_clock::now();
-        auto last_change = start;
-        const bool hard = action.timeout && *action.timeout > 0;
-        const auto hard_deadline =
-            start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                        std::chrono::duration<double>(hard ? *action.timeout : 0.0));
-        while (true) {
-            if (blocks_ >= blocks_needed) return observe_completed(obs_command, special, action.hidden);
-            if (dead_) return observe_dead(obs_command, action.hidden);
-            if (closed_) return ErrorObservation{"The bash session was closed while the command was running.", "", {}};
-            const auto now = std::chrono::steady_clock::now();
-            if (!action.blocking && now - last_change >= options_.no_change_timeout)
-                return observe_running(obs_command, bash::no_change_timeout_suffix(options_.no_change_timeout));
-            if (hard && now >= hard_deadline)
-                return observe_running(obs_command, bash::hard_timeout_suffix(*action.timeout));
-            auto wait = std::chrono::steady_clock::duration::max();
-            if (!action.blocking) wait = std::min(wait, last_change + options_.no_change_timeout - now);
-            if (hard) wait = std::min(wait, hard_deadline - now);
-            auto wait_ms = wait == std::chrono::steady_clock::duration::max()
-                               ? std::chrono::milliseconds(1 << 30)
-                               : std::chrono::ceil<std::chrono::milliseconds>(wait);
-            const std::size_t before = out_.size() + done_raw_.size() + blocks_;
-            const std::size_t lines_before = out_lines_;
-            pump(wait_ms);
-            if (out_.size() + done_raw_.size() + blocks_ != before || out_lines_ != lines_before)
-                last_change = std::chrono::steady_clock::now();
-        }
-    }
+    Observation execute_locked(const CmdRunAction& action);
 };
 
 /// Runs `action.command` in a fresh non-interactive bash in `action.cwd` (or `default_cwd`),
 /// independent of any session (reference §4.3 `is_static`). stdout and stderr are merged.
-inline Observation run_static_command(const CmdRunAction& action, const std::string& default_cwd,
-                                      const std::string& username = {},
-                                      runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit,
-                                      const std::map<std::string, std::string>& env = {}) {
+RUNBOX_DECL Observation run_static_command(const CmdRunAction& action, const std::string& default_cwd,
+                                           const std::string& username = {},
+                                           runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit,
+                                           const std::map<std::string, std::string>& env = {});
+
+}  // namespace runbox::server
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/server/impl/bash_session.ipp ----
+
+
+namespace runbox::server::detail {
+
+RUNBOX_DECL std::string shell_init_line(const std::string& working_dir, std::string_view nonce) {
+    std::string line =
+        "__runbox_json() { REPLY=${1//\\\\/\\\\\\\\}; REPLY=${REPLY//\\\"/\\\\\\\"}; REPLY=${REPLY//$'\\n'/\\\\n}; "
+        "REPLY=${REPLY//$'\\t'/\\\\t}; REPLY=${REPLY//$'\\r'/\\\\r}; REPLY=${REPLY//[$'\\001'-$'\\037']/?}; }; "
+        "__runbox_prompt() { __runbox_ec=$? __runbox_bg=${!-}; local __p= __d __r=${PATH-}; "
+        "while :; do __d=${__r%%:*}; if [[ -f ${__d:-.}/python && -x ${__d:-.}/python ]]; then __p=${__d:-.}/python; "
+        "break; fi; [[ $__r == *:* ]] || break; __r=${__r#*:}; done; "
+        "__runbox_json \"${PWD-}\"; __runbox_wd=$REPLY; __runbox_json \"$__p\"; __runbox_py=$REPLY; "
+        "PS1='\\n###PS1JSON###" + std::string(nonce) + "\\n{\\\"pid\\\": \\\"${__runbox_bg}\\\", \\\"exit_code\\\": \\\"${__runbox_ec}\\\", "
+        "\\\"username\\\": \\\"\\u\\\", \\\"hostname\\\": \\\"\\h\\\", \\\"working_dir\\\": \\\"${__runbox_wd}\\\", "
+        "\\\"py_interpreter_path\\\": \\\"${__runbox_py}\\\"}\\n###PS1END###" + std::string(nonce) + "\\n'; PS2=; return 0; }; "
+        "PROMPT_COMMAND='{ __runbox_prompt; } 2>/dev/null'; PS2=; set +H; set -o ignoreeof; shopt -s promptvars; unset HISTFILE; history -c";
+    if (!working_dir.empty()) line += "; builtin cd -- " + runbox::detail::shell_quote(working_dir);
+    line += "\n";
+    return line;
+}
+
+}  // namespace runbox::server::detail
+
+namespace runbox::server {
+
+RUNBOX_DECL Observation run_static_command(const CmdRunAction& action, const std::string& default_cwd,
+                                           const std::string& username,
+                                           runbox::detail::EnvironmentBase environment,
+                                           const std::map<std::string, std::string>& env) {
     try {
         const std::string command(bash::strip(action.command));
         const std::string dir = action.cwd && !action.cwd->empty() ? *action.cwd : default_cwd;
@@ -9642,285 +10540,462 @@ inline Observation run_static_command(const CmdRunAction& action, const std::str
     }
 }
 
-}  // namespace runbox::server
-// ---- end runbox/server/bash_session.hpp ----
-// ---- begin runbox/server/connection_guard.hpp ----
-/// \file
-/// connection limits for the action server's httplib::Server.
-///
-/// cpp-httplib 0.11 bounds each recv() by its read timeout but not a whole request head: a
-/// client sending one header byte every few seconds holds a worker thread for hours, and 32 such
-/// clients starve /alive. ConnectionGuard is the server's task queue (Server::new_task_queue,
-/// public API) and adds, over what httplib exposes:
-/// - a worker per connection, up to `max_connections`; a connection past the bound is closed
-///   at once (its task runs on the accepting thread and sees end-of-file);
-/// - a head deadline: from accept (or from the previous response) to the end of the next
-///   request's headers at most `header_timeout`; a watchdog shuts the socket down when it
-///   passes, which wakes httplib's blocked read with end-of-file, and httplib closes it.
-/// httplib does not hand the accepted socket to the queue, so enqueue() (called on the
-/// accepting thread right after accept) finds it: the one socket of this process bound to the
-/// server's port, connected, and not yet known (sockets are told apart by inode). The request
-/// phase comes from the pre-routing handler and the logger, which httplib calls on the
-/// connection's worker thread (request_started() / response_sent()).
-
-#include <httplib.h>
-
-#include <dirent.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <cstdlib>
-#include <deque>
-#include <functional>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <thread>
-#include <vector>
-
-namespace runbox::server {
-
-/// The bounds a ConnectionGuard enforces (from ActionServerOptions).
-struct ConnectionLimits {
-    std::size_t max_connections = 128;                   ///< connections served at once
-    std::chrono::milliseconds header_timeout{20000};    ///< idle + request head, per request
-    int listen_backlog = 128;                            ///< connections waiting for accept()
-};
-
-/// cpp-httplib's task queue for the action server: at most max_connections served at once
-/// (more are closed at once), and a connection whose request head does not arrive within
-/// header_timeout is shut down. Thread-safe, as httplib requires.
-class ConnectionGuard final : public httplib::TaskQueue {
-public:
-    /// Starts the watchdog thread. `port` is the listening port: the guard finds the accepted
-    /// sockets by it and raises its listen backlog.
-    ConnectionGuard(ConnectionLimits limits, int port) : limits_(limits), port_(port) {
-        raise_backlog();
-        watchdog_ = std::thread([this] { watch(); });
+RUNBOX_DECL void BashSession::initialize() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) throw runbox::error(errc::sandbox_gone, "bash session is closed");
+    if (dead_) {
+        release_shell_fds();
+        start_shell(restart_dir());
     }
-    ConnectionGuard(const ConnectionGuard&) = delete;
-    ConnectionGuard& operator=(const ConnectionGuard&) = delete;
-    ~ConnectionGuard() override { shutdown(); }
+}
 
-    /// Serves a new connection on a worker thread, or closes it when the bound is reached.
-    void enqueue(std::function<void()> fn) override {
-        auto conn = identify_new_socket();
-        std::unique_lock lock(mutex_);
-        if (busy_ + jobs_.size() >= limits_.max_connections) {
-            lock.unlock();
-            // Over the bound: end the connection now; httplib's task then reads EOF and closes.
-            if (conn) ::shutdown(conn->fd, SHUT_RDWR);
-            ++refused_;
-            run_job(Job{std::move(fn), conn});
-            return;
-        }
-        jobs_.push_back(Job{std::move(fn), conn});
-        if (idle_ == 0 && threads_.size() < limits_.max_connections) {
-            threads_.emplace_back([this] { work(); });
-        }
-        lock.unlock();
-        cond_.notify_one();
+RUNBOX_DECL Observation BashSession::execute(const CmdRunAction& action) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    try {
+        return execute_locked(action);
+    } catch (const std::exception& e) {
+        return ErrorObservation{e.what(), "", {}};
     }
+}
 
-    /// Lets the queued connections finish and joins every thread. Idempotent.
-    void shutdown() override {
-        {
-            std::lock_guard lock(mutex_);
-            if (shut_down_) return;
-            shut_down_ = true;
-        }
-        cond_.notify_all();
-        watch_cond_.notify_all();
-        for (auto& t : threads_) {
-            if (t.joinable()) t.join();
-        }
-        if (watchdog_.joinable()) watchdog_.join();
+RUNBOX_DECL void BashSession::close() noexcept {
+    if (closed_.exchange(true)) {
+        std::lock_guard<std::mutex> lock(mutex_);  // wait for the first close to finish
+        return;
     }
-
-    /// From the pre-routing handler: the head of a request has been read.
-    static void request_started() noexcept {
-        if (current_ != nullptr) current_->waiting = false;
+    if (wake_fd_ >= 0) {
+        const std::uint64_t one = 1;
+        (void)!::write(wake_fd_, &one, sizeof one);
     }
-    /// From the logger: a response went out; the next head has `header_timeout` again.
-    static void response_sent() noexcept {
-        if (current_ != nullptr) {
-            current_->since = std::chrono::steady_clock::now().time_since_epoch().count();
-            current_->waiting = true;
-        }
+    std::lock_guard<std::mutex> lock(mutex_);
+    try {
+        kill_everything();
+    } catch (...) {
     }
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+    wake_fd_ = -1;
+}
 
-    /// Connections closed by the bound or the deadline (for tests and diagnostics).
-    ///@{
-    std::size_t refused() const noexcept { return refused_.load(); }
-    std::size_t timed_out() const noexcept { return timed_out_.load(); }
-    ///@}
-
-private:
-    struct Conn {
-        int fd = -1;
-        ino_t inode = 0;
-        std::atomic<bool> waiting{true};
-        std::atomic<std::chrono::steady_clock::rep> since{0};
-    };
-    struct Job {
-        std::function<void()> fn;
-        std::shared_ptr<Conn> conn;
-    };
-
-    static inline thread_local Conn* current_ = nullptr;
-
-    void run_job(Job job) {
-        current_ = job.conn.get();
-        try {
-            job.fn();
-        } catch (...) {
-            // httplib's task does not throw; nothing may escape a worker either way
-        }
-        current_ = nullptr;
-        if (job.conn) {
-            std::lock_guard lock(mutex_);
-            conns_.erase(job.conn->inode);
-        }
+RUNBOX_DECL void BashSession::start_shell(const std::string& dir) {
+    detail::SpawnPlan plan;
+    plan.argv_storage = {"/bin/bash", "--noediting"};
+    if (!options_.load_rc_files) {
+        plan.argv_storage.push_back("--norc");
+        plan.argv_storage.push_back("--noprofile");
     }
-
-    void work() {
-        std::unique_lock lock(mutex_);
-        for (;;) {
-            ++idle_;
-            cond_.wait(lock, [this] { return shut_down_ || !jobs_.empty(); });
-            --idle_;
-            if (jobs_.empty()) return;  // shut down and drained
-            Job job = std::move(jobs_.front());
-            jobs_.pop_front();
-            ++busy_;
-            lock.unlock();
-            run_job(std::move(job));
-            lock.lock();
-            --busy_;
-        }
-    }
-
-    /// Debian's libcpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed
-    /// when the library was built): 50 clients connecting at once overflowed it, and the
-    /// dropped handshakes surfaced as failed first requests. listen() again on the listening
-    /// socket (ours: our port, accepting) sets a new backlog; the queue is constructed
-    /// right after httplib's listen() and before its first accept().
-    void raise_backlog() const {
-        for (int fd = 0; fd < 1024; ++fd) {
-            struct stat st {};
-            if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-            int accepting = 0;
-            socklen_t size = sizeof accepting;
-            if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &size) != 0 || accepting == 0) continue;
-            if (local_port(fd) == port_) ::listen(fd, limits_.listen_backlog);
-        }
-    }
-
-    static int local_port(int fd) {
-        sockaddr_storage local{};
-        socklen_t len = sizeof local;
-        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return -1;
-        if (local.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
-        if (local.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
-        return -1;
-    }
-
-    /// A connected socket on our port not tracked yet (the listener has no peer).
-    bool is_new_server_socket(int fd, ino_t& inode) const {
+    plan.argv_storage.push_back("-i");
+    detail::plan_identity(plan, options_.username, options_.env, options_.environment);
+    plan.cwd = dir;
+    if (!dir.empty()) {
         struct stat st {};
-        if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || conns_.count(st.st_ino) != 0) return false;
-        if (local_port(fd) != port_) return false;
-        sockaddr_storage peer{};
-        socklen_t len = sizeof peer;
-        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
-        inode = st.st_ino;
-        return true;
+        if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+            throw runbox::error(errc::config_invalid, "working directory '" + dir + "' does not exist");
+    }
+    plan.finish();
+
+    int master = -1, slave = -1;
+    winsize ws{};
+    ws.ws_row = 1000;
+    ws.ws_col = 1000;
+    if (::openpty(&master, &slave, nullptr, nullptr, &ws) != 0)
+        throw runbox::error(errc::server_error, std::string("openpty: ") + std::strerror(errno));
+    termios tio{};
+    if (::tcgetattr(slave, &tio) == 0) {
+        tio.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHOE | ECHOK | ECHONL | ECHOCTL | ECHOKE);
+        tio.c_lflag |= ICANON | ISIG;
+        tio.c_oflag &= ~static_cast<tcflag_t>(ONLCR);
+        tio.c_iflag |= IUTF8;
+        ::tcsetattr(slave, TCSANOW, &tio);
+    }
+    ::fcntl(master, F_SETFD, FD_CLOEXEC);
+    auto shell = std::make_unique<detail::Contained>();
+    try {
+        shell->start(plan, detail::ChildStdio{slave, slave, slave, true}, false);
+    } catch (...) {
+        ::close(master);
+        ::close(slave);
+        throw;
+    }
+    ::close(slave);
+    ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
+    master_ = master;
+    shell_pid_ = shell->pid();
+    shell_ = std::move(shell);
+    eof_ = false;
+    dead_ = false;
+    const std::string nonce = new_nonce();
+    scanner_ = bash::PromptScanner(bash::PromptMarkers::with_nonce(nonce));
+    reset_output();
+    pending_timeout_ = false;
+    write_buf_ = detail::shell_init_line(dir, nonce);
+
+    const auto deadline = std::chrono::steady_clock::now() + options_.startup_timeout;
+    while (blocks_ == 0) {
+        if (dead_) {
+            const std::string text(bash::strip(bash::render_terminal_output(out_)));
+            throw runbox::error(errc::server_error, "bash exited during start-up" + (text.empty() ? "" : ": " + text));
+        }
+        if (closed_) throw runbox::error(errc::sandbox_gone, "bash session is closed");
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) throw runbox::error(errc::timeout, "bash did not show its prompt within the start-up timeout");
+        pump(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) + std::chrono::milliseconds(1));
+    }
+    set_cwd(last_meta_);
+    reset_output();
+}
+
+RUNBOX_DECL std::string BashSession::restart_dir() const {
+    const std::string dir = cwd();
+    struct stat st {};
+    if (!dir.empty() && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return dir;
+    return options_.working_dir;
+}
+
+RUNBOX_DECL void BashSession::set_cwd(const CmdOutputMetadata& m) {
+    if (m.working_dir && !m.working_dir->empty()) {
+        std::lock_guard<std::mutex> lock(cwd_mutex_);
+        cwd_ = *m.working_dir;
+    }
+}
+
+RUNBOX_DECL std::string BashSession::new_nonce() {
+    unsigned char raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1) throw runbox::error(errc::server_error, "OpenSSL RAND_bytes failed");
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (const unsigned char b : raw) {
+        out += hex[b >> 4];
+        out += hex[b & 15];
+    }
+    return out;
+}
+
+RUNBOX_DECL void BashSession::kill_everything() {
+    if (shell_) shell_->kill_all();
+    shell_.reset();
+    for (auto& old : old_shells_) old->kill_all();
+    old_shells_.clear();
+    shell_pid_ = -1;
+    release_shell_fds();
+    for (const auto& f : temp_files_) ::unlink(f.c_str());
+    temp_files_.clear();
+}
+
+RUNBOX_DECL void BashSession::mark_dead() {
+    if (dead_) return;
+    dead_status_ = 0;
+    if (shell_) {
+        if (auto status = shell_->wait_exit(std::chrono::milliseconds(5000))) dead_status_ = *status;
+        old_shells_.push_back(std::move(shell_));
+    }
+    dead_ = true;
+    shell_pid_ = -1;
+}
+
+RUNBOX_DECL void BashSession::reset_output() {
+    out_.clear();
+    out_lines_ = 0;
+    scanner_.reset();
+    done_raw_.clear();
+    blocks_ = 0;
+    truncated_ = false;
+    has_prev_ = false;
+    strip_echo_ = false;
+    echo_text_.clear();
+}
+
+RUNBOX_DECL void BashSession::feed(const char* data, std::size_t n) {
+    if (skip_newline_ && n > 0) {
+        skip_newline_ = false;
+        if (data[0] == '\n') {
+            ++data;
+            --n;
+        }
+    }
+    out_.append(data, n);
+    out_lines_ += static_cast<std::size_t>(std::count(data, data + n, '\n'));
+    scan_blocks();
+    trim_history();
+}
+
+RUNBOX_DECL void BashSession::scan_blocks() {
+    while (auto block = scanner_.next(out_)) {
+        done_raw_.append(out_, 0, block->begin);
+        done_raw_ += '\n';
+        last_meta_ = std::move(block->metadata);
+        ++blocks_;
+        std::size_t cut = block->end;
+        if (cut < out_.size() && out_[cut] == '\n') ++cut;
+        else if (cut == out_.size()) skip_newline_ = true;
+        out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(cut), '\n'));
+        out_.erase(0, cut);
+        scanner_.erase_front(cut);
+    }
+}
+
+RUNBOX_DECL void BashSession::trim_history() {
+    // output without newlines (a binary or base64 stream) is bounded by size instead
+    constexpr std::size_t max_bytes = std::size_t{16} << 20;
+    if (out_.size() > max_bytes) {
+        std::size_t pos = out_.size() - max_bytes / 2;
+        while (pos < out_.size() && (static_cast<unsigned char>(out_[pos]) & 0xC0) == 0x80) ++pos;  // UTF-8 boundary
+        out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
+        out_.erase(0, pos);
+        scanner_.erase_front(pos);
+        truncated_ = true;
+    }
+    const std::size_t limit = options_.history_limit_lines;
+    if (limit == 0 || out_lines_ <= limit + limit / 4 + 64) return;
+    std::size_t drop = out_lines_ - limit;
+    std::size_t pos = 0;
+    while (drop > 0) {
+        pos = out_.find('\n', pos);
+        if (pos == std::string::npos) return;
+        ++pos;
+        --drop;
+    }
+    out_lines_ -= out_lines_ - limit;
+    out_.erase(0, pos);
+    scanner_.erase_front(pos);
+    truncated_ = true;
+}
+
+RUNBOX_DECL void BashSession::read_available(std::size_t limit) {
+    char buf[65536];
+    std::size_t total = 0;
+    while (master_ >= 0 && !eof_ && total < limit) {
+        const ssize_t n = ::read(master_, buf, sizeof buf);
+        if (n > 0) {
+            feed(buf, static_cast<std::size_t>(n));
+            total += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        eof_ = true;  // 0 or EIO: no process has the terminal open any more
+    }
+}
+
+RUNBOX_DECL void BashSession::flush_writes() {
+    while (!write_buf_.empty() && master_ >= 0) {
+        const ssize_t n = ::write(master_, write_buf_.data(), write_buf_.size());
+        if (n > 0) {
+            write_buf_.erase(0, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        write_buf_.clear();  // the terminal is gone
+        return;
+    }
+}
+
+RUNBOX_DECL void BashSession::pump(std::chrono::milliseconds timeout) {
+    flush_writes();
+    pollfd fds[3];
+    nfds_t n = 0;
+    int master_idx = -1, pid_idx = -1;
+    if (master_ >= 0 && !eof_) {
+        master_idx = static_cast<int>(n);
+        fds[n++] = pollfd{master_, static_cast<short>(POLLIN | (write_buf_.empty() ? 0 : POLLOUT)), 0};
+    }
+    if (shell_ && !dead_) {
+        pid_idx = static_cast<int>(n);
+        fds[n++] = pollfd{shell_->event_fd(), POLLIN, 0};
+    }
+    if (wake_fd_ >= 0) fds[n++] = pollfd{wake_fd_, POLLIN, 0};
+    const long long ms = std::max<long long>(0, std::min<long long>(timeout.count(), 1 << 30));
+    const int r = ::poll(fds, n, static_cast<int>(ms));
+    if (r < 0) return;
+    if (master_idx >= 0 && fds[master_idx].revents) {
+        if (fds[master_idx].revents & (POLLIN | POLLHUP | POLLERR)) read_available();
+        if (fds[master_idx].revents & POLLOUT) flush_writes();
+    }
+    bool exited = pid_idx >= 0 && (fds[pid_idx].revents & POLLIN);
+    if (exited && !dead_) {
+        read_available(std::size_t{16} << 20);  // what the shell wrote last
+        mark_dead();
+    }
+}
+
+RUNBOX_DECL std::string BashSession::command_line_for(const std::string& command) {
+    std::size_t longest = 0, cur = 0;
+    for (const char c : command) {
+        cur = c == '\n' ? 0 : cur + 1;
+        longest = std::max(longest, cur);
+    }
+    if (longest < 4000) return command + "\n";
+    char path[] = "/tmp/runbox-cmd-XXXXXX";
+    const int fd = ::mkstemp(path);
+    if (fd < 0) return command + "\n";
+    std::string body = command + "\n";
+    const char* p = body.data();
+    std::size_t left = body.size();
+    while (left > 0) {
+        const ssize_t n = ::write(fd, p, left);
+        if (n <= 0) break;
+        p += n;
+        left -= static_cast<std::size_t>(n);
+    }
+    if (!options_.username.empty() && ::geteuid() == 0) {
+        std::vector<char> buf(16384);
+        passwd pw{};
+        passwd* result = nullptr;
+        if (::getpwnam_r(options_.username.c_str(), &pw, buf.data(), buf.size(), &result) == 0 && result)
+            (void)!::fchown(fd, pw.pw_uid, pw.pw_gid);
+    }
+    ::close(fd);
+    temp_files_.emplace_back(path);
+    return "source " + runbox::detail::shell_quote(path) + "\n";
+}
+
+RUNBOX_DECL bool BashSession::terminal_echoes() const {
+    termios tio{};
+    if (master_ < 0 || ::tcgetattr(master_, &tio) != 0) return false;
+    return (tio.c_lflag & ECHO) || !(tio.c_lflag & ICANON);
+}
+
+RUNBOX_DECL std::string BashSession::finish_text(std::string_view raw) {
+    std::string text = bash::render_terminal_output(raw);
+    std::string_view view = text;
+    if (strip_echo_) view = bash::remove_command_prefix(view, echo_text_);
+    else view = bash::lstrip(view);
+    return std::string(bash::rstrip(view));
+}
+
+RUNBOX_DECL Observation BashSession::observe_completed(const std::string& command, bool special, bool hidden) {
+    CmdOutputMetadata meta = last_meta_;
+    std::string raw = std::move(done_raw_);
+    raw += out_;
+    // exact history bound
+    const std::size_t limit = options_.history_limit_lines;
+    bool truncated = truncated_;
+    if (limit > 0) {
+        std::size_t lines = static_cast<std::size_t>(std::count(raw.begin(), raw.end(), '\n'));
+        if (lines > limit) {
+            std::size_t pos = 0;
+            for (std::size_t drop = lines - limit; drop > 0; --drop) pos = raw.find('\n', pos) + 1;
+            raw.erase(0, pos);
+            truncated = true;
+        }
+    }
+    const std::string rendered = bash::render_terminal_output(raw);
+    if (has_prev_) meta.prefix = "";
+    else if (truncated) meta.prefix = bash::truncated_prefix(bash::count_lines(rendered));
+    meta.suffix = special ? bash::completed_special_key_suffix(meta.exit_code, bash::strip(command).back())
+                          : bash::completed_suffix(meta.exit_code);
+    std::string content = finish_text(raw);
+    set_cwd(meta);
+    reset_output();
+    pending_timeout_ = false;
+    remove_temp_files();
+    return make_cmd_output(std::move(content), command, std::move(meta), hidden);
+}
+
+RUNBOX_DECL Observation BashSession::observe_dead(const std::string& command, bool hidden) {
+    CmdOutputMetadata meta;
+    meta.exit_code = detail::exit_code_from_status(dead_status_);
+    meta.working_dir = cwd();
+    meta.suffix = bash::completed_suffix(meta.exit_code);
+    std::string raw = std::move(done_raw_);
+    raw += out_;
+    if (has_prev_) meta.prefix = "";
+    std::string content = finish_text(raw);
+    reset_output();
+    pending_timeout_ = false;
+    release_shell_fds();
+    remove_temp_files();
+    return make_cmd_output(std::move(content), command, std::move(meta), hidden);
+}
+
+RUNBOX_DECL Observation BashSession::observe_running(const std::string& command, std::string suffix) {
+    const std::size_t keep = bash::incomplete_tail(out_, scanner_.markers());
+    std::string raw = std::move(done_raw_);
+    done_raw_.clear();
+    raw.append(out_, 0, out_.size() - keep);
+    out_lines_ -= static_cast<std::size_t>(std::count(out_.begin(), out_.end() - static_cast<std::ptrdiff_t>(keep), '\n'));
+    const std::size_t taken = out_.size() - keep;
+    out_.erase(0, taken);
+    scanner_.erase_front(taken);
+    blocks_ = 0;
+    CmdOutputMetadata meta;
+    meta.suffix = std::move(suffix);
+    if (has_prev_) meta.prefix = std::string(bash::continue_prefix);
+    has_prev_ = has_prev_ || !raw.empty();
+    std::string content = finish_text(raw);
+    pending_timeout_ = true;
+    return make_cmd_output(std::move(content), command, std::move(meta));
+}
+
+RUNBOX_DECL Observation BashSession::execute_locked(const CmdRunAction& action) {
+    if (closed_) return ErrorObservation{"The bash session is closed.", "", {}};
+    pump(std::chrono::milliseconds(0));
+    strip_echo_ = false;  // set below when this call types something a program may echo
+    echo_text_.clear();
+
+    const std::string command(bash::strip(action.command));
+    // The shell exited (exit, exec, killed): "" after a timeout still reports how the running
+    // command ended; anything else goes to a fresh shell in the last working directory.
+    if (dead_ && !(pending_timeout_ && command.empty())) {
+        release_shell_fds();
+        start_shell(restart_dir());
+    }
+    if (!pending_timeout_) {
+        if (command.empty()) return make_cmd_output(std::string(bash::no_previous_logs), "", {});
+        if (action.is_input) return make_cmd_output(std::string(bash::no_previous_interact), "", {});
+    }
+    const auto parts = bash::split_bash_commands(command);
+    if (parts.size() > 1) return ErrorObservation{bash::multiple_commands_error(parts), "", {}};
+
+    const bool special = bash::is_special_key(command);
+    const bool finished = blocks_ > 0;  // the running command has completed since we last looked
+    if (pending_timeout_ && !finished && !action.is_input && !command.empty())
+        return observe_running(command, bash::not_executed_suffix(command));
+
+    std::string obs_command = command;
+    std::size_t blocks_needed = 1;
+    if (!command.empty()) {
+        blocks_needed = blocks_ + 1;
+        if (!action.is_input) obs_command = bash::escape_bash_special_chars(command);
+        strip_echo_ = terminal_echoes();
+        echo_text_ = command;
+        if (special) send(std::string(1, bash::control_char(command[2])));
+        else send(action.is_input ? command + "\n" : command_line_for(command));
     }
 
-    std::shared_ptr<Conn> track(int fd, ino_t inode) {
-        auto conn = std::make_shared<Conn>();
-        conn->fd = fd;
-        conn->inode = inode;
-        conn->since = std::chrono::steady_clock::now().time_since_epoch().count();
-        conns_[inode] = conn;
-        highest_fd_ = std::max(highest_fd_, fd);
-        return conn;
+    const auto start = std::chrono::steady_clock::now();
+    auto last_change = start;
+    const bool hard = action.timeout && *action.timeout > 0;
+    const auto hard_deadline =
+        start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                    std::chrono::duration<double>(hard ? *action.timeout : 0.0));
+    while (true) {
+        if (blocks_ >= blocks_needed) return observe_completed(obs_command, special, action.hidden);
+        if (dead_) return observe_dead(obs_command, action.hidden);
+        if (closed_) return ErrorObservation{"The bash session was closed while the command was running.", "", {}};
+        const auto now = std::chrono::steady_clock::now();
+        if (!action.blocking && now - last_change >= options_.no_change_timeout)
+            return observe_running(obs_command, bash::no_change_timeout_suffix(options_.no_change_timeout));
+        if (hard && now >= hard_deadline)
+            return observe_running(obs_command, bash::hard_timeout_suffix(*action.timeout));
+        auto wait = std::chrono::steady_clock::duration::max();
+        if (!action.blocking) wait = std::min(wait, last_change + options_.no_change_timeout - now);
+        if (hard) wait = std::min(wait, hard_deadline - now);
+        auto wait_ms = wait == std::chrono::steady_clock::duration::max()
+                           ? std::chrono::milliseconds(1 << 30)
+                           : std::chrono::ceil<std::chrono::milliseconds>(wait);
+        const std::size_t before = out_.size() + done_raw_.size() + blocks_;
+        const std::size_t lines_before = out_lines_;
+        pump(wait_ms);
+        if (out_.size() + done_raw_.size() + blocks_ != before || out_lines_ != lines_before)
+            last_change = std::chrono::steady_clock::now();
     }
-
-    /// The socket accept() just returned: connected, on our port, not tracked yet.
-    std::shared_ptr<Conn> identify_new_socket() {
-        std::lock_guard lock(mutex_);
-        // accept() returns the lowest free descriptor, so an ascending walk meets it right after
-        // the ones open before it, one fstat() each (under a connection flood, listing
-        // /proc/self/fd per accept was a quarter of the server's CPU).
-        const int bound = std::max(highest_fd_ + 64, 256);
-        ino_t inode = 0;
-        for (int fd = 0; fd < bound; ++fd) {
-            if (is_new_server_socket(fd, inode)) return track(fd, inode);
-        }
-        // Not below the bound (a burst of other descriptors): every open descriptor.
-        std::vector<int> fds;
-        if (DIR* dir = ::opendir("/proc/self/fd")) {
-            while (const dirent* entry = ::readdir(dir)) {
-                if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-                const int fd = std::atoi(entry->d_name);
-                if (fd >= bound) fds.push_back(fd);
-            }
-            ::closedir(dir);
-        }
-        std::sort(fds.begin(), fds.end());
-        for (const int fd : fds) {
-            if (is_new_server_socket(fd, inode)) return track(fd, inode);
-        }
-        return nullptr;
-    }
-
-    void watch() {
-        const auto tick = std::clamp(limits_.header_timeout / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(250));
-        std::unique_lock lock(mutex_);
-        while (!shut_down_) {
-            watch_cond_.wait_for(lock, tick);
-            const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-            const auto limit = std::chrono::duration_cast<std::chrono::steady_clock::duration>(limits_.header_timeout).count();
-            for (auto& [inode, conn] : conns_) {
-                if (!conn->waiting || now - conn->since.load() < limit) continue;
-                struct stat st {};
-                // The fd is still this connection's (httplib closes it only after its task
-                // ends, and the task is untracked after that); the inode check is a second guard.
-                if (::fstat(conn->fd, &st) == 0 && st.st_ino == inode) {
-                    ::shutdown(conn->fd, SHUT_RDWR);
-                    ++timed_out_;
-                }
-                conn->since = now;  // once per deadline
-            }
-        }
-    }
-
-    ConnectionLimits limits_;
-    int port_;
-    std::mutex mutex_;
-    std::condition_variable cond_;
-    std::condition_variable watch_cond_;
-    std::deque<Job> jobs_;
-    std::vector<std::thread> threads_;
-    std::map<ino_t, std::shared_ptr<Conn>> conns_;
-    std::size_t idle_ = 0;
-    std::size_t busy_ = 0;
-    int highest_fd_ = -1;  // of a connection identified so far
-    bool shut_down_ = false;
-    std::atomic<std::size_t> refused_{0};
-    std::atomic<std::size_t> timed_out_{0};
-    std::thread watchdog_;
-};
+}
 
 }  // namespace runbox::server
-// ---- end runbox/server/connection_guard.hpp ----
+// ---- end runbox/server/impl/bash_session.ipp ----
+#endif
+// ---- end runbox/server/bash_session.hpp ----
 // ---- begin runbox/server/file_editor.hpp ----
 /// \file
 /// the action server's file actions: read, write and the
@@ -9950,135 +11025,35 @@ private:
 ///
 /// Not thread-safe: the server runs one action at a time (as OpenHands does with its lock).
 
-#include <algorithm>
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstring>
-#include <cctype>
 #include <deque>
-#include <filesystem>
-#include <initializer_list>
-#include <limits>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <sys/types.h>
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
-// ---- begin runbox/detail/base64.hpp ----
-// runbox/detail/base64.hpp - base64 (RFC 4648 §4) and base64url (§5) on OpenSSL's EVP codec.
-//
-// One codec for the tree: cassettes, proto3-JSON `bytes` fields (E2B's envd), JWT payloads
-// (Modal) and the editor's data URLs. OpenSSL does the work; this file only adapts lengths,
-// padding and the URL alphabet. Decoding refuses anything that is not base64 with errc::bad_response.
+// ---- begin runbox/server/python_text.hpp ----
+/// \file
+/// Python `str` semantics that the file editor's wire texts depend on: str.split, splitlines,
+/// universal newlines, strip, int(), len() in code points, str(list). Plain string code.
 
+#include <algorithm>
 #include <cstddef>
+#include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
-#include <openssl/evp.h>
+namespace runbox::server::detail {
 
-
-namespace runbox::detail {
-
-/// Standard base64 with `=` padding.
-inline std::string base64_encode(std::string_view bytes) {
-    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');  // EVP writes a NUL terminator
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-    return out;
-}
-
-/// Decodes standard base64; padding may be omitted (proto3 JSON readers accept both).
-/// Throws errc::bad_response (naming `what`) on any other character or a bad length.
-inline std::string base64_decode(std::string_view text, std::string_view what = "base64 text") {
-    auto fail = [&] { return error(errc::bad_response, "invalid base64 in " + std::string(what), "transport"); };
-    // EVP_DecodeBlock skips blanks and takes '=' in the middle: only the alphabet, padding last.
-    const auto body_end = text.find_last_not_of('=');
-    const std::string_view body = body_end == std::string_view::npos ? std::string_view{} : text.substr(0, body_end + 1);
-    for (char c : body) {
-        const bool alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
-        if (!alphabet) throw fail();
-    }
-    std::string padded(text);
-    if (padded.size() % 4 == 1) throw fail();
-    while (padded.size() % 4 != 0) padded.push_back('=');
-    if (padded.empty()) return {};
-    std::size_t padding = 0;
-    for (std::size_t i = padded.size(); i > 0 && padded[i - 1] == '='; --i) ++padding;
-    if (padding > 2) throw fail();
-    std::string out(3 * (padded.size() / 4) + 1, '\0');
-    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(padded.data()), static_cast<int>(padded.size()));
-    if (n < 0 || static_cast<std::size_t>(n) < padding) throw fail();
-    out.resize(static_cast<std::size_t>(n) - padding);  // EVP counts the bytes that padding stands for
-    return out;
-}
-
-/// Decodes base64url (`-` and `_`, padding optional), as JWT segments use it.
-inline std::string base64url_decode(std::string_view text, std::string_view what = "base64url text") {
-    std::string standard(text);
-    for (char& c : standard) {
-        if (c == '-') c = '+';
-        else if (c == '_') c = '/';
-        else if (c == '+' || c == '/') throw error(errc::bad_response, "invalid base64url in " + std::string(what), "transport");
-    }
-    return base64_decode(standard, what);
-}
-
-}  // namespace runbox::detail
-// ---- end runbox/detail/base64.hpp ----
-
-namespace runbox::server {
-
-/// Where file actions run. Relative paths of read/write resolve against `bash_cwd`; the
-/// binary sniff of `read` resolves them against `server_cwd` (reference §14 quirk 6; an
-/// empty server_cwd means the process cwd). `workspace_root` is the server's --working-dir
-/// (the editor suggests `<root>/<path>` for relative paths).
-struct FileOpsContext {
-    std::string workspace_root;  ///< the server's --working-dir
-    std::string bash_cwd;        ///< the shell's current directory
-    std::string server_cwd;      ///< the server process's cwd (empty: the process cwd)
-    /// Owner given to files `write` creates (uid:uid like OpenHands' --user-id);
-    /// -1 = the process's effective uid and gid.
-    int user_id = -1;
-    /// `read` returns at most this many bytes of a file and says so when it cut.
-    std::size_t max_read_bytes = std::size_t{10} << 20;
-};
-
-namespace detail {
-
-inline constexpr std::size_t max_response_chars = 16000;  // OH-ACI MAX_RESPONSE_LEN_CHAR
-inline constexpr long long snippet_context_window = 4;    // OH-ACI SNIPPET_CONTEXT_WINDOW
-inline constexpr std::uintmax_t max_file_size_bytes = 10u * 1024u * 1024u;
-inline constexpr std::size_t max_history_per_file = 10;
-inline constexpr long long diff_max_edit_distance = 2000;
-inline constexpr std::size_t binary_sniff_bytes = 1024;
-
-// OH-ACI prompts.py wording (the test asserts only the first sentence).
-inline constexpr std::string_view text_file_truncated_notice =
-    "<response clipped><NOTE>Due to the max output limit, only part of this file has been shown to you. "
-    "You should retry this tool after you have searched inside the file with `grep -n` in order to find "
-    "the line numbers of what you are looking for.</NOTE>";
-inline constexpr std::string_view directory_truncated_notice =
-    "<response clipped><NOTE>Due to the max output limit, only part of this directory has been shown to "
-    "you. You should use `ls -la` instead to view large directories incrementally.</NOTE>";
-
-// ---------------------------------------------------------------------------
-// Python string helpers
 
 /// str.split(sep): "a\n" -> {"a", ""}, "" -> {""}.
 inline std::vector<std::string> split(std::string_view s, char sep) {
@@ -10236,328 +11211,32 @@ inline std::size_t code_points(std::string_view s) noexcept {
     return n;
 }
 
-/// OH-ACI maybe_truncate: keep the first `limit` code points and append `notice`.
-inline std::string maybe_truncate(std::string content, std::string_view notice, std::size_t limit = max_response_chars) {
-    std::size_t seen = 0;
-    for (std::size_t i = 0; i < content.size(); ++i) {
-        if ((static_cast<unsigned char>(content[i]) & 0xC0) == 0x80) continue;
-        if (seen == limit) {
-            content.resize(i);
-            content += notice;
-            return content;
-        }
-        ++seen;
-    }
-    return content;
-}
+}  // namespace runbox::server::detail
+// ---- end runbox/server/python_text.hpp ----
+// ---- begin runbox/server/unified_diff.hpp ----
+/// \file
+/// the file editor's diff: openhands_aci.utils.diff.get_diff, a unified diff with zero context
+/// lines (difflib's format) over a Myers minimal edit script, bounded by diff_max_edit_distance.
+///
+/// Why not Debian's libdtl (1.20): its unified hunks always carry 3 context lines
+/// (DTL_CONTEXT_SIZE is a constant) where OH-ACI's get_diff has none, and its edit script has no
+/// bound on the edit distance, which a hostile file could use to burn time and memory; what
+/// would be left to use of it is the O(ND) search, about as long as the one here.
 
-// ---------------------------------------------------------------------------
-// Paths
-
-/// str(pathlib.PurePosixPath(p)): collapse '//' and '/./', drop a trailing '/', "" -> ".".
-/// Exactly two leading slashes are kept (POSIX leaves their meaning open; pathlib keeps them).
-inline std::string py_path(std::string_view p) {
-    std::string root;
-    if (p.size() >= 2 && p[0] == '/' && p[1] == '/' && (p.size() == 2 || p[2] != '/')) {
-        root = "//";
-    } else if (!p.empty() && p[0] == '/') {
-        root = "/";
-    }
-    std::string out = root;
-    bool first = true;
-    for (const auto& part : split(p, '/')) {
-        if (part.empty() || part == ".") continue;
-        if (!first) out.push_back('/');
-        out += part;
-        first = false;
-    }
-    if (out.empty()) return ".";
-    return out;
-}
-
-inline bool is_absolute(std::string_view p) noexcept { return !p.empty() && p.front() == '/'; }
-
-/// Path(base) / rel, normalised; an absolute `rel` wins like pathlib's join.
-inline std::string join_path(std::string_view base, std::string_view rel) {
-    if (is_absolute(rel) || base.empty()) return py_path(rel);
-    std::string joined(base);
-    joined += '/';
-    joined += rel;
-    return py_path(joined);
-}
-
-/// os.path.dirname.
-inline std::string dirname(std::string_view p) {
-    const auto pos = p.rfind('/');
-    if (pos == std::string_view::npos) return {};
-    std::string head(p.substr(0, pos + 1));
-    // Strip trailing slashes unless the head is all slashes.
-    if (head.find_first_not_of('/') != std::string::npos) {
-        while (!head.empty() && head.back() == '/') head.pop_back();
-    }
-    return head;
-}
-
-/// Returned instead of an errno for a device, FIFO or socket: file actions refuse those (a
-/// FIFO blocks for ever, /dev/zero never ends).
-inline constexpr int not_a_regular_file = -1;
-
-/// Python's OSError text: "[Errno 2] No such file or directory: '/x'".
-inline std::string os_error_text(int err, std::string_view path) {
-    if (err == not_a_regular_file) return "not a regular file (a device, FIFO or socket): " + runbox::detail::python_str_repr(path);
-    return "[Errno " + std::to_string(err) + "] " + std::strerror(err) + ": " + runbox::detail::python_str_repr(path);
-}
-
-inline bool path_exists(const std::string& p) noexcept {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0;
-}
-
-inline bool path_is_dir(const std::string& p) noexcept {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-inline bool path_is_file(const std::string& p) noexcept {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/// Lower-cased extension including the dot ("" when none), like PurePath.suffix.lower().
-inline std::string suffix_lower(std::string_view p) {
-    const auto slash = p.rfind('/');
-    const auto name = slash == std::string_view::npos ? p : p.substr(slash + 1);
-    const auto dot = name.rfind('.');
-    if (dot == std::string_view::npos || dot == 0 || dot + 1 == name.size()) return {};
-    std::string ext(name.substr(dot));
-    for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return ext;
-}
-
-// ---------------------------------------------------------------------------
-// Raw file I/O with errno (messages need Python's exception classes)
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
 
 
-/// "Refusing to read /dev/zero: it is not a regular file (a device, FIFO or socket)."
-inline std::string not_regular_text(std::string_view verb, std::string_view path) {
-    return "Refusing to " + std::string(verb) + " " + std::string(path) +
-           ": it is not a regular file (a device, FIFO or socket).";
-}
+namespace runbox::server::detail {
 
-/// Opens without blocking (a FIFO's open waits for a writer) and keeps only regular files;
-/// returns the fd, or -1 with `err` set (an errno, EISDIR, or not_a_regular_file).
-inline int open_regular(const std::string& path, int flags, int& err, mode_t mode = 0) {
-    const int fd = ::open(path.c_str(), flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode);
-    if (fd < 0) {
-        err = errno == ENXIO ? not_a_regular_file : errno;  // ENXIO: a FIFO without a reader
-        return -1;
-    }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        err = errno;
-        ::close(fd);
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        err = S_ISDIR(st.st_mode) ? EISDIR : not_a_regular_file;
-        ::close(fd);
-        return -1;
-    }
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    return fd;
-}
+/// Above this many edits the changed middle is shown as one replace hunk (bounded time and memory).
+inline constexpr long long diff_max_edit_distance = 2000;
 
-/// Reads up to `limit` bytes; returns 0 or an errno (EISDIR for directories,
-/// not_a_regular_file for anything else that is not a regular file).
-inline int read_bytes(const std::string& path, std::string& out,
-                      std::size_t limit = std::numeric_limits<std::size_t>::max()) {
-    out.clear();
-    int open_err = 0;
-    const int fd = open_regular(path, O_RDONLY, open_err);
-    if (fd < 0) return open_err;
-    char buf[65536];
-    while (out.size() < limit) {
-        const std::size_t want = std::min(sizeof buf, limit - out.size());
-        const ssize_t got = ::read(fd, buf, want);
-        if (got < 0) {
-            if (errno == EINTR) continue;
-            const int err = errno;
-            ::close(fd);
-            return err;
-        }
-        if (got == 0) break;
-        out.append(buf, static_cast<std::size_t>(got));
-    }
-    ::close(fd);
-    return 0;
-}
-
-/// Writes `data` (creating with `create_mode` subject to umask); returns 0 or an errno.
-inline int write_bytes(const std::string& path, std::string_view data, bool create, mode_t create_mode = 0666) {
-    // Opened before truncating, so a FIFO or device is refused untouched.
-    int open_err = 0;
-    const int fd = open_regular(path, O_WRONLY | (create ? O_CREAT : 0), open_err, create_mode);
-    if (fd < 0) return open_err;
-    if (::ftruncate(fd, 0) != 0) {
-        const int err = errno;
-        ::close(fd);
-        return err;
-    }
-    std::size_t done = 0;
-    while (done < data.size()) {
-        const ssize_t put = ::write(fd, data.data() + done, data.size() - done);
-        if (put < 0) {
-            if (errno == EINTR) continue;
-            const int err = errno;
-            ::close(fd);
-            return err;
-        }
-        done += static_cast<std::size_t>(put);
-    }
-    if (::close(fd) != 0) return errno;
-    return 0;
-}
-
-// ---------------------------------------------------------------------------
-// UTF-8, binary sniffing, base64
-
-/// Python's UnicodeDecodeError text for the 'utf-8' codec.
-inline std::string utf8_error_text(const runbox::detail::Utf8Error& e) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "0x%02x", e.byte);
-    return "'utf-8' codec can't decode byte " + std::string(buf) + " in position " + std::to_string(e.position) +
-           ": " + e.reason;
-}
-
-/// binaryornot.is_binary_string on the first KiB of a file (see the header comment).
-inline bool looks_binary(std::string_view chunk) {
-    if (chunk.empty()) return false;
-    std::size_t not_printable = 0, below_127 = 0, multibyte = 0;
-    bool nul_or_ff = false;
-    for (const char ch : chunk) {
-        const auto c = static_cast<unsigned char>(ch);
-        const bool control_ok = c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == '\b';
-        const bool printable = control_ok || (c >= 32 && c < 127);
-        if (!printable) ++not_printable;
-        if (c < 127) ++below_127;
-        if (c >= 0xC0) ++multibyte;
-        if (c == 0x00 || c == 0xFF) nul_or_ff = true;
-    }
-    const double n = static_cast<double>(chunk.size());
-    const double ratio1 = static_cast<double>(not_printable) / n;  // control chars + high bytes
-    const double ratio2 = static_cast<double>(below_127) / n;      // binaryornot's "high_chars" ratio
-    if (ratio1 > 0.90 && ratio2 > 0.90) return true;
-    const bool likely_binary = (ratio1 > 0.3 && ratio2 < 0.05) || (ratio1 > 0.8 && ratio2 > 0.8);
-    const bool decodable = multibyte >= 4 && !runbox::detail::utf8_error(chunk, true);
-    if (likely_binary) return !decodable;
-    if (decodable) return false;
-    return nul_or_ff;
-}
-
-/// mimetypes.guess_type for the media extensions `read` serves; `fallback` otherwise.
-inline std::string guess_mime(std::string_view path, std::string_view fallback) {
-    static const std::map<std::string, std::string, std::less<>> table = {
-        {".png", "image/png"},   {".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"}, {".bmp", "image/bmp"},
-        {".gif", "image/gif"},   {".pdf", "application/pdf"}, {".mp4", "video/mp4"}, {".webm", "video/webm"},
-        {".ogg", "audio/ogg"},
-    };
-    const auto it = table.find(suffix_lower(path));
-    return it == table.end() ? std::string(fallback) : it->second;
-}
-
-// ---------------------------------------------------------------------------
-// Line windows (reference §6.1 / §6.2)
-
-/// Python list slice bounds for lst[begin:end] with negative indices.
-inline std::size_t py_index(long long i, std::size_t n) {
-    const auto sn = static_cast<long long>(n);
-    if (i < 0) i += sn;
-    return static_cast<std::size_t>(std::clamp(i, 0LL, sn));
-}
-
-/// `read`'s line window: 0-based, end-exclusive, -1 = EOF; a window always has >= 1 line
-/// when the file has any (begin is pulled back to n-2 and end pushed to begin+1).
-inline std::vector<std::string> read_lines_window(const std::vector<std::string>& lines, long long start, long long end) {
-    const auto n = static_cast<long long>(lines.size());
-    start = std::clamp(start, 0LL, n);
-    if (end != -1) end = std::min(std::max(end, 0LL), n);
-    if (end == -1) return {lines.begin() + start, lines.end()};
-    const long long begin = std::max(0LL, std::min(start, n - 2));
-    const long long stop = std::min(std::max(begin + 1, end), n);
-    if (begin >= stop) return {};
-    return {lines.begin() + begin, lines.begin() + stop};
-}
-
-/// `write`'s splice: original[:start] (nothing if start == 0) + each piece + "\n" +
-/// original[end:] (nothing if end == -1), with Python slice semantics.
-inline std::string splice_lines(const std::vector<std::string>& original, const std::vector<std::string>& pieces,
-                                long long start, long long end) {
-    std::string out;
-    if (start != 0) {
-        const auto stop = py_index(start, original.size());
-        for (std::size_t i = 0; i < stop; ++i) out += original[i];
-    }
-    for (const auto& piece : pieces) {
-        out += piece;
-        out += '\n';
-    }
-    if (end != -1) {
-        for (std::size_t i = py_index(end, original.size()); i < original.size(); ++i) out += original[i];
-    }
-    return out;
-}
-
-// ---------------------------------------------------------------------------
-// Editor text rendering
-
-/// OH-ACI _make_output: truncate, number every '\n'-separated line "%6d\t", end with '\n'.
-inline std::string cat_n(std::string snippet, std::string_view description, long long start_line = 1) {
-    snippet = maybe_truncate(std::move(snippet), text_file_truncated_notice);
-    std::string out = "Here's the result of running `cat -n` on ";
-    out += description;
-    out += ":\n";
-    long long number = start_line;
-    std::size_t begin = 0;
-    char buf[32];
-    for (;;) {
-        const auto pos = snippet.find('\n', begin);
-        std::snprintf(buf, sizeof buf, "%6lld\t", number++);
-        out += buf;
-        if (pos == std::string::npos) {
-            out.append(snippet, begin, std::string::npos);
-            break;
-        }
-        out.append(snippet, begin, pos - begin);
-        out += '\n';
-        begin = pos + 1;
-    }
-    out += '\n';
-    return out;
-}
-
-/// Start offsets of the non-overlapping left-to-right matches of `needle` (re.finditer of
-/// the escaped text): an empty needle matches at every offset 0..size.
-inline std::vector<std::size_t> find_occurrences(std::string_view hay, std::string_view needle) {
-    std::vector<std::size_t> out;
-    if (needle.empty()) {
-        // Only code-point boundaries count (Python indexes str by code point).
-        for (std::size_t i = 0; i <= hay.size(); ++i) {
-            if (i == hay.size() || (static_cast<unsigned char>(hay[i]) & 0xC0) != 0x80) out.push_back(i);
-        }
-        return out;
-    }
-    for (auto pos = hay.find(needle); pos != std::string_view::npos; pos = hay.find(needle, pos + needle.size())) {
-        out.push_back(pos);
-    }
-    return out;
-}
-
-inline long long line_of(std::string_view text, std::size_t offset) {
-    return 1 + static_cast<long long>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
-}
-
-// ---------------------------------------------------------------------------
-// Unified diff with zero context lines (openhands_aci.utils.diff.get_diff)
 
 namespace diff_impl {
 
@@ -10668,6 +11347,147 @@ inline std::string unified_diff(std::string_view old_text, std::string_view new_
     return join(out, "\n");
 }
 
+}  // namespace runbox::server::detail
+// ---- end runbox/server/unified_diff.hpp ----
+
+namespace runbox::server {
+
+/// Where file actions run. Relative paths of read/write resolve against `bash_cwd`; the
+/// binary sniff of `read` resolves them against `server_cwd` (reference §14 quirk 6; an
+/// empty server_cwd means the process cwd). `workspace_root` is the server's --working-dir
+/// (the editor suggests `<root>/<path>` for relative paths).
+struct FileOpsContext {
+    std::string workspace_root;  ///< the server's --working-dir
+    std::string bash_cwd;        ///< the shell's current directory
+    std::string server_cwd;      ///< the server process's cwd (empty: the process cwd)
+    /// Owner given to files `write` creates (uid:uid like OpenHands' --user-id);
+    /// -1 = the process's effective uid and gid.
+    int user_id = -1;
+    /// `read` returns at most this many bytes of a file and says so when it cut.
+    std::size_t max_read_bytes = std::size_t{10} << 20;
+};
+
+namespace detail {
+
+inline constexpr std::size_t max_response_chars = 16000;  // OH-ACI MAX_RESPONSE_LEN_CHAR
+inline constexpr long long snippet_context_window = 4;    // OH-ACI SNIPPET_CONTEXT_WINDOW
+inline constexpr std::uintmax_t max_file_size_bytes = 10u * 1024u * 1024u;
+inline constexpr std::size_t max_history_per_file = 10;
+inline constexpr std::size_t binary_sniff_bytes = 1024;
+
+// OH-ACI prompts.py wording (the test asserts only the first sentence).
+inline constexpr std::string_view text_file_truncated_notice =
+    "<response clipped><NOTE>Due to the max output limit, only part of this file has been shown to you. "
+    "You should retry this tool after you have searched inside the file with `grep -n` in order to find "
+    "the line numbers of what you are looking for.</NOTE>";
+inline constexpr std::string_view directory_truncated_notice =
+    "<response clipped><NOTE>Due to the max output limit, only part of this directory has been shown to "
+    "you. You should use `ls -la` instead to view large directories incrementally.</NOTE>";
+
+/// OH-ACI maybe_truncate: keep the first `limit` code points and append `notice`.
+RUNBOX_DECL std::string maybe_truncate(std::string content, std::string_view notice, std::size_t limit = max_response_chars);
+
+// ---------------------------------------------------------------------------
+// Paths
+
+/// str(pathlib.PurePosixPath(p)): collapse '//' and '/./', drop a trailing '/', "" -> ".".
+/// Exactly two leading slashes are kept (POSIX leaves their meaning open; pathlib keeps them).
+RUNBOX_DECL std::string py_path(std::string_view p);
+
+inline bool is_absolute(std::string_view p) noexcept { return !p.empty() && p.front() == '/'; }
+
+/// Path(base) / rel, normalised; an absolute `rel` wins like pathlib's join.
+RUNBOX_DECL std::string join_path(std::string_view base, std::string_view rel);
+
+/// os.path.dirname.
+RUNBOX_DECL std::string dirname(std::string_view p);
+
+/// Returned instead of an errno for a device, FIFO or socket: file actions refuse those (a
+/// FIFO blocks for ever, /dev/zero never ends).
+inline constexpr int not_a_regular_file = -1;
+
+/// Python's OSError text: "[Errno 2] No such file or directory: '/x'".
+inline std::string os_error_text(int err, std::string_view path) {
+    if (err == not_a_regular_file) return "not a regular file (a device, FIFO or socket): " + runbox::detail::python_str_repr(path);
+    return "[Errno " + std::to_string(err) + "] " + std::strerror(err) + ": " + runbox::detail::python_str_repr(path);
+}
+
+RUNBOX_DECL bool path_exists(const std::string& p) noexcept;
+
+RUNBOX_DECL bool path_is_dir(const std::string& p) noexcept;
+
+RUNBOX_DECL bool path_is_file(const std::string& p) noexcept;
+
+/// Lower-cased extension including the dot ("" when none), like PurePath.suffix.lower().
+RUNBOX_DECL std::string suffix_lower(std::string_view p);
+
+// ---------------------------------------------------------------------------
+// Raw file I/O with errno (messages need Python's exception classes)
+
+
+/// "Refusing to read /dev/zero: it is not a regular file (a device, FIFO or socket)."
+inline std::string not_regular_text(std::string_view verb, std::string_view path) {
+    return "Refusing to " + std::string(verb) + " " + std::string(path) +
+           ": it is not a regular file (a device, FIFO or socket).";
+}
+
+/// Opens without blocking (a FIFO's open waits for a writer) and keeps only regular files;
+/// returns the fd, or -1 with `err` set (an errno, EISDIR, or not_a_regular_file).
+RUNBOX_DECL int open_regular(const std::string& path, int flags, int& err, mode_t mode = 0);
+
+/// Reads up to `limit` bytes; returns 0 or an errno (EISDIR for directories,
+/// not_a_regular_file for anything else that is not a regular file).
+RUNBOX_DECL int read_bytes(const std::string& path, std::string& out,
+                           std::size_t limit = std::numeric_limits<std::size_t>::max());
+
+/// Writes `data` (creating with `create_mode` subject to umask); returns 0 or an errno.
+RUNBOX_DECL int write_bytes(const std::string& path, std::string_view data, bool create, mode_t create_mode = 0666);
+
+// ---------------------------------------------------------------------------
+// UTF-8, binary sniffing, base64
+
+/// Python's UnicodeDecodeError text for the 'utf-8' codec.
+RUNBOX_DECL std::string utf8_error_text(const runbox::detail::Utf8Error& e);
+
+/// binaryornot.is_binary_string on the first KiB of a file (see the header comment).
+RUNBOX_DECL bool looks_binary(std::string_view chunk);
+
+/// mimetypes.guess_type for the media extensions `read` serves; `fallback` otherwise.
+RUNBOX_DECL std::string guess_mime(std::string_view path, std::string_view fallback);
+
+// ---------------------------------------------------------------------------
+// Line windows (reference §6.1 / §6.2)
+
+/// Python list slice bounds for lst[begin:end] with negative indices.
+inline std::size_t py_index(long long i, std::size_t n) {
+    const auto sn = static_cast<long long>(n);
+    if (i < 0) i += sn;
+    return static_cast<std::size_t>(std::clamp(i, 0LL, sn));
+}
+
+/// `read`'s line window: 0-based, end-exclusive, -1 = EOF; a window always has >= 1 line
+/// when the file has any (begin is pulled back to n-2 and end pushed to begin+1).
+RUNBOX_DECL std::vector<std::string> read_lines_window(const std::vector<std::string>& lines, long long start, long long end);
+
+/// `write`'s splice: original[:start] (nothing if start == 0) + each piece + "\n" +
+/// original[end:] (nothing if end == -1), with Python slice semantics.
+RUNBOX_DECL std::string splice_lines(const std::vector<std::string>& original, const std::vector<std::string>& pieces,
+                                     long long start, long long end);
+
+// ---------------------------------------------------------------------------
+// Editor text rendering
+
+/// OH-ACI _make_output: truncate, number every '\n'-separated line "%6d\t", end with '\n'.
+RUNBOX_DECL std::string cat_n(std::string snippet, std::string_view description, long long start_line = 1);
+
+/// Start offsets of the non-overlapping left-to-right matches of `needle` (re.finditer of
+/// the escaped text): an empty needle matches at every offset 0..size.
+RUNBOX_DECL std::vector<std::size_t> find_occurrences(std::string_view hay, std::string_view needle);
+
+inline long long line_of(std::string_view text, std::size_t offset) {
+    return 1 + static_cast<long long>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
+}
+
 /// A Python-visible failure of a file operation (maps to an HTTP 500 on the real server).
 [[noreturn]] inline void fail_os(int err, std::string_view path) {
     throw runbox::error(runbox::errc::server_error, os_error_text(err, path), "server");
@@ -10680,12 +11500,7 @@ inline runbox::Observation error_observation(std::string content) {
 }
 
 /// True when the file at `path` exists, is readable and sniffs as binary.
-inline bool file_is_binary(const std::string& path) {
-    if (!path_is_file(path)) return false;
-    std::string chunk;
-    if (read_bytes(path, chunk, binary_sniff_bytes) != 0) return false;
-    return looks_binary(chunk);
-}
+RUNBOX_DECL bool file_is_binary(const std::string& path);
 
 }  // namespace detail
 
@@ -10701,28 +11516,11 @@ public:
 
     /// Runs an OH-ACI edit (view/create/str_replace/insert/undo_edit). Editor errors are the
     /// content `"ERROR:\n<message>"` of the returned FileEditObservation.
-    runbox::Observation edit(const runbox::FileEditAction& action, const FileOpsContext& ctx) {
-        if (action.impl_source != runbox::FileEditSource::oh_aci) {
-            // OpenHands asserts here (HTTP 500): LLM-based edits are done client-side.
-            throw runbox::error(runbox::errc::unsupported,
-                                "the action server runs only OH-ACI edits; llm_based_edit is performed client-side",
-                                "server");
-        }
-        std::optional<long long> insert_line;
-        if (action.insert_line) insert_line = *action.insert_line;
-        const auto root = ctx.workspace_root.empty() ? workspace_root_ : ctx.workspace_root;
-        auto result = execute(action.command, action.path, action.file_text, std::nullopt, action.old_str,
-                              action.new_str, insert_line, root);
-        return make_edit_observation(action.path, action.old_str, action.new_str, std::move(result));
-    }
+    runbox::Observation edit(const runbox::FileEditAction& action, const FileOpsContext& ctx);
 
     /// `view` with an optional [first, last] line range; returns the observation content
     /// (editor errors as `"ERROR:\n<message>"`).
-    std::string view(const std::string& path, std::optional<std::pair<int, int>> view_range) {
-        std::optional<std::vector<int>> range;
-        if (view_range) range = std::vector<int>{view_range->first, view_range->second};
-        return view_list(path, range);
-    }
+    std::string view(const std::string& path, std::optional<std::pair<int, int>> view_range);
 
     /// `view` taking the wire form of view_range (a list that must hold two integers).
     std::string view_list(const std::string& path, const std::optional<std::vector<int>>& view_range) {
@@ -10743,17 +11541,7 @@ public:
     static runbox::FileEditObservation make_edit_observation(const std::string& path,
                                                              const std::optional<std::string>& old_str,
                                                              const std::optional<std::string>& new_str,
-                                                             Outcome result) {
-        runbox::FileEditObservation obs;
-        obs.path = path;
-        obs.prev_exist = false;  // OpenHands never sets it for OH-ACI edits
-        obs.old_content = old_str;
-        obs.new_content = new_str;
-        obs.impl_source = runbox::FileEditSource::oh_aci;
-        obs.diff = detail::unified_diff(result.old_content.value_or(""), result.new_content.value_or(""), path);
-        obs.content = std::move(result.content);
-        return obs;
-    }
+                                                             Outcome result);
 
 private:
     struct ToolError {
@@ -10769,367 +11557,51 @@ private:
     static ToolError missing(std::string_view command, std::string_view parameter) {
         return {"Parameter `" + std::string(parameter) + "` is required for command: " + std::string(command) + "."};
     }
-    static ToolError invalid(std::string_view parameter, std::string_view value, std::string_view hint) {
-        std::string msg = "Invalid `" + std::string(parameter) + "` parameter: " + std::string(value) + ".";
-        if (!hint.empty()) msg += " " + std::string(hint);
-        return {msg};
-    }
+    static ToolError invalid(std::string_view parameter, std::string_view value, std::string_view hint);
     static ToolError validation(std::string_view path, std::string_view reason) {
         return {"File validation failed for " + std::string(path) + ": " + std::string(reason)};
     }
 
-    static bool is_supported_binary(std::string_view path) {
-        static constexpr std::string_view exts[] = {".docx", ".xlsx", ".pptx", ".pdf", ".mp3", ".wav", ".m4a", ".flac"};
-        const auto ext = detail::suffix_lower(path);
-        return std::find(std::begin(exts), std::end(exts), ext) != std::end(exts);
-    }
+    static bool is_supported_binary(std::string_view path);
 
     /// _execute_file_editor: run, then wrap errors as `"ERROR:\n<message>"`.
     Outcome execute(const std::string& command, const std::string& path, const std::optional<std::string>& file_text,
                     const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
                     const std::optional<std::string>& new_str, std::optional<long long> insert_line,
-                    const std::string& root) {
-        CliResult result;
-        try {
-            result = run(command, path, file_text, view_range, old_str, new_str, insert_line, root);
-        } catch (const ToolError& e) {
-            result = CliResult{};
-            result.error = e.message;
-        }
-        if (!result.error.empty()) return {"ERROR:\n" + result.error, std::nullopt, std::nullopt};
-        if (result.output.empty()) return {"", std::nullopt, std::nullopt};
-        return {std::move(result.output), std::move(result.old_content), std::move(result.new_content)};
-    }
+                    const std::string& root);
 
     CliResult run(const std::string& command, const std::string& raw_path, const std::optional<std::string>& file_text,
                   const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
                   const std::optional<std::string>& new_str, std::optional<long long> insert_line,
-                  const std::string& root) {
-        const std::string path = detail::py_path(raw_path);
-        validate_path(command, path, root);
-        if (command == "view") return view_impl(path, view_range);
-        if (command == "create") {
-            if (!file_text) throw missing(command, "file_text");
-            write_text(path, *file_text);
-            add_history(path, *file_text);
-            CliResult r;
-            r.output = "File created successfully at: " + path;
-            r.new_content = *file_text;
-            return r;
-        }
-        if (command == "str_replace") {
-            if (!old_str) throw missing(command, "old_str");
-            if (new_str == old_str) {
-                throw invalid("new_str", *new_str, "No replacement was performed. `new_str` and `old_str` must be different.");
-            }
-            return str_replace(path, *old_str, new_str.value_or(""));
-        }
-        if (command == "insert") {
-            if (!insert_line) throw missing(command, "insert_line");
-            if (!new_str) throw missing(command, "new_str");
-            return insert(path, *insert_line, *new_str);
-        }
-        if (command == "undo_edit") return undo_edit(path);
-        throw ToolError{"Unrecognized command " + command +
-                        ". The allowed commands for the oh_editor tool are: view, create, str_replace, insert, undo_edit"};
-    }
+                  const std::string& root);
 
-    static void validate_path(const std::string& command, const std::string& path, const std::string& root) {
-        using namespace detail;
-        if (!is_absolute(path)) {
-            std::string hint = "The path should be an absolute path, starting with `/`.";
-            if (!root.empty()) {
-                const auto suggested = join_path(root, path);
-                if (path_exists(suggested)) hint += " Maybe you meant " + suggested + "?";
-            }
-            throw invalid("path", path, hint);
-        }
-        const bool exists = path_exists(path);
-        if (command == "create" && exists) {
-            throw invalid("path", path,
-                          "File already exists at: " + path + ". Cannot overwrite files using command `create`.");
-        }
-        if (command != "create" && !exists) {
-            throw invalid("path", path, "The path " + path + " does not exist. Please provide a valid path.");
-        }
-        if (command != "view") {
-            if (path_is_dir(path)) {
-                throw invalid("path", path,
-                              "The path " + path + " is a directory and only the `view` command can be used on directories.");
-            }
-            if (is_supported_binary(path)) {
-                throw invalid("path", path,
-                              "The path " + path + " points to a binary file (" + suffix_of(path) +
-                                  ") and only the `view` command can be used on supported binary files.");
-            }
-        }
-    }
+    static void validate_path(const std::string& command, const std::string& path, const std::string& root);
 
-    static std::string suffix_of(std::string_view path) {
-        const auto slash = path.rfind('/');
-        const auto name = slash == std::string_view::npos ? path : path.substr(slash + 1);
-        const auto dot = name.rfind('.');
-        if (dot == std::string_view::npos || dot == 0) return {};
-        return std::string(name.substr(dot));
-    }
+    static std::string suffix_of(std::string_view path);
 
-    static void validate_file(const std::string& path) {
-        using namespace detail;
-        struct stat st {};
-        if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
-        const auto size = static_cast<std::uintmax_t>(st.st_size);
-        if (size > max_file_size_bytes) {
-            char buf[128];
-            std::snprintf(buf, sizeof buf, "File is too large (%.1fMB). Maximum allowed size is %dMB.",
-                          static_cast<double>(size) / 1024.0 / 1024.0,
-                          static_cast<int>(max_file_size_bytes / 1024 / 1024));
-            throw validation(path, buf);
-        }
-        if (is_supported_binary(path)) return;
-        if (file_is_binary(path)) {
-            throw validation(path, "File appears to be binary and this file type cannot be read or edited by this tool.");
-        }
-    }
+    static void validate_file(const std::string& path);
 
     /// The whole file as Python reads it in text mode (UTF-8, universal newlines).
-    static std::string read_text(const std::string& path) {
-        using namespace detail;
-        validate_file(path);
-        std::string raw;
-        if (const int err = read_bytes(path, raw, max_file_size_bytes + 1); err != 0) {
-            if (err == not_a_regular_file) throw ToolError{not_regular_text("read", path)};
-            throw ToolError{"Ran into " + os_error_text(err, path) + " while trying to read " + path};
-        }
-        if (raw.size() > max_file_size_bytes) {  // grew after validate_file, or a /proc-like file
-            throw validation(path, "File is too large. Maximum allowed size is " +
-                                       std::to_string(max_file_size_bytes / 1024 / 1024) + "MB.");
-        }
-        if (const auto bad = runbox::detail::utf8_error(raw)) {
-            throw ToolError{"Ran into " + utf8_error_text(*bad) + " while trying to read " + path};
-        }
-        return translate_newlines(raw);
-    }
+    static std::string read_text(const std::string& path);
 
     /// Lines first..last (1-based, inclusive) with their newlines, joined.
-    static std::string read_text_range(const std::string& path, long long first, long long last) {
-        const auto lines = detail::split_keepends(read_text(path));
-        std::string out;
-        for (long long i = std::max(first, 1LL); i <= last && i <= static_cast<long long>(lines.size()); ++i) {
-            out += lines[static_cast<std::size_t>(i - 1)];
-        }
-        return out;
-    }
+    static std::string read_text_range(const std::string& path, long long first, long long last);
 
-    static void write_text(const std::string& path, std::string_view text) {
-        using namespace detail;
-        validate_file(path);
-        if (const int err = write_bytes(path, text, true); err != 0) {
-            throw ToolError{"Ran into " + os_error_text(err, path) + " while trying to write to " + path};
-        }
-    }
+    static void write_text(const std::string& path, std::string_view text);
 
-    void add_history(const std::string& path, std::string content) {
-        auto& entries = history_[path];
-        entries.push_back(std::move(content));
-        while (entries.size() > detail::max_history_per_file) entries.pop_front();
-    }
+    void add_history(const std::string& path, std::string content);
 
-    CliResult view_impl(const std::string& path, const std::optional<std::vector<int>>& view_range) {
-        using namespace detail;
-        if (path_is_dir(path)) {
-            if (view_range && !view_range->empty()) {
-                throw invalid("view_range", py_int_list({view_range->begin(), view_range->end()}),
-                              "The `view_range` parameter is not allowed when `path` points to a directory.");
-            }
-            return view_directory(path);
-        }
-        validate_file(path);
-        if (is_supported_binary(path)) {
-            // OH-ACI converts these with markitdown; not available here.
-            throw ToolError{"Error in converting file to Markdown: conversion of " + suffix_of(path) +
-                            " files is not supported by this runtime. Please use Python code to read " + path};
-        }
-        const std::string content = read_text(path);
-        const long long num_lines = count_lines(content);
-        CliResult r;
-        if (!view_range || view_range->empty()) {
-            r.output = cat_n(content, path, 1);
-            return r;
-        }
-        const std::vector<long long> shown(view_range->begin(), view_range->end());
-        if (view_range->size() != 2) throw invalid("view_range", py_int_list(shown), "It should be a list of two integers.");
-        const long long first = (*view_range)[0];
-        long long last = (*view_range)[1];
-        if (first < 1 || first > num_lines) {
-            throw invalid("view_range", py_int_list(shown),
-                          "Its first element `" + std::to_string(first) +
-                              "` should be within the range of lines of the file: " + py_int_list({1, num_lines}) + ".");
-        }
-        std::string warning;
-        if (last == -1) {
-            last = num_lines;
-        } else if (last > num_lines) {
-            warning = "We only show up to " + std::to_string(num_lines) + " since there're only " +
-                      std::to_string(num_lines) + " lines in this file.";
-            last = num_lines;
-        }
-        if (last < first) {
-            throw invalid("view_range", py_int_list(shown),
-                          "Its second element `" + std::to_string(last) +
-                              "` should be greater than or equal to the first element `" + std::to_string(first) + "`.");
-        }
-        const std::string slice = read_text_range(path, first, last);
-        r.output = cat_n(join(splitlines(slice), "\n"), path, first);
-        if (!warning.empty()) r.output = "NOTE: " + warning + "\n" + r.output;
-        return r;
-    }
+    CliResult view_impl(const std::string& path, const std::optional<std::vector<int>>& view_range);
 
     /// `find -L <p> -maxdepth 2` without hidden entries, sorted bytewise (C locale), dirs
     /// suffixed with '/', plus the count of hidden entries directly in <p>.
-    static CliResult view_directory(const std::string& path) {
-        using namespace detail;
-        namespace fs = std::filesystem;
-        std::vector<std::string> found{path};
-        std::string errors;
-        std::size_t hidden = 0;
-        const auto list = [&](const std::string& dir, int depth, auto& self) -> void {
-            std::error_code ec;
-            fs::directory_iterator it(dir, ec);
-            if (ec) {
-                errors += "find: " + runbox::detail::python_str_repr(dir) + ": " + ec.message() + "\n";
-                return;
-            }
-            for (; it != fs::directory_iterator(); it.increment(ec)) {
-                const std::string name = it->path().filename().string();
-                if (!name.empty() && name.front() == '.') {
-                    if (depth == 1) ++hidden;
-                    continue;
-                }
-                const std::string child = (path == "/" && depth == 1 ? "" : dir) + "/" + name;
-                found.push_back(child);
-                if (depth < 2 && path_is_dir(child)) self(child, depth + 1, self);
-            }
-            if (ec) errors += "find: " + runbox::detail::python_str_repr(dir) + ": " + ec.message() + "\n";
-        };
-        list(path, 1, list);
-        std::sort(found.begin(), found.end());
-        std::string stdout_text;
-        for (const auto& f : found) stdout_text += f + "\n";
-        stdout_text = maybe_truncate(std::move(stdout_text), directory_truncated_notice);
-        CliResult r;
-        r.error = errors;
-        if (!errors.empty()) {
-            r.output = stdout_text;
-            return r;
-        }
-        const std::string stripped = strip(stdout_text);
-        std::vector<std::string> formatted;
-        if (!stripped.empty()) {
-            for (auto& p : split(stripped, '\n')) formatted.push_back(path_is_dir(p) ? p + "/" : p);
-        }
-        r.output = "Here's the files and directories up to 2 levels deep in " + path + ", excluding hidden items:\n" +
-                   join(formatted, "\n");
-        if (hidden > 0) {
-            r.output += "\n\n" + std::to_string(hidden) +
-                        " hidden files/directories in this directory are excluded. You can use 'ls -la " + path +
-                        "' to see them.";
-        }
-        return r;
-    }
+    static CliResult view_directory(const std::string& path);
 
-    CliResult str_replace(const std::string& path, std::string old_str, std::string new_str) {
-        using namespace detail;
-        validate_file(path);
-        const std::string content = read_text(path);
-        auto hits = find_occurrences(content, old_str);
-        if (hits.empty()) {
-            // OH-ACI retries without surrounding whitespace on both strings.
-            old_str = strip(old_str);
-            new_str = strip(new_str);
-            hits = find_occurrences(content, old_str);
-            if (hits.empty()) {
-                throw ToolError{"No replacement was performed, old_str `" + old_str + "` did not appear verbatim in " +
-                                path + "."};
-            }
-        }
-        if (hits.size() > 1) {
-            std::vector<long long> lines;
-            std::size_t scanned = 0;
-            long long line = 1;
-            for (const auto pos : hits) {  // hits are ascending: count newlines incrementally
-                line += static_cast<long long>(std::count(content.begin() + static_cast<std::ptrdiff_t>(scanned),
-                                                          content.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
-                scanned = pos;
-                if (lines.empty() || lines.back() != line) lines.push_back(line);
-            }
-            throw ToolError{"No replacement was performed. Multiple occurrences of old_str `" + old_str + "` in lines " +
-                            py_int_list(lines) + ". Please ensure it is unique."};
-        }
-        const std::size_t idx = hits.front();
-        const long long replacement_line = line_of(content, idx);
-        std::string new_content = content.substr(0, idx) + new_str + content.substr(idx + old_str.size());
-        write_text(path, new_content);
-        add_history(path, content);
+    CliResult str_replace(const std::string& path, std::string old_str, std::string new_str);
 
-        const long long start_line = std::max(0LL, replacement_line - snippet_context_window);
-        const long long end_line = replacement_line + snippet_context_window +
-                                   static_cast<long long>(std::count(new_str.begin(), new_str.end(), '\n'));
-        const std::string snippet = read_text_range(path, start_line + 1, end_line);
-        CliResult r;
-        r.output = "The file " + path + " has been edited. " + cat_n(snippet, "a snippet of " + path, start_line + 1) +
-                   "Review the changes and make sure they are as expected. Edit the file again if necessary.";
-        r.old_content = content;
-        r.new_content = std::move(new_content);
-        return r;
-    }
+    CliResult insert(const std::string& path, long long insert_line, const std::string& new_str);
 
-    CliResult insert(const std::string& path, long long insert_line, const std::string& new_str) {
-        using namespace detail;
-        validate_file(path);
-        const std::string content = read_text(path);
-        const long long num_lines = count_lines(content);
-        if (insert_line < 0 || insert_line > num_lines) {
-            throw invalid("insert_line", std::to_string(insert_line),
-                          "It should be within the range of allowed values: " + py_int_list({0, num_lines}));
-        }
-        const auto lines = split_keepends(content);
-        const auto new_lines = split(new_str, '\n');
-        std::string updated;
-        for (long long i = 0; i < insert_line; ++i) updated += lines[static_cast<std::size_t>(i)];
-        for (const auto& l : new_lines) updated += l + "\n";
-        for (auto i = static_cast<std::size_t>(insert_line); i < lines.size(); ++i) updated += lines[i];
-        write_text(path, updated);
-
-        const auto added = static_cast<long long>(new_lines.size());
-        const long long start_line = std::max(0LL, insert_line - snippet_context_window);
-        const long long end_line = std::min(num_lines + added, insert_line + snippet_context_window + added);
-        const std::string snippet = read_text_range(path, start_line + 1, end_line);
-        add_history(path, content);
-        std::string new_content = read_text(path);
-
-        CliResult r;
-        r.output = "The file " + path + " has been edited. " +
-                   cat_n(snippet, "a snippet of the edited file", std::max(1LL, insert_line - snippet_context_window + 1)) +
-                   "Review the changes and make sure they are as expected (correct indentation, no duplicate lines, "
-                   "etc). Edit the file again if necessary.";
-        r.old_content = content;
-        r.new_content = std::move(new_content);
-        return r;
-    }
-
-    CliResult undo_edit(const std::string& path) {
-        std::string current = read_text(path);
-        const auto it = history_.find(path);
-        if (it == history_.end() || it->second.empty()) throw ToolError{"No edit history found for " + path + "."};
-        std::string previous = std::move(it->second.back());
-        it->second.pop_back();
-        write_text(path, previous);
-        CliResult r;
-        r.output = "Last edit to " + path + " undone successfully. " + detail::cat_n(previous, path);
-        r.old_content = std::move(current);
-        r.new_content = std::move(previous);
-        return r;
-    }
+    CliResult undo_edit(const std::string& path);
 
     std::string workspace_root_;
     std::map<std::string, std::deque<std::string>> history_;
@@ -11139,7 +11611,788 @@ private:
 // read / write / browse
 
 /// `read` (reference §6.1).
-inline runbox::Observation read_file(const runbox::FileReadAction& action, const FileOpsContext& ctx) {
+RUNBOX_DECL runbox::Observation read_file(const runbox::FileReadAction& action, const FileOpsContext& ctx);
+
+/// `write` (reference §6.2).
+RUNBOX_DECL runbox::Observation write_file(const runbox::FileWriteAction& action, const FileOpsContext& ctx);
+
+/// `browse` / `browse_interactive` when no browser is running (reference §6.5).
+inline runbox::Observation browse_unsupported() {
+    return detail::error_observation("Browser functionality is not supported or disabled.");
+}
+
+/// OpenHands accepts `insert_line` as a string on the wire ("185" -> 185). For an `edit`
+/// action JSON ({"action":"edit","args":{...}}) this rewrites a numeric string to an integer
+/// in place, and for a non-numeric one returns the observation the server answers
+/// (`"ERROR:\nInvalid insert_line value: '<v>'. Expected an integer."` - the raw text in
+/// single quotes, not a repr). Call it before action_from_json.
+RUNBOX_DECL std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& action_json);
+
+}  // namespace runbox::server
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/server/impl/file_editor.ipp ----
+
+
+// ---- begin runbox/detail/base64.hpp ----
+// runbox/detail/base64.hpp - base64 (RFC 4648 §4) and base64url (§5) on OpenSSL's EVP codec.
+//
+// One codec for the tree: cassettes, proto3-JSON `bytes` fields (E2B's envd), JWT payloads
+// (Modal) and the editor's data URLs. OpenSSL does the work; this file only adapts lengths,
+// padding and the URL alphabet. Decoding refuses anything that is not base64 with errc::bad_response.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+
+namespace runbox::detail {
+
+/// Standard base64 with `=` padding.
+RUNBOX_DECL std::string base64_encode(std::string_view bytes);
+
+/// Decodes standard base64; padding may be omitted (proto3 JSON readers accept both).
+/// Throws errc::bad_response (naming `what`) on any other character or a bad length.
+RUNBOX_DECL std::string base64_decode(std::string_view text, std::string_view what = "base64 text");
+
+/// Decodes base64url (`-` and `_`, padding optional), as JWT segments use it.
+RUNBOX_DECL std::string base64url_decode(std::string_view text, std::string_view what = "base64url text");
+
+}  // namespace runbox::detail
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/detail/impl/base64.ipp ----
+/// \file
+/// Definitions of runbox/detail/base64.hpp (OpenSSL's EVP codec; included by the header when
+/// header-only; by runbox/src.hpp in compiled mode).
+
+
+#include <openssl/evp.h>
+
+namespace runbox::detail {
+
+RUNBOX_DECL std::string base64_encode(std::string_view bytes) {
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');  // EVP writes a NUL terminator
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return out;
+}
+
+RUNBOX_DECL std::string base64_decode(std::string_view text, std::string_view what) {
+    auto fail = [&] { return error(errc::bad_response, "invalid base64 in " + std::string(what), "transport"); };
+    // EVP_DecodeBlock skips blanks and takes '=' in the middle: only the alphabet, padding last.
+    const auto body_end = text.find_last_not_of('=');
+    const std::string_view body = body_end == std::string_view::npos ? std::string_view{} : text.substr(0, body_end + 1);
+    for (char c : body) {
+        const bool alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+        if (!alphabet) throw fail();
+    }
+    std::string padded(text);
+    if (padded.size() % 4 == 1) throw fail();
+    while (padded.size() % 4 != 0) padded.push_back('=');
+    if (padded.empty()) return {};
+    std::size_t padding = 0;
+    for (std::size_t i = padded.size(); i > 0 && padded[i - 1] == '='; --i) ++padding;
+    if (padding > 2) throw fail();
+    std::string out(3 * (padded.size() / 4) + 1, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(padded.data()), static_cast<int>(padded.size()));
+    if (n < 0 || static_cast<std::size_t>(n) < padding) throw fail();
+    out.resize(static_cast<std::size_t>(n) - padding);  // EVP counts the bytes that padding stands for
+    return out;
+}
+
+RUNBOX_DECL std::string base64url_decode(std::string_view text, std::string_view what) {
+    std::string standard(text);
+    for (char& c : standard) {
+        if (c == '-') c = '+';
+        else if (c == '_') c = '/';
+        else if (c == '+' || c == '/') throw error(errc::bad_response, "invalid base64url in " + std::string(what), "transport");
+    }
+    return base64_decode(standard, what);
+}
+
+}  // namespace runbox::detail
+// ---- end runbox/detail/impl/base64.ipp ----
+#endif
+// ---- end runbox/detail/base64.hpp ----
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <initializer_list>
+#include <limits>
+#include <system_error>
+#include <unordered_map>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+namespace runbox::server::detail {
+
+RUNBOX_DECL bool path_exists(const std::string& p) noexcept {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0;
+}
+
+RUNBOX_DECL bool path_is_dir(const std::string& p) noexcept {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+RUNBOX_DECL bool path_is_file(const std::string& p) noexcept {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+RUNBOX_DECL std::string maybe_truncate(std::string content, std::string_view notice, std::size_t limit) {
+    std::size_t seen = 0;
+    for (std::size_t i = 0; i < content.size(); ++i) {
+        if ((static_cast<unsigned char>(content[i]) & 0xC0) == 0x80) continue;
+        if (seen == limit) {
+            content.resize(i);
+            content += notice;
+            return content;
+        }
+        ++seen;
+    }
+    return content;
+}
+
+RUNBOX_DECL std::string py_path(std::string_view p) {
+    std::string root;
+    if (p.size() >= 2 && p[0] == '/' && p[1] == '/' && (p.size() == 2 || p[2] != '/')) {
+        root = "//";
+    } else if (!p.empty() && p[0] == '/') {
+        root = "/";
+    }
+    std::string out = root;
+    bool first = true;
+    for (const auto& part : split(p, '/')) {
+        if (part.empty() || part == ".") continue;
+        if (!first) out.push_back('/');
+        out += part;
+        first = false;
+    }
+    if (out.empty()) return ".";
+    return out;
+}
+
+RUNBOX_DECL std::string join_path(std::string_view base, std::string_view rel) {
+    if (is_absolute(rel) || base.empty()) return py_path(rel);
+    std::string joined(base);
+    joined += '/';
+    joined += rel;
+    return py_path(joined);
+}
+
+RUNBOX_DECL std::string dirname(std::string_view p) {
+    const auto pos = p.rfind('/');
+    if (pos == std::string_view::npos) return {};
+    std::string head(p.substr(0, pos + 1));
+    // Strip trailing slashes unless the head is all slashes.
+    if (head.find_first_not_of('/') != std::string::npos) {
+        while (!head.empty() && head.back() == '/') head.pop_back();
+    }
+    return head;
+}
+
+RUNBOX_DECL std::string suffix_lower(std::string_view p) {
+    const auto slash = p.rfind('/');
+    const auto name = slash == std::string_view::npos ? p : p.substr(slash + 1);
+    const auto dot = name.rfind('.');
+    if (dot == std::string_view::npos || dot == 0 || dot + 1 == name.size()) return {};
+    std::string ext(name.substr(dot));
+    for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return ext;
+}
+
+RUNBOX_DECL int open_regular(const std::string& path, int flags, int& err, mode_t mode) {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode);
+    if (fd < 0) {
+        err = errno == ENXIO ? not_a_regular_file : errno;  // ENXIO: a FIFO without a reader
+        return -1;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        err = errno;
+        ::close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err = S_ISDIR(st.st_mode) ? EISDIR : not_a_regular_file;
+        ::close(fd);
+        return -1;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+RUNBOX_DECL int read_bytes(const std::string& path, std::string& out,
+                           std::size_t limit) {
+    out.clear();
+    int open_err = 0;
+    const int fd = open_regular(path, O_RDONLY, open_err);
+    if (fd < 0) return open_err;
+    char buf[65536];
+    while (out.size() < limit) {
+        const std::size_t want = std::min(sizeof buf, limit - out.size());
+        const ssize_t got = ::read(fd, buf, want);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            const int err = errno;
+            ::close(fd);
+            return err;
+        }
+        if (got == 0) break;
+        out.append(buf, static_cast<std::size_t>(got));
+    }
+    ::close(fd);
+    return 0;
+}
+
+RUNBOX_DECL int write_bytes(const std::string& path, std::string_view data, bool create, mode_t create_mode) {
+    // Opened before truncating, so a FIFO or device is refused untouched.
+    int open_err = 0;
+    const int fd = open_regular(path, O_WRONLY | (create ? O_CREAT : 0), open_err, create_mode);
+    if (fd < 0) return open_err;
+    if (::ftruncate(fd, 0) != 0) {
+        const int err = errno;
+        ::close(fd);
+        return err;
+    }
+    std::size_t done = 0;
+    while (done < data.size()) {
+        const ssize_t put = ::write(fd, data.data() + done, data.size() - done);
+        if (put < 0) {
+            if (errno == EINTR) continue;
+            const int err = errno;
+            ::close(fd);
+            return err;
+        }
+        done += static_cast<std::size_t>(put);
+    }
+    if (::close(fd) != 0) return errno;
+    return 0;
+}
+
+RUNBOX_DECL std::string utf8_error_text(const runbox::detail::Utf8Error& e) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "0x%02x", e.byte);
+    return "'utf-8' codec can't decode byte " + std::string(buf) + " in position " + std::to_string(e.position) +
+           ": " + e.reason;
+}
+
+RUNBOX_DECL bool looks_binary(std::string_view chunk) {
+    if (chunk.empty()) return false;
+    std::size_t not_printable = 0, below_127 = 0, multibyte = 0;
+    bool nul_or_ff = false;
+    for (const char ch : chunk) {
+        const auto c = static_cast<unsigned char>(ch);
+        const bool control_ok = c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == '\b';
+        const bool printable = control_ok || (c >= 32 && c < 127);
+        if (!printable) ++not_printable;
+        if (c < 127) ++below_127;
+        if (c >= 0xC0) ++multibyte;
+        if (c == 0x00 || c == 0xFF) nul_or_ff = true;
+    }
+    const double n = static_cast<double>(chunk.size());
+    const double ratio1 = static_cast<double>(not_printable) / n;  // control chars + high bytes
+    const double ratio2 = static_cast<double>(below_127) / n;      // binaryornot's "high_chars" ratio
+    if (ratio1 > 0.90 && ratio2 > 0.90) return true;
+    const bool likely_binary = (ratio1 > 0.3 && ratio2 < 0.05) || (ratio1 > 0.8 && ratio2 > 0.8);
+    const bool decodable = multibyte >= 4 && !runbox::detail::utf8_error(chunk, true);
+    if (likely_binary) return !decodable;
+    if (decodable) return false;
+    return nul_or_ff;
+}
+
+RUNBOX_DECL std::string guess_mime(std::string_view path, std::string_view fallback) {
+    static const std::map<std::string, std::string, std::less<>> table = {
+        {".png", "image/png"},   {".jpg", "image/jpeg"}, {".jpeg", "image/jpeg"}, {".bmp", "image/bmp"},
+        {".gif", "image/gif"},   {".pdf", "application/pdf"}, {".mp4", "video/mp4"}, {".webm", "video/webm"},
+        {".ogg", "audio/ogg"},
+    };
+    const auto it = table.find(suffix_lower(path));
+    return it == table.end() ? std::string(fallback) : it->second;
+}
+
+RUNBOX_DECL std::vector<std::string> read_lines_window(const std::vector<std::string>& lines, long long start, long long end) {
+    const auto n = static_cast<long long>(lines.size());
+    start = std::clamp(start, 0LL, n);
+    if (end != -1) end = std::min(std::max(end, 0LL), n);
+    if (end == -1) return {lines.begin() + start, lines.end()};
+    const long long begin = std::max(0LL, std::min(start, n - 2));
+    const long long stop = std::min(std::max(begin + 1, end), n);
+    if (begin >= stop) return {};
+    return {lines.begin() + begin, lines.begin() + stop};
+}
+
+RUNBOX_DECL std::string splice_lines(const std::vector<std::string>& original, const std::vector<std::string>& pieces,
+                                     long long start, long long end) {
+    std::string out;
+    if (start != 0) {
+        const auto stop = py_index(start, original.size());
+        for (std::size_t i = 0; i < stop; ++i) out += original[i];
+    }
+    for (const auto& piece : pieces) {
+        out += piece;
+        out += '\n';
+    }
+    if (end != -1) {
+        for (std::size_t i = py_index(end, original.size()); i < original.size(); ++i) out += original[i];
+    }
+    return out;
+}
+
+RUNBOX_DECL std::string cat_n(std::string snippet, std::string_view description, long long start_line) {
+    snippet = maybe_truncate(std::move(snippet), text_file_truncated_notice);
+    std::string out = "Here's the result of running `cat -n` on ";
+    out += description;
+    out += ":\n";
+    long long number = start_line;
+    std::size_t begin = 0;
+    char buf[32];
+    for (;;) {
+        const auto pos = snippet.find('\n', begin);
+        std::snprintf(buf, sizeof buf, "%6lld\t", number++);
+        out += buf;
+        if (pos == std::string::npos) {
+            out.append(snippet, begin, std::string::npos);
+            break;
+        }
+        out.append(snippet, begin, pos - begin);
+        out += '\n';
+        begin = pos + 1;
+    }
+    out += '\n';
+    return out;
+}
+
+RUNBOX_DECL std::vector<std::size_t> find_occurrences(std::string_view hay, std::string_view needle) {
+    std::vector<std::size_t> out;
+    if (needle.empty()) {
+        // Only code-point boundaries count (Python indexes str by code point).
+        for (std::size_t i = 0; i <= hay.size(); ++i) {
+            if (i == hay.size() || (static_cast<unsigned char>(hay[i]) & 0xC0) != 0x80) out.push_back(i);
+        }
+        return out;
+    }
+    for (auto pos = hay.find(needle); pos != std::string_view::npos; pos = hay.find(needle, pos + needle.size())) {
+        out.push_back(pos);
+    }
+    return out;
+}
+
+RUNBOX_DECL bool file_is_binary(const std::string& path) {
+    if (!path_is_file(path)) return false;
+    std::string chunk;
+    if (read_bytes(path, chunk, binary_sniff_bytes) != 0) return false;
+    return looks_binary(chunk);
+}
+
+}  // namespace runbox::server::detail
+
+namespace runbox::server {
+
+RUNBOX_DECL runbox::Observation FileEditor::edit(const runbox::FileEditAction& action, const FileOpsContext& ctx) {
+    if (action.impl_source != runbox::FileEditSource::oh_aci) {
+        // OpenHands asserts here (HTTP 500): LLM-based edits are done client-side.
+        throw runbox::error(runbox::errc::unsupported,
+                            "the action server runs only OH-ACI edits; llm_based_edit is performed client-side",
+                            "server");
+    }
+    std::optional<long long> insert_line;
+    if (action.insert_line) insert_line = *action.insert_line;
+    const auto root = ctx.workspace_root.empty() ? workspace_root_ : ctx.workspace_root;
+    auto result = execute(action.command, action.path, action.file_text, std::nullopt, action.old_str,
+                          action.new_str, insert_line, root);
+    return make_edit_observation(action.path, action.old_str, action.new_str, std::move(result));
+}
+
+RUNBOX_DECL std::string FileEditor::view(const std::string& path, std::optional<std::pair<int, int>> view_range) {
+    std::optional<std::vector<int>> range;
+    if (view_range) range = std::vector<int>{view_range->first, view_range->second};
+    return view_list(path, range);
+}
+
+RUNBOX_DECL runbox::FileEditObservation FileEditor::make_edit_observation(const std::string& path,
+                                                                          const std::optional<std::string>& old_str,
+                                                                          const std::optional<std::string>& new_str,
+                                                                          Outcome result) {
+    runbox::FileEditObservation obs;
+    obs.path = path;
+    obs.prev_exist = false;  // OpenHands never sets it for OH-ACI edits
+    obs.old_content = old_str;
+    obs.new_content = new_str;
+    obs.impl_source = runbox::FileEditSource::oh_aci;
+    obs.diff = detail::unified_diff(result.old_content.value_or(""), result.new_content.value_or(""), path);
+    obs.content = std::move(result.content);
+    return obs;
+}
+
+RUNBOX_DECL auto FileEditor::invalid(std::string_view parameter, std::string_view value, std::string_view hint) -> ToolError {
+    std::string msg = "Invalid `" + std::string(parameter) + "` parameter: " + std::string(value) + ".";
+    if (!hint.empty()) msg += " " + std::string(hint);
+    return {msg};
+}
+
+RUNBOX_DECL bool FileEditor::is_supported_binary(std::string_view path) {
+    static constexpr std::string_view exts[] = {".docx", ".xlsx", ".pptx", ".pdf", ".mp3", ".wav", ".m4a", ".flac"};
+    const auto ext = detail::suffix_lower(path);
+    return std::find(std::begin(exts), std::end(exts), ext) != std::end(exts);
+}
+
+RUNBOX_DECL auto FileEditor::execute(const std::string& command, const std::string& path, const std::optional<std::string>& file_text,
+                                     const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
+                                     const std::optional<std::string>& new_str, std::optional<long long> insert_line,
+                                     const std::string& root) -> Outcome {
+    CliResult result;
+    try {
+        result = run(command, path, file_text, view_range, old_str, new_str, insert_line, root);
+    } catch (const ToolError& e) {
+        result = CliResult{};
+        result.error = e.message;
+    }
+    if (!result.error.empty()) return {"ERROR:\n" + result.error, std::nullopt, std::nullopt};
+    if (result.output.empty()) return {"", std::nullopt, std::nullopt};
+    return {std::move(result.output), std::move(result.old_content), std::move(result.new_content)};
+}
+
+RUNBOX_DECL auto FileEditor::run(const std::string& command, const std::string& raw_path, const std::optional<std::string>& file_text,
+                                 const std::optional<std::vector<int>>& view_range, const std::optional<std::string>& old_str,
+                                 const std::optional<std::string>& new_str, std::optional<long long> insert_line,
+                                 const std::string& root) -> CliResult {
+    const std::string path = detail::py_path(raw_path);
+    validate_path(command, path, root);
+    if (command == "view") return view_impl(path, view_range);
+    if (command == "create") {
+        if (!file_text) throw missing(command, "file_text");
+        write_text(path, *file_text);
+        add_history(path, *file_text);
+        CliResult r;
+        r.output = "File created successfully at: " + path;
+        r.new_content = *file_text;
+        return r;
+    }
+    if (command == "str_replace") {
+        if (!old_str) throw missing(command, "old_str");
+        if (new_str == old_str) {
+            throw invalid("new_str", *new_str, "No replacement was performed. `new_str` and `old_str` must be different.");
+        }
+        return str_replace(path, *old_str, new_str.value_or(""));
+    }
+    if (command == "insert") {
+        if (!insert_line) throw missing(command, "insert_line");
+        if (!new_str) throw missing(command, "new_str");
+        return insert(path, *insert_line, *new_str);
+    }
+    if (command == "undo_edit") return undo_edit(path);
+    throw ToolError{"Unrecognized command " + command +
+                    ". The allowed commands for the oh_editor tool are: view, create, str_replace, insert, undo_edit"};
+}
+
+RUNBOX_DECL void FileEditor::validate_path(const std::string& command, const std::string& path, const std::string& root) {
+    using namespace detail;
+    if (!is_absolute(path)) {
+        std::string hint = "The path should be an absolute path, starting with `/`.";
+        if (!root.empty()) {
+            const auto suggested = join_path(root, path);
+            if (path_exists(suggested)) hint += " Maybe you meant " + suggested + "?";
+        }
+        throw invalid("path", path, hint);
+    }
+    const bool exists = path_exists(path);
+    if (command == "create" && exists) {
+        throw invalid("path", path,
+                      "File already exists at: " + path + ". Cannot overwrite files using command `create`.");
+    }
+    if (command != "create" && !exists) {
+        throw invalid("path", path, "The path " + path + " does not exist. Please provide a valid path.");
+    }
+    if (command != "view") {
+        if (path_is_dir(path)) {
+            throw invalid("path", path,
+                          "The path " + path + " is a directory and only the `view` command can be used on directories.");
+        }
+        if (is_supported_binary(path)) {
+            throw invalid("path", path,
+                          "The path " + path + " points to a binary file (" + suffix_of(path) +
+                              ") and only the `view` command can be used on supported binary files.");
+        }
+    }
+}
+
+RUNBOX_DECL std::string FileEditor::suffix_of(std::string_view path) {
+    const auto slash = path.rfind('/');
+    const auto name = slash == std::string_view::npos ? path : path.substr(slash + 1);
+    const auto dot = name.rfind('.');
+    if (dot == std::string_view::npos || dot == 0) return {};
+    return std::string(name.substr(dot));
+}
+
+RUNBOX_DECL void FileEditor::validate_file(const std::string& path) {
+    using namespace detail;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+    const auto size = static_cast<std::uintmax_t>(st.st_size);
+    if (size > max_file_size_bytes) {
+        char buf[128];
+        std::snprintf(buf, sizeof buf, "File is too large (%.1fMB). Maximum allowed size is %dMB.",
+                      static_cast<double>(size) / 1024.0 / 1024.0,
+                      static_cast<int>(max_file_size_bytes / 1024 / 1024));
+        throw validation(path, buf);
+    }
+    if (is_supported_binary(path)) return;
+    if (file_is_binary(path)) {
+        throw validation(path, "File appears to be binary and this file type cannot be read or edited by this tool.");
+    }
+}
+
+RUNBOX_DECL std::string FileEditor::read_text(const std::string& path) {
+    using namespace detail;
+    validate_file(path);
+    std::string raw;
+    if (const int err = read_bytes(path, raw, max_file_size_bytes + 1); err != 0) {
+        if (err == not_a_regular_file) throw ToolError{not_regular_text("read", path)};
+        throw ToolError{"Ran into " + os_error_text(err, path) + " while trying to read " + path};
+    }
+    if (raw.size() > max_file_size_bytes) {  // grew after validate_file, or a /proc-like file
+        throw validation(path, "File is too large. Maximum allowed size is " +
+                                   std::to_string(max_file_size_bytes / 1024 / 1024) + "MB.");
+    }
+    if (const auto bad = runbox::detail::utf8_error(raw)) {
+        throw ToolError{"Ran into " + utf8_error_text(*bad) + " while trying to read " + path};
+    }
+    return translate_newlines(raw);
+}
+
+RUNBOX_DECL std::string FileEditor::read_text_range(const std::string& path, long long first, long long last) {
+    const auto lines = detail::split_keepends(read_text(path));
+    std::string out;
+    for (long long i = std::max(first, 1LL); i <= last && i <= static_cast<long long>(lines.size()); ++i) {
+        out += lines[static_cast<std::size_t>(i - 1)];
+    }
+    return out;
+}
+
+RUNBOX_DECL void FileEditor::write_text(const std::string& path, std::string_view text) {
+    using namespace detail;
+    validate_file(path);
+    if (const int err = write_bytes(path, text, true); err != 0) {
+        throw ToolError{"Ran into " + os_error_text(err, path) + " while trying to write to " + path};
+    }
+}
+
+RUNBOX_DECL void FileEditor::add_history(const std::string& path, std::string content) {
+    auto& entries = history_[path];
+    entries.push_back(std::move(content));
+    while (entries.size() > detail::max_history_per_file) entries.pop_front();
+}
+
+RUNBOX_DECL auto FileEditor::view_impl(const std::string& path, const std::optional<std::vector<int>>& view_range) -> CliResult {
+    using namespace detail;
+    if (path_is_dir(path)) {
+        if (view_range && !view_range->empty()) {
+            throw invalid("view_range", py_int_list({view_range->begin(), view_range->end()}),
+                          "The `view_range` parameter is not allowed when `path` points to a directory.");
+        }
+        return view_directory(path);
+    }
+    validate_file(path);
+    if (is_supported_binary(path)) {
+        // OH-ACI converts these with markitdown; not available here.
+        throw ToolError{"Error in converting file to Markdown: conversion of " + suffix_of(path) +
+                        " files is not supported by this runtime. Please use Python code to read " + path};
+    }
+    const std::string content = read_text(path);
+    const long long num_lines = count_lines(content);
+    CliResult r;
+    if (!view_range || view_range->empty()) {
+        r.output = cat_n(content, path, 1);
+        return r;
+    }
+    const std::vector<long long> shown(view_range->begin(), view_range->end());
+    if (view_range->size() != 2) throw invalid("view_range", py_int_list(shown), "It should be a list of two integers.");
+    const long long first = (*view_range)[0];
+    long long last = (*view_range)[1];
+    if (first < 1 || first > num_lines) {
+        throw invalid("view_range", py_int_list(shown),
+                      "Its first element `" + std::to_string(first) +
+                          "` should be within the range of lines of the file: " + py_int_list({1, num_lines}) + ".");
+    }
+    std::string warning;
+    if (last == -1) {
+        last = num_lines;
+    } else if (last > num_lines) {
+        warning = "We only show up to " + std::to_string(num_lines) + " since there're only " +
+                  std::to_string(num_lines) + " lines in this file.";
+        last = num_lines;
+    }
+    if (last < first) {
+        throw invalid("view_range", py_int_list(shown),
+                      "Its second element `" + std::to_string(last) +
+                          "` should be greater than or equal to the first element `" + std::to_string(first) + "`.");
+    }
+    const std::string slice = read_text_range(path, first, last);
+    r.output = cat_n(join(splitlines(slice), "\n"), path, first);
+    if (!warning.empty()) r.output = "NOTE: " + warning + "\n" + r.output;
+    return r;
+}
+
+RUNBOX_DECL auto FileEditor::view_directory(const std::string& path) -> CliResult {
+    using namespace detail;
+    namespace fs = std::filesystem;
+    std::vector<std::string> found{path};
+    std::string errors;
+    std::size_t hidden = 0;
+    const auto list = [&](const std::string& dir, int depth, auto& self) -> void {
+        std::error_code ec;
+        fs::directory_iterator it(dir, ec);
+        if (ec) {
+            errors += "find: " + runbox::detail::python_str_repr(dir) + ": " + ec.message() + "\n";
+            return;
+        }
+        for (; it != fs::directory_iterator(); it.increment(ec)) {
+            const std::string name = it->path().filename().string();
+            if (!name.empty() && name.front() == '.') {
+                if (depth == 1) ++hidden;
+                continue;
+            }
+            const std::string child = (path == "/" && depth == 1 ? "" : dir) + "/" + name;
+            found.push_back(child);
+            if (depth < 2 && path_is_dir(child)) self(child, depth + 1, self);
+        }
+        if (ec) errors += "find: " + runbox::detail::python_str_repr(dir) + ": " + ec.message() + "\n";
+    };
+    list(path, 1, list);
+    std::sort(found.begin(), found.end());
+    std::string stdout_text;
+    for (const auto& f : found) stdout_text += f + "\n";
+    stdout_text = maybe_truncate(std::move(stdout_text), directory_truncated_notice);
+    CliResult r;
+    r.error = errors;
+    if (!errors.empty()) {
+        r.output = stdout_text;
+        return r;
+    }
+    const std::string stripped = strip(stdout_text);
+    std::vector<std::string> formatted;
+    if (!stripped.empty()) {
+        for (auto& p : split(stripped, '\n')) formatted.push_back(path_is_dir(p) ? p + "/" : p);
+    }
+    r.output = "Here's the files and directories up to 2 levels deep in " + path + ", excluding hidden items:\n" +
+               join(formatted, "\n");
+    if (hidden > 0) {
+        r.output += "\n\n" + std::to_string(hidden) +
+                    " hidden files/directories in this directory are excluded. You can use 'ls -la " + path +
+                    "' to see them.";
+    }
+    return r;
+}
+
+RUNBOX_DECL auto FileEditor::str_replace(const std::string& path, std::string old_str, std::string new_str) -> CliResult {
+    using namespace detail;
+    validate_file(path);
+    const std::string content = read_text(path);
+    auto hits = find_occurrences(content, old_str);
+    if (hits.empty()) {
+        // OH-ACI retries without surrounding whitespace on both strings.
+        old_str = strip(old_str);
+        new_str = strip(new_str);
+        hits = find_occurrences(content, old_str);
+        if (hits.empty()) {
+            throw ToolError{"No replacement was performed, old_str `" + old_str + "` did not appear verbatim in " +
+                            path + "."};
+        }
+    }
+    if (hits.size() > 1) {
+        std::vector<long long> lines;
+        std::size_t scanned = 0;
+        long long line = 1;
+        for (const auto pos : hits) {  // hits are ascending: count newlines incrementally
+            line += static_cast<long long>(std::count(content.begin() + static_cast<std::ptrdiff_t>(scanned),
+                                                      content.begin() + static_cast<std::ptrdiff_t>(pos), '\n'));
+            scanned = pos;
+            if (lines.empty() || lines.back() != line) lines.push_back(line);
+        }
+        throw ToolError{"No replacement was performed. Multiple occurrences of old_str `" + old_str + "` in lines " +
+                        py_int_list(lines) + ". Please ensure it is unique."};
+    }
+    const std::size_t idx = hits.front();
+    const long long replacement_line = line_of(content, idx);
+    std::string new_content = content.substr(0, idx) + new_str + content.substr(idx + old_str.size());
+    write_text(path, new_content);
+    add_history(path, content);
+
+    const long long start_line = std::max(0LL, replacement_line - snippet_context_window);
+    const long long end_line = replacement_line + snippet_context_window +
+                               static_cast<long long>(std::count(new_str.begin(), new_str.end(), '\n'));
+    const std::string snippet = read_text_range(path, start_line + 1, end_line);
+    CliResult r;
+    r.output = "The file " + path + " has been edited. " + cat_n(snippet, "a snippet of " + path, start_line + 1) +
+               "Review the changes and make sure they are as expected. Edit the file again if necessary.";
+    r.old_content = content;
+    r.new_content = std::move(new_content);
+    return r;
+}
+
+RUNBOX_DECL auto FileEditor::insert(const std::string& path, long long insert_line, const std::string& new_str) -> CliResult {
+    using namespace detail;
+    validate_file(path);
+    const std::string content = read_text(path);
+    const long long num_lines = count_lines(content);
+    if (insert_line < 0 || insert_line > num_lines) {
+        throw invalid("insert_line", std::to_string(insert_line),
+                      "It should be within the range of allowed values: " + py_int_list({0, num_lines}));
+    }
+    const auto lines = split_keepends(content);
+    const auto new_lines = split(new_str, '\n');
+    std::string updated;
+    for (long long i = 0; i < insert_line; ++i) updated += lines[static_cast<std::size_t>(i)];
+    for (const auto& l : new_lines) updated += l + "\n";
+    for (auto i = static_cast<std::size_t>(insert_line); i < lines.size(); ++i) updated += lines[i];
+    write_text(path, updated);
+
+    const auto added = static_cast<long long>(new_lines.size());
+    const long long start_line = std::max(0LL, insert_line - snippet_context_window);
+    const long long end_line = std::min(num_lines + added, insert_line + snippet_context_window + added);
+    const std::string snippet = read_text_range(path, start_line + 1, end_line);
+    add_history(path, content);
+    std::string new_content = read_text(path);
+
+    CliResult r;
+    r.output = "The file " + path + " has been edited. " +
+               cat_n(snippet, "a snippet of the edited file", std::max(1LL, insert_line - snippet_context_window + 1)) +
+               "Review the changes and make sure they are as expected (correct indentation, no duplicate lines, "
+               "etc). Edit the file again if necessary.";
+    r.old_content = content;
+    r.new_content = std::move(new_content);
+    return r;
+}
+
+RUNBOX_DECL auto FileEditor::undo_edit(const std::string& path) -> CliResult {
+    std::string current = read_text(path);
+    const auto it = history_.find(path);
+    if (it == history_.end() || it->second.empty()) throw ToolError{"No edit history found for " + path + "."};
+    std::string previous = std::move(it->second.back());
+    it->second.pop_back();
+    write_text(path, previous);
+    CliResult r;
+    r.output = "Last edit to " + path + " undone successfully. " + detail::cat_n(previous, path);
+    r.old_content = std::move(current);
+    r.new_content = std::move(previous);
+    return r;
+}
+
+RUNBOX_DECL runbox::Observation read_file(const runbox::FileReadAction& action, const FileOpsContext& ctx) {
     using namespace detail;
     // Quirk 6: the binary sniff resolves relative paths against the server process's cwd.
     std::string sniffed = action.path;
@@ -11210,8 +12463,7 @@ inline runbox::Observation read_file(const runbox::FileReadAction& action, const
     return obs;
 }
 
-/// `write` (reference §6.2).
-inline runbox::Observation write_file(const runbox::FileWriteAction& action, const FileOpsContext& ctx) {
+RUNBOX_DECL runbox::Observation write_file(const runbox::FileWriteAction& action, const FileOpsContext& ctx) {
     using namespace detail;
     const std::string filepath = is_absolute(action.path) ? py_path(action.path) : join_path(ctx.bash_cwd, action.path);
     const auto error = [](std::string text) { return error_observation(std::move(text)); };
@@ -11267,17 +12519,7 @@ inline runbox::Observation write_file(const runbox::FileWriteAction& action, con
     return obs;
 }
 
-/// `browse` / `browse_interactive` when no browser is running (reference §6.5).
-inline runbox::Observation browse_unsupported() {
-    return detail::error_observation("Browser functionality is not supported or disabled.");
-}
-
-/// OpenHands accepts `insert_line` as a string on the wire ("185" -> 185). For an `edit`
-/// action JSON ({"action":"edit","args":{...}}) this rewrites a numeric string to an integer
-/// in place, and for a non-numeric one returns the observation the server answers
-/// (`"ERROR:\nInvalid insert_line value: '<v>'. Expected an integer."` - the raw text in
-/// single quotes, not a repr). Call it before action_from_json.
-inline std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& action_json) {
+RUNBOX_DECL std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& action_json) {
     if (!action_json.is_object() || !action_json.contains("args") || !action_json["args"].is_object()) return std::nullopt;
     auto& args = action_json["args"];
     if (!args.contains("insert_line") || !args["insert_line"].is_string()) return std::nullopt;
@@ -11298,6 +12540,8 @@ inline std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& act
 }
 
 }  // namespace runbox::server
+// ---- end runbox/server/impl/file_editor.ipp ----
+#endif
 // ---- end runbox/server/file_editor.hpp ----
 // ---- begin runbox/server/file_worker.hpp ----
 /// \file
@@ -11314,6 +12558,7 @@ inline std::optional<runbox::Observation> coerce_insert_line(nlohmann::json& act
 ///
 /// A caller waits for its job at most its timeout; a job that overstays is left to finish (it
 /// owns copies of everything it uses), and later jobs wait behind it.
+
 
 
 #include <sys/syscall.h>
@@ -11348,17 +12593,7 @@ struct FileIdentity {
 namespace detail {
 
 /// Switches the calling thread's filesystem identity; "" on success, else why not.
-inline std::string assume_identity(const FileIdentity& who) {
-    if (::syscall(SYS_setgroups, who.groups.size(), who.groups.data()) != 0) {
-        return "setgroups failed (" + std::string(std::strerror(errno)) + ")";
-    }
-    ::syscall(SYS_setfsgid, who.gid);
-    // setfsuid/setfsgid report no errors; asking with an invalid id returns the current one.
-    if (static_cast<gid_t>(::syscall(SYS_setfsgid, static_cast<gid_t>(-1))) != who.gid) return "setfsgid had no effect";
-    ::syscall(SYS_setfsuid, who.uid);
-    if (static_cast<uid_t>(::syscall(SYS_setfsuid, static_cast<uid_t>(-1))) != who.uid) return "setfsuid had no effect";
-    return {};
-}
+RUNBOX_DECL std::string assume_identity(const FileIdentity& who);
 
 }  // namespace detail
 
@@ -11367,22 +12602,7 @@ class FileWorker {
 public:
     /// Starts the thread. With `identity`, throws errc::config_invalid when the thread cannot
     /// take it (then file actions would run as root: the server must not start).
-    explicit FileWorker(std::optional<FileIdentity> identity) {
-        const std::string name = identity ? identity->name : std::string();
-        std::promise<std::string> ready;
-        auto started = ready.get_future();
-        thread_ = std::thread([this, identity = std::move(identity), ready = std::move(ready)]() mutable {
-            ready.set_value(identity ? detail::assume_identity(*identity) : std::string());
-            loop();
-        });
-        const std::string why = started.get();
-        if (!why.empty()) {
-            stop();
-            throw runbox::error(errc::config_invalid,
-                                "cannot act as user '" + name + "' for file actions: " + why +
-                                    "; refusing to start, file actions would run as root");
-        }
-    }
+    explicit FileWorker(std::optional<FileIdentity> identity);
     FileWorker(const FileWorker&) = delete;
     FileWorker& operator=(const FileWorker&) = delete;
     ~FileWorker() { stop(); }
@@ -11409,28 +12629,10 @@ public:
 
     /// Lets the queued jobs finish, then joins the thread (a job still running is waited for).
     /// Later run() calls throw errc::sandbox_gone. Idempotent.
-    void stop() noexcept {
-        {
-            std::lock_guard lock(mutex_);
-            stopping_ = true;
-        }
-        cond_.notify_all();
-        if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
-    }
+    void stop() noexcept;
 
 private:
-    void loop() {
-        std::unique_lock lock(mutex_);
-        for (;;) {
-            cond_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-            if (jobs_.empty()) return;
-            auto job = std::move(jobs_.front());
-            jobs_.pop_front();
-            lock.unlock();
-            job();  // packaged_task keeps exceptions for the caller
-            lock.lock();
-        }
-    }
+    void loop();
 
     std::mutex mutex_;
     std::condition_variable cond_;
@@ -11440,456 +12642,91 @@ private:
 };
 
 }  // namespace runbox::server
-// ---- end runbox/server/file_worker.hpp ----
-// ---- begin runbox/server/system_stats.hpp ----
-/// \file
-/// the "resources" object of GET /server_info, from /proc.
-///
-/// Keys are exactly OpenHands' (psutil-based) ones:
-/// {"cpu_percent", "memory": {"rss","vms","percent"}, "disk": {"total","used","free","percent"},
-///  "io": {"read_bytes","write_bytes"}}. CPU and memory describe this process, disk is "/".
 
-#include <nlohmann/json.hpp>
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/server/impl/file_worker.ipp ----
 
-#include <sys/statvfs.h>
-#include <unistd.h>
 
-#include <chrono>
-#include <cmath>
-#include <cstdint>
-#include <fstream>
-#include <sstream>
-#include <string>
-#include <thread>
+namespace runbox::server::detail {
+
+RUNBOX_DECL std::string assume_identity(const FileIdentity& who) {
+    if (::syscall(SYS_setgroups, who.groups.size(), who.groups.data()) != 0) {
+        return "setgroups failed (" + std::string(std::strerror(errno)) + ")";
+    }
+    ::syscall(SYS_setfsgid, who.gid);
+    // setfsuid/setfsgid report no errors; asking with an invalid id returns the current one.
+    if (static_cast<gid_t>(::syscall(SYS_setfsgid, static_cast<gid_t>(-1))) != who.gid) return "setfsgid had no effect";
+    ::syscall(SYS_setfsuid, who.uid);
+    if (static_cast<uid_t>(::syscall(SYS_setfsuid, static_cast<uid_t>(-1))) != who.uid) return "setfsuid had no effect";
+    return {};
+}
+
+}  // namespace runbox::server::detail
 
 namespace runbox::server {
 
-namespace detail {
-
-/// utime + stime of this process in clock ticks (fields 14 and 15 of /proc/self/stat).
-inline std::uint64_t process_cpu_ticks() {
-    std::ifstream in("/proc/self/stat");
-    std::string line;
-    if (!std::getline(in, line)) return 0;
-    // The command name (field 2) may contain spaces: fields restart after the last ')'.
-    const auto close = line.rfind(')');
-    if (close == std::string::npos) return 0;
-    std::istringstream fields(line.substr(close + 1));
-    std::string field;
-    std::uint64_t utime = 0, stime = 0;
-    for (int index = 3; fields >> field; ++index) {
-        if (index == 14) utime = std::stoull(field);
-        if (index == 15) {
-            stime = std::stoull(field);
-            break;
-        }
+RUNBOX_DECL FileWorker::FileWorker(std::optional<FileIdentity> identity) {
+    const std::string name = identity ? identity->name : std::string();
+    std::promise<std::string> ready;
+    auto started = ready.get_future();
+    thread_ = std::thread([this, identity = std::move(identity), ready = std::move(ready)]() mutable {
+        ready.set_value(identity ? detail::assume_identity(*identity) : std::string());
+        loop();
+    });
+    const std::string why = started.get();
+    if (!why.empty()) {
+        stop();
+        throw runbox::error(errc::config_invalid,
+                            "cannot act as user '" + name + "' for file actions: " + why +
+                                "; refusing to start, file actions would run as root");
     }
-    return utime + stime;
 }
 
-/// A "key: value kB"-style field of a /proc file, or 0.
-inline std::uint64_t proc_field(const char* file, const std::string& key) {
-    std::ifstream in(file);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind(key + ":", 0) == 0) {
-            std::istringstream value(line.substr(key.size() + 1));
-            std::uint64_t number = 0;
-            value >> number;
-            return number;
-        }
+RUNBOX_DECL void FileWorker::stop() noexcept {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
     }
-    return 0;
+    cond_.notify_all();
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
-inline double round_to(double value, int digits) {
-    const double scale = std::pow(10.0, digits);
-    return std::round(value * scale) / scale;
-}
-
-}  // namespace detail
-
-/// CPU use of this process over `sample` (psutil's cpu_percent(interval)), in percent of one
-/// core (may exceed 100 on several cores).
-inline double process_cpu_percent(std::chrono::milliseconds sample = std::chrono::milliseconds(100)) {
-    const auto ticks_per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));
-    const auto start_ticks = detail::process_cpu_ticks();
-    const auto start = std::chrono::steady_clock::now();
-    std::this_thread::sleep_for(sample);  // the sampling interval itself, not a synchronisation
-    const auto ticks = detail::process_cpu_ticks() - start_ticks;
-    const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - start;
-    if (wall.count() <= 0 || ticks_per_second <= 0) return 0.0;
-    return detail::round_to(static_cast<double>(ticks) / ticks_per_second / wall.count() * 100.0, 1);
-}
-
-/// This process's memory as /server_info reports it: {"rss", "vms"} in bytes, "percent" of RAM.
-inline nlohmann::json process_memory_stats() {
-    std::uint64_t vms_pages = 0, rss_pages = 0;
-    std::ifstream statm("/proc/self/statm");
-    statm >> vms_pages >> rss_pages;
-    const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-    const std::uint64_t rss = rss_pages * page;
-    const std::uint64_t total = detail::proc_field("/proc/meminfo", "MemTotal") * 1024;
-    const double percent = total == 0 ? 0.0 : static_cast<double>(rss) / static_cast<double>(total) * 100.0;
-    return {{"rss", rss}, {"vms", vms_pages * page}, {"percent", percent}};
-}
-
-/// psutil.disk_usage semantics: used = blocks - free, percent = used / (used + available).
-inline nlohmann::json disk_stats(const char* path = "/") {
-    struct statvfs st {};
-    if (::statvfs(path, &st) != 0) {
-        return {{"total", 0}, {"used", 0}, {"free", 0}, {"percent", 0.0}};
+RUNBOX_DECL void FileWorker::loop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        cond_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        auto job = std::move(jobs_.front());
+        jobs_.pop_front();
+        lock.unlock();
+        job();  // packaged_task keeps exceptions for the caller
+        lock.lock();
     }
-    const std::uint64_t unit = st.f_frsize;
-    const std::uint64_t total = static_cast<std::uint64_t>(st.f_blocks) * unit;
-    const std::uint64_t free_for_user = static_cast<std::uint64_t>(st.f_bavail) * unit;
-    const std::uint64_t used = (static_cast<std::uint64_t>(st.f_blocks) - st.f_bfree) * unit;
-    const std::uint64_t denominator = used + free_for_user;
-    const double percent =
-        denominator == 0 ? 0.0 : detail::round_to(static_cast<double>(used) / static_cast<double>(denominator) * 100.0, 1);
-    return {{"total", total}, {"used", used}, {"free", free_for_user}, {"percent", percent}};
-}
-
-/// Bytes this process caused to be read from / written to storage; zeros when /proc/self/io
-/// is unreadable (some sandboxes hide it).
-inline nlohmann::json io_stats() {
-    return {{"read_bytes", detail::proc_field("/proc/self/io", "read_bytes")},
-            {"write_bytes", detail::proc_field("/proc/self/io", "write_bytes")}};
-}
-
-/// The whole "resources" object of /server_info.
-inline nlohmann::json system_stats(std::chrono::milliseconds cpu_sample = std::chrono::milliseconds(100)) {
-    return {{"cpu_percent", process_cpu_percent(cpu_sample)},
-            {"memory", process_memory_stats()},
-            {"disk", disk_stats("/")},
-            {"io", io_stats()}};
 }
 
 }  // namespace runbox::server
-// ---- end runbox/server/system_stats.hpp ----
+// ---- end runbox/server/impl/file_worker.ipp ----
+#endif
+// ---- end runbox/server/file_worker.hpp ----
+// ---- begin runbox/server/ipython_driver.hpp ----
+/// \file
+/// the IPython/REPL driver of run_ipython: one persistent Python interpreter under its
+/// supervisor (server/process.hpp), driven over a socket one JSON line per cell.
 
-#include <httplib.h>
-#include <nlohmann/json.hpp>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
-#include <fcntl.h>
-#include <grp.h>
-#include <poll.h>
-#include <pwd.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <array>
 #include <atomic>
-#include <cctype>
-#include <cerrno>
-#include <charconv>
 #include <chrono>
-#include <cmath>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <limits>
-#include <map>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
-#include <thread>
-#include <utility>
-#include <variant>
 #include <vector>
 
-namespace runbox::server {
 
-/// How an ActionServer listens, what it runs and the limits it enforces (runbox-server's flags).
-struct ActionServerOptions {
-    std::string host = "127.0.0.1";  ///< address to bind ("0.0.0.0", "::" for all)
-    int port = 0;  ///< 0 = any free port
-    std::string working_dir;  ///< the shell's starting directory; empty = the current directory
-    std::string session_api_key;  ///< the X-Session-API-Key clients must send; empty = no auth
-    /// User the shell and the Python kernel run as; empty = the current user. Honoured only
-    /// when the server runs as root (the user must exist; runbox-server creates it); otherwise
-    /// the shells run as the current user.
-    std::string username;
-    /// OpenHands plugin names: "jupyter" enables run_ipython; "agent_skills" and "vscode" are
-    /// accepted (no VSCode server is started: /vscode/connection_token answers null).
-    std::vector<std::string> plugins;
-    bool enable_browser = false;  ///< there is no browser: browse actions always get the "disabled" error
-    /// A command with no new output for this long returns (exit code -1) and can be continued.
-    std::chrono::milliseconds no_change_timeout{10000};
-    std::map<std::string, std::string> env;  ///< extra environment for the shells
-    /// What the shells' and the Python REPL's environment starts from: this process's own
-    /// (runbox-server in a sandbox) or only the allow-listed host variables (the local provider's
-    /// thread mode); see runbox/environment.hpp. SESSION_API_KEY is never passed on.
-    runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit;
-
-    // ---- limits: each bounds what a client (or code in the sandbox) can make the server spend.
-    /// Request body (uploads included): Content-Length is checked before the body is read and
-    /// the count while reading; larger is 413. Compressed or chunked request bodies are refused.
-    std::size_t max_body_bytes = std::size_t{512} << 20;
-    /// A request without the session key is answered 403 before its body is read when the
-    /// body is larger than this (a small one is read first, keeping keep-alive in step).
-    std::size_t max_unauthenticated_body_bytes = std::size_t{64} << 10;
-    /// Nesting depth of request JSON (and of Python literals inside actions).
-    std::size_t max_json_depth = runbox::detail::max_nesting_depth;
-    /// `read` returns at most this many bytes of a file and says it cut.
-    std::size_t max_read_bytes = std::size_t{10} << 20;
-    /// /download_files refuses (413) a tree whose files add up to more than this.
-    std::uintmax_t max_download_bytes = std::uintmax_t{1} << 30;
-    /// How long a file action may take when the action names no timeout.
-    std::chrono::milliseconds file_action_timeout{120000};
-    /// Connections served at once; more are closed on accept.
-    std::size_t max_connections = 128;
-    /// From accept (or the previous response) to the end of the next request's headers.
-    std::chrono::milliseconds header_timeout{20000};
-    /// Per recv()/send() on a connection, and the idle wait between keep-alive requests.
-    std::chrono::milliseconds read_timeout{10000};
-    std::chrono::milliseconds write_timeout{30000};  ///< per send() of a response
-    std::chrono::milliseconds keep_alive_timeout{5000};  ///< how long an idle keep-alive connection stays open
-};
-
-namespace detail {
-
-using json = nlohmann::json;
-
-/// An HTTP error raised by a handler; what() is Starlette's string form "<status>: <detail>",
-/// which is what the wrapping handlers put into their 500 detail.
-class HttpError : public std::runtime_error {
-public:
-    HttpError(int status, const std::string& detail)
-        : std::runtime_error(std::to_string(status) + ": " + detail), status_(status), detail_(detail) {}
-    int status() const noexcept { return status_; }
-    const std::string& detail() const noexcept { return detail_; }
-
-private:
-    int status_;
-    std::string detail_;
-};
-
-inline void send_json(httplib::Response& res, int status, const json& body) {
-    res.status = status;
-    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-}
-
-inline void send_detail(httplib::Response& res, int status, const std::string& detail) {
-    send_json(res, status, json{{"detail", detail}});
-}
-
-/// `send_detail`, then the connection ends: for a request refused before its body was read.
-/// httplib 0.11 keeps a connection open whatever the response says and parses the unread body
-/// as the next request, a line at a time into an unbounded string (a 200 MB body without a
-/// line break cost 256 MB and seconds of CPU). A content provider that returns false after
-/// writing is httplib's way to cancel a response: it then stops reading and closes the socket.
-inline void send_detail_and_close(httplib::Response& res, int status, const std::string& detail) {
-    res.status = status;
-    res.set_header("Connection", "close");
-    const auto text = std::make_shared<std::string>(json{{"detail", detail}}.dump());
-    res.set_content_provider(text->size(), "application/json",
-                             [text](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                                 if (offset < text->size()) {
-                                     sink.write(text->data() + offset, std::min(length, text->size() - offset));
-                                 }
-                                 return false;  // written; now end the connection
-                             });
-}
-
-/// 422 the way FastAPI reports request validation failures. `errors` is a Python-style
-/// rendering of the error list (OpenHands sends str(exc.errors())).
-inline void send_validation_error(httplib::Response& res, std::string_view type, std::string_view loc,
-                                  std::string_view msg) {
-    std::string errors = "[{'type': '";
-    errors += type;
-    errors += "', 'loc': (";
-    errors += loc;
-    errors += "), 'msg': '";
-    errors += msg;
-    errors += "'}]";
-    send_json(res, 422, json{{"detail", "Invalid request parameters"}, {"errors", errors}});
-}
-
-/// Python's str(OSError): "[Errno 13] Permission denied: '/x'".
-inline std::string os_error_text(const std::filesystem::filesystem_error& e) {
-    if (!e.path1().empty()) return os_error_text(e.code().value(), e.path1().string());  // file_editor.hpp's
-    return "[Errno " + std::to_string(e.code().value()) + "] " + e.code().message();
-}
-
-/// The text of a failure inside a wrapping handler (what Python's str(e) would give).
-inline std::string exception_text(std::exception_ptr ep) {
-    try {
-        std::rethrow_exception(ep);
-    } catch (const std::filesystem::filesystem_error& e) {
-        return os_error_text(e);
-    } catch (const runbox::error& e) {
-        return e.detail();
-    } catch (const std::exception& e) {
-        return e.what();
-    } catch (...) {
-        return "unknown error";
-    }
-}
-
-/// FastAPI's bool query parsing.
-inline std::optional<bool> parse_bool(std::string value) {
-    for (auto& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (value == "true" || value == "1" || value == "yes" || value == "on" || value == "t" || value == "y") return true;
-    if (value == "false" || value == "0" || value == "no" || value == "off" || value == "f" || value == "n") return false;
-    return std::nullopt;
-}
-
-
-/// Constant-time comparison of two secrets of any length: compare their SHA-256 digests.
-inline bool secrets_equal(std::string_view a, std::string_view b) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> da{}, db{};
-    unsigned int la = 0, lb = 0;
-    if (EVP_Digest(a.data(), a.size(), da.data(), &la, EVP_sha256(), nullptr) != 1) return false;
-    if (EVP_Digest(b.data(), b.size(), db.data(), &lb, EVP_sha256(), nullptr) != 1) return false;
-    return la == lb && CRYPTO_memcmp(da.data(), db.data(), la) == 0;
-}
-
-inline std::string ascii_lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
-
-/// /list_files: immediate children, directories (with "/") first, each group sorted
-/// case-insensitively, hidden entries included; a missing path or any error gives [].
-inline std::vector<std::string> list_directory(const std::filesystem::path& path) {
-    namespace fs = std::filesystem;
-    std::vector<std::string> dirs, files;
-    std::error_code ec;
-    if (!fs::is_directory(path, ec)) return {};
-    fs::directory_iterator it(path, ec);
-    if (ec) return {};
-    for (const fs::directory_iterator end; it != end; it.increment(ec)) {
-        if (ec) return {};
-        std::error_code type_ec;
-        const auto name = it->path().filename().string();
-        if (fs::is_directory(it->path(), type_ec)) {  // follows links, like os.path.isdir
-            dirs.push_back(name + "/");
-        } else {
-            files.push_back(name);
-        }
-    }
-    const auto by_lower = [](const std::string& a, const std::string& b) {
-        const auto la = ascii_lower(a), lb = ascii_lower(b);
-        return la != lb ? la < lb : a < b;
-    };
-    std::sort(dirs.begin(), dirs.end(), by_lower);
-    std::sort(files.begin(), files.end(), by_lower);
-    dirs.insert(dirs.end(), files.begin(), files.end());
-    return dirs;
-}
-
-/// Starlette's FileResponse Content-Disposition for a download name.
-inline std::string content_disposition(const std::string& filename) {
-    const bool plain = std::all_of(filename.begin(), filename.end(), [](char c) {
-        const auto u = static_cast<unsigned char>(c);
-        return u >= 0x20 && u < 0x7f && c != '"' && c != '\\';
-    });
-    if (plain) return "attachment; filename=\"" + filename + "\"";
-    std::string encoded;
-    static constexpr char hex[] = "0123456789ABCDEF";
-    for (const char c : filename) {
-        const auto u = static_cast<unsigned char>(c);
-        if (std::isalnum(u) || std::strchr("-._~", c) != nullptr) {
-            encoded += c;
-        } else {
-            encoded += '%';
-            encoded += hex[u >> 4];
-            encoded += hex[u & 15];
-        }
-    }
-    return "attachment; filename*=utf-8''" + encoded;
-}
-
-/// Who the shells run as when the server (root) was told to switch user.
-struct RunAs {
-    std::string name;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    std::string home;
-    std::vector<gid_t> groups;
-};
-
-/// Resolves `username` when a switch is possible and needed: root asked to run as another
-/// user. Throws when that user does not exist.
-inline std::optional<RunAs> resolve_run_as(const std::string& username) {
-    if (username.empty() || ::geteuid() != 0) return std::nullopt;
-    std::vector<char> buffer(16384);
-    struct passwd pw {};
-    struct passwd* found = nullptr;
-    if (::getpwnam_r(username.c_str(), &pw, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
-        throw runbox::error(errc::config_invalid, "user '" + username + "' does not exist");
-    }
-    if (pw.pw_uid == 0) return std::nullopt;
-    RunAs user{username, pw.pw_uid, pw.pw_gid, pw.pw_dir != nullptr ? pw.pw_dir : "/", {}};
-    int count = 64;
-    user.groups.resize(static_cast<std::size_t>(count));
-    if (::getgrouplist(username.c_str(), pw.pw_gid, user.groups.data(), &count) < 0) {
-        user.groups.resize(static_cast<std::size_t>(count));
-        ::getgrouplist(username.c_str(), pw.pw_gid, user.groups.data(), &count);
-    }
-    user.groups.resize(static_cast<std::size_t>(std::max(count, 0)));
-    return user;
-}
-
-/// Whether `user` may execute `path`: search permission on every directory leading to it (and
-/// to its symlink target) and read+execute on the file. access() cannot answer this for another
-/// user while we are root (e.g. a pyenv python under /root is useless to "openhands").
-inline bool can_execute_as(const std::string& path, const RunAs& user) {
-    const auto allowed = [&](const struct stat& st, mode_t need_owner, mode_t need_group, mode_t need_other) {
-        if (st.st_uid == user.uid) return (st.st_mode & need_owner) == need_owner;
-        const bool in_group = st.st_gid == user.gid ||
-                              std::find(user.groups.begin(), user.groups.end(), st.st_gid) != user.groups.end();
-        if (in_group) return (st.st_mode & need_group) == need_group;
-        return (st.st_mode & need_other) == need_other;
-    };
-    const auto chain_ok = [&](const std::filesystem::path& file) {
-        std::filesystem::path dir;
-        for (auto it = file.begin(); it != file.end(); ++it) {
-            dir /= *it;
-            if (dir == file) break;
-            struct stat st {};
-            if (::stat(dir.c_str(), &st) != 0 || !allowed(st, S_IXUSR, S_IXGRP, S_IXOTH)) return false;
-        }
-        struct stat st {};
-        return ::stat(file.c_str(), &st) == 0 && allowed(st, S_IRUSR | S_IXUSR, S_IRGRP | S_IXGRP, S_IROTH | S_IXOTH);
-    };
-    std::error_code ec;
-    const auto target = std::filesystem::canonical(path, ec);
-    return !ec && chain_ok(std::filesystem::absolute(path)) && chain_ok(target);
-}
-
-/// PATH lookup like execvp, done before fork (the child may only make async-signal-safe calls).
-/// With `user`, only candidates that user can execute count.
-inline std::optional<std::string> find_executable(const std::string& name, const std::string& path_value,
-                                                  const std::optional<RunAs>& user = std::nullopt) {
-    const auto usable = [&](const std::string& candidate) {
-        return ::access(candidate.c_str(), X_OK) == 0 && (!user || can_execute_as(candidate, *user));
-    };
-    if (name.find('/') != std::string::npos) return usable(name) ? std::optional(name) : std::nullopt;
-    std::size_t start = 0;
-    while (start <= path_value.size()) {
-        const auto end = path_value.find(':', start);
-        std::string dir = path_value.substr(start, end == std::string::npos ? std::string::npos : end - start);
-        if (dir.empty()) dir = ".";
-        const std::string candidate = dir + "/" + name;
-        if (usable(candidate)) return candidate;
-        if (end == std::string::npos) break;
-        start = end + 1;
-    }
-    return std::nullopt;
-}
+namespace runbox::server::detail {
 
 // The Python side of run_ipython: one persistent interpreter reading one JSON request per
 // line on stdin ({"code", "cwd"}) and answering one JSON line on stdout ({"output"}). During a
@@ -11994,21 +12831,24 @@ while True:
 /// A persistent Python interpreter for run_ipython (the reference uses a Jupyter kernel).
 class PythonRepl {
 public:
+    /// What one cell produced.
     struct Result {
         std::string output;
         bool timed_out = false;
         bool died = false;
     };
 
+    /// Nothing starts yet: the interpreter `python` starts at the first cell (or ensure_started()),
+    /// in `working_dir`, with `envp` ("K=V") and, when set, as `user`.
     PythonRepl(std::string python, std::string working_dir, std::vector<std::string> envp, std::optional<RunAs> user)
         : python_(std::move(python)), working_dir_(std::move(working_dir)), envp_(std::move(envp)), user_(std::move(user)) {}
     PythonRepl(const PythonRepl&) = delete;
     PythonRepl& operator=(const PythonRepl&) = delete;
+    /// kill() and reap().
     ~PythonRepl() {
         kill();
         reap();
     }
-
 
     /// sys.executable of the interpreter (after the first successful start).
     const std::string& executable() const noexcept { return executable_; }
@@ -12023,33 +12863,7 @@ public:
 
     /// Runs one cell. `cwd` (if set) is chdir'd to first. Not thread-safe (the server's
     /// action mutex serialises calls); kill() may be called concurrently.
-    Result run_cell(const std::string& code, const std::optional<std::string>& cwd, std::optional<double> timeout_s) {
-        if (!running()) start();
-        json request{{"code", code}};
-        if (cwd) request["cwd"] = *cwd;
-        if (!send_line(request.dump(-1, ' ', false, json::error_handler_t::replace))) return died();
-        std::optional<std::chrono::steady_clock::time_point> deadline;
-        if (timeout_s && *timeout_s > 0) {
-            deadline = std::chrono::steady_clock::now() +
-                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*timeout_s));
-        }
-        auto line = read_line(deadline);
-        if (!line && !eof_) {
-            // Timed out: interrupt the cell like a Jupyter kernel interrupt, wait for its reply.
-            signal_group(SIGINT);
-            line = read_line(std::chrono::steady_clock::now() + std::chrono::seconds(5));
-            if (!line) reap();
-            return Result{{}, true, false};
-        }
-        if (!line) return died();
-        try {
-            const auto reply = runbox::detail::parse_untrusted_json(*line);  // a cell can write to the protocol fd
-            if (!reply.is_object()) return died();
-            return Result{reply.value("output", std::string()), false, false};
-        } catch (const json::exception&) {
-            return died();
-        }
-    }
+    Result run_cell(const std::string& code, const std::optional<std::string>& cwd, std::optional<double> timeout_s);
 
     /// Shuts the interpreter down for good: kills it and everything it started (its
     /// supervisor, server/process.hpp), and no cell starts a new one afterwards. Safe from any
@@ -12060,130 +12874,20 @@ public:
     }
 
     /// Closes the pipe and reaps the interpreter (after kill()).
-    void reap() noexcept {
-        kill_all();
-        std::lock_guard lock(mutex_);
-        if (fd_ >= 0) {
-            ::close(fd_);
-            fd_ = -1;
-        }
-        proc_.reset();
-    }
+    void reap() noexcept;
 
 private:
-    bool running() {
-        std::lock_guard lock(mutex_);
-        return proc_ && !proc_->exited() && fd_ >= 0 && !eof_;
-    }
-
+    bool running();
     Result died() {
         reap();
         return Result{{}, false, true};
     }
-
-    void kill_all() noexcept {
-        std::lock_guard lock(mutex_);
-        if (proc_) proc_->kill_all();
-    }
-
-    void start() {
-        reap();
-        if (closed_) throw runbox::error(errc::sandbox_gone, "the action server is stopping");
-        int fds[2];
-        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-            throw std::system_error(errno, std::generic_category(), "socketpair");
-        }
-        // The driver arrives as the first line on stdin (keeps `ps` output short).
-        server::detail::SpawnPlan plan;
-        plan.argv_storage = {python_, "-u", "-c", "import json, sys; exec(json.loads(sys.stdin.readline()))  # runbox"};
-        plan.env_storage = envp_;
-        plan.cwd = working_dir_;
-        plan.cwd_fallback_root = true;
-        if (user_) {
-            plan.switch_user = true;
-            plan.uid = user_->uid;
-            plan.gid = user_->gid;
-            plan.groups = user_->groups;
-        }
-        plan.finish();
-        auto proc = std::make_unique<server::detail::Contained>();
-        try {
-            proc->start(plan, server::detail::ChildStdio{fds[1], fds[1], STDERR_FILENO, false}, false);
-        } catch (...) {
-            ::close(fds[0]);
-            ::close(fds[1]);
-            throw;
-        }
-        ::close(fds[1]);
-        {
-            std::lock_guard lock(mutex_);
-            proc_ = std::move(proc);
-            fd_ = fds[0];
-            eof_ = false;
-            buffer_.clear();
-            if (closed_) proc_->kill_all();  // stop() ran while we were spawning
-        }
-        std::optional<std::string> hello;
-        if (send_line(json(std::string(python_driver_source)).dump())) {
-            hello = read_line(std::chrono::steady_clock::now() + std::chrono::seconds(30));
-        }
-        if (!hello) {
-            reap();
-            throw runbox::error(errc::server_error, "the Python interpreter " + python_ + " did not start");
-        }
-        executable_ = json::parse(*hello).value("executable", python_);
-        ++generation_;
-    }
-
-    void signal_group(int sig) noexcept {
-        std::lock_guard lock(mutex_);
-        if (proc_) proc_->signal_group(sig);
-    }
-
-    bool send_line(const std::string& line) {
-        std::string data = line + "\n";
-        std::size_t sent = 0;
-        while (sent < data.size()) {
-            const auto n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) return false;
-            sent += static_cast<std::size_t>(n);
-        }
-        return true;
-    }
-
+    void kill_all() noexcept;
+    void start();
+    void signal_group(int sig) noexcept;
+    bool send_line(const std::string& line);
     /// One reply line, or nullopt on deadline/EOF (eof_ tells which).
-    std::optional<std::string> read_line(std::optional<std::chrono::steady_clock::time_point> deadline) {
-        for (;;) {
-            if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
-                std::string line = buffer_.substr(0, nl);
-                buffer_.erase(0, nl + 1);
-                return line;
-            }
-            if (eof_) return std::nullopt;
-            int wait_ms = 1000;
-            if (deadline) {
-                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
-                if (left.count() <= 0) return std::nullopt;
-                wait_ms = static_cast<int>(std::min<long long>(left.count(), 1000));
-            }
-            pollfd pfd{fd_, POLLIN, 0};
-            const int ready = ::poll(&pfd, 1, wait_ms);
-            if (ready < 0 && errno != EINTR) {
-                eof_ = true;
-                continue;
-            }
-            if (ready <= 0) continue;
-            char chunk[65536];
-            const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                eof_ = true;
-                continue;
-            }
-            buffer_.append(chunk, static_cast<std::size_t>(n));
-        }
-    }
+    std::optional<std::string> read_line(std::optional<std::chrono::steady_clock::time_point> deadline);
 
     std::string python_;
     std::string working_dir_;
@@ -12193,11 +12897,310 @@ private:
     std::uint64_t generation_ = 0;
     std::mutex mutex_;  // guards proc_/fd_ against kill() from another thread
     std::atomic<bool> closed_{false};
-    std::unique_ptr<server::detail::Contained> proc_;
+    std::unique_ptr<Contained> proc_;
     int fd_ = -1;
     bool eof_ = false;
     std::string buffer_;
 };
+
+}  // namespace runbox::server::detail
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/server/impl/ipython_driver.ipp ----
+
+
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+
+#include <nlohmann/json.hpp>
+
+namespace runbox::server::detail {
+
+RUNBOX_DECL PythonRepl::Result PythonRepl::run_cell(const std::string& code, const std::optional<std::string>& cwd,
+                                                    std::optional<double> timeout_s) {
+    using json = nlohmann::json;
+    if (!running()) start();
+    json request{{"code", code}};
+    if (cwd) request["cwd"] = *cwd;
+    if (!send_line(request.dump(-1, ' ', false, json::error_handler_t::replace))) return died();
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    if (timeout_s && *timeout_s > 0) {
+        deadline = std::chrono::steady_clock::now() +
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(*timeout_s));
+    }
+    auto line = read_line(deadline);
+    if (!line && !eof_) {
+        // Timed out: interrupt the cell like a Jupyter kernel interrupt, wait for its reply.
+        signal_group(SIGINT);
+        line = read_line(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+        if (!line) reap();
+        return Result{{}, true, false};
+    }
+    if (!line) return died();
+    try {
+        const auto reply = runbox::detail::parse_untrusted_json(*line);  // a cell can write to the protocol fd
+        if (!reply.is_object()) return died();
+        return Result{reply.value("output", std::string()), false, false};
+    } catch (const json::exception&) {
+        return died();
+    }
+}
+
+RUNBOX_DECL void PythonRepl::reap() noexcept {
+    kill_all();
+    std::lock_guard lock(mutex_);
+    if (fd_ >= 0) {
+        ::close(fd_);
+        fd_ = -1;
+    }
+    proc_.reset();
+}
+
+RUNBOX_DECL bool PythonRepl::running() {
+    std::lock_guard lock(mutex_);
+    return proc_ && !proc_->exited() && fd_ >= 0 && !eof_;
+}
+
+RUNBOX_DECL void PythonRepl::kill_all() noexcept {
+    std::lock_guard lock(mutex_);
+    if (proc_) proc_->kill_all();
+}
+
+RUNBOX_DECL void PythonRepl::start() {
+    using json = nlohmann::json;
+    reap();
+    if (closed_) throw runbox::error(errc::sandbox_gone, "the action server is stopping");
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+        throw std::system_error(errno, std::generic_category(), "socketpair");
+    }
+    // The driver arrives as the first line on stdin (keeps `ps` output short).
+    SpawnPlan plan;
+    plan.argv_storage = {python_, "-u", "-c", "import json, sys; exec(json.loads(sys.stdin.readline()))  # runbox"};
+    plan.env_storage = envp_;
+    plan.cwd = working_dir_;
+    plan.cwd_fallback_root = true;
+    if (user_) {
+        plan.switch_user = true;
+        plan.uid = user_->uid;
+        plan.gid = user_->gid;
+        plan.groups = user_->groups;
+    }
+    plan.finish();
+    auto proc = std::make_unique<Contained>();
+    try {
+        proc->start(plan, ChildStdio{fds[1], fds[1], STDERR_FILENO, false}, false);
+    } catch (...) {
+        ::close(fds[0]);
+        ::close(fds[1]);
+        throw;
+    }
+    ::close(fds[1]);
+    {
+        std::lock_guard lock(mutex_);
+        proc_ = std::move(proc);
+        fd_ = fds[0];
+        eof_ = false;
+        buffer_.clear();
+        if (closed_) proc_->kill_all();  // stop() ran while we were spawning
+    }
+    std::optional<std::string> hello;
+    if (send_line(json(std::string(python_driver_source)).dump())) {
+        hello = read_line(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    }
+    if (!hello) {
+        reap();
+        throw runbox::error(errc::server_error, "the Python interpreter " + python_ + " did not start");
+    }
+    executable_ = json::parse(*hello).value("executable", python_);
+    ++generation_;
+}
+
+RUNBOX_DECL void PythonRepl::signal_group(int sig) noexcept {
+    std::lock_guard lock(mutex_);
+    if (proc_) proc_->signal_group(sig);
+}
+
+RUNBOX_DECL bool PythonRepl::send_line(const std::string& line) {
+    std::string data = line + "\n";
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+        const auto n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        sent += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+RUNBOX_DECL std::optional<std::string> PythonRepl::read_line(std::optional<std::chrono::steady_clock::time_point> deadline) {
+    for (;;) {
+        if (const auto nl = buffer_.find('\n'); nl != std::string::npos) {
+            std::string line = buffer_.substr(0, nl);
+            buffer_.erase(0, nl + 1);
+            return line;
+        }
+        if (eof_) return std::nullopt;
+        int wait_ms = 1000;
+        if (deadline) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return std::nullopt;
+            wait_ms = static_cast<int>(std::min<long long>(left.count(), 1000));
+        }
+        pollfd pfd{fd_, POLLIN, 0};
+        const int ready = ::poll(&pfd, 1, wait_ms);
+        if (ready < 0 && errno != EINTR) {
+            eof_ = true;
+            continue;
+        }
+        if (ready <= 0) continue;
+        char chunk[65536];
+        const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            eof_ = true;
+            continue;
+        }
+        buffer_.append(chunk, static_cast<std::size_t>(n));
+    }
+}
+
+}  // namespace runbox::server::detail
+// ---- end runbox/server/impl/ipython_driver.ipp ----
+#endif
+// ---- end runbox/server/ipython_driver.hpp ----
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace runbox::server {
+
+/// How an ActionServer listens, what it runs and the limits it enforces (runbox-server's flags).
+struct ActionServerOptions {
+    std::string host = "127.0.0.1";  ///< address to bind ("0.0.0.0", "::" for all)
+    int port = 0;  ///< 0 = any free port
+    std::string working_dir;  ///< the shell's starting directory; empty = the current directory
+    std::string session_api_key;  ///< the X-Session-API-Key clients must send; empty = no auth
+    /// User the shell and the Python kernel run as; empty = the current user. Honoured only
+    /// when the server runs as root (the user must exist; runbox-server creates it); otherwise
+    /// the shells run as the current user.
+    std::string username;
+    /// OpenHands plugin names: "jupyter" enables run_ipython; "agent_skills" and "vscode" are
+    /// accepted (no VSCode server is started: /vscode/connection_token answers null).
+    std::vector<std::string> plugins;
+    bool enable_browser = false;  ///< there is no browser: browse actions always get the "disabled" error
+    /// A command with no new output for this long returns (exit code -1) and can be continued.
+    std::chrono::milliseconds no_change_timeout{10000};
+    std::map<std::string, std::string> env;  ///< extra environment for the shells
+    /// What the shells' and the Python REPL's environment starts from: this process's own
+    /// (runbox-server in a sandbox) or only the allow-listed host variables (the local provider's
+    /// thread mode); see runbox/environment.hpp. SESSION_API_KEY is never passed on.
+    runbox::detail::EnvironmentBase environment = runbox::detail::EnvironmentBase::inherit;
+
+    // ---- limits: each bounds what a client (or code in the sandbox) can make the server spend.
+    /// Request body (uploads included): Content-Length is checked before the body is read and
+    /// the count while reading; larger is 413. Compressed or chunked request bodies are refused.
+    std::size_t max_body_bytes = std::size_t{512} << 20;
+    /// A request without the session key is answered 403 before its body is read when the
+    /// body is larger than this (a small one is read first, keeping keep-alive in step).
+    std::size_t max_unauthenticated_body_bytes = std::size_t{64} << 10;
+    /// Nesting depth of request JSON (and of Python literals inside actions).
+    std::size_t max_json_depth = runbox::detail::max_nesting_depth;
+    /// `read` returns at most this many bytes of a file and says it cut.
+    std::size_t max_read_bytes = std::size_t{10} << 20;
+    /// /download_files refuses (413) a tree whose files add up to more than this.
+    std::uintmax_t max_download_bytes = std::uintmax_t{1} << 30;
+    /// How long a file action may take when the action names no timeout.
+    std::chrono::milliseconds file_action_timeout{120000};
+    /// Connections served at once; more are closed on accept.
+    std::size_t max_connections = 128;
+    /// From accept (or the previous response) to the end of the next request's headers.
+    std::chrono::milliseconds header_timeout{20000};
+    /// Per recv()/send() on a connection, and the idle wait between keep-alive requests.
+    std::chrono::milliseconds read_timeout{10000};
+    std::chrono::milliseconds write_timeout{30000};  ///< per send() of a response
+    std::chrono::milliseconds keep_alive_timeout{5000};  ///< how long an idle keep-alive connection stays open
+};
+
+namespace detail {
+
+using json = nlohmann::json;
+
+/// An HTTP error raised by a handler; what() is Starlette's string form "<status>: <detail>",
+/// which is what the wrapping handlers put into their 500 detail.
+class HttpError : public std::runtime_error {
+public:
+    HttpError(int status, const std::string& detail)
+        : std::runtime_error(std::to_string(status) + ": " + detail), status_(status), detail_(detail) {}
+    int status() const noexcept { return status_; }
+    const std::string& detail() const noexcept { return detail_; }
+
+private:
+    int status_;
+    std::string detail_;
+};
+
+RUNBOX_DECL void send_json(httplib::Response& res, int status, const json& body);
+
+RUNBOX_DECL void send_detail(httplib::Response& res, int status, const std::string& detail);
+
+/// `send_detail`, then the connection ends: for a request refused before its body was read.
+/// httplib 0.11 keeps a connection open whatever the response says and parses the unread body
+/// as the next request, a line at a time into an unbounded string (a 200 MB body without a
+/// line break cost 256 MB and seconds of CPU). A content provider that returns false after
+/// writing is httplib's way to cancel a response: it then stops reading and closes the socket.
+RUNBOX_DECL void send_detail_and_close(httplib::Response& res, int status, const std::string& detail);
+
+/// 422 the way FastAPI reports request validation failures. `errors` is a Python-style
+/// rendering of the error list (OpenHands sends str(exc.errors())).
+RUNBOX_DECL void send_validation_error(httplib::Response& res, std::string_view type, std::string_view loc,
+                                       std::string_view msg);
+
+/// Python's str(OSError): "[Errno 13] Permission denied: '/x'".
+RUNBOX_DECL std::string os_error_text(const std::filesystem::filesystem_error& e);
+
+/// The text of a failure inside a wrapping handler (what Python's str(e) would give).
+RUNBOX_DECL std::string exception_text(std::exception_ptr ep);
+
+/// FastAPI's bool query parsing.
+RUNBOX_DECL std::optional<bool> parse_bool(std::string value);
+
+
+/// Constant-time comparison of two secrets of any length: compare their SHA-256 digests.
+RUNBOX_DECL bool secrets_equal(std::string_view a, std::string_view b);
+
+RUNBOX_DECL std::string ascii_lower(std::string s);
+
+/// /list_files: immediate children, directories (with "/") first, each group sorted
+/// case-insensitively, hidden entries included; a missing path or any error gives [].
+RUNBOX_DECL std::vector<std::string> list_directory(const std::filesystem::path& path);
+
+/// Starlette's FileResponse Content-Disposition for a download name.
+RUNBOX_DECL std::string content_disposition(const std::string& filename);
 
 }  // namespace detail
 
@@ -12221,45 +13224,13 @@ public:
 
     /// Initialises the executor (working dir, shell) and then binds and serves on a background
     /// thread; returns once the socket is listening. Throws when the port cannot be bound.
-    void start() {
-        std::lock_guard lifecycle(lifecycle_mutex_);
-        if (started_) throw runbox::error(errc::conflict, "the action server was already started");
-        started_ = true;
-        initialise_executor();
-        server_ = std::make_unique<httplib::Server>();
-        setup_routes();
-        if (options_.port == 0) {
-            port_ = server_->bind_to_any_port(options_.host);
-        } else {
-            port_ = server_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
-        }
-        if (port_ <= 0) {
-            shutdown_executor();
-            throw runbox::error(errc::transport, "cannot listen on " + options_.host + ":" + std::to_string(options_.port));
-        }
-        listener_ = std::thread([this] { server_->listen_after_bind(); });
-        // listen_after_bind sets is_running() before it starts accepting; bounded wait.
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (!server_->is_running() && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        }
-        if (!server_->is_running()) {
-            lock_free_stop();
-            throw runbox::error(errc::transport, "the action server did not start listening");
-        }
-    }
+    void start();
 
     /// The bound port (after start(); a chosen one when the options said 0).
     int port() const noexcept { return port_; }
 
     /// Base URL for clients on this machine ("0.0.0.0" is reached through 127.0.0.1).
-    std::string url() const {
-        std::string host = options_.host;
-        if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
-        if (host == "::") host = "::1";
-        if (host.find(':') != std::string::npos) host = "[" + host + "]";
-        return "http://" + host + ":" + std::to_string(port_);
-    }
+    std::string url() const;
 
     /// Stops listening, kills the shell and everything it started, and reaps them. Idempotent.
     void stop() {
@@ -12273,67 +13244,16 @@ private:
 
     // ---- executor -------------------------------------------------------------------------
 
-    void initialise_executor() {
-        namespace fs = std::filesystem;
-        fs::create_directories(options_.working_dir);
-        run_as_ = detail::resolve_run_as(options_.username);
-        // File work takes the shell user's identity, or the server does not start (it would
-        // otherwise read and write as root).
-        std::optional<FileIdentity> identity;
-        if (run_as_) identity = FileIdentity{run_as_->name, run_as_->uid, run_as_->gid, run_as_->groups};
-        worker_ = std::make_unique<FileWorker>(std::move(identity));
-        if (run_as_ && ::chown(options_.working_dir.c_str(), run_as_->uid, static_cast<gid_t>(-1)) != 0) {
-            // not fatal: on a read-only mount the shell still starts
-        }
-        shell_env_ = options_.env;
-        if (run_as_) {
-            shell_env_["USER"] = run_as_->name;
-            shell_env_["LOGNAME"] = run_as_->name;
-            shell_env_["HOME"] = run_as_->home;
-        }
-        start_time_ = clock::now();
-        last_execution_ = start_time_.time_since_epoch().count();
-        start_bash();
-        has_jupyter_ = std::find(options_.plugins.begin(), options_.plugins.end(), "jupyter") != options_.plugins.end();
-        if (has_jupyter_) {
-            const auto env = runbox::detail::sandbox_environment(options_.environment, shell_env_);
-            const auto path = env.find("PATH");
-            const std::string path_value = path != env.end() ? path->second : std::string();
-            if (const auto python = detail::find_executable("python3", path_value, run_as_)) {
-                python_ = std::make_unique<detail::PythonRepl>(*python, options_.working_dir,
-                                                                      runbox::detail::environment_strings(env), run_as_);
-            }
-        }
-    }
+    void initialise_executor();
 
-    void shutdown_executor() noexcept {
-        if (python_) python_->kill();
-        stop_bash();
-        if (python_) python_->reap();
-    }
+    void shutdown_executor() noexcept;
 
-    void lock_free_stop() noexcept {
-        if (stopped_ || !started_) return;
-        stopped_ = true;
-        if (server_) server_->stop();
-        // A running action blocks its handler thread; killing the shells ends it, then the
-        // listener thread can join its pool. The interpreter's pipe is closed only after that,
-        // when no handler can be reading it any more.
-        if (python_) python_->kill();
-        stop_bash();
-        if (listener_.joinable()) listener_.join();
-        if (python_) python_->reap();
-        server_.reset();
-    }
+    void lock_free_stop() noexcept;
 
     // ---- HTTP -----------------------------------------------------------------------------
 
     /// The request carries the session key (or the server has none).
-    bool has_key(const httplib::Request& req) const {
-        if (options_.session_api_key.empty()) return true;
-        if (!req.has_header("X-Session-API-Key")) return false;
-        return detail::secrets_equal(req.get_header_value("X-Session-API-Key"), options_.session_api_key);
-    }
+    bool has_key(const httplib::Request& req) const;
 
     bool authorized(const httplib::Request& req) const {
         if (req.path == "/alive" || req.path == "/server_info") return true;
@@ -12342,378 +13262,56 @@ private:
 
     /// Wraps a route: the auth middleware first, then the handler; anything it throws becomes
     /// the generic 500 (wrapping handlers catch their own errors first).
-    httplib::Server::Handler guarded(void (ActionServer::*handler)(const httplib::Request&, httplib::Response&)) {
-        return [this, handler](const httplib::Request& req, httplib::Response& res) {
-            if (!authorized(req)) return detail::send_detail(res, 403, "Invalid API Key");
-            try {
-                (this->*handler)(req, res);
-            } catch (...) {
-                detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
-            }
-        };
-    }
+    httplib::Server::Handler guarded(void (ActionServer::*handler)(const httplib::Request&, httplib::Response&));
 
     runbox::detail::JsonLimits json_limits() const { return {options_.max_json_depth, options_.max_body_bytes}; }
 
     /// A JSON request body within the limits; a syntax error throws (the generic 500, as in
     /// the reference), a too-deep or too-large body is answered 422 here (then discarded).
-    json parse_body(const httplib::Request& req, httplib::Response& res) const {
-        runbox::detail::json_failure failure{};
-        json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
-        if (failure == runbox::detail::json_failure::syntax) throw std::invalid_argument("the body is not JSON");
-        if (body.is_discarded()) {
-            detail::send_validation_error(res, "json_invalid", "'body', 0",
-                                                 "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
-        }
-        return body;
-    }
+    json parse_body(const httplib::Request& req, httplib::Response& res) const;
 
     /// The declared body size; nullopt when there is none, max() when it cannot be known.
-    static std::optional<std::uint64_t> declared_body_size(const httplib::Request& req) {
-        if (req.has_header("Transfer-Encoding")) return std::numeric_limits<std::uint64_t>::max();
-        if (!req.has_header("Content-Length")) return std::nullopt;
-        const std::string text = req.get_header_value("Content-Length");
-        std::uint64_t value = 0;
-        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-        if (ec != std::errc() || end != text.data() + text.size()) return std::numeric_limits<std::uint64_t>::max();
-        return value;
-    }
+    static std::optional<std::uint64_t> declared_body_size(const httplib::Request& req);
 
     /// Refuses a request from its head alone (runs before httplib reads the body): no key and
     /// more than a small body, a body over the limit, or a body httplib would inflate without
     /// bound (Content-Encoding) or read without a length (chunked). The connection is closed
     /// afterwards, since the unread body would be taken for the next request.
-    bool refuse_before_body(const httplib::Request& req, httplib::Response& res) const {
-        const auto size = declared_body_size(req);
-        const auto refuse = [&](int status, const std::string& detail) {
-            if (size && *size > 0) {
-                detail::send_detail_and_close(res, status, detail);  // the body stays unread
-            } else {
-                detail::send_detail(res, status, detail);
-            }
-            return true;
-        };
-        // Without the key only a small body is read, on the public routes too (/alive and
-        // /server_info take none; httplib would read one into memory before answering 404).
-        if (!has_key(req) && size && *size > options_.max_unauthenticated_body_bytes) {
-            return authorized(req) ? refuse(413, "Request body too large without the session key")
-                                   : refuse(403, "Invalid API Key");
-        }
-        if (!authorized(req)) return false;  // read the small body, then the route's 403 (keep-alive stays in step)
-        if (req.has_header("Content-Encoding") && ascii_lower_copy(req.get_header_value("Content-Encoding")) != "identity") {
-            return refuse(415, "Compressed request bodies are not accepted");
-        }
-        if (req.has_header("Transfer-Encoding")) return refuse(411, "A request body needs a Content-Length");
-        if (size && *size > options_.max_body_bytes) {
-            return refuse(413, "Request body too large: the limit is " + std::to_string(options_.max_body_bytes) + " bytes");
-        }
-        return false;
-    }
+    bool refuse_before_body(const httplib::Request& req, httplib::Response& res) const;
 
     static std::string ascii_lower_copy(std::string text) { return detail::ascii_lower(std::move(text)); }
 
-    void setup_routes() {
-        auto& s = *server_;
-        const ConnectionLimits limits{options_.max_connections, options_.header_timeout};
-        s.new_task_queue = [this, limits] { return new ConnectionGuard(limits, port_); };
-        // Small responses must leave at once: with Nagle on, every round trip waited ~40 ms for
-        // the client's delayed ACK (measured by bench/run.sh).
-        s.set_tcp_nodelay(true);
-        s.set_read_timeout(options_.read_timeout);
-        s.set_write_timeout(options_.write_timeout);
-        s.set_keep_alive_timeout(std::max<time_t>(1, static_cast<time_t>(options_.keep_alive_timeout.count() / 1000)));
-        s.set_payload_max_length(options_.max_body_bytes);  // also enforced while reading
-        // httplib 0.11 calls the pre-routing handler after the head and before the body is read
-        // (Server::routing); "Expect: 100-continue" is answered before that, so it gets the
-        // same checks.
-        s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-            ConnectionGuard::request_started();
-            return refuse_before_body(req, res) ? httplib::Server::HandlerResponse::Handled
-                                                : httplib::Server::HandlerResponse::Unhandled;
-        });
-        s.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
-            ConnectionGuard::request_started();
-            return refuse_before_body(req, res) ? res.status : 100;
-        });
-        s.set_logger([](const httplib::Request&, const httplib::Response&) { ConnectionGuard::response_sent(); });
-        // A small body without the key is read first and refused by the route (or the 404
-        // path): rejecting it unread would desynchronise a keep-alive connection.
-        s.Get("/alive", guarded(&ActionServer::handle_alive));
-        s.Get("/server_info", guarded(&ActionServer::handle_server_info));
-        s.Post("/execute_action", guarded(&ActionServer::handle_execute_action));
-        s.Post("/upload_file", guarded(&ActionServer::handle_upload_file));
-        s.Get("/download_files", guarded(&ActionServer::handle_download_files));
-        s.Post("/list_files", guarded(&ActionServer::handle_list_files));
-        s.Get("/vscode/connection_token", guarded(&ActionServer::handle_vscode_token));
-        s.Post("/update_mcp_server", guarded(&ActionServer::handle_update_mcp_server));
-        s.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-            // A response already made (a refusal that ends the connection has no body yet).
-            if (!res.body.empty() || res.get_header_value("Connection") == "close") {
-                return httplib::Server::HandlerResponse::Unhandled;
-            }
-            if (!authorized(req)) {
-                detail::send_detail(res, 403, "Invalid API Key");
-            } else if (res.status == 404 && is_known_path(req.path)) {
-                detail::send_detail(res, 405, "Method Not Allowed");
-            } else if (res.status == 404) {
-                detail::send_detail(res, 404, "Not Found");
-            } else if (res.status == 400) {
-                detail::send_detail(res, 400, "Bad Request");
-            } else if (res.status == 413) {
-                detail::send_detail(res, 413, "Request body too large");
-            } else if (res.status >= 500) {
-                detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
-            } else {
-                detail::send_detail(res, res.status, "Error");
-            }
-            return httplib::Server::HandlerResponse::Handled;
-        }));
-        s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-            detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
-        });
-    }
+    void setup_routes();
 
-    static bool is_known_path(const std::string& path) {
-        static const std::array<std::string_view, 8> paths{"/alive",          "/server_info", "/execute_action",
-                                                           "/upload_file",    "/download_files", "/list_files",
-                                                           "/vscode/connection_token", "/update_mcp_server"};
-        return std::find(paths.begin(), paths.end(), path) != paths.end();
-    }
+    static bool is_known_path(const std::string& path);
 
-    void handle_alive(const httplib::Request&, httplib::Response& res) {
-        detail::send_json(res, 200, json{{"status", initialised_.load() ? "ok" : "not initialized"}});
-    }
+    void handle_alive(const httplib::Request&, httplib::Response& res);
 
-    void handle_server_info(const httplib::Request&, httplib::Response& res) {
-        const auto now = clock::now();
-        const std::chrono::duration<double> uptime = now - start_time_;
-        const auto last = clock::time_point(clock::duration(last_execution_.load()));
-        const std::chrono::duration<double> idle = now - last;
-        detail::send_json(res, 200, json{{"uptime", uptime.count()}, {"idle_time", idle.count()}, {"resources", system_stats()}});
-    }
+    void handle_server_info(const httplib::Request&, httplib::Response& res);
 
-    void handle_execute_action(const httplib::Request& req, httplib::Response& res) {
-        runbox::detail::json_failure failure{};
-        json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
-        if (failure == runbox::detail::json_failure::too_deep || failure == runbox::detail::json_failure::too_large) {
-            return detail::send_validation_error(
-                res, "json_invalid", "'body', 0", "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
-        }
-        if (body.is_discarded()) {
-            return detail::send_validation_error(res, "json_invalid", "'body', 0", "JSON decode error");
-        }
-        if (!body.is_object() || !body.contains("action")) {
-            return detail::send_validation_error(res, "missing", "'body', 'action'", "Field required");
-        }
-        if (!body["action"].is_object()) {
-            return detail::send_validation_error(res, "dict_type", "'body', 'action'", "Input should be a valid dictionary");
-        }
-        try {
-            const auto& event = body["action"];
-            if (!event.contains("action") && event.contains("observation")) {
-                throw detail::HttpError(400, "Invalid action type");
-            }
-            json event_copy = event;
-            // A string insert_line is converted (or answered with the editor's error) first.
-            if (auto early = event_copy.value("action", json()) == "edit" ? coerce_insert_line(event_copy) : std::nullopt) {
-                last_execution_ = clock::now().time_since_epoch().count();
-                res.status = 200;
-                res.set_content(to_wire(*early), "application/json");
-                return;
-            }
-            Action action = action_from_json(event_copy);
-            last_execution_ = clock::now().time_since_epoch().count();
-            Observation observation = [&] {
-                std::lock_guard lock(action_mutex_);
-                return run_action(action);
-            }();
-            res.status = 200;
-            res.set_content(to_wire(observation), "application/json");
-        } catch (...) {
-            detail::send_detail(res, 500, "Internal server error: " + detail::exception_text(std::current_exception()));
-        }
-    }
+    void handle_execute_action(const httplib::Request& req, httplib::Response& res);
 
-    void handle_upload_file(const httplib::Request& req, httplib::Response& res) {
-        if (!req.is_multipart_form_data() || !req.has_file("file")) {
-            return detail::send_validation_error(res, "missing", "'body', 'file'", "Field required");
-        }
-        bool recursive = false;
-        if (req.has_param("recursive")) {
-            const auto parsed = detail::parse_bool(req.get_param_value("recursive"));
-            if (!parsed) {
-                return detail::send_validation_error(res, "bool_parsing", "'query', 'recursive'",
-                                                     "Input should be a valid boolean, unable to interpret input");
-            }
-            recursive = *parsed;
-        }
-        const std::string destination = req.has_param("destination") ? req.get_param_value("destination") : "/";
-        const auto file = req.get_file_value("file");
-        try {
-            namespace fs = std::filesystem;
-            if (!fs::path(destination).is_absolute()) throw detail::HttpError(400, "Destination must be an absolute path");
-            // The filename is a name, never a path: refuse anything that would leave `destination`.
-            if (file.filename.empty() || file.filename == "." || file.filename == ".." ||
-                file.filename.find('/') != std::string::npos) {
-                throw detail::HttpError(400, "Invalid filename");
-            }
-            const bool is_zip = file.filename.size() >= 4 && file.filename.compare(file.filename.size() - 4, 4, ".zip") == 0;
-            if (recursive && !is_zip) throw detail::HttpError(400, "Recursive uploads must be zip files");
-            // No timeout: the job uses the request's data in place, so the handler waits for it.
-            worker_->run([&] { store_upload(fs::path(destination), file.filename, file.content, is_zip); }, std::nullopt);
-            detail::send_json(res, 200, json{{"filename", file.filename}, {"destination", destination}, {"recursive", recursive}});
-        } catch (...) {
-            detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
-        }
-    }
+    void handle_upload_file(const httplib::Request& req, httplib::Response& res);
 
     /// The file work of an upload, on the file worker (as the shell's user). Nothing is
     /// written through a symbolic link already there (see safe_write.hpp).
     void store_upload(const std::filesystem::path& dest, const std::string& filename, const std::string& content,
-                      bool is_zip) const {
-        namespace fs = std::filesystem;
-        std::error_code ec;
-        if (fs::is_symlink(fs::symlink_status(dest, ec))) {
-            throw runbox::error(errc::conflict, "refusing to write through the symbolic link " + dest.string());
-        }
-        std::vector<fs::path> created;  // what this upload creates, for chown_to_run_as
-        for (fs::path p = dest; !p.empty() && p != p.root_path() && !fs::exists(fs::symlink_status(p, ec)); p = p.parent_path()) {
-            created.push_back(p);
-        }
-        if (!fs::exists(dest)) fs::create_directories(dest);
-        const runbox::detail::UniqueFd dir = runbox::detail::open_directory_nofollow(dest);
-        const fs::path target = dest / filename;
-        {
-            const runbox::detail::UniqueFd out = runbox::detail::create_file_at(dir.get(), filename, target);
-            runbox::detail::write_all(out.get(), content, target);
-        }
-        if (is_zip) {
-            try {
-                for (const auto& name : zip_entry_names(target)) {
-                    for (fs::path p = fs::path(name).relative_path(); !p.empty(); p = p.parent_path()) {
-                        created.push_back(dest / p);
-                    }
-                }
-                extract_zip(target, dest);
-            } catch (...) {
-                ::unlinkat(dir.get(), filename.c_str(), 0);
-                throw;
-            }
-            ::unlinkat(dir.get(), filename.c_str(), 0);
-        } else {
-            created.push_back(target);
-        }
-        chown_to_run_as(created);
-    }
+                      bool is_zip) const;
 
-    void handle_download_files(const httplib::Request& req, httplib::Response& res) {
-        if (!req.has_param("path")) {
-            return detail::send_validation_error(res, "missing", "'query', 'path'", "Field required");
-        }
-        const std::string path = req.get_param_value("path");
-        try {
-            namespace fs = std::filesystem;
-            if (!fs::path(path).is_absolute()) throw detail::HttpError(400, "Path must be an absolute path");
-            // The archive is built in a temp file bounded by max_download_bytes (libzip writes
-            // an archive at close), then streamed; over the bound is a 413 before any byte.
-            const fs::path archive = worker_->run(
-                [&] {
-                    std::error_code ec;
-                    if (!fs::exists(path, ec)) throw detail::HttpError(404, "File not found");
-                    std::string tmpl = (fs::temp_directory_path() / "runbox-download-XXXXXX.zip").string();
-                    const int fd = ::mkstemps(tmpl.data(), 4);
-                    if (fd < 0) throw fs::filesystem_error("mkstemps", fs::path(tmpl), std::error_code(errno, std::generic_category()));
-                    ::close(fd);
-                    try {
-                        zip_tree(path, tmpl, {.max_total_bytes = options_.max_download_bytes});
-                    } catch (...) {
-                        fs::remove(tmpl, ec);
-                        throw;
-                    }
-                    return fs::path(tmpl);
-                },
-                std::nullopt);
-            std::error_code ec;
-            const auto size = fs::file_size(archive, ec);
-            auto stream = std::make_shared<std::ifstream>(archive, std::ios::binary);
-            const auto slash = path.find_last_of('/');
-            res.status = 200;
-            res.set_header("Content-Disposition", detail::content_disposition(path.substr(slash + 1) + ".zip"));
-            res.set_content_provider(
-                static_cast<std::size_t>(size), "application/zip",
-                [stream](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                    std::array<char, 65536> chunk{};
-                    stream->clear();
-                    stream->seekg(static_cast<std::streamoff>(offset));
-                    const auto n = std::min(length, chunk.size());
-                    stream->read(chunk.data(), static_cast<std::streamsize>(n));
-                    const auto got = stream->gcount();
-                    if (got <= 0) return false;
-                    return sink.write(chunk.data(), static_cast<std::size_t>(got));
-                },
-                [stream, archive](bool) {
-                    stream->close();
-                    std::error_code remove_ec;
-                    std::filesystem::remove(archive, remove_ec);  // the temp zip goes once sent
-                });
-        } catch (const runbox::error& e) {
-            if (e.code() != errc::quota_exceeded) {
-                return detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
-            }
-            // Not wrapped into a 500: the client must be able to tell "too large" by its status.
-            detail::send_detail(res, 413, e.detail());
-        } catch (...) {
-            detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
-        }
-    }
+    void handle_download_files(const httplib::Request& req, httplib::Response& res);
 
-    void handle_list_files(const httplib::Request& req, httplib::Response& res) {
-        const json body = parse_body(req, res);  // a non-JSON body is the generic 500
-        if (body.is_discarded()) return;
-        namespace fs = std::filesystem;
-        // Like the reference, a body that is not an object or a non-string path is the generic 500.
-        if (!body.is_object()) throw std::invalid_argument("list_files body must be a JSON object");
-        fs::path path = options_.working_dir;
-        if (body.contains("path") && !body["path"].is_null()) {
-            const fs::path given = body["path"].get<std::string>();
-            path = given.is_absolute() ? given : fs::path(options_.working_dir) / given;
-        }
-        detail::send_json(res, 200, worker_->run([&] { return detail::list_directory(path); }, std::nullopt));
-    }
+    void handle_list_files(const httplib::Request& req, httplib::Response& res);
 
-    void handle_vscode_token(const httplib::Request&, httplib::Response& res) {
-        detail::send_json(res, 200, json{{"token", nullptr}});
-    }
+    void handle_vscode_token(const httplib::Request&, httplib::Response& res);
 
-    void handle_update_mcp_server(const httplib::Request& req, httplib::Response& res) {
-        const json body = parse_body(req, res);
-        if (body.is_discarded()) return;
-        if (!body.is_array()) return detail::send_detail(res, 400, "Request must be a list of MCP tools to sync");
-        // runbox-server has no MCP proxy; the reference answers this when its manager is missing.
-        detail::send_detail(res, 500, "MCP Proxy Manager is not initialized");
-    }
+    void handle_update_mcp_server(const httplib::Request& req, httplib::Response& res);
 
     /// Uploaded files belong to the shell's user, like files it creates itself.
-    void chown_to_run_as(const std::vector<std::filesystem::path>& paths) const {
-        if (!run_as_) return;
-        for (const auto& path : paths) {
-            if (::lchown(path.c_str(), run_as_->uid, run_as_->gid) != 0) {
-                // best effort: a file the user cannot own stays readable as before
-            }
-        }
-    }
+    void chown_to_run_as(const std::vector<std::filesystem::path>& paths) const;
 
     // File actions run on the file worker. Defined before run_action, whose generic lambda
     // instantiates run_file_action: clang 14 warns (-Wundefined-inline) when the definition comes later.
-    FileOpsContext file_context() const {
-        FileOpsContext context;
-        context.workspace_root = options_.working_dir;
-        context.bash_cwd = bash_cwd();
-        context.server_cwd = options_.working_dir;
-        context.user_id = run_as_ ? static_cast<int>(run_as_->uid) : -1;
-        context.max_read_bytes = options_.max_read_bytes;
-        return context;
-    }
+    FileOpsContext file_context() const;
     /// A file action on the file worker, waited for at most the action's timeout. The job owns
     /// copies of what it reads (it may outlive the wait).
     template <class A>
@@ -12744,83 +13342,13 @@ private:
 
     // ---- actions --------------------------------------------------------------------------
 
-    Observation run_action(Action& action) {
-        return std::visit(
-            [&](auto& a) -> Observation {
-                using A = std::decay_t<decltype(a)>;
-                if constexpr (std::is_same_v<A, CmdRunAction>) {
-                    return run_command(a);
-                } else if constexpr (std::is_same_v<A, IPythonRunCellAction>) {
-                    return run_ipython(a);
-                } else if constexpr (std::is_same_v<A, FileReadAction> || std::is_same_v<A, FileWriteAction> ||
-                                     std::is_same_v<A, FileEditAction>) {
-                    return run_file_action(a);
-                } else if constexpr (std::is_same_v<A, BrowseURLAction> || std::is_same_v<A, BrowseInteractiveAction>) {
-                    return ErrorObservation{"Browser functionality is not supported or disabled.", "", {}};
-                } else {
-                    // The reference dispatches on the action type name; a type without an
-                    // executor method fails with Python's AttributeError text.
-                    throw std::runtime_error("'ActionExecutor' object has no attribute '" + std::string(A::type) + "'");
-                }
-            },
-            action);
-    }
+    Observation run_action(Action& action);
 
-    Observation run_ipython(const IPythonRunCellAction& action) {
-        if (!has_jupyter_) throw std::runtime_error("JupyterRequirement not found. Unable to run IPython action.");
-        if (!python_) return ErrorObservation{"IPython is not available: no python3 on PATH that the shell user can run.", "", {}};
-        const std::string cwd = bash_cwd();
-        python_->ensure_started();
-        const auto generation = python_->generation();
-        if (!action.kernel_init_code.empty() && python_init_generation_ != generation) {
-            // Once per interpreter (again after a restart), before the cell; its output is dropped.
-            python_init_generation_ = generation;
-            python_->run_cell(action.kernel_init_code, std::nullopt, action.timeout);
-        }
-        // Follow the shell's cwd when it moved (or the interpreter is new); a cell's own
-        // os.chdir() otherwise sticks, as in the reference.
-        std::optional<std::string> chdir_to;
-        if (cwd != python_synced_cwd_ || python_synced_generation_ != generation) chdir_to = cwd;
-        auto result = python_->run_cell(action.code, chdir_to, action.timeout);
-        if (result.died) {
-            return ErrorObservation{"The IPython kernel exited unexpectedly; the next cell starts a new one.", "", {}};
-        }
-        if (chdir_to) {
-            python_synced_cwd_ = *chdir_to;
-            python_synced_generation_ = generation;
-        }
-        std::string content;
-        if (result.timed_out) {
-            content = "[Execution timed out (" + runbox::detail::python_float(action.timeout.value_or(0)) + " seconds).]";
-        } else {
-            content = std::move(result.output);
-            while (!content.empty() && std::isspace(static_cast<unsigned char>(content.back()))) content.pop_back();
-            if (content.empty()) content = "[Code executed successfully with no output]";
-        }
-        if (action.include_extra) {
-            content += "\n[Jupyter current working directory: " + cwd + "]";
-            content += "\n[Jupyter Python interpreter: " + python_->executable() + "]";
-        }
-        IPythonRunCellObservation obs;
-        obs.content = std::move(content);
-        obs.code = action.code;
-        return obs;
-    }
+    Observation run_ipython(const IPythonRunCellAction& action);
 
     // ---- shell and editor ------------------------------------------------------------------
 
-    void start_bash() {
-        BashSessionOptions bash_options;
-        bash_options.working_dir = options_.working_dir;
-        bash_options.username = run_as_ ? run_as_->name : std::string();
-        bash_options.no_change_timeout = options_.no_change_timeout;
-        bash_options.env = shell_env_;
-        bash_options.environment = options_.environment;
-        bash_ = std::make_unique<BashSession>(std::move(bash_options));
-        bash_->initialize();
-        editor_ = std::make_unique<FileEditor>(options_.working_dir);
-        initialised_ = true;
-    }
+    void start_bash();
 
     void stop_bash() noexcept {
         if (bash_) bash_->close();
@@ -12831,17 +13359,7 @@ private:
         return cwd.empty() ? options_.working_dir : cwd;
     }
 
-    Observation run_command(const CmdRunAction& action) {
-        if (action.is_static)
-            return run_static_command(action, options_.working_dir, run_as_ ? run_as_->name : std::string(),
-                                      options_.environment, shell_env_);
-        try {
-            bash_->initialize();  // restarts the shell if a previous command ended it (`exit`)
-        } catch (const std::exception& e) {
-            return ErrorObservation{e.what(), "", {}};
-        }
-        return bash_->execute(action);
-    }
+    Observation run_command(const CmdRunAction& action);
 
     ActionServerOptions options_;
     std::optional<detail::RunAs> run_as_;
@@ -12867,262 +13385,1271 @@ private:
 };
 
 }  // namespace runbox::server
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/server/impl/action_server.ipp ----
+
+
+// ---- begin runbox/server/connection_guard.hpp ----
+/// \file
+/// connection limits for the action server's httplib::Server.
+///
+/// cpp-httplib 0.11 bounds each recv() by its read timeout but not a whole request head: a
+/// client sending one header byte every few seconds holds a worker thread for hours, and 32 such
+/// clients starve /alive. ConnectionGuard is the server's task queue (Server::new_task_queue,
+/// public API) and adds, over what httplib exposes:
+/// - a worker per connection, up to `max_connections`; a connection past the bound is closed
+///   at once (its task runs on the accepting thread and sees end-of-file);
+/// - a head deadline: from accept (or from the previous response) to the end of the next
+///   request's headers at most `header_timeout`; a watchdog shuts the socket down when it
+///   passes, which wakes httplib's blocked read with end-of-file, and httplib closes it.
+/// httplib does not hand the accepted socket to the queue, so enqueue() (called on the
+/// accepting thread right after accept) finds it: the one socket of this process bound to the
+/// server's port, connected, and not yet known (sockets are told apart by inode). The request
+/// phase comes from the pre-routing handler and the logger, which httplib calls on the
+/// connection's worker thread (request_started() / response_sent()).
+
+
+#include <httplib.h>
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace runbox::server {
+
+/// The bounds a ConnectionGuard enforces (from ActionServerOptions).
+struct ConnectionLimits {
+    std::size_t max_connections = 128;                   ///< connections served at once
+    std::chrono::milliseconds header_timeout{20000};    ///< idle + request head, per request
+    int listen_backlog = 128;                            ///< connections waiting for accept()
+};
+
+/// cpp-httplib's task queue for the action server: at most max_connections served at once
+/// (more are closed at once), and a connection whose request head does not arrive within
+/// header_timeout is shut down. Thread-safe, as httplib requires.
+class ConnectionGuard final : public httplib::TaskQueue {
+public:
+    /// Starts the watchdog thread. `port` is the listening port: the guard finds the accepted
+    /// sockets by it.
+    ConnectionGuard(ConnectionLimits limits, int port) : limits_(limits), port_(port) {
+        watchdog_ = std::thread([this] { watch(); });
+    }
+    ConnectionGuard(const ConnectionGuard&) = delete;
+    ConnectionGuard& operator=(const ConnectionGuard&) = delete;
+    ~ConnectionGuard() override { shutdown(); }
+
+    /// Serves a new connection on a worker thread, or closes it when the bound is reached.
+    void enqueue(std::function<void()> fn) override;
+
+    /// Lets the queued connections finish and joins every thread. Idempotent.
+    void shutdown() override;
+
+    /// Debian's libcpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed
+    /// when the library was built): 50 clients connecting at once overflowed it, and the
+    /// dropped handshakes surfaced as failed first requests. listen() again on the listening
+    /// socket (ours: `port`, accepting) sets a new backlog. Called right after bind, on the
+    /// thread that bound (not from the task queue, which httplib builds on the listener thread
+    /// after is_running() is already true: a caller could connect before the raise).
+    static void raise_listen_backlog(int port, int backlog);
+
+    /// From the pre-routing handler: the head of a request has been read.
+    static void request_started() noexcept {
+        if (current_ != nullptr) current_->waiting = false;
+    }
+    /// From the logger: a response went out; the next head has `header_timeout` again.
+    static void response_sent() noexcept;
+
+    /// Connections closed by the bound or the deadline (for tests and diagnostics).
+    ///@{
+    std::size_t refused() const noexcept { return refused_.load(); }
+    std::size_t timed_out() const noexcept { return timed_out_.load(); }
+    ///@}
+
+private:
+    struct Conn {
+        int fd = -1;
+        ino_t inode = 0;
+        std::atomic<bool> waiting{true};
+        std::atomic<std::chrono::steady_clock::rep> since{0};
+    };
+    struct Job {
+        std::function<void()> fn;
+        std::shared_ptr<Conn> conn;
+    };
+
+    static inline thread_local Conn* current_ = nullptr;
+
+    void run_job(Job job);
+
+    void work();
+
+    static int local_port(int fd);
+
+    /// A connected socket on our port not tracked yet (the listener has no peer).
+    bool is_new_server_socket(int fd, ino_t& inode) const;
+
+    std::shared_ptr<Conn> track(int fd, ino_t inode);
+
+    /// The socket accept() just returned: connected, on our port, not tracked yet.
+    std::shared_ptr<Conn> identify_new_socket();
+
+    void watch();
+
+    ConnectionLimits limits_;
+    int port_;
+    std::mutex mutex_;
+    std::condition_variable cond_;
+    std::condition_variable watch_cond_;
+    std::deque<Job> jobs_;
+    std::vector<std::thread> threads_;
+    std::map<ino_t, std::shared_ptr<Conn>> conns_;
+    std::size_t idle_ = 0;
+    std::size_t busy_ = 0;
+    int highest_fd_ = -1;  // of a connection identified so far
+    bool shut_down_ = false;
+    std::atomic<std::size_t> refused_{0};
+    std::atomic<std::size_t> timed_out_{0};
+    std::thread watchdog_;
+};
+
+}  // namespace runbox::server
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/server/impl/connection_guard.ipp ----
+
+
+namespace runbox::server {
+
+RUNBOX_DECL void ConnectionGuard::enqueue(std::function<void()> fn) {
+    auto conn = identify_new_socket();
+    std::unique_lock lock(mutex_);
+    if (busy_ + jobs_.size() >= limits_.max_connections) {
+        lock.unlock();
+        // Over the bound: end the connection now; httplib's task then reads EOF and closes.
+        if (conn) ::shutdown(conn->fd, SHUT_RDWR);
+        ++refused_;
+        run_job(Job{std::move(fn), conn});
+        return;
+    }
+    jobs_.push_back(Job{std::move(fn), conn});
+    if (idle_ == 0 && threads_.size() < limits_.max_connections) {
+        threads_.emplace_back([this] { work(); });
+    }
+    lock.unlock();
+    cond_.notify_one();
+}
+
+RUNBOX_DECL void ConnectionGuard::shutdown() {
+    {
+        std::lock_guard lock(mutex_);
+        if (shut_down_) return;
+        shut_down_ = true;
+    }
+    cond_.notify_all();
+    watch_cond_.notify_all();
+    for (auto& t : threads_) {
+        if (t.joinable()) t.join();
+    }
+    if (watchdog_.joinable()) watchdog_.join();
+}
+
+RUNBOX_DECL void ConnectionGuard::raise_listen_backlog(int port, int backlog) {
+    for (int fd = 0; fd < 1024; ++fd) {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+        int accepting = 0;
+        socklen_t size = sizeof accepting;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &size) != 0 || accepting == 0) continue;
+        if (local_port(fd) == port) ::listen(fd, backlog);
+    }
+}
+
+RUNBOX_DECL void ConnectionGuard::response_sent() noexcept {
+    if (current_ != nullptr) {
+        current_->since = std::chrono::steady_clock::now().time_since_epoch().count();
+        current_->waiting = true;
+    }
+}
+
+RUNBOX_DECL void ConnectionGuard::run_job(Job job) {
+    current_ = job.conn.get();
+    try {
+        job.fn();
+    } catch (...) {
+        // httplib's task does not throw; nothing may escape a worker either way
+    }
+    current_ = nullptr;
+    if (job.conn) {
+        std::lock_guard lock(mutex_);
+        conns_.erase(job.conn->inode);
+    }
+}
+
+RUNBOX_DECL void ConnectionGuard::work() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        ++idle_;
+        cond_.wait(lock, [this] { return shut_down_ || !jobs_.empty(); });
+        --idle_;
+        if (jobs_.empty()) return;  // shut down and drained
+        Job job = std::move(jobs_.front());
+        jobs_.pop_front();
+        ++busy_;
+        lock.unlock();
+        run_job(std::move(job));
+        lock.lock();
+        --busy_;
+    }
+}
+
+RUNBOX_DECL int ConnectionGuard::local_port(int fd) {
+    sockaddr_storage local{};
+    socklen_t len = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return -1;
+    if (local.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+    if (local.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+    return -1;
+}
+
+RUNBOX_DECL bool ConnectionGuard::is_new_server_socket(int fd, ino_t& inode) const {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || conns_.count(st.st_ino) != 0) return false;
+    if (local_port(fd) != port_) return false;
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
+    inode = st.st_ino;
+    return true;
+}
+
+RUNBOX_DECL auto ConnectionGuard::track(int fd, ino_t inode) -> std::shared_ptr<Conn> {
+    auto conn = std::make_shared<Conn>();
+    conn->fd = fd;
+    conn->inode = inode;
+    conn->since = std::chrono::steady_clock::now().time_since_epoch().count();
+    conns_[inode] = conn;
+    highest_fd_ = std::max(highest_fd_, fd);
+    return conn;
+}
+
+RUNBOX_DECL auto ConnectionGuard::identify_new_socket() -> std::shared_ptr<Conn> {
+    std::lock_guard lock(mutex_);
+    // accept() returns the lowest free descriptor, so an ascending walk meets it right after
+    // the ones open before it, one fstat() each (under a connection flood, listing
+    // /proc/self/fd per accept was a quarter of the server's CPU).
+    const int bound = std::max(highest_fd_ + 64, 256);
+    ino_t inode = 0;
+    for (int fd = 0; fd < bound; ++fd) {
+        if (is_new_server_socket(fd, inode)) return track(fd, inode);
+    }
+    // Not below the bound (a burst of other descriptors): every open descriptor.
+    std::vector<int> fds;
+    if (DIR* dir = ::opendir("/proc/self/fd")) {
+        while (const dirent* entry = ::readdir(dir)) {
+            if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+            const int fd = std::atoi(entry->d_name);
+            if (fd >= bound) fds.push_back(fd);
+        }
+        ::closedir(dir);
+    }
+    std::sort(fds.begin(), fds.end());
+    for (const int fd : fds) {
+        if (is_new_server_socket(fd, inode)) return track(fd, inode);
+    }
+    return nullptr;
+}
+
+RUNBOX_DECL void ConnectionGuard::watch() {
+    const auto tick = std::clamp(limits_.header_timeout / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(250));
+    std::unique_lock lock(mutex_);
+    while (!shut_down_) {
+        watch_cond_.wait_for(lock, tick);
+        const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+        const auto limit = std::chrono::duration_cast<std::chrono::steady_clock::duration>(limits_.header_timeout).count();
+        for (auto& [inode, conn] : conns_) {
+            if (!conn->waiting || now - conn->since.load() < limit) continue;
+            struct stat st {};
+            // The fd is still this connection's (httplib closes it only after its task
+            // ends, and the task is untracked after that); the inode check is a second guard.
+            if (::fstat(conn->fd, &st) == 0 && st.st_ino == inode) {
+                ::shutdown(conn->fd, SHUT_RDWR);
+                ++timed_out_;
+            }
+            conn->since = now;  // once per deadline
+        }
+    }
+}
+
+}  // namespace runbox::server
+// ---- end runbox/server/impl/connection_guard.ipp ----
+#endif
+// ---- end runbox/server/connection_guard.hpp ----
+// ---- begin runbox/server/system_stats.hpp ----
+/// \file
+/// the "resources" object of GET /server_info, from /proc.
+///
+/// Keys are exactly OpenHands' (psutil-based) ones:
+/// {"cpu_percent", "memory": {"rss","vms","percent"}, "disk": {"total","used","free","percent"},
+///  "io": {"read_bytes","write_bytes"}}. CPU and memory describe this process, disk is "/".
+
+
+#include <nlohmann/json.hpp>
+
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace runbox::server {
+
+namespace detail {
+
+/// utime + stime of this process in clock ticks (fields 14 and 15 of /proc/self/stat).
+RUNBOX_DECL std::uint64_t process_cpu_ticks();
+
+/// A "key: value kB"-style field of a /proc file, or 0.
+RUNBOX_DECL std::uint64_t proc_field(const char* file, const std::string& key);
+
+inline double round_to(double value, int digits) {
+    const double scale = std::pow(10.0, digits);
+    return std::round(value * scale) / scale;
+}
+
+}  // namespace detail
+
+/// CPU use of this process over `sample` (psutil's cpu_percent(interval)), in percent of one
+/// core (may exceed 100 on several cores).
+RUNBOX_DECL double process_cpu_percent(std::chrono::milliseconds sample = std::chrono::milliseconds(100));
+
+/// This process's memory as /server_info reports it: {"rss", "vms"} in bytes, "percent" of RAM.
+RUNBOX_DECL nlohmann::json process_memory_stats();
+
+/// psutil.disk_usage semantics: used = blocks - free, percent = used / (used + available).
+RUNBOX_DECL nlohmann::json disk_stats(const char* path = "/");
+
+/// Bytes this process caused to be read from / written to storage; zeros when /proc/self/io
+/// is unreadable (some sandboxes hide it).
+inline nlohmann::json io_stats() {
+    return {{"read_bytes", detail::proc_field("/proc/self/io", "read_bytes")},
+            {"write_bytes", detail::proc_field("/proc/self/io", "write_bytes")}};
+}
+
+/// The whole "resources" object of /server_info.
+RUNBOX_DECL nlohmann::json system_stats(std::chrono::milliseconds cpu_sample = std::chrono::milliseconds(100));
+
+}  // namespace runbox::server
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/server/impl/system_stats.ipp ----
+
+
+namespace runbox::server::detail {
+
+RUNBOX_DECL std::uint64_t process_cpu_ticks() {
+    std::ifstream in("/proc/self/stat");
+    std::string line;
+    if (!std::getline(in, line)) return 0;
+    // The command name (field 2) may contain spaces: fields restart after the last ')'.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) return 0;
+    std::istringstream fields(line.substr(close + 1));
+    std::string field;
+    std::uint64_t utime = 0, stime = 0;
+    for (int index = 3; fields >> field; ++index) {
+        if (index == 14) utime = std::stoull(field);
+        if (index == 15) {
+            stime = std::stoull(field);
+            break;
+        }
+    }
+    return utime + stime;
+}
+
+RUNBOX_DECL std::uint64_t proc_field(const char* file, const std::string& key) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(key + ":", 0) == 0) {
+            std::istringstream value(line.substr(key.size() + 1));
+            std::uint64_t number = 0;
+            value >> number;
+            return number;
+        }
+    }
+    return 0;
+}
+
+}  // namespace runbox::server::detail
+
+namespace runbox::server {
+
+RUNBOX_DECL double process_cpu_percent(std::chrono::milliseconds sample) {
+    const auto ticks_per_second = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const auto start_ticks = detail::process_cpu_ticks();
+    const auto start = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(sample);  // the sampling interval itself, not a synchronisation
+    const auto ticks = detail::process_cpu_ticks() - start_ticks;
+    const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - start;
+    if (wall.count() <= 0 || ticks_per_second <= 0) return 0.0;
+    return detail::round_to(static_cast<double>(ticks) / ticks_per_second / wall.count() * 100.0, 1);
+}
+
+RUNBOX_DECL nlohmann::json process_memory_stats() {
+    std::uint64_t vms_pages = 0, rss_pages = 0;
+    std::ifstream statm("/proc/self/statm");
+    statm >> vms_pages >> rss_pages;
+    const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    const std::uint64_t rss = rss_pages * page;
+    const std::uint64_t total = detail::proc_field("/proc/meminfo", "MemTotal") * 1024;
+    const double percent = total == 0 ? 0.0 : static_cast<double>(rss) / static_cast<double>(total) * 100.0;
+    return {{"rss", rss}, {"vms", vms_pages * page}, {"percent", percent}};
+}
+
+RUNBOX_DECL nlohmann::json disk_stats(const char* path) {
+    struct statvfs st {};
+    if (::statvfs(path, &st) != 0) {
+        return {{"total", 0}, {"used", 0}, {"free", 0}, {"percent", 0.0}};
+    }
+    const std::uint64_t unit = st.f_frsize;
+    const std::uint64_t total = static_cast<std::uint64_t>(st.f_blocks) * unit;
+    const std::uint64_t free_for_user = static_cast<std::uint64_t>(st.f_bavail) * unit;
+    const std::uint64_t used = (static_cast<std::uint64_t>(st.f_blocks) - st.f_bfree) * unit;
+    const std::uint64_t denominator = used + free_for_user;
+    const double percent =
+        denominator == 0 ? 0.0 : detail::round_to(static_cast<double>(used) / static_cast<double>(denominator) * 100.0, 1);
+    return {{"total", total}, {"used", used}, {"free", free_for_user}, {"percent", percent}};
+}
+
+RUNBOX_DECL nlohmann::json system_stats(std::chrono::milliseconds cpu_sample) {
+    return {{"cpu_percent", process_cpu_percent(cpu_sample)},
+            {"memory", process_memory_stats()},
+            {"disk", disk_stats("/")},
+            {"io", io_stats()}};
+}
+
+}  // namespace runbox::server
+// ---- end runbox/server/impl/system_stats.ipp ----
+#endif
+// ---- end runbox/server/system_stats.hpp ----
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <system_error>
+
+namespace runbox::server::detail {
+
+RUNBOX_DECL void send_json(httplib::Response& res, int status, const json& body) {
+    res.status = status;
+    res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+RUNBOX_DECL void send_detail(httplib::Response& res, int status, const std::string& detail) {
+    send_json(res, status, json{{"detail", detail}});
+}
+
+RUNBOX_DECL std::string os_error_text(const std::filesystem::filesystem_error& e) {
+    if (!e.path1().empty()) return os_error_text(e.code().value(), e.path1().string());  // file_editor.hpp's
+    return "[Errno " + std::to_string(e.code().value()) + "] " + e.code().message();
+}
+
+RUNBOX_DECL std::string ascii_lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+RUNBOX_DECL void send_detail_and_close(httplib::Response& res, int status, const std::string& detail) {
+    res.status = status;
+    res.set_header("Connection", "close");
+    const auto text = std::make_shared<std::string>(json{{"detail", detail}}.dump());
+    res.set_content_provider(text->size(), "application/json",
+                             [text](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                                 if (offset < text->size()) {
+                                     sink.write(text->data() + offset, std::min(length, text->size() - offset));
+                                 }
+                                 return false;  // written; now end the connection
+                             });
+}
+
+RUNBOX_DECL void send_validation_error(httplib::Response& res, std::string_view type, std::string_view loc,
+                                       std::string_view msg) {
+    std::string errors = "[{'type': '";
+    errors += type;
+    errors += "', 'loc': (";
+    errors += loc;
+    errors += "), 'msg': '";
+    errors += msg;
+    errors += "'}]";
+    send_json(res, 422, json{{"detail", "Invalid request parameters"}, {"errors", errors}});
+}
+
+RUNBOX_DECL std::string exception_text(std::exception_ptr ep) {
+    try {
+        std::rethrow_exception(ep);
+    } catch (const std::filesystem::filesystem_error& e) {
+        return os_error_text(e);
+    } catch (const runbox::error& e) {
+        return e.detail();
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
+RUNBOX_DECL std::optional<bool> parse_bool(std::string value) {
+    for (auto& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (value == "true" || value == "1" || value == "yes" || value == "on" || value == "t" || value == "y") return true;
+    if (value == "false" || value == "0" || value == "no" || value == "off" || value == "f" || value == "n") return false;
+    return std::nullopt;
+}
+
+RUNBOX_DECL bool secrets_equal(std::string_view a, std::string_view b) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> da{}, db{};
+    unsigned int la = 0, lb = 0;
+    if (EVP_Digest(a.data(), a.size(), da.data(), &la, EVP_sha256(), nullptr) != 1) return false;
+    if (EVP_Digest(b.data(), b.size(), db.data(), &lb, EVP_sha256(), nullptr) != 1) return false;
+    return la == lb && CRYPTO_memcmp(da.data(), db.data(), la) == 0;
+}
+
+RUNBOX_DECL std::vector<std::string> list_directory(const std::filesystem::path& path) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> dirs, files;
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) return {};
+    fs::directory_iterator it(path, ec);
+    if (ec) return {};
+    for (const fs::directory_iterator end; it != end; it.increment(ec)) {
+        if (ec) return {};
+        std::error_code type_ec;
+        const auto name = it->path().filename().string();
+        if (fs::is_directory(it->path(), type_ec)) {  // follows links, like os.path.isdir
+            dirs.push_back(name + "/");
+        } else {
+            files.push_back(name);
+        }
+    }
+    const auto by_lower = [](const std::string& a, const std::string& b) {
+        const auto la = ascii_lower(a), lb = ascii_lower(b);
+        return la != lb ? la < lb : a < b;
+    };
+    std::sort(dirs.begin(), dirs.end(), by_lower);
+    std::sort(files.begin(), files.end(), by_lower);
+    dirs.insert(dirs.end(), files.begin(), files.end());
+    return dirs;
+}
+
+RUNBOX_DECL std::string content_disposition(const std::string& filename) {
+    const bool plain = std::all_of(filename.begin(), filename.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u >= 0x20 && u < 0x7f && c != '"' && c != '\\';
+    });
+    if (plain) return "attachment; filename=\"" + filename + "\"";
+    std::string encoded;
+    static constexpr char hex[] = "0123456789ABCDEF";
+    for (const char c : filename) {
+        const auto u = static_cast<unsigned char>(c);
+        if (std::isalnum(u) || std::strchr("-._~", c) != nullptr) {
+            encoded += c;
+        } else {
+            encoded += '%';
+            encoded += hex[u >> 4];
+            encoded += hex[u & 15];
+        }
+    }
+    return "attachment; filename*=utf-8''" + encoded;
+}
+
+}  // namespace runbox::server::detail
+
+namespace runbox::server {
+
+RUNBOX_DECL void ActionServer::start() {
+    std::lock_guard lifecycle(lifecycle_mutex_);
+    if (started_) throw runbox::error(errc::conflict, "the action server was already started");
+    started_ = true;
+    initialise_executor();
+    server_ = std::make_unique<httplib::Server>();
+    setup_routes();
+    if (options_.port == 0) {
+        port_ = server_->bind_to_any_port(options_.host);
+    } else {
+        port_ = server_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
+    }
+    if (port_ <= 0) {
+        shutdown_executor();
+        throw runbox::error(errc::transport, "cannot listen on " + options_.host + ":" + std::to_string(options_.port));
+    }
+    ConnectionGuard::raise_listen_backlog(port_, ConnectionLimits{}.listen_backlog);
+    listener_ = std::thread([this] { server_->listen_after_bind(); });
+    // listen_after_bind sets is_running() before it starts accepting; bounded wait.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!server_->is_running() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!server_->is_running()) {
+        lock_free_stop();
+        throw runbox::error(errc::transport, "the action server did not start listening");
+    }
+}
+
+RUNBOX_DECL std::string ActionServer::url() const {
+    std::string host = options_.host;
+    if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+    if (host == "::") host = "::1";
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    return "http://" + host + ":" + std::to_string(port_);
+}
+
+RUNBOX_DECL void ActionServer::initialise_executor() {
+    namespace fs = std::filesystem;
+    fs::create_directories(options_.working_dir);
+    run_as_ = detail::resolve_run_as(options_.username);
+    // File work takes the shell user's identity, or the server does not start (it would
+    // otherwise read and write as root).
+    std::optional<FileIdentity> identity;
+    if (run_as_) identity = FileIdentity{run_as_->name, run_as_->uid, run_as_->gid, run_as_->groups};
+    worker_ = std::make_unique<FileWorker>(std::move(identity));
+    if (run_as_ && ::chown(options_.working_dir.c_str(), run_as_->uid, static_cast<gid_t>(-1)) != 0) {
+        // not fatal: on a read-only mount the shell still starts
+    }
+    shell_env_ = options_.env;
+    if (run_as_) {
+        shell_env_["USER"] = run_as_->name;
+        shell_env_["LOGNAME"] = run_as_->name;
+        shell_env_["HOME"] = run_as_->home;
+    }
+    start_time_ = clock::now();
+    last_execution_ = start_time_.time_since_epoch().count();
+    start_bash();
+    has_jupyter_ = std::find(options_.plugins.begin(), options_.plugins.end(), "jupyter") != options_.plugins.end();
+    if (has_jupyter_) {
+        const auto env = runbox::detail::sandbox_environment(options_.environment, shell_env_);
+        const auto path = env.find("PATH");
+        const std::string path_value = path != env.end() ? path->second : std::string();
+        if (const auto python = detail::find_executable("python3", path_value, run_as_)) {
+            python_ = std::make_unique<detail::PythonRepl>(*python, options_.working_dir,
+                                                                  runbox::detail::environment_strings(env), run_as_);
+        }
+    }
+}
+
+RUNBOX_DECL void ActionServer::shutdown_executor() noexcept {
+    if (python_) python_->kill();
+    stop_bash();
+    if (python_) python_->reap();
+}
+
+RUNBOX_DECL void ActionServer::lock_free_stop() noexcept {
+    if (stopped_ || !started_) return;
+    stopped_ = true;
+    if (server_) server_->stop();
+    // A running action blocks its handler thread; killing the shells ends it, then the
+    // listener thread can join its pool. The interpreter's pipe is closed only after that,
+    // when no handler can be reading it any more.
+    if (python_) python_->kill();
+    stop_bash();
+    if (listener_.joinable()) listener_.join();
+    if (python_) python_->reap();
+    server_.reset();
+}
+
+RUNBOX_DECL bool ActionServer::has_key(const httplib::Request& req) const {
+    if (options_.session_api_key.empty()) return true;
+    if (!req.has_header("X-Session-API-Key")) return false;
+    return detail::secrets_equal(req.get_header_value("X-Session-API-Key"), options_.session_api_key);
+}
+
+RUNBOX_DECL httplib::Server::Handler ActionServer::guarded(void (ActionServer::*handler)(const httplib::Request&, httplib::Response&)) {
+    return [this, handler](const httplib::Request& req, httplib::Response& res) {
+        if (!authorized(req)) return detail::send_detail(res, 403, "Invalid API Key");
+        try {
+            (this->*handler)(req, res);
+        } catch (...) {
+            detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+        }
+    };
+}
+
+RUNBOX_DECL auto ActionServer::parse_body(const httplib::Request& req, httplib::Response& res) const -> json {
+    runbox::detail::json_failure failure{};
+    json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
+    if (failure == runbox::detail::json_failure::syntax) throw std::invalid_argument("the body is not JSON");
+    if (body.is_discarded()) {
+        detail::send_validation_error(res, "json_invalid", "'body', 0",
+                                             "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
+    }
+    return body;
+}
+
+RUNBOX_DECL std::optional<std::uint64_t> ActionServer::declared_body_size(const httplib::Request& req) {
+    if (req.has_header("Transfer-Encoding")) return std::numeric_limits<std::uint64_t>::max();
+    if (!req.has_header("Content-Length")) return std::nullopt;
+    const std::string text = req.get_header_value("Content-Length");
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size()) return std::numeric_limits<std::uint64_t>::max();
+    return value;
+}
+
+RUNBOX_DECL bool ActionServer::refuse_before_body(const httplib::Request& req, httplib::Response& res) const {
+    const auto size = declared_body_size(req);
+    const auto refuse = [&](int status, const std::string& detail) {
+        if (size && *size > 0) {
+            detail::send_detail_and_close(res, status, detail);  // the body stays unread
+        } else {
+            detail::send_detail(res, status, detail);
+        }
+        return true;
+    };
+    // Without the key only a small body is read, on the public routes too (/alive and
+    // /server_info take none; httplib would read one into memory before answering 404).
+    if (!has_key(req) && size && *size > options_.max_unauthenticated_body_bytes) {
+        return authorized(req) ? refuse(413, "Request body too large without the session key")
+                               : refuse(403, "Invalid API Key");
+    }
+    if (!authorized(req)) return false;  // read the small body, then the route's 403 (keep-alive stays in step)
+    if (req.has_header("Content-Encoding") && ascii_lower_copy(req.get_header_value("Content-Encoding")) != "identity") {
+        return refuse(415, "Compressed request bodies are not accepted");
+    }
+    if (req.has_header("Transfer-Encoding")) return refuse(411, "A request body needs a Content-Length");
+    if (size && *size > options_.max_body_bytes) {
+        return refuse(413, "Request body too large: the limit is " + std::to_string(options_.max_body_bytes) + " bytes");
+    }
+    return false;
+}
+
+RUNBOX_DECL void ActionServer::setup_routes() {
+    auto& s = *server_;
+    const ConnectionLimits limits{options_.max_connections, options_.header_timeout};
+    s.new_task_queue = [this, limits] { return new ConnectionGuard(limits, port_); };
+    // Small responses must leave at once: with Nagle on, every round trip waited ~40 ms for
+    // the client's delayed ACK (measured by bench/run.sh).
+    s.set_tcp_nodelay(true);
+    s.set_read_timeout(options_.read_timeout);
+    s.set_write_timeout(options_.write_timeout);
+    s.set_keep_alive_timeout(std::max<time_t>(1, static_cast<time_t>(options_.keep_alive_timeout.count() / 1000)));
+    s.set_payload_max_length(options_.max_body_bytes);  // also enforced while reading
+    // httplib 0.11 calls the pre-routing handler after the head and before the body is read
+    // (Server::routing); "Expect: 100-continue" is answered before that, so it gets the
+    // same checks.
+    s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+        ConnectionGuard::request_started();
+        return refuse_before_body(req, res) ? httplib::Server::HandlerResponse::Handled
+                                            : httplib::Server::HandlerResponse::Unhandled;
+    });
+    s.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
+        ConnectionGuard::request_started();
+        return refuse_before_body(req, res) ? res.status : 100;
+    });
+    s.set_logger([](const httplib::Request&, const httplib::Response&) { ConnectionGuard::response_sent(); });
+    // A small body without the key is read first and refused by the route (or the 404
+    // path): rejecting it unread would desynchronise a keep-alive connection.
+    s.Get("/alive", guarded(&ActionServer::handle_alive));
+    s.Get("/server_info", guarded(&ActionServer::handle_server_info));
+    s.Post("/execute_action", guarded(&ActionServer::handle_execute_action));
+    s.Post("/upload_file", guarded(&ActionServer::handle_upload_file));
+    s.Get("/download_files", guarded(&ActionServer::handle_download_files));
+    s.Post("/list_files", guarded(&ActionServer::handle_list_files));
+    s.Get("/vscode/connection_token", guarded(&ActionServer::handle_vscode_token));
+    s.Post("/update_mcp_server", guarded(&ActionServer::handle_update_mcp_server));
+    s.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+        // A response already made (a refusal that ends the connection has no body yet).
+        if (!res.body.empty() || res.get_header_value("Connection") == "close") {
+            return httplib::Server::HandlerResponse::Unhandled;
+        }
+        if (!authorized(req)) {
+            detail::send_detail(res, 403, "Invalid API Key");
+        } else if (res.status == 404 && is_known_path(req.path)) {
+            detail::send_detail(res, 405, "Method Not Allowed");
+        } else if (res.status == 404) {
+            detail::send_detail(res, 404, "Not Found");
+        } else if (res.status == 400) {
+            detail::send_detail(res, 400, "Bad Request");
+        } else if (res.status == 413) {
+            detail::send_detail(res, 413, "Request body too large");
+        } else if (res.status >= 500) {
+            detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+        } else {
+            detail::send_detail(res, res.status, "Error");
+        }
+        return httplib::Server::HandlerResponse::Handled;
+    }));
+    s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+        detail::send_detail(res, 500, "An unexpected error occurred. Please try again later.");
+    });
+}
+
+RUNBOX_DECL bool ActionServer::is_known_path(const std::string& path) {
+    static const std::array<std::string_view, 8> paths{"/alive",          "/server_info", "/execute_action",
+                                                       "/upload_file",    "/download_files", "/list_files",
+                                                       "/vscode/connection_token", "/update_mcp_server"};
+    return std::find(paths.begin(), paths.end(), path) != paths.end();
+}
+
+RUNBOX_DECL void ActionServer::handle_server_info(const httplib::Request&, httplib::Response& res) {
+    const auto now = clock::now();
+    const std::chrono::duration<double> uptime = now - start_time_;
+    const auto last = clock::time_point(clock::duration(last_execution_.load()));
+    const std::chrono::duration<double> idle = now - last;
+    detail::send_json(res, 200, json{{"uptime", uptime.count()}, {"idle_time", idle.count()}, {"resources", system_stats()}});
+}
+
+RUNBOX_DECL void ActionServer::handle_execute_action(const httplib::Request& req, httplib::Response& res) {
+    runbox::detail::json_failure failure{};
+    json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
+    if (failure == runbox::detail::json_failure::too_deep || failure == runbox::detail::json_failure::too_large) {
+        return detail::send_validation_error(
+            res, "json_invalid", "'body', 0", "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
+    }
+    if (body.is_discarded()) {
+        return detail::send_validation_error(res, "json_invalid", "'body', 0", "JSON decode error");
+    }
+    if (!body.is_object() || !body.contains("action")) {
+        return detail::send_validation_error(res, "missing", "'body', 'action'", "Field required");
+    }
+    if (!body["action"].is_object()) {
+        return detail::send_validation_error(res, "dict_type", "'body', 'action'", "Input should be a valid dictionary");
+    }
+    try {
+        const auto& event = body["action"];
+        if (!event.contains("action") && event.contains("observation")) {
+            throw detail::HttpError(400, "Invalid action type");
+        }
+        json event_copy = event;
+        // A string insert_line is converted (or answered with the editor's error) first.
+        if (auto early = event_copy.value("action", json()) == "edit" ? coerce_insert_line(event_copy) : std::nullopt) {
+            last_execution_ = clock::now().time_since_epoch().count();
+            res.status = 200;
+            res.set_content(to_wire(*early), "application/json");
+            return;
+        }
+        Action action = action_from_json(event_copy);
+        last_execution_ = clock::now().time_since_epoch().count();
+        Observation observation = [&] {
+            std::lock_guard lock(action_mutex_);
+            return run_action(action);
+        }();
+        res.status = 200;
+        res.set_content(to_wire(observation), "application/json");
+    } catch (...) {
+        detail::send_detail(res, 500, "Internal server error: " + detail::exception_text(std::current_exception()));
+    }
+}
+
+RUNBOX_DECL void ActionServer::handle_upload_file(const httplib::Request& req, httplib::Response& res) {
+    if (!req.is_multipart_form_data() || !req.has_file("file")) {
+        return detail::send_validation_error(res, "missing", "'body', 'file'", "Field required");
+    }
+    bool recursive = false;
+    if (req.has_param("recursive")) {
+        const auto parsed = detail::parse_bool(req.get_param_value("recursive"));
+        if (!parsed) {
+            return detail::send_validation_error(res, "bool_parsing", "'query', 'recursive'",
+                                                 "Input should be a valid boolean, unable to interpret input");
+        }
+        recursive = *parsed;
+    }
+    const std::string destination = req.has_param("destination") ? req.get_param_value("destination") : "/";
+    const auto file = req.get_file_value("file");
+    try {
+        namespace fs = std::filesystem;
+        if (!fs::path(destination).is_absolute()) throw detail::HttpError(400, "Destination must be an absolute path");
+        // The filename is a name, never a path: refuse anything that would leave `destination`.
+        if (file.filename.empty() || file.filename == "." || file.filename == ".." ||
+            file.filename.find('/') != std::string::npos) {
+            throw detail::HttpError(400, "Invalid filename");
+        }
+        const bool is_zip = file.filename.size() >= 4 && file.filename.compare(file.filename.size() - 4, 4, ".zip") == 0;
+        if (recursive && !is_zip) throw detail::HttpError(400, "Recursive uploads must be zip files");
+        // No timeout: the job uses the request's data in place, so the handler waits for it.
+        worker_->run([&] { store_upload(fs::path(destination), file.filename, file.content, is_zip); }, std::nullopt);
+        detail::send_json(res, 200, json{{"filename", file.filename}, {"destination", destination}, {"recursive", recursive}});
+    } catch (...) {
+        detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
+    }
+}
+
+RUNBOX_DECL void ActionServer::store_upload(const std::filesystem::path& dest, const std::string& filename, const std::string& content,
+                                            bool is_zip) const {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (fs::is_symlink(fs::symlink_status(dest, ec))) {
+        throw runbox::error(errc::conflict, "refusing to write through the symbolic link " + dest.string());
+    }
+    std::vector<fs::path> created;  // what this upload creates, for chown_to_run_as
+    for (fs::path p = dest; !p.empty() && p != p.root_path() && !fs::exists(fs::symlink_status(p, ec)); p = p.parent_path()) {
+        created.push_back(p);
+    }
+    if (!fs::exists(dest)) fs::create_directories(dest);
+    const runbox::detail::UniqueFd dir = runbox::detail::open_directory_nofollow(dest);
+    const fs::path target = dest / filename;
+    {
+        const runbox::detail::UniqueFd out = runbox::detail::create_file_at(dir.get(), filename, target);
+        runbox::detail::write_all(out.get(), content, target);
+    }
+    if (is_zip) {
+        try {
+            for (const auto& name : zip_entry_names(target)) {
+                for (fs::path p = fs::path(name).relative_path(); !p.empty(); p = p.parent_path()) {
+                    created.push_back(dest / p);
+                }
+            }
+            extract_zip(target, dest);
+        } catch (...) {
+            ::unlinkat(dir.get(), filename.c_str(), 0);
+            throw;
+        }
+        ::unlinkat(dir.get(), filename.c_str(), 0);
+    } else {
+        created.push_back(target);
+    }
+    chown_to_run_as(created);
+}
+
+RUNBOX_DECL void ActionServer::handle_download_files(const httplib::Request& req, httplib::Response& res) {
+    if (!req.has_param("path")) {
+        return detail::send_validation_error(res, "missing", "'query', 'path'", "Field required");
+    }
+    const std::string path = req.get_param_value("path");
+    try {
+        namespace fs = std::filesystem;
+        if (!fs::path(path).is_absolute()) throw detail::HttpError(400, "Path must be an absolute path");
+        // The archive is built in a temp file bounded by max_download_bytes (libzip writes
+        // an archive at close), then streamed; over the bound is a 413 before any byte.
+        const fs::path archive = worker_->run(
+            [&] {
+                std::error_code ec;
+                if (!fs::exists(path, ec)) throw detail::HttpError(404, "File not found");
+                std::string tmpl = (fs::temp_directory_path() / "runbox-download-XXXXXX.zip").string();
+                const int fd = ::mkstemps(tmpl.data(), 4);
+                if (fd < 0) throw fs::filesystem_error("mkstemps", fs::path(tmpl), std::error_code(errno, std::generic_category()));
+                ::close(fd);
+                try {
+                    zip_tree(path, tmpl, {.max_total_bytes = options_.max_download_bytes});
+                } catch (...) {
+                    fs::remove(tmpl, ec);
+                    throw;
+                }
+                return fs::path(tmpl);
+            },
+            std::nullopt);
+        std::error_code ec;
+        const auto size = fs::file_size(archive, ec);
+        auto stream = std::make_shared<std::ifstream>(archive, std::ios::binary);
+        const auto slash = path.find_last_of('/');
+        res.status = 200;
+        res.set_header("Content-Disposition", detail::content_disposition(path.substr(slash + 1) + ".zip"));
+        res.set_content_provider(
+            static_cast<std::size_t>(size), "application/zip",
+            [stream](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                std::array<char, 65536> chunk{};
+                stream->clear();
+                stream->seekg(static_cast<std::streamoff>(offset));
+                const auto n = std::min(length, chunk.size());
+                stream->read(chunk.data(), static_cast<std::streamsize>(n));
+                const auto got = stream->gcount();
+                if (got <= 0) return false;
+                return sink.write(chunk.data(), static_cast<std::size_t>(got));
+            },
+            [stream, archive](bool) {
+                stream->close();
+                std::error_code remove_ec;
+                std::filesystem::remove(archive, remove_ec);  // the temp zip goes once sent
+            });
+    } catch (const runbox::error& e) {
+        if (e.code() != errc::quota_exceeded) {
+            return detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
+        }
+        // Not wrapped into a 500: the client must be able to tell "too large" by its status.
+        detail::send_detail(res, 413, e.detail());
+    } catch (...) {
+        detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
+    }
+}
+
+RUNBOX_DECL void ActionServer::handle_list_files(const httplib::Request& req, httplib::Response& res) {
+    const json body = parse_body(req, res);  // a non-JSON body is the generic 500
+    if (body.is_discarded()) return;
+    namespace fs = std::filesystem;
+    // Like the reference, a body that is not an object or a non-string path is the generic 500.
+    if (!body.is_object()) throw std::invalid_argument("list_files body must be a JSON object");
+    fs::path path = options_.working_dir;
+    if (body.contains("path") && !body["path"].is_null()) {
+        const fs::path given = body["path"].get<std::string>();
+        path = given.is_absolute() ? given : fs::path(options_.working_dir) / given;
+    }
+    detail::send_json(res, 200, worker_->run([&] { return detail::list_directory(path); }, std::nullopt));
+}
+
+RUNBOX_DECL void ActionServer::handle_update_mcp_server(const httplib::Request& req, httplib::Response& res) {
+    const json body = parse_body(req, res);
+    if (body.is_discarded()) return;
+    if (!body.is_array()) return detail::send_detail(res, 400, "Request must be a list of MCP tools to sync");
+    // runbox-server has no MCP proxy; the reference answers this when its manager is missing.
+    detail::send_detail(res, 500, "MCP Proxy Manager is not initialized");
+}
+
+RUNBOX_DECL void ActionServer::chown_to_run_as(const std::vector<std::filesystem::path>& paths) const {
+    if (!run_as_) return;
+    for (const auto& path : paths) {
+        if (::lchown(path.c_str(), run_as_->uid, run_as_->gid) != 0) {
+            // best effort: a file the user cannot own stays readable as before
+        }
+    }
+}
+
+RUNBOX_DECL FileOpsContext ActionServer::file_context() const {
+    FileOpsContext context;
+    context.workspace_root = options_.working_dir;
+    context.bash_cwd = bash_cwd();
+    context.server_cwd = options_.working_dir;
+    context.user_id = run_as_ ? static_cast<int>(run_as_->uid) : -1;
+    context.max_read_bytes = options_.max_read_bytes;
+    return context;
+}
+
+RUNBOX_DECL Observation ActionServer::run_action(Action& action) {
+    return std::visit(
+        [&](auto& a) -> Observation {
+            using A = std::decay_t<decltype(a)>;
+            if constexpr (std::is_same_v<A, CmdRunAction>) {
+                return run_command(a);
+            } else if constexpr (std::is_same_v<A, IPythonRunCellAction>) {
+                return run_ipython(a);
+            } else if constexpr (std::is_same_v<A, FileReadAction> || std::is_same_v<A, FileWriteAction> ||
+                                 std::is_same_v<A, FileEditAction>) {
+                return run_file_action(a);
+            } else if constexpr (std::is_same_v<A, BrowseURLAction> || std::is_same_v<A, BrowseInteractiveAction>) {
+                return ErrorObservation{"Browser functionality is not supported or disabled.", "", {}};
+            } else {
+                // The reference dispatches on the action type name; a type without an
+                // executor method fails with Python's AttributeError text.
+                throw std::runtime_error("'ActionExecutor' object has no attribute '" + std::string(A::type) + "'");
+            }
+        },
+        action);
+}
+
+RUNBOX_DECL Observation ActionServer::run_ipython(const IPythonRunCellAction& action) {
+    if (!has_jupyter_) throw std::runtime_error("JupyterRequirement not found. Unable to run IPython action.");
+    if (!python_) return ErrorObservation{"IPython is not available: no python3 on PATH that the shell user can run.", "", {}};
+    const std::string cwd = bash_cwd();
+    python_->ensure_started();
+    const auto generation = python_->generation();
+    if (!action.kernel_init_code.empty() && python_init_generation_ != generation) {
+        // Once per interpreter (again after a restart), before the cell; its output is dropped.
+        python_init_generation_ = generation;
+        python_->run_cell(action.kernel_init_code, std::nullopt, action.timeout);
+    }
+    // Follow the shell's cwd when it moved (or the interpreter is new); a cell's own
+    // os.chdir() otherwise sticks, as in the reference.
+    std::optional<std::string> chdir_to;
+    if (cwd != python_synced_cwd_ || python_synced_generation_ != generation) chdir_to = cwd;
+    auto result = python_->run_cell(action.code, chdir_to, action.timeout);
+    if (result.died) {
+        return ErrorObservation{"The IPython kernel exited unexpectedly; the next cell starts a new one.", "", {}};
+    }
+    if (chdir_to) {
+        python_synced_cwd_ = *chdir_to;
+        python_synced_generation_ = generation;
+    }
+    std::string content;
+    if (result.timed_out) {
+        content = "[Execution timed out (" + runbox::detail::python_float(action.timeout.value_or(0)) + " seconds).]";
+    } else {
+        content = std::move(result.output);
+        while (!content.empty() && std::isspace(static_cast<unsigned char>(content.back()))) content.pop_back();
+        if (content.empty()) content = "[Code executed successfully with no output]";
+    }
+    if (action.include_extra) {
+        content += "\n[Jupyter current working directory: " + cwd + "]";
+        content += "\n[Jupyter Python interpreter: " + python_->executable() + "]";
+    }
+    IPythonRunCellObservation obs;
+    obs.content = std::move(content);
+    obs.code = action.code;
+    return obs;
+}
+
+RUNBOX_DECL void ActionServer::start_bash() {
+    BashSessionOptions bash_options;
+    bash_options.working_dir = options_.working_dir;
+    bash_options.username = run_as_ ? run_as_->name : std::string();
+    bash_options.no_change_timeout = options_.no_change_timeout;
+    bash_options.env = shell_env_;
+    bash_options.environment = options_.environment;
+    bash_ = std::make_unique<BashSession>(std::move(bash_options));
+    bash_->initialize();
+    editor_ = std::make_unique<FileEditor>(options_.working_dir);
+    initialised_ = true;
+}
+
+RUNBOX_DECL Observation ActionServer::run_command(const CmdRunAction& action) {
+    if (action.is_static)
+        return run_static_command(action, options_.working_dir, run_as_ ? run_as_->name : std::string(),
+                                  options_.environment, shell_env_);
+    try {
+        bash_->initialize();  // restarts the shell if a previous command ended it (`exit`)
+    } catch (const std::exception& e) {
+        return ErrorObservation{e.what(), "", {}};
+    }
+    return bash_->execute(action);
+}
+
+RUNBOX_DECL void ActionServer::handle_alive(const httplib::Request&, httplib::Response& res) {
+    detail::send_json(res, 200, json{{"status", initialised_.load() ? "ok" : "not initialized"}});
+}
+
+RUNBOX_DECL void ActionServer::handle_vscode_token(const httplib::Request&, httplib::Response& res) {
+    detail::send_json(res, 200, json{{"token", nullptr}});
+}
+
+}  // namespace runbox::server
+// ---- end runbox/server/impl/action_server.ipp ----
+#endif
 // ---- end runbox/server/action_server.hpp ----
 
 namespace runbox::local {
 
-/// A `runbox-server` child process, started with a pipe on its stdout to learn its port.
-class ServerProcess {
-public:
-    /// Spawns `program args...` in its own process group with the allow-listed host environment
-    /// plus `extra_env`, and waits up to `timeout` for its "listening on URL" line. Throws
-    /// runbox::error errc::config_invalid when it cannot be started (naming RUNBOX_SERVER_PATH),
-    /// errc::timeout when it does not report its address in time (it is then stopped).
-    ServerProcess(const std::string& program, const std::vector<std::string>& args,
-                  const std::vector<std::pair<std::string, std::string>>& extra_env, std::chrono::milliseconds timeout) {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) throw error(errc::unsupported, "pipe2 failed", "local");
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-        posix_spawnattr_t attr;
-        posix_spawnattr_init(&attr);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);  // its own group: close() kills it whole
-        posix_spawnattr_setpgroup(&attr, 0);
-
-        // The server (and so its shells) gets the allow-listed host variables only, like thread
-        // mode; `extra_env` (the session key, the startup variables) is added after the builder,
-        // which would drop SESSION_API_KEY.
-        auto env = detail::sandbox_environment(detail::EnvironmentBase::allow_list);
-        for (const auto& [key, value] : extra_env) env[key] = value;
-        std::vector<std::string> env_strings = detail::environment_strings(env);
-        std::vector<char*> envp;
-        for (auto& s : env_strings) envp.push_back(s.data());
-        envp.push_back(nullptr);
-        std::vector<std::string> argv_strings{program};
-        argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& s : argv_strings) argv.push_back(s.data());
-        argv.push_back(nullptr);
-
-        const int rc = ::posix_spawnp(&pid_, program.c_str(), &actions, &attr, argv.data(), envp.data());
-        posix_spawn_file_actions_destroy(&actions);
-        posix_spawnattr_destroy(&attr);
-        ::close(fds[1]);
-        if (rc != 0) {
-            ::close(fds[0]);
-            pid_ = -1;
-            throw error(errc::config_invalid,
-                        "cannot start " + program + ": " + std::string(std::strerror(rc)) +
-                            " (build the runbox-server target or set RUNBOX_SERVER_PATH)",
-                        "local");
-        }
-        stdout_fd_ = fds[0];
-        read_url(timeout);
+RUNBOX_DECL Auth::Auth(const Config& config)
+    : mode_(config.setting("local", "mode", "RUNBOX_LOCAL_MODE").value_or("thread")),
+      server_path_(config.setting("local", "server_path", "RUNBOX_SERVER_PATH").value_or("runbox-server")) {
+    if (mode_ != "thread" && mode_ != "process") {
+        throw error(errc::config_invalid,
+                    "providers.local.mode (RUNBOX_LOCAL_MODE) must be \"thread\" or \"process\", got \"" + mode_ + "\"",
+                    "local");
     }
+}
 
-    /// stop().
-    ~ServerProcess() { stop(); }
-    ServerProcess(const ServerProcess&) = delete;
-    ServerProcess& operator=(const ServerProcess&) = delete;
+// Out of line: they destroy a std::unique_ptr<server::ActionServer>, complete only here.
+RUNBOX_DECL Auth::Auth(Auth&&) noexcept = default;
+RUNBOX_DECL Auth& Auth::operator=(Auth&&) noexcept = default;
+RUNBOX_DECL Auth::~Auth() { stop(); }
 
-    /// The server's base URL ("http://127.0.0.1:PORT").
-    const std::string& url() const noexcept { return url_; }
-
-    /// SIGTERM to the whole process group, SIGKILL after 5 s, and reaps it. Idempotent.
-    void stop() noexcept {
-        if (pid_ > 0) {
-            ::kill(-pid_, SIGTERM);
-            // Give the server its chance to reap the shell; then make sure.
-            const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-            int status = 0;
-            while (::waitpid(pid_, &status, WNOHANG) == 0) {
-                if (std::chrono::steady_clock::now() >= deadline) {
-                    ::kill(-pid_, SIGKILL);
-                    ::waitpid(pid_, &status, 0);
-                    break;
-                }
-                ::poll(nullptr, 0, 5);
-            }
-            pid_ = -1;
-        }
-        if (stdout_fd_ >= 0) {
-            ::close(stdout_fd_);
-            stdout_fd_ = -1;
-        }
+RUNBOX_DECL ServerEndpoint Auth::start(const Config& config, const RuntimeOptions& runtime_options,
+                                       const status_sink& status) {
+    namespace fs = std::filesystem;
+    status(RuntimeStatus::building_runtime, "Preparing the local workspace...");
+    if (config.workspace_base) {
+        workspace_ = fs::absolute(*config.workspace_base);
+        fs::create_directories(workspace_);
+        owns_workspace_ = false;
+    } else {
+        workspace_ = fs::temp_directory_path() / ("runbox-" + runtime_options.sid + "-" + detail::random_hex(6));
+        fs::create_directories(workspace_);
+        owns_workspace_ = true;
     }
+    session_key_ = detail::random_hex(24);
 
-private:
-    // runbox-server prints "listening on http://HOST:PORT" once it accepts connections.
-    void read_url(std::chrono::milliseconds timeout) {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        std::string buffer;
-        constexpr std::string_view marker = "listening on ";
-        for (;;) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) break;
-            pollfd pfd{stdout_fd_, POLLIN, 0};
-            if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) break;
-            char chunk[256];
-            const ssize_t n = ::read(stdout_fd_, chunk, sizeof chunk);
-            if (n <= 0) break;
-            buffer.append(chunk, static_cast<std::size_t>(n));
-            const auto at = buffer.find(marker);
-            if (at != std::string::npos) {
-                const auto end = buffer.find('\n', at);
-                if (end != std::string::npos) {
-                    url_ = buffer.substr(at + marker.size(), end - at - marker.size());
-                    while (!url_.empty() && (url_.back() == '\r' || url_.back() == ' ')) url_.pop_back();
-                    return;
-                }
-            }
-        }
-        stop();
-        throw error(errc::timeout, "runbox-server did not report its address in time", "local");
-    }
-
-    pid_t pid_ = -1;
-    int stdout_fd_ = -1;
-    std::string url_;
-};
-
-/// The local provider's policy for Runtime (see the top of this header): no credentials, the
-/// server on 127.0.0.1 in this process or as a child process.
-class Auth {
-public:
-    static constexpr std::string_view name = "local";  ///< the provider's name in Config::runtime
-    using default_transport = HttplibTransport;          ///< the transport make_runtime uses
-
-    /// Reads the settings (mode, server_path); a bad mode is errc::config_invalid. No I/O.
-    explicit Auth(const Config& config)
-        : mode_(config.setting("local", "mode", "RUNBOX_LOCAL_MODE").value_or("thread")),
-          server_path_(config.setting("local", "server_path", "RUNBOX_SERVER_PATH").value_or("runbox-server")) {
-        if (mode_ != "thread" && mode_ != "process") {
-            throw error(errc::config_invalid,
-                        "providers.local.mode (RUNBOX_LOCAL_MODE) must be \"thread\" or \"process\", got \"" + mode_ + "\"",
-                        "local");
-        }
-    }
-
-    /// Movable (a Runtime owns its policy); not copyable.
-    ///@{
-    Auth(Auth&&) noexcept = default;
-    Auth& operator=(Auth&&) noexcept = default;
-    ///@}
-    /// Stops the server and removes a temporary workspace.
-    ~Auth() { stop(); }
-
-    /// The local server needs no credentials.
-    void authorize(Request&) const {}
-
-    /// Creates the workspace, starts the server with a random session key and returns where it
-    /// listens. Throws runbox::error errc::config_invalid for a bad NO_CHANGE_TIMEOUT_SECONDS or
-    /// a runbox-server that cannot start, errc::timeout when it does not come up.
-    template <class Transport>
-    ServerEndpoint connect(ProviderContext<Transport>& ctx) {
-        namespace fs = std::filesystem;
-        const Config& config = ctx.config;
-        ctx.status(RuntimeStatus::building_runtime, "Preparing the local workspace...");
-        if (config.workspace_base) {
-            workspace_ = fs::absolute(*config.workspace_base);
-            fs::create_directories(workspace_);
-            owns_workspace_ = false;
-        } else {
-            workspace_ = fs::temp_directory_path() / ("runbox-" + ctx.options.sid + "-" + detail::random_hex(6));
-            fs::create_directories(workspace_);
-            owns_workspace_ = true;
-        }
-        session_key_ = detail::random_hex(24);
-
-        std::chrono::milliseconds no_change{10000};
-        const auto& startup = config.sandbox.runtime_startup_env_vars;
-        if (auto it = startup.find("NO_CHANGE_TIMEOUT_SECONDS"); it != startup.end()) {
-            try {
-                no_change = std::chrono::milliseconds(static_cast<std::int64_t>(std::stod(it->second) * 1000));
-            } catch (const std::exception&) {
-                throw error(errc::config_invalid, "NO_CHANGE_TIMEOUT_SECONDS must be a number", "local");
-            }
-        }
-
-        std::string url;
-        if (mode_ == "thread") {
-            server::ActionServerOptions options;
-            options.host = "127.0.0.1";
-            options.port = 0;
-            options.working_dir = workspace_.string();
-            options.session_api_key = session_key_;
-            options.no_change_timeout = no_change;
-            options.enable_browser = false;
-            for (const auto& plugin : ctx.options.plugins) options.plugins.push_back(plugin.name);
-            options.env = startup;
-            options.environment = detail::EnvironmentBase::allow_list;  // the host's secrets stay in the host
-            server_ = std::make_unique<server::ActionServer>(std::move(options));
-            server_->start();
-            url = server_->url();
-        } else {
-            std::vector<std::pair<std::string, std::string>> env{{"SESSION_API_KEY", session_key_}};
-            for (const auto& [key, value] : startup) env.emplace_back(key, value);
-            std::vector<std::string> args{"0", "--working-dir", workspace_.string(), "--host", "127.0.0.1",
-                                          "--no-enable-browser"};
-            if (!ctx.options.plugins.empty()) {
-                args.push_back("--plugins");
-                for (const auto& plugin : ctx.options.plugins) args.push_back(plugin.name);
-            }
-            process_ = std::make_unique<ServerProcess>(server_path_, args, env, std::chrono::seconds(30));
-            url = process_->url();
-        }
-        ctx.status(RuntimeStatus::runtime_started, "Local action execution server started.");
-
-        ServerEndpoint endpoint;
-        endpoint.url = url;
-        endpoint.headers.set("X-Session-API-Key", session_key_);
-        endpoint.secrets = {session_key_};
-        endpoint.alive_timeout = std::chrono::seconds(30);
-        endpoint.alive_poll_interval = std::chrono::milliseconds(5);
-        return endpoint;
-    }
-
-    /// Stops the server (its shells' processes are reaped) and removes a temporary workspace.
-    template <class Transport>
-    void close(ProviderContext<Transport>&, CloseReason) noexcept {
-        stop();
-    }
-
-    /// The workspace directory on this machine (empty before connect()).
-    const std::filesystem::path& workspace() const noexcept { return workspace_; }
-    /// "thread" or "process".
-    const std::string& mode() const noexcept { return mode_; }
-
-private:
-    void stop() noexcept {
+    std::chrono::milliseconds no_change{10000};
+    const auto& startup = config.sandbox.runtime_startup_env_vars;
+    if (auto it = startup.find("NO_CHANGE_TIMEOUT_SECONDS"); it != startup.end()) {
         try {
-            if (server_) server_->stop();
-        } catch (...) {
-        }
-        server_.reset();
-        process_.reset();
-        if (owns_workspace_ && !workspace_.empty()) {
-            std::error_code ignored;
-            std::filesystem::remove_all(workspace_, ignored);
-            owns_workspace_ = false;
+            no_change = std::chrono::milliseconds(static_cast<std::int64_t>(std::stod(it->second) * 1000));
+        } catch (const std::exception&) {
+            throw error(errc::config_invalid, "NO_CHANGE_TIMEOUT_SECONDS must be a number", "local");
         }
     }
 
-    std::string mode_;
-    std::string server_path_;
-    std::filesystem::path workspace_;
-    bool owns_workspace_ = false;
-    std::string session_key_;
-    std::unique_ptr<server::ActionServer> server_;
-    std::unique_ptr<ServerProcess> process_;
-};
+    std::string url;
+    if (mode_ == "thread") {
+        server::ActionServerOptions options;
+        options.host = "127.0.0.1";
+        options.port = 0;
+        options.working_dir = workspace_.string();
+        options.session_api_key = session_key_;
+        options.no_change_timeout = no_change;
+        options.enable_browser = false;
+        for (const auto& plugin : runtime_options.plugins) options.plugins.push_back(plugin.name);
+        options.env = startup;
+        options.environment = detail::EnvironmentBase::allow_list;  // the host's secrets stay in the host
+        server_ = std::make_unique<server::ActionServer>(std::move(options));
+        server_->start();
+        url = server_->url();
+    } else {
+        std::vector<std::pair<std::string, std::string>> env{{"SESSION_API_KEY", session_key_}};
+        for (const auto& [key, value] : startup) env.emplace_back(key, value);
+        std::vector<std::string> args{"0", "--working-dir", workspace_.string(), "--host", "127.0.0.1",
+                                      "--no-enable-browser"};
+        if (!runtime_options.plugins.empty()) {
+            args.push_back("--plugins");
+            for (const auto& plugin : runtime_options.plugins) args.push_back(plugin.name);
+        }
+        process_ = std::make_unique<ServerProcess>(server_path_, args, env, std::chrono::seconds(30));
+        url = process_->url();
+    }
+    status(RuntimeStatus::runtime_started, "Local action execution server started.");
+
+    ServerEndpoint endpoint;
+    endpoint.url = url;
+    endpoint.headers.set("X-Session-API-Key", session_key_);
+    endpoint.secrets = {session_key_};
+    endpoint.alive_timeout = std::chrono::seconds(30);
+    endpoint.alive_poll_interval = std::chrono::milliseconds(5);
+    return endpoint;
+}
+
+RUNBOX_DECL void Auth::stop() noexcept {
+    try {
+        if (server_) server_->stop();
+    } catch (...) {
+    }
+    server_.reset();
+    process_.reset();
+    if (owns_workspace_ && !workspace_.empty()) {
+        std::error_code ignored;
+        std::filesystem::remove_all(workspace_, ignored);
+        owns_workspace_ = false;
+    }
+}
 
 }  // namespace runbox::local
-
-namespace runbox {
-/// The default runtime: runbox's action server on this machine.
-using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
-}  // namespace runbox
+// ---- end runbox/providers/impl/local.ipp ----
+#endif
 // ---- end runbox/providers/local.hpp ----
 // ---- begin runbox/providers/daytona.hpp ----
 // runbox/providers/daytona.hpp - the Daytona provider: runbox::daytona::Auth, runbox::DaytonaRuntime.
@@ -13203,8 +14730,6 @@ using LocalRuntime = Runtime<local::Auth, HttplibTransport>;
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 
 namespace runbox::cloud {
@@ -13225,19 +14750,11 @@ inline std::string trim_slashes(std::string text) {
 }
 
 /// j[key] when it is a string, else `fallback` (provider answers are untrusted: no throwing get).
-inline std::string string_field(const nlohmann::json& j, std::string_view key, std::string fallback = {}) {
-    if (!j.is_object()) return fallback;
-    const auto it = j.find(std::string(key));
-    return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
-}
+RUNBOX_DECL std::string string_field(const nlohmann::json& j, std::string_view key, std::string fallback = {});
 
 /// The credentials most control planes take: `Authorization: Bearer <key>`, runbox's
 /// User-Agent, and `Accept: application/json` unless the request chose another.
-inline void authorize_bearer(Request& request, const std::string& key) {
-    request.headers.set("Authorization", "Bearer " + key);
-    request.headers.set("User-Agent", "runbox/" + std::string(version_string));
-    if (!request.headers.contains("Accept")) request.headers.set("Accept", "application/json");
-}
+RUNBOX_DECL void authorize_bearer(Request& request, const std::string& key);
 
 // ---- settings -------------------------------------------------------------------------------
 
@@ -13254,11 +14771,7 @@ public:
     const std::string& provider() const noexcept { return provider_; }
 
     /// The environment variable of `key`: "server_port" -> "DAYTONA_SERVER_PORT".
-    std::string env_name(std::string_view key) const {
-        std::string out = prefix_;
-        for (const char c : key) out += (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-        return out;
-    }
+    std::string env_name(std::string_view key) const;
     std::optional<std::string> text(std::string_view key, bool env = true) const {
         return config_.setting(provider_, key, var(key, env));
     }
@@ -13277,31 +14790,10 @@ public:
         return config_.millis_setting(provider_, key, var(key, env), fallback);
     }
     /// An http(s) URL without trailing slashes.
-    std::string url(std::string_view key, std::string fallback, bool env = true) const {
-        std::string value = trim_slashes(text(key, std::move(fallback), env));
-        try {
-            (void)parse_url(value);
-        } catch (const error&) {
-            throw error(errc::config_invalid,
-                        (env ? env_name(key) : provider_ + " setting '" + std::string(key) + "'") + " must be an http(s) URL",
-                        provider_);
-        }
-        return value;
-    }
+    std::string url(std::string_view key, std::string fallback, bool env = true) const;
     /// One of `choices`.
     std::string choice(std::string_view key, std::string fallback, std::initializer_list<std::string_view> choices,
-                       bool env = true) const {
-        std::string value = text(key, std::move(fallback), env);
-        std::string list;
-        for (const auto c : choices) {
-            if (c == value) return value;
-            list += (list.empty() ? "" : " or ") + std::string(c);
-        }
-        throw error(errc::config_invalid,
-                    provider_ + " setting '" + std::string(key) + "'" + (env ? " (" + env_name(key) + ")" : "") +
-                        " must be " + list,
-                    provider_);
-    }
+                       bool env = true) const;
 
 private:
     std::string var(std::string_view key, bool env) const { return env ? env_name(key) : std::string(); }
@@ -13325,48 +14817,21 @@ struct ApiSettings {
 
     /// Reads every key above (api_key required unless `with_key` is false: Modal's credentials
     /// are a token pair); the current values are the defaults.
-    void read_api(const SettingsReader& r, bool with_key = true) {
-        if (with_key) api_key = r.required("api_key");
-        poll_interval = r.millis("poll_interval_ms", poll_interval);
-        start_timeout = r.millis("start_timeout_ms", start_timeout);
-        alive_timeout = r.millis("alive_timeout_ms", alive_timeout);
-        alive_poll_interval = r.millis("alive_poll_interval_ms", alive_poll_interval, false);
-        request_timeout = r.millis("request_timeout_ms", request_timeout);
-        retry_initial_backoff = r.millis("retry_initial_backoff_ms", retry_initial_backoff, false);
-        retry_max_attempts = r.integer("retry_max_attempts", retry_max_attempts, 1, false);
-        close_timeout = r.millis("close_timeout_ms", close_timeout);
-    }
+    void read_api(const SettingsReader& r, bool with_key = true);
 
     /// An endpoint at `url` with the API key as a secret and the /alive bounds set.
-    ServerEndpoint endpoint(std::string url) const {
-        ServerEndpoint e;
-        e.url = trim_slashes(std::move(url));
-        e.secrets = {api_key};
-        e.alive_timeout = alive_timeout;
-        e.alive_poll_interval = alive_poll_interval;
-        return e;
-    }
+    ServerEndpoint endpoint(std::string url) const;
 };
 
 /// Sets a header the action server's proxy needs and records its secret (never shown in errors).
-inline void add_secret_header(ServerEndpoint& endpoint, std::string name, std::string value, std::string secret) {
-    if (secret.empty()) return;
-    endpoint.headers.set(std::move(name), std::move(value));
-    endpoint.secrets.push_back(std::move(secret));
-}
+RUNBOX_DECL void add_secret_header(ServerEndpoint& endpoint, std::string name, std::string value, std::string secret);
 
 /// The user the action server runs commands as (`--username`, `--user-id`).
 struct ServerUser {
     std::string name = "openhands";
     std::string id = "1000";
     /// Reference §5: RUNTIME_USERNAME / RUNTIME_UID, else by run_as_openhands.
-    static ServerUser from(const Config& config) {
-        const auto env = [&](const char* var) -> std::optional<std::string> {
-            return config.env ? config.env(var) : std::nullopt;
-        };
-        return {env("RUNTIME_USERNAME").value_or(config.run_as_openhands ? "openhands" : "root"),
-                env("RUNTIME_UID").value_or(config.run_as_openhands ? "1000" : "0")};
-    }
+    static ServerUser from(const Config& config);
 };
 
 /// How the action server is launched in a sandbox (keys server_command, server_cwd, server_port).
@@ -13377,39 +14842,19 @@ struct ServerLaunch {
     std::string server_cwd = "/openhands/code";
     int server_port = 4444;
 
-    void read_launch(const SettingsReader& r) {
-        server_command = r.text("server_command");
-        server_cwd = r.text("server_cwd", server_cwd);
-        server_port = r.integer("server_port", server_port, 1);
-    }
+    /// Reads server_command, server_cwd and server_port; the current values are the defaults.
+    void read_launch(const SettingsReader& r);
 
     /// `cd <cwd>`, quoted.
-    std::string cd_command() const { return "cd " + detail::shell_quote(server_cwd); }
+    std::string cd_command() const;
 
     /// The arguments after the launcher, reference §5: `<port> --working-dir <ws> [--plugins
     /// <p>...] --username <u> --user-id <id> [--browsergym-eval-env <e>] [--no-enable-browser]`,
     /// unquoted (an argv; Modal takes the entrypoint as one).
-    std::vector<std::string> server_args(const Config& config, const RuntimeOptions& options, const ServerUser& user) const {
-        std::vector<std::string> args{std::to_string(server_port), "--working-dir", config.workspace_mount_path_in_sandbox};
-        if (!options.plugins.empty()) {
-            args.emplace_back("--plugins");
-            for (const auto& plugin : options.plugins) args.push_back(plugin.name);
-        }
-        args.insert(args.end(), {"--username", user.name, "--user-id", user.id});
-        if (config.sandbox.browsergym_eval_env) {
-            args.emplace_back("--browsergym-eval-env");
-            args.push_back(*config.sandbox.browsergym_eval_env);
-        }
-        if (!config.enable_browser) args.emplace_back("--no-enable-browser");
-        return args;
-    }
+    std::vector<std::string> server_args(const Config& config, const RuntimeOptions& options, const ServerUser& user) const;
 
     /// `<launcher> <server_args...>`, each argument quoted (the launcher is the operator's text).
-    std::string command_line(const Config& config, const RuntimeOptions& options, const ServerUser& user) const {
-        std::string cmd = server_command.value_or(std::string(openhands_launcher));
-        for (const auto& word : server_args(config, options, user)) cmd += " " + detail::shell_quote(word);
-        return cmd;
-    }
+    std::string command_line(const Config& config, const RuntimeOptions& options, const ServerUser& user) const;
 };
 
 /// A provider's Settings (derived from ApiSettings and ServerLaunch) with the shared keys read;
@@ -13427,35 +14872,12 @@ S read_shared_settings(const SettingsReader& r) {
 /// later process that holds the same key and finds the sandbox by its labels derives the same
 /// session key, so `runbox exec --sid S` can attach to a kept sandbox without a setting; without
 /// the API key the label alone gives nothing. Empty when either input is.
-inline std::string derived_session_key(std::string_view api_key, std::string_view create_token) {
-    if (api_key.empty() || create_token.empty()) return {};
-    const std::string message = "runbox session key\n" + std::string(create_token);
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    if (HMAC(EVP_sha256(), api_key.data(), static_cast<int>(api_key.size()),
-             reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &size) == nullptr) {
-        throw error(errc::unsupported, "HMAC-SHA256 is not available from OpenSSL", "runbox");
-    }
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < size; ++i) {
-        out.push_back(hex[digest[i] >> 4]);
-        out.push_back(hex[digest[i] & 0xf]);
-    }
-    return out;
-}
+RUNBOX_DECL std::string derived_session_key(std::string_view api_key, std::string_view create_token);
 
 /// The sandbox environment every provider sets at create: the configured startup vars, `extra`
 /// (the user's env_vars where the provider sends them at create), DEBUG, and the session key.
-inline nlohmann::json startup_env(const Config& config, const std::map<std::string, std::string>& extra,
-                                  const std::string& session_key) {
-    nlohmann::json env = nlohmann::json::object();
-    for (const auto& [k, v] : config.sandbox.runtime_startup_env_vars) env[k] = v;
-    for (const auto& [k, v] : extra) env[k] = v;
-    if (config.debug) env["DEBUG"] = "true";
-    if (!session_key.empty()) env[std::string(session_key_env)] = session_key;
-    return env;
-}
+RUNBOX_DECL nlohmann::json startup_env(const Config& config, const std::map<std::string, std::string>& extra,
+                                       const std::string& session_key);
 
 /// What one connect knows of its sandbox; close() acts once per connect.
 struct SandboxHandle {
@@ -13704,6 +15126,160 @@ void release_or_report(ProviderContext<T>& ctx, const std::string& id, F&& relea
 }
 
 }  // namespace runbox::cloud
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/providers/detail/impl/cloud_api.ipp ----
+// runbox/providers/detail/impl/cloud_api.ipp - the cloud providers' shared control-plane helpers
+// (runbox/detail/linkage.hpp): included by cloud_api.hpp when header-only, compiled once by
+// runbox/src.hpp otherwise.
+
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+namespace runbox::cloud {
+
+RUNBOX_DECL std::string string_field(const nlohmann::json& j, std::string_view key, std::string fallback) {
+    if (!j.is_object()) return fallback;
+    const auto it = j.find(std::string(key));
+    return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+RUNBOX_DECL void authorize_bearer(Request& request, const std::string& key) {
+    request.headers.set("Authorization", "Bearer " + key);
+    request.headers.set("User-Agent", "runbox/" + std::string(version_string));
+    if (!request.headers.contains("Accept")) request.headers.set("Accept", "application/json");
+}
+
+RUNBOX_DECL std::string SettingsReader::env_name(std::string_view key) const {
+    std::string out = prefix_;
+    for (const char c : key) out += (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+    return out;
+}
+
+RUNBOX_DECL std::string SettingsReader::url(std::string_view key, std::string fallback, bool env) const {
+    std::string value = trim_slashes(text(key, std::move(fallback), env));
+    try {
+        (void)parse_url(value);
+    } catch (const error&) {
+        throw error(errc::config_invalid,
+                    (env ? env_name(key) : provider_ + " setting '" + std::string(key) + "'") + " must be an http(s) URL",
+                    provider_);
+    }
+    return value;
+}
+
+RUNBOX_DECL std::string SettingsReader::choice(std::string_view key, std::string fallback,
+                                              std::initializer_list<std::string_view> choices, bool env) const {
+    std::string value = text(key, std::move(fallback), env);
+    std::string list;
+    for (const auto c : choices) {
+        if (c == value) return value;
+        list += (list.empty() ? "" : " or ") + std::string(c);
+    }
+    throw error(errc::config_invalid,
+                provider_ + " setting '" + std::string(key) + "'" + (env ? " (" + env_name(key) + ")" : "") +
+                    " must be " + list,
+                provider_);
+}
+
+RUNBOX_DECL void ApiSettings::read_api(const SettingsReader& r, bool with_key) {
+    if (with_key) api_key = r.required("api_key");
+    poll_interval = r.millis("poll_interval_ms", poll_interval);
+    start_timeout = r.millis("start_timeout_ms", start_timeout);
+    alive_timeout = r.millis("alive_timeout_ms", alive_timeout);
+    alive_poll_interval = r.millis("alive_poll_interval_ms", alive_poll_interval, false);
+    request_timeout = r.millis("request_timeout_ms", request_timeout);
+    retry_initial_backoff = r.millis("retry_initial_backoff_ms", retry_initial_backoff, false);
+    retry_max_attempts = r.integer("retry_max_attempts", retry_max_attempts, 1, false);
+    close_timeout = r.millis("close_timeout_ms", close_timeout);
+}
+
+RUNBOX_DECL ServerEndpoint ApiSettings::endpoint(std::string url) const {
+    ServerEndpoint e;
+    e.url = trim_slashes(std::move(url));
+    e.secrets = {api_key};
+    e.alive_timeout = alive_timeout;
+    e.alive_poll_interval = alive_poll_interval;
+    return e;
+}
+
+RUNBOX_DECL void add_secret_header(ServerEndpoint& endpoint, std::string name, std::string value, std::string secret) {
+    if (secret.empty()) return;
+    endpoint.headers.set(std::move(name), std::move(value));
+    endpoint.secrets.push_back(std::move(secret));
+}
+
+RUNBOX_DECL ServerUser ServerUser::from(const Config& config) {
+    const auto env = [&](const char* var) -> std::optional<std::string> {
+        return config.env ? config.env(var) : std::nullopt;
+    };
+    return {env("RUNTIME_USERNAME").value_or(config.run_as_openhands ? "openhands" : "root"),
+            env("RUNTIME_UID").value_or(config.run_as_openhands ? "1000" : "0")};
+}
+
+RUNBOX_DECL void ServerLaunch::read_launch(const SettingsReader& r) {
+    server_command = r.text("server_command");
+    server_cwd = r.text("server_cwd", server_cwd);
+    server_port = r.integer("server_port", server_port, 1);
+}
+
+RUNBOX_DECL std::string ServerLaunch::cd_command() const { return "cd " + detail::shell_quote(server_cwd); }
+
+RUNBOX_DECL std::vector<std::string> ServerLaunch::server_args(const Config& config, const RuntimeOptions& options,
+                                                              const ServerUser& user) const {
+    std::vector<std::string> args{std::to_string(server_port), "--working-dir", config.workspace_mount_path_in_sandbox};
+    if (!options.plugins.empty()) {
+        args.emplace_back("--plugins");
+        for (const auto& plugin : options.plugins) args.push_back(plugin.name);
+    }
+    args.insert(args.end(), {"--username", user.name, "--user-id", user.id});
+    if (config.sandbox.browsergym_eval_env) {
+        args.emplace_back("--browsergym-eval-env");
+        args.push_back(*config.sandbox.browsergym_eval_env);
+    }
+    if (!config.enable_browser) args.emplace_back("--no-enable-browser");
+    return args;
+}
+
+RUNBOX_DECL std::string ServerLaunch::command_line(const Config& config, const RuntimeOptions& options,
+                                                  const ServerUser& user) const {
+    std::string cmd = server_command.value_or(std::string(openhands_launcher));
+    for (const auto& word : server_args(config, options, user)) cmd += " " + detail::shell_quote(word);
+    return cmd;
+}
+
+RUNBOX_DECL std::string derived_session_key(std::string_view api_key, std::string_view create_token) {
+    if (api_key.empty() || create_token.empty()) return {};
+    const std::string message = "runbox session key\n" + std::string(create_token);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    if (HMAC(EVP_sha256(), api_key.data(), static_cast<int>(api_key.size()),
+             reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &size) == nullptr) {
+        throw error(errc::system, "HMAC-SHA256 failed in OpenSSL", "runbox");
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < size; ++i) {
+        out.push_back(hex[digest[i] >> 4]);
+        out.push_back(hex[digest[i] & 0xf]);
+    }
+    return out;
+}
+
+RUNBOX_DECL nlohmann::json startup_env(const Config& config, const std::map<std::string, std::string>& extra,
+                                  const std::string& session_key) {
+    nlohmann::json env = nlohmann::json::object();
+    for (const auto& [k, v] : config.sandbox.runtime_startup_env_vars) env[k] = v;
+    for (const auto& [k, v] : extra) env[k] = v;
+    if (config.debug) env["DEBUG"] = "true";
+    if (!session_key.empty()) env[std::string(session_key_env)] = session_key;
+    return env;
+}
+
+}  // namespace runbox::cloud
+// ---- end runbox/providers/detail/impl/cloud_api.ipp ----
+#endif
 // ---- end runbox/providers/detail/cloud_api.hpp ----
 
 namespace runbox::daytona {
@@ -13727,17 +15303,7 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
     bool is_public = false;  ///< true: public preview URL, no preview token sent (key `public`)
 
     /// Reads every setting (table above); errc::config_invalid for a missing API key or a malformed value.
-    static Settings from(const Config& config) {
-        const cloud::SettingsReader r(config, "daytona", "DAYTONA_");
-        auto s = cloud::read_shared_settings<Settings>(r);
-        s.api_url = r.url("api_url", s.api_url);
-        s.target = r.text("target", s.target);
-        s.disable_auto_stop = r.flag("disable_auto_stop", false);
-        s.delete_on_close = r.flag("delete_on_close", false);
-        s.is_public = r.flag("public", false);
-        s.organization_id = r.text("organization_id");
-        return s;
-    }
+    static Settings from(const Config& config);
 };
 
 /// The Daytona provider (AuthPolicy). Construction reads and checks the settings (no I/O).
@@ -14043,7 +15609,36 @@ private:
 namespace runbox {
 /// The seed's DaytonaRuntime: `DaytonaRuntime rt(config, events, {.sid = "s1"}); rt.connect();`
 using DaytonaRuntime = Runtime<daytona::Auth, HttplibTransport>;
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp); a program's units only declare it.
+extern template class Runtime<daytona::Auth, HttplibTransport>;
+#endif
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/providers/impl/daytona.ipp ----
+// runbox/providers/impl/daytona.ipp - the daytona provider's non-template definitions
+// (runbox/detail/linkage.hpp): included by providers/daytona.hpp when header-only, compiled once by
+// runbox/src.hpp otherwise.
+
+
+namespace runbox::daytona {
+
+RUNBOX_DECL Settings Settings::from(const Config& config) {
+    const cloud::SettingsReader r(config, "daytona", "DAYTONA_");
+    auto s = cloud::read_shared_settings<Settings>(r);
+    s.api_url = r.url("api_url", s.api_url);
+    s.target = r.text("target", s.target);
+    s.disable_auto_stop = r.flag("disable_auto_stop", false);
+    s.delete_on_close = r.flag("delete_on_close", false);
+    s.is_public = r.flag("public", false);
+    s.organization_id = r.text("organization_id");
+    return s;
+}
+
+}  // namespace runbox::daytona
+// ---- end runbox/providers/impl/daytona.ipp ----
+#endif
 // ---- end runbox/providers/daytona.hpp ----
 // ---- begin runbox/providers/runloop.hpp ----
 // runbox/providers/runloop.hpp - the Runloop provider: runbox::runloop::Auth, runbox::RunloopRuntime.
@@ -14121,28 +15716,7 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
 
     /// Reads every setting (table above); errc::config_invalid for a missing API key, a malformed value, more
     /// than one image source, or a tunnel_url without {tunnel_key}.
-    static Settings from(const Config& config) {
-        const cloud::SettingsReader r(config, "runloop", "RUNLOOP_");
-        auto s = cloud::read_shared_settings<Settings>(r);
-        s.base_url = r.url("base_url", s.base_url);
-        s.blueprint = r.text("blueprint");
-        s.snapshot = r.text("snapshot");
-        s.prebuilt = r.text("prebuilt");
-        if ((s.blueprint ? 1 : 0) + (s.snapshot ? 1 : 0) + (s.prebuilt ? 1 : 0) > 1)
-            throw error(errc::config_invalid, "set at most one of runloop blueprint, snapshot and prebuilt", "runloop");
-        s.resource_size = r.text("resource_size", s.resource_size);
-        s.keep_alive_time_seconds = r.integer("keep_alive_time_seconds", s.keep_alive_time_seconds, 1, false);
-        // The SDK's rule: api.<domain> -> https://{port}-{key}.tunnel.<domain>.
-        const std::string host = parse_url(s.base_url).host;
-        s.tunnel_url = r.text("tunnel_url", "https://{port}-{tunnel_key}.tunnel." +
-                                                (host.rfind("api.", 0) == 0 ? host.substr(4) : host));
-        if (s.tunnel_url.find("{tunnel_key}") == std::string::npos)
-            throw error(errc::config_invalid, "runloop setting 'tunnel_url' must contain {tunnel_key}", "runloop");
-        s.tunnel_auth_mode = r.choice("tunnel_auth_mode", s.tunnel_auth_mode, {"open", "authenticated"});
-        s.session_api_key = r.text("session_api_key");
-        s.list_limit = r.integer("list_limit", s.list_limit, 1, false);
-        return s;
-    }
+    static Settings from(const Config& config);
 };
 
 /// The Runloop provider (AuthPolicy). Construction reads and checks the settings (no I/O).
@@ -14427,7 +16001,47 @@ private:
 namespace runbox {
 /// Runtime over Runloop devboxes.
 using RunloopRuntime = Runtime<runloop::Auth, HttplibTransport>;
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp); a program's units only declare it.
+extern template class Runtime<runloop::Auth, HttplibTransport>;
+#endif
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/providers/impl/runloop.ipp ----
+// runbox/providers/impl/runloop.ipp - the runloop provider's non-template definitions
+// (runbox/detail/linkage.hpp): included by providers/runloop.hpp when header-only, compiled once by
+// runbox/src.hpp otherwise.
+
+
+namespace runbox::runloop {
+
+RUNBOX_DECL Settings Settings::from(const Config& config) {
+    const cloud::SettingsReader r(config, "runloop", "RUNLOOP_");
+    auto s = cloud::read_shared_settings<Settings>(r);
+    s.base_url = r.url("base_url", s.base_url);
+    s.blueprint = r.text("blueprint");
+    s.snapshot = r.text("snapshot");
+    s.prebuilt = r.text("prebuilt");
+    if ((s.blueprint ? 1 : 0) + (s.snapshot ? 1 : 0) + (s.prebuilt ? 1 : 0) > 1)
+        throw error(errc::config_invalid, "set at most one of runloop blueprint, snapshot and prebuilt", "runloop");
+    s.resource_size = r.text("resource_size", s.resource_size);
+    s.keep_alive_time_seconds = r.integer("keep_alive_time_seconds", s.keep_alive_time_seconds, 1, false);
+    // The SDK's rule: api.<domain> -> https://{port}-{key}.tunnel.<domain>.
+    const std::string host = parse_url(s.base_url).host;
+    s.tunnel_url = r.text("tunnel_url", "https://{port}-{tunnel_key}.tunnel." +
+                                            (host.rfind("api.", 0) == 0 ? host.substr(4) : host));
+    if (s.tunnel_url.find("{tunnel_key}") == std::string::npos)
+        throw error(errc::config_invalid, "runloop setting 'tunnel_url' must contain {tunnel_key}", "runloop");
+    s.tunnel_auth_mode = r.choice("tunnel_auth_mode", s.tunnel_auth_mode, {"open", "authenticated"});
+    s.session_api_key = r.text("session_api_key");
+    s.list_limit = r.integer("list_limit", s.list_limit, 1, false);
+    return s;
+}
+
+}  // namespace runbox::runloop
+// ---- end runbox/providers/impl/runloop.ipp ----
+#endif
 // ---- end runbox/providers/runloop.hpp ----
 // ---- begin runbox/factory.hpp ----
 /// \file
@@ -14776,67 +16390,18 @@ struct Settings : cloud::ApiSettings, cloud::ServerLaunch {
     int list_limit = 100;              ///< page size of the attach lookup (E2B allows 1..100)
 
     /// Reads every setting (E2B_API_KEY required); errc::config_invalid names what is wrong.
-    static Settings from(const Config& config) {
-        const cloud::SettingsReader r(config, "e2b", "E2B_");
-        auto s = cloud::read_shared_settings<Settings>(r);
-        s.domain = r.text("domain", s.domain);
-        if (s.domain.empty() || s.domain.find_first_of("/{} ") != std::string::npos)
-            throw error(errc::config_invalid, "E2B_DOMAIN must be a host name such as e2b.app", "e2b");
-        s.api_url = r.url("api_url", "https://api." + s.domain);
-        const bool own_domain = s.domain == "e2b.app" || s.domain == "e2b.dev" || s.domain == "e2b.pro" ||
-                                s.domain == "e2b-staging.dev";
-        s.sandbox_url = template_url(r, "sandbox_url",
-                                     own_domain ? "https://sandbox." + s.domain
-                                                : "https://" + std::to_string(envd_port) + "-{id}." + s.domain);
-        s.server_url = template_url(r, "server_url", "https://{port}-{id}." + s.domain);
-        if (s.server_url.find("{id}") == std::string::npos)
-            throw error(errc::config_invalid, "e2b setting 'server_url' must contain {id}", "e2b");
-        if (config.sandbox.runtime_container_image && !config.sandbox.runtime_container_image->empty())
-            s.template_id = *config.sandbox.runtime_container_image;
-        s.template_id = r.text("template", s.template_id);
-        s.timeout_seconds = r.integer("timeout_seconds", s.timeout_seconds, 1);
-        s.is_public = r.flag("public", s.is_public);
-        s.session_api_key = r.text("session_api_key");
-        s.list_limit = std::min(r.integer("list_limit", s.list_limit, 1, false), 100);
-        return s;
-    }
+    static Settings from(const Config& config);
 
 private:
     // An http(s) URL that may hold {id} / {port} placeholders.
-    static std::string template_url(const cloud::SettingsReader& r, std::string_view key, std::string fallback) {
-        std::string value = cloud::trim_slashes(r.text(key, std::move(fallback)));
-        std::string probe = value;
-        runbox::detail::replace_all(probe, "{id}", "x");
-        runbox::detail::replace_all(probe, "{port}", "1");
-        try {
-            (void)parse_url(probe);
-        } catch (const error&) {
-            throw error(errc::config_invalid, r.env_name(key) + " must be an http(s) URL", "e2b");
-        }
-        return value;
-    }
+    static std::string template_url(const cloud::SettingsReader& r, std::string_view key, std::string fallback);
 };
 
 namespace detail {
 
 /// Compares dotted versions numerically ("0.10.0" > "0.9.9"); missing parts count as 0 and a
 /// pre-release suffix is ignored. Negative, zero or positive like strcmp.
-inline int compare_versions(std::string_view a, std::string_view b) {
-    auto next = [](std::string_view& v) -> long {
-        long n = 0;
-        std::size_t i = 0;
-        while (i < v.size() && v[i] >= '0' && v[i] <= '9' && n < 1000000) n = n * 10 + (v[i++] - '0');
-        while (i < v.size() && v[i] != '.') ++i;  // "-rc1" and the like
-        v.remove_prefix(i < v.size() ? i + 1 : i);
-        return n;
-    };
-    for (int part = 0; part < 4; ++part) {
-        const long x = next(a);
-        const long y = next(b);
-        if (x != y) return x < y ? -1 : 1;
-    }
-    return 0;
-}
+RUNBOX_DECL int compare_versions(std::string_view a, std::string_view b);
 
 /// What the action server's Start stream has said so far (shared with the reading thread and
 /// with the early-failure probe).
@@ -15323,7 +16888,83 @@ private:
 namespace runbox {
 /// Runtime over E2B sandboxes.
 using E2BRuntime = Runtime<e2b::Auth, HttplibTransport>;
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp); a program's units only declare it.
+extern template class Runtime<e2b::Auth, HttplibTransport>;
+#endif
 }  // namespace runbox
+
+#ifdef RUNBOX_HEADER_ONLY
+// ---- begin runbox/providers/impl/e2b.ipp ----
+// runbox/providers/impl/e2b.ipp - the e2b provider's non-template definitions
+// (runbox/detail/linkage.hpp): included by providers/e2b.hpp when header-only, compiled once by
+// runbox/src.hpp otherwise.
+
+
+namespace runbox::e2b {
+
+RUNBOX_DECL Settings Settings::from(const Config& config) {
+    const cloud::SettingsReader r(config, "e2b", "E2B_");
+    auto s = cloud::read_shared_settings<Settings>(r);
+    s.domain = r.text("domain", s.domain);
+    if (s.domain.empty() || s.domain.find_first_of("/{} ") != std::string::npos)
+        throw error(errc::config_invalid, "E2B_DOMAIN must be a host name such as e2b.app", "e2b");
+    s.api_url = r.url("api_url", "https://api." + s.domain);
+    const bool own_domain = s.domain == "e2b.app" || s.domain == "e2b.dev" || s.domain == "e2b.pro" ||
+                            s.domain == "e2b-staging.dev";
+    s.sandbox_url = template_url(r, "sandbox_url",
+                                 own_domain ? "https://sandbox." + s.domain
+                                            : "https://" + std::to_string(envd_port) + "-{id}." + s.domain);
+    s.server_url = template_url(r, "server_url", "https://{port}-{id}." + s.domain);
+    if (s.server_url.find("{id}") == std::string::npos)
+        throw error(errc::config_invalid, "e2b setting 'server_url' must contain {id}", "e2b");
+    if (config.sandbox.runtime_container_image && !config.sandbox.runtime_container_image->empty())
+        s.template_id = *config.sandbox.runtime_container_image;
+    s.template_id = r.text("template", s.template_id);
+    s.timeout_seconds = r.integer("timeout_seconds", s.timeout_seconds, 1);
+    s.is_public = r.flag("public", s.is_public);
+    s.session_api_key = r.text("session_api_key");
+    s.list_limit = std::min(r.integer("list_limit", s.list_limit, 1, false), 100);
+    return s;
+}
+
+RUNBOX_DECL std::string Settings::template_url(const cloud::SettingsReader& r, std::string_view key, std::string fallback) {
+    std::string value = cloud::trim_slashes(r.text(key, std::move(fallback)));
+    std::string probe = value;
+    runbox::detail::replace_all(probe, "{id}", "x");
+    runbox::detail::replace_all(probe, "{port}", "1");
+    try {
+        (void)parse_url(probe);
+    } catch (const error&) {
+        throw error(errc::config_invalid, r.env_name(key) + " must be an http(s) URL", "e2b");
+    }
+    return value;
+}
+
+}  // namespace runbox::e2b
+
+namespace runbox::e2b::detail {
+
+RUNBOX_DECL int compare_versions(std::string_view a, std::string_view b) {
+    auto next = [](std::string_view& v) -> long {
+        long n = 0;
+        std::size_t i = 0;
+        while (i < v.size() && v[i] >= '0' && v[i] <= '9' && n < 1000000) n = n * 10 + (v[i++] - '0');
+        while (i < v.size() && v[i] != '.') ++i;  // "-rc1" and the like
+        v.remove_prefix(i < v.size() ? i + 1 : i);
+        return n;
+    };
+    for (int part = 0; part < 4; ++part) {
+        const long x = next(a);
+        const long y = next(b);
+        if (x != y) return x < y ? -1 : 1;
+    }
+    return 0;
+}
+
+}  // namespace runbox::e2b::detail
+// ---- end runbox/providers/impl/e2b.ipp ----
+#endif
 // ---- end runbox/providers/e2b.hpp ----
 #if defined(RUNBOX_WITH_CURL)  // Modal's gRPC needs CurlTransport (the runbox::curl CMake target)
 // ---- begin runbox/providers/modal.hpp ----
@@ -17818,6 +19459,23 @@ AnyRuntime<Providers> make_runtime(std::string_view name, const Config& config, 
 
 template <class Providers = default_providers>
 AnyRuntime<Providers> make_runtime(const Config& config, EventStream& event_stream, RuntimeOptions options);
+
+namespace detail {
+/// The providers runbox::compiled builds: the default list without the opt-in ones (Modal needs
+/// runbox::curl, which runbox::compiled does not link).
+using bundled_providers = boost::mp11::mp_list<local::Auth, daytona::Auth, runloop::Auth, e2b::Auth>;
+}  // namespace detail
+
+#if defined(RUNBOX_SEPARATE_COMPILATION)
+// Compiled once, in runbox::compiled (runbox/src.hpp): make_runtime over the bundled list (the
+// default list where runbox::curl is not linked) and its AnyRuntime.
+extern template class AnyRuntime<detail::bundled_providers>;
+extern template AnyRuntime<detail::bundled_providers> make_runtime<detail::bundled_providers>(
+    std::string_view, const Config&, EventStream&, RuntimeOptions);
+extern template AnyRuntime<detail::bundled_providers> make_runtime<detail::bundled_providers>(const Config&,
+                                                                                            EventStream&,
+                                                                                            RuntimeOptions);
+#endif
 
 }  // namespace runbox
 // ---- end runbox/factory.hpp ----
