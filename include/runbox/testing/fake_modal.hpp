@@ -284,8 +284,8 @@ private:
         Headers head{{"content-type", "application/grpc"}, {"grpc-status", std::to_string(code)},
                      {"grpc-message", percent_encode(log_.redact(message))}};
         for (const auto& [name, value] : extra) head.add(name, value);
+        log_status(call, code);  // before the answer leaves: a client that has it sees it logged
         call.stream.trailers_only(200, std::move(head));
-        log_status(call, code);
     }
 
     template <class Message>
@@ -294,8 +294,8 @@ private:
         if (call.lose) return fail(call, grpc_code::ok, "");
         call.stream.respond(200, Headers{{"content-type", "application/grpc"}});
         call.stream.write(encode_frame(runbox::detail::modal::encode(message)));
-        call.stream.finish(Headers{{"grpc-status", "0"}});
         log_status(call, grpc_code::ok);
+        call.stream.finish(Headers{{"grpc-status", "0"}});
     }
     /// One message of a server stream (the head goes with the first).
     template <class Message>
@@ -308,8 +308,8 @@ private:
         if (call.answered) return;
         if (call.lose) return fail(call, grpc_code::ok, "");
         if (!call.stream.responded()) call.stream.respond(200, Headers{{"content-type", "application/grpc"}});
-        call.stream.finish(Headers{{"grpc-status", "0"}});
         log_status(call, grpc_code::ok);
+        call.stream.finish(Headers{{"grpc-status", "0"}});
     }
 
     template <class Message>
@@ -980,8 +980,8 @@ private:
     /// Ends a stream that may have sent messages with a non-OK status in its trailers.
     void fail_stream(Call& call, int code, const std::string& message) {
         if (!call.stream.responded()) return fail(call, code, message);
-        call.stream.finish(Headers{{"grpc-status", std::to_string(code)}, {"grpc-message", percent_encode(message)}});
         log_status(call, code);
+        call.stream.finish(Headers{{"grpc-status", std::to_string(code)}, {"grpc-message", percent_encode(message)}});
     }
 
     void exec_wait(Call& call, bool block) {
