@@ -12612,12 +12612,26 @@ public:
     template <class F>
     std::invoke_result_t<F> run(F job, std::optional<std::chrono::milliseconds> timeout) {
         using R = std::invoke_result_t<F>;
-        auto task = std::make_shared<std::packaged_task<R()>>(std::move(job));
-        auto result = task->get_future();
+        // A promise and a std::function, not std::packaged_task: GCC emits a packaged_task's
+        // vtable, and so the job and everything it calls, in every unit that merely includes
+        // this header (the whole server in every header-only unit that includes local.hpp).
+        auto promise = std::make_shared<std::promise<R>>();
+        auto result = promise->get_future();
         {
             std::lock_guard lock(mutex_);
             if (stopping_) throw runbox::error(errc::sandbox_gone, "the action server is stopping");
-            jobs_.push_back([task] { (*task)(); });
+            jobs_.push_back([promise, job = std::move(job)]() mutable {
+                try {
+                    if constexpr (std::is_void_v<R>) {
+                        job();
+                        promise->set_value();
+                    } else {
+                        promise->set_value(job());
+                    }
+                } catch (...) {
+                    promise->set_exception(std::current_exception());
+                }
+            });
         }
         cond_.notify_one();
         if (timeout && result.wait_for(*timeout) != std::future_status::ready) {
@@ -12699,7 +12713,7 @@ RUNBOX_DECL void FileWorker::loop() {
         auto job = std::move(jobs_.front());
         jobs_.pop_front();
         lock.unlock();
-        job();  // packaged_task keeps exceptions for the caller
+        job();  // never throws: the job hands its result or exception to its promise
         lock.lock();
     }
 }
@@ -13454,11 +13468,15 @@ public:
     ConnectionGuard& operator=(const ConnectionGuard&) = delete;
     ~ConnectionGuard() override { shutdown(); }
 
+    // The overrides are declared RUNBOX_DECL (inline when header-only): a virtual function
+    // declared plain here and defined inline later makes GCC emit the vtable, and so the whole
+    // guard, in every unit that includes this header.
+
     /// Serves a new connection on a worker thread, or closes it when the bound is reached.
-    void enqueue(std::function<void()> fn) override;
+    RUNBOX_DECL void enqueue(std::function<void()> fn) override;
 
     /// Lets the queued connections finish and joins every thread. Idempotent.
-    void shutdown() override;
+    RUNBOX_DECL void shutdown() override;
 
     /// Debian's libcpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed
     /// when the library was built): 50 clients connecting at once overflowed it, and the
@@ -17798,10 +17816,10 @@ inline std::map<std::string, std::string>::value_type get_map_entry(protozero::p
     return {std::move(key), std::move(value)};
 }
 
-constexpr auto len = pbf_wire_type::length_delimited;
-constexpr auto varint = pbf_wire_type::varint;
-constexpr auto fixed32 = pbf_wire_type::fixed32;
-constexpr auto fixed64 = pbf_wire_type::fixed64;
+inline constexpr auto len = pbf_wire_type::length_delimited;
+inline constexpr auto varint = pbf_wire_type::varint;
+inline constexpr auto fixed32 = pbf_wire_type::fixed32;
+inline constexpr auto fixed64 = pbf_wire_type::fixed64;
 
 inline void write(protozero::pbf_writer& w, const GenericResult& m) {
     proto_io::put(w, 1, m.status);

@@ -63,11 +63,15 @@ public:
     ConnectionGuard& operator=(const ConnectionGuard&) = delete;
     ~ConnectionGuard() override { shutdown(); }
 
+    // The overrides are declared RUNBOX_DECL (inline when header-only): a virtual function
+    // declared plain here and defined inline later makes GCC emit the vtable, and so the whole
+    // guard, in every unit that includes this header.
+
     /// Serves a new connection on a worker thread, or closes it when the bound is reached.
-    void enqueue(std::function<void()> fn) override;
+    RUNBOX_DECL void enqueue(std::function<void()> fn) override;
 
     /// Lets the queued connections finish and joins every thread. Idempotent.
-    void shutdown() override;
+    RUNBOX_DECL void shutdown() override;
 
     /// Debian's libcpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed
     /// when the library was built): 50 clients connecting at once overflowed it, and the

@@ -69,12 +69,26 @@ public:
     template <class F>
     std::invoke_result_t<F> run(F job, std::optional<std::chrono::milliseconds> timeout) {
         using R = std::invoke_result_t<F>;
-        auto task = std::make_shared<std::packaged_task<R()>>(std::move(job));
-        auto result = task->get_future();
+        // A promise and a std::function, not std::packaged_task: GCC emits a packaged_task's
+        // vtable, and so the job and everything it calls, in every unit that merely includes
+        // this header (the whole server in every header-only unit that includes local.hpp).
+        auto promise = std::make_shared<std::promise<R>>();
+        auto result = promise->get_future();
         {
             std::lock_guard lock(mutex_);
             if (stopping_) throw runbox::error(errc::sandbox_gone, "the action server is stopping");
-            jobs_.push_back([task] { (*task)(); });
+            jobs_.push_back([promise, job = std::move(job)]() mutable {
+                try {
+                    if constexpr (std::is_void_v<R>) {
+                        job();
+                        promise->set_value();
+                    } else {
+                        promise->set_value(job());
+                    }
+                } catch (...) {
+                    promise->set_exception(std::current_exception());
+                }
+            });
         }
         cond_.notify_one();
         if (timeout && result.wait_for(*timeout) != std::future_status::ready) {

@@ -431,10 +431,10 @@ inline std::map<std::string, std::string>::value_type get_map_entry(protozero::p
     return {std::move(key), std::move(value)};
 }
 
-constexpr auto len = pbf_wire_type::length_delimited;
-constexpr auto varint = pbf_wire_type::varint;
-constexpr auto fixed32 = pbf_wire_type::fixed32;
-constexpr auto fixed64 = pbf_wire_type::fixed64;
+inline constexpr auto len = pbf_wire_type::length_delimited;
+inline constexpr auto varint = pbf_wire_type::varint;
+inline constexpr auto fixed32 = pbf_wire_type::fixed32;
+inline constexpr auto fixed64 = pbf_wire_type::fixed64;
 
 inline void write(protozero::pbf_writer& w, const GenericResult& m) {
     proto_io::put(w, 1, m.status);

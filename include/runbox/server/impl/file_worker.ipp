@@ -54,7 +54,7 @@ RUNBOX_DECL void FileWorker::loop() {
         auto job = std::move(jobs_.front());
         jobs_.pop_front();
         lock.unlock();
-        job();  // packaged_task keeps exceptions for the caller
+        job();  // never throws: the job hands its result or exception to its promise
         lock.lock();
     }
 }
