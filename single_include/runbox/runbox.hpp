@@ -8261,6 +8261,182 @@ inline std::string shell_quote(std::string_view text) {
 #include <system_error>
 #include <vector>
 
+// ---- begin runbox/server/python_text.hpp ----
+/// \file
+/// Python `str` semantics that the file editor's wire texts depend on: str.split, splitlines,
+/// universal newlines, strip, int(), len() in code points, str(list). Plain string code.
+
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace runbox::server::detail {
+
+
+/// str.split(sep): "a\n" -> {"a", ""}, "" -> {""}.
+inline std::vector<std::string> split(std::string_view s, char sep) {
+    std::vector<std::string> out;
+    std::size_t begin = 0;
+    for (;;) {
+        const auto pos = s.find(sep, begin);
+        if (pos == std::string_view::npos) {
+            out.emplace_back(s.substr(begin));
+            return out;
+        }
+        out.emplace_back(s.substr(begin, pos - begin));
+        begin = pos + 1;
+    }
+}
+
+/// Lines as a Python text file yields them: each keeps its '\n'; "" -> {}.
+inline std::vector<std::string> split_keepends(std::string_view s) {
+    std::vector<std::string> out;
+    std::size_t begin = 0;
+    while (begin < s.size()) {
+        const auto pos = s.find('\n', begin);
+        const auto stop = pos == std::string_view::npos ? s.size() : pos + 1;
+        out.emplace_back(s.substr(begin, stop - begin));
+        begin = stop;
+    }
+    return out;
+}
+
+/// Number of lines Python iteration over the file yields.
+inline long long count_lines(std::string_view s) {
+    long long n = static_cast<long long>(std::count(s.begin(), s.end(), '\n'));
+    if (!s.empty() && s.back() != '\n') ++n;
+    return n;
+}
+
+/// Universal newlines (Python text-mode read): "\r\n" and lone "\r" become "\n".
+inline std::string translate_newlines(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\r') {
+            out.push_back('\n');
+            if (i + 1 < s.size() && s[i + 1] == '\n') ++i;
+        } else {
+            out.push_back(s[i]);
+        }
+    }
+    return out;
+}
+
+/// str.splitlines() (no keepends): also breaks on \v \f \x1c-\x1e U+0085 U+2028 U+2029.
+inline std::vector<std::string> splitlines(std::string_view s) {
+    std::vector<std::string> out;
+    std::string cur;
+    std::size_t i = 0;
+    bool pending = false;  // a line was started (text or terminator seen)
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        std::size_t term = 0;
+        if (c == '\n' || c == '\v' || c == '\f' || c == 0x1c || c == 0x1d || c == 0x1e) {
+            term = 1;
+        } else if (c == '\r') {
+            term = (i + 1 < s.size() && s[i + 1] == '\n') ? 2 : 1;
+        } else if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x85) {
+            term = 2;
+        } else if (c == 0xE2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
+                   (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
+            term = 3;
+        }
+        if (term != 0) {
+            out.push_back(std::move(cur));
+            cur.clear();
+            pending = false;
+            i += term;
+        } else {
+            cur.push_back(s[i]);
+            pending = true;
+            ++i;
+        }
+    }
+    if (pending) out.push_back(std::move(cur));
+    return out;
+}
+
+inline std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+    std::string out;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        if (i != 0) out += sep;
+        out += parts[i];
+    }
+    return out;
+}
+
+/// Python's str.isspace() for ASCII plus the C0 separators it also treats as whitespace.
+inline bool is_py_space(unsigned char c) noexcept {
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+/// Python's str.strip(), lstrip() and rstrip() over is_py_space(): views into `s` (the bash
+/// session and the editor both strip this way, as their Python originals do).
+///@{
+inline std::string_view lstrip(std::string_view s) noexcept {
+    while (!s.empty() && is_py_space(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    return s;
+}
+inline std::string_view rstrip(std::string_view s) noexcept {
+    while (!s.empty() && is_py_space(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+}
+inline std::string_view strip(std::string_view s) noexcept { return rstrip(lstrip(s)); }
+///@}
+
+
+/// "[1, 2, 3]" like str(list_of_ints).
+inline std::string py_int_list(const std::vector<long long>& values) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i != 0) out += ", ";
+        out += std::to_string(values[i]);
+    }
+    return out + "]";
+}
+
+/// int(text) for base-10 text: surrounding whitespace, sign, '_' between digits.
+/// nullopt when Python would raise ValueError (or the value does not fit 64 bits).
+inline std::optional<long long> parse_py_int(std::string_view text) {
+    const std::string s(strip(text));
+    std::size_t i = 0;
+    bool negative = false;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
+    if (i >= s.size()) return std::nullopt;
+    unsigned long long value = 0;
+    bool last_digit = false;
+    constexpr auto limit = static_cast<unsigned long long>(std::numeric_limits<long long>::max());
+    for (; i < s.size(); ++i) {
+        const char c = s[i];
+        if (c == '_') {
+            if (!last_digit) return std::nullopt;
+            last_digit = false;
+            continue;
+        }
+        if (c < '0' || c > '9') return std::nullopt;
+        const auto digit = static_cast<unsigned long long>(c - '0');
+        if (value > (limit - digit) / 10) return std::nullopt;
+        value = value * 10 + digit;
+        last_digit = true;
+    }
+    if (!last_digit) return std::nullopt;
+    return negative ? -static_cast<long long>(value) : static_cast<long long>(value);
+}
+
+/// Number of code points (Python len) of UTF-8 text.
+inline std::size_t code_points(std::string_view s) noexcept {
+    std::size_t n = 0;
+    for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    return n;
+}
+
+}  // namespace runbox::server::detail
+// ---- end runbox/server/python_text.hpp ----
 // ---- begin runbox/server/terminal_render.hpp ----
 /// \file
 /// terminal rendering: raw PTY output (CRLF, bare CR overwrites, backspace, ANSI escape
@@ -8490,25 +8666,10 @@ RUNBOX_DECL std::string multiple_commands_error(const std::vector<std::string>& 
 
 // ---- small string helpers ------------------------------------------------------------------
 
-/// Python's ASCII whitespace: space, tab, newline, CR, VT, FF.
-inline bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-
-/// `s` without leading and trailing is_space() characters (Python's str.strip()).
-inline std::string_view strip(std::string_view s) noexcept {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
-/// `s` without leading is_space() characters.
-inline std::string_view lstrip(std::string_view s) noexcept {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    return s;
-}
-/// `s` without trailing is_space() characters.
-inline std::string_view rstrip(std::string_view s) noexcept {
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
+// Python's str.strip() family, shared with the editor (server/python_text.hpp).
+using runbox::server::detail::lstrip;
+using runbox::server::detail::rstrip;
+using runbox::server::detail::strip;
 
 /// A special key is exactly "C-" plus one character (after stripping), sent as a chord without Enter.
 inline bool is_special_key(std::string_view command) noexcept {
@@ -9305,7 +9466,7 @@ RUNBOX_DECL std::vector<std::string> split_bash_commands(std::string_view comman
     std::size_t begin = 0;
     auto push = [&](std::size_t end) {
         auto piece = rstrip(commands.substr(begin, end - begin));
-        while (!piece.empty() && is_space(piece.front())) piece.remove_prefix(1);
+        piece = lstrip(piece);
         if (!piece.empty()) out.emplace_back(piece);
     };
     for (const auto start : scanner.starts()) {
@@ -11039,180 +11200,6 @@ RUNBOX_DECL Observation BashSession::execute_locked(const CmdRunAction& action) 
 
 #include <nlohmann/json.hpp>
 
-// ---- begin runbox/server/python_text.hpp ----
-/// \file
-/// Python `str` semantics that the file editor's wire texts depend on: str.split, splitlines,
-/// universal newlines, strip, int(), len() in code points, str(list). Plain string code.
-
-#include <algorithm>
-#include <cstddef>
-#include <limits>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-namespace runbox::server::detail {
-
-
-/// str.split(sep): "a\n" -> {"a", ""}, "" -> {""}.
-inline std::vector<std::string> split(std::string_view s, char sep) {
-    std::vector<std::string> out;
-    std::size_t begin = 0;
-    for (;;) {
-        const auto pos = s.find(sep, begin);
-        if (pos == std::string_view::npos) {
-            out.emplace_back(s.substr(begin));
-            return out;
-        }
-        out.emplace_back(s.substr(begin, pos - begin));
-        begin = pos + 1;
-    }
-}
-
-/// Lines as a Python text file yields them: each keeps its '\n'; "" -> {}.
-inline std::vector<std::string> split_keepends(std::string_view s) {
-    std::vector<std::string> out;
-    std::size_t begin = 0;
-    while (begin < s.size()) {
-        const auto pos = s.find('\n', begin);
-        const auto stop = pos == std::string_view::npos ? s.size() : pos + 1;
-        out.emplace_back(s.substr(begin, stop - begin));
-        begin = stop;
-    }
-    return out;
-}
-
-/// Number of lines Python iteration over the file yields.
-inline long long count_lines(std::string_view s) {
-    long long n = static_cast<long long>(std::count(s.begin(), s.end(), '\n'));
-    if (!s.empty() && s.back() != '\n') ++n;
-    return n;
-}
-
-/// Universal newlines (Python text-mode read): "\r\n" and lone "\r" become "\n".
-inline std::string translate_newlines(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '\r') {
-            out.push_back('\n');
-            if (i + 1 < s.size() && s[i + 1] == '\n') ++i;
-        } else {
-            out.push_back(s[i]);
-        }
-    }
-    return out;
-}
-
-/// str.splitlines() (no keepends): also breaks on \v \f \x1c-\x1e U+0085 U+2028 U+2029.
-inline std::vector<std::string> splitlines(std::string_view s) {
-    std::vector<std::string> out;
-    std::string cur;
-    std::size_t i = 0;
-    bool pending = false;  // a line was started (text or terminator seen)
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        std::size_t term = 0;
-        if (c == '\n' || c == '\v' || c == '\f' || c == 0x1c || c == 0x1d || c == 0x1e) {
-            term = 1;
-        } else if (c == '\r') {
-            term = (i + 1 < s.size() && s[i + 1] == '\n') ? 2 : 1;
-        } else if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x85) {
-            term = 2;
-        } else if (c == 0xE2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-                   (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
-            term = 3;
-        }
-        if (term != 0) {
-            out.push_back(std::move(cur));
-            cur.clear();
-            pending = false;
-            i += term;
-        } else {
-            cur.push_back(s[i]);
-            pending = true;
-            ++i;
-        }
-    }
-    if (pending) out.push_back(std::move(cur));
-    return out;
-}
-
-inline std::string join(const std::vector<std::string>& parts, std::string_view sep) {
-    std::string out;
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-        if (i != 0) out += sep;
-        out += parts[i];
-    }
-    return out;
-}
-
-/// Python's str.isspace() for ASCII plus the C0 separators it also treats as whitespace.
-inline bool is_py_space(unsigned char c) noexcept {
-    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
-}
-
-inline std::string rstrip(std::string_view s) {
-    std::size_t end = s.size();
-    while (end > 0 && is_py_space(static_cast<unsigned char>(s[end - 1]))) --end;
-    return std::string(s.substr(0, end));
-}
-
-inline std::string strip(std::string_view s) {
-    std::size_t begin = 0;
-    while (begin < s.size() && is_py_space(static_cast<unsigned char>(s[begin]))) ++begin;
-    return rstrip(s.substr(begin));
-}
-
-
-/// "[1, 2, 3]" like str(list_of_ints).
-inline std::string py_int_list(const std::vector<long long>& values) {
-    std::string out = "[";
-    for (std::size_t i = 0; i < values.size(); ++i) {
-        if (i != 0) out += ", ";
-        out += std::to_string(values[i]);
-    }
-    return out + "]";
-}
-
-/// int(text) for base-10 text: surrounding whitespace, sign, '_' between digits.
-/// nullopt when Python would raise ValueError (or the value does not fit 64 bits).
-inline std::optional<long long> parse_py_int(std::string_view text) {
-    const std::string s = strip(text);
-    std::size_t i = 0;
-    bool negative = false;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
-    if (i >= s.size()) return std::nullopt;
-    unsigned long long value = 0;
-    bool last_digit = false;
-    constexpr auto limit = static_cast<unsigned long long>(std::numeric_limits<long long>::max());
-    for (; i < s.size(); ++i) {
-        const char c = s[i];
-        if (c == '_') {
-            if (!last_digit) return std::nullopt;
-            last_digit = false;
-            continue;
-        }
-        if (c < '0' || c > '9') return std::nullopt;
-        const auto digit = static_cast<unsigned long long>(c - '0');
-        if (value > (limit - digit) / 10) return std::nullopt;
-        value = value * 10 + digit;
-        last_digit = true;
-    }
-    if (!last_digit) return std::nullopt;
-    return negative ? -static_cast<long long>(value) : static_cast<long long>(value);
-}
-
-/// Number of code points (Python len) of UTF-8 text.
-inline std::size_t code_points(std::string_view s) noexcept {
-    std::size_t n = 0;
-    for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    return n;
-}
-
-}  // namespace runbox::server::detail
-// ---- end runbox/server/python_text.hpp ----
 // ---- begin runbox/server/unified_diff.hpp ----
 /// \file
 /// the file editor's diff: openhands_aci.utils.diff.get_diff, a unified diff with zero context
@@ -11328,8 +11315,8 @@ inline std::string unified_diff(std::string_view old_text, std::string_view new_
     diff_impl::myers(a, prefix, n - suffix, b, prefix, m - suffix, del, ins);
 
     std::vector<std::string> out;
-    out.push_back(rstrip("--- " + std::string(path)));
-    out.push_back(rstrip("+++ " + std::string(path)));
+    out.emplace_back(rstrip("--- " + std::string(path)));
+    out.emplace_back(rstrip("+++ " + std::string(path)));
     std::size_t i = 0, j = 0;
     while (i < n || j < m) {
         if (i < n && j < m && !del[i] && !ins[j]) {
@@ -11341,8 +11328,8 @@ inline std::string unified_diff(std::string_view old_text, std::string_view new_
         while (i < n && del[i]) ++i;
         while (j < m && ins[j]) ++j;
         out.push_back("@@ -" + diff_impl::range(i1, i) + " +" + diff_impl::range(j1, j) + " @@");
-        for (std::size_t k = i1; k < i; ++k) out.push_back(rstrip("-" + a_lines[k]));
-        for (std::size_t k = j1; k < j; ++k) out.push_back(rstrip("+" + b_lines[k]));
+        for (std::size_t k = i1; k < i; ++k) out.emplace_back(rstrip("-" + a_lines[k]));
+        for (std::size_t k = j1; k < j; ++k) out.emplace_back(rstrip("+" + b_lines[k]));
     }
     return join(out, "\n");
 }
@@ -12283,7 +12270,7 @@ RUNBOX_DECL auto FileEditor::view_directory(const std::string& path) -> CliResul
         r.output = stdout_text;
         return r;
     }
-    const std::string stripped = strip(stdout_text);
+    const std::string stripped(strip(stdout_text));
     std::vector<std::string> formatted;
     if (!stripped.empty()) {
         for (auto& p : split(stripped, '\n')) formatted.push_back(path_is_dir(p) ? p + "/" : p);
@@ -12305,8 +12292,8 @@ RUNBOX_DECL auto FileEditor::str_replace(const std::string& path, std::string ol
     auto hits = find_occurrences(content, old_str);
     if (hits.empty()) {
         // OH-ACI retries without surrounding whitespace on both strings.
-        old_str = strip(old_str);
-        new_str = strip(new_str);
+        old_str = std::string(strip(old_str));
+        new_str = std::string(strip(new_str));
         hits = find_occurrences(content, old_str);
         if (hits.empty()) {
             throw ToolError{"No replacement was performed, old_str `" + old_str + "` did not appear verbatim in " +

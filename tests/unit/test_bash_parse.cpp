@@ -121,6 +121,13 @@ TEST_CASE("split: commands separated by newlines are split, blank input gives on
     CHECK(split_bash_commands("echo a\n\n\n") == std::vector<std::string>{"echo a"});
 }
 
+TEST_CASE("split: blanks are Python's str.strip() whitespace, the C0 separators too") {
+    // The reference strips with str.strip(): "\x1c".."\x1f" are whitespace to it, as to the editor.
+    CHECK(split_bash_commands("\x1c\x1f \x0b") == std::vector<std::string>{""});
+    CHECK(split_bash_commands("\x1e" " echo a \x1f\necho b\x1c") == std::vector<std::string>{"echo a", "echo b"});
+    CHECK(is_special_key("\x1d" "C-c\x1f"));
+}
+
 TEST_CASE("multiple-commands error text") {
     CHECK(multiple_commands_error({"ls", "pwd"}) ==
           "ERROR: Cannot execute multiple commands at once.\nPlease run each command separately OR chain them into a "

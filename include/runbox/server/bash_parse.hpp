@@ -25,6 +25,7 @@
 #include "runbox/detail/python.hpp"
 #include "runbox/detail/utf8.hpp"
 #include "runbox/events.hpp"
+#include "runbox/server/python_text.hpp"
 #include "runbox/server/terminal_render.hpp"
 
 namespace runbox::server::bash {
@@ -93,25 +94,10 @@ RUNBOX_DECL std::string multiple_commands_error(const std::vector<std::string>& 
 
 // ---- small string helpers ------------------------------------------------------------------
 
-/// Python's ASCII whitespace: space, tab, newline, CR, VT, FF.
-inline bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-
-/// `s` without leading and trailing is_space() characters (Python's str.strip()).
-inline std::string_view strip(std::string_view s) noexcept {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
-/// `s` without leading is_space() characters.
-inline std::string_view lstrip(std::string_view s) noexcept {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    return s;
-}
-/// `s` without trailing is_space() characters.
-inline std::string_view rstrip(std::string_view s) noexcept {
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
+// Python's str.strip() family, shared with the editor (server/python_text.hpp).
+using runbox::server::detail::lstrip;
+using runbox::server::detail::rstrip;
+using runbox::server::detail::strip;
 
 /// A special key is exactly "C-" plus one character (after stripping), sent as a chord without Enter.
 inline bool is_special_key(std::string_view command) noexcept {

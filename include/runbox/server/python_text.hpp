@@ -112,17 +112,19 @@ inline bool is_py_space(unsigned char c) noexcept {
     return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
 }
 
-inline std::string rstrip(std::string_view s) {
-    std::size_t end = s.size();
-    while (end > 0 && is_py_space(static_cast<unsigned char>(s[end - 1]))) --end;
-    return std::string(s.substr(0, end));
+/// Python's str.strip(), lstrip() and rstrip() over is_py_space(): views into `s` (the bash
+/// session and the editor both strip this way, as their Python originals do).
+///@{
+inline std::string_view lstrip(std::string_view s) noexcept {
+    while (!s.empty() && is_py_space(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    return s;
 }
-
-inline std::string strip(std::string_view s) {
-    std::size_t begin = 0;
-    while (begin < s.size() && is_py_space(static_cast<unsigned char>(s[begin]))) ++begin;
-    return rstrip(s.substr(begin));
+inline std::string_view rstrip(std::string_view s) noexcept {
+    while (!s.empty() && is_py_space(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
 }
+inline std::string_view strip(std::string_view s) noexcept { return rstrip(lstrip(s)); }
+///@}
 
 
 /// "[1, 2, 3]" like str(list_of_ints).
@@ -138,7 +140,7 @@ inline std::string py_int_list(const std::vector<long long>& values) {
 /// int(text) for base-10 text: surrounding whitespace, sign, '_' between digits.
 /// nullopt when Python would raise ValueError (or the value does not fit 64 bits).
 inline std::optional<long long> parse_py_int(std::string_view text) {
-    const std::string s = strip(text);
+    const std::string s(strip(text));
     std::size_t i = 0;
     bool negative = false;
     if (i < s.size() && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';

@@ -114,8 +114,8 @@ inline std::string unified_diff(std::string_view old_text, std::string_view new_
     diff_impl::myers(a, prefix, n - suffix, b, prefix, m - suffix, del, ins);
 
     std::vector<std::string> out;
-    out.push_back(rstrip("--- " + std::string(path)));
-    out.push_back(rstrip("+++ " + std::string(path)));
+    out.emplace_back(rstrip("--- " + std::string(path)));
+    out.emplace_back(rstrip("+++ " + std::string(path)));
     std::size_t i = 0, j = 0;
     while (i < n || j < m) {
         if (i < n && j < m && !del[i] && !ins[j]) {
@@ -127,8 +127,8 @@ inline std::string unified_diff(std::string_view old_text, std::string_view new_
         while (i < n && del[i]) ++i;
         while (j < m && ins[j]) ++j;
         out.push_back("@@ -" + diff_impl::range(i1, i) + " +" + diff_impl::range(j1, j) + " @@");
-        for (std::size_t k = i1; k < i; ++k) out.push_back(rstrip("-" + a_lines[k]));
-        for (std::size_t k = j1; k < j; ++k) out.push_back(rstrip("+" + b_lines[k]));
+        for (std::size_t k = i1; k < i; ++k) out.emplace_back(rstrip("-" + a_lines[k]));
+        for (std::size_t k = j1; k < j; ++k) out.emplace_back(rstrip("+" + b_lines[k]));
     }
     return join(out, "\n");
 }

@@ -653,7 +653,7 @@ RUNBOX_DECL std::vector<std::string> split_bash_commands(std::string_view comman
     std::size_t begin = 0;
     auto push = [&](std::size_t end) {
         auto piece = rstrip(commands.substr(begin, end - begin));
-        while (!piece.empty() && is_space(piece.front())) piece.remove_prefix(1);
+        piece = lstrip(piece);
         if (!piece.empty()) out.emplace_back(piece);
     };
     for (const auto start : scanner.starts()) {

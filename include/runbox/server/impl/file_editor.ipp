@@ -570,7 +570,7 @@ RUNBOX_DECL auto FileEditor::view_directory(const std::string& path) -> CliResul
         r.output = stdout_text;
         return r;
     }
-    const std::string stripped = strip(stdout_text);
+    const std::string stripped(strip(stdout_text));
     std::vector<std::string> formatted;
     if (!stripped.empty()) {
         for (auto& p : split(stripped, '\n')) formatted.push_back(path_is_dir(p) ? p + "/" : p);
@@ -592,8 +592,8 @@ RUNBOX_DECL auto FileEditor::str_replace(const std::string& path, std::string ol
     auto hits = find_occurrences(content, old_str);
     if (hits.empty()) {
         // OH-ACI retries without surrounding whitespace on both strings.
-        old_str = strip(old_str);
-        new_str = strip(new_str);
+        old_str = std::string(strip(old_str));
+        new_str = std::string(strip(new_str));
         hits = find_occurrences(content, old_str);
         if (hits.empty()) {
             throw ToolError{"No replacement was performed, old_str `" + old_str + "` did not appear verbatim in " +
