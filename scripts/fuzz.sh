@@ -4,6 +4,7 @@
 #   1. runs every generated deep / huge seed once (unless RUNBOX_FUZZ_BIG_SEEDS=0) (libFuzzer would truncate them to -max_len if
 #      they were mutated, so they are replayed on their own);
 #   2. fuzzes for SECONDS (default 60) from the committed corpus (new inputs go to build/fuzz/work).
+# RUNBOX_FUZZ_JOBS harnesses run at a time (default 2), one core each.
 # Prints executions and findings per harness; a finding's input is kept in build/fuzz/artifacts.
 # Exits 1 when there was a finding. RUNBOX_FUZZ_HARNESSES="a b" picks harnesses.
 set -euo pipefail
@@ -28,14 +29,14 @@ python3 tests/fuzz/gen_seeds.py "$build/seeds"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
-total_findings=0
-printf '%-15s %12s %9s %s\n' harness executions findings notes
-for h in "${harnesses[@]}"; do
-    bin="$build/tests/fuzz/fuzz_$h"
-    work="$build/work/$h" artifacts="$build/artifacts/$h" logs="$build/logs/$h"
+# One harness: its big seeds, then SECONDS of fuzzing; its table row and finding count go to
+# $build/results (harnesses run RUNBOX_FUZZ_JOBS at a time, default 2: one core each).
+fuzz_harness() {
+    local h=$1
+    local bin="$build/tests/fuzz/fuzz_$h"
+    local work="$build/work/$h" artifacts="$build/artifacts/$h" logs="$build/logs/$h"
     mkdir -p "$work" "$artifacts" "$logs"
-    findings=0 notes=""
-    seeds=0
+    local findings=0 notes="" seeds=0 seed name start status execs
     # RUNBOX_FUZZ_BIG_SEEDS=0 skips them (scripts/test.sh: its legs replay them already, ctest -L fuzz).
     for seed in "$build/seeds/$h"/*; do
         [ "${RUNBOX_FUZZ_BIG_SEEDS:-1}" != 0 ] || break
@@ -53,13 +54,32 @@ for h in "${harnesses[@]}"; do
     { "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "$work" "tests/fuzz/corpus/$h" >"$logs/fuzz.log" 2>&1; } 2>/dev/null || status=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/fuzz.log" | tail -1)
-    [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$logs/fuzz.log" | tail -1 | tr -d '#')
+    [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$logs/fuzz.log" | tail -1 | tr -d '#' || true)
     if [ "$status" -ne 0 ]; then
         findings=$((findings + 1))
         notes+=" fuzz:$(grep -m1 -o 'ERROR: [A-Za-z]*: [a-z-]*\|deadly signal\|out-of-memory\|timeout' "$logs/fuzz.log" || echo "exit $status")"
     fi
     notes+=" ($seeds big seeds, $(( $(date +%s) - start )) s fuzzing, logs: $logs)"
-    printf '%-15s %12s %9s%s\n' "$h" "${execs:-0}" "$findings" "$notes"
-    total_findings=$((total_findings + findings))
+    printf '%-15s %12s %9s%s\n' "$h" "${execs:-0}" "$findings" "$notes" >"$build/results/$h.row"
+    echo "$findings" >"$build/results/$h.findings"
+}
+
+rm -rf "$build/results"
+mkdir -p "$build/results"
+for h in "${harnesses[@]}"; do
+    fuzz_harness "$h" &
+    while [ "$(jobs -rp | wc -l)" -ge "${RUNBOX_FUZZ_JOBS:-2}" ]; do wait -n || true; done
+done
+wait
+total_findings=0
+printf '%-15s %12s %9s %s\n' harness executions findings notes
+for h in "${harnesses[@]}"; do
+    if [ -f "$build/results/$h.findings" ]; then
+        cat "$build/results/$h.row"
+        total_findings=$((total_findings + $(cat "$build/results/$h.findings")))
+    else
+        printf '%-15s %12s %9s %s\n' "$h" 0 1 " (the harness's run ended without a result)"
+        total_findings=$((total_findings + 1))
+    fi
 done
 [ "$total_findings" -eq 0 ] || { echo "fuzz: $total_findings finding(s); inputs in $build/artifacts"; exit 1; }
