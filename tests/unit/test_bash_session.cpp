@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -102,6 +104,18 @@ bool wait_gone(pid_t pid, std::chrono::milliseconds bound = 5000ms) {
         std::this_thread::sleep_for(5ms);  // polling a condition with a deadline
     }
     return true;
+}
+
+/// Waits (bounded) until the process or thread `id` is in /proc state `state` ('T' stopped,
+/// 'S' asleep in a wait).
+bool wait_state(pid_t id, char state, std::chrono::milliseconds bound = 5000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    for (;;) {
+        const auto st = runbox::server::detail::read_proc_stat(id);
+        if (st && st->state == state) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(2ms);  // polling a condition with a deadline
+    }
 }
 
 std::string current_user() {
@@ -691,6 +705,40 @@ TEST_CASE("a shell killed during or between commands is replaced by a fresh one"
     REQUIRE(::kill(shell, SIGKILL) == 0);
     CHECK(wait_gone(shell));
     o = run(s, cmd("echo again"));
+    CHECK(o.content == "again");
+    CHECK(o.metadata.exit_code == 0);
+    CHECK(s.shell_pid() != shell);
+}
+
+TEST_CASE("a shell gone before its supervisor reports it is still replaced before the next command") {
+    // The supervisor reaps the shell and then writes its status: a command that arrives in
+    // between must not be typed into the dead terminal. Holding the supervisor stopped makes
+    // that window as wide as the test needs.
+    TempDir dir;
+    BashSession s(options_for(dir));
+    CHECK(run(s, cmd("echo ok")).content == "ok");
+    const pid_t shell = s.shell_pid();
+    const auto st = runbox::server::detail::read_proc_stat(shell);
+    REQUIRE(st);
+    const pid_t supervisor = st->ppid;
+    REQUIRE(::kill(supervisor, SIGSTOP) == 0);
+    REQUIRE(wait_state(supervisor, 'T'));
+    REQUIRE(::kill(shell, SIGKILL) == 0);
+    REQUIRE(wait_gone(shell));  // a zombie: its supervisor cannot reap it yet
+
+    std::atomic<pid_t> worker{0};
+    Observation result;
+    std::thread t([&] {
+        worker = static_cast<pid_t>(::gettid());
+        result = s.execute(cmd("echo again"));
+    });
+    while (worker.load() == 0) std::this_thread::yield();
+    const bool waiting = wait_state(worker.load(), 'S');  // execute() is blocked on the supervisor
+    ::kill(supervisor, SIGCONT);
+    t.join();
+    CHECK(waiting);
+    REQUIRE(std::holds_alternative<CmdOutputObservation>(result));
+    const auto& o = std::get<CmdOutputObservation>(result);
     CHECK(o.content == "again");
     CHECK(o.metadata.exit_code == 0);
     CHECK(s.shell_pid() != shell);

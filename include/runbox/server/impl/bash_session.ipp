@@ -493,6 +493,12 @@ RUNBOX_DECL Observation BashSession::execute_locked(const CmdRunAction& action) 
     echo_text_.clear();
 
     const std::string command(bash::strip(action.command));
+    // The shell is gone but its supervisor has not said so yet (it reaps, then writes): wait for
+    // its word now rather than type the command into a dead terminal and report it killed.
+    if (!dead_ && shell_ && !detail::process_alive(shell_->pid())) {
+        read_available(std::size_t{16} << 20);
+        mark_dead();
+    }
     // The shell exited (exit, exec, killed): "" after a timeout still reports how the running
     // command ended; anything else goes to a fresh shell in the last working directory.
     if (dead_ && !(pending_timeout_ && command.empty())) {
