@@ -14832,6 +14832,20 @@ struct ApiSettings {
 
     /// An endpoint at `url` with the API key as a secret and the /alive bounds set.
     ServerEndpoint endpoint(std::string url) const;
+
+    /// The retry budget of connect()'s calls: retry_max_attempts, all within start_timeout.
+    RetryPolicy start_retry(RetryPolicy p) const {
+        p.max_attempts = retry_max_attempts;
+        p.initial_backoff = retry_initial_backoff;
+        p.max_elapsed = std::max(start_timeout, std::chrono::milliseconds(1));
+        return p;
+    }
+    /// The budget of close() and sweep: at least 8 attempts, all within close_timeout.
+    RetryPolicy closing_retry(RetryPolicy p) const {
+        p.max_attempts = std::max(p.max_attempts, 8);
+        p.max_elapsed = std::max(close_timeout, std::chrono::milliseconds(1));
+        return p;
+    }
 };
 
 /// Sets a header the action server's proxy needs and records its secret (never shown in errors).
@@ -14979,17 +14993,14 @@ public:
         : ctx_(ctx), provider_(std::move(provider)), base_url_(trim_slashes(std::move(base_url))),
           settings_(settings), style_(std::move(style)), secrets_(std::move(secrets)) {
         secrets_.push_back(settings_.api_key);
-        base_.max_attempts = settings_.retry_max_attempts;
-        base_.initial_backoff = settings_.retry_initial_backoff;
+        base_ = settings_.start_retry(base_);
         base_.retry_statuses = style_.retry_statuses;
-        base_.max_elapsed = std::max(settings_.start_timeout, std::chrono::milliseconds(1));
     }
 
-    /// The same client for close() and sweep: at least 8 attempts, all within close_timeout.
+    /// The same client for close() and sweep (ApiSettings::closing_retry).
     Api closing() const {
         Api copy = *this;
-        copy.base_.max_attempts = std::max(copy.base_.max_attempts, 8);
-        copy.base_.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
+        copy.base_ = settings_.closing_retry(copy.base_);
         return copy;
     }
 
@@ -17096,18 +17107,15 @@ public:
         : ctx_(ctx), provider_(std::move(provider)), base_url_(trim_slashes(std::move(base_url))), settings_(settings),
           secrets_(std::move(secrets)), throttle_(std::move(throttle)), retry_codes_(std::move(retry_codes)),
           headers_(std::move(headers)) {
-        base_.max_attempts = settings_.retry_max_attempts;
-        base_.initial_backoff = settings_.retry_initial_backoff;
+        base_ = settings_.start_retry(base_);
         base_.max_backoff = std::chrono::milliseconds(1000);
         base_.retry_statuses = {502, 503, 504};  // a proxy in front of the gRPC server
-        base_.max_elapsed = std::max(settings_.start_timeout, std::chrono::milliseconds(1));
     }
 
-    /// The same channel for close() and sweep: at least 8 attempts, all within close_timeout.
+    /// The same channel for close() and sweep (ApiSettings::closing_retry).
     GrpcChannel closing() const {
         GrpcChannel copy = *this;
-        copy.base_.max_attempts = std::max(copy.base_.max_attempts, 8);
-        copy.base_.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
+        copy.base_ = settings_.closing_retry(copy.base_);
         return copy;
     }
 

@@ -76,18 +76,15 @@ public:
         : ctx_(ctx), provider_(std::move(provider)), base_url_(trim_slashes(std::move(base_url))), settings_(settings),
           secrets_(std::move(secrets)), throttle_(std::move(throttle)), retry_codes_(std::move(retry_codes)),
           headers_(std::move(headers)) {
-        base_.max_attempts = settings_.retry_max_attempts;
-        base_.initial_backoff = settings_.retry_initial_backoff;
+        base_ = settings_.start_retry(base_);
         base_.max_backoff = std::chrono::milliseconds(1000);
         base_.retry_statuses = {502, 503, 504};  // a proxy in front of the gRPC server
-        base_.max_elapsed = std::max(settings_.start_timeout, std::chrono::milliseconds(1));
     }
 
-    /// The same channel for close() and sweep: at least 8 attempts, all within close_timeout.
+    /// The same channel for close() and sweep (ApiSettings::closing_retry).
     GrpcChannel closing() const {
         GrpcChannel copy = *this;
-        copy.base_.max_attempts = std::max(copy.base_.max_attempts, 8);
-        copy.base_.max_elapsed = std::max(settings_.close_timeout, std::chrono::milliseconds(1));
+        copy.base_ = settings_.closing_retry(copy.base_);
         return copy;
     }
 
