@@ -4,8 +4,13 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 scripts/setup.sh >/dev/null
-cmake --preset release >/dev/null
-cmake --build --preset release -j2 --target bench_runbox soak_lifecycle runbox-server >/dev/null
+mkdir -p build
+# The build's output goes to a log; on failure its tail is shown (a silent exit 1 said nothing).
+if ! { cmake --preset release && cmake --build --preset release -j2 --target bench_runbox soak_lifecycle runbox-server; } >build/bench-build.log 2>&1; then
+    tail -n 30 build/bench-build.log
+    echo "bench/run.sh: the release build failed (build/bench-build.log)" >&2
+    exit 1
+fi
 bin=build/release
 
 key=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
