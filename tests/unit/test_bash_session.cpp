@@ -96,26 +96,29 @@ int free_port() {
     return ntohs(addr.sin_port);
 }
 
-/// Waits (bounded) until `pid` no longer runs (gone or a zombie).
-bool wait_gone(pid_t pid, std::chrono::milliseconds bound = 5000ms) {
+/// Polls `done` until it holds or `bound` passes (a condition with a deadline, not a sleep).
+template <class Done>
+bool poll_until(Done done, std::chrono::milliseconds bound) {
     const auto deadline = std::chrono::steady_clock::now() + bound;
-    while (runbox::server::detail::process_alive(pid)) {
+    while (!done()) {
         if (std::chrono::steady_clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(5ms);  // polling a condition with a deadline
+        std::this_thread::sleep_for(2ms);
     }
     return true;
+}
+
+/// Waits (bounded) until `pid` no longer runs (gone or a zombie).
+bool wait_gone(pid_t pid, std::chrono::milliseconds bound = 5000ms) {
+    return poll_until([&] { return !runbox::server::detail::process_alive(pid); }, bound);
 }
 
 /// Waits (bounded) until the process or thread `id` is in /proc state `state` ('T' stopped,
 /// 'S' asleep in a wait).
 bool wait_state(pid_t id, char state, std::chrono::milliseconds bound = 5000ms) {
-    const auto deadline = std::chrono::steady_clock::now() + bound;
-    for (;;) {
+    return poll_until([&] {
         const auto st = runbox::server::detail::read_proc_stat(id);
-        if (st && st->state == state) return true;
-        if (std::chrono::steady_clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(2ms);  // polling a condition with a deadline
-    }
+        return st && st->state == state;
+    }, bound);
 }
 
 std::string current_user() {
@@ -722,6 +725,10 @@ TEST_CASE("a shell gone before its supervisor reports it is still replaced befor
     REQUIRE(st);
     const pid_t supervisor = st->ppid;
     REQUIRE(::kill(supervisor, SIGSTOP) == 0);
+    struct Resume {  // whatever fails below, the supervisor runs again before the session closes
+        pid_t pid;
+        ~Resume() { ::kill(pid, SIGCONT); }
+    } resume{supervisor};
     REQUIRE(wait_state(supervisor, 'T'));
     REQUIRE(::kill(shell, SIGKILL) == 0);
     REQUIRE(wait_gone(shell));  // a zombie: its supervisor cannot reap it yet
