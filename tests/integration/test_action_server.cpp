@@ -32,6 +32,8 @@
 
 extern char** environ;
 
+namespace test_action_server {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using runbox::server::ActionServer;
@@ -806,3 +808,5 @@ TEST_CASE("runbox-server program refuses unknown plugins and the browsergym env"
         REQUIRE(server.wait_exit() == 2);
     }
 }
+
+}  // namespace test_action_server

@@ -17,6 +17,8 @@
 #include "catch.hpp"
 #include "child_process.hpp"
 
+namespace test_cli {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -395,3 +397,5 @@ TEST_CASE("runbox against `runbox fake e2b`: run, exit codes, --keep and exec, a
     REQUIRE(after.is_array());
     CHECK(after.empty());
 }
+
+}  // namespace test_cli

@@ -21,6 +21,8 @@
 #include "runbox/providers/daytona.hpp"
 #include "runbox/testing/fake_daytona.hpp"
 
+namespace test_daytona {  // several files share a unit (tests/CMakeLists.txt)
+
 using runbox::testing::FakeDaytona;
 using runbox::testing::FakeDaytonaOptions;
 using runbox::testing::FakeRequest;
@@ -941,3 +943,5 @@ TEST_CASE("daytona: a recorded session holds no API key, preview token or sessio
     }
     REQUIRE(fake.live_sandboxes() == 0);
 }
+
+}  // namespace test_daytona

@@ -13,6 +13,8 @@
 #include "child_process.hpp"
 #include "conformance.hpp"
 
+namespace test_daytona_conformance {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace {
 
 std::filesystem::path fake_program() {
@@ -47,3 +49,5 @@ TEST_CASE("daytona conformance: the official @daytonaio/sdk passes against runbo
     CHECK(WIFEXITED(fake_status));
     CHECK(WEXITSTATUS(fake_status) == 0);
 }
+
+}  // namespace test_daytona_conformance

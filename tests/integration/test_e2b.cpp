@@ -15,6 +15,8 @@
 #include "runbox/providers/e2b.hpp"
 #include "runbox/testing/fake_e2b.hpp"
 
+namespace test_e2b {  // several files share a unit (tests/CMakeLists.txt)
+
 using namespace std::chrono_literals;
 using runbox::testing::FakeE2B;
 using runbox::testing::FakeE2BOptions;
@@ -502,3 +504,5 @@ TEST_CASE("e2b: a full session runs commands in the sandbox's action server, and
     CHECK(fake.live_sandboxes() == 0);
     CHECK(fake.wait_until([&] { return fake.running_processes() == 0; }));
 }
+
+}  // namespace test_e2b

@@ -11,6 +11,8 @@
 
 #include "runbox/testing/fake_e2b.hpp"
 
+namespace test_e2b_conformance {  // several files share a unit (tests/CMakeLists.txt)
+
 TEST_CASE("e2b conformance: the official e2b SDK passes against FakeE2B") {
     const auto sdk = runbox_test::require_pinned_sdk("e2b", "e2b");
 
@@ -52,3 +54,5 @@ TEST_CASE("e2b conformance: the official e2b SDK passes against FakeE2B") {
     CHECK(fake.live_sandboxes() == 0);
     CHECK(fake.running_processes() == 0);
 }
+
+}  // namespace test_e2b_conformance

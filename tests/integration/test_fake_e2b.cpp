@@ -17,6 +17,8 @@
 #include "runbox/testing/fake_e2b.hpp"
 #include "runbox/transport/envelope.hpp"
 
+namespace test_fake_e2b {  // several files share a unit (tests/CMakeLists.txt)
+
 using runbox::testing::FakeE2B;
 using runbox::testing::FakeE2BOptions;
 using nlohmann::json;
@@ -330,3 +332,5 @@ TEST_CASE("fake e2b: injected faults, and the limits on what a client can make i
     CHECK(json::parse(huge->body)["code"] == "invalid_argument");
     CHECK(fake.live_sandboxes() == 1);
 }
+
+}  // namespace test_fake_e2b

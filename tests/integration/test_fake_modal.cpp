@@ -22,6 +22,8 @@
 #include "runbox/transport/curl.hpp"
 #include "runbox/transport/envelope.hpp"
 
+namespace test_fake_modal {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace pb = runbox::detail::modal;
 using runbox::testing::FakeModal;
 using runbox::testing::FakeModalOptions;
@@ -622,6 +624,7 @@ TEST_CASE("FakeModal bounds messages, sandboxes, tags and waits; hostile frames 
     CHECK(fake.live_sandboxes() == 0);
 }
 
+}  // namespace test_fake_modal
 #else
 TEST_CASE("FakeModal needs libcurl and libnghttp2", "[fake][modal]") {
     RUNBOX_SKIP_TEST("built without runbox::curl or runbox::http2_server");

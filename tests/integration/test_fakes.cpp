@@ -16,6 +16,8 @@
 #include "runbox/testing/fake_e2b.hpp"
 #include "runbox/testing/fake_runloop.hpp"
 
+namespace test_fakes {  // several files share a unit (tests/CMakeLists.txt)
+
 using namespace std::chrono_literals;
 using runbox::Fault;
 using runbox::testing::FakeDaytona;
@@ -284,3 +286,5 @@ TEST_CASE("FakeRequest and RequestLog", "[fakes][log]") {
     CHECK(all[1].body == "<" + std::to_string(r.body.size()) + " bytes>");
     CHECK(all[1].json().is_null());
 }
+
+}  // namespace test_fakes

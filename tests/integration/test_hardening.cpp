@@ -38,6 +38,8 @@
 #include <thread>
 #include <vector>
 
+namespace test_hardening {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using runbox::server::ActionServer;
@@ -669,3 +671,5 @@ TEST_CASE("row 7: the file worker thread alone takes the user's filesystem ident
     // The rest of the process is still root.
     REQUIRE(static_cast<uid_t>(::syscall(SYS_setfsuid, static_cast<uid_t>(-1))) == 0);
 }
+
+}  // namespace test_hardening

@@ -38,6 +38,8 @@
 #include "runbox/transport/testing.hpp"
 #include "runbox/transport/transport.hpp"
 
+namespace test_httplib_transport {  // several files share a unit (tests/CMakeLists.txt)
+
 using namespace std::chrono_literals;
 using runbox::errc;
 using runbox::HttplibTransport;
@@ -505,3 +507,5 @@ TEST_CASE("RecordingTransport over HttplibTransport records a real exchange, cre
     REQUIRE(text.find("live-token-4242") == std::string::npos);
     REQUIRE(text.find("visible|<redacted>") != std::string::npos);
 }
+
+}  // namespace test_httplib_transport

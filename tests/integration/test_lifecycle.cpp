@@ -27,6 +27,8 @@
 
 extern char** environ;
 
+namespace test_lifecycle {  // several files share a unit (tests/CMakeLists.txt)
+
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 using Faulty = runbox::FaultInjectingTransport<runbox::HttplibTransport>;
@@ -661,3 +663,5 @@ TEST_CASE("lifecycle: runloop - an open tunnel (opt-out) still needs the session
 }
 
 }  // namespace
+
+}  // namespace test_lifecycle

@@ -15,6 +15,8 @@
 #include "local_hardening.hpp"
 #include "runbox/transport/testing.hpp"
 
+namespace test_local {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -347,3 +349,5 @@ TEST_CASE("local: issue 10 row 10, thread mode: nothing the shell or the REPL st
 TEST_CASE("local: issue 10 row 11, thread mode: the host's environment does not leak into the sandbox") {
     runbox_test::check_environment(quiet_config(), "env-thread");
 }
+
+}  // namespace test_local

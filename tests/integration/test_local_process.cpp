@@ -11,6 +11,8 @@
 #include "local_hardening.hpp"
 #include "runbox/runbox.hpp"
 
+namespace test_local_process {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace {
 std::string server_path() {
     const char* dir = std::getenv("RUNBOX_BINARY_DIR");
@@ -142,3 +144,5 @@ TEST_CASE("plain runbox-server: issue 10 rows 10 and 11, no SESSION_API_KEY in t
     CHECK(runbox_test::eventually([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, std::chrono::seconds(20)));
     CHECK(runbox_test::eventually([&] { return runbox_test::tagged(token) == 0; }));
 }
+
+}  // namespace test_local_process

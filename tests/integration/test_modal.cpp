@@ -23,6 +23,8 @@
 #include "runbox/sweep.hpp"
 #include "runbox/testing/fake_modal.hpp"
 
+namespace test_modal {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace pb = runbox::detail::modal;
 using runbox::Fault;
 using runbox::testing::FakeModal;
@@ -432,6 +434,7 @@ TEST_CASE("modal: make_runtime(\"modal\") works where runbox::curl is linked") {
     CHECK(fake.live_sandboxes() == 0);
 }
 
+}  // namespace test_modal
 #else
 TEST_CASE("modal: needs libcurl and libnghttp2") {
     WARN("skipped: built without runbox::curl or runbox::http2_server");

@@ -13,6 +13,8 @@
 #if defined(RUNBOX_WITH_HTTP2_SERVER)
 #include "runbox/testing/fake_modal.hpp"
 
+namespace test_modal_conformance {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace {
 
 std::size_t count_calls(const std::vector<runbox::testing::FakeRequest>& log, const std::string& method, int rpc_status) {
@@ -71,6 +73,7 @@ TEST_CASE("modal conformance: the official modal JS SDK passes against FakeModal
     CHECK(fake.sandboxes().size() == 2);
 }
 
+}  // namespace test_modal_conformance
 #else
 TEST_CASE("modal conformance needs libnghttp2 (the fake's h2c server)", "[conformance][modal]") {
     runbox_test::conformance_unavailable("built without runbox::http2_server (libnghttp2)");

@@ -15,6 +15,8 @@
 #include "runbox/providers/runloop.hpp"
 #include "runbox/testing/fake_runloop.hpp"
 
+namespace test_runloop {  // several files share a unit (tests/CMakeLists.txt)
+
 using namespace std::chrono_literals;
 using runbox::testing::FakeRunloop;
 using runbox::Fault;
@@ -734,3 +736,5 @@ TEST_CASE("runloop: a kept devbox is attached from a new runtime without a sessi
     fake.shutdown_devbox(id);
     REQUIRE(fake.live_sandboxes() == 0);
 }
+
+}  // namespace test_runloop

@@ -10,6 +10,8 @@
 
 #include "runbox/testing/fake_runloop.hpp"
 
+namespace test_runloop_conformance {  // several files share a unit (tests/CMakeLists.txt)
+
 TEST_CASE("runloop conformance: the official @runloop/api-client passes against FakeRunloop") {
     const auto sdk = runbox_test::require_pinned_sdk("runloop", "@runloop/api-client");
 
@@ -40,3 +42,5 @@ TEST_CASE("runloop conformance: the official @runloop/api-client passes against 
     // It shut down everything it created.
     CHECK(fake.live_sandboxes() == 0);
 }
+
+}  // namespace test_runloop_conformance

@@ -15,6 +15,8 @@
 #include "catch.hpp"
 #include "runbox/runbox.hpp"
 
+namespace test_runtime_core {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -645,3 +647,5 @@ TEST_CASE_METHOD(Fixture, "runtime: a sandbox that disappears under a connected 
         CHECK(e.provider() == "test");
     }
 }
+
+}  // namespace test_runtime_core

@@ -38,6 +38,8 @@
 #include "runbox/transport/transport.hpp"
 #include "test_certificate.hpp"
 
+namespace test_transport_suite {  // several files share a unit (tests/CMakeLists.txt)
+
 using namespace std::chrono_literals;
 #if defined(RUNBOX_WITH_CURL)
 using runbox::CurlTransport;
@@ -814,3 +816,5 @@ TEST_CASE("CurlTransport verifies TLS certificates unless told not to", "[suite]
     CHECK(lax.send(make<CurlHttp1>("GET", url)).body == "hi");
 }
 #endif
+
+}  // namespace test_transport_suite

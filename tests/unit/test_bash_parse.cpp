@@ -9,6 +9,8 @@
 #include "catch.hpp"
 #include "runbox/server/bash_parse.hpp"
 
+namespace test_bash_parse {  // several files share a unit (tests/CMakeLists.txt)
+
 using namespace runbox::server::bash;
 using runbox::CmdOutputMetadata;
 
@@ -342,3 +344,5 @@ TEST_CASE("prompt scanner: fed in pieces, with text dropped from the front, find
         CHECK(codes == std::vector<int>{0, 500, 1000, 1500});
     }
 }
+
+}  // namespace test_bash_parse

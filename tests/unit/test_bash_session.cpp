@@ -23,6 +23,8 @@
 #include "process_census.hpp"
 #include "runbox/server/bash_session.hpp"
 
+namespace test_bash_session {  // several files share a unit (tests/CMakeLists.txt)
+
 using namespace std::chrono_literals;
 using runbox::CmdOutputObservation;
 using runbox::CmdRunAction;
@@ -1054,3 +1056,5 @@ TEST_CASE("issue 10 row 11: the shell's environment is built on purpose") {
     ::unsetenv("RUNBOX_TEST_HOST_SECRET");
     ::unsetenv("SESSION_API_KEY");
 }
+
+}  // namespace test_bash_session

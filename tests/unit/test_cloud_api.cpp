@@ -14,6 +14,8 @@
 #include "runbox/providers/detail/cloud_api.hpp"
 #include "runbox/transport/httplib.hpp"
 
+namespace test_cloud_api {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace {
 
 std::string sh_echo(const std::string& word) {
@@ -166,3 +168,5 @@ TEST_CASE("cloud: Api applies credentials through the context, raises with secre
     server.stop();
     thread.join();
 }
+
+}  // namespace test_cloud_api

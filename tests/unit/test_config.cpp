@@ -5,6 +5,8 @@
 
 #include "catch.hpp"
 
+namespace test_config {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace {
 runbox::EnvLookup env_of(std::map<std::string, std::string> vars) {
     return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
@@ -150,3 +152,5 @@ TEST_CASE("config: typed provider settings check their values") {
     CHECK(what.find("x setting 'bad' (X_BAD) must be an integer >= 1") != std::string::npos);
     CHECK(message_of([&] { (void)config.integer_setting("x", "port", "X_PORT", 1, 9000); }).find(">= 9000") != std::string::npos);
 }
+
+}  // namespace test_config

@@ -6,6 +6,8 @@
 
 #include "catch.hpp"
 
+namespace test_envelope {  // several files share a unit (tests/CMakeLists.txt)
+
 using runbox::encode_frame;
 using runbox::errc;
 using runbox::Frame;
@@ -112,3 +114,5 @@ TEST_CASE("FrameReader checks the header of every frame in a chunk, not only the
     }
     CHECK(split.idle());
 }
+
+}  // namespace test_envelope

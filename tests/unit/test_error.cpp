@@ -4,6 +4,8 @@
 
 #include "catch.hpp"
 
+namespace test_error {  // several files share a unit (tests/CMakeLists.txt)
+
 TEST_CASE("error: what() carries provider, code, status and detail") {
     const runbox::error e(runbox::errc::rate_limited, "slow down", "daytona", 429, std::chrono::milliseconds(1500));
     REQUIRE(std::string(e.what()) == "runbox [daytona] rate_limited (HTTP 429): slow down");
@@ -47,3 +49,5 @@ TEST_CASE("redact: every occurrence of every secret is replaced") {
     REQUIRE(runbox::redact(text, {"sk-123", "tok-9", ""}) == "key=*** again *** and ***");
     REQUIRE(runbox::redact("nothing here", {"sk-123"}) == "nothing here");
 }
+
+}  // namespace test_error

@@ -11,6 +11,8 @@
 #include "catch.hpp"
 #include "runbox/event_stream.hpp"
 
+namespace test_event_stream {  // several files share a unit (tests/CMakeLists.txt)
+
 using namespace std::chrono_literals;
 using runbox::EventSource;
 using runbox::EventStream;
@@ -324,3 +326,5 @@ TEST_CASE("a callback may unsubscribe itself", "[event_stream]") {
     REQUIRE(stream.flush(10s));
     CHECK(calls.load() == 1);
 }
+
+}  // namespace test_event_stream

@@ -8,6 +8,8 @@
 #include "catch.hpp"
 #include "runbox/events.hpp"
 
+namespace test_events {  // several files share a unit (tests/CMakeLists.txt)
+
 using runbox::ordered_json;
 
 namespace {
@@ -646,3 +648,5 @@ TEST_CASE("Action and Observation variants convert through nlohmann, and a wrong
     CHECK_THROWS_AS(o.get<runbox::Action>(), runbox::error);
     CHECK_THROWS_AS(nlohmann::json::parse(R"({"action": 5})").get<runbox::Event>(), runbox::error);
 }
+
+}  // namespace test_events

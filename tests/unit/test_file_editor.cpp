@@ -16,6 +16,8 @@
 
 #include "catch.hpp"
 
+namespace test_file_editor {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -874,3 +876,5 @@ TEST_CASE("browse is unsupported", "[file_editor][browse]") {
     CHECK(err.content == "Browser functionality is not supported or disabled.");
     CHECK(err.error_id.empty());
 }
+
+}  // namespace test_file_editor

@@ -9,6 +9,8 @@
 #include "runbox/providers/detail/modal_auth.hpp"
 #include "temp_files.hpp"
 
+namespace test_modal_auth {  // several files share a unit (tests/CMakeLists.txt)
+
 using runbox::Config;
 using runbox::errc;
 using runbox::detail::modal::jwt_expiry;
@@ -174,3 +176,5 @@ TEST_CASE("base64: OpenSSL's codec with the lengths, padding and URL alphabet ri
     }
     CHECK_THROWS_AS(base64url_decode("a+b/"), runbox::error);
 }
+
+}  // namespace test_modal_auth

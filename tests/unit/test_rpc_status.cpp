@@ -7,6 +7,8 @@
 
 #include "catch.hpp"
 
+namespace test_rpc_status {  // several files share a unit (tests/CMakeLists.txt)
+
 using namespace std::chrono_literals;
 using runbox::errc;
 using runbox::Headers;
@@ -130,3 +132,5 @@ TEST_CASE("grpc_retry_classifier retries UNAVAILABLE after the pushback, not NOT
     CHECK(classify(r)->retry);
     CHECK_FALSE(classify(r)->delay);
 }
+
+}  // namespace test_rpc_status

@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <string>
 
+namespace test_spawn {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace {
 
 /// Everything the child wrote on its stdout pipe, then closes it.
@@ -90,3 +92,5 @@ TEST_CASE("spawn: new_process_group puts the child in a group of its own", "[spa
         CHECK(WIFSIGNALED(*status));
     }
 }
+
+}  // namespace test_spawn

@@ -10,6 +10,8 @@
 
 #include "catch.hpp"
 
+namespace test_transport {  // several files share a unit (tests/CMakeLists.txt)
+
 using namespace std::chrono_literals;
 using runbox::errc;
 using runbox::Headers;
@@ -623,3 +625,5 @@ TEST_CASE("url_encode keeps RFC 3986 unreserved characters and !*'(), encodes ev
     CHECK(runbox::url_encode("").empty());
     CHECK(runbox::query_string({{"path", "/a b"}, {"k&", "v="}}) == "path=%2Fa%20b&k%26=v%3D");
 }
+
+}  // namespace test_transport

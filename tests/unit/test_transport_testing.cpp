@@ -15,6 +15,8 @@
 #include "catch.hpp"
 #include "runbox/transport/transport.hpp"
 
+namespace test_transport_testing {  // several files share a unit (tests/CMakeLists.txt)
+
 using namespace std::chrono_literals;
 using runbox::errc;
 using runbox::FaultInjectingTransport;
@@ -641,3 +643,5 @@ TEST_CASE("Secrets named by Request::secret_fields are learned before anything i
     REQUIRE(reader.next());
     CHECK(reader.idle());
 }
+
+}  // namespace test_transport_testing

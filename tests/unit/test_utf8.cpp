@@ -9,6 +9,8 @@
 #include "catch.hpp"
 #include "runbox/detail/utf8.hpp"
 
+namespace test_utf8 {  // several files share a unit (tests/CMakeLists.txt)
+
 using runbox::detail::utf8_error;
 
 TEST_CASE("utf8_error names the first fault as Python's utf-8 codec does", "[utf8]") {
@@ -54,3 +56,5 @@ TEST_CASE("append_utf8 encodes every code point up to U+10FFFF and refuses above
     for (std::size_t i = 0; i < out.size();) CHECK(runbox::detail::append_utf8(round, runbox::detail::decode_utf8(out, i)));
     CHECK(round == out);
 }
+
+}  // namespace test_utf8

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+namespace test_zip {  // several files share a unit (tests/CMakeLists.txt)
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -160,3 +162,5 @@ TEST_CASE("extract_zip of something that is not a zip throws", "[zip]") {
     write_file(tmp.path / "not.zip", "definitely not a zip archive");
     REQUIRE_THROWS_AS(runbox::extract_zip(tmp.path / "not.zip", tmp.path / "dest"), runbox::error);
 }
+
+}  // namespace test_zip
