@@ -60,7 +60,10 @@ RUNBOX_DECL void PythonRepl::reap() noexcept {
 
 RUNBOX_DECL bool PythonRepl::running() {
     std::lock_guard lock(mutex_);
-    return proc_ && !proc_->exited() && fd_ >= 0 && !eof_;
+    // The supervisor reaps the interpreter and then reports: between the two, exited() is still
+    // false, and a cell sent then would go to a dead interpreter and come back as "died". The
+    // kernel knows at once (BashSession::execute_locked checks the same way).
+    return proc_ && !proc_->exited() && fd_ >= 0 && !eof_ && process_alive(proc_->pid());
 }
 
 RUNBOX_DECL void PythonRepl::kill_all() noexcept {
