@@ -73,7 +73,8 @@ struct CommandLine {
                  "                     [--user-id UID] [--enable-browser | --no-enable-browser]\n"
                  "                     [--browsergym-eval-env ENV ...] [--host HOST]\n"
                  "  limits (defaults in docs/design.md): --max-body-bytes N --max-read-bytes N\n"
-                 "  --max-download-bytes N --max-json-depth N --max-connections N --header-timeout SEC\n"
+                 "  --max-download-bytes N --max-extracted-bytes N --max-extracted-entries N\n"
+                 "  --max-json-depth N --max-connections N --header-timeout SEC\n"
                  "  --read-timeout SEC --write-timeout SEC --keep-alive-timeout SEC --file-action-timeout SEC\n"
               << "runbox-server: error: " << message << "\n";
     std::exit(2);
@@ -95,6 +96,8 @@ std::optional<std::function<void(long)>> limit_flag(const std::string& arg, runb
     if (arg == "--max-body-bytes") return bytes(o.max_body_bytes);
     if (arg == "--max-read-bytes") return bytes(o.max_read_bytes);
     if (arg == "--max-download-bytes") return bytes(o.max_download_bytes);
+    if (arg == "--max-extracted-bytes") return bytes(o.max_extracted_bytes);
+    if (arg == "--max-extracted-entries") return bytes(o.max_extracted_entries);
     if (arg == "--max-json-depth") return bytes(o.max_json_depth);
     if (arg == "--max-connections") return bytes(o.max_connections);
     if (arg == "--header-timeout") return secs(o.header_timeout);

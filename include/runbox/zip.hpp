@@ -2,8 +2,9 @@
 /// zip archives for /upload_file and /download_files (libzip).
 ///
 /// Used on both sides of the wire: the action server extracts uploaded archives and zips
-/// directories for download; the client zips a directory for a recursive copy_to and
-/// extracts what copy_from returns.
+/// directories for download; the client zips a directory for a recursive copy_to, and a
+/// program may extract what copy_from returns (an archive its sandbox wrote: hence the
+/// bounds of ExtractOptions).
 #pragma once
 
 #include <cstdint>
@@ -37,6 +38,17 @@ struct ZipOptions {
 RUNBOX_DECL void zip_tree(const std::filesystem::path& source, const std::filesystem::path& archive_path,
                           ZipOptions options = {});
 
+/// Bounds on what extracting one archive may write: a few kilobytes of deflated zeros can
+/// declare gigabytes. Past a bound is errc::quota_exceeded.
+struct ExtractOptions {
+    /// The entries' uncompressed sizes may add up to at most this. Checked against the sizes the
+    /// archive declares before anything is written, and against the bytes inflated while
+    /// writing (a declared size can lie: then what was written before the bound stays).
+    std::uintmax_t max_total_bytes = std::uintmax_t{4} << 30;
+    /// At most this many entries (files and directories), checked before anything is written.
+    std::uintmax_t max_entries = 1'000'000;
+};
+
 /// Entry names of an archive, in archive order.
 RUNBOX_DECL std::vector<std::string> zip_entry_names(const std::filesystem::path& archive_path);
 
@@ -46,8 +58,10 @@ RUNBOX_DECL std::vector<std::string> zip_entry_names(const std::filesystem::path
 /// (never as links), so an archive cannot plant a link that points outside `destination`.
 /// Nothing is written through a link already there: `destination` itself must not be one,
 /// every directory below it is opened with O_NOFOLLOW (a link is refused), and a link where a
-/// file goes is replaced by the file.
-RUNBOX_DECL void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination);
+/// file goes is replaced by the file. `options` bounds the number of entries and the bytes
+/// written (errc::quota_exceeded).
+RUNBOX_DECL void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination,
+                             ExtractOptions options = {});
 
 }  // namespace runbox
 

@@ -6429,8 +6429,9 @@ extern template class ActionExecutionClient<HttplibTransport>;
 /// zip archives for /upload_file and /download_files (libzip).
 ///
 /// Used on both sides of the wire: the action server extracts uploaded archives and zips
-/// directories for download; the client zips a directory for a recursive copy_to and
-/// extracts what copy_from returns.
+/// directories for download; the client zips a directory for a recursive copy_to, and a
+/// program may extract what copy_from returns (an archive its sandbox wrote: hence the
+/// bounds of ExtractOptions).
 
 #include <cstdint>
 #include <filesystem>
@@ -6461,6 +6462,17 @@ struct ZipOptions {
 RUNBOX_DECL void zip_tree(const std::filesystem::path& source, const std::filesystem::path& archive_path,
                           ZipOptions options = {});
 
+/// Bounds on what extracting one archive may write: a few kilobytes of deflated zeros can
+/// declare gigabytes. Past a bound is errc::quota_exceeded.
+struct ExtractOptions {
+    /// The entries' uncompressed sizes may add up to at most this. Checked against the sizes the
+    /// archive declares before anything is written, and against the bytes inflated while
+    /// writing (a declared size can lie: then what was written before the bound stays).
+    std::uintmax_t max_total_bytes = std::uintmax_t{4} << 30;
+    /// At most this many entries (files and directories), checked before anything is written.
+    std::uintmax_t max_entries = 1'000'000;
+};
+
 /// Entry names of an archive, in archive order.
 RUNBOX_DECL std::vector<std::string> zip_entry_names(const std::filesystem::path& archive_path);
 
@@ -6470,8 +6482,10 @@ RUNBOX_DECL std::vector<std::string> zip_entry_names(const std::filesystem::path
 /// (never as links), so an archive cannot plant a link that points outside `destination`.
 /// Nothing is written through a link already there: `destination` itself must not be one,
 /// every directory below it is opened with O_NOFOLLOW (a link is refused), and a link where a
-/// file goes is replaced by the file.
-RUNBOX_DECL void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination);
+/// file goes is replaced by the file. `options` bounds the number of entries and the bytes
+/// written (errc::quota_exceeded).
+RUNBOX_DECL void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination,
+                             ExtractOptions options = {});
 
 }  // namespace runbox
 
@@ -6788,20 +6802,39 @@ RUNBOX_DECL std::vector<std::string> zip_entry_names(const std::filesystem::path
     return names;
 }
 
-RUNBOX_DECL void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination) {
+RUNBOX_DECL void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination,
+                             ExtractOptions options) {
     namespace fs = std::filesystem;
     auto archive = detail::open_archive(archive_path, ZIP_RDONLY);
-    const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
+    const zip_int64_t count = std::max<zip_int64_t>(zip_get_num_entries(archive.get(), 0), 0);
+    const auto too_large = [&] {
+        return runbox::error(errc::quota_exceeded, "the zip archive " + archive_path.filename().string() +
+                                                       " extracts to more than the limit of " +
+                                                       std::to_string(options.max_total_bytes) + " bytes");
+    };
+    if (static_cast<std::uintmax_t>(count) > options.max_entries) {
+        throw runbox::error(errc::quota_exceeded, "the zip archive " + archive_path.filename().string() + " has " +
+                                                      std::to_string(count) + " entries, more than the limit of " +
+                                                      std::to_string(options.max_entries));
+    }
     std::vector<std::string> names;
-    names.reserve(static_cast<std::size_t>(std::max<zip_int64_t>(count, 0)));
+    names.reserve(static_cast<std::size_t>(count));
+    std::uintmax_t declared = 0;
     for (zip_int64_t i = 0; i < count; ++i) {
         const char* name = zip_get_name(archive.get(), static_cast<zip_uint64_t>(i), ZIP_FL_ENC_GUESS);
         if (name == nullptr) throw runbox::error(errc::bad_response, "unreadable entry name in zip archive");
         if (detail::unsafe_entry_name(name)) {
             throw runbox::error(errc::bad_response, std::string("unsafe entry name in zip archive: ") + name);
         }
+        zip_stat_t st;
+        zip_stat_init(&st);
+        if (zip_stat_index(archive.get(), static_cast<zip_uint64_t>(i), 0, &st) == 0 && (st.valid & ZIP_STAT_SIZE) != 0) {
+            declared += std::min<std::uintmax_t>(st.size, options.max_total_bytes);  // no wrap-around
+            if (declared > options.max_total_bytes) throw too_large();
+        }
         names.emplace_back(name);
     }
+    std::uintmax_t written = 0;
     fs::create_directories(destination);
     const detail::UniqueFd root = detail::open_directory_nofollow(destination);
     std::vector<char> buffer(64 * 1024);
@@ -6836,6 +6869,8 @@ RUNBOX_DECL void extract_zip(const std::filesystem::path& archive_path, const st
             const zip_int64_t n = zip_fread(entry.get(), buffer.data(), buffer.size());
             if (n < 0) throw runbox::error(errc::bad_response, "corrupt zip entry " + name);
             if (n == 0) break;
+            written += static_cast<std::uintmax_t>(n);
+            if (written > options.max_total_bytes) throw too_large();
             detail::write_all(out.get(), std::string_view(buffer.data(), static_cast<std::size_t>(n)), target);
         }
         zip_uint8_t opsys = 0;
@@ -12972,7 +13007,10 @@ RUNBOX_DECL void PythonRepl::reap() noexcept {
 
 RUNBOX_DECL bool PythonRepl::running() {
     std::lock_guard lock(mutex_);
-    return proc_ && !proc_->exited() && fd_ >= 0 && !eof_;
+    // The supervisor reaps the interpreter and then reports: between the two, exited() is still
+    // false, and a cell sent then would go to a dead interpreter and come back as "died". The
+    // kernel knows at once (BashSession::execute_locked checks the same way).
+    return proc_ && !proc_->exited() && fd_ >= 0 && !eof_ && process_alive(proc_->pid());
 }
 
 RUNBOX_DECL void PythonRepl::kill_all() noexcept {
@@ -13141,6 +13179,10 @@ struct ActionServerOptions {
     std::size_t max_read_bytes = std::size_t{10} << 20;
     /// /download_files refuses (413) a tree whose files add up to more than this.
     std::uintmax_t max_download_bytes = std::uintmax_t{1} << 30;
+    /// An uploaded zip may extract to at most this many bytes and entries (413; a small archive
+    /// can declare gigabytes of zeros). The declared sizes are checked before anything is written.
+    std::uintmax_t max_extracted_bytes = std::uintmax_t{4} << 30;
+    std::uintmax_t max_extracted_entries = 1'000'000;
     /// How long a file action may take when the action names no timeout.
     std::chrono::milliseconds file_action_timeout{120000};
     /// Connections served at once; more are closed on accept.
@@ -14319,6 +14361,9 @@ RUNBOX_DECL void ActionServer::handle_upload_file(const httplib::Request& req, h
         // No timeout: the job uses the request's data in place, so the handler waits for it.
         worker_->run([&] { store_upload(fs::path(destination), file.filename, file.content, is_zip); }, std::nullopt);
         detail::send_json(res, 200, json{{"filename", file.filename}, {"destination", destination}, {"recursive", recursive}});
+    } catch (const runbox::error& e) {
+        // Over max_extracted_*: a 413 the client can tell from a failure, as for downloads.
+        detail::send_detail(res, e.code() == errc::quota_exceeded ? 413 : 500, e.detail());
     } catch (...) {
         detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
     }
@@ -14349,7 +14394,8 @@ RUNBOX_DECL void ActionServer::store_upload(const std::filesystem::path& dest, c
                     created.push_back(dest / p);
                 }
             }
-            extract_zip(target, dest);
+            extract_zip(target, dest,
+                        {.max_total_bytes = options_.max_extracted_bytes, .max_entries = options_.max_extracted_entries});
         } catch (...) {
             ::unlinkat(dir.get(), filename.c_str(), 0);
             throw;

@@ -639,6 +639,43 @@ TEST_CASE("row 13: a download over the limit is a clear 413; one within it works
     fs::remove(local);
 }
 
+TEST_CASE("row 13: an upload that extracts past the limit is a clear 413 and extracts nothing", "[hardening][upload]") {
+    ActionServerOptions options;
+    options.max_extracted_bytes = std::uintmax_t{1} << 20;
+    Harness h(options);
+    const auto dest = h.work.path / "dest";
+    // 8 MiB of zeros: a few kilobytes on the wire, far below max_body_bytes.
+    const auto bomb = make_zip({{"first.txt", "1"}, {"zeros.bin", std::string(std::size_t{8} << 20, '\0')}}, h.work.path);
+    REQUIRE(bomb.size() < 100000);
+
+    auto res = upload(h.client, dest.string(), "bomb.zip", bomb);
+    REQUIRE(res);
+    INFO(res->body);
+    REQUIRE(res->status == 413);
+    REQUIRE(json::parse(res->body)["detail"].get<std::string>().find("extracts to more than the limit of 1048576 bytes") !=
+            std::string::npos);
+    REQUIRE_FALSE(fs::exists(dest / "first.txt"));
+    REQUIRE_FALSE(fs::exists(dest / "zeros.bin"));
+    REQUIRE_FALSE(fs::exists(dest / "bomb.zip"));  // the uploaded archive is not left behind
+
+    // The client's recursive copy_to says "too large" as a type; a tree within the bound works.
+    runbox::HttplibTransport transport(runbox::TransportOptions{});
+    runbox::ServerEndpoint endpoint;
+    endpoint.url = h.server.url();
+    runbox::ActionExecutionClient<runbox::HttplibTransport> client(transport, endpoint, "test");
+    TempDir host;
+    write_file(host.path / "big" / "zeros.bin", std::string(std::size_t{2} << 20, '\0'));
+    write_file(host.path / "small" / "s.txt", "s");
+    try {
+        client.copy_to(host.path / "big", dest.string(), true);
+        FAIL("an upload over max_extracted_bytes was accepted");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == runbox::errc::quota_exceeded);
+    }
+    client.copy_to(host.path / "small", dest.string(), true);
+    REQUIRE(read_file(dest / "small" / "s.txt") == "s");
+}
+
 // ---- rows 3 and 7: the file worker -----------------------------------------------------------
 
 TEST_CASE("rows 3-4: a caller waits for file work at most its timeout; the worker goes on", "[hardening][files]") {

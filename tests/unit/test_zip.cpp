@@ -157,6 +157,74 @@ TEST_CASE("extract_zip does not write through an existing symlink", "[zip]") {
     REQUIRE_FALSE(fs::is_symlink(tmp.path / "dest" / "link.txt"));
 }
 
+TEST_CASE("extract_zip refuses an archive over its bounds before writing anything", "[zip]") {
+    TempDir tmp;
+    const auto archive = tmp.path / "bomb.zip";
+    const auto dest = tmp.path / "dest";
+    make_raw_zip(archive, {{"small.txt", "ok"}, {"zeros.bin", std::string(std::size_t{20} << 20, '\0')}, {"c.txt", "c"}});
+    REQUIRE(fs::file_size(archive) < (std::size_t{1} << 20));  // 20 MiB of zeros deflate to kilobytes
+
+    runbox::ExtractOptions options;
+    std::string expected;
+    SECTION("the declared sizes add up to more than max_total_bytes") {
+        options.max_total_bytes = std::uintmax_t{1} << 20;
+        expected = "extracts to more than the limit of 1048576 bytes";
+    }
+    SECTION("more entries than max_entries") {
+        options.max_entries = 2;
+        expected = "has 3 entries, more than the limit of 2";
+    }
+    try {
+        runbox::extract_zip(archive, dest, options);
+        FAIL("an archive over its bounds was extracted");
+    } catch (const runbox::error& e) {
+        REQUIRE(e.code() == runbox::errc::quota_exceeded);
+        REQUIRE(e.detail().find(expected) != std::string::npos);
+    }
+    REQUIRE_FALSE(fs::exists(dest / "small.txt"));
+    REQUIRE_FALSE(fs::exists(dest / "zeros.bin"));
+}
+
+TEST_CASE("extract_zip within its bounds extracts everything", "[zip]") {
+    TempDir tmp;
+    const auto archive = tmp.path / "a.zip";
+    make_raw_zip(archive, {{"a.txt", "12345"}, {"b.txt", "678"}});
+    runbox::extract_zip(archive, tmp.path / "dest", {.max_total_bytes = 8, .max_entries = 2});
+    REQUIRE(read_file(tmp.path / "dest" / "a.txt") == "12345");
+    REQUIRE(read_file(tmp.path / "dest" / "b.txt") == "678");
+}
+
+TEST_CASE("extract_zip: an entry that inflates to more than it declares is cut at the bound", "[zip]") {
+    TempDir tmp;
+    const auto archive = tmp.path / "liar.zip";
+    make_raw_zip(archive, {{"zeros.bin", std::string(std::size_t{4} << 20, '\0')}});
+    // Declare 100 bytes instead of 4 MiB: in the local header (offset 22 after "PK\3\4") and in
+    // the central directory (offset 24 after "PK\1\2"), little-endian.
+    std::string bytes = read_file(archive);
+    const auto patch = [&](std::string_view signature, std::size_t offset) {
+        const auto at = bytes.find(signature);
+        REQUIRE(at != std::string::npos);
+        const char declared[4] = {100, 0, 0, 0};
+        bytes.replace(at + offset, 4, declared, 4);
+    };
+    patch(std::string_view("PK\3\4", 4), 22);
+    patch(std::string_view("PK\1\2", 4), 24);
+    write_file(archive, bytes);
+
+    const std::uintmax_t bound = std::uintmax_t{1} << 20;
+    try {
+        runbox::extract_zip(archive, tmp.path / "dest", {.max_total_bytes = bound});
+        FAIL("an entry larger than it declared was extracted whole");
+    } catch (const runbox::error& e) {
+        // libzip may notice the lie itself (a corrupt entry) or runbox's count stops it.
+        INFO(e.detail());
+        REQUIRE((e.code() == runbox::errc::quota_exceeded || e.code() == runbox::errc::bad_response));
+    }
+    std::error_code ec;
+    const auto size = fs::file_size(tmp.path / "dest" / "zeros.bin", ec);
+    REQUIRE((ec || size <= bound));
+}
+
 TEST_CASE("extract_zip of something that is not a zip throws", "[zip]") {
     TempDir tmp;
     write_file(tmp.path / "not.zip", "definitely not a zip archive");

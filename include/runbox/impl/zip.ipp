@@ -182,20 +182,39 @@ RUNBOX_DECL std::vector<std::string> zip_entry_names(const std::filesystem::path
     return names;
 }
 
-RUNBOX_DECL void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination) {
+RUNBOX_DECL void extract_zip(const std::filesystem::path& archive_path, const std::filesystem::path& destination,
+                             ExtractOptions options) {
     namespace fs = std::filesystem;
     auto archive = detail::open_archive(archive_path, ZIP_RDONLY);
-    const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
+    const zip_int64_t count = std::max<zip_int64_t>(zip_get_num_entries(archive.get(), 0), 0);
+    const auto too_large = [&] {
+        return runbox::error(errc::quota_exceeded, "the zip archive " + archive_path.filename().string() +
+                                                       " extracts to more than the limit of " +
+                                                       std::to_string(options.max_total_bytes) + " bytes");
+    };
+    if (static_cast<std::uintmax_t>(count) > options.max_entries) {
+        throw runbox::error(errc::quota_exceeded, "the zip archive " + archive_path.filename().string() + " has " +
+                                                      std::to_string(count) + " entries, more than the limit of " +
+                                                      std::to_string(options.max_entries));
+    }
     std::vector<std::string> names;
-    names.reserve(static_cast<std::size_t>(std::max<zip_int64_t>(count, 0)));
+    names.reserve(static_cast<std::size_t>(count));
+    std::uintmax_t declared = 0;
     for (zip_int64_t i = 0; i < count; ++i) {
         const char* name = zip_get_name(archive.get(), static_cast<zip_uint64_t>(i), ZIP_FL_ENC_GUESS);
         if (name == nullptr) throw runbox::error(errc::bad_response, "unreadable entry name in zip archive");
         if (detail::unsafe_entry_name(name)) {
             throw runbox::error(errc::bad_response, std::string("unsafe entry name in zip archive: ") + name);
         }
+        zip_stat_t st;
+        zip_stat_init(&st);
+        if (zip_stat_index(archive.get(), static_cast<zip_uint64_t>(i), 0, &st) == 0 && (st.valid & ZIP_STAT_SIZE) != 0) {
+            declared += std::min<std::uintmax_t>(st.size, options.max_total_bytes);  // no wrap-around
+            if (declared > options.max_total_bytes) throw too_large();
+        }
         names.emplace_back(name);
     }
+    std::uintmax_t written = 0;
     fs::create_directories(destination);
     const detail::UniqueFd root = detail::open_directory_nofollow(destination);
     std::vector<char> buffer(64 * 1024);
@@ -230,6 +249,8 @@ RUNBOX_DECL void extract_zip(const std::filesystem::path& archive_path, const st
             const zip_int64_t n = zip_fread(entry.get(), buffer.data(), buffer.size());
             if (n < 0) throw runbox::error(errc::bad_response, "corrupt zip entry " + name);
             if (n == 0) break;
+            written += static_cast<std::uintmax_t>(n);
+            if (written > options.max_total_bytes) throw too_large();
             detail::write_all(out.get(), std::string_view(buffer.data(), static_cast<std::size_t>(n)), target);
         }
         zip_uint8_t opsys = 0;

@@ -87,6 +87,10 @@ struct ActionServerOptions {
     std::size_t max_read_bytes = std::size_t{10} << 20;
     /// /download_files refuses (413) a tree whose files add up to more than this.
     std::uintmax_t max_download_bytes = std::uintmax_t{1} << 30;
+    /// An uploaded zip may extract to at most this many bytes and entries (413; a small archive
+    /// can declare gigabytes of zeros). The declared sizes are checked before anything is written.
+    std::uintmax_t max_extracted_bytes = std::uintmax_t{4} << 30;
+    std::uintmax_t max_extracted_entries = 1'000'000;
     /// How long a file action may take when the action names no timeout.
     std::chrono::milliseconds file_action_timeout{120000};
     /// Connections served at once; more are closed on accept.

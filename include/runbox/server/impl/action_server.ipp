@@ -461,6 +461,9 @@ RUNBOX_DECL void ActionServer::handle_upload_file(const httplib::Request& req, h
         // No timeout: the job uses the request's data in place, so the handler waits for it.
         worker_->run([&] { store_upload(fs::path(destination), file.filename, file.content, is_zip); }, std::nullopt);
         detail::send_json(res, 200, json{{"filename", file.filename}, {"destination", destination}, {"recursive", recursive}});
+    } catch (const runbox::error& e) {
+        // Over max_extracted_*: a 413 the client can tell from a failure, as for downloads.
+        detail::send_detail(res, e.code() == errc::quota_exceeded ? 413 : 500, e.detail());
     } catch (...) {
         detail::send_detail(res, 500, detail::exception_text(std::current_exception()));
     }
@@ -491,7 +494,8 @@ RUNBOX_DECL void ActionServer::store_upload(const std::filesystem::path& dest, c
                     created.push_back(dest / p);
                 }
             }
-            extract_zip(target, dest);
+            extract_zip(target, dest,
+                        {.max_total_bytes = options_.max_extracted_bytes, .max_entries = options_.max_extracted_entries});
         } catch (...) {
             ::unlinkat(dir.get(), filename.c_str(), 0);
             throw;
