@@ -83,4 +83,19 @@ bool eventually(Pred pred, std::chrono::milliseconds bound = std::chrono::second
     return true;
 }
 
+/// The /proc state of the process or thread `id` ('R' running, 'S' asleep in a wait, 'T' stopped,
+/// 'Z' a zombie), or '\0' when there is none.
+inline char proc_state(pid_t id) {
+    std::ifstream stat("/proc/" + std::to_string(id) + "/stat");
+    const std::string text((std::istreambuf_iterator<char>(stat)), {});
+    const auto close = text.rfind(')');
+    if (close == std::string::npos || close + 2 >= text.size()) return '\0';
+    return text[close + 2];
+}
+
+/// Waits (bounded) until the process or thread `id` is in /proc state `state`.
+inline bool wait_state(pid_t id, char state, std::chrono::milliseconds bound = std::chrono::seconds(5)) {
+    return eventually([&] { return proc_state(id) == state; }, bound);
+}
+
 }  // namespace runbox_test

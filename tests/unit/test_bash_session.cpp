@@ -98,30 +98,12 @@ int free_port() {
     return ntohs(addr.sin_port);
 }
 
-/// Polls `done` until it holds or `bound` passes (a condition with a deadline, not a sleep).
-template <class Done>
-bool poll_until(Done done, std::chrono::milliseconds bound) {
-    const auto deadline = std::chrono::steady_clock::now() + bound;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(2ms);
-    }
-    return true;
-}
-
 /// Waits (bounded) until `pid` no longer runs (gone or a zombie).
 bool wait_gone(pid_t pid, std::chrono::milliseconds bound = 5000ms) {
-    return poll_until([&] { return !runbox::server::detail::process_alive(pid); }, bound);
+    return runbox_test::eventually([&] { return !runbox::server::detail::process_alive(pid); }, bound);
 }
 
-/// Waits (bounded) until the process or thread `id` is in /proc state `state` ('T' stopped,
-/// 'S' asleep in a wait).
-bool wait_state(pid_t id, char state, std::chrono::milliseconds bound = 5000ms) {
-    return poll_until([&] {
-        const auto st = runbox::server::detail::read_proc_stat(id);
-        return st && st->state == state;
-    }, bound);
-}
+using runbox_test::wait_state;
 
 std::string current_user() {
     const passwd* pw = ::getpwuid(::geteuid());

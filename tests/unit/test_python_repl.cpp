@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <csignal>
 #include <cstdlib>
 #include <optional>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "catch.hpp"
+#include "process_census.hpp"
 #include "runbox/server/ipython_driver.hpp"
 #include "runbox/server/run_as.hpp"
 
@@ -20,25 +22,13 @@ namespace test_python_repl {  // several files share a unit (tests/CMakeLists.tx
 
 using namespace std::chrono_literals;
 using runbox::server::detail::PythonRepl;
-using runbox::server::detail::read_proc_stat;
+using runbox_test::wait_state;
 
 namespace {
 
 std::optional<std::string> python3() {
     const char* path = std::getenv("PATH");
     return runbox::server::detail::find_executable("python3", path ? path : "");
-}
-
-/// Waits (bounded) until the process or thread `id` is in /proc state `state` ('T' stopped,
-/// 'Z' a zombie, 'S' asleep in a wait).
-bool wait_state(pid_t id, char state, std::chrono::milliseconds bound = 5000ms) {
-    const auto deadline = std::chrono::steady_clock::now() + bound;
-    for (;;) {
-        const auto st = read_proc_stat(id);
-        if (st && st->state == state) return true;
-        if (std::chrono::steady_clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(2ms);  // polling a condition with a deadline
-    }
 }
 
 /// Resumes a stopped process on every way out of the test.
