@@ -90,7 +90,7 @@ struct ActionServerOptions {
     /// An uploaded zip may extract to at most this many bytes and entries (413; a small archive
     /// can declare gigabytes of zeros). The declared sizes are checked before anything is written.
     std::uintmax_t max_extracted_bytes = std::uintmax_t{4} << 30;
-    std::uintmax_t max_extracted_entries = 1'000'000;
+    std::uintmax_t max_extracted_entries = 1'000'000;  ///< files and directories of one uploaded zip
     /// How long a file action may take when the action names no timeout.
     std::chrono::milliseconds file_action_timeout{120000};
     /// Connections served at once; more are closed on accept.
