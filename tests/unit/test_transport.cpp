@@ -228,6 +228,40 @@ TEST_CASE("parse_retry_after: seconds, milliseconds, dates and throttler suffixe
     REQUIRE_FALSE(runbox::parse_retry_after(Headers{{"Retry-After", "Sun, 06 Nov 1994 08:49:37 PST"}}, now));
 }
 
+TEST_CASE("parse_retry_after: a date centuries ahead is a capped wait, not an overflow", "[transport][retry-after]") {
+    using namespace std::chrono;
+    const auto now = sys_days{year{2026} / December / 3} + hours{12};
+    const auto year_ms = duration_cast<milliseconds>(days{365});
+    // 2903 is past the end of system_clock's nanoseconds (2262): computed in them, the wait
+    // wrapped around to a negative or a centuries-long one.
+    for (const char* date : {"Sat, 03 Oct 2903 11:21:25 GMT", "Fri, 31 Dec 9999 23:59:59 GMT", "Sat, 01 Jan 2263 00:00:00 GMT"}) {
+        INFO(date);
+        const auto wait = runbox::parse_retry_after(Headers{{"Retry-After", date}}, now);
+        REQUIRE(wait.has_value());
+        CHECK(*wait == year_ms);
+    }
+    CHECK(runbox::parse_retry_after(Headers{{"Retry-After", "Thu, 03 Dec 2026 12:00:09 GMT"}}, now) == milliseconds(9000));
+}
+
+TEST_CASE("send_with_retry refuses a far Retry-After date within its budget", "[transport][retry]") {
+    std::vector<std::chrono::milliseconds> waits;
+    auto policy = recording_policy(waits);
+    ScriptedTransport t;
+    t.reply(503, Headers{{"Retry-After", "Sat, 03 Oct 2903 11:21:25 GMT"}});
+    t.reply(200);
+    REQUIRE(runbox::send_with_retry(t, get(), policy).status == 503);  // the wait is past max_elapsed
+    REQUIRE(t.calls == 1);
+    REQUIRE(waits.empty());
+
+    policy.max_elapsed = std::chrono::milliseconds::max();  // no budget: still no wrap-around
+    ScriptedTransport u;
+    u.reply(503, Headers{{"Retry-After", "Sat, 03 Oct 2903 11:21:25 GMT"}});
+    u.reply(200);
+    REQUIRE(runbox::send_with_retry(u, get(), policy).status == 200);
+    REQUIRE(waits.size() == 1);
+    REQUIRE(waits.front() == std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::days{365}));
+}
+
 TEST_CASE("RetryPolicy::backoff doubles, caps and jitters downwards", "[transport][retry]") {
     RetryPolicy p;
     p.jitter = 0;

@@ -364,8 +364,9 @@ Response send_framed(T& transport, Request request, FrameHandler::Handler on_fra
 // Retry-After
 
 namespace detail {
-/// Parses an HTTP-date (IMF-fixdate, RFC 850 or asctime), always GMT.
-RUNBOX_DECL std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text);
+/// Parses an HTTP-date (IMF-fixdate, RFC 850 or asctime), always GMT. In seconds: any year a
+/// peer can write (up to 9999) fits, where system_clock's nanoseconds end in 2262.
+RUNBOX_DECL std::optional<std::chrono::sys_seconds> parse_http_date(std::string_view text);
 
 /// A non-negative decimal number ("2", "1.5"); nullopt otherwise.
 RUNBOX_DECL std::optional<double> parse_non_negative(std::string_view text);
@@ -475,9 +476,11 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
 
     // Elapsed = wall time, or the waits asked for if more (an injected sleep may not block).
     std::chrono::milliseconds waited{0};
+    // Subtracts instead of adding: a delay a peer chose cannot wrap the sum around.
     auto fits_budget = [&](std::chrono::milliseconds delay) {
-        const auto elapsed = std::max<std::chrono::steady_clock::duration>(std::chrono::steady_clock::now() - start, waited);
-        return elapsed + delay <= policy.max_elapsed;
+        const auto elapsed =
+            std::max(std::chrono::ceil<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start), waited);
+        return elapsed <= policy.max_elapsed && delay <= policy.max_elapsed - elapsed;
     };
     auto wait = [&](std::chrono::milliseconds delay) {
         waited += delay;

@@ -253,7 +253,7 @@ RUNBOX_DECL std::function<StreamAction(std::string_view)> FrameHandler::chunk_ha
 
 namespace detail {
 
-RUNBOX_DECL std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
+RUNBOX_DECL std::optional<std::chrono::sys_seconds> parse_http_date(std::string_view text) {
     static constexpr const char* formats[] = {
         "%a, %d %b %Y %H:%M:%S",  // Sun, 06 Nov 1994 08:49:37 GMT
         "%A, %d-%b-%y %H:%M:%S",  // Sunday, 06-Nov-94 08:49:37 GMT
@@ -309,7 +309,10 @@ RUNBOX_DECL std::optional<std::chrono::milliseconds> parse_retry_after(
             if (auto s = detail::parse_non_negative(value)) {
                 offer(detail::to_millis(*s * 1000.0));
             } else if (auto when = detail::parse_http_date(detail::trim(value))) {
-                offer(std::chrono::ceil<std::chrono::milliseconds>(*when - now));
+                // In seconds, then capped by to_millis: a date centuries ahead is a long wait
+                // (which the retry budget refuses), never an overflow.
+                const auto ahead = *when - std::chrono::floor<std::chrono::seconds>(now);
+                offer(detail::to_millis(static_cast<double>(ahead.count()) * 1000.0));
             }
         }
     }
