@@ -85,6 +85,11 @@ struct Ownership {
 
     /// The six labels (labels::managed = "1" and the five fields), as the provider stores them.
     std::map<std::string, std::string> labels() const;
+
+    /// Whether a sandbox's label map names this create (labels::managed and this token). A lookup
+    /// by token checks every item it is given: an API that ignores the filter must not hand
+    /// runbox someone else's sandbox to adopt and later delete.
+    bool matches(const std::map<std::string, std::string>& map) const;
 };
 
 /// A sandbox as list_sandboxes() reports it, with its ownership labels read back.
@@ -158,9 +163,12 @@ enum class Holder {
 RUNBOX_DECL Holder holder_of(const Ownership& o);
 
 /// Whether a failed create may nevertheless have been performed by the API: the answer was lost
-/// (dropped connection, timeout) or a gateway failed after forwarding it (5xx).
+/// (dropped connection, timeout), a gateway failed after forwarding it (5xx), or it came back in
+/// a form runbox cannot use (bad_response: not JSON, no id, a gRPC answer without its status).
+/// A lookup too many costs one list call; one too few leaves a sandbox nobody knows of.
 inline bool answer_may_be_lost(const error& e) {
-    return e.code() == errc::transport || e.code() == errc::timeout || e.code() == errc::server_error;
+    return e.code() == errc::transport || e.code() == errc::timeout || e.code() == errc::server_error ||
+           e.code() == errc::bad_response;
 }
 
 /// Create then dedupe: `create()` once; when its answer may be lost, `find()` looks the

@@ -378,6 +378,21 @@ TEST_CASE("e2b: the server command exits at once: connect() fails within a secon
     CHECK(fake.wait_until([&] { return fake.running_processes() == 0; }));
 }
 
+TEST_CASE("e2b: a create whose answer is lost is found by its token and is ours even when connecting to it fails") {
+    FakeE2B fake;
+    fake.start();
+    fake.inject({.kind = runbox::Fault::Kind::lose_response, .method = "POST", .url_contains = "/v2/sandboxes"});
+    // The lookup finds the sandbox; resuming it (POST .../connect) then fails.
+    fake.inject({.kind = runbox::Fault::Kind::reply, .method = "POST", .url_contains = "/connect", .status = 404});
+    runbox::EventStream events;
+    runbox::E2BRuntime rt(fake_config(fake), events, opts("sess-lost"));
+    auto e = capture_error([&] { rt.connect(); });
+    CHECK(e.code() == runbox::errc::not_found);
+    CHECK(requests_to(fake, "POST", "/v2/sandboxes").size() == 2);  // the create once, the failed connect
+    CHECK(fake.live_sandboxes() == 0);  // the failed connect() killed the sandbox it had found
+    CHECK(rt.unreleased().empty());
+}
+
 TEST_CASE("e2b: an envd older than 0.1.0 is refused and its sandbox killed") {
     FakeE2BOptions options;
     options.envd_version = "0.0.9";

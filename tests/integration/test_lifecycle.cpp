@@ -244,6 +244,48 @@ TEST_CASE("lifecycle: runloop - a create whose answer is lost is found by its to
     lost_create_is_found_not_resent<Runloop>();
 }
 
+// The create was performed but its answer cannot be used (not JSON; JSON without an id): the
+// same lookup by token, instead of a sandbox nobody knows of.
+template <class P>
+void unusable_create_answer_is_found() {
+    for (const std::string body : {"<html>502 from a proxy that ate the answer</html>", "{}"}) {
+        INFO(body);
+        P p;
+        runbox::EventStream events;
+        {
+            runbox::Runtime<typename P::Auth, Faulty> rt(config_for(p), events, {.sid = "garbled-create"});
+            rt.transport().garble_response("POST", P::create_path, 201, body);
+            rt.connect();
+            REQUIRE(p.creates() == 1);
+            REQUIRE(p.left() == 1);
+            rt.close();
+            CHECK(rt.unreleased().empty());
+        }
+        CHECK(eventually([&] { return p.left() == 0; }));
+    }
+}
+
+TEST_CASE("lifecycle: daytona - a create answered in a form runbox cannot use is found by its token and released") {
+    unusable_create_answer_is_found<Daytona>();
+}
+TEST_CASE("lifecycle: runloop - a create answered in a form runbox cannot use is found by its token and released") {
+    unusable_create_answer_is_found<Runloop>();
+}
+
+TEST_CASE("lifecycle: Ownership::matches wants this create's token and the managed label") {
+    runbox::Config c;
+    const auto own = runbox::Ownership::make(c, "tok123");
+    CHECK(own.matches(own.labels()));
+    auto other = own.labels();
+    other[std::string(runbox::labels::token)] = "tok999";
+    CHECK_FALSE(own.matches(other));
+    auto unmanaged = own.labels();
+    unmanaged.erase(std::string(runbox::labels::managed));
+    CHECK_FALSE(own.matches(unmanaged));
+    CHECK_FALSE(own.matches({}));
+    CHECK_FALSE(runbox::Ownership{}.matches({{std::string(runbox::labels::token), ""}, {std::string(runbox::labels::managed), "1"}}));
+}
+
 // A lost answer and a lookup that finds nothing (the fake never performed it): the error stands.
 TEST_CASE("lifecycle: a lost create answer with nothing to find fails connect with the transport error") {
     Daytona p;

@@ -93,6 +93,11 @@ RUNBOX_DECL bool is_runbox_managed(const std::map<std::string, std::string>& map
     return it != map.end() && it->second == "1";
 }
 
+RUNBOX_DECL bool Ownership::matches(const std::map<std::string, std::string>& map) const {
+    const auto it = map.find(std::string(labels::token));
+    return !token.empty() && it != map.end() && it->second == token && is_runbox_managed(map);
+}
+
 RUNBOX_DECL std::map<std::string, std::string> label_map(const nlohmann::json& json) {
     std::map<std::string, std::string> out;
     if (!json.is_object()) return out;

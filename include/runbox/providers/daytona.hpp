@@ -305,12 +305,19 @@ private:
         if (config.sandbox.runtime_container_image) body["snapshot"] = *config.sandbox.runtime_container_image;
         // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
         nlohmann::json sandbox = create_then_dedupe(
-            [&] { return api.json("POST", "/sandbox", body, cloud::Replay::refused_only); },
+            [&] {
+                auto answer = api.json("POST", "/sandbox", body, cloud::Replay::refused_only);
+                // Performed, but unusable: looked up by its token like a lost answer.
+                if (cloud::string_field(answer, "id").empty())
+                    throw error(errc::bad_response, "create answered no sandbox id", "daytona");
+                return answer;
+            },
             [&]() -> std::optional<nlohmann::json> {
                 ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
-                auto found = list_labelled(api, {{std::string(labels::token), own.token}});
-                if (found.empty()) return std::nullopt;
-                return found.front();
+                for (auto& item : list_labelled(api, {{std::string(labels::token), own.token}})) {
+                    if (own.matches(label_map(item.value("labels", nlohmann::json::object())))) return std::move(item);
+                }
+                return std::nullopt;
             });
         box_.attached = false;
         remember(sandbox);

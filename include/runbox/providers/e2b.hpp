@@ -365,19 +365,31 @@ private:
         if (!settings_.is_public) body["network"] = {{"allowPublicTraffic", false}};
         // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
         auto sandbox = create_then_dedupe(
-            [&] { return api.parse_object(api.call("POST", "/v2/sandboxes", body, cloud::Replay::refused_only)); },
+            [&] {
+                auto answer = api.parse_object(api.call("POST", "/v2/sandboxes", body, cloud::Replay::refused_only));
+                // Performed, but unusable: looked up by its token like a lost answer.
+                if (cloud::string_field(answer, "sandboxID").empty())
+                    throw error(errc::bad_response, "create answered no sandboxID", "e2b");
+                return answer;
+            },
             [&]() -> std::optional<nlohmann::json> {
                 ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
-                auto found = for_each_sandbox(api, metadata_pair(labels::token, own.token),
-                                              [](const nlohmann::json&) { return true; });
-                if (!found) return std::nullopt;
+                auto found = for_each_sandbox(api, metadata_pair(labels::token, own.token), [&](const nlohmann::json& item) {
+                    return own.matches(label_map(item.value("metadata", nlohmann::json::object())));
+                });
+                if (!found || cloud::string_field(*found, "sandboxID").empty()) return std::nullopt;
+                // Ours from here on: close() releases it even when the connect below fails.
                 box_.id = cloud::string_field(*found, "sandboxID");
+                created_ = true;
+                ctx.created(box_.id);
                 return resume(api);  // the list has no access tokens; connect returns them
             });
-        box_.id = cloud::string_field(sandbox, "sandboxID");
+        if (const auto id = cloud::string_field(sandbox, "sandboxID"); !id.empty()) box_.id = id;
         if (box_.id.empty()) throw error(errc::bad_response, "create answered no sandboxID", "e2b");
-        created_ = true;
-        ctx.created(box_.id);
+        if (!created_) {
+            created_ = true;
+            ctx.created(box_.id);
+        }
         return sandbox;
     }
 

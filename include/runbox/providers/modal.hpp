@@ -455,13 +455,18 @@ private:
         ctx.status(RuntimeStatus::building_runtime, "Creating Modal sandbox...");
         auto answer = create_then_dedupe(
             [&] {
-                return decode<runbox::detail::modal::SandboxCreateV2Response>(
+                auto created = decode<runbox::detail::modal::SandboxCreateV2Response>(
                     channel.unary(method("SandboxCreateV2"), encode(req), {.idempotent = false}), "sandbox");
+                // Performed, but unusable: looked up by its tags like a lost answer.
+                if (created.sandbox_id.empty())
+                    throw error(errc::bad_response, "SandboxCreateV2 answered no sandbox id", "modal");
+                return created;
             },
             [&]() -> std::optional<runbox::detail::modal::SandboxCreateV2Response> {
                 ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
                 std::optional<runbox::detail::modal::SandboxCreateV2Response> found;
                 for_each_sandbox(channel, {{std::string(labels::token), own.token}}, [&](const auto& info) {
+                    if (!own.matches(detail::tag_map(info.tags))) return false;
                     found = runbox::detail::modal::SandboxCreateV2Response{};
                     found->sandbox_id = info.id;
                     return true;

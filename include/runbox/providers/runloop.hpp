@@ -290,12 +290,18 @@ private:
         if (settings_.prebuilt) body["prebuilt"] = *settings_.prebuilt;
         // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
         auto devbox = create_then_dedupe(
-            [&] { return api.parse_object(api.call("POST", "/v1/devboxes", body, cloud::Replay::refused_only)); },
+            [&] {
+                auto answer = api.parse_object(api.call("POST", "/v1/devboxes", body, cloud::Replay::refused_only));
+                // Performed, but unusable: looked up by its token like a lost answer.
+                if (cloud::string_field(answer, "id").empty())
+                    throw error(errc::bad_response, "create answered no devbox id", "runloop");
+                return answer;
+            },
             [&] {
                 ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the devbox up...");
                 return for_each_devbox(api, {}, [&](const nlohmann::json& item) {
-                    return label_map(item.value("metadata", nlohmann::json::object()))[std::string(labels::token)] ==
-                           own.token;
+                    return !cloud::string_field(item, "id").empty() &&
+                           own.matches(label_map(item.value("metadata", nlohmann::json::object())));
                 });
             });
         box_.id = cloud::string_field(devbox, "id");

@@ -101,15 +101,17 @@ struct Fault {
         lose_response,  ///< forward (the server performs it), then throw errc::transport: the answer is lost
         start_failure,  ///< provider fakes only (testing/fake_base.hpp): the sandbox that the matching request
                         ///< creates or starts fails to start, `body` = the reason; a transport forwards it
+        garble_response,  ///< transports only: forward (the server performs it), then answer `status` + `body`
+                          ///< instead of what the server said (an answer runbox cannot use); a fake ignores it
     };
     Kind kind = Kind::drop;  ///< what the rule does
     std::string method{};      ///< empty = any method (compared case-insensitively)
     std::string url_contains{};  ///< empty = any URL
     int times = 1;             ///< applies to the next `times` matching requests; < 0 = forever
     std::chrono::milliseconds delay{0};  ///< Kind::delay: how long to wait
-    int status = 0;  ///< Kind::reply: the HTTP status
-    Headers headers{};  ///< Kind::reply: the response headers
-    std::string body{};  ///< Kind::reply: the response body; Kind::start_failure: the reason
+    int status = 0;  ///< Kind::reply, Kind::garble_response: the HTTP status
+    Headers headers{};  ///< Kind::reply, Kind::garble_response: the response headers
+    std::string body{};  ///< Kind::reply, Kind::garble_response: the response body; Kind::start_failure: the reason
 
     /// Whether `request` matches method and url_contains (ignores `times`).
     bool matches(const Request& request) const {
@@ -162,6 +164,13 @@ public:
     FaultInjectingTransport& lose_response(std::string method, std::string url_contains, int times = 1) {
         return add(Fault{.kind = Fault::Kind::lose_response, .method = std::move(method),
                          .url_contains = std::move(url_contains), .times = times});
+    }
+    /// The request reaches the server and is performed; the answer is replaced by `status` and `body`.
+    FaultInjectingTransport& garble_response(std::string method, std::string url_contains, int status, std::string body,
+                                             int times = 1) {
+        return add(Fault{.kind = Fault::Kind::garble_response, .method = std::move(method),
+                         .url_contains = std::move(url_contains), .times = times, .status = status,
+                         .body = std::move(body)});
     }
     /// Removes every rule (the request log stays).
     void clear_faults() {
@@ -230,6 +239,9 @@ public:
             case Fault::Kind::lose_response:
                 inner_.send(request);
                 throw error(errc::transport, request.method + " failed: the response was lost (injected)", "transport");
+            case Fault::Kind::garble_response:
+                inner_.send(request);
+                break;  // answered below, as a reply
         }
         Response response;
         response.status = fault->status;
