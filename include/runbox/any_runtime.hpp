@@ -189,9 +189,9 @@ public:
         visit([&](auto& rt) { rt.copy_to(host_src, sandbox_dest, recursive); });
     }
     /// Downloads a sandbox file or directory as a zip into a new local file; returns its path
-    /// (the caller owns and removes it).
-    std::filesystem::path copy_from(const std::string& sandbox_path) {
-        return visit([&](auto& rt) { return rt.copy_from(sandbox_path); });
+    /// (the caller owns and removes it). At most `max_bytes` (errc::quota_exceeded past it).
+    std::filesystem::path copy_from(const std::string& sandbox_path, std::uintmax_t max_bytes = default_max_copy_from_bytes) {
+        return visit([&](auto& rt) { return rt.copy_from(sandbox_path, max_bytes); });
     }
     /// Names in `path` (default: the server's working directory), directories first with a trailing '/'.
     std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {

@@ -65,6 +65,10 @@ RUNBOX_DECL std::filesystem::path download_path();
 
 }  // namespace detail
 
+/// How large a copy_from download may grow on the host's disk by default: the sandbox writes it,
+/// so its size is the sandbox's choice (runbox-server's own max_download_bytes is 1 GiB of files).
+inline constexpr std::uintmax_t default_max_copy_from_bytes = std::uintmax_t{4} << 30;
+
 /// Timeouts of reference §2.2 (seconds there; configurable here).
 struct ClientTimeouts {
     std::chrono::milliseconds alive{5000};  ///< one GET /alive attempt
@@ -207,14 +211,31 @@ public:
     }
 
     /// GET /download_files: writes the zip to a new local file and returns its path. Unlike
-    /// OpenHands, the status is checked: an error is an error, not a "zip" holding JSON.
-    std::filesystem::path copy_from(const std::string& sandbox_path) {
+    /// OpenHands, the status is checked: an error is an error, not a "zip" holding JSON. A
+    /// download past `max_bytes` stops there (errc::quota_exceeded); on any failure the local
+    /// file is removed.
+    std::filesystem::path copy_from(const std::string& sandbox_path, std::uintmax_t max_bytes = default_max_copy_from_bytes) {
         namespace fs = std::filesystem;
-        const fs::path local = detail::download_path();
-        std::ofstream out(local, std::ios::binary | std::ios::trunc);
-        if (!out) throw error(errc::system, "cannot create " + local.string(), provider_);
+        struct RemoveUnlessKept {
+            fs::path path;
+            bool keep = false;
+            ~RemoveUnlessKept() {
+                std::error_code ignored;
+                if (!keep) fs::remove(path, ignored);
+            }
+        };
+        RemoveUnlessKept local{detail::download_path()};
+        std::ofstream out(local.path, std::ios::binary | std::ios::trunc);
+        if (!out) throw error(errc::system, "cannot create " + local.path.string(), provider_);
         Request request = make("GET", "/download_files?" + query_string({{"path", sandbox_path}}), timeouts_.copy_from);
-        request.on_body = [&out](std::string_view chunk) {
+        std::uintmax_t received = 0;
+        bool too_large = false;
+        request.on_body = [&](std::string_view chunk) {
+            received += chunk.size();
+            if (received > max_bytes) {
+                too_large = true;
+                return StreamAction::fail;
+            }
             out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
             return out ? StreamAction::next : StreamAction::fail;
         };
@@ -223,18 +244,19 @@ public:
             response = send_once(request);  // streamed: not retried
         } catch (const error& e) {
             out.close();
-            std::error_code ignored;
-            fs::remove(local, ignored);
+            if (too_large) {
+                throw error(errc::quota_exceeded,
+                            "the download of " + sandbox_path + " is larger than the limit of " + std::to_string(max_bytes) + " bytes",
+                            provider_);
+            }
             if (e.code() == errc::timeout) throw error(errc::timeout, "Copy operation timed out", provider_);
             throw;
         }
         out.close();
-        if (!response.ok()) {
-            std::error_code ignored;
-            fs::remove(local, ignored);
-            raise(response);
-        }
-        return local;
+        raise(response);
+        if (!out) throw error(errc::system, "cannot write " + local.path.string(), provider_);
+        local.keep = true;
+        return local.path;
     }
 
     /// POST /list_files: names in `path` (the server's working dir when empty), directories
@@ -312,7 +334,12 @@ private:
     }
 
     void raise(const Response& response) const {
-        if (!response.ok()) raise_for_status(response, provider_, endpoint_.secrets);
+        if (response.ok()) return;
+        raise_for_status(response, provider_, endpoint_.secrets);
+        // raise_for_status lets 1xx and 3xx through; an action server never redirects and runbox
+        // never follows one, so anything but 2xx is an answer runbox cannot use.
+        throw error(errc::bad_response, "the action server answered HTTP " + std::to_string(response.status), provider_,
+                    response.status);
     }
 
     nlohmann::json parse_json(const Response& response, std::string_view what) const {

@@ -253,8 +253,10 @@ public:
         client().copy_to(host_src, sandbox_dest, recursive);
     }
     /// Downloads `sandbox_path` as a zip to a new local file and returns its path; the caller owns (and
-    /// deletes) the file.
-    std::filesystem::path copy_from(const std::string& sandbox_path) { return client().copy_from(sandbox_path); }
+    /// deletes) the file. At most `max_bytes` (errc::quota_exceeded past it, and no file).
+    std::filesystem::path copy_from(const std::string& sandbox_path, std::uintmax_t max_bytes = default_max_copy_from_bytes) {
+        return client().copy_from(sandbox_path, max_bytes);
+    }
     /// Names in `path` (the server's working directory when nullopt), directories first with a trailing '/'.
     std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
         return client().list_files(path);

@@ -848,8 +848,9 @@ Response send_framed(T& transport, Request request, FrameHandler::Handler on_fra
 // Retry-After
 
 namespace detail {
-/// Parses an HTTP-date (IMF-fixdate, RFC 850 or asctime), always GMT.
-RUNBOX_DECL std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text);
+/// Parses an HTTP-date (IMF-fixdate, RFC 850 or asctime), always GMT. In seconds: any year a
+/// peer can write (up to 9999) fits, where system_clock's nanoseconds end in 2262.
+RUNBOX_DECL std::optional<std::chrono::sys_seconds> parse_http_date(std::string_view text);
 
 /// A non-negative decimal number ("2", "1.5"); nullopt otherwise.
 RUNBOX_DECL std::optional<double> parse_non_negative(std::string_view text);
@@ -959,9 +960,11 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
 
     // Elapsed = wall time, or the waits asked for if more (an injected sleep may not block).
     std::chrono::milliseconds waited{0};
+    // Subtracts instead of adding: a delay a peer chose cannot wrap the sum around.
     auto fits_budget = [&](std::chrono::milliseconds delay) {
-        const auto elapsed = std::max<std::chrono::steady_clock::duration>(std::chrono::steady_clock::now() - start, waited);
-        return elapsed + delay <= policy.max_elapsed;
+        const auto elapsed =
+            std::max(std::chrono::ceil<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start), waited);
+        return elapsed <= policy.max_elapsed && delay <= policy.max_elapsed - elapsed;
     };
     auto wait = [&](std::chrono::milliseconds delay) {
         waited += delay;
@@ -1334,7 +1337,7 @@ RUNBOX_DECL std::function<StreamAction(std::string_view)> FrameHandler::chunk_ha
 
 namespace detail {
 
-RUNBOX_DECL std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
+RUNBOX_DECL std::optional<std::chrono::sys_seconds> parse_http_date(std::string_view text) {
     static constexpr const char* formats[] = {
         "%a, %d %b %Y %H:%M:%S",  // Sun, 06 Nov 1994 08:49:37 GMT
         "%A, %d-%b-%y %H:%M:%S",  // Sunday, 06-Nov-94 08:49:37 GMT
@@ -1390,7 +1393,10 @@ RUNBOX_DECL std::optional<std::chrono::milliseconds> parse_retry_after(
             if (auto s = detail::parse_non_negative(value)) {
                 offer(detail::to_millis(*s * 1000.0));
             } else if (auto when = detail::parse_http_date(detail::trim(value))) {
-                offer(std::chrono::ceil<std::chrono::milliseconds>(*when - now));
+                // In seconds, then capped by to_millis: a date centuries ahead is a long wait
+                // (which the retry budget refuses), never an overflow.
+                const auto ahead = *when - std::chrono::floor<std::chrono::seconds>(now);
+                offer(detail::to_millis(static_cast<double>(ahead.count()) * 1000.0));
             }
         }
     }
@@ -5332,6 +5338,11 @@ struct Ownership {
 
     /// The six labels (labels::managed = "1" and the five fields), as the provider stores them.
     std::map<std::string, std::string> labels() const;
+
+    /// Whether a sandbox's label map names this create (labels::managed and this token). A lookup
+    /// by token checks every item it is given: an API that ignores the filter must not hand
+    /// runbox someone else's sandbox to adopt and later delete.
+    bool matches(const std::map<std::string, std::string>& map) const;
 };
 
 /// A sandbox as list_sandboxes() reports it, with its ownership labels read back.
@@ -5405,9 +5416,12 @@ enum class Holder {
 RUNBOX_DECL Holder holder_of(const Ownership& o);
 
 /// Whether a failed create may nevertheless have been performed by the API: the answer was lost
-/// (dropped connection, timeout) or a gateway failed after forwarding it (5xx).
+/// (dropped connection, timeout), a gateway failed after forwarding it (5xx), or it came back in
+/// a form runbox cannot use (bad_response: not JSON, no id, a gRPC answer without its status).
+/// A lookup too many costs one list call; one too few leaves a sandbox nobody knows of.
 inline bool answer_may_be_lost(const error& e) {
-    return e.code() == errc::transport || e.code() == errc::timeout || e.code() == errc::server_error;
+    return e.code() == errc::transport || e.code() == errc::timeout || e.code() == errc::server_error ||
+           e.code() == errc::bad_response;
 }
 
 /// Create then dedupe: `create()` once; when its answer may be lost, `find()` looks the
@@ -5577,6 +5591,11 @@ RUNBOX_DECL SandboxRecord SandboxRecord::from_labels(std::string provider, std::
 RUNBOX_DECL bool is_runbox_managed(const std::map<std::string, std::string>& map) {
     const auto it = map.find(std::string(labels::managed));
     return it != map.end() && it->second == "1";
+}
+
+RUNBOX_DECL bool Ownership::matches(const std::map<std::string, std::string>& map) const {
+    const auto it = map.find(std::string(labels::token));
+    return !token.empty() && it != map.end() && it->second == token && is_runbox_managed(map);
 }
 
 RUNBOX_DECL std::map<std::string, std::string> label_map(const nlohmann::json& json) {
@@ -6139,6 +6158,10 @@ RUNBOX_DECL std::filesystem::path download_path();
 
 }  // namespace detail
 
+/// How large a copy_from download may grow on the host's disk by default: the sandbox writes it,
+/// so its size is the sandbox's choice (runbox-server's own max_download_bytes is 1 GiB of files).
+inline constexpr std::uintmax_t default_max_copy_from_bytes = std::uintmax_t{4} << 30;
+
 /// Timeouts of reference §2.2 (seconds there; configurable here).
 struct ClientTimeouts {
     std::chrono::milliseconds alive{5000};  ///< one GET /alive attempt
@@ -6281,14 +6304,31 @@ public:
     }
 
     /// GET /download_files: writes the zip to a new local file and returns its path. Unlike
-    /// OpenHands, the status is checked: an error is an error, not a "zip" holding JSON.
-    std::filesystem::path copy_from(const std::string& sandbox_path) {
+    /// OpenHands, the status is checked: an error is an error, not a "zip" holding JSON. A
+    /// download past `max_bytes` stops there (errc::quota_exceeded); on any failure the local
+    /// file is removed.
+    std::filesystem::path copy_from(const std::string& sandbox_path, std::uintmax_t max_bytes = default_max_copy_from_bytes) {
         namespace fs = std::filesystem;
-        const fs::path local = detail::download_path();
-        std::ofstream out(local, std::ios::binary | std::ios::trunc);
-        if (!out) throw error(errc::system, "cannot create " + local.string(), provider_);
+        struct RemoveUnlessKept {
+            fs::path path;
+            bool keep = false;
+            ~RemoveUnlessKept() {
+                std::error_code ignored;
+                if (!keep) fs::remove(path, ignored);
+            }
+        };
+        RemoveUnlessKept local{detail::download_path()};
+        std::ofstream out(local.path, std::ios::binary | std::ios::trunc);
+        if (!out) throw error(errc::system, "cannot create " + local.path.string(), provider_);
         Request request = make("GET", "/download_files?" + query_string({{"path", sandbox_path}}), timeouts_.copy_from);
-        request.on_body = [&out](std::string_view chunk) {
+        std::uintmax_t received = 0;
+        bool too_large = false;
+        request.on_body = [&](std::string_view chunk) {
+            received += chunk.size();
+            if (received > max_bytes) {
+                too_large = true;
+                return StreamAction::fail;
+            }
             out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
             return out ? StreamAction::next : StreamAction::fail;
         };
@@ -6297,18 +6337,19 @@ public:
             response = send_once(request);  // streamed: not retried
         } catch (const error& e) {
             out.close();
-            std::error_code ignored;
-            fs::remove(local, ignored);
+            if (too_large) {
+                throw error(errc::quota_exceeded,
+                            "the download of " + sandbox_path + " is larger than the limit of " + std::to_string(max_bytes) + " bytes",
+                            provider_);
+            }
             if (e.code() == errc::timeout) throw error(errc::timeout, "Copy operation timed out", provider_);
             throw;
         }
         out.close();
-        if (!response.ok()) {
-            std::error_code ignored;
-            fs::remove(local, ignored);
-            raise(response);
-        }
-        return local;
+        raise(response);
+        if (!out) throw error(errc::system, "cannot write " + local.path.string(), provider_);
+        local.keep = true;
+        return local.path;
     }
 
     /// POST /list_files: names in `path` (the server's working dir when empty), directories
@@ -6386,7 +6427,12 @@ private:
     }
 
     void raise(const Response& response) const {
-        if (!response.ok()) raise_for_status(response, provider_, endpoint_.secrets);
+        if (response.ok()) return;
+        raise_for_status(response, provider_, endpoint_.secrets);
+        // raise_for_status lets 1xx and 3xx through; an action server never redirects and runbox
+        // never follows one, so anything but 2xx is an answer runbox cannot use.
+        throw error(errc::bad_response, "the action server answered HTTP " + std::to_string(response.status), provider_,
+                    response.status);
     }
 
     nlohmann::json parse_json(const Response& response, std::string_view what) const {
@@ -7469,8 +7515,10 @@ public:
         client().copy_to(host_src, sandbox_dest, recursive);
     }
     /// Downloads `sandbox_path` as a zip to a new local file and returns its path; the caller owns (and
-    /// deletes) the file.
-    std::filesystem::path copy_from(const std::string& sandbox_path) { return client().copy_from(sandbox_path); }
+    /// deletes) the file. At most `max_bytes` (errc::quota_exceeded past it, and no file).
+    std::filesystem::path copy_from(const std::string& sandbox_path, std::uintmax_t max_bytes = default_max_copy_from_bytes) {
+        return client().copy_from(sandbox_path, max_bytes);
+    }
     /// Names in `path` (the server's working directory when nullopt), directories first with a trailing '/'.
     std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
         return client().list_files(path);
@@ -15601,12 +15649,19 @@ private:
         if (config.sandbox.runtime_container_image) body["snapshot"] = *config.sandbox.runtime_container_image;
         // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
         nlohmann::json sandbox = create_then_dedupe(
-            [&] { return api.json("POST", "/sandbox", body, cloud::Replay::refused_only); },
+            [&] {
+                auto answer = api.json("POST", "/sandbox", body, cloud::Replay::refused_only);
+                // Performed, but unusable: looked up by its token like a lost answer.
+                if (cloud::string_field(answer, "id").empty())
+                    throw error(errc::bad_response, "create answered no sandbox id", "daytona");
+                return answer;
+            },
             [&]() -> std::optional<nlohmann::json> {
                 ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
-                auto found = list_labelled(api, {{std::string(labels::token), own.token}});
-                if (found.empty()) return std::nullopt;
-                return found.front();
+                for (auto& item : list_labelled(api, {{std::string(labels::token), own.token}})) {
+                    if (own.matches(label_map(item.value("labels", nlohmann::json::object())))) return std::move(item);
+                }
+                return std::nullopt;
             });
         box_.attached = false;
         remember(sandbox);
@@ -15992,12 +16047,18 @@ private:
         if (settings_.prebuilt) body["prebuilt"] = *settings_.prebuilt;
         // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
         auto devbox = create_then_dedupe(
-            [&] { return api.parse_object(api.call("POST", "/v1/devboxes", body, cloud::Replay::refused_only)); },
+            [&] {
+                auto answer = api.parse_object(api.call("POST", "/v1/devboxes", body, cloud::Replay::refused_only));
+                // Performed, but unusable: looked up by its token like a lost answer.
+                if (cloud::string_field(answer, "id").empty())
+                    throw error(errc::bad_response, "create answered no devbox id", "runloop");
+                return answer;
+            },
             [&] {
                 ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the devbox up...");
                 return for_each_devbox(api, {}, [&](const nlohmann::json& item) {
-                    return label_map(item.value("metadata", nlohmann::json::object()))[std::string(labels::token)] ==
-                           own.token;
+                    return !cloud::string_field(item, "id").empty() &&
+                           own.matches(label_map(item.value("metadata", nlohmann::json::object())));
                 });
             });
         box_.id = cloud::string_field(devbox, "id");
@@ -16319,9 +16380,9 @@ public:
         visit([&](auto& rt) { rt.copy_to(host_src, sandbox_dest, recursive); });
     }
     /// Downloads a sandbox file or directory as a zip into a new local file; returns its path
-    /// (the caller owns and removes it).
-    std::filesystem::path copy_from(const std::string& sandbox_path) {
-        return visit([&](auto& rt) { return rt.copy_from(sandbox_path); });
+    /// (the caller owns and removes it). At most `max_bytes` (errc::quota_exceeded past it).
+    std::filesystem::path copy_from(const std::string& sandbox_path, std::uintmax_t max_bytes = default_max_copy_from_bytes) {
+        return visit([&](auto& rt) { return rt.copy_from(sandbox_path, max_bytes); });
     }
     /// Names in `path` (default: the server's working directory), directories first with a trailing '/'.
     std::vector<std::string> list_files(const std::optional<std::string>& path = std::nullopt) {
@@ -16725,19 +16786,31 @@ private:
         if (!settings_.is_public) body["network"] = {{"allowPublicTraffic", false}};
         // Not idempotent: a create whose answer is lost is looked up by its token, never resent.
         auto sandbox = create_then_dedupe(
-            [&] { return api.parse_object(api.call("POST", "/v2/sandboxes", body, cloud::Replay::refused_only)); },
+            [&] {
+                auto answer = api.parse_object(api.call("POST", "/v2/sandboxes", body, cloud::Replay::refused_only));
+                // Performed, but unusable: looked up by its token like a lost answer.
+                if (cloud::string_field(answer, "sandboxID").empty())
+                    throw error(errc::bad_response, "create answered no sandboxID", "e2b");
+                return answer;
+            },
             [&]() -> std::optional<nlohmann::json> {
                 ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
-                auto found = for_each_sandbox(api, metadata_pair(labels::token, own.token),
-                                              [](const nlohmann::json&) { return true; });
-                if (!found) return std::nullopt;
+                auto found = for_each_sandbox(api, metadata_pair(labels::token, own.token), [&](const nlohmann::json& item) {
+                    return own.matches(label_map(item.value("metadata", nlohmann::json::object())));
+                });
+                if (!found || cloud::string_field(*found, "sandboxID").empty()) return std::nullopt;
+                // Ours from here on: close() releases it even when the connect below fails.
                 box_.id = cloud::string_field(*found, "sandboxID");
+                created_ = true;
+                ctx.created(box_.id);
                 return resume(api);  // the list has no access tokens; connect returns them
             });
-        box_.id = cloud::string_field(sandbox, "sandboxID");
+        if (const auto id = cloud::string_field(sandbox, "sandboxID"); !id.empty()) box_.id = id;
         if (box_.id.empty()) throw error(errc::bad_response, "create answered no sandboxID", "e2b");
-        created_ = true;
-        ctx.created(box_.id);
+        if (!created_) {
+            created_ = true;
+            ctx.created(box_.id);
+        }
         return sandbox;
     }
 
@@ -19392,13 +19465,18 @@ private:
         ctx.status(RuntimeStatus::building_runtime, "Creating Modal sandbox...");
         auto answer = create_then_dedupe(
             [&] {
-                return decode<runbox::detail::modal::SandboxCreateV2Response>(
+                auto created = decode<runbox::detail::modal::SandboxCreateV2Response>(
                     channel.unary(method("SandboxCreateV2"), encode(req), {.idempotent = false}), "sandbox");
+                // Performed, but unusable: looked up by its tags like a lost answer.
+                if (created.sandbox_id.empty())
+                    throw error(errc::bad_response, "SandboxCreateV2 answered no sandbox id", "modal");
+                return created;
             },
             [&]() -> std::optional<runbox::detail::modal::SandboxCreateV2Response> {
                 ctx.status(RuntimeStatus::building_runtime, "The create answer was lost; looking the sandbox up...");
                 std::optional<runbox::detail::modal::SandboxCreateV2Response> found;
                 for_each_sandbox(channel, {{std::string(labels::token), own.token}}, [&](const auto& info) {
+                    if (!own.matches(detail::tag_map(info.tags))) return false;
                     found = runbox::detail::modal::SandboxCreateV2Response{};
                     found->sandbox_id = info.id;
                     return true;

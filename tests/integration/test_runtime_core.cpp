@@ -7,6 +7,7 @@
 #include <atomic>
 #include <boost/mp11/list.hpp>
 #include <condition_variable>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -91,6 +92,21 @@ public:
             if (req.get_param_value("path") == "/missing") {
                 res.status = 500;
                 res.set_content(R"({"detail": "404: File not found"})", "application/json");
+                return;
+            }
+            if (req.get_param_value("path") == "/big") {  // 3 MiB, streamed in 64 KiB chunks
+                res.set_chunked_content_provider("application/zip", [](std::size_t offset, httplib::DataSink& sink) {
+                    if (offset >= (std::size_t{3} << 20)) {
+                        sink.done();
+                        return true;
+                    }
+                    const std::string chunk(64 * 1024, 'z');
+                    return sink.write(chunk.data(), chunk.size());
+                });
+                return;
+            }
+            if (req.get_param_value("path") == "/moved") {
+                res.set_redirect("/elsewhere", 302);
                 return;
             }
             res.set_content("PK-fake-zip-bytes", "application/zip");
@@ -465,6 +481,53 @@ TEST_CASE_METHOD(Fixture, "runtime: files go through upload, download and list")
     CHECK(server.list_bodies()[0] == json::object());
     CHECK(server.list_bodies()[1] == json{{"path", "/workspace/src"}});
     fs::remove_all(dir);
+}
+
+TEST_CASE_METHOD(Fixture, "runtime: a download is bounded, a redirect is an error, and neither leaves a file") {
+    // The downloads land in the temporary directory: a private one, so the test can see all of them.
+    const fs::path tmp = fs::temp_directory_path() / ("runbox-core-dl-" + runbox::detail::random_hex(4));
+    fs::create_directories(tmp);
+    const char* old_tmpdir = std::getenv("TMPDIR");
+    const std::string saved = old_tmpdir ? old_tmpdir : "";
+    ::setenv("TMPDIR", tmp.c_str(), 1);
+    struct Restore {
+        const char* old;
+        std::string saved;
+        fs::path dir;
+        ~Restore() {
+            if (old) ::setenv("TMPDIR", saved.c_str(), 1);
+            else ::unsetenv("TMPDIR");
+            std::error_code ec;
+            fs::remove_all(dir, ec);
+        }
+    } restore{old_tmpdir, saved, tmp};
+    const auto files_left = [&] { return std::distance(fs::directory_iterator(tmp), fs::directory_iterator()); };
+
+    runbox::EventStream events;
+    TestRuntime rt(test_config(), events, {.attach_to_existing = true});
+    rt.connect();
+    try {
+        (void)rt.copy_from("/big", std::uintmax_t{1} << 20);
+        FAIL("a download past its bound was accepted");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == runbox::errc::quota_exceeded);
+        CHECK(e.detail() == "the download of /big is larger than the limit of 1048576 bytes");
+    }
+    CHECK(files_left() == 0);
+
+    const auto whole = rt.copy_from("/big");  // the default bound (4 GiB) lets it through
+    CHECK(whole.parent_path() == tmp);  // where the failed ones would have been left
+    CHECK(fs::file_size(whole) == (std::uintmax_t{3} << 20));
+    fs::remove(whole);
+
+    try {
+        (void)rt.copy_from("/moved");
+        FAIL("a redirect was taken for a download");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == runbox::errc::bad_response);
+        CHECK(e.http_status() == 302);
+    }
+    CHECK(files_left() == 0);
 }
 
 TEST_CASE_METHOD(Fixture, "runtime: a session key echoed by the server never appears in an error") {
