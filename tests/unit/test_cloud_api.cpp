@@ -87,6 +87,8 @@ TEST_CASE("cloud: replay classes map onto retry policies; pagination is bounded"
     const auto refused = api.policy(runbox::cloud::Replay::refused_only);
     CHECK(refused.retry_statuses == std::vector<int>{429});
     CHECK_FALSE(refused.retry_dropped_connections);
+    CHECK_FALSE(refused.honor_should_retry);  // a gateway's 502 may follow a performed create
+    CHECK(api.policy(runbox::cloud::Replay::safe).honor_should_retry);
     CHECK(api.policy(runbox::cloud::Replay::never).max_attempts == 1);
     const auto closing = api.closing().policy(runbox::cloud::Replay::safe);
     CHECK(closing.max_attempts == 8);

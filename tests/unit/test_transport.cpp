@@ -388,6 +388,14 @@ TEST_CASE("x-should-retry overrides the status rule", "[transport][retry]") {
     u.reply(200);
     REQUIRE(runbox::send_with_retry(u, get(), policy).status == 200);
     REQUIRE(u.calls == 2);
+
+    // Where only a refusal may be repeated, the header does not widen the statuses.
+    policy.honor_should_retry = false;
+    ScriptedTransport v;
+    v.reply(500, Headers{{"x-should-retry", "true"}});
+    v.reply(200);
+    REQUIRE(runbox::send_with_retry(v, get(), policy).status == 500);
+    REQUIRE(v.calls == 1);
 }
 
 TEST_CASE("send_with_retry retries dropped connections of idempotent requests", "[transport][retry]") {

@@ -410,6 +410,10 @@ struct RetryPolicy {
     std::chrono::milliseconds max_elapsed{60000};  ///< no wait may end past this budget
     std::vector<int> retry_statuses{429, 502, 503, 504};  ///< HTTP statuses retried (idempotent requests only)
     bool retry_dropped_connections = true;      ///< errc::transport errors
+    /// `x-should-retry: true` (Stainless SDKs' header) retries a status not in retry_statuses. Off
+    /// where only a refusal may be repeated (a create): a gateway's 502 with the header may come
+    /// after the API performed it. `x-should-retry: false` is always honoured.
+    bool honor_should_retry = true;
     /// Waits between attempts; tests inject a recorder.
     std::function<void(std::chrono::milliseconds)> sleep = [](std::chrono::milliseconds d) {
         std::this_thread::sleep_for(d);
@@ -508,7 +512,9 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
             const auto should_retry = response.headers.get("x-should-retry");
             bool retry = policy.retries_status(response.status);
             if (should_retry && detail::iequals(detail::trim(*should_retry), "false")) retry = false;
-            if (should_retry && detail::iequals(detail::trim(*should_retry), "true") && !response.ok()) retry = true;
+            if (policy.honor_should_retry && should_retry && detail::iequals(detail::trim(*should_retry), "true") &&
+                !response.ok())
+                retry = true;
             decision = RetryDecision{retry, parse_retry_after(response.headers)};
         }
         if (!decision->retry || body_delivered) return response;

@@ -318,6 +318,7 @@ public:
         if (replay == Replay::refused_only) {
             p.retry_statuses = {429};
             p.retry_dropped_connections = false;
+            p.honor_should_retry = false;
         }
         return p;
     }

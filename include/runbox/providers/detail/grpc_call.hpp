@@ -167,6 +167,7 @@ private:
         if (!options.idempotent) {
             p.retry_statuses.clear();
             p.retry_dropped_connections = false;  // the call may have been performed
+            p.honor_should_retry = false;
         }
         auto state = std::make_shared<CallState>();
         p.classify = [state, throttle = throttle_, codes = options.idempotent ? retry_codes_ : std::vector<int>{}](
