@@ -63,14 +63,18 @@ struct EnvVarCommands {
     std::string ipython_code{};  ///< sets os.environ (run when the jupyter plugin is on)
     std::vector<std::pair<std::string, std::string>> commands{};  ///< (command, what it sets); empty for no vars
     std::string keys{};  ///< the upper-cased names, comma-separated
+    /// The values, as given and as the commands quote them: an env var may carry a key, and a
+    /// failing command's output (the server's text) may echo the command.
+    std::vector<std::string> values{};
 };
 
 /// The commands that export `env` (names upper-cased) in the sandbox.
 RUNBOX_DECL EnvVarCommands env_var_commands(const std::map<std::string, std::string>& env);
 
-/// Throws errc::server_error naming `keys` and `what` unless `obs` is a command that exited 0.
+/// Throws errc::server_error naming `keys` and `what` unless `obs` is a command that exited 0;
+/// the observation's text in the message is cut short and has every one of `secrets` redacted.
 RUNBOX_DECL void check_env_result(const Observation& obs, const std::string& keys, const std::string& what,
-                                  std::string_view provider);
+                                  std::string_view provider, const std::vector<std::string>& secrets);
 
 /// The env vars connect() exports (see Runtime::initial_env_vars).
 RUNBOX_DECL std::map<std::string, std::string> initial_env_vars(const Config& config, const RuntimeOptions& options);
@@ -282,11 +286,14 @@ public:
             cell.code = plan.ipython_code;
             run_action(std::move(cell));
         }
+        std::vector<std::string> secrets = plan.values;
+        const auto& endpoint_secrets = client().endpoint().secrets;
+        secrets.insert(secrets.end(), endpoint_secrets.begin(), endpoint_secrets.end());
         for (const auto& [command, what] : plan.commands) {
             CmdRunAction action;
             action.command = command;
             action.hidden = true;
-            detail::check_env_result(run_action(std::move(action)), plan.keys, what, AuthPolicy::name);
+            detail::check_env_result(run_action(std::move(action)), plan.keys, what, AuthPolicy::name, secrets);
         }
     }
 

@@ -59,7 +59,7 @@ public:
                     res.set_content(json{{"detail", "Internal server error: bad key " + key_}}.dump(), "application/json");
                     return;
                 }
-                const int exit_code = command == "false" ? 1 : 0;
+                const int exit_code = command == "false" || command.find("FAILME") != std::string::npos ? 1 : 0;
                 res.set_content(json{{"message", "Command `" + command + "` executed with exit code " + std::to_string(exit_code) + "."},
                                      {"observation", "run"},
                                      {"content", "ran: " + command},
@@ -528,6 +528,22 @@ TEST_CASE_METHOD(Fixture, "runtime: a download is bounded, a redirect is an erro
         CHECK(e.http_status() == 302);
     }
     CHECK(files_left() == 0);
+}
+
+TEST_CASE_METHOD(Fixture, "runtime: a failed env export names the variables, never their values") {
+    runbox::EventStream events;
+    TestRuntime rt(test_config(), events, {.attach_to_existing = true});
+    rt.connect();
+    try {
+        // The server answers with the command it ran (values and all), exit code 1.
+        rt.add_env_vars({{"api_token", "sk-supersecret\"FAILME"}});
+        FAIL("a failed export was accepted");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == runbox::errc::server_error);
+        CHECK(e.detail().find("Failed to add env vars [API_TOKEN] to environment: ran: export API_TOKEN=") == 0);
+        CHECK(e.detail().find("supersecret") == std::string::npos);  // neither as given nor as quoted
+        CHECK(std::string(e.what()).find("supersecret") == std::string::npos);
+    }
 }
 
 TEST_CASE_METHOD(Fixture, "runtime: a session key echoed by the server never appears in an error") {

@@ -24,6 +24,9 @@ RUNBOX_DECL EnvVarCommands env_var_commands(const std::map<std::string, std::str
     std::string persist;
     for (const auto& [key, value] : upper) {
         const std::string literal = json_string_literal(value);
+        if (!value.empty()) plan.values.push_back(value);
+        if (literal.size() > 2 && literal.substr(1, literal.size() - 2) != value)
+            plan.values.push_back(literal.substr(1, literal.size() - 2));
         exports += "export " + key + "=" + literal + "; ";
         persist += "touch ~/.bashrc; grep -q \"^export " + key + "=\" ~/.bashrc || echo \"export " + key + "=" +
                    literal + "\" >> ~/.bashrc; ";
@@ -38,12 +41,20 @@ RUNBOX_DECL EnvVarCommands env_var_commands(const std::map<std::string, std::str
 }
 
 RUNBOX_DECL void check_env_result(const Observation& obs, const std::string& keys, const std::string& what,
-                                  std::string_view provider) {
+                                  std::string_view provider, const std::vector<std::string>& secrets) {
     const auto* out = std::get_if<CmdOutputObservation>(&obs);
     if (out != nullptr && out->metadata.exit_code == 0) return;
-    const std::string content = out != nullptr ? out->content
-                                : std::holds_alternative<ErrorObservation>(obs) ? std::get<ErrorObservation>(obs).content
-                                                                                : std::string("unexpected observation");
+    std::string content = out != nullptr ? out->content
+                          : std::holds_alternative<ErrorObservation>(obs) ? std::get<ErrorObservation>(obs).content
+                                                                          : std::string("unexpected observation");
+    // Redacted before it is cut, so no secret is cut into a piece redact() cannot find.
+    content = redact(std::move(content), secrets);
+    constexpr std::size_t max_quoted = 2000;
+    if (content.size() > max_quoted) {
+        std::size_t cut = max_quoted;
+        while (cut > 0 && (static_cast<unsigned char>(content[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+        content = content.substr(0, cut) + "...";
+    }
     throw error(errc::server_error, "Failed to add env vars [" + keys + "] to " + what + ": " + content,
                 std::string(provider));
 }
