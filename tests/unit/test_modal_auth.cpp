@@ -149,6 +149,16 @@ TEST_CASE("jwt_expiry reads exp from the payload and nothing else", "[modal][aut
     CHECK_FALSE(jwt_expiry("e30.e30.sig").has_value());                    // {} has no exp
     CHECK_FALSE(jwt_expiry("e30.eyJleHAiOiJzb29uIn0.sig").has_value());    // "exp":"soon"
     CHECK_FALSE(jwt_expiry("e30.W1tbW1tbW1tbW11dXV1dXV1dXV0.s").has_value());  // an array, not an object
+    // Past system_clock's end (2262) the conversion would overflow: not an expiry at all.
+    const auto jwt_with_exp = [](const std::string& exp_value) {
+        std::string p = runbox::detail::base64_encode("{\"exp\":" + exp_value + "}");
+        for (char& c : p) c = c == '+' ? '-' : c == '/' ? '_' : c;
+        while (!p.empty() && p.back() == '=') p.pop_back();
+        return "e30." + p + ".s";
+    };
+    CHECK_FALSE(jwt_expiry(jwt_with_exp("10000000000")).has_value());  // year 2286
+    CHECK_FALSE(jwt_expiry(jwt_with_exp("1e300")).has_value());
+    CHECK(jwt_expiry(jwt_with_exp("3999999999")).has_value());  // 2096
 }
 
 TEST_CASE("base64: OpenSSL's codec with the lengths, padding and URL alphabet right", "[base64]") {

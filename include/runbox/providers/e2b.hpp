@@ -519,7 +519,7 @@ private:
         stream->reader = std::thread([stream, request = std::move(request), &transport, hidden = secrets()] {
             try {
                 const Response response =
-                    send_framed(transport, request, [&](Frame& frame) { return on_frame(*stream, frame); });
+                    send_framed(transport, request, [&](Frame& frame) { return on_frame(*stream, frame, hidden); });
                 if (!response.ok()) raise_envd_error(response, hidden);
             } catch (const error& e) {
                 std::lock_guard<std::mutex> lock(stream->mutex);
@@ -547,8 +547,9 @@ private:
         }
     }
 
-    // One Connect message of the Start stream.
-    static StreamAction on_frame(detail::ServerStream& stream, Frame& frame) {
+    // One Connect message of the Start stream. envd runs in the sandbox and holds its access
+    // token: its words are redacted like every other answer's (`hidden`).
+    static StreamAction on_frame(detail::ServerStream& stream, Frame& frame, const std::vector<std::string>& hidden) {
         if (frame.compressed()) throw error(errc::bad_response, "envd sent a compressed message unasked", "e2b");
         const auto json = runbox::detail::parse_untrusted_json(frame.payload);
         if (!json.is_object()) throw error(errc::bad_response, "envd sent a message that is not a JSON object", "e2b");
@@ -559,8 +560,8 @@ private:
                 const auto& e = json["error"];
                 const std::string code = cloud::string_field(e, "code", "unknown");
                 stream.failure = error(errc_from_connect_code(code),
-                                       "envd: " + cloud::string_field(e, "message", "the Start stream failed"), "e2b", 0,
-                                       std::nullopt, grpc_code_from_connect(code));
+                                       redact("envd: " + cloud::string_field(e, "message", "the Start stream failed"), hidden),
+                                       "e2b", 0, std::nullopt, grpc_code_from_connect(code));
             }
             return StreamAction::done;
         }

@@ -229,6 +229,7 @@ public:
         auto channel = channel_of(ctx);
         ctx.status(RuntimeStatus::starting_runtime, "Starting Modal sandbox...");
         app_id_ = get_app(channel);
+        channel.add_secret(jwt_);  // fetched by that first call, after the channel was built
         std::vector<runbox::detail::modal::TunnelData> tunnels;
         if (ctx.options.attach_to_existing) {
             if (auto found = find_by_sid(channel, ctx.options.sid)) {

@@ -127,7 +127,9 @@ inline std::optional<std::chrono::system_clock::time_point> jwt_expiry(std::stri
     const auto exp = json.find("exp");
     if (exp == json.end() || !exp->is_number()) return std::nullopt;
     const double seconds = exp->get<double>();
-    if (!(seconds > 0 && seconds < 1e11)) return std::nullopt;  // past year 5000: not a real expiry
+    // Past 2096 is not a real expiry, and system_clock's nanoseconds end in 2262: later values
+    // would overflow the conversion and the renewal arithmetic.
+    if (!(seconds > 0 && seconds < 4e9)) return std::nullopt;
     return std::chrono::system_clock::time_point(std::chrono::seconds(static_cast<std::int64_t>(seconds)));
 }
 
