@@ -173,9 +173,8 @@ public:
     Observation execute_action(const Action& action) {
         const auto timeout = timeout_of(action);
         if (!timeout) throw error(errc::config_invalid, "execute_action needs an action with a timeout", provider_);
-        Request request = make("POST", "/execute_action",
-                               std::chrono::milliseconds(static_cast<std::int64_t>(*timeout * 1000.0)) +
-                                   timeouts_.execute_margin);
+        // to_millis caps it (a year): an action's timeout is the caller's number, any double.
+        Request request = make("POST", "/execute_action", detail::to_millis(*timeout * 1000.0) + timeouts_.execute_margin);
         request.idempotent = false;
         request.headers.set("Content-Type", "application/json");
         request.body = detail::execute_action_body(action);

@@ -15,6 +15,7 @@
 /// created on another host are kept unless `other_hosts` (runbox cannot see those processes).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <optional>
@@ -105,7 +106,9 @@ void sweep_with(A& provider, ProviderContext<T>& ctx, const SweepOptions& option
         const bool in_lease = stale_entry(r);
         const Holder holder = holder_of(r.ownership);
         const bool held = holder == Holder::live || (holder == Holder::unknown && !options.other_hosts && !in_lease);
-        const bool old = !lease_only && now - r.ownership.created_ms >= options.older_than.count();
+        // The label is the provider's to report: clamped, a bogus one cannot overflow the age.
+        const std::int64_t created = std::clamp<std::int64_t>(r.ownership.created_ms, 0, now);
+        const bool old = !lease_only && now - created >= options.older_than.count();
         const bool owners = !options.owner || r.ownership.owner == *options.owner;
         if (held || !owners || !(old || in_lease)) {
             report.kept.push_back(r);

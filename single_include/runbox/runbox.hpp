@@ -894,6 +894,10 @@ struct RetryPolicy {
     std::chrono::milliseconds max_elapsed{60000};  ///< no wait may end past this budget
     std::vector<int> retry_statuses{429, 502, 503, 504};  ///< HTTP statuses retried (idempotent requests only)
     bool retry_dropped_connections = true;      ///< errc::transport errors
+    /// `x-should-retry: true` (Stainless SDKs' header) retries a status not in retry_statuses. Off
+    /// where only a refusal may be repeated (a create): a gateway's 502 with the header may come
+    /// after the API performed it. `x-should-retry: false` is always honoured.
+    bool honor_should_retry = true;
     /// Waits between attempts; tests inject a recorder.
     std::function<void(std::chrono::milliseconds)> sleep = [](std::chrono::milliseconds d) {
         std::this_thread::sleep_for(d);
@@ -992,7 +996,9 @@ Response send_with_retry(T& transport, const Request& request, const RetryPolicy
             const auto should_retry = response.headers.get("x-should-retry");
             bool retry = policy.retries_status(response.status);
             if (should_retry && detail::iequals(detail::trim(*should_retry), "false")) retry = false;
-            if (should_retry && detail::iequals(detail::trim(*should_retry), "true") && !response.ok()) retry = true;
+            if (policy.honor_should_retry && should_retry && detail::iequals(detail::trim(*should_retry), "true") &&
+                !response.ok())
+                retry = true;
             decision = RetryDecision{retry, parse_retry_after(response.headers)};
         }
         if (!decision->retry || body_delivered) return response;
@@ -1374,6 +1380,7 @@ RUNBOX_DECL std::optional<double> parse_non_negative(std::string_view text) {
 
 RUNBOX_DECL std::chrono::milliseconds to_millis(double ms) {
     constexpr double cap = 365.0 * 24 * 3600 * 1000;  // keeps the cast defined
+    if (!(ms > 0)) return std::chrono::milliseconds::zero();  // negative, zero or NaN
     return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(std::min(ms, cap))));
 }
 
@@ -5505,6 +5512,7 @@ private:
 /// runbox/src.hpp in compiled mode).
 
 
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -5513,6 +5521,7 @@ private:
 
 #include <cerrno>
 #include <mutex>
+#include <string_view>
 #include <set>
 
 namespace runbox {
@@ -5704,8 +5713,7 @@ RUNBOX_DECL void LeaseFile::update(const std::function<void(std::vector<LeaseEnt
         std::size_t end = text.find('\n', start);
         if (end == std::string::npos) end = text.size();
         // One flat object per line; a line that does not parse is dropped.
-        auto j = nlohmann::json::parse(text.begin() + static_cast<std::ptrdiff_t>(start),
-                                       text.begin() + static_cast<std::ptrdiff_t>(end), nullptr, false);
+        auto j = detail::parse_untrusted_json(std::string_view(text).substr(start, end - start));
         if (auto e = LeaseEntry::from_json(j)) all.push_back(std::move(*e));
         start = end + 1;
     }
@@ -5722,7 +5730,10 @@ RUNBOX_DECL void LeaseFile::update(const std::function<void(std::vector<LeaseEnt
         while (done < out.size()) {
             const ssize_t n = ::write(f.fd, out.data() + done, out.size() - done);
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) throw error(errc::config_invalid, "cannot write the lease file " + path_.string());
+            if (n <= 0) {
+                ::unlink(temp.c_str());  // a full disk leaves no temporary file behind
+                throw error(errc::config_invalid, "cannot write the lease file " + path_.string());
+            }
             done += static_cast<std::size_t>(n);
         }
     }
@@ -6266,9 +6277,8 @@ public:
     Observation execute_action(const Action& action) {
         const auto timeout = timeout_of(action);
         if (!timeout) throw error(errc::config_invalid, "execute_action needs an action with a timeout", provider_);
-        Request request = make("POST", "/execute_action",
-                               std::chrono::milliseconds(static_cast<std::int64_t>(*timeout * 1000.0)) +
-                                   timeouts_.execute_margin);
+        // to_millis caps it (a year): an action's timeout is the caller's number, any double.
+        Request request = make("POST", "/execute_action", detail::to_millis(*timeout * 1000.0) + timeouts_.execute_margin);
         request.idempotent = false;
         request.headers.set("Content-Type", "application/json");
         request.body = detail::execute_action_body(action);
@@ -7087,6 +7097,7 @@ RUNBOX_DECL std::filesystem::path download_path() {
 /// or its lease-file entry (Config::runbox_lease_file) names a process that is gone. Sandboxes
 /// created on another host are kept unless `other_hosts` (runbox cannot see those processes).
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <optional>
@@ -7172,7 +7183,9 @@ void sweep_with(A& provider, ProviderContext<T>& ctx, const SweepOptions& option
         const bool in_lease = stale_entry(r);
         const Holder holder = holder_of(r.ownership);
         const bool held = holder == Holder::live || (holder == Holder::unknown && !options.other_hosts && !in_lease);
-        const bool old = !lease_only && now - r.ownership.created_ms >= options.older_than.count();
+        // The label is the provider's to report: clamped, a bogus one cannot overflow the age.
+        const std::int64_t created = std::clamp<std::int64_t>(r.ownership.created_ms, 0, now);
+        const bool old = !lease_only && now - created >= options.older_than.count();
         const bool owners = !options.owner || r.ownership.owner == *options.owner;
         if (held || !owners || !(old || in_lease)) {
             report.kept.push_back(r);
@@ -7325,14 +7338,18 @@ struct EnvVarCommands {
     std::string ipython_code{};  ///< sets os.environ (run when the jupyter plugin is on)
     std::vector<std::pair<std::string, std::string>> commands{};  ///< (command, what it sets); empty for no vars
     std::string keys{};  ///< the upper-cased names, comma-separated
+    /// The values, as given and as the commands quote them: an env var may carry a key, and a
+    /// failing command's output (the server's text) may echo the command.
+    std::vector<std::string> values{};
 };
 
 /// The commands that export `env` (names upper-cased) in the sandbox.
 RUNBOX_DECL EnvVarCommands env_var_commands(const std::map<std::string, std::string>& env);
 
-/// Throws errc::server_error naming `keys` and `what` unless `obs` is a command that exited 0.
+/// Throws errc::server_error naming `keys` and `what` unless `obs` is a command that exited 0;
+/// the observation's text in the message is cut short and has every one of `secrets` redacted.
 RUNBOX_DECL void check_env_result(const Observation& obs, const std::string& keys, const std::string& what,
-                                  std::string_view provider);
+                                  std::string_view provider, const std::vector<std::string>& secrets);
 
 /// The env vars connect() exports (see Runtime::initial_env_vars).
 RUNBOX_DECL std::map<std::string, std::string> initial_env_vars(const Config& config, const RuntimeOptions& options);
@@ -7544,11 +7561,14 @@ public:
             cell.code = plan.ipython_code;
             run_action(std::move(cell));
         }
+        std::vector<std::string> secrets = plan.values;
+        const auto& endpoint_secrets = client().endpoint().secrets;
+        secrets.insert(secrets.end(), endpoint_secrets.begin(), endpoint_secrets.end());
         for (const auto& [command, what] : plan.commands) {
             CmdRunAction action;
             action.command = command;
             action.hidden = true;
-            detail::check_env_result(run_action(std::move(action)), plan.keys, what, AuthPolicy::name);
+            detail::check_env_result(run_action(std::move(action)), plan.keys, what, AuthPolicy::name, secrets);
         }
     }
 
@@ -7774,6 +7794,9 @@ RUNBOX_DECL EnvVarCommands env_var_commands(const std::map<std::string, std::str
     std::string persist;
     for (const auto& [key, value] : upper) {
         const std::string literal = json_string_literal(value);
+        if (!value.empty()) plan.values.push_back(value);
+        if (literal.size() > 2 && literal.substr(1, literal.size() - 2) != value)
+            plan.values.push_back(literal.substr(1, literal.size() - 2));
         exports += "export " + key + "=" + literal + "; ";
         persist += "touch ~/.bashrc; grep -q \"^export " + key + "=\" ~/.bashrc || echo \"export " + key + "=" +
                    literal + "\" >> ~/.bashrc; ";
@@ -7788,12 +7811,20 @@ RUNBOX_DECL EnvVarCommands env_var_commands(const std::map<std::string, std::str
 }
 
 RUNBOX_DECL void check_env_result(const Observation& obs, const std::string& keys, const std::string& what,
-                                  std::string_view provider) {
+                                  std::string_view provider, const std::vector<std::string>& secrets) {
     const auto* out = std::get_if<CmdOutputObservation>(&obs);
     if (out != nullptr && out->metadata.exit_code == 0) return;
-    const std::string content = out != nullptr ? out->content
-                                : std::holds_alternative<ErrorObservation>(obs) ? std::get<ErrorObservation>(obs).content
-                                                                                : std::string("unexpected observation");
+    std::string content = out != nullptr ? out->content
+                          : std::holds_alternative<ErrorObservation>(obs) ? std::get<ErrorObservation>(obs).content
+                                                                          : std::string("unexpected observation");
+    // Redacted before it is cut, so no secret is cut into a piece redact() cannot find.
+    content = redact(std::move(content), secrets);
+    constexpr std::size_t max_quoted = 2000;
+    if (content.size() > max_quoted) {
+        std::size_t cut = max_quoted;
+        while (cut > 0 && (static_cast<unsigned char>(content[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+        content = content.substr(0, cut) + "...";
+    }
     throw error(errc::server_error, "Failed to add env vars [" + keys + "] to " + what + ": " + content,
                 std::string(provider));
 }
@@ -14693,11 +14724,16 @@ RUNBOX_DECL ServerEndpoint Auth::start(const Config& config, const RuntimeOption
     std::chrono::milliseconds no_change{10000};
     const auto& startup = config.sandbox.runtime_startup_env_vars;
     if (auto it = startup.find("NO_CHANGE_TIMEOUT_SECONDS"); it != startup.end()) {
+        double seconds = 0;
         try {
-            no_change = std::chrono::milliseconds(static_cast<std::int64_t>(std::stod(it->second) * 1000));
+            seconds = std::stod(it->second);
         } catch (const std::exception&) {
             throw error(errc::config_invalid, "NO_CHANGE_TIMEOUT_SECONDS must be a number", "local");
         }
+        constexpr double max_seconds = 365.0 * 24 * 3600;  // keeps the conversion defined
+        if (!(seconds >= 0 && seconds <= max_seconds))  // NaN fails both
+            throw error(errc::config_invalid, "NO_CHANGE_TIMEOUT_SECONDS must be a number of seconds, at most a year", "local");
+        no_change = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
     }
 
     std::string url;
@@ -15113,6 +15149,7 @@ public:
         if (replay == Replay::refused_only) {
             p.retry_statuses = {429};
             p.retry_dropped_connections = false;
+            p.honor_should_retry = false;
         }
         return p;
     }
@@ -16940,7 +16977,7 @@ private:
         stream->reader = std::thread([stream, request = std::move(request), &transport, hidden = secrets()] {
             try {
                 const Response response =
-                    send_framed(transport, request, [&](Frame& frame) { return on_frame(*stream, frame); });
+                    send_framed(transport, request, [&](Frame& frame) { return on_frame(*stream, frame, hidden); });
                 if (!response.ok()) raise_envd_error(response, hidden);
             } catch (const error& e) {
                 std::lock_guard<std::mutex> lock(stream->mutex);
@@ -16968,8 +17005,9 @@ private:
         }
     }
 
-    // One Connect message of the Start stream.
-    static StreamAction on_frame(detail::ServerStream& stream, Frame& frame) {
+    // One Connect message of the Start stream. envd runs in the sandbox and holds its access
+    // token: its words are redacted like every other answer's (`hidden`).
+    static StreamAction on_frame(detail::ServerStream& stream, Frame& frame, const std::vector<std::string>& hidden) {
         if (frame.compressed()) throw error(errc::bad_response, "envd sent a compressed message unasked", "e2b");
         const auto json = runbox::detail::parse_untrusted_json(frame.payload);
         if (!json.is_object()) throw error(errc::bad_response, "envd sent a message that is not a JSON object", "e2b");
@@ -16980,8 +17018,8 @@ private:
                 const auto& e = json["error"];
                 const std::string code = cloud::string_field(e, "code", "unknown");
                 stream.failure = error(errc_from_connect_code(code),
-                                       "envd: " + cloud::string_field(e, "message", "the Start stream failed"), "e2b", 0,
-                                       std::nullopt, grpc_code_from_connect(code));
+                                       redact("envd: " + cloud::string_field(e, "message", "the Start stream failed"), hidden),
+                                       "e2b", 0, std::nullopt, grpc_code_from_connect(code));
             }
             return StreamAction::done;
         }
@@ -17317,6 +17355,7 @@ private:
         if (!options.idempotent) {
             p.retry_statuses.clear();
             p.retry_dropped_connections = false;  // the call may have been performed
+            p.honor_should_retry = false;
         }
         auto state = std::make_shared<CallState>();
         p.classify = [state, throttle = throttle_, codes = options.idempotent ? retry_codes_ : std::vector<int>{}](
@@ -17498,7 +17537,9 @@ inline std::optional<std::chrono::system_clock::time_point> jwt_expiry(std::stri
     const auto exp = json.find("exp");
     if (exp == json.end() || !exp->is_number()) return std::nullopt;
     const double seconds = exp->get<double>();
-    if (!(seconds > 0 && seconds < 1e11)) return std::nullopt;  // past year 5000: not a real expiry
+    // Past 2096 is not a real expiry, and system_clock's nanoseconds end in 2262: later values
+    // would overflow the conversion and the renewal arithmetic.
+    if (!(seconds > 0 && seconds < 4e9)) return std::nullopt;
     return std::chrono::system_clock::time_point(std::chrono::seconds(static_cast<std::int64_t>(seconds)));
 }
 
@@ -19239,6 +19280,7 @@ public:
         auto channel = channel_of(ctx);
         ctx.status(RuntimeStatus::starting_runtime, "Starting Modal sandbox...");
         app_id_ = get_app(channel);
+        channel.add_secret(jwt_);  // fetched by that first call, after the channel was built
         std::vector<runbox::detail::modal::TunnelData> tunnels;
         if (ctx.options.attach_to_existing) {
             if (auto found = find_by_sid(channel, ctx.options.sid)) {

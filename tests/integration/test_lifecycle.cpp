@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <limits>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -389,6 +390,24 @@ void sweep_releases_only_what_nobody_holds() {
     live.close();
     CHECK(!p.is_left(young));
     CHECK(p.is_left(foreign));
+}
+
+TEST_CASE("lifecycle: a creation time label from the far past or future is read without an overflow") {
+    Daytona p;
+    const auto config = config_for(p);
+    auto past = ownership_of_dead_process(0);
+    past.created_ms = std::numeric_limits<std::int64_t>::min();  // now - created wrapped around to "young"
+    const std::string ancient = p.add_owned(past);
+    auto future = ownership_of_dead_process(0);
+    future.created_ms = std::numeric_limits<std::int64_t>::max();
+    const std::string ahead = p.add_owned(future);
+
+    runbox::SweepOptions options;  // dry run, older than 1 h
+    const auto plan = runbox::sweep<runbox::daytona::Auth>(config, options);
+    REQUIRE(plan.actions.size() == 1);
+    CHECK(plan.actions[0].sandbox.id == ancient);  // as old as can be
+    REQUIRE(plan.kept.size() == 1);
+    CHECK(plan.kept[0].id == ahead);  // not old yet
 }
 
 TEST_CASE("lifecycle: daytona - sweep releases runbox's sandboxes that no live runtime holds, dry run first") {

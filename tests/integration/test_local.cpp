@@ -195,6 +195,22 @@ TEST_CASE("local: rows 39-41, environment variables") {
     }
 }
 
+TEST_CASE("local: NO_CHANGE_TIMEOUT_SECONDS must be a number of seconds, at most a year") {
+    for (const std::string value : {"soon", "-5", "inf", "nan", "1e300"}) {
+        INFO(value);
+        auto config = quiet_config();
+        config.sandbox.runtime_startup_env_vars = {{"NO_CHANGE_TIMEOUT_SECONDS", value}};
+        runbox::EventStream events;
+        runbox::LocalRuntime rt(config, events, {.sid = "no-change-" + std::to_string(value.size())});
+        try {
+            rt.connect();
+            FAIL("connect accepted NO_CHANGE_TIMEOUT_SECONDS=" << value);
+        } catch (const runbox::error& e) {
+            CHECK(e.code() == runbox::errc::config_invalid);
+        }
+    }
+}
+
 TEST_CASE("local: NO_CHANGE_TIMEOUT_SECONDS from runtime_startup_env_vars reaches the shell (row 25)") {
     auto config = quiet_config();
     config.sandbox.runtime_startup_env_vars = {{"NO_CHANGE_TIMEOUT_SECONDS", "1"}};

@@ -3,6 +3,7 @@
 #include "runbox/transport/transport.hpp"
 
 #include <chrono>
+#include <limits>
 #include <deque>
 #include <functional>
 #include <string>
@@ -241,6 +242,11 @@ TEST_CASE("parse_retry_after: a date centuries ahead is a capped wait, not an ov
         CHECK(*wait == year_ms);
     }
     CHECK(runbox::parse_retry_after(Headers{{"Retry-After", "Thu, 03 Dec 2026 12:00:09 GMT"}}, now) == milliseconds(9000));
+    // to_millis, which every caller-given or peer-given wait goes through: defined for any double.
+    CHECK(runbox::detail::to_millis(1e300) == year_ms);
+    CHECK(runbox::detail::to_millis(std::numeric_limits<double>::quiet_NaN()) == milliseconds(0));
+    CHECK(runbox::detail::to_millis(-1e300) == milliseconds(0));
+    CHECK(runbox::detail::to_millis(1.5) == milliseconds(2));
 }
 
 TEST_CASE("send_with_retry refuses a far Retry-After date within its budget", "[transport][retry]") {

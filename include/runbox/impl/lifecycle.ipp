@@ -5,6 +5,8 @@
 
 #include "runbox/lifecycle.hpp"
 
+#include "runbox/detail/json.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -13,6 +15,7 @@
 
 #include <cerrno>
 #include <mutex>
+#include <string_view>
 #include <set>
 
 namespace runbox {
@@ -204,8 +207,7 @@ RUNBOX_DECL void LeaseFile::update(const std::function<void(std::vector<LeaseEnt
         std::size_t end = text.find('\n', start);
         if (end == std::string::npos) end = text.size();
         // One flat object per line; a line that does not parse is dropped.
-        auto j = nlohmann::json::parse(text.begin() + static_cast<std::ptrdiff_t>(start),
-                                       text.begin() + static_cast<std::ptrdiff_t>(end), nullptr, false);
+        auto j = detail::parse_untrusted_json(std::string_view(text).substr(start, end - start));
         if (auto e = LeaseEntry::from_json(j)) all.push_back(std::move(*e));
         start = end + 1;
     }
@@ -222,7 +224,10 @@ RUNBOX_DECL void LeaseFile::update(const std::function<void(std::vector<LeaseEnt
         while (done < out.size()) {
             const ssize_t n = ::write(f.fd, out.data() + done, out.size() - done);
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) throw error(errc::config_invalid, "cannot write the lease file " + path_.string());
+            if (n <= 0) {
+                ::unlink(temp.c_str());  // a full disk leaves no temporary file behind
+                throw error(errc::config_invalid, "cannot write the lease file " + path_.string());
+            }
             done += static_cast<std::size_t>(n);
         }
     }

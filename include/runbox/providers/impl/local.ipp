@@ -46,11 +46,16 @@ RUNBOX_DECL ServerEndpoint Auth::start(const Config& config, const RuntimeOption
     std::chrono::milliseconds no_change{10000};
     const auto& startup = config.sandbox.runtime_startup_env_vars;
     if (auto it = startup.find("NO_CHANGE_TIMEOUT_SECONDS"); it != startup.end()) {
+        double seconds = 0;
         try {
-            no_change = std::chrono::milliseconds(static_cast<std::int64_t>(std::stod(it->second) * 1000));
+            seconds = std::stod(it->second);
         } catch (const std::exception&) {
             throw error(errc::config_invalid, "NO_CHANGE_TIMEOUT_SECONDS must be a number", "local");
         }
+        constexpr double max_seconds = 365.0 * 24 * 3600;  // keeps the conversion defined
+        if (!(seconds >= 0 && seconds <= max_seconds))  // NaN fails both
+            throw error(errc::config_invalid, "NO_CHANGE_TIMEOUT_SECONDS must be a number of seconds, at most a year", "local");
+        no_change = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
     }
 
     std::string url;

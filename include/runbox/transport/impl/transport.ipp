@@ -290,6 +290,7 @@ RUNBOX_DECL std::optional<double> parse_non_negative(std::string_view text) {
 
 RUNBOX_DECL std::chrono::milliseconds to_millis(double ms) {
     constexpr double cap = 365.0 * 24 * 3600 * 1000;  // keeps the cast defined
+    if (!(ms > 0)) return std::chrono::milliseconds::zero();  // negative, zero or NaN
     return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(std::min(ms, cap))));
 }
 
