@@ -79,7 +79,8 @@ struct ClientTimeouts {
     std::chrono::milliseconds copy_to{300000};  ///< POST /upload_file
     std::chrono::milliseconds vscode_token{10000};  ///< GET /vscode/connection_token
     std::chrono::milliseconds other{60000};  ///< every other request (/server_info, ...)
-    /// /execute_action waits the action's own timeout plus this margin.
+    /// /execute_action waits the action's own timeout plus this margin, for the whole answer
+    /// (a deadline, not only a bound on each read; so does each /alive attempt).
     std::chrono::milliseconds execute_margin{5000};
 };
 
@@ -128,7 +129,11 @@ public:
             if (left <= std::chrono::milliseconds::zero()) break;
             const bool capped = left < timeouts_.alive;
             try {
-                raise(tagged([&] { return transport_.send(make("GET", "/alive", std::min(timeouts_.alive, left))); }));
+                // The deadline, not only the per-read timeout: a server that trickles a byte at a
+                // time would otherwise hold one attempt, and connect(), open for ever.
+                Request attempt = make("GET", "/alive", std::min(timeouts_.alive, left));
+                attempt.deadline = clock::now() + attempt.timeout;
+                raise(tagged([&] { return transport_.send(attempt); }));
                 return;
             } catch (const error& e) {
                 // An attempt cut short by the deadline says less than the one before it.
@@ -182,6 +187,9 @@ public:
         Response response;
         {
             std::lock_guard<std::mutex> one_action_at_a_time(action_mutex_);
+            // The server answers within the action's timeout: the margin covers the rest, and a
+            // server trickling its answer cannot stretch the call past it.
+            request.deadline = std::chrono::steady_clock::now() + request.timeout;
             try {
                 response = send_once(request);
             } catch (const error& e) {

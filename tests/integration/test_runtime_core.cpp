@@ -530,6 +530,72 @@ TEST_CASE_METHOD(Fixture, "runtime: a download is bounded, a redirect is an erro
     CHECK(files_left() == 0);
 }
 
+// A hostile server that answers every request with a body trickled one byte at a time, each
+// byte well inside the client's per-read timeout.
+class TrickleServer {
+public:
+    TrickleServer() {
+        const auto trickle = [this](const httplib::Request&, httplib::Response& res) {
+            res.set_chunked_content_provider("application/json", [this](std::size_t, httplib::DataSink& sink) {
+                if (stopping_) return false;
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the hostile server's pace
+                return sink.write(" ", 1);
+            });
+        };
+        server_.Get("/alive", trickle);
+        server_.Post("/execute_action", trickle);
+        port_ = server_.bind_to_any_port("127.0.0.1");
+        thread_ = std::thread([this] { server_.listen_after_bind(); });
+        while (!server_.is_running()) std::this_thread::yield();
+    }
+    ~TrickleServer() {
+        stopping_ = true;
+        server_.stop();
+        thread_.join();
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+private:
+    std::atomic<bool> stopping_{false};
+    httplib::Server server_;
+    int port_ = 0;
+    std::thread thread_;
+};
+
+TEST_CASE("runtime: a server that trickles its answers cannot stretch /alive or an action past its bound") {
+    TrickleServer server;
+    runbox::HttplibTransport transport;
+    runbox::ServerEndpoint endpoint;
+    endpoint.url = server.url();
+    endpoint.alive_timeout = std::chrono::milliseconds(1000);
+    runbox::ClientTimeouts timeouts;
+    timeouts.execute_margin = std::chrono::milliseconds(500);
+    runbox::ActionExecutionClient<runbox::HttplibTransport> client(transport, endpoint, "test", timeouts);
+
+    // Each byte arrives long before the 5 s per-read timeout: only a deadline ends these. The
+    // bounds below are generous; without the deadlines both calls never return.
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        client.wait_until_alive();
+        FAIL("a trickling /alive counted as alive");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == runbox::errc::timeout);
+    }
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));
+
+    runbox::CmdRunAction action;
+    action.command = "true";
+    action.set_hard_timeout(1);
+    const auto sent = std::chrono::steady_clock::now();
+    try {
+        (void)client.execute_action(action);
+        FAIL("a trickled answer was taken");
+    } catch (const runbox::error& e) {
+        CHECK(e.code() == runbox::errc::timeout);
+    }
+    CHECK(std::chrono::steady_clock::now() - sent < std::chrono::seconds(30));
+}
+
 TEST_CASE_METHOD(Fixture, "runtime: a failed env export names the variables, never their values") {
     runbox::EventStream events;
     TestRuntime rt(test_config(), events, {.attach_to_existing = true});
