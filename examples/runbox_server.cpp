@@ -74,7 +74,7 @@ struct CommandLine {
                  "                     [--browsergym-eval-env ENV ...] [--host HOST]\n"
                  "  limits (defaults in docs/design.md): --max-body-bytes N --max-read-bytes N\n"
                  "  --max-download-bytes N --max-extracted-bytes N --max-extracted-entries N\n"
-                 "  --max-json-depth N --max-connections N --header-timeout SEC\n"
+                 "  --max-json-depth N --max-json-values N --max-connections N --header-timeout SEC\n"
                  "  --read-timeout SEC --write-timeout SEC --keep-alive-timeout SEC --file-action-timeout SEC\n"
               << "runbox-server: error: " << message << "\n";
     std::exit(2);
@@ -99,6 +99,7 @@ std::optional<std::function<void(long)>> limit_flag(const std::string& arg, runb
     if (arg == "--max-extracted-bytes") return bytes(o.max_extracted_bytes);
     if (arg == "--max-extracted-entries") return bytes(o.max_extracted_entries);
     if (arg == "--max-json-depth") return bytes(o.max_json_depth);
+    if (arg == "--max-json-values") return bytes(o.max_json_values);
     if (arg == "--max-connections") return bytes(o.max_connections);
     if (arg == "--header-timeout") return secs(o.header_timeout);
     if (arg == "--read-timeout") return secs(o.read_timeout);

@@ -1059,9 +1059,13 @@ inline constexpr std::size_t max_nesting_depth = 200;
 struct JsonLimits {
     std::size_t max_depth = max_nesting_depth;
     std::size_t max_bytes = std::size_t{256} << 20;  ///< the text's size, checked before parsing
+    /// Values (scalars and containers) in the whole text. The tree is far larger than its text:
+    /// `[{},{},...]` costs about 80 bytes per 3-byte `{},`, so 256 MiB of it would be 7 GB.
+    /// Two million values stay near 160 MB; runbox's own answers hold thousands.
+    std::size_t max_values = 2'000'000;
 };
 
-enum class json_failure { none, syntax, too_deep, too_large };
+enum class json_failure { none, syntax, too_deep, too_large, too_many_values };
 
 /// A short English reason for a failure ("nests deeper than 200 levels").
 inline std::string json_failure_text(json_failure failure, const JsonLimits& limits = {}) {
@@ -1070,6 +1074,7 @@ inline std::string json_failure_text(json_failure failure, const JsonLimits& lim
         case json_failure::syntax: return "is not valid JSON";
         case json_failure::too_deep: return "nests deeper than " + std::to_string(limits.max_depth) + " levels";
         case json_failure::too_large: return "is larger than " + std::to_string(limits.max_bytes) + " bytes";
+        case json_failure::too_many_values: return "holds more than " + std::to_string(limits.max_values) + " values";
     }
     return "is not valid JSON";
 }
@@ -1085,15 +1090,17 @@ BasicJson parse_untrusted_json(std::string_view text, const JsonLimits& limits =
     if (failure != nullptr) *failure = json_failure::none;
     if (text.size() > limits.max_bytes) return fail(json_failure::too_large);
     struct too_deep {};
+    struct too_many_values {};
     const std::size_t max_depth = limits.max_depth;
+    const std::size_t max_values = limits.max_values;
+    std::size_t values = 0;
     // `depth` counts the containers around the one that starts; throwing aborts the parse at
     // once (the parser is iterative, and 3.11 destroys partial values without recursion).
-    typename BasicJson::parser_callback_t check = [max_depth](int depth, typename BasicJson::parse_event_t event,
-                                                               BasicJson&) {
-        if ((event == BasicJson::parse_event_t::object_start || event == BasicJson::parse_event_t::array_start) &&
-            static_cast<std::size_t>(depth) >= max_depth) {
-            throw too_deep{};
-        }
+    typename BasicJson::parser_callback_t check = [max_depth, max_values, &values](
+                                                      int depth, typename BasicJson::parse_event_t event, BasicJson&) {
+        const bool opens = event == BasicJson::parse_event_t::object_start || event == BasicJson::parse_event_t::array_start;
+        if (opens && static_cast<std::size_t>(depth) >= max_depth) throw too_deep{};
+        if ((opens || event == BasicJson::parse_event_t::value) && ++values > max_values) throw too_many_values{};
         return true;
     };
     try {
@@ -1102,6 +1109,8 @@ BasicJson parse_untrusted_json(std::string_view text, const JsonLimits& limits =
         return value;
     } catch (const too_deep&) {
         return fail(json_failure::too_deep);
+    } catch (const too_many_values&) {
+        return fail(json_failure::too_many_values);
     }
 }
 
@@ -13262,6 +13271,8 @@ struct ActionServerOptions {
     std::size_t max_unauthenticated_body_bytes = std::size_t{64} << 10;
     /// Nesting depth of request JSON (and of Python literals inside actions).
     std::size_t max_json_depth = runbox::detail::max_nesting_depth;
+    /// Values in one request's JSON: the parsed tree is up to 25 times its text (JsonLimits).
+    std::size_t max_json_values = runbox::detail::JsonLimits{}.max_values;
     /// `read` returns at most this many bytes of a file and says it cut.
     std::size_t max_read_bytes = std::size_t{10} << 20;
     /// /download_files refuses (413) a tree whose files add up to more than this.
@@ -13400,7 +13411,9 @@ private:
     /// the generic 500 (wrapping handlers catch their own errors first).
     httplib::Server::Handler guarded(void (ActionServer::*handler)(const httplib::Request&, httplib::Response&));
 
-    runbox::detail::JsonLimits json_limits() const { return {options_.max_json_depth, options_.max_body_bytes}; }
+    runbox::detail::JsonLimits json_limits() const {
+        return {options_.max_json_depth, options_.max_body_bytes, options_.max_json_values};
+    }
 
     /// A JSON request body within the limits; a syntax error throws (the generic 500, as in
     /// the reference), a too-deep or too-large body is answered 422 here (then discarded).
@@ -14381,7 +14394,8 @@ RUNBOX_DECL void ActionServer::handle_server_info(const httplib::Request&, httpl
 RUNBOX_DECL void ActionServer::handle_execute_action(const httplib::Request& req, httplib::Response& res) {
     runbox::detail::json_failure failure{};
     json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
-    if (failure == runbox::detail::json_failure::too_deep || failure == runbox::detail::json_failure::too_large) {
+    if (failure == runbox::detail::json_failure::too_deep || failure == runbox::detail::json_failure::too_large ||
+        failure == runbox::detail::json_failure::too_many_values) {
         return detail::send_validation_error(
             res, "json_invalid", "'body', 0", "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
     }

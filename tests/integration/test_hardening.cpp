@@ -196,6 +196,20 @@ TEST_CASE("untrusted JSON: depth and size are bounded, a typed failure, no recur
     REQUIRE(why == json_failure::too_large);
     runbox::detail::parse_untrusted_json("{\"a\":", {}, &why);
     REQUIRE(why == json_failure::syntax);
+    // The tree is bounded too, not only the text: 3 bytes of `{},` become an object each.
+    std::string many = "[";
+    for (int i = 0; i < 1000; ++i) many += "{},";
+    many += "{}]";
+    auto counted = runbox::detail::parse_untrusted_json(many, {.max_values = 1000}, &why);
+    REQUIRE(why == json_failure::too_many_values);
+    REQUIRE(counted.is_discarded());
+    REQUIRE(runbox::detail::json_failure_text(why, {.max_values = 1000}) == "holds more than 1000 values");
+    (void)runbox::detail::parse_untrusted_json(many, {.max_values = 1002}, &why);  // the array and 1001 objects
+    REQUIRE(why == json_failure::none);
+    (void)runbox::detail::parse_untrusted_json("{\"a\":[1,2],\"b\":\"x\"}", {.max_values = 5}, &why);
+    REQUIRE(why == json_failure::none);  // object, array, 1, 2, "x"
+    (void)runbox::detail::parse_untrusted_json("{\"a\":[1,2],\"b\":\"x\"}", {.max_values = 4}, &why);
+    REQUIRE(why == json_failure::too_many_values);
 }
 
 TEST_CASE("row 2: the Python literal reader refuses deep nesting with a typed error", "[hardening][literal]") {
@@ -227,6 +241,26 @@ TEST_CASE("row 1: an action nesting 50 000 arrays is a 422, and the server keeps
     REQUIRE(detail["detail"] == "Invalid request parameters");
     REQUIRE(detail["errors"].get<std::string>().find("deeper than 200") != std::string::npos);
     REQUIRE(h.client.Get("/alive")->status == 200);
+    auto ran = h.post_action(action);
+    REQUIRE(ran->status == 200);
+    REQUIRE(json::parse(ran->body)["content"] == "still-here");
+}
+
+TEST_CASE("row 1: an action holding more values than max_json_values is a 422, and the server keeps serving", "[hardening][json]") {
+    ActionServerOptions options;
+    options.max_json_values = 10000;
+    Harness h(options);
+    json action = run_action("echo still-here");
+    std::string many = "[";
+    for (int i = 0; i < 20000; ++i) many += "{},";
+    many += "{}]";
+    const std::string body = "{\"action\":" + action.dump().substr(0, action.dump().size() - 1) +
+                             ",\"tool_call_metadata\":" + many + "}}";
+    auto res = h.client.Post("/execute_action", body, "application/json");
+    REQUIRE(res);
+    INFO(res->body);
+    REQUIRE(res->status == 422);
+    REQUIRE(json::parse(res->body)["errors"].get<std::string>().find("holds more than 10000 values") != std::string::npos);
     auto ran = h.post_action(action);
     REQUIRE(ran->status == 200);
     REQUIRE(json::parse(ran->body)["content"] == "still-here");

@@ -83,6 +83,8 @@ struct ActionServerOptions {
     std::size_t max_unauthenticated_body_bytes = std::size_t{64} << 10;
     /// Nesting depth of request JSON (and of Python literals inside actions).
     std::size_t max_json_depth = runbox::detail::max_nesting_depth;
+    /// Values in one request's JSON: the parsed tree is up to 25 times its text (JsonLimits).
+    std::size_t max_json_values = runbox::detail::JsonLimits{}.max_values;
     /// `read` returns at most this many bytes of a file and says it cut.
     std::size_t max_read_bytes = std::size_t{10} << 20;
     /// /download_files refuses (413) a tree whose files add up to more than this.
@@ -221,7 +223,9 @@ private:
     /// the generic 500 (wrapping handlers catch their own errors first).
     httplib::Server::Handler guarded(void (ActionServer::*handler)(const httplib::Request&, httplib::Response&));
 
-    runbox::detail::JsonLimits json_limits() const { return {options_.max_json_depth, options_.max_body_bytes}; }
+    runbox::detail::JsonLimits json_limits() const {
+        return {options_.max_json_depth, options_.max_body_bytes, options_.max_json_values};
+    }
 
     /// A JSON request body within the limits; a syntax error throws (the generic 500, as in
     /// the reference), a too-deep or too-large body is answered 422 here (then discarded).

@@ -394,7 +394,8 @@ RUNBOX_DECL void ActionServer::handle_server_info(const httplib::Request&, httpl
 RUNBOX_DECL void ActionServer::handle_execute_action(const httplib::Request& req, httplib::Response& res) {
     runbox::detail::json_failure failure{};
     json body = runbox::detail::parse_untrusted_json(req.body, json_limits(), &failure);
-    if (failure == runbox::detail::json_failure::too_deep || failure == runbox::detail::json_failure::too_large) {
+    if (failure == runbox::detail::json_failure::too_deep || failure == runbox::detail::json_failure::too_large ||
+        failure == runbox::detail::json_failure::too_many_values) {
         return detail::send_validation_error(
             res, "json_invalid", "'body', 0", "JSON " + runbox::detail::json_failure_text(failure, json_limits()));
     }
