@@ -7973,6 +7973,7 @@ RUNBOX_DECL std::string git_config_command(const Config& config) {
 namespace runbox::detail {
 
 /// What spawn() starts and how.
+/// (The child gets fds 0-2 only: every other descriptor is closed in it, close-on-exec or not.)
 struct SpawnOptions {
     std::vector<std::string> argv;                    ///< argv[0] is the program
     std::optional<std::vector<std::string>> env;      ///< "K=V" strings; nullopt: this process's environment
@@ -8030,6 +8031,9 @@ RUNBOX_DECL SpawnedChild spawn(const SpawnOptions& options) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     if (options.stdout_pipe) posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);  // dup2 clears CLOEXEC
+    // Only 0-2 cross: the host program's other descriptors (a download's stream, a socket opened
+    // by another thread without O_CLOEXEC) stay out of a child that may live as long as it does.
+    posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     if (options.new_process_group) {

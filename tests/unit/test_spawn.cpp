@@ -76,6 +76,23 @@ TEST_CASE("spawn: search_path finds a program on PATH; env replaces the environm
     REQUIRE(runbox::detail::wait_child(child.pid) == 0);
 }
 
+TEST_CASE("spawn: the child gets fds 0-2 only, not the descriptors the host left inheritable", "[spawn]") {
+    const int inheritable = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC, as a std::ofstream's
+    REQUIRE(inheritable >= 0);
+    REQUIRE(::dup2(inheritable, 100) == 100);
+    ::close(inheritable);
+    REQUIRE((::fcntl(100, F_GETFD) & FD_CLOEXEC) == 0);
+    runbox::detail::SpawnOptions options;
+    options.argv = {"/bin/sh", "-c", "if [ -e /proc/self/fd/100 ]; then echo inherited; else echo closed; fi; "
+                                     "[ -e /proc/self/fd/2 ] && echo stderr-kept"};
+    options.stdout_pipe = true;
+    const auto child = runbox::detail::spawn(options);
+    ::close(100);
+    REQUIRE(child.pid > 0);
+    CHECK(read_all(child.stdout_fd) == "closed\nstderr-kept\n");
+    REQUIRE(runbox::detail::wait_child(child.pid) == 0);
+}
+
 TEST_CASE("spawn: new_process_group puts the child in a group of its own", "[spawn]") {
     for (const bool own_group : {false, true}) {
         runbox::detail::SpawnOptions options;

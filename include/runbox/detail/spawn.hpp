@@ -23,6 +23,7 @@
 namespace runbox::detail {
 
 /// What spawn() starts and how.
+/// (The child gets fds 0-2 only: every other descriptor is closed in it, close-on-exec or not.)
 struct SpawnOptions {
     std::vector<std::string> argv;                    ///< argv[0] is the program
     std::optional<std::vector<std::string>> env;      ///< "K=V" strings; nullopt: this process's environment
